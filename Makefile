@@ -1,0 +1,138 @@
+# noxs: one non-recursive Makefile; every folder adds its targets through
+# its own module.mk (see docs/DESIGN.md, "Build").
+#
+#   make            build everything into build/
+#   make check      build and run every test suite (installs deps as root)
+#   make demo       run the main job on the simulator
+#   make SAN=address,undefined check   the same under sanitizers (build/san-*)
+#   make SAN=thread check-tsan         the concurrent parts under TSan
+#   make install PREFIX=/usr/local DESTDIR=...
+
+.DEFAULT_GOAL := all
+.DELETE_ON_ERROR:
+.SUFFIXES:
+
+comma := ,
+SAN ?=
+ifeq ($(SAN),)
+BUILD ?= build
+else
+BUILD ?= build/san-$(subst $(comma),-,$(SAN))
+endif
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
+DESTDIR ?=
+
+CC ?= cc
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+PKG_CONFIG ?= pkg-config
+
+WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wformat=2 -Wno-unused-parameter
+ifeq ($(CI),true)
+WARNINGS += -Werror
+endif
+ifneq ($(WERROR),)
+WARNINGS += -Werror
+endif
+
+OPT ?= -O2
+CFLAGS ?= $(OPT) -g
+SAN_FLAGS := $(if $(SAN),-fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all)
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -pthread -Iinclude \
+	$(WARNINGS) $(SAN_FLAGS) $(CFLAGS)
+BASE_LDFLAGS := -pthread $(SAN_FLAGS) $(LDFLAGS)
+
+# The real Xen libraries (Debian's libxen-dev). Project code links with
+# these; on a host without Xen, LD_LIBRARY_PATH=$(BUILD)/sim swaps in the
+# simulator, which has the same sonames and symbol versions.
+XEN_LIBS := -lxenevtchn -lxengnttab -lxenforeignmemory
+URCU_LIBS := -lurcu-qsbr -lurcu-common
+CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
+CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check 2>/dev/null || echo -lcheck)
+
+OBJDIR := $(BUILD)/obj
+LIBOUT := $(BUILD)/lib
+BINOUT := $(BUILD)/bin
+SIMOUT := $(BUILD)/sim
+TESTOUT := $(BUILD)/tests
+BENCHOUT := $(BUILD)/bench
+
+# Filled in by the module.mk files.
+ALL_TARGETS :=
+UNIT_TESTS :=
+INTEGRATION_TESTS :=
+TSAN_TESTS :=
+FUZZ_TARGETS :=
+BENCH_PROGS :=
+INSTALL_TARGETS :=
+
+$(OBJDIR)/%.o: %.c | deps-stamp
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(MODULE_CFLAGS_$(firstword $(subst /, ,$<))) \
+		-MMD -MP -c $< -o $@
+
+MODULES := sim libnoxs noxsd tools backends frontends compat-xs tests bench docs
+-include $(foreach m,$(MODULES),$(wildcard $(m)/module.mk))
+
+all: $(ALL_TARGETS)
+
+# Dependencies: Debian packages, installed when run as root (see README).
+deps-stamp:
+	@scripts/deps.sh build
+
+deps:
+	@scripts/deps.sh build
+
+# Environment for programs run from the build tree on the simulator.
+RUN_ENV = LD_LIBRARY_PATH=$(abspath $(SIMOUT)):$(abspath $(LIBOUT)) \
+	NOXS_BUILD=$(abspath $(BUILD))
+
+check: all $(UNIT_TESTS) $(INTEGRATION_TESTS)
+	@$(RUN_ENV) scripts/run-tests.sh $(UNIT_TESTS) $(INTEGRATION_TESTS)
+
+check-unit: all $(UNIT_TESTS)
+	@$(RUN_ENV) scripts/run-tests.sh $(UNIT_TESTS)
+
+check-tsan:
+	$(MAKE) SAN=thread tsan-run
+
+tsan-run: all $(TSAN_TESTS)
+	@$(RUN_ENV) TSAN_OPTIONS=halt_on_error=1 scripts/run-tests.sh $(TSAN_TESTS)
+
+demo: all
+	@$(RUN_ENV) scripts/demo.sh
+
+bench: all $(BENCH_PROGS)
+	@$(RUN_ENV) scripts/bench.sh short
+
+bench-full: all $(BENCH_PROGS)
+	@$(RUN_ENV) scripts/bench.sh full
+
+fuzz: $(FUZZ_TARGETS)
+	@scripts/run-fuzz.sh $(or $(FUZZ_SECONDS),10) $(FUZZ_TARGETS)
+
+install: all $(INSTALL_TARGETS)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build
+
+.PHONY: all check check-unit check-tsan tsan-run demo bench bench-full fuzz \
+	install format format-check clean deps deps-stamp
+
+-include $(shell find $(OBJDIR) -name '*.d' 2>/dev/null)

@@ -1,0 +1,40 @@
+#!/bin/sh
+# Make sure the Debian packages noxs needs are installed.
+#   scripts/deps.sh build    what `make`, `make check` and `make demo` need
+#   scripts/deps.sh compat   plus Debian's xenstored and xenstore tools
+#   scripts/deps.sh bench    plus gnuplot for the plots
+# As root, missing packages are installed with apt-get; otherwise the
+# script names them and fails.
+set -eu
+
+build_pkgs="gcc make pkg-config libxen-dev liburcu-dev check clang libclang-rt-14-dev"
+compat_pkgs="xen-utils-4.17 xenstore-utils"
+bench_pkgs="gnuplot-nox"
+
+case "${1:-build}" in
+build) want="$build_pkgs" ;;
+compat) want="$build_pkgs $compat_pkgs" ;;
+bench) want="$build_pkgs $compat_pkgs $bench_pkgs" ;;
+*) echo "usage: $0 build|compat|bench" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+	st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+	[ "$st" = installed ] || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "noxs: missing Debian packages:$missing" >&2
+	echo "noxs: install them with: sudo apt-get install$missing" >&2
+	exit 1
+fi
+echo "noxs: installing missing Debian packages:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+# A fresh machine has no package lists yet; refresh them once per hour at most.
+if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -60 2>/dev/null | head -n 1)" ]; then
+	apt-get update -qq >&2
+fi
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >&2
