@@ -69,12 +69,16 @@ BENCHOUT := $(BUILD)/bench
 
 # Filled in by the module.mk files.
 ALL_TARGETS :=
+SIM_TARGETS :=
+LIB_TARGETS :=
 UNIT_TESTS :=
 INTEGRATION_TESTS :=
 TSAN_TESTS :=
 FUZZ_TARGETS :=
 BENCH_PROGS :=
 INSTALL_TARGETS :=
+SIM_TARGETS :=
+LIB_TARGETS :=
 
 $(OBJDIR)/%.o: %.c | deps-stamp
 	@mkdir -p $(@D)
@@ -99,6 +103,10 @@ RUN_ENV = LD_LIBRARY_PATH=$(abspath $(SIMOUT)):$(abspath $(LIBOUT)) \
 
 check: all $(UNIT_TESTS) $(INTEGRATION_TESTS)
 	@$(RUN_ENV) scripts/run-tests.sh $(UNIT_TESTS) $(INTEGRATION_TESTS)
+
+# Build and run just the named test programs: make run T="build/tests/x ..."
+run: $(SIM_TARGETS) $(LIB_TARGETS) $(T)
+	@$(RUN_ENV) scripts/run-tests.sh $(T)
 
 check-unit: all $(UNIT_TESTS)
 	@$(RUN_ENV) scripts/run-tests.sh $(UNIT_TESTS)
@@ -132,7 +140,7 @@ format-check:
 clean:
 	rm -rf build
 
-.PHONY: all check check-unit check-tsan tsan-run demo bench bench-full fuzz \
+.PHONY: all run check check-unit check-tsan tsan-run demo bench bench-full fuzz \
 	install format format-check clean deps deps-stamp
 
 -include $(shell find $(OBJDIR) -name '*.d' 2>/dev/null)

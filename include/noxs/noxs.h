@@ -1,0 +1,387 @@
+/*
+ * libnoxs: the noxs device path without XenStore.
+ *
+ * Three roles use this library:
+ *   - the toolstack (noxsctl, compat-xs) talks to noxsd through a
+ *     noxs_client to create device pages and add/remove devices;
+ *   - a backend registers with noxsd for device types (noxs_backend),
+ *     and for each device noxsd brokers, owns a control page and an
+ *     unbound event channel (a noxs_dev);
+ *   - a frontend finds its device page from the bootstrap string
+ *     (noxs_frontend) and attaches to devices listed there (noxs_dev).
+ *
+ * Conventions (as in Xen's libxenevtchn and friends):
+ *   - handles are opaque; a handle is not thread-safe, use one per thread
+ *     or serialise; after fork() a child must not use inherited handles
+ *     except to close them;
+ *   - functions return -1 (or NULL) and set errno on failure; errno is
+ *     preserved across the cleanup a failing call does;
+ *   - the library logs nothing unless a logger is set with
+ *     noxs_set_logger();
+ *   - everything read from a page written by another domain is validated
+ *     before use; a peer that never lets a seqlock settle makes the read
+ *     fail with EBUSY after a bounded number of tries, never spin forever;
+ *     a malformed page fails with EPROTO.
+ */
+#ifndef NOXS_NOXS_H
+#define NOXS_NOXS_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <noxs/abi.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Logging                                                             */
+
+#define NOXS_LOG_ERR 3
+#define NOXS_LOG_WARNING 4
+#define NOXS_LOG_INFO 6
+#define NOXS_LOG_DEBUG 7
+
+typedef void noxs_log_fn(int priority, const char *fmt, va_list ap);
+
+/* Install a process-wide logger (NULL: log nothing, the default). */
+void noxs_set_logger(noxs_log_fn *fn);
+
+/* ------------------------------------------------------------------ */
+/* Names                                                               */
+
+/* "sysctl", "console", "blk", ... or NULL for an unknown type. */
+const char *noxs_type_name(unsigned int type);
+/* NOXS_DEV_* for a name, or 0 if unknown. */
+unsigned int noxs_type_from_name(const char *name);
+/* "Initialising", "InitWait", ... ("Unknown" outside 1..8). */
+const char *noxs_state_name(unsigned int state);
+
+/* ------------------------------------------------------------------ */
+/* Bootstrap string                                                    */
+
+struct noxs_boot {
+    uint16_t owner_domid; /* domain noxsd runs in */
+    uint32_t gref;        /* grant ref of the device page */
+    uint32_t port;        /* owner's unbound port for this guest */
+};
+
+/*
+ * Parse "noxs=<owner>:<gref>:<port>" (the "noxs=" prefix is optional).
+ * The string may be a whole kernel command line: the first "noxs=" word
+ * is used. Returns 0, or -1 with errno EINVAL (malformed, out of range)
+ * or ENOENT (no noxs= word).
+ */
+int noxs_boot_parse(const char *s, struct noxs_boot *out);
+/* Format into buf ("noxs=0:8:5"); returns the length or -1/ENOSPC. */
+int noxs_boot_format(const struct noxs_boot *b, char *buf, size_t len);
+/*
+ * Find this domain's bootstrap: $NOXS_BOOT if set, else /proc/cmdline.
+ * Returns 0, or -1 with errno ENOENT / EINVAL.
+ */
+int noxs_boot_find(struct noxs_boot *out);
+
+/* ------------------------------------------------------------------ */
+/* Key/value parameters (device-add parameters, control-page keys)     */
+
+struct noxs_kv {
+    const char *key;   /* NUL-terminated, 1..NOXS_CTRL_KEY_MAX bytes */
+    const char *value; /* NUL-terminated, <= NOXS_CTRL_VALUE_MAX bytes */
+};
+
+/* ------------------------------------------------------------------ */
+/* Toolstack: a connection to noxsd                                    */
+
+typedef struct noxs_client noxs_client;
+
+/* Default control socket; $NOXS_SOCKET overrides it. */
+#define NOXS_DEFAULT_SOCKET "/run/noxs/noxsd.sock"
+
+/*
+ * Connect to noxsd at path (NULL: $NOXS_SOCKET, else the default).
+ * Returns NULL with errno (ENOENT/ECONNREFUSED: noxsd not running).
+ */
+noxs_client *noxs_client_open(const char *path);
+int noxs_client_close(noxs_client *c);
+/* The socket, for poll() when watching. */
+int noxs_client_fd(noxs_client *c);
+/* Per-request timeout in ms (default 30000; <0: wait forever). */
+void noxs_client_set_timeout(noxs_client *c, int timeout_ms);
+
+/*
+ * Create the device page of domain domid and its notify port; fills
+ * *boot with what the guest needs. EEXIST if it exists already (and still
+ * fills *boot), EPERM if the caller may not change the registry.
+ */
+int noxs_domain_create(noxs_client *c, uint16_t domid, struct noxs_boot *boot);
+/* Remove every device of domid (backends told first), then its page. */
+int noxs_domain_destroy(noxs_client *c, uint16_t domid);
+
+/*
+ * Add a device: noxsd asks the backend registered for type in
+ * backend_domid to create it with params, writes the entry into the
+ * guest's device page, notifies the guest and then returns. Errors:
+ * ENOENT no such domain, ENODEV no backend for type, EEXIST device
+ * exists, ENOSPC device page full, EPERM, ETIMEDOUT backend did not
+ * answer, or the backend's own errno.
+ */
+int noxs_dev_add(noxs_client *c, uint16_t domid, unsigned int type,
+                 uint32_t devid, uint16_t backend_domid,
+                 const struct noxs_kv *params, size_t nparams);
+int noxs_dev_remove(noxs_client *c, uint16_t domid, unsigned int type,
+                    uint32_t devid);
+
+struct noxs_dev_info {
+    uint16_t domid;
+    uint16_t type;
+    uint32_t devid;
+    uint16_t backend_domid;
+    uint32_t control_gref;
+    uint32_t backend_port;
+    uint8_t backend_state;  /* last state the backend reported */
+    uint8_t frontend_state; /* likewise, as the backend saw it */
+};
+
+/*
+ * List the devices of domid (all domains if domid == NOXS_DOMID_ANY).
+ * *out is malloc'd (free() it); *count may be 0.
+ */
+#define NOXS_DOMID_ANY 0xffffu
+int noxs_dev_list(noxs_client *c, uint16_t domid, struct noxs_dev_info **out,
+                  size_t *count);
+
+struct noxs_domain_info {
+    uint16_t domid;
+    uint16_t owner_domid;
+    uint32_t gref;
+    uint32_t port;
+    uint32_t ndevices;
+};
+int noxs_domain_list(noxs_client *c, struct noxs_domain_info **out,
+                     size_t *count);
+
+struct noxs_status {
+    uint32_t version;      /* protocol version of the daemon */
+    uint32_t pid;          /* worker pid */
+    uint32_t keeper_pid;   /* page keeper pid */
+    uint32_t ndomains;
+    uint32_t ndevices;
+    uint32_t nbackends;
+    uint64_t uptime_ms;    /* of the worker */
+    uint64_t rss_bytes;    /* worker + keeper resident memory */
+    uint32_t restarts;     /* worker restarts seen by the keeper */
+    uint32_t reserved;
+};
+int noxs_status_get(noxs_client *c, struct noxs_status *out);
+
+/*
+ * Ask the backend of a device to act on key=value (e.g. the sysctl
+ * device's "shutdown"="poweroff") and wait up to timeout_ms for it to
+ * answer; the backend's answer (e.g. the guest's acknowledgement) is
+ * copied to reply (NUL-terminated). ETIMEDOUT if the guest did not
+ * answer in time.
+ */
+int noxs_dev_control(noxs_client *c, uint16_t domid, unsigned int type,
+                     uint32_t devid, const char *key, const char *value,
+                     int timeout_ms, char *reply, size_t reply_len);
+
+/* Watch events: device added/removed/state changed. */
+#define NOXS_EVENT_DEV_ADDED 1u
+#define NOXS_EVENT_DEV_REMOVED 2u
+#define NOXS_EVENT_DEV_STATE 3u
+#define NOXS_EVENT_DOMAIN_CREATED 4u
+#define NOXS_EVENT_DOMAIN_DESTROYED 5u
+
+struct noxs_event {
+    uint32_t kind; /* NOXS_EVENT_* */
+    struct noxs_dev_info dev;
+};
+
+/*
+ * Subscribe this connection to events of domid (NOXS_DOMID_ANY: all).
+ * Afterwards the connection should only be used for noxs_watch_next().
+ */
+int noxs_watch(noxs_client *c, uint16_t domid);
+/* Next event; 0 on success, -1/ETIMEDOUT after timeout_ms (<0: forever). */
+int noxs_watch_next(noxs_client *c, struct noxs_event *ev, int timeout_ms);
+
+/* ------------------------------------------------------------------ */
+/* A device endpoint: one side of a control page (both roles)          */
+
+typedef struct noxs_dev noxs_dev;
+
+uint16_t noxs_dev_frontend_domid(const noxs_dev *d);
+uint16_t noxs_dev_backend_domid(const noxs_dev *d);
+unsigned int noxs_dev_type(const noxs_dev *d);
+uint32_t noxs_dev_id(const noxs_dev *d);
+/* Our own port of the device's event channel. */
+uint32_t noxs_dev_port(const noxs_dev *d);
+/* For the backend: the grant ref of the control page. */
+uint32_t noxs_dev_gref(const noxs_dev *d);
+
+/*
+ * Our half. Changes are staged locally and become visible to the peer
+ * with noxs_dev_publish(), which writes the whole half under its seqlock
+ * and notifies the peer. Staging never fails for space silently:
+ * noxs_dev_set_kv() returns -1/E2BIG (key or value too long) or ENOSPC
+ * (the half's key/value area is full).
+ */
+int noxs_dev_set_kv(noxs_dev *d, const char *key, const char *value);
+int noxs_dev_del_kv(noxs_dev *d, const char *key);
+/* Our own staged value (NULL if unset). Valid until the next change. */
+const char *noxs_dev_get_own_kv(const noxs_dev *d, const char *key);
+int noxs_dev_set_refs(noxs_dev *d, const uint32_t *refs, unsigned int n);
+int noxs_dev_set_ports(noxs_dev *d, const uint32_t *ports, unsigned int n);
+void noxs_dev_set_features(noxs_dev *d, uint64_t features);
+void noxs_dev_set_state(noxs_dev *d, unsigned int state);
+unsigned int noxs_dev_state(const noxs_dev *d);
+int noxs_dev_publish(noxs_dev *d);
+
+/*
+ * The peer's half: noxs_dev_refresh() takes a validated snapshot of it
+ * (EBUSY: the peer keeps it torn, EPROTO: it is malformed); the getters
+ * below read that snapshot. noxs_dev_refresh returns 1 if the peer's
+ * generation changed since the previous refresh, 0 if not.
+ */
+int noxs_dev_refresh(noxs_dev *d);
+unsigned int noxs_dev_peer_state(const noxs_dev *d);
+uint32_t noxs_dev_peer_generation(const noxs_dev *d);
+uint64_t noxs_dev_peer_features(const noxs_dev *d);
+/* Peer's value for key into buf (NUL-terminated); length or -1/ENOENT,
+ * -1/ENOSPC if buf is too small. */
+int noxs_dev_peer_kv(const noxs_dev *d, const char *key, char *buf,
+                     size_t len);
+/* Peer's refs/ports; returns how many (copied up to max). */
+unsigned int noxs_dev_peer_refs(const noxs_dev *d, uint32_t *refs,
+                                unsigned int max);
+unsigned int noxs_dev_peer_ports(const noxs_dev *d, uint32_t *ports,
+                                 unsigned int max);
+/* Iterate the peer's keys: call fn for each; stops if fn returns != 0. */
+int noxs_dev_peer_kv_foreach(const noxs_dev *d,
+                             int (*fn)(const char *key, const char *value,
+                                       size_t value_len, void *arg),
+                             void *arg);
+
+/* Notify the peer (a notification carries no data). */
+int noxs_dev_notify(noxs_dev *d);
+
+/*
+ * Block until the peer's half changes (generation differs from the last
+ * noxs_dev_refresh()) or timeout_ms passes (<0: forever, 0: just check).
+ * Spins briefly on the page word, then sleeps on the event channel.
+ * Returns 1 changed (and refreshed), 0 timeout, -1 error (EBUSY/EPROTO
+ * as refresh; EPIPE if the peer's event channel was closed).
+ */
+int noxs_dev_wait(noxs_dev *d, int timeout_ms);
+
+/*
+ * Block until the peer reaches state >= min_state or one of Closing/
+ * Closed (returns that state), or timeout (0 / -1 as noxs_dev_wait).
+ */
+int noxs_dev_wait_state(noxs_dev *d, unsigned int min_state, int timeout_ms);
+
+/* ------------------------------------------------------------------ */
+/* Frontend                                                            */
+
+typedef struct noxs_frontend noxs_frontend;
+
+/*
+ * Map this domain's device page (read-only) and bind its notify port.
+ * boot == NULL: noxs_boot_find(). Errors: ENOENT no bootstrap, EPROTO
+ * the page is not a noxs device page or not for this domain, and the
+ * errors of the grant and event-channel calls.
+ */
+noxs_frontend *noxs_frontend_open(const struct noxs_boot *boot);
+int noxs_frontend_close(noxs_frontend *f);
+uint16_t noxs_frontend_domid(const noxs_frontend *f);
+/* The event-channel fd of this domain (all its devices), for poll(). */
+int noxs_frontend_fd(noxs_frontend *f);
+
+/*
+ * Validated snapshot of the device page's entries (at most max, VALID
+ * entries only). Returns the number of entries and sets *generation.
+ */
+int noxs_frontend_devices(noxs_frontend *f, struct noxs_devpage_entry *out,
+                          unsigned int max, uint32_t *generation);
+/*
+ * Block until the device page's generation differs from generation or
+ * timeout (1 changed, 0 timeout, -1 error).
+ */
+int noxs_frontend_wait(noxs_frontend *f, uint32_t generation, int timeout_ms);
+/*
+ * Consume pending events on this domain's channel without blocking
+ * (call when noxs_frontend_fd() is readable). Returns how many.
+ */
+int noxs_frontend_handle_events(noxs_frontend *f);
+
+/*
+ * Attach to device (type, devid) listed in the device page: map its
+ * control page (read-write, checking the backend's identity fields),
+ * bind its event channel. Our half starts at Initialising. ENOENT if
+ * the device is not listed.
+ */
+noxs_dev *noxs_frontend_attach(noxs_frontend *f, unsigned int type,
+                               uint32_t devid);
+/*
+ * Wait up to timeout_ms for (type, devid) to appear, then attach.
+ */
+noxs_dev *noxs_frontend_attach_wait(noxs_frontend *f, unsigned int type,
+                                    uint32_t devid, int timeout_ms);
+/* Publish Closed if not already, unbind and unmap. */
+int noxs_dev_detach(noxs_dev *d);
+
+/* ------------------------------------------------------------------ */
+/* Backend                                                             */
+
+typedef struct noxs_backend noxs_backend;
+
+struct noxs_backend_ops {
+    /*
+     * noxsd asks to create a device. The control page and the unbound
+     * channel already exist; publish features/keys (the library then
+     * publishes InitWait). Return 0 to accept, or -errno to refuse.
+     * params are the toolstack's KEY=VALUE parameters.
+     */
+    int (*create)(noxs_backend *b, noxs_dev *d, const struct noxs_kv *params,
+                  size_t nparams, void *arg);
+    /* The frontend's half changed (already refreshed). */
+    void (*changed)(noxs_backend *b, noxs_dev *d, void *arg);
+    /* noxsd asks for control key=value; write up to reply_len bytes of
+     * reply. Return 0 answered now, 1 will answer later with
+     * noxs_backend_control_reply(), or -errno. */
+    int (*control)(noxs_backend *b, noxs_dev *d, const char *key,
+                   const char *value, uint32_t request, void *arg);
+    /* The device is going away (dev-rm or domain destroy); the library
+     * walks Closing -> Closed and frees d after this returns. */
+    void (*remove)(noxs_backend *b, noxs_dev *d, void *arg);
+};
+
+/*
+ * Connect to noxsd (path NULL: default) and register as the backend for
+ * types[0..ntypes) in this domain. EADDRINUSE: another backend serves one
+ * of these types in this domain.
+ */
+noxs_backend *noxs_backend_open(const char *path, const unsigned int *types,
+                                size_t ntypes,
+                                const struct noxs_backend_ops *ops, void *arg);
+int noxs_backend_close(noxs_backend *b);
+/* One fd that is readable when noxs_backend_dispatch() has work. */
+int noxs_backend_fd(noxs_backend *b);
+/* Handle requests and events; waits up to timeout_ms for the first. */
+int noxs_backend_dispatch(noxs_backend *b, int timeout_ms);
+/* Answer a control request deferred by ops->control returning 1. */
+int noxs_backend_control_reply(noxs_backend *b, uint32_t request, int err,
+                               const char *reply);
+/* Report our device's states to noxsd (for dev-list and watchers). */
+int noxs_backend_report(noxs_backend *b, noxs_dev *d);
+/* Per-device user pointer. */
+void noxs_dev_set_user(noxs_dev *d, void *user);
+void *noxs_dev_user(const noxs_dev *d);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NOXS_NOXS_H */
