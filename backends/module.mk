@@ -1,0 +1,20 @@
+# Reference backends built on libnoxs. One binary per device type, each
+# serving every guest's devices of that type from one process.
+
+SYSCTL_BACK := $(BINOUT)/noxs-sysctl-back
+SYSCTL_BACK_OBJS := $(OBJDIR)/backends/sysctl/sysctl-back.o
+
+$(SYSCTL_BACK): $(SYSCTL_BACK_OBJS) $(LIBOUT)/libnoxs.so
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $(SYSCTL_BACK_OBJS) -L$(LIBOUT) -lnoxs \
+		$(XEN_LIBS)
+
+ALL_TARGETS += $(SYSCTL_BACK)
+
+install-backends: $(SYSCTL_BACK)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(SYSCTL_BACK) $(DESTDIR)$(SBINDIR)/
+	install -m 0644 backends/sysctl/noxs-sysctl-back.8 $(DESTDIR)$(MANDIR)/man8/
+
+INSTALL_TARGETS += install-backends
+.PHONY: install-backends

@@ -1,0 +1,444 @@
+/*
+ * noxs-sysctl-back: the backend of the sysctl device (shutdown requests).
+ *
+ * One process serves the sysctl devices of every guest: it registers with
+ * noxsd for NOXS_DEV_SYSCTL, and libnoxs hands it a noxs_dev per device.
+ * Per device it only follows the frontend's state (xenbus style):
+ *
+ *   frontend Initialising/Unknown  -> we (re)publish InitWait, clearing a
+ *                                     request left from a previous session
+ *   frontend Initialised/Connected -> we go Connected
+ *   frontend Closing               -> we go Closing
+ *   frontend Closed                -> we go Closed (a restarted frontend
+ *                                     starts again at Initialising)
+ *
+ * A toolstack request (noxsd's control key "shutdown" = reason) is checked
+ * against what the frontend advertised ("feature-<reason>" = "1" in its
+ * half, or the NOXS_SYSCTL_* feature bit), written as our key "shutdown",
+ * and answered later, when the frontend's "shutdown-ack" names the reason
+ * (reply: the reason), or with an error: ENOTSUP (not advertised),
+ * ENOTCONN (frontend not Connected), ECONNRESET (it closed without
+ * acknowledging), ECANCELED (a newer request replaced it), ENODEV (the
+ * device was removed) or ETIMEDOUT (no answer within --timeout).
+ *
+ * Why a FIFO for deadlines: every request gets the same timeout, so
+ * deadlines are ordered by arrival and the earliest is always at the head;
+ * arming, answering and expiring are O(1) however many guests there are.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <noxs/noxs.h>
+
+struct reason {
+    const char *name;
+    uint64_t feature;
+};
+
+static const struct reason reasons[] = {
+    {"poweroff", NOXS_SYSCTL_POWEROFF},
+    {"reboot", NOXS_SYSCTL_REBOOT},
+    {"suspend", NOXS_SYSCTL_SUSPEND},
+    {"crash", NOXS_SYSCTL_CRASH},
+};
+#define NREASONS (sizeof(reasons) / sizeof(reasons[0]))
+
+/* Per device, hung on the noxs_dev's user pointer. */
+struct sysdev {
+    noxs_dev *dev;
+    const struct reason *pending; /* request waiting for the guest */
+    uint32_t request;
+    int64_t deadline_ms;
+    struct sysdev *prev, *next; /* in the pending FIFO */
+};
+
+static struct {
+    struct sysdev *head, *tail;
+} fifo;
+
+static bool foreground;
+static int verbosity;
+static int64_t timeout_ms = 60000;
+static noxs_backend *backend;
+
+/* ---- logging: stderr in the foreground, syslog otherwise ---- */
+
+static void vlog(int priority, const char *fmt, va_list ap)
+{
+    int saved = errno;
+
+    if (priority == LOG_DEBUG && verbosity < 2)
+        return;
+    if (priority == LOG_INFO && verbosity < 1)
+        return;
+    if (foreground) {
+        fputs("noxs-sysctl-back: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+    } else {
+        vsyslog(priority, fmt, ap);
+    }
+    errno = saved;
+}
+
+static void log_at(int priority, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void log_at(int priority, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vlog(priority, fmt, ap);
+    va_end(ap);
+}
+
+#define log_warnx(...) log_at(LOG_WARNING, __VA_ARGS__)
+#define log_info(...) log_at(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_at(LOG_DEBUG, __VA_ARGS__)
+
+static void library_log(int priority, const char *fmt, va_list ap)
+{
+    vlog(priority, fmt, ap);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const struct reason *reason_by_name(const char *name)
+{
+    for (size_t i = 0; i < NREASONS; i++)
+        if (strcmp(reasons[i].name, name) == 0)
+            return &reasons[i];
+    return NULL;
+}
+
+/* ---- pending requests ---- */
+
+static void unlink_pending(struct sysdev *s)
+{
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        fifo.head = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    else
+        fifo.tail = s->prev;
+    s->prev = s->next = NULL;
+}
+
+/* Answer s's pending request with err (0: acknowledged). */
+static void answer(struct sysdev *s, int err)
+{
+    const struct reason *r = s->pending;
+
+    if (r == NULL)
+        return;
+    s->pending = NULL;
+    unlink_pending(s);
+    if (err == 0)
+        log_info("domain %u: shutdown %s acknowledged",
+                 noxs_dev_frontend_domid(s->dev), r->name);
+    else
+        log_info("domain %u: shutdown %s failed: %s",
+                 noxs_dev_frontend_domid(s->dev), r->name, strerror(err));
+    if (noxs_backend_control_reply(backend, s->request, err,
+                                   err == 0 ? r->name : NULL) < 0)
+        log_warnx("domain %u: cannot answer request %u: %s",
+                  noxs_dev_frontend_domid(s->dev), s->request,
+                  strerror(errno));
+}
+
+static void expire(int64_t now)
+{
+    while (fifo.head != NULL && fifo.head->deadline_ms <= now)
+        answer(fifo.head, ETIMEDOUT);
+}
+
+/* ---- the device's state machine ---- */
+
+static void set_state(noxs_dev *d, unsigned int state)
+{
+    if (noxs_dev_state(d) == state)
+        return;
+    noxs_dev_set_state(d, state);
+    if (noxs_dev_publish(d) < 0)
+        log_warnx("domain %u: publish %s: %s", noxs_dev_frontend_domid(d),
+                  noxs_state_name(state), strerror(errno));
+    else
+        log_debug("domain %u: %s", noxs_dev_frontend_domid(d),
+                  noxs_state_name(state));
+    noxs_backend_report(backend, d);
+}
+
+static bool acknowledged(noxs_dev *d, const struct reason *r)
+{
+    char ack[32];
+
+    return noxs_dev_peer_kv(d, "shutdown-ack", ack, sizeof(ack)) >= 0 &&
+           strcmp(ack, r->name) == 0;
+}
+
+static int sysctl_create(noxs_backend *b, noxs_dev *d,
+                         const struct noxs_kv *params, size_t nparams,
+                         void *arg)
+{
+    struct sysdev *s = calloc(1, sizeof(*s));
+
+    if (s == NULL)
+        return -ENOMEM;
+    s->dev = d;
+    noxs_dev_set_user(d, s);
+    log_info("domain %u: sysctl device %u created",
+             noxs_dev_frontend_domid(d), noxs_dev_id(d));
+    return 0; /* the library publishes InitWait */
+}
+
+static void sysctl_changed(noxs_backend *b, noxs_dev *d, void *arg)
+{
+    struct sysdev *s = noxs_dev_user(d);
+    unsigned int fe = noxs_dev_peer_state(d);
+    unsigned int own = noxs_dev_state(d);
+
+    if (s == NULL)
+        return;
+    if (s->pending != NULL && acknowledged(d, s->pending))
+        answer(s, 0);
+
+    switch (fe) {
+    case NOXS_STATE_UNKNOWN:
+    case NOXS_STATE_INITIALISING:
+        if (own != NOXS_STATE_INITWAIT) {
+            /* A new frontend session: forget the old request. */
+            answer(s, ECONNRESET);
+            noxs_dev_del_kv(d, "shutdown");
+            set_state(d, NOXS_STATE_INITWAIT);
+        }
+        break;
+    case NOXS_STATE_INITIALISED:
+    case NOXS_STATE_CONNECTED:
+        if (own == NOXS_STATE_INITWAIT || own == NOXS_STATE_INITIALISING)
+            set_state(d, NOXS_STATE_CONNECTED);
+        break;
+    case NOXS_STATE_CLOSING:
+        answer(s, ECONNRESET);
+        if (own != NOXS_STATE_CLOSED)
+            set_state(d, NOXS_STATE_CLOSING);
+        break;
+    case NOXS_STATE_CLOSED:
+        answer(s, ECONNRESET);
+        set_state(d, NOXS_STATE_CLOSED);
+        break;
+    default:
+        break;
+    }
+}
+
+static int sysctl_control(noxs_backend *b, noxs_dev *d, const char *key,
+                          const char *value, uint32_t request, void *arg)
+{
+    struct sysdev *s = noxs_dev_user(d);
+    const struct reason *r;
+    char flag[8];
+    char fkey[32];
+
+    if (s == NULL)
+        return -ENODEV;
+    if (strcmp(key, "shutdown") != 0)
+        return -EINVAL;
+    r = reason_by_name(value);
+    if (r == NULL)
+        return -EINVAL;
+    /* No refresh here: the library refreshes before changed(), and a
+     * refresh of ours would swallow the change it is about to report. */
+    if (noxs_dev_peer_state(d) != NOXS_STATE_CONNECTED) {
+        log_info("domain %u: shutdown %s: frontend is %s",
+                 noxs_dev_frontend_domid(d), r->name,
+                 noxs_state_name(noxs_dev_peer_state(d)));
+        return -ENOTCONN;
+    }
+    snprintf(fkey, sizeof(fkey), "feature-%s", r->name);
+    if (!(noxs_dev_peer_features(d) & r->feature) &&
+        !(noxs_dev_peer_kv(d, fkey, flag, sizeof(flag)) >= 0 &&
+          strcmp(flag, "1") == 0)) {
+        log_info("domain %u: shutdown %s not supported by the guest",
+                 noxs_dev_frontend_domid(d), r->name);
+        return -ENOTSUP;
+    }
+    answer(s, ECANCELED);
+    if (noxs_dev_set_kv(d, "shutdown", r->name) < 0 ||
+        noxs_dev_publish(d) < 0)
+        return -errno;
+    log_info("domain %u: shutdown %s requested", noxs_dev_frontend_domid(d),
+             r->name);
+    s->pending = r;
+    s->request = request;
+    s->deadline_ms = now_ms() + timeout_ms;
+    s->prev = fifo.tail;
+    s->next = NULL;
+    if (fifo.tail != NULL)
+        fifo.tail->next = s;
+    else
+        fifo.head = s;
+    fifo.tail = s;
+    return 1;
+}
+
+static void sysctl_remove(noxs_backend *b, noxs_dev *d, void *arg)
+{
+    struct sysdev *s = noxs_dev_user(d);
+
+    if (s == NULL)
+        return;
+    answer(s, ENODEV);
+    log_info("domain %u: sysctl device %u removed", noxs_dev_frontend_domid(d),
+             noxs_dev_id(d));
+    noxs_dev_set_user(d, NULL);
+    free(s);
+}
+
+static const struct noxs_backend_ops ops = {
+    .create = sysctl_create,
+    .changed = sysctl_changed,
+    .control = sysctl_control,
+    .remove = sysctl_remove,
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+        "usage: noxs-sysctl-back [-dv] [--socket PATH] [--timeout SECONDS]\n"
+        "\n"
+        "Serve the sysctl device (shutdown requests) of every guest.\n"
+        "  -d, --foreground  stay in the foreground and log to stderr\n"
+        "  -v                more logging (twice: debug)\n"
+        "  --socket PATH     noxsd's control socket (default $NOXS_SOCKET,\n"
+        "                    else " NOXS_DEFAULT_SOCKET ")\n"
+        "  --timeout SECONDS how long a guest may take to acknowledge (60)\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"foreground", no_argument, NULL, 'd'},
+        {"socket", required_argument, NULL, 's'},
+        {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const unsigned int types[] = {NOXS_DEV_SYSCTL};
+    const char *socket_path = NULL;
+    struct rlimit rl;
+    sigset_t mask;
+    int sfd, c, status = 0;
+
+    while ((c = getopt_long(argc, argv, "dvh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd': foreground = true; break;
+        case 'v': verbosity++; break;
+        case 's': socket_path = optarg; break;
+        case 't': {
+            char *end;
+            double secs = strtod(optarg, &end);
+
+            if (*end != '\0' || !(secs > 0) || secs > 86400) {
+                fprintf(stderr, "noxs-sysctl-back: bad --timeout %s\n", optarg);
+                return 1;
+            }
+            timeout_ms = (int64_t)(secs * 1000);
+            break;
+        }
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 1;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 1;
+    }
+    if (!foreground) {
+        openlog("noxs-sysctl-back", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+        if (daemon(0, 0) < 0) {
+            perror("noxs-sysctl-back: daemon");
+            return 1;
+        }
+    }
+    noxs_set_logger(library_log);
+    /* Each guest's device holds a grant and a port; allow thousands. */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0) {
+        log_warnx("signalfd: %s", strerror(errno));
+        return 1;
+    }
+
+    backend = noxs_backend_open(socket_path, types, 1, &ops, NULL);
+    if (backend == NULL) {
+        log_warnx("cannot register with noxsd at %s: %s",
+                  socket_path ? socket_path
+                  : getenv("NOXS_SOCKET") ? getenv("NOXS_SOCKET")
+                                          : NOXS_DEFAULT_SOCKET,
+                  strerror(errno));
+        return 1;
+    }
+    log_info("serving sysctl devices");
+
+    for (;;) {
+        struct pollfd pfd[2] = {
+            {.fd = noxs_backend_fd(backend), .events = POLLIN},
+            {.fd = sfd, .events = POLLIN},
+        };
+        int wait = -1;
+
+        if (fifo.head != NULL) {
+            int64_t left = fifo.head->deadline_ms - now_ms();
+
+            wait = left < 0 ? 0 : (int)left;
+        }
+        if (poll(pfd, 2, wait) < 0 && errno != EINTR) {
+            log_warnx("poll: %s", strerror(errno));
+            status = 1;
+            break;
+        }
+        if (pfd[1].revents) {
+            log_info("signal: exiting");
+            break;
+        }
+        if (pfd[0].revents && noxs_backend_dispatch(backend, 0) < 0 &&
+            errno != EAGAIN && errno != ETIMEDOUT && errno != EINTR) {
+            log_warnx("lost noxsd: %s", strerror(errno));
+            status = 1;
+            break;
+        }
+        expire(now_ms());
+    }
+    while (fifo.head != NULL)
+        answer(fifo.head, ECANCELED);
+    noxs_backend_close(backend);
+    return status;
+}
