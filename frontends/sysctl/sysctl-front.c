@@ -23,6 +23,7 @@
  * are read from a file or a pipe as they arrive, so a driver program may
  * stream domains in one at a time. With --report the program prints one
  * line per event on stdout, with CLOCK_MONOTONIC timestamps in ns:
+ *   opened DOMID NS           the domain's device page is mapped
  *   connected DOMID NS        both halves Connected (backend seen)
  *   shutdown DOMID REASON NS  acknowledged a request and closed
  *   closed DOMID              the backend closed or removed the device
@@ -370,6 +371,8 @@ static struct guest *guest_open(uint16_t domid, const struct noxs_boot *boot)
         fail(g, "epoll");
         return g;
     }
+    if (report && many)
+        printf("opened %u %lld\n", domid, now_ns());
     step(g);
     return g;
 }
