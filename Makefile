@@ -56,7 +56,7 @@ BASE_LDFLAGS := -pthread $(SAN_FLAGS) $(LDFLAGS)
 # these; on a host without Xen, LD_LIBRARY_PATH=$(BUILD)/sim swaps in the
 # simulator, which has the same sonames and symbol versions.
 XEN_LIBS := -lxenevtchn -lxengnttab -lxenforeignmemory
-URCU_LIBS := -lurcu-qsbr -lurcu-common
+URCU_LIBS := -lurcu-memb -lurcu-cds -lurcu-common
 CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check 2>/dev/null || echo -lcheck)
 
