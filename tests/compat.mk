@@ -1,0 +1,53 @@
+# compat-xs tests: the xenstored harness (LD_PRELOAD shim), the legacy
+# driver pair, conformance of Debian's xenstore tools, watches,
+# transactions, error cases; plus the path-parser fuzz target.
+# See docs/COMPAT.md.
+
+COMPAT_TESTOUT := $(TESTOUT)/compat
+
+# The shim is built against Xen's own headers, which need GNU C.
+$(COMPAT_TESTOUT)/xsshim.so: tests/compat/xsshim.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -D_GNU_SOURCE -fPIC -shared $(WARNINGS) $(CFLAGS) \
+		-fvisibility=hidden -o $@ $< -ldl
+
+# The legacy driver pair: xs_* only, linked with -lxenstore (Debian's at
+# build time; compat-xs's at run time when its directory is first in
+# LD_LIBRARY_PATH).
+LEGACY_BINS := $(BINOUT)/legacy-back $(BINOUT)/legacy-front \
+	$(BINOUT)/legacy-toolstack
+LEGACY_COMMON := $(OBJDIR)/frontends/legacy/legacy.o
+
+$(BINOUT)/legacy-back: $(OBJDIR)/backends/legacy/xsback.o $(LEGACY_COMMON)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore
+$(BINOUT)/legacy-toolstack: $(OBJDIR)/backends/legacy/xstoolstack.o $(LEGACY_COMMON)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore
+$(BINOUT)/legacy-front: $(OBJDIR)/frontends/legacy/xsfront.o $(LEGACY_COMMON)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore
+
+ALL_TARGETS += $(LEGACY_BINS)
+
+# Test scripts are copied next to what they use, so they find the build
+# through $NOXS_BUILD alone.
+COMPAT_HELPERS := $(COMPAT_TESTOUT)/xsshim.so $(COMPAT_TESTOUT)/xsd.sh \
+	$(COMPAT_TESTOUT)/lib.sh $(LEGACY_BINS)
+COMPAT_SCRIPTS := $(patsubst tests/compat/%,$(COMPAT_TESTOUT)/%,\
+	$(wildcard tests/compat/test-*.sh))
+
+$(COMPAT_TESTOUT)/xsd.sh $(COMPAT_TESTOUT)/lib.sh: $(COMPAT_TESTOUT)/%: tests/compat/%
+	@mkdir -p $(@D)
+	cp $< $@
+$(COMPAT_SCRIPTS): $(COMPAT_TESTOUT)/%: tests/compat/% $(COMPAT_HELPERS) | compat-deps
+	@mkdir -p $(@D)
+	cp $< $@
+
+# The tests compare against Debian's real daemons and tools.
+compat-deps:
+	@scripts/deps.sh compat
+
+.PHONY: compat-deps
+
+INTEGRATION_TESTS += $(COMPAT_SCRIPTS)

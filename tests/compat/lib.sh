@@ -1,0 +1,51 @@
+# Helpers for the compat tests (sourced). Each test runs in its own
+# temporary directory ($NOXS_TEST_DIR from scripts/run-tests.sh, else a
+# fresh one) and stops whatever it started on exit.
+set -eu
+
+COMPAT_DIR=$(cd "$(dirname "$0")" && pwd)
+NOXS_BUILD=${NOXS_BUILD:-$(cd "$COMPAT_DIR/../.." && pwd)}
+BIN=$NOXS_BUILD/bin
+XEN_BIN=${XEN_BIN:-/usr/lib/xen-4.17/bin}
+export XSSHIM=$COMPAT_DIR/xsshim.so
+WORK=${NOXS_TEST_DIR:-$(mktemp -d)}
+WORK=$(mktemp -d "$WORK/compat.XXXXXX")
+_cleanups=""
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+note() { echo "--- $*"; }
+at_exit() { _cleanups="$*; $_cleanups"; }
+_run_cleanups() { eval "$_cleanups" 2>/dev/null || true; }
+trap _run_cleanups EXIT
+
+# Tests that need Debian's daemons skip (exit 77 -> reported as a
+# failure by run-tests.sh only if the tools could not be installed).
+need_xen_tools() {
+	[ -x "$XEN_BIN/xenstored" ] && command -v xenstore-read >/dev/null ||
+		fail "Debian's xen-utils-4.17 / xenstore-utils missing (scripts/deps.sh compat)"
+}
+
+# xsd_start xenstored|oxenstored NAME: start a real daemon in $WORK/NAME
+# and export XENSTORED_PATH for the clients that follow.
+xsd_start() {
+	d=$WORK/$2
+	mkdir -p "$d"
+	line=$("$COMPAT_DIR/xsd.sh" start "$1" "$d") || fail "cannot start $1"
+	export "${line?}"
+	at_exit "'$COMPAT_DIR/xsd.sh' stop '$d'"
+}
+
+# expect_eq WHAT GOT WANT
+expect_eq() {
+	[ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"
+}
+
+# wait_line FILE PATTERN: wait (up to 20 s) for a line in FILE.
+wait_line() {
+	i=0
+	until grep -q -- "$2" "$1" 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -gt 2000 ] && fail "no '$2' in $1: $(cat "$1")"
+		sleep 0.01
+	done
+}
