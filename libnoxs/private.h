@@ -1,0 +1,128 @@
+/*
+ * libnoxs internals shared between the library's own files.
+ *
+ * Nothing here is part of the public ABI: symbols are hidden by
+ * -fvisibility=hidden and by libnoxs.map; only functions marked
+ * NOXS_EXPORT (and named noxs_*) are exported. Internal functions are
+ * prefixed noxs_i_ so that the version script's "noxs_*" glob would still
+ * not matter: they have hidden visibility at compile time.
+ *
+ * Grouped by the file that defines them.
+ */
+#ifndef NOXS_PRIVATE_H
+#define NOXS_PRIVATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <xenevtchn.h>
+#include <xengnttab.h>
+
+#include <noxs/abi.h>
+#include <noxs/noxs.h>
+#include <noxs/page.h>
+
+#define NOXS_EXPORT __attribute__((visibility("default")))
+
+/* ---- log.c ---- */
+
+/* Log through the logger set with noxs_set_logger(); errno is preserved. */
+void noxs_i_log(int priority, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define noxs_i_err(...) noxs_i_log(NOXS_LOG_ERR, __VA_ARGS__)
+#define noxs_i_warn(...) noxs_i_log(NOXS_LOG_WARNING, __VA_ARGS__)
+#define noxs_i_info(...) noxs_i_log(NOXS_LOG_INFO, __VA_ARGS__)
+#define noxs_i_debug(...) noxs_i_log(NOXS_LOG_DEBUG, __VA_ARGS__)
+
+/* ---- boot.c ---- */
+
+/*
+ * This process's domain id: $NOXS_DOMID, else $NOXS_SIM_DOMID, else 0.
+ * A malformed value counts as unset.
+ */
+uint16_t noxs_i_self_domid(void);
+/* True if $NOXS_DOMID or $NOXS_SIM_DOMID names a domain explicitly. */
+bool noxs_i_self_domid_known(void);
+
+/* ---- dev.c ---- */
+
+#define NOXS_I_ROLE_BACKEND 0u
+#define NOXS_I_ROLE_FRONTEND 1u
+
+/*
+ * Called for an event that a wait consumed on the shared event-channel
+ * handle for a port other than the one it waited on (see noxs_dev_wait).
+ */
+typedef void noxs_i_stray_fn(void *arg, uint32_t port);
+
+struct noxs_dev {
+    unsigned int role;       /* NOXS_I_ROLE_* */
+    unsigned int own_half;   /* NOXS_CTRL_BACKEND or NOXS_CTRL_FRONTEND */
+    unsigned int peer_half;
+    void *page;              /* the mapped control page */
+    xengntshr_handle *gs;    /* backend: the sharing handle (not owned) */
+    xengnttab_handle *gt;    /* frontend: the mapping handle (not owned) */
+    xenevtchn_handle *xce;   /* shared per domain (not owned) */
+    uint32_t port;           /* our local port */
+    uint32_t remote_port;    /* frontend: the backend's port */
+    uint32_t gref;           /* the control page's grant ref */
+    uint16_t backend_domid;
+    uint16_t frontend_domid;
+    unsigned int type;
+    uint32_t devid;
+    bool peer_valid;         /* peer holds a validated snapshot */
+    uint32_t peer_generation_seen;
+    unsigned int spin_misses; /* adaptive spinning in noxs_dev_wait */
+    struct noxs_ctrl_half own;  /* authoritative copy of our half */
+    struct noxs_ctrl_half peer; /* last validated snapshot of the peer */
+    char *own_value;         /* buffer behind noxs_dev_get_own_kv */
+    void *user;
+    struct noxs_frontend *frontend; /* frontend role: the owner */
+    struct noxs_dev *next;          /* in the frontend's list */
+    noxs_i_stray_fn *stray;
+    void *stray_arg;
+};
+
+/*
+ * Backend side of a new device: share one zeroed page read-write with
+ * frontend_domid, bind an unbound port for it, and fill our half's
+ * identity (magic, version, type, devid, domids), state Initialising and
+ * ports[0] = the port. Nothing is published yet. NULL with errno on
+ * failure, having released whatever it took.
+ */
+noxs_dev *noxs_i_dev_backend_new(xengntshr_handle *gs, xenevtchn_handle *xce,
+                                 uint16_t self_domid, uint16_t frontend_domid,
+                                 unsigned int type, uint32_t devid);
+/* Unbind the port, unshare/unmap the page and free d (either role). */
+void noxs_i_dev_free(noxs_dev *d);
+/*
+ * Backend side of removal: publish Closing, wait up to timeout_ms for the
+ * frontend to reach Closing or Closed (skipped if it never published or
+ * is already Closed), publish Closed. Returns 0, or -1/ETIMEDOUT if the
+ * frontend did not answer (Closed is published anyway), or -1 with the
+ * publish error. d is not freed.
+ */
+int noxs_i_dev_backend_close(noxs_dev *d, int timeout_ms);
+/*
+ * Optional: have waits on d report events they consume for other ports
+ * of d's event-channel handle to fn (e.g. to mark those devices dirty).
+ */
+void noxs_i_dev_set_stray(noxs_dev *d, noxs_i_stray_fn *fn, void *arg);
+
+/* Milliseconds on CLOCK_MONOTONIC. */
+int64_t noxs_i_now_ms(void);
+/*
+ * One blocking step on an event-channel handle: poll its fd until
+ * readable or deadline_ms (<0: forever) passes, then consume one pending
+ * event and unmask it. Returns the port consumed, 0 on timeout, -1 on
+ * error. A consumed port other than `mine` goes to stray (if set).
+ */
+int noxs_i_evtchn_wait_one(xenevtchn_handle *xce, int64_t deadline_ms);
+
+/* ---- frontend.c ---- */
+
+/* Drop d from its frontend's list (called by noxs_i_dev_free). */
+void noxs_i_frontend_forget(struct noxs_frontend *f, noxs_dev *d);
+
+#endif /* NOXS_PRIVATE_H */
