@@ -1,0 +1,22 @@
+# Integration tests of the reference drivers (sysctl) and of the device
+# lifecycle, crash safety and permissions they exercise. Shell tests run
+# as they are; their C probes are built first (a script depends on them).
+# (tests/module.mk includes every tests/*.mk.)
+
+DRIVER_TESTS := sysctl-shutdown lifecycle-sysctl perm-isolation \
+	crash-noxsd crash-peers
+DRIVER_PROBES := perm-probe crash-probe
+
+define driver_probe_rules
+$$(TESTOUT)/$(1): $$(OBJDIR)/tests/integration/$(1).o $$(LIBOUT)/libnoxs.so
+	@mkdir -p $$(@D)
+	$$(CC) $$(BASE_LDFLAGS) -o $$@ $$< -L$$(LIBOUT) -lnoxs $$(XEN_LIBS)
+endef
+$(foreach p,$(DRIVER_PROBES),$(eval $(call driver_probe_rules,$(p))))
+
+# The scripts need the drivers, the probes and noxsctl/noxsd built.
+$(foreach t,$(DRIVER_TESTS),tests/integration/$(t).sh): \
+	$(addprefix $(TESTOUT)/,$(DRIVER_PROBES)) \
+	$(BINOUT)/noxs-sysctl-back $(BINOUT)/noxs-sysctl-front
+
+INTEGRATION_TESTS += $(foreach t,$(DRIVER_TESTS),tests/integration/$(t).sh)
