@@ -1,0 +1,96 @@
+#!/bin/bash
+# kill -9 of noxsd's worker at many points during a storm of dev-adds.
+# After each restart: every acknowledged device is listed by noxsd and in
+# its guest's device page; while the worker is down, connected devices
+# stay connected (both halves Connected, read from the pages as the guest
+# sees them); at the end new adds still work.
+. "$(dirname "$0")/sysctl-lib.sh"
+
+probe=$T_BUILD/tests/crash-probe
+[ -x "$probe" ] || t_fail "$probe is missing"
+N=${CRASH_DOMAINS:-40}
+KILLS=${CRASH_KILLS:-8}
+
+t_start_noxsd
+t_start_backend
+: >"$T_DIR/boot.txt"
+for ((d = 1; d <= N + 1; d++)); do
+	echo "$d $(t_domain $d)" >>"$T_DIR/boot.txt"
+done
+# One process plays every guest (domain N+1 is for the final add).
+"$T_BIN/noxs-sysctl-front" --domains "$T_DIR/boot.txt" --report \
+	>"$T_DIR/front.out" 2>"$T_DIR/front.log" &
+T_PIDS+=($!)
+t_wait 200 "the guests to open their pages" \
+	bash -c "[ \$(grep -c '^opened' '$T_DIR/front.out') -ge $((N + 1)) ]"
+
+# The storm: add devices one after another, retrying (bounded) while
+# noxsd is down; record what noxsd acknowledged.
+storm() {
+	local d tries out
+	for ((d = 1; d <= N; d++)); do
+		for ((tries = 0; tries < 400; tries++)); do
+			if out=$("$T_BIN/noxsctl" dev-add $d sysctl 0 2>&1); then
+				echo $d >>"$T_DIR/acked"
+				break
+			fi
+			case $out in *xists*) echo $d >>"$T_DIR/present"; break ;; esac
+			sleep 0.02
+		done
+	done
+}
+: >"$T_DIR/acked"
+: >"$T_DIR/present"
+storm &
+storm_pid=$!
+T_PIDS+=($storm_pid)
+
+# t_check_pages: every Connected device (from the last dev-list we saved)
+# is intact in the guest's pages.
+t_check_pages() {
+	local d gref boot n=0
+	while read -r d gref; do
+		boot=$(sed -n "s/^$d //p" "$T_DIR/boot.txt")
+		NOXS_SIM_DOMID=$d "$probe" $d "$boot" "$gref" ||
+			t_fail "domain $d's pages broke while noxsd was down"
+		n=$((n + 1))
+	done <"$T_DIR/connected"
+	echo $n
+}
+save_connected() {
+	: >"$T_DIR/connected"
+	for d in $(grep '^connected' "$T_DIR/front.out" | awk '{print $2}'); do
+		gref=$(noxsctl dev-list $d --json 2>/dev/null | tr -d ' \n' |
+			sed -n 's/.*"control_gref":\([0-9]*\).*/\1/p')
+		[ -n "$gref" ] && echo "$d $gref" >>"$T_DIR/connected"
+	done
+	return 0
+}
+
+for ((k = 1; k <= KILLS; k++)); do
+	sleep 0.$((RANDOM % 20 + 5))
+	save_connected
+	kill -9 "$T_NOXSD"
+	wait "$T_NOXSD" 2>/dev/null
+	n=$(t_check_pages) || exit 1
+	t_start_noxsd
+	t_log "kill $k: $n connected device(s) intact while noxsd was down;" \
+		"acked so far $(wc -l <"$T_DIR/acked")"
+done
+for ((i = 0; i < 600; i++)); do kill -0 $storm_pid 2>/dev/null || break; sleep 0.05; done
+kill -0 $storm_pid 2>/dev/null && t_fail "the dev-add storm did not finish"
+wait $storm_pid
+
+# Everything acknowledged is there, and the guests connected to it.
+for d in $(cat "$T_DIR/acked" "$T_DIR/present"); do
+	noxsctl dev-list $d --json | grep -q '"control_gref"' ||
+		t_fail "acknowledged device of domain $d is missing after restarts"
+	t_wait 200 "domain $d's guest to connect" grep -q "^connected $d " "$T_DIR/front.out"
+done
+t_log "$(wc -l <"$T_DIR/acked") acknowledged + $(wc -l <"$T_DIR/present") already-present devices all listed and connected"
+
+# New adds work.
+d=$((N + 1))
+noxsctl dev-add $d sysctl 0 >/dev/null || t_fail "dev-add after the restarts"
+t_wait 200 "the new device to connect" grep -q "^connected $d " "$T_DIR/front.out"
+t_log "PASS"
