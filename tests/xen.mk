@@ -1,0 +1,51 @@
+# check-xen: boot real Xen 4.17 (Debian's packages) under QEMU with a PV
+# dom0 and a PV guest, and run noxs across them. See docs/XEN.md.
+#
+#   make check-xen               the whole lane (downloads cached in build/xen)
+#   make check-xen XEN_NOXS=0    only the Xen interface checks, without noxs
+#   make xen-initrd              build the images without booting
+#
+# Env for tests/xen/boot.sh: XEN_TIMEOUT, QEMU_CPU, QEMU_SMP, QEMU_ACCEL.
+
+XEN_DIR ?= build/xen
+XEN_PROGDIR := $(BUILD)/xen-progs
+XEN_NOXS ?= 1
+XEN_READY := $(XEN_DIR)/root/.complete
+XEN_CC := $(CC) -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-format-zero-length
+XEN_STATIC_LIBS := -lxenforeignmemory -lxengnttab -lxenevtchn -lxencall \
+	-lxentoolcore -lxentoollog -lpthread -ldl
+
+# Programs of this lane that only need Debian's libraries: static.
+XEN_PROGS := $(XEN_PROGDIR)/xsmoke $(XEN_PROGDIR)/xcross
+# The xenstored baseline uses Debian's shared libxenstore, as xl does.
+XEN_DYN_PROGS := $(XEN_PROGDIR)/xs-handshake
+# Programs that link libnoxs (dynamic, like the project's binaries).
+XEN_NOXS_PROGS := $(XEN_PROGDIR)/noxs-probe $(XEN_PROGDIR)/noxs-handshake
+XEN_NOXS_DEPS := $(BINOUT)/noxsd $(BINOUT)/noxsctl $(BINOUT)/noxs-sysctl-back \
+	$(BINOUT)/noxs-sysctl-front $(XEN_NOXS_PROGS)
+
+# Host tools and the boot packages (apt); also needed to build the programs.
+$(XEN_READY): tests/xen/fetch.sh tests/xen/common.sh
+	@XEN_DIR=$(XEN_DIR) tests/xen/fetch.sh
+
+$(XEN_PROGDIR)/%: tests/xen/src/%.c tests/xen/src/report.h | $(XEN_READY)
+	@mkdir -p $(@D)
+	$(XEN_CC) -static -o $@ $< $(XEN_STATIC_LIBS)
+
+$(XEN_DYN_PROGS): $(XEN_PROGDIR)/%: tests/xen/src/%.c tests/xen/src/report.h | $(XEN_READY)
+	@mkdir -p $(@D)
+	$(XEN_CC) -o $@ $< -lxenstore
+
+$(XEN_NOXS_PROGS): $(XEN_PROGDIR)/%: tests/xen/src/%.c tests/xen/src/report.h \
+		$(LIBOUT)/libnoxs.so.1 | $(XEN_READY)
+	@mkdir -p $(@D)
+	$(XEN_CC) -Iinclude -o $@ $< -L$(LIBOUT) -l:libnoxs.so.1 $(XEN_LIBS) -pthread
+
+xen-initrd: $(XEN_READY) $(XEN_PROGS) $(XEN_DYN_PROGS) $(if $(filter 1,$(XEN_NOXS)),$(XEN_NOXS_DEPS))
+	@XEN_DIR=$(XEN_DIR) tests/xen/mkinitrd.sh $(XEN_PROGDIR) \
+		$(if $(filter 1,$(XEN_NOXS)),$(BUILD))
+
+check-xen: xen-initrd
+	@XEN_DIR=$(XEN_DIR) tests/xen/boot.sh
+
+.PHONY: check-xen xen-initrd

@@ -1,0 +1,68 @@
+#!/bin/sh
+# check-xen, step 3: boot Xen + dom0 under QEMU (TCG, no KVM needed), wait
+# for dom0's /init to finish, turn the serial log into PASS/FAIL lines and
+# an exit status (0 all expected checks passed, 1 otherwise).
+#
+# Env: XEN_TIMEOUT (s, default 600), QEMU_CPU (default qemu64: -cpu max
+# needs Xen's smap=0 smep=0), QEMU_SMP (default 2), XEN_ARGS (extra Xen
+# command line), QEMU_ACCEL (default tcg; kvm where available).
+set -eu
+. "$(dirname "$0")/common.sh"
+kv=$(kernel_version) || die "run fetch.sh first"
+for f in xen dom0-initrd expected; do [ -f "$XEN_OUT/$f" ] || die "missing $XEN_OUT/$f"; done
+mkdir -p "$XEN_LOGS"
+log=$XEN_LOGS/serial.log
+tmo=${XEN_TIMEOUT:-600}
+
+rm -f "$log" "$XEN_LOGS/serial.txt" "$XEN_LOGS/results" "$XEN_LOGS/missing"
+start=$(date +%s)
+# QEMU's multiboot -initrd takes "module cmdline,module2": the dom0 kernel
+# command line must not contain a comma.
+qemu-system-x86_64 -machine pc,accel="${QEMU_ACCEL:-tcg}" -cpu "${QEMU_CPU:-qemu64}" \
+	-smp "${QEMU_SMP:-2}" -m 1536 -nographic -no-reboot -monitor none \
+	-serial "file:$log" -display none -net none \
+	-kernel "$XEN_OUT/xen" \
+	-append "console=com1 com1=115200,8n1 dom0_mem=640M,max:640M dom0_max_vcpus=2 loglvl=warning guest_loglvl=warning ${XEN_ARGS:-}" \
+	-initrd "$XEN_ROOT/boot/vmlinuz-$kv console=hvc0 earlyprintk=xen rdinit=/init quiet loglevel=4,$XEN_OUT/dom0-initrd" \
+	</dev/null >"$XEN_LOGS/qemu.out" 2>&1 &
+qpid=$!
+
+# Wait for the end marker (then give dom0 a moment to power off), QEMU's
+# own exit, or the timeout.
+ended=""
+while kill -0 $qpid 2>/dev/null; do
+	now=$(date +%s)
+	if [ -z "$ended" ] && grep -aq '^XEN-LANE-END' "$log" 2>/dev/null; then ended=$now; fi
+	if [ -n "$ended" ] && [ $((now - ended)) -ge 5 ]; then break; fi
+	if [ $((now - start)) -ge "$tmo" ]; then msg "timeout after ${tmo}s"; break; fi
+	sleep 1
+done
+kill $qpid 2>/dev/null || true
+wait $qpid 2>/dev/null || true
+wall=$(($(date +%s) - start))
+
+# Result lines, dom0's and the guest's ("guest| PASS ..."), without CRs.
+tr -d '\r' < "$log" > "$XEN_LOGS/serial.txt"
+grep -aE '^(guest\| )?(PASS|FAIL) ' "$XEN_LOGS/serial.txt" | sed 's/^guest| //' > "$XEN_LOGS/results"
+grep -aE '^(guest\| )?(RATIO|HANDSHAKE|STAGE) ' "$XEN_LOGS/serial.txt" | sed 's/^guest| //' || true
+cat "$XEN_LOGS/results"
+
+fails=0
+grep -q '^FAIL ' "$XEN_LOGS/results" && fails=1
+grep -v '^#' "$XEN_OUT/expected" | while read -r name; do
+	[ -n "$name" ] || continue
+	grep -qE "^PASS $name( |\$)" "$XEN_LOGS/results" || echo "FAIL $name: no PASS line (not run?)"
+done > "$XEN_LOGS/missing"
+cat "$XEN_LOGS/missing"
+[ -s "$XEN_LOGS/missing" ] && fails=1
+grep -aq '^XEN-LANE-END' "$XEN_LOGS/serial.txt" || { echo "FAIL lane-complete: dom0 did not finish (timeout ${tmo}s or crash)"; fails=1; }
+
+if [ $fails -ne 0 ]; then
+	echo "----- relevant serial log (full log: $log) -----"
+	grep -anE 'panic|Oops|BUG|Call Trace|segfault|crash|FATAL|\(XEN\).*(Panic|fault)' "$XEN_LOGS/serial.txt" | head -n 40 || true
+	echo "..."
+	tail -n 80 "$XEN_LOGS/serial.txt"
+	echo "check-xen: FAILED (wall ${wall}s)"
+	exit 1
+fi
+echo "check-xen: all $(grep -c '^PASS ' "$XEN_LOGS/results") checks passed (wall ${wall}s)"

@@ -1,0 +1,99 @@
+#!/bin/sh
+# check-xen, step 2: build the guest and dom0 initramfs images.
+#
+#   mkinitrd.sh PROGDIR [NOXS_BUILD]
+#
+# PROGDIR holds this lane's own test programs (xsmoke, xcross,
+# xs-handshake, noxs-probe, noxs-handshake). NOXS_BUILD, if given, is a
+# noxs build tree (bin/, lib/): its daemons, tools and drivers go in with
+# the shared libraries they need, and the noxs checks are switched on.
+# Output: $XEN_OUT/dom0-initrd, $XEN_OUT/guest-initrd, $XEN_OUT/expected.
+set -eu
+. "$(dirname "$0")/common.sh"
+PROGDIR=$(cd "$1" && pwd)
+NOXS_BUILD=${2:-}
+[ -n "$NOXS_BUILD" ] && NOXS_BUILD=$(cd "$NOXS_BUILD" && pwd)
+kv=$(kernel_version) || die "run fetch.sh first"
+[ -f "$XEN_ROOT/.complete" ] || die "run fetch.sh first"
+kmod_src=$XEN_ROOT/lib/modules/$kv/kernel/drivers/xen
+
+# copy_elf ROOT FILE DEST: FILE into ROOT/DEST, plus the shared libraries
+# it needs (resolved on the host, noxs's own from its build tree).
+copy_elf() {
+	mkdir -p "$1$(dirname "$3")"
+	cp -L "$2" "$1$3"
+	LD_LIBRARY_PATH=${NOXS_BUILD:+$NOXS_BUILD/lib} ldd "$2" 2>/dev/null |
+		awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\/.*ld-linux/ { print $1 }' |
+		while read -r lib; do
+			dest=$lib
+			case $lib in "$NOXS_BUILD"/lib/*) dest=/usr/lib/$(basename "$lib") ;; esac
+			[ -e "$1$dest" ] && continue
+			mkdir -p "$1$(dirname "$dest")"
+			cp -L "$lib" "$1$dest"
+		done
+}
+
+skeleton() {
+	rm -rf "$1" && mkdir -p "$1"
+	(cd "$1" && mkdir -p bin sbin usr/bin usr/sbin usr/lib etc proc sys dev tmp run var lib64)
+	cp "$XEN_ROOT/bin/busybox" "$1/bin/busybox"
+	"$XEN_ROOT/bin/busybox" --list-full | while read -r app; do
+		[ -e "$1/$app" ] || ln -s /bin/busybox "$1/$app"
+	done
+	for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs/xenfs; do
+		mkdir -p "$1/lib/modules/$kv/kernel/drivers/xen/$(dirname "$m")"
+		cp "$kmod_src/$m.ko" "$1/lib/modules/$kv/kernel/drivers/xen/$m.ko"
+	done
+}
+
+pack() { (cd "$1" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) > "$2"; }
+
+noxs() { [ -n "$NOXS_BUILD" ]; }
+
+# ---------------------------------------------------------------- guest
+G=$XEN_DIR/guest-root
+skeleton "$G"
+cp "$XEN_SRC/init-guest" "$G/init" && chmod 755 "$G/init"
+cp "$PROGDIR/xcross" "$G/bin/"
+if noxs; then
+	copy_elf "$G" "$NOXS_BUILD/bin/noxs-sysctl-front" /usr/bin/noxs-sysctl-front
+	copy_elf "$G" "$PROGDIR/noxs-probe" /bin/noxs-probe
+fi
+mkdir -p "$XEN_OUT"
+pack "$G" "$XEN_OUT/guest-initrd"
+
+# ----------------------------------------------------------------- dom0
+D=$XEN_DIR/dom0-root
+skeleton "$D"
+cp "$XEN_SRC/init-dom0" "$D/init" && chmod 755 "$D/init"
+for p in xsmoke xcross; do cp "$PROGDIR/$p" "$D/bin/"; done
+copy_elf "$D" "$PROGDIR/xs-handshake" /bin/xs-handshake
+xb=/usr/lib/xen-4.17/bin
+for b in xl xenstored xenconsoled xen-init-dom0; do
+	copy_elf "$D" "$XEN_ROOT$xb/$b" "$xb/$b"
+done
+copy_elf "$D" "$XEN_ROOT/usr/bin/xenstore" /usr/bin/xenstore
+for b in read write ls list rm; do ln -s xenstore "$D/usr/bin/xenstore-$b"; done
+# glibc dlopen()s libgcc_s for pthread_cancel; xl aborts without it.
+gcc_s=$(gcc -print-file-name=libgcc_s.so.1)
+mkdir -p "$D/lib/x86_64-linux-gnu" && cp -L "$gcc_s" "$D/lib/x86_64-linux-gnu/"
+mkdir -p "$D/etc/xen" "$D/boot"
+cp "$XEN_ROOT/etc/xen/xl.conf" "$D/etc/xen/" 2>/dev/null || : > "$D/etc/xen/xl.conf"
+cp "$XEN_SRC/guest.cfg.in" "$D/etc/xen/guest.cfg.in"
+cp "$XEN_ROOT/boot/vmlinuz-$kv" "$D/boot/vmlinuz"
+cp "$XEN_OUT/guest-initrd" "$D/boot/guest-initrd"
+{
+	echo "NOXS=$(noxs && echo 1 || echo 0)"
+	echo "HS_ITER=${HS_ITER:-20}"
+} > "$D/etc/xen-lane.conf"
+cp "$XEN_SRC/expect-base" "$XEN_OUT/expected"
+if noxs; then
+	for b in noxsd noxsctl noxs-sysctl-back; do
+		copy_elf "$D" "$NOXS_BUILD/bin/$b" "/usr/bin/$b"
+	done
+	copy_elf "$D" "$PROGDIR/noxs-handshake" /bin/noxs-handshake
+	cp "$XEN_SRC/noxs-dom0.sh" "$D/etc/noxs-dom0.sh"
+	cat "$XEN_SRC/expect-noxs" >> "$XEN_OUT/expected"
+fi
+pack "$D" "$XEN_OUT/dom0-initrd"
+msg "initramfs: dom0 $(du -k "$XEN_OUT/dom0-initrd" | cut -f1) KiB, guest $(du -k "$XEN_OUT/guest-initrd" | cut -f1) KiB$(noxs && echo ", with noxs" || echo ", without noxs")"

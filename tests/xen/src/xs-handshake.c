@@ -1,0 +1,206 @@
+/*
+ * xs-handshake: the xenbus device handshake through the real xenstored, as
+ * a baseline for noxs. Two processes in dom0 play backend (with the
+ * toolstack's writes) and frontend, using Debian's libxenstore with watches
+ * and transactions as xenbus drivers do:
+ *
+ *   toolstack  txn: backend/<fe>/<id>/{frontend,frontend-id,online,state=1}
+ *                   device/<id>/{backend,backend-id,state=1}
+ *   backend    feature-barrier=1, state=InitWait           (watch fe state)
+ *   frontend   sees InitWait; txn: ring-ref, event-channel, state=Initialised
+ *   backend    sees Initialised; reads ring-ref/event-channel; state=Connected
+ *   frontend   sees Connected; state=Connected
+ *   backend    sees Connected: done.
+ *
+ * Prints per-iteration times and "HANDSHAKE xenstored median_us=... n=...".
+ * Usage: xs-handshake [iterations]
+ */
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xenstore.h>
+
+#include "report.h"
+
+#define BE "/local/domain/0/backend/nxbench/0"
+#define FE "/local/domain/0/device/nxbench"
+#define TOKEN "hs"
+
+static const char *failed_at = "";
+#define STEP_OR_FAIL(expr, what)                                              \
+    do {                                                                      \
+        if (!(expr)) {                                                        \
+            failed_at = (what);                                               \
+            fprintf(stderr, "xs-handshake: %s failed: %s\n", (what),          \
+                    strerror(errno));                                         \
+            return -1;                                                        \
+        }                                                                     \
+    } while (0)
+
+static double now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static int put(struct xs_handle *xs, xs_transaction_t t, const char *path,
+               const char *val)
+{
+    return xs_write(xs, t, path, val, strlen(val)) ? 0 : -1;
+}
+
+static int read_int(struct xs_handle *xs, const char *path)
+{
+    unsigned int len;
+    char *v = xs_read(xs, XBT_NULL, path, &len);
+    int r = v ? atoi(v) : -1;
+
+    free(v);
+    return r;
+}
+
+/* Wait (through the watch on path) until its integer value is >= want. */
+static int wait_state(struct xs_handle *xs, const char *path, int want)
+{
+    for (;;) {
+        char **ev;
+        struct pollfd p = {.fd = xs_fileno(xs), .events = POLLIN};
+
+        if (read_int(xs, path) >= want)
+            return 0;
+        STEP_OR_FAIL(poll(&p, 1, 30000) == 1, "poll on xs_fileno");
+        /* Drain every queued event, as xenstore.h asks. */
+        while ((ev = xs_check_watch(xs)) != NULL)
+            free(ev);
+        STEP_OR_FAIL(errno == EAGAIN, "xs_check_watch");
+    }
+}
+
+static int toolstack_and_backend(struct xs_handle *xs, int i)
+{
+    char be[128], fe[128], p[192], v[64];
+    xs_transaction_t t;
+
+    snprintf(be, sizeof(be), BE "/%d", i);
+    snprintf(fe, sizeof(fe), FE "/%d", i);
+    snprintf(p, sizeof(p), "%s/state", fe);
+    STEP_OR_FAIL(xs_watch(xs, p, TOKEN), "backend xs_watch");
+    do {
+        t = xs_transaction_start(xs);
+        snprintf(p, sizeof(p), "%s/frontend", be);
+        put(xs, t, p, fe);
+        snprintf(p, sizeof(p), "%s/frontend-id", be);
+        put(xs, t, p, "0");
+        snprintf(p, sizeof(p), "%s/online", be);
+        put(xs, t, p, "1");
+        snprintf(p, sizeof(p), "%s/state", be);
+        put(xs, t, p, "1");
+        snprintf(p, sizeof(p), "%s/backend", fe);
+        put(xs, t, p, be);
+        snprintf(p, sizeof(p), "%s/backend-id", fe);
+        put(xs, t, p, "0");
+        snprintf(p, sizeof(p), "%s/state", fe);
+        put(xs, t, p, "1");
+    } while (!xs_transaction_end(xs, t, false) && errno == EAGAIN);
+    snprintf(p, sizeof(p), "%s/feature-barrier", be);
+    put(xs, XBT_NULL, p, "1");
+    snprintf(p, sizeof(p), "%s/state", be);
+    put(xs, XBT_NULL, p, "2");
+    snprintf(p, sizeof(p), "%s/state", fe);
+    if (wait_state(xs, p, 3) < 0)
+        return -1;
+    snprintf(p, sizeof(p), "%s/ring-ref", fe);
+    snprintf(v, sizeof(v), "%d", read_int(xs, p));
+    snprintf(p, sizeof(p), "%s/event-channel", fe);
+    snprintf(v, sizeof(v), "%d", read_int(xs, p));
+    snprintf(p, sizeof(p), "%s/state", be);
+    put(xs, XBT_NULL, p, "4");
+    snprintf(p, sizeof(p), "%s/state", fe);
+    if (wait_state(xs, p, 4) < 0)
+        return -1;
+    xs_unwatch(xs, p, TOKEN);
+    return 0;
+}
+
+static int frontend(struct xs_handle *xs, int i)
+{
+    char be[128], fe[128], p[192];
+    xs_transaction_t t;
+
+    snprintf(be, sizeof(be), BE "/%d", i);
+    snprintf(fe, sizeof(fe), FE "/%d", i);
+    snprintf(p, sizeof(p), "%s/state", be);
+    STEP_OR_FAIL(xs_watch(xs, p, TOKEN), "frontend xs_watch");
+    if (wait_state(xs, p, 2) < 0)
+        return -1;
+    snprintf(p, sizeof(p), "%s/feature-barrier", be);
+    read_int(xs, p);
+    do {
+        t = xs_transaction_start(xs);
+        snprintf(p, sizeof(p), "%s/ring-ref", fe);
+        put(xs, t, p, "8");
+        snprintf(p, sizeof(p), "%s/event-channel", fe);
+        put(xs, t, p, "5");
+        snprintf(p, sizeof(p), "%s/state", fe);
+        put(xs, t, p, "3");
+    } while (!xs_transaction_end(xs, t, false) && errno == EAGAIN);
+    snprintf(p, sizeof(p), "%s/state", be);
+    if (wait_state(xs, p, 4) < 0)
+        return -1;
+    snprintf(p, sizeof(p), "%s/state", fe);
+    put(xs, XBT_NULL, p, "4");
+    snprintf(p, sizeof(p), "%s/state", be);
+    xs_unwatch(xs, p, TOKEN);
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+    int n = argc > 1 ? atoi(argv[1]) : 20, i, status, ok = 1;
+    double *t = calloc((size_t)n, sizeof(*t));
+    struct xs_handle *xs;
+    pid_t pid;
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (n <= 0 || !t)
+        return 2;
+    pid = fork();
+    if (pid == 0) {
+        xs = xs_open(0);
+        for (i = 0; xs && i < n; i++)
+            if (frontend(xs, i) < 0)
+                _exit(1);
+        _exit(xs ? 0 : 1);
+    }
+    xs = xs_open(0);
+    if (!check(xs != NULL, "dom0.xs-open", ""))
+        return 1;
+    for (i = 0; i < n && ok; i++) {
+        double t0 = now_us();
+        ok = toolstack_and_backend(xs, i) == 0;
+        t[i] = now_us() - t0;
+    }
+    waitpid(pid, &status, 0);
+    ok = ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    xs_rm(xs, XBT_NULL, "/local/domain/0/backend/nxbench");
+    xs_rm(xs, XBT_NULL, FE);
+    if (!check(ok, "dom0.xs-handshake", "%d iterations through xenstored%s%s",
+               n, failed_at[0] ? ", failed at " : "", failed_at))
+        return 1;
+    qsort(t, (size_t)n, sizeof(*t), cmp_double);
+    printf("HANDSHAKE xenstored median_us=%.0f min_us=%.0f n=%d\n", t[n / 2],
+           t[0], n);
+    return 0;
+}
