@@ -197,6 +197,19 @@ static int attach(struct guest *g)
     }
     noxs_dev_del_kv(d, "shutdown-ack");
     noxs_dev_set_features(d, NOXS_FEATURE_KV | supported);
+    /*
+     * On a first connection the backend is already waiting for us: go
+     * straight to Connected (one publish, one wake-up of the backend, the
+     * floor of the handshake). Otherwise announce a new session with
+     * Initialising and let step() wait for the backend to start over.
+     */
+    if (noxs_dev_refresh(d) >= 0 &&
+        noxs_dev_peer_state(d) == NOXS_STATE_INITWAIT) {
+        if (publish_state(g, NOXS_STATE_CONNECTED) < 0)
+            return -1;
+        g->phase = PHASE_WAIT_CONNECTED;
+        return 1;
+    }
     if (publish_state(g, NOXS_STATE_INITIALISING) < 0)
         return -1;
     g->phase = PHASE_WAIT_INITWAIT;
