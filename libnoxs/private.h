@@ -114,9 +114,10 @@ void noxs_i_dev_set_stray(noxs_dev *d, noxs_i_stray_fn *fn, void *arg);
 int64_t noxs_i_now_ms(void);
 /*
  * One blocking step on an event-channel handle: poll its fd until
- * readable or deadline_ms (<0: forever) passes, then consume one pending
- * event and unmask it. Returns the port consumed, 0 on timeout, -1 on
- * error. A consumed port other than `mine` goes to stray (if set).
+ * readable or deadline_ms (<0: forever; 0 or past: just check) passes,
+ * then consume one pending event and unmask it. Returns the port
+ * consumed (> 0), 0 on timeout or interruption, -1 on error. Callers
+ * re-check their pages and the deadline and call again.
  */
 int noxs_i_evtchn_wait_one(xenevtchn_handle *xce, int64_t deadline_ms);
 
