@@ -1,0 +1,148 @@
+/*
+ * noxs-sim-guardian: reaps one process's simulator resources when it dies.
+ *
+ * Spawned by the simulator libraries in a process the first time it owns
+ * something (see guard_spawn() in core.c), with:
+ *   fd 3  a pidfd of that process (readable once it has exited)
+ *   fd 4  a stream socket on which it announces the domains it touched
+ *         and the evtchn handles it opened (struct sim_guard_msg)
+ *   argv  sim dir, pid, start time, image id
+ * It forks once so that it is not its creator's child, and says so with
+ * one byte on fd 4. When the process dies (or execs: fd 4 reaches EOF)
+ * it releases the process's grant mappings (firing their unmap
+ * notifications), ends its grants, and closes the ports of each handle
+ * whose socket is gone, waking the peers. Handles whose socket still
+ * lives on in another process (fd passing, fork) are retried until it is
+ * gone. Then it exits: no daemon outlives its work.
+ */
+#include "sim.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+struct slot_ref {
+	uint32_t domid, slot, gen, done;
+};
+
+int main(int argc, char **argv)
+{
+	uint32_t pid, image;
+	uint64_t start;
+	uint8_t *touched;
+	struct slot_ref *slots = NULL;
+	size_t nslots = 0, cap = 0;
+	char buf[4096];
+	size_t have = 0;
+	int sock_open = 1;
+
+	if (argc != 5)
+		return 2;
+	pid = (uint32_t)strtoul(argv[2], NULL, 10);
+	start = strtoull(argv[3], NULL, 10);
+	image = (uint32_t)strtoul(argv[4], NULL, 10);
+	setenv("NOXS_SIM_DIR", argv[1], 1);
+	syscall(SYS_close_range, 5u, ~0u, 0u);
+	signal(SIGPIPE, SIG_IGN);
+	pid_t c = fork();
+	if (c < 0)
+		return 1;
+	if (c > 0)
+		_exit(0);
+	setsid();
+	if (send(4, "g", 1, MSG_NOSIGNAL) != 1)
+		return 1;
+	touched = calloc(SIM_DOMID_LIMIT / 8, 1);
+	if (!touched || !noxs_sim_dir())
+		return 1;
+
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = 3, .events = POLLIN },
+			{ .fd = sock_open ? 4 : -1, .events = POLLIN },
+		};
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return 1;
+		}
+		int dead = pfd[0].revents != 0;
+		/* Drain announcements before acting on a death. */
+		while (sock_open) {
+			ssize_t n = recv(4, buf + have, sizeof(buf) - have,
+				MSG_DONTWAIT);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				break;
+			if (n == 0) {
+				sock_open = 0;
+				break;
+			}
+			have += (size_t)n;
+			size_t used = 0;
+			while (have - used >= sizeof(struct sim_guard_msg)) {
+				struct sim_guard_msg m;
+				memcpy(&m, buf + used, sizeof(m));
+				used += sizeof(m);
+				if (m.domid >= SIM_DOMID_LIMIT)
+					continue;
+				touched[m.domid / 8] |= (uint8_t)(1u << (m.domid % 8));
+				if (m.type != SIM_GUARD_SLOT)
+					continue;
+				if (nslots == cap) {
+					cap = cap ? cap * 2 : 64;
+					struct slot_ref *s =
+						realloc(slots, cap * sizeof(*s));
+					if (!s)
+						return 1;
+					slots = s;
+				}
+				slots[nslots++] = (struct slot_ref){ m.domid,
+					m.slot, m.gen, 0 };
+			}
+			memmove(buf, buf + used, have - used);
+			have -= used;
+		}
+		if (dead || !sock_open)
+			break;
+	}
+
+	/* Mappings and grants die with the process image. */
+	for (uint32_t d = 0; d < SIM_DOMID_LIMIT; d++) {
+		if (!(touched[d / 8] & (1u << (d % 8))))
+			continue;
+		struct sim_domain *dom = noxs_sim_domain(d, 0);
+		if (dom)
+			noxs_sim_reap_process(dom, pid, start, image);
+	}
+	/* Ports die with the last copy of their handle's socket. */
+	for (;;) {
+		size_t left = 0;
+		for (size_t i = 0; i < nslots; i++) {
+			struct slot_ref *s = &slots[i];
+			if (s->done)
+				continue;
+			if (noxs_sim_slot_alive(s->domid, s->slot, s->gen)) {
+				left++;
+				continue;
+			}
+			struct sim_domain *dom = noxs_sim_domain(s->domid, 0);
+			if (dom)
+				noxs_sim_reap_slot(dom, s->slot, s->gen);
+			s->done = 1;
+		}
+		if (left == 0)
+			break;
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}

@@ -1,0 +1,55 @@
+# sim/: the simulated hypervisor. Drop-in libxenevtchn.so.1,
+# libxengnttab.so.1 and libxenforeignmemory.so.1 (Debian's sonames and
+# version nodes) on a private core, libnoxs-sim.so.0; the guardian that
+# reaps a dead process's resources; the stat tool and library for tests.
+# See docs/SIM.md.
+
+MODULE_CFLAGS_sim := -fvisibility=hidden
+
+SIM_CORE_LIB := $(SIMOUT)/libnoxs-sim.so.0
+SIM_EVTCHN_LIB := $(SIMOUT)/libxenevtchn.so.1
+SIM_GNTTAB_LIB := $(SIMOUT)/libxengnttab.so.1
+SIM_FMEM_LIB := $(SIMOUT)/libxenforeignmemory.so.1
+SIM_GUARDIAN := $(SIMOUT)/noxs-sim-guardian
+SIMSTAT_LIB := $(SIMOUT)/libnoxs-simstat.a
+SIMSTAT_TOOL := $(SIMOUT)/noxs-simstat
+SIM_LIBS := $(SIM_EVTCHN_LIB) $(SIM_GNTTAB_LIB) $(SIM_FMEM_LIB)
+
+# The static copy of the core (for the guardian and the stat library)
+# keeps every symbol hidden, so it never interposes on libnoxs-sim.so.0.
+SIM_STATIC_OBJDIR := $(OBJDIR)/sim-static
+$(SIM_STATIC_OBJDIR)/%.o: sim/%.c | deps-stamp
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -fvisibility=hidden -DNOXS_SIM_STATIC \
+		-MMD -MP -c $< -o $@
+
+SIM_SO_LDFLAGS = -shared $(BASE_LDFLAGS) -Wl,-rpath,'$$ORIGIN'
+
+$(SIM_CORE_LIB): $(OBJDIR)/sim/core.o sim/libnoxs-sim.map
+	@mkdir -p $(@D)
+	$(CC) $(SIM_SO_LDFLAGS) -Wl,-soname,libnoxs-sim.so.0 \
+		-Wl,--version-script=sim/libnoxs-sim.map -o $@ $<
+
+$(SIMOUT)/libxen%.so.1: $(OBJDIR)/sim/%.o sim/libxen%.map $(SIM_CORE_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(SIM_SO_LDFLAGS) -Wl,-soname,libxen$*.so.1 \
+		-Wl,--version-script=sim/libxen$*.map -o $@ $< $(SIM_CORE_LIB)
+
+$(SIM_GUARDIAN): $(SIM_STATIC_OBJDIR)/guardian.o $(SIM_STATIC_OBJDIR)/core.o
+	@mkdir -p $(@D)
+	$(CC) -o $@ $^ $(BASE_LDFLAGS)
+
+$(SIMSTAT_LIB): $(SIM_STATIC_OBJDIR)/simstat.o $(SIM_STATIC_OBJDIR)/core.o
+	@mkdir -p $(@D)
+	rm -f $@
+	ar rcs $@ $^
+
+$(SIMSTAT_TOOL): $(SIM_STATIC_OBJDIR)/simstat-cli.o $(SIMSTAT_LIB)
+	@mkdir -p $(@D)
+	$(CC) -o $@ $^ $(BASE_LDFLAGS)
+
+ALL_TARGETS += $(SIM_CORE_LIB) $(SIM_LIBS) $(SIM_GUARDIAN) $(SIMSTAT_LIB) \
+	$(SIMSTAT_TOOL)
+
+.PHONY: sim
+sim: $(SIM_CORE_LIB) $(SIM_LIBS) $(SIM_GUARDIAN) $(SIMSTAT_LIB) $(SIMSTAT_TOOL)

@@ -1,0 +1,280 @@
+/*
+ * noxs simulated hypervisor: private core contract.
+ *
+ * The simulator is a set of files under one directory (NOXS_SIM_DIR), one
+ * file per simulated domain, mapped MAP_SHARED by every process that acts
+ * as or talks to that domain. There is no daemon: every operation is done
+ * by the calling process on the shared tables, under a process-shared
+ * robust mutex per domain (control paths) or with atomics alone (the
+ * event notify path).
+ *
+ * Domain file layout (all offsets fixed, file sparse):
+ *
+ *   0                 struct sim_domain_hdr (one page)
+ *   SIM_SLOTS_OFF     struct sim_slot[SIM_NR_SLOTS]     evtchn handles
+ *   SIM_PORTS_OFF     struct sim_port[SIM_NR_PORTS]     event channels
+ *   SIM_GRANTS_OFF    struct sim_grant[SIM_NR_GRANTS]   grant table
+ *   SIM_MAPS_OFF      struct sim_map[SIM_NR_MAPS]       grants this domain maps
+ *   SIM_PAGES_OFF     SIM_NR_GRANTS pages               page of grant ref N
+ *   SIM_MEM_OFF       mem_pages pages                   guest memory (gfn N)
+ *
+ * Everything up to SIM_PAGES_OFF is the "meta" region: mapped once per
+ * process per domain and shared by all handles. Pages are mapped on
+ * demand by the grant and foreign-memory calls.
+ *
+ * Owners. An event channel belongs to an evtchn handle, identified by
+ * (domain, slot, gen); the handle's Unix datagram socket is bound to an
+ * abstract name derived from that triple, so the handle is alive exactly
+ * while that socket exists (the kernel closes it with the last fd, also on
+ * kill -9 or after passing the fd to another process). Grants and grant
+ * mappings belong to a process, identified by (pid, start time).
+ *
+ * Death. The first process-owned resource spawns a guardian process
+ * (noxs-sim-guardian) that holds a pidfd of its parent and learns over a
+ * pipe which domains and handles the parent used; when the parent dies it
+ * reaps them (ports closed and peers woken, mappings released with their
+ * unmap notifications, grants ended). Without a guardian, dead owners are
+ * reaped lazily (noxs_sim_reap_domain, called by the stat tool and when a
+ * table is full).
+ */
+#ifndef NOXS_SIM_H
+#define NOXS_SIM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef NOXS_SIM_STATIC
+#define NOXS_SIM_API
+#else
+#define NOXS_SIM_API __attribute__((visibility("default")))
+#endif
+
+#define SIM_PAGE_SIZE 4096u
+#define SIM_MAGIC 0x31304d4953584f4eull /* "NOXSIM01" */
+#define SIM_LAYOUT_VERSION 1u
+
+#define SIM_NR_SLOTS 16384u
+#define SIM_NR_PORTS (1u << 17)
+#define SIM_NR_GRANTS 32768u
+#define SIM_NR_MAPS 65536u
+#define SIM_FIRST_GRANT 8u /* refs 0..7 are reserved, as in Xen */
+#define SIM_DOMID_LIMIT 0x7ff0u /* DOMID_FIRST_RESERVED */
+#define SIM_DOMID_SELF 0x7ff0u
+#define SIM_DEFAULT_MEM_PAGES 256u
+#define SIM_NONE 0xffffffffu
+
+/* Port states. */
+#define SIM_PORT_FREE 0u
+#define SIM_PORT_RESERVED 1u
+#define SIM_PORT_UNBOUND 2u
+#define SIM_PORT_INTERDOMAIN 3u
+
+/* Port flags. */
+#define SIM_PF_PENDING 1u /* raised while masked: redeliver on unmask */
+#define SIM_PF_MASKED 2u /* delivered (or masked) until unmask */
+#define SIM_PF_QUEUED 4u /* on the owner's delivery stack or local fifo */
+
+/* Grant states. */
+#define SIM_GRANT_FREE 0u
+#define SIM_GRANT_ACTIVE 1u
+#define SIM_GRANT_ENDING 2u /* granter let go, grantee still maps it */
+
+#define SIM_MAP_FREE 0u
+#define SIM_MAP_ACTIVE 1u
+
+#define SIM_SLOT_FREE 0u
+#define SIM_SLOT_USED 1u
+#define SIM_SLOT_RESERVED 2u /* being opened: socket not bound yet */
+
+struct sim_domain_hdr {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t domid;
+	uint32_t mem_pages;
+	uint32_t pad0;
+	uint64_t file_size;
+	pthread_mutex_t lock; /* process-shared, robust */
+	_Atomic uint32_t port_hint; /* lowest port that may be free */
+	_Atomic uint32_t port_high; /* one past the highest port ever used */
+	_Atomic uint32_t grant_hint;
+	_Atomic uint32_t grant_high;
+	_Atomic uint32_t map_hint;
+	_Atomic uint32_t map_high;
+	_Atomic uint32_t slot_hint;
+	_Atomic uint32_t slot_high;
+};
+
+struct sim_slot {
+	_Atomic uint32_t state;
+	_Atomic uint32_t gen; /* bumped at each allocation */
+	_Atomic uint32_t head; /* delivery stack of ports, 0 = empty */
+	_Atomic uint32_t pid; /* informational: the opener */
+	uint8_t pad[48];
+};
+
+struct sim_port {
+	_Atomic uint32_t state;
+	_Atomic uint32_t remote_dom;
+	_Atomic uint32_t remote_port;
+	_Atomic uint32_t flags;
+	_Atomic uint32_t slot; /* owning handle: slot index and gen */
+	_Atomic uint32_t gen;
+	_Atomic uint32_t next; /* link on the owner's delivery stack */
+	uint32_t pad;
+};
+
+struct sim_owner {
+	_Atomic uint32_t pid;
+	_Atomic uint32_t image; /* struct sim_self.image of the owner */
+	_Atomic uint64_t start; /* process start time, against pid reuse */
+};
+
+struct sim_grant {
+	_Atomic uint32_t state;
+	_Atomic uint32_t grantee;
+	_Atomic uint32_t readonly;
+	_Atomic uint32_t map_count;
+	_Atomic uint32_t notify_offset; /* SIM_NONE: none */
+	_Atomic uint32_t notify_port;
+	struct sim_owner owner;
+	uint8_t pad[24];
+};
+
+struct sim_map {
+	_Atomic uint32_t state;
+	_Atomic uint32_t granter;
+	_Atomic uint32_t ref;
+	_Atomic uint32_t notify_offset;
+	_Atomic uint32_t notify_port;
+	_Atomic uint32_t readonly;
+	struct sim_owner owner;
+	uint8_t pad[24];
+};
+
+_Static_assert(sizeof(struct sim_domain_hdr) <= SIM_PAGE_SIZE, "hdr size");
+_Static_assert(sizeof(struct sim_slot) == 64, "slot size");
+_Static_assert(sizeof(struct sim_port) == 32, "port size");
+_Static_assert(sizeof(struct sim_grant) == 64, "grant size");
+_Static_assert(sizeof(struct sim_map) == 64, "map size");
+
+#define SIM_SLOTS_OFF ((uint64_t)SIM_PAGE_SIZE)
+#define SIM_PORTS_OFF (SIM_SLOTS_OFF + (uint64_t)SIM_NR_SLOTS * 64)
+#define SIM_GRANTS_OFF (SIM_PORTS_OFF + (uint64_t)SIM_NR_PORTS * 32)
+#define SIM_MAPS_OFF (SIM_GRANTS_OFF + (uint64_t)SIM_NR_GRANTS * 64)
+#define SIM_META_SIZE (SIM_MAPS_OFF + (uint64_t)SIM_NR_MAPS * 64)
+#define SIM_PAGES_OFF SIM_META_SIZE
+#define SIM_MEM_OFF (SIM_PAGES_OFF + (uint64_t)SIM_NR_GRANTS * SIM_PAGE_SIZE)
+
+/* One simulated domain as seen by this process (mapped once, never freed). */
+struct sim_domain {
+	uint32_t domid;
+	struct sim_domain_hdr *hdr;
+	struct sim_slot *slots;
+	struct sim_port *ports;
+	struct sim_grant *grants;
+	struct sim_map *maps;
+};
+
+/* Process identity (recomputed after fork). */
+struct sim_self {
+	uint32_t pid;
+	uint32_t image; /* random per program image: tells exec'd images apart */
+	uint64_t start;
+};
+
+/* ---- core.c ---- */
+
+/* Sim directory (created on demand); NULL with errno on failure. */
+NOXS_SIM_API const char *noxs_sim_dir(void);
+/* Domain id for a new handle from NOXS_SIM_DOMID; -1 with EINVAL if bad. */
+NOXS_SIM_API int noxs_sim_env_domid(uint32_t *domid);
+/*
+ * The domain's tables, mapped once per process. create: make the domain
+ * exist if it does not (the caller acts as it); otherwise NULL with ESRCH
+ * when no process ever acted as that domain.
+ */
+NOXS_SIM_API struct sim_domain *noxs_sim_domain(uint32_t domid, int create);
+/* A new O_RDWR fd of the domain's file (caller closes), -1 with errno. */
+NOXS_SIM_API int noxs_sim_domain_fd(uint32_t domid);
+NOXS_SIM_API const struct sim_self *noxs_sim_self(void);
+NOXS_SIM_API void noxs_sim_owner_set(struct sim_owner *o);
+NOXS_SIM_API int noxs_sim_owner_is_self(const struct sim_owner *o);
+
+/* Robust lock of one domain, or two in domid order (b may equal a / NULL). */
+NOXS_SIM_API void noxs_sim_lock(struct sim_domain *a, struct sim_domain *b);
+NOXS_SIM_API void noxs_sim_unlock(struct sim_domain *a, struct sim_domain *b);
+
+/* Liveness. */
+NOXS_SIM_API int noxs_sim_process_alive(uint32_t pid, uint64_t start);
+NOXS_SIM_API int noxs_sim_slot_alive(uint32_t domid, uint32_t slot,
+	uint32_t gen);
+NOXS_SIM_API void noxs_sim_slot_name(uint32_t domid, uint32_t slot,
+	uint32_t gen, void *sockaddr_un, unsigned *len);
+
+/* Guardian registration (no-ops if the guardian cannot run). */
+NOXS_SIM_API void noxs_sim_guard_domain(uint32_t domid);
+NOXS_SIM_API void noxs_sim_guard_slot(uint32_t domid, uint32_t slot,
+	uint32_t gen);
+
+/* ---- events (core.c) ---- */
+
+/* Allocate a port in dom (locked by caller); 0 with errno if full. */
+NOXS_SIM_API uint32_t noxs_sim_port_alloc(struct sim_domain *dom);
+/*
+ * Raise an event on (dom, port) with Xen/Linux semantics: set pending if
+ * masked, else mask and deliver to the owner (wake-up token if its
+ * delivery stack was empty). sendfd: a datagram socket to send from, or
+ * -1 for the process-wide one. Lock-free.
+ */
+NOXS_SIM_API void noxs_sim_port_raise(struct sim_domain *dom, uint32_t port,
+	int sendfd);
+/* Unmask a port: clear the mask, redeliver if it became pending meanwhile. */
+NOXS_SIM_API void noxs_sim_port_unmask(struct sim_domain *dom, uint32_t port,
+	int sendfd);
+/* Send an event from (dom, port) to its interdomain peer, if any. */
+NOXS_SIM_API void noxs_sim_port_send(struct sim_domain *dom, uint32_t port,
+	int sendfd);
+/*
+ * Close a port of dom: its peer (if interdomain) goes back to unbound and
+ * is woken. Takes the locks. The caller has removed it from any local
+ * fifo. Returns 0, or -1 with errno if the port was not in state
+ * expect_slot/expect_gen (SIM_NONE: any owner).
+ */
+NOXS_SIM_API int noxs_sim_port_close(struct sim_domain *dom, uint32_t port,
+	uint32_t expect_slot, uint32_t expect_gen);
+
+/* ---- grants (core.c) ---- */
+
+/* Release one grant ref held by the granter (notify, then end or free). */
+NOXS_SIM_API void noxs_sim_grant_end(struct sim_domain *g, uint32_t ref,
+	int zero_fd);
+/* Release one map record of domain m (notify, drop the grant's count). */
+NOXS_SIM_API void noxs_sim_map_release(struct sim_domain *m, uint32_t idx);
+
+/* ---- reaping (core.c) ---- */
+
+/* Reap everything in dom owned by dead owners; returns number reaped. */
+NOXS_SIM_API unsigned noxs_sim_reap_domain(struct sim_domain *dom);
+/* Reap what process (pid, start) owned in dom (it is known to be dead). */
+NOXS_SIM_API unsigned noxs_sim_reap_process(struct sim_domain *dom,
+	uint32_t pid, uint64_t start, uint32_t image);
+/* Largest domid + 1 that has a file, for scans (0 if none). */
+NOXS_SIM_API uint32_t noxs_sim_domain_limit(void);
+/* Reap a dead evtchn handle's ports and slot. */
+NOXS_SIM_API unsigned noxs_sim_reap_slot(struct sim_domain *dom,
+	uint32_t slot, uint32_t gen);
+
+/* Guardian message on the pipe. */
+#define SIM_GUARD_DOMAIN 1u
+#define SIM_GUARD_SLOT 2u
+struct sim_guard_msg {
+	uint32_t type;
+	uint32_t domid;
+	uint32_t slot;
+	uint32_t gen;
+};
+
+#endif
