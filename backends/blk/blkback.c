@@ -1,0 +1,882 @@
+/*
+ * noxs-blk-back: the backend of the blk device, serving block devices
+ * from files (or block devices) to every guest from one process.
+ *
+ * Control (main thread). libnoxs hands us one noxs_dev per device that
+ * noxsd brokers; create() opens the file named by the toolstack's
+ * parameters (path=, mode=r|w, sector-size=512|4096, optional sectors=)
+ * and publishes the xenbus-style keys blkfront reads (sectors,
+ * sector-size, info, feature-flush-cache, feature-discard, ...). The
+ * device then follows the frontend's state, as blkback does:
+ *
+ *   frontend Initialising/Unknown -> drop any connection, InitWait
+ *   frontend Initialised/Connected -> map its ring (ring-ref or
+ *        ring-ref0..N-1, ring-page-order), bind its event-channel,
+ *        start the ring thread, Connected
+ *   frontend Closing -> drop the connection, Closing
+ *   frontend Closed -> drop the connection, Closed (a restarted frontend
+ *        comes back through Initialising)
+ *
+ * Data (one thread per connected device). The thread owns the device's
+ * ring, its event channel and its data-page mappings; it copies each
+ * request out of the shared ring, validates the copy (blkreq.c), does the
+ * I/O with preadv/pwritev/fdatasync/fallocate and answers with a per-
+ * request status. Why a thread per device: a frontend that floods its
+ * ring, or asks for a slow fsync, then only delays itself; other devices
+ * are served by their own threads.
+ *
+ * Trust: a frontend may be hostile. Ring indices that claim more
+ * outstanding requests than the ring holds make us abandon the ring (the
+ * device goes to Closing with an "error" key); every other bad request
+ * (sector range, segment count or bounds, unmappable grant ref, op)
+ * gets an error response and the ring goes on. Nothing from the shared
+ * ring is read twice.
+ *
+ * Data pages: with "feature-persistent" the frontend re-uses the same
+ * grant refs, so we keep up to GCACHE_MAX of them mapped (a small
+ * open-addressing table owned by the ring thread); past that, or without
+ * the feature, pages are mapped for one request and unmapped after it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <linux/fs.h>
+#include <poll.h>
+#include <sched.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <xenevtchn.h>
+#include <xengnttab.h>
+
+#include <noxs/noxs.h>
+
+#include "blkreq.h"
+#include "drvlog.h"
+
+#define GCACHE_SLOTS 2048u /* power of two, twice GCACHE_MAX */
+#define GCACHE_MAX 1024u
+/* Responses pushed to the frontend at least every this many requests. */
+#define PUSH_BATCH 8u
+/* Bounded busy-wait before sleeping on the event channel. */
+#define SPIN_NS 30000
+
+struct gcache_entry {
+    uint32_t gref; /* 0: empty (refs below NOXS_GREF_MIN are never valid) */
+    void *addr;
+};
+
+struct blkdev {
+    noxs_dev *dev;
+    uint16_t fe_domid;
+    uint32_t devid;
+    int fd;
+    bool is_blockdev;
+    struct blkreq_geometry geom;
+    char *path;
+
+    /* Connection: set up and torn down by the main thread only. */
+    bool connected;
+    bool thread_running;
+    pthread_t thread;
+    int stop_fd; /* eventfd: main -> ring thread */
+    xenevtchn_handle *xce;
+    xengnttab_handle *xgt;
+    uint32_t port; /* our port, bound to the frontend's event-channel */
+    struct noxs_blk_sring *sring;
+    unsigned int ring_pages;
+    uint32_t ring_size;
+    bool persistent;
+    atomic_bool stopping;
+    atomic_bool broken; /* ring thread gave up on a hostile ring */
+
+    /* Owned by the ring thread while it runs. */
+    uint32_t req_cons;
+    uint32_t rsp_prod_pvt;
+    uint32_t rsp_pushed;
+    struct gcache_entry *gcache;
+    unsigned int gcache_used;
+    uint64_t nr_requests, nr_errors;
+
+    struct blkdev *next;
+};
+
+static noxs_backend *backend;
+static struct blkdev *devices;
+static int wake_fd = -1; /* eventfd: ring threads -> main */
+
+/* ---- grant cache (ring thread) ---- */
+
+static struct gcache_entry *gcache_find(struct blkdev *bd, uint32_t gref)
+{
+    uint32_t i = (gref * 2654435761u) & (GCACHE_SLOTS - 1);
+
+    for (;;) {
+        struct gcache_entry *e = &bd->gcache[i];
+
+        if (e->gref == gref || e->gref == 0)
+            return e;
+        i = (i + 1) & (GCACHE_SLOTS - 1);
+    }
+}
+
+static void gcache_clear(struct blkdev *bd)
+{
+    if (bd->gcache == NULL)
+        return;
+    for (unsigned int i = 0; i < GCACHE_SLOTS; i++) {
+        if (bd->gcache[i].gref != 0)
+            xengnttab_unmap(bd->xgt, bd->gcache[i].addr, 1);
+    }
+    free(bd->gcache);
+    bd->gcache = NULL;
+    bd->gcache_used = 0;
+}
+
+/*
+ * Map the data pages of r: fills addr[i] for each segment. Pages mapped
+ * only for this request go to temp[] (*ntemp of them) for unmapping.
+ */
+static int map_segments(struct blkdev *bd, const struct blkreq *r,
+                        void **addr, void **temp, unsigned int *ntemp)
+{
+    int prot = PROT_READ | PROT_WRITE;
+
+    *ntemp = 0;
+    for (unsigned int i = 0; i < r->nr_segments; i++) {
+        uint32_t gref = r->seg[i].gref;
+        struct gcache_entry *e = NULL;
+        void *p;
+
+        if (gref < NOXS_GREF_MIN)
+            return NOXS_BLK_RSP_BADGREF;
+        if (bd->persistent) {
+            e = gcache_find(bd, gref);
+            if (e->gref == gref) {
+                addr[i] = e->addr;
+                continue;
+            }
+        }
+        p = xengnttab_map_grant_ref(bd->xgt, bd->fe_domid, gref, prot);
+        if (p == NULL)
+            return NOXS_BLK_RSP_BADGREF;
+        if (e != NULL && bd->gcache_used < GCACHE_MAX) {
+            e->gref = gref;
+            e->addr = p;
+            bd->gcache_used++;
+        } else {
+            temp[(*ntemp)++] = p;
+        }
+        addr[i] = p;
+    }
+    return NOXS_BLK_RSP_OKAY;
+}
+
+/* ---- I/O (ring thread) ---- */
+
+/* preadv/pwritev all of iov at off; a read past EOF yields zeros. */
+static int do_rw(struct blkdev *bd, bool write, struct iovec *iov, int iovcnt,
+                 uint64_t off)
+{
+    while (iovcnt > 0) {
+        ssize_t n = write ? pwritev(bd->fd, iov, iovcnt, (off_t)off)
+                          : preadv(bd->fd, iov, iovcnt, (off_t)off);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (n == 0) {
+            if (write) {
+                errno = EIO;
+                return -1;
+            }
+            for (int i = 0; i < iovcnt; i++)
+                memset(iov[i].iov_base, 0, iov[i].iov_len);
+            return 0;
+        }
+        off += (uint64_t)n;
+        while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
+            n -= (ssize_t)iov->iov_len;
+            iov++;
+            iovcnt--;
+        }
+        if (iovcnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + n;
+            iov->iov_len -= (size_t)n;
+        }
+    }
+    return 0;
+}
+
+static int do_discard(struct blkdev *bd, uint64_t off, uint64_t len)
+{
+    if (bd->is_blockdev) {
+        uint64_t range[2] = {off, len};
+
+        if (ioctl(bd->fd, BLKDISCARD, range) == 0)
+            return NOXS_BLK_RSP_OKAY;
+    } else if (fallocate(bd->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                         (off_t)off, (off_t)len) == 0) {
+        return NOXS_BLK_RSP_OKAY;
+    }
+    return errno == EOPNOTSUPP ? NOXS_BLK_RSP_NOTSUPP : NOXS_BLK_RSP_ERROR;
+}
+
+static int handle_request(struct blkdev *bd, const struct noxs_blk_request *req,
+                          struct blkreq *r)
+{
+    void *addr[NOXS_BLK_MAX_SEGMENTS], *temp[NOXS_BLK_MAX_SEGMENTS];
+    struct iovec iov[NOXS_BLK_MAX_SEGMENTS];
+    unsigned int ntemp = 0;
+    int status = blkreq_check(req, &bd->geom, r);
+
+    if (status != NOXS_BLK_RSP_OKAY)
+        return status;
+    switch (r->operation) {
+    case NOXS_BLK_OP_READ:
+    case NOXS_BLK_OP_WRITE:
+        status = map_segments(bd, r, addr, temp, &ntemp);
+        if (status == NOXS_BLK_RSP_OKAY) {
+            for (unsigned int i = 0; i < r->nr_segments; i++) {
+                iov[i].iov_base = (char *)addr[i] + r->seg[i].offset;
+                iov[i].iov_len = r->seg[i].length;
+            }
+            if (do_rw(bd, r->operation == NOXS_BLK_OP_WRITE, iov,
+                      r->nr_segments, r->offset) < 0)
+                status = NOXS_BLK_RSP_ERROR;
+        }
+        for (unsigned int i = 0; i < ntemp; i++)
+            xengnttab_unmap(bd->xgt, temp[i], 1);
+        return status;
+    case NOXS_BLK_OP_FLUSH:
+        return fdatasync(bd->fd) == 0 ? NOXS_BLK_RSP_OKAY : NOXS_BLK_RSP_ERROR;
+    case NOXS_BLK_OP_DISCARD:
+        return do_discard(bd, r->offset, r->length);
+    default:
+        return NOXS_BLK_RSP_NOTSUPP;
+    }
+}
+
+static void push_responses(struct blkdev *bd)
+{
+    uint32_t old = bd->rsp_pushed, now = bd->rsp_prod_pvt;
+
+    if (old == now)
+        return;
+    noxs_blk_store(&bd->sring->rsp_prod, now);
+    bd->rsp_pushed = now;
+    noxs_blk_ring_mb();
+    if (noxs_blk_need_notify(old, now, noxs_blk_load(&bd->sring->rsp_event)))
+        xenevtchn_notify(bd->xce, bd->port);
+}
+
+/* Serve every request published so far. -1: the ring is garbage. */
+static int serve_ring(struct blkdev *bd)
+{
+    struct noxs_blk_sring *s = bd->sring;
+    uint32_t mask = bd->ring_size - 1;
+    uint32_t prod = noxs_blk_load(&s->req_prod);
+
+    if (blkreq_ring_available(prod, bd->req_cons, bd->rsp_prod_pvt,
+                              bd->ring_size) < 0)
+        return -1;
+    while (bd->req_cons != prod) {
+        struct noxs_blk_request req;
+        struct noxs_blk_response *rsp;
+        struct blkreq r;
+        int status;
+
+        memcpy(&req, &s->slot[bd->req_cons & mask].req, sizeof(req));
+        /* From here on only the copy is used, never the shared slot. */
+        __asm__ __volatile__("" ::: "memory");
+        bd->req_cons++;
+        status = handle_request(bd, &req, &r);
+        bd->nr_requests++;
+        if (status != NOXS_BLK_RSP_OKAY) {
+            bd->nr_errors++;
+            log_debug("domain %u blk %u: request %" PRIu64 " op %u: status %d",
+                      bd->fe_domid, bd->devid, req.id, req.operation, status);
+        }
+        rsp = &s->slot[bd->rsp_prod_pvt & mask].rsp;
+        rsp->id = req.id;
+        rsp->operation = req.operation;
+        rsp->reserved0 = 0;
+        rsp->status = (int16_t)status;
+        rsp->reserved1 = 0;
+        bd->rsp_prod_pvt++;
+        if (bd->rsp_prod_pvt - bd->rsp_pushed >= PUSH_BATCH)
+            push_responses(bd);
+    }
+    push_responses(bd);
+    return 0;
+}
+
+static bool spin_for_requests(struct blkdev *bd)
+{
+    struct timespec start, now;
+
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (unsigned int i = 0;; i++) {
+        if (noxs_blk_load(&bd->sring->req_prod) != bd->req_cons)
+            return true;
+        if (atomic_load_explicit(&bd->stopping, memory_order_relaxed))
+            return false;
+        if ((i & 63) == 63) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if ((now.tv_sec - start.tv_sec) * 1000000000L +
+                    (now.tv_nsec - start.tv_nsec) > SPIN_NS)
+                return false;
+            sched_yield();
+        }
+    }
+}
+
+static void *ring_thread(void *arg)
+{
+    struct blkdev *bd = arg;
+    struct noxs_blk_sring *s = bd->sring;
+    uint64_t one = 1;
+
+    for (;;) {
+        if (serve_ring(bd) < 0) {
+            log_warnx("domain %u blk %u: ring indices out of range, "
+                      "abandoning the ring", bd->fe_domid, bd->devid);
+            atomic_store(&bd->broken, true);
+            if (write(wake_fd, &one, sizeof(one)) < 0) {
+                /* the main loop rescans on its next wake-up anyway */
+            }
+            break;
+        }
+        if (atomic_load(&bd->stopping))
+            break;
+        noxs_blk_store(&s->req_event, bd->req_cons + 1);
+        noxs_blk_ring_mb();
+        if (noxs_blk_load(&s->req_prod) != bd->req_cons)
+            continue;
+        if (spin_for_requests(bd))
+            continue;
+
+        struct pollfd p[2] = {
+            {.fd = xenevtchn_fd(bd->xce), .events = POLLIN},
+            {.fd = bd->stop_fd, .events = POLLIN},
+        };
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (p[0].revents & POLLIN) {
+            int port = xenevtchn_pending(bd->xce);
+
+            if (port >= 0)
+                xenevtchn_unmask(bd->xce, (evtchn_port_t)port);
+        }
+        if (p[1].revents & POLLIN) {
+            /* Answer what is already queued, then leave. */
+            if (serve_ring(bd) < 0)
+                atomic_store(&bd->broken, true);
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* ---- connection (main thread) ---- */
+
+static void disconnect(struct blkdev *bd)
+{
+    if (!bd->connected)
+        return;
+    if (bd->thread_running) {
+        uint64_t one = 1;
+
+        atomic_store(&bd->stopping, true);
+        if (write(bd->stop_fd, &one, sizeof(one)) < 0)
+            log_warnx("stop ring thread: %s", strerror(errno));
+        pthread_join(bd->thread, NULL);
+        bd->thread_running = false;
+    }
+    log_info("domain %u blk %u: disconnected (%" PRIu64 " requests, %" PRIu64
+             " errors)", bd->fe_domid, bd->devid, bd->nr_requests,
+             bd->nr_errors);
+    gcache_clear(bd);
+    if (bd->sring != NULL)
+        xengnttab_unmap(bd->xgt, bd->sring, bd->ring_pages);
+    bd->sring = NULL;
+    if (bd->port != 0)
+        xenevtchn_unbind(bd->xce, bd->port);
+    bd->port = 0;
+    if (bd->xce != NULL)
+        xenevtchn_close(bd->xce);
+    bd->xce = NULL;
+    if (bd->xgt != NULL)
+        xengnttab_close(bd->xgt);
+    bd->xgt = NULL;
+    if (bd->stop_fd >= 0)
+        close(bd->stop_fd);
+    bd->stop_fd = -1;
+    bd->connected = false;
+}
+
+static int peer_u32(noxs_dev *d, const char *key, uint32_t *out,
+                    uint32_t min, uint32_t max)
+{
+    char buf[32], *end;
+    unsigned long v;
+
+    if (noxs_dev_peer_kv(d, key, buf, sizeof(buf)) < 0)
+        return -1;
+    errno = 0;
+    v = strtoul(buf, &end, 10);
+    if (errno != 0 || end == buf || *end != '\0' || buf[0] == '-' ||
+        v < min || v > max) {
+        errno = EINVAL;
+        return -1;
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int connect_ring(struct blkdev *bd, const char **why)
+{
+    noxs_dev *d = bd->dev;
+    uint32_t order = 0, port, refs[1u << NOXS_BLK_MAX_RING_ORDER];
+    char flag[8];
+
+    if (peer_u32(d, "ring-page-order", &order, 0, NOXS_BLK_MAX_RING_ORDER) < 0 &&
+        errno != ENOENT) {
+        *why = "bad ring-page-order";
+        return -1;
+    }
+    bd->ring_pages = 1u << order;
+    if (order == 0) {
+        if (peer_u32(d, "ring-ref", &refs[0], NOXS_GREF_MIN, UINT32_MAX) < 0) {
+            *why = "missing or bad ring-ref";
+            return -1;
+        }
+    } else {
+        for (unsigned int i = 0; i < bd->ring_pages; i++) {
+            char key[24];
+
+            snprintf(key, sizeof(key), "ring-ref%u", i);
+            if (peer_u32(d, key, &refs[i], NOXS_GREF_MIN, UINT32_MAX) < 0) {
+                *why = "missing or bad ring-refN";
+                return -1;
+            }
+        }
+    }
+    if (peer_u32(d, "event-channel", &port, 1, NOXS_PORT_MAX) < 0) {
+        *why = "missing or bad event-channel";
+        return -1;
+    }
+    bd->persistent = noxs_dev_peer_kv(d, "feature-persistent", flag,
+                                      sizeof(flag)) >= 0 &&
+                     strcmp(flag, "1") == 0;
+
+    bd->xgt = xengnttab_open(NULL, 0);
+    bd->xce = xenevtchn_open(NULL, 0);
+    bd->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    bd->gcache = calloc(GCACHE_SLOTS, sizeof(*bd->gcache));
+    bd->connected = true; /* so that disconnect() releases what we got */
+    if (bd->xgt == NULL || bd->xce == NULL || bd->stop_fd < 0 ||
+        bd->gcache == NULL) {
+        *why = "out of resources";
+        return -1;
+    }
+    xengnttab_set_max_grants(bd->xgt, GCACHE_MAX + NOXS_BLK_MAX_SEGMENTS +
+                                          bd->ring_pages + 16);
+    bd->sring = xengnttab_map_domain_grant_refs(bd->xgt, bd->ring_pages,
+                                                bd->fe_domid, refs,
+                                                PROT_READ | PROT_WRITE);
+    if (bd->sring == NULL) {
+        *why = "cannot map the ring";
+        return -1;
+    }
+    xenevtchn_port_or_error_t p =
+        xenevtchn_bind_interdomain(bd->xce, bd->fe_domid, port);
+    if (p < 0) {
+        *why = "cannot bind the event channel";
+        return -1;
+    }
+    bd->port = (uint32_t)p;
+    bd->ring_size = noxs_blk_ring_size(order);
+    /* A fresh ring: the frontend starts its indices at 0. */
+    bd->req_cons = bd->rsp_prod_pvt = bd->rsp_pushed = 0;
+    bd->nr_requests = bd->nr_errors = 0;
+    atomic_store(&bd->stopping, false);
+    atomic_store(&bd->broken, false);
+    if (pthread_create(&bd->thread, NULL, ring_thread, bd) != 0) {
+        *why = "cannot start the ring thread";
+        return -1;
+    }
+    bd->thread_running = true;
+    log_info("domain %u blk %u: connected, %u-page ring (%u slots), port %u%s",
+             bd->fe_domid, bd->devid, bd->ring_pages, bd->ring_size, bd->port,
+             bd->persistent ? ", persistent grants" : "");
+    return 0;
+}
+
+static void set_state(noxs_dev *d, unsigned int state)
+{
+    if (noxs_dev_state(d) == state)
+        return;
+    noxs_dev_set_state(d, state);
+    if (noxs_dev_publish(d) < 0)
+        log_warnx("domain %u: publish %s: %s", noxs_dev_frontend_domid(d),
+                  noxs_state_name(state), strerror(errno));
+    noxs_backend_report(backend, d);
+}
+
+static void fail_device(struct blkdev *bd, const char *why)
+{
+    log_warnx("domain %u blk %u: %s", bd->fe_domid, bd->devid, why);
+    disconnect(bd);
+    noxs_dev_set_kv(bd->dev, "error", why);
+    if (noxs_dev_state(bd->dev) == NOXS_STATE_CLOSING)
+        noxs_dev_publish(bd->dev);
+    set_state(bd->dev, NOXS_STATE_CLOSING);
+}
+
+/* ---- device creation ---- */
+
+static const char *param(const struct noxs_kv *params, size_t n,
+                         const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(params[i].key, key) == 0)
+            return params[i].value;
+    return NULL;
+}
+
+static int publish_u64(noxs_dev *d, const char *key, uint64_t v)
+{
+    char buf[24];
+
+    snprintf(buf, sizeof(buf), "%" PRIu64, v);
+    return noxs_dev_set_kv(d, key, buf);
+}
+
+static int open_backing(struct blkdev *bd, const struct noxs_kv *params,
+                        size_t n)
+{
+    const char *path = param(params, n, "path");
+    const char *mode = param(params, n, "mode");
+    const char *ss = param(params, n, "sector-size");
+    const char *sectors = param(params, n, "sectors");
+    struct stat st;
+    uint64_t bytes = 0;
+
+    if (path == NULL || path[0] == '\0') {
+        log_warnx("blk device: no path= parameter");
+        return -EINVAL;
+    }
+    if (mode == NULL || strcmp(mode, "w") == 0 || strcmp(mode, "rw") == 0)
+        bd->geom.readonly = false;
+    else if (strcmp(mode, "r") == 0 || strcmp(mode, "ro") == 0)
+        bd->geom.readonly = true;
+    else
+        return -EINVAL;
+    if (ss == NULL || strcmp(ss, "512") == 0)
+        bd->geom.sector_size = 512;
+    else if (strcmp(ss, "4096") == 0)
+        bd->geom.sector_size = 4096;
+    else
+        return -EINVAL;
+
+    bd->fd = open(path, (bd->geom.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    if (bd->fd < 0) {
+        int err = errno;
+
+        log_warnx("blk device: %s: %s", path, strerror(err));
+        return -err;
+    }
+    if (fstat(bd->fd, &st) < 0)
+        return -errno;
+    if (S_ISREG(st.st_mode)) {
+        bytes = (uint64_t)st.st_size;
+        bd->geom.discard = true;
+    } else if (S_ISBLK(st.st_mode)) {
+        if (ioctl(bd->fd, BLKGETSIZE64, &bytes) < 0)
+            return -errno;
+        bd->is_blockdev = true;
+        bd->geom.discard = true;
+    } else if (sectors == NULL) {
+        log_warnx("blk device: %s is neither a file nor a block device; "
+                  "give sectors=", path);
+        return -EINVAL;
+    }
+    if (sectors != NULL) {
+        char *end;
+
+        errno = 0;
+        unsigned long long v = strtoull(sectors, &end, 10);
+        if (errno != 0 || end == sectors || *end != '\0' ||
+            sectors[0] == '-' || v > (UINT64_MAX >> 10))
+            return -EINVAL;
+        bytes = (uint64_t)v << NOXS_BLK_SECTOR_SHIFT;
+    }
+    bytes -= bytes % bd->geom.sector_size;
+    bd->geom.sectors = bytes >> NOXS_BLK_SECTOR_SHIFT;
+    bd->path = strdup(path);
+    return bd->path == NULL ? -ENOMEM : 0;
+}
+
+static void free_blkdev(struct blkdev *bd)
+{
+    struct blkdev **pp;
+
+    disconnect(bd);
+    for (pp = &devices; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == bd) {
+            *pp = bd->next;
+            break;
+        }
+    }
+    if (bd->fd >= 0)
+        close(bd->fd);
+    free(bd->path);
+    free(bd);
+}
+
+static int blk_create(noxs_backend *b, noxs_dev *d,
+                      const struct noxs_kv *params, size_t nparams, void *arg)
+{
+    struct blkdev *bd = calloc(1, sizeof(*bd));
+    int err;
+
+    if (bd == NULL)
+        return -ENOMEM;
+    bd->dev = d;
+    bd->fd = -1;
+    bd->stop_fd = -1;
+    bd->fe_domid = noxs_dev_frontend_domid(d);
+    bd->devid = noxs_dev_id(d);
+    bd->next = devices;
+    devices = bd;
+    err = open_backing(bd, params, nparams);
+    if (err == 0) {
+        char info[8];
+
+        snprintf(info, sizeof(info), "%u",
+                 bd->geom.readonly ? NOXS_BLK_INFO_READONLY : 0u);
+        if (publish_u64(d, "sectors", bd->geom.sectors) < 0 ||
+            publish_u64(d, "sector-size", bd->geom.sector_size) < 0 ||
+            publish_u64(d, "physical-sector-size", bd->geom.sector_size) < 0 ||
+            noxs_dev_set_kv(d, "info", info) < 0 ||
+            noxs_dev_set_kv(d, "mode", bd->geom.readonly ? "r" : "w") < 0 ||
+            noxs_dev_set_kv(d, "feature-flush-cache", "1") < 0 ||
+            noxs_dev_set_kv(d, "feature-discard",
+                            bd->geom.discard ? "1" : "0") < 0 ||
+            publish_u64(d, "discard-granularity", bd->geom.sector_size) < 0 ||
+            noxs_dev_set_kv(d, "discard-alignment", "0") < 0 ||
+            noxs_dev_set_kv(d, "feature-persistent", "1") < 0 ||
+            publish_u64(d, "max-ring-page-order", NOXS_BLK_MAX_RING_ORDER) < 0)
+            err = -errno;
+    }
+    if (err != 0) {
+        free_blkdev(bd);
+        return err;
+    }
+    noxs_dev_set_user(d, bd);
+    log_info("domain %u blk %u: %s, %" PRIu64 " sectors of %u bytes, %s",
+             bd->fe_domid, bd->devid, bd->path,
+             bd->geom.sectors / (bd->geom.sector_size >> 9),
+             bd->geom.sector_size, bd->geom.readonly ? "read-only" : "read-write");
+    return 0;
+}
+
+static void blk_changed(noxs_backend *b, noxs_dev *d, void *arg)
+{
+    struct blkdev *bd = noxs_dev_user(d);
+    unsigned int own = noxs_dev_state(d);
+    const char *why = NULL;
+
+    if (bd == NULL)
+        return;
+    switch (noxs_dev_peer_state(d)) {
+    case NOXS_STATE_UNKNOWN:
+    case NOXS_STATE_INITIALISING:
+        /* A new frontend session (also after a frontend restart). */
+        disconnect(bd);
+        if (own != NOXS_STATE_INITWAIT) {
+            noxs_dev_del_kv(d, "error");
+            set_state(d, NOXS_STATE_INITWAIT);
+        }
+        break;
+    case NOXS_STATE_INITIALISED:
+    case NOXS_STATE_CONNECTED:
+        if (bd->connected || (own != NOXS_STATE_INITWAIT &&
+                              own != NOXS_STATE_INITIALISING))
+            break;
+        if (connect_ring(bd, &why) < 0) {
+            fail_device(bd, why);
+            break;
+        }
+        set_state(d, NOXS_STATE_CONNECTED);
+        break;
+    case NOXS_STATE_CLOSING:
+        disconnect(bd);
+        if (own != NOXS_STATE_CLOSED)
+            set_state(d, NOXS_STATE_CLOSING);
+        break;
+    case NOXS_STATE_CLOSED:
+        disconnect(bd);
+        set_state(d, NOXS_STATE_CLOSED);
+        break;
+    default:
+        break;
+    }
+}
+
+static int blk_control(noxs_backend *b, noxs_dev *d, const char *key,
+                       const char *value, uint32_t request, void *arg)
+{
+    return -EINVAL;
+}
+
+static void blk_remove(noxs_backend *b, noxs_dev *d, void *arg)
+{
+    struct blkdev *bd = noxs_dev_user(d);
+
+    if (bd == NULL)
+        return;
+    log_info("domain %u blk %u: removed", bd->fe_domid, bd->devid);
+    noxs_dev_set_user(d, NULL);
+    free_blkdev(bd);
+}
+
+static const struct noxs_backend_ops ops = {
+    .create = blk_create,
+    .changed = blk_changed,
+    .control = blk_control,
+    .remove = blk_remove,
+};
+
+/* Ring threads that gave up: take their devices to Closing. */
+static void reap_broken(void)
+{
+    uint64_t v;
+
+    if (read(wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        log_warnx("wake: %s", strerror(errno));
+    for (struct blkdev *bd = devices; bd != NULL; bd = bd->next)
+        if (bd->connected && atomic_load(&bd->broken))
+            fail_device(bd, "ring protocol violation");
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: noxs-blk-back [-dv] [--socket PATH]\n"
+            "\n"
+            "Serve the blk devices of every guest from files or block "
+            "devices.\n"
+            "  -d, --foreground  stay in the foreground and log to stderr\n"
+            "  -v                more logging (twice: debug)\n"
+            "  --socket PATH     noxsd's control socket (default "
+            "$NOXS_SOCKET,\n"
+            "                    else " NOXS_DEFAULT_SOCKET ")\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"foreground", no_argument, NULL, 'd'},
+        {"socket", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const unsigned int types[] = {NOXS_DEV_BLK};
+    const char *socket_path = NULL;
+    bool foreground = false;
+    int verbosity = 0, c, sfd, status = 0;
+    struct rlimit rl;
+    sigset_t mask;
+
+    while ((c = getopt_long(argc, argv, "dvh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd': foreground = true; break;
+        case 'v': verbosity++; break;
+        case 's': socket_path = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 1;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 1;
+    }
+    drvlog_init("noxs-blk-back", foreground, verbosity);
+    if (!foreground && daemon(0, 0) < 0)
+        drvlog_fatal("daemon: %s", strerror(errno));
+    noxs_set_logger(drvlog_library);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (sfd < 0 || wake_fd < 0)
+        drvlog_fatal("signalfd/eventfd: %s", strerror(errno));
+
+    backend = noxs_backend_open(socket_path, types, 1, &ops, NULL);
+    if (backend == NULL)
+        drvlog_fatal("cannot register with noxsd: %s", strerror(errno));
+    log_info("serving blk devices");
+
+    for (;;) {
+        struct pollfd p[3] = {
+            {.fd = noxs_backend_fd(backend), .events = POLLIN},
+            {.fd = wake_fd, .events = POLLIN},
+            {.fd = sfd, .events = POLLIN},
+        };
+
+        if (poll(p, 3, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            drvlog_fatal("poll: %s", strerror(errno));
+        }
+        if (p[2].revents & POLLIN) {
+            log_info("terminating");
+            break;
+        }
+        if (p[1].revents & POLLIN)
+            reap_broken();
+        if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+            if (noxs_backend_dispatch(backend, 0) < 0 && errno != EAGAIN &&
+                errno != EINTR && errno != ETIMEDOUT) {
+                log_warnx("noxsd connection: %s", strerror(errno));
+                status = 1;
+                break;
+            }
+        }
+    }
+    while (devices != NULL) {
+        struct blkdev *bd = devices;
+
+        disconnect(bd);
+        set_state(bd->dev, NOXS_STATE_CLOSED);
+        noxs_dev_set_user(bd->dev, NULL);
+        free_blkdev(bd);
+    }
+    noxs_backend_close(backend);
+    return status;
+}

@@ -1,0 +1,691 @@
+/*
+ * blkfront: the guest side of a noxs blk device (see blkfront.h).
+ *
+ * Layout. With a ring of S slots we use Q = min(S, MAX_QUEUE) of them.
+ * Slot i owns NOXS_BLK_MAX_SEGMENTS consecutive pages of one data pool
+ * that is shared with the backend once, at connect time, so the backend
+ * can keep every data page mapped (feature-persistent); a request's id is
+ * its slot number, which makes a response's slot an O(1) lookup and a
+ * bogus id from a broken backend easy to reject.
+ *
+ * Waiting. Submitting publishes req_prod and notifies only if the
+ * backend's req_event says it may be asleep; completions are consumed
+ * after a short bounded spin on rsp_prod, then by sleeping on our event
+ * channel in slices of SLICE_MS, checking the control page between
+ * slices. That is how a backend that closes (Closing/Closed) or dies
+ * (its control channel goes away: noxs_dev_wait reports EPIPE) is seen:
+ * every request in flight then fails with ENOTCONN, and a request that
+ * gets no answer within the handle's timeout fails with ETIMEDOUT. After
+ * either, the handle is dead (its data pages may still be in the
+ * backend's hands, so they are never reused) and only close() is left.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xenevtchn.h>
+#include <xengnttab.h>
+
+#include "blkfront.h"
+#include "blkring.h"
+
+#define MAX_QUEUE 128u
+#define SLOT_BYTES (NOXS_BLK_MAX_SEGMENTS * NOXS_BLK_PAGE_SIZE)
+#define SLICE_MS 100
+#define SPIN_NS 20000
+#define CLOSE_TIMEOUT_MS 5000
+
+struct slot {
+    struct noxs_blkfront_io *io;
+    size_t buf_off;
+    uint32_t len;
+    uint8_t op;
+    bool busy;
+};
+
+struct noxs_blkfront {
+    noxs_frontend *frontend;
+    noxs_dev *dev;
+    uint16_t backend_domid;
+    xengntshr_handle *xgs;
+    xenevtchn_handle *xce;
+    uint32_t port;
+    struct noxs_blk_sring *sring;
+    unsigned int ring_order;
+    uint32_t ring_size;
+    uint32_t ring_refs[1u << NOXS_BLK_MAX_RING_ORDER];
+    uint8_t *pool;
+    uint32_t *pool_refs;
+    unsigned int nslots;
+    struct slot *slots;
+    unsigned int *free_stack;
+    unsigned int nfree;
+    uint32_t req_prod_pvt, req_pushed, rsp_cons;
+    struct noxs_blkfront_info info;
+    int timeout_ms;
+    int dead; /* errno once the connection is gone, else 0 */
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int status_errno(int status)
+{
+    switch (status) {
+    case NOXS_BLK_RSP_OKAY: return 0;
+    case NOXS_BLK_RSP_NOTSUPP: return EOPNOTSUPP;
+    case NOXS_BLK_RSP_RANGE: return ERANGE;
+    case NOXS_BLK_RSP_READONLY: return EROFS;
+    case NOXS_BLK_RSP_INVALID: return EINVAL;
+    case NOXS_BLK_RSP_BADGREF: return EFAULT;
+    default: return EIO;
+    }
+}
+
+/* ---- completions ---- */
+
+static void complete_slot(noxs_blkfront *b, unsigned int i, int err)
+{
+    struct slot *s = &b->slots[i];
+    struct noxs_blkfront_io *io = s->io;
+
+    s->busy = false;
+    s->io = NULL;
+    b->free_stack[b->nfree++] = i;
+    if (err != 0 && io->err == 0)
+        io->err = err;
+    if (--io->pending == 0 && !io->submitting)
+        io->done(io, io->err);
+}
+
+/* The connection is gone: fail everything in flight, refuse the rest. */
+static void kill_connection(noxs_blkfront *b, int err)
+{
+    if (b->dead == 0)
+        b->dead = err;
+    for (unsigned int i = 0; i < b->nslots; i++)
+        if (b->slots[i].busy)
+            complete_slot(b, i, b->dead);
+}
+
+/* Consume published responses; returns how many, -1 if the ring is bad. */
+static int process_responses(noxs_blkfront *b)
+{
+    struct noxs_blk_sring *s = b->sring;
+    uint32_t mask = b->ring_size - 1;
+    int n = 0;
+
+    for (;;) {
+        uint32_t prod = noxs_blk_load(&s->rsp_prod);
+
+        if ((uint32_t)(prod - b->rsp_cons) >
+            (uint32_t)(b->req_pushed - b->rsp_cons)) {
+            kill_connection(b, EPROTO);
+            return -1;
+        }
+        while (b->rsp_cons != prod) {
+            struct noxs_blk_response rsp;
+            struct slot *sl;
+            int err;
+
+            memcpy(&rsp, &s->slot[b->rsp_cons & mask].rsp, sizeof(rsp));
+            __asm__ __volatile__("" ::: "memory");
+            b->rsp_cons++;
+            if (rsp.id >= b->nslots || !b->slots[rsp.id].busy) {
+                kill_connection(b, EPROTO);
+                return -1;
+            }
+            sl = &b->slots[rsp.id];
+            err = status_errno(rsp.status);
+            if (err == 0 && sl->op == NOXS_BLK_OP_READ)
+                memcpy((uint8_t *)sl->io->buf + sl->buf_off,
+                       b->pool + (size_t)rsp.id * SLOT_BYTES, sl->len);
+            complete_slot(b, (unsigned int)rsp.id, err);
+            n++;
+        }
+        noxs_blk_store(&s->rsp_event, b->rsp_cons + 1);
+        noxs_blk_ring_mb();
+        if (noxs_blk_load(&s->rsp_prod) == b->rsp_cons)
+            return n;
+    }
+}
+
+static void push_requests(noxs_blkfront *b)
+{
+    uint32_t old = b->req_pushed, now = b->req_prod_pvt;
+
+    if (old == now)
+        return;
+    noxs_blk_store(&b->sring->req_prod, now);
+    b->req_pushed = now;
+    noxs_blk_ring_mb();
+    if (noxs_blk_need_notify(old, now, noxs_blk_load(&b->sring->req_event)))
+        xenevtchn_notify(b->xce, b->port);
+}
+
+/* Is the backend still there and Connected? Fails the connection if not. */
+static void check_backend(noxs_blkfront *b)
+{
+    unsigned int state;
+
+    if (noxs_dev_wait(b->dev, 0) < 0 && errno == EPIPE) {
+        process_responses(b);
+        kill_connection(b, ENOTCONN);
+        return;
+    }
+    state = noxs_dev_peer_state(b->dev);
+    if (state != NOXS_STATE_CONNECTED) {
+        /* A closing backend answers what it consumed before it closes. */
+        process_responses(b);
+        kill_connection(b, ENOTCONN);
+    }
+}
+
+static bool spin_for_responses(noxs_blkfront *b)
+{
+    struct timespec t0, t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (unsigned int i = 0;; i++) {
+        if (noxs_blk_load(&b->sring->rsp_prod) != b->rsp_cons)
+            return true;
+        if ((i & 63) == 63) {
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            if ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) >
+                SPIN_NS)
+                return false;
+            sched_yield();
+        }
+    }
+}
+
+int noxs_blkfront_poll(noxs_blkfront *b, int timeout_ms)
+{
+    int64_t deadline = now_ms() + (timeout_ms < 0 ? b->timeout_ms : timeout_ms);
+
+    for (;;) {
+        int n;
+
+        if (b->dead != 0) {
+            errno = b->dead;
+            return -1;
+        }
+        n = process_responses(b);
+        if (n != 0)
+            return n < 0 ? (errno = b->dead, -1) : n;
+        if (noxs_blkfront_inflight(b) == 0)
+            return 0;
+        if (spin_for_responses(b))
+            continue;
+
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            return 0;
+        struct pollfd p = {.fd = xenevtchn_fd(b->xce), .events = POLLIN};
+        int r = poll(&p, 1, left < SLICE_MS ? (int)left : SLICE_MS);
+
+        if (r < 0 && errno != EINTR) {
+            kill_connection(b, errno);
+            continue;
+        }
+        if (r > 0 && (p.revents & POLLIN)) {
+            int port = xenevtchn_pending(b->xce);
+
+            if (port >= 0)
+                xenevtchn_unmask(b->xce, (evtchn_port_t)port);
+        }
+        if (noxs_blk_load(&b->sring->rsp_prod) == b->rsp_cons)
+            check_backend(b);
+    }
+}
+
+unsigned int noxs_blkfront_inflight(const noxs_blkfront *b)
+{
+    return b->nslots - b->nfree;
+}
+
+/* A free slot, processing completions while there is none. */
+static int get_slot(noxs_blkfront *b, unsigned int *out)
+{
+    int64_t deadline = now_ms() + b->timeout_ms;
+
+    while (b->nfree == 0) {
+        push_requests(b);
+        if (noxs_blkfront_poll(b, (int)(deadline - now_ms())) < 0)
+            return -1;
+        if (b->nfree == 0 && now_ms() >= deadline) {
+            kill_connection(b, ETIMEDOUT);
+            errno = ETIMEDOUT;
+            return -1;
+        }
+    }
+    if (b->dead != 0) {
+        errno = b->dead;
+        return -1;
+    }
+    *out = b->free_stack[--b->nfree];
+    return 0;
+}
+
+static struct noxs_blk_request *claim(noxs_blkfront *b, unsigned int i,
+                                      struct noxs_blkfront_io *io, uint8_t op)
+{
+    struct noxs_blk_request *req =
+        &b->sring->slot[b->req_prod_pvt & (b->ring_size - 1)].req;
+
+    memset(req, 0, sizeof(*req));
+    req->operation = op;
+    req->id = i;
+    b->slots[i].busy = true;
+    b->slots[i].io = io;
+    b->slots[i].op = op;
+    b->slots[i].len = 0;
+    io->pending++;
+    return req;
+}
+
+int noxs_blkfront_submit(noxs_blkfront *b, struct noxs_blkfront_io *io)
+{
+    uint32_t ss = b->info.sector_size;
+    unsigned int i;
+
+    if (b->dead != 0) {
+        errno = b->dead;
+        return -1;
+    }
+    if (io->done == NULL || io->op > NOXS_BLKFRONT_DISCARD ||
+        (io->op != NOXS_BLKFRONT_FLUSH &&
+         (io->offset % ss != 0 || io->len % ss != 0 ||
+          (io->len > 0 && io->buf == NULL && io->op != NOXS_BLKFRONT_DISCARD)))) {
+        errno = EINVAL;
+        return -1;
+    }
+    if ((io->op == NOXS_BLKFRONT_FLUSH && !b->info.flush) ||
+        (io->op == NOXS_BLKFRONT_DISCARD && !b->info.discard)) {
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    io->pending = 0;
+    io->err = 0;
+    io->submitting = true;
+
+    if (io->op == NOXS_BLKFRONT_FLUSH || io->op == NOXS_BLKFRONT_DISCARD) {
+        struct noxs_blk_request *req;
+
+        if (get_slot(b, &i) < 0) {
+            io->submitting = false;
+            return -1;
+        }
+        if (io->op == NOXS_BLKFRONT_FLUSH) {
+            req = claim(b, i, io, NOXS_BLK_OP_FLUSH);
+        } else {
+            req = claim(b, i, io, NOXS_BLK_OP_DISCARD);
+            req->sector_number = io->offset >> NOXS_BLK_SECTOR_SHIFT;
+            req->u.discard.nr_sectors = io->len >> NOXS_BLK_SECTOR_SHIFT;
+        }
+        b->req_prod_pvt++;
+    } else {
+        bool write = io->op == NOXS_BLKFRONT_WRITE;
+
+        for (size_t off = 0; off < io->len; off += SLOT_BYTES) {
+            size_t chunk = io->len - off < SLOT_BYTES ? io->len - off : SLOT_BYTES;
+            struct noxs_blk_request *req;
+            unsigned int nseg = (unsigned int)((chunk + NOXS_BLK_PAGE_SIZE - 1) /
+                                               NOXS_BLK_PAGE_SIZE);
+
+            if (get_slot(b, &i) < 0) {
+                if (io->pending == 0) {
+                    io->submitting = false;
+                    return -1;
+                }
+                if (io->err == 0)
+                    io->err = errno;
+                break;
+            }
+            req = claim(b, i, io, write ? NOXS_BLK_OP_WRITE : NOXS_BLK_OP_READ);
+            b->slots[i].buf_off = off;
+            b->slots[i].len = (uint32_t)chunk;
+            if (write)
+                memcpy(b->pool + (size_t)i * SLOT_BYTES,
+                       (const uint8_t *)io->buf + off, chunk);
+            req->nr_segments = (uint8_t)nseg;
+            req->sector_number = (io->offset + off) >> NOXS_BLK_SECTOR_SHIFT;
+            for (unsigned int j = 0; j < nseg; j++) {
+                size_t left = chunk - (size_t)j * NOXS_BLK_PAGE_SIZE;
+                size_t bytes = left < NOXS_BLK_PAGE_SIZE ? left : NOXS_BLK_PAGE_SIZE;
+
+                req->u.seg[j].gref = b->pool_refs[i * NOXS_BLK_MAX_SEGMENTS + j];
+                req->u.seg[j].first_sect = 0;
+                req->u.seg[j].last_sect =
+                    (uint8_t)((bytes >> NOXS_BLK_SECTOR_SHIFT) - 1);
+            }
+            b->req_prod_pvt++;
+        }
+    }
+    push_requests(b);
+    io->submitting = false;
+    if (io->pending == 0)
+        io->done(io, io->err);
+    return 0;
+}
+
+/* ---- synchronous wrappers ---- */
+
+static void sync_done(struct noxs_blkfront_io *io, int err)
+{
+    int *result = io->user;
+
+    *result = err;
+}
+
+static int run_sync(noxs_blkfront *b, unsigned int op, void *buf, size_t len,
+                    uint64_t offset)
+{
+    int result = -1;
+    struct noxs_blkfront_io io = {
+        .op = op, .buf = buf, .len = len, .offset = offset,
+        .done = sync_done, .user = &result,
+    };
+    int64_t deadline;
+
+    if (noxs_blkfront_submit(b, &io) < 0)
+        return -1;
+    deadline = now_ms() + b->timeout_ms;
+    while (result < 0) {
+        int64_t left = deadline - now_ms();
+
+        if (left <= 0) {
+            kill_connection(b, ETIMEDOUT);
+            break;
+        }
+        if (noxs_blkfront_poll(b, (int)left) < 0 && result < 0)
+            kill_connection(b, errno);
+    }
+    if (result != 0) {
+        errno = result;
+        return -1;
+    }
+    return 0;
+}
+
+int noxs_blkfront_read(noxs_blkfront *b, void *buf, size_t len,
+                       uint64_t offset)
+{
+    return run_sync(b, NOXS_BLKFRONT_READ, buf, len, offset);
+}
+
+int noxs_blkfront_write(noxs_blkfront *b, const void *buf, size_t len,
+                        uint64_t offset)
+{
+    return run_sync(b, NOXS_BLKFRONT_WRITE, (void *)buf, len, offset);
+}
+
+int noxs_blkfront_flush(noxs_blkfront *b)
+{
+    return run_sync(b, NOXS_BLKFRONT_FLUSH, NULL, 0, 0);
+}
+
+int noxs_blkfront_discard(noxs_blkfront *b, uint64_t offset, uint64_t len)
+{
+    return run_sync(b, NOXS_BLKFRONT_DISCARD, NULL, (size_t)len, offset);
+}
+
+/* ---- connection ---- */
+
+static int backend_u64(noxs_dev *d, const char *key, uint64_t *out,
+                       uint64_t dflt)
+{
+    char buf[32], *end;
+    unsigned long long v;
+
+    if (noxs_dev_peer_kv(d, key, buf, sizeof(buf)) < 0) {
+        if (errno != ENOENT)
+            return -1;
+        *out = dflt;
+        return 0;
+    }
+    errno = 0;
+    v = strtoull(buf, &end, 10);
+    if (errno != 0 || end == buf || *end != '\0' || buf[0] == '-') {
+        errno = EPROTO;
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int read_backend_keys(noxs_blkfront *b, unsigned int ring_order)
+{
+    uint64_t sectors, ss, info, flush, discard, max_order;
+
+    if (backend_u64(b->dev, "sectors", &sectors, UINT64_MAX) < 0 ||
+        backend_u64(b->dev, "sector-size", &ss, 512) < 0 ||
+        backend_u64(b->dev, "info", &info, 0) < 0 ||
+        backend_u64(b->dev, "feature-flush-cache", &flush, 0) < 0 ||
+        backend_u64(b->dev, "feature-discard", &discard, 0) < 0 ||
+        backend_u64(b->dev, "max-ring-page-order", &max_order, 0) < 0)
+        return -1;
+    if (sectors > (UINT64_MAX >> 10) || (ss != 512 && ss != 4096)) {
+        errno = EPROTO;
+        return -1;
+    }
+    b->info.size = sectors << NOXS_BLK_SECTOR_SHIFT;
+    b->info.sector_size = (uint32_t)ss;
+    b->info.readonly = (info & NOXS_BLK_INFO_READONLY) != 0;
+    b->info.flush = flush == 1;
+    b->info.discard = discard == 1;
+    if (max_order > NOXS_BLK_MAX_RING_ORDER)
+        max_order = NOXS_BLK_MAX_RING_ORDER;
+    b->ring_order = ring_order < max_order ? ring_order : (unsigned int)max_order;
+    return 0;
+}
+
+static int setup_ring(noxs_blkfront *b)
+{
+    unsigned int pages = 1u << b->ring_order;
+    size_t npool;
+
+    b->xgs = xengntshr_open(NULL, 0);
+    b->xce = xenevtchn_open(NULL, 0);
+    if (b->xgs == NULL || b->xce == NULL)
+        return -1;
+    b->sring = xengntshr_share_pages(b->xgs, b->backend_domid, pages,
+                                     b->ring_refs, 1);
+    if (b->sring == NULL)
+        return -1;
+    memset(b->sring, 0, (size_t)pages * NOXS_BLK_PAGE_SIZE);
+    b->ring_size = noxs_blk_ring_size(b->ring_order);
+    b->nslots = b->ring_size < MAX_QUEUE ? b->ring_size : MAX_QUEUE;
+    npool = (size_t)b->nslots * NOXS_BLK_MAX_SEGMENTS;
+    b->slots = calloc(b->nslots, sizeof(*b->slots));
+    b->free_stack = calloc(b->nslots, sizeof(*b->free_stack));
+    b->pool_refs = calloc(npool, sizeof(*b->pool_refs));
+    if (b->slots == NULL || b->free_stack == NULL || b->pool_refs == NULL)
+        return -1;
+    b->pool = xengntshr_share_pages(b->xgs, b->backend_domid, (int)npool,
+                                    b->pool_refs, 1);
+    if (b->pool == NULL)
+        return -1;
+    for (unsigned int i = 0; i < b->nslots; i++)
+        b->free_stack[i] = b->nslots - 1 - i;
+    b->nfree = b->nslots;
+    xenevtchn_port_or_error_t port =
+        xenevtchn_bind_unbound_port(b->xce, b->backend_domid);
+    if (port < 0)
+        return -1;
+    b->port = (uint32_t)port;
+    b->info.ring_order = b->ring_order;
+    b->info.queue_depth = b->nslots;
+    return 0;
+}
+
+static int publish_ring(noxs_blkfront *b)
+{
+    noxs_dev *d = b->dev;
+    unsigned int pages = 1u << b->ring_order;
+    char key[24], val[24];
+
+    if (b->ring_order == 0) {
+        snprintf(val, sizeof(val), "%u", b->ring_refs[0]);
+        if (noxs_dev_set_kv(d, "ring-ref", val) < 0)
+            return -1;
+    } else {
+        for (unsigned int i = 0; i < pages; i++) {
+            snprintf(key, sizeof(key), "ring-ref%u", i);
+            snprintf(val, sizeof(val), "%u", b->ring_refs[i]);
+            if (noxs_dev_set_kv(d, key, val) < 0)
+                return -1;
+        }
+    }
+    snprintf(val, sizeof(val), "%u", b->ring_order);
+    if (noxs_dev_set_kv(d, "ring-page-order", val) < 0)
+        return -1;
+    snprintf(val, sizeof(val), "%u", b->port);
+    if (noxs_dev_set_kv(d, "event-channel", val) < 0 ||
+        noxs_dev_set_kv(d, "protocol", "x86_64-abi") < 0 ||
+        noxs_dev_set_kv(d, "feature-persistent", "1") < 0)
+        return -1;
+    noxs_dev_set_refs(d, b->ring_refs, pages);
+    noxs_dev_set_state(d, NOXS_STATE_INITIALISED);
+    return noxs_dev_publish(d);
+}
+
+/* Wait until the backend is exactly in state want (or gives up). */
+static int wait_backend(noxs_blkfront *b, unsigned int want, int64_t deadline)
+{
+    for (;;) {
+        unsigned int state;
+        int64_t left;
+
+        if (noxs_dev_refresh(b->dev) < 0 && errno != EBUSY)
+            return -1;
+        state = noxs_dev_peer_state(b->dev);
+        if (state == want)
+            return 0;
+        if (want == NOXS_STATE_CONNECTED &&
+            (state == NOXS_STATE_CLOSING || state == NOXS_STATE_CLOSED)) {
+            errno = ECONNREFUSED;
+            return -1;
+        }
+        left = deadline - now_ms();
+        if (left <= 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        if (noxs_dev_wait(b->dev, left < SLICE_MS ? (int)left : SLICE_MS) < 0 &&
+            errno != EBUSY)
+            return -1;
+    }
+}
+
+static void release(noxs_blkfront *b)
+{
+    if (b->dev != NULL)
+        noxs_dev_detach(b->dev);
+    if (b->port != 0)
+        xenevtchn_unbind(b->xce, b->port);
+    if (b->xce != NULL)
+        xenevtchn_close(b->xce);
+    if (b->pool != NULL)
+        xengntshr_unshare(b->xgs, b->pool,
+                          (uint32_t)b->nslots * NOXS_BLK_MAX_SEGMENTS);
+    if (b->sring != NULL)
+        xengntshr_unshare(b->xgs, b->sring, 1u << b->ring_order);
+    if (b->xgs != NULL)
+        xengntshr_close(b->xgs);
+    free(b->slots);
+    free(b->free_stack);
+    free(b->pool_refs);
+    free(b);
+}
+
+noxs_blkfront *noxs_blkfront_open(noxs_frontend *f, uint32_t devid,
+                                  unsigned int ring_order, int timeout_ms)
+{
+    noxs_blkfront *b = calloc(1, sizeof(*b));
+    int64_t deadline = now_ms() + timeout_ms;
+    int saved;
+
+    if (b == NULL)
+        return NULL;
+    if (ring_order > NOXS_BLK_MAX_RING_ORDER) {
+        free(b);
+        errno = EINVAL;
+        return NULL;
+    }
+    b->frontend = f;
+    b->timeout_ms = 30000;
+    b->dev = noxs_frontend_attach_wait(f, NOXS_DEV_BLK, devid, timeout_ms);
+    if (b->dev == NULL)
+        goto fail;
+    b->backend_domid = noxs_dev_backend_domid(b->dev);
+    /* A new session: the backend drops any previous one and waits. */
+    noxs_dev_set_state(b->dev, NOXS_STATE_INITIALISING);
+    if (noxs_dev_publish(b->dev) < 0 ||
+        wait_backend(b, NOXS_STATE_INITWAIT, deadline) < 0 ||
+        read_backend_keys(b, ring_order) < 0 || setup_ring(b) < 0 ||
+        publish_ring(b) < 0 ||
+        wait_backend(b, NOXS_STATE_CONNECTED, deadline) < 0)
+        goto fail;
+    noxs_dev_set_state(b->dev, NOXS_STATE_CONNECTED);
+    if (noxs_dev_publish(b->dev) < 0)
+        goto fail;
+    return b;
+
+fail:
+    saved = errno;
+    release(b);
+    errno = saved;
+    return NULL;
+}
+
+int noxs_blkfront_close(noxs_blkfront *b)
+{
+    int64_t deadline = now_ms() + b->timeout_ms;
+    int err = 0;
+
+    while (b->dead == 0 && noxs_blkfront_inflight(b) > 0) {
+        if (now_ms() >= deadline) {
+            kill_connection(b, ETIMEDOUT);
+            break;
+        }
+        noxs_blkfront_poll(b, (int)(deadline - now_ms()));
+    }
+    if (b->dead != 0 && b->dead != ENOTCONN)
+        err = b->dead;
+    kill_connection(b, ENOTCONN);
+    /* Closing, then wait (bounded) for the backend to let go of the ring
+     * before the pages are unshared. */
+    noxs_dev_set_state(b->dev, NOXS_STATE_CLOSING);
+    if (noxs_dev_publish(b->dev) == 0)
+        noxs_dev_wait_state(b->dev, NOXS_STATE_CLOSING, CLOSE_TIMEOUT_MS);
+    release(b); /* publishes Closed */
+    if (err != 0) {
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+void noxs_blkfront_get_info(const noxs_blkfront *b,
+                            struct noxs_blkfront_info *out)
+{
+    *out = b->info;
+}
+
+void noxs_blkfront_set_timeout(noxs_blkfront *b, int timeout_ms)
+{
+    b->timeout_ms = timeout_ms > 0 ? timeout_ms : 1;
+}

@@ -1,0 +1,41 @@
+# The console and blk reference drivers (issue 6): programs, man pages,
+# tests. Kept in one file so that these drivers never touch the shared
+# backends/ and frontends/ module files; tests/module.mk includes it.
+
+# drvlog.c (backends/blk) is shared by both backends; the ring protocol
+# headers live beside the frontends and are included by the backends.
+DRV_CFLAGS := -Ibackends/blk -Ifrontends/blk -Ifrontends/console
+$(OBJDIR)/backends/blk/%.o: BASE_CFLAGS += $(DRV_CFLAGS)
+$(OBJDIR)/backends/console/%.o: BASE_CFLAGS += $(DRV_CFLAGS)
+$(OBJDIR)/frontends/blk/%.o: BASE_CFLAGS += $(DRV_CFLAGS)
+$(OBJDIR)/frontends/console/%.o: BASE_CFLAGS += $(DRV_CFLAGS)
+$(OBJDIR)/tests/integration/blk_%.o: BASE_CFLAGS += $(DRV_CFLAGS)
+$(OBJDIR)/tests/integration/console_%.o: BASE_CFLAGS += $(DRV_CFLAGS)
+$(OBJDIR)/tests/unit/check_blkring.o: BASE_CFLAGS += $(DRV_CFLAGS) $(CHECK_CFLAGS)
+$(OBJDIR)/tests/unit/check_consring.o: BASE_CFLAGS += $(DRV_CFLAGS) $(CHECK_CFLAGS)
+$(OBJDIR)/bench/blk.o $(OBJDIR)/bench/console.o: BASE_CFLAGS += $(DRV_CFLAGS)
+
+DRV_LINK = $(CC) $(BASE_LDFLAGS) -o $@ $(filter %.o,$^) -L$(LIBOUT) -lnoxs \
+	$(XEN_LIBS)
+
+BLKFRONT_OBJS := $(OBJDIR)/frontends/blk/blkfront.o
+BLKREQ_OBJS := $(OBJDIR)/backends/blk/blkreq.o
+DRVLOG_OBJS := $(OBJDIR)/backends/blk/drvlog.o
+
+BLK_BACK := $(BINOUT)/noxs-blk-back
+BLK_CLI := $(BINOUT)/noxs-blk
+DRIVER_BINS := $(BLK_BACK) $(BLK_CLI)
+
+$(BLK_BACK): $(OBJDIR)/backends/blk/blkback.o $(BLKREQ_OBJS) $(DRVLOG_OBJS) \
+		$(LIBOUT)/libnoxs.so
+	@mkdir -p $(@D)
+	$(DRV_LINK)
+
+$(BLK_CLI): $(OBJDIR)/frontends/blk/noxs-blk.o $(BLKFRONT_OBJS) \
+		$(LIBOUT)/libnoxs.so
+	@mkdir -p $(@D)
+	$(DRV_LINK)
+
+ALL_TARGETS += $(DRIVER_BINS)
+datadrivers: $(DRIVER_BINS)
+.PHONY: datadrivers
