@@ -11,7 +11,7 @@ XEN_DIR ?= build/xen
 XEN_PROGDIR := $(BUILD)/xen-progs
 XEN_NOXS ?= 1
 XEN_READY := $(XEN_DIR)/root/.complete
-XEN_CC := $(CC) -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-format-zero-length
+XEN_CC := $(CC) -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-format-zero-length -Wno-unused-parameter
 XEN_STATIC_LIBS := -lxenforeignmemory -lxengnttab -lxenevtchn -lxencall \
 	-lxentoolcore -lxentoollog -lpthread -ldl
 
