@@ -1,0 +1,1 @@
+-include $(filter-out bench/module.mk,$(wildcard bench/*.mk))
