@@ -98,11 +98,13 @@ struct blkdev {
     xengnttab_handle *xgt;
     uint32_t port; /* our port, bound to the frontend's event-channel */
     struct noxs_blk_sring *sring;
+    uint8_t *alive; /* the frontend's liveness page */
     unsigned int ring_pages;
     uint32_t ring_size;
     bool persistent;
     atomic_bool stopping;
-    atomic_bool broken; /* ring thread gave up on a hostile ring */
+    atomic_bool broken;    /* ring thread gave up on a hostile ring */
+    atomic_bool peer_gone; /* the frontend died or let go of the ring */
 
     /* Owned by the ring thread while it runs. */
     uint32_t req_cons;
@@ -384,6 +386,14 @@ static void *ring_thread(void *arg)
             if (port >= 0)
                 xenevtchn_unmask(bd->xce, (evtchn_port_t)port);
         }
+        if (noxs_blk_load(&s->req_prod) == bd->req_cons &&
+            !noxs_blk_alive(bd->alive, NOXS_BLK_ALIVE_FRONTEND)) {
+            atomic_store(&bd->peer_gone, true);
+            if (write(wake_fd, &one, sizeof(one)) < 0) {
+                /* see above */
+            }
+            break;
+        }
         if (p[1].revents & POLLIN) {
             /* Answer what is already queued, then leave. */
             if (serve_ring(bd) < 0)
@@ -413,6 +423,9 @@ static void disconnect(struct blkdev *bd)
              " errors)", bd->fe_domid, bd->devid, bd->nr_requests,
              bd->nr_errors);
     gcache_clear(bd);
+    if (bd->alive != NULL)
+        xengnttab_unmap(bd->xgt, bd->alive, 1); /* zeroes our byte */
+    bd->alive = NULL;
     if (bd->sring != NULL)
         xengnttab_unmap(bd->xgt, bd->sring, bd->ring_pages);
     bd->sring = NULL;
@@ -453,7 +466,7 @@ static int peer_u32(noxs_dev *d, const char *key, uint32_t *out,
 static int connect_ring(struct blkdev *bd, const char **why)
 {
     noxs_dev *d = bd->dev;
-    uint32_t order = 0, port, refs[1u << NOXS_BLK_MAX_RING_ORDER];
+    uint32_t order = 0, port, alive_ref, refs[1u << NOXS_BLK_MAX_RING_ORDER];
     char flag[8];
 
     if (peer_u32(d, "ring-page-order", &order, 0, NOXS_BLK_MAX_RING_ORDER) < 0 &&
@@ -480,6 +493,10 @@ static int connect_ring(struct blkdev *bd, const char **why)
     }
     if (peer_u32(d, "event-channel", &port, 1, NOXS_PORT_MAX) < 0) {
         *why = "missing or bad event-channel";
+        return -1;
+    }
+    if (peer_u32(d, "alive-ref", &alive_ref, NOXS_GREF_MIN, UINT32_MAX) < 0) {
+        *why = "missing or bad alive-ref";
         return -1;
     }
     bd->persistent = noxs_dev_peer_kv(d, "feature-persistent", flag,
@@ -512,12 +529,22 @@ static int connect_ring(struct blkdev *bd, const char **why)
         return -1;
     }
     bd->port = (uint32_t)p;
+    bd->alive = xengnttab_map_grant_ref_notify(bd->xgt, bd->fe_domid,
+                                               alive_ref,
+                                               PROT_READ | PROT_WRITE,
+                                               NOXS_BLK_ALIVE_BACKEND, bd->port);
+    if (bd->alive == NULL) {
+        *why = "cannot map the liveness page";
+        return -1;
+    }
+    noxs_blk_set_alive(bd->alive, NOXS_BLK_ALIVE_BACKEND);
     bd->ring_size = noxs_blk_ring_size(order);
     /* A fresh ring: the frontend starts its indices at 0. */
     bd->req_cons = bd->rsp_prod_pvt = bd->rsp_pushed = 0;
     bd->nr_requests = bd->nr_errors = 0;
     atomic_store(&bd->stopping, false);
     atomic_store(&bd->broken, false);
+    atomic_store(&bd->peer_gone, false);
     if (pthread_create(&bd->thread, NULL, ring_thread, bd) != 0) {
         *why = "cannot start the ring thread";
         return -1;
@@ -765,16 +792,28 @@ static const struct noxs_backend_ops ops = {
     .remove = blk_remove,
 };
 
-/* Ring threads that gave up: take their devices to Closing. */
+/* Ring threads that stopped on their own: a hostile ring or a dead peer. */
 static void reap_broken(void)
 {
     uint64_t v;
 
     if (read(wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
         log_warnx("wake: %s", strerror(errno));
-    for (struct blkdev *bd = devices; bd != NULL; bd = bd->next)
-        if (bd->connected && atomic_load(&bd->broken))
+    for (struct blkdev *bd = devices; bd != NULL; bd = bd->next) {
+        if (!bd->connected)
+            continue;
+        if (atomic_load(&bd->broken)) {
             fail_device(bd, "ring protocol violation");
+        } else if (atomic_load(&bd->peer_gone)) {
+            /* Nobody to wait for: Closing, then Closed at once. A
+             * restarted frontend comes back through Initialising. */
+            log_info("domain %u blk %u: frontend gone", bd->fe_domid,
+                     bd->devid);
+            disconnect(bd);
+            set_state(bd->dev, NOXS_STATE_CLOSING);
+            set_state(bd->dev, NOXS_STATE_CLOSED);
+        }
+    }
 }
 
 static void usage(FILE *out)

@@ -11,9 +11,10 @@
  * Waiting. Submitting publishes req_prod and notifies only if the
  * backend's req_event says it may be asleep; completions are consumed
  * after a short bounded spin on rsp_prod, then by sleeping on our event
- * channel in slices of SLICE_MS, checking the control page between
- * slices. That is how a backend that closes (Closing/Closed) or dies
- * (its control channel goes away: noxs_dev_wait reports EPIPE) is seen:
+ * channel in slices of SLICE_MS, checking the control page and the
+ * liveness page (blkring.h) between slices. That is how a backend that
+ * closes (Closing/Closed) or dies (its unmap notification zeroes its
+ * byte of the liveness page and wakes us) is seen:
  * every request in flight then fails with ENOTCONN, and a request that
  * gets no answer within the handle's timeout fails with ETIMEDOUT. After
  * either, the handle is dead (its data pages may still be in the
@@ -58,6 +59,8 @@ struct noxs_blkfront {
     xenevtchn_handle *xce;
     uint32_t port;
     struct noxs_blk_sring *sring;
+    uint8_t *alive; /* liveness page (blkring.h) */
+    uint32_t alive_ref;
     unsigned int ring_order;
     uint32_t ring_size;
     uint32_t ring_refs[1u << NOXS_BLK_MAX_RING_ORDER];
@@ -180,7 +183,8 @@ static void check_backend(noxs_blkfront *b)
 {
     unsigned int state;
 
-    if (noxs_dev_wait(b->dev, 0) < 0 && errno == EPIPE) {
+    if (!noxs_blk_alive(b->alive, NOXS_BLK_ALIVE_BACKEND) ||
+        (noxs_dev_wait(b->dev, 0) < 0 && errno == EPIPE)) {
         process_responses(b);
         kill_connection(b, ENOTCONN);
         return;
@@ -501,6 +505,18 @@ static int setup_ring(noxs_blkfront *b)
     b->xce = xenevtchn_open(NULL, 0);
     if (b->xgs == NULL || b->xce == NULL)
         return -1;
+    xenevtchn_port_or_error_t port =
+        xenevtchn_bind_unbound_port(b->xce, b->backend_domid);
+    if (port < 0)
+        return -1;
+    b->port = (uint32_t)port;
+    b->alive = xengntshr_share_page_notify(b->xgs, b->backend_domid,
+                                           &b->alive_ref, 1,
+                                           NOXS_BLK_ALIVE_FRONTEND, b->port);
+    if (b->alive == NULL)
+        return -1;
+    memset(b->alive, 0, NOXS_BLK_PAGE_SIZE);
+    noxs_blk_set_alive(b->alive, NOXS_BLK_ALIVE_FRONTEND);
     b->sring = xengntshr_share_pages(b->xgs, b->backend_domid, pages,
                                      b->ring_refs, 1);
     if (b->sring == NULL)
@@ -521,11 +537,6 @@ static int setup_ring(noxs_blkfront *b)
     for (unsigned int i = 0; i < b->nslots; i++)
         b->free_stack[i] = b->nslots - 1 - i;
     b->nfree = b->nslots;
-    xenevtchn_port_or_error_t port =
-        xenevtchn_bind_unbound_port(b->xce, b->backend_domid);
-    if (port < 0)
-        return -1;
-    b->port = (uint32_t)port;
     b->info.ring_order = b->ring_order;
     b->info.queue_depth = b->nslots;
     return 0;
@@ -551,6 +562,9 @@ static int publish_ring(noxs_blkfront *b)
     }
     snprintf(val, sizeof(val), "%u", b->ring_order);
     if (noxs_dev_set_kv(d, "ring-page-order", val) < 0)
+        return -1;
+    snprintf(val, sizeof(val), "%u", b->alive_ref);
+    if (noxs_dev_set_kv(d, "alive-ref", val) < 0)
         return -1;
     snprintf(val, sizeof(val), "%u", b->port);
     if (noxs_dev_set_kv(d, "event-channel", val) < 0 ||
@@ -594,15 +608,18 @@ static void release(noxs_blkfront *b)
 {
     if (b->dev != NULL)
         noxs_dev_detach(b->dev);
-    if (b->port != 0)
-        xenevtchn_unbind(b->xce, b->port);
-    if (b->xce != NULL)
-        xenevtchn_close(b->xce);
+    /* The liveness page first, while its notify port is still bound. */
+    if (b->alive != NULL)
+        xengntshr_unshare(b->xgs, b->alive, 1);
     if (b->pool != NULL)
         xengntshr_unshare(b->xgs, b->pool,
                           (uint32_t)b->nslots * NOXS_BLK_MAX_SEGMENTS);
     if (b->sring != NULL)
         xengntshr_unshare(b->xgs, b->sring, 1u << b->ring_order);
+    if (b->port != 0)
+        xenevtchn_unbind(b->xce, b->port);
+    if (b->xce != NULL)
+        xenevtchn_close(b->xce);
     if (b->xgs != NULL)
         xengntshr_close(b->xgs);
     free(b->slots);
