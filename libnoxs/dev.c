@@ -547,8 +547,10 @@ NOXS_EXPORT int noxs_dev_wait_state(noxs_dev *d, unsigned int min_state,
         if ((!d->peer_valid || peer_moved(d)) && noxs_dev_refresh(d) < 0)
             return -1;
         unsigned int s = noxs_dev_peer_state(d);
-        if (s >= min_state || s == NOXS_STATE_CLOSING ||
-            s == NOXS_STATE_CLOSED)
+        /* Closing and Closed end any wait, except that a wait for Closed
+         * goes on through Closing (the normal way to Closed). */
+        if (s >= min_state || s == NOXS_STATE_CLOSED ||
+            (s == NOXS_STATE_CLOSING && min_state != NOXS_STATE_CLOSED))
             return (int)s;
         int left = remaining_ms(deadline);
         if (left == 0)
