@@ -34,8 +34,16 @@ ALL_TARGETS += $(LEGACY_BINS)
 # through $NOXS_BUILD alone.
 COMPAT_HELPERS := $(COMPAT_TESTOUT)/xsshim.so $(COMPAT_TESTOUT)/xsd.sh \
 	$(COMPAT_TESTOUT)/lib.sh $(LEGACY_BINS)
+# Tests of compat-xs itself wait until libnoxs can link it (module.mk).
 COMPAT_SCRIPTS := $(patsubst tests/compat/%,$(COMPAT_TESTOUT)/%,\
 	$(wildcard tests/compat/test-*.sh))
+COMPAT_XS_TESTS := $(addprefix $(COMPAT_TESTOUT)/,test-symbols.sh \
+	test-conformance.sh test-legacy-noxs.sh test-semantics.sh)
+ifeq ($(COMPAT_XS_READY),)
+COMPAT_SCRIPTS := $(filter-out $(COMPAT_XS_TESTS),$(COMPAT_SCRIPTS))
+else
+COMPAT_HELPERS += $(COMPAT_XS)
+endif
 
 $(COMPAT_TESTOUT)/xsd.sh $(COMPAT_TESTOUT)/lib.sh: $(COMPAT_TESTOUT)/%: tests/compat/%
 	@mkdir -p $(@D)
@@ -51,3 +59,13 @@ compat-deps:
 .PHONY: compat-deps
 
 INTEGRATION_TESTS += $(COMPAT_SCRIPTS)
+
+# libFuzzer target for the compat-xs path parser (compiled straight in).
+FUZZ_CC ?= clang
+$(BUILD)/fuzz/fuzz_xspath: tests/fuzz/fuzz_xspath.c compat-xs/path.c \
+		compat-xs/private.h include/noxs/abi.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Iinclude -g -O1 \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-o $@ tests/fuzz/fuzz_xspath.c compat-xs/path.c
+FUZZ_TARGETS += $(BUILD)/fuzz/fuzz_xspath

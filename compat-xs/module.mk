@@ -1,0 +1,26 @@
+# compat-xs: a drop-in libxenstore.so.4 on noxs device pages
+# (docs/COMPAT.md). Built into its own directory, $(LIBOUT)/compat-xs, so
+# it replaces Debian's only where LD_LIBRARY_PATH names that directory.
+
+COMPAT_XS_DIR := $(LIBOUT)/compat-xs
+COMPAT_XS := $(COMPAT_XS_DIR)/libxenstore.so.4
+COMPAT_XS_SRCS := compat-xs/path.c compat-xs/view.c compat-xs/xs.c
+COMPAT_XS_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,$(COMPAT_XS_SRCS))
+
+MODULE_CFLAGS_compat-xs := -fvisibility=hidden
+
+$(COMPAT_XS): $(COMPAT_XS_OBJS) compat-xs/libxenstore.map $(LIBOUT)/libnoxs.so
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -shared -Wl,-soname,libxenstore.so.4 \
+		-Wl,--version-script=compat-xs/libxenstore.map \
+		$(if $(SAN),,-Wl,-z,defs) -o $@ $(COMPAT_XS_OBJS) \
+		-L$(LIBOUT) -lnoxs
+	ln -sf libxenstore.so.4 $(COMPAT_XS_DIR)/libxenstore.so
+
+# Until libnoxs has its client and backend APIs, the library cannot link;
+# keep `make` green meanwhile.
+COMPAT_XS_READY := $(shell grep -ls 'noxs_backend_open' libnoxs/*.c)
+ifneq ($(COMPAT_XS_READY),)
+ALL_TARGETS += $(COMPAT_XS)
+LIB_TARGETS += $(COMPAT_XS)
+endif

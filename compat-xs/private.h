@@ -1,0 +1,201 @@
+/*
+ * compat-xs internals. See docs/COMPAT.md for the design; in short:
+ *
+ *   path.c   the XenStore path parser: which page half (if any) a path
+ *            names. Pure, no I/O, fuzzed by tests/fuzz/fuzz_xspath.c.
+ *   view.c   per-process domain contexts: the frontend, backend and
+ *            toolstack roles on libnoxs, each device's key/value view,
+ *            change detection and watch-event fan-out.
+ *   xs.c     the libxenstore API (every VERS_4.0 symbol), handles,
+ *            watches and transactions.
+ *
+ * Internal functions return -errno (or a pointer / NULL with errno set
+ * where noted); xs.c converts at the boundary.
+ */
+#ifndef COMPAT_XS_PRIVATE_H
+#define COMPAT_XS_PRIVATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <noxs/abi.h>
+
+#define CXS_EXPORT __attribute__((visibility("default")))
+
+/* xenstored's limits (xs_wire.h): XENSTORE_ABS_PATH_MAX, payload. */
+#define CXS_ABS_PATH_MAX 3072u
+#define CXS_PAYLOAD_MAX 4096u
+#define CXS_CLASS_MAX 31u
+/* Legacy device ids up to 2^20 - 1 (the low bits of the noxs devid). */
+#define CXS_ID_BITS 20u
+#define CXS_ID_MAX ((1u << CXS_ID_BITS) - 1)
+
+/* Keys compat-xs keeps for itself in a half's key/value area: never
+ * listed, never readable through the API. */
+#define CXS_HIDDEN_PREFIX '@'
+#define CXS_KEY_CLASS "@class"
+#define CXS_KEY_FRONT_PREFIX "@f:" /* toolstack's frontend nodes */
+#define CXS_KEY_STATE "state"
+
+enum cxs_kind {
+    CXS_UNSUPPORTED = 0,
+    CXS_ROOT,           /* / */
+    CXS_LOCAL,          /* /local */
+    CXS_LOCAL_DOMAIN,   /* /local/domain */
+    CXS_DOMAIN,         /* /local/domain/<d> */
+    CXS_DEVICE_ROOT,    /* /local/domain/<fe>/device */
+    CXS_DEVICE_CLASS,   /* .../device/<class> */
+    CXS_DEVICE,         /* .../device/<class>/<id> */
+    CXS_DEVICE_KEY,     /* .../device/<class>/<id>/<key> */
+    CXS_BACKEND_ROOT,   /* /local/domain/<be>/backend */
+    CXS_BACKEND_CLASS,  /* .../backend/<class> */
+    CXS_BACKEND_FE,     /* .../backend/<class>/<fe> */
+    CXS_BACKEND,        /* .../backend/<class>/<fe>/<id> */
+    CXS_BACKEND_KEY,    /* .../backend/<class>/<fe>/<id>/<key> */
+    CXS_CONTROL,        /* /local/domain/<d>/control */
+    CXS_CONTROL_KEY,    /* .../control/shutdown, .../control/feature-* */
+    CXS_SPECIAL,        /* @introduceDomain, @releaseDomain (watches) */
+};
+
+struct cxs_path {
+    enum cxs_kind kind;
+    uint16_t domid;     /* the <d> after /local/domain */
+    uint16_t fe;        /* frontend domain (device and backend paths) */
+    uint32_t id;        /* device id */
+    char cls[CXS_CLASS_MAX + 1];
+    char key[NOXS_CTRL_KEY_MAX + 1];
+};
+
+/*
+ * Parse an absolute path. Returns 0 with out->kind set (CXS_UNSUPPORTED
+ * for a well-formed path outside the supported set), or -EINVAL for a
+ * path xenstored would reject too (empty, relative, "//", a trailing
+ * '/', characters outside [A-Za-z0-9-/_@], too long), -E2BIG for a key
+ * longer than a page half allows.
+ */
+int cxs_path_parse(const char *path, struct cxs_path *out);
+
+/* Canonical text of a parsed device-tree path into buf (size >= 128). */
+void cxs_path_device_dir(char *buf, size_t len, uint16_t fe, const char *cls,
+                         uint32_t id);
+void cxs_path_backend_dir(char *buf, size_t len, uint16_t be, uint16_t fe,
+                          const char *cls, uint32_t id);
+
+/* noxs devid of a legacy device: class code in the high bits. */
+uint32_t cxs_devid(const char *cls, uint32_t id);
+/* The class of a devid if its code is a well-known one, else NULL. */
+const char *cxs_devid_class(uint32_t devid);
+uint32_t cxs_devid_id(uint32_t devid);
+
+/* xenstored's is-child rule: child == parent or below it. */
+bool cxs_is_child(const char *child, const char *parent);
+
+/* ---- view.c ---- */
+
+#include <pthread.h>
+#include <noxs/noxs.h>
+
+/* One lock for all compat-xs state of the process (libxenstore handles
+ * may be shared between threads; libnoxs handles may not). */
+extern pthread_mutex_t cxs_lock;
+
+/* Log one line (stderr, prefixed "compat-xs: "), unless
+ * $COMPAT_XS_QUIET is set. */
+void cxs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A growable list of (key, value) strings. */
+struct cxs_kv {
+    char *key;
+    char *value;
+    unsigned int len;
+};
+struct cxs_kvlist {
+    struct cxs_kv *e;
+    size_t n, cap;
+};
+void cxs_kvlist_clear(struct cxs_kvlist *l);
+struct cxs_kv *cxs_kvlist_find(const struct cxs_kvlist *l, const char *key);
+int cxs_kvlist_set(struct cxs_kvlist *l, const char *key, const char *value,
+                   unsigned int len);
+int cxs_kvlist_del(struct cxs_kvlist *l, const char *key);
+
+#define CXS_ROLE_FRONT 1
+#define CXS_ROLE_BACK 2
+#define CXS_HALF_FRONT 1
+#define CXS_HALF_BACK 2
+
+/* A legacy device this process serves (BACK) or is the frontend of. */
+struct cxs_dev {
+    struct cxs_dev *next;
+    int role;
+    noxs_dev *dev;          /* NULL once libnoxs removed it */
+    uint16_t fe, be;
+    uint32_t id, devid;
+    char cls[CXS_CLASS_MAX + 1];
+    struct cxs_kvlist own;  /* shadow of our half's records */
+    struct cxs_kvlist last; /* the view last reported to watches */
+    uint32_t seen_gen;      /* peer generation of `last` */
+    bool dirty, gone;
+};
+
+struct xs_handle;
+
+/* Per (process, domain): the roles on libnoxs and their devices. */
+struct cxs_ctx {
+    struct cxs_ctx *next;
+    unsigned int domid;
+    int refs;
+    noxs_frontend *front;
+    int front_err;         /* errno of the failed open, 0 if untried */
+    noxs_backend *back;
+    int back_err;
+    noxs_client *client;
+    int client_err;
+    struct cxs_dev *devs;
+    uint32_t devpage_gen;
+    bool devpage_seen;
+    struct xs_handle *handles; /* linked through xs_handle.ctx_next */
+};
+
+struct cxs_ctx *cxs_ctx_get(unsigned int domid);
+void cxs_ctx_put(struct cxs_ctx *ctx);
+
+/* Roles, opened on first use; NULL with errno when unavailable. */
+noxs_frontend *cxs_ctx_frontend(struct cxs_ctx *ctx);
+noxs_backend *cxs_ctx_backend(struct cxs_ctx *ctx);
+noxs_client *cxs_ctx_client(struct cxs_ctx *ctx);
+
+/* Process every pending source (device page, control pages, noxsd
+ * requests) and queue watch events. Never blocks. */
+void cxs_ctx_poll(struct cxs_ctx *ctx);
+/* Recompute the views of dirty devices and fire watches for changes. */
+void cxs_ctx_flush(struct cxs_ctx *ctx);
+
+/* The local device a parsed device/backend path names, or NULL. */
+struct cxs_dev *cxs_ctx_find(struct cxs_ctx *ctx, uint16_t fe,
+                             const char *cls, uint32_t id);
+
+/* Read a key of one half of d: value into *out (malloc'd, NUL-ended),
+ * length into *len. -ENOENT if unset. */
+int cxs_dev_read(struct cxs_dev *d, int half, const char *key, char **out,
+                 unsigned int *len);
+/* The flattened view of d: every visible path and value. */
+int cxs_dev_view(struct cxs_dev *d, struct cxs_kvlist *out);
+/* Stage a write / removal in our own half (publish with cxs_dev_publish).
+ * -EACCES for synthesised keys and the peer's half. */
+int cxs_dev_write(struct cxs_dev *d, int half, const char *key,
+                  const char *value, unsigned int len);
+int cxs_dev_remove_key(struct cxs_dev *d, int half, const char *key);
+int cxs_dev_publish(struct cxs_dev *d);
+
+/* ---- xs.c ---- */
+
+/* Queue a watch event for every handle of ctx whose watch covers path
+ * (removed: path was a removed directory, so watches below it fire with
+ * their own path, as xenstored does). */
+void cxs_fire(struct cxs_ctx *ctx, const char *path, bool removed);
+/* A role opened: its fd joins the poll set of every handle of ctx. */
+void cxs_ctx_add_fd(struct cxs_ctx *ctx, int fd);
+
+#endif /* COMPAT_XS_PRIVATE_H */

@@ -1,0 +1,1775 @@
+/*
+ * compat-xs: libxenstore.so.4 (every VERS_4.0 symbol of Debian's) on
+ * noxs device pages. docs/COMPAT.md has the supported paths, the errnos
+ * and what differs from xenstored.
+ *
+ * A handle belongs to a domain context (view.c) and owns:
+ *   - its watches and a queue of pending events; xs_fileno() is an epoll
+ *     fd over an eventfd (signalled while the queue is not empty) and the
+ *     context's libnoxs fds, so it becomes readable exactly when an event
+ *     is queued or may be about to be (a page changed, noxsd asked);
+ *   - its transactions: operations are staged in the transaction with
+ *     the values each read returned; xs_transaction_end re-reads those
+ *     nodes and fails with EAGAIN if any changed (optimistic validation,
+ *     as xenstored does), then applies the staged operations, one
+ *     publish per page half, so each half changes atomically.
+ *
+ * Every entry point takes cxs_lock; no libnoxs call is made without it.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <xenstore.h>
+
+#include "private.h"
+
+#define PROXY_TIMEOUT_MS 5000
+
+struct watch {
+    struct watch *next;
+    char *path;   /* absolute */
+    char *token;
+    size_t strip; /* relative watch: bytes of domain path to strip */
+};
+
+struct event {
+    struct event *next;
+    char *path;
+    char *token;
+};
+
+#define OP_WRITE 1
+#define OP_MKDIR 2
+#define OP_RM 3
+
+struct op {
+    int kind;
+    char *path; /* absolute */
+    char *value;
+    unsigned int len;
+};
+
+struct tx {
+    struct tx *next;
+    uint32_t id;
+    struct op *ops;
+    size_t nops, capops;
+    struct cxs_kvlist reads; /* path -> value seen ("\1" + errno if none) */
+};
+
+struct xs_handle {
+    struct cxs_ctx *ctx;
+    struct xs_handle *ctx_next;
+    int epfd, evfd;
+    bool readonly, signalled;
+    struct watch *watches;
+    struct event *head, *tail;
+    struct tx *txs;
+    uint32_t next_tx;
+};
+
+/* ---- helpers ---- */
+
+static bool fail(int err)
+{
+    errno = err;
+    return false;
+}
+
+static void *fail_ptr(int err)
+{
+    errno = err;
+    return NULL;
+}
+
+/* Log an unsupported path once per process (bounded). */
+static void unsupported(const char *what, const char *path)
+{
+    static char seen[32][96];
+    static unsigned int nseen;
+
+    for (unsigned int i = 0; i < nseen; i++)
+        if (strncmp(seen[i], path, sizeof(seen[i]) - 1) == 0)
+            return;
+    if (nseen < 32)
+        snprintf(seen[nseen++], sizeof(seen[0]), "%s", path);
+    cxs_log("%s %s: not a device, backend or control path (EACCES)", what,
+            path);
+}
+
+/* Absolute form of path into buf: relative paths are relative to the
+ * domain path, as xenstored resolves them. -EINVAL if too long. */
+static int absolute(struct xs_handle *h, const char *path, char *buf,
+                    size_t len, size_t *strip)
+{
+    int n;
+
+    if (!path)
+        return -EINVAL;
+    if (path[0] == '/' || path[0] == '@') {
+        n = snprintf(buf, len, "%s", path);
+        if (strip)
+            *strip = 0;
+    } else {
+        n = snprintf(buf, len, "/local/domain/%u/%s", h->ctx->domid, path);
+        if (strip)
+            *strip = (size_t)n - strlen(path);
+    }
+    return n < 0 || (size_t)n >= len ? -EINVAL : 0;
+}
+
+static int parse(struct xs_handle *h, const char *path, char *abs,
+                 struct cxs_path *p)
+{
+    int rc = absolute(h, path, abs, CXS_ABS_PATH_MAX + 1, NULL);
+
+    return rc < 0 ? rc : cxs_path_parse(abs, p);
+}
+
+/* The local device a device/backend path names, syncing the roles that
+ * could know it first. */
+static struct cxs_dev *local_dev(struct xs_handle *h, const struct cxs_path *p)
+{
+    struct cxs_ctx *ctx = h->ctx;
+    struct cxs_dev *d = cxs_ctx_find(ctx, p->fe, p->cls, p->id);
+    bool backend_path = p->kind >= CXS_BACKEND_ROOT && p->kind <= CXS_BACKEND_KEY;
+
+    if (d && (!backend_path || d->be == p->domid))
+        return d;
+    if (p->fe == ctx->domid && ctx->domid != 0 && !ctx->front)
+        cxs_ctx_frontend(ctx);
+    if (ctx->front || ctx->back) {
+        cxs_ctx_poll(ctx);
+        d = cxs_ctx_find(ctx, p->fe, p->cls, p->id);
+        if (d && (!backend_path || d->be == p->domid))
+            return d;
+    }
+    return NULL;
+}
+
+/* Ask the backend of a device this process is not an end of. */
+static int proxy(struct xs_handle *h, const struct cxs_path *p,
+                 const char *cmd, const char *arg, char *reply,
+                 size_t reply_len)
+{
+    noxs_client *c = cxs_ctx_client(h->ctx);
+    char value[NOXS_CTRL_VALUE_MAX + 1];
+    bool front = p->kind >= CXS_DEVICE_ROOT && p->kind <= CXS_DEVICE_KEY;
+    int n;
+
+    if (!c)
+        return -ENOENT;
+    n = snprintf(value, sizeof(value), "%c%s", front ? 'f' : 'b', arg);
+    if (n < 0 || (size_t)n >= sizeof(value))
+        return -E2BIG;
+    if (noxs_dev_control(c, p->fe, NOXS_DEV_LEGACY, cxs_devid(p->cls, p->id),
+                         cmd, value, PROXY_TIMEOUT_MS, reply, reply_len) < 0)
+        return -errno;
+    return 0;
+}
+
+/* ---- events ---- */
+
+static void signal_handle(struct xs_handle *h)
+{
+    uint64_t one = 1;
+
+    if (!h->signalled && write(h->evfd, &one, sizeof(one)) == sizeof(one))
+        h->signalled = true;
+}
+
+static void queue_event(struct xs_handle *h, const char *path,
+                        const char *token)
+{
+    struct event *e = malloc(sizeof(*e));
+
+    if (!e)
+        return;
+    e->path = strdup(path);
+    e->token = strdup(token);
+    e->next = NULL;
+    if (!e->path || !e->token) {
+        free(e->path);
+        free(e->token);
+        free(e);
+        return;
+    }
+    if (h->tail)
+        h->tail->next = e;
+    else
+        h->head = e;
+    h->tail = e;
+    signal_handle(h);
+}
+
+static void queue_for_watch(struct xs_handle *h, struct watch *w,
+                            const char *path)
+{
+    queue_event(h, strlen(path) >= w->strip ? path + w->strip : path,
+                w->token);
+}
+
+void cxs_fire(struct cxs_ctx *ctx, const char *path, bool removed)
+{
+    for (struct xs_handle *h = ctx->handles; h; h = h->ctx_next)
+        for (struct watch *w = h->watches; w; w = w->next) {
+            if (cxs_is_child(path, w->path))
+                queue_for_watch(h, w, path);
+            else if (removed && cxs_is_child(w->path, path))
+                queue_for_watch(h, w, w->path);
+        }
+}
+
+void cxs_ctx_add_fd(struct cxs_ctx *ctx, int fd)
+{
+    for (struct xs_handle *h = ctx->handles; h; h = h->ctx_next) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+        epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev);
+    }
+}
+
+static struct event *pop_event(struct xs_handle *h)
+{
+    struct event *e = h->head;
+    uint64_t v;
+
+    if (e) {
+        h->head = e->next;
+        if (!h->head)
+            h->tail = NULL;
+    }
+    if (!h->head && h->signalled) {
+        if (read(h->evfd, &v, sizeof(v)) == sizeof(v))
+            h->signalled = false;
+    }
+    return e;
+}
+
+/* libxenstore's layout: one malloc holding the vector and the strings. */
+static char **event_vector(struct event *e, unsigned int *num)
+{
+    size_t pl = strlen(e->path) + 1, tl = strlen(e->token) + 1;
+    char **v = malloc(2 * sizeof(char *) + pl + tl);
+
+    if (v) {
+        v[XS_WATCH_PATH] = (char *)(v + 2);
+        v[XS_WATCH_TOKEN] = v[XS_WATCH_PATH] + pl;
+        memcpy(v[XS_WATCH_PATH], e->path, pl);
+        memcpy(v[XS_WATCH_TOKEN], e->token, tl);
+        if (num)
+            *num = 2;
+    }
+    free(e->path);
+    free(e->token);
+    free(e);
+    return v;
+}
+
+/* ---- open / close ---- */
+
+static unsigned int own_domid(void)
+{
+    const char *s = getenv("NOXS_SIM_DOMID");
+    char *end;
+    unsigned long v;
+
+    if (!s || !*s)
+        return 0;
+    v = strtoul(s, &end, 10);
+    return *end || v > NOXS_DOMID_MAX ? 0 : (unsigned int)v;
+}
+
+CXS_EXPORT struct xs_handle *xs_open(unsigned long flags)
+{
+    struct xs_handle *h = calloc(1, sizeof(*h));
+    struct epoll_event ev = {.events = EPOLLIN};
+    int saved;
+
+    if (!h)
+        return NULL;
+    h->readonly = flags & XS_OPEN_READONLY;
+    h->next_tx = 1;
+    h->epfd = epoll_create1(EPOLL_CLOEXEC);
+    h->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (h->epfd < 0 || h->evfd < 0)
+        goto err;
+    ev.data.fd = h->evfd;
+    if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->evfd, &ev) < 0)
+        goto err;
+    pthread_mutex_lock(&cxs_lock);
+    h->ctx = cxs_ctx_get(own_domid());
+    if (!h->ctx) {
+        pthread_mutex_unlock(&cxs_lock);
+        errno = ENOMEM;
+        goto err;
+    }
+    h->ctx_next = h->ctx->handles;
+    h->ctx->handles = h;
+    if (h->ctx->front) {
+        ev.data.fd = noxs_frontend_fd(h->ctx->front);
+        epoll_ctl(h->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+    }
+    if (h->ctx->back) {
+        ev.data.fd = noxs_backend_fd(h->ctx->back);
+        epoll_ctl(h->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+    }
+    pthread_mutex_unlock(&cxs_lock);
+    return h;
+err:
+    saved = errno;
+    if (h->epfd >= 0)
+        close(h->epfd);
+    if (h->evfd >= 0)
+        close(h->evfd);
+    free(h);
+    errno = saved;
+    return NULL;
+}
+
+static void tx_free(struct tx *t)
+{
+    for (size_t i = 0; i < t->nops; i++) {
+        free(t->ops[i].path);
+        free(t->ops[i].value);
+    }
+    free(t->ops);
+    cxs_kvlist_clear(&t->reads);
+    free(t);
+}
+
+static void handle_free(struct xs_handle *h, bool release_ctx)
+{
+    struct event *e;
+
+    while ((e = pop_event(h)) != NULL) {
+        free(e->path);
+        free(e->token);
+        free(e);
+    }
+    while (h->watches) {
+        struct watch *w = h->watches;
+        h->watches = w->next;
+        free(w->path);
+        free(w->token);
+        free(w);
+    }
+    while (h->txs) {
+        struct tx *t = h->txs;
+        h->txs = t->next;
+        tx_free(t);
+    }
+    if (release_ctx && h->ctx) {
+        for (struct xs_handle **pp = &h->ctx->handles; *pp;
+             pp = &(*pp)->ctx_next)
+            if (*pp == h) {
+                *pp = h->ctx_next;
+                break;
+            }
+        cxs_ctx_put(h->ctx);
+    }
+    close(h->epfd);
+    close(h->evfd);
+    free(h);
+}
+
+CXS_EXPORT void xs_close(struct xs_handle *h)
+{
+    if (!h)
+        return;
+    pthread_mutex_lock(&cxs_lock);
+    handle_free(h, true);
+    pthread_mutex_unlock(&cxs_lock);
+}
+
+CXS_EXPORT struct xs_handle *xs_daemon_open(void)
+{
+    return xs_open(0);
+}
+
+CXS_EXPORT struct xs_handle *xs_domain_open(void)
+{
+    return xs_open(0);
+}
+
+CXS_EXPORT struct xs_handle *xs_daemon_open_readonly(void)
+{
+    return xs_open(XS_OPEN_READONLY);
+}
+
+CXS_EXPORT void xs_daemon_close(struct xs_handle *h)
+{
+    xs_close(h);
+}
+
+/* After fork: drop the handle without touching the parent's libnoxs
+ * handles (the child must not use them). */
+CXS_EXPORT void xs_daemon_destroy_postfork(struct xs_handle *h)
+{
+    if (!h)
+        return;
+    pthread_mutex_lock(&cxs_lock);
+    handle_free(h, false);
+    pthread_mutex_unlock(&cxs_lock);
+}
+
+CXS_EXPORT int xs_fileno(struct xs_handle *h)
+{
+    return h ? h->epfd : -1;
+}
+
+/* ---- reads ---- */
+
+static int dir_read(struct xs_handle *h, const struct cxs_path *p,
+                    char ***names, unsigned int *num);
+
+/* Read a node outside any transaction. */
+static int node_read(struct xs_handle *h, const char *abs,
+                     const struct cxs_path *p, char **out, unsigned int *len)
+{
+    char reply[NOXS_CTRL_VALUE_MAX + 1];
+    struct cxs_dev *d;
+    int rc;
+
+    switch (p->kind) {
+    case CXS_DEVICE_KEY:
+    case CXS_BACKEND_KEY:
+        d = local_dev(h, p);
+        if (d)
+            return cxs_dev_read(d, p->kind == CXS_DEVICE_KEY ? CXS_HALF_FRONT
+                                                             : CXS_HALF_BACK,
+                                p->key, out, len);
+        rc = proxy(h, p, "xs-read", p->key, reply, sizeof(reply));
+        if (rc < 0)
+            return rc == -ENODEV || rc == -ECONNREFUSED ? -ENOENT : rc;
+        *out = strdup(reply);
+        *len = (unsigned int)strlen(reply);
+        return *out ? 0 : -ENOMEM;
+    case CXS_UNSUPPORTED:
+        unsupported("read", abs);
+        return -EACCES;
+    case CXS_SPECIAL:
+    case CXS_CONTROL:
+    case CXS_CONTROL_KEY:
+        return -ENOENT;
+    default: {
+        /* A directory: it exists if it has entries (or is a fixed one). */
+        char **names;
+        unsigned int n;
+
+        if (p->kind > CXS_DOMAIN) {
+            rc = dir_read(h, p, &names, &n);
+            if (rc < 0)
+                return rc;
+            free(names);
+            if (n == 0 && p->kind != CXS_DEVICE && p->kind != CXS_BACKEND)
+                return -ENOENT;
+        }
+        *out = strdup("");
+        *len = 0;
+        return *out ? 0 : -ENOMEM;
+    }
+    }
+}
+
+static struct tx *find_tx(struct xs_handle *h, xs_transaction_t t)
+{
+    for (struct tx *x = h->txs; x; x = x->next)
+        if (x->id == t)
+            return x;
+    return NULL;
+}
+
+/* The transaction's own last word on abs, if any: 1 value, 0 none,
+ * -ENOENT removed. */
+static int tx_lookup(struct tx *t, const char *abs, char **out,
+                     unsigned int *len)
+{
+    for (size_t i = t->nops; i-- > 0;) {
+        struct op *o = &t->ops[i];
+        if (o->kind == OP_RM && cxs_is_child(abs, o->path))
+            return -ENOENT;
+        if (strcmp(o->path, abs) == 0) {
+            *out = malloc(o->len + 1);
+            if (!*out)
+                return -ENOMEM;
+            memcpy(*out, o->value ? o->value : "", o->len);
+            (*out)[o->len] = '\0';
+            *len = o->len;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void tx_record(struct tx *t, const char *abs, int rc, const char *v,
+                      unsigned int len)
+{
+    char buf[16];
+
+    if (cxs_kvlist_find(&t->reads, abs))
+        return;
+    if (rc < 0) {
+        snprintf(buf, sizeof(buf), "\1%d", -rc);
+        cxs_kvlist_set(&t->reads, abs, buf, (unsigned int)strlen(buf));
+    } else {
+        cxs_kvlist_set(&t->reads, abs, v, len);
+    }
+}
+
+CXS_EXPORT void *xs_read(struct xs_handle *h, xs_transaction_t t,
+                         const char *path, unsigned int *len)
+{
+    char abs[CXS_ABS_PATH_MAX + 1], *out = NULL;
+    struct cxs_path p;
+    unsigned int l = 0;
+    struct tx *x = NULL;
+    int rc;
+
+    if (!h)
+        return fail_ptr(EINVAL);
+    pthread_mutex_lock(&cxs_lock);
+    rc = parse(h, path, abs, &p);
+    if (rc == 0 && t != XBT_NULL && !(x = find_tx(h, t)))
+        rc = -ENOENT; /* xenstored: unknown transaction id */
+    if (rc == 0 && x)
+        rc = tx_lookup(x, abs, &out, &l);
+    if (rc == 0) {
+        rc = node_read(h, abs, &p, &out, &l);
+        if (x)
+            tx_record(x, abs, rc, out, l);
+    } else if (rc == 1) {
+        rc = 0;
+    }
+    pthread_mutex_unlock(&cxs_lock);
+    if (rc < 0)
+        return fail_ptr(-rc);
+    if (len)
+        *len = l;
+    return out;
+}
+
+/* ---- directories ---- */
+
+struct names {
+    char **v;
+    size_t n, cap;
+};
+
+static int names_add(struct names *ns, const char *name, size_t len)
+{
+    for (size_t i = 0; i < ns->n; i++)
+        if (strlen(ns->v[i]) == len && memcmp(ns->v[i], name, len) == 0)
+            return 0;
+    if (ns->n == ns->cap) {
+        size_t cap = ns->cap ? ns->cap * 2 : 16;
+        char **v = realloc(ns->v, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        ns->v = v;
+        ns->cap = cap;
+    }
+    ns->v[ns->n] = strndup(name, len);
+    if (!ns->v[ns->n])
+        return -ENOMEM;
+    ns->n++;
+    return 0;
+}
+
+static void names_clear(struct names *ns)
+{
+    for (size_t i = 0; i < ns->n; i++)
+        free(ns->v[i]);
+    free(ns->v);
+}
+
+/* libxenstore's layout: a vector and the strings in one allocation. */
+static char **names_vector(struct names *ns, unsigned int *num)
+{
+    size_t total = (ns->n + 1) * sizeof(char *);
+    char **v, *s;
+
+    for (size_t i = 0; i < ns->n; i++)
+        total += strlen(ns->v[i]) + 1;
+    v = malloc(total);
+    if (!v)
+        return NULL;
+    s = (char *)(v + ns->n + 1);
+    for (size_t i = 0; i < ns->n; i++) {
+        size_t l = strlen(ns->v[i]) + 1;
+        v[i] = s;
+        memcpy(s, ns->v[i], l);
+        s += l;
+    }
+    v[ns->n] = NULL;
+    *num = (unsigned int)ns->n;
+    return v;
+}
+
+/* One known device, from the local roles or noxsd's list. */
+struct devref {
+    uint16_t fe, be;
+    uint32_t id;
+    char cls[CXS_CLASS_MAX + 1];
+};
+
+/* Class of a listed device: well-known codes decode; others are asked
+ * of the backend. */
+static int listed_class(struct xs_handle *h, const struct noxs_dev_info *di,
+                        char *cls)
+{
+    const char *known = cxs_devid_class(di->devid);
+    struct cxs_path p = {.kind = CXS_BACKEND, .fe = di->domid,
+                         .domid = di->backend_domid};
+    char reply[NOXS_CTRL_VALUE_MAX + 1];
+    noxs_client *c;
+
+    if (known) {
+        snprintf(cls, CXS_CLASS_MAX + 1, "%s", known);
+        return 0;
+    }
+    c = cxs_ctx_client(h->ctx);
+    if (!c || noxs_dev_control(c, di->domid, NOXS_DEV_LEGACY, di->devid,
+                               "xs-read", "b" CXS_KEY_CLASS, PROXY_TIMEOUT_MS,
+                               reply, sizeof(reply)) < 0)
+        return -1;
+    (void)p;
+    snprintf(cls, CXS_CLASS_MAX + 1, "%.31s", reply);
+    return 0;
+}
+
+/*
+ * Every legacy device relevant to p: this process's own devices, and
+ * when it is not the end of that tree, noxsd's list (toolstack view).
+ */
+static int gather(struct xs_handle *h, const struct cxs_path *p,
+                  struct devref **out, size_t *count)
+{
+    struct cxs_ctx *ctx = h->ctx;
+    struct devref *v = NULL;
+    size_t n = 0, cap = 0;
+    bool backend_tree = p->kind >= CXS_BACKEND_ROOT && p->kind <= CXS_BACKEND_KEY;
+    bool local_only;
+
+    if (!backend_tree && p->domid == ctx->domid && ctx->domid != 0)
+        cxs_ctx_frontend(ctx);
+    if (ctx->front || ctx->back)
+        cxs_ctx_poll(ctx);
+    local_only = backend_tree ? (ctx->back && p->domid == ctx->domid)
+                              : (ctx->front && p->domid == ctx->domid);
+    for (struct cxs_dev *d = ctx->devs; d; d = d->next) {
+        if (d->gone)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            struct devref *nv = realloc(v, cap * sizeof(*nv));
+            if (!nv)
+                return free(v), -ENOMEM;
+            v = nv;
+        }
+        v[n].fe = d->fe;
+        v[n].be = d->be;
+        v[n].id = d->id;
+        memcpy(v[n].cls, d->cls, sizeof(v[n].cls));
+        n++;
+    }
+    if (!local_only && cxs_ctx_client(ctx)) {
+        struct noxs_dev_info *di = NULL;
+        size_t nd = 0;
+        uint16_t which = backend_tree || p->kind < CXS_DOMAIN
+                             ? NOXS_DOMID_ANY
+                             : p->domid;
+
+        if (noxs_dev_list(ctx->client, which, &di, &nd) == 0) {
+            for (size_t i = 0; i < nd; i++) {
+                if (di[i].type != NOXS_DEV_LEGACY)
+                    continue;
+                if (n == cap) {
+                    cap = cap ? cap * 2 : 16;
+                    struct devref *nv = realloc(v, cap * sizeof(*nv));
+                    if (!nv) {
+                        free(di);
+                        free(v);
+                        return -ENOMEM;
+                    }
+                    v = nv;
+                }
+                if (listed_class(h, &di[i], v[n].cls) < 0)
+                    continue;
+                v[n].fe = di[i].domid;
+                v[n].be = di[i].backend_domid;
+                v[n].id = cxs_devid_id(di[i].devid);
+                n++;
+            }
+            free(di);
+        }
+    }
+    *out = v;
+    *count = n;
+    return 0;
+}
+
+static int dir_read(struct xs_handle *h, const struct cxs_path *p,
+                    char ***names, unsigned int *num)
+{
+    struct names ns = {0};
+    struct devref *devs = NULL;
+    size_t ndevs = 0;
+    char buf[CXS_ABS_PATH_MAX], reply[NOXS_CTRL_VALUE_MAX + 1];
+    int rc = 0;
+
+    switch (p->kind) {
+    case CXS_ROOT:
+        rc = names_add(&ns, "local", 5);
+        goto done;
+    case CXS_LOCAL:
+        rc = names_add(&ns, "domain", 6);
+        goto done;
+    case CXS_DEVICE:
+    case CXS_BACKEND: {
+        struct cxs_dev *d = local_dev(h, p);
+        if (d) {
+            struct cxs_kvlist view = {0};
+            size_t dl;
+
+            if (p->kind == CXS_DEVICE)
+                cxs_path_device_dir(buf, sizeof(buf), d->fe, d->cls, d->id);
+            else
+                cxs_path_backend_dir(buf, sizeof(buf), d->be, d->fe, d->cls,
+                                     d->id);
+            dl = strlen(buf);
+            rc = cxs_dev_view(d, &view);
+            for (size_t i = 0; rc == 0 && i < view.n; i++)
+                if (strncmp(view.e[i].key, buf, dl) == 0 &&
+                    view.e[i].key[dl] == '/')
+                    rc = names_add(&ns, view.e[i].key + dl + 1,
+                                   strlen(view.e[i].key + dl + 1));
+            cxs_kvlist_clear(&view);
+            goto done;
+        }
+        rc = proxy(h, p, "xs-dir", "", reply, sizeof(reply));
+        if (rc == -ENODEV || rc == -ECONNREFUSED)
+            rc = -ENOENT;
+        for (char *s = reply, *nl; rc == 0 && (nl = strchr(s, '\n'));
+             s = nl + 1)
+            rc = names_add(&ns, s, (size_t)(nl - s));
+        goto done;
+    }
+    case CXS_UNSUPPORTED:
+        unsupported("directory", "");
+        rc = -EACCES;
+        goto done;
+    case CXS_DEVICE_KEY:
+    case CXS_BACKEND_KEY:
+    case CXS_CONTROL_KEY:
+    case CXS_SPECIAL:
+        /* A key exists or not; it never has children. */
+        goto done;
+    default:
+        break;
+    }
+    rc = gather(h, p, &devs, &ndevs);
+    for (size_t i = 0; rc == 0 && i < ndevs; i++) {
+        struct devref *d = &devs[i];
+        switch (p->kind) {
+        case CXS_LOCAL_DOMAIN:
+            snprintf(buf, sizeof(buf), "%u", d->fe);
+            rc = names_add(&ns, buf, strlen(buf));
+            snprintf(buf, sizeof(buf), "%u", d->be);
+            if (rc == 0)
+                rc = names_add(&ns, buf, strlen(buf));
+            break;
+        case CXS_DOMAIN:
+            if (d->fe == p->domid)
+                rc = names_add(&ns, "device", 6);
+            if (rc == 0 && d->be == p->domid)
+                rc = names_add(&ns, "backend", 7);
+            break;
+        case CXS_DEVICE_ROOT:
+            if (d->fe == p->domid)
+                rc = names_add(&ns, d->cls, strlen(d->cls));
+            break;
+        case CXS_DEVICE_CLASS:
+            if (d->fe == p->domid && strcmp(d->cls, p->cls) == 0) {
+                snprintf(buf, sizeof(buf), "%u", d->id);
+                rc = names_add(&ns, buf, strlen(buf));
+            }
+            break;
+        case CXS_BACKEND_ROOT:
+            if (d->be == p->domid)
+                rc = names_add(&ns, d->cls, strlen(d->cls));
+            break;
+        case CXS_BACKEND_CLASS:
+            if (d->be == p->domid && strcmp(d->cls, p->cls) == 0) {
+                snprintf(buf, sizeof(buf), "%u", d->fe);
+                rc = names_add(&ns, buf, strlen(buf));
+            }
+            break;
+        case CXS_BACKEND_FE:
+            if (d->be == p->domid && d->fe == p->fe &&
+                strcmp(d->cls, p->cls) == 0) {
+                snprintf(buf, sizeof(buf), "%u", d->id);
+                rc = names_add(&ns, buf, strlen(buf));
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    free(devs);
+done:
+    if (rc == 0) {
+        *names = names_vector(&ns, num);
+        if (!*names)
+            rc = -ENOMEM;
+    }
+    names_clear(&ns);
+    return rc;
+}
+
+CXS_EXPORT char **xs_directory(struct xs_handle *h, xs_transaction_t t,
+                               const char *path, unsigned int *num)
+{
+    char abs[CXS_ABS_PATH_MAX + 1], **names = NULL;
+    struct cxs_path p;
+    int rc;
+
+    if (!h || !num)
+        return fail_ptr(EINVAL);
+    pthread_mutex_lock(&cxs_lock);
+    rc = parse(h, path, abs, &p);
+    if (rc == 0 && t != XBT_NULL && !find_tx(h, t))
+        rc = -ENOENT;
+    if (rc == 0 && p.kind == CXS_UNSUPPORTED) {
+        unsupported("directory", abs);
+        rc = -EACCES;
+    }
+    if (rc == 0)
+        rc = dir_read(h, &p, &names, num);
+    /* xenstored: a directory of a node that does not exist is ENOENT. */
+    if (rc == 0 && *num == 0 && p.kind != CXS_ROOT && p.kind != CXS_DEVICE_KEY &&
+        p.kind != CXS_BACKEND_KEY && p.kind != CXS_DEVICE &&
+        p.kind != CXS_BACKEND) {
+        free(names);
+        names = NULL;
+        rc = -ENOENT;
+    }
+    if (rc == 0 && (p.kind == CXS_DEVICE_KEY || p.kind == CXS_BACKEND_KEY)) {
+        char *v;
+        unsigned int l;
+        int r = node_read(h, abs, &p, &v, &l);
+        if (r < 0) {
+            free(names);
+            names = NULL;
+            rc = r;
+        } else {
+            free(v);
+        }
+    }
+    pthread_mutex_unlock(&cxs_lock);
+    if (rc < 0)
+        return fail_ptr(-rc);
+    return names;
+}
+
+/* ---- writes ---- */
+
+/* Staged operations on one device this process is not an end of. */
+struct group {
+    uint16_t fe;
+    int be; /* -1: not named */
+    uint32_t id;
+    char cls[CXS_CLASS_MAX + 1];
+    bool remove;
+    struct noxs_kv params[NOXS_CTRL_KV_SIZE / 8];
+    size_t nparams;
+    char *owned[NOXS_CTRL_KV_SIZE / 8];
+    size_t nowned;
+    struct op *writes[64];
+    size_t nwrites;
+};
+
+static struct group *group_for(struct group **gs, size_t *n,
+                               const struct cxs_path *p)
+{
+    struct group *g;
+
+    for (size_t i = 0; i < *n; i++)
+        if ((*gs)[i].fe == p->fe && (*gs)[i].id == p->id &&
+            strcmp((*gs)[i].cls, p->cls) == 0)
+            return &(*gs)[i];
+    g = realloc(*gs, (*n + 1) * sizeof(*g));
+    if (!g)
+        return NULL;
+    *gs = g;
+    g = &g[(*n)++];
+    memset(g, 0, sizeof(*g));
+    g->fe = p->fe;
+    g->be = -1;
+    g->id = p->id;
+    memcpy(g->cls, p->cls, sizeof(g->cls));
+    return g;
+}
+
+static int group_param(struct group *g, const char *key, const char *value,
+                       bool front)
+{
+    char *k, *v;
+
+    if (g->nparams == sizeof(g->params) / sizeof(g->params[0]) - 1 ||
+        g->nparams >= 32)
+        return -E2BIG; /* more nodes than one device add carries */
+    if (front) {
+        if (asprintf(&k, "%s%s", CXS_KEY_FRONT_PREFIX, key) < 0)
+            return -ENOMEM;
+        if (strlen(k) > NOXS_CTRL_KEY_MAX) {
+            free(k);
+            return -E2BIG;
+        }
+    } else {
+        k = strdup(key);
+    }
+    v = strdup(value);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return -ENOMEM;
+    }
+    /* A later write of the same key in the batch replaces it. */
+    for (size_t i = 0; i < g->nparams; i++)
+        if (strcmp(g->params[i].key, k) == 0) {
+            g->params[i].value = v;
+            g->owned[g->nowned++] = k;
+            g->owned[g->nowned++] = v;
+            return 0;
+        }
+    g->params[g->nparams].key = k;
+    g->params[g->nparams++].value = v;
+    g->owned[g->nowned++] = k;
+    g->owned[g->nowned++] = v;
+    return 0;
+}
+
+static void groups_free(struct group *gs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < gs[i].nowned; j++)
+            free(gs[i].owned[j]);
+    free(gs);
+}
+
+/* Apply a device add or relayed writes for a group (toolstack). */
+static int group_apply(struct xs_handle *h, struct group *g)
+{
+    noxs_client *c = cxs_ctx_client(h->ctx);
+    uint32_t devid = cxs_devid(g->cls, g->id);
+    char reply[NOXS_CTRL_VALUE_MAX + 1];
+    int rc;
+
+    if (!c)
+        return errno == ENOENT ? -ENOENT : -errno;
+    if (g->remove) {
+        if (noxs_dev_remove(c, g->fe, NOXS_DEV_LEGACY, devid) < 0 &&
+            errno != ENOENT)
+            return -errno;
+        cxs_fire(h->ctx, "", false); /* nothing: remote removal */
+        return 0;
+    }
+    if (g->be >= 0) {
+        struct noxs_kv all[40];
+        size_t n = 0;
+
+        all[n].key = CXS_KEY_CLASS;
+        all[n++].value = g->cls;
+        for (size_t i = 0; i < g->nparams; i++)
+            all[n++] = g->params[i];
+        if (noxs_dev_add(c, g->fe, NOXS_DEV_LEGACY, devid, (uint16_t)g->be,
+                         all, n) == 0)
+            return 0;
+        if (errno != EEXIST)
+            return -errno;
+    }
+    /* The device exists: relay each write to its backend. */
+    for (size_t i = 0; i < g->nwrites; i++) {
+        struct op *o = g->writes[i];
+        struct cxs_path p;
+        char arg[NOXS_CTRL_VALUE_MAX + 1];
+
+        if (cxs_path_parse(o->path, &p) < 0)
+            continue;
+        if (p.kind != CXS_DEVICE_KEY && p.kind != CXS_BACKEND_KEY)
+            continue;
+        if (o->kind == OP_RM)
+            snprintf(arg, sizeof(arg), "%s", p.key);
+        else if (snprintf(arg, sizeof(arg), "%s=%.*s", p.key, (int)o->len,
+                          o->value) >= (int)sizeof(arg))
+            return -E2BIG;
+        rc = proxy(h, &p, o->kind == OP_RM ? "xs-rm" : "xs-write", arg, reply,
+                   sizeof(reply));
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/*
+ * Apply a batch of operations (one transaction, or one call): every path
+ * is checked before anything changes; local halves are staged and
+ * published once each; other devices go through noxsd.
+ */
+static int apply_ops(struct xs_handle *h, struct op *ops, size_t nops)
+{
+    struct group *gs = NULL;
+    size_t ngs = 0;
+    struct cxs_dev *touched[64];
+    size_t ntouched = 0;
+    int rc = 0;
+
+    if (h->readonly && nops)
+        return -EACCES;
+    for (size_t i = 0; i < nops && rc == 0; i++) {
+        struct op *o = &ops[i];
+        struct cxs_path p;
+        struct cxs_dev *d;
+        struct group *g;
+        int half;
+
+        rc = cxs_path_parse(o->path, &p);
+        if (rc < 0)
+            break;
+        switch (p.kind) {
+        case CXS_DEVICE_KEY:
+        case CXS_BACKEND_KEY:
+            if (o->kind != OP_RM && o->len > NOXS_CTRL_VALUE_MAX) {
+                rc = -E2BIG;
+                break;
+            }
+            half = p.kind == CXS_DEVICE_KEY ? CXS_HALF_FRONT : CXS_HALF_BACK;
+            d = local_dev(h, &p);
+            if (d) {
+                if (o->kind == OP_RM)
+                    rc = cxs_dev_remove_key(d, half, p.key);
+                else if (o->kind == OP_WRITE)
+                    rc = cxs_dev_write(d, half, p.key, o->value, o->len);
+                if (rc == -ENOENT && o->kind == OP_RM)
+                    rc = 0;
+                size_t k;
+                for (k = 0; k < ntouched && touched[k] != d; k++)
+                    ;
+                if (k == ntouched && ntouched < 64)
+                    touched[ntouched++] = d;
+                break;
+            }
+            g = group_for(&gs, &ngs, &p);
+            if (!g) {
+                rc = -ENOMEM;
+                break;
+            }
+            if (g->nwrites < 64)
+                g->writes[g->nwrites++] = o;
+            if (p.kind == CXS_BACKEND_KEY)
+                g->be = p.domid;
+            if (o->kind == OP_WRITE) {
+                char v[NOXS_CTRL_VALUE_MAX + 1];
+                /* Synthesised nodes are not stored; backend-id names the
+                 * backend when only the frontend tree is written. */
+                if (half == CXS_HALF_FRONT && strcmp(p.key, "backend-id") == 0) {
+                    if (g->be < 0 && o->len < 6) {
+                        memcpy(v, o->value, o->len);
+                        v[o->len] = '\0';
+                        g->be = atoi(v);
+                    }
+                    break;
+                }
+                if ((half == CXS_HALF_FRONT && strcmp(p.key, "backend") == 0) ||
+                    (half == CXS_HALF_BACK && (strcmp(p.key, "frontend") == 0 ||
+                                              strcmp(p.key, "frontend-id") == 0)))
+                    break;
+                if (memchr(o->value, '\0', o->len)) {
+                    rc = -EINVAL;
+                    break;
+                }
+                memcpy(v, o->value, o->len);
+                v[o->len] = '\0';
+                rc = group_param(g, p.key, v, half == CXS_HALF_FRONT);
+            }
+            break;
+        case CXS_DEVICE:
+        case CXS_BACKEND:
+            if (o->kind == OP_RM) {
+                d = local_dev(h, &p);
+                if (d) {
+                    rc = -EACCES; /* only the toolstack removes devices */
+                    break;
+                }
+                g = group_for(&gs, &ngs, &p);
+                if (g)
+                    g->remove = true;
+                else
+                    rc = -ENOMEM;
+            } else if (p.kind == CXS_BACKEND) {
+                g = group_for(&gs, &ngs, &p);
+                if (g)
+                    g->be = p.domid;
+                else
+                    rc = -ENOMEM;
+            }
+            break;
+        case CXS_DEVICE_CLASS:
+        case CXS_BACKEND_FE:
+        case CXS_BACKEND_CLASS:
+        case CXS_DEVICE_ROOT:
+        case CXS_BACKEND_ROOT:
+        case CXS_DOMAIN:
+            if (o->kind == OP_RM) {
+                /* Remove every device below. */
+                struct devref *devs;
+                size_t n;
+                rc = gather(h, &p, &devs, &n);
+                for (size_t j = 0; rc == 0 && j < n; j++) {
+                    char dir[CXS_ABS_PATH_MAX];
+                    struct cxs_path q = {.kind = CXS_DEVICE, .fe = devs[j].fe,
+                                         .domid = devs[j].fe, .id = devs[j].id};
+                    memcpy(q.cls, devs[j].cls, sizeof(q.cls));
+                    cxs_path_device_dir(dir, sizeof(dir), q.fe, q.cls, q.id);
+                    bool under = cxs_is_child(dir, o->path);
+                    cxs_path_backend_dir(dir, sizeof(dir), devs[j].be, q.fe,
+                                         q.cls, q.id);
+                    if (!under && !cxs_is_child(dir, o->path))
+                        continue;
+                    g = group_for(&gs, &ngs, &q);
+                    if (g)
+                        g->remove = true;
+                }
+                if (rc == 0)
+                    free(devs);
+            }
+            /* mkdir / write "" of a directory: nothing to store. */
+            break;
+        case CXS_ROOT:
+        case CXS_LOCAL:
+        case CXS_LOCAL_DOMAIN:
+            if (o->kind == OP_RM)
+                rc = -EACCES;
+            break;
+        case CXS_CONTROL:
+        case CXS_CONTROL_KEY:
+        case CXS_SPECIAL:
+        case CXS_UNSUPPORTED:
+            unsupported(o->kind == OP_RM ? "rm" : "write", o->path);
+            rc = -EACCES;
+            break;
+        }
+    }
+    for (size_t i = 0; i < ngs && rc == 0; i++)
+        rc = group_apply(h, &gs[i]);
+    groups_free(gs, ngs);
+    for (size_t i = 0; i < ntouched; i++) {
+        int r = cxs_dev_publish(touched[i]);
+        if (rc == 0 && r < 0)
+            rc = r;
+    }
+    if (ntouched)
+        cxs_ctx_flush(h->ctx);
+    return rc;
+}
+
+static int stage(struct xs_handle *h, xs_transaction_t t, int kind,
+                 const char *path, const void *data, unsigned int len)
+{
+    char abs[CXS_ABS_PATH_MAX + 1];
+    struct cxs_path p;
+    struct op o = {.kind = kind, .len = len};
+    struct tx *x;
+    int rc = parse(h, path, abs, &p);
+
+    if (rc < 0)
+        return rc;
+    if (len > CXS_PAYLOAD_MAX)
+        return -E2BIG;
+    if (h->readonly)
+        return -EACCES;
+    o.path = abs;
+    o.value = (char *)data;
+    if (t == XBT_NULL)
+        return apply_ops(h, &o, 1);
+    x = find_tx(h, t);
+    if (!x)
+        return -ENOENT;
+    if (p.kind == CXS_UNSUPPORTED) {
+        unsupported("write", abs);
+        return -EACCES;
+    }
+    if (x->nops == x->capops) {
+        size_t cap = x->capops ? x->capops * 2 : 16;
+        struct op *n = realloc(x->ops, cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        x->ops = n;
+        x->capops = cap;
+    }
+    o.path = strdup(abs);
+    o.value = malloc(len + 1);
+    if (!o.path || !o.value) {
+        free(o.path);
+        free(o.value);
+        return -ENOMEM;
+    }
+    if (len)
+        memcpy(o.value, data, len);
+    o.value[len] = '\0';
+    x->ops[x->nops++] = o;
+    return 0;
+}
+
+CXS_EXPORT bool xs_write(struct xs_handle *h, xs_transaction_t t,
+                         const char *path, const void *data, unsigned int len)
+{
+    int rc;
+
+    if (!h)
+        return fail(EINVAL);
+    pthread_mutex_lock(&cxs_lock);
+    rc = stage(h, t, OP_WRITE, path, data ? data : "", data ? len : 0);
+    pthread_mutex_unlock(&cxs_lock);
+    return rc < 0 ? fail(-rc) : true;
+}
+
+CXS_EXPORT bool xs_mkdir(struct xs_handle *h, xs_transaction_t t,
+                         const char *path)
+{
+    int rc;
+
+    if (!h)
+        return fail(EINVAL);
+    pthread_mutex_lock(&cxs_lock);
+    rc = stage(h, t, OP_MKDIR, path, "", 0);
+    pthread_mutex_unlock(&cxs_lock);
+    return rc < 0 ? fail(-rc) : true;
+}
+
+CXS_EXPORT bool xs_rm(struct xs_handle *h, xs_transaction_t t,
+                      const char *path)
+{
+    char abs[CXS_ABS_PATH_MAX + 1], *v = NULL;
+    struct cxs_path p;
+    unsigned int l;
+    int rc;
+
+    if (!h)
+        return fail(EINVAL);
+    pthread_mutex_lock(&cxs_lock);
+    rc = parse(h, path, abs, &p);
+    /* xenstored: removing a node that does not exist is ENOENT (its
+     * parent must exist); keys are checked, directories removed. */
+    if (rc == 0 && t == XBT_NULL &&
+        (p.kind == CXS_DEVICE_KEY || p.kind == CXS_BACKEND_KEY)) {
+        rc = node_read(h, abs, &p, &v, &l);
+        free(v);
+    }
+    if (rc == 0)
+        rc = stage(h, t, OP_RM, path, "", 0);
+    pthread_mutex_unlock(&cxs_lock);
+    return rc < 0 ? fail(-rc) : true;
+}
+
+/* ---- transactions ---- */
+
+CXS_EXPORT xs_transaction_t xs_transaction_start(struct xs_handle *h)
+{
+    struct tx *t;
+
+    if (!h) {
+        errno = EINVAL;
+        return XBT_NULL;
+    }
+    t = calloc(1, sizeof(*t));
+    if (!t) {
+        errno = ENOMEM;
+        return XBT_NULL;
+    }
+    pthread_mutex_lock(&cxs_lock);
+    t->id = h->next_tx++;
+    if (h->next_tx == XBT_NULL)
+        h->next_tx = 1;
+    t->next = h->txs;
+    h->txs = t;
+    pthread_mutex_unlock(&cxs_lock);
+    return t->id;
+}
+
+/* Re-read everything the transaction read: -EAGAIN if any changed. */
+static int tx_validate(struct xs_handle *h, struct tx *t)
+{
+    for (size_t i = 0; i < t->reads.n; i++) {
+        struct cxs_kv *r = &t->reads.e[i];
+        struct cxs_path p;
+        char *v = NULL, buf[16];
+        unsigned int l = 0;
+        int rc;
+
+        if (cxs_path_parse(r->key, &p) < 0)
+            continue;
+        rc = node_read(h, r->key, &p, &v, &l);
+        if (rc < 0) {
+            snprintf(buf, sizeof(buf), "\1%d", -rc);
+            rc = strcmp(buf, r->value) == 0 ? 0 : -EAGAIN;
+        } else {
+            rc = l == r->len && memcmp(v, r->value, l) == 0 ? 0 : -EAGAIN;
+        }
+        free(v);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+CXS_EXPORT bool xs_transaction_end(struct xs_handle *h, xs_transaction_t t,
+                                   bool abort)
+{
+    struct tx **pp, *x = NULL;
+    int rc = 0;
+
+    if (!h)
+        return fail(EINVAL);
+    pthread_mutex_lock(&cxs_lock);
+    for (pp = &h->txs; *pp; pp = &(*pp)->next)
+        if ((*pp)->id == t) {
+            x = *pp;
+            *pp = x->next;
+            break;
+        }
+    if (!x) {
+        pthread_mutex_unlock(&cxs_lock);
+        return fail(ENOENT);
+    }
+    if (!abort) {
+        /* Take in what others changed meanwhile before validating. */
+        if (h->ctx->front || h->ctx->back)
+            cxs_ctx_poll(h->ctx);
+        rc = tx_validate(h, x);
+        if (rc == 0)
+            rc = apply_ops(h, x->ops, x->nops);
+    }
+    tx_free(x);
+    pthread_mutex_unlock(&cxs_lock);
+    return rc < 0 ? fail(-rc) : true;
+}
+
+/* ---- watches ---- */
+
+CXS_EXPORT bool xs_watch(struct xs_handle *h, const char *path,
+                         const char *token)
+{
+    char abs[CXS_ABS_PATH_MAX + 1];
+    struct cxs_path p;
+    struct watch *w;
+    size_t strip = 0;
+    int rc;
+
+    if (!h || !token)
+        return fail(EINVAL);
+    pthread_mutex_lock(&cxs_lock);
+    rc = absolute(h, path, abs, sizeof(abs), &strip);
+    if (rc == 0)
+        rc = cxs_path_parse(abs, &p);
+    if (rc < 0) {
+        pthread_mutex_unlock(&cxs_lock);
+        return fail(-rc);
+    }
+    if (p.kind == CXS_UNSUPPORTED)
+        unsupported("watch", abs); /* allowed: it just never fires */
+    w = calloc(1, sizeof(*w));
+    if (!w || !(w->path = strdup(abs)) || !(w->token = strdup(token))) {
+        if (w)
+            free(w->path);
+        free(w);
+        pthread_mutex_unlock(&cxs_lock);
+        return fail(ENOMEM);
+    }
+    w->strip = strip;
+    w->next = h->watches;
+    h->watches = w;
+
+    /* Watching our own backend tree makes this process the backend of
+     * the domain's legacy devices; watching device trees of our own
+     * domain opens the frontend. */
+    if (p.kind >= CXS_BACKEND_ROOT && p.kind <= CXS_BACKEND_KEY &&
+        p.domid == h->ctx->domid)
+        cxs_ctx_backend(h->ctx);
+    else if (h->ctx->domid != 0 && p.kind >= CXS_DOMAIN &&
+             p.domid == h->ctx->domid)
+        cxs_ctx_frontend(h->ctx);
+    if (h->ctx->front || h->ctx->back)
+        cxs_ctx_poll(h->ctx);
+    /* libxenstore/xenstored: every watch fires once on registration. */
+    queue_for_watch(h, w, abs);
+    pthread_mutex_unlock(&cxs_lock);
+    return true;
+}
+
+CXS_EXPORT bool xs_unwatch(struct xs_handle *h, const char *path,
+                           const char *token)
+{
+    char abs[CXS_ABS_PATH_MAX + 1];
+    struct watch **pp;
+    bool found = false;
+
+    if (!h || !token)
+        return fail(EINVAL);
+    pthread_mutex_lock(&cxs_lock);
+    if (absolute(h, path, abs, sizeof(abs), NULL) < 0) {
+        pthread_mutex_unlock(&cxs_lock);
+        return fail(EINVAL);
+    }
+    for (pp = &h->watches; *pp;) {
+        struct watch *w = *pp;
+        if (strcmp(w->path, abs) == 0 && strcmp(w->token, token) == 0) {
+            *pp = w->next;
+            free(w->path);
+            free(w->token);
+            free(w);
+            found = true;
+            break;
+        }
+        pp = &w->next;
+    }
+    /* As libxenstore does: drop queued events of that watch, unless
+     * another watch still uses the token. */
+    bool token_used = false;
+    for (struct watch *w = h->watches; w; w = w->next)
+        if (strcmp(w->token, token) == 0)
+            token_used = true;
+    if (found && !token_used) {
+        struct event **ep = &h->head, *last = NULL;
+        while (*ep) {
+            struct event *e = *ep;
+            if (strcmp(e->token, token) == 0) {
+                *ep = e->next;
+                free(e->path);
+                free(e->token);
+                free(e);
+                continue;
+            }
+            last = e;
+            ep = &e->next;
+        }
+        h->tail = last;
+        if (!h->head && h->signalled) {
+            uint64_t v;
+            if (read(h->evfd, &v, sizeof(v)) == sizeof(v))
+                h->signalled = false;
+        }
+    }
+    pthread_mutex_unlock(&cxs_lock);
+    return found ? true : fail(ENOENT);
+}
+
+CXS_EXPORT char **xs_check_watch(struct xs_handle *h)
+{
+    struct event *e;
+
+    if (!h)
+        return fail_ptr(EINVAL);
+    pthread_mutex_lock(&cxs_lock);
+    if (h->ctx->front || h->ctx->back)
+        cxs_ctx_poll(h->ctx);
+    e = pop_event(h);
+    pthread_mutex_unlock(&cxs_lock);
+    if (!e)
+        return fail_ptr(EAGAIN);
+    return event_vector(e, NULL);
+}
+
+CXS_EXPORT char **xs_read_watch(struct xs_handle *h, unsigned int *num)
+{
+    if (!h)
+        return fail_ptr(EINVAL);
+    for (;;) {
+        struct pollfd pfd = {.fd = h->epfd, .events = POLLIN};
+        struct event *e;
+
+        pthread_mutex_lock(&cxs_lock);
+        if (h->ctx->front || h->ctx->back)
+            cxs_ctx_poll(h->ctx);
+        e = pop_event(h);
+        pthread_mutex_unlock(&cxs_lock);
+        if (e)
+            return event_vector(e, num);
+        if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+            return NULL;
+    }
+}
+
+/* ---- permissions ---- */
+
+CXS_EXPORT struct xs_permissions *xs_get_permissions(struct xs_handle *h,
+                                                     xs_transaction_t t,
+                                                     const char *path,
+                                                     unsigned int *num)
+{
+    char abs[CXS_ABS_PATH_MAX + 1], *v = NULL;
+    struct xs_permissions *perms;
+    struct cxs_path p;
+    unsigned int l;
+    int rc;
+
+    if (!h || !num)
+        return fail_ptr(EINVAL);
+    pthread_mutex_lock(&cxs_lock);
+    rc = parse(h, path, abs, &p);
+    if (rc == 0)
+        rc = node_read(h, abs, &p, &v, &l);
+    pthread_mutex_unlock(&cxs_lock);
+    free(v);
+    if (rc < 0)
+        return fail_ptr(-rc);
+    perms = calloc(2, sizeof(*perms));
+    if (!perms)
+        return NULL;
+    /* What libxl sets: the owner has everything, the peer may read. */
+    if (p.kind >= CXS_DEVICE && p.kind <= CXS_DEVICE_KEY) {
+        perms[0].id = p.fe;
+        perms[0].perms = XS_PERM_NONE;
+        perms[1].perms = XS_PERM_READ;
+        perms[1].id = 0;
+        *num = 2;
+    } else if (p.kind >= CXS_BACKEND && p.kind <= CXS_BACKEND_KEY) {
+        perms[0].id = p.domid;
+        perms[0].perms = XS_PERM_NONE;
+        perms[1].id = p.fe;
+        perms[1].perms = XS_PERM_READ;
+        *num = 2;
+    } else {
+        perms[0].id = 0;
+        perms[0].perms = XS_PERM_NONE;
+        *num = 1;
+    }
+    return perms;
+}
+
+/* Access follows the grants (each side writes only its own half), so
+ * permissions on supported paths are accepted and not stored. */
+CXS_EXPORT bool xs_set_permissions(struct xs_handle *h, xs_transaction_t t,
+                                   const char *path,
+                                   struct xs_permissions *perms,
+                                   unsigned int num_perms)
+{
+    char abs[CXS_ABS_PATH_MAX + 1];
+    struct cxs_path p;
+    int rc;
+
+    if (!h || (!perms && num_perms))
+        return fail(EINVAL);
+    pthread_mutex_lock(&cxs_lock);
+    rc = parse(h, path, abs, &p);
+    if (rc == 0 && t != XBT_NULL && !find_tx(h, t))
+        rc = -ENOENT;
+    if (rc == 0 && (p.kind == CXS_UNSUPPORTED || p.kind == CXS_SPECIAL)) {
+        unsupported("set-permissions", abs);
+        rc = -EACCES;
+    }
+    if (rc == 0 && h->readonly)
+        rc = -EACCES;
+    pthread_mutex_unlock(&cxs_lock);
+    return rc < 0 ? fail(-rc) : true;
+}
+
+CXS_EXPORT bool xs_restrict(struct xs_handle *h, unsigned domid)
+{
+    return fail(ENOSYS);
+}
+
+/* ---- domains (toolstack) ---- */
+
+CXS_EXPORT bool xs_introduce_domain(struct xs_handle *h, unsigned int domid,
+                                    unsigned long mfn, unsigned int eventchn)
+{
+    struct noxs_boot boot;
+    noxs_client *c;
+    int rc = 0;
+
+    if (!h || domid > NOXS_DOMID_MAX)
+        return fail(EINVAL);
+    pthread_mutex_lock(&cxs_lock);
+    c = cxs_ctx_client(h->ctx);
+    if (!c)
+        rc = -errno;
+    else if (noxs_domain_create(c, (uint16_t)domid, &boot) < 0 &&
+             errno != EEXIST)
+        rc = -errno;
+    if (rc == 0)
+        cxs_fire(h->ctx, "@introduceDomain", false);
+    pthread_mutex_unlock(&cxs_lock);
+    return rc < 0 ? fail(-rc) : true;
+}
+
+CXS_EXPORT bool xs_release_domain(struct xs_handle *h, unsigned int domid)
+{
+    noxs_client *c;
+    int rc = 0;
+
+    if (!h || domid > NOXS_DOMID_MAX)
+        return fail(EINVAL);
+    pthread_mutex_lock(&cxs_lock);
+    c = cxs_ctx_client(h->ctx);
+    if (!c)
+        rc = -errno;
+    else if (noxs_domain_destroy(c, (uint16_t)domid) < 0)
+        rc = -errno;
+    if (rc == 0)
+        cxs_fire(h->ctx, "@releaseDomain", false);
+    pthread_mutex_unlock(&cxs_lock);
+    return rc < 0 ? fail(-rc) : true;
+}
+
+CXS_EXPORT bool xs_is_domain_introduced(struct xs_handle *h,
+                                        unsigned int domid)
+{
+    struct noxs_domain_info *doms = NULL;
+    size_t n = 0;
+    noxs_client *c;
+    bool found = false;
+
+    if (!h)
+        return fail(EINVAL);
+    pthread_mutex_lock(&cxs_lock);
+    c = cxs_ctx_client(h->ctx);
+    if (c && noxs_domain_list(c, &doms, &n) == 0)
+        for (size_t i = 0; i < n; i++)
+            if (doms[i].domid == domid)
+                found = true;
+    pthread_mutex_unlock(&cxs_lock);
+    free(doms);
+    if (!found)
+        errno = ENOENT;
+    return found;
+}
+
+CXS_EXPORT bool xs_resume_domain(struct xs_handle *h, unsigned int domid)
+{
+    return xs_is_domain_introduced(h, domid);
+}
+
+CXS_EXPORT bool xs_set_target(struct xs_handle *h, unsigned int domid,
+                              unsigned int target)
+{
+    return fail(ENOSYS);
+}
+
+CXS_EXPORT char *xs_get_domain_path(struct xs_handle *h, unsigned int domid)
+{
+    char *p;
+
+    if (asprintf(&p, "/local/domain/%u", domid) < 0)
+        return NULL;
+    return p;
+}
+
+CXS_EXPORT char *xs_control_command(struct xs_handle *h, const char *cmd,
+                                    void *data, unsigned int len)
+{
+    return fail_ptr(ENOSYS);
+}
+
+CXS_EXPORT char *xs_debug_command(struct xs_handle *h, const char *cmd,
+                                  void *data, unsigned int len)
+{
+    return fail_ptr(ENOSYS);
+}
+
+/* No suspend event channel is published (no "device/suspend" node). */
+CXS_EXPORT int xs_suspend_evtchn_port(int domid)
+{
+    return -1;
+}
+
+/* ---- xenstore_lib.h ---- */
+
+CXS_EXPORT bool xs_path_is_subpath(const char *parent, const char *child)
+{
+    size_t n = strlen(parent);
+
+    if (strncmp(child, parent, n) != 0)
+        return false;
+    return child[n] == '\0' || child[n] == '/' || (n && parent[n - 1] == '/');
+}
+
+CXS_EXPORT const char *xs_daemon_rundir(void)
+{
+    const char *s = getenv("XENSTORED_RUNDIR");
+    return s ? s : "/var/run/xenstored";
+}
+
+CXS_EXPORT const char *xs_daemon_socket(void)
+{
+    static char buf[256];
+    const char *s = getenv("XENSTORED_PATH");
+
+    if (s)
+        return s;
+    snprintf(buf, sizeof(buf), "%s/socket", xs_daemon_rundir());
+    return buf;
+}
+
+CXS_EXPORT const char *xs_daemon_socket_ro(void)
+{
+    static char buf[256];
+    const char *s = getenv("XENSTORED_PATH");
+
+    if (s)
+        return s;
+    snprintf(buf, sizeof(buf), "%s/socket_ro", xs_daemon_rundir());
+    return buf;
+}
+
+CXS_EXPORT bool xs_write_all(int fd, const void *data, unsigned int len)
+{
+    const char *p = data;
+
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return false;
+        }
+        if (n == 0)
+            return fail(EIO);
+        p += n;
+        len -= (unsigned int)n;
+    }
+    return true;
+}
+
+/* "r0\0w1\0" ...: a letter (n, r, w, b) and a domid per string. */
+CXS_EXPORT bool xs_strings_to_perms(struct xs_permissions *perms,
+                                    unsigned int num, const char *strings)
+{
+    const char *p = strings;
+
+    for (unsigned int i = 0; i < num; i++) {
+        char *end;
+        unsigned long id;
+
+        switch (*p) {
+        case 'n': perms[i].perms = XS_PERM_NONE; break;
+        case 'r': perms[i].perms = XS_PERM_READ; break;
+        case 'w': perms[i].perms = XS_PERM_WRITE; break;
+        case 'b': perms[i].perms = XS_PERM_READ | XS_PERM_WRITE; break;
+        default: return fail(EINVAL);
+        }
+        errno = 0;
+        id = strtoul(p + 1, &end, 0);
+        if (errno || end == p + 1 || *end || id > 0xffffffffUL)
+            return fail(EINVAL);
+        perms[i].id = (unsigned int)id;
+        p = end + 1;
+    }
+    return true;
+}
