@@ -24,7 +24,10 @@ DRVLOG_OBJS := $(OBJDIR)/backends/blk/drvlog.o
 
 BLK_BACK := $(BINOUT)/noxs-blk-back
 BLK_CLI := $(BINOUT)/noxs-blk
-DRIVER_BINS := $(BLK_BACK) $(BLK_CLI)
+CONS_BACK := $(BINOUT)/noxs-console-back
+CONS_FRONT := $(BINOUT)/noxs-console-front
+CONS_CLIENT := $(BINOUT)/noxs-console
+DRIVER_BINS := $(BLK_BACK) $(BLK_CLI) $(CONS_BACK) $(CONS_FRONT) $(CONS_CLIENT)
 
 $(BLK_BACK): $(OBJDIR)/backends/blk/blkback.o $(BLKREQ_OBJS) $(DRVLOG_OBJS) \
 		$(LIBOUT)/libnoxs.so
@@ -35,6 +38,20 @@ $(BLK_CLI): $(OBJDIR)/frontends/blk/noxs-blk.o $(BLKFRONT_OBJS) \
 		$(LIBOUT)/libnoxs.so
 	@mkdir -p $(@D)
 	$(DRV_LINK)
+
+$(CONS_BACK): $(OBJDIR)/backends/console/consback.o $(DRVLOG_OBJS) \
+		$(LIBOUT)/libnoxs.so
+	@mkdir -p $(@D)
+	$(DRV_LINK)
+
+$(CONS_FRONT): $(OBJDIR)/frontends/console/consfront.o $(LIBOUT)/libnoxs.so
+	@mkdir -p $(@D)
+	$(DRV_LINK)
+
+# The client needs neither libnoxs nor Xen: it only talks to a socket.
+$(CONS_CLIENT): $(OBJDIR)/backends/console/noxs-console.o
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $^
 
 ALL_TARGETS += $(DRIVER_BINS)
 datadrivers: $(DRIVER_BINS)

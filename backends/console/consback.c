@@ -1,0 +1,779 @@
+/*
+ * noxs-console-back: the backend of the console device for every guest.
+ *
+ * One single-threaded poll loop serves all consoles: consoles carry
+ * little data and non-blocking I/O everywhere means a slow client or a
+ * silent guest never holds up another console. Per console we keep:
+ *
+ *   - a Unix socket DIR/console-<domid>.<devid>.sock that noxs-console
+ *     attaches to (one client at a time; a second one is told "busy");
+ *   - an output buffer (--buffer, 64 KiB) between the guest's "out" ring
+ *     and the client, so a guest can write while nobody is attached and
+ *     a client that attaches later gets everything since;
+ *   - optionally a log file LOGDIR/console-<domid>.<devid>.log with every
+ *     byte the guest wrote.
+ *
+ * Back-pressure, never loss: we take bytes off the out ring only while
+ * the output buffer has room, so a full buffer (no client, or a slow one)
+ * leaves the ring full and stops the guest's writer; we read from the
+ * client only while the "in" ring has room, so a guest that does not read
+ * stops the client's writer through its socket.
+ *
+ * The device follows the frontend's state like the blk backend
+ * (Initialising -> InitWait, Initialised -> map the rings and Connected,
+ * Closing/Closed -> drop the rings); a frontend that dies is seen through
+ * the liveness byte of the header page (consring.h) and walks the device
+ * to Closing -> Closed; a restarted frontend comes back through
+ * Initialising. The client stays attached across guest reconnects.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <xenevtchn.h>
+#include <xengnttab.h>
+
+#include <noxs/noxs.h>
+
+#include "consring.h"
+#include "drvlog.h"
+
+#define DEFAULT_DIR "/run/noxs/console"
+#define MAX_DATA_PAGES (2u << NOXS_CONS_MAX_RING_ORDER)
+
+struct console {
+    noxs_dev *dev;
+    uint16_t fe_domid;
+    uint32_t devid;
+    int listen_fd;
+    int client_fd;
+    bool client_hup; /* hung up with input we cannot take yet */
+    int log_fd;
+    char *sock_path;
+    /* guest output not yet sent to a client */
+    uint8_t *buf;
+    uint32_t buf_head, buf_len;
+
+    bool connected;
+    xenevtchn_handle *xce;
+    xengnttab_handle *xgt;
+    uint32_t port;
+    struct noxs_cons_header *hdr;
+    uint8_t *data; /* out ring, then in ring */
+    unsigned int data_pages;
+    uint32_t ring_bytes;
+    uint32_t out_cons, in_prod; /* our private indices */
+
+    struct console *next;
+};
+
+static noxs_backend *backend;
+static struct console *consoles;
+static const char *sock_dir = DEFAULT_DIR;
+static const char *log_dir;
+static uint32_t buf_size = 64 * 1024;
+
+/* ---- connection ---- */
+
+static void disconnect(struct console *c)
+{
+    if (!c->connected)
+        return;
+    if (c->data != NULL)
+        xengnttab_unmap(c->xgt, c->data, c->data_pages);
+    if (c->hdr != NULL)
+        xengnttab_unmap(c->xgt, c->hdr, 1); /* zeroes our liveness byte */
+    if (c->port != 0)
+        xenevtchn_unbind(c->xce, c->port);
+    if (c->xce != NULL)
+        xenevtchn_close(c->xce);
+    if (c->xgt != NULL)
+        xengnttab_close(c->xgt);
+    c->data = NULL;
+    c->hdr = NULL;
+    c->port = 0;
+    c->xce = NULL;
+    c->xgt = NULL;
+    c->connected = false;
+    log_info("domain %u console %u: disconnected", c->fe_domid, c->devid);
+}
+
+static int peer_u32(noxs_dev *d, const char *key, uint32_t *out, uint32_t min,
+                    uint32_t max)
+{
+    char buf[32], *end;
+    unsigned long v;
+
+    if (noxs_dev_peer_kv(d, key, buf, sizeof(buf)) < 0)
+        return -1;
+    errno = 0;
+    v = strtoul(buf, &end, 10);
+    if (errno != 0 || end == buf || *end != '\0' || buf[0] == '-' || v < min ||
+        v > max) {
+        errno = EINVAL;
+        return -1;
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int connect_rings(struct console *c, const char **why)
+{
+    noxs_dev *d = c->dev;
+    uint32_t order = NOXS_CONS_DEFAULT_RING_ORDER, hdr_ref, port;
+    uint32_t refs[MAX_DATA_PAGES];
+
+    if (peer_u32(d, "ring-page-order", &order, 0, NOXS_CONS_MAX_RING_ORDER) < 0 &&
+        errno != ENOENT) {
+        *why = "bad ring-page-order";
+        return -1;
+    }
+    c->data_pages = 2u << order;
+    c->ring_bytes = noxs_cons_ring_bytes(order);
+    if (peer_u32(d, "ring-ref", &hdr_ref, NOXS_GREF_MIN, UINT32_MAX) < 0) {
+        *why = "missing or bad ring-ref";
+        return -1;
+    }
+    for (unsigned int i = 0; i < c->data_pages; i++) {
+        char key[24];
+
+        snprintf(key, sizeof(key), "data-ref%u", i);
+        if (peer_u32(d, key, &refs[i], NOXS_GREF_MIN, UINT32_MAX) < 0) {
+            *why = "missing or bad data-refN";
+            return -1;
+        }
+    }
+    if (peer_u32(d, "event-channel", &port, 1, NOXS_PORT_MAX) < 0) {
+        *why = "missing or bad event-channel";
+        return -1;
+    }
+    c->connected = true; /* disconnect() releases what we got */
+    c->xgt = xengnttab_open(NULL, 0);
+    c->xce = xenevtchn_open(NULL, 0);
+    if (c->xgt == NULL || c->xce == NULL) {
+        *why = "out of resources";
+        return -1;
+    }
+    xenevtchn_port_or_error_t p =
+        xenevtchn_bind_interdomain(c->xce, c->fe_domid, port);
+    if (p < 0) {
+        *why = "cannot bind the event channel";
+        return -1;
+    }
+    c->port = (uint32_t)p;
+    c->hdr = xengnttab_map_grant_ref_notify(c->xgt, c->fe_domid, hdr_ref,
+                                            PROT_READ | PROT_WRITE,
+                                            NOXS_CONS_ALIVE_BACKEND, c->port);
+    if (c->hdr == NULL) {
+        *why = "cannot map the ring header";
+        return -1;
+    }
+    c->data = xengnttab_map_domain_grant_refs(c->xgt, c->data_pages,
+                                              c->fe_domid, refs,
+                                              PROT_READ | PROT_WRITE);
+    if (c->data == NULL) {
+        *why = "cannot map the rings";
+        return -1;
+    }
+    c->out_cons = 0;
+    c->in_prod = 0;
+    noxs_cons_store(&c->hdr->backend_alive, 1);
+    log_info("domain %u console %u: connected, %u-byte rings, port %u",
+             c->fe_domid, c->devid, c->ring_bytes, c->port);
+    return 0;
+}
+
+static void set_state(noxs_dev *d, unsigned int state)
+{
+    if (noxs_dev_state(d) == state)
+        return;
+    noxs_dev_set_state(d, state);
+    if (noxs_dev_publish(d) < 0)
+        log_warnx("domain %u: publish %s: %s", noxs_dev_frontend_domid(d),
+                  noxs_state_name(state), strerror(errno));
+    noxs_backend_report(backend, d);
+}
+
+static void fail_console(struct console *c, const char *why)
+{
+    log_warnx("domain %u console %u: %s", c->fe_domid, c->devid, why);
+    disconnect(c);
+    noxs_dev_set_kv(c->dev, "error", why);
+    set_state(c->dev, NOXS_STATE_CLOSING);
+}
+
+/* ---- moving bytes ---- */
+
+static void drop_client(struct console *c)
+{
+    if (c->client_fd < 0)
+        return;
+    close(c->client_fd);
+    c->client_fd = -1;
+    c->client_hup = false;
+    log_info("domain %u console %u: client detached", c->fe_domid, c->devid);
+}
+
+static void write_log(struct console *c, const uint8_t *p, size_t n)
+{
+    while (c->log_fd >= 0 && n > 0) {
+        ssize_t w = write(c->log_fd, p, n);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            log_warnx("domain %u console %u: log: %s; logging stops",
+                      c->fe_domid, c->devid, strerror(errno));
+            close(c->log_fd);
+            c->log_fd = -1;
+            return;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Guest output: out ring -> buffer (and log). -1: bad indices. */
+static int take_output(struct console *c, bool *progress)
+{
+    struct noxs_cons_header *h = c->hdr;
+    uint32_t avail = noxs_cons_load(&h->out_prod) - c->out_cons;
+
+    if (avail > c->ring_bytes)
+        return -1;
+    while (avail > 0 && c->buf_len < buf_size) {
+        uint32_t tail = (c->buf_head + c->buf_len) % buf_size;
+        uint32_t room = buf_size - c->buf_len;
+        uint32_t span = buf_size - tail < room ? buf_size - tail : room;
+        uint32_t n = noxs_cons_read(c->data, c->ring_bytes, c->out_cons, avail,
+                                    c->buf + tail, span);
+
+        write_log(c, c->buf + tail, n);
+        c->buf_len += n;
+        c->out_cons += n;
+        avail -= n;
+        noxs_cons_store(&h->out_cons, c->out_cons);
+        noxs_cons_mb();
+        if (noxs_cons_load(&h->out_space_wanted))
+            xenevtchn_notify(c->xce, c->port);
+        *progress = true;
+    }
+    return 0;
+}
+
+/* Buffered output -> client. */
+static void give_output(struct console *c, bool *progress)
+{
+    while (c->client_fd >= 0 && c->buf_len > 0) {
+        uint32_t span = buf_size - c->buf_head < c->buf_len
+                            ? buf_size - c->buf_head
+                            : c->buf_len;
+        ssize_t w = send(c->client_fd, c->buf + c->buf_head, span,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                drop_client(c);
+            return;
+        }
+        c->buf_head = (c->buf_head + (uint32_t)w) % buf_size;
+        c->buf_len -= (uint32_t)w;
+        if (c->buf_len == 0)
+            c->buf_head = 0;
+        *progress = true;
+    }
+}
+
+/* Client input -> in ring. -1: bad indices. */
+static int take_input(struct console *c, bool *progress, bool *ring_full)
+{
+    struct noxs_cons_header *h = c->hdr;
+
+    *ring_full = false;
+    while (c->client_fd >= 0) {
+        uint32_t used = c->in_prod - noxs_cons_load(&h->in_cons);
+        uint32_t off = c->in_prod & (c->ring_bytes - 1);
+        uint32_t space, span;
+        ssize_t r;
+
+        if (used > c->ring_bytes)
+            return -1;
+        space = c->ring_bytes - used;
+        if (space == 0) {
+            *ring_full = true;
+            return 0;
+        }
+        span = c->ring_bytes - off < space ? c->ring_bytes - off : space;
+        r = recv(c->client_fd, c->data + c->ring_bytes + off, span,
+                 MSG_DONTWAIT);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                drop_client(c);
+            return 0;
+        }
+        if (r == 0) {
+            drop_client(c);
+            return 0;
+        }
+        c->in_prod += (uint32_t)r;
+        noxs_cons_store(&h->in_prod, c->in_prod);
+        noxs_cons_mb();
+        if (noxs_cons_load(&h->in_data_wanted))
+            xenevtchn_notify(c->xce, c->port);
+        *progress = true;
+    }
+    return 0;
+}
+
+/* Move everything that can move; then arm the wanted words. */
+static void pump(struct console *c)
+{
+    bool progress, ring_full = false;
+
+    if (!c->connected) {
+        bool ignored = false;
+
+        give_output(c, &ignored);
+        return;
+    }
+    noxs_cons_store(&c->hdr->out_data_wanted, 0);
+    noxs_cons_store(&c->hdr->in_space_wanted, 0);
+    for (;;) {
+        do {
+            progress = false;
+            if (take_output(c, &progress) < 0 ||
+                take_input(c, &progress, &ring_full) < 0) {
+                fail_console(c, "ring indices out of range");
+                return;
+            }
+            give_output(c, &progress);
+        } while (progress);
+        /* About to sleep: say what we wait for, then look again. */
+        if (c->buf_len < buf_size)
+            noxs_cons_store(&c->hdr->out_data_wanted, 1);
+        if (ring_full)
+            noxs_cons_store(&c->hdr->in_space_wanted, 1);
+        noxs_cons_mb();
+        if (c->buf_len < buf_size &&
+            noxs_cons_load(&c->hdr->out_prod) != c->out_cons)
+            continue;
+        if (ring_full && c->in_prod - noxs_cons_load(&c->hdr->in_cons) <
+                             c->ring_bytes)
+            continue;
+        break;
+    }
+    if (c->client_fd >= 0 && c->client_hup && !ring_full) {
+        /* The hang-up left nothing more we could read. */
+        drop_client(c);
+    }
+}
+
+static void accept_client(struct console *c)
+{
+    int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+    if (fd < 0)
+        return;
+    if (c->client_fd >= 0) {
+        static const char busy[] = "noxs-console: console busy\r\n";
+
+        if (send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+            /* it is going away anyway */
+        }
+        close(fd);
+        return;
+    }
+    c->client_fd = fd;
+    c->client_hup = false;
+    log_info("domain %u console %u: client attached", c->fe_domid, c->devid);
+}
+
+static void handle_event(struct console *c)
+{
+    int port = xenevtchn_pending(c->xce);
+
+    if (port >= 0)
+        xenevtchn_unmask(c->xce, (evtchn_port_t)port);
+    if (!noxs_cons_load(&c->hdr->frontend_alive)) {
+        /* The frontend died or let go: drain what it left, then close. */
+        bool ignored = false;
+
+        take_output(c, &ignored);
+        log_info("domain %u console %u: frontend gone", c->fe_domid, c->devid);
+        disconnect(c);
+        set_state(c->dev, NOXS_STATE_CLOSING);
+        set_state(c->dev, NOXS_STATE_CLOSED);
+    }
+}
+
+/* ---- devices ---- */
+
+static void free_console(struct console *c)
+{
+    struct console **pp;
+
+    for (pp = &consoles; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+    disconnect(c);
+    drop_client(c);
+    if (c->listen_fd >= 0)
+        close(c->listen_fd);
+    if (c->sock_path != NULL)
+        unlink(c->sock_path);
+    if (c->log_fd >= 0)
+        close(c->log_fd);
+    free(c->sock_path);
+    free(c->buf);
+    free(c);
+}
+
+static int open_socket(struct console *c)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int n = snprintf(sa.sun_path, sizeof(sa.sun_path),
+                     "%s/console-%u.%u.sock", sock_dir, c->fe_domid, c->devid);
+
+    if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    c->sock_path = strdup(sa.sun_path);
+    if (c->sock_path == NULL)
+        return -ENOMEM;
+    unlink(sa.sun_path);
+    c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (c->listen_fd < 0 ||
+        bind(c->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        chmod(sa.sun_path, 0600) < 0 || listen(c->listen_fd, 4) < 0) {
+        int err = errno;
+
+        log_warnx("console socket %s: %s", sa.sun_path, strerror(err));
+        return -err;
+    }
+    return 0;
+}
+
+static int cons_create(noxs_backend *b, noxs_dev *d,
+                       const struct noxs_kv *params, size_t nparams, void *arg)
+{
+    struct console *c = calloc(1, sizeof(*c));
+    int err;
+
+    if (c == NULL)
+        return -ENOMEM;
+    c->dev = d;
+    c->fe_domid = noxs_dev_frontend_domid(d);
+    c->devid = noxs_dev_id(d);
+    c->listen_fd = c->client_fd = c->log_fd = -1;
+    c->next = consoles;
+    consoles = c;
+    c->buf = malloc(buf_size);
+    if (c->buf == NULL) {
+        free_console(c);
+        return -ENOMEM;
+    }
+    err = open_socket(c);
+    if (err == 0 && log_dir != NULL) {
+        char path[512];
+
+        snprintf(path, sizeof(path), "%s/console-%u.%u.log", log_dir,
+                 c->fe_domid, c->devid);
+        c->log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        if (c->log_fd < 0) {
+            err = -errno;
+            log_warnx("console log %s: %s", path, strerror(errno));
+        }
+    }
+    if (err == 0 && (noxs_dev_set_kv(d, "max-ring-page-order", "3") < 0 ||
+                     noxs_dev_set_kv(d, "type", "noxs-ring") < 0))
+        err = -errno;
+    if (err != 0) {
+        free_console(c);
+        return err;
+    }
+    noxs_dev_set_user(d, c);
+    log_info("domain %u console %u: created, socket %s", c->fe_domid, c->devid,
+             c->sock_path);
+    return 0;
+}
+
+static void cons_changed(noxs_backend *b, noxs_dev *d, void *arg)
+{
+    struct console *c = noxs_dev_user(d);
+    unsigned int own = noxs_dev_state(d);
+    const char *why = NULL;
+
+    if (c == NULL)
+        return;
+    switch (noxs_dev_peer_state(d)) {
+    case NOXS_STATE_UNKNOWN:
+    case NOXS_STATE_INITIALISING:
+        disconnect(c);
+        if (own != NOXS_STATE_INITWAIT) {
+            noxs_dev_del_kv(d, "error");
+            set_state(d, NOXS_STATE_INITWAIT);
+        }
+        break;
+    case NOXS_STATE_INITIALISED:
+    case NOXS_STATE_CONNECTED:
+        if (c->connected ||
+            (own != NOXS_STATE_INITWAIT && own != NOXS_STATE_INITIALISING))
+            break;
+        if (connect_rings(c, &why) < 0) {
+            fail_console(c, why);
+            break;
+        }
+        set_state(d, NOXS_STATE_CONNECTED);
+        pump(c);
+        break;
+    case NOXS_STATE_CLOSING:
+        if (c->connected) {
+            bool ignored = false;
+
+            take_output(c, &ignored);
+        }
+        disconnect(c);
+        if (own != NOXS_STATE_CLOSED)
+            set_state(d, NOXS_STATE_CLOSING);
+        break;
+    case NOXS_STATE_CLOSED:
+        disconnect(c);
+        set_state(d, NOXS_STATE_CLOSED);
+        break;
+    default:
+        break;
+    }
+}
+
+static int cons_control(noxs_backend *b, noxs_dev *d, const char *key,
+                        const char *value, uint32_t request, void *arg)
+{
+    return -EINVAL;
+}
+
+static void cons_remove(noxs_backend *b, noxs_dev *d, void *arg)
+{
+    struct console *c = noxs_dev_user(d);
+
+    if (c == NULL)
+        return;
+    log_info("domain %u console %u: removed", c->fe_domid, c->devid);
+    noxs_dev_set_user(d, NULL);
+    free_console(c);
+}
+
+static const struct noxs_backend_ops ops = {
+    .create = cons_create,
+    .changed = cons_changed,
+    .control = cons_control,
+    .remove = cons_remove,
+};
+
+/* ---- main loop ---- */
+
+static int mkdirs(const char *path, mode_t mode)
+{
+    char tmp[512];
+
+    if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = tmp + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(tmp, mode) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: noxs-console-back [-dv] [--socket PATH] [--dir DIR]\n"
+            "                         [--log-dir DIR] [--buffer BYTES]\n"
+            "\n"
+            "Serve the console device of every guest.\n"
+            "  -d, --foreground  stay in the foreground and log to stderr\n"
+            "  -v                more logging (twice: debug)\n"
+            "  --socket PATH     noxsd's control socket\n"
+            "  --dir DIR         where console-<domid>.<devid>.sock are made\n"
+            "                    (default " DEFAULT_DIR ")\n"
+            "  --log-dir DIR     also append each guest's output to\n"
+            "                    DIR/console-<domid>.<devid>.log\n"
+            "  --buffer BYTES    output kept for a client (default 65536)\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"foreground", no_argument, NULL, 'd'},
+        {"socket", required_argument, NULL, 's'},
+        {"dir", required_argument, NULL, 'D'},
+        {"log-dir", required_argument, NULL, 'L'},
+        {"buffer", required_argument, NULL, 'b'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const unsigned int types[] = {NOXS_DEV_CONSOLE};
+    const char *socket_path = NULL;
+    bool foreground = false;
+    int verbosity = 0, c, sfd, status = 0;
+    struct pollfd *pfds = NULL;
+    size_t pfd_cap = 0;
+    struct rlimit rl;
+    sigset_t mask;
+
+    while ((c = getopt_long(argc, argv, "dvh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd': foreground = true; break;
+        case 'v': verbosity++; break;
+        case 's': socket_path = optarg; break;
+        case 'D': sock_dir = optarg; break;
+        case 'L': log_dir = optarg; break;
+        case 'b': {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+
+            if (*end != '\0' || v < 4096 || v > (64u << 20)) {
+                fprintf(stderr, "noxs-console-back: bad --buffer %s\n", optarg);
+                return 1;
+            }
+            buf_size = (uint32_t)v;
+            break;
+        }
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 1;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 1;
+    }
+    drvlog_init("noxs-console-back", foreground, verbosity);
+    if (mkdirs(sock_dir, 0700) < 0)
+        drvlog_fatal("%s: %s", sock_dir, strerror(errno));
+    if (!foreground && daemon(0, 0) < 0)
+        drvlog_fatal("daemon: %s", strerror(errno));
+    noxs_set_logger(drvlog_library);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0)
+        drvlog_fatal("signalfd: %s", strerror(errno));
+    backend = noxs_backend_open(socket_path, types, 1, &ops, NULL);
+    if (backend == NULL)
+        drvlog_fatal("cannot register with noxsd: %s", strerror(errno));
+    log_info("serving console devices, sockets in %s", sock_dir);
+
+    for (;;) {
+        size_t n = 2, ncons = 0;
+
+        for (struct console *k = consoles; k != NULL; k = k->next)
+            ncons++;
+        if (pfd_cap < 2 + 3 * ncons) {
+            pfd_cap = 2 + 3 * ncons + 16;
+            free(pfds);
+            pfds = calloc(pfd_cap, sizeof(*pfds));
+            if (pfds == NULL)
+                drvlog_fatal("out of memory");
+        }
+        pfds[0] = (struct pollfd){.fd = noxs_backend_fd(backend), .events = POLLIN};
+        pfds[1] = (struct pollfd){.fd = sfd, .events = POLLIN};
+        for (struct console *k = consoles; k != NULL; k = k->next) {
+            bool in_room = k->connected &&
+                           k->in_prod - noxs_cons_load(&k->hdr->in_cons) <
+                               k->ring_bytes;
+            short cev = 0;
+
+            if (in_room)
+                cev |= POLLIN;
+            if (k->buf_len > 0)
+                cev |= POLLOUT;
+            pfds[n++] = (struct pollfd){.fd = k->listen_fd, .events = POLLIN};
+            /* A hung-up client we cannot read yet is not polled (its
+             * POLLHUP would spin us) until the in ring has room. */
+            pfds[n++] = (struct pollfd){
+                .fd = k->client_hup && !in_room ? -1 : k->client_fd,
+                .events = cev};
+            pfds[n++] = (struct pollfd){
+                .fd = k->connected ? xenevtchn_fd(k->xce) : -1,
+                .events = POLLIN};
+        }
+        if (poll(pfds, n, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            drvlog_fatal("poll: %s", strerror(errno));
+        }
+        if (pfds[1].revents & POLLIN) {
+            log_info("terminating");
+            break;
+        }
+        n = 2;
+        for (struct console *k = consoles; k != NULL; k = k->next) {
+            struct pollfd *lp = &pfds[n++], *cp = &pfds[n++], *ep = &pfds[n++];
+
+            if (lp->revents & POLLIN)
+                accept_client(k);
+            if (cp->fd >= 0 && cp->fd == k->client_fd &&
+                (cp->revents & (POLLHUP | POLLERR)))
+                k->client_hup = true;
+            if (ep->fd >= 0 && (ep->revents & POLLIN))
+                handle_event(k);
+            pump(k);
+            if (k->client_hup && k->client_fd >= 0 &&
+                !(k->connected && k->in_prod - noxs_cons_load(&k->hdr->in_cons) >=
+                                      k->ring_bytes))
+                drop_client(k);
+        }
+        if (pfds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+            if (noxs_backend_dispatch(backend, 0) < 0 && errno != EAGAIN &&
+                errno != EINTR && errno != ETIMEDOUT) {
+                log_warnx("noxsd connection: %s", strerror(errno));
+                status = 1;
+                break;
+            }
+        }
+    }
+    while (consoles != NULL) {
+        struct console *k = consoles;
+
+        disconnect(k);
+        set_state(k->dev, NOXS_STATE_CLOSED);
+        noxs_dev_set_user(k->dev, NULL);
+        free_console(k);
+    }
+    free(pfds);
+    noxs_backend_close(backend);
+    return status;
+}

@@ -1,0 +1,476 @@
+/*
+ * noxs-console-front: the guest side of the console device.
+ *
+ *   noxs-console-front [options] -- COMMAND [ARGS]
+ *       run COMMAND with its stdin/stdout/stderr on the console (a socket
+ *       pair, so bytes pass unchanged; -t: a pty, for interactive
+ *       programs); exit with its status once its output has been taken
+ *       by the backend;
+ *   noxs-console-front [options]
+ *       expose the console as a pty and print the pty's path.
+ *
+ * One poll loop moves bytes between the local end (socket or pty master)
+ * and the two rings of consring.h: local input -> "out" ring while it has
+ * room, "in" ring -> local output while the local end accepts it. A full
+ * ring or a local end that does not accept stops reading the other side
+ * (back-pressure); nothing is dropped. We sleep only after setting the
+ * matching *_wanted word and re-checking (see consring.h), and notify the
+ * backend only when its own word says it sleeps.
+ *
+ * The backend going away (Closing/Closed, or its liveness byte zeroed by
+ * its death) ends the program with status 1; our own exit walks the
+ * device Closing -> Closed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xenevtchn.h>
+#include <xengnttab.h>
+
+#include <noxs/noxs.h>
+
+#include "consring.h"
+
+#define SLICE_MS 500
+
+static const char *prog = "noxs-console-front";
+
+struct front {
+    noxs_frontend *f;
+    noxs_dev *dev;
+    uint16_t backend_domid;
+    xengntshr_handle *xgs;
+    xenevtchn_handle *xce;
+    uint32_t port;
+    struct noxs_cons_header *hdr;
+    uint32_t hdr_ref;
+    uint8_t *data;
+    uint32_t data_refs[2u << NOXS_CONS_MAX_RING_ORDER];
+    unsigned int order, data_pages;
+    uint32_t ring_bytes;
+    uint32_t out_prod, in_cons; /* private indices */
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "%s: %s: %s\n", prog, what, strerror(errno));
+    exit(1);
+}
+
+/* ---- connection ---- */
+
+static int wait_backend(struct front *fr, unsigned int want, int64_t deadline)
+{
+    for (;;) {
+        unsigned int state;
+        int64_t left;
+
+        if (noxs_dev_refresh(fr->dev) < 0 && errno != EBUSY)
+            return -1;
+        state = noxs_dev_peer_state(fr->dev);
+        if (state == want)
+            return 0;
+        if (want == NOXS_STATE_CONNECTED &&
+            (state == NOXS_STATE_CLOSING || state == NOXS_STATE_CLOSED)) {
+            errno = ECONNREFUSED;
+            return -1;
+        }
+        left = deadline - now_ms();
+        if (left <= 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        if (noxs_dev_wait(fr->dev, left < SLICE_MS ? (int)left : SLICE_MS) < 0 &&
+            errno != EBUSY)
+            return -1;
+    }
+}
+
+static int set_u32(noxs_dev *d, const char *key, uint32_t v)
+{
+    char buf[16];
+
+    snprintf(buf, sizeof(buf), "%u", v);
+    return noxs_dev_set_kv(d, key, buf);
+}
+
+static void connect_console(struct front *fr, uint32_t devid, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+
+    fr->dev = noxs_frontend_attach_wait(fr->f, NOXS_DEV_CONSOLE, devid,
+                                        timeout_ms);
+    if (fr->dev == NULL)
+        die("cannot attach to the console device");
+    fr->backend_domid = noxs_dev_backend_domid(fr->dev);
+    noxs_dev_set_state(fr->dev, NOXS_STATE_INITIALISING);
+    if (noxs_dev_publish(fr->dev) < 0 ||
+        wait_backend(fr, NOXS_STATE_INITWAIT, deadline) < 0)
+        die("waiting for the backend");
+
+    fr->data_pages = 2u << fr->order;
+    fr->ring_bytes = noxs_cons_ring_bytes(fr->order);
+    fr->xgs = xengntshr_open(NULL, 0);
+    fr->xce = xenevtchn_open(NULL, 0);
+    if (fr->xgs == NULL || fr->xce == NULL)
+        die("opening grant/event channel handles");
+    xenevtchn_port_or_error_t port =
+        xenevtchn_bind_unbound_port(fr->xce, fr->backend_domid);
+    if (port < 0)
+        die("allocating an event channel");
+    fr->port = (uint32_t)port;
+    fr->hdr = xengntshr_share_page_notify(fr->xgs, fr->backend_domid,
+                                          &fr->hdr_ref, 1,
+                                          NOXS_CONS_ALIVE_FRONTEND, fr->port);
+    fr->data = xengntshr_share_pages(fr->xgs, fr->backend_domid,
+                                     (int)fr->data_pages, fr->data_refs, 1);
+    if (fr->hdr == NULL || fr->data == NULL)
+        die("sharing the ring pages");
+    memset(fr->hdr, 0, NOXS_CONS_PAGE_SIZE);
+    noxs_cons_store(&fr->hdr->frontend_alive, 1);
+
+    if (set_u32(fr->dev, "ring-ref", fr->hdr_ref) < 0 ||
+        set_u32(fr->dev, "ring-page-order", fr->order) < 0 ||
+        set_u32(fr->dev, "event-channel", fr->port) < 0)
+        die("publishing the rings");
+    for (unsigned int i = 0; i < fr->data_pages; i++) {
+        char key[24];
+
+        snprintf(key, sizeof(key), "data-ref%u", i);
+        if (set_u32(fr->dev, key, fr->data_refs[i]) < 0)
+            die("publishing the rings");
+    }
+    noxs_dev_set_state(fr->dev, NOXS_STATE_INITIALISED);
+    if (noxs_dev_publish(fr->dev) < 0 ||
+        wait_backend(fr, NOXS_STATE_CONNECTED, deadline) < 0)
+        die("connecting to the backend");
+    noxs_dev_set_state(fr->dev, NOXS_STATE_CONNECTED);
+    if (noxs_dev_publish(fr->dev) < 0)
+        die("publishing Connected");
+}
+
+static void close_console(struct front *fr)
+{
+    noxs_dev_set_state(fr->dev, NOXS_STATE_CLOSING);
+    if (noxs_dev_publish(fr->dev) == 0)
+        noxs_dev_wait_state(fr->dev, NOXS_STATE_CLOSING, 5000);
+    noxs_dev_detach(fr->dev);
+    xengntshr_unshare(fr->xgs, fr->hdr, 1); /* while the port is bound */
+    xengntshr_unshare(fr->xgs, fr->data, fr->data_pages);
+    xenevtchn_unbind(fr->xce, fr->port);
+    xenevtchn_close(fr->xce);
+    xengntshr_close(fr->xgs);
+}
+
+static bool backend_gone(struct front *fr)
+{
+    if (!noxs_cons_load(&fr->hdr->backend_alive))
+        return true;
+    if (noxs_dev_wait(fr->dev, 0) < 0 && errno == EPIPE)
+        return true;
+    return noxs_dev_peer_state(fr->dev) != NOXS_STATE_CONNECTED;
+}
+
+/* ---- moving bytes ---- */
+
+/* Local input -> out ring. Returns false at EOF/error of the local end. */
+static bool take_local(struct front *fr, int fd, bool *progress, bool *full)
+{
+    struct noxs_cons_header *h = fr->hdr;
+
+    *full = false;
+    for (;;) {
+        uint32_t used = fr->out_prod - noxs_cons_load(&h->out_cons);
+        uint32_t off = fr->out_prod & (fr->ring_bytes - 1);
+        uint32_t space, span;
+        ssize_t r;
+
+        if (used > fr->ring_bytes)
+            used = fr->ring_bytes; /* a confused backend: just wait */
+        space = fr->ring_bytes - used;
+        if (space == 0) {
+            *full = true;
+            return true;
+        }
+        span = fr->ring_bytes - off < space ? fr->ring_bytes - off : space;
+        r = read(fd, fr->data + off, span);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN || errno == EWOULDBLOCK;
+        }
+        if (r == 0)
+            return false;
+        fr->out_prod += (uint32_t)r;
+        noxs_cons_store(&h->out_prod, fr->out_prod);
+        noxs_cons_mb();
+        if (noxs_cons_load(&h->out_data_wanted))
+            xenevtchn_notify(fr->xce, fr->port);
+        *progress = true;
+    }
+}
+
+/* In ring -> local output. *blocked: the local end does not accept more. */
+static void give_local(struct front *fr, int fd, bool discard, bool *progress,
+                       bool *blocked)
+{
+    struct noxs_cons_header *h = fr->hdr;
+    uint8_t *ring = fr->data + fr->ring_bytes;
+
+    *blocked = false;
+    for (;;) {
+        uint32_t avail = noxs_cons_load(&h->in_prod) - fr->in_cons;
+        uint32_t off = fr->in_cons & (fr->ring_bytes - 1);
+        uint32_t span;
+        ssize_t w;
+
+        if (avail == 0 || avail > fr->ring_bytes)
+            return;
+        span = fr->ring_bytes - off < avail ? fr->ring_bytes - off : avail;
+        if (discard) {
+            w = span;
+        } else {
+            w = write(fd, ring + off, span);
+            if (w < 0) {
+                if (errno == EINTR)
+                    continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    *blocked = true;
+                    return;
+                }
+                w = span; /* the local reader is gone: input goes nowhere */
+            }
+        }
+        fr->in_cons += (uint32_t)w;
+        noxs_cons_store(&h->in_cons, fr->in_cons);
+        noxs_cons_mb();
+        if (noxs_cons_load(&h->in_space_wanted))
+            xenevtchn_notify(fr->xce, fr->port);
+        *progress = true;
+    }
+}
+
+static void set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        die("fcntl");
+}
+
+/* Start argv with stdio on a socket pair (or a pty); returns our end. */
+static int spawn(char **argv, bool use_pty, pid_t *pid)
+{
+    int ours, theirs;
+
+    if (use_pty) {
+        ours = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (ours < 0 || grantpt(ours) < 0 || unlockpt(ours) < 0)
+            die("pty");
+        theirs = open(ptsname(ours), O_RDWR | O_NOCTTY);
+        if (theirs < 0)
+            die("pty slave");
+    } else {
+        int sv[2];
+
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+            die("socketpair");
+        ours = sv[0];
+        theirs = sv[1];
+    }
+    *pid = fork();
+    if (*pid < 0)
+        die("fork");
+    if (*pid == 0) {
+        sigset_t none;
+
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (use_pty) {
+            setsid();
+            ioctl(theirs, TIOCSCTTY, 0);
+        }
+        dup2(theirs, 0);
+        dup2(theirs, 1);
+        dup2(theirs, 2);
+        if (theirs > 2)
+            close(theirs);
+        execvp(argv[0], argv);
+        fprintf(stderr, "%s: %s: %s\n", prog, argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(theirs);
+    return ours;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: noxs-console-front [-t] [-d DEVID] [-o ORDER] [-w SECONDS]"
+            " [-- COMMAND [ARGS]]\n"
+            "\n"
+            "Run COMMAND with its stdio on the console, or (no COMMAND) "
+            "expose the\n"
+            "console as a pty and print its path.\n"
+            "  -t           give COMMAND a pty instead of a socket\n"
+            "  -d DEVID     console device id (default 0)\n"
+            "  -o ORDER     rings of 2^ORDER pages each way (0..3, default 2)\n"
+            "  -w SECONDS   how long to wait for the device (default 30)\n");
+}
+
+int main(int argc, char **argv)
+{
+    struct front fr = {.order = NOXS_CONS_DEFAULT_RING_ORDER};
+    unsigned long devid = 0, wait_s = 30;
+    bool use_pty = false, local_eof = false, local_blocked = false;
+    int fd, sfd, c, status = 0, slave = -1;
+    pid_t child = -1;
+    sigset_t mask;
+
+    while ((c = getopt(argc, argv, "+td:o:w:h")) != -1) {
+        switch (c) {
+        case 't': use_pty = true; break;
+        case 'd': devid = strtoul(optarg, NULL, 10); break;
+        case 'o':
+            fr.order = (unsigned int)strtoul(optarg, NULL, 10);
+            if (fr.order > NOXS_CONS_MAX_RING_ORDER) {
+                usage(stderr);
+                return 2;
+            }
+            break;
+        case 'w': wait_s = strtoul(optarg, NULL, 10); break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0)
+        die("signalfd");
+
+    fr.f = noxs_frontend_open(NULL);
+    if (fr.f == NULL)
+        die("cannot open the device page");
+    connect_console(&fr, (uint32_t)devid, (int)wait_s * 1000);
+
+    if (optind < argc) {
+        fd = spawn(argv + optind, use_pty, &child);
+    } else {
+        fd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0 || grantpt(fd) < 0 || unlockpt(fd) < 0)
+            die("pty");
+        /* Held open so the master never reads EIO between users. */
+        slave = open(ptsname(fd), O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (slave < 0)
+            die("pty slave");
+        printf("%s\n", ptsname(fd));
+        fflush(stdout);
+    }
+    set_nonblock(fd);
+
+    for (;;) {
+        bool progress, full = false;
+
+        noxs_cons_store(&fr.hdr->in_data_wanted, 0);
+        noxs_cons_store(&fr.hdr->out_space_wanted, 0);
+        do {
+            progress = false;
+            if (!local_eof && !take_local(&fr, fd, &progress, &full))
+                local_eof = true;
+            give_local(&fr, fd, local_eof, &progress, &local_blocked);
+        } while (progress);
+        if (local_eof &&
+            noxs_cons_load(&fr.hdr->out_cons) == fr.out_prod)
+            break; /* everything the command wrote has been taken */
+
+        /* About to sleep: ask for the notifications we need, re-check. */
+        bool want_in = !local_blocked, want_space = full || local_eof;
+
+        if (want_in)
+            noxs_cons_store(&fr.hdr->in_data_wanted, 1);
+        if (want_space)
+            noxs_cons_store(&fr.hdr->out_space_wanted, 1);
+        noxs_cons_mb();
+        if (want_in && noxs_cons_load(&fr.hdr->in_prod) != fr.in_cons)
+            continue;
+        if (full &&
+            fr.out_prod - noxs_cons_load(&fr.hdr->out_cons) < fr.ring_bytes)
+            continue;
+        if (local_eof && noxs_cons_load(&fr.hdr->out_cons) == fr.out_prod)
+            continue;
+
+        /* The local end is only watched when we could act on it (a hung-
+         * up end we cannot read yet would report POLLHUP forever). */
+        struct pollfd p[3] = {
+            {.fd = xenevtchn_fd(fr.xce), .events = POLLIN},
+            {.fd = sfd, .events = POLLIN},
+            {.fd = local_eof || (full && !local_blocked) ? -1 : fd,
+             .events = (short)((full ? 0 : POLLIN) |
+                               (local_blocked ? POLLOUT : 0))},
+        };
+        int r = poll(p, 3, SLICE_MS);
+
+        if (r < 0 && errno != EINTR)
+            die("poll");
+        if (p[1].revents & POLLIN) {
+            status = 1;
+            break;
+        }
+        if (p[0].revents & POLLIN) {
+            int port = xenevtchn_pending(fr.xce);
+
+            if (port >= 0)
+                xenevtchn_unmask(fr.xce, (evtchn_port_t)port);
+        }
+        if ((r == 0 || (p[0].revents & POLLIN)) && backend_gone(&fr)) {
+            fprintf(stderr, "%s: the console backend went away\n", prog);
+            status = 1;
+            break;
+        }
+    }
+
+    if (child > 0) {
+        int ws;
+
+        if (status != 0)
+            kill(child, SIGTERM);
+        close(fd);
+        if (waitpid(child, &ws, 0) == child && status == 0)
+            status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+    } else {
+        close(fd);
+        if (slave >= 0)
+            close(slave);
+    }
+    close_console(&fr);
+    noxs_frontend_close(fr.f);
+    return status;
+}
