@@ -472,6 +472,10 @@ noxs_frontend *cxs_ctx_frontend(struct cxs_ctx *ctx)
         boot.gref = doms[i].gref;
         boot.port = doms[i].port;
         free(doms);
+        /* A frontend has no other use for the connection: a process
+         * acting as many domains should not hold one per domain. */
+        noxs_client_close(ctx->client);
+        ctx->client = NULL;
     }
     ctx->front = noxs_frontend_open(&boot);
     if (!ctx->front) {
@@ -702,8 +706,11 @@ static void front_sync(struct cxs_ctx *ctx)
             continue;
         nd = noxs_frontend_attach(ctx->front, NOXS_DEV_LEGACY,
                                   entries[i].devid);
-        if (!nd)
+        if (!nd) {
+            /* Listed before its backend published: retry next time. */
+            ctx->devpage_seen = false;
             continue;
+        }
         if (noxs_dev_refresh(nd) < 0 ||
             noxs_dev_peer_kv(nd, CXS_KEY_CLASS, cls, sizeof(cls)) < 0) {
             cxs_log("domain %u: legacy device %u has no class, ignored",

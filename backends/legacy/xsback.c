@@ -2,7 +2,7 @@
  * legacy-back: the backend half of the legacy pair, netback-style, through
  * the xs_* API only.
  *
- *   legacy-back [-d DOMID] [-c CLASS] [-n COUNT]
+ *   legacy-back [-d DOMID] [-c CLASS] [-n COUNT] [-p PINGDOM]
  *
  * Watches /local/domain/<DOMID>/backend/<CLASS> (default 0 and "vif").
  * Like Linux's xenbus, it looks only at the device an event path names
@@ -15,7 +15,9 @@
  * the toolstack removes its directory. Prints one line per transition
  * ("ready", "initwait FE/ID", "connected FE/ID", "closed FE/ID",
  * "removed FE/ID"); exits after COUNT devices were closed or removed
- * (default: never; SIGTERM ends it).
+ * (default: never; SIGTERM ends it). With -p, devices of frontend domain
+ * PINGDOM also answer a write of <frontend>/ping by copying the value to
+ * <backend>/pong: bench/compat's watch round trip.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -40,6 +42,7 @@ static char root[LEGACY_PATH_MAX]; /* /local/domain/<self>/backend/<cls> */
 static struct device *devs;
 static size_t ndevs, capdevs;
 static long done, want_done = -1;
+static long ping_dom = -1;
 static int stop;
 
 static struct device *find(unsigned int fe, unsigned int id)
@@ -159,6 +162,12 @@ static void check_device(unsigned int fe, unsigned int id)
         snprintf(d->token, sizeof(d->token), "fe/%u/%u", fe, id);
         snprintf(path, sizeof(path), "%s/state", d->frontend);
         d->watching = xs_watch(xs, path, d->token);
+        if ((long)fe == ping_dom) {
+            char token[48];
+            snprintf(token, sizeof(token), "ping/%u/%u", fe, id);
+            snprintf(path, sizeof(path), "%s/ping", d->frontend);
+            xs_watch(xs, path, token);
+        }
     }
     d->state = state;
     if (d->state == LEGACY_INITIALISING) {
@@ -238,6 +247,22 @@ static void handle_event(const char *path, const char *token)
     unsigned int fe, id;
     size_t n = strlen(root);
 
+    if (strncmp(token, "ping/", 5) == 0) {
+        struct device *d;
+        unsigned int len;
+        char *v;
+        char p[2 * LEGACY_PATH_MAX];
+
+        if (sscanf(token + 5, "%u/%u", &fe, &id) != 2 || !(d = find(fe, id)))
+            return;
+        v = xs_read(xs, XBT_NULL, path, &len);
+        if (!v)
+            return;
+        snprintf(p, sizeof(p), "%s/%u/%u/pong", root, fe, id);
+        xs_write(xs, XBT_NULL, p, v, len);
+        free(v);
+        return;
+    }
     if (strncmp(token, "fe/", 3) == 0) {
         if (sscanf(token + 3, "%u/%u", &fe, &id) == 2)
             check_device(fe, id);
@@ -253,7 +278,8 @@ static void handle_event(const char *path, const char *token)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: legacy-back [-d DOMID] [-c CLASS] [-n COUNT]\n");
+    fprintf(stderr, "usage: legacy-back [-d DOMID] [-c CLASS] [-n COUNT] "
+                    "[-p PINGDOM]\n");
     exit(2);
 }
 
@@ -261,11 +287,12 @@ int main(int argc, char **argv)
 {
     int c;
 
-    while ((c = getopt(argc, argv, "d:c:n:")) != -1) {
+    while ((c = getopt(argc, argv, "d:c:n:p:")) != -1) {
         switch (c) {
         case 'd': self = (unsigned)atoi(optarg); break;
         case 'c': cls = optarg; break;
         case 'n': want_done = atol(optarg); break;
+        case 'p': ping_dom = atol(optarg); break;
         default: usage();
         }
     }
