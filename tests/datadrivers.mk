@@ -56,3 +56,10 @@ $(CONS_CLIENT): $(OBJDIR)/backends/console/noxs-console.o
 ALL_TARGETS += $(DRIVER_BINS)
 datadrivers: $(DRIVER_BINS)
 .PHONY: datadrivers
+
+# ---- unit tests ----
+$(TESTOUT)/check_blkring: $(OBJDIR)/tests/unit/check_blkring.o $(BLKREQ_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $^ $(CHECK_LIBS)
+
+UNIT_TESTS += $(TESTOUT)/check_blkring

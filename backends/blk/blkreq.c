@@ -92,8 +92,12 @@ int blkreq_check(const struct noxs_blk_request *req,
 int64_t blkreq_ring_available(uint32_t req_prod, uint32_t req_cons,
                               uint32_t rsp_prod, uint32_t size)
 {
-    /* Requests not yet answered can never exceed the ring. */
-    if ((uint32_t)(req_prod - rsp_prod) > size)
+    uint32_t unanswered = req_prod - rsp_prod;
+    uint32_t unconsumed = req_prod - req_cons;
+
+    /* Requests not yet answered can never exceed the ring, and the
+     * producer can never be behind what we already consumed. */
+    if (unanswered > size || unconsumed > unanswered)
         return -1;
-    return (uint32_t)(req_prod - req_cons);
+    return unconsumed;
 }
