@@ -590,8 +590,8 @@ static int back_control(noxs_backend *b, noxs_dev *nd, const char *key,
                 rc = eq ? cxs_dev_write(d, half, k, eq + 1,
                                         (unsigned int)strlen(eq + 1))
                         : -EINVAL;
-            else
-                rc = cxs_dev_remove_key(d, half, k);
+            else if ((rc = cxs_dev_remove_key(d, half, k)) == -ENOENT)
+                rc = 0; /* as xenstored: removing a missing key is fine */
             if (rc == 0)
                 rc = cxs_dev_publish(d);
         }

@@ -1256,24 +1256,13 @@ CXS_EXPORT bool xs_mkdir(struct xs_handle *h, xs_transaction_t t,
 CXS_EXPORT bool xs_rm(struct xs_handle *h, xs_transaction_t t,
                       const char *path)
 {
-    char abs[CXS_ABS_PATH_MAX + 1], *v = NULL;
-    struct cxs_path p;
-    unsigned int l;
     int rc;
 
+    /* xenstored: removing a missing node whose parent exists succeeds. */
     if (!h)
         return fail(EINVAL);
     pthread_mutex_lock(&cxs_lock);
-    rc = parse(h, path, abs, &p);
-    /* xenstored: removing a node that does not exist is ENOENT (its
-     * parent must exist); keys are checked, directories removed. */
-    if (rc == 0 && t == XBT_NULL &&
-        (p.kind == CXS_DEVICE_KEY || p.kind == CXS_BACKEND_KEY)) {
-        rc = node_read(h, abs, &p, &v, &l);
-        free(v);
-    }
-    if (rc == 0)
-        rc = stage(h, t, OP_RM, path, "", 0);
+    rc = stage(h, t, OP_RM, path, "", 0);
     pthread_mutex_unlock(&cxs_lock);
     return rc < 0 ? fail(-rc) : true;
 }

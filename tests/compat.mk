@@ -30,10 +30,14 @@ $(BINOUT)/legacy-front: $(OBJDIR)/frontends/legacy/xsfront.o $(LEGACY_COMMON)
 
 ALL_TARGETS += $(LEGACY_BINS)
 
+$(COMPAT_TESTOUT)/xssem: $(OBJDIR)/tests/compat/xssem.o
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore
+
 # Test scripts are copied next to what they use, so they find the build
 # through $NOXS_BUILD alone.
 COMPAT_HELPERS := $(COMPAT_TESTOUT)/xsshim.so $(COMPAT_TESTOUT)/xsd.sh \
-	$(COMPAT_TESTOUT)/lib.sh $(LEGACY_BINS)
+	$(COMPAT_TESTOUT)/lib.sh $(COMPAT_TESTOUT)/xssem $(LEGACY_BINS)
 # Tests of compat-xs itself wait until libnoxs can link it (module.mk).
 COMPAT_SCRIPTS := $(patsubst tests/compat/%,$(COMPAT_TESTOUT)/%,\
 	$(wildcard tests/compat/test-*.sh))

@@ -49,3 +49,31 @@ wait_line() {
 		sleep 0.01
 	done
 }
+
+# noxs_start: noxsd on the simulator in $WORK (socket, state), and the
+# environment that makes the legacy binaries and Debian's tools use
+# compat-xs: run them through `with_compat [DOMID] CMD...`.
+noxs_start() {
+	export NOXS_SIM_DIR=${NOXS_SIM_DIR:-$WORK/sim}
+	export NOXS_SOCKET=$WORK/noxsd.sock
+	mkdir -p "$NOXS_SIM_DIR" "$WORK/state"
+	LD_LIBRARY_PATH=$NOXS_BUILD/sim:$NOXS_BUILD/lib \
+		"$BIN/noxsd" -d --socket "$NOXS_SOCKET" --state-dir "$WORK/state" \
+		>>"$WORK/noxsd.log" 2>&1 &
+	_noxsd=$!
+	at_exit "kill -9 $_noxsd; [ -f '$WORK/state/keeper.pid' ] && kill -9 \$(cat '$WORK/state/keeper.pid')"
+	i=0
+	until [ -S "$NOXS_SOCKET" ]; do
+		i=$((i + 1))
+		[ $i -gt 1000 ] && fail "noxsd did not start: $(cat "$WORK/noxsd.log")"
+		sleep 0.01
+	done
+}
+
+with_compat() {
+	dom=0
+	case "$1" in [0-9]*) dom=$1; shift ;; esac
+	NOXS_SIM_DOMID=$dom COMPAT_XS_QUIET=${COMPAT_XS_QUIET:-} \
+		LD_LIBRARY_PATH=$NOXS_BUILD/lib/compat-xs:$NOXS_BUILD/sim:$NOXS_BUILD/lib \
+		"$@"
+}
