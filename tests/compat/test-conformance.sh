@@ -15,8 +15,7 @@ B=/local/domain/0/backend/vif/1/0
 run() {
 	name=$1
 	shift
-	out=$("$RUNNER" "$@" 2>&1)
-	rc=$?
+	out=$("$RUNNER" "$@" 2>&1) && rc=0 || rc=$?
 	printf '== %s (exit %d)\n%s\n' "$name" "$rc" "$out"
 }
 
@@ -24,8 +23,7 @@ run() {
 run_sorted() {
 	name=$1
 	shift
-	"$RUNNER" "$@" >"$WORK/sorted" 2>&1
-	rc=$?
+	"$RUNNER" "$@" >"$WORK/sorted" 2>&1 && rc=0 || rc=$?
 	printf '== %s (exit %d)\n%s\n' "$name" "$rc" "$(sort "$WORK/sorted")"
 }
 
