@@ -21,6 +21,17 @@
  * acknowledging), ECANCELED (a newer request replaced it), ENODEV (the
  * device was removed) or ETIMEDOUT (no answer within --timeout).
  *
+ * A frontend killed with -9 leaves its half saying Connected, and the
+ * closing of its event channel leaves no mark on the page. So the
+ * frontend shares a liveness page per session (its key "liveness-gref";
+ * byte 0 = frontend alive, cleared by the grant layer when the share
+ * ends) and we map it with an unmap notification on byte 1, which we set
+ * (so the frontend sees our death the same way). Because nothing on the
+ * control page changes when a frontend dies, the library has no change to
+ * report; we look at the liveness bytes of all devices every
+ * LIVENESS_MS instead (a read of one byte per device) and walk a dead
+ * frontend's device to Closed, which noxsd then reports.
+ *
  * Why a FIFO for deadlines: every request gets the same timeout, so
  * deadlines are ordered by arrival and the earliest is always at the head;
  * arming, answering and expiring are O(1) however many guests there are.
@@ -34,13 +45,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <xengnttab.h>
+
 #include <noxs/noxs.h>
+
+#define LIVENESS_MS 250
 
 struct reason {
     const char *name;
@@ -62,7 +78,13 @@ struct sysdev {
     uint32_t request;
     int64_t deadline_ms;
     struct sysdev *prev, *next; /* in the pending FIFO */
+    struct sysdev *all_prev, *all_next; /* every device */
+    volatile uint8_t *alive;    /* the frontend's liveness page */
+    uint32_t alive_ref;
 };
+
+static struct sysdev *all_devs;
+static xengnttab_handle *gnttab;
 
 static struct {
     struct sysdev *head, *tail;
@@ -188,6 +210,62 @@ static void set_state(noxs_dev *d, unsigned int state)
     noxs_backend_report(backend, d);
 }
 
+static void liveness_unmap(struct sysdev *s)
+{
+    if (s->alive != NULL) {
+        xengnttab_unmap(gnttab, (void *)s->alive, 1); /* clears byte 1 */
+        s->alive = NULL;
+        s->alive_ref = 0;
+    }
+}
+
+/* Follow the frontend's "liveness-gref": map the page of this session. */
+static void liveness_sync(struct sysdev *s)
+{
+    char buf[16];
+    char *end;
+    unsigned long ref;
+
+    if (noxs_dev_peer_kv(s->dev, "liveness-gref", buf, sizeof(buf)) < 0) {
+        liveness_unmap(s);
+        return;
+    }
+    ref = strtoul(buf, &end, 10);
+    if (*end != '\0' || ref < NOXS_GREF_MIN || ref > UINT32_MAX) {
+        liveness_unmap(s);
+        return;
+    }
+    if (s->alive != NULL && s->alive_ref == ref)
+        return;
+    liveness_unmap(s);
+    s->alive = xengnttab_map_grant_ref_notify(
+        gnttab, noxs_dev_frontend_domid(s->dev), (uint32_t)ref,
+        PROT_READ | PROT_WRITE, 1, noxs_dev_port(s->dev));
+    if (s->alive == NULL) {
+        log_warnx("domain %u: cannot map liveness page %lu: %s",
+                  noxs_dev_frontend_domid(s->dev), ref, strerror(errno));
+        return;
+    }
+    s->alive_ref = (uint32_t)ref;
+    __atomic_store_n(&s->alive[1], 1, __ATOMIC_RELEASE);
+}
+
+/* Frontends that died without closing: walk their devices to Closed. */
+static void liveness_scan(void)
+{
+    for (struct sysdev *s = all_devs; s != NULL; s = s->all_next) {
+        if (s->alive == NULL ||
+            __atomic_load_n(&s->alive[0], __ATOMIC_ACQUIRE) != 0)
+            continue;
+        log_info("domain %u: the frontend died",
+                 noxs_dev_frontend_domid(s->dev));
+        liveness_unmap(s);
+        answer(s, ECONNRESET);
+        set_state(s->dev, NOXS_STATE_CLOSING);
+        set_state(s->dev, NOXS_STATE_CLOSED);
+    }
+}
+
 static bool acknowledged(noxs_dev *d, const struct reason *r)
 {
     char ack[32];
@@ -206,6 +284,10 @@ static int sysctl_create(noxs_backend *b, noxs_dev *d,
         return -ENOMEM;
     s->dev = d;
     noxs_dev_set_user(d, s);
+    s->all_next = all_devs;
+    if (all_devs != NULL)
+        all_devs->all_prev = s;
+    all_devs = s;
     log_info("domain %u: sysctl device %u created",
              noxs_dev_frontend_domid(d), noxs_dev_id(d));
     return 0; /* the library publishes InitWait */
@@ -225,6 +307,7 @@ static void sysctl_changed(noxs_backend *b, noxs_dev *d, void *arg)
     switch (fe) {
     case NOXS_STATE_UNKNOWN:
     case NOXS_STATE_INITIALISING:
+        liveness_sync(s);
         if (own != NOXS_STATE_INITWAIT) {
             /* A new frontend session: forget the old request. */
             answer(s, ECONNRESET);
@@ -234,15 +317,20 @@ static void sysctl_changed(noxs_backend *b, noxs_dev *d, void *arg)
         break;
     case NOXS_STATE_INITIALISED:
     case NOXS_STATE_CONNECTED:
+        /* Map the session's liveness page before we say Connected, so
+         * the frontend sees our byte set once it sees us Connected. */
+        liveness_sync(s);
         if (own == NOXS_STATE_INITWAIT || own == NOXS_STATE_INITIALISING)
             set_state(d, NOXS_STATE_CONNECTED);
         break;
     case NOXS_STATE_CLOSING:
+        liveness_unmap(s);
         answer(s, ECONNRESET);
         if (own != NOXS_STATE_CLOSED)
             set_state(d, NOXS_STATE_CLOSING);
         break;
     case NOXS_STATE_CLOSED:
+        liveness_unmap(s);
         answer(s, ECONNRESET);
         set_state(d, NOXS_STATE_CLOSED);
         break;
@@ -308,6 +396,13 @@ static void sysctl_remove(noxs_backend *b, noxs_dev *d, void *arg)
     if (s == NULL)
         return;
     answer(s, ENODEV);
+    liveness_unmap(s);
+    if (s->all_prev != NULL)
+        s->all_prev->all_next = s->all_next;
+    else
+        all_devs = s->all_next;
+    if (s->all_next != NULL)
+        s->all_next->all_prev = s->all_prev;
     log_info("domain %u: sysctl device %u removed", noxs_dev_frontend_domid(d),
              noxs_dev_id(d));
     noxs_dev_set_user(d, NULL);
@@ -348,6 +443,7 @@ int main(int argc, char **argv)
     struct rlimit rl;
     sigset_t mask;
     int sfd, c, status = 0;
+    int64_t last_scan = 0;
 
     while ((c = getopt_long(argc, argv, "dvh", longopts, NULL)) != -1) {
         switch (c) {
@@ -397,6 +493,11 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    gnttab = xengnttab_open(NULL, 0);
+    if (gnttab == NULL) {
+        log_warnx("xengnttab_open: %s", strerror(errno));
+        return 1;
+    }
     backend = noxs_backend_open(socket_path, types, 1, &ops, NULL);
     if (backend == NULL) {
         log_warnx("cannot register with noxsd at %s: %s",
@@ -413,12 +514,16 @@ int main(int argc, char **argv)
             {.fd = noxs_backend_fd(backend), .events = POLLIN},
             {.fd = sfd, .events = POLLIN},
         };
-        int wait = -1;
+        int64_t now = now_ms();
+        int wait = all_devs != NULL ? LIVENESS_MS : -1;
 
         if (fifo.head != NULL) {
-            int64_t left = fifo.head->deadline_ms - now_ms();
+            int64_t left = fifo.head->deadline_ms - now;
 
-            wait = left < 0 ? 0 : (int)left;
+            if (left < 0)
+                left = 0;
+            if (wait < 0 || left < wait)
+                wait = (int)left;
         }
         if (poll(pfd, 2, wait) < 0 && errno != EINTR) {
             log_warnx("poll: %s", strerror(errno));
@@ -435,10 +540,18 @@ int main(int argc, char **argv)
             status = 1;
             break;
         }
-        expire(now_ms());
+        now = now_ms();
+        expire(now);
+        if (now - last_scan >= LIVENESS_MS) {
+            liveness_scan();
+            last_scan = now;
+        }
     }
     while (fifo.head != NULL)
         answer(fifo.head, ECANCELED);
+    for (struct sysdev *s = all_devs; s != NULL; s = s->all_next)
+        liveness_unmap(s);
     noxs_backend_close(backend);
+    xengnttab_close(gnttab);
     return status;
 }

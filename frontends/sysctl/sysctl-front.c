@@ -19,6 +19,14 @@
  * consumed first and the page is read afterwards, so a change the
  * backend publishes after our read notifies us again and cannot be lost.
  *
+ * Liveness. A process killed with -9 cannot say Closed, and an event
+ * channel closing leaves no mark on the control page, so each session
+ * also shares one small page with the backend domain (frontend-half key
+ * "liveness-gref"): byte 0 is ours, set to 1 and cleared by the grant
+ * layer when our share ends (also when we die); the backend maps it with
+ * an unmap notification on byte 1, which it sets, so the page shows
+ * either side's death to the other (the pattern of the blk driver).
+ *
  * Bootstrap lines for --domains are "DOMID noxs=OWNER:GREF:PORT"; they
  * are read from a file or a pipe as they arrive, so a driver program may
  * stream domains in one at a time. With --report the program prints one
@@ -44,6 +52,8 @@
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <xengnttab.h>
 
 #include <noxs/noxs.h>
 
@@ -83,6 +93,9 @@ struct guest {
     uint16_t domid;
     noxs_frontend *fe;
     noxs_dev *dev;
+    xengntshr_handle *gs;     /* shares the liveness page */
+    volatile uint8_t *alive;  /* [0] us, [1] the backend (see top) */
+    bool backend_seen_alive;
     enum phase phase;
     int exit_status;
     char boot[NOXS_BOOT_MAXLEN + 1];
@@ -144,6 +157,53 @@ static void become(uint16_t domid)
     setenv("NOXS_SIM_DOMID", buf, 1);
 }
 
+static void liveness_end(struct guest *g)
+{
+    if (g->alive != NULL) {
+        xengntshr_unshare(g->gs, (void *)g->alive, 1);
+        g->alive = NULL;
+    }
+    g->backend_seen_alive = false;
+}
+
+static void liveness_start(struct guest *g)
+{
+    uint32_t ref;
+    char buf[16];
+
+    if (g->gs == NULL) {
+        if (many)
+            become(g->domid);
+        g->gs = xengntshr_open(NULL, 0);
+        if (g->gs == NULL) {
+            warnx_("domain %u: no grant sharing (%s): a dead backend will "
+                   "go unnoticed", g->domid, strerror(errno));
+            return;
+        }
+    }
+    g->alive = xengntshr_share_page_notify(g->gs,
+                                           noxs_dev_backend_domid(g->dev),
+                                           &ref, 1, 0, noxs_dev_port(g->dev));
+    if (g->alive == NULL) {
+        warnx_("domain %u: liveness page: %s", g->domid, strerror(errno));
+        return;
+    }
+    __atomic_store_n(&g->alive[0], 1, __ATOMIC_RELEASE);
+    snprintf(buf, sizeof(buf), "%u", ref);
+    if (noxs_dev_set_kv(g->dev, "liveness-gref", buf) < 0)
+        liveness_end(g);
+}
+
+/* Detach (publishing Closed) and end the liveness share. */
+static void drop_device(struct guest *g)
+{
+    if (g->dev != NULL) {
+        noxs_dev_detach(g->dev);
+        g->dev = NULL;
+    }
+    liveness_end(g);
+}
+
 static void finish(struct guest *g, int status)
 {
     if (g->phase == PHASE_DONE)
@@ -163,10 +223,7 @@ static void fail(struct guest *g, const char *what)
     warnx_("domain %u: %s: %s", g->domid, what, strerror(saved));
     if (report)
         printf("error %u %s: %s\n", g->domid, what, strerror(saved));
-    if (g->dev != NULL) {
-        noxs_dev_detach(g->dev);
-        g->dev = NULL;
-    }
+    drop_device(g);
     finish(g, EXIT_FAILURE_);
 }
 
@@ -196,6 +253,7 @@ static int attach(struct guest *g)
             return -1;
     }
     noxs_dev_del_kv(d, "shutdown-ack");
+    liveness_start(g);
     noxs_dev_set_features(d, NOXS_FEATURE_KV | supported);
     /*
      * On a first connection the backend is already waiting for us: go
@@ -219,12 +277,9 @@ static int attach(struct guest *g)
 /* Our device vanished from the page, or the backend closed it. */
 static void device_gone(struct guest *g)
 {
-    if (g->dev != NULL) {
-        if (noxs_dev_state(g->dev) != NOXS_STATE_CLOSED)
-            publish_state(g, NOXS_STATE_CLOSING);
-        noxs_dev_detach(g->dev); /* publishes Closed */
-        g->dev = NULL;
-    }
+    if (g->dev != NULL && noxs_dev_state(g->dev) != NOXS_STATE_CLOSED)
+        publish_state(g, NOXS_STATE_CLOSING);
+    drop_device(g); /* publishes Closed */
     if (report)
         printf("closed %u\n", g->domid);
     if (verbose)
@@ -257,8 +312,7 @@ static void acknowledge(struct guest *g, const struct reason *r)
         return;
     }
     publish_state(g, NOXS_STATE_CLOSING);
-    noxs_dev_detach(g->dev); /* publishes Closed */
-    g->dev = NULL;
+    drop_device(g); /* publishes Closed */
     if (report)
         printf("shutdown %u %s %lld\n", g->domid, r->name, now_ns());
     if (verbose)
@@ -297,6 +351,15 @@ static void step(struct guest *g)
         if (!listed(g)) {
             device_gone(g);
             continue;
+        }
+        if (g->alive != NULL) {
+            if (__atomic_load_n(&g->alive[1], __ATOMIC_ACQUIRE))
+                g->backend_seen_alive = true;
+            else if (g->backend_seen_alive) {
+                warnx_("domain %u: the backend died", g->domid);
+                device_gone(g);
+                continue;
+            }
         }
 
         unsigned int peer = noxs_dev_peer_state(g->dev);
@@ -666,8 +729,9 @@ out:
     for (size_t i = 0; i < nguests; i++) {
         struct guest *g = guests[i];
 
-        if (g->dev != NULL)
-            noxs_dev_detach(g->dev);
+        drop_device(g);
+        if (g->gs != NULL)
+            xengntshr_close(g->gs);
         if (g->fe != NULL)
             noxs_frontend_close(g->fe);
         free(g);
@@ -676,8 +740,9 @@ out:
     if (single != NULL) {
         int status = single->phase == PHASE_DONE ? single->exit_status : 1;
 
-        if (single->dev != NULL)
-            noxs_dev_detach(single->dev);
+        drop_device(single);
+        if (single->gs != NULL)
+            xengntshr_close(single->gs);
         if (single->fe != NULL)
             noxs_frontend_close(single->fe);
         free(single);

@@ -104,6 +104,7 @@ t_states() {
 }
 
 t_states_is() { [ "$(t_states "$1")" = "$2" ]; }
+t_backend_closed() { case $(t_states "$1") in Closed*) return 0 ;; esac; return 1; }
 t_connected() { t_states_is "$1" "Connected Connected"; }
 
 # t_exit_status PID TRIES: wait (bounded) for a child, print its status.
