@@ -63,3 +63,25 @@ $(TESTOUT)/check_blkring: $(OBJDIR)/tests/unit/check_blkring.o $(BLKREQ_OBJS)
 	$(CC) $(BASE_LDFLAGS) -o $@ $^ $(CHECK_LIBS)
 
 UNIT_TESTS += $(TESTOUT)/check_blkring
+
+# ---- integration tests (shell scripts on the simulator + C helpers) ----
+DRV_IT := $(TESTOUT)/integration
+$(DRV_IT)/blk_stress: $(OBJDIR)/tests/integration/blk_stress.o \
+		$(BLKFRONT_OBJS) $(LIBOUT)/libnoxs.so
+	@mkdir -p $(@D)
+	$(DRV_LINK)
+
+$(DRV_IT)/blk_hostile: $(OBJDIR)/tests/integration/blk_hostile.o \
+		$(LIBOUT)/libnoxs.so
+	@mkdir -p $(@D)
+	$(DRV_LINK)
+
+DRV_IT_HELPERS := $(DRV_IT)/blk_stress $(DRV_IT)/blk_hostile
+DRV_IT_SCRIPTS := $(sort $(wildcard tests/integration/blk-[a-z]*.sh \
+	tests/integration/console-[a-z]*.sh))
+DRV_IT_SCRIPTS := $(filter-out tests/integration/blk-lib.sh,$(DRV_IT_SCRIPTS))
+INTEGRATION_TESTS += $(DRV_IT_SCRIPTS)
+ALL_TARGETS += $(DRV_IT_HELPERS)
+datadrivers-check: $(DRIVER_BINS) $(DRV_IT_HELPERS) $(TESTOUT)/check_blkring
+	@$(RUN_ENV) scripts/run-tests.sh $(TESTOUT)/check_blkring $(DRV_IT_SCRIPTS)
+.PHONY: datadrivers-check

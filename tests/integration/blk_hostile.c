@@ -1,0 +1,303 @@
+/*
+ * blk_hostile: a malicious blk frontend, speaking the ring protocol of
+ * frontends/blk/blkring.h by hand, to show that noxs-blk-back answers
+ * every bad request with an error, survives floods and walks away from a
+ * ring with garbage indices, without crashing or touching the file.
+ *
+ *   blk_hostile [-d DEVID] [ROUNDS]
+ *
+ * Phases: (1) bad requests, each with its expected status; (2) ROUNDS
+ * (default 1000) full rings of valid reads as fast as the backend takes
+ * them; (3) a producer index far beyond the ring: the backend must go to
+ * Closing with an "error" key. Exit 0 when all of that held.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xenevtchn.h>
+#include <xengnttab.h>
+
+#include <noxs/noxs.h>
+
+#include "blkring.h"
+
+#define NDATA 12u
+#define WAIT_MS 10000
+
+static noxs_dev *dev;
+static xenevtchn_handle *xce;
+static uint32_t port;
+static struct noxs_blk_sring *sring;
+static uint32_t ring_size, req_prod, rsp_cons;
+static uint32_t data_refs[NDATA];
+static uint64_t sectors;
+static int failures;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "blk_hostile: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+static void wait_state(unsigned int want)
+{
+    int64_t deadline = now_ms() + WAIT_MS;
+
+    for (;;) {
+        noxs_dev_refresh(dev);
+        if (noxs_dev_peer_state(dev) == want)
+            return;
+        if (now_ms() > deadline) {
+            errno = ETIMEDOUT;
+            die("waiting for a backend state");
+        }
+        noxs_dev_wait(dev, 100);
+    }
+}
+
+static void set_u32(const char *key, uint32_t v)
+{
+    char buf[16];
+
+    snprintf(buf, sizeof(buf), "%u", v);
+    if (noxs_dev_set_kv(dev, key, buf) < 0)
+        die(key);
+}
+
+static void connect_raw(noxs_frontend *f, uint32_t devid)
+{
+    uint16_t be;
+    uint32_t ring_ref, alive_ref;
+    uint8_t *alive;
+    char buf[32];
+    xengntshr_handle *xgs;
+
+    dev = noxs_frontend_attach_wait(f, NOXS_DEV_BLK, devid, WAIT_MS);
+    if (dev == NULL)
+        die("attach");
+    be = noxs_dev_backend_domid(dev);
+    noxs_dev_set_state(dev, NOXS_STATE_INITIALISING);
+    noxs_dev_publish(dev);
+    wait_state(NOXS_STATE_INITWAIT);
+    if (noxs_dev_peer_kv(dev, "sectors", buf, sizeof(buf)) < 0)
+        die("sectors");
+    sectors = strtoull(buf, NULL, 10);
+    xgs = xengntshr_open(NULL, 0);
+    xce = xenevtchn_open(NULL, 0);
+    if (xgs == NULL || xce == NULL)
+        die("handles");
+    xenevtchn_port_or_error_t p = xenevtchn_bind_unbound_port(xce, be);
+    if (p < 0)
+        die("bind");
+    port = (uint32_t)p;
+    alive = xengntshr_share_page_notify(xgs, be, &alive_ref, 1,
+                                        NOXS_BLK_ALIVE_FRONTEND, port);
+    sring = xengntshr_share_pages(xgs, be, 1, &ring_ref, 1);
+    if (alive == NULL || sring == NULL ||
+        xengntshr_share_pages(xgs, be, NDATA, data_refs, 1) == NULL)
+        die("share");
+    alive[NOXS_BLK_ALIVE_FRONTEND] = 1;
+    memset(sring, 0, NOXS_BLK_PAGE_SIZE);
+    ring_size = noxs_blk_ring_size(0);
+    set_u32("ring-ref", ring_ref);
+    set_u32("ring-page-order", 0);
+    set_u32("event-channel", port);
+    set_u32("alive-ref", alive_ref);
+    noxs_dev_set_kv(dev, "feature-persistent", "1");
+    noxs_dev_set_state(dev, NOXS_STATE_INITIALISED);
+    noxs_dev_publish(dev);
+    wait_state(NOXS_STATE_CONNECTED);
+    noxs_dev_set_state(dev, NOXS_STATE_CONNECTED);
+    noxs_dev_publish(dev);
+}
+
+static struct noxs_blk_request *next_req(void)
+{
+    struct noxs_blk_request *r = &sring->slot[req_prod & (ring_size - 1)].req;
+
+    memset(r, 0, sizeof(*r));
+    r->id = req_prod;
+    req_prod++;
+    return r;
+}
+
+static void push(void)
+{
+    noxs_blk_store(&sring->req_prod, req_prod);
+    noxs_blk_ring_mb();
+    xenevtchn_notify(xce, port);
+}
+
+/* Wait for every response up to req_prod; returns the last status. */
+static int collect(int *statuses)
+{
+    int64_t deadline = now_ms() + WAIT_MS;
+    int last = 0;
+
+    while (rsp_cons != req_prod) {
+        uint32_t prod = noxs_blk_load(&sring->rsp_prod);
+
+        while (rsp_cons != prod) {
+            struct noxs_blk_response *rsp =
+                &sring->slot[rsp_cons & (ring_size - 1)].rsp;
+
+            if (statuses != NULL)
+                statuses[rsp_cons & (ring_size - 1)] = rsp->status;
+            last = rsp->status;
+            rsp_cons++;
+        }
+        noxs_blk_store(&sring->rsp_event, rsp_cons + 1);
+        noxs_blk_ring_mb();
+        if (noxs_blk_load(&sring->rsp_prod) != rsp_cons)
+            continue;
+        if (rsp_cons == req_prod)
+            break;
+        if (now_ms() > deadline) {
+            errno = ETIMEDOUT;
+            die("waiting for responses");
+        }
+        struct pollfd pf = {.fd = xenevtchn_fd(xce), .events = POLLIN};
+        if (poll(&pf, 1, 100) > 0) {
+            int pp = xenevtchn_pending(xce);
+
+            if (pp >= 0)
+                xenevtchn_unmask(xce, (evtchn_port_t)pp);
+        }
+    }
+    return last;
+}
+
+static void rw_req(uint8_t op, uint64_t sector, unsigned int nseg, uint8_t first,
+                   uint8_t last, uint32_t gref)
+{
+    struct noxs_blk_request *r = next_req();
+
+    r->operation = op;
+    r->sector_number = sector;
+    r->nr_segments = (uint8_t)nseg;
+    for (unsigned int i = 0; i < nseg && i < NOXS_BLK_MAX_SEGMENTS; i++) {
+        r->u.seg[i].gref = gref ? gref : data_refs[i];
+        r->u.seg[i].first_sect = first;
+        r->u.seg[i].last_sect = last;
+    }
+}
+
+static void expect(const char *what, int want)
+{
+    int got;
+
+    push();
+    got = collect(NULL);
+    if (got != want) {
+        fprintf(stderr, "blk_hostile: %s: status %d, want %d\n", what, got, want);
+        failures++;
+    } else {
+        printf("ok: %s -> %d\n", what, got);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    uint32_t devid = 0;
+    unsigned long rounds = 1000;
+    int a = 1;
+    noxs_frontend *f;
+
+    if (argc > 2 && strcmp(argv[1], "-d") == 0) {
+        devid = (uint32_t)strtoul(argv[2], NULL, 10);
+        a = 3;
+    }
+    if (a < argc)
+        rounds = strtoul(argv[a], NULL, 10);
+    f = noxs_frontend_open(NULL);
+    if (f == NULL)
+        die("frontend");
+    connect_raw(f, devid);
+
+    /* (1) bad requests */
+    rw_req(NOXS_BLK_OP_READ, 0, 1, 0, 7, 0);
+    expect("valid read", NOXS_BLK_RSP_OKAY);
+    rw_req(NOXS_BLK_OP_READ, sectors, 1, 0, 0, 0);
+    expect("read at the end", NOXS_BLK_RSP_RANGE);
+    rw_req(NOXS_BLK_OP_WRITE, sectors - 1, 1, 0, 7, 0);
+    expect("write across the end", NOXS_BLK_RSP_RANGE);
+    rw_req(NOXS_BLK_OP_WRITE, UINT64_MAX - 2, 1, 0, 7, 0);
+    expect("write at 2^64", NOXS_BLK_RSP_RANGE);
+    rw_req(NOXS_BLK_OP_WRITE, 0, 0, 0, 7, 0);
+    expect("no segments", NOXS_BLK_RSP_INVALID);
+    rw_req(NOXS_BLK_OP_WRITE, 0, 11, 0, 7, 0);
+    sring->slot[(req_prod - 1) & (ring_size - 1)].req.nr_segments = 255;
+    expect("255 segments", NOXS_BLK_RSP_INVALID);
+    rw_req(NOXS_BLK_OP_WRITE, 0, 1, 7, 3, 0);
+    expect("first > last", NOXS_BLK_RSP_INVALID);
+    rw_req(NOXS_BLK_OP_WRITE, 0, 1, 0, 9, 0);
+    expect("last beyond the page", NOXS_BLK_RSP_INVALID);
+    rw_req(NOXS_BLK_OP_WRITE, 0, 1, 0, 7, 3);
+    expect("reserved grant ref", NOXS_BLK_RSP_BADGREF);
+    rw_req(NOXS_BLK_OP_WRITE, 0, 1, 0, 7, 30000);
+    expect("unallocated grant ref", NOXS_BLK_RSP_BADGREF);
+    rw_req(NOXS_BLK_OP_WRITE, 0, 1, 0, 7, 0xfffffff0u);
+    expect("huge grant ref", NOXS_BLK_RSP_BADGREF);
+    rw_req(NOXS_BLK_OP_WRITE, 0, 11, 0, 7, 0);
+    sring->slot[(req_prod - 1) & (ring_size - 1)].req.u.seg[6].gref = 29999;
+    expect("one bad ref among eleven", NOXS_BLK_RSP_BADGREF);
+    rw_req(99, 0, 1, 0, 7, 0);
+    expect("unknown operation", NOXS_BLK_RSP_NOTSUPP);
+    {
+        struct noxs_blk_request *r = next_req();
+
+        r->operation = NOXS_BLK_OP_DISCARD;
+        r->sector_number = 8;
+        r->u.discard.nr_sectors = sectors;
+        expect("discard past the end", NOXS_BLK_RSP_RANGE);
+        r = next_req();
+        r->operation = NOXS_BLK_OP_DISCARD;
+        r->u.discard.nr_sectors = 0;
+        expect("empty discard", NOXS_BLK_RSP_INVALID);
+    }
+
+    /* (2) flood: full rings of valid reads, back to back */
+    int statuses[512];
+    for (unsigned long n = 0; n < rounds; n++) {
+        for (uint32_t i = 0; i < ring_size; i++)
+            rw_req(NOXS_BLK_OP_READ, (uint64_t)(i % 64) * 8, 1, 0, 7, 0);
+        push();
+        collect(statuses);
+        for (uint32_t i = 0; i < ring_size; i++)
+            if (statuses[i] != NOXS_BLK_RSP_OKAY) {
+                fprintf(stderr, "blk_hostile: flood: status %d\n", statuses[i]);
+                return 1;
+            }
+    }
+    printf("ok: flood of %lu requests answered\n", rounds * ring_size);
+
+    /* (3) garbage producer index: the backend must abandon the ring */
+    noxs_blk_store(&sring->req_prod, req_prod + 1000);
+    xenevtchn_notify(xce, port);
+    wait_state(NOXS_STATE_CLOSING);
+    char err[128];
+    if (noxs_dev_peer_kv(dev, "error", err, sizeof(err)) < 0) {
+        fprintf(stderr, "blk_hostile: backend closed without an error key\n");
+        failures++;
+    } else {
+        printf("ok: garbage indices -> Closing (%s)\n", err);
+    }
+    noxs_dev_detach(dev);
+    noxs_frontend_close(f);
+    return failures == 0 ? 0 : 1;
+}

@@ -1,0 +1,378 @@
+/*
+ * blk_stress: a guest-side test driver for the blk device, on blkfront.
+ *
+ *   blk_stress [-d DEVID] random SEED NWRITES SHADOW
+ *       fill the device, then NWRITES random writes (random sizes and
+ *       offsets, up to 32 in flight, never two overlapping), then read
+ *       everything back with 32 reads in flight and compare with a shadow
+ *       copy; flush; write the shadow to SHADOW (the test compares it with
+ *       the backing file).
+ *   blk_stress [-d DEVID] expect OP OFFSET LENGTH RESULT
+ *       do one read/write/flush/discard and check its result: OK or an
+ *       errno name (ERANGE, EROFS, EINVAL, EIO, EOPNOTSUPP, ENOTCONN...).
+ *   blk_stress [-d DEVID] crashwriter SEED
+ *       write 64 KiB blocks 0, 1, 2, ... with a pattern, flushing after
+ *       each, and print "acked N" after each flush; loops until the end
+ *       of the device or an error (exit 3), never hangs.
+ *   blk_stress verify-file PATH SEED ACKED
+ *       check blocks 0..ACKED of the backing file against the pattern.
+ *   blk_stress [-d DEVID] zeros OFFSET LENGTH
+ *       check that a range reads back as zeros (after a discard).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blkfront.h"
+
+#define BLOCK (64u * 1024)
+#define QD 32u
+
+static noxs_frontend *fe;
+static noxs_blkfront *blk;
+static struct noxs_blkfront_info info;
+
+static void die(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    fprintf(stderr, "blk_stress: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(1);
+}
+
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+static void pattern(uint8_t *p, size_t len, uint64_t seed, uint64_t where)
+{
+    for (size_t i = 0; i < len; i += 8) {
+        uint64_t v = mix(seed ^ mix(where + i));
+
+        memcpy(p + i, &v, len - i < 8 ? len - i : 8);
+    }
+}
+
+static uint64_t rng_state;
+static uint64_t rnd(void)
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return mix(rng_state);
+}
+
+static void connect_dev(uint32_t devid)
+{
+    fe = noxs_frontend_open(NULL);
+    if (fe == NULL)
+        die("frontend: %s", strerror(errno));
+    blk = noxs_blkfront_open(fe, devid, 1, 20000);
+    if (blk == NULL)
+        die("connect: %s", strerror(errno));
+    noxs_blkfront_set_timeout(blk, 20000);
+    noxs_blkfront_get_info(blk, &info);
+}
+
+static void disconnect_dev(void)
+{
+    if (noxs_blkfront_close(blk) < 0)
+        die("close: %s", strerror(errno));
+    noxs_frontend_close(fe);
+}
+
+/* ---- random write / read-back ---- */
+
+struct job {
+    struct noxs_blkfront_io io;
+    uint8_t *buf;
+    uint64_t block; /* locked 128 KiB block, or UINT64_MAX */
+    int done;
+    int err;
+};
+
+static uint8_t *busy;
+static unsigned int inflight;
+
+static void job_done(struct noxs_blkfront_io *io, int err)
+{
+    struct job *j = io->user;
+
+    j->done = 1;
+    j->err = err;
+    if (j->block != UINT64_MAX)
+        busy[j->block] = 0;
+    inflight--;
+}
+
+static void reap(struct job *jobs, uint8_t *shadow, bool check)
+{
+    for (unsigned int i = 0; i < QD; i++) {
+        struct job *j = &jobs[i];
+
+        if (!j->done || j->io.done == NULL)
+            continue;
+        if (j->err != 0)
+            die("request failed: %s", strerror(j->err));
+        if (check && j->io.op == NOXS_BLKFRONT_READ &&
+            memcmp(j->buf, shadow + j->io.offset, j->io.len) != 0) {
+            char where[64];
+
+            snprintf(where, sizeof(where), "%" PRIu64 "+%zu", j->io.offset,
+                     j->io.len);
+            die("read-back mismatch at %s", where);
+        }
+        j->io.done = NULL;
+    }
+}
+
+static struct job *free_job(struct job *jobs, uint8_t *shadow, bool check)
+{
+    for (;;) {
+        reap(jobs, shadow, check);
+        for (unsigned int i = 0; i < QD; i++)
+            if (jobs[i].io.done == NULL && jobs[i].done)
+                return &jobs[i];
+        if (noxs_blkfront_poll(blk, -1) < 0)
+            die("poll: %s", strerror(errno));
+    }
+}
+
+static void submit(struct job *j, unsigned int op, uint64_t off, size_t len,
+                   uint64_t block)
+{
+    j->io = (struct noxs_blkfront_io){
+        .op = op, .buf = j->buf, .len = len, .offset = off,
+        .done = job_done, .user = j};
+    j->done = 0;
+    j->block = block;
+    inflight++;
+    if (noxs_blkfront_submit(blk, &j->io) < 0)
+        die("submit: %s", strerror(errno));
+}
+
+static void drain(struct job *jobs, uint8_t *shadow, bool check)
+{
+    while (inflight > 0)
+        if (noxs_blkfront_poll(blk, -1) < 0)
+            die("poll: %s", strerror(errno));
+    reap(jobs, shadow, check);
+}
+
+static int cmd_random(uint64_t seed, unsigned long nwrites, const char *out)
+{
+    uint64_t size = info.size, ss = info.sector_size;
+    uint64_t lock = 128 * 1024, nblocks = size / lock;
+    struct job jobs[QD];
+    uint8_t *shadow = malloc(size);
+    FILE *f;
+
+    if (shadow == NULL || nblocks == 0)
+        die("%s", "device too small or no memory");
+    busy = calloc(nblocks, 1);
+    rng_state = seed;
+    for (unsigned int i = 0; i < QD; i++) {
+        jobs[i].buf = malloc(lock);
+        jobs[i].done = 1;
+        jobs[i].io.done = NULL;
+    }
+    /* Fill, 256 KiB at a time. */
+    pattern(shadow, size, seed, 0);
+    for (uint64_t off = 0; off < size; off += lock) {
+        struct job *j = free_job(jobs, shadow, false);
+        size_t len = size - off < lock ? size - off : lock;
+
+        memcpy(j->buf, shadow + off, len);
+        submit(j, NOXS_BLKFRONT_WRITE, off, len, UINT64_MAX);
+    }
+    drain(jobs, shadow, false);
+    /* Random writes, never two in flight on one 128 KiB block. */
+    for (unsigned long n = 0; n < nwrites; n++) {
+        struct job *j = free_job(jobs, shadow, false);
+        uint64_t b, sectors = lock / ss, first, count;
+
+        do
+            b = rnd() % nblocks;
+        while (busy[b]);
+        busy[b] = 1;
+        first = rnd() % sectors;
+        count = 1 + rnd() % (sectors - first);
+        if (n % 3 == 0)
+            count = count > 8 ? 8 : count; /* plenty of small ones too */
+        uint64_t off = b * lock + first * ss;
+        size_t len = (size_t)(count * ss);
+
+        pattern(j->buf, len, seed + n + 1, off);
+        memcpy(shadow + off, j->buf, len);
+        submit(j, NOXS_BLKFRONT_WRITE, off, len, b);
+    }
+    drain(jobs, shadow, false);
+    /* Read everything back in a shuffled order, 64 KiB at a time. */
+    uint64_t nchunks = size / BLOCK;
+    uint64_t *order = malloc(nchunks * sizeof(*order));
+    for (uint64_t i = 0; i < nchunks; i++)
+        order[i] = i;
+    for (uint64_t i = nchunks - 1; i > 0; i--) {
+        uint64_t k = rnd() % (i + 1), t = order[i];
+
+        order[i] = order[k];
+        order[k] = t;
+    }
+    for (uint64_t i = 0; i < nchunks; i++) {
+        struct job *j = free_job(jobs, shadow, true);
+
+        submit(j, NOXS_BLKFRONT_READ, order[i] * BLOCK, BLOCK, UINT64_MAX);
+    }
+    drain(jobs, shadow, true);
+    if (noxs_blkfront_flush(blk) < 0)
+        die("flush: %s", strerror(errno));
+    f = fopen(out, "wb");
+    if (f == NULL || fwrite(shadow, 1, size, f) != size || fclose(f) != 0)
+        die("%s: cannot write the shadow", out);
+    printf("random: %lu writes, %" PRIu64 " bytes verified\n", nwrites, size);
+    return 0;
+}
+
+/* ---- single requests with an expected result ---- */
+
+static const struct {
+    const char *name;
+    int err;
+} errnames[] = {
+    {"OK", 0}, {"ERANGE", ERANGE}, {"EROFS", EROFS}, {"EINVAL", EINVAL},
+    {"EIO", EIO}, {"EOPNOTSUPP", EOPNOTSUPP}, {"EFAULT", EFAULT},
+    {"ENOTCONN", ENOTCONN}, {"ETIMEDOUT", ETIMEDOUT},
+};
+
+static int cmd_expect(const char *op, uint64_t off, uint64_t len,
+                      const char *want)
+{
+    uint8_t *buf = calloc(1, len ? len : 1);
+    int rc, err, expected = -1;
+
+    for (size_t i = 0; i < sizeof(errnames) / sizeof(errnames[0]); i++)
+        if (strcmp(errnames[i].name, want) == 0)
+            expected = errnames[i].err;
+    if (expected < 0)
+        die("unknown result %s", want);
+    if (strcmp(op, "read") == 0)
+        rc = noxs_blkfront_read(blk, buf, len, off);
+    else if (strcmp(op, "write") == 0)
+        rc = noxs_blkfront_write(blk, buf, len, off);
+    else if (strcmp(op, "flush") == 0)
+        rc = noxs_blkfront_flush(blk);
+    else if (strcmp(op, "discard") == 0)
+        rc = noxs_blkfront_discard(blk, off, len);
+    else
+        die("unknown op %s", op);
+    err = rc < 0 ? errno : 0;
+    free(buf);
+    if (err != expected) {
+        fprintf(stderr, "blk_stress: %s %" PRIu64 " %" PRIu64 ": got %s, want %s\n",
+                op, off, len, err ? strerror(err) : "OK", want);
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_zeros(uint64_t off, uint64_t len)
+{
+    uint8_t *buf = malloc(len);
+
+    if (noxs_blkfront_read(blk, buf, len, off) < 0)
+        die("read: %s", strerror(errno));
+    for (uint64_t i = 0; i < len; i++)
+        if (buf[i] != 0)
+            die("%s", "range is not zero");
+    free(buf);
+    return 0;
+}
+
+/* ---- crash tests ---- */
+
+static int cmd_crashwriter(uint64_t seed)
+{
+    uint8_t *buf = malloc(BLOCK);
+
+    for (uint64_t i = 0; (i + 1) * BLOCK <= info.size; i++) {
+        pattern(buf, BLOCK, seed, i * BLOCK);
+        if (noxs_blkfront_write(blk, buf, BLOCK, i * BLOCK) < 0 ||
+            noxs_blkfront_flush(blk) < 0) {
+            fprintf(stderr, "blk_stress: crashwriter: block %" PRIu64 ": %s\n",
+                    i, strerror(errno));
+            fflush(stdout);
+            _exit(3); /* no close: the peer is gone or going */
+        }
+        printf("acked %" PRIu64 "\n", i);
+        fflush(stdout);
+    }
+    return 0;
+}
+
+static int cmd_verify_file(const char *path, uint64_t seed, long acked)
+{
+    int fd = open(path, O_RDONLY);
+    uint8_t *want = malloc(BLOCK), *got = malloc(BLOCK);
+
+    if (fd < 0)
+        die("%s: cannot open", path);
+    for (long i = 0; i <= acked; i++) {
+        pattern(want, BLOCK, seed, (uint64_t)i * BLOCK);
+        if (pread(fd, got, BLOCK, (off_t)i * BLOCK) != (ssize_t)BLOCK ||
+            memcmp(want, got, BLOCK) != 0) {
+            char n[32];
+
+            snprintf(n, sizeof(n), "%ld", i);
+            die("acknowledged block %s is not in the file", n);
+        }
+    }
+    printf("verify-file: blocks 0..%ld intact\n", acked);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    uint32_t devid = 0;
+    int a = 1, rc;
+
+    if (argc > 2 && strcmp(argv[1], "-d") == 0) {
+        devid = (uint32_t)strtoul(argv[2], NULL, 10);
+        a = 3;
+    }
+    if (argc - a < 1)
+        die("%s", "usage: see the comment at the top of blk_stress.c");
+    const char *cmd = argv[a++];
+    if (strcmp(cmd, "verify-file") == 0 && argc - a == 3)
+        return cmd_verify_file(argv[a], strtoull(argv[a + 1], NULL, 0),
+                               strtol(argv[a + 2], NULL, 0));
+    connect_dev(devid);
+    if (strcmp(cmd, "random") == 0 && argc - a == 3)
+        rc = cmd_random(strtoull(argv[a], NULL, 0),
+                        strtoul(argv[a + 1], NULL, 0), argv[a + 2]);
+    else if (strcmp(cmd, "expect") == 0 && argc - a == 4)
+        rc = cmd_expect(argv[a], strtoull(argv[a + 1], NULL, 0),
+                        strtoull(argv[a + 2], NULL, 0), argv[a + 3]);
+    else if (strcmp(cmd, "crashwriter") == 0 && argc - a == 1)
+        rc = cmd_crashwriter(strtoull(argv[a], NULL, 0));
+    else if (strcmp(cmd, "zeros") == 0 && argc - a == 2)
+        rc = cmd_zeros(strtoull(argv[a], NULL, 0), strtoull(argv[a + 1], NULL, 0));
+    else
+        die("bad command %s", cmd);
+    disconnect_dev();
+    return rc;
+}
