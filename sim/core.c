@@ -287,7 +287,7 @@ static int domain_create(uint32_t domid)
 	atomic_store(&hdr->map_high, 0);
 	atomic_store(&hdr->slot_hint, 0);
 	atomic_store(&hdr->slot_high, 0);
-	atomic_thread_fence(memory_order_release);
+	/* Published by link() below: nobody opens the file before that. */
 	hdr->magic = SIM_MAGIC;
 	munmap(hdr, SIM_PAGE_SIZE);
 	if (link(tmp, path) < 0 && errno != EEXIST)
