@@ -31,6 +31,7 @@
  * stale bytes beyond the validated counts.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -45,6 +46,8 @@
 #endif
 
 #define WORD sizeof(uint32_t)
+/* Attempts that only pause before the seqlock reader starts yielding. */
+#define NOXS_SEQLOCK_SPIN_TRIES 64u
 
 _Static_assert(offsetof(struct noxs_devpage_header, generation) == 28,
                "devpage generation offset");
@@ -95,6 +98,20 @@ static void copy_out(void *dst, const void *src, size_t size, size_t skip)
  * Take a settled copy of size bytes at src whose seq word is at seq_off.
  * 0, or -1/EBUSY after NOXS_SEQLOCK_TRIES attempts.
  */
+/*
+ * Between attempts: pause at first (a writer on another CPU finishes a
+ * 2 KiB write in well under a microsecond), then yield, so that a writer
+ * preempted mid-write on our CPU gets to finish. The number of attempts
+ * stays bounded either way.
+ */
+static void seqlock_backoff(unsigned int tries)
+{
+    if (tries < NOXS_SEQLOCK_SPIN_TRIES)
+        cpu_relax();
+    else
+        sched_yield();
+}
+
 static int seqlock_copy(void *dst, const void *src, size_t size,
                         size_t seq_off)
 {
@@ -102,14 +119,14 @@ static int seqlock_copy(void *dst, const void *src, size_t size,
         uint32_t s1 = load_word(src, seq_off, __ATOMIC_ACQUIRE);
 
         if (s1 & 1u) {
-            cpu_relax();
+            seqlock_backoff(tries);
             continue;
         }
         copy_in(dst, src, size);
         uint32_t s2 = load_word(src, seq_off, __ATOMIC_ACQUIRE);
         if (s1 == s2)
             return 0;
-        cpu_relax();
+        seqlock_backoff(tries);
     }
     errno = EBUSY;
     return -1;
