@@ -686,7 +686,8 @@ int noxs_blkfront_close(noxs_blkfront *b)
     /* Closing, then wait (bounded) for the backend to let go of the ring
      * before the pages are unshared. */
     noxs_dev_set_state(b->dev, NOXS_STATE_CLOSING);
-    if (noxs_dev_publish(b->dev) == 0)
+    if (noxs_dev_publish(b->dev) == 0 &&
+        noxs_blk_alive(b->alive, NOXS_BLK_ALIVE_BACKEND))
         noxs_dev_wait_state(b->dev, NOXS_STATE_CLOSING, CLOSE_TIMEOUT_MS);
     release(b); /* publishes Closed */
     if (err != 0) {

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Helpers for the console and blk integration tests (sourced, not run).
 #
 # Each test runs in its own directory ($NOXS_TEST_DIR, else a new temp

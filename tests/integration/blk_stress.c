@@ -316,7 +316,9 @@ static int cmd_crashwriter(uint64_t seed)
             fprintf(stderr, "blk_stress: crashwriter: block %" PRIu64 ": %s\n",
                     i, strerror(errno));
             fflush(stdout);
-            _exit(3); /* no close: the peer is gone or going */
+            noxs_blkfront_close(blk); /* Closing -> Closed, bounded */
+            noxs_frontend_close(fe);
+            exit(3);
         }
         printf("acked %" PRIu64 "\n", i);
         fflush(stdout);

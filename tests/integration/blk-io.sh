@@ -1,0 +1,72 @@
+#!/bin/bash
+# blk data path: random write/read-back of a 64 MB file with up to 32
+# requests in flight (the file must then equal the guest's shadow copy),
+# discard, flush, the noxs-blk CLI, and every per-request error: out of
+# range, misaligned, read-only, I/O errors on write and on read, and a
+# device add without a path.
+. "$(dirname "$0")/blk-lib.sh"
+
+S=$T_HELPERS/blk_stress
+t_start_noxsd
+t_start_blk_back
+boot=$(t_domain 1)
+[ -n "$boot" ] || t_fail "no bootstrap string"
+g() { t_guest 1 "$boot" "$@"; }
+
+img=$T_DIR/disk.img
+truncate -s 64M "$img"
+noxsctl dev-add 1 blk 0 "path=$img" mode=w >/dev/null || t_fail "dev-add blk 0"
+g "$S" random 42 3000 "$T_DIR/shadow" || t_fail "random write/read-back"
+cmp -s "$img" "$T_DIR/shadow" || t_fail "the file differs from what the guest wrote"
+rm -f "$T_DIR/shadow"
+t_log "64 MB random write/read-back verified, file matches"
+
+# Errors of single requests, and discard reading back as zeros.
+size=$((64 << 20))
+g "$S" expect read $size 4096 ERANGE || t_fail "read past the end"
+g "$S" expect write $((size - 512)) 4096 ERANGE || t_fail "write across the end"
+g "$S" expect read 100 512 EINVAL || t_fail "misaligned read"
+g "$S" expect flush 0 0 OK || t_fail "flush"
+g "$S" expect discard $((1 << 20)) $((1 << 20)) OK || t_fail "discard"
+g "$S" zeros $((1 << 20)) $((1 << 20)) || t_fail "discarded range reads zeros"
+
+# The CLI: copy in, copy out.
+head -c 1000000 /dev/urandom >"$T_DIR/in"
+truncate -s 1000448 "$T_DIR/in" # whole sectors
+g "$T_BIN/noxs-blk" -f write 4096 "$T_DIR/in" || t_fail "noxs-blk write"
+g "$T_BIN/noxs-blk" read 4096 1000448 "$T_DIR/out" || t_fail "noxs-blk read"
+cmp -s "$T_DIR/in" "$T_DIR/out" || t_fail "noxs-blk copy in/out differs"
+g "$T_BIN/noxs-blk" info | grep -q '^size 67108864$' || t_fail "noxs-blk info"
+t_log "errors, discard, CLI ok"
+
+# Read-only device.
+ro=$T_DIR/ro.img
+head -c 1048576 /dev/urandom >"$ro"
+cp "$ro" "$T_DIR/ro.orig"
+noxsctl dev-add 1 blk 1 "path=$ro" mode=r >/dev/null || t_fail "dev-add blk 1 (r)"
+g "$S" -d 1 expect write 0 4096 EROFS || t_fail "write on read-only"
+g "$S" -d 1 expect discard 0 4096 EROFS || t_fail "discard on read-only"
+g "$S" -d 1 expect read 0 65536 OK || t_fail "read on read-only"
+cmp -s "$ro" "$T_DIR/ro.orig" || t_fail "read-only file changed"
+
+# 4096-byte sectors.
+k4=$T_DIR/4k.img
+truncate -s 4M "$k4"
+noxsctl dev-add 1 blk 2 "path=$k4" sector-size=4096 >/dev/null || t_fail "dev-add blk 2"
+g "$S" -d 2 expect write 512 512 EINVAL || t_fail "512-byte write on a 4k device"
+g "$S" -d 2 expect write 8192 8192 OK || t_fail "4k write"
+g "$T_BIN/noxs-blk" -d 2 info | grep -q '^sector-size 4096$' || t_fail "4k info"
+
+# I/O errors: writes to /dev/full fail (ENOSPC), reads of our own unmapped
+# low memory through /proc/self/mem fail (EIO).
+noxsctl dev-add 1 blk 3 path=/dev/full sectors=2048 >/dev/null || t_fail "dev-add blk 3"
+g "$S" -d 3 expect write 0 4096 EIO || t_fail "write I/O error"
+noxsctl dev-add 1 blk 4 path=/proc/self/mem mode=r sectors=2048 >/dev/null ||
+	t_fail "dev-add blk 4"
+g "$S" -d 4 expect read 0 4096 EIO || t_fail "read I/O error"
+
+# A device add the backend must refuse.
+noxsctl dev-add 1 blk 5 mode=w >/dev/null 2>&1 && t_fail "dev-add without path accepted"
+noxsctl dev-add 1 blk 5 path=$T_DIR/missing >/dev/null 2>&1 && t_fail "dev-add of a missing file accepted"
+t_alive "$T_BLKBACK" || t_fail "the backend died"
+t_log "read-only, 4k sectors, I/O errors, refused adds ok"
