@@ -1,0 +1,291 @@
+/*
+ * noxsd private header: types and prototypes, grouped by file.
+ *
+ * Processes (docs/NOXSD.md):
+ *   worker  noxsd proper: control socket, registry, store, brokering;
+ *   keeper  holds the grant-sharing and event-channel handles whose pages
+ *           ARE the device pages, so that they survive the worker.
+ */
+#ifndef NOXSD_H
+#define NOXSD_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <noxs/abi.h>
+
+#define NOXSD_DEFAULT_STATE_DIR "/run/noxs"
+#define NOXSD_SOCKET_NAME "noxsd.sock"
+#define NOXSD_KEEPER_SOCKET "keeper.sock"
+#define NOXSD_PIDFILE "noxsd.pid"
+#define NOXSD_KEEPER_PIDFILE "keeper.pid"
+
+#define NOXSD_VERSION "0.1"
+
+/* ---- log.c ---- */
+
+void log_init(int foreground, int verbose, const char *ident);
+void log_setverbose(int verbose);
+void log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+void log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+void fatal(const char *, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+void fatalx(const char *, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+/* libnoxs's logger signature, for noxs_set_logger(). */
+void log_libnoxs(int priority, const char *fmt, va_list ap);
+
+/* ---- registry.c ---- */
+
+/* One device as noxsd knows it (an entry of a device page, plus states). */
+struct reg_dev {
+    uint16_t type;
+    uint16_t flags; /* NOXS_DEVPAGE_ENTRY_* */
+    uint32_t devid;
+    uint16_t backend_domid;
+    uint8_t backend_state;
+    uint8_t frontend_state;
+    uint32_t control_gref;
+    uint32_t backend_port;
+};
+
+struct reg_domain_info {
+    uint16_t domid;
+    uint16_t owner_domid;
+    uint32_t gref; /* of the device page */
+    uint32_t port; /* owner's notify port for the guest */
+    uint32_t ndevs;
+    struct reg_dev devs[NOXS_DEVPAGE_MAX_ENTRIES];
+};
+
+struct registry;
+
+/*
+ * Thread rules: every thread that calls a registry function must be a
+ * registered RCU reader (registry_thread_online()). Lookups take the RCU
+ * read side themselves and copy out, so callers never hold pointers into
+ * the table; updates are serialised by the registry's own mutex and free
+ * replaced nodes after a grace period (call_rcu).
+ */
+struct registry *registry_new(void);
+void registry_free(struct registry *r);
+void registry_thread_online(void);
+void registry_thread_offline(void);
+
+/* Updates: 0 or -errno. */
+int registry_domain_add(struct registry *r, uint16_t domid,
+                        uint16_t owner_domid, uint32_t gref, uint32_t port);
+int registry_domain_remove(struct registry *r, uint16_t domid);
+/* Add or replace (type, devid). -ENOENT no domain, -ENOSPC page full. */
+int registry_dev_put(struct registry *r, uint16_t domid,
+                     const struct reg_dev *dev);
+int registry_dev_remove(struct registry *r, uint16_t domid, uint16_t type,
+                        uint32_t devid);
+int registry_dev_set_state(struct registry *r, uint16_t domid, uint16_t type,
+                           uint32_t devid, uint8_t backend_state,
+                           uint8_t frontend_state);
+int registry_dev_set_flags(struct registry *r, uint16_t domid, uint16_t type,
+                           uint32_t devid, uint16_t flags);
+
+/* Lookups (lock-free): 0 or -ENOENT. */
+int registry_domain_get(struct registry *r, uint16_t domid,
+                        struct reg_domain_info *out);
+int registry_dev_get(struct registry *r, uint16_t domid, uint16_t type,
+                     uint32_t devid, struct reg_dev *out);
+/*
+ * Call fn on a copy of every domain, in no particular order; fn may call
+ * registry updates (it runs outside the read side). Stops when fn returns
+ * non-zero and returns that value.
+ */
+int registry_domain_foreach(struct registry *r,
+                            int (*fn)(const struct reg_domain_info *, void *),
+                            void *arg);
+/* Domain ids, sorted; returns how many (<= max). */
+size_t registry_domids(struct registry *r, uint16_t *out, size_t max);
+size_t registry_ndomains(struct registry *r);
+size_t registry_ndevices(struct registry *r);
+
+/* Backends: (domid, type) -> connection id. */
+int registry_backend_add(struct registry *r, uint16_t domid, uint16_t type,
+                         uint64_t conn); /* -EADDRINUSE */
+int registry_backend_remove(struct registry *r, uint16_t domid, uint16_t type,
+                            uint64_t conn);
+int registry_backend_get(struct registry *r, uint16_t domid, uint16_t type,
+                         uint64_t *conn); /* -ENODEV */
+size_t registry_nbackends(struct registry *r);
+
+/* ---- store.c ---- */
+
+#define STORE_EPOCH 1u
+#define STORE_DOMAIN_ADD 2u
+#define STORE_DOMAIN_DEL 3u
+#define STORE_DEV_ADD 4u
+#define STORE_DEV_DEL 5u
+
+/* One record's payload (fixed size; on disk preceded by length + CRC32). */
+struct store_rec {
+    uint16_t op; /* STORE_* */
+    uint16_t domid;
+    uint16_t owner_domid; /* DOMAIN_ADD */
+    uint16_t type;        /* DEV_* */
+    uint32_t devid;
+    uint16_t backend_domid;
+    uint16_t flags;
+    uint32_t gref; /* DOMAIN_ADD: device page; DEV_ADD: control page */
+    uint32_t port;
+    uint32_t reserved;
+    uint64_t epoch; /* EPOCH */
+};
+
+struct store;
+typedef int store_apply_fn(const struct store_rec *rec, void *arg);
+
+/*
+ * Open (creating) the store in dir and replay it through apply: the
+ * snapshot, then the log if it belongs to the same epoch. A torn or
+ * corrupt tail of the log is truncated (logged). NULL with errno.
+ */
+struct store *store_open(const char *dir, store_apply_fn *apply, void *arg);
+void store_close(struct store *s);
+/* Append one record with a single write(); 0 or -errno. */
+int store_append(struct store *s, const struct store_rec *rec);
+/* Bytes in the log since the last compaction. */
+uint64_t store_log_bytes(const struct store *s);
+uint64_t store_records_replayed(const struct store *s);
+/*
+ * Compaction: begin writes a new snapshot, put adds the records that
+ * rebuild the current state, end renames it in place and starts an empty
+ * log of the new epoch. abort drops a half-written snapshot.
+ */
+int store_compact_begin(struct store *s);
+int store_compact_put(struct store *s, const struct store_rec *rec);
+int store_compact_end(struct store *s);
+void store_compact_abort(struct store *s);
+/* CRC32 (IEEE 802.3), as used for records. */
+uint32_t store_crc32(const void *p, size_t n);
+
+/* ---- keeper.c: the keeper process and the worker's side of it ---- */
+
+#define KEEPER_HELLO 1u        /* worker -> keeper: I am the worker */
+#define KEEPER_PAGE_CREATE 2u  /* -> gref, port (idempotent) */
+#define KEEPER_PAGE_WRITE 3u   /* entries -> page, then notify the guest */
+#define KEEPER_PAGE_DESTROY 4u /* unshare, unbind */
+#define KEEPER_DUMP 5u         /* -> DUMP_ITEM per page, then DUMP_END */
+#define KEEPER_DUMP_ITEM 6u
+#define KEEPER_DUMP_END 7u
+#define KEEPER_STATUS 8u /* -> pid, rss, restarts */
+#define KEEPER_EXIT 9u   /* unshare everything and exit */
+#define KEEPER_REPLY 0x80u
+
+/* Every keeper message has exactly this size (checked on receipt). */
+struct keeper_msg {
+    uint16_t type;
+    uint16_t domid;
+    int32_t error; /* replies: 0 or errno */
+    uint32_t gref;
+    uint32_t port;
+    uint32_t pid;
+    uint32_t restarts;
+    uint64_t rss_bytes;
+    uint32_t count; /* entries in use */
+    uint32_t reserved;
+    struct noxs_devpage_entry entries[NOXS_DEVPAGE_MAX_ENTRIES];
+};
+
+struct keeper_opts {
+    const char *state_dir;
+    uint16_t owner_domid;
+    int foreground;
+    int verbose;
+};
+
+/* The keeper process (noxsd --keeper); never returns. */
+void keeper_main(const struct keeper_opts *o) __attribute__((noreturn));
+
+/* Worker side. All calls block briefly (the keeper answers at once). */
+struct keeper_conn;
+/* Connect, starting a keeper (self_exe --keeper ...) if none answers. */
+struct keeper_conn *keeper_connect(const struct keeper_opts *o,
+                                   const char *self_exe);
+void keeper_disconnect(struct keeper_conn *k);
+int keeper_fd(const struct keeper_conn *k);
+pid_t keeper_pid(const struct keeper_conn *k);
+uint32_t keeper_restarts(const struct keeper_conn *k);
+int keeper_page_create(struct keeper_conn *k, uint16_t domid, uint32_t *gref,
+                       uint32_t *port);
+int keeper_page_write(struct keeper_conn *k, uint16_t domid,
+                      const struct noxs_devpage_entry *entries,
+                      uint32_t count);
+int keeper_page_destroy(struct keeper_conn *k, uint16_t domid);
+/* fn is called per page with the keeper's view of it. */
+int keeper_dump(struct keeper_conn *k,
+                int (*fn)(const struct keeper_msg *page, void *arg),
+                void *arg);
+int keeper_status(struct keeper_conn *k, struct keeper_msg *out);
+/* Ask a keeper (no worker attached) to exit: used by noxsd --stop. */
+int keeper_stop(const char *state_dir, int timeout_ms);
+
+/* ---- control.c: sockets, connections, the event loop ---- */
+
+struct noxsd_opts {
+    const char *state_dir;
+    const char *socket_path;
+    uid_t toolstack_uid; /* (uid_t)-1: none */
+    mode_t socket_mode;
+    uint16_t domid;
+    int backend_timeout_ms;
+    int foreground;
+    int verbose;
+    const char *self_exe;
+};
+
+struct conn;
+
+int control_init(const struct noxsd_opts *o);
+/* Run until SIGTERM/SIGINT; returns the exit status. */
+int control_run(void);
+void control_cleanup(void);
+
+uint64_t conn_id(const struct conn *c);
+struct conn *conn_find(uint64_t id);
+int conn_privileged(const struct conn *c);
+uint16_t conn_backend_domid(const struct conn *c);
+/* Queue a built message (length taken from the header); 0 or -errno. */
+int conn_send(struct conn *c, const void *buf, size_t len);
+/* Send a header-only error / empty reply. */
+void conn_reply_error(struct conn *c, uint32_t request, int error);
+void conn_reply_empty(struct conn *c, unsigned int req_type,
+                      uint32_t request);
+/* Finish sending what is queued, then close. */
+void conn_close_after_flush(struct conn *c);
+/* Iterate connections (for watchers). */
+void conn_foreach(void (*fn)(struct conn *c, void *arg), void *arg);
+int conn_watches(const struct conn *c, uint16_t domid);
+void conn_set_watch(struct conn *c, uint16_t domid);
+void conn_set_backend(struct conn *c, uint16_t domid, const uint16_t *types,
+                      size_t ntypes);
+uint64_t now_ms(void);
+
+/* ---- broker.c: requests, brokering, reconciliation ---- */
+
+struct noxs_proto_msg;
+
+int broker_init(const struct noxsd_opts *o);
+void broker_cleanup(void);
+/* A decoded message from c (requests from any role, backend replies). */
+void broker_handle(struct conn *c, const struct noxs_proto_msg *m);
+/* c is going away: fail its pending work; drop a backend's devices. */
+void broker_conn_closed(struct conn *c);
+/* ms until the next pending deadline (-1: none); expire overdue ones. */
+int broker_timeouts(void);
+/* SIGHUP: compact the store. */
+void broker_compact(void);
+/* Keeper socket readable: it died, or sent something unexpected. */
+void broker_keeper_event(void);
+int broker_keeper_fd(void);
+
+#endif /* NOXSD_H */

@@ -1,0 +1,588 @@
+/*
+ * The registry: domid -> device page and its entries; (backend domid,
+ * type) -> backend connection.
+ *
+ * Two liburcu lock-free hash tables (cds_lfht, urcu-memb flavour).
+ * Lookups run under the RCU read side and never block or take a lock.
+ * Updates are serialised by one mutex and are copy-on-write: a domain's
+ * node is never modified once published; a change allocates a new node,
+ * cds_lfht_replace()s the old one and frees it with call_rcu() after a
+ * grace period. Readers therefore always see a consistent domain (its
+ * entry table and its header together) and copy it out before leaving the
+ * read side, so no pointer into the table escapes this file.
+ *
+ * ThreadSanitizer cannot see the ordering RCU provides (liburcu is not
+ * instrumented), so under TSan each node carries explicit happens-before
+ * annotations: publish (release) before insertion, acquire when a reader
+ * matches it, release when the reader is done, acquire before the free.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <urcu/urcu-memb.h>
+#include <urcu/rculfhash.h>
+
+#include "noxsd.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define NOXS_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define NOXS_TSAN 1
+#endif
+#endif
+
+#ifdef NOXS_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
+#define TSAN_RELEASE(p) __tsan_release((void *)(p))
+#else
+#define TSAN_ACQUIRE(p) ((void)(p))
+#define TSAN_RELEASE(p) ((void)(p))
+#endif
+
+struct reg_domain {
+    struct cds_lfht_node node;
+    struct rcu_head rcu;
+    struct reg_domain_info info;
+};
+
+struct reg_backend {
+    struct cds_lfht_node node;
+    struct rcu_head rcu;
+    uint32_t key; /* domid << 16 | type */
+    uint64_t conn;
+};
+
+struct registry {
+    struct cds_lfht *domains;
+    struct cds_lfht *backends;
+    pthread_mutex_t lock;
+    atomic_size_t ndomains;
+    atomic_size_t ndevices;
+    atomic_size_t nbackends;
+};
+
+static unsigned long hash32(uint32_t x)
+{
+    /* A multiplicative mix is plenty for small integer keys. */
+    uint64_t h = (uint64_t)x * 0x9e3779b97f4a7c15ull;
+    return (unsigned long)(h ^ (h >> 29));
+}
+
+static int match_domain(struct cds_lfht_node *node, const void *key)
+{
+    struct reg_domain *d = caa_container_of(node, struct reg_domain, node);
+
+    int match;
+
+    TSAN_ACQUIRE(d);
+    match = d->info.domid == *(const uint16_t *)key;
+    TSAN_RELEASE(d);
+    return match;
+}
+
+static int match_backend(struct cds_lfht_node *node, const void *key)
+{
+    struct reg_backend *b = caa_container_of(node, struct reg_backend, node);
+
+    int match;
+
+    TSAN_ACQUIRE(b);
+    match = b->key == *(const uint32_t *)key;
+    TSAN_RELEASE(b);
+    return match;
+}
+
+static void free_domain_rcu(struct rcu_head *head)
+{
+    struct reg_domain *d = caa_container_of(head, struct reg_domain, rcu);
+
+    TSAN_ACQUIRE(d);
+    free(d);
+}
+
+static void free_backend_rcu(struct rcu_head *head)
+{
+    struct reg_backend *b = caa_container_of(head, struct reg_backend, rcu);
+
+    TSAN_ACQUIRE(b);
+    free(b);
+}
+
+/* Hand a node unlinked by the writer to call_rcu for freeing. */
+static void retire_domain(struct reg_domain *d)
+{
+    TSAN_RELEASE(d);
+    urcu_memb_call_rcu(&d->rcu, free_domain_rcu);
+}
+
+static void retire_backend(struct reg_backend *b)
+{
+    TSAN_RELEASE(b);
+    urcu_memb_call_rcu(&b->rcu, free_backend_rcu);
+}
+
+void registry_thread_online(void)
+{
+    urcu_memb_register_thread();
+}
+
+void registry_thread_offline(void)
+{
+    urcu_memb_unregister_thread();
+}
+
+struct registry *registry_new(void)
+{
+    struct registry *r = calloc(1, sizeof(*r));
+
+    if (!r)
+        return NULL;
+    r->domains = cds_lfht_new_flavor(64, 64, 0,
+                                     CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
+                                     &urcu_memb_flavor, NULL);
+    r->backends =
+        cds_lfht_new_flavor(16, 16, 0, CDS_LFHT_AUTO_RESIZE,
+                            &urcu_memb_flavor, NULL);
+    if (!r->domains || !r->backends) {
+        registry_free(r);
+        errno = ENOMEM;
+        return NULL;
+    }
+    pthread_mutex_init(&r->lock, NULL);
+    return r;
+}
+
+void registry_free(struct registry *r)
+{
+    struct cds_lfht_iter it;
+    struct cds_lfht_node *node;
+
+    if (!r)
+        return;
+    if (r->domains) {
+        urcu_memb_read_lock();
+        cds_lfht_for_each(r->domains, &it, node) {
+            if (cds_lfht_del(r->domains, node) == 0)
+                retire_domain(
+                    caa_container_of(node, struct reg_domain, node));
+        }
+        urcu_memb_read_unlock();
+    }
+    if (r->backends) {
+        urcu_memb_read_lock();
+        cds_lfht_for_each(r->backends, &it, node) {
+            if (cds_lfht_del(r->backends, node) == 0)
+                retire_backend(
+                    caa_container_of(node, struct reg_backend, node));
+        }
+        urcu_memb_read_unlock();
+    }
+    urcu_memb_barrier(); /* run the frees queued above */
+    if (r->domains)
+        cds_lfht_destroy(r->domains, NULL);
+    if (r->backends)
+        cds_lfht_destroy(r->backends, NULL);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+/* Call with the read lock held. */
+static struct reg_domain *find_domain(struct registry *r, uint16_t domid)
+{
+    struct cds_lfht_iter it;
+    struct cds_lfht_node *node;
+
+    cds_lfht_lookup(r->domains, hash32(domid), match_domain, &domid, &it);
+    node = cds_lfht_iter_get_node(&it);
+    return node ? caa_container_of(node, struct reg_domain, node) : NULL;
+}
+
+static int find_dev(const struct reg_domain_info *info, uint16_t type,
+                    uint32_t devid)
+{
+    uint32_t i;
+
+    for (i = 0; i < info->ndevs; i++)
+        if (info->devs[i].type == type && info->devs[i].devid == devid)
+            return (int)i;
+    return -1;
+}
+
+/*
+ * The copy-on-write step shared by every domain update: copy the current
+ * node, let edit change the copy, swap it in. Holds r->lock.
+ */
+static int update_domain(struct registry *r, uint16_t domid,
+                         int (*edit)(struct reg_domain_info *, void *),
+                         void *arg)
+{
+    struct cds_lfht_iter it;
+    struct cds_lfht_node *node;
+    struct reg_domain *old, *nd;
+    uint32_t before;
+    int rc;
+
+    pthread_mutex_lock(&r->lock);
+    urcu_memb_read_lock();
+    cds_lfht_lookup(r->domains, hash32(domid), match_domain, &domid, &it);
+    node = cds_lfht_iter_get_node(&it);
+    if (!node) {
+        rc = -ENOENT;
+        goto out;
+    }
+    old = caa_container_of(node, struct reg_domain, node);
+    if ((nd = malloc(sizeof(*nd))) == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    nd->info = old->info;
+    before = nd->info.ndevs;
+    if ((rc = edit(&nd->info, arg)) < 0) {
+        free(nd);
+        goto out;
+    }
+    TSAN_RELEASE(nd);
+    if (cds_lfht_replace(r->domains, &it, hash32(domid), match_domain,
+                         &domid, &nd->node) != 0) {
+        free(nd); /* cannot happen: replacements are serialised */
+        rc = -ENOENT;
+        goto out;
+    }
+    atomic_fetch_add(&r->ndevices, nd->info.ndevs);
+    atomic_fetch_sub(&r->ndevices, before);
+    retire_domain(old);
+out:
+    urcu_memb_read_unlock();
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+int registry_domain_add(struct registry *r, uint16_t domid,
+                        uint16_t owner_domid, uint32_t gref, uint32_t port)
+{
+    struct reg_domain *d = calloc(1, sizeof(*d));
+    struct cds_lfht_node *ret;
+
+    if (!d)
+        return -ENOMEM;
+    d->info.domid = domid;
+    d->info.owner_domid = owner_domid;
+    d->info.gref = gref;
+    d->info.port = port;
+    cds_lfht_node_init(&d->node);
+    TSAN_RELEASE(d);
+    pthread_mutex_lock(&r->lock);
+    urcu_memb_read_lock();
+    ret = cds_lfht_add_unique(r->domains, hash32(domid), match_domain,
+                              &domid, &d->node);
+    urcu_memb_read_unlock();
+    if (ret != &d->node) {
+        pthread_mutex_unlock(&r->lock);
+        free(d);
+        return -EEXIST;
+    }
+    atomic_fetch_add(&r->ndomains, 1);
+    pthread_mutex_unlock(&r->lock);
+    return 0;
+}
+
+int registry_domain_remove(struct registry *r, uint16_t domid)
+{
+    struct reg_domain *d;
+    int rc = -ENOENT;
+
+    pthread_mutex_lock(&r->lock);
+    urcu_memb_read_lock();
+    if ((d = find_domain(r, domid)) != NULL &&
+        cds_lfht_del(r->domains, &d->node) == 0) {
+        atomic_fetch_sub(&r->ndomains, 1);
+        atomic_fetch_sub(&r->ndevices, d->info.ndevs);
+        retire_domain(d);
+        rc = 0;
+    }
+    urcu_memb_read_unlock();
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+static int edit_put(struct reg_domain_info *info, void *arg)
+{
+    const struct reg_dev *dev = arg;
+    int i = find_dev(info, dev->type, dev->devid);
+
+    if (i >= 0) {
+        info->devs[i] = *dev;
+        return 0;
+    }
+    if (info->ndevs >= NOXS_DEVPAGE_MAX_ENTRIES)
+        return -ENOSPC;
+    info->devs[info->ndevs++] = *dev;
+    return 0;
+}
+
+int registry_dev_put(struct registry *r, uint16_t domid,
+                     const struct reg_dev *dev)
+{
+    return update_domain(r, domid, edit_put, (void *)dev);
+}
+
+struct dev_edit {
+    uint16_t type;
+    uint32_t devid;
+    uint16_t flags;
+    uint8_t backend_state, frontend_state;
+};
+
+static int edit_remove(struct reg_domain_info *info, void *arg)
+{
+    const struct dev_edit *e = arg;
+    int i = find_dev(info, e->type, e->devid);
+
+    if (i < 0)
+        return -ENOENT;
+    /* Keep the order: the device page lists devices in add order. */
+    memmove(&info->devs[i], &info->devs[i + 1],
+            (info->ndevs - (uint32_t)i - 1) * sizeof(info->devs[0]));
+    info->ndevs--;
+    return 0;
+}
+
+static int edit_state(struct reg_domain_info *info, void *arg)
+{
+    const struct dev_edit *e = arg;
+    int i = find_dev(info, e->type, e->devid);
+
+    if (i < 0)
+        return -ENOENT;
+    info->devs[i].backend_state = e->backend_state;
+    info->devs[i].frontend_state = e->frontend_state;
+    return 0;
+}
+
+static int edit_flags(struct reg_domain_info *info, void *arg)
+{
+    const struct dev_edit *e = arg;
+    int i = find_dev(info, e->type, e->devid);
+
+    if (i < 0)
+        return -ENOENT;
+    info->devs[i].flags = e->flags;
+    return 0;
+}
+
+int registry_dev_remove(struct registry *r, uint16_t domid, uint16_t type,
+                        uint32_t devid)
+{
+    struct dev_edit e = {.type = type, .devid = devid};
+
+    return update_domain(r, domid, edit_remove, &e);
+}
+
+int registry_dev_set_state(struct registry *r, uint16_t domid, uint16_t type,
+                           uint32_t devid, uint8_t backend_state,
+                           uint8_t frontend_state)
+{
+    struct dev_edit e = {.type = type,
+                         .devid = devid,
+                         .backend_state = backend_state,
+                         .frontend_state = frontend_state};
+
+    return update_domain(r, domid, edit_state, &e);
+}
+
+int registry_dev_set_flags(struct registry *r, uint16_t domid, uint16_t type,
+                           uint32_t devid, uint16_t flags)
+{
+    struct dev_edit e = {.type = type, .devid = devid, .flags = flags};
+
+    return update_domain(r, domid, edit_flags, &e);
+}
+
+int registry_domain_get(struct registry *r, uint16_t domid,
+                        struct reg_domain_info *out)
+{
+    struct reg_domain *d;
+    int rc = -ENOENT;
+
+    urcu_memb_read_lock();
+    if ((d = find_domain(r, domid)) != NULL) {
+        memcpy(out, &d->info,
+               offsetof(struct reg_domain_info, devs) +
+                   d->info.ndevs * sizeof(d->info.devs[0]));
+        TSAN_RELEASE(d);
+        rc = 0;
+    }
+    urcu_memb_read_unlock();
+    return rc;
+}
+
+int registry_dev_get(struct registry *r, uint16_t domid, uint16_t type,
+                     uint32_t devid, struct reg_dev *out)
+{
+    struct reg_domain *d;
+    int rc = -ENOENT, i;
+
+    urcu_memb_read_lock();
+    if ((d = find_domain(r, domid)) != NULL) {
+        if ((i = find_dev(&d->info, type, devid)) >= 0) {
+            *out = d->info.devs[i];
+            rc = 0;
+        }
+        TSAN_RELEASE(d);
+    }
+    urcu_memb_read_unlock();
+    return rc;
+}
+
+static int cmp_u16(const void *a, const void *b)
+{
+    return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
+}
+
+size_t registry_domids(struct registry *r, uint16_t *out, size_t max)
+{
+    struct cds_lfht_iter it;
+    struct cds_lfht_node *node;
+    size_t n = 0;
+
+    urcu_memb_read_lock();
+    cds_lfht_for_each(r->domains, &it, node) {
+        struct reg_domain *d = caa_container_of(node, struct reg_domain, node);
+
+        if (n == max)
+            break;
+        TSAN_ACQUIRE(d);
+        out[n++] = d->info.domid;
+        TSAN_RELEASE(d);
+    }
+    urcu_memb_read_unlock();
+    qsort(out, n, sizeof(out[0]), cmp_u16);
+    return n;
+}
+
+int registry_domain_foreach(struct registry *r,
+                            int (*fn)(const struct reg_domain_info *, void *),
+                            void *arg)
+{
+    uint16_t *ids;
+    struct reg_domain_info *info;
+    size_t n, i;
+    int rc = 0;
+
+    ids = malloc((NOXS_DOMID_MAX + 1) * sizeof(*ids));
+    info = malloc(sizeof(*info));
+    if (!ids || !info) {
+        free(ids);
+        free(info);
+        return -ENOMEM;
+    }
+    n = registry_domids(r, ids, NOXS_DOMID_MAX + 1);
+    for (i = 0; i < n && rc == 0; i++)
+        if (registry_domain_get(r, ids[i], info) == 0)
+            rc = fn(info, arg);
+    free(ids);
+    free(info);
+    return rc;
+}
+
+size_t registry_ndomains(struct registry *r)
+{
+    return atomic_load(&r->ndomains);
+}
+
+size_t registry_ndevices(struct registry *r)
+{
+    return atomic_load(&r->ndevices);
+}
+
+static uint32_t backend_key(uint16_t domid, uint16_t type)
+{
+    return (uint32_t)domid << 16 | type;
+}
+
+int registry_backend_add(struct registry *r, uint16_t domid, uint16_t type,
+                         uint64_t conn)
+{
+    struct reg_backend *b = calloc(1, sizeof(*b));
+    struct cds_lfht_node *ret;
+    uint32_t key = backend_key(domid, type);
+
+    if (!b)
+        return -ENOMEM;
+    b->key = key;
+    b->conn = conn;
+    cds_lfht_node_init(&b->node);
+    TSAN_RELEASE(b);
+    pthread_mutex_lock(&r->lock);
+    urcu_memb_read_lock();
+    ret = cds_lfht_add_unique(r->backends, hash32(key), match_backend, &key,
+                              &b->node);
+    urcu_memb_read_unlock();
+    if (ret != &b->node) {
+        pthread_mutex_unlock(&r->lock);
+        free(b);
+        return -EADDRINUSE;
+    }
+    atomic_fetch_add(&r->nbackends, 1);
+    pthread_mutex_unlock(&r->lock);
+    return 0;
+}
+
+int registry_backend_remove(struct registry *r, uint16_t domid, uint16_t type,
+                            uint64_t conn)
+{
+    struct cds_lfht_iter it;
+    struct cds_lfht_node *node;
+    uint32_t key = backend_key(domid, type);
+    int rc = -ENOENT;
+
+    pthread_mutex_lock(&r->lock);
+    urcu_memb_read_lock();
+    cds_lfht_lookup(r->backends, hash32(key), match_backend, &key, &it);
+    node = cds_lfht_iter_get_node(&it);
+    if (node) {
+        struct reg_backend *b =
+            caa_container_of(node, struct reg_backend, node);
+        if (b->conn == conn && cds_lfht_del(r->backends, node) == 0) {
+            atomic_fetch_sub(&r->nbackends, 1);
+            retire_backend(b);
+            rc = 0;
+        }
+    }
+    urcu_memb_read_unlock();
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+int registry_backend_get(struct registry *r, uint16_t domid, uint16_t type,
+                         uint64_t *conn)
+{
+    struct cds_lfht_iter it;
+    struct cds_lfht_node *node;
+    uint32_t key = backend_key(domid, type);
+    int rc = -ENODEV;
+
+    urcu_memb_read_lock();
+    cds_lfht_lookup(r->backends, hash32(key), match_backend, &key, &it);
+    node = cds_lfht_iter_get_node(&it);
+    if (node) {
+        struct reg_backend *b =
+            caa_container_of(node, struct reg_backend, node);
+        *conn = b->conn;
+        TSAN_RELEASE(b);
+        rc = 0;
+    }
+    urcu_memb_read_unlock();
+    return rc;
+}
+
+size_t registry_nbackends(struct registry *r)
+{
+    return atomic_load(&r->nbackends);
+}

@@ -1,0 +1,476 @@
+/*
+ * The wire protocol: every message type round-trips through the builder
+ * and noxs_proto_decode(); every malformed version, type, length, count
+ * and reserved field is rejected before any body field is trusted.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+
+static struct noxs_proto_buf *b;
+static struct noxs_proto_msg *m;
+
+static void setup(void)
+{
+    b = calloc(1, sizeof(*b));
+    m = calloc(1, sizeof(*m));
+}
+
+static void teardown(void)
+{
+    free(b);
+    free(m);
+}
+
+static int decode(void)
+{
+    return noxs_proto_decode(b->data, b->len, m);
+}
+
+static void fixed_msg(unsigned int type, const void *body, size_t n)
+{
+    noxs_proto_begin(b, type, 77, 0);
+    noxs_proto_put(b, body, n);
+    ck_assert_int_gt(noxs_proto_finish(b), 0);
+}
+
+/* Each prefix, each extension by one byte, with a matching length
+ * field, must fail with EPROTO. */
+static void assert_length_exact(void)
+{
+    uint8_t save[NOXS_PROTO_MAX_MSG];
+    size_t len = b->len, i;
+    uint32_t l;
+
+    memcpy(save, b->data, len);
+    for (i = 0; i < len; i++) {
+        l = (uint32_t)i;
+        memcpy(b->data + 4, &l, 4);
+        ck_assert_int_eq(noxs_proto_decode(b->data, i, m), -EPROTO);
+    }
+    memcpy(b->data, save, len);
+    b->data[len] = 0;
+    l = (uint32_t)len + 1;
+    memcpy(b->data + 4, &l, 4);
+    ck_assert_int_eq(noxs_proto_decode(b->data, len + 1, m), -EPROTO);
+    /* The length field disagreeing with the datagram. */
+    memcpy(b->data, save, len);
+    l = (uint32_t)len + 4;
+    memcpy(b->data + 4, &l, 4);
+    ck_assert_int_eq(noxs_proto_decode(b->data, len, m), -EPROTO);
+    memcpy(b->data, save, len);
+}
+
+START_TEST(test_header_only)
+{
+    static const unsigned int types[] = {NOXS_MSG_END, NOXS_MSG_DOMAIN_LIST,
+                                         NOXS_MSG_STATUS};
+    size_t i;
+
+    for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        ck_assert_int_eq(noxs_proto_simple(b, types[i], 9, 0), 16);
+        ck_assert_int_eq(decode(), 0);
+        ck_assert_uint_eq(m->hdr.type, types[i]);
+        ck_assert_uint_eq(m->hdr.request, 9);
+        assert_length_exact();
+    }
+    /* ERROR needs a positive errno; others need none. */
+    noxs_proto_simple(b, NOXS_MSG_ERROR, 3, ENODEV);
+    ck_assert_int_eq(decode(), 0);
+    ck_assert_int_eq(m->hdr.error, ENODEV);
+    noxs_proto_simple(b, NOXS_MSG_ERROR, 3, 0);
+    ck_assert_int_eq(decode(), -EPROTO);
+    noxs_proto_simple(b, NOXS_MSG_ERROR, 3, -5);
+    ck_assert_int_eq(decode(), -EPROTO);
+    noxs_proto_simple(b, NOXS_MSG_END, 3, EIO);
+    ck_assert_int_eq(decode(), -EPROTO);
+}
+END_TEST
+
+START_TEST(test_domid_requests)
+{
+    static const unsigned int types[] = {NOXS_MSG_DOMAIN_CREATE,
+                                         NOXS_MSG_DOMAIN_DESTROY,
+                                         NOXS_MSG_DEV_LIST, NOXS_MSG_WATCH};
+    struct noxs_msg_domid d = {.domid = 42};
+    size_t i;
+
+    for (i = 0; i < 4; i++) {
+        d.domid = 42;
+        d.reserved = 0;
+        fixed_msg(types[i], &d, sizeof(d));
+        ck_assert_int_eq(decode(), 0);
+        ck_assert_uint_eq(m->u.domid.domid, 42);
+        assert_length_exact();
+        d.reserved = 1;
+        fixed_msg(types[i], &d, sizeof(d));
+        ck_assert_int_eq(decode(), -EPROTO);
+        d.reserved = 0;
+        d.domid = NOXS_DOMID_MAX + 1;
+        fixed_msg(types[i], &d, sizeof(d));
+        ck_assert_int_eq(decode(), -EINVAL);
+        ck_assert_uint_eq(m->hdr.request, 77); /* still echoable */
+        d.domid = NOXS_DOMID_ANY;
+        fixed_msg(types[i], &d, sizeof(d));
+        ck_assert_int_eq(decode(), types[i] == NOXS_MSG_DEV_LIST ||
+                                           types[i] == NOXS_MSG_WATCH
+                                       ? 0
+                                       : -EINVAL);
+    }
+}
+END_TEST
+
+START_TEST(test_fixed_bodies)
+{
+    struct noxs_msg_domain dom = {3, 0, 8, 5, 2};
+    struct noxs_msg_dev_id id = {3, NOXS_DEV_SYSCTL, 0};
+    struct noxs_msg_dev dev = {3, NOXS_DEV_BLK, 51712, 0, 4, 4, 9, 7, 1};
+    struct noxs_msg_event ev = {NOXS_EVENT_DEV_ADDED, 0, dev};
+    struct noxs_msg_dev_ref ref = {9, 7};
+    struct noxs_msg_status st = {1, 100, 99, 1, 2, 3, 4, 5, 6, 0};
+
+    fixed_msg(NOXS_MSG_DOMAIN_ITEM, &dom, sizeof(dom));
+    ck_assert_int_eq(decode(), 0);
+    ck_assert_uint_eq(m->u.domain.gref, 8);
+    assert_length_exact();
+
+    fixed_msg(NOXS_MSG_DOMAIN_CREATE | NOXS_MSG_REPLY, &dom, sizeof(dom));
+    ck_assert_int_eq(decode(), 0);
+    ck_assert_uint_eq(m->u.domain.port, 5);
+    assert_length_exact();
+    /* EEXIST is the one error carried by a normal reply. */
+    noxs_proto_begin(b, NOXS_MSG_DOMAIN_CREATE | NOXS_MSG_REPLY, 1, EEXIST);
+    noxs_proto_put(b, &dom, sizeof(dom));
+    noxs_proto_finish(b);
+    ck_assert_int_eq(decode(), 0);
+    noxs_proto_begin(b, NOXS_MSG_DEV_ADD | NOXS_MSG_REPLY, 1, EEXIST);
+    noxs_proto_put(b, &dev, sizeof(dev));
+    noxs_proto_finish(b);
+    ck_assert_int_eq(decode(), -EPROTO);
+
+    fixed_msg(NOXS_MSG_DEV_REMOVE, &id, sizeof(id));
+    ck_assert_int_eq(decode(), 0);
+    assert_length_exact();
+    fixed_msg(NOXS_MSG_BACKEND_REMOVE, &id, sizeof(id));
+    ck_assert_int_eq(decode(), 0);
+    ck_assert_uint_eq(m->u.dev_id.type, NOXS_DEV_SYSCTL);
+    id.type = 0;
+    fixed_msg(NOXS_MSG_DEV_REMOVE, &id, sizeof(id));
+    ck_assert_int_eq(decode(), -EINVAL);
+    id.type = NOXS_DEV_TYPE_MAX + 1;
+    fixed_msg(NOXS_MSG_DEV_REMOVE, &id, sizeof(id));
+    ck_assert_int_eq(decode(), -EINVAL);
+
+    fixed_msg(NOXS_MSG_DEV_ITEM, &dev, sizeof(dev));
+    ck_assert_int_eq(decode(), 0);
+    ck_assert_uint_eq(m->u.dev.devid, 51712);
+    assert_length_exact();
+    fixed_msg(NOXS_MSG_DEV_ADD | NOXS_MSG_REPLY, &dev, sizeof(dev));
+    ck_assert_int_eq(decode(), 0);
+    fixed_msg(NOXS_MSG_BACKEND_STATE, &dev, sizeof(dev));
+    ck_assert_int_eq(decode(), 0);
+    assert_length_exact();
+    dev.frontend_state = 9;
+    fixed_msg(NOXS_MSG_BACKEND_STATE, &dev, sizeof(dev));
+    ck_assert_int_eq(decode(), -EINVAL);
+
+    fixed_msg(NOXS_MSG_EVENT, &ev, sizeof(ev));
+    ck_assert_int_eq(decode(), 0);
+    ck_assert_uint_eq(m->u.event.kind, NOXS_EVENT_DEV_ADDED);
+    ck_assert_uint_eq(m->u.event.dev.control_gref, 9);
+    assert_length_exact();
+    ev.reserved = 1;
+    fixed_msg(NOXS_MSG_EVENT, &ev, sizeof(ev));
+    ck_assert_int_eq(decode(), -EPROTO);
+
+    fixed_msg(NOXS_MSG_BACKEND_CREATE | NOXS_MSG_REPLY, &ref, sizeof(ref));
+    ck_assert_int_eq(decode(), 0);
+    ck_assert_uint_eq(m->u.dev_ref.backend_port, 7);
+    assert_length_exact();
+
+    fixed_msg(NOXS_MSG_STATUS | NOXS_MSG_REPLY, &st, sizeof(st));
+    ck_assert_int_eq(decode(), 0);
+    ck_assert_uint_eq(m->u.status.restarts, 6);
+    ck_assert_uint_eq(m->u.status.rss_bytes, 5);
+    assert_length_exact();
+}
+END_TEST
+
+START_TEST(test_empty_replies)
+{
+    static const unsigned int types[] = {
+        NOXS_MSG_DOMAIN_DESTROY,   NOXS_MSG_DEV_REMOVE,
+        NOXS_MSG_WATCH,            NOXS_MSG_BACKEND_REGISTER,
+        NOXS_MSG_BACKEND_SYNC,     NOXS_MSG_BACKEND_REMOVE};
+    size_t i;
+
+    for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        noxs_proto_simple(b, types[i] | NOXS_MSG_REPLY, 5, 0);
+        ck_assert_int_eq(decode(), 0);
+        assert_length_exact();
+    }
+    /* Lists have no REPLY form. */
+    noxs_proto_simple(b, NOXS_MSG_DEV_LIST | NOXS_MSG_REPLY, 5, 0);
+    ck_assert_int_eq(decode(), -EPROTO);
+    noxs_proto_simple(b, NOXS_MSG_EVENT | NOXS_MSG_REPLY, 5, 0);
+    ck_assert_int_eq(decode(), -EPROTO);
+}
+END_TEST
+
+static void build_dev_add(unsigned int type, unsigned int nparams)
+{
+    struct noxs_msg_dev_add a = {5, NOXS_DEV_BLK, 1, 0, (uint16_t)nparams, 0};
+
+    noxs_proto_begin(b, type, 11, 0);
+    noxs_proto_put(b, &a, sizeof(a));
+}
+
+START_TEST(test_dev_add)
+{
+    unsigned int types[] = {NOXS_MSG_DEV_ADD, NOXS_MSG_BACKEND_CREATE};
+    char big[NOXS_CTRL_VALUE_MAX + 2];
+    size_t t;
+
+    for (t = 0; t < 2; t++) {
+        build_dev_add(types[t], 2);
+        ck_assert_int_eq(noxs_proto_put_param(b, "path", "/tmp/disk.img"), 0);
+        ck_assert_int_eq(noxs_proto_put_param(b, "mode", ""), 0);
+        noxs_proto_finish(b);
+        ck_assert_int_eq(decode(), 0);
+        ck_assert_uint_eq(m->nparams, 2);
+        ck_assert_str_eq(m->params[0].key, "path");
+        ck_assert_str_eq(m->params[0].value, "/tmp/disk.img");
+        ck_assert_str_eq(m->params[1].key, "mode");
+        ck_assert_str_eq(m->params[1].value, "");
+        assert_length_exact();
+
+        /* The count says 3 but only 2 records follow. */
+        build_dev_add(types[t], 3);
+        noxs_proto_put_param(b, "a", "1");
+        noxs_proto_put_param(b, "b", "2");
+        noxs_proto_finish(b);
+        ck_assert_int_eq(decode(), -EPROTO);
+        /* Too many parameters. */
+        build_dev_add(types[t], NOXS_PROTO_MAX_PARAMS + 1);
+        noxs_proto_finish(b);
+        ck_assert_int_eq(decode(), -EPROTO);
+        /* Duplicate key, NUL in a value: well-formed but invalid. */
+        build_dev_add(types[t], 2);
+        noxs_proto_put_param(b, "a", "1");
+        noxs_proto_put_param(b, "a", "2");
+        noxs_proto_finish(b);
+        ck_assert_int_eq(decode(), -EINVAL);
+        {
+            struct noxs_msg_param p = {1, 0, 3};
+            build_dev_add(types[t], 1);
+            noxs_proto_put(b, &p, sizeof(p));
+            noxs_proto_put(b, "k", 1);
+            noxs_proto_put(b, "a\0b", 3);
+            noxs_proto_finish(b);
+            ck_assert_int_eq(decode(), -EINVAL);
+            p.reserved = 1;
+            build_dev_add(types[t], 1);
+            noxs_proto_put(b, &p, sizeof(p));
+            noxs_proto_put(b, "k", 1);
+            noxs_proto_put(b, "abc", 3);
+            noxs_proto_finish(b);
+            ck_assert_int_eq(decode(), -EPROTO);
+            p.reserved = 0;
+            p.value_len = NOXS_CTRL_VALUE_MAX + 1;
+            build_dev_add(types[t], 1);
+            noxs_proto_put(b, &p, sizeof(p));
+            noxs_proto_finish(b);
+            ck_assert_int_eq(decode(), -EPROTO);
+        }
+    }
+    /* The builder refuses what the decoder would. */
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    build_dev_add(NOXS_MSG_DEV_ADD, 1);
+    ck_assert_int_eq(noxs_proto_put_param(b, "k", big), -E2BIG);
+    ck_assert_int_eq(noxs_proto_put_param(b, "a/b", "1"), -EINVAL);
+    ck_assert_int_eq(noxs_proto_put_param(b, "", "1"), -EINVAL);
+    ck_assert_int_eq(noxs_proto_put_param(b, "a=b", "1"), -EINVAL);
+}
+END_TEST
+
+static void build_control(unsigned int type, const char *k, const char *v)
+{
+    struct noxs_msg_control c = {1, NOXS_DEV_SYSCTL, 0, 5000,
+                                 (uint16_t)strlen(k), (uint16_t)strlen(v)};
+
+    noxs_proto_begin(b, type, 12, 0);
+    noxs_proto_put(b, &c, sizeof(c));
+    noxs_proto_put(b, k, strlen(k));
+    noxs_proto_put(b, v, strlen(v));
+    noxs_proto_finish(b);
+}
+
+START_TEST(test_control)
+{
+    struct noxs_msg_control_reply r = {3, 0};
+
+    build_control(NOXS_MSG_DEV_CONTROL, "shutdown", "poweroff");
+    ck_assert_int_eq(decode(), 0);
+    ck_assert_str_eq(m->key, "shutdown");
+    ck_assert_str_eq(m->value, "poweroff");
+    ck_assert_uint_eq(m->u.control.timeout_ms, 5000);
+    assert_length_exact();
+    build_control(NOXS_MSG_BACKEND_CONTROL, "shutdown", "reboot");
+    ck_assert_int_eq(decode(), 0);
+    ck_assert_str_eq(m->value, "reboot");
+    build_control(NOXS_MSG_DEV_CONTROL, "", "x");
+    ck_assert_int_eq(decode(), -EPROTO);
+    build_control(NOXS_MSG_DEV_CONTROL, "a b", "x");
+    ck_assert_int_eq(decode(), -EINVAL);
+
+    noxs_proto_begin(b, NOXS_MSG_DEV_CONTROL | NOXS_MSG_REPLY, 12, 0);
+    noxs_proto_put(b, &r, sizeof(r));
+    noxs_proto_put(b, "ack", 3);
+    noxs_proto_finish(b);
+    ck_assert_int_eq(decode(), 0);
+    ck_assert_str_eq(m->value, "ack");
+    assert_length_exact();
+    r.len = NOXS_PROTO_MAX_REPLY + 1;
+    noxs_proto_begin(b, NOXS_MSG_BACKEND_CONTROL | NOXS_MSG_REPLY, 12, 0);
+    noxs_proto_put(b, &r, sizeof(r));
+    noxs_proto_finish(b);
+    ck_assert_int_eq(decode(), -EPROTO);
+}
+END_TEST
+
+START_TEST(test_register)
+{
+    struct noxs_msg_register r = {0, 2};
+    uint16_t types[3] = {NOXS_DEV_SYSCTL, NOXS_DEV_BLK, NOXS_DEV_BLK};
+
+    noxs_proto_begin(b, NOXS_MSG_BACKEND_REGISTER, 1, 0);
+    noxs_proto_put(b, &r, sizeof(r));
+    noxs_proto_put(b, types, 4);
+    noxs_proto_finish(b);
+    ck_assert_int_eq(decode(), 0);
+    ck_assert_uint_eq(m->types[1], NOXS_DEV_BLK);
+    assert_length_exact();
+    r.ntypes = 3; /* duplicate */
+    noxs_proto_begin(b, NOXS_MSG_BACKEND_REGISTER, 1, 0);
+    noxs_proto_put(b, &r, sizeof(r));
+    noxs_proto_put(b, types, 6);
+    noxs_proto_finish(b);
+    ck_assert_int_eq(decode(), -EINVAL);
+    r.ntypes = 0;
+    noxs_proto_begin(b, NOXS_MSG_BACKEND_REGISTER, 1, 0);
+    noxs_proto_put(b, &r, sizeof(r));
+    noxs_proto_finish(b);
+    ck_assert_int_eq(decode(), -EPROTO);
+    r.ntypes = NOXS_PROTO_MAX_TYPES + 1;
+    noxs_proto_begin(b, NOXS_MSG_BACKEND_REGISTER, 1, 0);
+    noxs_proto_put(b, &r, sizeof(r));
+    noxs_proto_finish(b);
+    ck_assert_int_eq(decode(), -EPROTO);
+}
+END_TEST
+
+START_TEST(test_sync)
+{
+    struct noxs_msg_sync s = {2, NOXS_SYNC_FINAL};
+    struct noxs_msg_dev d[2] = {{1, 1, 0, 0, 4, 4, 8, 3, 1},
+                                {2, 3, 7, 0, 2, 1, 9, 4, 1}};
+    struct noxs_msg_dev out;
+
+    noxs_proto_begin(b, NOXS_MSG_BACKEND_SYNC, 1, 0);
+    noxs_proto_put(b, &s, sizeof(s));
+    noxs_proto_put(b, d, sizeof(d));
+    noxs_proto_finish(b);
+    ck_assert_int_eq(decode(), 0);
+    ck_assert_uint_eq(m->u.sync.count, 2);
+    noxs_proto_sync_item(m, 1, &out);
+    ck_assert_uint_eq(out.devid, 7);
+    ck_assert_uint_eq(out.control_gref, 9);
+    assert_length_exact();
+    s.flags = 2;
+    noxs_proto_begin(b, NOXS_MSG_BACKEND_SYNC, 1, 0);
+    noxs_proto_put(b, &s, sizeof(s));
+    noxs_proto_put(b, d, sizeof(d));
+    noxs_proto_finish(b);
+    ck_assert_int_eq(decode(), -EPROTO);
+    s.flags = 0;
+    s.count = 0xffffffffu;
+    noxs_proto_begin(b, NOXS_MSG_BACKEND_SYNC, 1, 0);
+    noxs_proto_put(b, &s, sizeof(s));
+    noxs_proto_finish(b);
+    ck_assert_int_eq(decode(), -EPROTO);
+}
+END_TEST
+
+START_TEST(test_bad_header)
+{
+    struct noxs_msg_hdr h;
+    unsigned int t;
+
+    noxs_proto_simple(b, NOXS_MSG_STATUS, 1, 0);
+    memcpy(&h, b->data, sizeof(h));
+    h.version = 2;
+    memcpy(b->data, &h, sizeof(h));
+    ck_assert_int_eq(decode(), -EPROTO);
+    h.version = 0;
+    memcpy(b->data, &h, sizeof(h));
+    ck_assert_int_eq(decode(), -EPROTO);
+    h.version = NOXS_PROTO_VERSION;
+    for (t = 0; t < 0x10000; t++) {
+        h.type = (uint16_t)t;
+        memcpy(b->data, &h, sizeof(h));
+        if (!noxs_proto_type_known(t))
+            ck_assert_int_eq(decode(), -EPROTO);
+    }
+    ck_assert_int_eq(noxs_proto_decode(b->data, 0, m), -EPROTO);
+    ck_assert_int_eq(noxs_proto_decode(b->data, 15, m), -EPROTO);
+    ck_assert_int_eq(noxs_proto_decode(b->data, NOXS_PROTO_MAX_MSG + 1, m),
+                     -EPROTO);
+    ck_assert_str_eq(noxs_proto_type_name(NOXS_MSG_DEV_ADD), "DEV_ADD");
+}
+END_TEST
+
+START_TEST(test_builder_overflow)
+{
+    static char chunk[4096];
+
+    noxs_proto_begin(b, NOXS_MSG_DEV_ADD, 1, 0);
+    for (int i = 0; i < 17; i++)
+        noxs_proto_put(b, chunk, sizeof(chunk));
+    ck_assert_int_eq(noxs_proto_finish(b), -EMSGSIZE);
+}
+END_TEST
+
+static Suite *proto_suite(void)
+{
+    Suite *s = suite_create("proto");
+    TCase *tc = tcase_create("core");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_header_only);
+    tcase_add_test(tc, test_domid_requests);
+    tcase_add_test(tc, test_fixed_bodies);
+    tcase_add_test(tc, test_empty_replies);
+    tcase_add_test(tc, test_dev_add);
+    tcase_add_test(tc, test_control);
+    tcase_add_test(tc, test_register);
+    tcase_add_test(tc, test_sync);
+    tcase_add_test(tc, test_bad_header);
+    tcase_add_test(tc, test_builder_overflow);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(proto_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
