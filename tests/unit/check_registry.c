@@ -216,7 +216,8 @@ START_TEST(test_threaded)
         ck_assert_int_eq(
             pthread_create(&t[i], NULL, reader, (void *)(uintptr_t)(i + 1)),
             0);
-    for (i = 0; i < ROUNDS; i++) {
+    /* Keep writing until the readers have really overlapped with us. */
+    for (i = 0; i < ROUNDS || atomic_load(&lookups) < 20000; i++) {
         uint16_t domid = (uint16_t)(rand_r(&seed) % NDOMS);
         uint32_t devid = (uint32_t)(rand_r(&seed) % 8);
         uint16_t type = (uint16_t)(rand_r(&seed) % 5 + 1);
