@@ -1,0 +1,381 @@
+/*
+ * blk: noxs blk throughput on the simulator against direct file I/O.
+ *
+ *   blk [SIZE_MB [SECONDS]]          defaults: 64 MB, 1 s per result
+ *
+ * Starts its own noxsd and noxs-blk-back in a temporary directory (own
+ * NOXS_SIM_DIR), creates domain 1 with a blk device on a SIZE_MB file in
+ * that directory, and then acts as the guest itself (the simulator takes
+ * the domain from NOXS_SIM_DOMID at each open). For 4 KiB random reads
+ * and writes and 1 MiB sequential reads and writes, at queue depths 1 and
+ * 32, it prints one line per result:
+ *
+ *   blk path=noxs op=randread bs=4096 qd=32 iops=.. mib_s=..
+ *   blk path=direct op=randread bs=4096 qd=32 iops=.. mib_s=..
+ *   blk ratio op=randread bs=4096 qd=32 noxs_over_direct=..
+ *
+ * "direct" is pread/pwrite on the same file from this process: qd=1 one
+ * synchronous thread, qd=32 32 threads (the ceiling the issue asks for).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <noxs/noxs.h>
+
+#include "blkfront.h"
+
+#define MAXQD 32
+
+static char tmpdir[PATH_MAX / 2];
+static pid_t pids[2] = {-1, -1};
+static uint64_t dev_size;
+static double seconds = 1.0;
+static char img[PATH_MAX];
+
+static void cleanup(void)
+{
+    for (int i = 1; i >= 0; i--) {
+        if (pids[i] > 0) {
+            kill(pids[i], SIGTERM);
+            waitpid(pids[i], NULL, 0);
+        }
+    }
+    if (tmpdir[0] != '\0') {
+        char cmd[PATH_MAX];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "blk: could not remove %s\n", tmpdir);
+    }
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    fprintf(stderr, "blk: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(1);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static pid_t spawn(char **argv)
+{
+    pid_t pid = fork();
+
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void bindir(char *out, size_t len)
+{
+    const char *build = getenv("NOXS_BUILD");
+    char self[PATH_MAX];
+    ssize_t n;
+
+    if (build != NULL) {
+        snprintf(out, len, "%s/bin", build);
+        return;
+    }
+    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n < 0)
+        die("set NOXS_BUILD");
+    self[n] = '\0';
+    *strrchr(self, '/') = '\0';
+    snprintf(out, len, "%.*s/../bin", (int)(len - 8), self);
+}
+
+static noxs_blkfront *setup(unsigned int size_mb, noxs_frontend **fe)
+{
+    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char bin[PATH_MAX / 2], path[PATH_MAX], sock[PATH_MAX], state[PATH_MAX],
+        sim[PATH_MAX], param[PATH_MAX + 8], bootstr[64];
+    struct noxs_status st;
+    struct noxs_boot boot;
+    noxs_client *c = NULL;
+    int fd;
+
+    bindir(bin, sizeof(bin));
+    snprintf(tmpdir, sizeof(tmpdir), "%s/noxs-bench-blk.XXXXXX", base);
+    if (mkdtemp(tmpdir) == NULL)
+        die("mkdtemp: %s", strerror(errno));
+    atexit(cleanup);
+    snprintf(sock, sizeof(sock), "%s/noxsd.sock", tmpdir);
+    snprintf(state, sizeof(state), "%s/state", tmpdir);
+    snprintf(sim, sizeof(sim), "%s/sim", tmpdir);
+    snprintf(img, sizeof(img), "%s/disk.img", tmpdir);
+    mkdir(state, 0700);
+    mkdir(sim, 0700);
+    setenv("NOXS_SIM_DIR", sim, 1);
+    setenv("NOXS_SOCKET", sock, 1);
+    dev_size = (uint64_t)size_mb << 20;
+    fd = open(img, O_RDWR | O_CREAT, 0600);
+    if (fd < 0)
+        die("%s: %s", img, strerror(errno));
+    /* Real data, not a hole: reads then cost what they cost on a disk
+     * image in the page cache. */
+    char *chunk = malloc(1 << 20);
+    for (unsigned int i = 0; i < (1u << 20); i++)
+        chunk[i] = (char)(i * 131 + 7);
+    for (unsigned int i = 0; i < size_mb; i++)
+        if (write(fd, chunk, 1 << 20) != (1 << 20))
+            die("writing the image");
+    free(chunk);
+    close(fd);
+
+    snprintf(path, sizeof(path), "%s/noxsd", bin);
+    char *noxsd_argv[] = {path, "-d", "--socket", sock, "--state-dir", state, NULL};
+    pids[0] = spawn(noxsd_argv);
+    for (int i = 0; (c = noxs_client_open(sock)) == NULL; i++) {
+        if (i > 1000)
+            die("noxsd did not start");
+        usleep(10000);
+    }
+    char bpath[PATH_MAX];
+    snprintf(bpath, sizeof(bpath), "%s/noxs-blk-back", bin);
+    char *back_argv[] = {bpath, "-d", "--socket", sock, NULL};
+    pids[1] = spawn(back_argv);
+    for (int i = 0; noxs_status_get(c, &st) < 0 || st.nbackends == 0; i++) {
+        if (i > 1000)
+            die("the blk backend did not register");
+        usleep(10000);
+    }
+    if (noxs_domain_create(c, 1, &boot) < 0)
+        die("domain-create: %s", strerror(errno));
+    snprintf(param, sizeof(param), "%s", img);
+    struct noxs_kv kv[] = {{"path", param}, {"mode", "w"}};
+    if (noxs_dev_add(c, 1, NOXS_DEV_BLK, 0, 0, kv, 2) < 0)
+        die("dev-add: %s", strerror(errno));
+    noxs_client_close(c);
+
+    noxs_boot_format(&boot, bootstr, sizeof(bootstr));
+    setenv("NOXS_SIM_DOMID", "1", 1);
+    *fe = noxs_frontend_open(&boot);
+    if (*fe == NULL)
+        die("frontend: %s", strerror(errno));
+    noxs_blkfront *b = noxs_blkfront_open(*fe, 0, 2, 20000);
+    if (b == NULL)
+        die("connect: %s", strerror(errno));
+    return b;
+}
+
+static uint64_t rng = 88172645463325252ull;
+static uint64_t next_rand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static uint64_t pick(bool random, size_t bs, uint64_t *cursor)
+{
+    uint64_t off;
+
+    if (random)
+        return (next_rand() % (dev_size / bs)) * bs;
+    off = *cursor;
+    *cursor = (*cursor + bs) % dev_size;
+    return off;
+}
+
+/* ---- noxs ---- */
+
+struct slot {
+    struct noxs_blkfront_io io;
+    bool busy;
+};
+static uint64_t completed;
+
+static void io_done(struct noxs_blkfront_io *io, int err)
+{
+    struct slot *s = io->user;
+
+    if (err != 0)
+        die("request failed: %s", strerror(err));
+    s->busy = false;
+    completed++;
+}
+
+static double run_noxs(noxs_blkfront *b, bool write, bool random, size_t bs,
+                       unsigned int qd)
+{
+    struct slot slots[MAXQD];
+    uint64_t cursor = 0;
+    double start = now_s(), end = start + seconds;
+    unsigned int inflight;
+
+    memset(slots, 0, sizeof(slots));
+    for (unsigned int i = 0; i < qd; i++) {
+        slots[i].io.buf = malloc(bs);
+        memset(slots[i].io.buf, 0x5a, bs);
+    }
+    completed = 0;
+    for (;;) {
+        bool more = now_s() < end;
+
+        inflight = 0;
+        for (unsigned int i = 0; i < qd; i++) {
+            struct slot *s = &slots[i];
+
+            if (!s->busy && more) {
+                s->io.op = write ? NOXS_BLKFRONT_WRITE : NOXS_BLKFRONT_READ;
+                s->io.len = bs;
+                s->io.offset = pick(random, bs, &cursor);
+                s->io.done = io_done;
+                s->io.user = s;
+                s->busy = true;
+                if (noxs_blkfront_submit(b, &s->io) < 0)
+                    die("submit: %s", strerror(errno));
+            }
+            inflight += s->busy;
+        }
+        if (inflight == 0)
+            break;
+        if (noxs_blkfront_poll(b, -1) < 0)
+            die("poll: %s", strerror(errno));
+    }
+    double elapsed = now_s() - start;
+    for (unsigned int i = 0; i < qd; i++)
+        free(slots[i].io.buf);
+    return (double)completed / elapsed;
+}
+
+/* ---- direct ---- */
+
+struct worker {
+    pthread_t t;
+    int fd;
+    bool write, random;
+    size_t bs;
+    double end;
+    uint64_t ops;
+    uint64_t seed;
+};
+
+static void *direct_worker(void *arg)
+{
+    struct worker *w = arg;
+    char *buf = aligned_alloc(4096, w->bs);
+    uint64_t cursor = (w->seed * 7919 * w->bs) % dev_size, x = w->seed * 2654435761u + 1;
+
+    memset(buf, 0x5a, w->bs);
+    while (now_s() < w->end) {
+        for (int k = 0; k < 16; k++) {
+            uint64_t off;
+
+            if (w->random) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                off = (x % (dev_size / w->bs)) * w->bs;
+            } else {
+                off = cursor;
+                cursor = (cursor + w->bs) % dev_size;
+            }
+            ssize_t n = w->write ? pwrite(w->fd, buf, w->bs, (off_t)off)
+                                 : pread(w->fd, buf, w->bs, (off_t)off);
+            if (n != (ssize_t)w->bs)
+                die("direct I/O: %s", strerror(errno));
+            w->ops++;
+        }
+    }
+    free(buf);
+    return NULL;
+}
+
+static double run_direct(bool write, bool random, size_t bs, unsigned int qd)
+{
+    struct worker w[MAXQD];
+    int fd = open(img, O_RDWR);
+    double start = now_s();
+    uint64_t ops = 0;
+
+    if (fd < 0)
+        die("%s: %s", img, strerror(errno));
+    for (unsigned int i = 0; i < qd; i++) {
+        w[i] = (struct worker){.fd = fd, .write = write, .random = random,
+                               .bs = bs, .end = start + seconds, .seed = i + 1};
+        pthread_create(&w[i].t, NULL, direct_worker, &w[i]);
+    }
+    for (unsigned int i = 0; i < qd; i++) {
+        pthread_join(w[i].t, NULL);
+        ops += w[i].ops;
+    }
+    close(fd);
+    return (double)ops / (now_s() - start);
+}
+
+int main(int argc, char **argv)
+{
+    unsigned int size_mb = argc > 1 ? (unsigned int)atoi(argv[1]) : 64;
+    static const struct {
+        const char *name;
+        bool write, random;
+        size_t bs;
+    } tests[] = {
+        {"randread", false, true, 4096},
+        {"randwrite", true, true, 4096},
+        {"seqread", false, false, 1 << 20},
+        {"seqwrite", true, false, 1 << 20},
+    };
+    static const unsigned int qds[] = {1, 32};
+    noxs_frontend *fe;
+    noxs_blkfront *b;
+
+    if (argc > 2)
+        seconds = atof(argv[2]);
+    if (size_mb < 8 || !(seconds > 0))
+        die("usage: blk [SIZE_MB>=8 [SECONDS]]");
+    signal(SIGPIPE, SIG_IGN);
+    b = setup(size_mb, &fe);
+    for (size_t t = 0; t < sizeof(tests) / sizeof(tests[0]); t++) {
+        for (size_t q = 0; q < 2; q++) {
+            unsigned int qd = qds[q];
+            double n = run_noxs(b, tests[t].write, tests[t].random, tests[t].bs, qd);
+            double d = run_direct(tests[t].write, tests[t].random, tests[t].bs, qd);
+            double mib = (double)tests[t].bs / (1 << 20);
+
+            printf("blk path=noxs op=%s bs=%zu qd=%u iops=%.0f mib_s=%.1f\n",
+                   tests[t].name, tests[t].bs, qd, n, n * mib);
+            printf("blk path=direct op=%s bs=%zu qd=%u iops=%.0f mib_s=%.1f\n",
+                   tests[t].name, tests[t].bs, qd, d, d * mib);
+            printf("blk ratio op=%s bs=%zu qd=%u noxs_over_direct=%.2f\n",
+                   tests[t].name, tests[t].bs, qd, n / d);
+            fflush(stdout);
+        }
+    }
+    noxs_blkfront_close(b);
+    noxs_frontend_close(fe);
+    return 0;
+}

@@ -1,0 +1,247 @@
+/*
+ * console: noxs console throughput and round-trip latency on the simulator.
+ *
+ *   console [MB [ROUNDTRIPS]]        defaults: 64 MB, 2000 round trips
+ *
+ * Starts its own noxsd and noxs-console-back in a temporary directory,
+ * domain 1 with two consoles: console 0 runs "cat" in the guest (an
+ * echo), console 1 runs "head -c MB" of zeros. Prints:
+ *
+ *   console op=out mib=.. mib_s=..            guest -> client stream
+ *   console op=echo mib=.. mib_s=..           client -> guest -> client
+ *   console op=rtt n=.. median_us=.. p99_us=..  one byte there and back
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <noxs/noxs.h>
+
+static char tmpdir[PATH_MAX / 2];
+static pid_t pids[4] = {-1, -1, -1, -1};
+
+static void cleanup(void)
+{
+    for (int i = 3; i >= 0; i--) {
+        if (pids[i] > 0) {
+            kill(pids[i], SIGTERM);
+            waitpid(pids[i], NULL, 0);
+        }
+    }
+    if (tmpdir[0] != '\0') {
+        char cmd[PATH_MAX];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "console: could not remove %s\n", tmpdir);
+    }
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    fprintf(stderr, "console: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(1);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static pid_t spawn(char **argv)
+{
+    pid_t pid = fork();
+
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+
+        dup2(null, STDIN_FILENO);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int attach(const char *dir, unsigned int devid)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/console-1.%u.sock", dir, devid);
+    for (int i = 0; i < 2000; i++) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+            return fd;
+        close(fd);
+        usleep(10000);
+    }
+    die("cannot attach to %s", sa.sun_path);
+}
+
+static size_t total;
+static void *sender(void *arg)
+{
+    int fd = *(int *)arg;
+    char buf[65536];
+    size_t sent = 0;
+
+    memset(buf, 'x', sizeof(buf));
+    while (sent < total) {
+        size_t n = total - sent < sizeof(buf) ? total - sent : sizeof(buf);
+        ssize_t w = write(fd, buf, n);
+
+        if (w <= 0)
+            die("send: %s", strerror(errno));
+        sent += (size_t)w;
+    }
+    return NULL;
+}
+
+static void read_exactly(int fd, size_t n)
+{
+    static char buf[65536];
+
+    while (n > 0) {
+        ssize_t r = read(fd, buf, n < sizeof(buf) ? n : sizeof(buf));
+
+        if (r <= 0)
+            die("console closed early");
+        n -= (size_t)r;
+    }
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+    unsigned int mb = argc > 1 ? (unsigned int)atoi(argv[1]) : 64;
+    unsigned int rounds = argc > 2 ? (unsigned int)atoi(argv[2]) : 2000;
+    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    const char *build = getenv("NOXS_BUILD");
+    char bin[PATH_MAX / 2], sock[PATH_MAX], state[PATH_MAX], sim[PATH_MAX],
+        cons[PATH_MAX], p0[PATH_MAX], p1[PATH_MAX], p2[PATH_MAX], bytes[32],
+        bootstr[64];
+    struct noxs_status st;
+    struct noxs_boot boot;
+    noxs_client *c;
+
+    if (mb == 0 || rounds == 0)
+        die("usage: console [MB [ROUNDTRIPS]]");
+    signal(SIGPIPE, SIG_IGN);
+    if (build == NULL)
+        die("set NOXS_BUILD (make bench does)");
+    snprintf(bin, sizeof(bin), "%s/bin", build);
+    snprintf(tmpdir, sizeof(tmpdir), "%s/noxs-bench-cons.XXXXXX", base);
+    if (mkdtemp(tmpdir) == NULL)
+        die("mkdtemp: %s", strerror(errno));
+    atexit(cleanup);
+    snprintf(sock, sizeof(sock), "%s/noxsd.sock", tmpdir);
+    snprintf(state, sizeof(state), "%s/state", tmpdir);
+    snprintf(sim, sizeof(sim), "%s/sim", tmpdir);
+    snprintf(cons, sizeof(cons), "%s/cons", tmpdir);
+    mkdir(state, 0700);
+    mkdir(sim, 0700);
+    setenv("NOXS_SIM_DIR", sim, 1);
+    setenv("NOXS_SOCKET", sock, 1);
+
+    snprintf(p0, sizeof(p0), "%s/noxsd", bin);
+    char *a0[] = {p0, "-d", "--socket", sock, "--state-dir", state, NULL};
+    pids[0] = spawn(a0);
+    for (int i = 0; (c = noxs_client_open(sock)) == NULL; i++) {
+        if (i > 1000)
+            die("noxsd did not start");
+        usleep(10000);
+    }
+    snprintf(p1, sizeof(p1), "%s/noxs-console-back", bin);
+    char *a1[] = {p1, "-d", "--socket", sock, "--dir", cons, NULL};
+    pids[1] = spawn(a1);
+    for (int i = 0; noxs_status_get(c, &st) < 0 || st.nbackends == 0; i++) {
+        if (i > 1000)
+            die("the console backend did not register");
+        usleep(10000);
+    }
+    if (noxs_domain_create(c, 1, &boot) < 0 ||
+        noxs_dev_add(c, 1, NOXS_DEV_CONSOLE, 0, 0, NULL, 0) < 0 ||
+        noxs_dev_add(c, 1, NOXS_DEV_CONSOLE, 1, 0, NULL, 0) < 0)
+        die("domain/device setup: %s", strerror(errno));
+    noxs_client_close(c);
+    noxs_boot_format(&boot, bootstr, sizeof(bootstr));
+    setenv("NOXS_SIM_DOMID", "1", 1);
+    setenv("NOXS_BOOT", bootstr, 1);
+    snprintf(p2, sizeof(p2), "%s/noxs-console-front", bin);
+    snprintf(bytes, sizeof(bytes), "%zu", (size_t)mb << 20);
+    char *a2[] = {p2, "-d", "0", "--", "cat", NULL};
+    pids[2] = spawn(a2);
+    char *a3[] = {p2, "-d", "1", "--", "head", "-c", bytes, "/dev/zero", NULL};
+    pids[3] = spawn(a3);
+
+    /* guest -> client */
+    int out = attach(cons, 1);
+    double t0 = now_s();
+    read_exactly(out, (size_t)mb << 20);
+    double t1 = now_s();
+    printf("console op=out mib=%u mib_s=%.1f\n", mb, mb / (t1 - t0));
+    fflush(stdout);
+    close(out);
+
+    /* round trips through the echo guest */
+    int echo = attach(cons, 0);
+    double *lat = calloc(rounds, sizeof(*lat));
+    for (unsigned int i = 0; i < rounds; i++) {
+        char ch = 'p';
+        double s = now_s();
+
+        if (write(echo, &ch, 1) != 1)
+            die("write: %s", strerror(errno));
+        read_exactly(echo, 1);
+        lat[i] = (now_s() - s) * 1e6;
+    }
+    qsort(lat, rounds, sizeof(*lat), cmp_double);
+    printf("console op=rtt n=%u median_us=%.1f p99_us=%.1f\n", rounds,
+           lat[rounds / 2], lat[rounds * 99 / 100]);
+    fflush(stdout);
+
+    /* client -> guest -> client */
+    pthread_t t;
+    total = ((size_t)mb << 20) / 4;
+    t0 = now_s();
+    pthread_create(&t, NULL, sender, &echo);
+    read_exactly(echo, total);
+    pthread_join(t, NULL);
+    t1 = now_s();
+    printf("console op=echo mib=%zu mib_s=%.1f\n", total >> 20,
+           (double)(total >> 20) / (t1 - t0));
+    close(echo);
+    free(lat);
+    return 0;
+}
