@@ -85,3 +85,16 @@ ALL_TARGETS += $(DRV_IT_HELPERS)
 datadrivers-check: $(DRIVER_BINS) $(DRV_IT_HELPERS) $(TESTOUT)/check_blkring
 	@$(RUN_ENV) scripts/run-tests.sh $(TESTOUT)/check_blkring $(DRV_IT_SCRIPTS)
 .PHONY: datadrivers-check
+
+install-datadrivers: $(DRIVER_BINS)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man1
+	install -m 0755 $(BLK_BACK) $(CONS_BACK) $(CONS_FRONT) $(DESTDIR)$(SBINDIR)/
+	install -m 0755 $(BLK_CLI) $(CONS_CLIENT) $(DESTDIR)$(BINDIR)/
+	install -m 0644 backends/blk/noxs-blk-back.8 \
+		backends/console/noxs-console-back.8 \
+		frontends/console/noxs-console-front.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 frontends/blk/noxs-blk.1 backends/console/noxs-console.1 \
+		$(DESTDIR)$(MANDIR)/man1/
+INSTALL_TARGETS += install-datadrivers
+.PHONY: install-datadrivers
