@@ -467,6 +467,34 @@ static bool peer_moved(const noxs_dev *d)
            d->peer_generation_seen;
 }
 
+/*
+ * Spin budget in ns: NOXS_SPIN_NS, or $NOXS_SPIN_US (0 disables spinning;
+ * for measurements), read once.
+ */
+static int64_t spin_budget_ns(void)
+{
+    static int64_t budget = -1;
+    int64_t b = __atomic_load_n(&budget, __ATOMIC_RELAXED);
+
+    if (b < 0) {
+        const char *env = getenv("NOXS_SPIN_US");
+        int saved = errno;
+        char *end;
+        long us;
+
+        b = NOXS_SPIN_NS;
+        if (env && *env) {
+            errno = 0;
+            us = strtol(env, &end, 10);
+            if (!errno && !*end && us >= 0 && us <= 1000000)
+                b = (int64_t)us * 1000;
+        }
+        errno = saved;
+        __atomic_store_n(&budget, b, __ATOMIC_RELAXED);
+    }
+    return b;
+}
+
 static long online_cpus(void)
 {
     static long n;
@@ -486,9 +514,9 @@ static long online_cpus(void)
  */
 static bool spin_for_change(noxs_dev *d)
 {
-    int64_t start;
+    int64_t start, budget = spin_budget_ns();
 
-    if (online_cpus() < 2)
+    if (budget == 0 || online_cpus() < 2)
         return false;
     if (d->spin_misses >= NOXS_SPIN_MISS_LIMIT &&
         (d->spin_misses++ % NOXS_SPIN_RETRY) != 0)
@@ -503,7 +531,7 @@ static bool spin_for_change(noxs_dev *d)
             cpu_relax();
         }
         sched_yield();
-    } while (now_ns() - start < NOXS_SPIN_NS);
+    } while (now_ns() - start < budget);
     if (d->spin_misses < NOXS_SPIN_MISS_LIMIT)
         d->spin_misses++;
     return false;

@@ -112,20 +112,42 @@ static void seqlock_backoff(unsigned int tries)
         sched_yield();
 }
 
-static int seqlock_copy(void *dst, const void *src, size_t size,
-                        size_t seq_off)
+/*
+ * Only the used part of a region is copied: a fixed header, then
+ * used(header) bytes of body (clamped to the body's size and rounded up
+ * to a word), the rest of the destination body zeroed. used() reads the
+ * private copy of the header, which the final seq check then vouches for.
+ */
+struct region {
+    size_t seq_off;
+    size_t header_size; /* bytes, a multiple of 4 */
+    size_t body_size;   /* bytes after the header, a multiple of 4 */
+    size_t (*used)(const void *header_copy);
+};
+
+static int seqlock_copy(void *dst, const void *src, const struct region *r)
 {
     for (unsigned int tries = 0; tries < NOXS_SEQLOCK_TRIES; tries++) {
-        uint32_t s1 = load_word(src, seq_off, __ATOMIC_ACQUIRE);
+        uint32_t s1 = load_word(src, r->seq_off, __ATOMIC_ACQUIRE);
+        size_t used;
 
         if (s1 & 1u) {
             seqlock_backoff(tries);
             continue;
         }
-        copy_in(dst, src, size);
-        uint32_t s2 = load_word(src, seq_off, __ATOMIC_ACQUIRE);
-        if (s1 == s2)
+        copy_in(dst, src, r->header_size);
+        used = r->used(dst);
+        if (used > r->body_size)
+            used = r->body_size;
+        used = (used + WORD - 1) & ~(WORD - 1);
+        copy_in((char *)dst + r->header_size,
+                (const char *)src + r->header_size, used);
+        uint32_t s2 = load_word(src, r->seq_off, __ATOMIC_ACQUIRE);
+        if (s1 == s2) {
+            memset((char *)dst + r->header_size + used, 0,
+                   r->body_size - used);
             return 0;
+        }
         seqlock_backoff(tries);
     }
     errno = EBUSY;
@@ -245,11 +267,26 @@ NOXS_EXPORT int noxs_devpage_validate(const struct noxs_devpage *p,
     return 0;
 }
 
+static size_t devpage_used(const void *header_copy)
+{
+    const struct noxs_devpage_header *h = header_copy;
+
+    /* Clamped by seqlock_copy; an oversized count fails validation. */
+    return (size_t)h->entry_count * sizeof(struct noxs_devpage_entry);
+}
+
+static const struct region devpage_region = {
+    .seq_off = offsetof(struct noxs_devpage_header, seq),
+    .header_size = sizeof(struct noxs_devpage_header),
+    .body_size = sizeof(struct noxs_devpage) -
+                 sizeof(struct noxs_devpage_header),
+    .used = devpage_used,
+};
+
 NOXS_EXPORT int noxs_devpage_snapshot(const void *page, struct noxs_devpage *out,
                                       uint16_t expect_domid)
 {
-    if (seqlock_copy(out, page, sizeof(*out),
-                     offsetof(struct noxs_devpage_header, seq)) < 0)
+    if (seqlock_copy(out, page, &devpage_region) < 0)
         return -1;
     if (noxs_devpage_validate(out, expect_domid) < 0)
         return -1;
@@ -563,7 +600,12 @@ NOXS_EXPORT void noxs_ctrl_half_write(void *page, unsigned int which,
     /* seq is derived from our own copy, never read from the page. */
     store_word(dst, seq_off, gen * 2u - 1u, __ATOMIC_RELAXED);
     src->seq = gen * 2u;
-    copy_out(dst, src, sizeof(*src), seq_off);
+    /* Header and the used records only: readers ignore kv[] past
+     * kv_used, so stale bytes there are harmless. */
+    size_t used = src->kv_used <= NOXS_CTRL_KV_SIZE ? src->kv_used
+                                                    : NOXS_CTRL_KV_SIZE;
+    used = (used + WORD - 1) & ~(WORD - 1);
+    copy_out(dst, src, NOXS_CTRL_HALF_HEADER + used, seq_off);
     store_word(dst, seq_off, gen * 2u, __ATOMIC_RELEASE);
 }
 
@@ -602,6 +644,18 @@ NOXS_EXPORT int noxs_ctrl_half_validate(const struct noxs_ctrl_half *h,
     return 0;
 }
 
+static size_t half_used(const void *header_copy)
+{
+    return ((const struct noxs_ctrl_half *)header_copy)->kv_used;
+}
+
+static const struct region half_region = {
+    .seq_off = offsetof(struct noxs_ctrl_half, seq),
+    .header_size = NOXS_CTRL_HALF_HEADER,
+    .body_size = NOXS_CTRL_KV_SIZE,
+    .used = half_used,
+};
+
 NOXS_EXPORT int noxs_ctrl_half_snapshot(const void *page, unsigned int which,
                                         struct noxs_ctrl_half *out)
 {
@@ -609,8 +663,7 @@ NOXS_EXPORT int noxs_ctrl_half_snapshot(const void *page, unsigned int which,
         errno = EINVAL;
         return -1;
     }
-    if (seqlock_copy(out, half_cptr(page, which), sizeof(*out),
-                     offsetof(struct noxs_ctrl_half, seq)) < 0)
+    if (seqlock_copy(out, half_cptr(page, which), &half_region) < 0)
         return -1;
     if (noxs_ctrl_half_validate(out, which) < 0)
         return -1;
