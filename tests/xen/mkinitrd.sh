@@ -49,6 +49,10 @@ skeleton() {
 pack() { (cd "$1" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) > "$2"; }
 
 noxs() { [ -n "$NOXS_BUILD" ]; }
+built() { for b; do [ -x "$NOXS_BUILD/bin/$b" ] || return 1; done; }
+# The data drivers are optional: in when the build has both ends.
+has_blk() { noxs && built noxs-blk-back noxs-blk; }
+has_console() { noxs && built noxs-console-back noxs-console noxs-console-front; }
 
 # ---------------------------------------------------------------- guest
 G=$XEN_DIR/guest-root
@@ -58,6 +62,9 @@ cp "$PROGDIR/xcross" "$G/bin/"
 if noxs; then
 	copy_elf "$G" "$NOXS_BUILD/bin/noxs-sysctl-front" /usr/bin/noxs-sysctl-front
 	copy_elf "$G" "$PROGDIR/noxs-probe" /bin/noxs-probe
+	# Optional data drivers: in when the build has them.
+	has_blk && copy_elf "$G" "$NOXS_BUILD/bin/noxs-blk" /usr/bin/noxs-blk
+	has_console && copy_elf "$G" "$NOXS_BUILD/bin/noxs-console-front" /usr/bin/noxs-console-front
 fi
 mkdir -p "$XEN_OUT"
 pack "$G" "$XEN_OUT/guest-initrd"
@@ -92,6 +99,15 @@ if noxs; then
 		copy_elf "$D" "$NOXS_BUILD/bin/$b" "/usr/bin/$b"
 	done
 	copy_elf "$D" "$PROGDIR/noxs-handshake" /bin/noxs-handshake
+	if has_blk; then
+		copy_elf "$D" "$NOXS_BUILD/bin/noxs-blk-back" /usr/bin/noxs-blk-back
+		cat "$XEN_SRC/expect-blk" >> "$XEN_OUT/expected"
+	fi
+	if has_console; then
+		copy_elf "$D" "$NOXS_BUILD/bin/noxs-console-back" /usr/bin/noxs-console-back
+		copy_elf "$D" "$NOXS_BUILD/bin/noxs-console" /usr/bin/noxs-console
+		cat "$XEN_SRC/expect-console" >> "$XEN_OUT/expected"
+	fi
 	cp "$XEN_SRC/noxs-dom0.sh" "$D/etc/noxs-dom0.sh"
 	cat "$XEN_SRC/expect-noxs" >> "$XEN_OUT/expected"
 fi

@@ -28,6 +28,7 @@ noxs_before_guest() {
 	if noxsd_start; then pass dom0.noxsd-up; else fail "dom0.noxsd-up"; tail -n 20 /tmp/noxsd.log; return; fi
 	noxs-sysctl-back -d -v --socket $NOXS_SOCKET >> /tmp/sysctl-back.log 2>&1 &
 	sysctl_back_pid=$!
+	noxs_start_data_backends
 	boot=$(noxsctl domain-create $GUEST_DOMID 2>/tmp/domain-create.err)
 	case $boot in
 	noxs=*:*:*) pass "dom0.noxs-domain-create - $boot"; extra="$extra $boot" ;;
@@ -41,13 +42,57 @@ noxs_before_guest() {
 	fi
 }
 
+have() { command -v "$1" > /dev/null 2>&1; }
+
+# Optional drivers (present when the build has them): blk serves a file,
+# console carries text both ways.
+BLK_IMG=/tmp/disk.img
+CONS_DIR=$NOXS_STATE/console
+CONS_LOG=/tmp/conlog/console-$GUEST_DOMID.0.log
+noxs_start_data_backends() {
+	if have noxs-blk-back; then
+		dd if=/dev/zero of=$BLK_IMG bs=1M count=4 2>/dev/null
+		printf 'noxs-blk-marker-from-dom0' | dd of=$BLK_IMG conv=notrunc 2>/dev/null
+		noxs-blk-back -d -v --socket $NOXS_SOCKET >> /tmp/blk-back.log 2>&1 &
+	fi
+	if have noxs-console-back; then
+		mkdir -p $CONS_DIR /tmp/conlog
+		noxs-console-back -d -v --socket $NOXS_SOCKET --dir $CONS_DIR \
+			--log-dir /tmp/conlog >> /tmp/console-back.log 2>&1 &
+	fi
+	nb=$(( 1 + $(have noxs-blk-back && echo 1 || echo 0) + $(have noxs-console-back && echo 1 || echo 0) ))
+	backends_up() { [ "$(status_field nbackends)" -ge $nb ] 2>/dev/null; }
+	if wait_for 30 backends_up; then pass "dom0.noxs-backends-registered - $nb"; else fail "dom0.noxs-backends-registered: $(status_field nbackends) of $nb"; fi
+}
+
+dev_add() { # NAME ARGS...
+	name=$1; shift
+	if noxsctl dev-add "$@" > /tmp/dev-add.out 2>&1; then
+		pass "$name - dev-add $*"
+	else
+		fail "$name: dev-add $*: $(cat /tmp/dev-add.out)"
+	fi
+}
+
+noxs_console_exchange() {
+	hello() { grep -q 'noxs-console-hello-from-guest' $CONS_LOG 2>/dev/null; }
+	if ! wait_for 240 hello; then
+		fail "dom0.noxs-console-guest-output: nothing in $CONS_LOG"; return
+	fi
+	pass dom0.noxs-console-guest-output
+	(echo ping-from-dom0; sleep 30) | noxs-console --dir $CONS_DIR -e none $GUEST_DOMID 0 > /tmp/con-client.out 2>&1 &
+	client=$!
+	got() { grep -q 'guest-got:ping-from-dom0' $CONS_LOG; }
+	if wait_for 60 got; then pass dom0.noxs-console-input-echoed; else fail "dom0.noxs-console-input-echoed: $(tail -c 300 $CONS_LOG)"; fi
+	kill $client 2>/dev/null
+}
+
 noxs_with_guest() {
 	stage "noxs-dev-add"
-	if noxsctl dev-add $GUEST_DOMID sysctl 0 > /tmp/dev-add.out 2>&1; then
-		pass dom0.noxs-dev-add
-	else
-		fail "dom0.noxs-dev-add: $(cat /tmp/dev-add.out)"
-	fi
+	dev_add dom0.noxs-dev-add $GUEST_DOMID sysctl 0
+	have noxs-blk-back && dev_add dom0.noxs-blk-dev-add $GUEST_DOMID blk 0 path=$BLK_IMG mode=w
+	have noxs-console-back && dev_add dom0.noxs-console-dev-add $GUEST_DOMID console 0
+	have noxs-console-back && noxs_console_exchange
 	# The guest runs its probes first, then its sysctl frontend connects.
 	if wait_for 240 dev_connected; then
 		pass "dom0.noxs-guest-connected - $(dev_state_line)"
@@ -86,6 +131,17 @@ noxs_with_guest() {
 	fi
 }
 
+# After the guest is gone: what it wrote through blk is in the file.
+noxs_after_guest() {
+	if have noxs-blk-back; then
+		if dd if=$BLK_IMG bs=4096 skip=2 count=1 2>/dev/null | grep -q noxs-blk-written-by-guest; then
+			pass dom0.noxs-blk-guest-data-in-file
+		else
+			fail "dom0.noxs-blk-guest-data-in-file"
+		fi
+	fi
+}
+
 noxs_timing() {
 	/bin/noxs-handshake "$HS_ITER" > /tmp/hs-noxs.out 2>&1
 	cat /tmp/hs-noxs.out
@@ -96,6 +152,8 @@ noxs_timing() {
 	fi
 	echo "----- noxsd log -----"
 	tail -n 30 /tmp/noxsd.log
-	echo "----- sysctl-back log -----"
-	tail -n 30 /tmp/sysctl-back.log
+	for l in sysctl-back blk-back console-back; do
+		[ -s /tmp/$l.log ] || continue
+		echo "----- $l log -----"; tail -n 30 /tmp/$l.log
+	done
 }
