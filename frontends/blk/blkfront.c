@@ -522,6 +522,9 @@ static int setup_ring(noxs_blkfront *b)
     if (b->sring == NULL)
         return -1;
     memset(b->sring, 0, (size_t)pages * NOXS_BLK_PAGE_SIZE);
+    /* Both sides want to hear about the first entry (SHARED_RING_INIT). */
+    b->sring->req_event = 1;
+    b->sring->rsp_event = 1;
     b->ring_size = noxs_blk_ring_size(b->ring_order);
     b->nslots = b->ring_size < MAX_QUEUE ? b->ring_size : MAX_QUEUE;
     npool = (size_t)b->nslots * NOXS_BLK_MAX_SEGMENTS;

@@ -113,6 +113,7 @@ static void connect_raw(noxs_frontend *f, uint32_t devid)
         die("share");
     alive[NOXS_BLK_ALIVE_FRONTEND] = 1;
     memset(sring, 0, NOXS_BLK_PAGE_SIZE);
+    sring->req_event = sring->rsp_event = 1;
     ring_size = noxs_blk_ring_size(0);
     set_u32("ring-ref", ring_ref);
     set_u32("ring-page-order", 0);

@@ -148,8 +148,12 @@ static struct job *free_job(struct job *jobs, uint8_t *shadow, bool check)
         for (unsigned int i = 0; i < QD; i++)
             if (jobs[i].io.done == NULL && jobs[i].done)
                 return &jobs[i];
-        if (noxs_blkfront_poll(blk, -1) < 0)
+        int n = noxs_blkfront_poll(blk, -1);
+
+        if (n < 0)
             die("poll: %s", strerror(errno));
+        if (n == 0)
+            die("%s", "no completion within the timeout");
     }
 }
 
@@ -168,9 +172,14 @@ static void submit(struct job *j, unsigned int op, uint64_t off, size_t len,
 
 static void drain(struct job *jobs, uint8_t *shadow, bool check)
 {
-    while (inflight > 0)
-        if (noxs_blkfront_poll(blk, -1) < 0)
+    while (inflight > 0) {
+        int n = noxs_blkfront_poll(blk, -1);
+
+        if (n < 0)
             die("poll: %s", strerror(errno));
+        if (n == 0)
+            die("%s", "no completion within the timeout");
+    }
     reap(jobs, shadow, check);
 }
 
