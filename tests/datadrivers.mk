@@ -98,3 +98,13 @@ install-datadrivers: $(DRIVER_BINS)
 		$(DESTDIR)$(MANDIR)/man1/
 INSTALL_TARGETS += install-datadrivers
 .PHONY: install-datadrivers
+
+# libFuzzer target for the blk request validation (clang).
+$(BUILD)/fuzz/fuzz_blkreq: tests/fuzz/fuzz_blkreq.c backends/blk/blkreq.c \
+		backends/blk/blkreq.h frontends/blk/blkring.h
+	@mkdir -p $(@D)
+	$(or $(FUZZ_CC),clang) -std=c11 -D_GNU_SOURCE -Iinclude -Ibackends/blk \
+		-Ifrontends/blk -g -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=all -o $@ tests/fuzz/fuzz_blkreq.c \
+		backends/blk/blkreq.c
+FUZZ_TARGETS += $(BUILD)/fuzz/fuzz_blkreq
