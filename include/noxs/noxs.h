@@ -273,12 +273,21 @@ int noxs_dev_notify(noxs_dev *d);
  * Spins briefly on the page word, then sleeps on the event channel.
  * Returns 1 changed (and refreshed), 0 timeout, -1 error (EBUSY/EPROTO
  * as refresh; EPIPE if the peer's event channel was closed).
+ *
+ * The devices of one domain share one event-channel handle, so a wait
+ * may consume (and unmask) an event meant for another device of the same
+ * frontend or backend. That is harmless as long as every waiter re-reads
+ * its page before blocking, as noxs_dev_wait() does: after a wait
+ * returns, check the other devices' pages (noxs_dev_refresh()) rather
+ * than relying on the fd being readable for them. The spin phase can be
+ * tuned with $NOXS_SPIN_US (default 30; 0 disables it).
  */
 int noxs_dev_wait(noxs_dev *d, int timeout_ms);
 
 /*
  * Block until the peer reaches state >= min_state or one of Closing/
  * Closed (returns that state), or timeout (0 / -1 as noxs_dev_wait).
+ * A wait for Closed goes on through Closing.
  */
 int noxs_dev_wait_state(noxs_dev *d, unsigned int min_state, int timeout_ms);
 
@@ -292,6 +301,14 @@ typedef struct noxs_frontend noxs_frontend;
  * boot == NULL: noxs_boot_find(). Errors: ENOENT no bootstrap, EPROTO
  * the page is not a noxs device page or not for this domain, and the
  * errors of the grant and event-channel calls.
+ *
+ * The domain id is taken from the page; if $NOXS_DOMID or
+ * $NOXS_SIM_DOMID is set, the page must name that domain. On the
+ * simulator the Xen handles take their domain from $NOXS_SIM_DOMID when
+ * they are opened, so a process acting as several domains sets
+ * NOXS_SIM_DOMID before each noxs_frontend_open(). Each frontend holds
+ * one event-channel fd (plus one grant fd on Linux) and one mapping per
+ * page.
  */
 noxs_frontend *noxs_frontend_open(const struct noxs_boot *boot);
 int noxs_frontend_close(noxs_frontend *f);
