@@ -68,30 +68,31 @@ t_start_noxsd() {
 	t_wait 200 "noxsd" noxsctl status
 }
 
-t_nbackends() {
-	noxsctl status --json | tr -d ' \n' | sed -n 's/.*"nbackends":\([0-9]*\).*/\1/p'
-}
-t_nbackends_ge() { [ "$(t_nbackends)" -ge "$1" ]; }
-
 # t_start_blk_back: sets T_BLKBACK. t_start_console_back [ARGS]: T_CONSBACK.
+# Registered once the backend logs "serving" (after noxs_backend_open).
+t_count() { grep -c "$1" "$2" 2>/dev/null || echo 0; }
+t_count_gt() { [ "$(t_count "$1" "$2")" -gt "$3" ]; }
+
 t_start_blk_back() {
 	local before
-	before=$(t_nbackends)
+	before=$(t_count 'serving blk devices' "$T_DIR/blk-back.log")
 	"$T_BIN/noxs-blk-back" -d -v --socket "$NOXS_SOCKET" \
 		>>"$T_DIR/blk-back.log" 2>&1 &
 	T_BLKBACK=$!
 	T_PIDS+=("$T_BLKBACK")
-	t_wait 200 "the blk backend to register" t_nbackends_ge $((before + 1))
+	t_wait 200 "the blk backend to register" \
+		t_count_gt 'serving blk devices' "$T_DIR/blk-back.log" "$before"
 }
 
 t_start_console_back() {
 	local before
-	before=$(t_nbackends)
+	before=$(t_count 'serving console devices' "$T_DIR/console-back.log")
 	"$T_BIN/noxs-console-back" -d -v --socket "$NOXS_SOCKET" \
 		--dir "$NOXS_CONSOLE_DIR" "$@" >>"$T_DIR/console-back.log" 2>&1 &
 	T_CONSBACK=$!
 	T_PIDS+=("$T_CONSBACK")
-	t_wait 200 "the console backend to register" t_nbackends_ge $((before + 1))
+	t_wait 200 "the console backend to register" \
+		t_count_gt 'serving console devices' "$T_DIR/console-back.log" "$before"
 }
 
 # t_domain DOMID: create the domain, print its bootstrap string.
