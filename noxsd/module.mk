@@ -1,0 +1,29 @@
+# noxsd: the registry daemon (worker and page keeper, one binary).
+# The wire protocol's object (libnoxs/proto.o, hidden inside libnoxs.so)
+# is linked in directly; the page functions come from libnoxs.so.
+
+NOXSD_SRCS := $(sort $(wildcard noxsd/*.c))
+NOXSD_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,$(NOXSD_SRCS))
+NOXSD_BIN := $(BINOUT)/noxsd
+NOXS_PROTO_OBJ := $(OBJDIR)/libnoxs/proto.o
+
+MODULE_CFLAGS_noxsd := -Ilibnoxs
+
+$(NOXSD_BIN): $(NOXSD_OBJS) $(NOXS_PROTO_OBJ) $(LIBOUT)/libnoxs.so
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $(NOXSD_OBJS) $(NOXS_PROTO_OBJ) \
+		-L$(LIBOUT) -lnoxs $(URCU_LIBS) $(XEN_LIBS)
+
+ALL_TARGETS += $(NOXSD_BIN)
+
+install-noxsd: $(NOXSD_BIN)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(SYSTEMDDIR)
+	install -m 0755 $(NOXSD_BIN) $(DESTDIR)$(SBINDIR)/noxsd
+	install -m 0644 noxsd/noxsd.8 $(DESTDIR)$(MANDIR)/man8/noxsd.8
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' noxsd/noxsd.service.in \
+		> $(DESTDIR)$(SYSTEMDDIR)/noxsd.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/noxsd.service
+
+INSTALL_TARGETS += install-noxsd
+.PHONY: install-noxsd

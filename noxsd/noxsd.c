@@ -1,0 +1,321 @@
+/*
+ * noxsd: main, options, daemonising, the pidfile, --stop and --keeper.
+ *
+ * Exit status: 0 clean exit, 1 runtime failure, 2 usage error.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <noxs/noxs.h>
+
+#include "noxsd.h"
+
+#define EXIT_USAGE 2
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: noxsd [-dv] [--socket PATH] [--state-dir DIR]\n"
+            "             [--toolstack-uid UID] [--socket-mode MODE]\n"
+            "             [--domid DOMID] [--backend-timeout MS]\n"
+            "       noxsd --stop [--state-dir DIR]\n"
+            "       noxsd --help | --version\n"
+            "\n"
+            "  -d                   stay in the foreground, log to stderr\n"
+            "  -v                   log debug messages too\n"
+            "  --socket PATH        control socket (default "
+            "STATE-DIR/" NOXSD_SOCKET_NAME ")\n"
+            "  --state-dir DIR      store, pidfiles, keeper socket (default "
+            NOXSD_DEFAULT_STATE_DIR ")\n"
+            "  --toolstack-uid UID  also allow UID to change the registry\n"
+            "  --socket-mode MODE   control socket mode (default 0660)\n"
+            "  --domid DOMID        the domain noxsd runs in (default "
+            "$NOXS_DOMID, $NOXS_SIM_DOMID, else 0)\n"
+            "  --backend-timeout MS how long to wait for a backend "
+            "(default 10000)\n"
+            "  --stop               stop the worker, then the page keeper\n");
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+    char *end;
+    unsigned long v;
+
+    errno = 0;
+    v = strtoul(s, &end, 0);
+    if (errno || *s == '\0' || *end != '\0' || v > max || *s == '-')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static uint16_t default_domid(void)
+{
+    const char *names[] = {"NOXS_DOMID", "NOXS_SIM_DOMID"};
+    unsigned long v;
+    size_t i;
+
+    for (i = 0; i < 2; i++) {
+        const char *s = getenv(names[i]);
+        if (s && parse_uint(s, NOXS_DOMID_MAX, &v) == 0)
+            return (uint16_t)v;
+    }
+    return 0;
+}
+
+static int make_state_dir(const char *dir)
+{
+    struct stat st;
+
+    if (mkdir(dir, 0711) < 0 && errno != EEXIST) {
+        fprintf(stderr, "noxsd: cannot create %s: %s\n", dir,
+                strerror(errno));
+        return -1;
+    }
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "noxsd: %s is not a directory\n", dir);
+        return -1;
+    }
+    if (st.st_uid != geteuid()) {
+        fprintf(stderr, "noxsd: %s is not owned by uid %u\n", dir,
+                (unsigned int)geteuid());
+        return -1;
+    }
+    /* Others may reach the socket inside, never list or read the store. */
+    if ((st.st_mode & 0066) != 0)
+        chmod(dir, st.st_mode & ~0066);
+    return 0;
+}
+
+/* Open and lock the pidfile: only one worker per state directory. */
+static int lock_pidfile(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    char buf[32];
+    int n;
+
+    if (fd < 0) {
+        log_warn("open %s", path);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        n = (int)read(fd, buf, sizeof(buf) - 1);
+        buf[n > 0 ? n : 0] = '\0';
+        buf[strcspn(buf, "\n")] = '\0';
+        log_warnx("another noxsd (pid %s) is running on this state directory",
+                  buf[0] ? buf : "?");
+        close(fd);
+        return -1;
+    }
+    n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) < 0 || write(fd, buf, (size_t)n) != n)
+        log_warn("write %s", path);
+    return fd;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+/*
+ * noxsd --stop: SIGTERM the worker and wait for it, then stop the
+ * keeper. Under systemd, ExecStop also runs after the worker crashed; then
+ * ($SERVICE_RESULT is not "success") the keeper is left alone, so that the
+ * restarted worker finds the pages.
+ */
+static int stop(const char *state_dir)
+{
+    const char *result = getenv("SERVICE_RESULT");
+    char path[PATH_MAX];
+    int fd, i, rc;
+    char buf[32];
+    long pid = 0;
+    ssize_t n;
+
+    snprintf(path, sizeof(path), "%s/%s", state_dir, NOXSD_PIDFILE);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+        if (flock(fd, LOCK_SH | LOCK_NB) < 0) {
+            /* Locked: a worker is running. */
+            n = read(fd, buf, sizeof(buf) - 1);
+            buf[n > 0 ? n : 0] = '\0';
+            pid = strtol(buf, NULL, 10);
+            if (pid > 1 && kill((pid_t)pid, SIGTERM) == 0) {
+                for (i = 0; i < 1000; i++) {
+                    if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+                        break;
+                    sleep_ms(10);
+                }
+                if (i == 1000) {
+                    fprintf(stderr, "noxsd: worker %ld did not exit\n", pid);
+                    close(fd);
+                    return 1;
+                }
+            }
+        }
+        close(fd);
+    }
+    if (result && strcmp(result, "success") != 0) {
+        fprintf(stderr,
+                "noxsd: service result %s: leaving the page keeper running\n",
+                result);
+        return 0;
+    }
+    if ((rc = keeper_stop(state_dir, 5000)) < 0) {
+        fprintf(stderr, "noxsd: cannot stop the keeper: %s\n", strerror(-rc));
+        return 1;
+    }
+    return 0;
+}
+
+int main(int argc, char *argv[])
+{
+    static const struct option longopts[] = {
+        {"socket", required_argument, NULL, 's'},
+        {"state-dir", required_argument, NULL, 'S'},
+        {"toolstack-uid", required_argument, NULL, 'u'},
+        {"socket-mode", required_argument, NULL, 'm'},
+        {"domid", required_argument, NULL, 'D'},
+        {"backend-timeout", required_argument, NULL, 't'},
+        {"stop", no_argument, NULL, 'X'},
+        {"keeper", no_argument, NULL, 'K'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    struct noxsd_opts o = {.state_dir = NOXSD_DEFAULT_STATE_DIR,
+                           .toolstack_uid = (uid_t)-1,
+                           .socket_mode = 0660,
+                           .backend_timeout_ms = 10000};
+    char socket_buf[PATH_MAX], exe[PATH_MAX], pidpath[PATH_MAX];
+    int ch, do_stop = 0, keeper = 0, pidfd, status;
+    unsigned long v;
+    ssize_t n;
+
+    o.domid = default_domid();
+    while ((ch = getopt_long(argc, argv, "dvh", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'd':
+            o.foreground = 1;
+            break;
+        case 'v':
+            o.verbose++;
+            break;
+        case 's':
+            o.socket_path = optarg;
+            break;
+        case 'S':
+            o.state_dir = optarg;
+            break;
+        case 'u':
+            if (parse_uint(optarg, 0xfffffffeul, &v) < 0) {
+                fprintf(stderr, "noxsd: bad uid: %s\n", optarg);
+                return EXIT_USAGE;
+            }
+            o.toolstack_uid = (uid_t)v;
+            break;
+        case 'm':
+            if (parse_uint(optarg, 07777, &v) < 0) {
+                fprintf(stderr, "noxsd: bad mode: %s\n", optarg);
+                return EXIT_USAGE;
+            }
+            o.socket_mode = (mode_t)v;
+            break;
+        case 'D':
+            if (parse_uint(optarg, NOXS_DOMID_MAX, &v) < 0) {
+                fprintf(stderr, "noxsd: bad domid: %s\n", optarg);
+                return EXIT_USAGE;
+            }
+            o.domid = (uint16_t)v;
+            break;
+        case 't':
+            if (parse_uint(optarg, 3600000, &v) < 0 || v == 0) {
+                fprintf(stderr, "noxsd: bad timeout: %s\n", optarg);
+                return EXIT_USAGE;
+            }
+            o.backend_timeout_ms = (int)v;
+            break;
+        case 'X':
+            do_stop = 1;
+            break;
+        case 'K':
+            keeper = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("noxsd %s (protocol %u)\n", NOXSD_VERSION, 1u);
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (keeper) {
+        struct keeper_opts ko = {.state_dir = o.state_dir,
+                                 .owner_domid = o.domid,
+                                 .foreground = o.foreground,
+                                 .verbose = o.verbose};
+        noxs_set_logger(log_libnoxs);
+        keeper_main(&ko);
+    }
+    if (do_stop)
+        return stop(o.state_dir);
+
+    if (!o.socket_path) {
+        if ((size_t)snprintf(socket_buf, sizeof(socket_buf), "%s/%s",
+                             o.state_dir,
+                             NOXSD_SOCKET_NAME) >= sizeof(socket_buf)) {
+            fprintf(stderr, "noxsd: state directory path too long\n");
+            return EXIT_USAGE;
+        }
+        o.socket_path = socket_buf;
+    }
+    if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) < 0) {
+        fprintf(stderr, "noxsd: cannot find my own executable: %s\n",
+                strerror(errno));
+        return 1;
+    }
+    exe[n] = '\0';
+    o.self_exe = exe;
+    if (make_state_dir(o.state_dir) < 0)
+        return 1;
+
+    log_init(o.foreground, o.verbose, "noxsd");
+    noxs_set_logger(log_libnoxs);
+    if (!o.foreground && daemon(0, 0) < 0)
+        fatal("daemon");
+
+    snprintf(pidpath, sizeof(pidpath), "%s/%s", o.state_dir, NOXSD_PIDFILE);
+    if ((pidfd = lock_pidfile(pidpath)) < 0)
+        return 1;
+    log_info("noxsd %s starting (pid %d, domain %u, state in %s)",
+             NOXSD_VERSION, (int)getpid(), o.domid, o.state_dir);
+
+    if (broker_init(&o) < 0 || control_init(&o) < 0)
+        return 1;
+    status = control_run();
+    control_cleanup();
+    broker_cleanup();
+    unlink(pidpath);
+    close(pidfd);
+    log_info("exiting");
+    return status;
+}
