@@ -26,7 +26,8 @@ TSAN_TESTS += $(TESTOUT)/check_registry
 
 # Integration tests on the simulator: shell scripts run from the source
 # tree (they find the binaries through $NOXS_BUILD), C helpers built here.
-NOXSD_IT_HELPERS := noxsd-testbe noxsd-client
+NOXSD_IT_HELPERS := $(patsubst tests/integration/%.c,%,\
+	$(wildcard tests/integration/noxsd-*.c))
 $(TESTOUT)/integration/%: tests/integration/%.c $(LIBOUT)/libnoxs.so
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(NOXSD_TEST_CFLAGS) $(BASE_LDFLAGS) -o $@ $< \
