@@ -53,3 +53,6 @@ ALL_TARGETS += $(SIM_CORE_LIB) $(SIM_LIBS) $(SIM_GUARDIAN) $(SIMSTAT_LIB) \
 
 .PHONY: sim
 sim: $(SIM_CORE_LIB) $(SIM_LIBS) $(SIM_GUARDIAN) $(SIMSTAT_LIB) $(SIMSTAT_TOOL)
+
+# Everything a program needs to run on the simulator (the Makefile's `run`).
+SIM_TARGETS += $(SIM_CORE_LIB) $(SIM_LIBS) $(SIM_GUARDIAN) $(SIMSTAT_TOOL)
