@@ -106,6 +106,18 @@ static void cleanup(void)
     stop_child(&backend_pid);
     stop_child(&noxsd_pid);
     if (tmpdir[0] != '\0') {
+        /* noxsd's page keeper outlives the worker by design. */
+        char path[PATH_MAX + 32];
+        FILE *f;
+        long keeper = 0;
+
+        snprintf(path, sizeof(path), "%s/state/keeper.pid", tmpdir);
+        f = fopen(path, "r");
+        if (f != NULL) {
+            if (fscanf(f, "%ld", &keeper) == 1 && keeper > 1)
+                kill((pid_t)keeper, SIGTERM);
+            fclose(f);
+        }
         char cmd[PATH_MAX + 16];
 
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);

@@ -39,7 +39,7 @@ cleanup() {
 	local keeper
 	trap - EXIT INT TERM
 	# noxsd's page keeper outlives the worker by design: stop it by pid too.
-	keeper=$(sed -n 's/.*"keeper_pid": *\([0-9]*\).*/\1/p' "$tmp/status.json" 2>/dev/null || true)
+	keeper=$(cat "$tmp/state/keeper.pid" 2>/dev/null || true)
 	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
 		kill "${pids[i]}" 2>/dev/null || true
 	done
