@@ -1,0 +1,17 @@
+# tools: noxsctl, the toolstack command line.
+
+NOXSCTL_BIN := $(BINOUT)/noxsctl
+
+$(NOXSCTL_BIN): $(OBJDIR)/tools/noxsctl.o $(LIBOUT)/libnoxs.so
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $< -L$(LIBOUT) -lnoxs $(XEN_LIBS)
+
+ALL_TARGETS += $(NOXSCTL_BIN)
+
+install-tools: $(NOXSCTL_BIN)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(NOXSCTL_BIN) $(DESTDIR)$(BINDIR)/noxsctl
+	install -m 0644 tools/noxsctl.8 $(DESTDIR)$(MANDIR)/man8/noxsctl.8
+
+INSTALL_TARGETS += install-tools
+.PHONY: install-tools
