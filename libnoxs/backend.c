@@ -1,0 +1,924 @@
+/*
+ * The backend side of libnoxs: registration with noxsd, device creation
+ * and removal on noxsd's behalf, event dispatch, and surviving noxsd
+ * restarts.
+ *
+ * One xengntshr handle (every control page) and one xenevtchn handle
+ * (every device's port) per backend. noxs_backend_fd() is an epoll fd over
+ *   - the noxsd socket (requests: BACKEND_CREATE/REMOVE/CONTROL),
+ *   - the event channel fd (a frontend changed its half),
+ *   - an eventfd raised when a wait inside a driver consumed an event
+ *     meant for another of our devices ("stray" events, see noxs.h), and
+ *   - a timerfd that paces reconnection attempts while noxsd is away.
+ *
+ * noxsd is not on the data path: when its socket drops, devices keep
+ * working (their events are still dispatched) and we reconnect with
+ * exponential backoff, re-register and send the list of live devices
+ * (BACKEND_SYNC); noxsd keeps those it knows and asks us to remove the
+ * rest. Control requests deferred by a driver carry a library-local id,
+ * so a late answer from before a reconnection is dropped rather than
+ * delivered to a new noxsd that may reuse the request id.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "private.h"
+#include "proto.h"
+
+#define BACKEND_IO_TIMEOUT_MS 5000
+#define BACKEND_RETRY_MIN_MS 50
+#define BACKEND_RETRY_MAX_MS 2000
+#define BACKEND_CLOSE_TIMEOUT_MS 2000
+#define BACKEND_HASH 1024u
+#define BACKEND_EVENTS_PER_DISPATCH 256
+
+struct bdev {
+    noxs_dev *d;
+    struct bdev *hnext;        /* (domid, type, devid) hash chain */
+    struct bdev *next, *prev;  /* all devices */
+    struct bdev *dirty_next;
+    int dirty;
+    uint8_t reported_be, reported_fe;
+};
+
+struct pending_control {
+    struct pending_control *next;
+    uint32_t local;   /* given to ops->control */
+    uint32_t request; /* noxsd's request id */
+    uint32_t session; /* connection it came on */
+    int answered;
+};
+
+struct noxs_backend {
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    const struct noxs_backend_ops *ops;
+    void *arg;
+    uint16_t domid;
+    uint16_t types[NOXS_PROTO_MAX_TYPES];
+    size_t ntypes;
+    xengntshr_handle *gs;
+    xenevtchn_handle *xce;
+    int sock;      /* -1 while disconnected */
+    uint32_t session;
+    int epfd, timerfd, strayfd;
+    int retry_ms;
+    uint32_t next_request;
+    uint32_t next_local;
+    struct bdev *hash[BACKEND_HASH];
+    struct bdev *all;
+    struct bdev **by_port;
+    size_t nports;
+    struct bdev *dirty;
+    struct pending_control *controls;
+    struct noxs_proto_buf tx;
+    uint8_t rx[NOXS_PROTO_MAX_MSG + 1];
+    struct noxs_proto_msg msg;
+};
+
+/* epoll tags */
+static int tag_sock, tag_evtchn, tag_timer, tag_stray;
+
+/* ---------------------------------------------------------------- */
+/* Device bookkeeping                                                */
+
+static unsigned int hash_key(uint16_t domid, unsigned int type, uint32_t devid)
+{
+    uint32_t h = (uint32_t)domid * 2654435761u ^ type * 40503u ^
+                 devid * 2246822519u;
+    return (h ^ (h >> 15)) % BACKEND_HASH;
+}
+
+static struct bdev *find_dev(noxs_backend *b, uint16_t domid,
+                             unsigned int type, uint32_t devid)
+{
+    struct bdev *x;
+
+    for (x = b->hash[hash_key(domid, type, devid)]; x; x = x->hnext)
+        if (noxs_dev_frontend_domid(x->d) == domid &&
+            noxs_dev_type(x->d) == type && noxs_dev_id(x->d) == devid)
+            return x;
+    return NULL;
+}
+
+static struct bdev *by_port(noxs_backend *b, uint32_t port)
+{
+    return port < b->nports ? b->by_port[port] : NULL;
+}
+
+static void mark_dirty(noxs_backend *b, struct bdev *x)
+{
+    uint64_t one = 1;
+
+    if (x->dirty)
+        return;
+    x->dirty = 1;
+    x->dirty_next = b->dirty;
+    b->dirty = x;
+    if (write(b->strayfd, &one, sizeof(one)) < 0) {
+        /* The counter is saturated: it is readable anyway. */
+    }
+}
+
+static void stray(void *arg, uint32_t port)
+{
+    noxs_backend *b = arg;
+    struct bdev *x = by_port(b, port);
+
+    if (x)
+        mark_dirty(b, x);
+}
+
+static int add_dev(noxs_backend *b, noxs_dev *d)
+{
+    uint32_t port = noxs_dev_port(d);
+    struct bdev *x;
+    unsigned int h;
+
+    if (port >= b->nports) {
+        size_t n = b->nports ? b->nports : 64;
+        struct bdev **p;
+
+        while (n <= port)
+            n *= 2;
+        if ((p = realloc(b->by_port, n * sizeof(*p))) == NULL)
+            return -ENOMEM;
+        memset(p + b->nports, 0, (n - b->nports) * sizeof(*p));
+        b->by_port = p;
+        b->nports = n;
+    }
+    if ((x = calloc(1, sizeof(*x))) == NULL)
+        return -ENOMEM;
+    x->d = d;
+    h = hash_key(noxs_dev_frontend_domid(d), noxs_dev_type(d), noxs_dev_id(d));
+    x->hnext = b->hash[h];
+    b->hash[h] = x;
+    x->next = b->all;
+    if (b->all)
+        b->all->prev = x;
+    b->all = x;
+    b->by_port[port] = x;
+    noxs_i_dev_set_stray(d, stray, b);
+    return 0;
+}
+
+static void del_dev(noxs_backend *b, struct bdev *x)
+{
+    struct bdev **pp;
+    unsigned int h = hash_key(noxs_dev_frontend_domid(x->d),
+                              noxs_dev_type(x->d), noxs_dev_id(x->d));
+
+    for (pp = &b->hash[h]; *pp; pp = &(*pp)->hnext)
+        if (*pp == x) {
+            *pp = x->hnext;
+            break;
+        }
+    for (pp = &b->dirty; *pp; pp = &(*pp)->dirty_next)
+        if (*pp == x) {
+            *pp = x->dirty_next;
+            break;
+        }
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        b->all = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    if (by_port(b, noxs_dev_port(x->d)) == x)
+        b->by_port[noxs_dev_port(x->d)] = NULL;
+    free(x);
+}
+
+/* ---------------------------------------------------------------- */
+/* Talking to noxsd                                                  */
+
+static int send_tx(noxs_backend *b)
+{
+    int len = noxs_proto_finish(&b->tx);
+    ssize_t n;
+
+    if (len < 0)
+        return len;
+    if (b->sock < 0)
+        return -ENOTCONN;
+    do
+        n = send(b->sock, b->tx.data, (size_t)len, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    return n == len ? 0 : -EIO;
+}
+
+static void disconnect(noxs_backend *b);
+static void handle_msg(noxs_backend *b);
+
+/*
+ * Receive one message (blocking up to deadline): 0 with b->msg decoded,
+ * -ETIMEDOUT, or -errno/-ECONNRESET when the connection is gone.
+ */
+static int recv_one(noxs_backend *b, int64_t deadline)
+{
+    struct pollfd p = {.fd = b->sock, .events = POLLIN};
+    ssize_t n;
+    int rc, wait;
+
+    for (;;) {
+        wait = 0;
+        if (deadline >= 0) {
+            int64_t left = deadline - noxs_i_now_ms();
+            wait = left > 0 ? (int)left : 0;
+        }
+        rc = poll(&p, 1, wait);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc < 0)
+            return -errno;
+        if (rc == 0)
+            return -ETIMEDOUT;
+        n = recv(b->sock, b->rx, sizeof(b->rx), MSG_TRUNC | MSG_DONTWAIT);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -ECONNRESET;
+        rc = noxs_proto_decode(b->rx, (size_t)n, &b->msg);
+        if (rc == -EPROTO) {
+            noxs_i_warn("noxs backend: malformed message from noxsd");
+            return -EPROTO;
+        }
+        if (rc == -EINVAL) {
+            /* Well-formed but out of range: refuse that one request. */
+            noxs_proto_simple(&b->tx, NOXS_MSG_ERROR, b->msg.hdr.request,
+                              EINVAL);
+            send_tx(b);
+            continue;
+        }
+        return 0;
+    }
+}
+
+/* Send what is in b->tx and wait for the answer to req, serving any
+ * request noxsd sends meanwhile. */
+static int call(noxs_backend *b, uint32_t req, unsigned int type)
+{
+    int64_t deadline = noxs_i_now_ms() + BACKEND_IO_TIMEOUT_MS;
+    int rc;
+
+    if ((rc = send_tx(b)) < 0)
+        return rc;
+    for (;;) {
+        if ((rc = recv_one(b, deadline)) < 0)
+            return rc;
+        if (b->msg.hdr.request == req &&
+            (b->msg.hdr.type == NOXS_MSG_ERROR ||
+             b->msg.hdr.type == (type | NOXS_MSG_REPLY)))
+            return b->msg.hdr.type == NOXS_MSG_ERROR ? -b->msg.hdr.error : 0;
+        handle_msg(b);
+        if (b->sock < 0)
+            return -ECONNRESET;
+    }
+}
+
+static uint32_t next_request(noxs_backend *b)
+{
+    if (++b->next_request == 0)
+        ++b->next_request;
+    return b->next_request;
+}
+
+static void dev_msg(noxs_backend *b, noxs_dev *d, struct noxs_msg_dev *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->domid = noxs_dev_frontend_domid(d);
+    m->type = (uint16_t)noxs_dev_type(d);
+    m->devid = noxs_dev_id(d);
+    m->backend_domid = b->domid;
+    m->backend_state = (uint8_t)noxs_dev_state(d);
+    m->frontend_state = (uint8_t)noxs_dev_peer_state(d);
+    m->control_gref = noxs_dev_gref(d);
+    m->backend_port = noxs_dev_port(d);
+}
+
+/* Register for our types, then tell noxsd which devices we have. */
+static int register_and_sync(noxs_backend *b)
+{
+    struct noxs_msg_register reg = {.domid = b->domid,
+                                    .ntypes = (uint16_t)b->ntypes};
+    struct noxs_msg_sync sync = {0};
+    struct noxs_msg_dev item;
+    struct bdev *x = b->all;
+    uint32_t req;
+    int rc;
+
+    req = next_request(b);
+    noxs_proto_begin(&b->tx, NOXS_MSG_BACKEND_REGISTER, req, 0);
+    noxs_proto_put(&b->tx, &reg, sizeof(reg));
+    noxs_proto_put(&b->tx, b->types, b->ntypes * sizeof(b->types[0]));
+    if ((rc = call(b, req, NOXS_MSG_BACKEND_REGISTER)) < 0)
+        return rc;
+    do {
+        size_t n = 0;
+        struct bdev *start = x;
+
+        while (x && n < NOXS_PROTO_MAX_SYNC) {
+            x = x->next;
+            n++;
+        }
+        sync.count = (uint32_t)n;
+        sync.flags = x ? 0 : NOXS_SYNC_FINAL;
+        req = next_request(b);
+        noxs_proto_begin(&b->tx, NOXS_MSG_BACKEND_SYNC, req, 0);
+        noxs_proto_put(&b->tx, &sync, sizeof(sync));
+        for (x = start; n--; x = x->next) {
+            dev_msg(b, x->d, &item);
+            x->reported_be = item.backend_state;
+            x->reported_fe = item.frontend_state;
+            noxs_proto_put(&b->tx, &item, sizeof(item));
+        }
+        if ((rc = call(b, req, NOXS_MSG_BACKEND_SYNC)) < 0)
+            return rc;
+    } while (x);
+    return 0;
+}
+
+static int connect_noxsd(noxs_backend *b)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &tag_sock};
+    int fd, rc;
+
+    memcpy(sun.sun_path, b->path, sizeof(b->path));
+    fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    b->sock = fd;
+    b->session++;
+    if ((rc = register_and_sync(b)) < 0) {
+        if (b->sock >= 0) {
+            close(b->sock);
+            b->sock = -1;
+        }
+        return rc;
+    }
+    if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->sock, &ev) < 0) {
+        rc = -errno;
+        close(b->sock);
+        b->sock = -1;
+        return rc;
+    }
+    return 0;
+}
+
+static void arm_retry(noxs_backend *b)
+{
+    struct itimerspec its = {0};
+
+    its.it_value.tv_sec = b->retry_ms / 1000;
+    its.it_value.tv_nsec = (long)(b->retry_ms % 1000) * 1000000L;
+    timerfd_settime(b->timerfd, 0, &its, NULL);
+}
+
+static void disconnect(noxs_backend *b)
+{
+    struct pending_control *pc;
+
+    if (b->sock < 0)
+        return;
+    epoll_ctl(b->epfd, EPOLL_CTL_DEL, b->sock, NULL);
+    close(b->sock);
+    b->sock = -1;
+    /* Deferred controls of that session can no longer be answered. */
+    while ((pc = b->controls) != NULL) {
+        b->controls = pc->next;
+        free(pc);
+    }
+    noxs_i_warn("noxs backend: lost noxsd; devices keep working, "
+                "reconnecting");
+    b->retry_ms = BACKEND_RETRY_MIN_MS;
+    arm_retry(b);
+}
+
+static void try_reconnect(noxs_backend *b)
+{
+    uint64_t expirations;
+    int rc;
+
+    if (read(b->timerfd, &expirations, sizeof(expirations)) < 0) {
+        /* Spurious wakeup: the timer did not fire. */
+    }
+    if (b->sock >= 0)
+        return;
+    rc = connect_noxsd(b);
+    if (rc == 0) {
+        noxs_i_info("noxs backend: reconnected to noxsd");
+        return;
+    }
+    noxs_i_debug("noxs backend: reconnect: %s", strerror(-rc));
+    b->retry_ms = b->retry_ms * 2 > BACKEND_RETRY_MAX_MS ? BACKEND_RETRY_MAX_MS
+                                                         : b->retry_ms * 2;
+    arm_retry(b);
+}
+
+/* ---------------------------------------------------------------- */
+/* Requests from noxsd                                               */
+
+static void reply_error(noxs_backend *b, uint32_t req, int err)
+{
+    noxs_proto_simple(&b->tx, NOXS_MSG_ERROR, req, err > 0 ? err : EIO);
+    send_tx(b);
+}
+
+static void reply_empty(noxs_backend *b, unsigned int type, uint32_t req)
+{
+    noxs_proto_simple(&b->tx, type | NOXS_MSG_REPLY, req, 0);
+    send_tx(b);
+}
+
+static void report(noxs_backend *b, struct bdev *x)
+{
+    struct noxs_msg_dev m;
+
+    dev_msg(b, x->d, &m);
+    x->reported_be = m.backend_state;
+    x->reported_fe = m.frontend_state;
+    if (b->sock < 0)
+        return; /* the next sync carries it */
+    noxs_proto_begin(&b->tx, NOXS_MSG_BACKEND_STATE, 0, 0);
+    noxs_proto_put(&b->tx, &m, sizeof(m));
+    send_tx(b);
+}
+
+static void report_if_changed(noxs_backend *b, struct bdev *x)
+{
+    if (x->reported_be != noxs_dev_state(x->d) ||
+        x->reported_fe != noxs_dev_peer_state(x->d))
+        report(b, x);
+}
+
+static void do_create(noxs_backend *b)
+{
+    const struct noxs_msg_dev_add *a = &b->msg.u.dev_add;
+    uint32_t req = b->msg.hdr.request;
+    struct noxs_msg_dev_ref ref;
+    struct bdev *x;
+    noxs_dev *d;
+    int rc;
+
+    if (a->backend_domid != b->domid) {
+        reply_error(b, req, EINVAL);
+        return;
+    }
+    if (find_dev(b, a->domid, a->type, a->devid)) {
+        reply_error(b, req, EEXIST);
+        return;
+    }
+    d = noxs_i_dev_backend_new(b->gs, b->xce, b->domid, a->domid, a->type,
+                               a->devid);
+    if (!d) {
+        reply_error(b, req, errno);
+        return;
+    }
+    if ((rc = add_dev(b, d)) < 0) {
+        noxs_i_dev_free(d);
+        reply_error(b, req, -rc);
+        return;
+    }
+    x = by_port(b, noxs_dev_port(d));
+    rc = b->ops->create
+             ? b->ops->create(b, d, b->msg.params, b->msg.nparams, b->arg)
+             : 0;
+    if (rc == 0) {
+        noxs_dev_set_state(d, NOXS_STATE_INITWAIT);
+        if (noxs_dev_publish(d) < 0) {
+            rc = -(errno ? errno : EIO);
+            if (b->ops->remove)
+                b->ops->remove(b, d, b->arg);
+        }
+    }
+    if (rc < 0) {
+        del_dev(b, x);
+        noxs_i_dev_free(d);
+        reply_error(b, req, rc < 0 ? -rc : EIO);
+        return;
+    }
+    x->reported_be = NOXS_STATE_INITWAIT;
+    x->reported_fe = NOXS_STATE_UNKNOWN;
+    ref.control_gref = noxs_dev_gref(d);
+    ref.backend_port = noxs_dev_port(d);
+    noxs_proto_begin(&b->tx, NOXS_MSG_BACKEND_CREATE | NOXS_MSG_REPLY, req, 0);
+    noxs_proto_put(&b->tx, &ref, sizeof(ref));
+    send_tx(b);
+}
+
+/* The driver's remove, then Closing -> Closed with the frontend, free. */
+static void destroy_dev(noxs_backend *b, struct bdev *x, int timeout_ms)
+{
+    noxs_dev *d = x->d;
+
+    if (b->ops->remove)
+        b->ops->remove(b, d, b->arg);
+    /* No more stray events for it while closing. */
+    del_dev(b, x);
+    noxs_i_dev_set_stray(d, NULL, NULL);
+    if (noxs_i_dev_backend_close(d, timeout_ms) < 0 && errno == ETIMEDOUT)
+        noxs_i_debug("noxs backend: domain %u did not close device %u/%u",
+                     noxs_dev_frontend_domid(d), noxs_dev_type(d),
+                     noxs_dev_id(d));
+    noxs_i_dev_free(d);
+}
+
+static void do_remove(noxs_backend *b)
+{
+    const struct noxs_msg_dev_id *id = &b->msg.u.dev_id;
+    uint32_t req = b->msg.hdr.request;
+    struct bdev *x = find_dev(b, id->domid, id->type, id->devid);
+
+    if (x)
+        destroy_dev(b, x, BACKEND_CLOSE_TIMEOUT_MS);
+    /* Gone either way: removal is idempotent. */
+    reply_empty(b, NOXS_MSG_BACKEND_REMOVE, req);
+}
+
+static struct pending_control *find_control(noxs_backend *b, uint32_t local)
+{
+    struct pending_control *pc;
+
+    for (pc = b->controls; pc; pc = pc->next)
+        if (pc->local == local)
+            return pc;
+    return NULL;
+}
+
+static void drop_control(noxs_backend *b, struct pending_control *pc)
+{
+    struct pending_control **pp;
+
+    for (pp = &b->controls; *pp; pp = &(*pp)->next)
+        if (*pp == pc) {
+            *pp = pc->next;
+            break;
+        }
+    free(pc);
+}
+
+static void do_control(noxs_backend *b)
+{
+    const struct noxs_msg_control *ctl = &b->msg.u.control;
+    uint32_t req = b->msg.hdr.request;
+    struct pending_control *pc;
+    struct bdev *x = find_dev(b, ctl->domid, ctl->type, ctl->devid);
+    char key[NOXS_CTRL_KEY_MAX + 1], *value;
+    uint32_t local;
+    int rc;
+
+    if (!x) {
+        reply_error(b, req, ENODEV);
+        return;
+    }
+    if (!b->ops->control) {
+        reply_error(b, req, ENOTSUP);
+        return;
+    }
+    if ((pc = calloc(1, sizeof(*pc))) == NULL) {
+        reply_error(b, req, ENOMEM);
+        return;
+    }
+    /* ops may send messages (reports) that reuse our buffers. */
+    if ((value = strdup(b->msg.value)) == NULL) {
+        free(pc);
+        reply_error(b, req, ENOMEM);
+        return;
+    }
+    memcpy(key, b->msg.key, strlen(b->msg.key) + 1);
+    if (++b->next_local == 0)
+        ++b->next_local;
+    pc->local = b->next_local;
+    pc->request = req;
+    pc->session = b->session;
+    pc->next = b->controls;
+    b->controls = pc;
+    local = pc->local;
+    rc = b->ops->control(b, x->d, key, value, local, b->arg);
+    free(value);
+    if ((pc = find_control(b, local)) == NULL)
+        return; /* answered from inside the callback */
+    if (rc == 1)
+        return; /* the driver answers later */
+    drop_control(b, pc);
+    if (rc < 0) {
+        reply_error(b, req, -rc);
+    } else {
+        struct noxs_msg_control_reply r = {0};
+
+        noxs_proto_begin(&b->tx, NOXS_MSG_BACKEND_CONTROL | NOXS_MSG_REPLY,
+                         req, 0);
+        noxs_proto_put(&b->tx, &r, sizeof(r));
+        send_tx(b);
+    }
+}
+
+/* Something noxsd sent outside a call(): a request of ours is never
+ * outstanding here, so a reply is stale and ignored. */
+static void handle_msg(noxs_backend *b)
+{
+    switch (b->msg.hdr.type) {
+    case NOXS_MSG_BACKEND_CREATE:
+        do_create(b);
+        break;
+    case NOXS_MSG_BACKEND_REMOVE:
+        do_remove(b);
+        break;
+    case NOXS_MSG_BACKEND_CONTROL:
+        do_control(b);
+        break;
+    default:
+        if (!(b->msg.hdr.type & NOXS_MSG_REPLY) &&
+            b->msg.hdr.type != NOXS_MSG_ERROR) {
+            noxs_i_warn("noxs backend: unexpected %s from noxsd",
+                        noxs_proto_type_name(b->msg.hdr.type));
+            reply_error(b, b->msg.hdr.request, EPROTO);
+        }
+        break;
+    }
+}
+
+static int handle_socket(noxs_backend *b)
+{
+    int n = 0, rc;
+
+    while (b->sock >= 0 && n < BACKEND_EVENTS_PER_DISPATCH) {
+        rc = recv_one(b, 0);
+        if (rc == -ETIMEDOUT)
+            break;
+        if (rc < 0) {
+            disconnect(b);
+            break;
+        }
+        handle_msg(b);
+        n++;
+    }
+    return n;
+}
+
+/* The frontend's half of x may have changed. */
+static void refresh(noxs_backend *b, struct bdev *x)
+{
+    int rc = noxs_dev_refresh(x->d);
+
+    if (rc < 0) {
+        noxs_i_debug("noxs backend: domain %u device %u/%u: %s",
+                     noxs_dev_frontend_domid(x->d), noxs_dev_type(x->d),
+                     noxs_dev_id(x->d), strerror(errno));
+        return;
+    }
+    if (rc == 1 && b->ops->changed)
+        b->ops->changed(b, x->d, b->arg);
+    /* changed() may have removed nothing: x is still ours here (drivers
+     * never free devices themselves). */
+    report_if_changed(b, x);
+}
+
+static int handle_events(noxs_backend *b)
+{
+    struct pollfd p = {.fd = xenevtchn_fd(b->xce), .events = POLLIN};
+    xenevtchn_port_or_error_t port;
+    struct bdev *x;
+    int n = 0;
+
+    /* libxenevtchn's pending() blocks when nothing is pending: poll
+     * before each call. */
+    while (n < BACKEND_EVENTS_PER_DISPATCH && poll(&p, 1, 0) > 0 &&
+           (p.revents & POLLIN)) {
+        port = xenevtchn_pending(b->xce);
+        if (port < 0)
+            break;
+        xenevtchn_unmask(b->xce, (evtchn_port_t)port);
+        n++;
+        if ((x = by_port(b, (uint32_t)port)) != NULL)
+            refresh(b, x);
+    }
+    return n;
+}
+
+static int handle_dirty(noxs_backend *b)
+{
+    uint64_t count;
+    struct bdev *x;
+    int n = 0;
+
+    if (read(b->strayfd, &count, sizeof(count)) < 0) {
+        /* Nothing to read: a previous round took it. */
+    }
+    while ((x = b->dirty) != NULL) {
+        b->dirty = x->dirty_next;
+        x->dirty = 0;
+        refresh(b, x);
+        n++;
+    }
+    return n;
+}
+
+/* ---------------------------------------------------------------- */
+/* Public API                                                        */
+
+NOXS_EXPORT noxs_backend *noxs_backend_open(const char *path,
+                                            const unsigned int *types,
+                                            size_t ntypes,
+                                            const struct noxs_backend_ops *ops,
+                                            void *arg)
+{
+    struct epoll_event ev = {.events = EPOLLIN};
+    noxs_backend *b;
+    size_t i, j;
+    int rc;
+
+    if (!types || ntypes == 0 || ntypes > NOXS_PROTO_MAX_TYPES || !ops) {
+        errno = EINVAL;
+        return NULL;
+    }
+    for (i = 0; i < ntypes; i++) {
+        if (types[i] < 1 || types[i] > NOXS_DEV_TYPE_MAX) {
+            errno = EINVAL;
+            return NULL;
+        }
+        for (j = 0; j < i; j++)
+            if (types[j] == types[i]) {
+                errno = EINVAL;
+                return NULL;
+            }
+    }
+    if (!path)
+        path = getenv("NOXS_SOCKET");
+    if (!path || !*path)
+        path = NOXS_DEFAULT_SOCKET;
+    if (strlen(path) >= sizeof(b->path)) {
+        errno = ENAMETOOLONG;
+        return NULL;
+    }
+    if ((b = calloc(1, sizeof(*b))) == NULL)
+        return NULL;
+    memcpy(b->path, path, strlen(path) + 1);
+    b->ops = ops;
+    b->arg = arg;
+    b->domid = noxs_i_self_domid();
+    b->ntypes = ntypes;
+    for (i = 0; i < ntypes; i++)
+        b->types[i] = (uint16_t)types[i];
+    b->sock = b->epfd = b->timerfd = b->strayfd = -1;
+    b->retry_ms = BACKEND_RETRY_MIN_MS;
+
+    rc = -ENOMEM;
+    if ((b->gs = xengntshr_open(NULL, 0)) == NULL ||
+        (b->xce = xenevtchn_open(NULL, 0)) == NULL)
+        goto fail_errno;
+    if ((b->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+        (b->timerfd = timerfd_create(CLOCK_MONOTONIC,
+                                     TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
+        (b->strayfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+        goto fail_errno;
+    ev.data.ptr = &tag_evtchn;
+    if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, xenevtchn_fd(b->xce), &ev) < 0)
+        goto fail_errno;
+    ev.data.ptr = &tag_timer;
+    if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->timerfd, &ev) < 0)
+        goto fail_errno;
+    ev.data.ptr = &tag_stray;
+    if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->strayfd, &ev) < 0)
+        goto fail_errno;
+    if ((rc = connect_noxsd(b)) < 0)
+        goto fail;
+    return b;
+
+fail_errno:
+    rc = -(errno ? errno : EIO);
+fail:
+    noxs_backend_close(b);
+    errno = -rc;
+    return NULL;
+}
+
+NOXS_EXPORT int noxs_backend_close(noxs_backend *b)
+{
+    struct pending_control *pc;
+
+    if (!b)
+        return 0;
+    /* Our devices go with us: walk them to Closed without waiting. */
+    while (b->all)
+        destroy_dev(b, b->all, 0);
+    if (b->sock >= 0)
+        close(b->sock);
+    while ((pc = b->controls) != NULL) {
+        b->controls = pc->next;
+        free(pc);
+    }
+    if (b->strayfd >= 0)
+        close(b->strayfd);
+    if (b->timerfd >= 0)
+        close(b->timerfd);
+    if (b->epfd >= 0)
+        close(b->epfd);
+    if (b->xce)
+        xenevtchn_close(b->xce);
+    if (b->gs)
+        xengntshr_close(b->gs);
+    free(b->by_port);
+    free(b);
+    return 0;
+}
+
+NOXS_EXPORT int noxs_backend_fd(noxs_backend *b)
+{
+    return b->epfd;
+}
+
+NOXS_EXPORT int noxs_backend_dispatch(noxs_backend *b, int timeout_ms)
+{
+    struct epoll_event evs[8];
+    int n, i, handled = 0;
+
+    do
+        n = epoll_wait(b->epfd, evs, 8, timeout_ms);
+    while (n < 0 && errno == EINTR && timeout_ms < 0);
+    if (n < 0)
+        return errno == EINTR ? 0 : -1;
+    for (i = 0; i < n; i++) {
+        void *tag = evs[i].data.ptr;
+
+        if (tag == &tag_sock)
+            handled += handle_socket(b);
+        else if (tag == &tag_evtchn)
+            handled += handle_events(b);
+        else if (tag == &tag_stray)
+            handled += handle_dirty(b);
+        else if (tag == &tag_timer)
+            try_reconnect(b);
+    }
+    /* Waits inside the callbacks above may have left work behind. */
+    if (b->dirty)
+        handled += handle_dirty(b);
+    return handled;
+}
+
+NOXS_EXPORT int noxs_backend_control_reply(noxs_backend *b, uint32_t request,
+                                           int err, const char *reply)
+{
+    struct pending_control *pc = find_control(b, request);
+    struct noxs_msg_control_reply r = {0};
+    size_t len = reply ? strlen(reply) : 0;
+    uint32_t req;
+    int rc;
+
+    if (!pc) {
+        errno = ENOENT;
+        return -1;
+    }
+    if (!err && (len > NOXS_PROTO_MAX_REPLY || memchr(reply, 0, len))) {
+        errno = E2BIG;
+        return -1;
+    }
+    req = pc->request;
+    rc = pc->session == b->session && b->sock >= 0;
+    drop_control(b, pc);
+    if (!rc)
+        return 0; /* that noxsd is gone; nobody waits for this */
+    if (err) {
+        noxs_proto_simple(&b->tx, NOXS_MSG_ERROR, req, err < 0 ? -err : err);
+    } else {
+        r.len = (uint16_t)len;
+        noxs_proto_begin(&b->tx, NOXS_MSG_BACKEND_CONTROL | NOXS_MSG_REPLY,
+                         req, 0);
+        noxs_proto_put(&b->tx, &r, sizeof(r));
+        noxs_proto_put(&b->tx, reply, len);
+    }
+    if ((rc = send_tx(b)) < 0 && rc != -ENOTCONN) {
+        errno = -rc;
+        return -1;
+    }
+    return 0;
+}
+
+NOXS_EXPORT int noxs_backend_report(noxs_backend *b, noxs_dev *d)
+{
+    struct bdev *x = by_port(b, noxs_dev_port(d));
+
+    if (!x || x->d != d) {
+        errno = ENOENT;
+        return -1;
+    }
+    report(b, x);
+    return 0;
+}
