@@ -105,7 +105,7 @@ say
 say "[3/4] all $n sysctl devices Connected"
 say
 printf '  %-34s %s\n' "domains" "$n"
-printf '  %-34s %s\n' "devices (noxsd)" "$(json ndevices)"
+printf '  %-34s %s\n' "devices (noxsd)" "$(json devices)"
 printf '  %-34s %s us\n' "dev-add -> Connected, median" "$(field median_us)"
 printf '  %-34s %s us\n' "dev-add -> Connected, p99" "$(field p99_us)"
 printf '  %-34s %s us\n' "registry lookup (dev-list), median" \

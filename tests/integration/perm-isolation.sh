@@ -8,7 +8,14 @@
 probe=$T_BUILD/tests/perm-probe
 [ -x "$probe" ] || t_fail "$probe is missing"
 
-t_start_noxsd
+# The socket lives in a directory everyone may enter and is open to all
+# (--socket-mode 0666), so that the non-root client really reaches noxsd
+# and it is noxsd's credential check (SO_PEERCRED) that refuses it.
+sockdir=$(mktemp -d /tmp/noxs-perm.XXXXXX)
+chmod 0755 "$sockdir"
+trap 't_cleanup; rm -rf "$sockdir"' EXIT
+export NOXS_SOCKET=$sockdir/noxsd.sock
+t_start_noxsd --socket-mode 0666
 t_start_backend
 boot1=$(t_domain 1)
 boot2=$(t_domain 2)
@@ -27,7 +34,6 @@ NOXS_SIM_DOMID=2 "$probe" map 0 "$ctrlgref" ||
 	t_fail "domain 2 mapped domain 1's control page"
 NOXS_SIM_DOMID=1 "$probe" readonly "$owner" "$devgref" ||
 	t_fail "domain 1's device page is not read-only to it"
-chmod o+x "$T_DIR" 2>/dev/null || true
 "$probe" nonroot-add 1 || t_fail "a non-root client changed the registry"
 t_connected 1 || t_fail "domain 1 lost its connection during the probes"
 t_log "PASS"

@@ -107,8 +107,11 @@ static int nonroot_add(uint16_t domid)
         }
         c = noxs_client_open(NULL);
         if (c == NULL) {
-            printf("non-root connect refused: %s\n", strerror(errno));
-            _exit(errno == EACCES || errno == EPERM ? 0 : 1);
+            /* The test makes the socket reachable: noxsd must be the
+             * one that says no. */
+            fprintf(stderr, "non-root client cannot connect: %s\n",
+                    strerror(errno));
+            _exit(1);
         }
         if (noxs_dev_add(c, domid, NOXS_DEV_SYSCTL, 7, 0, NULL, 0) == 0) {
             fprintf(stderr, "HOLE: non-root dev-add succeeded\n");

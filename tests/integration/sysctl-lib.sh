@@ -61,7 +61,7 @@ t_wait() {
 }
 
 t_start_noxsd() {
-	"$T_BIN/noxsd" -d --socket "$NOXS_SOCKET" --state-dir "$T_STATE" \
+	"$T_BIN/noxsd" -d --socket "$NOXS_SOCKET" --state-dir "$T_STATE" "$@" \
 		>>"$T_DIR/noxsd.log" 2>&1 &
 	T_NOXSD=$!
 	T_PIDS+=("$T_NOXSD")
@@ -77,7 +77,7 @@ t_start_backend() {
 }
 
 t_has_backend() {
-	noxsctl status --json | grep -Eq '"nbackends": *[1-9]'
+	noxsctl status --json | grep -Eq '"backends": *[1-9]'
 }
 
 # t_domain DOMID: create the domain, print its bootstrap string.
