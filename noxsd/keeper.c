@@ -326,10 +326,16 @@ static void accept_client(void)
 /* A guest may notify its notify port; we have nothing to read there. */
 static void drain_events(void)
 {
+    struct pollfd p = {.fd = xenevtchn_fd(K.xce), .events = POLLIN};
     xenevtchn_port_or_error_t port;
+    int n;
 
-    while ((port = xenevtchn_pending(K.xce)) > 0)
+    /* pending() blocks when nothing is pending: poll before each call. */
+    for (n = 0; n < 64 && poll(&p, 1, 0) > 0 && (p.revents & POLLIN); n++) {
+        if ((port = xenevtchn_pending(K.xce)) < 0)
+            break;
         xenevtchn_unmask(K.xce, (evtchn_port_t)port);
+    }
 }
 
 void keeper_main(const struct keeper_opts *o)
