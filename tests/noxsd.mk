@@ -28,14 +28,15 @@ TSAN_TESTS += $(TESTOUT)/check_registry
 # tree (they find the binaries through $NOXS_BUILD), C helpers built here.
 NOXSD_IT_HELPERS := $(patsubst tests/integration/%.c,%,\
 	$(wildcard tests/integration/noxsd-*.c))
-$(TESTOUT)/integration/%: tests/integration/%.c $(LIBOUT)/libnoxs.so
+NOXSD_IT_BINS := $(addprefix $(TESTOUT)/integration/,$(NOXSD_IT_HELPERS))
+$(NOXSD_IT_BINS): $(TESTOUT)/integration/%: tests/integration/%.c \
+		$(NOXS_PROTO_OBJ) $(LIBOUT)/libnoxs.so
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(NOXSD_TEST_CFLAGS) $(BASE_LDFLAGS) -o $@ $< \
-		-L$(LIBOUT) -lnoxs $(XEN_LIBS)
+		$(NOXS_PROTO_OBJ) -L$(LIBOUT) -lnoxs $(XEN_LIBS)
 
 NOXSD_IT_SCRIPTS := $(sort $(wildcard tests/integration/noxsd-*.sh))
-NOXSD_IT_DEPS := $(addprefix $(TESTOUT)/integration/,$(NOXSD_IT_HELPERS)) \
-	$(NOXSD_BIN) $(NOXSCTL_BIN)
+NOXSD_IT_DEPS := $(NOXSD_IT_BINS) $(NOXSD_BIN) $(NOXSCTL_BIN)
 INTEGRATION_TESTS += $(NOXSD_IT_SCRIPTS)
 ALL_TARGETS += $(NOXSD_IT_DEPS)
 
@@ -48,3 +49,8 @@ $(BUILD)/fuzz/fuzz_proto: tests/fuzz/fuzz_proto.c libnoxs/proto.c \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-o $@ tests/fuzz/fuzz_proto.c libnoxs/proto.c
 FUZZ_TARGETS += $(BUILD)/fuzz/fuzz_proto
+
+# Build what the noxsd tests need: make noxsd-tests
+noxsd-tests: $(addprefix $(TESTOUT)/,$(NOXSD_UNIT)) $(NOXSD_IT_DEPS) \
+	$(SIM_TARGETS)
+.PHONY: noxsd-tests
