@@ -38,8 +38,10 @@ static struct cxs_ctx *contexts;
 void cxs_log(const char *fmt, ...)
 {
     va_list ap;
+    const char *quiet = getenv("COMPAT_XS_QUIET");
 
-    if (getenv("COMPAT_XS_QUIET"))
+    /* Set and non-empty (other than "0") silences the log. */
+    if (quiet && *quiet && strcmp(quiet, "0") != 0)
         return;
     fputs("compat-xs: ", stderr);
     va_start(ap, fmt);

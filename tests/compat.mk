@@ -37,17 +37,10 @@ $(COMPAT_TESTOUT)/xssem: $(OBJDIR)/tests/compat/xssem.o
 # Test scripts are copied next to what they use, so they find the build
 # through $NOXS_BUILD alone.
 COMPAT_HELPERS := $(COMPAT_TESTOUT)/xsshim.so $(COMPAT_TESTOUT)/xsd.sh \
-	$(COMPAT_TESTOUT)/lib.sh $(COMPAT_TESTOUT)/xssem $(LEGACY_BINS)
-# Tests of compat-xs itself wait until libnoxs can link it (module.mk).
+	$(COMPAT_TESTOUT)/lib.sh $(COMPAT_TESTOUT)/xssem $(LEGACY_BINS) \
+	$(COMPAT_XS) $(BINOUT)/noxsd
 COMPAT_SCRIPTS := $(patsubst tests/compat/%,$(COMPAT_TESTOUT)/%,\
 	$(wildcard tests/compat/test-*.sh))
-COMPAT_XS_TESTS := $(addprefix $(COMPAT_TESTOUT)/,test-symbols.sh \
-	test-conformance.sh test-legacy-noxs.sh test-semantics.sh)
-ifeq ($(COMPAT_XS_READY),)
-COMPAT_SCRIPTS := $(filter-out $(COMPAT_XS_TESTS),$(COMPAT_SCRIPTS))
-else
-COMPAT_HELPERS += $(COMPAT_XS)
-endif
 
 $(COMPAT_TESTOUT)/xsd.sh $(COMPAT_TESTOUT)/lib.sh: $(COMPAT_TESTOUT)/%: tests/compat/%
 	@mkdir -p $(@D)

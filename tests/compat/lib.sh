@@ -35,6 +35,13 @@ xsd_start() {
 	at_exit "'$COMPAT_DIR/xsd.sh' stop '$d'"
 }
 
+# xsd_stop NAME: stop the daemon of xsd_start ... NAME now; clients that
+# follow can no longer reach it.
+xsd_stop() {
+	"$COMPAT_DIR/xsd.sh" stop "$WORK/$1"
+	unset XENSTORED_PATH
+}
+
 # expect_eq WHAT GOT WANT
 expect_eq() {
 	[ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"
@@ -70,10 +77,26 @@ noxs_start() {
 	done
 }
 
+# (Function variables are global in sh: use a name no caller uses.)
 with_compat() {
-	dom=0
-	case "$1" in [0-9]*) dom=$1; shift ;; esac
-	NOXS_SIM_DOMID=$dom COMPAT_XS_QUIET=${COMPAT_XS_QUIET:-} \
+	_wc_dom=0
+	case "$1" in [0-9]*) _wc_dom=$1; shift ;; esac
+	env -u XENSTORED_PATH NOXS_SIM_DOMID=$_wc_dom \
+		COMPAT_XS_QUIET=${COMPAT_XS_QUIET:-} \
 		LD_LIBRARY_PATH=$NOXS_BUILD/lib/compat-xs:$NOXS_BUILD/sim:$NOXS_BUILD/lib \
 		"$@"
+}
+
+# expect_compat PROGRAM...: each program, run through with_compat, loads
+# compat-xs's libxenstore.so.4, not Debian's (so a test's compat-xs half
+# cannot pass by reaching a real daemon).
+expect_compat() {
+	for p in "$@"; do
+		lib=$(with_compat env LD_TRACE_LOADED_OBJECTS=1 "$p" |
+			awk '$1 == "libxenstore.so.4" {print $3}')
+		case "$lib" in
+		"$NOXS_BUILD"/lib/compat-xs/libxenstore.so.4) ;;
+		*) fail "$p loads '$lib', not compat-xs" ;;
+		esac
+	done
 }

@@ -69,6 +69,10 @@ scenario >"$WORK/xenstored.out"
 exec 7>&-
 
 note compat-xs
+xsd_stop xenstored
+expect_compat "$BIN/legacy-back" "$BIN/legacy-front" "$BIN/legacy-toolstack" \
+	"$COMPAT_DIR/xssem" $(command -v xenstore-read xenstore-write xenstore-ls \
+	xenstore-list xenstore-exists xenstore-rm xenstore-watch xenstore-chmod)
 noxs_start
 with_compat "$BIN/legacy-back" >"$WORK/back.noxs" 2>&1 &
 at_exit "kill $!"

@@ -3,6 +3,7 @@
 # compat-xs + noxsd: LD_LIBRARY_PATH is the only difference.
 . "$(dirname "$0")/lib.sh"
 
+expect_compat "$BIN/legacy-back" "$BIN/legacy-front" "$BIN/legacy-toolstack"
 noxs_start
 log=$WORK/back.log
 with_compat "$BIN/legacy-back" -n 3 >"$log" 2>&1 &

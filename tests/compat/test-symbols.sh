@@ -9,7 +9,7 @@ theirs=${DEBIAN_LIBXENSTORE:-/usr/lib/x86_64-linux-gnu/libxenstore.so.4}
 [ -f "$ours" ] || fail "no $ours"
 
 syms() {
-	objdump -T "$1" | awk '$0 !~ /\*UND\*/ && $(NF-1) ~ /VERS_/ {print $(NF-1), $NF}' |
+	objdump -T "$1" | awk 'NF >= 2 && $0 !~ /\*UND\*/ && $(NF-1) ~ /VERS_/ {print $(NF-1), $NF}' |
 		grep -v '^VERS_4.0 VERS_4.0$' | sort
 }
 syms "$theirs" >"$WORK/theirs"

@@ -6,6 +6,10 @@
  * has created (toolstack step) and whose backend (legacy-back) runs.
  *
  *   xssem DOMID
+ *   xssem -r PATH          one xs_read: the value or strerror(errno)
+ *   xssem -w PATH NBYTES   one xs_write of NBYTES 'v's: ok or strerror
+ * (Debian's xenstore-read/-write print no errno, so the compat-only
+ * error checks use these.)
  */
 #include <errno.h>
 #include <poll.h>
@@ -75,6 +79,35 @@ int main(int argc, char **argv)
     char big[5000];
     bool ok;
 
+    if (argc >= 3 && (strcmp(argv[1], "-r") == 0 || strcmp(argv[1], "-w") == 0)) {
+        struct xs_handle *h = xs_open(0);
+        unsigned int len;
+        char *v;
+        size_t n;
+
+        if (!h) {
+            perror("xs_open");
+            return 1;
+        }
+        if (argv[1][1] == 'r') {
+            v = xs_read(h, XBT_NULL, argv[2], &len);
+            printf("read %s: %s\n", argv[2], v ? v : strerror(errno));
+            free(v);
+        } else {
+            if (argc != 4)
+                return 2;
+            n = strtoul(argv[3], NULL, 10);
+            v = malloc(n + 1);
+            if (!v)
+                return 1;
+            memset(v, 'v', n);
+            printf("write %s: %s\n", argv[2],
+                   err(xs_write(h, XBT_NULL, argv[2], v, n)));
+            free(v);
+        }
+        xs_close(h);
+        return 0;
+    }
     if (argc != 2)
         return 2;
     snprintf(dir, sizeof(dir), "/local/domain/%s/device/vif/0", argv[1]);
