@@ -384,6 +384,25 @@ xenevtchn_port_or_error_t xenevtchn_bind_interdomain(xenevtchn_handle *h,
 			atomic_load(&r->gen)))
 		noxs_sim_reap_slot(rdom, atomic_load(&r->slot),
 			atomic_load(&r->gen));
+	/*
+	 * Likewise a port still bound to a dead handle of our own domain
+	 * (a process of this domain bound it and died): with Xen its fd
+	 * closed, and so the port, before the death could be seen, but the
+	 * guardian reaps asynchronously. A restarted process binding again
+	 * right after wait() must not get EINVAL.
+	 */
+	if (atomic_load(&r->state) == SIM_PORT_INTERDOMAIN &&
+		atomic_load(&r->remote_dom) == h->domid) {
+		uint32_t lp = atomic_load(&r->remote_port);
+		if (lp > 0 && lp < SIM_NR_PORTS) {
+			struct sim_port *l = &h->dom->ports[lp];
+			uint32_t ls = atomic_load(&l->slot);
+			uint32_t lg = atomic_load(&l->gen);
+			if (atomic_load(&l->state) == SIM_PORT_INTERDOMAIN &&
+				!noxs_sim_slot_alive(h->domid, ls, lg))
+				noxs_sim_reap_slot(h->dom, ls, lg);
+		}
+	}
 
 	noxs_sim_lock(h->dom, rdom);
 	if (atomic_load(&r->state) != SIM_PORT_UNBOUND ||

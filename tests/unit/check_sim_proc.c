@@ -219,6 +219,48 @@ START_TEST(kill_grantee)
 }
 END_TEST
 
+/*
+ * A process of domain 2 binds domain 1's port and is killed; the next
+ * one binds again right after waitpid(), before the guardian may have
+ * reaped: with Xen the dead process's port closed with its fd, so the
+ * bind must work at once (no EINVAL), repeatedly.
+ */
+START_TEST(rebind_after_kill)
+{
+	as(1);
+	xenevtchn_handle *e = xenevtchn_open(NULL, 0);
+	int port = xenevtchn_bind_unbound_port(e, 2);
+
+	ck_assert_int_gt(port, 0);
+	for (int round = 0; round < 20; round++) {
+		int ready[2], status;
+		char ok = 0;
+
+		ck_assert_int_eq(pipe(ready), 0);
+		pid_t pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0) {
+			as(2);
+			xenevtchn_handle *ce = xenevtchn_open(NULL, 0);
+			ok = ce && xenevtchn_bind_interdomain(ce, 1,
+				(evtchn_port_t)port) > 0;
+			if (write(ready[1], &ok, 1) != 1)
+				_exit(1);
+			pause();
+			_exit(0);
+		}
+		ck_assert_int_eq(read(ready[0], &ok, 1), 1);
+		ck_assert_msg(ok == 1, "bind failed in round %d", round);
+		close(ready[0]);
+		close(ready[1]);
+		ck_assert_int_eq(kill(pid, SIGKILL), 0);
+		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	}
+	xenevtchn_close(e);
+	ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
+}
+END_TEST
+
 START_TEST(kill_granter)
 {
 	as(2);
@@ -335,6 +377,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, guardian_is_not_our_child);
 	tcase_add_test(tc, kill_grantee);
 	tcase_add_test(tc, kill_granter);
+	tcase_add_test(tc, rebind_after_kill);
 	tcase_add_test(tc, kill_anywhere);
 	suite_add_tcase(s, tc);
 	return s;
