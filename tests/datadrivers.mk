@@ -82,7 +82,10 @@ DRV_IT_SCRIPTS := $(sort $(wildcard tests/integration/blk-[a-z]*.sh \
 DRV_IT_SCRIPTS := $(filter-out tests/integration/blk-lib.sh,$(DRV_IT_SCRIPTS))
 INTEGRATION_TESTS += $(DRV_IT_SCRIPTS)
 ALL_TARGETS += $(DRV_IT_HELPERS)
-datadrivers-check: $(DRIVER_BINS) $(DRV_IT_HELPERS) $(TESTOUT)/check_blkring
+# The scripts also need the daemon, the toolstack and the simulator.
+DRV_IT_DEPS := $(DRIVER_BINS) $(DRV_IT_HELPERS) $(NOXSD_BIN) $(NOXSCTL_BIN) \
+	$(SIM_TARGETS) $(LIB_TARGETS)
+datadrivers-check: $(DRV_IT_DEPS) $(TESTOUT)/check_blkring
 	@$(RUN_ENV) scripts/run-tests.sh $(TESTOUT)/check_blkring $(DRV_IT_SCRIPTS)
 .PHONY: datadrivers-check
 

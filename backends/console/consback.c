@@ -714,7 +714,7 @@ int main(int argc, char **argv)
             bool in_room = k->connected &&
                            k->in_prod - noxs_cons_load(&k->hdr->in_cons) <
                                k->ring_bytes;
-            short cev = 0;
+            short cev = POLLRDHUP; /* a client that half-closed leaves */
 
             if (in_room)
                 cev |= POLLIN;
@@ -746,7 +746,7 @@ int main(int argc, char **argv)
             if (lp->revents & POLLIN)
                 accept_client(k);
             if (cp->fd >= 0 && cp->fd == k->client_fd &&
-                (cp->revents & (POLLHUP | POLLERR)))
+                (cp->revents & (POLLHUP | POLLERR | POLLRDHUP)))
                 k->client_hup = true;
             if (ep->fd >= 0 && (ep->revents & POLLIN))
                 handle_event(k);

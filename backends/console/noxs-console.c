@@ -9,6 +9,11 @@
  * Without a terminal on stdin (scripts, tests) there is no raw mode and
  * no escape character unless -e is given; at the end of stdin it leaves,
  * or, with -n BYTES, it stays until that many bytes of output arrived.
+ *
+ * Leaving at the end of stdin is a half-close: we shut down our sending
+ * side and read until the backend closes the socket. Why not just exit:
+ * the backend may have answered "console busy" (or have output for us)
+ * that has not arrived yet when stdin ends, and we must not lose it.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -198,7 +203,8 @@ int main(int argc, char **argv)
                 continue;
             if (n <= 0) {
                 stdin_open = false;
-                if (want == 0)
+                /* The backend detaches us when it reads our EOF. */
+                if (want == 0 && shutdown(fd, SHUT_WR) < 0)
                     break;
                 continue;
             }

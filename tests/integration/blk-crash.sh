@@ -18,9 +18,8 @@ truncate -s 16M "$T_DIR/a.img"
 noxsctl dev-add 1 blk 0 "path=$T_DIR/a.img" >/dev/null || t_fail "dev-add"
 
 # 1. kill -9 of the frontend in the middle of a stream of writes.
-g "$S" crashwriter 11 >"$T_DIR/w1.out" 2>"$T_DIR/w1.log" &
-w=$!
-T_PIDS+=("$w")
+t_spawn 1 "$boot" "$S" crashwriter 11 >"$T_DIR/w1.out" 2>"$T_DIR/w1.log"
+w=$T_PID
 t_wait 400 "writes to be acknowledged" acks_ge "$T_DIR/w1.out" 20
 kill -9 "$w"
 wait "$w" 2>/dev/null
@@ -31,12 +30,12 @@ g "$S" expect read 0 4096 OK || t_fail "reconnect after a frontend crash"
 t_log "frontend crash: blocks 0..$n intact, reconnected"
 
 # 2. kill -9 of the backend: in-flight requests fail, no hang.
-g "$S" crashwriter 12 >"$T_DIR/w2.out" 2>"$T_DIR/w2.log" &
-w=$!
-T_PIDS+=("$w")
+t_spawn 1 "$boot" "$S" crashwriter 12 >"$T_DIR/w2.out" 2>"$T_DIR/w2.log"
+w=$T_PID
 t_wait 400 "writes to be acknowledged" acks_ge "$T_DIR/w2.out" 20
 kill -9 "$T_BLKBACK"
-st=$(t_exit_status "$w" 600)
+t_exit_status "$w" 600
+st=$T_STATUS
 [ "$st" = 3 ] || t_fail "frontend after backend crash: status $st, want 3"
 n=$(last_ack "$T_DIR/w2.out")
 "$S" verify-file "$T_DIR/a.img" 12 "$n" || t_fail "acknowledged writes lost after a backend crash"
@@ -47,12 +46,12 @@ noxsctl dev-rm 1 blk 0 >/dev/null 2>&1 # the dead backend's device
 t_start_blk_back
 truncate -s 16M "$T_DIR/b.img"
 noxsctl dev-add 1 blk 1 "path=$T_DIR/b.img" >/dev/null || t_fail "dev-add after restart"
-g "$S" -d 1 crashwriter 13 >"$T_DIR/w3.out" 2>"$T_DIR/w3.log" &
-w=$!
-T_PIDS+=("$w")
+t_spawn 1 "$boot" "$S" -d 1 crashwriter 13 >"$T_DIR/w3.out" 2>"$T_DIR/w3.log"
+w=$T_PID
 t_wait 400 "writes to be acknowledged" acks_ge "$T_DIR/w3.out" 10
 noxsctl dev-rm 1 blk 1 >/dev/null || t_fail "dev-rm"
-st=$(t_exit_status "$w" 600)
+t_exit_status "$w" 600
+st=$T_STATUS
 [ "$st" = 3 ] || [ "$st" = 0 ] || t_fail "frontend after dev-rm: status $st"
 n=$(last_ack "$T_DIR/w3.out")
 "$S" verify-file "$T_DIR/b.img" 13 "$n" || t_fail "acknowledged writes lost at dev-rm"

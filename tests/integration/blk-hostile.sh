@@ -19,12 +19,12 @@ truncate -s 8M "$T_DIR/good.img"
 noxsctl dev-add 1 blk 0 "path=$T_DIR/evil.img" >/dev/null || t_fail "dev-add 1"
 noxsctl dev-add 2 blk 0 "path=$T_DIR/good.img" >/dev/null || t_fail "dev-add 2"
 
-t_guest 2 "$boot2" "$S" random 7 2000 "$T_DIR/shadow" >"$T_DIR/good.log" 2>&1 &
-good=$!
-T_PIDS+=("$good")
+t_spawn 2 "$boot2" "$S" random 7 2000 "$T_DIR/shadow" >"$T_DIR/good.log" 2>&1
+good=$T_PID
 t_guest 1 "$boot1" "$T_HELPERS/blk_hostile" 3000 >"$T_DIR/hostile.log" 2>&1 ||
 	t_fail "hostile frontend: $(tail -n 3 "$T_DIR/hostile.log")"
-st=$(t_exit_status "$good" 1200)
+t_exit_status "$good" 1200
+st=$T_STATUS
 [ "$st" = 0 ] || t_fail "the honest guest failed during the attack (status $st)"
 cmp -s "$T_DIR/good.img" "$T_DIR/shadow" || t_fail "honest guest's file differs"
 t_alive "$T_BLKBACK" || t_fail "the backend died"

@@ -109,6 +109,18 @@ t_guest() {
 	NOXS_SIM_DOMID=$d NOXS_BOOT=$boot "$@"
 }
 
+# t_spawn DOMID BOOT CMD...: start CMD as domain DOMID in the background
+# (the call's redirections apply to it); T_PID is its pid. Not
+# "t_guest ... &": that forks a subshell, and $! would be the subshell,
+# so a kill -9 would leave the guest running.
+t_spawn() {
+	local d=$1 boot=$2
+	shift 2
+	NOXS_SIM_DOMID=$d NOXS_BOOT=$boot "$@" &
+	T_PID=$!
+	T_PIDS+=("$T_PID")
+}
+
 # t_alive PID: is the process still there (and not a zombie)?
 t_alive() {
 	local st
@@ -117,16 +129,21 @@ t_alive() {
 	return 0
 }
 
-# t_exit_status PID TRIES: wait (bounded) for a child, print its status.
+# t_exit_status PID TRIES: wait (bounded) for a child of this shell; sets
+# T_STATUS to its exit status, or "timeout". Call it directly, never in
+# $(...): a subshell cannot wait for its parent's children.
 t_exit_status() {
-	local pid=$1 tries=$2
+	local pid=$1 tries=$2 i
 	for ((i = 0; i < tries; i++)); do
 		t_alive "$pid" || break
 		sleep 0.05
 	done
-	t_alive "$pid" && { echo timeout; return; }
+	if t_alive "$pid"; then
+		T_STATUS=timeout
+		return
+	fi
 	wait "$pid"
-	echo $?
+	T_STATUS=$?
 }
 
 # t_dev_states DOMID TYPE DEVID: "BACKEND FRONTEND" states from dev-list.

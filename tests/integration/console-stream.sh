@@ -13,15 +13,15 @@ head -c $N /dev/urandom >"$T_DIR/client-in"
 
 noxsctl dev-add 1 console 0 >/dev/null || t_fail "dev-add console"
 # The guest writes guest-out and reads exactly N bytes of input.
-t_guest 1 "$boot" "$T_BIN/noxs-console-front" -- sh -c \
+t_spawn 1 "$boot" "$T_BIN/noxs-console-front" -- sh -c \
 	"cat '$T_DIR/guest-out' & head -c $N >'$T_DIR/guest-in'; wait" \
-	>"$T_DIR/front.log" 2>&1 &
-fe=$!
-T_PIDS+=("$fe")
+	>"$T_DIR/front.log" 2>&1
+fe=$T_PID
 t_wait 400 "the console socket" test -S "$NOXS_CONSOLE_DIR/console-1.0.sock"
 "$T_BIN/noxs-console" -n $N 1 <"$T_DIR/client-in" >"$T_DIR/client-out" ||
 	t_fail "client"
-st=$(t_exit_status "$fe" 1200)
+t_exit_status "$fe" 1200
+st=$T_STATUS
 [ "$st" = 0 ] || t_fail "frontend exit status $st"
 cmp "$T_DIR/guest-out" "$T_DIR/client-out" || t_fail "guest -> client stream differs"
 cmp "$T_DIR/client-in" "$T_DIR/guest-in" || t_fail "client -> guest stream differs"
