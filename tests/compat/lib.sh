@@ -77,11 +77,24 @@ noxs_start() {
 	done
 }
 
-# (Function variables are global in sh: use a name no caller uses.)
+# Under SAN=address the library needs the ASan runtime first in the
+# process: Debian's (uninstrumented) tools get it preloaded, with leak
+# checking left to our own instrumented programs.
+_wc_asan=$(ldd "$NOXS_BUILD/lib/compat-xs/libxenstore.so.4" 2>/dev/null |
+	awk '$1 ~ /^libasan\.so/ {print $3}')
+# (Function variables are global in sh: use names no caller uses.)
 with_compat() {
 	_wc_dom=0
 	case "$1" in [0-9]*) _wc_dom=$1; shift ;; esac
+	_wc_pre=
+	if [ -n "$_wc_asan" ]; then
+		case "$1" in
+		"$NOXS_BUILD"/* | "$COMPAT_DIR"/*) ;;
+		*) _wc_pre=$_wc_asan ;;
+		esac
+	fi
 	env -u XENSTORED_PATH NOXS_SIM_DOMID=$_wc_dom \
+		${_wc_pre:+LD_PRELOAD=$_wc_pre ASAN_OPTIONS=detect_leaks=0} \
 		COMPAT_XS_QUIET=${COMPAT_XS_QUIET:-} \
 		LD_LIBRARY_PATH=$NOXS_BUILD/lib/compat-xs:$NOXS_BUILD/sim:$NOXS_BUILD/lib \
 		"$@"
