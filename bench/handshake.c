@@ -12,7 +12,11 @@
  * measured. At each N the program prints one line for the last block of
  * domains (the last tenth before N) and one for registry lookups:
  *
- *   handshake n=1000 block=901-1000 median_us=.. p99_us=.. max_us=.. noxsd_rss_kb=..
+ *   handshake n=1000 block=901-1000 median_us=.. p99_us=.. max_us=..
+ *             dev_add_median_us=.. noxsd_rss_kb=..
+ *
+ * (dev_add_median_us: how long noxs_dev_add() itself took, i.e. until
+ * noxsd answered the toolstack; the rest is the guest's side.)
  *   lookup n=1000 op=dev_list median_us=.. p99_us=..
  *   lookup n=1000 op=status median_us=.. p99_us=..
  *
@@ -61,7 +65,7 @@ static struct frontend *fronts;
 static size_t nfronts;
 static unsigned int per_process = 1000;
 static char tmpdir[PATH_MAX];
-static pid_t noxsd_pid = -1, backend_pid = -1;
+static pid_t noxsd_pid = -1, backend_pid = -1, keeper_pid = -1;
 static char bindir[PATH_MAX / 2];
 static size_t acks[5]; /* poweroff reboot suspend crash other */
 static size_t closed_count, error_count;
@@ -105,19 +109,15 @@ static void cleanup(void)
     }
     stop_child(&backend_pid);
     stop_child(&noxsd_pid);
-    if (tmpdir[0] != '\0') {
+    if (keeper_pid > 1) {
         /* noxsd's page keeper outlives the worker by design. */
-        char path[PATH_MAX + 32];
-        FILE *f;
-        long keeper = 0;
-
-        snprintf(path, sizeof(path), "%s/state/keeper.pid", tmpdir);
-        f = fopen(path, "r");
-        if (f != NULL) {
-            if (fscanf(f, "%ld", &keeper) == 1 && keeper > 1)
-                kill((pid_t)keeper, SIGTERM);
-            fclose(f);
-        }
+        kill(keeper_pid, SIGTERM);
+        for (int i = 0; i < 300 && kill(keeper_pid, 0) == 0; i++)
+            usleep(10000);
+        kill(keeper_pid, SIGKILL);
+        keeper_pid = -1;
+    }
+    if (tmpdir[0] != '\0') {
         char cmd[PATH_MAX + 16];
 
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
@@ -224,6 +224,19 @@ static void start_services(char *sock, size_t socklen)
         if (i > 1000)
             die("noxsd did not come up at %s", sock);
         usleep(10000);
+    }
+    {
+        char kpath[PATH_MAX + 32];
+        FILE *f;
+        long pid = 0;
+
+        snprintf(kpath, sizeof(kpath), "%s/keeper.pid", state);
+        f = fopen(kpath, "r");
+        if (f != NULL) {
+            if (fscanf(f, "%ld", &pid) == 1 && pid > 1)
+                keeper_pid = (pid_t)pid;
+            fclose(f);
+        }
     }
     char bpath[PATH_MAX];
 
@@ -414,7 +427,7 @@ int main(int argc, char **argv)
     bool keep = false;
     unsigned int first = 1, max_n = 0, *ns = NULL;
     size_t nns = 0, next_n = 0;
-    long long *us;
+    long long *us, *add_us;
     struct rlimit rl;
     noxs_client *c;
     int opt, status = 0;
@@ -443,6 +456,7 @@ int main(int argc, char **argv)
         max_n = n;
     }
     us = calloc(max_n, sizeof(*us));
+    add_us = calloc(max_n, sizeof(*add_us));
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
@@ -485,6 +499,7 @@ int main(int argc, char **argv)
         t0 = now_ns();
         if (noxs_dev_add(c, domid, NOXS_DEV_SYSCTL, 0, 0, NULL, 0) < 0)
             die("dev-add %u sysctl 0: %s", domid, strerror(errno));
+        add_us[i] = (now_ns() - t0) / 1000;
         t1 = read_until(f, "connected", domid, WAIT_MS);
         if (t1 < 0)
             die("domain %u: not Connected within %d ms", domid, WAIT_MS);
@@ -492,18 +507,21 @@ int main(int argc, char **argv)
 
         if (i + 1 == ns[next_n]) {
             unsigned int n = ns[next_n++];
-            unsigned int block = n >= 10 ? n / 10 : n;
+            unsigned int block = n >= 100 ? n / 10 : n;
             long long *v = malloc(block * sizeof(*v));
             struct noxs_status st = {0};
 
             memcpy(v, us + (n - block), block * sizeof(*v));
             noxs_status_get(c, &st);
-            long long med = pct(v, block, 0.5), p99 = pct(v, block, 0.99),
-                      mx = v[block - 1];
+            long long med = pct(v, block, 0.5), p99 = pct(v, block, 0.99);
+            long long mx = v[block - 1]; /* sorted by pct() */
+
+            memcpy(v, add_us + (n - block), block * sizeof(*v));
+            long long add_med = pct(v, block, 0.5);
 
             printf("handshake n=%u block=%u-%u median_us=%lld p99_us=%lld "
-                   "max_us=%lld noxsd_rss_kb=%llu\n",
-                   n, n - block + 1, n, med, p99, mx,
+                   "max_us=%lld dev_add_median_us=%lld noxsd_rss_kb=%llu\n",
+                   n, n - block + 1, n, med, p99, mx, add_med,
                    (unsigned long long)st.rss_bytes / 1024);
             free(v);
             lookups(c, n);
@@ -513,8 +531,10 @@ int main(int argc, char **argv)
         long long *v = malloc(max_n * sizeof(*v));
 
         memcpy(v, us, max_n * sizeof(*v));
+        long long med = pct(v, max_n, 0.5), p99 = pct(v, max_n, 0.99);
+
         printf("summary domains=%u median_us=%lld p99_us=%lld max_us=%lld\n",
-               max_n, pct(v, max_n, 0.5), pct(v, max_n, 0.99), v[max_n - 1]);
+               max_n, med, p99, v[max_n - 1]);
         free(v);
     }
     noxs_client_close(c);
@@ -547,6 +567,7 @@ int main(int argc, char **argv)
     }
     cleanup();
     free(us);
+    free(add_us);
     free(ns);
     return status;
 }
