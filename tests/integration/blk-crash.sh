@@ -14,7 +14,8 @@ acks() { grep -c '^acked' "$1" 2>/dev/null || echo 0; }
 acks_ge() { [ "$(acks "$1")" -ge "$2" ]; }
 last_ack() { sed -n 's/^acked //p' "$1" | tail -n 1; }
 
-truncate -s 16M "$T_DIR/a.img"
+# Large enough that the writers are still writing when they are killed.
+truncate -s 256M "$T_DIR/a.img"
 noxsctl dev-add 1 blk 0 "path=$T_DIR/a.img" >/dev/null || t_fail "dev-add"
 
 # 1. kill -9 of the frontend in the middle of a stream of writes.
@@ -44,7 +45,7 @@ t_log "backend crash: frontend failed its requests ($(tail -n 1 "$T_DIR/w2.log")
 # 3. dev-rm with requests in flight.
 noxsctl dev-rm 1 blk 0 >/dev/null 2>&1 # the dead backend's device
 t_start_blk_back
-truncate -s 16M "$T_DIR/b.img"
+truncate -s 256M "$T_DIR/b.img"
 noxsctl dev-add 1 blk 1 "path=$T_DIR/b.img" >/dev/null || t_fail "dev-add after restart"
 t_spawn 1 "$boot" "$S" -d 1 crashwriter 13 >"$T_DIR/w3.out" 2>"$T_DIR/w3.log"
 w=$T_PID

@@ -61,8 +61,18 @@ t_exit_status "$holder" 200
 # may or may not reach this client before it leaves.)
 printf 'abc\035def\n' | "$T_BIN/noxs-console" -e '^]' -n 3 1 1 >/dev/null ||
 	t_fail "escape"
-printf 'Z\n' | "$T_BIN/noxs-console" 1 1 >/dev/null || t_fail "attach after escape"
-t_wait 200 "the guest to read Z" grep -q Z "$T_DIR/in1"
+# This client stays until the guest's echo of Z came back, so that no
+# earlier echo is left in the backend's buffer for the next client.
+mkfifo "$T_DIR/zin"
+"$T_BIN/noxs-console" 1 1 <"$T_DIR/zin" >"$T_DIR/zout" &
+z=$!
+T_PIDS+=("$z")
+exec 8>"$T_DIR/zin"
+printf 'Z\n' >&8
+t_wait 200 "the guest to echo Z" grep -q Z "$T_DIR/zout"
+exec 8>&-
+t_exit_status "$z" 200
+[ "$T_STATUS" = 0 ] || t_fail "client after escape: status $T_STATUS"
 want=$(printf 'hello one\nhello two\nabcZ\n')
 [ "$(cat "$T_DIR/in1")" = "$want" ] || t_fail "guest input after escape: '$(cat "$T_DIR/in1")'"
 
