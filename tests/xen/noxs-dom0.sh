@@ -19,7 +19,7 @@ status_field() {
 		sed -n "s/^ *\"$1\" *: *\([0-9]*\).*/\1/p" | head -n 1
 }
 
-dev_state_line() { noxsctl dev-list 2>/dev/null | grep -i sysctl | head -n 1; }
+dev_state_line() { noxsctl dev-list $GUEST_DOMID 2>/dev/null | grep -i sysctl | head -n 1; }
 dev_connected() { dev_state_line | grep -q 'Connected.*Connected'; }
 
 noxs_before_guest() {
@@ -61,8 +61,8 @@ noxs_start_data_backends() {
 			--log-dir /tmp/conlog >> /tmp/console-back.log 2>&1 &
 	fi
 	nb=$(( 1 + $(have noxs-blk-back && echo 1 || echo 0) + $(have noxs-console-back && echo 1 || echo 0) ))
-	backends_up() { [ "$(status_field nbackends)" -ge $nb ] 2>/dev/null; }
-	if wait_for 30 backends_up; then pass "dom0.noxs-backends-registered - $nb"; else fail "dom0.noxs-backends-registered: $(status_field nbackends) of $nb"; fi
+	backends_up() { [ "$(status_field backends)" -ge $nb ] 2>/dev/null; }
+	if wait_for 30 backends_up; then pass "dom0.noxs-backends-registered - $nb"; else fail "dom0.noxs-backends-registered: $(status_field backends) of $nb"; fi
 }
 
 dev_add() { # NAME ARGS...
@@ -97,10 +97,10 @@ noxs_with_guest() {
 	if wait_for 240 dev_connected; then
 		pass "dom0.noxs-guest-connected - $(dev_state_line)"
 	else
-		fail "dom0.noxs-guest-connected: $(dev_state_line)"; noxsctl dev-list
+		fail "dom0.noxs-guest-connected: $(dev_state_line)"; noxsctl dev-list all
 	fi
 	stage "noxs-kill-worker"
-	before=$(noxsctl dev-list 2>&1)
+	before=$(noxsctl dev-list all 2>&1)
 	keeper=$(status_field keeper_pid)
 	if [ "$(status_field pid)" = "$noxsd_pid" ] && kill -9 "$noxsd_pid"; then
 		pass "dom0.noxsd-killed - kill -9 worker $noxsd_pid (keeper $keeper)"
@@ -116,7 +116,7 @@ noxs_with_guest() {
 	else
 		fail "dom0.noxsd-restarted: keeper now '$(status_field keeper_pid)', was $keeper"; tail -n 20 /tmp/noxsd.log
 	fi
-	after=$(noxsctl dev-list 2>&1)
+	after=$(noxsctl dev-list all 2>&1)
 	if [ "$before" = "$after" ] && dev_connected; then
 		pass "dom0.noxs-restart-lost-nothing - $(dev_state_line)"
 	else
