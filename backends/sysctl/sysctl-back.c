@@ -317,11 +317,11 @@ static void sysctl_changed(noxs_backend *b, noxs_dev *d, void *arg)
         break;
     case NOXS_STATE_INITIALISED:
     case NOXS_STATE_CONNECTED:
-        /* Map the session's liveness page before we say Connected, so
-         * the frontend sees our byte set once it sees us Connected. */
-        liveness_sync(s);
         if (own == NOXS_STATE_INITWAIT || own == NOXS_STATE_INITIALISING)
             set_state(d, NOXS_STATE_CONNECTED);
+        /* The frontend publishes its liveness page after it saw us
+         * Connected (sharing is slow); map it when it shows up. */
+        liveness_sync(s);
         break;
     case NOXS_STATE_CLOSING:
         liveness_unmap(s);

@@ -20,9 +20,9 @@
  * backend publishes after our read notifies us again and cannot be lost.
  *
  * Liveness. A process killed with -9 cannot say Closed, and an event
- * channel closing leaves no mark on the control page, so each session
- * also shares one small page with the backend domain (frontend-half key
- * "liveness-gref"): byte 0 is ours, set to 1 and cleared by the grant
+ * channel closing leaves no mark on the control page, so each session,
+ * once connected, also shares one small page with the backend domain
+ * (frontend-half key "liveness-gref"): byte 0 is ours, set to 1 and cleared by the grant
  * layer when our share ends (also when we die); the backend maps it with
  * an unmap notification on byte 1, which it sets, so the page shows
  * either side's death to the other (the pattern of the blk driver).
@@ -253,7 +253,7 @@ static int attach(struct guest *g)
             return -1;
     }
     noxs_dev_del_kv(d, "shutdown-ack");
-    liveness_start(g);
+    noxs_dev_del_kv(d, "liveness-gref");
     noxs_dev_set_features(d, NOXS_FEATURE_KV | supported);
     /*
      * On a first connection the backend is already waiting for us: go
@@ -393,6 +393,14 @@ static void step(struct guest *g)
             g->phase = PHASE_RUNNING;
             if (report)
                 printf("connected %u %lld\n", g->domid, now_ns());
+            /* Sharing a page costs more than the rest of the handshake
+             * (milliseconds on the simulator), so the liveness page comes
+             * after Connected, in a second publish. */
+            liveness_start(g);
+            if (g->alive != NULL && noxs_dev_publish(g->dev) < 0) {
+                fail(g, "publish the liveness page");
+                return;
+            }
             if (verbose)
                 warnx_("domain %u: connected", g->domid);
             continue;
@@ -443,6 +451,9 @@ static struct guest *guest_open(uint16_t domid, const struct noxs_boot *boot)
         fail(g, "open the device page");
         return g;
     }
+    /* The sharing handle for the liveness page, opened now so that it
+     * is not on the handshake's path (liveness_start retries if not). */
+    g->gs = xengntshr_open(NULL, 0);
     if (watch_fd(noxs_frontend_fd(g->fe), g) < 0) {
         fail(g, "epoll");
         return g;
