@@ -33,6 +33,7 @@
 
 static noxs_dev *dev;
 static xenevtchn_handle *xce;
+static xengntshr_handle *xgs; /* shares the ring, data and liveness pages */
 static uint32_t port;
 static struct noxs_blk_sring *sring;
 static uint32_t ring_size, req_prod, rsp_cons;
@@ -85,7 +86,6 @@ static void connect_raw(noxs_frontend *f, uint32_t devid)
     uint32_t ring_ref, alive_ref;
     uint8_t *alive;
     char buf[32];
-    xengntshr_handle *xgs;
 
     dev = noxs_frontend_attach_wait(f, NOXS_DEV_BLK, devid, WAIT_MS);
     if (dev == NULL)
@@ -300,5 +300,7 @@ int main(int argc, char **argv)
     }
     noxs_dev_detach(dev);
     noxs_frontend_close(f);
+    xengntshr_close(xgs); /* unshares the ring, data and liveness pages */
+    xenevtchn_close(xce);
     return failures == 0 ? 0 : 1;
 }

@@ -254,6 +254,12 @@ static int cmd_random(uint64_t seed, unsigned long nwrites, const char *out)
     if (f == NULL || fwrite(shadow, 1, size, f) != size || fclose(f) != 0)
         die("%s: cannot write the shadow", out);
     printf("random: %lu writes, %" PRIu64 " bytes verified\n", nwrites, size);
+    for (unsigned int i = 0; i < QD; i++)
+        free(jobs[i].buf);
+    free(order);
+    free(busy);
+    busy = NULL;
+    free(shadow);
     return 0;
 }
 
@@ -353,6 +359,9 @@ static int cmd_verify_file(const char *path, uint64_t seed, long acked)
         }
     }
     printf("verify-file: blocks 0..%ld intact\n", acked);
+    free(want);
+    free(got);
+    close(fd);
     return 0;
 }
 
