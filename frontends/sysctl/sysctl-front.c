@@ -454,6 +454,13 @@ static struct guest *guest_open(uint16_t domid, const struct noxs_boot *boot)
     /* The sharing handle for the liveness page, opened now so that it
      * is not on the handshake's path (liveness_start retries if not). */
     g->gs = xengntshr_open(NULL, 0);
+    /*
+     * Non-blocking, so that consuming events can never block: a wake-up
+     * whose port was closed meanwhile leaves the fd readable with nothing
+     * pending (the simulator's pending() then blocks like read(2)).
+     */
+    fcntl(noxs_frontend_fd(g->fe), F_SETFL,
+          fcntl(noxs_frontend_fd(g->fe), F_GETFL) | O_NONBLOCK);
     if (watch_fd(noxs_frontend_fd(g->fe), g) < 0) {
         fail(g, "epoll");
         return g;
