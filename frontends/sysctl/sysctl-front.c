@@ -451,6 +451,8 @@ static struct guest *guest_open(uint16_t domid, const struct noxs_boot *boot)
         fail(g, "open the device page");
         return g;
     }
+    if (!many)
+        g->domid = noxs_frontend_domid(g->fe);
     /* The sharing handle for the liveness page, opened now so that it
      * is not on the handshake's path (liveness_start retries if not). */
     g->gs = xengntshr_open(NULL, 0);
@@ -695,8 +697,6 @@ int main(int argc, char **argv)
         single = guest_open(0, &boot);
         if (single == NULL)
             return 1;
-        if (single->fe != NULL)
-            single->domid = noxs_frontend_domid(single->fe);
     }
 
     for (;;) {

@@ -8,7 +8,7 @@
 
 probe=$T_BUILD/tests/crash-probe
 [ -x "$probe" ] || t_fail "$probe is missing"
-N=${CRASH_DOMAINS:-120}
+N=${CRASH_DOMAINS:-300}
 KILLS=${CRASH_KILLS:-8}
 
 t_start_noxsd

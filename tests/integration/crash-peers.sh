@@ -12,7 +12,8 @@ fe=$T_FRONT
 noxsctl dev-add 1 sysctl 0 >/dev/null || t_fail "dev-add 1"
 t_wait 200 "domain 1 Connected" t_connected 1
 kill -9 "$T_BACKEND"
-st=$(t_exit_status "$fe" 400)
+t_exit_status "$fe" 400
+st=$T_STATUS
 [ "$st" = 3 ] || t_fail "guest 1 after the backend died: exit $st, want 3 (device gone)"
 t_log "backend killed: the guest saw its device go (exit 3)"
 

@@ -107,14 +107,18 @@ t_states_is() { [ "$(t_states "$1")" = "$2" ]; }
 t_backend_closed() { case $(t_states "$1") in Closed*) return 0 ;; esac; return 1; }
 t_connected() { t_states_is "$1" "Connected Connected"; }
 
-# t_exit_status PID TRIES: wait (bounded) for a child, print its status.
+# t_exit_status PID TRIES: wait (bounded) for a child of this shell and
+# set T_STATUS to its exit status, or "timeout". (Not in $(...): a
+# subshell cannot wait for its parent's children.)
 t_exit_status() {
 	local pid=$1 tries=$2
+	T_STATUS=timeout
 	for ((i = 0; i < tries; i++)); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.05
 	done
-	kill -0 "$pid" 2>/dev/null && { echo timeout; return; }
+	kill -0 "$pid" 2>/dev/null && return 0
 	wait "$pid"
-	echo $?
+	T_STATUS=$?
+	return 0
 }

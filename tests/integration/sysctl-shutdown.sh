@@ -19,7 +19,8 @@ for r in poweroff reboot suspend crash; do
 	t_wait 200 "domain $d Connected" t_connected $d
 	out=$(noxsctl shutdown $d --reason $r --wait 5 2>&1) ||
 		t_fail "shutdown $d --reason $r: $out"
-	st=$(t_exit_status "$fe" 200)
+	t_exit_status "$fe" 200
+	st=$T_STATUS
 	[ "$st" = "${want_status[$r]}" ] ||
 		t_fail "guest $d asked to $r exited with $st, want ${want_status[$r]}"
 	t_log "reason $r: acknowledged, guest exited $st"
@@ -41,7 +42,8 @@ kill -0 "$fe" 2>/dev/null || t_fail "guest $d died after an unsupported request"
 t_log "unsupported reason refused: $out"
 noxsctl shutdown $d --reason poweroff --wait 5 >/dev/null ||
 	t_fail "poweroff after a refused reboot"
-st=$(t_exit_status "$fe" 200)
+t_exit_status "$fe" 200
+	st=$T_STATUS
 [ "$st" = 0 ] || t_fail "guest $d exited $st after poweroff"
 d=$((d + 1))
 
