@@ -43,7 +43,7 @@ t_log "unsupported reason refused: $out"
 noxsctl shutdown $d --reason poweroff --wait 5 >/dev/null ||
 	t_fail "poweroff after a refused reboot"
 t_exit_status "$fe" 200
-	st=$T_STATUS
+st=$T_STATUS
 [ "$st" = 0 ] || t_fail "guest $d exited $st after poweroff"
 d=$((d + 1))
 
