@@ -91,7 +91,7 @@ cp "$XEN_ROOT/boot/vmlinuz-$kv" "$D/boot/vmlinuz"
 cp "$XEN_OUT/guest-initrd" "$D/boot/guest-initrd"
 {
 	echo "NOXS=$(noxs && echo 1 || echo 0)"
-	echo "HS_ITER=${HS_ITER:-20}"
+	echo "HS_ITER=${HS_ITER:-30}"
 } > "$D/etc/xen-lane.conf"
 cp "$XEN_SRC/expect-base" "$XEN_OUT/expected"
 if noxs; then

@@ -145,6 +145,7 @@ noxs_after_guest() {
 noxs_timing() {
 	/bin/noxs-handshake "$HS_ITER" > /tmp/hs-noxs.out 2>&1
 	cat /tmp/hs-noxs.out
+	stage "timing-done"
 	xs=$(sed -n 's/^HANDSHAKE xenstored median_us=\([0-9]*\).*/\1/p' /tmp/hs-xs.out)
 	nx=$(sed -n 's/^HANDSHAKE noxs median_us=\([0-9]*\).*/\1/p' /tmp/hs-noxs.out)
 	if [ -n "$xs" ] && [ -n "$nx" ] && [ "$nx" -gt 0 ]; then

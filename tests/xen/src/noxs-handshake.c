@@ -57,6 +57,13 @@ static void be_changed(noxs_backend *b, noxs_dev *d, void *arg)
     unsigned int peer = noxs_dev_peer_state(d);
     char line[64];
 
+    if ((peer == NOXS_STATE_CLOSING || peer == NOXS_STATE_CLOSED) &&
+        noxs_dev_state(d) != NOXS_STATE_CLOSED) {
+        /* Follow the frontend's close, as a xenbus backend does. */
+        noxs_dev_set_state(d, NOXS_STATE_CLOSED);
+        noxs_dev_publish(d);
+        return;
+    }
     if ((peer == NOXS_STATE_INITIALISED || peer == NOXS_STATE_CONNECTED) &&
         noxs_dev_state(d) != NOXS_STATE_CONNECTED) {
         noxs_dev_set_state(d, NOXS_STATE_CONNECTED);
@@ -94,10 +101,14 @@ static int backend(void)
         }
 }
 
-static int frontend(const struct noxs_boot *boot, int n)
+/* Attach and connect devices 0..n-1 as they appear; detach them all when
+ * the toolstack closes quit_fd. */
+static int frontend(const struct noxs_boot *boot, int n, int quit_fd)
 {
     noxs_frontend *f = noxs_frontend_open(boot);
     const uint32_t refs[1] = {8}, ports[1] = {5};
+    noxs_dev **devs = calloc((size_t)n, sizeof(*devs));
+    char c;
 
     if (!f) {
         fprintf(stderr, "noxs-handshake: frontend_open: %s\n", strerror(errno));
@@ -121,8 +132,14 @@ static int frontend(const struct noxs_boot *boot, int n)
         }
         noxs_dev_set_state(d, NOXS_STATE_CONNECTED);
         noxs_dev_publish(d);
+        if (devs)
+            devs[i] = d;
     }
-    pause(); /* keep the devices attached until the toolstack is done */
+    while (read(quit_fd, &c, 1) < 0 && errno == EINTR)
+        ;
+    for (int i = 0; devs && i < n; i++)
+        noxs_dev_detach(devs[i]);
+    noxs_frontend_close(f);
     return 0;
 }
 
@@ -150,7 +167,7 @@ static int cmp_double(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    int n = argc > 1 ? atoi(argv[1]) : 20, pfd[2], ok = 1, i;
+    int n = argc > 1 ? atoi(argv[1]) : 20, pfd[2], qfd[2], ok = 1, i;
     double *t = calloc((size_t)(n > 0 ? n : 1), sizeof(*t));
     struct noxs_boot boot;
     noxs_client *c;
@@ -158,7 +175,7 @@ int main(int argc, char **argv)
     char line[64];
 
     setvbuf(stdout, NULL, _IOLBF, 0);
-    if (n <= 0 || !t || pipe(pfd) < 0)
+    if (n <= 0 || !t || pipe(pfd) < 0 || pipe(qfd) < 0)
         return 2;
     c = noxs_client_open(NULL);
     if (!check(c != NULL, "dom0.noxs-hs-client", ""))
@@ -168,16 +185,22 @@ int main(int argc, char **argv)
         return 1;
     report_fd = pfd[1];
     be = fork();
-    if (be == 0)
+    if (be == 0) {
+        close(qfd[0]); /* only the frontend may hold the quit pipe */
+        close(qfd[1]);
         _exit(backend());
+    }
     if (read_line(pfd[0], line, sizeof(line)) < 0 || strcmp(line, "ready\n")) {
         check(0, "dom0.noxs-hs-backend", "backend did not register");
         kill(be, SIGKILL);
         return 1;
     }
     fe = fork();
-    if (fe == 0)
-        _exit(frontend(&boot, n));
+    if (fe == 0) {
+        close(qfd[1]);
+        _exit(frontend(&boot, n, qfd[0]));
+    }
+    close(qfd[0]);
     for (i = 0; i < n && ok; i++) {
         unsigned int id;
         double t0 = now_us(), t1;
@@ -191,12 +214,17 @@ int main(int argc, char **argv)
              sscanf(line, "%u %lf", &id, &t1) == 2 && id == (unsigned)i;
         t[i] = t1 - t0;
     }
+    /* Tear down (not timed): the frontend closes its halves, then the
+     * toolstack removes the devices and dom0's page. */
+    close(qfd[1]);
+    for (int s = 0; s < 100 && waitpid(fe, NULL, WNOHANG) == 0; s++)
+        usleep(100000);
+    kill(fe, SIGKILL);
+    waitpid(fe, NULL, 0);
     for (int j = 0; j < i; j++)
         noxs_dev_remove(c, SELF, TYPE, (uint32_t)j);
     noxs_domain_destroy(c, SELF);
-    kill(fe, SIGKILL);
     kill(be, SIGKILL);
-    waitpid(fe, NULL, 0);
     waitpid(be, NULL, 0);
     if (!check(ok, "dom0.noxs-handshake", "%d iterations through noxs", n))
         return 1;
