@@ -9,3 +9,5 @@ $(HANDSHAKE): $(OBJDIR)/bench/handshake.o $(LIBOUT)/libnoxs.so
 		-lnoxs $(XEN_LIBS)
 
 BENCH_PROGS += $(HANDSHAKE)
+# make demo (scripts/demo.sh) times the handshakes with it.
+ALL_TARGETS += $(HANDSHAKE)

@@ -17,6 +17,7 @@ $(foreach p,$(DRIVER_PROBES),$(eval $(call driver_probe_rules,$(p))))
 # The scripts need the drivers, the probes and noxsctl/noxsd built.
 $(foreach t,$(DRIVER_TESTS),tests/integration/$(t).sh): \
 	$(addprefix $(TESTOUT)/,$(DRIVER_PROBES)) \
-	$(BINOUT)/noxs-sysctl-back $(BINOUT)/noxs-sysctl-front
+	$(BINOUT)/noxs-sysctl-back $(BINOUT)/noxs-sysctl-front \
+	$(BINOUT)/noxsd $(BINOUT)/noxsctl $(SIMOUT)/noxs-simstat
 
 INTEGRATION_TESTS += $(foreach t,$(DRIVER_TESTS),tests/integration/$(t).sh)
