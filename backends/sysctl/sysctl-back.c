@@ -250,12 +250,31 @@ static void liveness_sync(struct sysdev *s)
     __atomic_store_n(&s->alive[1], 1, __ATOMIC_RELEASE);
 }
 
+static void sysctl_changed(noxs_backend *b, noxs_dev *d, void *arg);
+
 /* Frontends that died without closing: walk their devices to Closed. */
 static void liveness_scan(void)
 {
-    for (struct sysdev *s = all_devs; s != NULL; s = s->all_next) {
+    struct sysdev *next;
+
+    for (struct sysdev *s = all_devs; s != NULL; s = next) {
+        next = s->all_next;
         if (s->alive == NULL ||
             __atomic_load_n(&s->alive[0], __ATOMIC_ACQUIRE) != 0)
+            continue;
+        /*
+         * A frontend that closes properly publishes Closed before its
+         * share ends: look at its half first. A change we find here is
+         * one the library will not report (we consumed it), so handle it
+         * as the library would have.
+         */
+        int rc = noxs_dev_refresh(s->dev);
+        unsigned int fs = noxs_dev_peer_state(s->dev);
+
+        if (rc == 1)
+            sysctl_changed(backend, s->dev, NULL);
+        if (rc >= 0 && (fs == NOXS_STATE_CLOSING || fs == NOXS_STATE_CLOSED ||
+                        s->alive == NULL))
             continue;
         log_info("domain %u: the frontend died",
                  noxs_dev_frontend_domid(s->dev));

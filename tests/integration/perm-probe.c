@@ -90,6 +90,8 @@ static int readonly(uint32_t granter, uint32_t gref)
         return 1;
     }
     printf("write to the device page faulted (signal %d)\n", WTERMSIG(status));
+    xengnttab_unmap(h, (void *)p, 1);
+    xengnttab_close(h);
     return 0;
 }
 
