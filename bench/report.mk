@@ -1,0 +1,25 @@
+# The benchmark report (issue 7): bring-up / concurrency programs, and
+# what `make bench` needs beyond `all` (included from bench/module.mk).
+#   build/bench/noxs-bringup IMPL N K   native libnoxs, K toolstack clients
+#   build/bench/xs-bringup IMPL N K     legacy xs_* pair, K toolstack clients
+# scripts/bench.sh runs everything; bench/report.py writes
+# docs/BENCHMARKS.md and bench/plot.gp the plots in docs/bench/.
+
+$(BENCHOUT)/noxs-bringup: $(OBJDIR)/bench/bringup.o $(LIBOUT)/libnoxs.so
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $(OBJDIR)/bench/bringup.o -L$(LIBOUT) \
+		-lnoxs $(XEN_LIBS)
+
+$(BENCHOUT)/xs-bringup: $(OBJDIR)/bench/xsbringup.o \
+		$(OBJDIR)/frontends/legacy/legacy.o
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore
+
+BENCH_PROGS += $(BENCHOUT)/noxs-bringup $(BENCHOUT)/xs-bringup \
+	$(TESTOUT)/compat/xsshim.so
+
+# Debian's daemons, gnuplot, python3 (scripts/deps.sh bench).
+bench-deps:
+	@scripts/deps.sh bench
+
+.PHONY: bench-deps
