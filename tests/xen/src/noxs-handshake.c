@@ -229,7 +229,11 @@ int main(int argc, char **argv)
     if (!check(ok, "dom0.noxs-handshake", "%d iterations through noxs", n))
         return 1;
     qsort(t, (size_t)n, sizeof(*t), cmp_double);
-    printf("HANDSHAKE noxs median_us=%.0f min_us=%.0f n=%d\n", t[n / 2], t[0],
-           n);
+    printf("HANDSHAKE %s median_us=%.0f min_us=%.0f n=%d\n", "noxs", t[n / 2],
+           t[0], n);
+    printf("SAMPLES %s", "noxs");
+    for (i = 0; i < n; i++)
+        printf(" %.0f", t[i]);
+    printf("\n");
     return 0;
 }

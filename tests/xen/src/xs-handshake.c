@@ -200,7 +200,11 @@ int main(int argc, char **argv)
                n, failed_at[0] ? ", failed at " : "", failed_at))
         return 1;
     qsort(t, (size_t)n, sizeof(*t), cmp_double);
-    printf("HANDSHAKE xenstored median_us=%.0f min_us=%.0f n=%d\n", t[n / 2],
+    printf("HANDSHAKE %s median_us=%.0f min_us=%.0f n=%d\n", "xenstored", t[n / 2],
            t[0], n);
+    printf("SAMPLES %s", "xenstored");
+    for (i = 0; i < n; i++)
+        printf(" %.0f", t[i]);
+    printf("\n");
     return 0;
 }
