@@ -22,7 +22,8 @@
 
 static pid_t backend = -1;
 static struct xs_handle *ts, **fe;
-static int nfe;
+static int nfe, worker_k;
+static unsigned int first_domid;
 
 static void *drain(void *arg)
 {
@@ -95,6 +96,7 @@ static struct xs_handle *open_as(unsigned int domid)
 
 static int bu_worker_init(int k, int K, int ndom)
 {
+    worker_k = k;
     ts = open_as(0);
     fe = calloc((size_t)ndom + 1, sizeof(*fe));
     return ts && fe ? 0 : -1;
@@ -112,6 +114,8 @@ static int bu_bring_up(unsigned int domid)
     h = open_as(domid);
     if (!h)
         return -1;
+    if (nfe == 0)
+        first_domid = domid;
     fe[nfe++] = h;
     return legacy_front_connect(&front, h, domid, "vif", 0, TIMEOUT_MS);
 }
@@ -121,8 +125,59 @@ static double bu_worker_extra_cpu_us(void)
     return 0;
 }
 
+/*
+ * With BENCH_TXN=COUNT, worker 0 measures, after the parent has taken its
+ * figures and before anything is released, COUNT transactions of 4 writes
+ * each on its first domain's device directory (as that frontend):
+ *   xsop impl=I op=transaction4 samples=S median_us=M p99_us=P
+ */
+static void transactions(int count)
+{
+    char dir[LEGACY_PATH_MAX], path[LEGACY_PATH_MAX + 16], val[16];
+    double *lat = calloc((size_t)count, sizeof(*lat));
+    int done = 0;
+
+    if (!lat || nfe == 0)
+        return;
+    snprintf(dir, sizeof(dir), "/local/domain/%u/device/vif/0", first_domid);
+    for (int i = 0; i < count; i++) {
+        double t0 = bu_now_us();
+
+        for (int tries = 0; tries < 100; tries++) {
+            xs_transaction_t t = xs_transaction_start(fe[0]);
+            bool ok = t != XBT_NULL;
+
+            for (int j = 0; ok && j < 4; j++) {
+                snprintf(path, sizeof(path), "%s/txn-%d", dir, j);
+                snprintf(val, sizeof(val), "%d", i);
+                ok = xs_write(fe[0], t, path, val, (unsigned int)strlen(val));
+            }
+            if (t != XBT_NULL && xs_transaction_end(fe[0], t, !ok) && ok)
+                break;
+            if (errno != EAGAIN) {
+                fprintf(stderr, "bringup %s: transaction: %s\n", bu_impl,
+                        strerror(errno));
+                free(lat);
+                return;
+            }
+        }
+        lat[done++] = bu_now_us() - t0;
+    }
+    qsort(lat, (size_t)done, sizeof(*lat), bu_cmp);
+    printf("xsop impl=%s op=transaction4 samples=%d median_us=%.2f "
+           "p99_us=%.2f\n",
+           bu_impl, done, bu_pct(lat, (size_t)done, 0.5),
+           bu_pct(lat, (size_t)done, 0.99));
+    fflush(stdout);
+    free(lat);
+}
+
 static void bu_worker_fini(void)
 {
+    const char *txn = getenv("BENCH_TXN");
+
+    if (txn && atoi(txn) > 0 && worker_k == 0)
+        transactions(atoi(txn));
     for (int i = 0; i < nfe; i++)
         xs_close(fe[i]);
     xs_close(ts);

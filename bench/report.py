@@ -1,0 +1,536 @@
+#!/usr/bin/env python3
+"""bench/report.py RESULTS DOCS: turn the raw output of scripts/bench.sh
+into CSV files (in RESULTS), gnuplot data (RESULTS/plot-*.dat) and
+DOCS/BENCHMARKS.md. Standard library only (Debian's python3).
+
+Every figure is the median over the repetitions of the run, with the
+range (min-max over repetitions); every ratio is computed per repetition
+(baseline of rep r / noxs of rep r) and then summarised the same way.
+Nothing is printed that the raw files of this run do not contain.
+"""
+import csv
+import glob
+import os
+import re
+import statistics
+import sys
+
+RES, DOCS = sys.argv[1], sys.argv[2]
+IMPLS = ["xenstored", "oxenstored", "compat-xs", "noxs"]
+LABEL = {
+    "xenstored": "xenstored (C)",
+    "oxenstored": "oxenstored (OCaml)",
+    "compat-xs": "compat-xs + noxsd",
+    "noxs": "noxs native",
+}
+
+
+def kv(line):
+    return dict(f.split("=", 1) for f in line.split() if "=" in f)
+
+
+def raw(prefix):
+    """(rep, line) for every line of RES/raw/PREFIX.<rep>."""
+    for path in sorted(glob.glob(os.path.join(RES, "raw", prefix + ".*"))):
+        rep = int(path.rsplit(".", 1)[1])
+        with open(path) as f:
+            for line in f:
+                yield rep, line.strip()
+
+
+meta = {}
+with open(os.path.join(RES, "meta.txt")) as f:
+    for line in f:
+        if "=" in line:
+            k, v = line.rstrip("\n").split("=", 1)
+            meta[k] = v
+REPS = int(meta.get("reps", "1"))
+NS = [int(x) for x in meta.get("ns", "").split()]
+
+# ---- parse ----
+hs = {}      # (impl, n) -> {rep: (median, p99)}
+totals = {}  # (impl, n) -> {rep: total_ms}   (compat-bench)
+ops = {}     # (impl, op) -> {rep: (median, p99)}
+floor = {}   # metric -> {rep: (median, p99)}
+bring = {}   # (impl, n, k) -> {rep: dict}
+lookups = {}  # (n, op) -> {rep: (median, p99)}  (native registry lookups)
+
+for rep, line in raw("handshake"):
+    if line.startswith("handshake "):
+        d = kv(line)
+        hs.setdefault(("noxs", int(d["n"])), {})[rep] = (
+            float(d["median_us"]), float(d["p99_us"]))
+    elif line.startswith("lookup "):
+        d = kv(line)
+        lookups.setdefault((int(d["n"]), d["op"]), {})[rep] = (
+            float(d["median_us"]), float(d["p99_us"]))
+for rep, line in raw("compat"):
+    if not line.startswith("compat daemon="):
+        continue
+    d = kv(line)
+    impl, op = d["daemon"], d["op"]
+    if op == "handshake":
+        hs.setdefault((impl, int(d["n"])), {})[rep] = (
+            float(d["median_us"]), float(d["p99_us"]))
+    elif op == "handshake_total":
+        totals.setdefault((impl, int(d["n"])), {})[rep] = float(d["total_ms"])
+    elif "median_us" in d:
+        ops.setdefault((impl, op), {})[rep] = (
+            float(d["median_us"]), float(d["p99_us"]))
+for rep, line in raw("floor"):
+    if line.startswith("sim-floor "):
+        d = kv(line)
+        floor.setdefault(line.split()[1], {})[rep] = (
+            float(d["median_us"]), float(d["p99_us"]))
+for prefix in ("bringup", "conc"):
+    for rep, line in raw(prefix):
+        d = kv(line)
+        if line.startswith("bringup "):
+            bring.setdefault((d["impl"], int(d["n"]), int(d["k"])), {})[rep] = {
+                k: float(v) for k, v in d.items() if k not in ("impl",)}
+        elif line.startswith("xsop "):
+            ops.setdefault((d["impl"], d["op"]), {})[rep] = (
+                float(d["median_us"]), float(d["p99_us"]))
+
+failures = []
+fpath = os.path.join(RES, "failures.tsv")
+if os.path.exists(fpath):
+    with open(fpath) as f:
+        failures = [l.rstrip("\n").split("\t") for l in f if l.strip()]
+
+
+# compat.sh reports its daemons in turn; one that fails leaves no lines
+# (and compat.sh's exit status is that of its last pipeline): note it.
+for rep in range(1, REPS + 1):
+    seen = {i for (i, n), d in hs.items() if rep in d}
+    for i in IMPLS[:3]:
+        if i not in seen:
+            failures.append([f"bench/compat.sh: {i} part", f"rep={rep}", "-",
+                             "no results (see build/bench/results/log/compat.sh*)"])
+
+# ---- summaries ----
+def summ(values):
+    """(median, min, max, count) of a list, or None."""
+    v = [x for x in values if x is not None]
+    if not v:
+        return None
+    return statistics.median(v), min(v), max(v), len(v)
+
+
+def ratio(a, b, pick=lambda x: x):
+    """Per-repetition ratio a[rep]/b[rep] over the reps both have."""
+    if not a or not b:
+        return None
+    r = [pick(a[k]) / pick(b[k]) for k in a if k in b and pick(b[k]) > 0]
+    return summ(r)
+
+
+def fmt(x, unit=""):
+    if x is None:
+        return "n/a"
+    if abs(x) >= 100:
+        s = f"{x:,.0f}"
+    elif abs(x) >= 10:
+        s = f"{x:.1f}"
+    else:
+        s = f"{x:.2f}"
+    return s + unit
+
+
+def ms_or_us(us):
+    return fmt(us / 1000, " ms") if us >= 1000 else fmt(us, " us")
+
+
+def cell(s, conv=lambda x: x, unit=""):
+    """'median [min-max]' with n/a, for a summ() result."""
+    if s is None:
+        return "n/a"
+    med, lo, hi, n = s
+    if n == 1:
+        return f"{fmt(conv(med), unit)} (1 run)"
+    return f"{fmt(conv(med), unit)} [{fmt(conv(lo))}-{fmt(conv(hi))}]"
+
+
+def rcell(s):
+    if s is None:
+        return "n/a"
+    med, lo, hi, n = s
+    return f"**{fmt(med)}x** [{fmt(lo)}-{fmt(hi)}]"
+
+
+def med_of(d, i=0):
+    return summ([v[i] if isinstance(v, tuple) else v for v in d.values()]) if d else None
+
+
+# ---- CSV files ----
+def write_csv(name, header, rows):
+    with open(os.path.join(RES, name), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+write_csv("handshake.csv", ["impl", "n", "rep", "median_us", "p99_us"],
+          [(i, n, r, m, p) for (i, n), reps in sorted(hs.items())
+           for r, (m, p) in sorted(reps.items())])
+write_csv("handshake_total.csv", ["impl", "n", "rep", "total_ms"],
+          [(i, n, r, t) for (i, n), reps in sorted(totals.items())
+           for r, t in sorted(reps.items())])
+write_csv("ops.csv", ["impl", "op", "rep", "median_us", "p99_us"],
+          [(i, o, r, m, p) for (i, o), reps in sorted(ops.items())
+           for r, (m, p) in sorted(reps.items())])
+write_csv("floor.csv", ["metric", "rep", "median_us", "p99_us"],
+          [(k, r, m, p) for k, reps in sorted(floor.items())
+           for r, (m, p) in sorted(reps.items())])
+BKEYS = ["total_ms", "dev_median_us", "dev_p99_us", "daemon_rss0_kb",
+         "daemon_rss1_kb", "rss_per_domain_kb", "daemon_cpu_us_per_dev",
+         "client_cpu_us_per_dev", "shared_pages"]
+write_csv("bringup.csv", ["impl", "n", "k", "rep"] + BKEYS,
+          [(i, n, k, r) + tuple(d.get(x) for x in BKEYS)
+           for (i, n, k), reps in sorted(bring.items())
+           for r, d in sorted(reps.items())])
+
+# ---- gnuplot data ----
+def dat(name, rows):
+    with open(os.path.join(RES, name), "w") as f:
+        for row in rows:
+            f.write(" ".join("?" if x is None else str(x) for x in row) + "\n")
+
+
+def trio(s, conv=lambda x: x):
+    return (None, None, None) if s is None else (conv(s[0]), conv(s[1]), conv(s[2]))
+
+
+hs_ns = sorted({n for (_, n) in hs})
+dat("plot-handshake.dat",
+    [["#n"] + [f"{i}_med {i}_lo {i}_hi" for i in IMPLS]] +
+    [[n] + [x for i in IMPLS for x in trio(med_of(hs.get((i, n), {})),
+                                            lambda us: us / 1000)]
+     for n in hs_ns])
+OPS = ["read", "write", "directory", "watch_rtt", "transaction4"]
+OPNAME = {"read": "xs_read", "write": "xs_write",
+          "directory": "xs_directory", "watch_rtt": "watch RTT",
+          "transaction4": "4-write txn"}
+dat("plot-ops.dat",
+    [["#op"] + IMPLS[:3]] +
+    [[f'"{OPNAME[o]}"'] + [x for i in IMPLS[:3]
+                           for x in trio(med_of(ops.get((i, o), {})))]
+     for o in OPS])
+BN = int(meta.get("bring_n", "0"))
+mem_rows = []
+for i in IMPLS:
+    d = bring.get((i, BN, 1), {})
+    rss = summ([x["rss_per_domain_kb"] for x in d.values()])
+    sh = summ([x["shared_pages"] * 4.0 / BN for x in d.values()])
+    mem_rows.append([f'"{LABEL[i]}"'] + list(trio(rss)) +
+                    list(trio(sh) if i in ("compat-xs", "noxs") else (0, 0, 0)))
+dat("plot-memory.dat", [["#impl rss_med rss_lo rss_hi shared_med lo hi"]] + mem_rows)
+CN = int(meta.get("conc_n", "0"))
+KS = [int(x) for x in meta.get("ks", "1").split()]
+dat("plot-concurrency.dat",
+    [["#k"] + IMPLS] +
+    [[k] + [x for i in IMPLS for x in trio(summ(
+        [d["total_ms"] for d in bring.get((i, CN, k), {}).values()]))]
+     for k in KS])
+
+# ---- the report ----
+out = []
+w = out.append
+maxn = max(NS) if NS else 0
+headline_n = 1000 if 1000 in NS else maxn
+
+
+def hsr(base, impl, n):
+    return ratio(hs.get((base, n)), hs.get((impl, n)), lambda x: x[0])
+
+
+w("# noxs benchmarks\n")
+w(f"*Generated by `make {'bench' if meta.get('mode') == 'short' else 'bench-full'}` "
+  f"(`scripts/bench.sh {meta.get('mode')}`) on {meta.get('date')}, git "
+  f"{meta.get('git')}; do not edit by hand. Every number below comes from "
+  "that one run; the raw output and CSV files are in `build/bench/results/`.*\n")
+w("## Headline\n")
+nh = hs.get(("noxs", headline_n))
+if nh:
+    w(f"Device handshake at the {headline_n}th domain (earlier domains kept "
+      "connected), median over the repetitions:\n")
+    for i in IMPLS:
+        s = med_of(hs.get((i, headline_n), {}))
+        if s:
+            w(f"- {LABEL[i]}: {ms_or_us(s[0])}")
+    w("")
+    for base in ("oxenstored", "xenstored"):
+        for impl in ("noxs", "compat-xs"):
+            r = hsr(base, impl, headline_n)
+            if r:
+                w(f"- {base} / {LABEL[impl]}: {rcell(r)}")
+    r = ratio(ops.get(("xenstored", "read")), ops.get(("compat-xs", "read")),
+              lambda x: x[0])
+    if r:
+        w(f"- xs_read, xenstored / compat-xs: {rcell(r)}")
+    w("")
+    w("Ratios are computed within each repetition and summarised as median "
+      "[min-max over repetitions].\n")
+if failures:
+    w(f"**{len(failures)} step(s) failed in this run**; their figures are "
+      "missing (n/a) below. See [Failures](#failures).\n")
+
+w("## Machine and versions\n")
+w("| | |\n|---|---|")
+for k, name in [("cpu", "CPU"), ("nproc", "cores (nproc)"), ("mem", "memory"),
+                ("kernel", "kernel"), ("loadavg_start", "load average at start"),
+                ("loadavg_end", "load average at end"),
+                ("xen_utils", "xen-utils-4.17 (xenstored, oxenstored)"),
+                ("libxenstore", "libxenstore4 (clients of the baselines)"),
+                ("gcc", "gcc"), ("gnuplot", "gnuplot-nox"), ("git", "noxs git rev"),
+                ("reps", "repetitions"), ("elapsed_s", "run time (s)")]:
+    w(f"| {name} | {meta.get(k, '?')} |")
+w("")
+w("The machine is shared and small: absolute numbers are noisy (see the "
+  "ranges); the ratios, taken within each repetition, are the stable part.\n")
+
+w("## What runs, exactly\n")
+w("`make bench` = `make all` + the bench programs, then "
+  "`LD_LIBRARY_PATH=build/sim:build/lib NOXS_BUILD=$PWD/build scripts/bench.sh short`. "
+  f"For each of {REPS} repetitions, interleaved so that background load "
+  "hits every implementation alike:\n")
+nstr = " ".join(str(n) for n in NS)
+w("```sh")
+w(f"build/bench/sim-floor {meta.get('floor_n')}                      # (f)")
+w(f"build/bench/handshake {nstr}                   # (a) native noxs")
+w(f"bench/compat.sh {nstr}        # (a)(c) legacy pair: xenstored, oxenstored, compat-xs")
+w(f"BENCH_TXN=1000 build/bench/xs-bringup IMPL {BN} 1    # (b)(c)(d)(e) xenstored, oxenstored, compat-xs")
+w(f"build/bench/noxs-bringup noxs {BN} 1              # (b)(d)(e) native")
+w(f"build/bench/{{xs,noxs}}-bringup IMPL {CN} K        # (g) K = {' '.join(map(str, KS))}")
+w("```\n")
+w("Each daemon is started fresh for each program run: Debian's "
+  "`/usr/lib/xen-4.17/bin/xenstored` and `oxenstored` through "
+  "`tests/compat/xsd.sh`, or `build/bin/noxsd` with its own simulator "
+  "directory. The legacy pair (`frontends/legacy`, `backends/legacy`) is the "
+  "same binary code for the three xs_* implementations: only the "
+  "`libxenstore.so.4` the dynamic linker finds differs (Debian's, talking to "
+  "the daemon's Unix socket, or compat-xs's).\n")
+
+w("### What the shim fakes, and why it does not bias the baseline\n")
+w("Debian's daemons need a Xen host to start. `tests/compat/xsshim.c` "
+  "(LD_PRELOAD) fakes only what their dom0 initialisation touches: the "
+  "libxenctrl handle and domain-info calls (every domain asked about exists "
+  "and runs), the grant-table and event-channel handles (an event-channel fd "
+  "that never becomes readable), `/proc/xen/xsd_port` and `/proc/xen/xsd_kva` "
+  "(an idle zeroed ring page), and oxenstored's `setrlimit(RLIMIT_NOFILE)` "
+  "(clamped to the hard limit). The daemons are otherwise unmodified, and "
+  "every client here talks to them over their Unix socket, the path dom0 "
+  "tools use on real Xen, which touches none of the faked calls; during a "
+  "benchmark only `xenevtchn_fd` is called, once. On real Xen the guests' "
+  "frontends would reach xenstored through a shared ring and an event "
+  "channel instead of a socket, which costs the baseline at least one "
+  "hypervisor wake-up per request more, not less; so if anything the "
+  "baseline here is flattered. noxs runs on the simulator (`sim/`), whose "
+  "event channel costs about one Unix-datagram round trip (see (f)).\n")
+
+# (a)
+w("## (a) Handshake per device as the number of domains grows\n")
+w("Time from the toolstack's request to both halves Connected for the "
+  "device of domain N, all earlier domains staying connected (their nodes, "
+  "watches or pages kept). Legacy pair (xenstored, oxenstored, compat-xs): "
+  "`bench/compat.c`, the toolstack writes the vif nodes in one transaction, "
+  "the frontend walks InitWait -> rings in a transaction -> Connected; "
+  "median and p99 of the last 10 domains before N. Native noxs: "
+  "`bench/handshake.c`, `noxs_dev_add` -> frontend sees the backend "
+  "Connected (sysctl device), median and p99 of the last tenth of the "
+  "domains before N. Cells: median [min-max over repetitions]; p99 is "
+  "the median of the repetitions' p99.\n")
+w("![handshake vs domains](bench/handshake.png)\n")
+hdr = "| N | " + " | ".join(f"{LABEL[i]} median / p99" for i in IMPLS) + \
+    " | oxenstored / noxs | xenstored / noxs | oxenstored / compat-xs | xenstored / compat-xs |"
+w(hdr)
+w("|" + "---|" * (1 + len(IMPLS) + 4))
+for n in hs_ns:
+    cells = []
+    for i in IMPLS:
+        d = hs.get((i, n), {})
+        m, p = med_of(d, 0), med_of(d, 1)
+        cells.append("n/a" if m is None else
+                     f"{cell(m, lambda us: us / 1000, ' ms')} / {fmt(p[0] / 1000, ' ms')}")
+    rs = [rcell(hsr("oxenstored", "noxs", n)), rcell(hsr("xenstored", "noxs", n)),
+          rcell(hsr("oxenstored", "compat-xs", n)), rcell(hsr("xenstored", "compat-xs", n))]
+    w(f"| {n} | " + " | ".join(cells + rs) + " |")
+w("")
+nn = [med_of(hs.get(("noxs", n), {})) for n in hs_ns]
+if all(nn) and len(nn) >= 2:
+    w(f"Native noxs from N={hs_ns[0]} to N={hs_ns[-1]}: "
+      f"{ms_or_us(nn[0][0])} -> {ms_or_us(nn[-1][0])} "
+      f"(x{nn[-1][0] / nn[0][0]:.2f}).\n")
+
+# (b)
+w("## (b) Bringing up N domains with one device each\n")
+w(f"`xs-bringup` / `noxs-bringup`, one toolstack client, N = {BN}: per domain, "
+  "create the domain (xs_introduce_domain / noxs_domain_create), add its "
+  "device and wait until the frontend is Connected; wall time for all of "
+  "them, and the per-domain time (median and p99 over all domains).\n")
+w("| implementation | total | per domain median | per domain p99 | total vs noxs |")
+w("|---|---|---|---|---|")
+for i in IMPLS:
+    d = bring.get((i, BN, 1), {})
+    if not d:
+        w(f"| {LABEL[i]} | n/a | n/a | n/a | n/a |")
+        continue
+    t = summ([x["total_ms"] for x in d.values()])
+    r = ratio({k: v["total_ms"] for k, v in d.items()},
+              {k: v["total_ms"] for k, v in bring.get(("noxs", BN, 1), {}).items()})
+    w(f"| {LABEL[i]} | {cell(t, lambda ms: ms / 1000, ' s')} | "
+      f"{cell(summ([x['dev_median_us'] for x in d.values()]), lambda us: us / 1000, ' ms')} | "
+      f"{fmt(statistics.median([x['dev_p99_us'] for x in d.values()]) / 1000, ' ms')} | "
+      f"{rcell(r) if i != 'noxs' else '1'} |")
+w("")
+if totals:
+    w("The legacy benchmark's own running totals (`bench/compat.c`, "
+      "handshakes only, domains introduced outside the clock):\n")
+    tn = sorted({n for (_, n) in totals})
+    w("| N | " + " | ".join(LABEL[i] for i in IMPLS[:3]) + " |")
+    w("|---|" + "---|" * 3)
+    for n in tn:
+        w(f"| {n} | " + " | ".join(cell(summ(list(totals.get((i, n), {}).values())),
+                                        lambda ms: ms / 1000, " s")
+                                   for i in IMPLS[:3]) + " |")
+    w("")
+
+# (c)
+w("## (c) xs_* operation latency\n")
+w("As domain 1's frontend, on its device directory (16 entries), after the "
+  f"handshakes: 2000 xs_read / xs_write / xs_directory, 500 watch round trips "
+  "(write a node, the backend is woken and writes an answer, we are woken), "
+  "from `bench/compat.c`; 1000 transactions of 4 writes from `xs-bringup` "
+  f"(after {BN} domains are up). Median [min-max over repetitions], p99.\n")
+w("![op latency](bench/ops.png)\n")
+w("| op | " + " | ".join(f"{LABEL[i]} median / p99" for i in IMPLS[:3]) +
+  " | xenstored / compat-xs | oxenstored / compat-xs |")
+w("|---|" + "---|" * 5)
+for o in OPS:
+    cells = []
+    for i in IMPLS[:3]:
+        d = ops.get((i, o), {})
+        m, p = med_of(d, 0), med_of(d, 1)
+        cells.append("n/a" if m is None else f"{cell(m, unit=' us')} / {fmt(p[0], ' us')}")
+    rs = [rcell(ratio(ops.get((b, o)), ops.get(("compat-xs", o)), lambda x: x[0]))
+          for b in ("xenstored", "oxenstored")]
+    w(f"| {OPNAME[o]} | " + " | ".join(cells + rs) + " |")
+w("")
+if lookups:
+    w("Native registry lookups (noxsd's control socket, `bench/handshake.c`), "
+      "for comparison: " + "; ".join(
+          f"{op} at N={n}: {cell(med_of(d), unit=' us')}"
+          for (n, op), d in sorted(lookups.items()) if n == max(hs_ns or [0])) + ".\n")
+
+# (d)
+w("## (d) dom0 memory per domain\n")
+w(f"Resident memory of the daemon(s) before and after bringing up {BN} "
+  "domains (`/proc/<pid>/status` VmRSS): xenstored; oxenstored; noxsd = its "
+  "worker + its page keeper. Shared pages: grants alive at the end "
+  "(noxs-simstat), i.e. each guest's device page, its device's control page "
+  "and the sysctl/legacy liveness or ring pages; these are guest-visible "
+  "pages, counted at 4 KiB each. xenstored's per-domain ring page exists on "
+  "real Xen too but is not created here (the shim), so it is not counted.\n")
+w("![memory per domain](bench/memory.png)\n")
+w("| implementation | daemon RSS before | after | growth per domain | shared pages per domain |")
+w("|---|---|---|---|---|")
+for i in IMPLS:
+    d = bring.get((i, BN, 1), {})
+    if not d:
+        w(f"| {LABEL[i]} | n/a | n/a | n/a | n/a |")
+        continue
+    sp = summ([x["shared_pages"] / BN for x in d.values()])
+    w(f"| {LABEL[i]} | {cell(summ([x['daemon_rss0_kb'] for x in d.values()]), lambda k: k / 1024, ' MiB')} | "
+      f"{cell(summ([x['daemon_rss1_kb'] for x in d.values()]), lambda k: k / 1024, ' MiB')} | "
+      f"{cell(summ([x['rss_per_domain_kb'] for x in d.values()]), unit=' KiB')} | "
+      f"{'-' if i in IMPLS[:2] else cell(sp) + ' (' + fmt(sp[0] * 4) + ' KiB)'} |")
+w("")
+
+# (e)
+w("## (e) CPU time per handshake\n")
+w(f"utime+stime deltas over the bring-up of {BN} domains (from "
+  "`/proc/<pid>/stat` and getrusage), divided by the number of devices. "
+  "Daemon: xenstored / oxenstored / noxsd worker+keeper. Clients: the "
+  "toolstack process, the backend (legacy-back or noxs-sysctl-back) and the "
+  "frontends (in-process for the legacy pair, noxs-sysctl-front processes "
+  "for native noxs). The clock tick is 10 ms, so per-device figures are "
+  "averages over many ticks.\n")
+w("| implementation | daemon CPU per device | client CPU per device | total |")
+w("|---|---|---|---|")
+for i in IMPLS:
+    d = bring.get((i, BN, 1), {})
+    if not d:
+        w(f"| {LABEL[i]} | n/a | n/a | n/a |")
+        continue
+    dc = summ([x["daemon_cpu_us_per_dev"] for x in d.values()])
+    cc = summ([x["client_cpu_us_per_dev"] for x in d.values()])
+    tc = summ([x["daemon_cpu_us_per_dev"] + x["client_cpu_us_per_dev"] for x in d.values()])
+    w(f"| {LABEL[i]} | {cell(dc, unit=' us')} | {cell(cc, unit=' us')} | {cell(tc, unit=' us')} |")
+w("")
+
+# (f)
+w("## (f) The simulator's floor\n")
+w(f"`build/bench/sim-floor {meta.get('floor_n')}`: an event-channel round trip "
+  "between two processes on the simulator, a grant map+unmap, and a plain "
+  "Unix datagram round trip for reference.\n")
+w("| measure | median | p99 |")
+w("|---|---|---|")
+for k in ("notify_rtt", "grant_map_unmap", "unix_dgram_rtt"):
+    d = floor.get(k, {})
+    w(f"| {k} | {cell(med_of(d, 0), unit=' us')} | {fmt(med_of(d, 1)[0], ' us') if d else 'n/a'} |")
+w("")
+fl = floor.get("notify_rtt")
+if fl and hs.get(("noxs", headline_n)):
+    r = ratio(hs[("noxs", headline_n)], fl, lambda x: x[0])
+    w(f"The native handshake at N={headline_n} costs {rcell(r)} simulated "
+      "notify round trips (one handshake needs the toolstack -> noxsd -> "
+      "backend -> noxsd -> toolstack exchange, the guest's notification, "
+      "and the frontend/backend state exchange).\n")
+
+# (g)
+w("## (g) Concurrency: K toolstack clients at once\n")
+w(f"{CN} domains with one device each, brought up by K toolstack processes "
+  "at once (domains interleaved between them), against a fresh daemon. "
+  "Total wall time, per-domain median, and speed-up over K=1.\n")
+w("![concurrency](bench/concurrency.png)\n")
+w("| implementation | " + " | ".join(f"K={k} total / per domain" for k in KS) +
+  " | " + " | ".join(f"K={k} vs K=1" for k in KS[1:]) + " |")
+w("|---|" + "---|" * (2 * len(KS) - 1))
+for i in IMPLS:
+    cells, sp = [], []
+    base = {r: v["total_ms"] for r, v in bring.get((i, CN, 1), {}).items()}
+    for k in KS:
+        d = bring.get((i, CN, k), {})
+        if not d:
+            cells.append("n/a")
+        else:
+            cells.append(f"{cell(summ([x['total_ms'] for x in d.values()]), unit=' ms')} / "
+                         f"{fmt(statistics.median([x['dev_median_us'] for x in d.values()]) / 1000, ' ms')}")
+        if k != KS[0]:
+            sp.append(rcell(ratio(base, {r: v["total_ms"] for r, v in d.items()})))
+    w(f"| {LABEL[i]} | " + " | ".join(cells + sp) + " |")
+w("")
+
+w("## Failures\n")
+if failures:
+    w("Steps that failed in this run (their numbers are n/a above):\n")
+    w("| step | repetition | exit | last lines of its stderr |")
+    w("|---|---|---|---|")
+    for f in failures:
+        f += [""] * (4 - len(f))
+        w(f"| {f[0]} | {f[1].replace('rep=', '')} | {f[2].replace('exit=', '')} | "
+          f"{f[3].replace('|', '/')[:300]} |")
+else:
+    w("None: every step of this run succeeded.")
+w("")
+w("## Files\n")
+w("`build/bench/results/`: `meta.txt` (machine, versions), `raw/` (every "
+  "program's output, per repetition), `log/` (their stderr), "
+  "`handshake.csv`, `handshake_total.csv`, `ops.csv`, `bringup.csv` "
+  "(bring-up and concurrency runs), `floor.csv`, `failures.tsv`, and the "
+  "`plot-*.dat` files that `bench/plot.gp` draws.\n")
+
+os.makedirs(DOCS, exist_ok=True)
+with open(os.path.join(DOCS, "BENCHMARKS.md"), "w") as f:
+    f.write("\n".join(out))
+print(f"report: {os.path.join(DOCS, 'BENCHMARKS.md')}")

@@ -1,0 +1,228 @@
+#!/bin/sh
+# scripts/bench.sh short|full: the benchmark report of issue 7.
+#
+# Run by `make bench` / `make bench-full` (with LD_LIBRARY_PATH and
+# NOXS_BUILD set by the Makefile's RUN_ENV). In one session, on this
+# machine, it measures Debian's real xenstored and oxenstored (through the
+# LD_PRELOAD shim harness tests/compat/xsd.sh), compat-xs + noxsd with the
+# legacy xs_* driver pair, and native libnoxs; every measurement is
+# repeated REPS times, the repetitions interleaved (rep 1 of everything,
+# then rep 2, ...) so that the machine's background load hits every
+# implementation alike. Raw output goes to $NOXS_BUILD/bench/results/raw/,
+# CSV files to $NOXS_BUILD/bench/results/, and bench/report.py rewrites
+# docs/BENCHMARKS.md and docs/bench/*.png from them (gnuplot).
+#
+#   short: N = 10 100 1000, bring-up of 1000 domains, K = 1 2 8 at 200
+#          domains, 3 repetitions (about 5 minutes on 2 cores)
+#   full:  N = 10 100 1000 10000, bring-up of 10000 domains, K = 1 2 8 at
+#          1000 domains, 3 repetitions (an hour or more)
+#
+# Environment (development only; `make bench` sets none of these):
+# BENCH_REPS, BENCH_NS, BENCH_BRING_N, BENCH_CONC_N override the sizes;
+# BENCH_NO_DOCS=1 writes the report under the results directory instead
+# of docs/.
+set -eu
+
+mode=${1:-short}
+top=$(cd "$(dirname "$0")/.." && pwd)
+B=$(cd "${NOXS_BUILD:-$top/build}" && pwd)
+export NOXS_BUILD=$B
+case $mode in
+short) NS="10 100 1000"; BRING_N=1000; CONC_N=200; REPS=3; STEP_TIMEOUT=600 ;;
+full) NS="10 100 1000 10000"; BRING_N=10000; CONC_N=1000; REPS=3; STEP_TIMEOUT=14400 ;;
+*) echo "usage: $0 short|full" >&2; exit 2 ;;
+esac
+REPS=${BENCH_REPS:-$REPS}
+NS=${BENCH_NS:-$NS}
+BRING_N=${BENCH_BRING_N:-$BRING_N}
+CONC_N=${BENCH_CONC_N:-$CONC_N}
+KS="1 2 8"
+FLOOR_N=20000
+IMPLS_XS="xenstored oxenstored"
+
+"$top/scripts/deps.sh" bench
+
+res=$B/bench/results
+rm -rf "$res"
+mkdir -p "$res/raw" "$res/log"
+work=$(mktemp -d "${TMPDIR:-/tmp}/noxs-bench.XXXXXX")
+export XSSHIM=$B/tests/compat/xsshim.so
+export COMPAT_XS_QUIET=1
+LIBS=$B/sim:$B/lib
+started=$(date +%s)
+
+# Daemons we started, stopped on exit whatever happens.
+xsd_dirs=""
+noxsd_pids=""
+cleanup() {
+	for d in $xsd_dirs; do "$top/tests/compat/xsd.sh" stop "$d" 2>/dev/null || true; done
+	for p in $noxsd_pids; do kill "$p" 2>/dev/null || true; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- the machine, the versions, the commands ----
+pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "not installed"; }
+{
+	echo "mode=$mode"
+	echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo "nproc=$(nproc)"
+	echo "cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+	echo "kernel=$(uname -sr)"
+	echo "mem=$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+	echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "xen_utils=$(pkgver xen-utils-4.17)"
+	echo "xenstore_utils=$(pkgver xenstore-utils)"
+	echo "libxenstore=$(pkgver libxenstore4)"
+	echo "gnuplot=$(pkgver gnuplot-nox)"
+	echo "gcc=$(gcc -dumpfullversion 2>/dev/null || echo ?)"
+	rev=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)
+	if [ -n "$(git -C "$top" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+		rev="$rev (with uncommitted changes)"
+	fi
+	echo "git=$rev"
+	echo "reps=$REPS"
+	echo "ns=$NS"
+	echo "bring_n=$BRING_N"
+	echo "conc_n=$CONC_N"
+	echo "ks=$KS"
+	echo "floor_n=$FLOOR_N"
+} >"$res/meta.txt"
+
+nsteps=$((REPS * (1 + 1 + 1 + 4 + 4 * 3)))
+step=0
+failures=0
+# run NAME RAWFILE CMD...: one step, in its own process group (so that
+# nothing it leaves behind survives it), with a timeout; output appended
+# to RAWFILE, stderr kept in log/. A failed step is recorded, not fatal.
+run() {
+	name=$1 raw=$2
+	shift 2
+	step=$((step + 1))
+	t0=$(date +%s)
+	printf '[%3d/%d %4ds] %-44s ' "$step" "$nsteps" "$((t0 - started))" "$name"
+	log=$res/log/$(echo "$name" | tr ' /=' '___').txt
+	rc=0
+	setsid -w sh -c 'echo $$ >"$0"; exec timeout -k 10 "$@"' "$work/pgid" \
+		"$STEP_TIMEOUT" "$@" >"$work/out" 2>"$log" </dev/null || rc=$?
+	pg=$(cat "$work/pgid" 2>/dev/null || echo)
+	[ -n "$pg" ] && kill -9 -- "-$pg" 2>/dev/null || true
+	cat "$work/out" >>"$res/raw/$raw"
+	t1=$(date +%s)
+	if [ $rc -ne 0 ]; then
+		failures=$((failures + 1))
+		echo "FAILED (exit $rc, $((t1 - t0))s; see $log)"
+		printf '%s\trep=%s\texit=%s\t%s\n' "$name" "$rep" "$rc" \
+			"$(tail -n 3 "$log" | tr '\t\n' '  ')" >>"$res/failures.tsv"
+	else
+		echo "ok ($((t1 - t0))s)"
+	fi
+	return 0
+}
+
+# Start Debian's daemon $1 in a fresh directory; sets XSENV, DPIDS.
+start_xsd() {
+	d=$work/xsd-$1-$step
+	mkdir -p "$d"
+	XSENV=$("$top/tests/compat/xsd.sh" start "$1" "$d")
+	xsd_dirs="$xsd_dirs $d"
+	DPIDS=$(cat "$d/daemon.pid")
+	XSD_DIR=$d
+}
+stop_xsd() {
+	"$top/tests/compat/xsd.sh" stop "$XSD_DIR" || true
+}
+
+# Start a fresh noxsd (own simulator directory); sets NOXS_* and DPIDS.
+start_noxsd() {
+	d=$work/noxsd-$step
+	mkdir -p "$d/sim" "$d/state"
+	NOXSD_DIR=$d
+	NOXS_SIM_DIR=$d/sim NOXS_SOCKET=$d/noxsd.sock \
+		LD_LIBRARY_PATH=$LIBS setsid "$B/bin/noxsd" -d --socket "$d/noxsd.sock" \
+		--state-dir "$d/state" >"$d/noxsd.log" 2>&1 </dev/null &
+	worker=$!
+	noxsd_pids="$noxsd_pids $worker"
+	i=0
+	until [ -S "$d/noxsd.sock" ] && [ -s "$d/state/keeper.pid" ]; do
+		i=$((i + 1))
+		if [ $i -gt 1000 ]; then cat "$d/noxsd.log" >&2; return 1; fi
+		sleep 0.01
+	done
+	keeper=$(cat "$d/state/keeper.pid")
+	noxsd_pids="$noxsd_pids $keeper"
+	DPIDS="$worker $keeper"
+}
+stop_noxsd() {
+	for p in $DPIDS; do kill "$p" 2>/dev/null || true; done
+}
+
+# bring-up for IMPL with N domains and K clients
+bringup() {
+	impl=$1 n=$2 k=$3 raw=$4
+	txn=0 # (c) 4-write transactions, in the one-client bring-up only
+	[ "$k" = 1 ] && [ "$n" = "$BRING_N" ] && txn=1000
+	case $impl in
+	xenstored | oxenstored)
+		start_xsd "$impl"
+		run "$impl bringup n=$n k=$k" "$raw" env "$XSENV" \
+			BENCH_DAEMON_PIDS="$DPIDS" BENCH_TXN=$txn "$B/bench/xs-bringup" "$impl" "$n" "$k"
+		stop_xsd ;;
+	compat-xs)
+		start_noxsd
+		run "$impl bringup n=$n k=$k" "$raw" env NOXS_SIM_DIR="$NOXSD_DIR/sim" \
+			NOXS_SOCKET="$NOXSD_DIR/noxsd.sock" BENCH_DAEMON_PIDS="$DPIDS" \
+			BENCH_TXN=$txn LD_LIBRARY_PATH="$B/lib/compat-xs:$LIBS" \
+			"$B/bench/xs-bringup" "$impl" "$n" "$k"
+		stop_noxsd ;;
+	noxs)
+		start_noxsd
+		run "$impl bringup n=$n k=$k" "$raw" env NOXS_SIM_DIR="$NOXSD_DIR/sim" \
+			NOXS_SOCKET="$NOXSD_DIR/noxsd.sock" BENCH_DAEMON_PIDS="$DPIDS" \
+			LD_LIBRARY_PATH="$LIBS" "$B/bench/noxs-bringup" "$impl" "$n" "$k"
+		stop_noxsd ;;
+	esac
+}
+
+echo "noxs bench ($mode): $REPS repetitions, N = $NS; results in $res"
+rep=0
+while [ $rep -lt "$REPS" ]; do
+	rep=$((rep + 1))
+	tag="rep=$rep"
+	export BENCH_REP=$rep
+	# (f) the simulator's notify floor
+	run "sim-floor $tag" "floor.$rep" env NOXS_SIM_DIR="$work/floor" \
+		LD_LIBRARY_PATH="$LIBS" "$B/bench/sim-floor" $FLOOR_N
+	rm -rf "$work/floor"
+	# (a) native handshake per device as N grows
+	run "native handshake $tag" "handshake.$rep" env TMPDIR="$work" \
+		LD_LIBRARY_PATH="$LIBS" "$B/bench/handshake" $NS
+	# (a)(c) legacy pair handshake and xs_* latencies: xenstored,
+	# oxenstored, compat-xs (bench/compat.sh runs the three in turn)
+	run "compat.sh (3 daemons) $tag" "compat.$rep" env TMPDIR="$work" \
+		LD_LIBRARY_PATH="$LIBS" "$top/bench/compat.sh" $NS
+	# (b)(d)(e) bring-up of BRING_N domains, one toolstack client
+	for impl in $IMPLS_XS compat-xs noxs; do
+		bringup "$impl" "$BRING_N" 1 "bringup.$rep"
+	done
+	# (g) K toolstack clients at once
+	for impl in $IMPLS_XS compat-xs noxs; do
+		for k in $KS; do
+			bringup "$impl" "$CONC_N" "$k" "conc.$rep"
+		done
+	done
+done
+
+echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$res/meta.txt"
+echo "elapsed_s=$(($(date +%s) - started))" >>"$res/meta.txt"
+echo "failures=$failures" >>"$res/meta.txt"
+
+# ---- report and plots ----
+docs=$top/docs
+[ "${BENCH_NO_DOCS:-}" = 1 ] && docs=$res/docs
+mkdir -p "$docs/bench"
+python3 "$top/bench/report.py" "$res" "$docs"
+gnuplot -e "res='$res'; out='$docs/bench'" "$top/bench/plot.gp"
+echo "noxs bench: $(($(date +%s) - started))s, $failures failed steps;" \
+	"CSV in $res, report in $docs/BENCHMARKS.md"
