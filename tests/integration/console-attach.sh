@@ -38,7 +38,8 @@ fe=$T_PID
 t_wait 400 "console 1 to connect" grep -q 'console 1: connected' "$T_DIR/console-back.log"
 out=$(printf 'hello one\n' | "$T_BIN/noxs-console" -n 10 1 1) || t_fail "first attach"
 [ "$out" = "hello one" ] || t_fail "first attach echoed '$out'"
-out=$(printf 'hello two\n' | "$T_BIN/noxs-console" -n 10 1 1) || t_fail "reattach"
+# Reattach through the toolstack's command (it runs noxs-console).
+out=$(printf 'hello two\n' | noxsctl console 1 1 -n 10) || t_fail "reattach (noxsctl console)"
 [ "$out" = "hello two" ] || t_fail "reattach echoed '$out'"
 
 # A second client while one is attached is turned away.
