@@ -56,6 +56,18 @@ static void cleanup(void)
     }
     if (tmpdir[0] != '\0') {
         char cmd[PATH_MAX];
+        FILE *f;
+        int keeper = 0;
+
+        /* noxsd leaves its page keeper running on SIGTERM (by design):
+         * stop it too, or it outlives us holding our stdout. */
+        snprintf(cmd, sizeof(cmd), "%s/state/keeper.pid", tmpdir);
+        f = fopen(cmd, "r");
+        if (f != NULL) {
+            if (fscanf(f, "%d", &keeper) == 1 && keeper > 1)
+                kill((pid_t)keeper, SIGTERM);
+            fclose(f);
+        }
 
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
         if (system(cmd) != 0)

@@ -68,8 +68,14 @@
 #include "blkreq.h"
 #include "drvlog.h"
 
-#define GCACHE_SLOTS 2048u /* power of two, twice GCACHE_MAX */
-#define GCACHE_MAX 1024u
+/*
+ * Persistent grants kept mapped per device. blkfront grants 11 pages for
+ * each of its up to 128 slots (1408 pages); a cache smaller than that
+ * makes every request past it map and unmap its pages (about 8 us a page
+ * on the simulator), which cost 1 MiB I/O at QD32 90% of its throughput.
+ */
+#define GCACHE_SLOTS 4096u /* power of two, twice GCACHE_MAX */
+#define GCACHE_MAX 2048u
 /* Responses pushed to the frontend at least every this many requests. */
 #define PUSH_BATCH 8u
 /* Bounded busy-wait before sleeping on the event channel. */
