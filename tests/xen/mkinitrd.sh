@@ -22,6 +22,9 @@ kmod_src=$XEN_ROOT/lib/modules/$kv/kernel/drivers/xen
 copy_elf() {
 	mkdir -p "$1$(dirname "$3")"
 	cp -L "$2" "$1$3"
+	if LD_LIBRARY_PATH=${NOXS_BUILD:+$NOXS_BUILD/lib} ldd "$2" 2>/dev/null | grep -q 'not found'; then
+		die "$2 needs libraries this host lacks: $(ldd "$2" | grep 'not found' | tr -s ' \n' ' ')"
+	fi
 	LD_LIBRARY_PATH=${NOXS_BUILD:+$NOXS_BUILD/lib} ldd "$2" 2>/dev/null |
 		awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\/.*ld-linux/ { print $1 }' |
 		while read -r lib; do
