@@ -537,6 +537,20 @@ static void destroy_dev(noxs_backend *b, struct bdev *x, int timeout_ms)
         noxs_i_debug("noxs backend: domain %u did not close device %u/%u",
                      noxs_dev_frontend_domid(d), noxs_dev_type(d),
                      noxs_dev_id(d));
+    /*
+     * The final states (ours Closed, the frontend's as last read), before
+     * the remove answer on the same socket: noxsd's dev-removed event then
+     * carries them instead of the states of before the closing walk.
+     */
+    if (b->sock >= 0) {
+        struct noxs_msg_dev m;
+
+        (void)noxs_dev_refresh(d);
+        dev_msg(b, d, &m);
+        noxs_proto_begin(&b->tx, NOXS_MSG_BACKEND_STATE, 0, 0);
+        noxs_proto_put(&b->tx, &m, sizeof(m));
+        send_tx(b);
+    }
     noxs_i_dev_free(d);
 }
 

@@ -1327,7 +1327,7 @@ static int apply(const struct store_rec *r, void *arg)
 
 struct reconcile {
     uint8_t *alive; /* per domid */
-    unsigned int rewritten, orphans;
+    unsigned int rewritten, orphans, recreated;
 };
 
 static int reconcile_fn(const struct keeper_msg *page, void *arg)
@@ -1365,6 +1365,55 @@ static int reconcile_fn(const struct keeper_msg *page, void *arg)
     return 0;
 }
 
+/*
+ * The store knows domid but the keeper, which has served earlier workers,
+ * has no page for it. The ordering rules make that impossible (the page is
+ * created before the store records the domain and destroyed after it
+ * records the removal), so this is a defence, not a path we expect: a
+ * domain acknowledged to the toolstack is not forgotten while the keeper
+ * lives. It gets a new page (new reference: the toolstack reads it with
+ * DOMAIN_CREATE/EEXIST or DOMAIN_LIST), recorded as DOMAIN_ADD followed by
+ * its devices so that a replay rebuilds it even before the next compaction.
+ */
+static int recreate_page(uint16_t domid)
+{
+    struct reg_domain_info *info = malloc(sizeof(*info));
+    struct store_rec r = {.op = STORE_DOMAIN_ADD, .domid = domid};
+    uint32_t gref, port, j;
+    int rc;
+
+    if (!info || registry_domain_get(B.reg, domid, info) < 0) {
+        free(info);
+        return -ENOMEM;
+    }
+    rc = keeper_page_create(B.keeper, domid, &gref, &port);
+    if (rc == -EPIPE)
+        keeper_lost(rc);
+    if (rc < 0)
+        goto out;
+    log_warnx("domain %u: the keeper (which outlived the last worker) has "
+              "no page for it; recreated it (gref %u, port %u)",
+              domid, gref, port);
+    r.owner_domid = info->owner_domid;
+    r.gref = gref;
+    r.port = port;
+    if ((rc = store_append(B.store, &r)) < 0)
+        goto out;
+    for (j = 0; j < info->ndevs && rc == 0; j++)
+        rc = store_dev(STORE_DEV_ADD, domid, &info->devs[j]);
+    if (rc < 0)
+        goto out;
+    registry_domain_remove(B.reg, domid);
+    registry_domain_add(B.reg, domid, info->owner_domid, gref, port);
+    for (j = 0; j < info->ndevs; j++)
+        registry_dev_put(B.reg, domid, &info->devs[j]);
+    if (info->ndevs)
+        write_page(domid);
+out:
+    free(info);
+    return rc;
+}
+
 int broker_init(const struct noxsd_opts *o)
 {
     struct keeper_opts ko = {.state_dir = o->state_dir,
@@ -1374,7 +1423,7 @@ int broker_init(const struct noxsd_opts *o)
     struct reconcile rc = {0};
     uint16_t *ids;
     size_t n, i;
-    int err;
+    int err, fresh;
 
     B.o = o;
     B.start_ms = now_ms();
@@ -1399,21 +1448,27 @@ int broker_init(const struct noxsd_opts *o)
              (int)keeper_pid(B.keeper), keeper_restarts(B.keeper));
     if ((err = keeper_dump(B.keeper, reconcile_fn, &rc)) < 0)
         fatalx("keeper dump: %s", strerror(-err));
+    fresh = keeper_restarts(B.keeper) == 0;
     n = registry_domids(B.reg, ids, NOXS_DOMID_MAX + 1);
     for (i = 0; i < n; i++) {
         struct store_rec r = {.op = STORE_DOMAIN_DEL, .domid = ids[i]};
 
         if (rc.alive[ids[i]])
             continue;
+        if (!fresh && recreate_page(ids[i]) == 0) {
+            rc.recreated++;
+            continue;
+        }
         log_warnx("domain %u: its device page is gone (the keeper was "
                   "restarted); forgetting the domain",
                   ids[i]);
         store_append(B.store, &r);
         registry_domain_remove(B.reg, ids[i]);
     }
-    if (rc.rewritten || rc.orphans)
-        log_info("reconciled: %u page(s) rewritten, %u orphan(s) destroyed",
-                 rc.rewritten, rc.orphans);
+    if (rc.rewritten || rc.orphans || rc.recreated)
+        log_info("reconciled: %u page(s) rewritten, %u orphan(s) destroyed, "
+                 "%u recreated",
+                 rc.rewritten, rc.orphans, rc.recreated);
     free(rc.alive);
     free(ids);
     broker_compact();

@@ -534,9 +534,17 @@ static int request(struct keeper_conn *k, uint16_t type)
     do
         n = recv(k->fd, &k->msg, sizeof(k->msg), MSG_TRUNC);
     while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)sizeof(k->msg) ||
-        (k->msg.type != (type | KEEPER_REPLY) &&
-         k->msg.type != KEEPER_DUMP_ITEM && k->msg.type != KEEPER_DUMP_END))
+    /*
+     * Only the answer to this request will do: a DUMP_ITEM or DUMP_END is
+     * accepted only as the answer to DUMP. Anything else means the stream
+     * is out of step, which we treat like a lost keeper.
+     */
+    if (n != (ssize_t)sizeof(k->msg))
+        return -EPIPE;
+    if (type == KEEPER_DUMP
+            ? k->msg.type != KEEPER_DUMP_ITEM &&
+                  k->msg.type != KEEPER_DUMP_END
+            : k->msg.type != (type | KEEPER_REPLY))
         return -EPIPE;
     return k->msg.error ? -k->msg.error : 0;
 }
@@ -643,33 +651,70 @@ int keeper_page_destroy(struct keeper_conn *k, uint16_t domid)
     return request(k, KEEPER_PAGE_DESTROY);
 }
 
+/*
+ * The keeper answers DUMP with every DUMP_ITEM and the DUMP_END in one go,
+ * before it reads anything else from us. So the whole dump is read first
+ * and fn (which may send the keeper requests: rewrite or destroy a page)
+ * runs afterwards; a request sent while items are still queued would be
+ * "answered" by the next item. (That was the bug behind a restarted worker
+ * forgetting a live domain and then exiting on the stray reply.)
+ */
 int keeper_dump(struct keeper_conn *k,
                 int (*fn)(const struct keeper_msg *page, void *arg), void *arg)
 {
-    ssize_t n;
+    const size_t head = offsetof(struct keeper_msg, entries);
+    struct keeper_msg **items = NULL, **grown;
+    size_t n = 0, cap = 0, i;
+    ssize_t got;
     int rc;
 
     memset(&k->msg, 0, sizeof(k->msg));
     if ((rc = request(k, KEEPER_DUMP)) < 0)
         return rc;
     while (k->msg.type == KEEPER_DUMP_ITEM) {
-        struct keeper_msg *copy = malloc(sizeof(*copy));
+        struct keeper_msg *copy;
+        size_t len;
 
-        if (!copy)
-            return -ENOMEM;
-        *copy = k->msg;
-        /* Read the next one first: fn may talk to the keeper. */
+        if (k->msg.count > NOXS_DEVPAGE_MAX_ENTRIES) {
+            rc = -EPIPE;
+            goto out;
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            if ((grown = realloc(items, cap * sizeof(*items))) == NULL) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            items = grown;
+        }
+        /* Only the entries in use: a dump of every domain stays small. */
+        len = head + k->msg.count * sizeof(k->msg.entries[0]);
+        if ((copy = malloc(len)) == NULL) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        memcpy(copy, &k->msg, len);
+        items[n++] = copy;
         do
-            n = recv(k->fd, &k->msg, sizeof(k->msg), MSG_TRUNC);
-        while (n < 0 && errno == EINTR);
-        rc = n == (ssize_t)sizeof(k->msg) ? 0 : -EPIPE;
-        if (rc == 0)
-            rc = fn(copy, arg);
-        free(copy);
-        if (rc < 0)
-            return rc;
+            got = recv(k->fd, &k->msg, sizeof(k->msg), MSG_TRUNC);
+        while (got < 0 && errno == EINTR);
+        if (got != (ssize_t)sizeof(k->msg)) {
+            rc = -EPIPE;
+            goto out;
+        }
     }
-    return k->msg.type == KEEPER_DUMP_END ? 0 : -EPIPE;
+    if (k->msg.type != KEEPER_DUMP_END) {
+        rc = -EPIPE;
+        goto out;
+    }
+    rc = 0;
+    for (i = 0; i < n && rc == 0; i++)
+        rc = fn(items[i], arg);
+out:
+    for (i = 0; i < n; i++)
+        free(items[i]);
+    free(items);
+    return rc;
 }
 
 int keeper_status(struct keeper_conn *k, struct keeper_msg *out)

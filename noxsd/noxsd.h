@@ -221,7 +221,11 @@ int keeper_page_write(struct keeper_conn *k, uint16_t domid,
                       const struct noxs_devpage_entry *entries,
                       uint32_t count);
 int keeper_page_destroy(struct keeper_conn *k, uint16_t domid);
-/* fn is called per page with the keeper's view of it. */
+/*
+ * fn is called per page with the keeper's view of it (entries[0..count)
+ * only: the copy holds no more), after the whole dump was read, so fn may
+ * send the keeper requests.
+ */
 int keeper_dump(struct keeper_conn *k,
                 int (*fn)(const struct keeper_msg *page, void *arg),
                 void *arg);
