@@ -25,8 +25,9 @@
  * fit the per-process descriptor and mapping limits.
  *
  * Without --socket the program starts its own noxsd and sysctl backend in
- * a temporary directory (with its own NOXS_SIM_DIR) and removes it at the
- * end. With --socket it uses a running noxsd that has a sysctl backend;
+ * a temporary directory (with its own NOXS_SIM_DIR) on /dev/shm (else
+ * $TMPDIR or /tmp; NOXS_BENCH_TMPDIR overrides) and removes it at the end.
+ * With --socket it uses a running noxsd that has a sysctl backend;
  * with --keep (the demo) it leaves the domains connected, prints "ready",
  * and waits for the guests to be shut down by someone else (noxsctl
  * shutdown), then prints how many acknowledged which reason.
@@ -194,7 +195,21 @@ static void find_bindir(void)
 static void start_services(char *sock, size_t socklen)
 {
     char path[PATH_MAX], state[PATH_MAX + 8], sim[PATH_MAX + 8];
-    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    /*
+     * On tmpfs, like the simulator's default NOXS_SIM_DIR (/dev/shm) and
+     * noxsd's default state directory (/run/noxs): the simulator's tables,
+     * grant pages and noxsd's store on a disk file system (ext4 /tmp)
+     * added the file system's page-fault and block-allocation cost to
+     * every share, map and notify of a new domain, more than half of the
+     * measured time (docs/NOXSD.md, "Where the time goes").
+     * NOXS_BENCH_TMPDIR overrides it.
+     */
+    const char *base = getenv("NOXS_BENCH_TMPDIR");
+
+    if (!base)
+        base = access("/dev/shm", W_OK) == 0 ? "/dev/shm"
+               : getenv("TMPDIR")          ? getenv("TMPDIR")
+                                           : "/tmp";
 
     snprintf(tmpdir, sizeof(tmpdir), "%s/noxs-handshake.XXXXXX", base);
     if (mkdtemp(tmpdir) == NULL) {
