@@ -88,6 +88,8 @@ DRV_IT_DEPS := $(DRIVER_BINS) $(DRV_IT_HELPERS) $(NOXSD_BIN) $(NOXSCTL_BIN) \
 datadrivers-check: $(DRV_IT_DEPS) $(TESTOUT)/check_blkring
 	@$(RUN_ENV) scripts/run-tests.sh $(TESTOUT)/check_blkring $(DRV_IT_SCRIPTS)
 .PHONY: datadrivers-check
+# So that "make run T=tests/integration/blk-io.sh" builds them too.
+$(DRV_IT_SCRIPTS): $(DRV_IT_DEPS)
 
 install-datadrivers: $(DRIVER_BINS)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) \
