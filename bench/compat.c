@@ -39,6 +39,7 @@
 #define TIMEOUT_MS 30000
 
 static const char *label;
+static pid_t backend_pid; /* legacy-back, stopped on every exit */
 
 static double now_us(void)
 {
@@ -79,6 +80,8 @@ static void die(const char *what)
 {
     fprintf(stderr, "compat-bench %s: %s: %s\n", label, what,
             strerror(errno));
+    if (backend_pid > 0)
+        kill(backend_pid, SIGTERM);
     exit(1);
 }
 
@@ -171,7 +174,7 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
 
-    back = start_backend();
+    back = backend_pid = start_backend();
     ts = open_as(0);
     if (!ts)
         die("xs_open (toolstack)");

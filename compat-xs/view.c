@@ -180,6 +180,21 @@ static unsigned int half_state_word(struct cxs_dev *d, int half)
                              : noxs_dev_peer_state(d->dev);
 }
 
+/*
+ * Snapshot the peer's half. A change seen here marks the device dirty:
+ * libnoxs reports a change to ops->changed() only once, to whichever
+ * refresh sees it first, and cxs_ctx_flush() relies on those marks for
+ * the devices we serve instead of re-reading every page on every poll.
+ */
+static int dev_refresh(struct cxs_dev *d)
+{
+    if (noxs_dev_refresh(d->dev) < 0)
+        return -1;
+    if (noxs_dev_peer_generation(d->dev) != d->seen_gen)
+        d->dirty = true;
+    return 0;
+}
+
 int cxs_dev_read(struct cxs_dev *d, int half, const char *key, char **out,
                  unsigned int *len)
 {
@@ -206,7 +221,7 @@ int cxs_dev_read(struct cxs_dev *d, int half, const char *key, char **out,
             return dup_str(buf, out, len);
         }
     }
-    if (!own_half(d, half) && d->dev && noxs_dev_refresh(d->dev) < 0)
+    if (!own_half(d, half) && d->dev && dev_refresh(d) < 0)
         return -errno;
     rc = half_get(d, half, key, out, len);
     if (rc != -ENOENT || half != CXS_HALF_FRONT)
@@ -429,6 +444,47 @@ void cxs_ctx_put(struct cxs_ctx *ctx)
     free(ctx);
 }
 
+/*
+ * The simulator's Xen handles take their domain from $NOXS_SIM_DOMID when
+ * they are opened (noxs.h). A context's roles open lazily, possibly long
+ * after xs_open() and after the program changed the variable (a process
+ * acting as several domains, like bench/compat), so the context's domain
+ * is put back in place around the open. Called under cxs_lock.
+ */
+struct domid_env {
+    char *saved;
+    bool changed;
+};
+
+static void domid_env_enter(struct cxs_ctx *ctx, struct domid_env *e)
+{
+    const char *cur = getenv("NOXS_SIM_DOMID");
+    char buf[16];
+
+    e->saved = NULL;
+    e->changed = false;
+    snprintf(buf, sizeof(buf), "%u", ctx->domid);
+    if (cur ? strcmp(cur, buf) == 0 : ctx->domid == 0)
+        return;
+    if (cur && !(e->saved = strdup(cur)))
+        return;
+    e->changed = setenv("NOXS_SIM_DOMID", buf, 1) == 0;
+}
+
+static void domid_env_leave(struct domid_env *e)
+{
+    int saved_errno = errno;
+
+    if (e->changed) {
+        if (e->saved)
+            setenv("NOXS_SIM_DOMID", e->saved, 1);
+        else
+            unsetenv("NOXS_SIM_DOMID");
+    }
+    free(e->saved);
+    errno = saved_errno;
+}
+
 noxs_client *cxs_ctx_client(struct cxs_ctx *ctx)
 {
     if (ctx->client || ctx->client_err) {
@@ -479,7 +535,10 @@ noxs_frontend *cxs_ctx_frontend(struct cxs_ctx *ctx)
         noxs_client_close(ctx->client);
         ctx->client = NULL;
     }
+    struct domid_env env;
+    domid_env_enter(ctx, &env);
     ctx->front = noxs_frontend_open(&boot);
+    domid_env_leave(&env);
     if (!ctx->front) {
         ctx->front_err = errno ? errno : ENODEV;
         return NULL;
@@ -645,7 +704,10 @@ noxs_backend *cxs_ctx_backend(struct cxs_ctx *ctx)
         errno = ctx->back_err;
         return ctx->back;
     }
+    struct domid_env env;
+    domid_env_enter(ctx, &env);
     ctx->back = noxs_backend_open(NULL, types, 1, &back_ops, ctx);
+    domid_env_leave(&env);
     if (!ctx->back) {
         ctx->back_err = errno ? errno : ECONNREFUSED;
         return NULL;
@@ -758,11 +820,12 @@ void cxs_ctx_flush(struct cxs_ctx *ctx)
             dev_free(d);
             continue;
         }
-        if (d->role == CXS_ROLE_FRONT || d->role == CXS_ROLE_BACK) {
-            if (d->dev && noxs_dev_refresh(d->dev) >= 0 &&
-                noxs_dev_peer_generation(d->dev) != d->seen_gen)
-                d->dirty = true;
-        }
+        /* A frontend's few devices share its event channel: look at each.
+         * A backend may serve thousands: libnoxs tells us which one's
+         * channel fired (back_changed), and our own reads mark the rest
+         * (dev_refresh), so an event costs O(1) pages, not O(devices). */
+        if (d->role == CXS_ROLE_FRONT && d->dev)
+            dev_refresh(d);
         if (d->dirty) {
             if (d->dev)
                 d->seen_gen = noxs_dev_peer_generation(d->dev);
