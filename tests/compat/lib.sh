@@ -83,7 +83,11 @@ noxs_start() {
 _wc_asan=$(ldd "$NOXS_BUILD/lib/compat-xs/libxenstore.so.4" 2>/dev/null |
 	awk '$1 ~ /^libasan\.so/ {print $3}')
 # (Function variables are global in sh: use names no caller uses.)
-with_compat() {
+# compat_exec [DOMID] CMD...: replace the current (sub)shell with CMD in
+# the compat-xs environment. For background programs, so that $! is the
+# program itself and at_exit's kill reaches it:
+#     compat_exec 1 "$BIN/legacy-front" ... &
+compat_exec() {
 	_wc_dom=0
 	case "$1" in [0-9]*) _wc_dom=$1; shift ;; esac
 	_wc_pre=
@@ -93,12 +97,15 @@ with_compat() {
 		*) _wc_pre=$_wc_asan ;;
 		esac
 	fi
-	env -u XENSTORED_PATH NOXS_SIM_DOMID=$_wc_dom \
+	exec env -u XENSTORED_PATH NOXS_SIM_DOMID=$_wc_dom \
 		${_wc_pre:+LD_PRELOAD=$_wc_pre ASAN_OPTIONS=detect_leaks=0} \
 		COMPAT_XS_QUIET=${COMPAT_XS_QUIET:-} \
 		LD_LIBRARY_PATH=$NOXS_BUILD/lib/compat-xs:$NOXS_BUILD/sim:$NOXS_BUILD/lib \
 		"$@"
 }
+
+# with_compat [DOMID] CMD...: run CMD in the compat-xs environment.
+with_compat() { (compat_exec "$@"); }
 
 # expect_compat PROGRAM...: each program, run through with_compat, loads
 # compat-xs's libxenstore.so.4, not Debian's (so a test's compat-xs half

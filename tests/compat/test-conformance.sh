@@ -74,13 +74,13 @@ expect_compat "$BIN/legacy-back" "$BIN/legacy-front" "$BIN/legacy-toolstack" \
 	"$COMPAT_DIR/xssem" $(command -v xenstore-read xenstore-write xenstore-ls \
 	xenstore-list xenstore-exists xenstore-rm xenstore-watch xenstore-chmod)
 noxs_start
-with_compat "$BIN/legacy-back" >"$WORK/back.noxs" 2>&1 &
+compat_exec "$BIN/legacy-back" >"$WORK/back.noxs" 2>&1 &
 at_exit "kill $!"
 wait_line "$WORK/back.noxs" '^ready'
 with_compat "$BIN/legacy-toolstack" introduce 1 &&
 	with_compat "$BIN/legacy-toolstack" add 1 vif 0 || fail "toolstack (compat-xs)"
 mkfifo "$WORK/hold.noxs"
-with_compat 1 "$BIN/legacy-front" -k 1 vif 0 <"$WORK/hold.noxs" >"$WORK/front.noxs" 2>&1 &
+compat_exec 1 "$BIN/legacy-front" -k 1 vif 0 <"$WORK/hold.noxs" >"$WORK/front.noxs" 2>&1 &
 exec 8>"$WORK/hold.noxs"
 wait_line "$WORK/front.noxs" '^connected'
 with_dom0() { with_compat 0 "$@"; }

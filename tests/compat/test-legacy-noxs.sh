@@ -6,7 +6,7 @@
 expect_compat "$BIN/legacy-back" "$BIN/legacy-front" "$BIN/legacy-toolstack"
 noxs_start
 log=$WORK/back.log
-with_compat "$BIN/legacy-back" -n 3 >"$log" 2>&1 &
+compat_exec "$BIN/legacy-back" -n 3 >"$log" 2>&1 &
 back=$!
 at_exit "kill $back"
 wait_line "$log" '^ready'

@@ -22,7 +22,7 @@ expect_compat "$BIN/legacy-back" "$BIN/legacy-front" "$BIN/legacy-toolstack" \
 	"$COMPAT_DIR/xssem" $(command -v xenstore-read xenstore-write xenstore-ls \
 	xenstore-list xenstore-exists xenstore-rm xenstore-watch xenstore-chmod)
 noxs_start
-with_compat "$BIN/legacy-back" >"$WORK/back.noxs" 2>&1 &
+compat_exec "$BIN/legacy-back" >"$WORK/back.noxs" 2>&1 &
 at_exit "kill $!"
 wait_line "$WORK/back.noxs" '^ready'
 with_compat "$BIN/legacy-toolstack" introduce 1 || fail "introduce (compat-xs)"
