@@ -9,7 +9,7 @@ set -eu
 
 build_pkgs="gcc make pkg-config libxen-dev liburcu-dev check clang libclang-rt-14-dev"
 compat_pkgs="xen-utils-4.17 xenstore-utils"
-bench_pkgs="gnuplot-nox"
+bench_pkgs="gnuplot-nox python3"
 
 case "${1:-build}" in
 build) want="$build_pkgs" ;;
