@@ -159,6 +159,10 @@ struct cxs_ctx {
 };
 
 struct cxs_ctx *cxs_ctx_get(unsigned int domid);
+
+/* Bootstraps this process learnt (introduce, noxsd's domain list). */
+void cxs_boot_remember(unsigned int domid, const struct noxs_boot *b);
+void cxs_boot_forget(unsigned int domid);
 void cxs_ctx_put(struct cxs_ctx *ctx);
 
 /* Roles, opened on first use; NULL with errno when unavailable. */

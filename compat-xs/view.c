@@ -33,7 +33,9 @@
 #include "private.h"
 
 pthread_mutex_t cxs_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct cxs_ctx *contexts;
+/* Contexts hashed by domain id (a process may act as thousands). */
+#define CTX_BUCKETS 256u
+static struct cxs_ctx *contexts[CTX_BUCKETS];
 
 void cxs_log(const char *fmt, ...)
 {
@@ -392,7 +394,7 @@ struct cxs_ctx *cxs_ctx_get(unsigned int domid)
 {
     struct cxs_ctx *c;
 
-    for (c = contexts; c; c = c->next)
+    for (c = contexts[domid % CTX_BUCKETS]; c; c = c->next)
         if (c->domid == domid) {
             c->refs++;
             return c;
@@ -402,8 +404,8 @@ struct cxs_ctx *cxs_ctx_get(unsigned int domid)
         return NULL;
     c->domid = domid;
     c->refs = 1;
-    c->next = contexts;
-    contexts = c;
+    c->next = contexts[domid % CTX_BUCKETS];
+    contexts[domid % CTX_BUCKETS] = c;
     return c;
 }
 
@@ -425,7 +427,7 @@ void cxs_ctx_put(struct cxs_ctx *ctx)
 
     if (--ctx->refs > 0)
         return;
-    for (pp = &contexts; *pp; pp = &(*pp)->next)
+    for (pp = &contexts[ctx->domid % CTX_BUCKETS]; *pp; pp = &(*pp)->next)
         if (*pp == ctx) {
             *pp = ctx->next;
             break;
@@ -485,6 +487,85 @@ static void domid_env_leave(struct domid_env *e)
     errno = saved_errno;
 }
 
+/*
+ * Bootstraps (device page references) of domains this process knows:
+ * those it introduced (xs_introduce_domain) and those of the last domain
+ * list it fetched from noxsd. Saves a frontend without noxs= a list
+ * request of every domain (O(domains) at noxsd) when the process has it.
+ */
+struct boot_ent {
+    struct boot_ent *next;
+    unsigned int domid;
+    struct noxs_boot boot;
+};
+static struct boot_ent *boots[CTX_BUCKETS];
+
+void cxs_boot_remember(unsigned int domid, const struct noxs_boot *b)
+{
+    struct boot_ent *e;
+
+    for (e = boots[domid % CTX_BUCKETS]; e; e = e->next)
+        if (e->domid == domid)
+            break;
+    if (!e) {
+        e = calloc(1, sizeof(*e));
+        if (!e)
+            return; /* only a cache */
+        e->domid = domid;
+        e->next = boots[domid % CTX_BUCKETS];
+        boots[domid % CTX_BUCKETS] = e;
+    }
+    e->boot = *b;
+}
+
+void cxs_boot_forget(unsigned int domid)
+{
+    for (struct boot_ent **pp = &boots[domid % CTX_BUCKETS]; *pp;
+         pp = &(*pp)->next)
+        if ((*pp)->domid == domid) {
+            struct boot_ent *e = *pp;
+            *pp = e->next;
+            free(e);
+            return;
+        }
+}
+
+static bool boot_lookup(unsigned int domid, struct noxs_boot *out)
+{
+    for (struct boot_ent *e = boots[domid % CTX_BUCKETS]; e; e = e->next)
+        if (e->domid == domid) {
+            *out = e->boot;
+            return true;
+        }
+    return false;
+}
+
+/* Fetch noxsd's domain list into the cache. */
+static int boot_fetch(struct cxs_ctx *ctx)
+{
+    struct noxs_domain_info *doms = NULL;
+    size_t n = 0;
+    noxs_client *c = cxs_ctx_client(ctx);
+    int rc = 0;
+
+    if (!c || noxs_domain_list(c, &doms, &n) < 0)
+        rc = -1;
+    for (size_t i = 0; i < n; i++) {
+        struct noxs_boot b = {.owner_domid = doms[i].owner_domid,
+                              .gref = doms[i].gref,
+                              .port = doms[i].port};
+        cxs_boot_remember(doms[i].domid, &b);
+    }
+    free(doms);
+    /* A frontend has no other use for the connection: a process acting
+     * as many domains should not hold one per domain. */
+    if (ctx->client) {
+        noxs_client_close(ctx->client);
+        ctx->client = NULL;
+    }
+    return rc;
+}
+
 noxs_client *cxs_ctx_client(struct cxs_ctx *ctx)
 {
     if (ctx->client || ctx->client_err) {
@@ -505,39 +586,28 @@ noxs_frontend *cxs_ctx_frontend(struct cxs_ctx *ctx)
         errno = ctx->front_err;
         return ctx->front;
     }
+    bool cached = false;
     if (noxs_boot_find(&boot) < 0) {
         /* No bootstrap given (the simulator, or a domain started by a
          * toolstack that does not pass noxs=): ask noxsd where our
-         * device page is. */
-        struct noxs_domain_info *doms = NULL;
-        size_t n = 0, i;
-        noxs_client *c = cxs_ctx_client(ctx);
-
-        if (!c || noxs_domain_list(c, &doms, &n) < 0) {
+         * device page is, unless this process knows already. */
+        cached = boot_lookup(ctx->domid, &boot);
+        if (!cached && (boot_fetch(ctx) < 0 ||
+                        !boot_lookup(ctx->domid, &boot))) {
             ctx->front_err = ENOENT;
             errno = ENOENT;
             return NULL;
         }
-        for (i = 0; i < n && doms[i].domid != ctx->domid; i++)
-            ;
-        if (i == n) {
-            free(doms);
-            ctx->front_err = ENOENT;
-            errno = ENOENT;
-            return NULL;
-        }
-        boot.owner_domid = doms[i].owner_domid;
-        boot.gref = doms[i].gref;
-        boot.port = doms[i].port;
-        free(doms);
-        /* A frontend has no other use for the connection: a process
-         * acting as many domains should not hold one per domain. */
-        noxs_client_close(ctx->client);
-        ctx->client = NULL;
     }
     struct domid_env env;
     domid_env_enter(ctx, &env);
     ctx->front = noxs_frontend_open(&boot);
+    if (!ctx->front && cached) {
+        /* Stale (the domain was recreated elsewhere): ask noxsd. */
+        cxs_boot_forget(ctx->domid);
+        if (boot_fetch(ctx) == 0 && boot_lookup(ctx->domid, &boot))
+            ctx->front = noxs_frontend_open(&boot);
+    }
     domid_env_leave(&env);
     if (!ctx->front) {
         ctx->front_err = errno ? errno : ENODEV;

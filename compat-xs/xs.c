@@ -1592,8 +1592,11 @@ CXS_EXPORT bool xs_introduce_domain(struct xs_handle *h, unsigned int domid,
     else if (noxs_domain_create(c, (uint16_t)domid, &boot) < 0 &&
              errno != EEXIST)
         rc = -errno;
-    if (rc == 0)
+    if (rc == 0) {
+        /* Frontends of this domain in this process need no lookup. */
+        cxs_boot_remember(domid, &boot);
         cxs_fire(h->ctx, "@introduceDomain", false);
+    }
     pthread_mutex_unlock(&cxs_lock);
     return rc < 0 ? fail(-rc) : true;
 }
@@ -1611,6 +1614,7 @@ CXS_EXPORT bool xs_release_domain(struct xs_handle *h, unsigned int domid)
         rc = -errno;
     else if (noxs_domain_destroy(c, (uint16_t)domid) < 0)
         rc = -errno;
+    cxs_boot_forget(domid);
     if (rc == 0)
         cxs_fire(h->ctx, "@releaseDomain", false);
     pthread_mutex_unlock(&cxs_lock);
