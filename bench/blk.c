@@ -10,9 +10,16 @@
  * and writes and 1 MiB sequential reads and writes, at queue depths 1 and
  * 32, it prints one line per result:
  *
- *   blk path=noxs op=randread bs=4096 qd=32 iops=.. mib_s=..
+ *   blk path=noxs-copy op=randread bs=4096 qd=32 iops=.. mib_s=..
+ *   blk path=noxs-zerocopy op=randread bs=4096 qd=32 iops=.. mib_s=..
  *   blk path=direct op=randread bs=4096 qd=32 iops=.. mib_s=..
- *   blk ratio op=randread bs=4096 qd=32 noxs_over_direct=..
+ *   blk ratio op=randread bs=4096 qd=32 path=noxs-copy noxs_over_direct=..
+ *   blk ratio op=randread bs=4096 qd=32 path=noxs-zerocopy noxs_over_direct=..
+ *
+ * "noxs-copy" uses malloc'd buffers and noxs_blkfront_submit (blkfront
+ * copies each request through its granted pool pages); "noxs-zerocopy"
+ * uses buffers from noxs_blkfront_buf_alloc and noxs_blkfront_submit_buf
+ * (the buffers are granted pages, the backend reads/writes them in place).
  *
  * "direct" is pread/pwrite on the same file from this process: qd=1 one
  * synchronous thread, qd=32 32 threads (the ceiling the issue asks for).
@@ -240,7 +247,7 @@ static void io_done(struct noxs_blkfront_io *io, int err)
 }
 
 static double run_noxs(noxs_blkfront *b, bool write, bool random, size_t bs,
-                       unsigned int qd)
+                       unsigned int qd, bool zerocopy)
 {
     struct slot slots[MAXQD];
     uint64_t cursor = 0;
@@ -249,7 +256,9 @@ static double run_noxs(noxs_blkfront *b, bool write, bool random, size_t bs,
 
     memset(slots, 0, sizeof(slots));
     for (unsigned int i = 0; i < qd; i++) {
-        slots[i].io.buf = malloc(bs);
+        slots[i].io.buf = zerocopy ? noxs_blkfront_buf_alloc(b, bs) : malloc(bs);
+        if (slots[i].io.buf == NULL)
+            die("buffer: %s", strerror(errno));
         memset(slots[i].io.buf, 0x5a, bs);
     }
     completed = 0;
@@ -267,7 +276,8 @@ static double run_noxs(noxs_blkfront *b, bool write, bool random, size_t bs,
                 s->io.done = io_done;
                 s->io.user = s;
                 s->busy = true;
-                if (noxs_blkfront_submit(b, &s->io) < 0)
+                if ((zerocopy ? noxs_blkfront_submit_buf(b, &s->io)
+                              : noxs_blkfront_submit(b, &s->io)) < 0)
                     die("submit: %s", strerror(errno));
             }
             inflight += s->busy;
@@ -278,8 +288,12 @@ static double run_noxs(noxs_blkfront *b, bool write, bool random, size_t bs,
             die("poll: %s", strerror(errno));
     }
     double elapsed = now_s() - start;
-    for (unsigned int i = 0; i < qd; i++)
-        free(slots[i].io.buf);
+    for (unsigned int i = 0; i < qd; i++) {
+        if (zerocopy)
+            noxs_blkfront_buf_free(b, slots[i].io.buf);
+        else
+            free(slots[i].io.buf);
+    }
     return (double)completed / elapsed;
 }
 
@@ -374,16 +388,23 @@ int main(int argc, char **argv)
     for (size_t t = 0; t < sizeof(tests) / sizeof(tests[0]); t++) {
         for (size_t q = 0; q < 2; q++) {
             unsigned int qd = qds[q];
-            double n = run_noxs(b, tests[t].write, tests[t].random, tests[t].bs, qd);
+            double n = run_noxs(b, tests[t].write, tests[t].random, tests[t].bs,
+                                qd, false);
+            double z = run_noxs(b, tests[t].write, tests[t].random, tests[t].bs,
+                                qd, true);
             double d = run_direct(tests[t].write, tests[t].random, tests[t].bs, qd);
             double mib = (double)tests[t].bs / (1 << 20);
 
-            printf("blk path=noxs op=%s bs=%zu qd=%u iops=%.0f mib_s=%.1f\n",
+            printf("blk path=noxs-copy op=%s bs=%zu qd=%u iops=%.0f mib_s=%.1f\n",
                    tests[t].name, tests[t].bs, qd, n, n * mib);
+            printf("blk path=noxs-zerocopy op=%s bs=%zu qd=%u iops=%.0f mib_s=%.1f\n",
+                   tests[t].name, tests[t].bs, qd, z, z * mib);
             printf("blk path=direct op=%s bs=%zu qd=%u iops=%.0f mib_s=%.1f\n",
                    tests[t].name, tests[t].bs, qd, d, d * mib);
-            printf("blk ratio op=%s bs=%zu qd=%u noxs_over_direct=%.2f\n",
+            printf("blk ratio op=%s bs=%zu qd=%u path=noxs-copy noxs_over_direct=%.2f\n",
                    tests[t].name, tests[t].bs, qd, n / d);
+            printf("blk ratio op=%s bs=%zu qd=%u path=noxs-zerocopy noxs_over_direct=%.2f\n",
+                   tests[t].name, tests[t].bs, qd, z / d);
             fflush(stdout);
         }
     }

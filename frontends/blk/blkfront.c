@@ -49,6 +49,22 @@ struct slot {
     uint32_t len;
     uint8_t op;
     bool busy;
+    bool zerocopy; /* data in the caller's granted buffer: nothing to copy */
+};
+
+/*
+ * A zero-copy buffer (noxs_blkfront_buf_alloc): pages shared with the
+ * backend once and kept shared until close, even after buf_free (then
+ * they wait on the free list for the next buf_alloc): the backend may
+ * keep their grant refs mapped (feature-persistent), so a ref must never
+ * be revoked and then handed out again for another page while it runs.
+ */
+struct zbuf {
+    uint8_t *addr;
+    uint32_t *refs;
+    size_t npages;
+    bool in_use;
+    struct zbuf *next;
 };
 
 struct noxs_blkfront {
@@ -74,6 +90,7 @@ struct noxs_blkfront {
     struct noxs_blkfront_info info;
     int timeout_ms;
     int dead; /* errno once the connection is gone, else 0 */
+    struct zbuf *zbufs;
 };
 
 static int64_t now_ms(void)
@@ -152,7 +169,7 @@ static int process_responses(noxs_blkfront *b)
             }
             sl = &b->slots[rsp.id];
             err = status_errno(rsp.status);
-            if (err == 0 && sl->op == NOXS_BLK_OP_READ)
+            if (err == 0 && sl->op == NOXS_BLK_OP_READ && !sl->zerocopy)
                 memcpy((uint8_t *)sl->io->buf + sl->buf_off,
                        b->pool + (size_t)rsp.id * SLOT_BYTES, sl->len);
             complete_slot(b, (unsigned int)rsp.id, err);
@@ -296,14 +313,61 @@ static struct noxs_blk_request *claim(noxs_blkfront *b, unsigned int i,
     b->slots[i].io = io;
     b->slots[i].op = op;
     b->slots[i].len = 0;
+    b->slots[i].zerocopy = false;
     io->pending++;
     return req;
 }
 
-int noxs_blkfront_submit(noxs_blkfront *b, struct noxs_blkfront_io *io)
+/* The zero-copy buffer that holds [p, p + len), or NULL. */
+static struct zbuf *find_zbuf(noxs_blkfront *b, const void *p, size_t len)
+{
+    uintptr_t a = (uintptr_t)p;
+
+    for (struct zbuf *z = b->zbufs; z != NULL; z = z->next) {
+        uintptr_t start = (uintptr_t)z->addr;
+        size_t size = z->npages * NOXS_BLK_PAGE_SIZE;
+
+        if (z->in_use && a >= start && a - start <= size &&
+            len <= size - (a - start))
+            return z;
+    }
+    return NULL;
+}
+
+/*
+ * Fill the segments of one ring request with the pages of z from byte
+ * pos on, at most *chunk bytes; *chunk becomes what the request covers.
+ */
+static unsigned int zc_segments(const struct zbuf *z, size_t pos,
+                                size_t *chunk, struct noxs_blk_request *req)
+{
+    size_t want = *chunk, got = 0;
+    unsigned int n = 0;
+
+    while (got < want && n < NOXS_BLK_MAX_SEGMENTS) {
+        size_t at = pos + got, in_page = at % NOXS_BLK_PAGE_SIZE;
+        size_t bytes = NOXS_BLK_PAGE_SIZE - in_page;
+
+        if (bytes > want - got)
+            bytes = want - got;
+        req->u.seg[n].gref = z->refs[at / NOXS_BLK_PAGE_SIZE];
+        req->u.seg[n].first_sect = (uint8_t)(in_page >> NOXS_BLK_SECTOR_SHIFT);
+        req->u.seg[n].last_sect =
+            (uint8_t)(((in_page + bytes) >> NOXS_BLK_SECTOR_SHIFT) - 1);
+        got += bytes;
+        n++;
+    }
+    *chunk = got;
+    return n;
+}
+
+static int submit_common(noxs_blkfront *b, struct noxs_blkfront_io *io,
+                         bool zerocopy)
 {
     uint32_t ss = b->info.sector_size;
     unsigned int i;
+    struct zbuf *z = NULL;
+    size_t zpos = 0;
 
     if (b->dead != 0) {
         errno = b->dead;
@@ -315,6 +379,19 @@ int noxs_blkfront_submit(noxs_blkfront *b, struct noxs_blkfront_io *io)
           (io->len > 0 && io->buf == NULL && io->op != NOXS_BLKFRONT_DISCARD)))) {
         errno = EINVAL;
         return -1;
+    }
+    if (zerocopy && (io->op == NOXS_BLKFRONT_READ ||
+                     io->op == NOXS_BLKFRONT_WRITE) && io->len > 0) {
+        z = find_zbuf(b, io->buf, io->len);
+        if (z == NULL) {
+            errno = EINVAL;
+            return -1;
+        }
+        zpos = (size_t)((uint8_t *)io->buf - z->addr);
+        if (zpos % ss != 0) {
+            errno = EINVAL;
+            return -1;
+        }
     }
     if ((io->op == NOXS_BLKFRONT_FLUSH && !b->info.flush) ||
         (io->op == NOXS_BLKFRONT_DISCARD && !b->info.discard)) {
@@ -343,7 +420,7 @@ int noxs_blkfront_submit(noxs_blkfront *b, struct noxs_blkfront_io *io)
     } else {
         bool write = io->op == NOXS_BLKFRONT_WRITE;
 
-        for (size_t off = 0; off < io->len; off += SLOT_BYTES) {
+        for (size_t off = 0; off < io->len;) {
             size_t chunk = io->len - off < SLOT_BYTES ? io->len - off : SLOT_BYTES;
             struct noxs_blk_request *req;
             unsigned int nseg = (unsigned int)((chunk + NOXS_BLK_PAGE_SIZE - 1) /
@@ -359,13 +436,24 @@ int noxs_blkfront_submit(noxs_blkfront *b, struct noxs_blkfront_io *io)
                 break;
             }
             req = claim(b, i, io, write ? NOXS_BLK_OP_WRITE : NOXS_BLK_OP_READ);
+            req->sector_number = (io->offset + off) >> NOXS_BLK_SECTOR_SHIFT;
+            if (z != NULL) {
+                /* Zero-copy: the segments name the caller's own pages. */
+                req->nr_segments =
+                    (uint8_t)zc_segments(z, zpos + off, &chunk, req);
+                b->slots[i].zerocopy = true;
+                b->slots[i].buf_off = off;
+                b->slots[i].len = (uint32_t)chunk;
+                b->req_prod_pvt++;
+                off += chunk;
+                continue;
+            }
             b->slots[i].buf_off = off;
             b->slots[i].len = (uint32_t)chunk;
             if (write)
                 memcpy(b->pool + (size_t)i * SLOT_BYTES,
                        (const uint8_t *)io->buf + off, chunk);
             req->nr_segments = (uint8_t)nseg;
-            req->sector_number = (io->offset + off) >> NOXS_BLK_SECTOR_SHIFT;
             for (unsigned int j = 0; j < nseg; j++) {
                 size_t left = chunk - (size_t)j * NOXS_BLK_PAGE_SIZE;
                 size_t bytes = left < NOXS_BLK_PAGE_SIZE ? left : NOXS_BLK_PAGE_SIZE;
@@ -376,6 +464,7 @@ int noxs_blkfront_submit(noxs_blkfront *b, struct noxs_blkfront_io *io)
                     (uint8_t)((bytes >> NOXS_BLK_SECTOR_SHIFT) - 1);
             }
             b->req_prod_pvt++;
+            off += chunk;
         }
     }
     push_requests(b);
@@ -383,6 +472,78 @@ int noxs_blkfront_submit(noxs_blkfront *b, struct noxs_blkfront_io *io)
     if (io->pending == 0)
         io->done(io, io->err);
     return 0;
+}
+
+int noxs_blkfront_submit(noxs_blkfront *b, struct noxs_blkfront_io *io)
+{
+    return submit_common(b, io, false);
+}
+
+int noxs_blkfront_submit_buf(noxs_blkfront *b, struct noxs_blkfront_io *io)
+{
+    return submit_common(b, io, true);
+}
+
+/* ---- zero-copy buffers ---- */
+
+void *noxs_blkfront_buf_alloc(noxs_blkfront *b, size_t bytes)
+{
+    size_t npages = (bytes + NOXS_BLK_PAGE_SIZE - 1) / NOXS_BLK_PAGE_SIZE;
+    struct zbuf *z, *best = NULL;
+
+    if (b->dead != 0) {
+        errno = b->dead;
+        return NULL;
+    }
+    if (bytes == 0 || npages > INT32_MAX / NOXS_BLK_PAGE_SIZE) {
+        errno = EINVAL;
+        return NULL;
+    }
+    /* Re-use the smallest free buffer that is large enough: its refs are
+     * already shared (and perhaps mapped by the backend). */
+    for (z = b->zbufs; z != NULL; z = z->next)
+        if (!z->in_use && z->npages >= npages &&
+            (best == NULL || z->npages < best->npages))
+            best = z;
+    if (best != NULL) {
+        best->in_use = true;
+        return best->addr;
+    }
+    z = calloc(1, sizeof(*z));
+    if (z == NULL)
+        return NULL;
+    z->refs = calloc(npages, sizeof(*z->refs));
+    if (z->refs == NULL) {
+        free(z);
+        return NULL;
+    }
+    z->addr = xengntshr_share_pages(b->xgs, b->backend_domid, (int)npages,
+                                    z->refs, 1);
+    if (z->addr == NULL) {
+        int saved = errno;
+
+        free(z->refs);
+        free(z);
+        errno = saved;
+        return NULL;
+    }
+    z->npages = npages;
+    z->in_use = true;
+    z->next = b->zbufs;
+    b->zbufs = z;
+    return z->addr;
+}
+
+void noxs_blkfront_buf_free(noxs_blkfront *b, void *buf)
+{
+    if (buf == NULL)
+        return;
+    for (struct zbuf *z = b->zbufs; z != NULL; z = z->next) {
+        if (z->addr == buf && z->in_use) {
+            z->in_use = false;
+            return;
+        }
+    }
 }
 
 /* ---- synchronous wrappers ---- */
@@ -395,7 +556,7 @@ static void sync_done(struct noxs_blkfront_io *io, int err)
 }
 
 static int run_sync(noxs_blkfront *b, unsigned int op, void *buf, size_t len,
-                    uint64_t offset)
+                    uint64_t offset, bool zerocopy)
 {
     int result = -1;
     struct noxs_blkfront_io io = {
@@ -404,7 +565,7 @@ static int run_sync(noxs_blkfront *b, unsigned int op, void *buf, size_t len,
     };
     int64_t deadline;
 
-    if (noxs_blkfront_submit(b, &io) < 0)
+    if (submit_common(b, &io, zerocopy) < 0)
         return -1;
     deadline = now_ms() + b->timeout_ms;
     while (result < 0) {
@@ -427,23 +588,35 @@ static int run_sync(noxs_blkfront *b, unsigned int op, void *buf, size_t len,
 int noxs_blkfront_read(noxs_blkfront *b, void *buf, size_t len,
                        uint64_t offset)
 {
-    return run_sync(b, NOXS_BLKFRONT_READ, buf, len, offset);
+    return run_sync(b, NOXS_BLKFRONT_READ, buf, len, offset, false);
 }
 
 int noxs_blkfront_write(noxs_blkfront *b, const void *buf, size_t len,
                         uint64_t offset)
 {
-    return run_sync(b, NOXS_BLKFRONT_WRITE, (void *)buf, len, offset);
+    return run_sync(b, NOXS_BLKFRONT_WRITE, (void *)buf, len, offset, false);
+}
+
+int noxs_blkfront_read_buf(noxs_blkfront *b, void *buf, size_t len,
+                           uint64_t offset)
+{
+    return run_sync(b, NOXS_BLKFRONT_READ, buf, len, offset, true);
+}
+
+int noxs_blkfront_write_buf(noxs_blkfront *b, const void *buf, size_t len,
+                            uint64_t offset)
+{
+    return run_sync(b, NOXS_BLKFRONT_WRITE, (void *)buf, len, offset, true);
 }
 
 int noxs_blkfront_flush(noxs_blkfront *b)
 {
-    return run_sync(b, NOXS_BLKFRONT_FLUSH, NULL, 0, 0);
+    return run_sync(b, NOXS_BLKFRONT_FLUSH, NULL, 0, 0, false);
 }
 
 int noxs_blkfront_discard(noxs_blkfront *b, uint64_t offset, uint64_t len)
 {
-    return run_sync(b, NOXS_BLKFRONT_DISCARD, NULL, (size_t)len, offset);
+    return run_sync(b, NOXS_BLKFRONT_DISCARD, NULL, (size_t)len, offset, false);
 }
 
 /* ---- connection ---- */
@@ -617,6 +790,15 @@ static void release(noxs_blkfront *b)
     if (b->pool != NULL)
         xengntshr_unshare(b->xgs, b->pool,
                           (uint32_t)b->nslots * NOXS_BLK_MAX_SEGMENTS);
+    /* Zero-copy buffers too, whether or not the caller freed them. */
+    while (b->zbufs != NULL) {
+        struct zbuf *z = b->zbufs;
+
+        b->zbufs = z->next;
+        xengntshr_unshare(b->xgs, z->addr, (uint32_t)z->npages);
+        free(z->refs);
+        free(z);
+    }
     if (b->sring != NULL)
         xengntshr_unshare(b->xgs, b->sring, 1u << b->ring_order);
     if (b->port != 0)

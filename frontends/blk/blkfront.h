@@ -7,7 +7,9 @@
  * pages granted once to the backend ("feature-persistent"): the API
  * copies user buffers into and out of those pages, so user buffers need
  * no alignment. Offsets and lengths must be multiples of the device's
- * sector size.
+ * sector size. For large I/O there is also a zero-copy path (below):
+ * buffers that are themselves granted pages, which the backend reads and
+ * writes directly.
  *
  * Conventions as in libnoxs: -1/NULL and errno; a handle is not
  * thread-safe (one thread at a time); every wait is bounded by the
@@ -105,12 +107,47 @@ int noxs_blkfront_poll(noxs_blkfront *b, int timeout_ms);
 /* Ring requests in flight. */
 unsigned int noxs_blkfront_inflight(const noxs_blkfront *b);
 
+/* ---- zero-copy buffers ---- */
+
+/*
+ * A buffer of at least bytes bytes (whole 4 KiB pages, page-aligned)
+ * whose pages are granted to the backend, read-write, for the lifetime
+ * of the handle. Requests submitted with noxs_blkfront_submit_buf (or
+ * read_buf/write_buf) on memory inside such a buffer are not copied:
+ * the backend's preadv/pwritev goes straight to these pages. So the
+ * buffer must not be touched while a request on it is in flight (a read
+ * fills it in place; a write's data must stay put until done is called,
+ * unlike noxs_blkfront_submit). Errors: EINVAL (bytes is 0 or too
+ * large), ENOTCONN/ETIMEDOUT (dead handle), and those of the grant calls
+ * (e.g. ENOSPC when the domain is out of grant refs).
+ *
+ * buf_free puts the buffer on the handle's free list, where the next
+ * buf_alloc of at most its size re-uses it: its grant refs stay shared
+ * (the backend may keep them mapped) until close, which releases every
+ * buffer, freed or not; no buffer may be used after close. Freeing with
+ * a request in flight on the buffer is the caller's bug.
+ */
+void *noxs_blkfront_buf_alloc(noxs_blkfront *b, size_t bytes);
+void noxs_blkfront_buf_free(noxs_blkfront *b, void *buf);
+/*
+ * As noxs_blkfront_submit, but io->buf .. io->buf + io->len must lie in
+ * one buffer from noxs_blkfront_buf_alloc (not freed), starting at a
+ * multiple of the sector size from the buffer's start; else EINVAL.
+ * Flush and discard behave as with noxs_blkfront_submit.
+ */
+int noxs_blkfront_submit_buf(noxs_blkfront *b, struct noxs_blkfront_io *io);
+
 /* ---- synchronous requests (0 or -1 with errno) ---- */
 
 int noxs_blkfront_read(noxs_blkfront *b, void *buf, size_t len,
                        uint64_t offset);
 int noxs_blkfront_write(noxs_blkfront *b, const void *buf, size_t len,
                         uint64_t offset);
+/* Zero-copy variants: buf as for noxs_blkfront_submit_buf. */
+int noxs_blkfront_read_buf(noxs_blkfront *b, void *buf, size_t len,
+                           uint64_t offset);
+int noxs_blkfront_write_buf(noxs_blkfront *b, const void *buf, size_t len,
+                            uint64_t offset);
 int noxs_blkfront_flush(noxs_blkfront *b);
 int noxs_blkfront_discard(noxs_blkfront *b, uint64_t offset, uint64_t len);
 

@@ -18,6 +18,14 @@
  *       check blocks 0..ACKED of the backing file against the pattern.
  *   blk_stress [-d DEVID] zeros OFFSET LENGTH
  *       check that a range reads back as zeros (after a discard).
+ *   blk_stress [-d DEVID] zerocopy SEED SHADOW
+ *       the zero-copy API: write the whole device (at most 16 MiB) with
+ *       random-sized requests from noxs_blkfront_buf_alloc buffers at
+ *       random sector offsets (noxs_blkfront_submit_buf, up to 32 in
+ *       flight), read it all back through the copying API and again
+ *       through zero-copy buffers (async and read_buf), compare each
+ *       byte with a shadow copy, check the EINVAL cases of submit_buf and
+ *       buffer re-use after buf_free; write the shadow to SHADOW.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -130,7 +138,7 @@ static void reap(struct job *jobs, uint8_t *shadow, bool check)
         if (j->err != 0)
             die("request failed: %s", strerror(j->err));
         if (check && j->io.op == NOXS_BLKFRONT_READ &&
-            memcmp(j->buf, shadow + j->io.offset, j->io.len) != 0) {
+            memcmp(j->io.buf, shadow + j->io.offset, j->io.len) != 0) {
             char where[64];
 
             snprintf(where, sizeof(where), "%" PRIu64 "+%zu", j->io.offset,
@@ -305,6 +313,149 @@ static int cmd_expect(const char *op, uint64_t off, uint64_t len,
     return 0;
 }
 
+/* ---- zero-copy buffers ---- */
+
+#define ZC_MAX (256u * 1024) /* largest request */
+
+static void zc_expect_einval(struct noxs_blkfront_io *io, const char *what)
+{
+    if (noxs_blkfront_submit_buf(blk, io) == 0 || errno != EINVAL)
+        die("zerocopy: %s accepted (or not EINVAL)", what);
+}
+
+static int cmd_zerocopy(uint64_t seed, const char *out)
+{
+    uint64_t ss = info.sector_size;
+    uint64_t span = info.size < (16u << 20) ? info.size : (16u << 20);
+    size_t bufsz = ZC_MAX + 8 * ss; /* room for a start offset */
+    struct job jobs[QD];
+    uint8_t *shadow = calloc(1, span), *check = malloc(1 << 20);
+    FILE *f;
+
+    if (shadow == NULL || check == NULL || span < ss)
+        die("%s", "device too small or no memory");
+    rng_state = seed;
+    for (unsigned int i = 0; i < QD; i++) {
+        jobs[i].buf = noxs_blkfront_buf_alloc(blk, bufsz);
+        if (jobs[i].buf == NULL)
+            die("buf_alloc: %s", strerror(errno));
+        if ((uintptr_t)jobs[i].buf % 4096 != 0)
+            die("%s", "buf_alloc: not page-aligned");
+        jobs[i].done = 1;
+        jobs[i].io.done = NULL;
+    }
+
+    /* Write everything once, in random-sized pieces (no overlaps). */
+    for (uint64_t off = 0; off < span;) {
+        struct job *j = free_job(jobs, NULL, false);
+        size_t len = (size_t)((rnd() % (ZC_MAX / ss)) + 1) * ss;
+        size_t at = (size_t)(rnd() % 8) * ss;
+
+        if (len > span - off)
+            len = (size_t)(span - off);
+        pattern(j->buf + at, len, seed, off);
+        memcpy(shadow + off, j->buf + at, len);
+        j->io = (struct noxs_blkfront_io){
+            .op = NOXS_BLKFRONT_WRITE, .buf = j->buf + at, .len = len,
+            .offset = off, .done = job_done, .user = j};
+        j->done = 0;
+        j->block = UINT64_MAX;
+        inflight++;
+        if (noxs_blkfront_submit_buf(blk, &j->io) < 0)
+            die("submit_buf: %s", strerror(errno));
+        off += len;
+    }
+    drain(jobs, NULL, false);
+    if (info.flush && noxs_blkfront_flush(blk) < 0)
+        die("flush: %s", strerror(errno));
+
+    /* Read back through the copying API. */
+    for (uint64_t off = 0; off < span; off += 1 << 20) {
+        size_t len = span - off < (1u << 20) ? (size_t)(span - off) : 1u << 20;
+
+        if (noxs_blkfront_read(blk, check, len, off) < 0)
+            die("read: %s", strerror(errno));
+        if (memcmp(check, shadow + off, len) != 0)
+            die("zerocopy: copying read-back mismatch at %" PRIu64, off);
+    }
+
+    /* And through zero-copy buffers: random pieces, 32 in flight (reap
+     * compares each read with the shadow), then sync read_buf. */
+    for (unsigned int n = 0; n < 2000; n++) {
+        struct job *j = free_job(jobs, shadow, true);
+        size_t len = (size_t)((rnd() % (ZC_MAX / ss)) + 1) * ss;
+        uint64_t off = (rnd() % (span / ss)) * ss;
+        size_t at = (size_t)(rnd() % 8) * ss;
+
+        if (len > span - off)
+            len = (size_t)(span - off);
+        memset(j->buf, 0xee, bufsz); /* reap compares io.buf, the shadow */
+        j->io = (struct noxs_blkfront_io){
+            .op = NOXS_BLKFRONT_READ, .buf = j->buf + at, .len = len,
+            .offset = off, .done = job_done, .user = j};
+        j->done = 0;
+        j->block = UINT64_MAX;
+        inflight++;
+        if (noxs_blkfront_submit_buf(blk, &j->io) < 0)
+            die("submit_buf: %s", strerror(errno));
+    }
+    drain(jobs, shadow, true);
+    for (uint64_t off = 0; off < span; off += ZC_MAX) {
+        size_t len = span - off < ZC_MAX ? (size_t)(span - off) : ZC_MAX;
+
+        memset(jobs[0].buf, 0xee, bufsz);
+        if (noxs_blkfront_read_buf(blk, jobs[0].buf + ss, len, off) < 0)
+            die("read_buf: %s", strerror(errno));
+        if (memcmp(jobs[0].buf + ss, shadow + off, len) != 0)
+            die("zerocopy: read_buf mismatch at %" PRIu64, off);
+    }
+    /* A sync write_buf, read back both ways. */
+    pattern(jobs[1].buf, ss, seed + 1, 0);
+    memcpy(shadow, jobs[1].buf, ss);
+    if (noxs_blkfront_write_buf(blk, jobs[1].buf, ss, 0) < 0 ||
+        noxs_blkfront_read(blk, check, ss, 0) < 0 ||
+        memcmp(check, shadow, ss) != 0)
+        die("%s", "zerocopy: write_buf/read mismatch");
+
+    /* What submit_buf must refuse. */
+    struct noxs_blkfront_io io = {.op = NOXS_BLKFRONT_READ, .len = ss,
+                                  .offset = 0, .done = job_done};
+    io.buf = check;
+    zc_expect_einval(&io, "a malloc'd buffer");
+    io.buf = jobs[2].buf + 256;
+    if (ss == 512)
+        io.buf = jobs[2].buf + 100;
+    zc_expect_einval(&io, "a misaligned start in the buffer");
+    /* Its last page and one more (whatever lies beyond: even another
+     * buffer's pages may not be crossed into). */
+    io.buf = jobs[2].buf + (bufsz + 4095) / 4096 * 4096 - 4096;
+    io.len = 8192;
+    zc_expect_einval(&io, "a range past the buffer's end");
+    io.len = ss;
+    io.buf = jobs[3].buf;
+    noxs_blkfront_buf_free(blk, jobs[3].buf);
+    zc_expect_einval(&io, "a freed buffer");
+    uint8_t *again = noxs_blkfront_buf_alloc(blk, 4096);
+    if (again != jobs[3].buf)
+        die("%s", "zerocopy: a freed buffer was not re-used");
+    if (noxs_blkfront_read_buf(blk, again, ss, 0) < 0 ||
+        memcmp(again, shadow, ss) != 0)
+        die("%s", "zerocopy: re-used buffer read mismatch");
+    if (noxs_blkfront_buf_alloc(blk, 0) != NULL || errno != EINVAL)
+        die("%s", "zerocopy: buf_alloc(0) accepted");
+    for (unsigned int i = 0; i < QD; i++)
+        noxs_blkfront_buf_free(blk, jobs[i].buf);
+
+    f = fopen(out, "wb");
+    if (f == NULL || fwrite(shadow, 1, span, f) != span || fclose(f) != 0)
+        die("writing %s", out);
+    printf("zerocopy: %" PRIu64 " bytes written and read back both ways\n",
+           span);
+    free(shadow);
+    free(check);
+    return 0;
+}
+
 static int cmd_zeros(uint64_t off, uint64_t len)
 {
     uint8_t *buf = malloc(len);
@@ -389,6 +540,8 @@ int main(int argc, char **argv)
                         strtoull(argv[a + 2], NULL, 0), argv[a + 3]);
     else if (strcmp(cmd, "crashwriter") == 0 && argc - a == 1)
         rc = cmd_crashwriter(strtoull(argv[a], NULL, 0));
+    else if (strcmp(cmd, "zerocopy") == 0 && argc - a == 2)
+        rc = cmd_zerocopy(strtoull(argv[a], NULL, 0), argv[a + 1]);
     else if (strcmp(cmd, "zeros") == 0 && argc - a == 2)
         rc = cmd_zeros(strtoull(argv[a], NULL, 0), strtoull(argv[a + 1], NULL, 0));
     else
