@@ -59,6 +59,7 @@ set xlabel 'K (toolstack clients)'
 set ylabel 'total time (ms, log)'
 set logscale y
 set xtics (1, 2, 4, 8)
+set xrange [0.7:9]
 set key top left
 plot res.'/plot-concurrency.dat' using 1:2:3:4 with yerrorlines lw 2 pt 7 title 'xenstored (C)', \
      '' using 1:5:6:7 with yerrorlines lw 2 pt 5 title 'oxenstored (OCaml)', \

@@ -551,14 +551,17 @@ def headline_md():
     parts = []
     nx = med_of(hs.get(("noxs", n), {}))
     if nx:
-        seg = [f"noxs's native device handshake takes {ms_or_us(nx[0])} at the {n}th domain"]
+        parts.append(f"noxs's native device handshake takes {ms_or_us(nx[0])} "
+                     f"at the {n}th domain (earlier domains kept connected).")
+        seg = []
         for b in ("oxenstored", "xenstored"):
             nb = common_n(b)
             r, m = (hsr(b, "noxs", nb), med_of(hs.get((b, nb), {}))) if nb else (None, None)
             if r and m:
-                at = "" if nb == n else f" at N={nb}, its largest here"
-                seg.append(f"{fmt(r[0])}x faster than Debian's {b} ({ms_or_us(m[0])}{at})")
-        parts.append(", ".join(seg) + ".")
+                seg.append(f"{fmt(r[0])}x faster than Debian's {b} at N={nb} "
+                           f"({ms_or_us(m[0])} vs {ms_or_us(med_of(hs[('noxs', nb)])[0])})")
+        if seg:
+            parts.append("That is " + " and ".join(seg) + ".")
     n1, n2 = common_n("oxenstored"), common_n("xenstored")
     r1 = hsr("oxenstored", "compat-xs", n1) if n1 else None
     r2 = hsr("xenstored", "compat-xs", n2) if n2 else None
