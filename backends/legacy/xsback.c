@@ -241,6 +241,30 @@ static void rescan(void)
     free(fes);
 }
 
+/* The devices of frontend domain fe: those listed, and those we know
+ * (a removed directory lists nothing). */
+static void rescan_fe(unsigned int fe)
+{
+    char path[2 * LEGACY_PATH_MAX];
+    unsigned int nid;
+    char **ids;
+
+    for (size_t i = 0; i < ndevs;) {
+        size_t before = ndevs;
+        if (devs[i].fe == fe)
+            check_device(devs[i].fe, devs[i].id);
+        if (ndevs == before)
+            i++;
+    }
+    snprintf(path, sizeof(path), "%s/%u", root, fe);
+    ids = xs_directory(xs, XBT_NULL, path, &nid);
+    if (!ids)
+        return;
+    for (unsigned int j = 0; j < nid; j++)
+        check_device(fe, (unsigned)atoi(ids[j]));
+    free(ids);
+}
+
 /* An event path names one device: <root>/<fe>/<id>[/...] */
 static void handle_event(const char *path, const char *token)
 {
@@ -268,10 +292,21 @@ static void handle_event(const char *path, const char *token)
             check_device(fe, id);
         return;
     }
-    if (strncmp(path, root, n) == 0 && path[n] == '/' &&
-        sscanf(path + n + 1, "%u/%u", &fe, &id) == 2) {
-        check_device(fe, id);
-        return;
+    if (strncmp(path, root, n) == 0 && path[n] == '/') {
+        int k = sscanf(path + n + 1, "%u/%u", &fe, &id);
+
+        if (k == 2) {
+            check_device(fe, id);
+            return;
+        }
+        /* <root>/<fe>: the toolstack created (or removed) that domain's
+         * directory. Only its devices can have changed; rescanning all
+         * would cost O(devices) requests for every new domain (Linux's
+         * xenbus ignores such shallow paths altogether). */
+        if (k == 1) {
+            rescan_fe(fe);
+            return;
+        }
     }
     rescan();
 }
