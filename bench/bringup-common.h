@@ -51,10 +51,20 @@ static double bu_now_us(void)
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
-/* utime+stime of pid in microseconds (-1 if gone). */
+/*
+ * CPU time (user + system, all threads) of pid in microseconds, -1 if
+ * gone: the process CPU clock (ns resolution), else utime+stime from
+ * /proc/<pid>/stat (clock-tick resolution).
+ */
 static double bu_proc_cpu_us(long pid)
 {
     char path[64], buf[1024];
+    clockid_t clk;
+    struct timespec cts;
+
+    if (clock_getcpuclockid((pid_t)pid, &clk) == 0 &&
+        clock_gettime(clk, &cts) == 0)
+        return (double)cts.tv_sec * 1e6 + (double)cts.tv_nsec / 1e3;
     unsigned long ut, st;
     FILE *f;
     char *p;

@@ -504,13 +504,15 @@ w("")
 
 # (e)
 w("## (e) CPU time per handshake\n")
-w(f"utime+stime deltas over the bring-up of {BN} domains (from "
-  "`/proc/<pid>/stat` and getrusage), divided by the number of devices. "
+w(f"CPU time (user + system) spent during the bring-up of {BN} domains, "
+  "divided by the number of devices: each process's CPU clock "
+  "(`clock_getcpuclockid`, nanosecond resolution; `/proc/<pid>/stat` "
+  "utime+stime as a fallback) before and after, and getrusage for the "
+  "toolstack processes. "
   "Daemon: xenstored / oxenstored / noxsd worker+keeper. Clients: the "
   "toolstack process, the backend (legacy-back or noxs-sysctl-back) and the "
   "frontends (in-process for the legacy pair, noxs-sysctl-front processes "
-  "for native noxs). The clock tick is 10 ms, so per-device figures are "
-  "averages over many ticks.\n")
+  "for native noxs).\n")
 w("| implementation | daemon CPU per device | client CPU per device | total |")
 w("|---|---|---|---|")
 for i in IMPLS:
