@@ -17,7 +17,8 @@
 #          domains (K = 1 is also the bring-up, memory and CPU figure);
 #          3 repetitions; about 5 minutes on 2 cores
 #   full:  N = 10 ... 10000 (Debian's daemons: up to 1000); K = 1 2 8 at
-#          1000 domains; 3 repetitions; most of an hour
+#          1000 domains; 3 repetitions; an hour or two (untested at full
+#          size: a 1-repetition smoke run reached N = 10000 natively)
 # Every guest has its own connection with its own watches here, as on
 # Xen, and both daemons match every write against every connection's
 # watches: measured on this machine, the handshake at the 1000th domain
