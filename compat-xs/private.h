@@ -156,6 +156,13 @@ struct cxs_ctx {
     uint32_t devpage_gen;
     bool devpage_seen;
     struct xs_handle *handles; /* linked through xs_handle.ctx_next */
+    /* control/ on the sysctl device (control.c) */
+    bool sys_want;          /* guest: watched/wrote its control tree */
+    bool sys_done;          /* guest: acknowledged a request, closed */
+    noxs_dev *sys;          /* guest: sysctl device 0, frontend end */
+    struct cxs_kvlist sys_keys;     /* guest: its control/feature-* */
+    struct cxs_kvlist sys_last;     /* guest: control view last reported */
+    struct cxs_kvlist sys_requests; /* toolstack: domid -> reason sent */
 };
 
 struct cxs_ctx *cxs_ctx_get(unsigned int domid);
@@ -192,6 +199,23 @@ int cxs_dev_write(struct cxs_dev *d, int half, const char *key,
                   const char *value, unsigned int len);
 int cxs_dev_remove_key(struct cxs_dev *d, int half, const char *key);
 int cxs_dev_publish(struct cxs_dev *d);
+
+/* ---- control.c: control/shutdown, control/feature-* (sysctl) ---- */
+
+#define CXS_CTL_WRITE 1
+#define CXS_CTL_MKDIR 2
+#define CXS_CTL_RM 3
+int cxs_ctl_read(struct cxs_ctx *ctx, const struct cxs_path *p, char **out,
+                 unsigned int *len);
+int cxs_ctl_write(struct cxs_ctx *ctx, const struct cxs_path *p, int op,
+                  const char *value, unsigned int len);
+/* Child names of control/ into names (keys). */
+int cxs_ctl_list(struct cxs_ctx *ctx, const struct cxs_path *p,
+                 struct cxs_kvlist *names);
+/* A watch on p was set: a guest's control path attaches the device. */
+void cxs_ctl_watch(struct cxs_ctx *ctx, const struct cxs_path *p);
+void cxs_ctl_poll(struct cxs_ctx *ctx);
+void cxs_ctl_close(struct cxs_ctx *ctx);
 
 /* ---- xs.c ---- */
 

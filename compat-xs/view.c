@@ -432,6 +432,7 @@ void cxs_ctx_put(struct cxs_ctx *ctx)
             *pp = ctx->next;
             break;
         }
+    cxs_ctl_close(ctx);
     while (ctx->devs) {
         struct cxs_dev *d = ctx->devs;
         ctx->devs = d->next;
@@ -920,4 +921,5 @@ void cxs_ctx_poll(struct cxs_ctx *ctx)
     if (ctx->front)
         front_sync(ctx);
     cxs_ctx_flush(ctx);
+    cxs_ctl_poll(ctx);
 }

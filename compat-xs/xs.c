@@ -453,9 +453,10 @@ static int node_read(struct xs_handle *h, const char *abs,
     case CXS_UNSUPPORTED:
         unsupported("read", abs);
         return -EACCES;
-    case CXS_SPECIAL:
     case CXS_CONTROL:
     case CXS_CONTROL_KEY:
+        return cxs_ctl_read(h->ctx, p, out, len);
+    case CXS_SPECIAL:
         return -ENOENT;
     default: {
         /* A directory: it exists if it has entries (or is a fixed one). */
@@ -764,6 +765,14 @@ static int dir_read(struct xs_handle *h, const struct cxs_path *p,
         unsupported("directory", "");
         rc = -EACCES;
         goto done;
+    case CXS_CONTROL: {
+        struct cxs_kvlist l = {0};
+        rc = cxs_ctl_list(h->ctx, p, &l);
+        for (size_t i = 0; rc == 0 && i < l.n; i++)
+            rc = names_add(&ns, l.e[i].key, strlen(l.e[i].key));
+        cxs_kvlist_clear(&l);
+        goto done;
+    }
     case CXS_DEVICE_KEY:
     case CXS_BACKEND_KEY:
     case CXS_CONTROL_KEY:
@@ -1159,6 +1168,12 @@ static int apply_ops(struct xs_handle *h, struct op *ops, size_t nops)
             break;
         case CXS_CONTROL:
         case CXS_CONTROL_KEY:
+            rc = cxs_ctl_write(h->ctx, &p,
+                               o->kind == OP_RM ? CXS_CTL_RM
+                               : o->kind == OP_MKDIR ? CXS_CTL_MKDIR
+                                                     : CXS_CTL_WRITE,
+                               o->value, o->len);
+            break;
         case CXS_SPECIAL:
         case CXS_UNSUPPORTED:
             unsupported(o->kind == OP_RM ? "rm" : "write", o->path);
@@ -1394,6 +1409,7 @@ CXS_EXPORT bool xs_watch(struct xs_handle *h, const char *path,
     else if (h->ctx->domid != 0 && p.kind >= CXS_DOMAIN &&
              p.domid == h->ctx->domid)
         cxs_ctx_frontend(h->ctx);
+    cxs_ctl_watch(h->ctx, &p);
     if (h->ctx->front || h->ctx->back)
         cxs_ctx_poll(h->ctx);
     /* libxenstore/xenstored: every watch fires once on registration. */

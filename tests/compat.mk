@@ -34,11 +34,17 @@ $(COMPAT_TESTOUT)/xssem: $(OBJDIR)/tests/compat/xssem.o
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore
 
+# The legacy guest shutdown agent (control/shutdown, xs_* only).
+$(COMPAT_TESTOUT)/xsguest: $(OBJDIR)/tests/compat/xsguest.o
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore
+
 # Test scripts are copied next to what they use, so they find the build
 # through $NOXS_BUILD alone.
 COMPAT_HELPERS := $(COMPAT_TESTOUT)/xsshim.so $(COMPAT_TESTOUT)/xsd.sh \
 	$(COMPAT_TESTOUT)/lib.sh $(COMPAT_TESTOUT)/xssem $(LEGACY_BINS) \
-	$(COMPAT_XS) $(BINOUT)/noxsd
+	$(COMPAT_XS) $(BINOUT)/noxsd $(COMPAT_TESTOUT)/xsguest \
+	$(BINOUT)/noxs-sysctl-back $(BINOUT)/noxsctl
 COMPAT_SCRIPTS := $(patsubst tests/compat/%,$(COMPAT_TESTOUT)/%,\
 	$(wildcard tests/compat/test-*.sh))
 

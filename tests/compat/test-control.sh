@@ -1,0 +1,121 @@
+#!/bin/sh
+# control/shutdown and control/feature-* (the sysctl device on noxs): the
+# same legacy guest agent (xsguest, xs_* only) against the real xenstored
+# and on compat-xs with noxsd + noxs-sysctl-back; the toolstack is
+# Debian's xenstore-write / xenstore-read. The guest advertises its
+# reasons, acknowledges the request by clearing the node and exits with
+# the status naming the reason (poweroff 0, reboot 10, as
+# noxs-sysctl-front); reading the node back then gives "".
+. "$(dirname "$0")/lib.sh"
+need_xen_tools
+G=$COMPAT_DIR/xsguest
+
+# Agents run under timeout(1), so every wait is bounded.
+G="timeout -s KILL 20 $G"
+
+# guest_status PID LOG: wait for the agent; its exit status in $st. (Not
+# in a subshell: only this shell can reap it.)
+guest_status() {
+	st=0
+	wait "$1" || st=$?
+	[ $st -lt 128 ] || fail "guest agent did not exit: $(cat "$2")"
+}
+
+note "xenstored"
+xsd_start xenstored xenstored
+for dom in 1 2; do
+	reason=poweroff want=0
+	[ $dom = 2 ] && reason=reboot want=10
+	# libxl creates the node empty, writable by the guest.
+	xenstore-write /local/domain/$dom/control/shutdown "" || fail "mknod $dom"
+	log=$WORK/xsd-guest.$dom
+	$G $dom >"$log" 2>&1 &
+	g=$!
+	at_exit "kill $g"
+	wait_line "$log" '^ready'
+	expect_eq "xenstored feature $dom" \
+		"$(xenstore-read /local/domain/$dom/control/feature-$reason)" 1
+	xenstore-write /local/domain/$dom/control/shutdown $reason ||
+		fail "xenstored: write $reason"
+	guest_status $g "$log"
+	expect_eq "xenstored guest $dom status" $st $want
+	expect_eq "xenstored guest $dom output" "$(tail -n 1 "$log")" \
+		"shutdown $reason"
+	expect_eq "xenstored read-back $dom" \
+		"$(xenstore-read /local/domain/$dom/control/shutdown)" ""
+done
+xsd_stop xenstored
+
+note "compat-xs"
+expect_compat "$COMPAT_DIR/xsguest" "$(command -v xenstore-write)" "$(command -v xenstore-read)"
+noxs_start
+sim_env() {
+	env LD_LIBRARY_PATH=$NOXS_BUILD/sim:$NOXS_BUILD/lib NOXS_SIM_DOMID=0 "$@"
+}
+sim_env "$BIN/noxs-sysctl-back" -d -v --timeout 5 >"$WORK/sysctl-back.log" 2>&1 &
+sb=$!
+at_exit "kill $sb"
+wait_line "$WORK/sysctl-back.log" "serving sysctl devices"
+
+# xenstore-write: retried while the guest is not Connected yet (ENOTCONN,
+# where xenstored would just store the node).
+ts_write() {
+	i=0
+	until with_compat xenstore-write "$1" "$2" 2>"$WORK/ts.err"; do
+		i=$((i + 1))
+		[ $i -gt 200 ] && fail "xenstore-write $1 $2: $(cat "$WORK/ts.err")"
+		sleep 0.05
+	done
+}
+
+for dom in 1 2; do
+	reason=poweroff want=0
+	[ $dom = 2 ] && reason=reboot want=10
+	with_compat "$BIN/legacy-toolstack" introduce $dom || fail "introduce $dom"
+	sim_env "$BIN/noxsctl" dev-add $dom sysctl 0 >/dev/null || fail "dev-add $dom"
+	with_compat xenstore-write /local/domain/$dom/control/shutdown "" ||
+		fail "compat-xs: mknod $dom"
+	log=$WORK/noxs-guest.$dom
+	compat_exec $dom $G $dom >"$log" 2>&1 &
+	g=$!
+	at_exit "kill $g"
+	wait_line "$log" '^ready'
+	ts_write /local/domain/$dom/control/shutdown $reason
+	guest_status $g "$log"
+	expect_eq "compat-xs guest $dom status" $st $want
+	expect_eq "compat-xs guest $dom output" "$(tail -n 1 "$log")" \
+		"shutdown $reason"
+	wait_line "$WORK/sysctl-back.log" "domain $dom: shutdown $reason acknowledged"
+	expect_eq "compat-xs read-back $dom" \
+		"$(with_compat xenstore-read /local/domain/$dom/control/shutdown)" ""
+	sim_env "$BIN/noxsctl" dev-list $dom | grep -q "Closed *Closed" ||
+		fail "device states: $(sim_env "$BIN/noxsctl" dev-list $dom)"
+done
+
+# A guest that supports poweroff only: reboot is refused at once (the
+# backend checks the features; xenstored would store it unread), and the
+# guest answers noxsctl shutdown as it answers noxs-sysctl-front's.
+dom=3
+with_compat "$BIN/legacy-toolstack" introduce $dom || fail "introduce $dom"
+sim_env "$BIN/noxsctl" dev-add $dom sysctl 0 >/dev/null || fail "dev-add $dom"
+log=$WORK/noxs-guest.$dom
+compat_exec $dom $G $dom poweroff >"$log" 2>&1 &
+g=$!
+at_exit "kill $g"
+wait_line "$log" '^ready'
+ts_write /local/domain/$dom/control/feature-poweroff ""  # libxl's mknod
+i=0
+until sim_env "$BIN/noxsctl" dev-list $dom | grep -q "Connected *Connected"; do
+	i=$((i + 1))
+	[ $i -gt 500 ] && fail "guest $dom not Connected"
+	sleep 0.01
+done
+with_compat xenstore-write /local/domain/$dom/control/shutdown reboot 2>/dev/null &&
+	fail "reboot of a poweroff-only guest accepted"
+kill -0 $g || fail "guest $dom died on a refused request"
+out=$(sim_env "$BIN/noxsctl" shutdown $dom --reason poweroff --wait 5) ||
+	fail "noxsctl shutdown: $out"
+expect_eq "noxsctl shutdown reply" "$out" poweroff
+guest_status $g "$log"
+expect_eq "compat-xs guest $dom status" $st 0
+echo ok
