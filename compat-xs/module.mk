@@ -20,3 +20,12 @@ $(COMPAT_XS): $(COMPAT_XS_OBJS) compat-xs/libxenstore.map $(LIBOUT)/libnoxs.so
 
 ALL_TARGETS += $(COMPAT_XS)
 LIB_TARGETS += $(COMPAT_XS)
+
+# Installed beside, never over, the system's libxenstore: legacy programs
+# opt in with LD_LIBRARY_PATH=$(LIBDIR)/noxs/compat-xs (docs/COMPAT.md).
+install-compat-xs: $(COMPAT_XS)
+	install -d $(DESTDIR)$(LIBDIR)/noxs/compat-xs
+	install -m 0755 $(COMPAT_XS) $(DESTDIR)$(LIBDIR)/noxs/compat-xs/libxenstore.so.4
+
+INSTALL_TARGETS += install-compat-xs
+.PHONY: install-compat-xs
