@@ -17,13 +17,14 @@
  *   frontend Closed -> drop the connection, Closed (a restarted frontend
  *        comes back through Initialising)
  *
- * Data (one thread per connected device). The thread owns the device's
- * ring, its event channel and its data-page mappings; it copies each
- * request out of the shared ring, validates the copy (blkreq.c), does the
- * I/O with preadv/pwritev/fdatasync/fallocate and answers with a per-
- * request status. Why a thread per device: a frontend that floods its
- * ring, or asks for a slow fsync, then only delays itself; other devices
- * are served by their own threads.
+ * Data (a ring thread per connected device). The thread owns the
+ * device's ring, its event channel and its data-page mappings; it copies
+ * each request out of the shared ring, validates the copy (blkreq.c),
+ * maps its pages, does the I/O with preadv/pwritev/fdatasync/fallocate
+ * (big reads and writes shared with the device's I/O worker thread, see
+ * "struct iojob") and answers with a per-request status. Why threads per
+ * device: a frontend that floods its ring, or asks for a slow fsync,
+ * then only delays itself; other devices are served by their own.
  *
  * Trust: a frontend may be hostile. Ring indices that claim more
  * outstanding requests than the ring holds make us abandon the ring (the
@@ -32,10 +33,11 @@
  * gets an error response and the ring goes on. Nothing from the shared
  * ring is read twice.
  *
- * Data pages: with "feature-persistent" the frontend re-uses the same
- * grant refs, so we keep up to GCACHE_MAX of them mapped (a small
- * open-addressing table owned by the ring thread); past that, or without
- * the feature, pages are mapped for one request and unmapped after it.
+ * Data pages: each request's unmapped pages are mapped with one batched
+ * call. With "feature-persistent" the frontend re-uses the same grant
+ * refs, so we keep them mapped in a per-device LRU cache (owned by the
+ * ring thread) under a process-wide budget (--max-grants) shared fairly
+ * between connected devices; see "grant cache" below.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -69,21 +71,30 @@
 #include "drvlog.h"
 
 /*
- * Persistent grants kept mapped per device. blkfront grants 11 pages for
- * each of its up to 128 slots (1408 pages); a cache smaller than that
- * makes every request past it map and unmap its pages (about 8 us a page
- * on the simulator), which cost 1 MiB I/O at QD32 90% of its throughput.
+ * Persistent grants kept mapped by the whole process (all devices), by
+ * default; --max-grants changes it. blkfront's pool alone is up to 1408
+ * pages per device and zero-copy buffers add theirs (32 x 1 MiB = 8192);
+ * each mapping is one entry of vm.max_map_count (65530 by default).
  */
-#define GCACHE_SLOTS 4096u /* power of two, twice GCACHE_MAX */
-#define GCACHE_MAX 2048u
+#define DEFAULT_MAX_GRANTS 16384u
+#define MAX_MAX_GRANTS 65536u
+/* Pages mapped for one request only, in flight per device at most. */
+#define TEMP_MAX 128u
+/* Reads and writes shorter than this run on the ring thread itself. */
+#define INLINE_MAX (32u * 1024)
+/* map_segments: no room now; retry when nothing is in flight. */
+#define MAP_RETRY 1
 /* Responses pushed to the frontend at least every this many requests. */
 #define PUSH_BATCH 8u
 /* Bounded busy-wait before sleeping on the event channel. */
 #define SPIN_NS 30000
 
+struct gchunk;
+
 struct gcache_entry {
     uint32_t gref; /* 0: empty (refs below NOXS_GREF_MIN are never valid) */
-    void *addr;
+    unsigned int idx; /* page in the chunk */
+    struct gchunk *chunk;
 };
 
 struct blkdev {
@@ -117,8 +128,13 @@ struct blkdev {
     uint32_t rsp_prod_pvt;
     uint32_t rsp_pushed;
     struct gcache_entry *gcache;
-    unsigned int gcache_used;
-    uint64_t nr_requests, nr_errors;
+    uint32_t gcache_slots; /* power of two, at least twice max_grants */
+    unsigned int gcache_used; /* pages in cached chunks */
+    unsigned int temp_used;   /* pages mapped for one request, in flight */
+    struct gchunk *lru_head, *lru_tail;
+    bool counted; /* in persistent_devs */
+    uint64_t nr_requests, nr_errors, nr_maps, nr_evictions;
+    struct ioq *ioq;
 
     struct blkdev *next;
 };
@@ -126,70 +142,286 @@ struct blkdev {
 static noxs_backend *backend;
 static struct blkdev *devices;
 static int wake_fd = -1; /* eventfd: ring threads -> main */
+static unsigned int max_grants = DEFAULT_MAX_GRANTS;
+static atomic_uint grants_mapped;   /* cached pages, all devices */
+static atomic_uint persistent_devs; /* connected devices that cache */
 
-/* ---- grant cache (ring thread) ---- */
+/* ---- grant cache (ring thread) ----
+ *
+ * Data pages are mapped one request at a time, with ONE batched
+ * xengnttab_map_domain_grant_refs call for all of a request's pages that
+ * are not mapped yet (a "chunk"; the simulator makes it one mmap when the
+ * refs are contiguous). With feature-persistent the chunk stays mapped,
+ * its refs in an open-addressing table, its chunk in an LRU list. The
+ * pages kept mapped by all devices together are bounded by max_grants
+ * (--max-grants, default 16384, well under vm.max_map_count = 65530
+ * mappings per process); each connected device may keep its fair share,
+ * max_grants / connected devices, and evicts its least recently used
+ * chunks past that. A chunk that the request being served uses is pinned
+ * and never evicted. When nothing can be evicted, the pages are mapped
+ * for that request only and unmapped after it.
+ */
 
-static struct gcache_entry *gcache_find(struct blkdev *bd, uint32_t gref)
+struct gchunk {
+    void *addr;
+    unsigned int npages;
+    unsigned int pinned; /* segments of the request in service using it */
+    struct gchunk *prev, *next; /* LRU: head most recently used */
+    uint32_t grefs[NOXS_BLK_MAX_SEGMENTS];
+};
+
+static struct gchunk *gcache_find_chunk(struct blkdev *bd, uint32_t gref,
+                                        unsigned int *idx)
 {
-    uint32_t i = (gref * 2654435761u) & (GCACHE_SLOTS - 1);
+    uint32_t mask = bd->gcache_slots - 1;
+    uint32_t i = (gref * 2654435761u) & mask;
 
     for (;;) {
         struct gcache_entry *e = &bd->gcache[i];
 
-        if (e->gref == gref || e->gref == 0)
-            return e;
-        i = (i + 1) & (GCACHE_SLOTS - 1);
+        if (e->gref == 0)
+            return NULL;
+        if (e->gref == gref) {
+            *idx = e->idx;
+            return e->chunk;
+        }
+        i = (i + 1) & mask;
     }
+}
+
+static void gcache_insert(struct blkdev *bd, uint32_t gref,
+                          struct gchunk *c, unsigned int idx)
+{
+    uint32_t mask = bd->gcache_slots - 1;
+    uint32_t i = (gref * 2654435761u) & mask;
+
+    while (bd->gcache[i].gref != 0)
+        i = (i + 1) & mask;
+    bd->gcache[i].gref = gref;
+    bd->gcache[i].chunk = c;
+    bd->gcache[i].idx = idx;
+}
+
+/* Linear probing delete with backward shift (no tombstones). */
+static void gcache_remove(struct blkdev *bd, uint32_t gref)
+{
+    uint32_t mask = bd->gcache_slots - 1;
+    uint32_t i = (gref * 2654435761u) & mask, j;
+
+    while (bd->gcache[i].gref != gref) {
+        if (bd->gcache[i].gref == 0)
+            return;
+        i = (i + 1) & mask;
+    }
+    j = i;
+    for (;;) {
+        uint32_t home;
+
+        bd->gcache[i].gref = 0;
+        for (;;) {
+            j = (j + 1) & mask;
+            if (bd->gcache[j].gref == 0)
+                return;
+            home = (bd->gcache[j].gref * 2654435761u) & mask;
+            /* Move j to i unless its home lies cyclically in (i, j]. */
+            if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
+                continue;
+            break;
+        }
+        bd->gcache[i] = bd->gcache[j];
+        i = j;
+    }
+}
+
+static void lru_unlink(struct blkdev *bd, struct gchunk *c)
+{
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        bd->lru_head = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    else
+        bd->lru_tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void lru_push_head(struct blkdev *bd, struct gchunk *c)
+{
+    c->prev = NULL;
+    c->next = bd->lru_head;
+    if (bd->lru_head != NULL)
+        bd->lru_head->prev = c;
+    bd->lru_head = c;
+    if (bd->lru_tail == NULL)
+        bd->lru_tail = c;
+}
+
+static void chunk_drop(struct blkdev *bd, struct gchunk *c)
+{
+    lru_unlink(bd, c);
+    for (unsigned int i = 0; i < c->npages; i++)
+        gcache_remove(bd, c->grefs[i]);
+    xengnttab_unmap(bd->xgt, c->addr, c->npages);
+    bd->gcache_used -= c->npages;
+    atomic_fetch_sub(&grants_mapped, c->npages);
+    free(c);
+}
+
+/* This device's share of the global budget. */
+static unsigned int gcache_share(void)
+{
+    unsigned int n = atomic_load(&persistent_devs);
+
+    return max_grants / (n > 0 ? n : 1);
+}
+
+/*
+ * Make room for n more cached pages: evict unpinned chunks from the LRU
+ * end while this device is over its share or all devices are over the
+ * budget. false: no room (the pages are then mapped for one request).
+ */
+static bool gcache_make_room(struct blkdev *bd, unsigned int n)
+{
+    unsigned int share = gcache_share();
+    struct gchunk *c = bd->lru_tail;
+
+    if (n > share)
+        return false;
+    while (bd->gcache_used + n > share ||
+           atomic_load(&grants_mapped) + n > max_grants) {
+        while (c != NULL && c->pinned > 0)
+            c = c->prev;
+        if (c == NULL)
+            return false;
+        struct gchunk *prev = c->prev;
+
+        chunk_drop(bd, c);
+        bd->nr_evictions++;
+        c = prev;
+    }
+    return true;
 }
 
 static void gcache_clear(struct blkdev *bd)
 {
-    if (bd->gcache == NULL)
-        return;
-    for (unsigned int i = 0; i < GCACHE_SLOTS; i++) {
-        if (bd->gcache[i].gref != 0)
-            xengnttab_unmap(bd->xgt, bd->gcache[i].addr, 1);
-    }
+    while (bd->lru_head != NULL)
+        chunk_drop(bd, bd->lru_head);
     free(bd->gcache);
     bd->gcache = NULL;
     bd->gcache_used = 0;
+    if (bd->counted) {
+        atomic_fetch_sub(&persistent_devs, 1);
+        bd->counted = false;
+    }
+}
+
+struct seg_maps {
+    struct gchunk *pin[NOXS_BLK_MAX_SEGMENTS]; /* pinned chunk per segment */
+    void *temp;                                /* mapped for this request */
+    unsigned int ntemp;
+};
+
+static void unmap_segments(struct blkdev *bd, const struct blkreq *r,
+                           struct seg_maps *m)
+{
+    for (unsigned int i = 0; i < r->nr_segments; i++) {
+        if (m->pin[i] != NULL)
+            m->pin[i]->pinned--;
+        m->pin[i] = NULL;
+    }
+    if (m->temp != NULL) {
+        xengnttab_unmap(bd->xgt, m->temp, m->ntemp);
+        bd->temp_used -= m->ntemp;
+    }
+    m->temp = NULL;
+    m->ntemp = 0;
 }
 
 /*
- * Map the data pages of r: fills addr[i] for each segment. Pages mapped
- * only for this request go to temp[] (*ntemp of them) for unmapping.
+ * Map the data pages of r: fills addr[i] for each segment, pinning the
+ * cached chunks it uses; unmap_segments() undoes it after the I/O.
  */
 static int map_segments(struct blkdev *bd, const struct blkreq *r,
-                        void **addr, void **temp, unsigned int *ntemp)
+                        void **addr, struct seg_maps *m)
 {
+    uint32_t miss[NOXS_BLK_MAX_SEGMENTS];
+    unsigned int which[NOXS_BLK_MAX_SEGMENTS], nmiss = 0;
     int prot = PROT_READ | PROT_WRITE;
+    struct gchunk *c = NULL;
+    void *p;
 
-    *ntemp = 0;
+    m->temp = NULL;
+    m->ntemp = 0;
+    for (unsigned int i = 0; i < r->nr_segments; i++)
+        m->pin[i] = NULL;
     for (unsigned int i = 0; i < r->nr_segments; i++) {
         uint32_t gref = r->seg[i].gref;
-        struct gcache_entry *e = NULL;
-        void *p;
+        unsigned int idx, k;
 
-        if (gref < NOXS_GREF_MIN)
+        if (gref < NOXS_GREF_MIN) {
+            unmap_segments(bd, r, m);
             return NOXS_BLK_RSP_BADGREF;
+        }
         if (bd->persistent) {
-            e = gcache_find(bd, gref);
-            if (e->gref == gref) {
-                addr[i] = e->addr;
+            struct gchunk *hit = gcache_find_chunk(bd, gref, &idx);
+
+            if (hit != NULL) {
+                hit->pinned++;
+                m->pin[i] = hit;
+                addr[i] = (char *)hit->addr + (size_t)idx * 4096u;
+                if (bd->lru_head != hit) {
+                    lru_unlink(bd, hit);
+                    lru_push_head(bd, hit);
+                }
                 continue;
             }
         }
-        p = xengnttab_map_grant_ref(bd->xgt, bd->fe_domid, gref, prot);
-        if (p == NULL)
-            return NOXS_BLK_RSP_BADGREF;
-        if (e != NULL && bd->gcache_used < GCACHE_MAX) {
-            e->gref = gref;
-            e->addr = p;
-            bd->gcache_used++;
-        } else {
-            temp[(*ntemp)++] = p;
+        for (k = 0; k < nmiss && miss[k] != gref; k++)
+            ;
+        if (k == nmiss)
+            miss[nmiss++] = gref;
+        which[i] = k;
+        addr[i] = NULL;
+    }
+    if (nmiss == 0)
+        return NOXS_BLK_RSP_OKAY;
+    if (bd->persistent && gcache_make_room(bd, nmiss))
+        c = calloc(1, sizeof(*c));
+    if (c == NULL && bd->temp_used > 0 && bd->temp_used + nmiss > TEMP_MAX) {
+        unmap_segments(bd, r, m);
+        return MAP_RETRY;
+    }
+    p = xengnttab_map_domain_grant_refs(bd->xgt, nmiss, bd->fe_domid, miss,
+                                        prot);
+    bd->nr_maps++;
+    if (p == NULL) {
+        free(c);
+        unmap_segments(bd, r, m);
+        return NOXS_BLK_RSP_BADGREF;
+    }
+    if (c != NULL) {
+        c->addr = p;
+        c->npages = nmiss;
+        memcpy(c->grefs, miss, nmiss * sizeof(miss[0]));
+        for (unsigned int k = 0; k < nmiss; k++)
+            gcache_insert(bd, miss[k], c, k);
+        lru_push_head(bd, c);
+        bd->gcache_used += nmiss;
+        atomic_fetch_add(&grants_mapped, nmiss);
+    } else {
+        m->temp = p;
+        m->ntemp = nmiss;
+        bd->temp_used += nmiss;
+    }
+    for (unsigned int i = 0; i < r->nr_segments; i++) {
+        if (addr[i] != NULL)
+            continue;
+        addr[i] = (char *)p + (size_t)which[i] * 4096u;
+        if (c != NULL) {
+            c->pinned++;
+            m->pin[i] = c;
         }
-        addr[i] = p;
     }
     return NOXS_BLK_RSP_OKAY;
 }
@@ -246,35 +478,215 @@ static int do_discard(struct blkdev *bd, uint64_t off, uint64_t len)
     return errno == EOPNOTSUPP ? NOXS_BLK_RSP_NOTSUPP : NOXS_BLK_RSP_ERROR;
 }
 
-static int handle_request(struct blkdev *bd, const struct noxs_blk_request *req,
-                          struct blkreq *r)
-{
-    void *addr[NOXS_BLK_MAX_SEGMENTS], *temp[NOXS_BLK_MAX_SEGMENTS];
+/*
+ * Reads and writes go to a small per-device I/O queue once their pages
+ * are mapped: the device's worker thread and the ring thread itself both
+ * take jobs from it, so copies of large requests use two cores. Only the
+ * ring thread touches the ring, the grant cache and the mappings (it
+ * unpins and answers a job after it is done); flush and discard wait for
+ * every job in flight, then run on the ring thread.
+ */
+struct iojob {
+    struct iojob *next;
+    uint64_t id;
+    uint8_t operation;
+    int16_t status;
+    struct blkreq r;
+    struct seg_maps maps;
     struct iovec iov[NOXS_BLK_MAX_SEGMENTS];
-    unsigned int ntemp = 0;
+};
+
+struct ioq {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct iojob *todo_head, *todo_tail; /* FIFO */
+    struct iojob *done;                  /* LIFO */
+    atomic_uint ndone;
+    atomic_bool ring_sleeping; /* the ring thread may block in poll */
+    bool quit;
+    bool worker;  /* the worker thread runs */
+    pthread_t thread;
+    int done_fd;  /* eventfd: worker -> ring thread */
+    struct iojob *free;    /* ring thread only */
+    unsigned int inflight; /* ring thread only */
+};
+
+static void job_run(struct blkdev *bd, struct iojob *j)
+{
+    if (do_rw(bd, j->operation == NOXS_BLK_OP_WRITE, j->iov,
+              j->r.nr_segments, j->r.offset) < 0)
+        j->status = NOXS_BLK_RSP_ERROR;
+}
+
+static void *io_worker(void *arg)
+{
+    struct blkdev *bd = arg;
+    struct ioq *q = bd->ioq;
+    uint64_t one = 1;
+
+    pthread_mutex_lock(&q->lock);
+    for (;;) {
+        struct iojob *j = q->todo_head;
+
+        if (j == NULL) {
+            if (q->quit)
+                break;
+            pthread_cond_wait(&q->cond, &q->lock);
+            continue;
+        }
+        q->todo_head = j->next;
+        if (q->todo_head == NULL)
+            q->todo_tail = NULL;
+        pthread_mutex_unlock(&q->lock);
+        job_run(bd, j);
+        pthread_mutex_lock(&q->lock);
+        j->next = q->done;
+        q->done = j;
+        /* seq_cst pairs with ring_loop: it sets ring_sleeping, then
+         * reads ndone; we add to ndone, then read ring_sleeping. */
+        atomic_fetch_add(&q->ndone, 1);
+        if (atomic_load(&q->ring_sleeping) &&
+            write(q->done_fd, &one, sizeof(one)) < 0) {
+            /* the ring thread also checks ndone before sleeping */
+        }
+    }
+    pthread_mutex_unlock(&q->lock);
+    return NULL;
+}
+
+static struct iojob *ioq_take(struct ioq *q)
+{
+    struct iojob *j;
+
+    pthread_mutex_lock(&q->lock);
+    j = q->todo_head;
+    if (j != NULL) {
+        q->todo_head = j->next;
+        if (q->todo_head == NULL)
+            q->todo_tail = NULL;
+    }
+    pthread_mutex_unlock(&q->lock);
+    return j;
+}
+
+static void put_response(struct blkdev *bd, uint64_t id, uint8_t op,
+                         int status);
+
+/* Answer every finished job (ring thread). */
+static void ioq_reap(struct blkdev *bd)
+{
+    struct ioq *q = bd->ioq;
+    struct iojob *j;
+
+    if (atomic_load(&q->ndone) == 0)
+        return;
+    pthread_mutex_lock(&q->lock);
+    j = q->done;
+    q->done = NULL;
+    atomic_store(&q->ndone, 0);
+    pthread_mutex_unlock(&q->lock);
+    while (j != NULL) {
+        struct iojob *next = j->next;
+
+        unmap_segments(bd, &j->r, &j->maps);
+        put_response(bd, j->id, j->operation, j->status);
+        j->next = q->free;
+        q->free = j;
+        q->inflight--;
+        j = next;
+    }
+}
+
+/* Run queued jobs here too, then wait until none is in flight. */
+static void ioq_drain(struct blkdev *bd)
+{
+    struct ioq *q = bd->ioq;
+    struct iojob *j;
+
+    while ((j = ioq_take(q)) != NULL) {
+        job_run(bd, j);
+        unmap_segments(bd, &j->r, &j->maps);
+        put_response(bd, j->id, j->operation, j->status);
+        j->next = q->free;
+        q->free = j;
+        q->inflight--;
+    }
+    while (q->inflight > 0) {
+        struct pollfd p = {.fd = q->done_fd, .events = POLLIN};
+
+        ioq_reap(bd);
+        atomic_store(&q->ring_sleeping, true);
+        if (q->inflight > 0 && atomic_load(&q->ndone) == 0)
+            poll(&p, 1, 10);
+        atomic_store(&q->ring_sleeping, false);
+    }
+}
+
+/*
+ * Start one request. OKAY with *queued: its answer comes from ioq_reap or
+ * ioq_drain; otherwise the status to answer now.
+ */
+static int handle_request(struct blkdev *bd, const struct noxs_blk_request *req,
+                          struct blkreq *r, bool *queued)
+{
+    struct ioq *q = bd->ioq;
+    void *addr[NOXS_BLK_MAX_SEGMENTS];
+    struct iojob *j;
     int status = blkreq_check(req, &bd->geom, r);
 
+    *queued = false;
     if (status != NOXS_BLK_RSP_OKAY)
         return status;
     switch (r->operation) {
     case NOXS_BLK_OP_READ:
     case NOXS_BLK_OP_WRITE:
-        status = map_segments(bd, r, addr, temp, &ntemp);
-        if (status == NOXS_BLK_RSP_OKAY) {
-            for (unsigned int i = 0; i < r->nr_segments; i++) {
-                iov[i].iov_base = (char *)addr[i] + r->seg[i].offset;
-                iov[i].iov_len = r->seg[i].length;
-            }
-            if (do_rw(bd, r->operation == NOXS_BLK_OP_WRITE, iov,
-                      r->nr_segments, r->offset) < 0)
-                status = NOXS_BLK_RSP_ERROR;
+        j = q->free; /* never empty: at most ring_size requests in flight */
+        status = map_segments(bd, r, addr, &j->maps);
+        if (status == MAP_RETRY) {
+            /* Pinned or temporary pages fill the budget: let the
+             * requests in flight finish (releasing theirs), then again. */
+            ioq_drain(bd);
+            j = q->free; /* the drain put jobs back on the free list */
+            status = map_segments(bd, r, addr, &j->maps);
         }
-        for (unsigned int i = 0; i < ntemp; i++)
-            xengnttab_unmap(bd->xgt, temp[i], 1);
-        return status;
+        if (status != NOXS_BLK_RSP_OKAY)
+            return status;
+        q->free = j->next;
+        j->next = NULL;
+        j->id = req->id;
+        j->operation = req->operation;
+        j->status = NOXS_BLK_RSP_OKAY;
+        j->r = *r;
+        for (unsigned int i = 0; i < r->nr_segments; i++) {
+            j->iov[i].iov_base = (char *)addr[i] + r->seg[i].offset;
+            j->iov[i].iov_len = r->seg[i].length;
+        }
+        q->inflight++;
+        if (r->length < INLINE_MAX || !q->worker) {
+            /* Small: handing it over costs more than doing it. */
+            job_run(bd, j);
+            unmap_segments(bd, &j->r, &j->maps);
+            status = j->status;
+            j->next = q->free;
+            q->free = j;
+            q->inflight--;
+            return status;
+        }
+        pthread_mutex_lock(&q->lock);
+        if (q->todo_tail != NULL)
+            q->todo_tail->next = j;
+        else
+            q->todo_head = j;
+        q->todo_tail = j;
+        pthread_cond_signal(&q->cond);
+        pthread_mutex_unlock(&q->lock);
+        *queued = true;
+        return NOXS_BLK_RSP_OKAY;
     case NOXS_BLK_OP_FLUSH:
+        ioq_drain(bd);
         return fdatasync(bd->fd) == 0 ? NOXS_BLK_RSP_OKAY : NOXS_BLK_RSP_ERROR;
     case NOXS_BLK_OP_DISCARD:
+        ioq_drain(bd);
         return do_discard(bd, r->offset, r->length);
     default:
         return NOXS_BLK_RSP_NOTSUPP;
@@ -294,7 +706,29 @@ static void push_responses(struct blkdev *bd)
         xenevtchn_notify(bd->xce, bd->port);
 }
 
-/* Serve every request published so far. -1: the ring is garbage. */
+/* Responses go to slots of requests already consumed (rsp < req_cons). */
+static void put_response(struct blkdev *bd, uint64_t id, uint8_t op,
+                         int status)
+{
+    struct noxs_blk_response *rsp =
+        &bd->sring->slot[bd->rsp_prod_pvt & (bd->ring_size - 1)].rsp;
+
+    if (status != NOXS_BLK_RSP_OKAY) {
+        bd->nr_errors++;
+        log_debug("domain %u blk %u: request %" PRIu64 " op %u: status %d",
+                  bd->fe_domid, bd->devid, id, op, status);
+    }
+    rsp->id = id;
+    rsp->operation = op;
+    rsp->reserved0 = 0;
+    rsp->status = (int16_t)status;
+    rsp->reserved1 = 0;
+    bd->rsp_prod_pvt++;
+    if (bd->rsp_prod_pvt - bd->rsp_pushed >= PUSH_BATCH)
+        push_responses(bd);
+}
+
+/* Start every request published so far. -1: the ring is garbage. */
 static int serve_ring(struct blkdev *bd)
 {
     struct noxs_blk_sring *s = bd->sring;
@@ -306,33 +740,40 @@ static int serve_ring(struct blkdev *bd)
         return -1;
     while (bd->req_cons != prod) {
         struct noxs_blk_request req;
-        struct noxs_blk_response *rsp;
         struct blkreq r;
+        bool queued;
         int status;
 
         memcpy(&req, &s->slot[bd->req_cons & mask].req, sizeof(req));
         /* From here on only the copy is used, never the shared slot. */
         __asm__ __volatile__("" ::: "memory");
         bd->req_cons++;
-        status = handle_request(bd, &req, &r);
+        status = handle_request(bd, &req, &r, &queued);
         bd->nr_requests++;
-        if (status != NOXS_BLK_RSP_OKAY) {
-            bd->nr_errors++;
-            log_debug("domain %u blk %u: request %" PRIu64 " op %u: status %d",
-                      bd->fe_domid, bd->devid, req.id, req.operation, status);
-        }
-        rsp = &s->slot[bd->rsp_prod_pvt & mask].rsp;
-        rsp->id = req.id;
-        rsp->operation = req.operation;
-        rsp->reserved0 = 0;
-        rsp->status = (int16_t)status;
-        rsp->reserved1 = 0;
-        bd->rsp_prod_pvt++;
-        if (bd->rsp_prod_pvt - bd->rsp_pushed >= PUSH_BATCH)
-            push_responses(bd);
+        if (!queued)
+            put_response(bd, req.id, req.operation, status);
+        ioq_reap(bd);
     }
-    push_responses(bd);
     return 0;
+}
+
+/* Help with the queue, answer what is done. */
+static void serve_io(struct blkdev *bd)
+{
+    struct ioq *q = bd->ioq;
+    struct iojob *j;
+
+    while ((j = ioq_take(q)) != NULL) {
+        job_run(bd, j);
+        unmap_segments(bd, &j->r, &j->maps);
+        put_response(bd, j->id, j->operation, j->status);
+        j->next = q->free;
+        q->free = j;
+        q->inflight--;
+        ioq_reap(bd);
+    }
+    ioq_reap(bd);
+    push_responses(bd);
 }
 
 static bool spin_for_requests(struct blkdev *bd)
@@ -342,6 +783,8 @@ static bool spin_for_requests(struct blkdev *bd)
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (unsigned int i = 0;; i++) {
         if (noxs_blk_load(&bd->sring->req_prod) != bd->req_cons)
+            return true;
+        if (atomic_load(&bd->ioq->ndone) != 0)
             return true;
         if (atomic_load_explicit(&bd->stopping, memory_order_relaxed))
             return false;
@@ -355,9 +798,8 @@ static bool spin_for_requests(struct blkdev *bd)
     }
 }
 
-static void *ring_thread(void *arg)
+static int ring_loop(struct blkdev *bd)
 {
-    struct blkdev *bd = arg;
     struct noxs_blk_sring *s = bd->sring;
     uint64_t one = 1;
 
@@ -369,10 +811,11 @@ static void *ring_thread(void *arg)
             if (write(wake_fd, &one, sizeof(one)) < 0) {
                 /* the main loop rescans on its next wake-up anyway */
             }
-            break;
+            return -1;
         }
+        serve_io(bd);
         if (atomic_load(&bd->stopping))
-            break;
+            return 0;
         noxs_blk_store(&s->req_event, bd->req_cons + 1);
         noxs_blk_ring_mb();
         if (noxs_blk_load(&s->req_prod) != bd->req_cons)
@@ -380,12 +823,28 @@ static void *ring_thread(void *arg)
         if (spin_for_requests(bd))
             continue;
 
-        struct pollfd p[2] = {
+        struct pollfd p[3] = {
             {.fd = xenevtchn_fd(bd->xce), .events = POLLIN},
             {.fd = bd->stop_fd, .events = POLLIN},
+            {.fd = bd->ioq->done_fd, .events = POLLIN},
         };
-        if (poll(p, 2, -1) < 0 && errno != EINTR)
-            break;
+        atomic_store(&bd->ioq->ring_sleeping, true);
+        if (atomic_load(&bd->ioq->ndone) != 0) {
+            atomic_store(&bd->ioq->ring_sleeping, false);
+            continue;
+        }
+        int pr = poll(p, 3, -1);
+
+        atomic_store(&bd->ioq->ring_sleeping, false);
+        if (pr < 0 && errno != EINTR)
+            return 0;
+        if (p[2].revents & POLLIN) {
+            uint64_t v;
+
+            if (read(bd->ioq->done_fd, &v, sizeof(v)) < 0) {
+                /* EAGAIN: already read */
+            }
+        }
         if (p[0].revents & POLLIN) {
             int port = xenevtchn_pending(bd->xce);
 
@@ -393,21 +852,75 @@ static void *ring_thread(void *arg)
                 xenevtchn_unmask(bd->xce, (evtchn_port_t)port);
         }
         if (noxs_blk_load(&s->req_prod) == bd->req_cons &&
+            bd->ioq->inflight == 0 &&
             !noxs_blk_alive(bd->alive, NOXS_BLK_ALIVE_FRONTEND)) {
             atomic_store(&bd->peer_gone, true);
             if (write(wake_fd, &one, sizeof(one)) < 0) {
                 /* see above */
             }
-            break;
+            return 0;
         }
         if (p[1].revents & POLLIN) {
             /* Answer what is already queued, then leave. */
             if (serve_ring(bd) < 0)
                 atomic_store(&bd->broken, true);
-            break;
+            return 0;
         }
     }
+}
+
+static void ioq_free(struct ioq *q)
+{
+    if (q == NULL)
+        return;
+    if (q->done_fd >= 0)
+        close(q->done_fd);
+    pthread_cond_destroy(&q->cond);
+    pthread_mutex_destroy(&q->lock);
+    free(q);
+}
+
+static void *ring_thread(void *arg)
+{
+    struct blkdev *bd = arg;
+    struct ioq *q = bd->ioq;
+
+    q->worker = pthread_create(&q->thread, NULL, io_worker, bd) == 0;
+    ring_loop(bd);
+    /* Every request consumed gets its answer before we leave. */
+    ioq_drain(bd);
+    push_responses(bd);
+    if (q->worker) {
+        pthread_mutex_lock(&q->lock);
+        q->quit = true;
+        pthread_cond_broadcast(&q->cond);
+        pthread_mutex_unlock(&q->lock);
+        pthread_join(q->thread, NULL);
+        q->worker = false;
+    }
     return NULL;
+}
+
+static struct ioq *ioq_new(unsigned int njobs)
+{
+    struct ioq *q = calloc(1, sizeof(*q) + njobs * sizeof(struct iojob));
+    struct iojob *jobs;
+
+    if (q == NULL)
+        return NULL;
+    jobs = (struct iojob *)(q + 1);
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_cond_init(&q->cond, NULL);
+    q->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (q->done_fd < 0) {
+        ioq_free(q);
+        return NULL;
+    }
+    for (unsigned int i = 0; i < njobs; i++) {
+        jobs[i].next = q->free;
+        q->free = &jobs[i];
+    }
+    return q;
 }
 
 /* ---- connection (main thread) ---- */
@@ -426,8 +939,11 @@ static void disconnect(struct blkdev *bd)
         bd->thread_running = false;
     }
     log_info("domain %u blk %u: disconnected (%" PRIu64 " requests, %" PRIu64
-             " errors)", bd->fe_domid, bd->devid, bd->nr_requests,
-             bd->nr_errors);
+             " errors, %" PRIu64 " grant maps, %" PRIu64 " evictions)",
+             bd->fe_domid, bd->devid, bd->nr_requests, bd->nr_errors,
+             bd->nr_maps, bd->nr_evictions);
+    ioq_free(bd->ioq);
+    bd->ioq = NULL;
     gcache_clear(bd);
     if (bd->alive != NULL)
         xengnttab_unmap(bd->xgt, bd->alive, 1); /* zeroes our byte */
@@ -512,15 +1028,23 @@ static int connect_ring(struct blkdev *bd, const char **why)
     bd->xgt = xengnttab_open(NULL, 0);
     bd->xce = xenevtchn_open(NULL, 0);
     bd->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    bd->gcache = calloc(GCACHE_SLOTS, sizeof(*bd->gcache));
+    bd->gcache_slots = 64;
+    while (bd->gcache_slots < 2 * max_grants)
+        bd->gcache_slots <<= 1;
+    bd->gcache = calloc(bd->gcache_slots, sizeof(*bd->gcache));
     bd->connected = true; /* so that disconnect() releases what we got */
     if (bd->xgt == NULL || bd->xce == NULL || bd->stop_fd < 0 ||
         bd->gcache == NULL) {
         *why = "out of resources";
         return -1;
     }
-    xengnttab_set_max_grants(bd->xgt, GCACHE_MAX + NOXS_BLK_MAX_SEGMENTS +
+    xengnttab_set_max_grants(bd->xgt, max_grants + TEMP_MAX +
+                                          NOXS_BLK_MAX_SEGMENTS +
                                           bd->ring_pages + 16);
+    if (bd->persistent) {
+        atomic_fetch_add(&persistent_devs, 1);
+        bd->counted = true;
+    }
     bd->sring = xengnttab_map_domain_grant_refs(bd->xgt, bd->ring_pages,
                                                 bd->fe_domid, refs,
                                                 PROT_READ | PROT_WRITE);
@@ -545,9 +1069,14 @@ static int connect_ring(struct blkdev *bd, const char **why)
     }
     noxs_blk_set_alive(bd->alive, NOXS_BLK_ALIVE_BACKEND);
     bd->ring_size = noxs_blk_ring_size(order);
+    bd->ioq = ioq_new(bd->ring_size);
+    if (bd->ioq == NULL) {
+        *why = "out of resources";
+        return -1;
+    }
     /* A fresh ring: the frontend starts its indices at 0. */
     bd->req_cons = bd->rsp_prod_pvt = bd->rsp_pushed = 0;
-    bd->nr_requests = bd->nr_errors = 0;
+    bd->nr_requests = bd->nr_errors = bd->nr_maps = bd->nr_evictions = 0;
     atomic_store(&bd->stopping, false);
     atomic_store(&bd->broken, false);
     atomic_store(&bd->peer_gone, false);
@@ -825,7 +1354,7 @@ static void reap_broken(void)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: noxs-blk-back [-dv] [--socket PATH]\n"
+            "usage: noxs-blk-back [-dv] [--socket PATH] [--max-grants N]\n"
             "\n"
             "Serve the blk devices of every guest from files or block "
             "devices.\n"
@@ -833,7 +1362,11 @@ static void usage(FILE *out)
             "  -v                more logging (twice: debug)\n"
             "  --socket PATH     noxsd's control socket (default "
             "$NOXS_SOCKET,\n"
-            "                    else " NOXS_DEFAULT_SOCKET ")\n");
+            "                    else " NOXS_DEFAULT_SOCKET ")\n"
+            "  --max-grants N    data pages kept mapped by all devices "
+            "together\n"
+            "                    (default %u, 0..%u; 0: map per request)\n",
+            DEFAULT_MAX_GRANTS, MAX_MAX_GRANTS);
 }
 
 int main(int argc, char **argv)
@@ -841,6 +1374,7 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"foreground", no_argument, NULL, 'd'},
         {"socket", required_argument, NULL, 's'},
+        {"max-grants", required_argument, NULL, 'g'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -856,6 +1390,21 @@ int main(int argc, char **argv)
         case 'd': foreground = true; break;
         case 'v': verbosity++; break;
         case 's': socket_path = optarg; break;
+        case 'g': {
+            char *end;
+            unsigned long v;
+
+            errno = 0;
+            v = strtoul(optarg, &end, 10);
+            if (errno != 0 || end == optarg || *end != '\0' ||
+                optarg[0] == '-' || v > MAX_MAX_GRANTS) {
+                fprintf(stderr, "noxs-blk-back: bad --max-grants: %s\n",
+                        optarg);
+                return 1;
+            }
+            max_grants = (unsigned int)v;
+            break;
+        }
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 1;
         }

@@ -68,7 +68,7 @@ t_start_noxsd() {
 	t_wait 200 "noxsd" noxsctl status
 }
 
-# t_start_blk_back: sets T_BLKBACK. t_start_console_back [ARGS]: T_CONSBACK.
+# t_start_blk_back [ARGS]: sets T_BLKBACK. t_start_console_back [ARGS]: T_CONSBACK.
 # Registered once the backend logs "serving" (after noxs_backend_open).
 t_count() { grep -c "$1" "$2" 2>/dev/null || echo 0; }
 t_count_gt() { [ "$(t_count "$1" "$2")" -gt "$3" ]; }
@@ -76,7 +76,7 @@ t_count_gt() { [ "$(t_count "$1" "$2")" -gt "$3" ]; }
 t_start_blk_back() {
 	local before
 	before=$(t_count 'serving blk devices' "$T_DIR/blk-back.log")
-	"$T_BIN/noxs-blk-back" -d -v --socket "$NOXS_SOCKET" \
+	"$T_BIN/noxs-blk-back" -d -v --socket "$NOXS_SOCKET" "$@" \
 		>>"$T_DIR/blk-back.log" 2>&1 &
 	T_BLKBACK=$!
 	T_PIDS+=("$T_BLKBACK")
