@@ -225,31 +225,11 @@ static void handle_msg(noxs_backend *b);
  */
 static int recv_one(noxs_backend *b, int64_t deadline)
 {
-    struct pollfd p = {.fd = b->sock, .events = POLLIN};
-    ssize_t n;
-    int rc, wait;
+    int rc;
 
     for (;;) {
-        wait = 0;
-        if (deadline >= 0) {
-            int64_t left = deadline - noxs_i_now_ms();
-            wait = left > 0 ? (int)left : 0;
-        }
-        rc = poll(&p, 1, wait);
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc < 0)
-            return -errno;
-        if (rc == 0)
-            return -ETIMEDOUT;
-        n = recv(b->sock, b->rx, sizeof(b->rx), MSG_TRUNC | MSG_DONTWAIT);
-        if (n < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            return -ECONNRESET;
-        rc = noxs_proto_decode(b->rx, (size_t)n, &b->msg);
+        rc = noxs_i_recv_msg(b->sock, b->rx, sizeof(b->rx), deadline,
+                             &b->msg);
         if (rc == -EPROTO) {
             noxs_i_warn("noxs backend: malformed message from noxsd");
             return -EPROTO;
@@ -261,7 +241,7 @@ static int recv_one(noxs_backend *b, int64_t deadline)
             send_tx(b);
             continue;
         }
-        return 0;
+        return rc;
     }
 }
 

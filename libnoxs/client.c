@@ -106,10 +106,17 @@ static uint32_t begin(noxs_client *c, unsigned int type)
     return req;
 }
 
-/* Receive and decode one message before deadline (<0: none). */
-static int recv_msg(noxs_client *c, int64_t deadline)
+/*
+ * Wait for one message on the noxsd socket fd until deadline (ms on
+ * noxs_i_now_ms()'s clock; <0: no deadline), read it into buf and decode
+ * it into *m. Shared by the toolstack client and the backend. Returns
+ * noxs_proto_decode()'s result (0, -EPROTO, -EINVAL), -ETIMEDOUT,
+ * -ECONNRESET when noxsd went away, or -errno.
+ */
+int noxs_i_recv_msg(int fd, void *buf, size_t len, int64_t deadline,
+                    struct noxs_proto_msg *m)
 {
-    struct pollfd p = {.fd = c->fd, .events = POLLIN};
+    struct pollfd p = {.fd = fd, .events = POLLIN};
     ssize_t n;
     int rc, wait;
 
@@ -126,20 +133,27 @@ static int recv_msg(noxs_client *c, int64_t deadline)
             return -errno;
         if (rc == 0)
             return -ETIMEDOUT;
-        n = recv(c->fd, c->rx, sizeof(c->rx), MSG_TRUNC | MSG_DONTWAIT);
+        n = recv(fd, buf, len, MSG_TRUNC | MSG_DONTWAIT);
         if (n < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (n < 0)
             return -errno;
         if (n == 0)
-            return -ECONNRESET; /* noxsd went away */
-        rc = noxs_proto_decode(c->rx, (size_t)n, &c->msg);
-        if (rc < 0) {
-            noxs_i_warn("noxs: malformed message from noxsd (%zd bytes)", n);
-            return -EPROTO;
-        }
-        return 0;
+            return -ECONNRESET;
+        return noxs_proto_decode(buf, (size_t)n, m);
     }
+}
+
+/* Receive and decode one message before deadline (<0: none). */
+static int recv_msg(noxs_client *c, int64_t deadline)
+{
+    int rc = noxs_i_recv_msg(c->fd, c->rx, sizeof(c->rx), deadline, &c->msg);
+
+    if (rc == -EPROTO || rc == -EINVAL) {
+        noxs_i_warn("noxs: malformed message from noxsd");
+        return -EPROTO;
+    }
+    return rc;
 }
 
 static int64_t deadline_for(const noxs_client *c, int extra_ms)

@@ -112,6 +112,10 @@ void noxs_i_dev_set_stray(noxs_dev *d, noxs_i_stray_fn *fn, void *arg);
 
 /* Milliseconds on CLOCK_MONOTONIC. */
 int64_t noxs_i_now_ms(void);
+struct noxs_proto_msg;
+/* client.c: wait for and decode one message from noxsd (see there). */
+int noxs_i_recv_msg(int fd, void *buf, size_t len, int64_t deadline,
+                    struct noxs_proto_msg *m);
 /*
  * One blocking step on an event-channel handle: poll its fd until
  * readable or deadline_ms (<0: forever; 0 or past: just check) passes,
