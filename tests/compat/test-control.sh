@@ -52,7 +52,10 @@ noxs_start
 sim_env() {
 	env LD_LIBRARY_PATH=$NOXS_BUILD/sim:$NOXS_BUILD/lib NOXS_SIM_DOMID=0 "$@"
 }
-sim_env "$BIN/noxs-sysctl-back" -d -v --timeout 5 >"$WORK/sysctl-back.log" 2>&1 &
+# exec in the background subshell, so that $! is the backend itself and
+# at_exit's kill reaches it (a plain function call would leave it running).
+(exec env LD_LIBRARY_PATH="$NOXS_BUILD/sim:$NOXS_BUILD/lib" NOXS_SIM_DOMID=0 \
+	"$BIN/noxs-sysctl-back" -d -v --timeout 5 >"$WORK/sysctl-back.log" 2>&1) &
 sb=$!
 at_exit "kill $sb"
 wait_line "$WORK/sysctl-back.log" "serving sysctl devices"
