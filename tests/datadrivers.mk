@@ -18,7 +18,8 @@ $(OBJDIR)/bench/blk.o $(OBJDIR)/bench/console.o: BASE_CFLAGS += $(DRV_CFLAGS)
 DRV_LINK = $(CC) $(BASE_LDFLAGS) -o $@ $(filter %.o,$^) -L$(LIBOUT) -lnoxs \
 	$(XEN_LIBS)
 
-BLKFRONT_OBJS := $(OBJDIR)/frontends/blk/blkfront.o
+DRVWAIT_OBJS := $(OBJDIR)/frontends/blk/drvwait.o
+BLKFRONT_OBJS := $(OBJDIR)/frontends/blk/blkfront.o $(DRVWAIT_OBJS)
 BLKREQ_OBJS := $(OBJDIR)/backends/blk/blkreq.o
 DRVLOG_OBJS := $(OBJDIR)/backends/blk/drvlog.o
 
@@ -44,7 +45,8 @@ $(CONS_BACK): $(OBJDIR)/backends/console/consback.o $(DRVLOG_OBJS) \
 	@mkdir -p $(@D)
 	$(DRV_LINK)
 
-$(CONS_FRONT): $(OBJDIR)/frontends/console/consfront.o $(LIBOUT)/libnoxs.so
+$(CONS_FRONT): $(OBJDIR)/frontends/console/consfront.o $(DRVWAIT_OBJS) \
+		$(LIBOUT)/libnoxs.so
 	@mkdir -p $(@D)
 	$(DRV_LINK)
 

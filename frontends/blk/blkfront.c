@@ -34,6 +34,7 @@
 #include <xenevtchn.h>
 #include <xengnttab.h>
 
+#include "drvwait.h"
 #include "blkfront.h"
 #include "blkring.h"
 
@@ -752,34 +753,6 @@ static int publish_ring(noxs_blkfront *b)
     return noxs_dev_publish(d);
 }
 
-/* Wait until the backend is exactly in state want (or gives up). */
-static int wait_backend(noxs_blkfront *b, unsigned int want, int64_t deadline)
-{
-    for (;;) {
-        unsigned int state;
-        int64_t left;
-
-        if (noxs_dev_refresh(b->dev) < 0 && errno != EBUSY)
-            return -1;
-        state = noxs_dev_peer_state(b->dev);
-        if (state == want)
-            return 0;
-        if (want == NOXS_STATE_CONNECTED &&
-            (state == NOXS_STATE_CLOSING || state == NOXS_STATE_CLOSED)) {
-            errno = ECONNREFUSED;
-            return -1;
-        }
-        left = deadline - now_ms();
-        if (left <= 0) {
-            errno = ETIMEDOUT;
-            return -1;
-        }
-        if (noxs_dev_wait(b->dev, left < SLICE_MS ? (int)left : SLICE_MS) < 0 &&
-            errno != EBUSY)
-            return -1;
-    }
-}
-
 static void release(noxs_blkfront *b)
 {
     if (b->dev != NULL)
@@ -836,10 +809,10 @@ noxs_blkfront *noxs_blkfront_open(noxs_frontend *f, uint32_t devid,
     /* A new session: the backend drops any previous one and waits. */
     noxs_dev_set_state(b->dev, NOXS_STATE_INITIALISING);
     if (noxs_dev_publish(b->dev) < 0 ||
-        wait_backend(b, NOXS_STATE_INITWAIT, deadline) < 0 ||
+        drv_wait_backend(b->dev, NOXS_STATE_INITWAIT, deadline, SLICE_MS) < 0 ||
         read_backend_keys(b, ring_order) < 0 || setup_ring(b) < 0 ||
         publish_ring(b) < 0 ||
-        wait_backend(b, NOXS_STATE_CONNECTED, deadline) < 0)
+        drv_wait_backend(b->dev, NOXS_STATE_CONNECTED, deadline, SLICE_MS) < 0)
         goto fail;
     noxs_dev_set_state(b->dev, NOXS_STATE_CONNECTED);
     if (noxs_dev_publish(b->dev) < 0)

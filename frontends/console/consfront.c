@@ -44,6 +44,7 @@
 
 #include <noxs/noxs.h>
 
+#include "drvwait.h"
 #include "consring.h"
 
 #define SLICE_MS 500
@@ -82,33 +83,6 @@ static void die(const char *what)
 
 /* ---- connection ---- */
 
-static int wait_backend(struct front *fr, unsigned int want, int64_t deadline)
-{
-    for (;;) {
-        unsigned int state;
-        int64_t left;
-
-        if (noxs_dev_refresh(fr->dev) < 0 && errno != EBUSY)
-            return -1;
-        state = noxs_dev_peer_state(fr->dev);
-        if (state == want)
-            return 0;
-        if (want == NOXS_STATE_CONNECTED &&
-            (state == NOXS_STATE_CLOSING || state == NOXS_STATE_CLOSED)) {
-            errno = ECONNREFUSED;
-            return -1;
-        }
-        left = deadline - now_ms();
-        if (left <= 0) {
-            errno = ETIMEDOUT;
-            return -1;
-        }
-        if (noxs_dev_wait(fr->dev, left < SLICE_MS ? (int)left : SLICE_MS) < 0 &&
-            errno != EBUSY)
-            return -1;
-    }
-}
-
 static int set_u32(noxs_dev *d, const char *key, uint32_t v)
 {
     char buf[16];
@@ -128,7 +102,7 @@ static void connect_console(struct front *fr, uint32_t devid, int timeout_ms)
     fr->backend_domid = noxs_dev_backend_domid(fr->dev);
     noxs_dev_set_state(fr->dev, NOXS_STATE_INITIALISING);
     if (noxs_dev_publish(fr->dev) < 0 ||
-        wait_backend(fr, NOXS_STATE_INITWAIT, deadline) < 0)
+        drv_wait_backend(fr->dev, NOXS_STATE_INITWAIT, deadline, SLICE_MS) < 0)
         die("waiting for the backend");
 
     fr->data_pages = 2u << fr->order;
@@ -165,7 +139,7 @@ static void connect_console(struct front *fr, uint32_t devid, int timeout_ms)
     }
     noxs_dev_set_state(fr->dev, NOXS_STATE_INITIALISED);
     if (noxs_dev_publish(fr->dev) < 0 ||
-        wait_backend(fr, NOXS_STATE_CONNECTED, deadline) < 0)
+        drv_wait_backend(fr->dev, NOXS_STATE_CONNECTED, deadline, SLICE_MS) < 0)
         die("connecting to the backend");
     noxs_dev_set_state(fr->dev, NOXS_STATE_CONNECTED);
     if (noxs_dev_publish(fr->dev) < 0)
