@@ -1242,7 +1242,8 @@ static int stage(struct xs_handle *h, xs_transaction_t t, int kind,
     return 0;
 }
 
-CXS_EXPORT bool xs_write(struct xs_handle *h, xs_transaction_t t,
+/* The public write calls: stage one operation under the library lock. */
+static bool stage_locked(struct xs_handle *h, xs_transaction_t t, int kind,
                          const char *path, const void *data, unsigned int len)
 {
     int rc;
@@ -1250,36 +1251,29 @@ CXS_EXPORT bool xs_write(struct xs_handle *h, xs_transaction_t t,
     if (!h)
         return fail(EINVAL);
     pthread_mutex_lock(&cxs_lock);
-    rc = stage(h, t, OP_WRITE, path, data ? data : "", data ? len : 0);
+    rc = stage(h, t, kind, path, data, len);
     pthread_mutex_unlock(&cxs_lock);
     return rc < 0 ? fail(-rc) : true;
+}
+
+CXS_EXPORT bool xs_write(struct xs_handle *h, xs_transaction_t t,
+                         const char *path, const void *data, unsigned int len)
+{
+    return stage_locked(h, t, OP_WRITE, path, data ? data : "",
+                        data ? len : 0);
 }
 
 CXS_EXPORT bool xs_mkdir(struct xs_handle *h, xs_transaction_t t,
                          const char *path)
 {
-    int rc;
-
-    if (!h)
-        return fail(EINVAL);
-    pthread_mutex_lock(&cxs_lock);
-    rc = stage(h, t, OP_MKDIR, path, "", 0);
-    pthread_mutex_unlock(&cxs_lock);
-    return rc < 0 ? fail(-rc) : true;
+    return stage_locked(h, t, OP_MKDIR, path, "", 0);
 }
 
+/* xenstored: removing a missing node whose parent exists succeeds. */
 CXS_EXPORT bool xs_rm(struct xs_handle *h, xs_transaction_t t,
                       const char *path)
 {
-    int rc;
-
-    /* xenstored: removing a missing node whose parent exists succeeds. */
-    if (!h)
-        return fail(EINVAL);
-    pthread_mutex_lock(&cxs_lock);
-    rc = stage(h, t, OP_RM, path, "", 0);
-    pthread_mutex_unlock(&cxs_lock);
-    return rc < 0 ? fail(-rc) : true;
+    return stage_locked(h, t, OP_RM, path, "", 0);
 }
 
 /* ---- transactions ---- */
