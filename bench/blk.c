@@ -1,7 +1,14 @@
 /*
  * blk: noxs blk throughput on the simulator against direct file I/O.
  *
- *   blk [SIZE_MB [SECONDS]]          defaults: 64 MB, 1 s per result
+ *   blk [-n REPS] [-o OP[,OP..]] [-q QD[,QD..]] [SIZE_MB [SECONDS]]
+ *
+ *   SIZE_MB  the backing file (default 64 MB), SECONDS per result (1 s)
+ *   -n REPS  repetitions (default 1); each repetition measures every
+ *            case once, noxs and direct back to back (alternating which
+ *            goes first), and a summary of the ratios follows the runs
+ *   -o OPS   randread,randwrite,seqread,seqwrite (default all)
+ *   -q QDS   queue depths, 1..32 (default 1,32)
  *
  * Starts its own noxsd and noxs-blk-back in a temporary directory (own
  * NOXS_SIM_DIR), creates domain 1 with a blk device on a SIZE_MB file in
@@ -16,13 +23,28 @@
  *   blk ratio op=randread bs=4096 qd=32 path=noxs-copy noxs_over_direct=..
  *   blk ratio op=randread bs=4096 qd=32 path=noxs-zerocopy noxs_over_direct=..
  *
+ * and at the end, per case and path, the median, min and max of the
+ * ratios over the repetitions:
+ *
+ *   blk summary op=randread bs=4096 qd=32 path=noxs-zerocopy n=5 median=.. min=.. max=..
+ *
  * "noxs-copy" uses malloc'd buffers and noxs_blkfront_submit (blkfront
  * copies each request through its granted pool pages); "noxs-zerocopy"
  * uses buffers from noxs_blkfront_buf_alloc and noxs_blkfront_submit_buf
  * (the buffers are granted pages, the backend reads/writes them in place).
  *
- * "direct" is pread/pwrite on the same file from this process: qd=1 one
- * synchronous thread, qd=32 32 threads (the ceiling the issue asks for).
+ * "direct" is pread/pwrite on the same file (same page-cache state: the
+ * file is written in full first, so every read hits the cache on both
+ * sides) from this process: qd=1 one synchronous thread, qd=N N threads
+ * each with its own buffer (as many buffers as noxs has in flight, and
+ * all the parallelism the machine's cores allow).
+ *
+ * The backing file lives in $TMPDIR (default /tmp): a real file system.
+ * The simulator's state, whose grant pages stand for guest RAM, goes to
+ * /dev/shm when that is a directory (as the simulator's own default),
+ * else next to the file: on a disk file system every page the backend
+ * reads into would be a dirty file page written back to disk, a cost a
+ * guest's memory does not have.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,6 +70,7 @@
 #define MAXQD 32
 
 static char tmpdir[PATH_MAX / 2];
+static char simdir[PATH_MAX / 2];
 static pid_t pids[2] = {-1, -1};
 static uint64_t dev_size;
 static double seconds = 1.0;
@@ -79,6 +102,13 @@ static void cleanup(void)
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
         if (system(cmd) != 0)
             fprintf(stderr, "blk: could not remove %s\n", tmpdir);
+    }
+    if (simdir[0] != '\0') {
+        char cmd[PATH_MAX];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", simdir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "blk: could not remove %s\n", simdir);
     }
 }
 
@@ -151,10 +181,21 @@ static noxs_blkfront *setup(unsigned int size_mb, noxs_frontend **fe)
     atexit(cleanup);
     snprintf(sock, sizeof(sock), "%s/noxsd.sock", tmpdir);
     snprintf(state, sizeof(state), "%s/state", tmpdir);
-    snprintf(sim, sizeof(sim), "%s/sim", tmpdir);
+    /* Guest memory is RAM: the simulator's state on tmpfs (see above). */
+    struct stat shm;
+    if (stat("/dev/shm", &shm) == 0 && S_ISDIR(shm.st_mode)) {
+        snprintf(simdir, sizeof(simdir), "/dev/shm/noxs-bench-blk.XXXXXX");
+        if (mkdtemp(simdir) == NULL)
+            simdir[0] = '\0';
+    }
+    if (simdir[0] != '\0')
+        snprintf(sim, sizeof(sim), "%s", simdir);
+    else
+        snprintf(sim, sizeof(sim), "%s/sim", tmpdir);
     snprintf(img, sizeof(img), "%s/disk.img", tmpdir);
     mkdir(state, 0700);
-    mkdir(sim, 0700);
+    if (simdir[0] == '\0')
+        mkdir(sim, 0700);
     setenv("NOXS_SIM_DIR", sim, 1);
     setenv("NOXS_SOCKET", sock, 1);
     dev_size = (uint64_t)size_mb << 20;
@@ -362,50 +403,155 @@ static double run_direct(bool write, bool random, size_t bs, unsigned int qd)
     return (double)ops / (now_s() - start);
 }
 
+#define NOPS 4
+#define MAXREPS 64
+
+static double median(double *v, int n, double *lo, double *hi)
+{
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            double t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    *lo = v[0];
+    *hi = v[n - 1];
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: blk [-n REPS] [-o OP[,OP..]] [-q QD[,QD..]] "
+                 "[SIZE_MB>=8 [SECONDS]]\n"
+                 "  OP: randread randwrite seqread seqwrite; QD: 1..%d\n",
+            MAXQD);
+}
+
 int main(int argc, char **argv)
 {
-    unsigned int size_mb = argc > 1 ? (unsigned int)atoi(argv[1]) : 64;
     static const struct {
         const char *name;
         bool write, random;
         size_t bs;
-    } tests[] = {
+    } tests[NOPS] = {
         {"randread", false, true, 4096},
         {"randwrite", true, true, 4096},
         {"seqread", false, false, 1 << 20},
         {"seqwrite", true, false, 1 << 20},
     };
-    static const unsigned int qds[] = {1, 32};
+    unsigned int qds[MAXQD] = {1, 32}, nqd = 2, size_mb = 64;
+    bool want[NOPS] = {true, true, true, true};
+    int reps = 1, c;
+    /* ratios[test][qd][path][rep] */
+    static double ratios[NOPS][MAXQD][2][MAXREPS];
     noxs_frontend *fe;
     noxs_blkfront *b;
 
-    if (argc > 2)
-        seconds = atof(argv[2]);
-    if (size_mb < 8 || !(seconds > 0))
-        die("usage: blk [SIZE_MB>=8 [SECONDS]]");
+    if (argc > 1 && strcmp(argv[1], "--help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    while ((c = getopt(argc, argv, "hn:o:q:")) != -1) {
+        char *tok, *save;
+
+        switch (c) {
+        case 'n':
+            reps = atoi(optarg);
+            if (reps < 1 || reps > MAXREPS)
+                die("-n: 1..%d", MAXREPS);
+            break;
+        case 'o':
+            memset(want, 0, sizeof(want));
+            for (tok = strtok_r(optarg, ",", &save); tok != NULL;
+                 tok = strtok_r(NULL, ",", &save)) {
+                size_t t;
+
+                for (t = 0; t < NOPS && strcmp(tests[t].name, tok) != 0; t++)
+                    ;
+                if (t == NOPS)
+                    die("-o: unknown op %s", tok);
+                want[t] = true;
+            }
+            break;
+        case 'q':
+            nqd = 0;
+            for (tok = strtok_r(optarg, ",", &save); tok != NULL;
+                 tok = strtok_r(NULL, ",", &save)) {
+                int q = atoi(tok);
+
+                if (q < 1 || q > MAXQD || nqd == MAXQD)
+                    die("-q: 1..%d", MAXQD);
+                qds[nqd++] = (unsigned int)q;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 1;
+        }
+    }
+    if (optind < argc)
+        size_mb = (unsigned int)atoi(argv[optind]);
+    if (optind + 1 < argc)
+        seconds = atof(argv[optind + 1]);
+    if (size_mb < 8 || !(seconds > 0) || nqd == 0 || optind + 2 < argc) {
+        usage(stderr);
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
     b = setup(size_mb, &fe);
-    for (size_t t = 0; t < sizeof(tests) / sizeof(tests[0]); t++) {
-        for (size_t q = 0; q < 2; q++) {
-            unsigned int qd = qds[q];
-            double n = run_noxs(b, tests[t].write, tests[t].random, tests[t].bs,
-                                qd, false);
-            double z = run_noxs(b, tests[t].write, tests[t].random, tests[t].bs,
-                                qd, true);
-            double d = run_direct(tests[t].write, tests[t].random, tests[t].bs, qd);
-            double mib = (double)tests[t].bs / (1 << 20);
+    for (int rep = 0; rep < reps; rep++) {
+        for (size_t t = 0; t < NOPS; t++) {
+            if (!want[t])
+                continue;
+            for (size_t q = 0; q < nqd; q++) {
+                unsigned int qd = qds[q];
+                double n = 0, z = 0, d = 0;
 
-            printf("blk path=noxs-copy op=%s bs=%zu qd=%u iops=%.0f mib_s=%.1f\n",
-                   tests[t].name, tests[t].bs, qd, n, n * mib);
-            printf("blk path=noxs-zerocopy op=%s bs=%zu qd=%u iops=%.0f mib_s=%.1f\n",
-                   tests[t].name, tests[t].bs, qd, z, z * mib);
-            printf("blk path=direct op=%s bs=%zu qd=%u iops=%.0f mib_s=%.1f\n",
-                   tests[t].name, tests[t].bs, qd, d, d * mib);
-            printf("blk ratio op=%s bs=%zu qd=%u path=noxs-copy noxs_over_direct=%.2f\n",
-                   tests[t].name, tests[t].bs, qd, n / d);
-            printf("blk ratio op=%s bs=%zu qd=%u path=noxs-zerocopy noxs_over_direct=%.2f\n",
-                   tests[t].name, tests[t].bs, qd, z / d);
-            fflush(stdout);
+                /* Alternate the order so that drift in the machine's load
+                 * does not always favour the same side. */
+                if (rep % 2 == 1)
+                    d = run_direct(tests[t].write, tests[t].random,
+                                   tests[t].bs, qd);
+                n = run_noxs(b, tests[t].write, tests[t].random, tests[t].bs,
+                             qd, false);
+                z = run_noxs(b, tests[t].write, tests[t].random, tests[t].bs,
+                             qd, true);
+                if (rep % 2 == 0)
+                    d = run_direct(tests[t].write, tests[t].random,
+                                   tests[t].bs, qd);
+                double mib = (double)tests[t].bs / (1 << 20);
+
+                ratios[t][q][0][rep] = n / d;
+                ratios[t][q][1][rep] = z / d;
+                printf("blk path=noxs-copy op=%s bs=%zu qd=%u iops=%.0f mib_s=%.1f\n",
+                       tests[t].name, tests[t].bs, qd, n, n * mib);
+                printf("blk path=noxs-zerocopy op=%s bs=%zu qd=%u iops=%.0f mib_s=%.1f\n",
+                       tests[t].name, tests[t].bs, qd, z, z * mib);
+                printf("blk path=direct op=%s bs=%zu qd=%u iops=%.0f mib_s=%.1f\n",
+                       tests[t].name, tests[t].bs, qd, d, d * mib);
+                printf("blk ratio op=%s bs=%zu qd=%u path=noxs-copy noxs_over_direct=%.2f\n",
+                       tests[t].name, tests[t].bs, qd, n / d);
+                printf("blk ratio op=%s bs=%zu qd=%u path=noxs-zerocopy noxs_over_direct=%.2f\n",
+                       tests[t].name, tests[t].bs, qd, z / d);
+                fflush(stdout);
+            }
+        }
+    }
+    for (size_t t = 0; t < NOPS; t++) {
+        if (!want[t])
+            continue;
+        for (size_t q = 0; q < nqd; q++) {
+            for (int p = 0; p < 2; p++) {
+                double lo, hi, m = median(ratios[t][q][p], reps, &lo, &hi);
+
+                printf("blk summary op=%s bs=%zu qd=%u path=%s n=%d "
+                       "median=%.2f min=%.2f max=%.2f\n",
+                       tests[t].name, tests[t].bs, qds[q],
+                       p == 0 ? "noxs-copy" : "noxs-zerocopy", reps, m, lo, hi);
+            }
         }
     }
     noxs_blkfront_close(b);
