@@ -9,7 +9,15 @@
  *   - the event channel fd (a frontend changed its half),
  *   - an eventfd raised when a wait inside a driver consumed an event
  *     meant for another of our devices ("stray" events, see noxs.h), and
- *   - a timerfd that paces reconnection attempts while noxsd is away.
+ *   - a timerfd that paces reconnection attempts while noxsd is away,
+ *   - a timerfd for the deadlines of devices being closed.
+ *
+ * A removal never blocks the loop: the device publishes Closing and stays
+ * on a closing list (its events still reach us) until the frontend
+ * follows to Closing/Closed, its half turns unreadable, or the deadline
+ * (BACKEND_CLOSE_TIMEOUT_MS) passes; then it publishes Closed and noxsd
+ * gets its answer. A frontend that never closes costs its own removal
+ * two seconds, not every other device of the backend.
  *
  * noxsd is not on the data path: when its socket drops, devices keep
  * working (their events are still dispatched) and we reconnect with
@@ -45,7 +53,12 @@ struct bdev {
     struct bdev *hnext;        /* (domid, type, devid) hash chain */
     struct bdev *next, *prev;  /* all devices */
     struct bdev *dirty_next;
+    struct bdev *cnext;        /* closing list */
     int dirty;
+    int closing;               /* removed: walking Closing -> Closed */
+    int has_req;               /* noxsd waits for the remove answer */
+    uint32_t remove_req, remove_session;
+    int64_t close_deadline;    /* noxs_i_now_ms() */
     uint8_t reported_be, reported_fe;
 };
 
@@ -68,12 +81,13 @@ struct noxs_backend {
     xenevtchn_handle *xce;
     int sock;      /* -1 while disconnected */
     uint32_t session;
-    int epfd, timerfd, strayfd;
+    int epfd, timerfd, strayfd, closefd;
     int retry_ms;
     uint32_t next_request;
     uint32_t next_local;
     struct bdev *hash[BACKEND_HASH];
-    struct bdev *all;
+    struct bdev *all;          /* live devices (not closing) */
+    struct bdev *closing;      /* devices walking to Closed */
     struct bdev **by_port;
     size_t nports;
     struct bdev *dirty;
@@ -84,7 +98,7 @@ struct noxs_backend {
 };
 
 /* epoll tags */
-static int tag_sock, tag_evtchn, tag_timer, tag_stray;
+static int tag_sock, tag_evtchn, tag_timer, tag_stray, tag_close;
 
 /* ---------------------------------------------------------------- */
 /* Device bookkeeping                                                */
@@ -185,12 +199,20 @@ static void del_dev(noxs_backend *b, struct bdev *x)
             *pp = x->dirty_next;
             break;
         }
-    if (x->prev)
-        x->prev->next = x->next;
-    else
-        b->all = x->next;
-    if (x->next)
-        x->next->prev = x->prev;
+    if (!x->closing) {
+        if (x->prev)
+            x->prev->next = x->next;
+        else
+            b->all = x->next;
+        if (x->next)
+            x->next->prev = x->prev;
+    } else {
+        for (pp = &b->closing; *pp; pp = &(*pp)->cnext)
+            if (*pp == x) {
+                *pp = x->cnext;
+                break;
+            }
+    }
     if (by_port(b, noxs_dev_port(x->d)) == x)
         b->by_port[noxs_dev_port(x->d)] = NULL;
     free(x);
@@ -503,20 +525,40 @@ static void do_create(noxs_backend *b)
     send_tx(b);
 }
 
-/* The driver's remove, then Closing -> Closed with the frontend, free. */
-static void destroy_dev(noxs_backend *b, struct bdev *x, int timeout_ms)
+/* Arm the close timer for the earliest deadline on the closing list. */
+static void arm_close(noxs_backend *b)
+{
+    struct itimerspec its = {0};
+    int64_t first = -1, left;
+    struct bdev *x;
+
+    for (x = b->closing; x; x = x->cnext)
+        if (first < 0 || x->close_deadline < first)
+            first = x->close_deadline;
+    if (first >= 0) {
+        left = first - noxs_i_now_ms();
+        if (left < 1)
+            left = 1; /* 0 would disarm it */
+        its.it_value.tv_sec = left / 1000;
+        its.it_value.tv_nsec = (long)(left % 1000) * 1000000L;
+    }
+    timerfd_settime(b->closefd, 0, &its, NULL);
+}
+
+/* The end of a removal: Closed, the final states, the answer, free. */
+static void finish_close(noxs_backend *b, struct bdev *x, int timed_out)
 {
     noxs_dev *d = x->d;
 
-    if (b->ops->remove)
-        b->ops->remove(b, d, b->arg);
-    /* No more stray events for it while closing. */
-    del_dev(b, x);
-    noxs_i_dev_set_stray(d, NULL, NULL);
-    if (noxs_i_dev_backend_close(d, timeout_ms) < 0 && errno == ETIMEDOUT)
+    if (timed_out)
         noxs_i_debug("noxs backend: domain %u did not close device %u/%u",
                      noxs_dev_frontend_domid(d), noxs_dev_type(d),
                      noxs_dev_id(d));
+    noxs_dev_set_state(d, NOXS_STATE_CLOSED);
+    if (noxs_dev_publish(d) < 0)
+        noxs_i_debug("noxs backend: domain %u device %u/%u: publish "
+                     "Closed: %s", noxs_dev_frontend_domid(d),
+                     noxs_dev_type(d), noxs_dev_id(d), strerror(errno));
     /*
      * The final states (ours Closed, the frontend's as last read), before
      * the remove answer on the same socket: noxsd's dev-removed event then
@@ -530,8 +572,94 @@ static void destroy_dev(noxs_backend *b, struct bdev *x, int timeout_ms)
         noxs_proto_begin(&b->tx, NOXS_MSG_BACKEND_STATE, 0, 0);
         noxs_proto_put(&b->tx, &m, sizeof(m));
         send_tx(b);
+        /* A request of an earlier connection has no one waiting for it. */
+        if (x->has_req && x->remove_session == b->session)
+            reply_empty(b, NOXS_MSG_BACKEND_REMOVE, x->remove_req);
     }
+    noxs_i_dev_set_stray(d, NULL, NULL);
+    del_dev(b, x);
     noxs_i_dev_free(d);
+}
+
+/* Has the frontend let go of a closing device (or is its half gone)? */
+static int frontend_let_go(noxs_dev *d)
+{
+    unsigned int fs;
+
+    if (noxs_dev_refresh(d) < 0)
+        return 1; /* a malformed or torn half: we do not wait for it */
+    fs = noxs_dev_peer_state(d);
+    return fs == NOXS_STATE_UNKNOWN || fs >= NOXS_STATE_CLOSING;
+}
+
+/*
+ * The driver's remove, then Closing for the frontend to follow. With
+ * wait_ms 0 (we are closing down) the device is Closed at once;
+ * otherwise it joins the closing list and finishes from the loop.
+ */
+static void begin_close(noxs_backend *b, struct bdev *x, int wait_ms,
+                        int has_req, uint32_t req)
+{
+    noxs_dev *d = x->d;
+    struct bdev **pp;
+
+    if (b->ops->remove)
+        b->ops->remove(b, d, b->arg);
+    /* Off the live list (sync, close) onto the closing list. */
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        b->all = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    x->next = x->prev = NULL;
+    for (pp = &b->dirty; *pp; pp = &(*pp)->dirty_next)
+        if (*pp == x) {
+            *pp = x->dirty_next;
+            break;
+        }
+    x->dirty = 0;
+    x->closing = 1;
+    x->has_req = has_req;
+    x->remove_req = req;
+    x->remove_session = b->session;
+    x->cnext = b->closing;
+    b->closing = x;
+    noxs_dev_set_state(d, NOXS_STATE_CLOSING);
+    if (noxs_dev_publish(d) < 0 || wait_ms <= 0 || frontend_let_go(d)) {
+        finish_close(b, x, 0);
+        return;
+    }
+    x->close_deadline = noxs_i_now_ms() + wait_ms;
+    arm_close(b);
+    report(b, x); /* dev-list shows Closing while we wait */
+}
+
+/* A closing device had an event: is the frontend done? */
+static void closing_event(noxs_backend *b, struct bdev *x)
+{
+    if (frontend_let_go(x->d)) {
+        finish_close(b, x, 0);
+        arm_close(b);
+    }
+}
+
+static void close_timer(noxs_backend *b)
+{
+    uint64_t expirations;
+    int64_t now = noxs_i_now_ms();
+    struct bdev *x, *next;
+
+    if (read(b->closefd, &expirations, sizeof(expirations)) < 0) {
+        /* Spurious wakeup: the timer did not fire. */
+    }
+    for (x = b->closing; x; x = next) {
+        next = x->cnext;
+        if (x->close_deadline <= now) {
+            finish_close(b, x, !frontend_let_go(x->d));
+        }
+    }
+    arm_close(b);
 }
 
 static void do_remove(noxs_backend *b)
@@ -540,9 +668,18 @@ static void do_remove(noxs_backend *b)
     uint32_t req = b->msg.hdr.request;
     struct bdev *x = find_dev(b, id->domid, id->type, id->devid);
 
-    if (x)
-        destroy_dev(b, x, BACKEND_CLOSE_TIMEOUT_MS);
-    /* Gone either way: removal is idempotent. */
+    if (x && !x->closing) {
+        begin_close(b, x, BACKEND_CLOSE_TIMEOUT_MS, 1, req);
+        return; /* answered by finish_close() */
+    }
+    if (x && !x->has_req) {
+        /* Closing without anyone waiting: this request waits. */
+        x->has_req = 1;
+        x->remove_req = req;
+        x->remove_session = b->session;
+        return;
+    }
+    /* Gone (or already answered for): removal is idempotent. */
     reply_empty(b, NOXS_MSG_BACKEND_REMOVE, req);
 }
 
@@ -578,7 +715,7 @@ static void do_control(noxs_backend *b)
     uint32_t local;
     int rc;
 
-    if (!x) {
+    if (!x || x->closing) {
         reply_error(b, req, ENODEV);
         return;
     }
@@ -670,7 +807,13 @@ static int handle_socket(noxs_backend *b)
 /* The frontend's half of x may have changed. */
 static void refresh(noxs_backend *b, struct bdev *x)
 {
-    int rc = noxs_dev_refresh(x->d);
+    int rc;
+
+    if (x->closing) {
+        closing_event(b, x);
+        return;
+    }
+    rc = noxs_dev_refresh(x->d);
 
     if (rc < 0) {
         noxs_i_debug("noxs backend: domain %u device %u/%u: %s",
@@ -771,7 +914,7 @@ NOXS_EXPORT noxs_backend *noxs_backend_open(const char *path,
     b->ntypes = ntypes;
     for (i = 0; i < ntypes; i++)
         b->types[i] = (uint16_t)types[i];
-    b->sock = b->epfd = b->timerfd = b->strayfd = -1;
+    b->sock = b->epfd = b->timerfd = b->strayfd = b->closefd = -1;
     b->retry_ms = BACKEND_RETRY_MIN_MS;
 
     rc = -ENOMEM;
@@ -781,7 +924,9 @@ NOXS_EXPORT noxs_backend *noxs_backend_open(const char *path,
     if ((b->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
         (b->timerfd = timerfd_create(CLOCK_MONOTONIC,
                                      TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
-        (b->strayfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+        (b->strayfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
+        (b->closefd = timerfd_create(CLOCK_MONOTONIC,
+                                     TFD_NONBLOCK | TFD_CLOEXEC)) < 0)
         goto fail_errno;
     ev.data.ptr = &tag_evtchn;
     if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, xenevtchn_fd(b->xce), &ev) < 0)
@@ -791,6 +936,9 @@ NOXS_EXPORT noxs_backend *noxs_backend_open(const char *path,
         goto fail_errno;
     ev.data.ptr = &tag_stray;
     if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->strayfd, &ev) < 0)
+        goto fail_errno;
+    ev.data.ptr = &tag_close;
+    if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->closefd, &ev) < 0)
         goto fail_errno;
     if ((rc = connect_noxsd(b)) < 0)
         goto fail;
@@ -811,8 +959,10 @@ NOXS_EXPORT int noxs_backend_close(noxs_backend *b)
     if (!b)
         return 0;
     /* Our devices go with us: walk them to Closed without waiting. */
+    while (b->closing)
+        finish_close(b, b->closing, 0);
     while (b->all)
-        destroy_dev(b, b->all, 0);
+        begin_close(b, b->all, 0, 0, 0);
     if (b->sock >= 0)
         close(b->sock);
     while ((pc = b->controls) != NULL) {
@@ -823,6 +973,8 @@ NOXS_EXPORT int noxs_backend_close(noxs_backend *b)
         close(b->strayfd);
     if (b->timerfd >= 0)
         close(b->timerfd);
+    if (b->closefd >= 0)
+        close(b->closefd);
     if (b->epfd >= 0)
         close(b->epfd);
     if (b->xce)
@@ -860,6 +1012,8 @@ NOXS_EXPORT int noxs_backend_dispatch(noxs_backend *b, int timeout_ms)
             handled += handle_dirty(b);
         else if (tag == &tag_timer)
             try_reconnect(b);
+        else if (tag == &tag_close)
+            close_timer(b);
     }
     /* Waits inside the callbacks above may have left work behind. */
     if (b->dirty)

@@ -3,7 +3,7 @@
 # as they are; their C probes are built first (a script depends on them).
 # (tests/module.mk includes every tests/*.mk.)
 
-DRIVER_TESTS := sysctl-shutdown lifecycle-sysctl perm-isolation \
+DRIVER_TESTS := sysctl-shutdown lifecycle-sysctl remove-stuck perm-isolation \
 	crash-noxsd crash-peers
 DRIVER_PROBES := perm-probe crash-probe
 
