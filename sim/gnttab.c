@@ -123,10 +123,12 @@ static struct region *region_find(struct xengntdev_handle *h, void *addr,
 /*
  * Map pages of domain files into one contiguous region: page i comes from
  * domain doms[i] at file offset offs[i]. Runs of consecutive pages of one
- * file take one mmap each.
+ * file take one mmap each. own_fd (or -1) is an open file of domain
+ * own_dom that the caller already has (a share maps its own domain's
+ * file: no second open).
  */
 static void *map_pages(uint32_t count, const uint32_t *doms,
-	const uint64_t *offs, int prot)
+	const uint64_t *offs, int prot, int own_fd, uint32_t own_dom)
 {
 	size_t len = (size_t)count * SIM_PAGE_SIZE;
 	char *base;
@@ -134,12 +136,14 @@ static void *map_pages(uint32_t count, const uint32_t *doms,
 	uint32_t fd_dom = SIM_NONE;
 
 	if (count == 1) {
-		fd = noxs_sim_domain_fd(doms[0]);
+		fd = own_fd >= 0 && doms[0] == own_dom ?
+			own_fd : noxs_sim_domain_fd(doms[0]);
 		if (fd < 0)
 			return NULL;
 		base = mmap(NULL, len, prot, MAP_SHARED, fd, (off_t)offs[0]);
 		int e = errno;
-		close(fd);
+		if (fd != own_fd)
+			close(fd);
 		errno = e;
 		return base == MAP_FAILED ? NULL : base;
 	}
@@ -153,9 +157,10 @@ static void *map_pages(uint32_t count, const uint32_t *doms,
 			offs[i + run] == offs[i] + (uint64_t)run * SIM_PAGE_SIZE)
 			run++;
 		if (fd_dom != doms[i]) {
-			if (fd >= 0)
+			if (fd >= 0 && fd != own_fd)
 				close(fd);
-			fd = noxs_sim_domain_fd(doms[i]);
+			fd = own_fd >= 0 && doms[i] == own_dom ?
+				own_fd : noxs_sim_domain_fd(doms[i]);
 			fd_dom = doms[i];
 			if (fd < 0)
 				goto fail;
@@ -167,12 +172,12 @@ static void *map_pages(uint32_t count, const uint32_t *doms,
 			goto fail;
 		i += run;
 	}
-	if (fd >= 0)
+	if (fd >= 0 && fd != own_fd)
 		close(fd);
 	return base;
 fail: {
 	int e = errno;
-	if (fd >= 0)
+	if (fd >= 0 && fd != own_fd)
 		close(fd);
 	munmap(base, len);
 	errno = e;
@@ -387,7 +392,8 @@ static void *map_refs(struct xengntdev_handle *h, uint32_t count,
 	}
 	addr = map_pages(count, doms, offs,
 		prot & (PROT_READ | PROT_WRITE) ? prot & (PROT_READ | PROT_WRITE) :
-						  PROT_READ);
+						  PROT_READ,
+		-1, SIM_NONE);
 	if (!addr)
 		goto fail;
 	r->addr = addr;
@@ -674,7 +680,8 @@ static void *share(struct xengntdev_handle *h, uint32_t domid, int count,
 		e = ENOSPC;
 		goto fail_locked;
 	}
-	addr = map_pages((uint32_t)count, doms, offs, PROT_READ | PROT_WRITE);
+	addr = map_pages((uint32_t)count, doms, offs, PROT_READ | PROT_WRITE,
+		fd, h->domid);
 	if (!addr) {
 		e = errno;
 		goto fail_locked;
