@@ -19,4 +19,22 @@ grep -q "refusing DOMAIN_CREATE from an unprivileged client" \
 [ "$(stat -c %a "$NX_STATE")" = 711 ] || nx_fail "state dir mode $(stat -c %a "$NX_STATE")"
 [ "$(stat -c %a "$NX_STATE/state.log")" = 600 ] || nx_fail "store mode"
 [ "$(stat -c %a "$NX_STATE/keeper.sock")" = 600 ] || nx_fail "keeper socket mode"
-nx_log PASS
+nx_log "PASS (unprivileged client)"
+
+# --toolstack-uid: that uid may change the registry, any other still may
+# not. A second noxsd (own socket and state) with --toolstack-uid 65534.
+ts_state=$NX_DIR/state-ts
+"$NX_BIN/noxsd" -d -v --state-dir "$ts_state" --socket "$pub/ts.sock" \
+	--socket-mode 0666 --toolstack-uid 65534 >>"$NX_DIR/noxsd-ts.log" 2>&1 &
+NX_PIDS+=($!)
+nx_wait 200 "the second noxsd to answer" env NOXS_SOCKET="$pub/ts.sock" \
+	"$NX_BIN/noxsctl" status
+"$NX_TESTBIN/noxsd-probe" toolstack "$pub/ts.sock" || {
+	kill -9 "$(cat "$ts_state/keeper.pid" 2>/dev/null)" 2>/dev/null
+	nx_fail "toolstack-uid probe"
+}
+grep -q "refusing DOMAIN_CREATE from an unprivileged client" \
+	"$NX_DIR/noxsd-ts.log" || nx_fail "uid 65533's refusal not logged"
+"$NX_BIN/noxsd" --stop --state-dir "$ts_state" >/dev/null 2>&1 || true
+kill -9 "$(cat "$ts_state/keeper.pid" 2>/dev/null)" 2>/dev/null || true
+nx_log "PASS (toolstack uid)"

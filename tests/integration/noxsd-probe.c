@@ -6,6 +6,9 @@
  *                                  second client keeps working
  *   noxsd-probe nonroot SOCKET     as uid 65534: mutations get EPERM,
  *                                  listing works
+ *   noxsd-probe toolstack SOCKET   noxsd runs with --toolstack-uid 65534:
+ *                                  as uid 65534 domain-create/destroy
+ *                                  work; as uid 65533 they get EPERM
  *   noxsd-probe page DOMID BOOT    print the guest's device page entries
  *                                  ("TYPE DEVID GREF PORT" lines), as the
  *                                  guest sees them (run with
@@ -181,6 +184,63 @@ static int nonroot(const char *path)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
+/* Run fn(path) in a child as uid/gid id; its exit status. */
+static int as_uid(unsigned int id, int (*fn)(const char *), const char *path)
+{
+    pid_t pid = fork();
+    int status;
+
+    if (pid == 0) {
+        if (setgid((gid_t)id) < 0 || setuid((uid_t)id) < 0) {
+            perror("setuid");
+            _exit(3);
+        }
+        _exit(fn(path));
+    }
+    if (pid < 0 || waitpid(pid, &status, 0) < 0)
+        return 1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+static int toolstack_allowed(const char *path)
+{
+    noxs_client *c = noxs_client_open(path);
+    struct noxs_boot boot;
+
+    CHECK(c != NULL, "connect as the toolstack uid: %s", strerror(errno));
+    if (!c)
+        return 1;
+    CHECK(noxs_domain_create(c, 8, &boot) == 0,
+          "domain-create as the toolstack uid: %s", strerror(errno));
+    CHECK(noxs_domain_destroy(c, 8) == 0,
+          "domain-destroy as the toolstack uid: %s", strerror(errno));
+    noxs_client_close(c);
+    return failures ? 1 : 0;
+}
+
+static int toolstack_other(const char *path)
+{
+    noxs_client *c = noxs_client_open(path);
+    struct noxs_boot boot;
+
+    CHECK(c != NULL, "connect as uid 65533: %s", strerror(errno));
+    if (!c)
+        return 1;
+    CHECK(noxs_domain_create(c, 9, &boot) < 0 && errno == EPERM,
+          "domain-create as uid 65533: want EPERM, got %s",
+          strerror(errno));
+    noxs_client_close(c);
+    return failures ? 1 : 0;
+}
+
+static int toolstack(const char *path)
+{
+    int a = as_uid(65534, toolstack_allowed, path);
+    int b = as_uid(65533, toolstack_other, path);
+
+    return a || b;
+}
+
 static int page(const char *domid, const char *bootstr)
 {
     struct noxs_devpage_entry e[NOXS_DEVPAGE_MAX_ENTRIES];
@@ -215,9 +275,11 @@ int main(int argc, char *argv[])
         return malformed(argv[2]);
     if (argc == 3 && strcmp(argv[1], "nonroot") == 0)
         return nonroot(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "toolstack") == 0)
+        return toolstack(argv[2]);
     if (argc == 4 && strcmp(argv[1], "page") == 0)
         return page(argv[2], argv[3]);
-    fprintf(stderr, "usage: noxsd-probe malformed|nonroot SOCKET | page DOMID "
+    fprintf(stderr, "usage: noxsd-probe malformed|nonroot|toolstack SOCKET | page DOMID "
                     "BOOT\n");
     return 2;
 }
