@@ -5,9 +5,11 @@
  *
  * A handle belongs to a domain context (view.c) and owns:
  *   - its watches and a queue of pending events; xs_fileno() is an epoll
- *     fd over an eventfd (signalled while the queue is not empty) and the
- *     context's libnoxs fds, so it becomes readable exactly when an event
- *     is queued or may be about to be (a page changed, noxsd asked);
+ *     fd over the context's libnoxs fds plus, while the queue is not
+ *     empty, the process's one always-readable eventfd (ready_fd), so it
+ *     becomes readable exactly when an event is queued or may be about to
+ *     be (a page changed, noxsd asked). One fd per handle: a process
+ *     acting as many domains (bench/compat) holds one handle per domain;
  *   - its transactions: operations are staged in the transaction with
  *     the values each read returned; xs_transaction_end re-reads those
  *     nodes and fails with EAGAIN if any changed (optimistic validation,
@@ -66,8 +68,8 @@ struct tx {
 struct xs_handle {
     struct cxs_ctx *ctx;
     struct xs_handle *ctx_next;
-    int epfd, evfd;
-    bool readonly, signalled;
+    int epfd;
+    bool readonly, signalled; /* signalled: ready_fd is in epfd */
     struct watch *watches;
     struct event *head, *tail;
     struct tx *txs;
@@ -176,12 +178,47 @@ static int proxy(struct xs_handle *h, const struct cxs_path *p,
 
 /* ---- events ---- */
 
-static void signal_handle(struct xs_handle *h)
+/*
+ * One eventfd for the whole process, written once and never read, so it
+ * is always readable: a handle's epoll set holds it exactly while the
+ * handle's event queue is not empty. (An eventfd per handle would cost a
+ * second fd per handle.) Created under cxs_lock by the first xs_open.
+ */
+static int ready_fd = -1;
+
+static int ready_fd_get(void)
 {
     uint64_t one = 1;
+    int fd;
 
-    if (!h->signalled && write(h->evfd, &one, sizeof(one)) == sizeof(one))
+    if (ready_fd >= 0)
+        return ready_fd;
+    fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0)
+        return -1;
+    if (write(fd, &one, sizeof(one)) != sizeof(one)) {
+        close(fd);
+        errno = EIO;
+        return -1;
+    }
+    ready_fd = fd;
+    return fd;
+}
+
+static void signal_handle(struct xs_handle *h)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = ready_fd};
+
+    if (!h->signalled &&
+        epoll_ctl(h->epfd, EPOLL_CTL_ADD, ready_fd, &ev) == 0)
         h->signalled = true;
+}
+
+static void unsignal_handle(struct xs_handle *h)
+{
+    if (!h->head && h->signalled &&
+        epoll_ctl(h->epfd, EPOLL_CTL_DEL, ready_fd, NULL) == 0)
+        h->signalled = false;
 }
 
 static void queue_event(struct xs_handle *h, const char *path,
@@ -237,17 +274,13 @@ void cxs_ctx_add_fd(struct cxs_ctx *ctx, int fd)
 static struct event *pop_event(struct xs_handle *h)
 {
     struct event *e = h->head;
-    uint64_t v;
 
     if (e) {
         h->head = e->next;
         if (!h->head)
             h->tail = NULL;
     }
-    if (!h->head && h->signalled) {
-        if (read(h->evfd, &v, sizeof(v)) == sizeof(v))
-            h->signalled = false;
-    }
+    unsignal_handle(h);
     return e;
 }
 
@@ -296,13 +329,13 @@ CXS_EXPORT struct xs_handle *xs_open(unsigned long flags)
     h->readonly = flags & XS_OPEN_READONLY;
     h->next_tx = 1;
     h->epfd = epoll_create1(EPOLL_CLOEXEC);
-    h->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (h->epfd < 0 || h->evfd < 0)
-        goto err;
-    ev.data.fd = h->evfd;
-    if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->evfd, &ev) < 0)
+    if (h->epfd < 0)
         goto err;
     pthread_mutex_lock(&cxs_lock);
+    if (ready_fd_get() < 0) {
+        pthread_mutex_unlock(&cxs_lock);
+        goto err;
+    }
     h->ctx = cxs_ctx_get(own_domid());
     if (!h->ctx) {
         pthread_mutex_unlock(&cxs_lock);
@@ -325,8 +358,6 @@ err:
     saved = errno;
     if (h->epfd >= 0)
         close(h->epfd);
-    if (h->evfd >= 0)
-        close(h->evfd);
     free(h);
     errno = saved;
     return NULL;
@@ -374,7 +405,6 @@ static void handle_free(struct xs_handle *h, bool release_ctx)
         cxs_ctx_put(h->ctx);
     }
     close(h->epfd);
-    close(h->evfd);
     free(h);
 }
 
@@ -1459,11 +1489,7 @@ CXS_EXPORT bool xs_unwatch(struct xs_handle *h, const char *path,
             ep = &e->next;
         }
         h->tail = last;
-        if (!h->head && h->signalled) {
-            uint64_t v;
-            if (read(h->evfd, &v, sizeof(v)) == sizeof(v))
-                h->signalled = false;
-        }
+        unsignal_handle(h);
     }
     pthread_mutex_unlock(&cxs_lock);
     return found ? true : fail(ENOENT);
