@@ -16,17 +16,27 @@
 #          see below); K = 1 2 8 toolstack clients bringing up 200
 #          domains (K = 1 is also the bring-up, memory and CPU figure);
 #          3 repetitions; about 5 minutes on 2 cores
-#   full:  N = 10 ... 10000 (Debian's daemons: up to 1000); K = 1 2 8 at
-#          1000 domains; 3 repetitions; an hour or two (untested at full
-#          size: a 1-repetition smoke run reached N = 10000 natively)
+#   full:  handshake at N = 10 ... 10000 (Debian's daemons: up to 1000;
+#          compat-xs: up to what its fd limit allows, see below); the
+#          bring-up, memory and CPU figure at 1000 domains (K = 1); K = 1 2
+#          8 at 300 domains; 3 repetitions; about an hour on 2 cores
 # Every guest has its own connection with its own watches here, as on
 # Xen, and both daemons match every write against every connection's
-# watches: measured on this machine, the handshake at the 1000th domain
-# costs xenstored ~0.5 s and oxenstored ~0.25 s, and 1000 domains take
-# them 2-4 minutes per repetition. So the short run stops them at 300.
+# watches: their handshake grows with N, so the time to reach N grows
+# quadratically (1000 domains: minutes per daemon and repetition, against
+# seconds for 300). So the short run stops them at 300, the full run at
+# 1000, and their concurrency runs use 300 domains in the full run.
+#
+# compat-bench impersonates every guest in one process: with compat-xs
+# each guest costs that process 2 fds (its handle's epoll fd and its
+# frontend's event-channel handle, docs/COMPAT.md), so compat-xs's largest
+# N is capped at (hard RLIMIT_NOFILE - 64) / 2, rounded down to 100
+# (9900 with a hard limit of 20000); meta.txt records the cap.
 #
 # Environment (development only; `make bench` sets none of these):
-# BENCH_REPS, BENCH_NS, BENCH_NS_XS, BENCH_BRING_N override the sizes;
+# BENCH_REPS, BENCH_NS, BENCH_NS_XS, BENCH_BRING_N, BENCH_CONC_N override
+# the sizes; BENCH_BASE_BRING_REPS the number of repetitions of Debian's
+# daemons' bring-up at BRING_N (full mode, when it differs from CONC_N);
 # BENCH_NO_DOCS=1 writes the report under the results directory instead
 # of docs/.
 set -eu
@@ -36,18 +46,34 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 B=$(cd "${NOXS_BUILD:-$top/build}" && pwd)
 export NOXS_BUILD=$B
 case $mode in
-short) NS="10 100 300 1000"; NS_XS="10 100 300"; BRING_N=200; REPS=3
-	STEP_TIMEOUT=600 ;;
+short) NS="10 100 300 1000"; NS_XS="10 100 300"; BRING_N=200; CONC_N=200
+	REPS=3; BASE_BRING_REPS=3; STEP_TIMEOUT=600 ;;
 full) NS="10 100 300 1000 3000 10000"; NS_XS="10 100 300 1000"; BRING_N=1000
-	REPS=3; STEP_TIMEOUT=14400 ;;
+	CONC_N=300; REPS=3; BASE_BRING_REPS=3; STEP_TIMEOUT=2400 ;;
 *) echo "usage: $0 short|full" >&2; exit 2 ;;
 esac
 REPS=${BENCH_REPS:-$REPS}
 NS=${BENCH_NS:-$NS}
 NS_XS=${BENCH_NS_XS:-${BENCH_NS:-$NS_XS}}
 BRING_N=${BENCH_BRING_N:-$BRING_N}
-CONC_N=$BRING_N
+CONC_N=${BENCH_CONC_N:-$CONC_N}
+BASE_BRING_REPS=${BENCH_BASE_BRING_REPS:-$BASE_BRING_REPS}
+[ "$BASE_BRING_REPS" -le "$REPS" ] || BASE_BRING_REPS=$REPS
 KS="1 2 8"
+
+# compat-xs's sizes: NS, capped by the fds one process may hold (above).
+NOFILE=$(ulimit -Hn)
+CX_CAP=""
+if [ "$NOFILE" != unlimited ]; then
+	CX_CAP=$(((NOFILE - 64) / 2))
+	[ "$CX_CAP" -lt 1000 ] || CX_CAP=$((CX_CAP / 100 * 100))
+fi
+NS_CX=""
+for n in $NS; do
+	if [ -n "$CX_CAP" ] && [ "$n" -gt "$CX_CAP" ]; then n=$CX_CAP; fi
+	case " $NS_CX " in *" $n "*) ;; *) NS_CX="$NS_CX $n" ;; esac
+done
+NS_CX=${NS_CX# }
 FLOOR_N=20000
 IMPLS_XS="xenstored oxenstored"
 
@@ -107,15 +133,32 @@ pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "not installed
 	echo "ns=$NS"
 	echo "ns_xenstored=$NS_XS"
 	echo "ns_oxenstored=$NS_XS"
+	echo "ns_compat_xs=$NS_CX"
+	echo "nofile_hard=$NOFILE"
+	echo "compat_xs_cap=$CX_CAP"
 	echo "bring_n=$BRING_N"
-	echo "conc_n=$BRING_N"
+	echo "conc_n=$CONC_N"
+	echo "base_bring_reps=$BASE_BRING_REPS"
 	echo "ks=$KS"
 	echo "floor_n=$FLOOR_N"
 } >"$res/meta.txt"
 
 nsteps=$((REPS * (1 + 1 + 3 + 4 * 3)))
+if [ "$CONC_N" != "$BRING_N" ]; then
+	nsteps=$((nsteps + 2 * REPS + 2 * BASE_BRING_REPS))
+fi
 step=0
 failures=0
+rep=0
+# ETA: from the second repetition on, the first one's duration (less its
+# first-repetition-only steps) per repetition still to run.
+rep_t0=$started rep1_s="" once_s=0 once=0
+eta() {
+	[ -n "$rep1_s" ] || return 0
+	left=$(((REPS - rep + 1) * (rep1_s - once_s) - ($1 - rep_t0)))
+	[ $left -ge 0 ] || left=0
+	printf 'ETA %dm%02ds' $((left / 60)) $((left % 60))
+}
 # run NAME RAWFILE CMD...: one step, in its own process group (so that
 # nothing it leaves behind survives it), with a timeout; output appended
 # to RAWFILE, stderr kept in log/. A failed step is recorded, not fatal.
@@ -124,7 +167,8 @@ run() {
 	shift 2
 	step=$((step + 1))
 	t0=$(date +%s)
-	printf '[%3d/%d %4ds] %-44s ' "$step" "$nsteps" "$((t0 - started))" "$name"
+	printf '[%3d/%d %4ds %11s] %-44s ' "$step" "$nsteps" "$((t0 - started))" \
+		"$(eta "$t0")" "$name"
 	log=$res/log/$(echo "$name" | tr ' /=' '___').txt
 	rc=0
 	rm -f "$work/pgid"
@@ -135,6 +179,8 @@ run() {
 	kill_step
 	cat "$work/out" >>"$res/raw/$raw"
 	t1=$(date +%s)
+	[ "$rep" -gt 1 ] || [ "$once" = 0 ] || once_s=$((once_s + t1 - t0))
+	printf '%s\t%s\t%s\t%s\n' "$name" "$rep" "$((t1 - t0))" "$rc" >>"$res/steps.tsv"
 	if [ $rc -ne 0 ]; then
 		failures=$((failures + 1))
 		echo "FAILED (exit $rc, $((t1 - t0))s; see $log)"
@@ -227,16 +273,19 @@ compat() {
 		run "$impl compat-bench $tag" "compat.$rep" env NOXS_SIM_DIR="$NOXSD_DIR/sim" \
 			NOXS_SOCKET="$NOXSD_DIR/noxsd.sock" \
 			LD_LIBRARY_PATH="$B/lib/compat-xs:$LIBS" \
-			"$B/bench/compat-bench" "$impl" $NS
+			"$B/bench/compat-bench" "$impl" $NS_CX
 		stop_noxsd ;;
 	esac
 }
 
-echo "noxs bench ($mode): $REPS repetitions, N = $NS; results in $res"
-rep=0
+echo "noxs bench ($mode): $REPS repetitions, N = $NS (Debian's daemons: $NS_XS;" \
+	"compat-xs: $NS_CX); bring-up $BRING_N, K = $KS at $CONC_N; results in $res"
 while [ $rep -lt "$REPS" ]; do
 	rep=$((rep + 1))
 	tag="rep=$rep"
+	now=$(date +%s)
+	if [ $rep = 2 ]; then rep1_s=$((now - rep_t0)); fi
+	rep_t0=$now
 	export BENCH_REP=$rep
 	# (f) the simulator's notify floor
 	run "sim-floor $tag" "floor.$rep" env NOXS_SIM_DIR="$work/floor" \
@@ -249,8 +298,20 @@ while [ $rep -lt "$REPS" ]; do
 	for impl in $IMPLS_XS compat-xs; do
 		compat "$impl"
 	done
-	# (g) K toolstack clients at once; K = 1 is also (b)(d)(e)
+	# (b)(d)(e) one client bringing up BRING_N domains, when that is not
+	# the K = 1 run below; (g) K toolstack clients at once
 	for impl in $IMPLS_XS compat-xs noxs; do
+		if [ "$CONC_N" != "$BRING_N" ]; then
+			case $impl in
+			xenstored | oxenstored)
+				if [ $rep -le "$BASE_BRING_REPS" ]; then
+					once=$((BASE_BRING_REPS < REPS))
+					bringup "$impl" "$BRING_N" 1 "bringup.$rep"
+					once=0
+				fi ;;
+			*) bringup "$impl" "$BRING_N" 1 "bringup.$rep" ;;
+			esac
+		fi
 		for k in $KS; do
 			bringup "$impl" "$CONC_N" "$k" "conc.$rep"
 		done
