@@ -999,6 +999,7 @@ static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
 static int guard_fd = -1;
 static pid_t guard_pid; /* the process guard_fd belongs to */
 static uint8_t *guard_domains; /* bitmap of domains already announced */
+static struct sim_guard_ledger *guard_ledger; /* shared with the guardian */
 static int atfork_done;
 
 static void guard_atfork_child(void)
@@ -1010,6 +1011,10 @@ static void guard_atfork_child(void)
 	guard_pid = 0;
 	if (guard_domains)
 		memset(guard_domains, 0, SIM_DOMID_LIMIT / 8);
+	/* The parent's ledger is the parent's guardian's business. */
+	if (guard_ledger)
+		munmap(guard_ledger, SIM_GUARD_LEDGER_SIZE);
+	guard_ledger = NULL;
 	pthread_mutex_init(&guard_lock, NULL);
 }
 
@@ -1052,6 +1057,16 @@ static void guard_spawn(void)
 		close(pidfd);
 		return;
 	}
+	/* The ledger (optional: without it every announcement is a message). */
+	int lfd = memfd_create("noxs-sim-guard", MFD_CLOEXEC);
+	if (lfd >= 0 && ftruncate(lfd, (off_t)SIM_GUARD_LEDGER_SIZE) == 0) {
+		void *l = mmap(NULL, SIM_GUARD_LEDGER_SIZE,
+			PROT_READ | PROT_WRITE, MAP_SHARED, lfd, 0);
+		if (l != MAP_FAILED) {
+			guard_ledger = l;
+			guard_ledger->cap = SIM_GUARD_LEDGER_SLOTS;
+		}
+	}
 	snprintf(pidbuf, sizeof(pidbuf), "%u", (unsigned)me->pid);
 	snprintf(startbuf, sizeof(startbuf), "%llu",
 		(unsigned long long)me->start);
@@ -1060,6 +1075,8 @@ static void guard_spawn(void)
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, pidfd, 3);
 	posix_spawn_file_actions_adddup2(&fa, sp[1], 4);
+	if (guard_ledger)
+		posix_spawn_file_actions_adddup2(&fa, lfd, 5);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	if (!getenv("NOXS_SIM_GUARDIAN_DEBUG"))
@@ -1080,9 +1097,11 @@ static void guard_spawn(void)
 	posix_spawnattr_destroy(&attr);
 	close(pidfd);
 	close(sp[1]);
+	if (lfd >= 0)
+		close(lfd);
 	if (rc != 0) {
 		close(sp[0]);
-		return;
+		goto no_ledger;
 	}
 	/*
 	 * The guardian forks once more and its first process exits at once,
@@ -1098,9 +1117,14 @@ static void guard_spawn(void)
 	while (n < 0 && errno == EINTR);
 	if (n != 1) {
 		close(sp[0]);
-		return;
+		goto no_ledger;
 	}
 	guard_fd = sp[0];
+	return;
+no_ledger:
+	if (guard_ledger)
+		munmap(guard_ledger, SIM_GUARD_LEDGER_SIZE);
+	guard_ledger = NULL;
 }
 
 static void guard_send(const struct sim_guard_msg *msg)
@@ -1136,7 +1160,11 @@ void noxs_sim_guard_domain(uint32_t domid)
 		guard_spawn();
 	if (guard_fd >= 0 && guard_domains &&
 		!(guard_domains[domid / 8] & (1u << (domid % 8)))) {
-		guard_send(&msg);
+		if (guard_ledger)
+			guard_ledger->touched[domid / 8] |=
+				(uint8_t)(1u << (domid % 8));
+		else
+			guard_send(&msg);
 		guard_domains[domid / 8] |= (uint8_t)(1u << (domid % 8));
 	}
 	pthread_mutex_unlock(&guard_lock);
@@ -1150,8 +1178,18 @@ void noxs_sim_guard_slot(uint32_t domid, uint32_t slot, uint32_t gen)
 
 	noxs_sim_guard_domain(domid);
 	pthread_mutex_lock(&guard_lock);
-	if (guard_fd >= 0)
-		guard_send(&msg);
+	if (guard_fd >= 0) {
+		struct sim_guard_ledger *l = guard_ledger;
+		uint32_t n = l ? atomic_load_explicit(&l->nslots,
+					 memory_order_relaxed) : 0;
+		if (l && n < l->cap) {
+			l->slots[n] = msg;
+			atomic_store_explicit(&l->nslots, n + 1,
+				memory_order_release);
+		} else {
+			guard_send(&msg);
+		}
+	}
 	pthread_mutex_unlock(&guard_lock);
 	errno = saved;
 }

@@ -4,8 +4,12 @@
  * Spawned by the simulator libraries in a process the first time it owns
  * something (see guard_spawn() in core.c), with:
  *   fd 3  a pidfd of that process (readable once it has exited)
- *   fd 4  a stream socket on which it announces the domains it touched
- *         and the evtchn handles it opened (struct sim_guard_msg)
+ *   fd 4  a stream socket: EOF when the process dies or execs; carries
+ *         announcements (struct sim_guard_msg) only when the ledger is
+ *         missing or full
+ *   fd 5  (optional) the ledger memfd (struct sim_guard_ledger): the
+ *         domains it touched and the evtchn handles it opened, written
+ *         by the process without waking us; read once, at the end
  *   argv  sim dir, pid, start time, image id
  * It forks once so that it is not its creator's child, and says so with
  * one byte on fd 4. When the process dies (or execs: fd 4 reaches EOF)
@@ -23,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -49,7 +54,7 @@ int main(int argc, char **argv)
 	start = strtoull(argv[3], NULL, 10);
 	image = (uint32_t)strtoul(argv[4], NULL, 10);
 	setenv("NOXS_SIM_DIR", argv[1], 1);
-	syscall(SYS_close_range, 5u, ~0u, 0u);
+	syscall(SYS_close_range, 6u, ~0u, 0u);
 	signal(SIGPIPE, SIG_IGN);
 	pid_t c = fork();
 	if (c < 0)
@@ -115,6 +120,34 @@ int main(int argc, char **argv)
 			break;
 	}
 
+	/* What the ledger says (the process no longer writes to it). */
+	struct sim_guard_ledger *l = mmap(NULL, SIM_GUARD_LEDGER_SIZE,
+		PROT_READ, MAP_SHARED, 5, 0);
+	if (l != MAP_FAILED) {
+		uint32_t n = atomic_load_explicit(&l->nslots,
+			memory_order_acquire);
+		if (n > SIM_GUARD_LEDGER_SLOTS)
+			n = SIM_GUARD_LEDGER_SLOTS;
+		for (size_t i = 0; i < sizeof(l->touched); i++)
+			touched[i] |= l->touched[i];
+		if (n > 0) {
+			struct slot_ref *s = realloc(slots,
+				(nslots + n) * sizeof(*s));
+			if (!s)
+				return 1;
+			slots = s;
+			for (uint32_t i = 0; i < n; i++) {
+				struct sim_guard_msg m = l->slots[i];
+				if (m.domid >= SIM_DOMID_LIMIT)
+					continue;
+				touched[m.domid / 8] |=
+					(uint8_t)(1u << (m.domid % 8));
+				slots[nslots++] = (struct slot_ref){ m.domid,
+					m.slot, m.gen, 0 };
+			}
+		}
+		munmap(l, SIM_GUARD_LEDGER_SIZE);
+	}
 	/* Mappings and grants die with the process image. */
 	for (uint32_t d = 0; d < SIM_DOMID_LIMIT; d++) {
 		if (!(touched[d / 8] & (1u << (d % 8))))

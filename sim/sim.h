@@ -277,4 +277,22 @@ struct sim_guard_msg {
 	uint32_t gen;
 };
 
+/*
+ * The guardian's ledger: a memfd the process and its guardian share (the
+ * guardian's fd 5). The process records there the domains it touched and
+ * the evtchn handles it opened, with plain stores and no wake-up; the
+ * guardian reads it only when the process has died or exec'd. When the
+ * slot array is full the process falls back to messages on the socket.
+ */
+#define SIM_GUARD_LEDGER_SLOTS (1u << 20)
+struct sim_guard_ledger {
+	_Atomic uint32_t nslots; /* slots[0 .. nslots) are written */
+	uint32_t cap;
+	uint8_t touched[SIM_DOMID_LIMIT / 8];
+	struct sim_guard_msg slots[];
+};
+#define SIM_GUARD_LEDGER_SIZE \
+	(sizeof(struct sim_guard_ledger) + \
+		(size_t)SIM_GUARD_LEDGER_SLOTS * sizeof(struct sim_guard_msg))
+
 #endif
