@@ -39,6 +39,9 @@
  * each with its own buffer (as many buffers as noxs has in flight, and
  * all the parallelism the machine's cores allow).
  *
+ * NOXS_BENCH_BLK_BACK_ARGS adds options to noxs-blk-back's command line
+ * (e.g. "--io-threads 2").
+ *
  * The backing file lives in $TMPDIR (default /tmp): a real file system.
  * The simulator's state, whose grant pages stand for guest RAM, goes to
  * /dev/shm when that is a directory (as the simulator's own default),
@@ -223,7 +226,19 @@ static noxs_blkfront *setup(unsigned int size_mb, noxs_frontend **fe)
     }
     char bpath[PATH_MAX];
     snprintf(bpath, sizeof(bpath), "%s/noxs-blk-back", bin);
-    char *back_argv[] = {bpath, "-d", "--socket", sock, NULL};
+    /* Extra backend options (e.g. "--io-threads 2") from the environment. */
+    char *back_argv[16] = {bpath, "-d", "--socket", sock, NULL};
+    char *extra = getenv("NOXS_BENCH_BLK_BACK_ARGS");
+    if (extra != NULL) {
+        char *save, *tok;
+        int n = 4;
+
+        extra = strdup(extra);
+        for (tok = strtok_r(extra, " ", &save); tok != NULL && n < 15;
+             tok = strtok_r(NULL, " ", &save))
+            back_argv[n++] = tok;
+        back_argv[n] = NULL;
+    }
     pids[1] = spawn(back_argv);
     for (int i = 0; noxs_status_get(c, &st) < 0 || st.nbackends == 0; i++) {
         if (i > 1000)

@@ -21,8 +21,8 @@
  * device's ring, its event channel and its data-page mappings; it copies
  * each request out of the shared ring, validates the copy (blkreq.c),
  * maps its pages, does the I/O with preadv/pwritev/fdatasync/fallocate
- * (big reads and writes shared with the device's I/O worker thread, see
- * "struct iojob") and answers with a per-request status. Why threads per
+ * (contiguous requests merged into one preadv/pwritev, big jobs shared
+ * with the device's I/O worker threads, see "struct iojob") and answers with a per-request status. Why threads per
  * device: a frontend that floods its ring, or asks for a slow fsync,
  * then only delays itself; other devices are served by their own.
  *
@@ -480,14 +480,38 @@ static int do_discard(struct blkdev *bd, uint64_t off, uint64_t len)
 
 /*
  * Reads and writes go to a small per-device I/O queue once their pages
- * are mapped: the device's worker thread and the ring thread itself both
- * take jobs from it, so copies of large requests use two cores. Only the
- * ring thread touches the ring, the grant cache and the mappings (it
- * unpins and answers a job after it is done); flush and discard wait for
- * every job in flight, then run on the ring thread.
+ * are mapped, gathered into jobs: a job is a run of consecutive ring
+ * requests (at most JOB_MAX_REQS, JOB_MAX_SEGS pages, JOB_MAX_BYTES),
+ * and the requests of a job that are contiguous on the device (same
+ * operation, each starting where the previous one ends) are done with ONE
+ * preadv/pwritev, as an I/O scheduler merges bios: a 1 MiB transfer that
+ * blkfront splits into 24 ring requests costs one system call. A request
+ * that is not contiguous with the job being gathered starts a new job
+ * (handing groups of small random requests to a worker was measured to
+ * cost more than it saves: 4 KiB random reads at QD32 fell from 0.61 to
+ * 0.38 of direct I/O, medians of 5). A job smaller than INLINE_MAX runs
+ * on the ring thread at once; the others are
+ * queued for the device's worker threads, and the ring thread takes jobs
+ * from the queue too once it has consumed the ring. Only the ring thread
+ * touches the ring, the grant cache and the mappings (it unpins and
+ * answers a job's requests after the job is done); flush and discard wait
+ * for every job in flight, then run on the ring thread. Each request is
+ * answered on its own (a merged run that fails answers each of its
+ * requests with the error).
  */
+#define JOB_MAX_REQS 32u
+#define JOB_MAX_SEGS 256u /* iovecs of one preadv/pwritev, under IOV_MAX */
+#define JOB_MAX_BYTES (1u << 20)
+#define MAX_WORKERS 4u
+
 struct iojob {
-    struct iojob *next;
+    struct iojob *next; /* queue, done and free lists */
+    struct iojob *more; /* next request of the same job */
+    /* The first request of a job describes the job: */
+    struct iojob *last;
+    unsigned int nreq, nseg;
+    uint64_t bytes;
+    /* Every request: */
     uint64_t id;
     uint8_t operation;
     int16_t status;
@@ -499,23 +523,47 @@ struct iojob {
 struct ioq {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    struct iojob *todo_head, *todo_tail; /* FIFO */
-    struct iojob *done;                  /* LIFO */
+    struct iojob *todo_head, *todo_tail; /* FIFO of jobs */
+    struct iojob *done;                  /* LIFO of jobs */
     atomic_uint ndone;
     atomic_bool ring_sleeping; /* the ring thread may block in poll */
     bool quit;
-    bool worker;  /* the worker thread runs */
-    pthread_t thread;
+    unsigned int nworkers; /* worker threads running */
+    pthread_t threads[MAX_WORKERS];
     int done_fd;  /* eventfd: worker -> ring thread */
     struct iojob *free;    /* ring thread only */
-    unsigned int inflight; /* ring thread only */
+    struct iojob *open;    /* ring thread only: the job being gathered */
+    unsigned int inflight; /* ring thread only: requests taken, not answered */
 };
 
+/* Worker threads per device (--io-threads). */
+static unsigned int io_threads = 1;
+
+/* Do the I/O of job j: one preadv/pwritev per contiguous run. */
 static void job_run(struct blkdev *bd, struct iojob *j)
 {
-    if (do_rw(bd, j->operation == NOXS_BLK_OP_WRITE, j->iov,
-              j->r.nr_segments, j->r.offset) < 0)
-        j->status = NOXS_BLK_RSP_ERROR;
+    struct iovec iov[JOB_MAX_SEGS];
+
+    while (j != NULL) {
+        struct iojob *first = j;
+        uint64_t end = j->r.offset;
+        unsigned int cnt = 0;
+        int16_t status;
+
+        while (j != NULL && j->operation == first->operation &&
+               j->r.offset == end && cnt + j->r.nr_segments <= JOB_MAX_SEGS) {
+            memcpy(&iov[cnt], j->iov, j->r.nr_segments * sizeof(iov[0]));
+            cnt += j->r.nr_segments;
+            end += j->r.length;
+            j = j->more;
+        }
+        status = do_rw(bd, first->operation == NOXS_BLK_OP_WRITE, iov,
+                       (int)cnt, first->r.offset) < 0
+                     ? NOXS_BLK_RSP_ERROR
+                     : NOXS_BLK_RSP_OKAY;
+        for (struct iojob *k = first; k != j; k = k->more)
+            k->status = status;
+    }
 }
 
 static void *io_worker(void *arg)
@@ -572,7 +620,25 @@ static struct iojob *ioq_take(struct ioq *q)
 static void put_response(struct blkdev *bd, uint64_t id, uint8_t op,
                          int status);
 
-/* Answer every finished job (ring thread). */
+/* Unpin, answer and free every request of a finished job (ring thread). */
+static void job_complete(struct blkdev *bd, struct iojob *j)
+{
+    struct ioq *q = bd->ioq;
+
+    while (j != NULL) {
+        struct iojob *more = j->more;
+
+        unmap_segments(bd, &j->r, &j->maps);
+        put_response(bd, j->id, j->operation, j->status);
+        j->more = NULL;
+        j->next = q->free;
+        q->free = j;
+        q->inflight--;
+        j = more;
+    }
+}
+
+/* Answer every job the workers finished (ring thread). */
 static void ioq_reap(struct blkdev *bd)
 {
     struct ioq *q = bd->ioq;
@@ -588,28 +654,83 @@ static void ioq_reap(struct blkdev *bd)
     while (j != NULL) {
         struct iojob *next = j->next;
 
-        unmap_segments(bd, &j->r, &j->maps);
-        put_response(bd, j->id, j->operation, j->status);
-        j->next = q->free;
-        q->free = j;
-        q->inflight--;
+        job_complete(bd, j);
         j = next;
     }
 }
 
-/* Run queued jobs here too, then wait until none is in flight. */
+/* Hand the job being gathered to the queue, or run it here if small. */
+static void ioq_dispatch(struct blkdev *bd)
+{
+    struct ioq *q = bd->ioq;
+    struct iojob *j = q->open;
+
+    if (j == NULL)
+        return;
+    q->open = NULL;
+    j->next = NULL;
+    if (j->bytes < INLINE_MAX || q->nworkers == 0) {
+        /* Small: handing it over costs more than doing it. */
+        job_run(bd, j);
+        job_complete(bd, j);
+        return;
+    }
+    pthread_mutex_lock(&q->lock);
+    if (q->todo_tail != NULL)
+        q->todo_tail->next = j;
+    else
+        q->todo_head = j;
+    q->todo_tail = j;
+    pthread_cond_signal(&q->cond);
+    pthread_mutex_unlock(&q->lock);
+}
+
+/* Add request j (mapped, iov filled) to the job being gathered. */
+static void ioq_add(struct blkdev *bd, struct iojob *j)
+{
+    struct ioq *q = bd->ioq;
+    struct iojob *o = q->open;
+
+    j->more = NULL;
+    j->last = j;
+    j->nreq = 1;
+    j->nseg = j->r.nr_segments;
+    j->bytes = j->r.length;
+    q->inflight++;
+    if (o != NULL) {
+        bool contiguous = o->last->operation == j->operation &&
+                          o->last->r.offset + o->last->r.length == j->r.offset;
+
+        if (contiguous && o->nreq < JOB_MAX_REQS &&
+            o->nseg + j->nseg <= JOB_MAX_SEGS &&
+            o->bytes + j->bytes <= JOB_MAX_BYTES) {
+            o->last->more = j;
+            o->last = j;
+            o->nreq++;
+            o->nseg += j->nseg;
+            o->bytes += j->bytes;
+            return;
+        }
+        ioq_dispatch(bd);
+    }
+    q->open = j;
+}
+
+/* Run every job not yet started here too, then wait for the rest. */
 static void ioq_drain(struct blkdev *bd)
 {
     struct ioq *q = bd->ioq;
     struct iojob *j;
 
+    if (q->open != NULL) {
+        j = q->open;
+        q->open = NULL;
+        job_run(bd, j);
+        job_complete(bd, j);
+    }
     while ((j = ioq_take(q)) != NULL) {
         job_run(bd, j);
-        unmap_segments(bd, &j->r, &j->maps);
-        put_response(bd, j->id, j->operation, j->status);
-        j->next = q->free;
-        q->free = j;
-        q->inflight--;
+        job_complete(bd, j);
     }
     while (q->inflight > 0) {
         struct pollfd p = {.fd = q->done_fd, .events = POLLIN};
@@ -623,8 +744,9 @@ static void ioq_drain(struct blkdev *bd)
 }
 
 /*
- * Start one request. OKAY with *queued: its answer comes from ioq_reap or
- * ioq_drain; otherwise the status to answer now.
+ * Start one request. OKAY with *queued: its answer comes from a job
+ * (ioq_reap, ioq_dispatch or ioq_drain); otherwise the status to answer
+ * now.
  */
 static int handle_request(struct blkdev *bd, const struct noxs_blk_request *req,
                           struct blkreq *r, bool *queued)
@@ -661,25 +783,7 @@ static int handle_request(struct blkdev *bd, const struct noxs_blk_request *req,
             j->iov[i].iov_base = (char *)addr[i] + r->seg[i].offset;
             j->iov[i].iov_len = r->seg[i].length;
         }
-        q->inflight++;
-        if (r->length < INLINE_MAX || !q->worker) {
-            /* Small: handing it over costs more than doing it. */
-            job_run(bd, j);
-            unmap_segments(bd, &j->r, &j->maps);
-            status = j->status;
-            j->next = q->free;
-            q->free = j;
-            q->inflight--;
-            return status;
-        }
-        pthread_mutex_lock(&q->lock);
-        if (q->todo_tail != NULL)
-            q->todo_tail->next = j;
-        else
-            q->todo_head = j;
-        q->todo_tail = j;
-        pthread_cond_signal(&q->cond);
-        pthread_mutex_unlock(&q->lock);
+        ioq_add(bd, j);
         *queued = true;
         return NOXS_BLK_RSP_OKAY;
     case NOXS_BLK_OP_FLUSH:
@@ -754,6 +858,8 @@ static int serve_ring(struct blkdev *bd)
             put_response(bd, req.id, req.operation, status);
         ioq_reap(bd);
     }
+    /* The batch is over: what was gathered goes. */
+    ioq_dispatch(bd);
     return 0;
 }
 
@@ -765,11 +871,7 @@ static void serve_io(struct blkdev *bd)
 
     while ((j = ioq_take(q)) != NULL) {
         job_run(bd, j);
-        unmap_segments(bd, &j->r, &j->maps);
-        put_response(bd, j->id, j->operation, j->status);
-        j->next = q->free;
-        q->free = j;
-        q->inflight--;
+        job_complete(bd, j);
         ioq_reap(bd);
     }
     ioq_reap(bd);
@@ -885,18 +987,20 @@ static void *ring_thread(void *arg)
     struct blkdev *bd = arg;
     struct ioq *q = bd->ioq;
 
-    q->worker = pthread_create(&q->thread, NULL, io_worker, bd) == 0;
+    while (q->nworkers < io_threads &&
+           pthread_create(&q->threads[q->nworkers], NULL, io_worker, bd) == 0)
+        q->nworkers++;
     ring_loop(bd);
     /* Every request consumed gets its answer before we leave. */
     ioq_drain(bd);
     push_responses(bd);
-    if (q->worker) {
+    if (q->nworkers > 0) {
         pthread_mutex_lock(&q->lock);
         q->quit = true;
         pthread_cond_broadcast(&q->cond);
         pthread_mutex_unlock(&q->lock);
-        pthread_join(q->thread, NULL);
-        q->worker = false;
+        while (q->nworkers > 0)
+            pthread_join(q->threads[--q->nworkers], NULL);
     }
     return NULL;
 }
@@ -1355,6 +1459,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: noxs-blk-back [-dv] [--socket PATH] [--max-grants N]\n"
+            "                     [--io-threads N]\n"
             "\n"
             "Serve the blk devices of every guest from files or block "
             "devices.\n"
@@ -1365,8 +1470,11 @@ static void usage(FILE *out)
             "                    else " NOXS_DEFAULT_SOCKET ")\n"
             "  --max-grants N    data pages kept mapped by all devices "
             "together\n"
-            "                    (default %u, 0..%u; 0: map per request)\n",
-            DEFAULT_MAX_GRANTS, MAX_MAX_GRANTS);
+            "                    (default %u, 0..%u; 0: map per request)\n"
+            "  --io-threads N    I/O worker threads per connected device, "
+            "besides\n"
+            "                    its ring thread (default 1, 0..%u)\n",
+            DEFAULT_MAX_GRANTS, MAX_MAX_GRANTS, MAX_WORKERS);
 }
 
 int main(int argc, char **argv)
@@ -1375,6 +1483,7 @@ int main(int argc, char **argv)
         {"foreground", no_argument, NULL, 'd'},
         {"socket", required_argument, NULL, 's'},
         {"max-grants", required_argument, NULL, 'g'},
+        {"io-threads", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1403,6 +1512,21 @@ int main(int argc, char **argv)
                 return 1;
             }
             max_grants = (unsigned int)v;
+            break;
+        }
+        case 't': {
+            char *end;
+            unsigned long v;
+
+            errno = 0;
+            v = strtoul(optarg, &end, 10);
+            if (errno != 0 || end == optarg || *end != '\0' ||
+                optarg[0] == '-' || v > MAX_WORKERS) {
+                fprintf(stderr, "noxs-blk-back: bad --io-threads: %s\n",
+                        optarg);
+                return 1;
+            }
+            io_threads = (unsigned int)v;
             break;
         }
         case 'h': usage(stdout); return 0;
