@@ -8,6 +8,8 @@
  *            change detection and watch-event fan-out.
  *   xs.c     the libxenstore API (every VERS_4.0 symbol), handles,
  *            watches and transactions.
+ *   hash.c   the chained hash table behind every per-event lookup
+ *            (devices by frontend domain, watches by path, tokens).
  *
  * Internal functions return -errno (or a pointer / NULL with errno set
  * where noted); xs.c converts at the boundary.
@@ -91,6 +93,32 @@ uint32_t cxs_devid_id(uint32_t devid);
 /* xenstored's is-child rule: child == parent or below it. */
 bool cxs_is_child(const char *child, const char *parent);
 
+/* ---- hash.c ---- */
+
+/*
+ * Intrusive chained hash table: embed a cxs_hent, walk the entries of one
+ * hash with cxs_htab_find / cxs_htab_next and compare keys yourself.
+ * Entries of one hash stay newest first. Zero-initialised is empty.
+ */
+struct cxs_hent {
+    struct cxs_hent *next;
+    uint64_t hash;
+};
+struct cxs_htab {
+    struct cxs_hent **b;
+    size_t nb, n;
+};
+#define CXS_CONTAINER(ptr, type, member)                                      \
+    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+uint64_t cxs_hash_bytes(const void *p, size_t len);
+uint64_t cxs_hash_u64(uint64_t v);
+struct cxs_hent *cxs_htab_find(const struct cxs_htab *t, uint64_t hash);
+struct cxs_hent *cxs_htab_next(const struct cxs_hent *e, uint64_t hash);
+/* -ENOMEM only when the first bucket array cannot be allocated. */
+int cxs_htab_add(struct cxs_htab *t, struct cxs_hent *e, uint64_t hash);
+void cxs_htab_del(struct cxs_htab *t, struct cxs_hent *e);
+void cxs_htab_free(struct cxs_htab *t); /* the buckets, not the entries */
+
 /* ---- view.c ---- */
 
 #include <pthread.h>
@@ -125,9 +153,22 @@ int cxs_kvlist_del(struct cxs_kvlist *l, const char *key);
 #define CXS_HALF_FRONT 1
 #define CXS_HALF_BACK 2
 
-/* A legacy device this process serves (BACK) or is the frontend of. */
+struct cxs_ctx;
+
+/*
+ * A legacy device this process serves (BACK) or is the frontend of.
+ * Linked into its context's list of all devices (newest first: listing
+ * order), the by-frontend-domain hash (lookups and one domain's
+ * listings), the frontend list (FRONT only) and, while it has something
+ * to report, the dirty queue, so a flush visits only what changed.
+ */
 struct cxs_dev {
-    struct cxs_dev *next;
+    struct cxs_dev *next, *prev; /* ctx->devs */
+    struct cxs_ctx *ctx;
+    struct cxs_hent by_fe;       /* ctx->dev_by_fe, hash of fe */
+    struct cxs_dev *front_next, **front_pprev; /* ctx->front_devs */
+    struct cxs_dev *dirty_next;  /* ctx->dirty while queued */
+    uint64_t seq;                /* creation order: higher is newer */
     int role;
     noxs_dev *dev;          /* NULL once libnoxs removed it */
     uint16_t fe, be;
@@ -137,6 +178,7 @@ struct cxs_dev {
     struct cxs_kvlist last; /* the view last reported to watches */
     uint32_t seen_gen;      /* peer generation of `last` */
     bool dirty, gone;
+    bool queued;            /* on ctx->dirty */
 };
 
 struct xs_handle;
@@ -152,7 +194,11 @@ struct cxs_ctx {
     int back_err;
     noxs_client *client;
     int client_err;
-    struct cxs_dev *devs;
+    struct cxs_dev *devs;          /* every device, newest first */
+    struct cxs_htab dev_by_fe;     /* struct cxs_dev.by_fe */
+    struct cxs_dev *front_devs;    /* role FRONT (a device page's few) */
+    struct cxs_dev *dirty;         /* changed or gone since the flush */
+    struct cxs_htab watches;       /* xs.c: watch paths and their parents */
     uint32_t devpage_gen;
     bool devpage_seen;
     struct xs_handle *handles; /* linked through xs_handle.ctx_next */
@@ -186,6 +232,10 @@ void cxs_ctx_flush(struct cxs_ctx *ctx);
 /* The local device a parsed device/backend path names, or NULL. */
 struct cxs_dev *cxs_ctx_find(struct cxs_ctx *ctx, uint16_t fe,
                              const char *cls, uint32_t id);
+/* The devices (gone ones included) whose frontend is fe, newest first:
+ * for (d = cxs_ctx_fe_first(ctx, fe); d; d = cxs_ctx_fe_next(d)). */
+struct cxs_dev *cxs_ctx_fe_first(struct cxs_ctx *ctx, uint16_t fe);
+struct cxs_dev *cxs_ctx_fe_next(struct cxs_dev *d);
 
 /* Read a key of one half of d: value into *out (malloc'd, NUL-ended),
  * length into *len. -ENOENT if unset. */
@@ -225,5 +275,7 @@ void cxs_ctl_close(struct cxs_ctx *ctx);
 void cxs_fire(struct cxs_ctx *ctx, const char *path, bool removed);
 /* A role opened: its fd joins the poll set of every handle of ctx. */
 void cxs_ctx_add_fd(struct cxs_ctx *ctx, int fd);
+/* The context's last handle closed: free its (empty) watch index. */
+void cxs_watches_free(struct cxs_ctx *ctx);
 
 #endif /* COMPAT_XS_PRIVATE_H */

@@ -34,7 +34,7 @@
 
 pthread_mutex_t cxs_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Contexts hashed by domain id (a process may act as thousands). */
-#define CTX_BUCKETS 256u
+#define CTX_BUCKETS 1024u
 static struct cxs_ctx *contexts[CTX_BUCKETS];
 
 void cxs_log(const char *fmt, ...)
@@ -124,6 +124,31 @@ int cxs_kvlist_del(struct cxs_kvlist *l, const char *key)
 
 /* ---- device halves ---- */
 
+/* d has something to report: queue it for the next flush (once). */
+static void dev_queue(struct cxs_dev *d)
+{
+    if (d->queued)
+        return;
+    d->queued = true;
+    d->dirty_next = d->ctx->dirty;
+    d->ctx->dirty = d;
+}
+
+/* d's view may have changed: recompute it at the next flush. */
+static void dev_mark(struct cxs_dev *d)
+{
+    d->dirty = true;
+    dev_queue(d);
+}
+
+/* libnoxs dropped d (removed or detached): its nodes go at the flush. */
+static void dev_gone(struct cxs_dev *d)
+{
+    d->dev = NULL;
+    d->gone = true;
+    dev_queue(d);
+}
+
 static bool own_half(const struct cxs_dev *d, int half)
 {
     return (d->role == CXS_ROLE_FRONT) == (half == CXS_HALF_FRONT);
@@ -193,7 +218,7 @@ static int dev_refresh(struct cxs_dev *d)
     if (noxs_dev_refresh(d->dev) < 0)
         return -1;
     if (noxs_dev_peer_generation(d->dev) != d->seen_gen)
-        d->dirty = true;
+        dev_mark(d);
     return 0;
 }
 
@@ -363,7 +388,7 @@ int cxs_dev_write(struct cxs_dev *d, int half, const char *key,
         if (end != buf && !*end && s >= 1 && s <= NOXS_STATE_MAX)
             noxs_dev_set_state(d->dev, (unsigned int)s);
     }
-    d->dirty = true;
+    dev_mark(d);
     return cxs_kvlist_set(&d->own, key, buf, len);
 }
 
@@ -377,7 +402,7 @@ int cxs_dev_remove_key(struct cxs_dev *d, int half, const char *key)
         return -ENOENT;
     if (noxs_dev_del_kv(d->dev, key) < 0 && errno != ENOENT)
         return -errno;
-    d->dirty = true;
+    dev_mark(d);
     return cxs_kvlist_del(&d->own, key);
 }
 
@@ -438,6 +463,8 @@ void cxs_ctx_put(struct cxs_ctx *ctx)
         ctx->devs = d->next;
         dev_free(d);
     }
+    cxs_htab_free(&ctx->dev_by_fe);
+    cxs_watches_free(ctx);
     if (ctx->back)
         noxs_backend_close(ctx->back);
     if (ctx->front)
@@ -620,20 +647,54 @@ noxs_frontend *cxs_ctx_frontend(struct cxs_ctx *ctx)
 
 static struct cxs_dev *dev_new(struct cxs_ctx *ctx, int role, noxs_dev *nd)
 {
+    static uint64_t seq;
     struct cxs_dev *d = calloc(1, sizeof(*d));
 
     if (!d)
         return NULL;
+    d->ctx = ctx;
+    d->seq = ++seq;
     d->role = role;
     d->dev = nd;
     d->fe = noxs_dev_frontend_domid(nd);
     d->be = noxs_dev_backend_domid(nd);
     d->devid = noxs_dev_id(nd);
     d->id = cxs_devid_id(d->devid);
-    d->dirty = true;
+    if (cxs_htab_add(&ctx->dev_by_fe, &d->by_fe, cxs_hash_u64(d->fe)) < 0) {
+        free(d);
+        return NULL;
+    }
     d->next = ctx->devs;
+    if (d->next)
+        d->next->prev = d;
     ctx->devs = d;
+    if (role == CXS_ROLE_FRONT) {
+        d->front_next = ctx->front_devs;
+        if (d->front_next)
+            d->front_next->front_pprev = &d->front_next;
+        d->front_pprev = &ctx->front_devs;
+        ctx->front_devs = d;
+    }
+    dev_mark(d);
     return d;
+}
+
+/* Take d out of its context (it must not be queued) and free it. */
+static void dev_delete(struct cxs_ctx *ctx, struct cxs_dev *d)
+{
+    if (d->prev)
+        d->prev->next = d->next;
+    else
+        ctx->devs = d->next;
+    if (d->next)
+        d->next->prev = d->prev;
+    cxs_htab_del(&ctx->dev_by_fe, &d->by_fe);
+    if (d->front_pprev) {
+        *d->front_pprev = d->front_next;
+        if (d->front_next)
+            d->front_next->front_pprev = d->front_pprev;
+    }
+    dev_free(d);
 }
 
 static int back_create(noxs_backend *b, noxs_dev *nd,
@@ -654,11 +715,19 @@ static int back_create(noxs_backend *b, noxs_dev *nd,
     snprintf(d->cls, sizeof(d->cls), "%s", cls);
     noxs_dev_set_user(nd, d);
     for (size_t i = 0; i < nparams; i++) {
+        int rc = 0;
         if (noxs_dev_set_kv(nd, params[i].key, params[i].value) < 0)
-            return -errno;
-        if (cxs_kvlist_set(&d->own, params[i].key, params[i].value,
-                           (unsigned int)strlen(params[i].value)) < 0)
-            return -ENOMEM;
+            rc = -(errno ? errno : EIO);
+        else if (cxs_kvlist_set(&d->own, params[i].key, params[i].value,
+                                (unsigned int)strlen(params[i].value)) < 0)
+            rc = -ENOMEM;
+        if (rc < 0) {
+            /* libnoxs frees nd without a remove callback: let go of it
+             * now, the next flush drops d. */
+            noxs_dev_set_user(nd, NULL);
+            dev_gone(d);
+            return rc;
+        }
     }
     return 0;
 }
@@ -668,17 +737,15 @@ static void back_changed(noxs_backend *b, noxs_dev *nd, void *arg)
     struct cxs_dev *d = noxs_dev_user(nd);
 
     if (d)
-        d->dirty = true;
+        dev_mark(d);
 }
 
 static void back_remove(noxs_backend *b, noxs_dev *nd, void *arg)
 {
     struct cxs_dev *d = noxs_dev_user(nd);
 
-    if (d) {
-        d->dev = NULL;
-        d->gone = true;
-    }
+    if (d)
+        dev_gone(d);
 }
 
 /*
@@ -787,12 +854,40 @@ noxs_backend *cxs_ctx_backend(struct cxs_ctx *ctx)
     return ctx->back;
 }
 
+struct cxs_dev *cxs_ctx_fe_first(struct cxs_ctx *ctx, uint16_t fe)
+{
+    uint64_t h = cxs_hash_u64(fe);
+
+    for (struct cxs_hent *e = cxs_htab_find(&ctx->dev_by_fe, h); e;
+         e = cxs_htab_next(e, h)) {
+        struct cxs_dev *d = CXS_CONTAINER(e, struct cxs_dev, by_fe);
+        if (d->fe == fe)
+            return d;
+    }
+    return NULL;
+}
+
+struct cxs_dev *cxs_ctx_fe_next(struct cxs_dev *d)
+{
+    uint64_t h = d->by_fe.hash;
+
+    for (struct cxs_hent *e = cxs_htab_next(&d->by_fe, h); e;
+         e = cxs_htab_next(e, h)) {
+        struct cxs_dev *n = CXS_CONTAINER(e, struct cxs_dev, by_fe);
+        if (n->fe == d->fe)
+            return n;
+    }
+    return NULL;
+}
+
+/* The newest live device with that name: O(devices of frontend fe), a
+ * device page's worth at most per role, however many domains exist. */
 struct cxs_dev *cxs_ctx_find(struct cxs_ctx *ctx, uint16_t fe, const char *cls,
                              uint32_t id)
 {
-    for (struct cxs_dev *d = ctx->devs; d; d = d->next)
-        if (!d->gone && d->fe == fe && d->id == id &&
-            strcmp(d->cls, cls) == 0)
+    for (struct cxs_dev *d = cxs_ctx_fe_first(ctx, fe); d;
+         d = cxs_ctx_fe_next(d))
+        if (!d->gone && d->id == id && strcmp(d->cls, cls) == 0)
             return d;
     return NULL;
 }
@@ -811,9 +906,9 @@ static void front_sync(struct cxs_ctx *ctx)
         return;
     ctx->devpage_seen = true;
     ctx->devpage_gen = gen;
-    for (struct cxs_dev *d = ctx->devs; d; d = d->next) {
+    for (struct cxs_dev *d = ctx->front_devs; d; d = d->front_next) {
         bool listed = false;
-        if (d->role != CXS_ROLE_FRONT || d->gone)
+        if (d->gone)
             continue;
         for (int i = 0; i < n; i++)
             if (entries[i].type == NOXS_DEV_LEGACY &&
@@ -821,8 +916,7 @@ static void front_sync(struct cxs_ctx *ctx)
                 listed = true;
         if (!listed) {
             noxs_dev_detach(d->dev);
-            d->dev = NULL;
-            d->gone = true;
+            dev_gone(d);
         }
     }
     for (int i = 0; i < n; i++) {
@@ -833,9 +927,8 @@ static void front_sync(struct cxs_ctx *ctx)
 
         if (entries[i].type != NOXS_DEV_LEGACY)
             continue;
-        for (d = ctx->devs; d; d = d->next)
-            if (d->role == CXS_ROLE_FRONT && !d->gone &&
-                d->devid == entries[i].devid)
+        for (d = ctx->front_devs; d; d = d->front_next)
+            if (!d->gone && d->devid == entries[i].devid)
                 known = true;
         if (known)
             continue;
@@ -876,41 +969,82 @@ static void fire_diff(struct cxs_ctx *ctx, const struct cxs_kvlist *old,
             cxs_fire(ctx, old->e[i].key, true);
 }
 
+static int newest_first(const void *a, const void *b)
+{
+    const struct cxs_dev *x = *(const struct cxs_dev *const *)a;
+    const struct cxs_dev *y = *(const struct cxs_dev *const *)b;
+
+    return x->seq < y->seq ? 1 : x->seq > y->seq ? -1 : 0;
+}
+
+/* Report one queued device: its removal, or the differences of its view. */
+static void flush_one(struct cxs_ctx *ctx, struct cxs_dev *d)
+{
+    struct cxs_kvlist view = {0};
+
+    d->queued = false;
+    if (d->gone) {
+        /* Every node of the device disappears at once. */
+        fire_diff(ctx, &d->last, &view);
+        dev_delete(ctx, d);
+        return;
+    }
+    if (!d->dirty)
+        return;
+    if (d->dev)
+        d->seen_gen = noxs_dev_peer_generation(d->dev);
+    if (cxs_dev_view(d, &view) == 0) {
+        fire_diff(ctx, &d->last, &view);
+        cxs_kvlist_clear(&d->last);
+        d->last = view;
+        d->dirty = false;
+    } else {
+        cxs_kvlist_clear(&view);
+        dev_queue(d); /* try again at the next flush */
+    }
+}
+
+/*
+ * Only queued devices are visited, so a flush costs O(changed devices)
+ * however many the context has: a backend's devices are queued by the
+ * event that names them (back_changed, back_remove), our own writes and
+ * reads (dev_mark via cxs_dev_write / dev_refresh); a frontend's few
+ * devices share its event channel, so each of them is refreshed here.
+ * Devices are reported newest first, the order of ctx->devs, so watch
+ * events come in the order a walk of every device would give.
+ */
 void cxs_ctx_flush(struct cxs_ctx *ctx)
 {
-    struct cxs_dev **pp = &ctx->devs;
+    struct cxs_dev *stack[16], **v = stack, *d;
+    size_t n = 0;
 
-    while (*pp) {
-        struct cxs_dev *d = *pp;
-        struct cxs_kvlist view = {0};
-
-        if (d->gone) {
-            /* Every node of the device disappears at once. */
-            fire_diff(ctx, &d->last, &view);
-            *pp = d->next;
-            dev_free(d);
-            continue;
-        }
-        /* A frontend's few devices share its event channel: look at each.
-         * A backend may serve thousands: libnoxs tells us which one's
-         * channel fired (back_changed), and our own reads mark the rest
-         * (dev_refresh), so an event costs O(1) pages, not O(devices). */
-        if (d->role == CXS_ROLE_FRONT && d->dev)
+    for (d = ctx->front_devs; d; d = d->front_next)
+        if (d->dev)
             dev_refresh(d);
-        if (d->dirty) {
-            if (d->dev)
-                d->seen_gen = noxs_dev_peer_generation(d->dev);
-            if (cxs_dev_view(d, &view) == 0) {
-                fire_diff(ctx, &d->last, &view);
-                cxs_kvlist_clear(&d->last);
-                d->last = view;
-                d->dirty = false;
-            } else {
-                cxs_kvlist_clear(&view);
-            }
+    if (!ctx->dirty)
+        return;
+    for (d = ctx->dirty; d; d = d->dirty_next)
+        n++;
+    if (n > sizeof(stack) / sizeof(stack[0]) &&
+        !(v = malloc(n * sizeof(*v)))) {
+        /* No memory to sort: report in queue order rather than not. */
+        struct cxs_dev *list = ctx->dirty;
+        ctx->dirty = NULL;
+        while ((d = list) != NULL) {
+            list = d->dirty_next;
+            flush_one(ctx, d);
         }
-        pp = &d->next;
+        return;
     }
+    n = 0;
+    for (d = ctx->dirty; d; d = d->dirty_next)
+        v[n++] = d;
+    ctx->dirty = NULL;
+    qsort(v, n, sizeof(*v), newest_first);
+    for (size_t i = 0; i < n; i++)
+        flush_one(ctx, v[i]);
+    if (v != stack)
+        free(v);
 }
 
 void cxs_ctx_poll(struct cxs_ctx *ctx)

@@ -33,8 +33,39 @@
 
 #define PROXY_TIMEOUT_MS 5000
 
+/*
+ * Watches are indexed per context by path (ctx->watches), so an event
+ * costs O(depth of its path + watches that fire), not O(watches): a
+ * backend serving N devices holds about N watches (one per frontend
+ * state). The index is a tree of every watched path and its parents
+ * ("/a/b" -> "/a" -> "/"; "@..." paths stand alone): the watches covering
+ * a changed path are looked up at each of its prefixes, those below a
+ * removed directory are its node's subtree.
+ */
+struct wnode {
+    struct cxs_hent hent;        /* ctx->watches, hash of path */
+    struct wnode *parent;
+    struct wnode *child, *sib_next, **sib_pprev;
+    struct watch *watches;       /* at exactly this path, newest first */
+    size_t refs;                 /* watches here + children */
+    size_t len;
+    char path[];
+};
+
+/* Tokens of one handle's watches, counted (xs_unwatch's question). */
+struct tokent {
+    struct cxs_hent hent;        /* xs_handle.tokens, hash of token */
+    size_t count;
+    char token[];
+};
+
 struct watch {
-    struct watch *next;
+    struct watch *next, **pprev;   /* the handle's, newest first */
+    struct watch *wnext, **wpprev; /* the node's, newest first */
+    struct wnode *node;
+    struct tokent *tok;
+    struct xs_handle *h;
+    uint64_t seq;                  /* higher is newer */
     char *path;   /* absolute */
     char *token;
     size_t strip; /* relative watch: bytes of domain path to strip */
@@ -71,6 +102,7 @@ struct xs_handle {
     int epfd;
     bool readonly, signalled; /* signalled: ready_fd is in epfd */
     struct watch *watches;
+    struct cxs_htab tokens; /* struct tokent */
     struct event *head, *tail;
     struct tx *txs;
     uint32_t next_tx;
@@ -252,15 +284,256 @@ static void queue_for_watch(struct xs_handle *h, struct watch *w,
                 w->token);
 }
 
+/* ---- the watch index ---- */
+
+static struct wnode *wnode_find(struct cxs_ctx *ctx, const char *path,
+                                size_t len)
+{
+    uint64_t hash = cxs_hash_bytes(path, len);
+
+    for (struct cxs_hent *e = cxs_htab_find(&ctx->watches, hash); e;
+         e = cxs_htab_next(e, hash)) {
+        struct wnode *n = CXS_CONTAINER(e, struct wnode, hent);
+        if (n->len == len && memcmp(n->path, path, len) == 0)
+            return n;
+    }
+    return NULL;
+}
+
+/* Length of the parent of path[0..len) in the index, or 0 for none: the
+ * prefix before the last '/', "/" for "/x", none for "/" and "@...". */
+static size_t wnode_parent_len(const char *path, size_t len)
+{
+    size_t i = len;
+
+    if (len <= 1 || path[0] != '/')
+        return 0;
+    while (path[--i] != '/')
+        ;
+    return i ? i : 1;
+}
+
+static void wnode_unref(struct cxs_ctx *ctx, struct wnode *n)
+{
+    while (n && --n->refs == 0) {
+        struct wnode *parent = n->parent;
+
+        if (n->sib_pprev) {
+            *n->sib_pprev = n->sib_next;
+            if (n->sib_next)
+                n->sib_next->sib_pprev = n->sib_pprev;
+        }
+        cxs_htab_del(&ctx->watches, &n->hent);
+        free(n);
+        n = parent;
+    }
+}
+
+/* The node of path[0..len), created with its parents if need be, with one
+ * more reference; NULL on ENOMEM. */
+static struct wnode *wnode_get(struct cxs_ctx *ctx, const char *path,
+                               size_t len)
+{
+    struct wnode *n = wnode_find(ctx, path, len), *parent = NULL;
+    size_t plen;
+
+    if (n) {
+        n->refs++;
+        return n;
+    }
+    plen = wnode_parent_len(path, len);
+    if (plen && !(parent = wnode_get(ctx, path, plen)))
+        return NULL;
+    n = calloc(1, sizeof(*n) + len + 1);
+    if (!n || cxs_htab_add(&ctx->watches, &n->hent,
+                           cxs_hash_bytes(path, len)) < 0) {
+        free(n);
+        wnode_unref(ctx, parent);
+        return NULL;
+    }
+    memcpy(n->path, path, len);
+    n->len = len;
+    n->refs = 1;
+    n->parent = parent;
+    if (parent) {
+        n->sib_next = parent->child;
+        if (n->sib_next)
+            n->sib_next->sib_pprev = &n->sib_next;
+        n->sib_pprev = &parent->child;
+        parent->child = n;
+    }
+    return n;
+}
+
+/* Index w (its path, its handle's token count). */
+static int watch_link(struct xs_handle *h, struct watch *w)
+{
+    static uint64_t seq;
+    struct cxs_ctx *ctx = h->ctx;
+    size_t tl = strlen(w->token);
+    uint64_t th = cxs_hash_bytes(w->token, tl);
+    struct tokent *t = NULL;
+
+    for (struct cxs_hent *e = cxs_htab_find(&h->tokens, th); e;
+         e = cxs_htab_next(e, th)) {
+        struct tokent *x = CXS_CONTAINER(e, struct tokent, hent);
+        if (strcmp(x->token, w->token) == 0) {
+            t = x;
+            break;
+        }
+    }
+    if (!t) {
+        t = calloc(1, sizeof(*t) + tl + 1);
+        if (!t || cxs_htab_add(&h->tokens, &t->hent, th) < 0) {
+            free(t);
+            return -ENOMEM;
+        }
+        memcpy(t->token, w->token, tl + 1);
+    }
+    w->node = wnode_get(ctx, w->path, strlen(w->path));
+    if (!w->node) {
+        if (t->count == 0) {
+            cxs_htab_del(&h->tokens, &t->hent);
+            free(t);
+        }
+        return -ENOMEM;
+    }
+    t->count++;
+    w->tok = t;
+    w->h = h;
+    w->seq = ++seq;
+    w->wnext = w->node->watches;
+    if (w->wnext)
+        w->wnext->wpprev = &w->wnext;
+    w->wpprev = &w->node->watches;
+    w->node->watches = w;
+    w->next = h->watches;
+    if (w->next)
+        w->next->pprev = &w->next;
+    w->pprev = &h->watches;
+    h->watches = w;
+    return 0;
+}
+
+/* Unindex and free w. true if another watch of the handle still has its
+ * token. */
+static bool watch_unlink(struct xs_handle *h, struct watch *w)
+{
+    bool token_used = --w->tok->count > 0;
+
+    if (!token_used) {
+        cxs_htab_del(&h->tokens, &w->tok->hent);
+        free(w->tok);
+    }
+    *w->pprev = w->next;
+    if (w->next)
+        w->next->pprev = w->pprev;
+    *w->wpprev = w->wnext;
+    if (w->wnext)
+        w->wnext->wpprev = w->wpprev;
+    wnode_unref(h->ctx, w->node);
+    free(w->path);
+    free(w->token);
+    free(w);
+    return token_used;
+}
+
+void cxs_watches_free(struct cxs_ctx *ctx)
+{
+    /* Every handle unlinked its watches, so no node is left. */
+    cxs_htab_free(&ctx->watches);
+}
+
+/* Watches that fire for one event, and the path each reports. */
+struct match {
+    struct watch *w;
+    const char *path;
+};
+struct matches {
+    struct match stack[8], *v;
+    size_t n, cap;
+};
+
+static void match_add(struct matches *m, struct watch *w, const char *path)
+{
+    if (m->n == m->cap) {
+        size_t cap = m->cap * 2;
+        struct match *v = malloc(cap * sizeof(*v));
+        if (!v)
+            return; /* as queue_event: an event lost to ENOMEM */
+        memcpy(v, m->v, m->n * sizeof(*v));
+        if (m->v != m->stack)
+            free(m->v);
+        m->v = v;
+        m->cap = cap;
+    }
+    m->v[m->n].w = w;
+    m->v[m->n++].path = path;
+}
+
+static void match_node(struct matches *m, const struct wnode *n,
+                       const char *path)
+{
+    for (struct watch *w = n ? n->watches : NULL; w; w = w->wnext)
+        match_add(m, w, path ? path : w->path);
+}
+
+static int newest_first(const void *a, const void *b)
+{
+    const struct match *x = a, *y = b;
+
+    return x->w->seq < y->w->seq ? 1 : x->w->seq > y->w->seq ? -1 : 0;
+}
+
+/*
+ * xenstored's rule, as cxs_is_child states it: a watch fires when path is
+ * at or below it (it is path, "/", or a prefix of path ending before a
+ * '/'), and for a removed directory, a watch below it fires with its own
+ * path. Each handle's events are queued in the order of its watch list,
+ * newest watch first, as a walk of every watch would queue them.
+ */
 void cxs_fire(struct cxs_ctx *ctx, const char *path, bool removed)
 {
-    for (struct xs_handle *h = ctx->handles; h; h = h->ctx_next)
-        for (struct watch *w = h->watches; w; w = w->next) {
-            if (cxs_is_child(path, w->path))
-                queue_for_watch(h, w, path);
-            else if (removed && cxs_is_child(w->path, path))
-                queue_for_watch(h, w, w->path);
+    struct matches m = {.cap = sizeof(m.stack) / sizeof(m.stack[0])};
+    size_t len = strlen(path);
+
+    if (ctx->watches.n == 0)
+        return;
+    m.v = m.stack;
+    match_node(&m, wnode_find(ctx, path, len), path);
+    if (path[0] == '/' && len > 1 && path[1] != '/')
+        match_node(&m, wnode_find(ctx, "/", 1), path);
+    for (size_t i = 1; i < len; i++)
+        if (path[i] == '/')
+            match_node(&m, wnode_find(ctx, path, i), path);
+    if (removed && len == 0) {
+        /* Below "": every absolute watch (no such event is fired). */
+        for (struct xs_handle *h = ctx->handles; h; h = h->ctx_next)
+            for (struct watch *w = h->watches; w; w = w->next)
+                if (cxs_is_child(w->path, path))
+                    match_add(&m, w, w->path);
+    } else if (removed) {
+        /* The subtree below path's node, depth first. */
+        struct wnode *top = wnode_find(ctx, path, len);
+        struct wnode *n = top ? top->child : NULL;
+
+        while (n) {
+            match_node(&m, n, NULL);
+            if (n->child) {
+                n = n->child;
+                continue;
+            }
+            while (n != top && !n->sib_next)
+                n = n->parent;
+            n = n == top ? NULL : n->sib_next;
         }
+    }
+    if (m.n > 1)
+        qsort(m.v, m.n, sizeof(*m.v), newest_first);
+    for (size_t i = 0; i < m.n; i++)
+        queue_for_watch(m.v[i].w->h, m.v[i].w, m.v[i].path);
+    if (m.v != m.stack)
+        free(m.v);
 }
 
 void cxs_ctx_add_fd(struct cxs_ctx *ctx, int fd)
@@ -383,13 +656,9 @@ static void handle_free(struct xs_handle *h, bool release_ctx)
         free(e->token);
         free(e);
     }
-    while (h->watches) {
-        struct watch *w = h->watches;
-        h->watches = w->next;
-        free(w->path);
-        free(w->token);
-        free(w);
-    }
+    while (h->watches)
+        watch_unlink(h, h->watches);
+    cxs_htab_free(&h->tokens);
     while (h->txs) {
         struct tx *t = h->txs;
         h->txs = t->next;
@@ -587,28 +856,49 @@ CXS_EXPORT void *xs_read(struct xs_handle *h, xs_transaction_t t,
 
 /* ---- directories ---- */
 
+/* A directory listing being built: names in order of first addition,
+ * hashed so that adding is O(1) (listing every domain stays O(N)). */
+struct name {
+    struct cxs_hent hent;
+    size_t len;
+    char s[];
+};
 struct names {
-    char **v;
+    struct name **v;
     size_t n, cap;
+    struct cxs_htab idx;
 };
 
 static int names_add(struct names *ns, const char *name, size_t len)
 {
-    for (size_t i = 0; i < ns->n; i++)
-        if (strlen(ns->v[i]) == len && memcmp(ns->v[i], name, len) == 0)
+    uint64_t hash = cxs_hash_bytes(name, len);
+    struct name *e;
+
+    for (struct cxs_hent *x = cxs_htab_find(&ns->idx, hash); x;
+         x = cxs_htab_next(x, hash)) {
+        e = CXS_CONTAINER(x, struct name, hent);
+        if (e->len == len && memcmp(e->s, name, len) == 0)
             return 0;
+    }
     if (ns->n == ns->cap) {
         size_t cap = ns->cap ? ns->cap * 2 : 16;
-        char **v = realloc(ns->v, cap * sizeof(*v));
+        struct name **v = realloc(ns->v, cap * sizeof(*v));
         if (!v)
             return -ENOMEM;
         ns->v = v;
         ns->cap = cap;
     }
-    ns->v[ns->n] = strndup(name, len);
-    if (!ns->v[ns->n])
+    e = malloc(sizeof(*e) + len + 1);
+    if (!e)
         return -ENOMEM;
-    ns->n++;
+    memcpy(e->s, name, len);
+    e->s[len] = '\0';
+    e->len = len;
+    if (cxs_htab_add(&ns->idx, &e->hent, hash) < 0) {
+        free(e);
+        return -ENOMEM;
+    }
+    ns->v[ns->n++] = e;
     return 0;
 }
 
@@ -617,6 +907,7 @@ static void names_clear(struct names *ns)
     for (size_t i = 0; i < ns->n; i++)
         free(ns->v[i]);
     free(ns->v);
+    cxs_htab_free(&ns->idx);
 }
 
 /* libxenstore's layout: a vector and the strings in one allocation. */
@@ -626,15 +917,15 @@ static char **names_vector(struct names *ns, unsigned int *num)
     char **v, *s;
 
     for (size_t i = 0; i < ns->n; i++)
-        total += strlen(ns->v[i]) + 1;
+        total += ns->v[i]->len + 1;
     v = malloc(total);
     if (!v)
         return NULL;
     s = (char *)(v + ns->n + 1);
     for (size_t i = 0; i < ns->n; i++) {
-        size_t l = strlen(ns->v[i]) + 1;
+        size_t l = ns->v[i]->len + 1;
         v[i] = s;
-        memcpy(s, ns->v[i], l);
+        memcpy(s, ns->v[i]->s, l);
         s += l;
     }
     v[ns->n] = NULL;
@@ -693,7 +984,15 @@ static int gather(struct xs_handle *h, const struct cxs_path *p,
         cxs_ctx_poll(ctx);
     local_only = backend_tree ? (ctx->back && p->domid == ctx->domid)
                               : (ctx->front && p->domid == ctx->domid);
-    for (struct cxs_dev *d = ctx->devs; d; d = d->next) {
+    /* Paths naming one frontend domain only need its devices (a backend
+     * may serve thousands of domains); the callers filter on fe anyway. */
+    int fe = p->kind == CXS_DEVICE_ROOT || p->kind == CXS_DEVICE_CLASS
+                 ? p->domid
+             : p->kind == CXS_BACKEND_FE ? p->fe
+                                          : -1;
+    for (struct cxs_dev *d = fe < 0 ? ctx->devs
+                                    : cxs_ctx_fe_first(ctx, (uint16_t)fe);
+         d; d = fe < 0 ? d->next : cxs_ctx_fe_next(d)) {
         if (d->gone)
             continue;
         if (n == cap) {
@@ -1421,8 +1720,13 @@ CXS_EXPORT bool xs_watch(struct xs_handle *h, const char *path,
         return fail(ENOMEM);
     }
     w->strip = strip;
-    w->next = h->watches;
-    h->watches = w;
+    if (watch_link(h, w) < 0) {
+        free(w->path);
+        free(w->token);
+        free(w);
+        pthread_mutex_unlock(&cxs_lock);
+        return fail(ENOMEM);
+    }
 
     /* Watching our own backend tree makes this process the backend of
      * the domain's legacy devices; watching device trees of our own
@@ -1446,7 +1750,6 @@ CXS_EXPORT bool xs_unwatch(struct xs_handle *h, const char *path,
                            const char *token)
 {
     char abs[CXS_ABS_PATH_MAX + 1];
-    struct watch **pp;
     bool found = false;
 
     if (!h || !token)
@@ -1456,24 +1759,18 @@ CXS_EXPORT bool xs_unwatch(struct xs_handle *h, const char *path,
         pthread_mutex_unlock(&cxs_lock);
         return fail(EINVAL);
     }
-    for (pp = &h->watches; *pp;) {
-        struct watch *w = *pp;
-        if (strcmp(w->path, abs) == 0 && strcmp(w->token, token) == 0) {
-            *pp = w->next;
-            free(w->path);
-            free(w->token);
-            free(w);
+    /* The handle's newest watch of (path, token): the node's list is
+     * newest first. */
+    struct wnode *n = wnode_find(h->ctx, abs, strlen(abs));
+    bool token_used = true;
+    for (struct watch *w = n ? n->watches : NULL; w; w = w->wnext)
+        if (w->h == h && strcmp(w->token, token) == 0) {
+            token_used = watch_unlink(h, w);
             found = true;
             break;
         }
-        pp = &w->next;
-    }
     /* As libxenstore does: drop queued events of that watch, unless
      * another watch still uses the token. */
-    bool token_used = false;
-    for (struct watch *w = h->watches; w; w = w->next)
-        if (strcmp(w->token, token) == 0)
-            token_used = true;
     if (found && !token_used) {
         struct event **ep = &h->head, *last = NULL;
         while (*ep) {

@@ -8,6 +8,10 @@
  *   xssem DOMID
  *   xssem -r PATH          one xs_read: the value or strerror(errno)
  *   xssem -w PATH NBYTES   one xs_write of NBYTES 'v's: ok or strerror
+ *   xssem -m FIRST LAST K  one process as the frontends of domains
+ *                          FIRST..LAST (and the toolstack): events for
+ *                          domain K reach K's handle only
+ *                          (tests/compat/test-many.sh)
  * (Debian's xenstore-read/-write print no errno, so the compat-only
  * error checks use these.)
  */
@@ -72,6 +76,141 @@ static void read_key(struct xs_handle *h, xs_transaction_t t, const char *k,
     free(v);
 }
 
+/* ---- -m: many domains in one process ---- */
+
+#define MANY_MAX 64
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every queued event of h, "path token" with /local/domain/<dom>/ shown
+ * as /local/domain/D/, sorted, one per line, into out. */
+static void drain(struct xs_handle *h, unsigned int dom, char *out, size_t len)
+{
+    char *lines[256], prefix[64], **ev;
+    size_t n = 0, used = 0, pl;
+
+    pl = (size_t)snprintf(prefix, sizeof(prefix), "/local/domain/%u/", dom);
+    while (n < 256 && (ev = xs_check_watch(h)) != NULL) {
+        const char *p = ev[XS_WATCH_PATH];
+        char buf[512];
+
+        if (strncmp(p, prefix, pl) == 0)
+            snprintf(buf, sizeof(buf), "  /local/domain/D/%s %s", p + pl,
+                     ev[XS_WATCH_TOKEN]);
+        else
+            snprintf(buf, sizeof(buf), "  %s %s", p, ev[XS_WATCH_TOKEN]);
+        if ((lines[n] = strdup(buf)) != NULL)
+            n++;
+        free(ev);
+    }
+    qsort(lines, n, sizeof(lines[0]), cmp_str);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        used += (size_t)snprintf(out + used, len - used, "%s\n", lines[i]);
+        if (used >= len)
+            used = len - 1;
+        free(lines[i]);
+    }
+}
+
+/* Domain k's events (printed), then every other handle's (none). */
+static void report(struct xs_handle **h, unsigned int first, unsigned int last,
+                   unsigned int k, const char *what)
+{
+    static char buf[1 << 16];
+    unsigned int others = 0;
+
+    drain(h[k - first], k, buf, sizeof(buf));
+    printf("%s:\n%s", what, buf);
+    for (unsigned int d = first; d <= last; d++) {
+        if (d == k)
+            continue;
+        drain(h[d - first], d, buf, sizeof(buf));
+        if (buf[0]) {
+            printf("  domain %u also got:\n%s", d, buf);
+            others++;
+        }
+    }
+    printf("  others: %s\n", others ? "disturbed" : "none");
+}
+
+static int many(unsigned int first, unsigned int last, unsigned int k)
+{
+    static char buf[1 << 16], ref[1 << 16];
+    struct xs_handle *h[MANY_MAX], *ts;
+    char env[16], path[256], kpath[256];
+    unsigned int same = 0;
+
+    if (first == 0 || last < first || last - first >= MANY_MAX || k < first ||
+        k > last)
+        return 2;
+    for (unsigned int d = first; d <= last; d++) {
+        struct xs_handle *x;
+
+        snprintf(env, sizeof(env), "%u", d);
+        setenv("NOXS_SIM_DOMID", env, 1);
+        x = h[d - first] = xs_open(0);
+        if (!x) {
+            perror("xs_open");
+            return 1;
+        }
+        snprintf(path, sizeof(path), "/local/domain/%u/device/vif/0/k", d);
+        if (!xs_watch(x, "device/vif/0", "dir") || !xs_watch(x, path, "key") ||
+            !xs_watch(x, path, "key2")) {
+            perror("xs_watch");
+            return 1;
+        }
+    }
+    setenv("NOXS_SIM_DOMID", "0", 1);
+    ts = xs_open(0);
+    if (!ts) {
+        perror("xs_open");
+        return 1;
+    }
+    /* Initial events: the same for every domain. */
+    for (unsigned int d = first; d <= last; d++) {
+        drain(h[d - first], d, d == first ? ref : buf,
+              d == first ? sizeof(ref) : sizeof(buf));
+        if (d == first || strcmp(buf, ref) == 0)
+            same++;
+    }
+    printf("initial:\n%s  the same for %u of %u domains\n", ref, same,
+           last - first + 1);
+
+    struct xs_handle *hk = h[k - first];
+    snprintf(kpath, sizeof(kpath), "/local/domain/%u/device/vif/0/k", k);
+    printf("write: %s\n", err(xs_write(hk, XBT_NULL, kpath, "1", 1)));
+    poll(NULL, 0, 200);
+    report(h, first, last, k, "events");
+    printf("rm: %s\n", err(xs_rm(hk, XBT_NULL, kpath)));
+    poll(NULL, 0, 200);
+    report(h, first, last, k, "events");
+    printf("unwatch key: %s\n", err(xs_unwatch(hk, kpath, "key")));
+    printf("write: %s\n", err(xs_write(hk, XBT_NULL, kpath, "2", 1)));
+    poll(NULL, 0, 200);
+    report(h, first, last, k, "events");
+    /* The toolstack removes k's device: its whole view goes. */
+    snprintf(path, sizeof(path), "/local/domain/%u/device/vif/0", k);
+    printf("toolstack rm: %s\n", err(xs_rm(ts, XBT_NULL, path)));
+    for (int i = 0; i < 50; i++) {
+        unsigned int len;
+        char *v = xs_read(hk, XBT_NULL, kpath, &len);
+        free(v);
+        if (!v)
+            break;
+        poll(NULL, 0, 100);
+    }
+    poll(NULL, 0, 200);
+    report(h, first, last, k, "events");
+    for (unsigned int d = first; d <= last; d++)
+        xs_close(h[d - first]);
+    xs_close(ts);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct xs_handle *a, *b;
@@ -108,6 +247,9 @@ int main(int argc, char **argv)
         xs_close(h);
         return 0;
     }
+    if (argc == 5 && strcmp(argv[1], "-m") == 0)
+        return many((unsigned)atoi(argv[2]), (unsigned)atoi(argv[3]),
+                    (unsigned)atoi(argv[4]));
     if (argc != 2)
         return 2;
     snprintf(dir, sizeof(dir), "/local/domain/%s/device/vif/0", argv[1]);
