@@ -664,14 +664,18 @@ static void handle_free(struct xs_handle *h, bool release_ctx)
         h->txs = t->next;
         tx_free(t);
     }
-    if (release_ctx && h->ctx) {
+    /* Off the context's list in any case (after fork too: the child's
+     * copy of the context must not keep a pointer to freed memory); only
+     * the parent's close lets go of the context itself. */
+    if (h->ctx) {
         for (struct xs_handle **pp = &h->ctx->handles; *pp;
              pp = &(*pp)->ctx_next)
             if (*pp == h) {
                 *pp = h->ctx_next;
                 break;
             }
-        cxs_ctx_put(h->ctx);
+        if (release_ctx)
+            cxs_ctx_put(h->ctx);
     }
     close(h->epfd);
     free(h);
