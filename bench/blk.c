@@ -1,7 +1,7 @@
 /*
  * blk: noxs blk throughput on the simulator against direct file I/O.
  *
- *   blk [-n REPS] [-o OP[,OP..]] [-q QD[,QD..]] [SIZE_MB [SECONDS]]
+ *   blk [-n REPS] [-o OP[,OP..]] [-q QD[,QD..]] [-r ORDER] [SIZE_MB [SECONDS]]
  *
  *   SIZE_MB  the backing file (default 64 MB), SECONDS per result (1 s)
  *   -n REPS  repetitions (default 1); each repetition measures every
@@ -9,6 +9,8 @@
  *            goes first), and a summary of the ratios follows the runs
  *   -o OPS   randread,randwrite,seqread,seqwrite (default all)
  *   -q QDS   queue depths, 1..32 (default 1,32)
+ *   -r ORDER the ring's page order the frontend asks for, 0..4 (default
+ *            2: 4 pages, 128 slots; a 1 MiB request takes 24 of them)
  *
  * Starts its own noxsd and noxs-blk-back in a temporary directory (own
  * NOXS_SIM_DIR), creates domain 1 with a blk device on a SIZE_MB file in
@@ -69,8 +71,11 @@
 #include <noxs/noxs.h>
 
 #include "blkfront.h"
+#include "blkring.h"
 
 #define MAXQD 32
+
+static unsigned int ring_order = 2; /* -r */
 
 static char tmpdir[PATH_MAX / 2];
 static char simdir[PATH_MAX / 2];
@@ -258,13 +263,14 @@ static noxs_blkfront *setup(unsigned int size_mb, noxs_frontend **fe)
     *fe = noxs_frontend_open(&boot);
     if (*fe == NULL)
         die("frontend: %s", strerror(errno));
-    noxs_blkfront *b = noxs_blkfront_open(*fe, 0, 2, 20000);
+    noxs_blkfront *b = noxs_blkfront_open(*fe, 0, ring_order, 20000);
     if (b == NULL)
         die("connect: %s", strerror(errno));
     return b;
 }
 
 static uint64_t rng = 88172645463325252ull;
+
 static uint64_t next_rand(void)
 {
     rng ^= rng << 13;
@@ -437,8 +443,9 @@ static double median(double *v, int n, double *lo, double *hi)
 static void usage(FILE *out)
 {
     fprintf(out, "usage: blk [-n REPS] [-o OP[,OP..]] [-q QD[,QD..]] "
-                 "[SIZE_MB>=8 [SECONDS]]\n"
-                 "  OP: randread randwrite seqread seqwrite; QD: 1..%d\n",
+                 "[-r ORDER] [SIZE_MB>=8 [SECONDS]]\n"
+                 "  OP: randread randwrite seqread seqwrite; QD: 1..%d;\n"
+                 "  ORDER: ring page order 0..4 (default 2)\n",
             MAXQD);
 }
 
@@ -466,7 +473,7 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    while ((c = getopt(argc, argv, "hn:o:q:")) != -1) {
+    while ((c = getopt(argc, argv, "hn:o:q:r:")) != -1) {
         char *tok, *save;
 
         switch (c) {
@@ -498,6 +505,11 @@ int main(int argc, char **argv)
                     die("-q: 1..%d", MAXQD);
                 qds[nqd++] = (unsigned int)q;
             }
+            break;
+        case 'r':
+            ring_order = (unsigned int)atoi(optarg);
+            if (ring_order > NOXS_BLK_MAX_RING_ORDER)
+                die("-r: 0..%u", NOXS_BLK_MAX_RING_ORDER);
             break;
         case 'h':
             usage(stdout);
