@@ -183,6 +183,31 @@ static int add_dev(noxs_backend *b, noxs_dev *d)
     return 0;
 }
 
+/* Off the list of live devices. */
+static void unlink_live(noxs_backend *b, struct bdev *x)
+{
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        b->all = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    x->next = x->prev = NULL;
+}
+
+/* Off the list of devices with events to look at. */
+static void unlink_dirty(noxs_backend *b, struct bdev *x)
+{
+    struct bdev **pp;
+
+    for (pp = &b->dirty; *pp; pp = &(*pp)->dirty_next)
+        if (*pp == x) {
+            *pp = x->dirty_next;
+            break;
+        }
+    x->dirty = 0;
+}
+
 static void del_dev(noxs_backend *b, struct bdev *x)
 {
     struct bdev **pp;
@@ -194,18 +219,9 @@ static void del_dev(noxs_backend *b, struct bdev *x)
             *pp = x->hnext;
             break;
         }
-    for (pp = &b->dirty; *pp; pp = &(*pp)->dirty_next)
-        if (*pp == x) {
-            *pp = x->dirty_next;
-            break;
-        }
+    unlink_dirty(b, x);
     if (!x->closing) {
-        if (x->prev)
-            x->prev->next = x->next;
-        else
-            b->all = x->next;
-        if (x->next)
-            x->next->prev = x->prev;
+        unlink_live(b, x);
     } else {
         for (pp = &b->closing; *pp; pp = &(*pp)->cnext)
             if (*pp == x) {
@@ -601,24 +617,12 @@ static void begin_close(noxs_backend *b, struct bdev *x, int wait_ms,
                         int has_req, uint32_t req)
 {
     noxs_dev *d = x->d;
-    struct bdev **pp;
 
     if (b->ops->remove)
         b->ops->remove(b, d, b->arg);
     /* Off the live list (sync, close) onto the closing list. */
-    if (x->prev)
-        x->prev->next = x->next;
-    else
-        b->all = x->next;
-    if (x->next)
-        x->next->prev = x->prev;
-    x->next = x->prev = NULL;
-    for (pp = &b->dirty; *pp; pp = &(*pp)->dirty_next)
-        if (*pp == x) {
-            *pp = x->dirty_next;
-            break;
-        }
-    x->dirty = 0;
+    unlink_live(b, x);
+    unlink_dirty(b, x);
     x->closing = 1;
     x->has_req = has_req;
     x->remove_req = req;
