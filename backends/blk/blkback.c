@@ -490,14 +490,20 @@ static int do_discard(struct blkdev *bd, uint64_t off, uint64_t len)
  * (handing groups of small random requests to a worker was measured to
  * cost more than it saves: 4 KiB random reads at QD32 fell from 0.61 to
  * 0.38 of direct I/O, medians of 5). A job smaller than INLINE_MAX runs
- * on the ring thread at once; the others are
- * queued for the device's worker threads, and the ring thread takes jobs
- * from the queue too once it has consumed the ring. Only the ring thread
- * touches the ring, the grant cache and the mappings (it unpins and
- * answers a job's requests after the job is done); flush and discard wait
- * for every job in flight, then run on the ring thread. Each request is
- * answered on its own (a merged run that fails answers each of its
- * requests with the error).
+ * on the ring thread at once; the others are queued for the device's
+ * worker threads (--io-threads, default 2), which take them in order and
+ * run them in parallel. The ring thread does not run big jobs itself
+ * when there are workers: it stays free to consume the ring and to
+ * answer finished jobs at once, so that the frontend gets its slots back
+ * and refills the queue while the workers copy (when it copied a 1 MiB
+ * job itself, the worker's finished jobs waited for it, the frontend ran
+ * dry and at most one copy ran at a time). Only the ring thread touches
+ * the ring, the grant cache and the mappings (it unpins and answers a
+ * job's requests after the job is done); flush and discard wait for every
+ * job in flight, then run on the ring thread. Each request is answered on
+ * its own (a merged run that fails answers each of its requests with the
+ * error); jobs may finish out of order, and so may their answers, as in
+ * blkif.
  */
 #define JOB_MAX_REQS 32u
 #define JOB_MAX_SEGS 256u /* iovecs of one preadv/pwritev, under IOV_MAX */
@@ -511,6 +517,8 @@ struct iojob {
     struct iojob *last;
     unsigned int nreq, nseg;
     uint64_t bytes;
+    bool big;    /* queued as a big job */
+    bool shared; /* a batch of small jobs handed to a worker */
     /* Every request: */
     uint64_t id;
     uint8_t operation;
@@ -528,16 +536,26 @@ struct ioq {
     atomic_uint ndone;
     atomic_bool ring_sleeping; /* the ring thread may block in poll */
     bool quit;
+    unsigned int ntodo;    /* jobs in the FIFO */
+    unsigned int idle;     /* workers waiting for a job */
     unsigned int nworkers; /* worker threads running */
     pthread_t threads[MAX_WORKERS];
     int done_fd;  /* eventfd: worker -> ring thread */
     struct iojob *free;    /* ring thread only */
     struct iojob *open;    /* ring thread only: the job being gathered */
+    struct iojob *small;   /* ring thread only: small jobs to share */
     unsigned int inflight; /* ring thread only: requests taken, not answered */
+    unsigned int nbig;     /* ring thread only: big jobs queued, not reaped */
+    unsigned int nshared;  /* ring thread only: small batches shared, not
+                              reaped */
 };
 
-/* Worker threads per device (--io-threads). */
-static unsigned int io_threads = 1;
+/* Worker threads per device (--io-threads). Two: the measured best on a
+ * 2-core machine (see docs/DRIVERS.md, Performance). */
+#define DEFAULT_IO_THREADS 2u
+static unsigned int io_threads = DEFAULT_IO_THREADS;
+/* Small requests gathered for an idle worker (--share-small; 0: none). */
+static unsigned int share_small = 0;
 
 /* Do the I/O of job j: one preadv/pwritev per contiguous run. */
 static void job_run(struct blkdev *bd, struct iojob *j)
@@ -579,12 +597,15 @@ static void *io_worker(void *arg)
         if (j == NULL) {
             if (q->quit)
                 break;
+            q->idle++;
             pthread_cond_wait(&q->cond, &q->lock);
+            q->idle--;
             continue;
         }
         q->todo_head = j->next;
         if (q->todo_head == NULL)
             q->todo_tail = NULL;
+        q->ntodo--;
         pthread_mutex_unlock(&q->lock);
         job_run(bd, j);
         pthread_mutex_lock(&q->lock);
@@ -612,9 +633,23 @@ static struct iojob *ioq_take(struct ioq *q)
         q->todo_head = j->next;
         if (q->todo_head == NULL)
             q->todo_tail = NULL;
+        q->ntodo--;
     }
     pthread_mutex_unlock(&q->lock);
     return j;
+}
+
+/* Append job j to the FIFO and wake a worker (lock held). */
+static void ioq_push_locked(struct ioq *q, struct iojob *j)
+{
+    j->next = NULL;
+    if (q->todo_tail != NULL)
+        q->todo_tail->next = j;
+    else
+        q->todo_head = j;
+    q->todo_tail = j;
+    q->ntodo++;
+    pthread_cond_signal(&q->cond);
 }
 
 static void put_response(struct blkdev *bd, uint64_t id, uint8_t op,
@@ -625,6 +660,11 @@ static void job_complete(struct blkdev *bd, struct iojob *j)
 {
     struct ioq *q = bd->ioq;
 
+    if (j->big)
+        q->nbig--;
+    if (j->shared)
+        q->nshared--;
+    j->big = j->shared = false;
     while (j != NULL) {
         struct iojob *more = j->more;
 
@@ -659,6 +699,35 @@ static void ioq_reap(struct blkdev *bd)
     }
 }
 
+/*
+ * The small jobs gathered for sharing (q->small, one chain): to an idle
+ * worker if share and one is idle, else run here.
+ */
+static void small_flush(struct blkdev *bd, bool share)
+{
+    struct ioq *q = bd->ioq;
+    struct iojob *j = q->small;
+
+    if (j == NULL)
+        return;
+    q->small = NULL;
+    /* One batch at a time: the ring thread does the rest, and the
+     * frontend needs a core too. */
+    if (share && q->nshared == 0) {
+        pthread_mutex_lock(&q->lock);
+        if (q->idle > q->ntodo) {
+            j->shared = true;
+            q->nshared++;
+            ioq_push_locked(q, j);
+            pthread_mutex_unlock(&q->lock);
+            return;
+        }
+        pthread_mutex_unlock(&q->lock);
+    }
+    job_run(bd, j);
+    job_complete(bd, j);
+}
+
 /* Hand the job being gathered to the queue, or run it here if small. */
 static void ioq_dispatch(struct blkdev *bd)
 {
@@ -669,19 +738,34 @@ static void ioq_dispatch(struct blkdev *bd)
         return;
     q->open = NULL;
     j->next = NULL;
+    j->big = j->shared = false;
     if (j->bytes < INLINE_MAX || q->nworkers == 0) {
-        /* Small: handing it over costs more than doing it. */
-        job_run(bd, j);
-        job_complete(bd, j);
+        struct iojob *s = q->small;
+
+        if (share_small == 0 || q->nworkers == 0) {
+            /* Small: handing it over costs more than doing it. */
+            job_run(bd, j);
+            job_complete(bd, j);
+            return;
+        }
+        /* Gather share_small requests, then offer them to a worker. */
+        if (s == NULL) {
+            q->small = j;
+        } else {
+            s->last->more = j;
+            s->last = j->last;
+            s->nreq += j->nreq;
+            s->nseg += j->nseg;
+            s->bytes += j->bytes;
+        }
+        if (q->small->nreq >= share_small)
+            small_flush(bd, true);
         return;
     }
+    j->big = true;
+    q->nbig++;
     pthread_mutex_lock(&q->lock);
-    if (q->todo_tail != NULL)
-        q->todo_tail->next = j;
-    else
-        q->todo_head = j;
-    q->todo_tail = j;
-    pthread_cond_signal(&q->cond);
+    ioq_push_locked(q, j);
     pthread_mutex_unlock(&q->lock);
 }
 
@@ -722,6 +806,7 @@ static void ioq_drain(struct blkdev *bd)
     struct ioq *q = bd->ioq;
     struct iojob *j;
 
+    small_flush(bd, false);
     if (q->open != NULL) {
         j = q->open;
         q->open = NULL;
@@ -860,20 +945,16 @@ static int serve_ring(struct blkdev *bd)
     }
     /* The batch is over: what was gathered goes. */
     ioq_dispatch(bd);
+    small_flush(bd, false);
     return 0;
 }
 
-/* Help with the queue, answer what is done. */
+/*
+ * Answer what the workers finished. The ring thread runs no queued job
+ * here (with no workers, ioq_dispatch ran every job already).
+ */
 static void serve_io(struct blkdev *bd)
 {
-    struct ioq *q = bd->ioq;
-    struct iojob *j;
-
-    while ((j = ioq_take(q)) != NULL) {
-        job_run(bd, j);
-        job_complete(bd, j);
-        ioq_reap(bd);
-    }
     ioq_reap(bd);
     push_responses(bd);
 }
@@ -900,6 +981,25 @@ static bool spin_for_requests(struct blkdev *bd)
     }
 }
 
+/*
+ * Nothing to consume, nothing in flight and the frontend's liveness byte
+ * is zero: it died or let go of the ring. Tell the main thread.
+ */
+static bool frontend_gone(struct blkdev *bd)
+{
+    uint64_t one = 1;
+
+    if (noxs_blk_load(&bd->sring->req_prod) != bd->req_cons ||
+        bd->ioq->inflight != 0 ||
+        noxs_blk_alive(bd->alive, NOXS_BLK_ALIVE_FRONTEND))
+        return false;
+    atomic_store(&bd->peer_gone, true);
+    if (write(wake_fd, &one, sizeof(one)) < 0) {
+        /* the main loop rescans on its next wake-up anyway */
+    }
+    return true;
+}
+
 static int ring_loop(struct blkdev *bd)
 {
     struct noxs_blk_sring *s = bd->sring;
@@ -918,11 +1018,22 @@ static int ring_loop(struct blkdev *bd)
         serve_io(bd);
         if (atomic_load(&bd->stopping))
             return 0;
+        if (noxs_blk_load(&s->req_prod) != bd->req_cons)
+            continue;
+        /* Spin only when no big job is in flight: while the workers copy
+         * those, the cores are theirs, and a finished job wakes us
+         * through done_fd. */
+        if (bd->ioq->nbig == 0 && spin_for_requests(bd))
+            continue;
+        /* A death seen while jobs were in flight (its notification is
+         * consumed by then) is acted on once they are done. */
+        if (frontend_gone(bd))
+            return 0;
+        /* Ask for a notification only now, about to sleep: while we run
+         * or spin, the frontend's pushes need no system call. */
         noxs_blk_store(&s->req_event, bd->req_cons + 1);
         noxs_blk_ring_mb();
         if (noxs_blk_load(&s->req_prod) != bd->req_cons)
-            continue;
-        if (spin_for_requests(bd))
             continue;
 
         struct pollfd p[3] = {
@@ -953,15 +1064,8 @@ static int ring_loop(struct blkdev *bd)
             if (port >= 0)
                 xenevtchn_unmask(bd->xce, (evtchn_port_t)port);
         }
-        if (noxs_blk_load(&s->req_prod) == bd->req_cons &&
-            bd->ioq->inflight == 0 &&
-            !noxs_blk_alive(bd->alive, NOXS_BLK_ALIVE_FRONTEND)) {
-            atomic_store(&bd->peer_gone, true);
-            if (write(wake_fd, &one, sizeof(one)) < 0) {
-                /* see above */
-            }
+        if (frontend_gone(bd))
             return 0;
-        }
         if (p[1].revents & POLLIN) {
             /* Answer what is already queued, then leave. */
             if (serve_ring(bd) < 0)
@@ -1459,7 +1563,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: noxs-blk-back [-dv] [--socket PATH] [--max-grants N]\n"
-            "                     [--io-threads N]\n"
+            "                     [--io-threads N] [--share-small N]\n"
             "\n"
             "Serve the blk devices of every guest from files or block "
             "devices.\n"
@@ -1473,8 +1577,16 @@ static void usage(FILE *out)
             "                    (default %u, 0..%u; 0: map per request)\n"
             "  --io-threads N    I/O worker threads per connected device, "
             "besides\n"
-            "                    its ring thread (default 1, 0..%u)\n",
-            DEFAULT_MAX_GRANTS, MAX_MAX_GRANTS, MAX_WORKERS);
+            "                    its ring thread (default %u, 0..%u; 0: the "
+            "ring\n"
+            "                    thread does all I/O)\n"
+            "  --share-small N   hand batches of N small requests to an "
+            "idle\n"
+            "                    worker (default 0: the ring thread does "
+            "them;\n"
+            "                    0..%u)\n",
+            DEFAULT_MAX_GRANTS, MAX_MAX_GRANTS, DEFAULT_IO_THREADS,
+            MAX_WORKERS, JOB_MAX_REQS);
 }
 
 int main(int argc, char **argv)
@@ -1484,6 +1596,7 @@ int main(int argc, char **argv)
         {"socket", required_argument, NULL, 's'},
         {"max-grants", required_argument, NULL, 'g'},
         {"io-threads", required_argument, NULL, 't'},
+        {"share-small", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1527,6 +1640,21 @@ int main(int argc, char **argv)
                 return 1;
             }
             io_threads = (unsigned int)v;
+            break;
+        }
+        case 'S': {
+            char *end;
+            unsigned long v;
+
+            errno = 0;
+            v = strtoul(optarg, &end, 10);
+            if (errno != 0 || end == optarg || *end != '\0' ||
+                optarg[0] == '-' || v > JOB_MAX_REQS) {
+                fprintf(stderr, "noxs-blk-back: bad --share-small: %s\n",
+                        optarg);
+                return 1;
+            }
+            share_small = (unsigned int)v;
             break;
         }
         case 'h': usage(stdout); return 0;

@@ -1,16 +1,24 @@
 /*
  * blkfront: the guest side of a noxs blk device (see blkfront.h).
  *
- * Layout. With a ring of S slots we use Q = min(S, MAX_QUEUE) of them.
- * Slot i owns NOXS_BLK_MAX_SEGMENTS consecutive pages of one data pool
- * that is shared with the backend once, at connect time, so the backend
- * can keep every data page mapped (feature-persistent); a request's id is
- * its slot number, which makes a response's slot an O(1) lookup and a
- * bogus id from a broken backend easy to reject.
+ * Layout. With a ring of S slots we use Q = min(S, MAX_QUEUE) of them
+ * (all of them: MAX_QUEUE is the largest ring's size). The first
+ * P = min(Q, POOL_SLOTS) slots each own NOXS_BLK_MAX_SEGMENTS consecutive
+ * pages of one data pool that is shared with the backend once, at
+ * connect time, so the backend can keep every data page mapped
+ * (feature-persistent); the copying API uses only those, zero-copy
+ * requests (whose pages are the caller's) take the others first. A
+ * bigger ring therefore lets more zero-copy data be in flight without
+ * growing the pool. A request's id is its slot number, which makes a
+ * response's slot an O(1) lookup and a bogus id from a broken backend
+ * easy to reject.
  *
  * Waiting. Submitting publishes req_prod and notifies only if the
  * backend's req_event says it may be asleep; completions are consumed
- * after a short bounded spin on rsp_prod, then by sleeping on our event
+ * after a short bounded spin on rsp_prod (only while little data is in
+ * flight: with SPIN_MAX_BYTES or more outstanding, an answer is far off
+ * and the spin would take a core from the backend's copying), then by
+ * arming rsp_event and sleeping on our event
  * channel in slices of SLICE_MS, checking the control page and the
  * liveness page (blkring.h) between slices. That is how a backend that
  * closes (Closing/Closed) or dies (its unmap notification zeroes its
@@ -38,10 +46,12 @@
 #include "blkfront.h"
 #include "blkring.h"
 
-#define MAX_QUEUE 128u
+#define MAX_QUEUE 512u  /* slots of an order-4 ring */
+#define POOL_SLOTS 128u /* slots with pages of the copying pool */
 #define SLOT_BYTES (NOXS_BLK_MAX_SEGMENTS * NOXS_BLK_PAGE_SIZE)
 #define SLICE_MS 100
 #define SPIN_NS 20000
+#define SPIN_MAX_BYTES (256u * 1024)
 #define CLOSE_TIMEOUT_MS 5000
 
 struct slot {
@@ -84,9 +94,13 @@ struct noxs_blkfront {
     uint8_t *pool;
     uint32_t *pool_refs;
     unsigned int nslots;
+    unsigned int npool; /* slots [0, npool) have pool pages */
     struct slot *slots;
-    unsigned int *free_stack;
-    unsigned int nfree;
+    unsigned int *free_pool; /* free slots below npool */
+    unsigned int nfree_pool;
+    unsigned int *free_bare; /* free slots from npool on */
+    unsigned int nfree_bare;
+    uint64_t inflight_bytes; /* data of the requests in flight */
     uint32_t req_prod_pvt, req_pushed, rsp_cons;
     struct noxs_blkfront_info info;
     int timeout_ms;
@@ -124,7 +138,11 @@ static void complete_slot(noxs_blkfront *b, unsigned int i, int err)
 
     s->busy = false;
     s->io = NULL;
-    b->free_stack[b->nfree++] = i;
+    b->inflight_bytes -= s->len;
+    if (i < b->npool)
+        b->free_pool[b->nfree_pool++] = i;
+    else
+        b->free_bare[b->nfree_bare++] = i;
     if (err != 0 && io->err == 0)
         io->err = err;
     if (--io->pending == 0 && !io->submitting)
@@ -176,8 +194,8 @@ static int process_responses(noxs_blkfront *b)
             complete_slot(b, (unsigned int)rsp.id, err);
             n++;
         }
-        noxs_blk_store(&s->rsp_event, b->rsp_cons + 1);
-        noxs_blk_ring_mb();
+        /* rsp_event is armed only before sleeping (noxs_blkfront_poll):
+         * while we run, the backend's pushes need no notification. */
         if (noxs_blk_load(&s->rsp_prod) == b->rsp_cons)
             return n;
     }
@@ -249,12 +267,17 @@ int noxs_blkfront_poll(noxs_blkfront *b, int timeout_ms)
             return n < 0 ? (errno = b->dead, -1) : n;
         if (noxs_blkfront_inflight(b) == 0)
             return 0;
-        if (spin_for_responses(b))
+        if (b->inflight_bytes < SPIN_MAX_BYTES && spin_for_responses(b))
             continue;
 
         int64_t left = deadline - now_ms();
         if (left <= 0)
             return 0;
+        /* About to sleep: ask for a notification, then look again. */
+        noxs_blk_store(&b->sring->rsp_event, b->rsp_cons + 1);
+        noxs_blk_ring_mb();
+        if (noxs_blk_load(&b->sring->rsp_prod) != b->rsp_cons)
+            continue;
         struct pollfd p = {.fd = xenevtchn_fd(b->xce), .events = POLLIN};
         int r = poll(&p, 1, left < SLICE_MS ? (int)left : SLICE_MS);
 
@@ -275,19 +298,23 @@ int noxs_blkfront_poll(noxs_blkfront *b, int timeout_ms)
 
 unsigned int noxs_blkfront_inflight(const noxs_blkfront *b)
 {
-    return b->nslots - b->nfree;
+    return b->nslots - b->nfree_pool - b->nfree_bare;
 }
 
-/* A free slot, processing completions while there is none. */
-static int get_slot(noxs_blkfront *b, unsigned int *out)
+/*
+ * A free slot (one with pool pages if pool), processing completions while
+ * there is none.
+ */
+static int get_slot(noxs_blkfront *b, unsigned int *out, bool pool)
 {
     int64_t deadline = now_ms() + b->timeout_ms;
 
-    while (b->nfree == 0) {
+    while (b->nfree_pool + (pool ? 0 : b->nfree_bare) == 0) {
         push_requests(b);
         if (noxs_blkfront_poll(b, (int)(deadline - now_ms())) < 0)
             return -1;
-        if (b->nfree == 0 && now_ms() >= deadline) {
+        if (b->nfree_pool + (pool ? 0 : b->nfree_bare) == 0 &&
+            now_ms() >= deadline) {
             kill_connection(b, ETIMEDOUT);
             errno = ETIMEDOUT;
             return -1;
@@ -297,7 +324,10 @@ static int get_slot(noxs_blkfront *b, unsigned int *out)
         errno = b->dead;
         return -1;
     }
-    *out = b->free_stack[--b->nfree];
+    if (!pool && b->nfree_bare > 0)
+        *out = b->free_bare[--b->nfree_bare];
+    else
+        *out = b->free_pool[--b->nfree_pool];
     return 0;
 }
 
@@ -406,7 +436,7 @@ static int submit_common(noxs_blkfront *b, struct noxs_blkfront_io *io,
     if (io->op == NOXS_BLKFRONT_FLUSH || io->op == NOXS_BLKFRONT_DISCARD) {
         struct noxs_blk_request *req;
 
-        if (get_slot(b, &i) < 0) {
+        if (get_slot(b, &i, false) < 0) {
             io->submitting = false;
             return -1;
         }
@@ -427,7 +457,7 @@ static int submit_common(noxs_blkfront *b, struct noxs_blkfront_io *io,
             unsigned int nseg = (unsigned int)((chunk + NOXS_BLK_PAGE_SIZE - 1) /
                                                NOXS_BLK_PAGE_SIZE);
 
-            if (get_slot(b, &i) < 0) {
+            if (get_slot(b, &i, z == NULL) < 0) {
                 if (io->pending == 0) {
                     io->submitting = false;
                     return -1;
@@ -445,12 +475,14 @@ static int submit_common(noxs_blkfront *b, struct noxs_blkfront_io *io,
                 b->slots[i].zerocopy = true;
                 b->slots[i].buf_off = off;
                 b->slots[i].len = (uint32_t)chunk;
+                b->inflight_bytes += chunk;
                 b->req_prod_pvt++;
                 off += chunk;
                 continue;
             }
             b->slots[i].buf_off = off;
             b->slots[i].len = (uint32_t)chunk;
+            b->inflight_bytes += chunk;
             if (write)
                 memcpy(b->pool + (size_t)i * SLOT_BYTES,
                        (const uint8_t *)io->buf + off, chunk);
@@ -701,19 +733,25 @@ static int setup_ring(noxs_blkfront *b)
     b->sring->rsp_event = 1;
     b->ring_size = noxs_blk_ring_size(b->ring_order);
     b->nslots = b->ring_size < MAX_QUEUE ? b->ring_size : MAX_QUEUE;
-    npool = (size_t)b->nslots * NOXS_BLK_MAX_SEGMENTS;
+    b->npool = b->nslots < POOL_SLOTS ? b->nslots : POOL_SLOTS;
+    npool = (size_t)b->npool * NOXS_BLK_MAX_SEGMENTS;
     b->slots = calloc(b->nslots, sizeof(*b->slots));
-    b->free_stack = calloc(b->nslots, sizeof(*b->free_stack));
+    b->free_pool = calloc(b->npool, sizeof(*b->free_pool));
+    b->free_bare = calloc(b->nslots - b->npool + 1, sizeof(*b->free_bare));
     b->pool_refs = calloc(npool, sizeof(*b->pool_refs));
-    if (b->slots == NULL || b->free_stack == NULL || b->pool_refs == NULL)
+    if (b->slots == NULL || b->free_pool == NULL || b->free_bare == NULL ||
+        b->pool_refs == NULL)
         return -1;
     b->pool = xengntshr_share_pages(b->xgs, b->backend_domid, (int)npool,
                                     b->pool_refs, 1);
     if (b->pool == NULL)
         return -1;
-    for (unsigned int i = 0; i < b->nslots; i++)
-        b->free_stack[i] = b->nslots - 1 - i;
-    b->nfree = b->nslots;
+    for (unsigned int i = 0; i < b->npool; i++)
+        b->free_pool[i] = b->npool - 1 - i;
+    b->nfree_pool = b->npool;
+    for (unsigned int i = b->npool; i < b->nslots; i++)
+        b->free_bare[i - b->npool] = b->nslots - 1 - (i - b->npool);
+    b->nfree_bare = b->nslots - b->npool;
     b->info.ring_order = b->ring_order;
     b->info.queue_depth = b->nslots;
     return 0;
@@ -762,7 +800,7 @@ static void release(noxs_blkfront *b)
         xengntshr_unshare(b->xgs, b->alive, 1);
     if (b->pool != NULL)
         xengntshr_unshare(b->xgs, b->pool,
-                          (uint32_t)b->nslots * NOXS_BLK_MAX_SEGMENTS);
+                          (uint32_t)b->npool * NOXS_BLK_MAX_SEGMENTS);
     /* Zero-copy buffers too, whether or not the caller freed them. */
     while (b->zbufs != NULL) {
         struct zbuf *z = b->zbufs;
@@ -781,7 +819,8 @@ static void release(noxs_blkfront *b)
     if (b->xgs != NULL)
         xengntshr_close(b->xgs);
     free(b->slots);
-    free(b->free_stack);
+    free(b->free_pool);
+    free(b->free_bare);
     free(b->pool_refs);
     free(b);
 }
