@@ -74,6 +74,7 @@
 
 #include "blkfront.h"
 #include "blkring.h"
+#include "svc.h"
 
 #define MAXQD 32
 
@@ -88,31 +89,7 @@ static char img[PATH_MAX];
 
 static void cleanup(void)
 {
-    for (int i = 1; i >= 0; i--) {
-        if (pids[i] > 0) {
-            kill(pids[i], SIGTERM);
-            waitpid(pids[i], NULL, 0);
-        }
-    }
-    if (tmpdir[0] != '\0') {
-        char cmd[PATH_MAX];
-        FILE *f;
-        int keeper = 0;
-
-        /* noxsd leaves its page keeper running on SIGTERM (by design):
-         * stop it too, or it outlives us holding our stdout. */
-        snprintf(cmd, sizeof(cmd), "%s/state/keeper.pid", tmpdir);
-        f = fopen(cmd, "r");
-        if (f != NULL) {
-            if (fscanf(f, "%d", &keeper) == 1 && keeper > 1)
-                kill((pid_t)keeper, SIGTERM);
-            fclose(f);
-        }
-
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "blk: could not remove %s\n", tmpdir);
-    }
+    bench_services_stop(pids, 2, tmpdir, "blk");
     if (simdir[0] != '\0') {
         char cmd[PATH_MAX];
 

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "../frontends/legacy/legacy.h"
+#include "svc.h"
 
 #define ITER 2000
 #define RTT_ITER 500
@@ -87,52 +88,15 @@ static void die(const char *what)
     exit(1);
 }
 
-/* legacy-back prints a line per transition: keep its pipe drained so it
- * never blocks on a full pipe. */
-static void *drain(void *arg)
-{
-    char line[256];
-
-    while (fgets(line, sizeof(line), arg))
-        ;
-    return NULL;
-}
-
 /* Start legacy-back and wait for its "ready". */
 static pid_t start_backend(void)
 {
-    const char *build = getenv("NOXS_BUILD");
-    char path[4096], line[256];
-    int fds[2];
-    pid_t pid;
-    FILE *f;
+    char *args[] = {"-p", "1", NULL};
+    pid_t pid = bench_legacy_back_start(args);
 
-    snprintf(path, sizeof(path), "%s/bin/legacy-back", build ? build : "build");
-    if (pipe(fds) < 0)
-        die("pipe");
-    pid = fork();
     if (pid < 0)
-        die("fork");
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        setenv("NOXS_SIM_DOMID", "0", 1);
-        execl(path, "legacy-back", "-p", "1", (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    f = fdopen(fds[0], "r");
-    while (f && fgets(line, sizeof(line), f))
-        if (strncmp(line, "ready", 5) == 0) {
-            pthread_t t;
-            if (pthread_create(&t, NULL, drain, f) == 0)
-                pthread_detach(t);
-            return pid;
-        }
-    errno = EPIPE;
-    die("legacy-back did not start");
-    return -1;
+        die("legacy-back did not start");
+    return pid;
 }
 
 static struct xs_handle *open_as(unsigned int domid)

@@ -4,7 +4,8 @@
 
 COMPAT_BENCH := $(BENCHOUT)/compat-bench
 
-$(COMPAT_BENCH): $(OBJDIR)/bench/compat.o $(OBJDIR)/frontends/legacy/legacy.o
+$(COMPAT_BENCH): $(OBJDIR)/bench/compat.o $(OBJDIR)/bench/svc.o \
+		$(OBJDIR)/frontends/legacy/legacy.o
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore
 

@@ -32,36 +32,14 @@
 
 #include <noxs/noxs.h>
 
+#include "svc.h"
+
 static char tmpdir[PATH_MAX / 2];
 static pid_t pids[4] = {-1, -1, -1, -1};
 
 static void cleanup(void)
 {
-    for (int i = 3; i >= 0; i--) {
-        if (pids[i] > 0) {
-            kill(pids[i], SIGTERM);
-            waitpid(pids[i], NULL, 0);
-        }
-    }
-    if (tmpdir[0] != '\0') {
-        char cmd[PATH_MAX];
-        FILE *f;
-        int keeper = 0;
-
-        /* noxsd leaves its page keeper running on SIGTERM (by design):
-         * stop it too, or it outlives us holding our stdout. */
-        snprintf(cmd, sizeof(cmd), "%s/state/keeper.pid", tmpdir);
-        f = fopen(cmd, "r");
-        if (f != NULL) {
-            if (fscanf(f, "%d", &keeper) == 1 && keeper > 1)
-                kill((pid_t)keeper, SIGTERM);
-            fclose(f);
-        }
-
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "console: could not remove %s\n", tmpdir);
-    }
+    bench_services_stop(pids, 4, tmpdir, "console");
 }
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));

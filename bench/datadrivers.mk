@@ -4,13 +4,15 @@
 #   build/bench/console [MB [ROUNDTRIPS]]   console throughput and latency
 # Both start their own noxsd and backend (they need the driver binaries).
 
-$(BENCHOUT)/blk: $(OBJDIR)/bench/blk.o $(OBJDIR)/frontends/blk/blkfront.o \
+$(BENCHOUT)/blk: $(OBJDIR)/bench/blk.o $(OBJDIR)/bench/svc.o \
+		$(OBJDIR)/frontends/blk/blkfront.o \
 		$(OBJDIR)/frontends/blk/drvwait.o \
 		$(LIBOUT)/libnoxs.so | $(BINOUT)/noxs-blk-back
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -o $@ $(filter %.o,$^) -L$(LIBOUT) -lnoxs $(XEN_LIBS)
 
-$(BENCHOUT)/console: $(OBJDIR)/bench/console.o $(LIBOUT)/libnoxs.so \
+$(BENCHOUT)/console: $(OBJDIR)/bench/console.o $(OBJDIR)/bench/svc.o \
+		$(LIBOUT)/libnoxs.so \
 		| $(BINOUT)/noxs-console-back $(BINOUT)/noxs-console-front
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -o $@ $(filter %.o,$^) -L$(LIBOUT) -lnoxs $(XEN_LIBS)

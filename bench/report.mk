@@ -10,7 +10,7 @@ $(BENCHOUT)/noxs-bringup: $(OBJDIR)/bench/bringup.o $(LIBOUT)/libnoxs.so
 	$(CC) $(BASE_LDFLAGS) -o $@ $(OBJDIR)/bench/bringup.o -L$(LIBOUT) \
 		-lnoxs $(XEN_LIBS)
 
-$(BENCHOUT)/xs-bringup: $(OBJDIR)/bench/xsbringup.o \
+$(BENCHOUT)/xs-bringup: $(OBJDIR)/bench/xsbringup.o $(OBJDIR)/bench/svc.o \
 		$(OBJDIR)/frontends/legacy/legacy.o
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore

@@ -16,6 +16,7 @@
 #include <pthread.h>
 
 #include "../frontends/legacy/legacy.h"
+#include "svc.h"
 #include "bringup-common.h"
 
 #define TIMEOUT_MS 60000
@@ -25,48 +26,10 @@ static struct xs_handle *ts, **fe;
 static int nfe, worker_k;
 static unsigned int first_domid;
 
-static void *drain(void *arg)
-{
-    char line[256];
-
-    while (fgets(line, sizeof(line), arg))
-        ;
-    return NULL;
-}
-
 static int bu_setup(void)
 {
-    const char *build = getenv("NOXS_BUILD");
-    char path[4096], line[256];
-    int fds[2];
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/bin/legacy-back", build ? build : "build");
-    if (pipe(fds) < 0)
-        return -1;
-    backend = fork();
-    if (backend < 0)
-        return -1;
-    if (backend == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        setenv("NOXS_SIM_DOMID", "0", 1);
-        execl(path, "legacy-back", (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    f = fdopen(fds[0], "r");
-    while (f && fgets(line, sizeof(line), f))
-        if (strncmp(line, "ready", 5) == 0) {
-            pthread_t t;
-
-            if (pthread_create(&t, NULL, drain, f) == 0)
-                pthread_detach(t);
-            return 0;
-        }
-    errno = EPIPE;
-    return -1;
+    backend = bench_legacy_back_start(NULL);
+    return backend < 0 ? -1 : 0;
 }
 
 static double bu_helpers_cpu_us(void)

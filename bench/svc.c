@@ -1,0 +1,94 @@
+/* svc: see svc.h. */
+#include "svc.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+void bench_services_stop(const pid_t *pids, size_t n, const char *tmpdir,
+                         const char *prog)
+{
+    char cmd[PATH_MAX];
+    FILE *f;
+    int keeper = 0;
+
+    while (n-- > 0) {
+        if (pids[n] > 0) {
+            kill(pids[n], SIGTERM);
+            waitpid(pids[n], NULL, 0);
+        }
+    }
+    if (tmpdir[0] == '\0')
+        return;
+    snprintf(cmd, sizeof(cmd), "%s/state/keeper.pid", tmpdir);
+    f = fopen(cmd, "r");
+    if (f != NULL) {
+        if (fscanf(f, "%d", &keeper) == 1 && keeper > 1)
+            kill((pid_t)keeper, SIGTERM);
+        fclose(f);
+    }
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "%s: could not remove %s\n", prog, tmpdir);
+}
+
+static void *drain(void *arg)
+{
+    char line[256];
+
+    while (fgets(line, sizeof(line), arg))
+        ;
+    return NULL;
+}
+
+pid_t bench_legacy_back_start(char *const *args)
+{
+    const char *build = getenv("NOXS_BUILD");
+    char path[PATH_MAX], line[256];
+    char *argv[16] = {"legacy-back"};
+    size_t n = 1;
+    int fds[2];
+    pid_t pid;
+    FILE *f;
+
+    while (args && args[n - 1] && n < 15) {
+        argv[n] = args[n - 1];
+        n++;
+    }
+    argv[n] = NULL;
+    snprintf(path, sizeof(path), "%s/bin/legacy-back", build ? build : "build");
+    if (pipe(fds) < 0)
+        return -1;
+    pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        setenv("NOXS_SIM_DOMID", "0", 1);
+        execv(path, argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    f = fdopen(fds[0], "r");
+    while (f && fgets(line, sizeof(line), f))
+        if (strncmp(line, "ready", 5) == 0) {
+            pthread_t t;
+
+            if (pthread_create(&t, NULL, drain, f) == 0)
+                pthread_detach(t);
+            return pid;
+        }
+    errno = EPIPE;
+    return -1;
+}

@@ -1,0 +1,32 @@
+/*
+ * svc: what the benchmarks share about the services they start: the
+ * driver benchmarks (bench/blk.c, bench/console.c) their noxsd and
+ * backend in a temporary directory, the legacy-pair benchmarks
+ * (bench/compat.c, bench/xsbringup.c) the legacy backend.
+ */
+#ifndef NOXS_BENCH_SVC_H
+#define NOXS_BENCH_SVC_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/*
+ * Stop what a benchmark started: SIGTERM and reap pids[n-1] .. pids[0]
+ * (entries <= 0 are skipped), stop noxsd's page keeper (it stays up on
+ * SIGTERM by design, and would outlive us holding our stdout) from
+ * TMPDIR/state/keeper.pid, then remove TMPDIR (if not empty). PROG
+ * prefixes the message when the removal fails.
+ */
+void bench_services_stop(const pid_t *pids, size_t n, const char *tmpdir,
+                         const char *prog);
+
+/*
+ * Start $NOXS_BUILD/bin/legacy-back (default build/) as domain 0 with the
+ * NULL-terminated extra arguments ARGS (may be NULL), wait for its
+ * "ready" line, and keep draining its stdout from a detached thread (it
+ * prints a line per transition and must never block on a full pipe).
+ * The pid, or -1 with errno set.
+ */
+pid_t bench_legacy_back_start(char *const *args);
+
+#endif
