@@ -317,12 +317,8 @@ static int guest_write(struct cxs_ctx *ctx, const struct cxs_path *p,
         guest_flush(ctx);
         return 0;
     }
-    if (len > NOXS_CTRL_VALUE_MAX)
-        return -E2BIG;
-    if (memchr(value, '\0', len))
-        return -EINVAL;
-    memcpy(buf, value, len);
-    buf[len] = '\0';
+    if ((rc = cxs_value_cstr(buf, value, len)) < 0)
+        return rc;
     if ((rc = cxs_kvlist_set(&ctx->sys_keys, p->key, buf, len)) < 0)
         return rc;
     if (ctx->sys) {

@@ -144,6 +144,13 @@ struct cxs_kvlist {
 };
 void cxs_kvlist_clear(struct cxs_kvlist *l);
 struct cxs_kv *cxs_kvlist_find(const struct cxs_kvlist *l, const char *key);
+/*
+ * A value written through xs_* as the C string that page records hold:
+ * -E2BIG beyond NOXS_CTRL_VALUE_MAX, -EINVAL if it contains a NUL byte
+ * (it could not round-trip, so it is refused rather than truncated);
+ * else copied into buf (NOXS_CTRL_VALUE_MAX + 1 bytes), 0.
+ */
+int cxs_value_cstr(char *buf, const char *value, unsigned int len);
 int cxs_kvlist_set(struct cxs_kvlist *l, const char *key, const char *value,
                    unsigned int len);
 int cxs_kvlist_del(struct cxs_kvlist *l, const char *key);

@@ -363,15 +363,8 @@ static bool synthesised(int half, const char *key)
                      strcmp(key, "frontend-id") == 0;
 }
 
-int cxs_dev_write(struct cxs_dev *d, int half, const char *key,
-                  const char *value, unsigned int len)
+int cxs_value_cstr(char *buf, const char *value, unsigned int len)
 {
-    char buf[NOXS_CTRL_VALUE_MAX + 1];
-
-    if (!own_half(d, half) || synthesised(half, key))
-        return -EACCES;
-    if (!d->dev)
-        return -ENOENT;
     if (len > NOXS_CTRL_VALUE_MAX)
         return -E2BIG;
     /* Page records are strings to libnoxs: a value with a NUL byte
@@ -380,6 +373,21 @@ int cxs_dev_write(struct cxs_dev *d, int half, const char *key,
         return -EINVAL;
     memcpy(buf, value, len);
     buf[len] = '\0';
+    return 0;
+}
+
+int cxs_dev_write(struct cxs_dev *d, int half, const char *key,
+                  const char *value, unsigned int len)
+{
+    char buf[NOXS_CTRL_VALUE_MAX + 1];
+    int rc;
+
+    if (!own_half(d, half) || synthesised(half, key))
+        return -EACCES;
+    if (!d->dev)
+        return -ENOENT;
+    if ((rc = cxs_value_cstr(buf, value, len)) < 0)
+        return rc;
     if (noxs_dev_set_kv(d->dev, key, buf) < 0)
         return -errno;
     if (strcmp(key, CXS_KEY_STATE) == 0) {
