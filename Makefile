@@ -62,6 +62,8 @@ BASE_LDFLAGS := -pthread $(SAN_FLAGS) $(LDFLAGS)
 # simulator, which has the same sonames and symbol versions.
 XEN_LIBS := -lxenevtchn -lxengnttab -lxenforeignmemory
 URCU_LIBS := -lurcu-memb -lurcu-cds -lurcu-common
+# liburing (Debian's liburing-dev): noxs-blk-back batches its I/O with it.
+URING_LIBS := -luring
 CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check 2>/dev/null || echo -lcheck)
 

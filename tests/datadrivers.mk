@@ -33,7 +33,7 @@ DRIVER_BINS := $(BLK_BACK) $(BLK_CLI) $(CONS_BACK) $(CONS_FRONT) $(CONS_CLIENT)
 $(BLK_BACK): $(OBJDIR)/backends/blk/blkback.o $(BLKREQ_OBJS) $(DRVLOG_OBJS) \
 		$(LIBOUT)/libnoxs.so
 	@mkdir -p $(@D)
-	$(DRV_LINK)
+	$(DRV_LINK) $(URING_LIBS)
 
 $(BLK_CLI): $(OBJDIR)/frontends/blk/noxs-blk.o $(BLKFRONT_OBJS) \
 		$(LIBOUT)/libnoxs.so

@@ -101,6 +101,7 @@ struct noxs_blkfront {
     unsigned int *free_bare; /* free slots from npool on */
     unsigned int nfree_bare;
     uint64_t inflight_bytes; /* data of the requests in flight */
+    bool single_cpu; /* spins yield the CPU: it may be the backend's */
     uint32_t req_prod_pvt, req_pushed, rsp_cons;
     struct noxs_blkfront_info info;
     int timeout_ms;
@@ -246,8 +247,10 @@ static bool spin_for_responses(noxs_blkfront *b)
             if ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) >
                 SPIN_NS)
                 return false;
-            sched_yield();
+            if (b->single_cpu)
+                sched_yield();
         }
+        noxs_blk_cpu_relax();
     }
 }
 
@@ -841,6 +844,7 @@ noxs_blkfront *noxs_blkfront_open(noxs_frontend *f, uint32_t devid,
     }
     b->frontend = f;
     b->timeout_ms = 30000;
+    b->single_cpu = noxs_blk_single_cpu();
     b->dev = noxs_frontend_attach_wait(f, NOXS_DEV_BLK, devid, timeout_ms);
     if (b->dev == NULL)
         goto fail;

@@ -31,6 +31,8 @@
 #ifndef NOXS_BLKRING_H
 #define NOXS_BLKRING_H
 
+#include <sched.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define NOXS_BLK_PAGE_SIZE 4096u
@@ -163,6 +165,31 @@ static inline int noxs_blk_need_notify(uint32_t old, uint32_t new_prod,
                                        uint32_t event)
 {
     return (uint32_t)(new_prod - event) < (uint32_t)(new_prod - old);
+}
+
+/*
+ * Bounded busy-waits on the peer's index (both sides): one pause per look.
+ * sched_yield() is a system call per turn, which on a busy machine costs
+ * the peer more than it gives it; it only helps when the peer may need
+ * this very CPU, i.e. when we can run on one CPU only
+ * (noxs_blk_single_cpu(), read once per connection).
+ */
+static inline void noxs_blk_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#else
+    __asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+static inline bool noxs_blk_single_cpu(void)
+{
+    cpu_set_t set;
+
+    return sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) <= 1;
 }
 
 #endif /* NOXS_BLKRING_H */
