@@ -34,8 +34,8 @@ t_exit_status "$rpid" 2400
 cmp -s "$a" "$T_DIR/shadow-a" || t_fail "device 0 differs from the guest's writes"
 cmp -s "$z" "$T_DIR/shadow-z" || t_fail "device 1 differs from the zero-copy writes"
 t_wait 200 "both disconnects logged" \
-	t_count_gt 'disconnected (.* evictions)' "$T_DIR/blk-back.log" 1
-ev=$(sed -n 's/.*disconnected (.* \([0-9]*\) evictions).*/\1/p' "$T_DIR/blk-back.log" |
+	t_count_gt 'disconnected (.* evictions' "$T_DIR/blk-back.log" 1
+ev=$(sed -n 's/.*disconnected (.* \([0-9]*\) evictions.*/\1/p' "$T_DIR/blk-back.log" |
 	awk '{ s += $1 } END { print s + 0 }')
 [ "$ev" -gt 0 ] || t_fail "no evictions with a 64-page budget"
 t_log "two devices on a 64-page budget: $ev evictions, both files match"
