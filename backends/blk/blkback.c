@@ -622,8 +622,6 @@ static void run_status(struct iojob *first, struct iojob *end, int16_t status)
 
 static bool use_mmap = true; /* --no-mmap */
 static __thread sigjmp_buf *copy_jmp; /* set while copying from a mapping */
-static __thread int64_t fault_check_ms;
-static __thread long fault_seen = -1;
 
 static void on_sigbus(int sig, siginfo_t *si, void *ctx)
 {
@@ -656,23 +654,68 @@ static void map_setup(struct blkdev *bd, mode_t mode, uint64_t bytes)
     bd->map_len = bytes;
 }
 
-/* After copies from the mapping: did this thread take major faults? */
-static void map_check_faults(struct blkdev *bd, int64_t now)
+/*
+ * Is a chain of copies from the mapping going to the disk? The thread's
+ * major-fault count alone does not say (Linux also counts a fault that it
+ * retried after starting readahead on a page that is in memory), so a
+ * chain is cold when it took major faults AND was slow: longer than
+ * COLD_BASE_NS plus 1 ns per byte copied (1 GB/s; copies from the page
+ * cache run at several GB/s, a disk read takes tens of microseconds and
+ * more). A thread descheduled during a chain that faulted may get a cold
+ * spell it did not need: its reads then take another path for COLD_MS,
+ * with the same results.
+ */
+#define COLD_BASE_NS 200000
+#define MAP_FAULTS_UNREAD (-2L)
+
+struct mapstat {
+    long faults; /* MAP_FAULTS_UNREAD, -1: no mapped reads, else majflt */
+    int64_t t0_ns;
+    uint64_t bytes;
+};
+#define MAPSTAT_INIT {MAP_FAULTS_UNREAD, 0, 0}
+
+static int64_t mono_ns(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* Major faults this thread took so far, or -1 when not worth asking (no
+ * mapping, or the device is in a cold spell). */
+static long map_faults(struct blkdev *bd)
 {
     struct rusage ru;
 
-    if (now == fault_check_ms || getrusage(RUSAGE_THREAD, &ru) < 0)
+    if (bd->map == NULL ||
+        atomic_load_explicit(&bd->map_cold_until, memory_order_relaxed) >
+            drv_now_ms() ||
+        getrusage(RUSAGE_THREAD, &ru) < 0)
+        return -1;
+    return ru.ru_majflt;
+}
+
+/* After a chain of reads: did its copies from the mapping go to disk? */
+static void map_check_faults(struct blkdev *bd, const struct mapstat *ms)
+{
+    struct rusage ru;
+    int64_t took;
+
+    if (ms->faults < 0 || ms->bytes == 0)
         return;
-    fault_check_ms = now;
-    if (fault_seen >= 0 && ru.ru_majflt > fault_seen) {
-        atomic_store_explicit(&bd->map_cold_until, now + COLD_MS,
-                              memory_order_relaxed);
-        atomic_fetch_add_explicit(&bd->nr_cold, 1, memory_order_relaxed);
-        log_debug("domain %u blk %u: reads from the mapping faulted pages "
-                  "in: io_uring/preadv for %d ms", bd->fe_domid, bd->devid,
-                  COLD_MS);
-    }
-    fault_seen = ru.ru_majflt;
+    took = mono_ns() - ms->t0_ns;
+    if (took <= COLD_BASE_NS + (int64_t)ms->bytes ||
+        getrusage(RUSAGE_THREAD, &ru) < 0 || ru.ru_majflt <= ms->faults)
+        return;
+    atomic_store_explicit(&bd->map_cold_until, drv_now_ms() + COLD_MS,
+                          memory_order_relaxed);
+    atomic_fetch_add_explicit(&bd->nr_cold, 1, memory_order_relaxed);
+    log_debug("domain %u blk %u: %" PRIu64 " bytes from the mapping took "
+              "%" PRId64 " us and %ld major faults: io_uring/preadv for "
+              "%d ms", bd->fe_domid, bd->devid, ms->bytes, took / 1000,
+              ru.ru_majflt - ms->faults, COLD_MS);
 }
 
 /* Out of line: nothing in map_read() changes after its sigsetjmp. */
@@ -689,17 +732,21 @@ static __attribute__((noinline)) void map_copy(const struct iovec *iov,
 /*
  * Copy bytes at off into iov[0..cnt) from the mapping. False: not done
  * (no mapping, cold, out of its range, or SIGBUS): use another path.
+ * *ms: what the chain's copies took so far, for map_check_faults().
  */
 static bool map_read(struct blkdev *bd, const struct iovec *iov,
-                     unsigned int cnt, uint64_t off, uint64_t bytes)
+                     unsigned int cnt, uint64_t off, uint64_t bytes,
+                     struct mapstat *ms)
 {
     sigjmp_buf jb;
-    int64_t now;
 
     if (bd->map == NULL || off > bd->map_len || bytes > bd->map_len - off)
         return false;
-    now = drv_now_ms();
-    if (atomic_load_explicit(&bd->map_cold_until, memory_order_relaxed) > now)
+    if (ms->faults == MAP_FAULTS_UNREAD) {
+        ms->faults = map_faults(bd);
+        ms->t0_ns = mono_ns();
+    }
+    if (ms->faults < 0) /* a cold spell (or getrusage failed) */
         return false;
     if (sigsetjmp(jb, 0) != 0) {
         atomic_fetch_add_explicit(&bd->nr_map_fallbacks, 1,
@@ -709,7 +756,7 @@ static bool map_read(struct blkdev *bd, const struct iovec *iov,
     copy_jmp = &jb;
     map_copy(iov, cnt, bd->map + off);
     copy_jmp = NULL;
-    map_check_faults(bd, now);
+    ms->bytes += bytes;
     return true;
 }
 
@@ -717,6 +764,7 @@ static bool map_read(struct blkdev *bd, const struct iovec *iov,
 static void job_run(struct blkdev *bd, struct iojob *j)
 {
     struct iovec iov[JOB_MAX_SEGS];
+    struct mapstat ms = MAPSTAT_INIT;
 
     while (j != NULL) {
         unsigned int cnt;
@@ -724,7 +772,8 @@ static void job_run(struct blkdev *bd, struct iojob *j)
         struct iojob *first = run_gather(&j, iov, JOB_MAX_SEGS, &cnt, &bytes);
         bool write = first->operation == NOXS_BLK_OP_WRITE;
 
-        if (!write && map_read(bd, iov, cnt, first->r.offset, bytes)) {
+        if (!write &&
+            map_read(bd, iov, cnt, first->r.offset, bytes, &ms)) {
             run_status(first, j, NOXS_BLK_RSP_OKAY);
             continue;
         }
@@ -733,6 +782,7 @@ static void job_run(struct blkdev *bd, struct iojob *j)
                        ? NOXS_BLK_RSP_ERROR
                        : NOXS_BLK_RSP_OKAY);
     }
+    map_check_faults(bd, &ms);
 }
 
 /*
@@ -938,10 +988,13 @@ static bool uring_conflict(const struct uring *u, uint64_t off, uint64_t len)
  * batches, writes with pwritev in ring order. */
 static void job_run_uring(struct blkdev *bd, struct iojob *j)
 {
+    struct mapstat ms = MAPSTAT_INIT;
+
     while (j != NULL) {
         struct uring *u = bd->ioq->uring;
 
         if (u == NULL) { /* io_uring failed on an earlier batch */
+            map_check_faults(bd, &ms);
             job_run(bd, j);
             return;
         }
@@ -971,13 +1024,14 @@ static void job_run_uring(struct blkdev *bd, struct iojob *j)
                            : NOXS_BLK_RSP_OKAY);
             continue;
         }
-        if (map_read(bd, r->iov, r->cnt, r->off, r->bytes)) {
+        if (map_read(bd, r->iov, r->cnt, r->off, r->bytes, &ms)) {
             run_status(r->first, r->end, NOXS_BLK_RSP_OKAY);
             continue;
         }
         u->nrun++;
         u->niov += r->cnt;
     }
+    map_check_faults(bd, &ms);
     if (bd->ioq->uring != NULL)
         uring_flush(bd);
 }
