@@ -658,22 +658,25 @@ static void map_setup(struct blkdev *bd, mode_t mode, uint64_t bytes)
  * Is a chain of copies from the mapping going to the disk? The thread's
  * major-fault count alone does not say (Linux also counts a fault that it
  * retried after starting readahead on a page that is in memory), so a
- * chain is cold when it took major faults AND was slow: longer than
- * COLD_BASE_NS plus 1 ns per byte copied (1 GB/s; copies from the page
- * cache run at several GB/s, a disk read takes tens of microseconds and
- * more). A thread descheduled during a chain that faulted may get a cold
- * spell it did not need: its reads then take another path for COLD_MS,
- * with the same results.
+ * chain is cold when it was slow, longer than COLD_BASE_NS plus 1 ns per
+ * byte copied (1 GB/s; copies from the page cache run at several GB/s, a
+ * disk read takes tens of microseconds and more), AND the thread took
+ * major faults since it last looked (getrusage, only after a slow chain:
+ * nothing on the fast path but two clock reads). A thread descheduled
+ * during a slow chain may get a cold spell it did not need: its reads
+ * then take another path for COLD_MS, with the same results.
  */
 #define COLD_BASE_NS 200000
-#define MAP_FAULTS_UNREAD (-2L)
+enum { MAP_UNREAD, MAP_COLD, MAP_USED };
 
 struct mapstat {
-    long faults; /* MAP_FAULTS_UNREAD, -1: no mapped reads, else majflt */
+    int state; /* MAP_UNREAD, MAP_COLD (skip the mapping), MAP_USED */
     int64_t t0_ns;
     uint64_t bytes;
 };
-#define MAPSTAT_INIT {MAP_FAULTS_UNREAD, 0, 0}
+#define MAPSTAT_INIT {MAP_UNREAD, 0, 0}
+
+static __thread long fault_seen; /* majflt at the last look (new: none) */
 
 static int64_t mono_ns(void)
 {
@@ -683,31 +686,22 @@ static int64_t mono_ns(void)
     return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-/* Major faults this thread took so far, or -1 when not worth asking (no
- * mapping, or the device is in a cold spell). */
-static long map_faults(struct blkdev *bd)
-{
-    struct rusage ru;
-
-    if (bd->map == NULL ||
-        atomic_load_explicit(&bd->map_cold_until, memory_order_relaxed) >
-            drv_now_ms() ||
-        getrusage(RUSAGE_THREAD, &ru) < 0)
-        return -1;
-    return ru.ru_majflt;
-}
-
 /* After a chain of reads: did its copies from the mapping go to disk? */
 static void map_check_faults(struct blkdev *bd, const struct mapstat *ms)
 {
     struct rusage ru;
     int64_t took;
+    long faults;
 
-    if (ms->faults < 0 || ms->bytes == 0)
+    if (ms->state != MAP_USED || ms->bytes == 0)
         return;
     took = mono_ns() - ms->t0_ns;
     if (took <= COLD_BASE_NS + (int64_t)ms->bytes ||
-        getrusage(RUSAGE_THREAD, &ru) < 0 || ru.ru_majflt <= ms->faults)
+        getrusage(RUSAGE_THREAD, &ru) < 0)
+        return;
+    faults = ru.ru_majflt - fault_seen;
+    fault_seen = ru.ru_majflt;
+    if (faults <= 0)
         return;
     atomic_store_explicit(&bd->map_cold_until, drv_now_ms() + COLD_MS,
                           memory_order_relaxed);
@@ -715,7 +709,7 @@ static void map_check_faults(struct blkdev *bd, const struct mapstat *ms)
     log_debug("domain %u blk %u: %" PRIu64 " bytes from the mapping took "
               "%" PRId64 " us and %ld major faults: io_uring/preadv for "
               "%d ms", bd->fe_domid, bd->devid, ms->bytes, took / 1000,
-              ru.ru_majflt - ms->faults, COLD_MS);
+              faults, COLD_MS);
 }
 
 /* Out of line: nothing in map_read() changes after its sigsetjmp. */
@@ -742,11 +736,15 @@ static bool map_read(struct blkdev *bd, const struct iovec *iov,
 
     if (bd->map == NULL || off > bd->map_len || bytes > bd->map_len - off)
         return false;
-    if (ms->faults == MAP_FAULTS_UNREAD) {
-        ms->faults = map_faults(bd);
+    if (ms->state == MAP_UNREAD) {
         ms->t0_ns = mono_ns();
+        ms->state = atomic_load_explicit(&bd->map_cold_until,
+                                         memory_order_relaxed) >
+                            ms->t0_ns / 1000000
+                        ? MAP_COLD
+                        : MAP_USED;
     }
-    if (ms->faults < 0) /* a cold spell (or getrusage failed) */
+    if (ms->state == MAP_COLD)
         return false;
     if (sigsetjmp(jb, 0) != 0) {
         atomic_fetch_add_explicit(&bd->nr_map_fallbacks, 1,
