@@ -1063,8 +1063,16 @@ static void guard_spawn(void)
 		void *l = mmap(NULL, SIM_GUARD_LEDGER_SIZE,
 			PROT_READ | PROT_WRITE, MAP_SHARED, lfd, 0);
 		if (l != MAP_FAILED) {
+			const char *cap = getenv("NOXS_SIM_LEDGER_SLOTS");
+			char *end;
+			unsigned long v = cap && *cap ?
+				strtoul(cap, &end, 10) : SIM_GUARD_LEDGER_SLOTS;
+
 			guard_ledger = l;
-			guard_ledger->cap = SIM_GUARD_LEDGER_SLOTS;
+			/* Tests lower it to run the fallback to messages. */
+			guard_ledger->cap = cap && *cap && *end == '\0' &&
+						v < SIM_GUARD_LEDGER_SLOTS ?
+				(uint32_t)v : SIM_GUARD_LEDGER_SLOTS;
 		}
 	}
 	snprintf(pidbuf, sizeof(pidbuf), "%u", (unsigned)me->pid);

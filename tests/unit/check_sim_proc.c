@@ -366,6 +366,54 @@ START_TEST(kill_anywhere)
 }
 END_TEST
 
+/*
+ * A process whose guardian ledger is full (2 slots here, 1M normally)
+ * announces its further evtchn handles as socket messages: killed, it
+ * must still have every handle and port reaped by its guardian.
+ */
+START_TEST(ledger_full)
+{
+	int pipefd[2];
+	char ok;
+
+	ck_assert_int_eq(pipe(pipefd), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		setenv("NOXS_SIM_LEDGER_SLOTS", "2", 1);
+		as(3);
+		for (int i = 0; i < 6; i++) {
+			xenevtchn_handle *e = xenevtchn_open(NULL, 0);
+			if (e == NULL || xenevtchn_bind_unbound_port(e, 0) <= 0)
+				_exit(1);
+		}
+		if (write(pipefd[1], "k", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0); /* no cleanup: the guardian does it */
+	}
+	close(pipefd[1]);
+	ck_assert_int_eq(read(pipefd[0], &ok, 1), 1);
+	close(pipefd[0]);
+	struct noxs_simstat st;
+	ck_assert_int_eq(noxs_simstat_domain(3, 0, &st), 0);
+	ck_assert_uint_eq(st.evtchn_handles, 6);
+	ck_assert_uint_eq(st.ports_unbound, 6);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	/* Without reaping here (reap 0): the guardian alone must do it. */
+	int i;
+	for (i = 0; i < 2000; i++) {
+		ck_assert_int_eq(noxs_simstat_domain(3, 0, &st), 0);
+		if (st.evtchn_handles == 0 && st.ports_unbound == 0)
+			break;
+		usleep(10000);
+	}
+	ck_assert_msg(i < 2000, "guardian left %u handles, %u ports",
+		st.evtchn_handles, st.ports_unbound);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("sim_proc");
@@ -379,6 +427,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, kill_granter);
 	tcase_add_test(tc, rebind_after_kill);
 	tcase_add_test(tc, kill_anywhere);
+	tcase_add_test(tc, ledger_full);
 	suite_add_tcase(s, tc);
 	return s;
 }
