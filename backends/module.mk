@@ -12,9 +12,13 @@ $(SYSCTL_BACK): $(SYSCTL_BACK_OBJS) $(LIBOUT)/libnoxs.so
 ALL_TARGETS += $(SYSCTL_BACK)
 
 install-backends: $(SYSCTL_BACK)
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(SYSTEMDDIR)
 	install -m 0755 $(SYSCTL_BACK) $(DESTDIR)$(SBINDIR)/
 	install -m 0644 backends/sysctl/noxs-sysctl-back.8 $(DESTDIR)$(MANDIR)/man8/
+	$(NOXS_UNIT_SED) backends/sysctl/noxs-sysctl-back.service.in \
+		> $(DESTDIR)$(SYSTEMDDIR)/noxs-sysctl-back.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/noxs-sysctl-back.service
 
 INSTALL_TARGETS += install-backends
 .PHONY: install-backends

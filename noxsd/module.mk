@@ -16,12 +16,16 @@ $(NOXSD_BIN): $(NOXSD_OBJS) $(NOXS_PROTO_OBJ) $(LIBOUT)/libnoxs.so
 
 ALL_TARGETS += $(NOXSD_BIN)
 
+# systemd units: @SBINDIR@ becomes the installed path (noxsd's unit here,
+# the backends' in backends/module.mk and tests/datadrivers.mk).
+NOXS_UNIT_SED = sed -e 's|@SBINDIR@|$(SBINDIR)|g'
+
 install-noxsd: $(NOXSD_BIN)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
 		$(DESTDIR)$(SYSTEMDDIR)
 	install -m 0755 $(NOXSD_BIN) $(DESTDIR)$(SBINDIR)/noxsd
 	install -m 0644 noxsd/noxsd.8 $(DESTDIR)$(MANDIR)/man8/noxsd.8
-	sed -e 's|@SBINDIR@|$(SBINDIR)|g' noxsd/noxsd.service.in \
+	$(NOXS_UNIT_SED) noxsd/noxsd.service.in \
 		> $(DESTDIR)$(SYSTEMDDIR)/noxsd.service
 	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/noxsd.service
 

@@ -95,7 +95,8 @@ $(DRV_IT_SCRIPTS): $(DRV_IT_DEPS)
 
 install-datadrivers: $(DRIVER_BINS)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) \
-		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man1
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(SYSTEMDDIR)
 	install -m 0755 $(BLK_BACK) $(CONS_BACK) $(CONS_FRONT) $(DESTDIR)$(SBINDIR)/
 	install -m 0755 $(BLK_CLI) $(CONS_CLIENT) $(DESTDIR)$(BINDIR)/
 	install -m 0644 backends/blk/noxs-blk-back.8 \
@@ -103,6 +104,12 @@ install-datadrivers: $(DRIVER_BINS)
 		frontends/console/noxs-console-front.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 frontends/blk/noxs-blk.1 backends/console/noxs-console.1 \
 		$(DESTDIR)$(MANDIR)/man1/
+	$(NOXS_UNIT_SED) backends/blk/noxs-blk-back.service.in \
+		> $(DESTDIR)$(SYSTEMDDIR)/noxs-blk-back.service
+	$(NOXS_UNIT_SED) backends/console/noxs-console-back.service.in \
+		> $(DESTDIR)$(SYSTEMDDIR)/noxs-console-back.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/noxs-blk-back.service \
+		$(DESTDIR)$(SYSTEMDDIR)/noxs-console-back.service
 INSTALL_TARGETS += install-datadrivers
 .PHONY: install-datadrivers
 
