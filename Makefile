@@ -3,6 +3,7 @@
 #
 #   make            build everything into build/
 #   make check      build and run every test suite (installs deps as root)
+#                   and check-install (what "make install" installs)
 #   make demo       run the main job on the simulator
 #   make SAN=address,undefined check   the same under sanitizers (build/san-*)
 #   make SAN=thread check-tsan         the concurrent parts under TSan
@@ -109,7 +110,37 @@ RUN_ENV = LD_LIBRARY_PATH=$(abspath $(SIMOUT)):$(abspath $(LIBOUT)) \
 	NOXS_BUILD=$(abspath $(BUILD))
 
 check: all $(UNIT_TESTS) $(INTEGRATION_TESTS)
-	@$(RUN_ENV) scripts/run-tests.sh $(UNIT_TESTS) $(INTEGRATION_TESTS)
+	$(install_check_trees)
+	@$(RUN_ENV) $(INSTALL_CHECK_ENV) scripts/run-tests.sh $(UNIT_TESTS) \
+		$(INTEGRATION_TESTS) tests/install-check.sh
+
+# check-install: "make install" as a packager runs it (PREFIX=/usr,
+# DESTDIR=$(INSTALL_CHECK)/stage), and again with the prefix itself in
+# the build tree ($(INSTALL_CHECK)/root, no DESTDIR), where the units'
+# ExecStart= programs exist for systemd-analyze verify; then
+# tests/install-check.sh looks at both. The sub-makes get this BUILD and
+# SAN, so they install this build and rebuild nothing. The whole layout
+# is given, so that a BINDIR=... on make's command line cannot move it.
+# "+": these lines run sub-makes (jobserver, make -n), which make cannot
+# see inside a variable.
+INSTALL_CHECK = $(abspath $(BUILD))/install-check
+install_layout = PREFIX=$(1) BINDIR=$(1)/bin SBINDIR=$(1)/sbin \
+	LIBDIR=$(1)/lib INCLUDEDIR=$(1)/include MANDIR=$(1)/share/man \
+	PKGCONFIGDIR=$(1)/lib/pkgconfig SYSTEMDDIR=$(1)/lib/systemd/system
+define install_check_trees
+@rm -rf $(INSTALL_CHECK)
++@$(MAKE) --no-print-directory -s install BUILD=$(BUILD) SAN=$(SAN) \
+	$(call install_layout,/usr) DESTDIR=$(INSTALL_CHECK)/stage
++@$(MAKE) --no-print-directory -s install BUILD=$(BUILD) SAN=$(SAN) \
+	$(call install_layout,$(INSTALL_CHECK)/root) DESTDIR=
+endef
+INSTALL_CHECK_ENV = NOXS_INSTALL_CHECK=$(INSTALL_CHECK) CC="$(CC)" \
+	PKG_CONFIG="$(PKG_CONFIG)" NOXS_SAN_FLAGS="$(SAN_FLAGS)" \
+	NOXS_VERSION=$(LIBNOXS_VERSION)
+
+check-install: all
+	$(install_check_trees)
+	@$(RUN_ENV) $(INSTALL_CHECK_ENV) scripts/run-tests.sh tests/install-check.sh
 
 # Build and run just the named test programs: make run T="build/tests/x ..."
 run: $(SIM_TARGETS) $(LIB_TARGETS) $(T)
@@ -147,7 +178,7 @@ format-check:
 clean:
 	rm -rf build
 
-.PHONY: all run check check-unit check-tsan tsan-run demo bench bench-full fuzz \
-	install format format-check clean deps deps-stamp
+.PHONY: all run check check-install check-unit check-tsan tsan-run demo bench \
+	bench-full fuzz install format format-check clean deps deps-stamp
 
 -include $(shell find $(OBJDIR) -name '*.d' 2>/dev/null)
