@@ -74,13 +74,7 @@ for f in "$build"/bin/*; do
 	fi
 done
 
-help_opt() {
-	case "$1" in
-	# getopt() only: -h works, --help is "invalid option".
-	noxs-console-front) echo -h ;;
-	*) echo --help ;;
-	esac
-}
+help_opt() { echo --help; }
 
 for p in "${progs[@]}"; do
 	f=$sp/$p

@@ -312,7 +312,8 @@ static void usage(FILE *out)
             "  -t           give COMMAND a pty instead of a socket\n"
             "  -d DEVID     console device id (default 0)\n"
             "  -o ORDER     rings of 2^ORDER pages each way (0..3, default 2)\n"
-            "  -w SECONDS   how long to wait for the device (default 30)\n");
+            "  -w SECONDS   how long to wait for the device (default 30)\n"
+            "  -h, --help   this text\n");
 }
 
 int main(int argc, char **argv)
@@ -324,7 +325,12 @@ int main(int argc, char **argv)
     pid_t child = -1;
     sigset_t mask;
 
-    while ((c = getopt(argc, argv, "+td:o:w:h")) != -1) {
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+
+    while ((c = getopt_long(argc, argv, "+td:o:w:h", longopts, NULL)) != -1) {
         switch (c) {
         case 't': use_pty = true; break;
         case 'd': devid = strtoul(optarg, NULL, 10); break;
