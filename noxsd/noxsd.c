@@ -11,8 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -180,6 +183,57 @@ static int stop(const char *state_dir)
     return 0;
 }
 
+/*
+ * Under systemd (Type=notify): tell the manager we are ready once the
+ * control socket listens, so that units ordered After=noxsd.service
+ * (the backends) find it. The protocol is one datagram to the socket
+ * named by $NOTIFY_SOCKET (sd_notify(3), a stable interface that
+ * systemd documents for reimplementation); not linking libsystemd keeps
+ * noxsd's dependencies to what a minimal dom0 has. Taken out of the
+ * environment first thing (notify_take), so that no process we start,
+ * the keeper included, can speak for us.
+ */
+static char *notify_path;
+
+static void notify_take(void)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+
+    if (path != NULL)
+        notify_path = strdup(path);
+    unsetenv("NOTIFY_SOCKET");
+}
+
+static void notify_ready(void)
+{
+    const char *path = notify_path;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    static const char msg[] = "READY=1\nSTATUS=listening";
+    size_t len;
+    int fd;
+
+    if (path == NULL)
+        return;
+    len = strlen(path);
+    if ((path[0] != '/' && path[0] != '@') || len < 2 ||
+        len >= sizeof(sa.sun_path)) {
+        log_warnx("NOTIFY_SOCKET: not a socket address: %s", path);
+        return;
+    }
+    memcpy(sa.sun_path, path, len);
+    if (path[0] == '@')
+        sa.sun_path[0] = '\0'; /* abstract namespace */
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 ||
+        sendto(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL, (struct sockaddr *)&sa,
+               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+        log_warn("notify systemd (%s)", path);
+    else
+        log_debug("told systemd we are ready");
+    if (fd >= 0)
+        close(fd);
+}
+
 int main(int argc, char *argv[])
 {
     static const struct option longopts[] = {
@@ -309,8 +363,10 @@ int main(int argc, char *argv[])
     log_info("noxsd %s starting (pid %d, domain %u, state in %s)",
              NOXSD_VERSION, (int)getpid(), o.domid, o.state_dir);
 
+    notify_take();
     if (broker_init(&o) < 0 || control_init(&o) < 0)
         return 1;
+    notify_ready();
     status = control_run();
     control_cleanup();
     broker_cleanup();

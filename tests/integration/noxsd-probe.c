@@ -269,8 +269,56 @@ static int page(const char *domid, const char *bootstr)
     return 0;
 }
 
+/*
+ * notify PATH: play systemd's notification socket. Bind a datagram
+ * socket at PATH, wait (10 s at most) for one message, print it, and say
+ * whether noxsd's control socket ($NOXS_SOCKET) accepted a connection
+ * right after: READY=1 must only come once it listens.
+ */
+static int notify(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct pollfd p;
+    char buf[256];
+    ssize_t n;
+    int fd;
+
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return 2;
+    strcpy(sa.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+    unlink(path);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        perror("noxsd-probe: notify socket");
+        return 1;
+    }
+    printf("bound\n");
+    fflush(stdout);
+    p = (struct pollfd){.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 10000) != 1) {
+        fprintf(stderr, "noxsd-probe: no notification within 10 s\n");
+        return 1;
+    }
+    n = recv(fd, buf, sizeof(buf) - 1, 0);
+    if (n < 0)
+        return 1;
+    buf[n] = '\0';
+    for (ssize_t i = 0; i < n; i++)
+        if (buf[i] == '\n')
+            buf[i] = ' ';
+    noxs_client *c = noxs_client_open(getenv("NOXS_SOCKET"));
+    printf("message %s\nlistening %s\n", buf, c != NULL ? "yes" : "no");
+    if (c != NULL)
+        noxs_client_close(c);
+    close(fd);
+    unlink(path);
+    return 0;
+}
+
 int main(int argc, char *argv[])
 {
+    if (argc == 3 && strcmp(argv[1], "notify") == 0)
+        return notify(argv[2]);
     if (argc == 3 && strcmp(argv[1], "malformed") == 0)
         return malformed(argv[2]);
     if (argc == 3 && strcmp(argv[1], "nonroot") == 0)
@@ -280,6 +328,6 @@ int main(int argc, char *argv[])
     if (argc == 4 && strcmp(argv[1], "page") == 0)
         return page(argv[2], argv[3]);
     fprintf(stderr, "usage: noxsd-probe malformed|nonroot|toolstack SOCKET | page DOMID "
-                    "BOOT\n");
+                    "BOOT | notify PATH\n");
     return 2;
 }
