@@ -102,6 +102,9 @@ if noxs; then
 		copy_elf "$D" "$NOXS_BUILD/bin/$b" "/usr/bin/$b"
 	done
 	copy_elf "$D" "$PROGDIR/noxs-handshake" /bin/noxs-handshake
+	# The daemons run without capabilities (noxs-dom0.sh's nocaps): util-
+	# linux's setpriv, under its own name (busybox's has no --bounding-set).
+	copy_elf "$D" "$(command -v setpriv)" /usr/bin/ul-setpriv
 	if has_blk; then
 		copy_elf "$D" "$NOXS_BUILD/bin/noxs-blk-back" /usr/bin/noxs-blk-back
 		cat "$XEN_SRC/expect-blk" >> "$XEN_OUT/expected"

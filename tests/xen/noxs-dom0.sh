@@ -5,10 +5,24 @@
 NOXS_STATE=/run/noxs
 export NOXS_SOCKET=$NOXS_STATE/noxsd.sock
 
+# The daemons run as root with no capabilities at all (an empty bounding
+# set), as the systemd units run them: what they need on real Xen, the
+# permissions of /dev/xen/* give. Only ever run in the background
+# ("nocaps CMD &"): the subshell execs setpriv, which execs CMD, so $! is
+# CMD's pid.
+nocaps() {
+	if command -v ul-setpriv > /dev/null; then
+		exec ul-setpriv --bounding-set=-all --inh-caps=-all --no-new-privs "$@"
+	fi
+	exec "$@"
+}
+# CapEff of a process, in hex.
+capeff() { sed -n 's/^CapEff:[[:space:]]*//p' /proc/$1/status 2>/dev/null; }
+
 # noxsd runs in the foreground (-d); the process we start is the worker,
 # which forks the page keeper on first start and reattaches to it later.
 noxsd_start() {
-	noxsd -d --socket $NOXS_SOCKET --state-dir $NOXS_STATE >> /tmp/noxsd.log 2>&1 &
+	nocaps noxsd -d --socket $NOXS_SOCKET --state-dir $NOXS_STATE >> /tmp/noxsd.log 2>&1 &
 	noxsd_pid=$!
 	wait_for 30 noxsctl status > /dev/null 2>&1
 }
@@ -26,9 +40,18 @@ noxs_before_guest() {
 	stage "noxsd"
 	mkdir -p $NOXS_STATE
 	if noxsd_start; then pass dom0.noxsd-up; else fail "dom0.noxsd-up"; tail -n 20 /tmp/noxsd.log; return; fi
-	noxs-sysctl-back -d -v --socket $NOXS_SOCKET >> /tmp/sysctl-back.log 2>&1 &
+	nocaps noxs-sysctl-back -d -v --socket $NOXS_SOCKET >> /tmp/sysctl-back.log 2>&1 &
 	sysctl_back_pid=$!
 	noxs_start_data_backends
+	caps="" bad=""
+	for kv in noxsd=$noxsd_pid keeper=$(status_field keeper_pid) \
+		sysctl-back=$sysctl_back_pid blk-back=$blk_back_pid console-back=$console_back_pid; do
+		[ -n "${kv#*=}" ] || continue
+		c=$(capeff "${kv#*=}")
+		caps="$caps ${kv%%=*}=$c"
+		case $c in "" | *[!0]*) bad="$bad ${kv%%=*}=${c:-gone}" ;; esac
+	done
+	if [ -z "$bad" ]; then pass "dom0.noxs-no-capabilities -$caps"; else fail "dom0.noxs-no-capabilities:$bad"; fi
 	boot=$(noxsctl domain-create $GUEST_DOMID 2>/tmp/domain-create.err)
 	case $boot in
 	noxs=*:*:*) pass "dom0.noxs-domain-create - $boot"; extra="$extra $boot" ;;
@@ -53,12 +76,14 @@ noxs_start_data_backends() {
 	if have noxs-blk-back; then
 		dd if=/dev/zero of=$BLK_IMG bs=1M count=4 2>/dev/null
 		printf 'noxs-blk-marker-from-dom0' | dd of=$BLK_IMG conv=notrunc 2>/dev/null
-		noxs-blk-back -d -v --socket $NOXS_SOCKET >> /tmp/blk-back.log 2>&1 &
+		nocaps noxs-blk-back -d -v --socket $NOXS_SOCKET >> /tmp/blk-back.log 2>&1 &
+		blk_back_pid=$!
 	fi
 	if have noxs-console-back; then
 		mkdir -p $CONS_DIR /tmp/conlog
-		noxs-console-back -d -v --socket $NOXS_SOCKET --dir $CONS_DIR \
+		nocaps noxs-console-back -d -v --socket $NOXS_SOCKET --dir $CONS_DIR \
 			--log-dir /tmp/conlog >> /tmp/console-back.log 2>&1 &
+		console_back_pid=$!
 	fi
 	nb=$(( 1 + $(have noxs-blk-back && echo 1 || echo 0) + $(have noxs-console-back && echo 1 || echo 0) ))
 	backends_up() { [ "$(status_field backends)" -ge $nb ] 2>/dev/null; }
