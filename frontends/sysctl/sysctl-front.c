@@ -234,14 +234,36 @@ static int publish_state(struct guest *g, unsigned int state)
     return noxs_dev_publish(g->dev);
 }
 
+/* Is our device on the device page but marked closing (being removed)? */
+static bool being_removed(struct guest *g)
+{
+    struct noxs_devpage_entry e[NOXS_DEVPAGE_MAX_ENTRIES];
+    int n = noxs_frontend_devices(g->fe, e, NOXS_DEVPAGE_MAX_ENTRIES, NULL);
+
+    for (int i = 0; i < n; i++)
+        if (e[i].type == NOXS_DEV_SYSCTL && e[i].devid == SYSCTL_DEVID &&
+            (e[i].flags & NOXS_DEVPAGE_ENTRY_CLOSING))
+            return true;
+    return false;
+}
+
+/* 1 attached, 0 not listed (wait), 2 being removed (gone), -1 error. */
 static int attach(struct guest *g)
 {
     noxs_dev *d = noxs_frontend_attach(g->fe, NOXS_DEV_SYSCTL, SYSCTL_DEVID);
 
     if (d == NULL) {
-        if (errno == ENOENT)
-            return 0; /* not listed yet: wait for the page to change */
-        return -1;
+        if (errno != ENOENT)
+            return -1;
+        /*
+         * Not listed yet: wait for the page to change. But an entry
+         * already marked closing is a removal we came too late for (a
+         * guest restarted just before a dev-rm): once it is gone the
+         * page looks exactly as before the dev-add, and we would wait
+         * for ever. Without --reattach that is the end of the device,
+         * as if we had attached and seen it go.
+         */
+        return !reattach && being_removed(g) ? 2 : 0;
     }
     g->dev = d;
     for (size_t i = 0; i < NREASONS; i++) {
@@ -335,6 +357,8 @@ static void step(struct guest *g)
             }
             if (rc == 0)
                 return;
+            if (rc == 2)
+                device_gone(g);
             continue;
         }
 
