@@ -107,6 +107,23 @@ t_states_is() { [ "$(t_states "$1")" = "$2" ]; }
 t_backend_closed() { case $(t_states "$1") in Closed*) return 0 ;; esac; return 1; }
 t_connected() { t_states_is "$1" "Connected Connected"; }
 
+# t_front_connections DOMID: how many connections the frontends of DOMID
+# have logged so far (t_front runs them with -v, into front-DOMID.log).
+t_front_connections() {
+	local n
+	n=$(grep -c "^noxs-sysctl-front: domain $1: connected\$" \
+		"$T_DIR/front-$1.log" 2>/dev/null)
+	echo "${n:-0}"
+}
+
+# t_new_connection DOMID N: a frontend of DOMID logged a connection beyond
+# the first N, and dev-list agrees. After a frontend was killed, dev-list
+# alone proves nothing: until the backend notices, it still shows the dead
+# session's "Connected Connected".
+t_new_connection() {
+	[ "$(t_front_connections "$1")" -gt "$2" ] && t_connected "$1"
+}
+
 # t_exit_status PID TRIES: wait (bounded) for a child of this shell and
 # set T_STATUS to its exit status, or "timeout". (Not in $(...): a
 # subshell cannot wait for its parent's children.)
