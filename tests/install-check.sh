@@ -303,6 +303,15 @@ for u in "${units[@]}"; do
 	# Its programs are installed, and take the unit's options
 	# (--help after them: the options are parsed, nothing runs).
 	while read -r key cmd args; do
+		# A system tool outside our prefix (ExecReload=/bin/kill ...) is
+		# the system's: it must exist here, and is not run.
+		case "$cmd" in
+		"$prefix"/*) ;;
+		*)
+			if [ -x "$cmd" ]; then ok; else fail "$un: $key=$cmd does not exist"; fi
+			continue
+			;;
+		esac
 		if [ ! -x "$stage$cmd" ]; then
 			fail "$un: $key=$cmd is not installed"
 			continue

@@ -473,6 +473,44 @@ static int open_socket(struct console *c)
     return 0;
 }
 
+/* (Re)open c's log file, --log-dir/console-DOMID.DEVID.log, appending. */
+static int open_log(struct console *c)
+{
+    char path[512];
+
+    if (log_dir == NULL)
+        return 0;
+    if (c->log_fd >= 0)
+        close(c->log_fd);
+    snprintf(path, sizeof(path), "%s/console-%u.%u.log", log_dir, c->fe_domid,
+             c->devid);
+    c->log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (c->log_fd < 0) {
+        int err = errno;
+
+        log_warnx("console log %s: %s", path, strerror(err));
+        return -err;
+    }
+    return 0;
+}
+
+/*
+ * SIGHUP: reopen every log file, as xenconsoled does, so that logrotate
+ * can move a log away and signal us (or "systemctl reload") instead of
+ * copying and truncating it. A log that cannot be reopened is off until
+ * the next SIGHUP; the console itself goes on.
+ */
+static void reopen_logs(void)
+{
+    unsigned int n = 0, bad = 0;
+
+    for (struct console *k = consoles; k != NULL; k = k->next, n++)
+        if (open_log(k) < 0)
+            bad++;
+    log_info("SIGHUP: reopened %u console log(s)%s", n - bad,
+             bad ? ", some failed" : "");
+}
+
 static int cons_create(noxs_backend *b, noxs_dev *d,
                        const struct noxs_kv *params, size_t nparams, void *arg)
 {
@@ -493,17 +531,8 @@ static int cons_create(noxs_backend *b, noxs_dev *d,
         return -ENOMEM;
     }
     err = open_socket(c);
-    if (err == 0 && log_dir != NULL) {
-        char path[512];
-
-        snprintf(path, sizeof(path), "%s/console-%u.%u.log", log_dir,
-                 c->fe_domid, c->devid);
-        c->log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-        if (c->log_fd < 0) {
-            err = -errno;
-            log_warnx("console log %s: %s", path, strerror(errno));
-        }
-    }
+    if (err == 0)
+        err = open_log(c);
     if (err == 0 && (noxs_dev_set_kv(d, "max-ring-page-order", "3") < 0 ||
                      noxs_dev_set_kv(d, "type", "noxs-ring") < 0))
         err = -errno;
@@ -687,6 +716,7 @@ int main(int argc, char **argv)
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0)
@@ -736,8 +766,19 @@ int main(int argc, char **argv)
             drvlog_fatal("poll: %s", strerror(errno));
         }
         if (pfds[1].revents & POLLIN) {
-            log_info("terminating");
-            break;
+            struct signalfd_siginfo si;
+            bool quit = false;
+
+            while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                if (si.ssi_signo == SIGHUP)
+                    reopen_logs();
+                else
+                    quit = true;
+            }
+            if (quit) {
+                log_info("terminating");
+                break;
+            }
         }
         n = 2;
         for (struct console *k = consoles; k != NULL; k = k->next) {

@@ -28,3 +28,19 @@ cmp "$T_DIR/client-in" "$T_DIR/guest-in" || t_fail "client -> guest stream diffe
 t_wait 200 "the log to hold everything" test "$(stat -c %s "$T_DIR/console-1.0.log")" -ge $N
 cmp "$T_DIR/guest-out" "$T_DIR/console-1.0.log" || t_fail "log file differs"
 t_log "10 MB each way byte for byte, log file identical"
+
+# Log rotation: logrotate moves the log away and sends SIGHUP; the
+# backend reopens it (a new, empty file) and the next output goes there.
+mv "$T_DIR/console-1.0.log" "$T_DIR/console-1.0.log.1"
+kill -HUP "$T_CONSBACK"
+t_wait 200 "the backend to reopen its logs" \
+	grep -q 'SIGHUP: reopened 1 console log' "$T_DIR/console-back.log"
+[ -f "$T_DIR/console-1.0.log" ] || t_fail "no new log file after SIGHUP"
+t_spawn 1 "$boot" "$T_BIN/noxs-console-front" -- sh -c 'echo after-rotate' \
+	>"$T_DIR/front2.log" 2>&1
+t_exit_status "$T_PID" 400
+[ "$T_STATUS" = 0 ] || t_fail "second frontend exit status $T_STATUS"
+t_wait 200 "the new output in the new log" grep -q after-rotate "$T_DIR/console-1.0.log"
+cmp -s "$T_DIR/guest-out" "$T_DIR/console-1.0.log.1" || t_fail "the rotated log changed"
+t_alive "$T_CONSBACK" || t_fail "the backend died of SIGHUP"
+t_log "SIGHUP reopened the log: new output in the new file, the old one intact"
