@@ -565,6 +565,14 @@ static unsigned int io_threads = DEFAULT_IO_THREADS;
 /* Small requests gathered for an idle worker (--share-small; 0: none). */
 static unsigned int share_small = 0;
 
+/* preadv/pwritev iov[0..cnt) at off, as a request status. */
+static int16_t rw_status(struct blkdev *bd, bool write, struct iovec *iov,
+                         int cnt, uint64_t off)
+{
+    return do_rw(bd, write, iov, cnt, off) < 0 ? NOXS_BLK_RSP_ERROR
+                                               : NOXS_BLK_RSP_OKAY;
+}
+
 /*
  * The next contiguous run of chain *jp (same operation, each request
  * starting where the previous one ends, at most max iovecs): its iovecs
@@ -608,9 +616,9 @@ static void run_status(struct iojob *first, struct iojob *end, int16_t status)
  * the other paths:
  *  - a page that is not in memory is read by a page fault, one at a time
  *    in the copying thread, where io_uring would read a whole batch in
- *    parallel: a thread whose copies took major faults (getrusage, looked
- *    at most once per millisecond) turns the device's mapping off for
- *    COLD_MS, and its reads go through io_uring/preadv meanwhile;
+ *    parallel: a chain of copies that was slow and took major faults
+ *    (map_check_faults) turns the device's mapping off for COLD_MS, and
+ *    its reads go through io_uring/preadv meanwhile;
  *  - a page the mapping cannot back (beyond the end of a file that
  *    shrank, a media error) raises SIGBUS: the handler jumps back out of
  *    the copy, which is redone with preadv (zeros past the end, or EIO),
@@ -775,10 +783,8 @@ static void job_run(struct blkdev *bd, struct iojob *j)
             run_status(first, j, NOXS_BLK_RSP_OKAY);
             continue;
         }
-        run_status(first, j,
-                   do_rw(bd, write, iov, (int)cnt, first->r.offset) < 0
-                       ? NOXS_BLK_RSP_ERROR
-                       : NOXS_BLK_RSP_OKAY);
+        run_status(first, j, rw_status(bd, write, iov, (int)cnt,
+                                       first->r.offset));
     }
     map_check_faults(bd, &ms);
 }
@@ -804,12 +810,12 @@ static void job_run(struct blkdev *bd, struct iojob *j)
 #define URING_IOVS (URING_DEPTH * NOXS_BLK_MAX_SEGMENTS)
 #define URING_PENDING INT32_MIN
 
+/* A run of reads in a batch (writes never are: see job_run_uring). */
 struct urun {
     struct iojob *first, *end;
     struct iovec *iov;
     unsigned int cnt;
     uint64_t off, bytes;
-    bool write;
     int32_t res;
 };
 
@@ -880,12 +886,10 @@ static int16_t urun_finish(struct blkdev *bd, struct urun *r, uint64_t done)
     }
     if (cnt == 0)
         return NOXS_BLK_RSP_OKAY;
-    return do_rw(bd, r->write, iov, cnt, off) < 0
-               ? NOXS_BLK_RSP_ERROR
-               : NOXS_BLK_RSP_OKAY;
+    return rw_status(bd, false, iov, cnt, off);
 }
 
-/* Submit the gathered runs, wait for all of them, set their statuses. */
+/* Submit the gathered reads, wait for all of them, set their statuses. */
 static void uring_flush(struct blkdev *bd)
 {
     struct ioq *q = bd->ioq;
@@ -897,19 +901,13 @@ static void uring_flush(struct blkdev *bd)
         return;
     for (unsigned int i = 0; i < n; i++) {
         struct urun *r = &u->run[i];
+        /* never NULL: at most URING_DEPTH entries, all reaped below */
         struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
-
         int fd = u->fixed ? 0 : bd->fd;
 
-        /* never NULL: at most URING_DEPTH entries, all reaped below */
-        if (r->cnt == 1 && r->write)
-            io_uring_prep_write(sqe, fd, r->iov[0].iov_base,
-                                (unsigned int)r->iov[0].iov_len, r->off);
-        else if (r->cnt == 1)
+        if (r->cnt == 1)
             io_uring_prep_read(sqe, fd, r->iov[0].iov_base,
                                (unsigned int)r->iov[0].iov_len, r->off);
-        else if (r->write)
-            io_uring_prep_writev(sqe, fd, r->iov, r->cnt, r->off);
         else
             io_uring_prep_readv(sqe, fd, r->iov, r->cnt, r->off);
         if (u->fixed)
@@ -956,7 +954,7 @@ static void uring_flush(struct blkdev *bd)
         if (r->res == URING_PENDING || r->res == -EAGAIN || r->res == -EINTR)
             st = urun_finish(bd, r, 0);
         else if (r->res < 0)
-            st = (errno = -r->res, NOXS_BLK_RSP_ERROR);
+            st = NOXS_BLK_RSP_ERROR;
         else if ((uint64_t)r->res < r->bytes)
             st = urun_finish(bd, r, (uint64_t)r->res);
         else
@@ -996,6 +994,22 @@ static void job_run_uring(struct blkdev *bd, struct iojob *j)
             job_run(bd, j);
             return;
         }
+        if (j->operation == NOXS_BLK_OP_WRITE) {
+            /* Gathered apart from the batch (a flush that finds io_uring
+             * broken frees the batch's storage). A read before it in the
+             * ring must not see its data. */
+            struct iovec wiov[JOB_MAX_SEGS];
+            unsigned int cnt;
+            uint64_t bytes;
+            struct iojob *first = run_gather(&j, wiov, JOB_MAX_SEGS, &cnt,
+                                             &bytes);
+
+            if (uring_conflict(u, first->r.offset, bytes))
+                uring_flush(bd);
+            run_status(first, j, rw_status(bd, true, wiov, (int)cnt,
+                                           first->r.offset));
+            continue;
+        }
         /* Room for the longest run (JOB_MAX_SEGS iovecs) in this batch? */
         if (u->nrun == URING_DEPTH || URING_IOVS - u->niov < JOB_MAX_SEGS) {
             uring_flush(bd);
@@ -1007,21 +1021,6 @@ static void job_run_uring(struct blkdev *bd, struct iojob *j)
         r->first = run_gather(&j, r->iov, JOB_MAX_SEGS, &r->cnt, &r->bytes);
         r->end = j;
         r->off = r->first->r.offset;
-        r->write = r->first->operation == NOXS_BLK_OP_WRITE;
-        if (r->write) {
-            /* A read before it in the ring must not see its data. */
-            if (uring_conflict(u, r->off, r->bytes)) {
-                struct urun w = *r;
-
-                uring_flush(bd);
-                r = &w;
-            }
-            run_status(r->first, r->end,
-                       do_rw(bd, true, r->iov, (int)r->cnt, r->off) < 0
-                           ? NOXS_BLK_RSP_ERROR
-                           : NOXS_BLK_RSP_OKAY);
-            continue;
-        }
         if (map_read(bd, r->iov, r->cnt, r->off, r->bytes, &ms)) {
             run_status(r->first, r->end, NOXS_BLK_RSP_OKAY);
             continue;
@@ -2029,6 +2028,24 @@ static void reap_broken(void)
     }
 }
 
+/* A decimal count option, 0..max, into *out; -1 (said on stderr) if not. */
+static int parse_count(const char *name, const char *arg, unsigned long max,
+                       unsigned int *out)
+{
+    char *end;
+    unsigned long v;
+
+    errno = 0;
+    v = strtoul(arg, &end, 10);
+    if (errno != 0 || end == arg || *end != '\0' || arg[0] == '-' ||
+        v > max) {
+        fprintf(stderr, "noxs-blk-back: bad --%s: %s\n", name, arg);
+        return -1;
+    }
+    *out = (unsigned int)v;
+    return 0;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -2093,51 +2110,18 @@ int main(int argc, char **argv)
         case 'd': foreground = true; break;
         case 'v': verbosity++; break;
         case 's': socket_path = optarg; break;
-        case 'g': {
-            char *end;
-            unsigned long v;
-
-            errno = 0;
-            v = strtoul(optarg, &end, 10);
-            if (errno != 0 || end == optarg || *end != '\0' ||
-                optarg[0] == '-' || v > MAX_MAX_GRANTS) {
-                fprintf(stderr, "noxs-blk-back: bad --max-grants: %s\n",
-                        optarg);
+        case 'g':
+            if (parse_count("max-grants", optarg, MAX_MAX_GRANTS, &max_grants) < 0)
                 return 1;
-            }
-            max_grants = (unsigned int)v;
             break;
-        }
-        case 't': {
-            char *end;
-            unsigned long v;
-
-            errno = 0;
-            v = strtoul(optarg, &end, 10);
-            if (errno != 0 || end == optarg || *end != '\0' ||
-                optarg[0] == '-' || v > MAX_WORKERS) {
-                fprintf(stderr, "noxs-blk-back: bad --io-threads: %s\n",
-                        optarg);
+        case 't':
+            if (parse_count("io-threads", optarg, MAX_WORKERS, &io_threads) < 0)
                 return 1;
-            }
-            io_threads = (unsigned int)v;
             break;
-        }
-        case 'S': {
-            char *end;
-            unsigned long v;
-
-            errno = 0;
-            v = strtoul(optarg, &end, 10);
-            if (errno != 0 || end == optarg || *end != '\0' ||
-                optarg[0] == '-' || v > JOB_MAX_REQS) {
-                fprintf(stderr, "noxs-blk-back: bad --share-small: %s\n",
-                        optarg);
+        case 'S':
+            if (parse_count("share-small", optarg, JOB_MAX_REQS, &share_small) < 0)
                 return 1;
-            }
-            share_small = (unsigned int)v;
             break;
-        }
         case 'U': use_uring = false; break;
         case 'M': use_mmap = false; break;
         case 'h': usage(stdout); return 0;
