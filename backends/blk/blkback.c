@@ -1416,25 +1416,16 @@ static void serve_io(struct blkdev *bd)
 
 static bool spin_for_requests(struct blkdev *bd)
 {
-    struct timespec start, now;
+    struct noxs_blk_spin sp;
 
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    for (unsigned int i = 0;; i++) {
-        if (noxs_blk_load(&bd->sring->req_prod) != bd->req_cons)
+    noxs_blk_spin_start(&sp, SPIN_NS, bd->single_cpu);
+    for (;;) {
+        if (noxs_blk_load(&bd->sring->req_prod) != bd->req_cons ||
+            atomic_load(&bd->ioq->ndone) != 0)
             return true;
-        if (atomic_load(&bd->ioq->ndone) != 0)
-            return true;
-        if (atomic_load_explicit(&bd->stopping, memory_order_relaxed))
+        if (atomic_load_explicit(&bd->stopping, memory_order_relaxed) ||
+            !noxs_blk_spin_step(&sp))
             return false;
-        if ((i & 63) == 63) {
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            if ((now.tv_sec - start.tv_sec) * 1000000000L +
-                    (now.tv_nsec - start.tv_nsec) > SPIN_NS)
-                return false;
-            if (bd->single_cpu)
-                sched_yield();
-        }
-        noxs_blk_cpu_relax();
     }
 }
 

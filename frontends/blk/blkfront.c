@@ -236,22 +236,13 @@ static void check_backend(noxs_blkfront *b)
 
 static bool spin_for_responses(noxs_blkfront *b)
 {
-    struct timespec t0, t;
+    struct noxs_blk_spin sp;
 
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (unsigned int i = 0;; i++) {
-        if (noxs_blk_load(&b->sring->rsp_prod) != b->rsp_cons)
-            return true;
-        if ((i & 63) == 63) {
-            clock_gettime(CLOCK_MONOTONIC, &t);
-            if ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) >
-                SPIN_NS)
-                return false;
-            if (b->single_cpu)
-                sched_yield();
-        }
-        noxs_blk_cpu_relax();
-    }
+    noxs_blk_spin_start(&sp, SPIN_NS, b->single_cpu);
+    while (noxs_blk_load(&b->sring->rsp_prod) == b->rsp_cons)
+        if (!noxs_blk_spin_step(&sp))
+            return false;
+    return true;
 }
 
 int noxs_blkfront_poll(noxs_blkfront *b, int timeout_ms)

@@ -34,6 +34,7 @@
 #include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #define NOXS_BLK_PAGE_SIZE 4096u
 #define NOXS_BLK_SECTOR_SHIFT 9
@@ -183,6 +184,50 @@ static inline void noxs_blk_cpu_relax(void)
 #else
     __asm__ __volatile__("" ::: "memory");
 #endif
+}
+
+/*
+ * A bounded spin, one step per look at the peer:
+ *
+ *   struct noxs_blk_spin sp;
+ *   noxs_blk_spin_start(&sp, SPIN_NS, single_cpu);
+ *   while (!ready())
+ *       if (!noxs_blk_spin_step(&sp))
+ *           return false;  (spin_ns passed: go to sleep)
+ *
+ * Every 64 looks it reads the clock (and yields on one CPU); otherwise it
+ * pauses.
+ */
+struct noxs_blk_spin {
+    struct timespec start;
+    long spin_ns;
+    unsigned int looks;
+    bool single_cpu;
+};
+
+static inline void noxs_blk_spin_start(struct noxs_blk_spin *sp, long spin_ns,
+                                       bool single_cpu)
+{
+    clock_gettime(CLOCK_MONOTONIC, &sp->start);
+    sp->spin_ns = spin_ns;
+    sp->looks = 0;
+    sp->single_cpu = single_cpu;
+}
+
+static inline bool noxs_blk_spin_step(struct noxs_blk_spin *sp)
+{
+    if ((++sp->looks & 63) == 0) {
+        struct timespec t;
+
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - sp->start.tv_sec) * 1000000000L +
+                (t.tv_nsec - sp->start.tv_nsec) > sp->spin_ns)
+            return false;
+        if (sp->single_cpu)
+            sched_yield();
+    }
+    noxs_blk_cpu_relax();
+    return true;
 }
 
 static inline bool noxs_blk_single_cpu(void)
