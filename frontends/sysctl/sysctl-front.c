@@ -234,17 +234,26 @@ static int publish_state(struct guest *g, unsigned int state)
     return noxs_dev_publish(g->dev);
 }
 
-/* Is our device on the device page but marked closing (being removed)? */
-static bool being_removed(struct guest *g)
+/* Our entry on the device page: what it says about the device. */
+enum entry { ENTRY_ABSENT, ENTRY_LISTED, ENTRY_CLOSING, ENTRY_UNREADABLE };
+
+static enum entry sysctl_entry(struct guest *g)
 {
     struct noxs_devpage_entry e[NOXS_DEVPAGE_MAX_ENTRIES];
     int n = noxs_frontend_devices(g->fe, e, NOXS_DEVPAGE_MAX_ENTRIES, NULL);
 
-    for (int i = 0; i < n; i++)
-        if (e[i].type == NOXS_DEV_SYSCTL && e[i].devid == SYSCTL_DEVID &&
-            (e[i].flags & NOXS_DEVPAGE_ENTRY_CLOSING))
-            return true;
-    return false;
+    enum entry st = ENTRY_ABSENT;
+
+    if (n < 0)
+        return ENTRY_UNREADABLE;
+    for (int i = 0; i < n; i++) {
+        if (e[i].type != NOXS_DEV_SYSCTL || e[i].devid != SYSCTL_DEVID)
+            continue;
+        if (!(e[i].flags & NOXS_DEVPAGE_ENTRY_CLOSING))
+            return ENTRY_LISTED; /* a live entry wins over a closing one */
+        st = ENTRY_CLOSING;
+    }
+    return st;
 }
 
 /* 1 attached, 0 not listed (wait), 2 being removed (gone), -1 error. */
@@ -263,7 +272,7 @@ static int attach(struct guest *g)
          * for ever. Without --reattach that is the end of the device,
          * as if we had attached and seen it go.
          */
-        return !reattach && being_removed(g) ? 2 : 0;
+        return !reattach && sysctl_entry(g) == ENTRY_CLOSING ? 2 : 0;
     }
     g->dev = d;
     for (size_t i = 0; i < NREASONS; i++) {
@@ -314,16 +323,10 @@ static void device_gone(struct guest *g)
 
 static bool listed(struct guest *g)
 {
-    struct noxs_devpage_entry e[NOXS_DEVPAGE_MAX_ENTRIES];
-    uint32_t gen;
-    int n = noxs_frontend_devices(g->fe, e, NOXS_DEVPAGE_MAX_ENTRIES, &gen);
+    enum entry st = sysctl_entry(g);
 
-    for (int i = 0; i < n; i++)
-        if (e[i].type == NOXS_DEV_SYSCTL && e[i].devid == SYSCTL_DEVID &&
-            !(e[i].flags & NOXS_DEVPAGE_ENTRY_CLOSING))
-            return true;
     /* A page we cannot read says nothing about the device. */
-    return n < 0;
+    return st == ENTRY_LISTED || st == ENTRY_UNREADABLE;
 }
 
 static void acknowledge(struct guest *g, const struct reason *r)
