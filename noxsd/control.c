@@ -11,6 +11,17 @@
  * that wait on a backend are parked in broker.c with a deadline, which
  * bounds the epoll timeout.
  *
+ * Closing a connection is never done inside a handler. Closing a backend's
+ * connection fails its pending work and frees broker state (pendings, its
+ * sync state) that the handler which found the connection broken may still
+ * be using: a send to a peer that hung up, a queue over its bound, a failed
+ * allocation or flush, or a close after the last reply only mark the
+ * connection failed and put it on a list. The loop closes failed
+ * connections, and only then tells the broker, at the top level: after
+ * each event and before it computes the next timeout. A failed connection
+ * is no longer read from, sent to (conn_send() returns -EPIPE), found by
+ * conn_find() or given events.
+ *
  * A connection that is closed while events for it are still in the batch
  * returned by epoll_wait is only marked dead and unlinked; it is freed
  * after the batch, so no event ever touches freed memory.
@@ -48,6 +59,8 @@ struct conn {
     pid_t pid;
     int privileged;
     int dead;
+    int failed;              /* on C.failed, to be closed by the loop */
+    struct conn *fail_next;  /* C.failed list */
     int close_after_flush;
     int watching;
     uint16_t watch_domid;
@@ -65,6 +78,7 @@ static struct {
     int signal_fd;
     int quit;
     struct conn *conns;
+    struct conn *failed; /* failed, not yet closed (conn_fail) */
     struct conn *graveyard;
     uint64_t next_id;
     uint8_t *rx;
@@ -105,7 +119,7 @@ struct conn *conn_find(uint64_t id)
     if (id == 0)
         return NULL;
     for (c = C.conns; c; c = c->next)
-        if (c->id == id && !c->dead)
+        if (c->id == id && !c->dead && !c->failed)
             return c;
     return NULL;
 }
@@ -116,7 +130,7 @@ void conn_foreach(void (*fn)(struct conn *c, void *arg), void *arg)
 
     for (c = C.conns; c; c = next) {
         next = c->next;
-        if (!c->dead)
+        if (!c->dead && !c->failed)
             fn(c, arg);
     }
 }
@@ -146,12 +160,26 @@ static void set_events(struct conn *c, uint32_t events)
 {
     struct epoll_event ev = {.events = events, .data.ptr = c};
 
-    if (c->events == events || c->dead)
+    if (c->events == events || c->dead || c->failed)
         return;
     if (epoll_ctl(C.epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
         c->events = events;
 }
 
+/*
+ * Mark c failed: the loop closes it (conn_close) once the current event
+ * is handled. Safe anywhere, also inside broker callbacks.
+ */
+static void conn_fail(struct conn *c)
+{
+    if (c->dead || c->failed)
+        return;
+    c->failed = 1;
+    c->fail_next = C.failed;
+    C.failed = c;
+}
+
+/* Only from the loop's top level (reap_failed) or at exit. */
 static void conn_close(struct conn *c)
 {
     struct conn **pp;
@@ -194,7 +222,7 @@ static void flush(struct conn *c)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
         if (n < 0) {
-            conn_close(c);
+            conn_fail(c);
             return;
         }
         c->outq = o->next;
@@ -204,7 +232,7 @@ static void flush(struct conn *c)
     if (!c->outq) {
         c->outq_tail = NULL;
         if (c->close_after_flush) {
-            conn_close(c);
+            conn_fail(c);
             return;
         }
         set_events(c, EPOLLIN);
@@ -218,7 +246,7 @@ int conn_send(struct conn *c, const void *buf, size_t len)
     struct outbuf *o;
     ssize_t n;
 
-    if (c->dead)
+    if (c->dead || c->failed)
         return -EPIPE;
     if (!c->outq) {
         do
@@ -227,18 +255,18 @@ int conn_send(struct conn *c, const void *buf, size_t len)
         if (n == (ssize_t)len)
             return 0;
         if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
-            conn_close(c);
+            conn_fail(c);
             return -EPIPE;
         }
     }
     if (c->queued + len > CONTROL_MAX_QUEUE) {
         log_warnx("connection %llu (pid %d) does not read; dropping it",
                   (unsigned long long)c->id, (int)c->pid);
-        conn_close(c);
+        conn_fail(c);
         return -ENOBUFS;
     }
     if ((o = malloc(sizeof(*o) + len)) == NULL) {
-        conn_close(c);
+        conn_fail(c);
         return -ENOMEM;
     }
     o->next = NULL;
@@ -271,7 +299,7 @@ void conn_reply_empty(struct conn *c, unsigned int req_type, uint32_t request)
 
 void conn_close_after_flush(struct conn *c)
 {
-    if (c->dead)
+    if (c->dead || c->failed)
         return;
     c->close_after_flush = 1;
     /* Stop reading; flush() closes once the queue is empty. */
@@ -332,7 +360,8 @@ static void read_conn(struct conn *c)
     ssize_t n;
     int i, rc;
 
-    for (i = 0; i < CONTROL_BATCH && !c->dead && !c->close_after_flush;
+    for (i = 0; i < CONTROL_BATCH && !c->dead && !c->failed &&
+                !c->close_after_flush;
          i++) {
         n = recv(c->fd, C.rx, NOXS_PROTO_MAX_MSG + 1,
                  MSG_DONTWAIT | MSG_TRUNC);
@@ -341,7 +370,7 @@ static void read_conn(struct conn *c)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
         if (n <= 0) {
-            conn_close(c);
+            conn_fail(c);
             return;
         }
         rc = noxs_proto_decode(C.rx, (size_t)n, C.msg);
@@ -465,6 +494,22 @@ static void handle_signals(void)
     }
 }
 
+/*
+ * Close every failed connection. broker_conn_closed() may fail others
+ * (a watcher that does not read the events it sends): they join the list
+ * and are closed in the same call.
+ */
+static void reap_failed(void)
+{
+    struct conn *c;
+
+    while ((c = C.failed) != NULL) {
+        C.failed = c->fail_next;
+        c->fail_next = NULL;
+        conn_close(c);
+    }
+}
+
 int control_run(void)
 {
     struct epoll_event evs[64];
@@ -472,7 +517,11 @@ int control_run(void)
     int n, i, timeout;
 
     while (!C.quit) {
-        timeout = broker_timeouts();
+        /* Expiring requests sends answers, which may fail connections. */
+        do {
+            reap_failed();
+            timeout = broker_timeouts();
+        } while (C.failed);
         n = epoll_wait(C.epfd, evs, 64, timeout);
         if (n < 0) {
             if (errno == EINTR)
@@ -491,16 +540,17 @@ int control_run(void)
                 broker_keeper_event();
             } else {
                 c = p;
-                if (c->dead)
+                if (c->dead || c->failed)
                     continue;
                 if (evs[i].events & EPOLLOUT)
                     flush(c);
-                if (!c->dead && (evs[i].events & (EPOLLIN | EPOLLHUP |
-                                                   EPOLLERR)))
+                if (!c->failed && (evs[i].events & (EPOLLIN | EPOLLHUP |
+                                                     EPOLLERR)))
                     read_conn(c);
-                if (!c->dead && c->close_after_flush && !c->outq)
-                    conn_close(c);
+                if (!c->failed && c->close_after_flush && !c->outq)
+                    conn_fail(c);
             }
+            reap_failed();
         }
         while ((c = C.graveyard) != NULL) {
             C.graveyard = c->next;
@@ -514,6 +564,7 @@ void control_cleanup(void)
 {
     struct conn *c;
 
+    C.failed = NULL; /* every connection is closed below */
     while (C.conns)
         conn_close(C.conns);
     while ((c = C.graveyard) != NULL) {
