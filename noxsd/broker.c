@@ -1073,8 +1073,12 @@ void broker_handle(struct conn *c, const struct noxs_proto_msg *m)
     case NOXS_MSG_DEV_CONTROL:
     case NOXS_MSG_BACKEND_REGISTER:
         if (!conn_privileged(c)) {
-            log_info("refusing %s from an unprivileged client",
-                     noxs_proto_type_name(type));
+            if (conn_log_refusal(c))
+                log_info("refusing %s from an unprivileged client "
+                         "(connection %llu; further refusals on it are not "
+                         "logged)",
+                         noxs_proto_type_name(type),
+                         (unsigned long long)conn_id(c));
             conn_reply_error(c, m->hdr.request, EPERM);
             return;
         }
@@ -1123,9 +1127,10 @@ void broker_handle(struct conn *c, const struct noxs_proto_msg *m)
         break;
     }
 wrong_direction:
-    log_warnx("connection %llu sent %s, which noxsd does not accept; "
-              "closing it",
-              (unsigned long long)conn_id(c), noxs_proto_type_name(type));
+    if (conn_log_refusal(c))
+        log_warnx("connection %llu sent %s, which noxsd does not accept; "
+                  "closing it",
+                  (unsigned long long)conn_id(c), noxs_proto_type_name(type));
     conn_reply_error(c, m->hdr.request, EPROTO);
     conn_close_after_flush(c);
 }

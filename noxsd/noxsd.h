@@ -266,6 +266,12 @@ void conn_reply_empty(struct conn *c, unsigned int req_type,
                       uint32_t request);
 /* Finish sending what is queued, then close. */
 void conn_close_after_flush(struct conn *c);
+/*
+ * A request from c was refused (EPERM, or a message noxsd does not
+ * accept): 1 if that may be logged (the first time on c, and rate-limited
+ * across connections).
+ */
+int conn_log_refusal(struct conn *c);
 /* Iterate connections (for watchers). */
 void conn_foreach(void (*fn)(struct conn *c, void *arg), void *arg);
 int conn_watches(const struct conn *c, uint16_t domid);
