@@ -705,7 +705,9 @@ static int bind_socket(const char *path, mode_t mode)
     }
     /* We hold the pidfile lock, so a socket file left there is stale. */
     unlink(path);
-    old = umask(0117);
+    /* The socket gets its mode at bind: a chmod by name afterwards would
+     * follow whatever was put at that name meanwhile. */
+    old = umask(~mode & 0777);
     if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
         log_warn("bind %s", path);
         umask(old);
@@ -713,8 +715,6 @@ static int bind_socket(const char *path, mode_t mode)
         return -1;
     }
     umask(old);
-    if (mode != 0660 && chmod(path, mode) < 0)
-        log_warn("chmod %s", path);
     if (listen(fd, 128) < 0) {
         log_warn("listen");
         close(fd);

@@ -76,27 +76,110 @@ static uint16_t default_domid(void)
     return 0;
 }
 
+/*
+ * Open dir itself, never what a symbolic link there points to, and check
+ * that its owner is us (or root, if root_ok); what: for messages. An fd,
+ * or -1 after saying why on stderr. A trailing slash would make open()
+ * follow a link despite O_NOFOLLOW, so it is dropped first.
+ */
+static int open_own_dir(const char *dir, const char *what, int root_ok)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    size_t len = strlen(dir);
+    int fd;
+
+    if (len >= sizeof(path)) {
+        fprintf(stderr, "noxsd: %s %s: path too long\n", what, dir);
+        return -1;
+    }
+    memcpy(path, dir, len + 1);
+    while (len > 1 && path[len - 1] == '/')
+        path[--len] = '\0';
+    fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        /* A link fails with ELOOP, or ENOTDIR (O_DIRECTORY) on Linux. */
+        if ((errno == ELOOP || errno == ENOTDIR) && lstat(path, &st) == 0 &&
+            S_ISLNK(st.st_mode))
+            errno = ELOOP;
+        if (errno == ELOOP)
+            fprintf(stderr, "noxsd: %s %s is a symbolic link; refusing it "
+                            "(give the directory itself)\n",
+                    what, dir);
+        else if (errno == ENOTDIR)
+            fprintf(stderr, "noxsd: %s %s is not a directory\n", what, dir);
+        else
+            fprintf(stderr, "noxsd: %s %s: %s\n", what, dir,
+                    strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "noxsd: %s %s is not a directory\n", what, dir);
+        close(fd);
+        return -1;
+    }
+    if (st.st_uid != geteuid() && !(root_ok && st.st_uid == 0)) {
+        fprintf(stderr, "noxsd: %s %s is owned by uid %u, not by uid %u; "
+                        "refusing it\n",
+                what, dir, (unsigned int)st.st_uid, (unsigned int)geteuid());
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/*
+ * The state directory: created 0711 if missing, else it must be a real
+ * directory (not a symbolic link, which someone else may have planted
+ * where the directory was expected) owned by us. Its mode is then fixed
+ * through the descriptor, so it is that directory that changes.
+ */
 static int make_state_dir(const char *dir)
 {
     struct stat st;
+    int fd;
 
     if (mkdir(dir, 0711) < 0 && errno != EEXIST) {
         fprintf(stderr, "noxsd: cannot create %s: %s\n", dir,
                 strerror(errno));
         return -1;
     }
-    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "noxsd: %s is not a directory\n", dir);
+    if ((fd = open_own_dir(dir, "state directory", 0)) < 0)
         return -1;
-    }
-    if (st.st_uid != geteuid()) {
-        fprintf(stderr, "noxsd: %s is not owned by uid %u\n", dir,
-                (unsigned int)geteuid());
-        return -1;
-    }
     /* Others may reach the socket inside, never list or read the store. */
-    if ((st.st_mode & 0066) != 0)
-        chmod(dir, st.st_mode & ~0066);
+    if (fstat(fd, &st) == 0 && (st.st_mode & 0066) != 0 &&
+        fchmod(fd, st.st_mode & 07711) < 0) {
+        fprintf(stderr, "noxsd: chmod %s: %s\n", dir, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+/*
+ * The directory of a --socket elsewhere than the state directory: not a
+ * symbolic link, and ours or root's (root: /run, /tmp; whoever owns the
+ * directory could swap the socket under the clients).
+ */
+static int check_socket_dir(const char *socket_path)
+{
+    char dir[PATH_MAX];
+    char *slash;
+    int fd;
+
+    if (strlen(socket_path) >= sizeof(dir))
+        return 0; /* bind_socket() says it is too long */
+    strcpy(dir, socket_path);
+    if ((slash = strrchr(dir, '/')) == NULL)
+        strcpy(dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    if ((fd = open_own_dir(dir, "socket directory", 1)) < 0)
+        return -1;
+    close(fd);
     return 0;
 }
 
@@ -350,6 +433,8 @@ int main(int argc, char *argv[])
     exe[n] = '\0';
     o.self_exe = exe;
     if (make_state_dir(o.state_dir) < 0)
+        return 1;
+    if (o.socket_path != socket_buf && check_socket_dir(o.socket_path) < 0)
         return 1;
 
     log_init(o.foreground, o.verbose, "noxsd");
