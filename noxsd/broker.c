@@ -12,7 +12,17 @@
  *     removed when that backend re-synchronises.
  *   - removals: the entry is marked Closing in the page, the backend walks
  *     its control page to Closed, then the store records the removal, the
- *     page drops the entry and the toolstack is answered.
+ *     page drops the entry and the toolstack is answered. If the store
+ *     cannot record it (ENOSPC), nothing else happens: the entry stays,
+ *     marked Closing, the toolstack gets the error, and a retry (which the
+ *     backend answers at once: removal is idempotent there) finishes it.
+ *     A destroy is the same with DOMAIN_DEL: the page is destroyed only
+ *     once the store holds the record.
+ *   - only a store that replayed cleanly may destroy pages: a keeper page
+ *     it does not know is an unacknowledged create only if the store is
+ *     whole. A damaged store (or none, beside a keeper with pages) makes
+ *     the worker refuse to start rather than act on a partial view
+ *     (broker_init, docs/NOXSD.md "Damaged store").
  *
  * Nothing waits: a request that needs the backend becomes a `pending`
  * with a deadline (ETIMEDOUT for the toolstack if the backend is silent).
@@ -340,31 +350,49 @@ static struct pending *send_backend_remove(struct conn *be, uint16_t domid,
 
 static void finish_destroy(struct destroy *d);
 
-/* Drop a device: store, registry, page, watchers. */
-static void drop_dev(uint16_t domid, uint16_t type, uint32_t devid)
+/*
+ * Drop a device: store, registry, page, watchers. 0, or -errno if the
+ * store could not record it: then the device stays in the registry and
+ * the page as it was (marked Closing if a removal is under way), so that
+ * what is acknowledged and what is stored never differ.
+ */
+static int drop_dev(uint16_t domid, uint16_t type, uint32_t devid)
 {
     struct reg_dev d;
+    int rc;
 
     if (registry_dev_get(B.reg, domid, type, devid, &d) < 0)
-        return;
-    store_dev(STORE_DEV_DEL, domid, &d);
+        return 0;
+    if ((rc = store_dev(STORE_DEV_DEL, domid, &d)) < 0) {
+        log_warnx("domain %u: removal of device %u/%u not stored (%s); it "
+                  "stays until a retry",
+                  domid, type, devid, strerror(-rc));
+        return rc;
+    }
     registry_dev_remove(B.reg, domid, type, devid);
     write_page(domid);
     event(NOXS_EVENT_DEV_REMOVED, domid, &d);
     log_debug("domain %u: device %u/%u removed", domid, type, devid);
+    return 0;
 }
 
 /* A BACKEND_REMOVE finished (answer, error, timeout or backend gone). */
 static void remove_done(struct pending *p, int err)
 {
     struct destroy *d = p->destroy;
+    int rc;
 
-    drop_dev(p->domid, p->type, p->devid);
+    rc = drop_dev(p->domid, p->type, p->devid);
     if (p->client) {
         if (err && err != ETIMEDOUT)
             log_debug("backend answered remove with %s", strerror(err));
-        reply_empty(p->client, NOXS_MSG_DEV_REMOVE, p->client_req);
+        if (rc < 0)
+            reply_error(p->client, p->client_req, -rc);
+        else
+            reply_empty(p->client, NOXS_MSG_DEV_REMOVE, p->client_req);
     }
+    /* A device left behind goes with the domain's DOMAIN_DEL, or stays
+     * with the domain if that cannot be stored either (finish_destroy). */
     if (d && --d->outstanding == 0)
         finish_destroy(d);
 }
@@ -424,13 +452,32 @@ static void domain_create(struct conn *c, const struct noxs_proto_msg *m)
     event(NOXS_EVENT_DOMAIN_CREATED, domid, NULL);
 }
 
+/*
+ * Every device of a destroy is dropped (or could not be): record the
+ * domain's end, then destroy its page. If the store cannot record it the
+ * domain stays, with whatever devices could not be dropped marked
+ * Closing, and the toolstack gets the error; a retry finishes the job.
+ */
 static void finish_destroy(struct destroy *d)
 {
     struct store_rec r = {.op = STORE_DOMAIN_DEL, .domid = d->domid};
     struct destroy **pp;
     int rc;
 
-    store_rec(&r);
+    for (pp = &B.destroys; *pp; pp = &(*pp)->next) {
+        if (*pp == d) {
+            *pp = d->next;
+            break;
+        }
+    }
+    if ((rc = store_rec(&r)) < 0) {
+        log_warnx("domain %u: destroy not stored (%s); the domain stays "
+                  "until a retry",
+                  d->domid, strerror(-rc));
+        reply_error(d->client, d->client_req, -rc);
+        free(d);
+        return;
+    }
     registry_domain_remove(B.reg, d->domid);
     rc = keeper_page_destroy(B.keeper, d->domid);
     if (rc == -EPIPE)
@@ -438,12 +485,6 @@ static void finish_destroy(struct destroy *d)
     reply_empty(d->client, NOXS_MSG_DOMAIN_DESTROY, d->client_req);
     log_info("domain %u: destroyed", d->domid);
     event(NOXS_EVENT_DOMAIN_DESTROYED, d->domid, NULL);
-    for (pp = &B.destroys; *pp; pp = &(*pp)->next) {
-        if (*pp == d) {
-            *pp = d->next;
-            break;
-        }
-    }
     free(d);
 }
 
@@ -622,6 +663,7 @@ static void dev_remove(struct conn *c, const struct noxs_proto_msg *m)
     struct reg_dev d;
     struct conn *be;
     uint64_t bid;
+    int rc;
 
     if (registry_dev_get(B.reg, id->domid, id->type, id->devid, &d) < 0) {
         conn_reply_error(c, m->hdr.request, ENOENT);
@@ -641,8 +683,10 @@ static void dev_remove(struct conn *c, const struct noxs_proto_msg *m)
         send_backend_remove(be, id->domid, id->type, id->devid, conn_id(c),
                             m->hdr.request) != NULL)
         return;
-    drop_dev(id->domid, id->type, id->devid);
-    conn_reply_empty(c, NOXS_MSG_DEV_REMOVE, m->hdr.request);
+    if ((rc = drop_dev(id->domid, id->type, id->devid)) < 0)
+        conn_reply_error(c, m->hdr.request, -rc);
+    else
+        conn_reply_empty(c, NOXS_MSG_DEV_REMOVE, m->hdr.request);
 }
 
 static void send_dev_items(struct conn *c, uint32_t req,
@@ -1235,16 +1279,16 @@ int broker_timeouts(void)
     return next - now > 60000 ? 60000 : (int)(next - now);
 }
 
-void broker_compact(void)
+int broker_compact(void)
 {
     struct reg_domain_info *info = malloc(sizeof(*info));
     uint16_t *ids = malloc((NOXS_DOMID_MAX + 1) * sizeof(*ids));
     size_t n, i;
     uint32_t j;
-    int rc;
+    int rc = -ENOMEM;
 
-    if (!info || !ids || store_compact_begin(B.store) < 0) {
-        log_warnx("store: cannot start compaction");
+    if (!info || !ids || (rc = store_compact_begin(B.store)) < 0) {
+        log_warnx("store: cannot start compaction: %s", strerror(-rc));
         goto out;
     }
     n = registry_domids(B.reg, ids, NOXS_DOMID_MAX + 1);
@@ -1282,6 +1326,7 @@ fail:
 out:
     free(info);
     free(ids);
+    return rc;
 }
 
 void broker_keeper_event(void)
@@ -1297,9 +1342,15 @@ int broker_keeper_fd(void)
 /* ---------------------------------------------------------------- */
 /* Start-up: replay the store, reconcile with the keeper             */
 
+/*
+ * One replayed record (its fields already checked by the store). A record
+ * that cannot be applied to what precedes it is damage: the store stops
+ * there and says so (broker_init then decides).
+ */
 static int apply(const struct store_rec *r, void *arg)
 {
     struct reg_dev d = {0};
+    int rc;
 
     (void)arg;
     switch (r->op) {
@@ -1317,16 +1368,13 @@ static int apply(const struct store_rec *r, void *arg)
         d.backend_domid = r->backend_domid;
         d.control_gref = r->gref;
         d.backend_port = r->port;
-        if (registry_dev_put(B.reg, r->domid, &d) < 0)
-            log_warnx("store: device %u/%u of unknown domain %u", r->type,
-                      r->devid, r->domid);
-        return 0;
+        /* -ENOENT: no such domain; -ENOSPC: its page is full. */
+        return registry_dev_put(B.reg, r->domid, &d);
     case STORE_DEV_DEL:
-        registry_dev_remove(B.reg, r->domid, r->type, r->devid);
-        return 0;
+        rc = registry_dev_remove(B.reg, r->domid, r->type, r->devid);
+        return rc == -ENOENT ? 0 : rc; /* removing what is gone is no harm */
     default:
-        log_warnx("store: unknown record %u; ignoring it", r->op);
-        return 0;
+        return -EINVAL;
     }
 }
 
@@ -1419,38 +1467,169 @@ out:
     return rc;
 }
 
-int broker_init(const struct noxsd_opts *o)
+/*
+ * The keeper's pages, counted, or (take) made the registry: the keeper is
+ * the other copy of what the guests have, and the one their pages are.
+ */
+struct census {
+    int take;
+    unsigned int pages, devices, skipped;
+};
+
+static int census_fn(const struct keeper_msg *page, void *arg)
+{
+    struct census *c = arg;
+    struct reg_dev d;
+    uint32_t i;
+    int rc;
+
+    c->pages++;
+    if (!c->take)
+        return 0;
+    /* What the store will be asked to hold must pass its own checks. */
+    if (page->domid > NOXS_DOMID_MAX || page->gref < NOXS_GREF_MIN ||
+        page->port == 0 || page->port > NOXS_PORT_MAX) {
+        log_warnx("keeper: page of domain %u has gref %u port %u; cannot "
+                  "keep it",
+                  page->domid, page->gref, page->port);
+        return -EPROTO;
+    }
+    if ((rc = registry_domain_add(B.reg, page->domid, B.o->domid, page->gref,
+                                  page->port)) < 0)
+        return rc;
+    for (i = 0; i < page->count; i++) {
+        const struct noxs_devpage_entry *e = &page->entries[i];
+
+        if (!(e->flags & NOXS_DEVPAGE_ENTRY_VALID) || e->type < 1 ||
+            e->type > NOXS_DEV_TYPE_MAX ||
+            e->backend_domid > NOXS_DOMID_MAX ||
+            e->control_gref < NOXS_GREF_MIN || e->backend_port == 0 ||
+            e->backend_port > NOXS_PORT_MAX) {
+            log_warnx("keeper: domain %u: skipping entry %u (type %u, devid "
+                      "%u)",
+                      page->domid, i, e->type, e->devid);
+            c->skipped++;
+            continue;
+        }
+        /* A removal that was under way is taken back: as after a crash,
+         * the backend's next re-sync says whether the device is still
+         * there. */
+        memset(&d, 0, sizeof(d));
+        d.type = e->type;
+        d.flags = NOXS_DEVPAGE_ENTRY_VALID;
+        d.devid = e->devid;
+        d.backend_domid = e->backend_domid;
+        d.control_gref = e->control_gref;
+        d.backend_port = e->backend_port;
+        if ((rc = registry_dev_put(B.reg, page->domid, &d)) < 0)
+            return rc;
+        c->devices++;
+    }
+    return 0;
+}
+
+static void broker_alloc(const struct noxsd_opts *o)
+{
+    B.o = o;
+    B.start_ms = now_ms();
+    B.buf = malloc(sizeof(*B.buf));
+    B.info = malloc(sizeof(*B.info));
+    if (!B.buf || !B.info)
+        fatalx("out of memory");
+    registry_thread_online();
+    if ((B.reg = registry_new()) == NULL)
+        fatal("registry");
+}
+
+static void connect_keeper(const struct noxsd_opts *o)
 {
     struct keeper_opts ko = {.state_dir = o->state_dir,
                              .owner_domid = o->domid,
                              .foreground = o->foreground,
                              .verbose = o->verbose};
-    struct reconcile rc = {0};
-    uint16_t *ids;
-    size_t n, i;
-    int err, fresh;
-
-    B.o = o;
-    B.start_ms = now_ms();
-    B.buf = malloc(sizeof(*B.buf));
-    B.info = malloc(sizeof(*B.info));
-    rc.alive = calloc(NOXS_DOMID_MAX + 1, 1);
-    ids = malloc((NOXS_DOMID_MAX + 1) * sizeof(*ids));
-    if (!B.buf || !B.info || !rc.alive || !ids)
-        fatalx("out of memory");
-    registry_thread_online();
-    if ((B.reg = registry_new()) == NULL)
-        fatal("registry");
-    if ((B.store = store_open(o->state_dir, apply, NULL)) == NULL)
-        fatal("store in %s", o->state_dir);
-    log_info("store: %llu records replayed: %zu domains, %zu devices",
-             (unsigned long long)store_records_replayed(B.store),
-             registry_ndomains(B.reg), registry_ndevices(B.reg));
 
     if ((B.keeper = keeper_connect(&ko, o->self_exe)) == NULL)
         fatal("cannot reach or start the page keeper");
     log_info("page keeper pid %d (worker restarts %u)",
              (int)keeper_pid(B.keeper), keeper_restarts(B.keeper));
+}
+
+/*
+ * A damaged store, or none at all: is there anything it could hurt? The
+ * reconciliation below destroys every keeper page the store does not
+ * know and rewrites every page whose entries differ, which is right
+ * only if the store is whole. So with pages in the keeper we stop here,
+ * touching neither the pages nor the store's files; the operator looks
+ * at the file and rebuilds the store from the keeper (noxsd
+ * --rebuild-store), which loses nothing. Without pages there is nothing
+ * to lose (a keeper started afresh forgets every domain anyway): the
+ * damaged files are set aside and the worker starts empty. Starting
+ * read-only instead would leave backends unsynchronised and every
+ * mutation refused for as long as nobody looks, which is the same
+ * outage with less said about it.
+ */
+static void check_unsafe_store(const struct noxsd_opts *o)
+{
+    const char *damage = store_damage(B.store);
+    struct census c = {0};
+    int err;
+
+    if (!damage && !store_is_new(B.store))
+        return;
+    if ((err = keeper_dump(B.keeper, census_fn, &c)) < 0)
+        fatalx("keeper dump: %s", strerror(-err));
+    if (c.pages > 0 && damage)
+        fatalx("store in %s is damaged: %s. The page keeper holds %u device "
+               "page(s) of running guests, which reconciling with this "
+               "store could destroy or rewrite: refusing to start (pages and "
+               "store left untouched). Keep a copy of the file, then run "
+               "'noxsd --rebuild-store --state-dir %s' to rebuild the store "
+               "from the keeper's pages, and start noxsd again",
+               o->state_dir, damage, c.pages, o->state_dir);
+    if (c.pages > 0)
+        fatalx("store in %s is missing (no state.snap or state.log), but the "
+               "page keeper holds %u device page(s) of running guests, "
+               "which reconciling with an empty store would destroy: "
+               "refusing to start (pages left untouched). Run 'noxsd "
+               "--rebuild-store --state-dir %s' to rebuild the store from "
+               "the keeper's pages, and start noxsd again",
+               o->state_dir, c.pages, o->state_dir);
+    if (damage) {
+        log_warnx("store in %s is damaged: %s. The page keeper holds no "
+                  "device page, so nothing that still exists is lost: "
+                  "starting with an empty registry",
+                  o->state_dir, damage);
+        /* Drop what was replayed before the damage was found. */
+        registry_free(B.reg);
+        if ((B.reg = registry_new()) == NULL)
+            fatal("registry");
+    }
+    if ((err = store_reset(B.store)) < 0)
+        fatalx("store in %s: cannot start a new store: %s", o->state_dir,
+               strerror(-err));
+}
+
+int broker_init(const struct noxsd_opts *o)
+{
+    struct reconcile rc = {0};
+    uint16_t *ids;
+    size_t n, i;
+    int err, fresh;
+
+    broker_alloc(o);
+    rc.alive = calloc(NOXS_DOMID_MAX + 1, 1);
+    ids = malloc((NOXS_DOMID_MAX + 1) * sizeof(*ids));
+    if (!rc.alive || !ids)
+        fatalx("out of memory");
+    if ((B.store = store_open(o->state_dir, apply, NULL)) == NULL)
+        fatal("store in %s", o->state_dir);
+    if (!store_damage(B.store))
+        log_info("store: %llu records replayed: %zu domains, %zu devices",
+                 (unsigned long long)store_records_replayed(B.store),
+                 registry_ndomains(B.reg), registry_ndevices(B.reg));
+
+    connect_keeper(o);
+    check_unsafe_store(o);
     if ((err = keeper_dump(B.keeper, reconcile_fn, &rc)) < 0)
         fatalx("keeper dump: %s", strerror(-err));
     fresh = keeper_restarts(B.keeper) == 0;
@@ -1477,6 +1656,42 @@ int broker_init(const struct noxsd_opts *o)
     free(rc.alive);
     free(ids);
     broker_compact();
+    return 0;
+}
+
+int broker_rebuild_store(const struct noxsd_opts *o)
+{
+    struct census c = {.take = 1};
+    const char *damage;
+    int err;
+
+    broker_alloc(o);
+    /* Only checked (no apply): the keeper is the source here. */
+    if ((B.store = store_open(o->state_dir, NULL, NULL)) == NULL) {
+        log_warn("store in %s", o->state_dir);
+        return -1;
+    }
+    if ((damage = store_damage(B.store)) != NULL)
+        log_warnx("store in %s is damaged: %s", o->state_dir, damage);
+    else
+        log_info("store in %s: no damage found; rebuilding it as asked",
+                 o->state_dir);
+    connect_keeper(o);
+    if ((err = keeper_dump(B.keeper, census_fn, &c)) < 0) {
+        log_warnx("keeper dump: %s", strerror(-err));
+        return -1;
+    }
+    if ((err = store_reset(B.store)) < 0) {
+        log_warnx("store in %s: cannot start a new store: %s", o->state_dir,
+                  strerror(-err));
+        return -1;
+    }
+    if (broker_compact() < 0)
+        return -1;
+    log_info("store in %s rebuilt from the page keeper: %u domain(s), %u "
+             "device(s)%s",
+             o->state_dir, c.pages, c.devices,
+             c.skipped ? " (some entries skipped, see above)" : "");
     return 0;
 }
 

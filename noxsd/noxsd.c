@@ -32,6 +32,7 @@ static void usage(FILE *f)
             "             [--toolstack-uid UID] [--socket-mode MODE]\n"
             "             [--domid DOMID] [--backend-timeout MS]\n"
             "       noxsd --stop [--state-dir DIR]\n"
+            "       noxsd --rebuild-store [--state-dir DIR] [--domid DOMID]\n"
             "       noxsd --help | --version\n"
             "\n"
             "  -d                   stay in the foreground, log to stderr\n"
@@ -46,7 +47,11 @@ static void usage(FILE *f)
             "$NOXS_DOMID, $NOXS_SIM_DOMID, else 0)\n"
             "  --backend-timeout MS how long to wait for a backend "
             "(default 10000)\n"
-            "  --stop               stop the worker, then the page keeper\n");
+            "  --stop               stop the worker, then the page keeper\n"
+            "  --rebuild-store      set the store aside and rebuild it from "
+            "the page\n"
+            "                       keeper's pages, then exit (no worker may "
+            "run)\n");
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
@@ -328,6 +333,7 @@ int main(int argc, char *argv[])
         {"backend-timeout", required_argument, NULL, 't'},
         {"stop", no_argument, NULL, 'X'},
         {"keeper", no_argument, NULL, 'K'},
+        {"rebuild-store", no_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -390,6 +396,10 @@ int main(int argc, char *argv[])
         case 'K':
             keeper = 1;
             break;
+        case 'R':
+            o.rebuild_store = 1;
+            o.foreground = 1; /* a one-shot: report on stderr */
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -448,6 +458,14 @@ int main(int argc, char *argv[])
     log_info("noxsd %s starting (pid %d, domain %u, state in %s)",
              NOXSD_VERSION, (int)getpid(), o.domid, o.state_dir);
 
+    if (o.rebuild_store) {
+        /* Under the pidfile lock: no worker reads the store meanwhile. */
+        status = broker_rebuild_store(&o) < 0 ? 1 : 0;
+        broker_cleanup();
+        unlink(pidpath);
+        close(pidfd);
+        return status;
+    }
     notify_take();
     if (broker_init(&o) < 0 || control_init(&o) < 0)
         return 1;

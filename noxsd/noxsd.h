@@ -145,13 +145,39 @@ struct store;
 typedef int store_apply_fn(const struct store_rec *rec, void *arg);
 
 /*
- * Open (creating) the store in dir and replay it through apply: the
- * snapshot, then the log if it belongs to the same epoch. A torn or
- * corrupt tail of the log is truncated (logged). NULL with errno.
+ * Open (creating) the store in dir and replay it through apply (NULL: only
+ * check it): the snapshot, then the log if it belongs to the same epoch.
+ * A log cut short by a crash is truncated there (logged). Every record's
+ * fields are checked (ids, types, references in range, unused fields
+ * zero) before apply sees it; apply returns 0, or -errno if the record
+ * cannot be applied to what precedes it (that is damage too), or -ENOMEM.
+ * A damaged store is still returned: see store_damage(). NULL with errno
+ * only when the store cannot be read at all for want of memory or similar.
  */
 struct store *store_open(const char *dir, store_apply_fn *apply, void *arg);
+/*
+ * NULL if the store replayed cleanly; else what is wrong with it, naming
+ * the file ("state.snap: record 3 at byte 80 has a bad CRC"). A damaged
+ * store is left as it was found: appends fail with EROFS and compaction
+ * refuses until store_reset(). What was applied before the damage was
+ * found is a partial view and must not be acted on.
+ */
+const char *store_damage(const struct store *s);
+/*
+ * 1 if the state directory held no store (first start). Nothing is
+ * created yet: like a damaged store, a new one takes no appends until
+ * store_reset(), so that a start that is refused leaves no empty store
+ * behind to be taken for the truth by the next one.
+ */
+int store_is_new(const struct store *s);
+/*
+ * Start an empty store: set the store's files aside (renamed to
+ * NAME.damaged-TIME, kept for the operator; a new store has none) and
+ * begin a new log, which the caller fills by compacting. 0 or -errno.
+ */
+int store_reset(struct store *s);
 void store_close(struct store *s);
-/* Append one record with a single write(); 0 or -errno. */
+/* Append one record with a single write(); 0 or -errno (ENOSPC...). */
 int store_append(struct store *s, const struct store_rec *rec);
 /* Bytes in the log since the last compaction. */
 uint64_t store_log_bytes(const struct store *s);
@@ -244,6 +270,7 @@ struct noxsd_opts {
     int backend_timeout_ms;
     int foreground;
     int verbose;
+    int rebuild_store; /* --rebuild-store: rebuild from the keeper, exit */
     const char *self_exe;
 };
 
@@ -285,6 +312,11 @@ uint64_t now_ms(void);
 struct noxs_proto_msg;
 
 int broker_init(const struct noxsd_opts *o);
+/*
+ * noxsd --rebuild-store: replace the store (set aside, not deleted) by one
+ * holding exactly the device pages the keeper has; 0 or -1 (logged).
+ */
+int broker_rebuild_store(const struct noxsd_opts *o);
 void broker_cleanup(void);
 /* A decoded message from c (requests from any role, backend replies). */
 void broker_handle(struct conn *c, const struct noxs_proto_msg *m);
@@ -292,8 +324,8 @@ void broker_handle(struct conn *c, const struct noxs_proto_msg *m);
 void broker_conn_closed(struct conn *c);
 /* ms until the next pending deadline (-1: none); expire overdue ones. */
 int broker_timeouts(void);
-/* SIGHUP: compact the store. */
-void broker_compact(void);
+/* SIGHUP: compact the store; 0 or -errno (logged). */
+int broker_compact(void);
 /* Keeper socket readable: it died, or sent something unexpected. */
 void broker_keeper_event(void);
 int broker_keeper_fd(void);
