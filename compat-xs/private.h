@@ -9,7 +9,10 @@
  *   xs.c     the libxenstore API (every VERS_4.0 symbol), handles,
  *            watches and transactions.
  *   hash.c   the chained hash table behind every per-event lookup
- *            (devices by frontend domain, watches by path, tokens).
+ *            (devices by frontend domain, watches by path, tokens), and
+ *            the growable array behind every other table.
+ *   control.c  control/shutdown and control/feature-* on the sysctl
+ *            device.
  *
  * Internal functions return -errno (or a pointer / NULL with errno set
  * where noted); xs.c converts at the boundary.
@@ -29,6 +32,10 @@
 #define CXS_ABS_PATH_MAX 3072u
 #define CXS_PAYLOAD_MAX 4096u
 #define CXS_CLASS_MAX 31u
+/* Records one device add carries (noxsd's protocol, docs/PROTOCOL.md
+ * `dev_add`: nparams <= 32): the class and at most 31 nodes. */
+#define CXS_ADD_PARAMS_MAX 32u
+#define CXS_ADD_NODES_MAX (CXS_ADD_PARAMS_MAX - 1)
 /* Legacy device ids up to 2^20 - 1 (the low bits of the noxs devid). */
 #define CXS_ID_BITS 20u
 #define CXS_ID_MAX ((1u << CXS_ID_BITS) - 1)
@@ -119,6 +126,16 @@ int cxs_htab_add(struct cxs_htab *t, struct cxs_hent *e, uint64_t hash);
 void cxs_htab_del(struct cxs_htab *t, struct cxs_hent *e);
 void cxs_htab_free(struct cxs_htab *t); /* the buckets, not the entries */
 
+/*
+ * Room for one more element in a growable array: vp is the address of a
+ * T * holding *cap elements of size bytes, n of them in use. Doubles the
+ * capacity (16 at first) when full. 0, or -ENOMEM with the array as it
+ * was. Tables filled from what a caller asked for grow this way, so none
+ * has a fixed size to overflow or silently stop at; real limits (a page
+ * half, a message) are checked where they apply, with an errno.
+ */
+int cxs_grow(void *vp, size_t *cap, size_t n, size_t size);
+
 /* ---- view.c ---- */
 
 #include <pthread.h>
@@ -175,6 +192,7 @@ struct cxs_dev {
     struct cxs_hent by_fe;       /* ctx->dev_by_fe, hash of fe */
     struct cxs_dev *front_next, **front_pprev; /* ctx->front_devs */
     struct cxs_dev *dirty_next;  /* ctx->dirty while queued */
+    struct cxs_dev *touched_next; /* xs.c: written by the batch applied */
     uint64_t seq;                /* creation order: higher is newer */
     int role;
     noxs_dev *dev;          /* NULL once libnoxs removed it */
@@ -186,6 +204,7 @@ struct cxs_dev {
     uint32_t seen_gen;      /* peer generation of `last` */
     bool dirty, gone;
     bool queued;            /* on ctx->dirty */
+    bool touched;           /* on the applying batch's touched list */
 };
 
 struct xs_handle;
