@@ -8,6 +8,8 @@
  *            change detection and watch-event fan-out.
  *   xs.c     the libxenstore API (every VERS_4.0 symbol), handles,
  *            watches and transactions.
+ *   group.c  a batch's staged writes to devices this process is not an
+ *            end of (device adds, writes relayed to a backend).
  *   hash.c   the chained hash table behind every per-event lookup
  *            (devices by frontend domain, watches by path, tokens), and
  *            the growable array behind every other table.
@@ -275,6 +277,42 @@ int cxs_dev_write(struct cxs_dev *d, int half, const char *key,
                   const char *value, unsigned int len);
 int cxs_dev_remove_key(struct cxs_dev *d, int half, const char *key);
 int cxs_dev_publish(struct cxs_dev *d);
+
+/* ---- group.c ---- */
+
+/*
+ * The staged operations of one batch (a transaction, or one call) on one
+ * device this process is not an end of: a toolstack creating it (one
+ * device add) or writing to it (each write relayed to its backend).
+ */
+struct cxs_group {
+    uint16_t fe;
+    int be; /* backend domain; -1 until a path of the batch names it */
+    uint32_t id;
+    char cls[CXS_CLASS_MAX + 1];
+    bool remove;
+    struct cxs_kvlist params; /* device add: node -> last value written */
+    size_t *writes;           /* relay: indexes into the batch, in order */
+    size_t nwrites, capwrites;
+};
+struct cxs_groups {
+    struct cxs_group *v;
+    size_t n, cap;
+};
+/* The group of the device p names, added if new; NULL: out of memory. */
+struct cxs_group *cxs_group_for(struct cxs_groups *gs,
+                                const struct cxs_path *p);
+/* Record that the batch's operation number op writes to g's device. */
+int cxs_group_write(struct cxs_group *g, size_t op);
+/* A node for the device add (front: a frontend node, stored "@f:key");
+ * a later write of the same node replaces it. -E2BIG: key too long. */
+int cxs_group_param(struct cxs_group *g, const char *key, const char *value,
+                    bool front);
+/* The device add's records into all[CXS_ADD_PARAMS_MAX]: the class,
+ * then the nodes. Only for a group of at most CXS_ADD_NODES_MAX nodes;
+ * returns how many. */
+size_t cxs_group_add_params(const struct cxs_group *g, struct noxs_kv *all);
+void cxs_groups_free(struct cxs_groups *gs);
 
 /* ---- control.c: control/shutdown, control/feature-* (sysctl) ---- */
 

@@ -1212,79 +1212,9 @@ CXS_EXPORT char **xs_directory(struct xs_handle *h, xs_transaction_t t,
 
 /* ---- writes ---- */
 
-/*
- * Staged operations of one batch on one device this process is not an
- * end of: a toolstack creating it (one device add) or writing to it
- * (each write relayed to its backend). Sized by what the batch holds.
- */
-struct group {
-    uint16_t fe;
-    int be; /* -1: not named */
-    uint32_t id;
-    char cls[CXS_CLASS_MAX + 1];
-    bool remove;
-    struct cxs_kvlist params; /* device add: node -> last value written */
-    size_t *writes;           /* relay: indexes into the batch, in order */
-    size_t nwrites, capwrites;
-};
-
-struct groups {
-    struct group *v;
-    size_t n, cap;
-};
-
-static struct group *group_for(struct groups *gs, const struct cxs_path *p)
-{
-    struct group *g;
-
-    for (size_t i = 0; i < gs->n; i++)
-        if (gs->v[i].fe == p->fe && gs->v[i].id == p->id &&
-            strcmp(gs->v[i].cls, p->cls) == 0)
-            return &gs->v[i];
-    if (cxs_grow(&gs->v, &gs->cap, gs->n, sizeof(*gs->v)) < 0)
-        return NULL;
-    g = &gs->v[gs->n++];
-    memset(g, 0, sizeof(*g));
-    g->fe = p->fe;
-    g->be = -1;
-    g->id = p->id;
-    memcpy(g->cls, p->cls, sizeof(g->cls));
-    return g;
-}
-
-static int group_write(struct group *g, size_t op)
-{
-    if (cxs_grow(&g->writes, &g->capwrites, g->nwrites, sizeof(*g->writes)) < 0)
-        return -ENOMEM;
-    g->writes[g->nwrites++] = op;
-    return 0;
-}
-
-/* A node of the device add; a later write of the same node replaces it.
- * How many a device add may carry is checked when it is sent. */
-static int group_param(struct group *g, const char *key, const char *value,
-                       bool front)
-{
-    char k[NOXS_CTRL_KEY_MAX + 1];
-
-    if (snprintf(k, sizeof(k), "%s%s", front ? CXS_KEY_FRONT_PREFIX : "",
-                 key) >= (int)sizeof(k))
-        return -E2BIG;
-    return cxs_kvlist_set(&g->params, k, value, (unsigned int)strlen(value));
-}
-
-static void groups_free(struct groups *gs)
-{
-    for (size_t i = 0; i < gs->n; i++) {
-        cxs_kvlist_clear(&gs->v[i].params);
-        free(gs->v[i].writes);
-    }
-    free(gs->v);
-}
-
 /* Relay the group's writes, in batch order, to the device's backend;
  * *done: how many went through. */
-static int group_relay(struct xs_handle *h, struct group *g,
+static int group_relay(struct xs_handle *h, struct cxs_group *g,
                        const struct op *ops, size_t *done)
 {
     char reply[NOXS_CTRL_VALUE_MAX + 1];
@@ -1314,7 +1244,7 @@ static int group_relay(struct xs_handle *h, struct group *g,
 }
 
 /* Apply a device add or relayed writes for a group (toolstack). */
-static int group_apply(struct xs_handle *h, struct group *g,
+static int group_apply(struct xs_handle *h, struct cxs_group *g,
                        const struct op *ops)
 {
     noxs_client *c = cxs_ctx_client(h->ctx);
@@ -1333,14 +1263,8 @@ static int group_apply(struct xs_handle *h, struct group *g,
     }
     if (g->be >= 0 && g->params.n <= CXS_ADD_NODES_MAX) {
         struct noxs_kv all[CXS_ADD_PARAMS_MAX];
-        size_t n = 0;
+        size_t n = cxs_group_add_params(g, all);
 
-        all[n].key = CXS_KEY_CLASS;
-        all[n++].value = g->cls;
-        for (size_t i = 0; i < g->params.n; i++) {
-            all[n].key = g->params.e[i].key;
-            all[n++].value = g->params.e[i].value;
-        }
         if (noxs_dev_add(c, g->fe, NOXS_DEV_LEGACY, devid, (uint16_t)g->be,
                          all, n) == 0)
             return 0;
@@ -1367,7 +1291,7 @@ static int group_apply(struct xs_handle *h, struct group *g,
  */
 static int apply_ops(struct xs_handle *h, struct op *ops, size_t nops)
 {
-    struct groups gs = {0};
+    struct cxs_groups gs = {0};
     struct cxs_dev *touched = NULL, *next;
     int rc = 0;
 
@@ -1377,7 +1301,7 @@ static int apply_ops(struct xs_handle *h, struct op *ops, size_t nops)
         struct op *o = &ops[i];
         struct cxs_path p;
         struct cxs_dev *d;
-        struct group *g;
+        struct cxs_group *g;
         int half;
 
         rc = cxs_path_parse(o->path, &p);
@@ -1407,8 +1331,8 @@ static int apply_ops(struct xs_handle *h, struct op *ops, size_t nops)
                 }
                 break;
             }
-            g = group_for(&gs, &p);
-            if (!g || group_write(g, i) < 0) {
+            g = cxs_group_for(&gs, &p);
+            if (!g || cxs_group_write(g, i) < 0) {
                 rc = -ENOMEM;
                 break;
             }
@@ -1436,7 +1360,7 @@ static int apply_ops(struct xs_handle *h, struct op *ops, size_t nops)
                 }
                 memcpy(v, o->value, o->len);
                 v[o->len] = '\0';
-                rc = group_param(g, p.key, v, half == CXS_HALF_FRONT);
+                rc = cxs_group_param(g, p.key, v, half == CXS_HALF_FRONT);
             }
             break;
         case CXS_DEVICE:
@@ -1447,13 +1371,13 @@ static int apply_ops(struct xs_handle *h, struct op *ops, size_t nops)
                     rc = -EACCES; /* only the toolstack removes devices */
                     break;
                 }
-                g = group_for(&gs, &p);
+                g = cxs_group_for(&gs, &p);
                 if (g)
                     g->remove = true;
                 else
                     rc = -ENOMEM;
             } else if (p.kind == CXS_BACKEND) {
-                g = group_for(&gs, &p);
+                g = cxs_group_for(&gs, &p);
                 if (g)
                     g->be = p.domid;
                 else
@@ -1482,7 +1406,7 @@ static int apply_ops(struct xs_handle *h, struct op *ops, size_t nops)
                                          q.cls, q.id);
                     if (!under && !cxs_is_child(dir, o->path))
                         continue;
-                    g = group_for(&gs, &q);
+                    g = cxs_group_for(&gs, &q);
                     if (g)
                         g->remove = true;
                 }
@@ -1514,7 +1438,7 @@ static int apply_ops(struct xs_handle *h, struct op *ops, size_t nops)
     }
     for (size_t i = 0; i < gs.n && rc == 0; i++)
         rc = group_apply(h, &gs.v[i], ops);
-    groups_free(&gs);
+    cxs_groups_free(&gs);
     for (struct cxs_dev *d = touched; d; d = next) {
         int r = cxs_dev_publish(d);
         if (rc == 0 && r < 0)
