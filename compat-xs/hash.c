@@ -1,5 +1,6 @@
 /*
- * A chained hash table with intrusive entries (private.h, cxs_htab).
+ * A chained hash table with intrusive entries (private.h, cxs_htab),
+ * and cxs_grow, the growable array behind every other table.
  *
  * The table only knows hashes: callers walk the entries of one hash
  * (cxs_htab_find / cxs_htab_next) and compare their own keys. Entries of
@@ -13,9 +14,32 @@
  * get longer.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "private.h"
+
+int cxs_grow(void *vp, size_t *cap, size_t n, size_t size)
+{
+    void *v, *nv;
+    size_t c;
+
+    if (n < *cap)
+        return 0;
+    c = *cap ? *cap * 2 : 16;
+    if (c < *cap || c > SIZE_MAX / size)
+        return -ENOMEM;
+    /* *vp is some T *: read and store it as bytes, not through a void *
+     * lvalue. */
+    memcpy(&v, vp, sizeof(v));
+    nv = realloc(v, c * size);
+    if (!nv)
+        return -ENOMEM;
+    memcpy(vp, &nv, sizeof(nv));
+    *cap = c;
+    return 0;
+}
 
 uint64_t cxs_hash_bytes(const void *p, size_t len)
 {

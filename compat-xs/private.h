@@ -8,8 +8,13 @@
  *            change detection and watch-event fan-out.
  *   xs.c     the libxenstore API (every VERS_4.0 symbol), handles,
  *            watches and transactions.
+ *   group.c  a batch's staged writes to devices this process is not an
+ *            end of (device adds, writes relayed to a backend).
  *   hash.c   the chained hash table behind every per-event lookup
- *            (devices by frontend domain, watches by path, tokens).
+ *            (devices by frontend domain, watches by path, tokens), and
+ *            the growable array behind every other table.
+ *   control.c  control/shutdown and control/feature-* on the sysctl
+ *            device.
  *
  * Internal functions return -errno (or a pointer / NULL with errno set
  * where noted); xs.c converts at the boundary.
@@ -29,6 +34,10 @@
 #define CXS_ABS_PATH_MAX 3072u
 #define CXS_PAYLOAD_MAX 4096u
 #define CXS_CLASS_MAX 31u
+/* Records one device add carries (noxsd's protocol, docs/PROTOCOL.md
+ * `dev_add`: nparams <= 32): the class and at most 31 nodes. */
+#define CXS_ADD_PARAMS_MAX 32u
+#define CXS_ADD_NODES_MAX (CXS_ADD_PARAMS_MAX - 1)
 /* Legacy device ids up to 2^20 - 1 (the low bits of the noxs devid). */
 #define CXS_ID_BITS 20u
 #define CXS_ID_MAX ((1u << CXS_ID_BITS) - 1)
@@ -119,6 +128,16 @@ int cxs_htab_add(struct cxs_htab *t, struct cxs_hent *e, uint64_t hash);
 void cxs_htab_del(struct cxs_htab *t, struct cxs_hent *e);
 void cxs_htab_free(struct cxs_htab *t); /* the buckets, not the entries */
 
+/*
+ * Room for one more element in a growable array: vp is the address of a
+ * T * holding *cap elements of size bytes, n of them in use. Doubles the
+ * capacity (16 at first) when full. 0, or -ENOMEM with the array as it
+ * was. Tables filled from what a caller asked for grow this way, so none
+ * has a fixed size to overflow or silently stop at; real limits (a page
+ * half, a message) are checked where they apply, with an errno.
+ */
+int cxs_grow(void *vp, size_t *cap, size_t n, size_t size);
+
 /* ---- view.c ---- */
 
 #include <pthread.h>
@@ -175,6 +194,7 @@ struct cxs_dev {
     struct cxs_hent by_fe;       /* ctx->dev_by_fe, hash of fe */
     struct cxs_dev *front_next, **front_pprev; /* ctx->front_devs */
     struct cxs_dev *dirty_next;  /* ctx->dirty while queued */
+    struct cxs_dev *touched_next; /* xs.c: written by the batch applied */
     uint64_t seq;                /* creation order: higher is newer */
     int role;
     noxs_dev *dev;          /* NULL once libnoxs removed it */
@@ -186,6 +206,7 @@ struct cxs_dev {
     uint32_t seen_gen;      /* peer generation of `last` */
     bool dirty, gone;
     bool queued;            /* on ctx->dirty */
+    bool touched;           /* on the applying batch's touched list */
 };
 
 struct xs_handle;
@@ -256,6 +277,42 @@ int cxs_dev_write(struct cxs_dev *d, int half, const char *key,
                   const char *value, unsigned int len);
 int cxs_dev_remove_key(struct cxs_dev *d, int half, const char *key);
 int cxs_dev_publish(struct cxs_dev *d);
+
+/* ---- group.c ---- */
+
+/*
+ * The staged operations of one batch (a transaction, or one call) on one
+ * device this process is not an end of: a toolstack creating it (one
+ * device add) or writing to it (each write relayed to its backend).
+ */
+struct cxs_group {
+    uint16_t fe;
+    int be; /* backend domain; -1 until a path of the batch names it */
+    uint32_t id;
+    char cls[CXS_CLASS_MAX + 1];
+    bool remove;
+    struct cxs_kvlist params; /* device add: node -> last value written */
+    size_t *writes;           /* relay: indexes into the batch, in order */
+    size_t nwrites, capwrites;
+};
+struct cxs_groups {
+    struct cxs_group *v;
+    size_t n, cap;
+};
+/* The group of the device p names, added if new; NULL: out of memory. */
+struct cxs_group *cxs_group_for(struct cxs_groups *gs,
+                                const struct cxs_path *p);
+/* Record that the batch's operation number op writes to g's device. */
+int cxs_group_write(struct cxs_group *g, size_t op);
+/* A node for the device add (front: a frontend node, stored "@f:key");
+ * a later write of the same node replaces it. -E2BIG: key too long. */
+int cxs_group_param(struct cxs_group *g, const char *key, const char *value,
+                    bool front);
+/* The device add's records into all[CXS_ADD_PARAMS_MAX]: the class,
+ * then the nodes. Only for a group of at most CXS_ADD_NODES_MAX nodes;
+ * returns how many. */
+size_t cxs_group_add_params(const struct cxs_group *g, struct noxs_kv *all);
+void cxs_groups_free(struct cxs_groups *gs);
 
 /* ---- control.c: control/shutdown, control/feature-* (sysctl) ---- */
 

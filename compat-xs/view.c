@@ -88,15 +88,9 @@ int cxs_kvlist_set(struct cxs_kvlist *l, const char *key, const char *value,
         e->len = len;
         return 0;
     }
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        struct cxs_kv *n = realloc(l->e, cap * sizeof(*n));
-        if (!n) {
-            free(v);
-            return -ENOMEM;
-        }
-        l->e = n;
-        l->cap = cap;
+    if (cxs_grow(&l->e, &l->cap, l->n, sizeof(*l->e)) < 0) {
+        free(v);
+        return -ENOMEM;
     }
     e = &l->e[l->n];
     e->key = strdup(key);

@@ -122,16 +122,23 @@ static void *fail_ptr(int err)
     return NULL;
 }
 
-/* Log an unsupported path once per process (bounded). */
+/*
+ * Log an unsupported path once per process. A log, not state: the
+ * memory is bounded on purpose (the first UNSUPPORTED_SEEN paths, by
+ * their first UNSUPPORTED_PREFIX bytes), and a path beyond it is logged
+ * again each time.
+ */
+#define UNSUPPORTED_SEEN 32
+#define UNSUPPORTED_PREFIX 95
 static void unsupported(const char *what, const char *path)
 {
-    static char seen[32][96];
+    static char seen[UNSUPPORTED_SEEN][UNSUPPORTED_PREFIX + 1];
     static unsigned int nseen;
 
     for (unsigned int i = 0; i < nseen; i++)
-        if (strncmp(seen[i], path, sizeof(seen[i]) - 1) == 0)
+        if (strncmp(seen[i], path, UNSUPPORTED_PREFIX) == 0)
             return;
-    if (nseen < 32)
+    if (nseen < UNSUPPORTED_SEEN)
         snprintf(seen[nseen++], sizeof(seen[0]), "%s", path);
     cxs_log("%s %s: not a device, backend or control path (EACCES)", what,
             path);
@@ -884,14 +891,8 @@ static int names_add(struct names *ns, const char *name, size_t len)
         if (e->len == len && memcmp(e->s, name, len) == 0)
             return 0;
     }
-    if (ns->n == ns->cap) {
-        size_t cap = ns->cap ? ns->cap * 2 : 16;
-        struct name **v = realloc(ns->v, cap * sizeof(*v));
-        if (!v)
-            return -ENOMEM;
-        ns->v = v;
-        ns->cap = cap;
-    }
+    if (cxs_grow(&ns->v, &ns->cap, ns->n, sizeof(*ns->v)) < 0)
+        return -ENOMEM;
     e = malloc(sizeof(*e) + len + 1);
     if (!e)
         return -ENOMEM;
@@ -999,13 +1000,8 @@ static int gather(struct xs_handle *h, const struct cxs_path *p,
          d; d = fe < 0 ? d->next : cxs_ctx_fe_next(d)) {
         if (d->gone)
             continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            struct devref *nv = realloc(v, cap * sizeof(*nv));
-            if (!nv)
-                return free(v), -ENOMEM;
-            v = nv;
-        }
+        if (cxs_grow(&v, &cap, n, sizeof(*v)) < 0)
+            return free(v), -ENOMEM;
         v[n].fe = d->fe;
         v[n].be = d->be;
         v[n].id = d->id;
@@ -1023,15 +1019,10 @@ static int gather(struct xs_handle *h, const struct cxs_path *p,
             for (size_t i = 0; i < nd; i++) {
                 if (di[i].type != NOXS_DEV_LEGACY)
                     continue;
-                if (n == cap) {
-                    cap = cap ? cap * 2 : 16;
-                    struct devref *nv = realloc(v, cap * sizeof(*nv));
-                    if (!nv) {
-                        free(di);
-                        free(v);
-                        return -ENOMEM;
-                    }
-                    v = nv;
+                if (cxs_grow(&v, &cap, n, sizeof(*v)) < 0) {
+                    free(di);
+                    free(v);
+                    return -ENOMEM;
                 }
                 if (listed_class(h, &di[i], v[n].cls) < 0)
                     continue;
@@ -1221,126 +1212,19 @@ CXS_EXPORT char **xs_directory(struct xs_handle *h, xs_transaction_t t,
 
 /* ---- writes ---- */
 
-/* Staged operations on one device this process is not an end of. */
-struct group {
-    uint16_t fe;
-    int be; /* -1: not named */
-    uint32_t id;
-    char cls[CXS_CLASS_MAX + 1];
-    bool remove;
-    struct noxs_kv params[NOXS_CTRL_KV_SIZE / 8];
-    size_t nparams;
-    char *owned[NOXS_CTRL_KV_SIZE / 8];
-    size_t nowned;
-    struct op *writes[64];
-    size_t nwrites;
-};
-
-static struct group *group_for(struct group **gs, size_t *n,
-                               const struct cxs_path *p)
+/* Relay the group's writes, in batch order, to the device's backend;
+ * *done: how many went through. */
+static int group_relay(struct xs_handle *h, struct cxs_group *g,
+                       const struct op *ops, size_t *done)
 {
-    struct group *g;
-
-    for (size_t i = 0; i < *n; i++)
-        if ((*gs)[i].fe == p->fe && (*gs)[i].id == p->id &&
-            strcmp((*gs)[i].cls, p->cls) == 0)
-            return &(*gs)[i];
-    g = realloc(*gs, (*n + 1) * sizeof(*g));
-    if (!g)
-        return NULL;
-    *gs = g;
-    g = &g[(*n)++];
-    memset(g, 0, sizeof(*g));
-    g->fe = p->fe;
-    g->be = -1;
-    g->id = p->id;
-    memcpy(g->cls, p->cls, sizeof(g->cls));
-    return g;
-}
-
-static int group_param(struct group *g, const char *key, const char *value,
-                       bool front)
-{
-    char *k, *v;
-
-    if (g->nparams == sizeof(g->params) / sizeof(g->params[0]) - 1 ||
-        g->nparams >= 32)
-        return -E2BIG; /* more nodes than one device add carries */
-    if (front) {
-        if (asprintf(&k, "%s%s", CXS_KEY_FRONT_PREFIX, key) < 0)
-            return -ENOMEM;
-        if (strlen(k) > NOXS_CTRL_KEY_MAX) {
-            free(k);
-            return -E2BIG;
-        }
-    } else {
-        k = strdup(key);
-    }
-    v = strdup(value);
-    if (!k || !v) {
-        free(k);
-        free(v);
-        return -ENOMEM;
-    }
-    /* A later write of the same key in the batch replaces it. */
-    for (size_t i = 0; i < g->nparams; i++)
-        if (strcmp(g->params[i].key, k) == 0) {
-            g->params[i].value = v;
-            g->owned[g->nowned++] = k;
-            g->owned[g->nowned++] = v;
-            return 0;
-        }
-    g->params[g->nparams].key = k;
-    g->params[g->nparams++].value = v;
-    g->owned[g->nowned++] = k;
-    g->owned[g->nowned++] = v;
-    return 0;
-}
-
-static void groups_free(struct group *gs, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < gs[i].nowned; j++)
-            free(gs[i].owned[j]);
-    free(gs);
-}
-
-/* Apply a device add or relayed writes for a group (toolstack). */
-static int group_apply(struct xs_handle *h, struct group *g)
-{
-    noxs_client *c = cxs_ctx_client(h->ctx);
-    uint32_t devid = cxs_devid(g->cls, g->id);
     char reply[NOXS_CTRL_VALUE_MAX + 1];
-    int rc;
 
-    if (!c)
-        return errno == ENOENT ? -ENOENT : -errno;
-    if (g->remove) {
-        if (noxs_dev_remove(c, g->fe, NOXS_DEV_LEGACY, devid) < 0 &&
-            errno != ENOENT)
-            return -errno;
-        cxs_fire(h->ctx, "", false); /* nothing: remote removal */
-        return 0;
-    }
-    if (g->be >= 0) {
-        struct noxs_kv all[40];
-        size_t n = 0;
-
-        all[n].key = CXS_KEY_CLASS;
-        all[n++].value = g->cls;
-        for (size_t i = 0; i < g->nparams; i++)
-            all[n++] = g->params[i];
-        if (noxs_dev_add(c, g->fe, NOXS_DEV_LEGACY, devid, (uint16_t)g->be,
-                         all, n) == 0)
-            return 0;
-        if (errno != EEXIST)
-            return -errno;
-    }
-    /* The device exists: relay each write to its backend. */
-    for (size_t i = 0; i < g->nwrites; i++) {
-        struct op *o = g->writes[i];
+    *done = 0;
+    for (size_t i = 0; i < g->nwrites; i++, (*done)++) {
+        const struct op *o = &ops[g->writes[i]];
         struct cxs_path p;
         char arg[NOXS_CTRL_VALUE_MAX + 1];
+        int rc;
 
         if (cxs_path_parse(o->path, &p) < 0)
             continue;
@@ -1359,6 +1243,47 @@ static int group_apply(struct xs_handle *h, struct group *g)
     return 0;
 }
 
+/* Apply a device add or relayed writes for a group (toolstack). */
+static int group_apply(struct xs_handle *h, struct cxs_group *g,
+                       const struct op *ops)
+{
+    noxs_client *c = cxs_ctx_client(h->ctx);
+    uint32_t devid = cxs_devid(g->cls, g->id);
+    size_t done;
+    int rc;
+
+    if (!c)
+        return errno == ENOENT ? -ENOENT : -errno;
+    if (g->remove) {
+        if (noxs_dev_remove(c, g->fe, NOXS_DEV_LEGACY, devid) < 0 &&
+            errno != ENOENT)
+            return -errno;
+        cxs_fire(h->ctx, "", false); /* nothing: remote removal */
+        return 0;
+    }
+    if (g->be >= 0 && g->params.n <= CXS_ADD_NODES_MAX) {
+        struct noxs_kv all[CXS_ADD_PARAMS_MAX];
+        size_t n = cxs_group_add_params(g, all);
+
+        if (noxs_dev_add(c, g->fe, NOXS_DEV_LEGACY, devid, (uint16_t)g->be,
+                         all, n) == 0)
+            return 0;
+        if (errno != EEXIST)
+            return -errno;
+    }
+    /*
+     * The device exists (or, with more nodes than one add carries, may):
+     * relay each write to its backend. A device that does not exist
+     * fails the first relay, before anything changed; with too many
+     * nodes to create it, that is the batch's error.
+     */
+    rc = group_relay(h, g, ops, &done);
+    if (rc == -ENOENT && done == 0 && g->be >= 0 &&
+        g->params.n > CXS_ADD_NODES_MAX)
+        rc = -E2BIG;
+    return rc;
+}
+
 /*
  * Apply a batch of operations (one transaction, or one call): every path
  * is checked before anything changes; local halves are staged and
@@ -1366,10 +1291,8 @@ static int group_apply(struct xs_handle *h, struct group *g)
  */
 static int apply_ops(struct xs_handle *h, struct op *ops, size_t nops)
 {
-    struct group *gs = NULL;
-    size_t ngs = 0;
-    struct cxs_dev *touched[64];
-    size_t ntouched = 0;
+    struct cxs_groups gs = {0};
+    struct cxs_dev *touched = NULL, *next;
     int rc = 0;
 
     if (h->readonly && nops)
@@ -1378,7 +1301,7 @@ static int apply_ops(struct xs_handle *h, struct op *ops, size_t nops)
         struct op *o = &ops[i];
         struct cxs_path p;
         struct cxs_dev *d;
-        struct group *g;
+        struct cxs_group *g;
         int half;
 
         rc = cxs_path_parse(o->path, &p);
@@ -1400,20 +1323,19 @@ static int apply_ops(struct xs_handle *h, struct op *ops, size_t nops)
                     rc = cxs_dev_write(d, half, p.key, o->value, o->len);
                 if (rc == -ENOENT && o->kind == OP_RM)
                     rc = 0;
-                size_t k;
-                for (k = 0; k < ntouched && touched[k] != d; k++)
-                    ;
-                if (k == ntouched && ntouched < 64)
-                    touched[ntouched++] = d;
+                /* Staged (or not): published once, below, either way. */
+                if (!d->touched) {
+                    d->touched = true;
+                    d->touched_next = touched;
+                    touched = d;
+                }
                 break;
             }
-            g = group_for(&gs, &ngs, &p);
-            if (!g) {
+            g = cxs_group_for(&gs, &p);
+            if (!g || cxs_group_write(g, i) < 0) {
                 rc = -ENOMEM;
                 break;
             }
-            if (g->nwrites < 64)
-                g->writes[g->nwrites++] = o;
             if (p.kind == CXS_BACKEND_KEY)
                 g->be = p.domid;
             if (o->kind == OP_WRITE) {
@@ -1438,7 +1360,7 @@ static int apply_ops(struct xs_handle *h, struct op *ops, size_t nops)
                 }
                 memcpy(v, o->value, o->len);
                 v[o->len] = '\0';
-                rc = group_param(g, p.key, v, half == CXS_HALF_FRONT);
+                rc = cxs_group_param(g, p.key, v, half == CXS_HALF_FRONT);
             }
             break;
         case CXS_DEVICE:
@@ -1449,13 +1371,13 @@ static int apply_ops(struct xs_handle *h, struct op *ops, size_t nops)
                     rc = -EACCES; /* only the toolstack removes devices */
                     break;
                 }
-                g = group_for(&gs, &ngs, &p);
+                g = cxs_group_for(&gs, &p);
                 if (g)
                     g->remove = true;
                 else
                     rc = -ENOMEM;
             } else if (p.kind == CXS_BACKEND) {
-                g = group_for(&gs, &ngs, &p);
+                g = cxs_group_for(&gs, &p);
                 if (g)
                     g->be = p.domid;
                 else
@@ -1484,7 +1406,7 @@ static int apply_ops(struct xs_handle *h, struct op *ops, size_t nops)
                                          q.cls, q.id);
                     if (!under && !cxs_is_child(dir, o->path))
                         continue;
-                    g = group_for(&gs, &ngs, &q);
+                    g = cxs_group_for(&gs, &q);
                     if (g)
                         g->remove = true;
                 }
@@ -1514,15 +1436,18 @@ static int apply_ops(struct xs_handle *h, struct op *ops, size_t nops)
             break;
         }
     }
-    for (size_t i = 0; i < ngs && rc == 0; i++)
-        rc = group_apply(h, &gs[i]);
-    groups_free(gs, ngs);
-    for (size_t i = 0; i < ntouched; i++) {
-        int r = cxs_dev_publish(touched[i]);
+    for (size_t i = 0; i < gs.n && rc == 0; i++)
+        rc = group_apply(h, &gs.v[i], ops);
+    cxs_groups_free(&gs);
+    for (struct cxs_dev *d = touched; d; d = next) {
+        int r = cxs_dev_publish(d);
         if (rc == 0 && r < 0)
             rc = r;
+        next = d->touched_next;
+        d->touched = false;
+        d->touched_next = NULL;
     }
-    if (ntouched)
+    if (touched)
         cxs_ctx_flush(h->ctx);
     return rc;
 }
@@ -1553,14 +1478,8 @@ static int stage(struct xs_handle *h, xs_transaction_t t, int kind,
         unsupported("write", abs);
         return -EACCES;
     }
-    if (x->nops == x->capops) {
-        size_t cap = x->capops ? x->capops * 2 : 16;
-        struct op *n = realloc(x->ops, cap * sizeof(*n));
-        if (!n)
-            return -ENOMEM;
-        x->ops = n;
-        x->capops = cap;
-    }
+    if (cxs_grow(&x->ops, &x->capops, x->nops, sizeof(*x->ops)) < 0)
+        return -ENOMEM;
     o.path = strdup(abs);
     o.value = malloc(len + 1);
     if (!o.path || !o.value) {

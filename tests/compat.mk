@@ -72,3 +72,14 @@ $(BUILD)/fuzz/fuzz_xspath: tests/fuzz/fuzz_xspath.c compat-xs/path.c \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-o $@ tests/fuzz/fuzz_xspath.c compat-xs/path.c
 FUZZ_TARGETS += $(BUILD)/fuzz/fuzz_xspath
+
+# Check suite of compat-xs internals (tables, a batch's staging, big
+# transactions without noxsd): linked with the library's objects, since
+# the internals are hidden in libxenstore.so.4.
+$(OBJDIR)/tests/unit/check_cxs.o: BASE_CFLAGS += $(CHECK_CFLAGS)
+$(TESTOUT)/check_cxs: $(OBJDIR)/tests/unit/check_cxs.o $(COMPAT_XS_OBJS) \
+		$(LIBOUT)/libnoxs.so
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $< $(COMPAT_XS_OBJS) -L$(LIBOUT) -lnoxs \
+		$(CHECK_LIBS)
+UNIT_TESTS += $(TESTOUT)/check_cxs

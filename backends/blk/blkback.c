@@ -348,15 +348,24 @@ static void unmap_segments(struct blkdev *bd, const struct blkreq *r,
 /*
  * Map the data pages of r: fills addr[i] for each segment, pinning the
  * cached chunks it uses; unmap_segments() undoes it after the I/O.
+ *
+ * Access follows the request's direction, as Linux blkback's: a write
+ * to the disk only reads guest memory, so its pages are mapped
+ * read-only and a read-only grant (what a frontend may give for data it
+ * sends) is enough; a read from the disk writes guest memory and needs
+ * a writable grant (a read-only one answers BADGREF). Mappings kept as
+ * persistent grants are read-write, since any later request may use
+ * them: a write first tries that, and if the frontend granted its pages
+ * read-only they are mapped read-only for this request only.
  */
 static int map_segments(struct blkdev *bd, const struct blkreq *r,
                         void **addr, struct seg_maps *m)
 {
     uint32_t miss[NOXS_BLK_MAX_SEGMENTS];
     unsigned int which[NOXS_BLK_MAX_SEGMENTS], nmiss = 0;
-    int prot = PROT_READ | PROT_WRITE;
+    bool to_disk = r->operation == NOXS_BLK_OP_WRITE;
     struct gchunk *c = NULL;
-    void *p;
+    void *p = NULL;
 
     m->temp = NULL;
     m->ntemp = 0;
@@ -395,17 +404,32 @@ static int map_segments(struct blkdev *bd, const struct blkreq *r,
         return NOXS_BLK_RSP_OKAY;
     if (bd->persistent && gcache_make_room(bd, nmiss))
         c = calloc(1, sizeof(*c));
-    if (c == NULL && bd->temp_used > 0 && bd->temp_used + nmiss > TEMP_MAX) {
-        unmap_segments(bd, r, m);
-        return MAP_RETRY;
+    if (c != NULL) {
+        p = xengnttab_map_domain_grant_refs(bd->xgt, nmiss, bd->fe_domid,
+                                            miss, PROT_READ | PROT_WRITE);
+        bd->nr_maps++;
+        if (p == NULL) {
+            free(c);
+            c = NULL;
+            if (!to_disk) {
+                unmap_segments(bd, r, m);
+                return NOXS_BLK_RSP_BADGREF;
+            }
+        }
     }
-    p = xengnttab_map_domain_grant_refs(bd->xgt, nmiss, bd->fe_domid, miss,
-                                        prot);
-    bd->nr_maps++;
     if (p == NULL) {
-        free(c);
-        unmap_segments(bd, r, m);
-        return NOXS_BLK_RSP_BADGREF;
+        if (bd->temp_used > 0 && bd->temp_used + nmiss > TEMP_MAX) {
+            unmap_segments(bd, r, m);
+            return MAP_RETRY;
+        }
+        p = xengnttab_map_domain_grant_refs(
+            bd->xgt, nmiss, bd->fe_domid, miss,
+            to_disk ? PROT_READ : PROT_READ | PROT_WRITE);
+        bd->nr_maps++;
+        if (p == NULL) {
+            unmap_segments(bd, r, m);
+            return NOXS_BLK_RSP_BADGREF;
+        }
     }
     if (c != NULL) {
         c->addr = p;

@@ -12,6 +12,14 @@
  *                          FIRST..LAST (and the toolstack): events for
  *                          domain K reach K's handle only
  *                          (tests/compat/test-many.sh)
+ *   xssem -t DOMID         as the toolstack: transactions of many writes
+ *                          to the backend directory of vif/0 of DOMID
+ *   xssem -x DIR N         one transaction writing N distinct keys under
+ *                          DIR: ok or strerror
+ *   xssem -T DOMID N       as the frontend domain DOMID of vif/0..N-1:
+ *                          one transaction writing a key of each device,
+ *                          then dom0 reads them (through the backend)
+ *                          (tests/compat/test-tx.sh)
  * (Debian's xenstore-read/-write print no errno, so the compat-only
  * error checks use these.)
  */
@@ -211,6 +219,133 @@ static int many(unsigned int first, unsigned int last, unsigned int k)
     return 0;
 }
 
+/* ---- -t, -x, -T: transactions of many writes ---- */
+
+/* One transaction of n writes, path and value of write i from fn. */
+static bool tx_writes(struct xs_handle *h, unsigned int n,
+                      void (*fn)(unsigned int, char *, char *, void *),
+                      void *arg)
+{
+    xs_transaction_t t = xs_transaction_start(h);
+    char path[256], value[64];
+
+    if (t == XBT_NULL)
+        return false;
+    for (unsigned int i = 0; i < n; i++) {
+        fn(i, path, value, arg);
+        if (!xs_write(h, t, path, value, strlen(value))) {
+            int e = errno;
+            xs_transaction_end(h, t, true);
+            errno = e;
+            return false;
+        }
+    }
+    return xs_transaction_end(h, t, false);
+}
+
+static void w_same(unsigned int i, char *path, char *value, void *arg)
+{
+    snprintf(path, 256, "%s/foo", (const char *)arg);
+    snprintf(value, 64, "v%u", i);
+}
+
+static void w_rounds(unsigned int i, char *path, char *value, void *arg)
+{
+    snprintf(path, 256, "%s/k%u", (const char *)arg, i % 10);
+    snprintf(value, 64, "r%u", i / 10);
+}
+
+static void w_distinct(unsigned int i, char *path, char *value, void *arg)
+{
+    snprintf(path, 256, "%s/n%u", (const char *)arg, i);
+    snprintf(value, 64, "x%u", i);
+}
+
+static void w_devices(unsigned int i, char *path, char *value, void *arg)
+{
+    snprintf(path, 256, "/local/domain/%u/device/vif/%u/t",
+             *(unsigned int *)arg, i);
+    snprintf(value, 64, "t%u", i);
+}
+
+static void read_path(struct xs_handle *h, const char *path, const char *what)
+{
+    unsigned int len;
+    char *v = xs_read(h, XBT_NULL, path, &len);
+
+    printf("%s: %s\n", what, v ? v : strerror(errno));
+    free(v);
+}
+
+static int tx_many(unsigned int dom)
+{
+    struct xs_handle *h = xs_open(0);
+
+    if (!h) {
+        perror("xs_open");
+        return 1;
+    }
+    snprintf(dir, sizeof(dir), "/local/domain/0/backend/vif/%u/0", dom);
+    /* One key rewritten more often than any fixed table would hold. */
+    printf("130 writes of one key: %s\n", err(tx_writes(h, 130, w_same, dir)));
+    read_path(h, key("foo"), "foo");
+    /* Ten keys written ten times over: the last round wins. */
+    printf("100 writes of 10 keys: %s\n",
+           err(tx_writes(h, 100, w_rounds, dir)));
+    for (unsigned int k = 0; k < 10; k++) {
+        char name[16];
+        snprintf(name, sizeof(name), "k%u", k);
+        read_path(h, key(name), name);
+    }
+    /* More distinct keys than one device add carries: the device
+     * exists, so each one is written. */
+    printf("70 distinct keys: %s\n", err(tx_writes(h, 70, w_distinct, dir)));
+    read_path(h, key("n0"), "n0");
+    read_path(h, key("n40"), "n40");
+    read_path(h, key("n69"), "n69");
+    xs_close(h);
+    return 0;
+}
+
+static int tx_devices(unsigned int dom, unsigned int n)
+{
+    struct xs_handle *g, *ts;
+    char env[16], path[256];
+    unsigned int same = 0;
+
+    snprintf(env, sizeof(env), "%u", dom);
+    setenv("NOXS_SIM_DOMID", env, 1);
+    g = xs_open(0);
+    setenv("NOXS_SIM_DOMID", "0", 1);
+    ts = xs_open(0);
+    if (!g || !ts) {
+        perror("xs_open");
+        return 1;
+    }
+    printf("tx of %u devices: %s\n", n, err(tx_writes(g, n, w_devices, &dom)));
+    /* Read back by dom0, which is neither end: from the backend's copy
+     * of each published frontend half. */
+    for (unsigned int i = 0; i < n; i++) {
+        char want[16];
+        unsigned int len;
+        char *v;
+
+        snprintf(path, sizeof(path), "/local/domain/%u/device/vif/%u/t", dom,
+                 i);
+        snprintf(want, sizeof(want), "t%u", i);
+        v = xs_read(ts, XBT_NULL, path, &len);
+        if (v && strcmp(v, want) == 0)
+            same++;
+        else
+            printf("device %u: %s\n", i, v ? v : strerror(errno));
+        free(v);
+    }
+    printf("read back by dom0: %u of %u\n", same, n);
+    xs_close(g);
+    xs_close(ts);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct xs_handle *a, *b;
@@ -247,6 +382,23 @@ int main(int argc, char **argv)
         xs_close(h);
         return 0;
     }
+    if (argc == 3 && strcmp(argv[1], "-t") == 0)
+        return tx_many((unsigned)atoi(argv[2]));
+    if (argc == 4 && strcmp(argv[1], "-x") == 0) {
+        struct xs_handle *h = xs_open(0);
+        unsigned int n = (unsigned)atoi(argv[3]);
+
+        if (!h) {
+            perror("xs_open");
+            return 1;
+        }
+        printf("tx %u keys: %s\n", n,
+               err(tx_writes(h, n, w_distinct, argv[2])));
+        xs_close(h);
+        return 0;
+    }
+    if (argc == 4 && strcmp(argv[1], "-T") == 0)
+        return tx_devices((unsigned)atoi(argv[2]), (unsigned)atoi(argv[3]));
     if (argc == 5 && strcmp(argv[1], "-m") == 0)
         return many((unsigned)atoi(argv[2]), (unsigned)atoi(argv[3]),
                     (unsigned)atoi(argv[4]));

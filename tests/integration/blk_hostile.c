@@ -5,14 +5,23 @@
  * ring with garbage indices, without crashing or touching the file.
  *
  *   blk_hostile [-d DEVID] [ROUNDS]
+ *   blk_hostile -R [-n] [-d DEVID]
  *
  * Phases: (1) bad requests, each with its expected status; (2) ROUNDS
  * (default 1000) full rings of valid reads as fast as the backend takes
  * them; (3) a producer index far beyond the ring: the backend must go to
  * Closing with an "error" key. Exit 0 when all of that held.
+ *
+ * -R: read-only grants instead. A write whose page is granted read-only
+ * succeeds (sector 0 becomes RO_PATTERN repeated, which the caller checks
+ * in the file); a read into that page answers BADGREF; a read into a
+ * writable page returns what was written. -n: without
+ * feature-persistent (so the backend maps each request's pages for that
+ * request only).
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +39,7 @@
 
 #define NDATA 12u
 #define WAIT_MS 10000
+#define RO_PATTERN "read-only grant\n" /* 16 bytes, 256 to a page */
 
 static noxs_dev *dev;
 static xenevtchn_handle *xce;
@@ -39,6 +49,8 @@ static struct noxs_blk_sring *sring;
 static uint32_t ring_size, req_prod, rsp_cons;
 static uint32_t data_refs[NDATA];
 static uint64_t sectors;
+static uint8_t *data;      /* the NDATA pages behind data_refs */
+static bool persistent = true;
 static int failures;
 
 static int64_t now_ms(void)
@@ -108,8 +120,8 @@ static void connect_raw(noxs_frontend *f, uint32_t devid)
     alive = xengntshr_share_page_notify(xgs, be, &alive_ref, 1,
                                         NOXS_BLK_ALIVE_FRONTEND, port);
     sring = xengntshr_share_pages(xgs, be, 1, &ring_ref, 1);
-    if (alive == NULL || sring == NULL ||
-        xengntshr_share_pages(xgs, be, NDATA, data_refs, 1) == NULL)
+    data = xengntshr_share_pages(xgs, be, NDATA, data_refs, 1);
+    if (alive == NULL || sring == NULL || data == NULL)
         die("share");
     alive[NOXS_BLK_ALIVE_FRONTEND] = 1;
     memset(sring, 0, NOXS_BLK_PAGE_SIZE);
@@ -119,7 +131,7 @@ static void connect_raw(noxs_frontend *f, uint32_t devid)
     set_u32("ring-page-order", 0);
     set_u32("event-channel", port);
     set_u32("alive-ref", alive_ref);
-    noxs_dev_set_kv(dev, "feature-persistent", "1");
+    noxs_dev_set_kv(dev, "feature-persistent", persistent ? "1" : "0");
     noxs_dev_set_state(dev, NOXS_STATE_INITIALISED);
     noxs_dev_publish(dev);
     wait_state(NOXS_STATE_CONNECTED);
@@ -212,16 +224,58 @@ static void expect(const char *what, int want)
     }
 }
 
+/* -R: data the frontend only lets the backend read. */
+static int readonly_grants(void)
+{
+    uint32_t ro_ref;
+    uint8_t *ro = xengntshr_share_pages(xgs, noxs_dev_backend_domid(dev), 1,
+                                        &ro_ref, 0);
+
+    if (ro == NULL)
+        die("share read-only");
+    for (size_t i = 0; i < NOXS_BLK_PAGE_SIZE; i += strlen(RO_PATTERN))
+        memcpy(ro + i, RO_PATTERN, strlen(RO_PATTERN));
+    rw_req(NOXS_BLK_OP_WRITE, 0, 1, 0, 7, ro_ref);
+    expect("write from a read-only grant", NOXS_BLK_RSP_OKAY);
+    rw_req(NOXS_BLK_OP_READ, 8, 1, 0, 7, ro_ref);
+    expect("read into a read-only grant", NOXS_BLK_RSP_BADGREF);
+    /* Once more: a refused read leaves nothing behind to reuse. */
+    rw_req(NOXS_BLK_OP_WRITE, 0, 1, 0, 7, ro_ref);
+    expect("write from it again", NOXS_BLK_RSP_OKAY);
+    rw_req(NOXS_BLK_OP_READ, 0, 1, 0, 7, ro_ref);
+    expect("read into it again", NOXS_BLK_RSP_BADGREF);
+    memset(data, 0, NOXS_BLK_PAGE_SIZE);
+    rw_req(NOXS_BLK_OP_READ, 0, 1, 0, 7, 0);
+    expect("read back into a writable grant", NOXS_BLK_RSP_OKAY);
+    if (memcmp(data, ro, NOXS_BLK_PAGE_SIZE) != 0) {
+        fprintf(stderr, "blk_hostile: read back differs from the write\n");
+        failures++;
+    } else {
+        printf("ok: read back what the read-only grant held\n");
+    }
+    noxs_dev_detach(dev);
+    xengntshr_close(xgs);
+    xenevtchn_close(xce);
+    return failures == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     uint32_t devid = 0;
     unsigned long rounds = 1000;
+    bool ro_mode = false;
     int a = 1;
     noxs_frontend *f;
 
-    if (argc > 2 && strcmp(argv[1], "-d") == 0) {
-        devid = (uint32_t)strtoul(argv[2], NULL, 10);
-        a = 3;
+    for (; a < argc && argv[a][0] == '-'; a++) {
+        if (strcmp(argv[a], "-R") == 0)
+            ro_mode = true;
+        else if (strcmp(argv[a], "-n") == 0)
+            persistent = false;
+        else if (strcmp(argv[a], "-d") == 0 && a + 1 < argc)
+            devid = (uint32_t)strtoul(argv[++a], NULL, 10);
+        else
+            return 2;
     }
     if (a < argc)
         rounds = strtoul(argv[a], NULL, 10);
@@ -229,6 +283,11 @@ int main(int argc, char **argv)
     if (f == NULL)
         die("frontend");
     connect_raw(f, devid);
+    if (ro_mode) {
+        int rc = readonly_grants();
+        noxs_frontend_close(f);
+        return rc;
+    }
 
     /* (1) bad requests */
     rw_req(NOXS_BLK_OP_READ, 0, 1, 0, 7, 0);
