@@ -10,7 +10,9 @@
  *   - an eventfd raised when a wait inside a driver consumed an event
  *     meant for another of our devices ("stray" events, see noxs.h), and
  *   - a timerfd that paces reconnection attempts while noxsd is away,
- *   - a timerfd for the deadlines of devices being closed.
+ *   - a timerfd for the deadlines of devices being closed,
+ *   - a timerfd for devices whose half was torn (see below), and
+ *   - a timerfd for state reports held back by the rate limit.
  *
  * A removal never blocks the loop: the device publishes Closing and stays
  * on a closing list (its events still reach us) until the frontend
@@ -26,6 +28,30 @@
  * rest. Control requests deferred by a driver carry a library-local id,
  * so a late answer from before a reconnection is dropped rather than
  * delivered to a new noxsd that may reuse the request id.
+ *
+ * Nor does the loop ever wait for noxsd: the socket is non-blocking. An
+ * answer that does not fit is queued in order and sent when the socket
+ * turns writable; while BACKEND_TXQ_MAX answers wait, we stop reading
+ * requests, so the queue stays bounded by what noxsd asked for. State
+ * reports are not queued as messages: a device that changed is marked,
+ * and the mark is turned into one BACKEND_STATE with the device's state
+ * of that moment when the socket has room (after the queued answers) and
+ * the device's rate limit allows (a burst of BACKEND_REPORT_BURST, then
+ * one per BACKEND_REPORT_INTERVAL_MS). Only the latest state of a device
+ * matters to noxsd, so a guest flipping states as fast as it can costs
+ * noxsd and its watchers a few dozen events a second, a stopped noxsd
+ * costs at most one pending report per device, and the final state is
+ * always delivered.
+ *
+ * A frontend half that does not settle (the seqlock read fails with
+ * EBUSY) is not read again on its next notification: the device is
+ * deferred to a timer with exponential back-off (BACKEND_TORN_MIN_MS up
+ * to BACKEND_TORN_MAX_MS), so a guest that leaves its half torn and
+ * notifies in a loop costs one bounded read attempt per back-off step,
+ * not one per event, and never delays the other devices. Its last valid
+ * snapshot stays in force; a half torn for longer than the longest step
+ * is logged once and then read once per BACKEND_TORN_MAX_MS until it
+ * settles or the toolstack removes the device.
  */
 #include <errno.h>
 #include <poll.h>
@@ -47,6 +73,14 @@
 #define BACKEND_CLOSE_TIMEOUT_MS 2000
 #define BACKEND_HASH 1024u
 #define BACKEND_EVENTS_PER_DISPATCH 256
+/* Back-off for a torn frontend half (doubling). */
+#define BACKEND_TORN_MIN_MS 1
+#define BACKEND_TORN_MAX_MS 1000
+/* State reports per device: a burst, then one per interval. */
+#define BACKEND_REPORT_BURST 4
+#define BACKEND_REPORT_INTERVAL_MS 25
+/* Queued answers before we stop reading noxsd's requests. */
+#define BACKEND_TXQ_MAX 64u
 
 struct bdev {
     noxs_dev *d;
@@ -59,7 +93,23 @@ struct bdev {
     int has_req;               /* noxsd waits for the remove answer */
     uint32_t remove_req, remove_session;
     int64_t close_deadline;    /* noxs_i_now_ms() */
-    uint8_t reported_be, reported_fe;
+    uint8_t reported_be, reported_fe; /* last states handed to report() */
+    /* Torn frontend half: no read before torn_until (torn_ms > 0). */
+    struct bdev *tnext;        /* torn list */
+    int torn_ms;
+    int64_t torn_until;
+    /* A state report waiting for room or for the rate limit. */
+    struct bdev *rnext;        /* pending-report list */
+    int report_pending;
+    int tokens;                /* reports allowed right now */
+    int64_t tokens_ms;         /* when the bucket last refilled */
+};
+
+/* An answer to noxsd that did not fit into the socket yet. */
+struct txmsg {
+    struct txmsg *next;
+    size_t len;
+    uint8_t data[];
 };
 
 struct pending_control {
@@ -81,7 +131,7 @@ struct noxs_backend {
     xenevtchn_handle *xce;
     int sock;      /* -1 while disconnected */
     uint32_t session;
-    int epfd, timerfd, strayfd, closefd;
+    int epfd, timerfd, strayfd, closefd, tornfd, reportfd;
     int retry_ms;
     uint32_t next_request;
     uint32_t next_local;
@@ -91,14 +141,22 @@ struct noxs_backend {
     struct bdev **by_port;
     size_t nports;
     struct bdev *dirty;
+    struct bdev *torn;         /* devices waiting out a torn half */
+    struct bdev *reports;      /* devices with a pending report */
+    struct txmsg *txq, **txq_tail;
+    size_t txq_len;
+    uint32_t sock_events;      /* as registered with epoll; 0: not yet */
+    int congested;             /* the socket was full: logged once */
     struct pending_control *controls;
     struct noxs_proto_buf tx;
+    struct noxs_proto_buf rtx; /* state reports */
     uint8_t rx[NOXS_PROTO_MAX_MSG + 1];
     struct noxs_proto_msg msg;
 };
 
 /* epoll tags */
-static int tag_sock, tag_evtchn, tag_timer, tag_stray, tag_close;
+static int tag_sock, tag_evtchn, tag_timer, tag_stray, tag_close, tag_torn,
+    tag_report;
 
 /* ---------------------------------------------------------------- */
 /* Device bookkeeping                                                */
@@ -171,6 +229,8 @@ static int add_dev(noxs_backend *b, noxs_dev *d)
     if ((x = calloc(1, sizeof(*x))) == NULL)
         return -ENOMEM;
     x->d = d;
+    x->tokens = BACKEND_REPORT_BURST;
+    x->tokens_ms = noxs_i_now_ms();
     h = hash_key(noxs_dev_frontend_domid(d), noxs_dev_type(d), noxs_dev_id(d));
     x->hnext = b->hash[h];
     b->hash[h] = x;
@@ -208,6 +268,37 @@ static void unlink_dirty(noxs_backend *b, struct bdev *x)
     x->dirty = 0;
 }
 
+/* Off the list of devices waiting out a torn half. */
+static void unlink_torn(noxs_backend *b, struct bdev *x)
+{
+    struct bdev **pp;
+
+    if (!x->torn_ms)
+        return;
+    for (pp = &b->torn; *pp; pp = &(*pp)->tnext)
+        if (*pp == x) {
+            *pp = x->tnext;
+            break;
+        }
+    x->torn_ms = 0;
+    x->torn_until = 0;
+}
+
+/* Off the list of devices with a report to send. */
+static void unlink_report(noxs_backend *b, struct bdev *x)
+{
+    struct bdev **pp;
+
+    if (!x->report_pending)
+        return;
+    for (pp = &b->reports; *pp; pp = &(*pp)->rnext)
+        if (*pp == x) {
+            *pp = x->rnext;
+            break;
+        }
+    x->report_pending = 0;
+}
+
 static void del_dev(noxs_backend *b, struct bdev *x)
 {
     struct bdev **pp;
@@ -220,6 +311,8 @@ static void del_dev(noxs_backend *b, struct bdev *x)
             break;
         }
     unlink_dirty(b, x);
+    unlink_torn(b, x);
+    unlink_report(b, x);
     if (!x->closing) {
         unlink_live(b, x);
     } else {
@@ -237,24 +330,224 @@ static void del_dev(noxs_backend *b, struct bdev *x)
 /* ---------------------------------------------------------------- */
 /* Talking to noxsd                                                  */
 
+static void arm_timer(int fd, int64_t at)
+{
+    struct itimerspec its = {0};
+
+    if (at >= 0) {
+        int64_t left = at - noxs_i_now_ms();
+
+        if (left < 1)
+            left = 1; /* 0 would disarm it */
+        its.it_value.tv_sec = left / 1000;
+        its.it_value.tv_nsec = (long)(left % 1000) * 1000000L;
+    }
+    timerfd_settime(fd, 0, &its, NULL);
+}
+
+/*
+ * What we want from epoll on the socket: requests unless too many
+ * answers wait, and room while anything waits to be sent.
+ */
+static void update_sock_events(noxs_backend *b)
+{
+    struct epoll_event ev = {.data.ptr = &tag_sock};
+
+    if (b->sock < 0 || !b->sock_events)
+        return; /* registered with the right events by connect_noxsd */
+    ev.events = b->txq_len < BACKEND_TXQ_MAX ? EPOLLIN : 0;
+    if (b->txq || b->reports)
+        ev.events |= EPOLLOUT;
+    /* EPOLLHUP and EPOLLERR are always reported; 0 stays registered. */
+    ev.events |= EPOLLRDHUP;
+    if (ev.events != b->sock_events &&
+        epoll_ctl(b->epfd, EPOLL_CTL_MOD, b->sock, &ev) == 0)
+        b->sock_events = ev.events;
+}
+
+/* One non-blocking send: 0, -EAGAIN (no room) or -errno. */
+static int send_now(noxs_backend *b, const void *data, size_t len)
+{
+    ssize_t n;
+
+    do
+        n = send(b->sock, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno == EWOULDBLOCK)
+            errno = EAGAIN;
+        return -errno;
+    }
+    return (size_t)n == len ? 0 : -EIO;
+}
+
+static void congested(noxs_backend *b)
+{
+    if (!b->congested)
+        noxs_i_info("noxs backend: noxsd is not reading; queueing answers "
+                    "and coalescing state reports");
+    b->congested = 1;
+}
+
+static void drop_txq(noxs_backend *b)
+{
+    struct txmsg *m;
+
+    while ((m = b->txq) != NULL) {
+        b->txq = m->next;
+        free(m);
+    }
+    b->txq_tail = &b->txq;
+    b->txq_len = 0;
+}
+
+/*
+ * Send what is in b->tx, or queue it behind what waits already (answers
+ * keep their order). 0 when sent or queued, -errno otherwise; a broken
+ * connection shows up on the receiving side and is handled there.
+ */
 static int send_tx(noxs_backend *b)
 {
     int len = noxs_proto_finish(&b->tx);
-    ssize_t n;
+    struct txmsg *m;
+    int rc;
 
     if (len < 0)
         return len;
     if (b->sock < 0)
         return -ENOTCONN;
-    do
-        n = send(b->sock, b->tx.data, (size_t)len, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return -errno;
-    return n == len ? 0 : -EIO;
+    if (!b->txq) {
+        rc = send_now(b, b->tx.data, (size_t)len);
+        if (rc != -EAGAIN)
+            return rc;
+        congested(b);
+    }
+    if ((m = malloc(sizeof(*m) + (size_t)len)) == NULL) {
+        noxs_i_err("noxs backend: out of memory; an answer to noxsd is "
+                   "lost");
+        return -ENOMEM;
+    }
+    m->next = NULL;
+    m->len = (size_t)len;
+    memcpy(m->data, b->tx.data, (size_t)len);
+    if (!b->txq)
+        b->txq_tail = &b->txq;
+    *b->txq_tail = m;
+    b->txq_tail = &m->next;
+    b->txq_len++;
+    update_sock_events(b);
+    return 0;
 }
 
 static void disconnect(noxs_backend *b);
+
+/* Take one report token of x at now: 1, or 0 and *due when one comes. */
+static int take_token(struct bdev *x, int64_t now, int64_t *due)
+{
+    if (x->tokens < BACKEND_REPORT_BURST) {
+        int64_t add = (now - x->tokens_ms) / BACKEND_REPORT_INTERVAL_MS;
+
+        if (add >= BACKEND_REPORT_BURST - x->tokens) {
+            x->tokens = BACKEND_REPORT_BURST;
+            x->tokens_ms = now;
+        } else if (add > 0) {
+            x->tokens += (int)add;
+            x->tokens_ms += add * BACKEND_REPORT_INTERVAL_MS;
+        }
+    }
+    if (x->tokens == 0) {
+        *due = x->tokens_ms + BACKEND_REPORT_INTERVAL_MS;
+        return 0;
+    }
+    if (x->tokens-- == BACKEND_REPORT_BURST)
+        x->tokens_ms = now; /* the refill clock starts with the first */
+    return 1;
+}
+
+static void dev_msg(noxs_backend *b, noxs_dev *d, struct noxs_msg_dev *m);
+
+/*
+ * Send what waits, as far as the socket takes it: queued answers first
+ * (in order), then the pending reports whose rate limit allows, each with
+ * its device's state of now. Re-arms the report timer and the socket's
+ * epoll events.
+ */
+static void flush(noxs_backend *b)
+{
+    int64_t now, due = -1, next_due;
+    struct bdev *x, **pp;
+    struct txmsg *m;
+    int rc = 0;
+
+    if (b->sock < 0)
+        return;
+    while ((m = b->txq) != NULL) {
+        rc = send_now(b, m->data, m->len);
+        if (rc == -EAGAIN)
+            break;
+        /* Sent, or the connection broke (recv will tell): done with it. */
+        b->txq = m->next;
+        if (!b->txq)
+            b->txq_tail = &b->txq;
+        b->txq_len--;
+        free(m);
+    }
+    now = noxs_i_now_ms();
+    for (pp = &b->reports; (x = *pp) != NULL && !b->txq;) {
+        struct noxs_msg_dev msg;
+        int len;
+
+        if (!take_token(x, now, &next_due)) {
+            if (due < 0 || next_due < due)
+                due = next_due;
+            pp = &x->rnext;
+            continue;
+        }
+        dev_msg(b, x->d, &msg);
+        noxs_proto_begin(&b->rtx, NOXS_MSG_BACKEND_STATE, 0, 0);
+        noxs_proto_put(&b->rtx, &msg, sizeof(msg));
+        len = noxs_proto_finish(&b->rtx);
+        rc = len < 0 ? len : send_now(b, b->rtx.data, (size_t)len);
+        if (rc == -EAGAIN) {
+            x->tokens++; /* not spent */
+            break;
+        }
+        *pp = x->rnext;
+        x->report_pending = 0;
+    }
+    if (b->txq || rc == -EAGAIN) {
+        congested(b);
+    } else if (b->congested) {
+        noxs_i_info("noxs backend: noxsd reads again; sent what waited");
+        b->congested = 0;
+    }
+    arm_timer(b->reportfd, due);
+    update_sock_events(b);
+}
+
+/*
+ * At connect time only (register and sync, which wait for their answers
+ * anyway): send what is queued, waiting for room up to deadline.
+ */
+static int flush_wait(noxs_backend *b, int64_t deadline)
+{
+    while (b->txq && b->sock >= 0) {
+        struct pollfd p = {.fd = b->sock, .events = POLLOUT};
+        int64_t left = deadline - noxs_i_now_ms();
+        int rc;
+
+        if (left <= 0)
+            return -ETIMEDOUT;
+        rc = poll(&p, 1, (int)left);
+        if (rc < 0 && errno != EINTR)
+            return -errno;
+        if (rc > 0 && (p.revents & (POLLERR | POLLHUP)))
+            return -ECONNRESET;
+        flush(b);
+    }
+    return b->sock >= 0 ? 0 : -ECONNRESET;
+}
+
 static void handle_msg(noxs_backend *b);
 
 /*
@@ -290,7 +583,7 @@ static int call(noxs_backend *b, uint32_t req, unsigned int type)
     int64_t deadline = noxs_i_now_ms() + BACKEND_IO_TIMEOUT_MS;
     int rc;
 
-    if ((rc = send_tx(b)) < 0)
+    if ((rc = send_tx(b)) < 0 || (rc = flush_wait(b, deadline)) < 0)
         return rc;
     for (;;) {
         if ((rc = recv_one(b, deadline)) < 0)
@@ -370,11 +663,13 @@ static int register_and_sync(noxs_backend *b)
 static int connect_noxsd(noxs_backend *b)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &tag_sock};
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP,
+                             .data.ptr = &tag_sock};
     int fd, rc;
 
     memcpy(sun.sun_path, b->path, sizeof(b->path));
-    fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    /* Non-blocking: the loop never waits for noxsd to read. */
+    fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
@@ -389,14 +684,19 @@ static int connect_noxsd(noxs_backend *b)
             close(b->sock);
             b->sock = -1;
         }
+        drop_txq(b);
         return rc;
     }
+    if (b->txq)
+        ev.events |= EPOLLOUT;
     if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->sock, &ev) < 0) {
         rc = -errno;
         close(b->sock);
         b->sock = -1;
+        drop_txq(b);
         return rc;
     }
+    b->sock_events = ev.events;
     return 0;
 }
 
@@ -418,6 +718,13 @@ static void disconnect(noxs_backend *b)
     epoll_ctl(b->epfd, EPOLL_CTL_DEL, b->sock, NULL);
     close(b->sock);
     b->sock = -1;
+    b->sock_events = 0;
+    b->congested = 0;
+    /* Answers are for that noxsd only; the next sync carries states. */
+    drop_txq(b);
+    while (b->reports)
+        unlink_report(b, b->reports);
+    arm_timer(b->reportfd, -1);
     /* Deferred controls of that session can no longer be answered. */
     while ((pc = b->controls) != NULL) {
         b->controls = pc->next;
@@ -465,18 +772,19 @@ static void reply_empty(noxs_backend *b, unsigned int type, uint32_t req)
     send_tx(b);
 }
 
+/* Tell noxsd x's states: at once if room and rate allow, else later. */
 static void report(noxs_backend *b, struct bdev *x)
 {
-    struct noxs_msg_dev m;
-
-    dev_msg(b, x->d, &m);
-    x->reported_be = m.backend_state;
-    x->reported_fe = m.frontend_state;
+    x->reported_be = (uint8_t)noxs_dev_state(x->d);
+    x->reported_fe = (uint8_t)noxs_dev_peer_state(x->d);
     if (b->sock < 0)
         return; /* the next sync carries it */
-    noxs_proto_begin(&b->tx, NOXS_MSG_BACKEND_STATE, 0, 0);
-    noxs_proto_put(&b->tx, &m, sizeof(m));
-    send_tx(b);
+    if (!x->report_pending) {
+        x->report_pending = 1;
+        x->rnext = b->reports;
+        b->reports = x;
+    }
+    flush(b);
 }
 
 static void report_if_changed(noxs_backend *b, struct bdev *x)
@@ -544,21 +852,13 @@ static void do_create(noxs_backend *b)
 /* Arm the close timer for the earliest deadline on the closing list. */
 static void arm_close(noxs_backend *b)
 {
-    struct itimerspec its = {0};
-    int64_t first = -1, left;
+    int64_t first = -1;
     struct bdev *x;
 
     for (x = b->closing; x; x = x->cnext)
         if (first < 0 || x->close_deadline < first)
             first = x->close_deadline;
-    if (first >= 0) {
-        left = first - noxs_i_now_ms();
-        if (left < 1)
-            left = 1; /* 0 would disarm it */
-        its.it_value.tv_sec = left / 1000;
-        its.it_value.tv_nsec = (long)(left % 1000) * 1000000L;
-    }
-    timerfd_settime(b->closefd, 0, &its, NULL);
+    arm_timer(b->closefd, first);
 }
 
 /* The end of a removal: Closed, the final states, the answer, free. */
@@ -580,6 +880,7 @@ static void finish_close(noxs_backend *b, struct bdev *x, int timed_out)
      * the remove answer on the same socket: noxsd's dev-removed event then
      * carries them instead of the states of before the closing walk.
      */
+    unlink_report(b, x); /* superseded by the final states below */
     if (b->sock >= 0) {
         struct noxs_msg_dev m;
 
@@ -794,7 +1095,9 @@ static int handle_socket(noxs_backend *b)
 {
     int n = 0, rc;
 
-    while (b->sock >= 0 && n < BACKEND_EVENTS_PER_DISPATCH) {
+    /* Requests wait in the socket while too many answers wait here. */
+    while (b->sock >= 0 && n < BACKEND_EVENTS_PER_DISPATCH &&
+           b->txq_len < BACKEND_TXQ_MAX) {
         rc = recv_one(b, 0);
         if (rc == -ETIMEDOUT)
             break;
@@ -808,11 +1111,50 @@ static int handle_socket(noxs_backend *b)
     return n;
 }
 
+/*
+ * x's half did not settle: no read before the back-off passes, whatever
+ * the frontend notifies meanwhile.
+ */
+static void defer_torn(noxs_backend *b, struct bdev *x)
+{
+    if (!x->torn_ms) {
+        x->torn_ms = BACKEND_TORN_MIN_MS;
+        x->tnext = b->torn;
+        b->torn = x;
+        noxs_i_debug("noxs backend: domain %u device %u/%u: half torn; "
+                     "deferring it", noxs_dev_frontend_domid(x->d),
+                     noxs_dev_type(x->d), noxs_dev_id(x->d));
+    } else if (x->torn_ms < BACKEND_TORN_MAX_MS) {
+        x->torn_ms *= 2;
+        if (x->torn_ms >= BACKEND_TORN_MAX_MS) {
+            x->torn_ms = BACKEND_TORN_MAX_MS;
+            noxs_i_warn("noxs backend: domain %u device %u/%u: the "
+                        "frontend keeps its half torn; reading it once a "
+                        "second", noxs_dev_frontend_domid(x->d),
+                        noxs_dev_type(x->d), noxs_dev_id(x->d));
+        }
+    }
+    x->torn_until = noxs_i_now_ms() + x->torn_ms;
+}
+
+static void arm_torn(noxs_backend *b)
+{
+    int64_t first = -1;
+    struct bdev *x;
+
+    for (x = b->torn; x; x = x->tnext)
+        if (first < 0 || x->torn_until < first)
+            first = x->torn_until;
+    arm_timer(b->tornfd, first);
+}
+
 /* The frontend's half of x may have changed. */
 static void refresh(noxs_backend *b, struct bdev *x)
 {
     int rc;
 
+    if (x->torn_ms && noxs_i_now_ms() < x->torn_until)
+        return; /* deferred: torn_timer() reads it */
     if (x->closing) {
         closing_event(b, x);
         return;
@@ -820,10 +1162,19 @@ static void refresh(noxs_backend *b, struct bdev *x)
     rc = noxs_dev_refresh(x->d);
 
     if (rc < 0) {
+        if (errno == EBUSY) {
+            defer_torn(b, x);
+            arm_torn(b);
+            return;
+        }
         noxs_i_debug("noxs backend: domain %u device %u/%u: %s",
                      noxs_dev_frontend_domid(x->d), noxs_dev_type(x->d),
                      noxs_dev_id(x->d), strerror(errno));
         return;
+    }
+    if (x->torn_ms) {
+        unlink_torn(b, x);
+        arm_torn(b);
     }
     if (rc == 1 && b->ops->changed)
         b->ops->changed(b, x->d, b->arg);
@@ -851,6 +1202,29 @@ static int handle_events(noxs_backend *b)
         if ((x = by_port(b, (uint32_t)port)) != NULL)
             refresh(b, x);
     }
+    return n;
+}
+
+/* Deferred devices whose back-off passed: read them again. */
+static int torn_timer(noxs_backend *b)
+{
+    uint64_t expirations;
+    int64_t now = noxs_i_now_ms();
+    struct bdev *x, *next;
+    int n = 0;
+
+    if (read(b->tornfd, &expirations, sizeof(expirations)) < 0) {
+        /* Spurious wakeup: the timer did not fire. */
+    }
+    for (x = b->torn; x; x = next) {
+        next = x->tnext;
+        if (x->torn_until <= now) {
+            x->torn_until = 0; /* let refresh() read it */
+            refresh(b, x); /* may free x (closing), never next */
+            n++;
+        }
+    }
+    arm_torn(b);
     return n;
 }
 
@@ -919,6 +1293,8 @@ NOXS_EXPORT noxs_backend *noxs_backend_open(const char *path,
     for (i = 0; i < ntypes; i++)
         b->types[i] = (uint16_t)types[i];
     b->sock = b->epfd = b->timerfd = b->strayfd = b->closefd = -1;
+    b->tornfd = b->reportfd = -1;
+    b->txq_tail = &b->txq;
     b->retry_ms = BACKEND_RETRY_MIN_MS;
 
     rc = -ENOMEM;
@@ -930,7 +1306,11 @@ NOXS_EXPORT noxs_backend *noxs_backend_open(const char *path,
                                      TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
         (b->strayfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
         (b->closefd = timerfd_create(CLOCK_MONOTONIC,
-                                     TFD_NONBLOCK | TFD_CLOEXEC)) < 0)
+                                     TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
+        (b->tornfd = timerfd_create(CLOCK_MONOTONIC,
+                                    TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
+        (b->reportfd = timerfd_create(CLOCK_MONOTONIC,
+                                      TFD_NONBLOCK | TFD_CLOEXEC)) < 0)
         goto fail_errno;
     ev.data.ptr = &tag_evtchn;
     if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, xenevtchn_fd(b->xce), &ev) < 0)
@@ -943,6 +1323,12 @@ NOXS_EXPORT noxs_backend *noxs_backend_open(const char *path,
         goto fail_errno;
     ev.data.ptr = &tag_close;
     if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->closefd, &ev) < 0)
+        goto fail_errno;
+    ev.data.ptr = &tag_torn;
+    if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->tornfd, &ev) < 0)
+        goto fail_errno;
+    ev.data.ptr = &tag_report;
+    if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->reportfd, &ev) < 0)
         goto fail_errno;
     if ((rc = connect_noxsd(b)) < 0)
         goto fail;
@@ -967,6 +1353,9 @@ NOXS_EXPORT int noxs_backend_close(noxs_backend *b)
         finish_close(b, b->closing, 0);
     while (b->all)
         begin_close(b, b->all, 0, 0, 0);
+    /* One last try for what waits; noxsd resyncs whatever is lost. */
+    flush(b);
+    drop_txq(b);
     if (b->sock >= 0)
         close(b->sock);
     while ((pc = b->controls) != NULL) {
@@ -979,6 +1368,10 @@ NOXS_EXPORT int noxs_backend_close(noxs_backend *b)
         close(b->timerfd);
     if (b->closefd >= 0)
         close(b->closefd);
+    if (b->tornfd >= 0)
+        close(b->tornfd);
+    if (b->reportfd >= 0)
+        close(b->reportfd);
     if (b->epfd >= 0)
         close(b->epfd);
     if (b->xce)
@@ -1008,9 +1401,21 @@ NOXS_EXPORT int noxs_backend_dispatch(noxs_backend *b, int timeout_ms)
     for (i = 0; i < n; i++) {
         void *tag = evs[i].data.ptr;
 
-        if (tag == &tag_sock)
-            handled += handle_socket(b);
-        else if (tag == &tag_evtchn)
+        if (tag == &tag_sock) {
+            if ((evs[i].events & EPOLLOUT) && b->sock >= 0)
+                flush(b);
+            if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                handled += handle_socket(b);
+        } else if (tag == &tag_torn)
+            handled += torn_timer(b);
+        else if (tag == &tag_report) {
+            uint64_t expirations;
+
+            if (read(b->reportfd, &expirations, sizeof(expirations)) < 0) {
+                /* Spurious wakeup: the timer did not fire. */
+            }
+            flush(b);
+        } else if (tag == &tag_evtchn)
             handled += handle_events(b);
         else if (tag == &tag_stray)
             handled += handle_dirty(b);

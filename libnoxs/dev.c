@@ -537,17 +537,42 @@ static bool spin_for_change(noxs_dev *d)
     return false;
 }
 
+/*
+ * A peer half that does not settle (EBUSY) is read again only after a
+ * back-off (NOXS_TORN_MIN_MS doubling to NOXS_TORN_MAX_MS), not on each
+ * of its notifications: a peer that keeps it torn and notifies in a loop
+ * costs one bounded read per step. The wait fails with EBUSY only if the
+ * half is still torn at the deadline (or at once for timeout 0).
+ */
+#define NOXS_TORN_MIN_MS 1
+#define NOXS_TORN_MAX_MS 64
+
 NOXS_EXPORT int noxs_dev_wait(noxs_dev *d, int timeout_ms)
 {
-    int64_t deadline = deadline_of(timeout_ms);
+    int64_t deadline = deadline_of(timeout_ms), retry_at = -1, wake;
+    int torn_ms = 0;
     bool spun = false;
 
     for (;;) {
-        if (peer_moved(d)) {
-            int rc = noxs_dev_refresh(d);
+        if (retry_at < 0 || noxs_i_now_ms() >= retry_at) {
+            if (peer_moved(d)) {
+                int rc = noxs_dev_refresh(d);
 
-            if (rc != 0)
-                return rc; /* 1 changed, -1 EBUSY/EPROTO */
+                if (rc < 0 && errno == EBUSY && timeout_ms != 0 &&
+                    (deadline < 0 || noxs_i_now_ms() < deadline)) {
+                    torn_ms = torn_ms ? torn_ms * 2 : NOXS_TORN_MIN_MS;
+                    if (torn_ms > NOXS_TORN_MAX_MS)
+                        torn_ms = NOXS_TORN_MAX_MS;
+                    retry_at = noxs_i_now_ms() + torn_ms;
+                    spun = true; /* spinning on a torn half is no use */
+                } else if (rc != 0) {
+                    return rc; /* 1 changed, -1 EBUSY/EPROTO */
+                } else {
+                    retry_at = -1;
+                }
+            } else {
+                retry_at = -1;
+            }
         }
         if (timeout_ms == 0)
             return 0;
@@ -556,9 +581,17 @@ NOXS_EXPORT int noxs_dev_wait(noxs_dev *d, int timeout_ms)
             if (spin_for_change(d))
                 continue;
         }
-        if (deadline >= 0 && noxs_i_now_ms() >= deadline)
-            return 0;
-        int port = noxs_i_evtchn_wait_one(d->xce, deadline);
+        if (deadline >= 0 && noxs_i_now_ms() >= deadline) {
+            if (retry_at < 0)
+                return 0;
+            retry_at = -1;
+            timeout_ms = 0; /* one last read decides: EBUSY or not */
+            continue;
+        }
+        wake = deadline;
+        if (retry_at >= 0 && (wake < 0 || retry_at < wake))
+            wake = retry_at;
+        int port = noxs_i_evtchn_wait_one(d->xce, wake);
         if (port < 0)
             return -1;
         if (port > 0 && (uint32_t)port != d->port && d->stray)
@@ -572,14 +605,18 @@ NOXS_EXPORT int noxs_dev_wait_state(noxs_dev *d, unsigned int min_state,
     int64_t deadline = deadline_of(timeout_ms);
 
     for (;;) {
-        if ((!d->peer_valid || peer_moved(d)) && noxs_dev_refresh(d) < 0)
-            return -1;
-        unsigned int s = noxs_dev_peer_state(d);
-        /* Closing and Closed end any wait, except that a wait for Closed
-         * goes on through Closing (the normal way to Closed). */
-        if (s >= min_state || s == NOXS_STATE_CLOSED ||
-            (s == NOXS_STATE_CLOSING && min_state != NOXS_STATE_CLOSED))
-            return (int)s;
+        if ((!d->peer_valid || peer_moved(d)) && noxs_dev_refresh(d) < 0) {
+            /* A torn half: noxs_dev_wait() retries it after a back-off. */
+            if (errno != EBUSY || remaining_ms(deadline) == 0)
+                return -1;
+        } else {
+            unsigned int s = noxs_dev_peer_state(d);
+            /* Closing and Closed end any wait, except that a wait for
+             * Closed goes on through Closing (the normal way there). */
+            if (s >= min_state || s == NOXS_STATE_CLOSED ||
+                (s == NOXS_STATE_CLOSING && min_state != NOXS_STATE_CLOSED))
+                return (int)s;
+        }
         int left = remaining_ms(deadline);
         if (left == 0)
             return 0;

@@ -47,7 +47,7 @@
 
 #define WORD sizeof(uint32_t)
 /* Attempts that only pause before the seqlock reader starts yielding. */
-#define NOXS_SEQLOCK_SPIN_TRIES 64u
+#define NOXS_SEQLOCK_SPIN_TRIES 14u
 
 _Static_assert(offsetof(struct noxs_devpage_header, generation) == 28,
                "devpage generation offset");
@@ -95,14 +95,18 @@ static void copy_out(void *dst, const void *src, size_t size, size_t skip)
 }
 
 /*
- * Take a settled copy of size bytes at src whose seq word is at seq_off.
- * 0, or -1/EBUSY after NOXS_SEQLOCK_TRIES attempts.
- */
-/*
  * Between attempts: pause at first (a writer on another CPU finishes a
- * 2 KiB write in well under a microsecond), then yield, so that a writer
- * preempted mid-write on our CPU gets to finish. The number of attempts
- * stays bounded either way.
+ * 2 KiB write in well under a microsecond), then yield for the last two,
+ * so that a writer preempted mid-write on our CPU gets to finish.
+ *
+ * The budget is small on purpose: the peer decides how long its half
+ * stays torn, and every attempt is paid by the reader. With a large
+ * budget (hundreds of yields) a guest that leaves its seq odd and keeps
+ * notifying made each of the backend's refreshes cost milliseconds,
+ * stalling every other device the backend serves. A writer preempted for
+ * longer than this (a descheduled vCPU) just makes the read fail with
+ * EBUSY; callers retry after a back-off (see noxs_dev_wait and the
+ * backend loop), which also covers a peer that never settles.
  */
 static void seqlock_backoff(unsigned int tries)
 {
@@ -125,6 +129,8 @@ struct region {
     size_t (*used)(const void *header_copy);
 };
 
+/* Take a settled copy of region r at src: 0, or -1/EBUSY after
+ * NOXS_SEQLOCK_TRIES attempts. */
 static int seqlock_copy(void *dst, const void *src, const struct region *r)
 {
     for (unsigned int tries = 0; tries < NOXS_SEQLOCK_TRIES; tries++) {

@@ -4,8 +4,8 @@
 # (tests/module.mk includes every tests/*.mk.)
 
 DRIVER_TESTS := sysctl-shutdown lifecycle-sysctl remove-stuck perm-isolation \
-	crash-noxsd crash-peers
-DRIVER_PROBES := perm-probe crash-probe
+	crash-noxsd crash-peers hostile-torn hostile-flip
+DRIVER_PROBES := perm-probe crash-probe hostile-front
 
 define driver_probe_rules
 $$(TESTOUT)/$(1): $$(OBJDIR)/tests/integration/$(1).o $$(LIBOUT)/libnoxs.so
@@ -21,3 +21,7 @@ $(foreach t,$(DRIVER_TESTS),tests/integration/$(t).sh): \
 	$(BINOUT)/noxsd $(BINOUT)/noxsctl $(SIMOUT)/noxs-simstat
 
 INTEGRATION_TESTS += $(foreach t,$(DRIVER_TESTS),tests/integration/$(t).sh)
+
+# The console test of a stopped noxsd (registered with the console tests)
+# drives its hostile guests with the same probe.
+tests/integration/console-noxsd-stopped.sh: $(TESTOUT)/hostile-front

@@ -20,8 +20,8 @@
  *     noxs_set_logger();
  *   - everything read from a page written by another domain is validated
  *     before use; a peer that never lets a seqlock settle makes the read
- *     fail with EBUSY after a bounded number of tries, never spin forever;
- *     a malformed page fails with EPROTO.
+ *     fail with EBUSY after a few tries (NOXS_SEQLOCK_TRIES), never spin
+ *     or yield for long; a malformed page fails with EPROTO.
  */
 #ifndef NOXS_NOXS_H
 #define NOXS_NOXS_H
@@ -271,8 +271,12 @@ int noxs_dev_notify(noxs_dev *d);
  * Block until the peer's half changes (generation differs from the last
  * noxs_dev_refresh()) or timeout_ms passes (<0: forever, 0: just check).
  * Spins briefly on the page word, then sleeps on the event channel.
- * Returns 1 changed (and refreshed), 0 timeout, -1 error (EBUSY/EPROTO
- * as refresh; EPIPE if the peer's event channel was closed).
+ * Returns 1 changed (and refreshed), 0 timeout, -1 error (EPROTO as
+ * refresh; EBUSY if the peer's half is still torn at the deadline, at
+ * once for timeout 0; EPIPE if the peer's event channel was closed).
+ * A torn half is read again after a short back-off (1 ms doubling to
+ * 64 ms), not on each of the peer's notifications, so a peer that keeps
+ * it torn cannot make the waiter spin.
  *
  * The devices of one domain share one event-channel handle, so a wait
  * may consume (and unmask) an event meant for another device of the same

@@ -30,8 +30,14 @@
 extern "C" {
 #endif
 
-/* Snapshot attempts before giving up with EBUSY. */
-#define NOXS_SEQLOCK_TRIES 1000u
+/*
+ * Snapshot attempts before giving up with EBUSY. A writer finishes a
+ * half in well under a microsecond, so a few attempts cover a real write
+ * in progress; a half that stays torn is the writer's fault, and callers
+ * retry later (after a back-off, not on every notification) instead of
+ * spinning here.
+ */
+#define NOXS_SEQLOCK_TRIES 16u
 
 /* ---- device page ---- */
 

@@ -14,10 +14,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <noxs/noxs.h>
 #include <noxs/page.h>
+
+/*
+ * The seqlock reader backs off with sched_yield(). This definition takes
+ * precedence over libc's for libnoxs.so too, so the tests can count what
+ * a torn half costs its reader.
+ */
+static unsigned long yields;
+
+int sched_yield(void)
+{
+    __atomic_add_fetch(&yields, 1, __ATOMIC_RELAXED);
+    return (int)syscall(SYS_sched_yield);
+}
 
 static void *page_alloc(void)
 {
@@ -416,6 +431,49 @@ START_TEST(seqlock_never_settles)
     /* The owner recovers: the next write restores parity. */
     ck_assert_int_eq(noxs_devpage_write(page, NULL, 0), 0);
     ck_assert_int_eq(noxs_devpage_snapshot(page, dsnap, 1), 0);
+    free(dsnap);
+    free(page);
+}
+END_TEST
+
+/*
+ * The peer decides how long its half stays torn and the reader pays for
+ * every attempt, so a torn half must cost a few attempts and at most a
+ * couple of yields, not hundreds (a notify storm would multiply them).
+ */
+START_TEST(seqlock_torn_is_cheap)
+{
+    void *page = page_alloc();
+    struct noxs_ctrl_half be, snap;
+    struct noxs_devpage *dsnap = malloc(sizeof(*dsnap));
+    unsigned long before;
+
+    ck_assert_uint_le(NOXS_SEQLOCK_TRIES, 16);
+    backend_half_init(&be);
+    noxs_ctrl_half_write(page, NOXS_CTRL_BACKEND, &be);
+    __atomic_store_n(&((struct noxs_ctrl_half *)page)->seq, 7u,
+                     __ATOMIC_RELEASE);
+    before = __atomic_load_n(&yields, __ATOMIC_RELAXED);
+    for (int i = 0; i < 100; i++) {
+        errno = 0;
+        ck_assert_int_eq(
+            noxs_ctrl_half_snapshot(page, NOXS_CTRL_BACKEND, &snap), -1);
+        ck_assert_int_eq(errno, EBUSY);
+    }
+    ck_assert_uint_le(__atomic_load_n(&yields, __ATOMIC_RELAXED) - before,
+                      100 * 2);
+
+    noxs_devpage_init(page, 1, 0, 1);
+    __atomic_store_n(&((struct noxs_devpage *)page)->hdr.seq, 1u,
+                     __ATOMIC_RELEASE);
+    before = __atomic_load_n(&yields, __ATOMIC_RELAXED);
+    for (int i = 0; i < 100; i++) {
+        errno = 0;
+        ck_assert_int_eq(noxs_devpage_snapshot(page, dsnap, 1), -1);
+        ck_assert_int_eq(errno, EBUSY);
+    }
+    ck_assert_uint_le(__atomic_load_n(&yields, __ATOMIC_RELAXED) - before,
+                      100 * 2);
     free(dsnap);
     free(page);
 }
@@ -1053,6 +1111,7 @@ static Suite *page_suite(void)
     tcase_add_test(tc, ctrl_torn_writes_never_seen);
     tcase_add_test(tc, devpage_torn_writes_never_seen);
     tcase_add_test(tc, seqlock_never_settles);
+    tcase_add_test(tc, seqlock_torn_is_cheap);
     tcase_add_test(tc, seqlock_always_changing_returns);
     suite_add_tcase(s, tc);
 

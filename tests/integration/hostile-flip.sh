@@ -1,0 +1,40 @@
+#!/bin/bash
+# A guest flipping its state as fast as it can (valid halves) must not
+# turn into one event per flip through noxsd to every watcher: the
+# backend reports each device's state at most a few dozen times a second
+# (a short burst first), yet the final state is always delivered.
+. "$(dirname "$0")/sysctl-lib.sh"
+
+PROBE=$T_BUILD/tests/hostile-front
+FLIPS=${FLIPS:-20000}
+t_start_noxsd
+t_start_backend
+
+"$T_BIN/noxsctl" watch 1 >"$T_DIR/watch.out" 2>"$T_DIR/watch.err" &
+watcher=$!
+T_PIDS+=("$watcher")
+boot=$(t_domain 1)
+noxsctl dev-add 1 sysctl 0 >/dev/null || t_fail "dev-add 1"
+t_wait 200 "the watcher to see the device" grep -q '^dev-added 1 ' "$T_DIR/watch.out"
+
+# Flip up to FLIPS times (at most 60 s), then settle on Connected (4).
+NOXS_SIM_DOMID=1 NOXS_BOOT=$boot "$PROBE" 1 0 flip 60 "$FLIPS" 4 120 \
+	>"$T_DIR/flip.log" 2>&1 &
+T_PIDS+=("$!")
+t_wait 1800 "the flipping guest to finish" grep -q '^flips:' "$T_DIR/flip.log"
+flips=$(sed -n 's/^flips: \([0-9]*\) .*/\1/p' "$T_DIR/flip.log")
+
+# The final state reaches noxsd and the watcher.
+t_wait 400 "noxsd to show the final states" t_connected 1
+last_is_final() {
+	[ "$(grep '^dev-state 1 ' "$T_DIR/watch.out" | tail -n 1 |
+		sed 's/.* state //')" = "Connected/Connected" ]
+}
+t_wait 400 "the watcher to get the final states" last_is_final
+kill -0 "$watcher" 2>/dev/null || t_fail "the watcher was dropped"
+
+events=$(grep -c '^dev-state 1 ' "$T_DIR/watch.out")
+t_log "$flips flips, $events dev-state events"
+[ "$flips" -ge 1000 ] || t_fail "only $flips flips: the guest did not flip"
+[ $((events * 10)) -lt "$flips" ] ||
+	t_fail "$events dev-state events for $flips flips: not coalesced"
