@@ -73,7 +73,7 @@ static struct {
 } C = {.epfd = -1, .listen_fd = -1, .signal_fd = -1};
 
 /* epoll tags for the non-connection fds. */
-static int tag_listen, tag_signal, tag_keeper;
+static int tag_listen, tag_signal, tag_keeper, tag_domwatch;
 
 uint64_t now_ms(void)
 {
@@ -442,6 +442,13 @@ int control_init(const struct noxsd_opts *o)
         log_warn("epoll_ctl keeper");
         return -1;
     }
+    domwatch_init(o);
+    if (domwatch_fd() >= 0) {
+        ev.events = EPOLLIN;
+        ev.data.ptr = &tag_domwatch;
+        if (epoll_ctl(C.epfd, EPOLL_CTL_ADD, domwatch_fd(), &ev) < 0)
+            log_warn("epoll_ctl VIRQ_DOM_EXC");
+    }
     log_info("listening on %s", o->socket_path);
     return 0;
 }
@@ -473,6 +480,9 @@ int control_run(void)
 
     while (!C.quit) {
         timeout = broker_timeouts();
+        n = domwatch_timeout();
+        if (n >= 0 && (timeout < 0 || n < timeout))
+            timeout = n;
         n = epoll_wait(C.epfd, evs, 64, timeout);
         if (n < 0) {
             if (errno == EINTR)
@@ -489,6 +499,8 @@ int control_run(void)
                 accept_conn();
             } else if (p == &tag_keeper) {
                 broker_keeper_event();
+            } else if (p == &tag_domwatch) {
+                domwatch_event();
             } else {
                 c = p;
                 if (c->dead)
@@ -524,6 +536,7 @@ void control_cleanup(void)
         close(C.listen_fd);
         unlink(C.o->socket_path);
     }
+    domwatch_cleanup();
     if (C.signal_fd >= 0)
         close(C.signal_fd);
     if (C.epfd >= 0)
