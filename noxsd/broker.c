@@ -600,6 +600,7 @@ static const char *died(uint16_t domid, unsigned int state,
     case DW_ALIVE:
         if (!seen) {
             registry_domain_set_seen(B.reg, domid, handle);
+            log_debug("domain %u: the hypervisor lists it running", domid);
             return NULL;
         }
         return memcmp(seen_handle, handle, 16) ? "was replaced by another "
