@@ -51,6 +51,7 @@ struct destroy {
     uint64_t client;
     uint32_t client_req;
     unsigned int outstanding;
+    int reaped; /* the hypervisor said the domain died (domwatch.c) */
 };
 
 struct pending {
@@ -400,6 +401,8 @@ static void remove_done(struct pending *p, int err)
 /* ---------------------------------------------------------------- */
 /* Toolstack requests                                                */
 
+static int reap_if_dead(uint16_t domid);
+
 static void domain_reply(struct conn *c, uint32_t req, int err,
                          const struct reg_domain_info *info)
 {
@@ -421,10 +424,13 @@ static void domain_create(struct conn *c, const struct noxs_proto_msg *m)
     uint32_t gref, port;
     int rc;
 
-    if (registry_domain_get(B.reg, domid, B.info) == 0) {
+    if (registry_domain_get(B.reg, domid, B.info) == 0 &&
+        !reap_if_dead(domid)) {
         domain_reply(c, m->hdr.request, EEXIST, B.info);
         return;
     }
+    /* A dead domain's page is never handed out for its reused domid: it
+     * is being released (EBUSY), or was at once and we go on. */
     if (find_destroy(domid)) {
         conn_reply_error(c, m->hdr.request, EBUSY);
         return;
@@ -450,6 +456,7 @@ static void domain_create(struct conn *c, const struct noxs_proto_msg *m)
     log_info("domain %u: device page gref %u, notify port %u", domid, gref,
              port);
     event(NOXS_EVENT_DOMAIN_CREATED, domid, NULL);
+    domwatch_registered(domid);
 }
 
 /*
@@ -483,8 +490,9 @@ static void finish_destroy(struct destroy *d)
     if (rc == -EPIPE)
         keeper_lost(rc);
     reply_empty(d->client, NOXS_MSG_DOMAIN_DESTROY, d->client_req);
-    log_info("domain %u: destroyed", d->domid);
-    event(NOXS_EVENT_DOMAIN_DESTROYED, d->domid, NULL);
+    log_info("domain %u: %s", d->domid, d->reaped ? "released" : "destroyed");
+    event(d->reaped ? NOXS_EVENT_DOMAIN_RELEASED : NOXS_EVENT_DOMAIN_DESTROYED,
+          d->domid, NULL);
     free(d);
 }
 
@@ -499,8 +507,14 @@ static void domain_destroy(struct conn *c, const struct noxs_proto_msg *m)
         conn_reply_error(c, m->hdr.request, ENOENT);
         return;
     }
-    if (find_destroy(domid)) {
-        conn_reply_error(c, m->hdr.request, EBUSY);
+    if ((d = find_destroy(domid)) != NULL) {
+        /* The toolstack's destroy after the domain died: wait for ours. */
+        if (d->reaped && d->client == 0) {
+            d->client = conn_id(c);
+            d->client_req = m->hdr.request;
+        } else {
+            conn_reply_error(c, m->hdr.request, EBUSY);
+        }
         return;
     }
     if ((d = calloc(1, sizeof(*d))) == NULL ||
@@ -546,6 +560,135 @@ static void domain_destroy(struct conn *c, const struct noxs_proto_msg *m)
     free(info);
     if (--d->outstanding == 0)
         finish_destroy(d);
+}
+
+/* ---------------------------------------------------------------- */
+/* Domain death (the hypervisor's word, from domwatch.c)             */
+
+/*
+ * The domain died: remove its devices through their backends (which
+ * release everything they hold for it) and destroy its page, as
+ * domain-destroy does, with nobody to answer. A domain-destroy that comes
+ * meanwhile joins it. Kept apart from domain_destroy() on purpose: the
+ * two differ in who is answered and which event ends them.
+ */
+static void reap_domain(uint16_t domid, const char *why)
+{
+    struct reg_domain_info *info;
+    struct destroy *d;
+    uint32_t i;
+
+    if (find_destroy(domid) || registry_domain_get(B.reg, domid, B.info) < 0)
+        return;
+    if ((d = calloc(1, sizeof(*d))) == NULL ||
+        (info = malloc(sizeof(*info))) == NULL) {
+        free(d);
+        log_warnx("domain %u %s, but out of memory to release it", domid,
+                  why);
+        return;
+    }
+    log_info("domain %u %s: releasing its %u device(s) and its page", domid,
+             why, B.info->ndevs);
+    *info = *B.info;
+    d->domid = domid;
+    d->reaped = 1;
+    d->outstanding = 1;
+    d->next = B.destroys;
+    B.destroys = d;
+    for (i = 0; i < info->ndevs; i++)
+        registry_dev_set_flags(B.reg, domid, info->devs[i].type,
+                               info->devs[i].devid,
+                               NOXS_DEVPAGE_ENTRY_VALID |
+                                   NOXS_DEVPAGE_ENTRY_CLOSING);
+    if (info->ndevs)
+        write_page(domid);
+    for (i = 0; i < info->ndevs; i++) {
+        const struct reg_dev *dev = &info->devs[i];
+        struct pending *p;
+        struct conn *be;
+        uint64_t id;
+
+        if (find_pending_dev(domid, dev->type, dev->devid, P_REMOVE))
+            continue;
+        if (registry_backend_get(B.reg, dev->backend_domid, dev->type,
+                                 &id) == 0 &&
+            (be = conn_find(id)) != NULL &&
+            (p = send_backend_remove(be, domid, dev->type, dev->devid, 0,
+                                     0)) != NULL) {
+            p->destroy = d;
+            d->outstanding++;
+        } else {
+            drop_dev(domid, dev->type, dev->devid);
+        }
+    }
+    free(info);
+    if (--d->outstanding == 0)
+        finish_destroy(d);
+}
+
+/* What the hypervisor says of one registered domain means it died. */
+static const char *died(uint16_t domid, unsigned int state,
+                        const uint8_t handle[16])
+{
+    uint8_t seen_handle[16];
+    int seen = registry_domain_seen(B.reg, domid, seen_handle);
+
+    if (seen < 0)
+        return NULL;
+    switch (state) {
+    case DW_DYING:
+        return "is dying";
+    case DW_ALIVE:
+        if (!seen) {
+            registry_domain_set_seen(B.reg, domid, handle);
+            log_debug("domain %u: the hypervisor lists it running", domid);
+            return NULL;
+        }
+        return memcmp(seen_handle, handle, 16) ? "was replaced by another "
+                                                 "domain with its id"
+                                               : NULL;
+    default:
+        /* Not listed: gone if it ran, else not built yet. */
+        return seen ? "is gone" : NULL;
+    }
+}
+
+size_t broker_domains_check(const uint8_t *state, const uint8_t (*handle)[16])
+{
+    uint16_t *ids = malloc((NOXS_DOMID_MAX + 1) * sizeof(*ids));
+    size_t n, i, unseen = 0;
+    uint8_t h[16];
+    const char *why;
+
+    if (!ids)
+        return 1; /* look again later */
+    n = registry_domids(B.reg, ids, NOXS_DOMID_MAX + 1);
+    for (i = 0; i < n; i++) {
+        if (find_destroy(ids[i]))
+            continue;
+        if ((why = died(ids[i], state[ids[i]], handle[ids[i]])) != NULL)
+            reap_domain(ids[i], why);
+        else if (registry_domain_seen(B.reg, ids[i], h) == 0)
+            unseen++;
+    }
+    free(ids);
+    return unseen;
+}
+
+/* domid is registered: if its domain died, start releasing it (1). */
+static int reap_if_dead(uint16_t domid)
+{
+    uint8_t handle[16];
+    const char *why;
+    int state;
+
+    if (find_destroy(domid))
+        return 1;
+    if ((state = domwatch_query(domid, handle)) < 0 ||
+        (why = died(domid, (unsigned int)state, handle)) == NULL)
+        return 0;
+    reap_domain(domid, why);
+    return 1;
 }
 
 static void dev_add(struct conn *c, const struct noxs_proto_msg *m)

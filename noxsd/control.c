@@ -149,7 +149,7 @@ static struct {
 } C = {.epfd = -1, .listen_fd = -1, .signal_fd = -1, .reserve_fd = -1};
 
 /* epoll tags for the non-connection fds. */
-static int tag_listen, tag_signal, tag_keeper;
+static int tag_listen, tag_signal, tag_keeper, tag_domwatch;
 
 uint64_t now_ms(void)
 {
@@ -784,6 +784,13 @@ int control_init(const struct noxsd_opts *o)
     if (C.reserve_fd < 0)
         log_warn("reserve descriptor");
     C.base_fds = count_fds();
+    domwatch_init(o);
+    if (domwatch_fd() >= 0) {
+        ev.events = EPOLLIN;
+        ev.data.ptr = &tag_domwatch;
+        if (epoll_ctl(C.epfd, EPOLL_CTL_ADD, domwatch_fd(), &ev) < 0)
+            log_warn("epoll_ctl VIRQ_DOM_EXC");
+    }
     log_info("listening on %s", o->socket_path);
     return 0;
 }
@@ -846,6 +853,9 @@ int control_run(void)
                     timeout = left;
             }
         }
+        n = domwatch_timeout();
+        if (n >= 0 && (timeout < 0 || n < timeout))
+            timeout = n;
         n = epoll_wait(C.epfd, evs, 64, timeout);
         if (n < 0) {
             if (errno == EINTR)
@@ -862,6 +872,8 @@ int control_run(void)
                 accept_conn();
             } else if (p == &tag_keeper) {
                 broker_keeper_event();
+            } else if (p == &tag_domwatch) {
+                domwatch_event();
             } else {
                 c = p;
                 if (c->dead || c->failed)
@@ -906,6 +918,7 @@ void control_cleanup(void)
         close(C.listen_fd);
         unlink(C.o->socket_path);
     }
+    domwatch_cleanup();
     if (C.signal_fd >= 0)
         close(C.signal_fd);
     if (C.epfd >= 0)

@@ -9,10 +9,15 @@ NOXS_PROTO_OBJ := $(OBJDIR)/libnoxs/proto.o
 
 MODULE_CFLAGS_noxsd := -Ilibnoxs
 
+# domwatch.c reads the domain list through Debian's libxenctrl, as
+# xenstored does; xenctrl.h needs GNU C (anonymous unions).
+$(OBJDIR)/noxsd/domwatch.o: BASE_CFLAGS += -std=gnu11
+NOXSD_XEN_LIBS := $(XEN_LIBS) -lxenctrl
+
 $(NOXSD_BIN): $(NOXSD_OBJS) $(NOXS_PROTO_OBJ) $(LIBOUT)/libnoxs.so
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -o $@ $(NOXSD_OBJS) $(NOXS_PROTO_OBJ) \
-		-L$(LIBOUT) -lnoxs $(URCU_LIBS) $(XEN_LIBS)
+		-L$(LIBOUT) -lnoxs $(URCU_LIBS) $(NOXSD_XEN_LIBS)
 
 ALL_TARGETS += $(NOXSD_BIN)
 

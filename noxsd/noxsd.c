@@ -31,6 +31,7 @@ static void usage(FILE *f)
             "usage: noxsd [-dv] [--socket PATH] [--state-dir DIR]\n"
             "             [--toolstack-uid UID] [--socket-mode MODE]\n"
             "             [--domid DOMID] [--backend-timeout MS]\n"
+            "             [--domain-poll MS] [--no-dom-exc]\n"
             "       noxsd --stop [--state-dir DIR]\n"
             "       noxsd --rebuild-store [--state-dir DIR] [--domid DOMID]\n"
             "       noxsd --help | --version\n"
@@ -47,6 +48,13 @@ static void usage(FILE *f)
             "$NOXS_DOMID, $NOXS_SIM_DOMID, else 0)\n"
             "  --backend-timeout MS how long to wait for a backend "
             "(default 10000)\n"
+            "  --domain-poll MS     poll the hypervisor's domain list this "
+            "often when\n"
+            "                       VIRQ_DOM_EXC is not ours (default 1000; "
+            "0: never\n"
+            "                       reap dead domains)\n"
+            "  --no-dom-exc         never bind VIRQ_DOM_EXC (xenstored may "
+            "start later)\n"
             "  --stop               stop the worker, then the page keeper\n"
             "  --rebuild-store      set the store aside and rebuild it from "
             "the page\n"
@@ -331,6 +339,8 @@ int main(int argc, char *argv[])
         {"socket-mode", required_argument, NULL, 'm'},
         {"domid", required_argument, NULL, 'D'},
         {"backend-timeout", required_argument, NULL, 't'},
+        {"domain-poll", required_argument, NULL, 'P'},
+        {"no-dom-exc", no_argument, NULL, 'E'},
         {"stop", no_argument, NULL, 'X'},
         {"keeper", no_argument, NULL, 'K'},
         {"rebuild-store", no_argument, NULL, 'R'},
@@ -341,7 +351,8 @@ int main(int argc, char *argv[])
     struct noxsd_opts o = {.state_dir = NOXSD_DEFAULT_STATE_DIR,
                            .toolstack_uid = (uid_t)-1,
                            .socket_mode = 0660,
-                           .backend_timeout_ms = 10000};
+                           .backend_timeout_ms = 10000,
+                           .domain_poll_ms = 1000};
     char socket_buf[PATH_MAX], exe[PATH_MAX], pidpath[PATH_MAX];
     int ch, do_stop = 0, keeper = 0, pidfd, status;
     unsigned long v;
@@ -389,6 +400,16 @@ int main(int argc, char *argv[])
                 return EXIT_USAGE;
             }
             o.backend_timeout_ms = (int)v;
+            break;
+        case 'P':
+            if (parse_uint(optarg, 3600000, &v) < 0) {
+                fprintf(stderr, "noxsd: bad poll interval: %s\n", optarg);
+                return EXIT_USAGE;
+            }
+            o.domain_poll_ms = (int)v;
+            break;
+        case 'E':
+            o.no_dom_exc = 1;
             break;
         case 'X':
             do_stop = 1;

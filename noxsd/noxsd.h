@@ -59,6 +59,11 @@ struct reg_domain_info {
     uint32_t gref; /* of the device page */
     uint32_t port; /* owner's notify port for the guest */
     uint32_t ndevs;
+    /* The hypervisor listed the domain as running (domwatch.c), with this
+     * handle; a registration starts unseen. Kept before devs: lookups
+     * copy only the entries in use. */
+    uint8_t hv_seen;
+    uint8_t hv_handle[16];
     struct reg_dev devs[NOXS_DEVPAGE_MAX_ENTRIES];
 };
 
@@ -90,6 +95,13 @@ int registry_dev_set_state(struct registry *r, uint16_t domid, uint16_t type,
                            uint8_t frontend_state);
 int registry_dev_set_flags(struct registry *r, uint16_t domid, uint16_t type,
                            uint32_t devid, uint16_t flags);
+
+/* Record that the hypervisor lists domid running with handle. */
+int registry_domain_set_seen(struct registry *r, uint16_t domid,
+                             const uint8_t handle[16]);
+/* 1 seen (handle copied out), 0 not seen yet, or -ENOENT (lock-free). */
+int registry_domain_seen(struct registry *r, uint16_t domid,
+                         uint8_t handle[16]);
 
 /* Lookups (lock-free): 0 or -ENOENT. */
 int registry_domain_get(struct registry *r, uint16_t domid,
@@ -268,6 +280,8 @@ struct noxsd_opts {
     mode_t socket_mode;
     uint16_t domid;
     int backend_timeout_ms;
+    int domain_poll_ms; /* domwatch.c: 0 never looks at the hypervisor */
+    int no_dom_exc;     /* poll even if VIRQ_DOM_EXC could be bound */
     int foreground;
     int verbose;
     int rebuild_store; /* --rebuild-store: rebuild from the keeper, exit */
@@ -329,5 +343,40 @@ int broker_compact(void);
 /* Keeper socket readable: it died, or sent something unexpected. */
 void broker_keeper_event(void);
 int broker_keeper_fd(void);
+
+/*
+ * Domain death (domwatch.c reports, broker.c acts). state[domid] is the
+ * hypervisor's word on every domid: DW_ABSENT, DW_ALIVE or DW_DYING, with
+ * handle[domid] (Xen's domain handle) for listed ones. Registered domains
+ * that died are reaped: their devices removed through their backends and
+ * their page destroyed, as domain-destroy does, ending with the watch
+ * event DOMAIN_RELEASED. Returns how many registered domains the
+ * hypervisor has not listed yet (to keep looking for them).
+ */
+#define DW_ABSENT 0u
+#define DW_ALIVE 1u
+#define DW_DYING 2u
+size_t broker_domains_check(const uint8_t *state,
+                            const uint8_t (*handle)[16]);
+
+/* ---- domwatch.c: noticing that domains died ---- */
+
+/*
+ * Bind VIRQ_DOM_EXC (or, when another process holds it, e.g. xenstored,
+ * poll the domain list) and scan once. Never fails the daemon: without
+ * access to the hypervisor's domain list, death detection is off.
+ */
+void domwatch_init(const struct noxsd_opts *o);
+void domwatch_cleanup(void);
+/* The VIRQ's event-channel fd, or -1. */
+int domwatch_fd(void);
+/* The fd is readable: take the events and scan. */
+void domwatch_event(void);
+/* ms until the next scan is due (-1: none); scans if one is overdue. */
+int domwatch_timeout(void);
+/* A domain was registered: look for it in the hypervisor's list. */
+void domwatch_registered(uint16_t domid);
+/* The hypervisor's word on one domid now: DW_*, -1 if it cannot say. */
+int domwatch_query(uint16_t domid, uint8_t handle[16]);
 
 #endif /* NOXSD_H */

@@ -404,6 +404,35 @@ int registry_dev_set_flags(struct registry *r, uint16_t domid, uint16_t type,
     return update_domain(r, domid, edit_flags, &e);
 }
 
+static int edit_seen(struct reg_domain_info *info, void *arg)
+{
+    info->hv_seen = 1;
+    memcpy(info->hv_handle, arg, sizeof(info->hv_handle));
+    return 0;
+}
+
+int registry_domain_set_seen(struct registry *r, uint16_t domid,
+                             const uint8_t handle[16])
+{
+    return update_domain(r, domid, edit_seen, (void *)handle);
+}
+
+int registry_domain_seen(struct registry *r, uint16_t domid,
+                         uint8_t handle[16])
+{
+    struct reg_domain *d;
+    int rc = -ENOENT;
+
+    urcu_memb_read_lock();
+    if ((d = find_domain(r, domid)) != NULL) {
+        rc = d->info.hv_seen;
+        memcpy(handle, d->info.hv_handle, sizeof(d->info.hv_handle));
+        TSAN_RELEASE(d);
+    }
+    urcu_memb_read_unlock();
+    return rc;
+}
+
 int registry_domain_get(struct registry *r, uint16_t domid,
                         struct reg_domain_info *out)
 {

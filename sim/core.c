@@ -303,6 +303,185 @@ fail:
 	return -1;
 }
 
+/* ---- domain life ---- */
+
+/* Nothing of the domain is left (call with its lock). */
+static int domain_empty(struct sim_domain *dom)
+{
+	struct sim_domain_hdr *h = dom->hdr;
+	uint32_t high;
+
+	high = atomic_load(&h->slot_high);
+	for (uint32_t i = 0; i < high && i < SIM_NR_SLOTS; i++)
+		if (atomic_load(&dom->slots[i].state) != SIM_SLOT_FREE)
+			return 0;
+	high = atomic_load(&h->port_high);
+	for (uint32_t i = 1; i < high && i < SIM_NR_PORTS; i++)
+		if (atomic_load(&dom->ports[i].state) != SIM_PORT_FREE)
+			return 0;
+	high = atomic_load(&h->grant_high);
+	for (uint32_t i = SIM_FIRST_GRANT; i < high && i < SIM_NR_GRANTS; i++)
+		if (atomic_load(&dom->grants[i].state) != SIM_GRANT_FREE)
+			return 0;
+	high = atomic_load(&h->map_high);
+	for (uint32_t i = 0; i < high && i < SIM_NR_MAPS; i++)
+		if (atomic_load(&dom->maps[i].state) != SIM_MAP_FREE)
+			return 0;
+	return 1;
+}
+
+uint32_t noxs_sim_domain_settle(struct sim_domain *dom)
+{
+	uint32_t life = atomic_load(&dom->hdr->life);
+	int died = 0;
+
+	if (life != SIM_LIFE_DYING)
+		return life;
+	noxs_sim_reap_domain(dom);
+	noxs_sim_lock(dom, NULL);
+	if (atomic_load(&dom->hdr->life) == SIM_LIFE_DYING &&
+		domain_empty(dom)) {
+		atomic_store(&dom->hdr->life, SIM_LIFE_DEAD);
+		died = 1;
+	}
+	life = atomic_load(&dom->hdr->life);
+	noxs_sim_unlock(dom, NULL);
+	if (died)
+		noxs_sim_virq_dom_exc();
+	return life;
+}
+
+/*
+ * A process is about to act as dom (an *_open): a dead domain comes back
+ * as a new one, with nothing of the old (its tables are empty by
+ * definition; its memory is zeroed here); a dying one cannot be entered.
+ */
+static struct sim_domain *domain_enter(struct sim_domain *dom)
+{
+	struct sim_domain_hdr *h = dom->hdr;
+	uint32_t life = atomic_load(&h->life);
+
+	if (life == SIM_LIFE_ALIVE)
+		return dom;
+	if (life == SIM_LIFE_DYING &&
+		noxs_sim_domain_settle(dom) == SIM_LIFE_DYING) {
+		errno = ESRCH;
+		return NULL;
+	}
+	noxs_sim_lock(dom, NULL);
+	if (atomic_load(&h->life) == SIM_LIFE_DEAD) {
+		int fd = noxs_sim_domain_fd(dom->domid);
+		if (fd >= 0) {
+			fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				(off_t)SIM_MEM_OFF,
+				(off_t)h->mem_pages * SIM_PAGE_SIZE);
+			close(fd);
+		}
+		atomic_store(&h->port_hint, 1);
+		atomic_store(&h->grant_hint, SIM_FIRST_GRANT);
+		atomic_store(&h->map_hint, 0);
+		atomic_store(&h->slot_hint, 0);
+		atomic_fetch_add(&h->incarnation, 1);
+		atomic_store(&h->life, SIM_LIFE_ALIVE);
+	}
+	life = atomic_load(&h->life);
+	noxs_sim_unlock(dom, NULL);
+	if (life != SIM_LIFE_ALIVE) {
+		errno = ESRCH;
+		return NULL;
+	}
+	return dom;
+}
+
+void noxs_sim_virq_dom_exc(void)
+{
+	struct sim_domain *d0 = noxs_sim_domain(0, 0);
+	uint32_t port;
+
+	if (!d0)
+		return;
+	port = atomic_load(&d0->hdr->virq_dom_exc);
+	if (port == 0 || port >= SIM_NR_PORTS ||
+		atomic_load(&d0->ports[port].state) != SIM_PORT_VIRQ)
+		return;
+	noxs_sim_port_raise(d0, port, -1);
+}
+
+static void kill_once(pid_t *pids, size_t *n, size_t max, uint32_t pid)
+{
+	if (pid == 0 || pid == (uint32_t)getpid())
+		return;
+	for (size_t i = 0; i < *n; i++)
+		if (pids[i] == (pid_t)pid)
+			return;
+	if (*n < max)
+		pids[(*n)++] = (pid_t)pid;
+}
+
+int noxs_sim_domain_destroy(uint32_t domid, int kill_procs)
+{
+	enum { MAXPIDS = 4096 };
+	struct sim_domain *dom;
+	struct sim_domain_hdr *h;
+	pid_t *pids = NULL;
+	size_t n = 0;
+	uint32_t high, life;
+
+	if (domid == 0) {
+		errno = EPERM;
+		return -1;
+	}
+	if ((dom = noxs_sim_domain(domid, 0)) == NULL)
+		return -1;
+	h = dom->hdr;
+	noxs_sim_lock(dom, NULL);
+	life = atomic_load(&h->life);
+	if (life == SIM_LIFE_ALIVE)
+		atomic_store(&h->life, SIM_LIFE_DYING);
+	noxs_sim_unlock(dom, NULL);
+	if (life == SIM_LIFE_DEAD) {
+		errno = ESRCH;
+		return -1;
+	}
+	if (kill_procs && (pids = calloc(MAXPIDS, sizeof(*pids))) != NULL) {
+		high = atomic_load(&h->slot_high);
+		for (uint32_t i = 0; i < high && i < SIM_NR_SLOTS; i++) {
+			struct sim_slot *s = &dom->slots[i];
+			if (atomic_load(&s->state) == SIM_SLOT_USED &&
+				noxs_sim_slot_alive(domid, i,
+					atomic_load(&s->gen)))
+				kill_once(pids, &n, MAXPIDS,
+					atomic_load(&s->pid));
+		}
+		high = atomic_load(&h->grant_high);
+		for (uint32_t i = SIM_FIRST_GRANT;
+			i < high && i < SIM_NR_GRANTS; i++) {
+			struct sim_grant *g = &dom->grants[i];
+			if (atomic_load(&g->state) == SIM_GRANT_ACTIVE &&
+				noxs_sim_process_alive(
+					atomic_load(&g->owner.pid),
+					atomic_load(&g->owner.start)))
+				kill_once(pids, &n, MAXPIDS,
+					atomic_load(&g->owner.pid));
+		}
+		high = atomic_load(&h->map_high);
+		for (uint32_t i = 0; i < high && i < SIM_NR_MAPS; i++) {
+			struct sim_map *m = &dom->maps[i];
+			if (atomic_load(&m->state) == SIM_MAP_ACTIVE &&
+				noxs_sim_process_alive(
+					atomic_load(&m->owner.pid),
+					atomic_load(&m->owner.start)))
+				kill_once(pids, &n, MAXPIDS,
+					atomic_load(&m->owner.pid));
+		}
+		for (size_t i = 0; i < n; i++)
+			kill(pids[i], SIGKILL);
+		free(pids);
+	}
+	noxs_sim_virq_dom_exc();
+	return 0;
+}
+
 int noxs_sim_domain_fd(uint32_t domid)
 {
 	char path[PATH_MAX + 32];
@@ -329,7 +508,7 @@ struct sim_domain *noxs_sim_domain(uint32_t domid, int create)
 		return NULL;
 	dom = atomic_load_explicit(&domains[domid], memory_order_acquire);
 	if (dom)
-		return dom;
+		return create ? domain_enter(dom) : dom;
 	domain_path(domid, path, sizeof(path));
 	fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT && create) {
@@ -383,7 +562,7 @@ struct sim_domain *noxs_sim_domain(uint32_t domid, int create)
 		free(dom);
 		dom = expect;
 	}
-	return dom;
+	return create ? domain_enter(dom) : dom;
 }
 
 uint32_t noxs_sim_domain_limit(void)
@@ -673,6 +852,9 @@ static void port_free_locked(struct sim_domain *dom, uint32_t port)
 {
 	struct sim_port *p = &dom->ports[port];
 
+	if (atomic_load(&p->state) == SIM_PORT_VIRQ)
+		atomic_compare_exchange_strong(&dom->hdr->virq_dom_exc, &port,
+			0);
 	atomic_store(&p->remote_dom, 0);
 	atomic_store(&p->remote_port, 0);
 	atomic_store(&p->flags, 0);
@@ -830,6 +1012,9 @@ void noxs_sim_map_release(struct sim_domain *m, uint32_t idx)
 	noxs_sim_unlock(m, g);
 	if (port != SIM_NONE)
 		noxs_sim_port_send(m, port, -1);
+	/* The last mapping of a destroyed domain's page may end it. */
+	if (g && atomic_load(&g->hdr->life) == SIM_LIFE_DYING)
+		noxs_sim_domain_settle(g);
 }
 
 /* ---- reaping ---- */

@@ -54,7 +54,8 @@ static int owns(xenevtchn_handle *h, uint32_t port)
 		return 0;
 	p = &h->dom->ports[port];
 	st = atomic_load_explicit(&p->state, memory_order_acquire);
-	return (st == SIM_PORT_UNBOUND || st == SIM_PORT_INTERDOMAIN) &&
+	return (st == SIM_PORT_UNBOUND || st == SIM_PORT_INTERDOMAIN ||
+		       st == SIM_PORT_VIRQ) &&
 		atomic_load_explicit(&p->slot, memory_order_relaxed) ==
 			h->slot &&
 		atomic_load_explicit(&p->gen, memory_order_relaxed) == h->gen;
@@ -436,12 +437,61 @@ xenevtchn_port_or_error_t xenevtchn_bind_interdomain(xenevtchn_handle *h,
 	return (xenevtchn_port_or_error_t)port;
 }
 
+/*
+ * Only VIRQ_DOM_EXC is simulated: a global VIRQ, delivered to domain 0
+ * (Xen's default handler of global VIRQs), raised when a domain is
+ * destroyed and again when it is gone. As in Xen, one binding per
+ * domain: a second bind gets EEXIST while the first handle lives.
+ */
 xenevtchn_port_or_error_t xenevtchn_bind_virq(xenevtchn_handle *h,
 	unsigned int virq)
 {
-	(void)virq;
-	errno = h->restrict_domid != UNRESTRICTED ? EACCES : EOPNOTSUPP;
-	return -1;
+	struct sim_domain_hdr *hdr = h->dom->hdr;
+	uint32_t port, old;
+	int err = 0;
+
+	if (h->restrict_domid != UNRESTRICTED) {
+		errno = EACCES;
+		return -1;
+	}
+	if (virq != SIM_VIRQ_DOM_EXC) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	if (h->domid != 0) {
+		errno = EPERM;
+		return -1;
+	}
+	/* A binding whose handle died goes with it (its fd closed). */
+	old = atomic_load(&hdr->virq_dom_exc);
+	if (old && old < SIM_NR_PORTS) {
+		struct sim_port *o = &h->dom->ports[old];
+		uint32_t slot = atomic_load(&o->slot), gen = atomic_load(&o->gen);
+		if (atomic_load(&o->state) == SIM_PORT_VIRQ &&
+			!noxs_sim_slot_alive(h->domid, slot, gen))
+			noxs_sim_reap_slot(h->dom, slot, gen);
+	}
+	noxs_sim_lock(h->dom, NULL);
+	if (atomic_load(&hdr->virq_dom_exc) != 0) {
+		err = EEXIST;
+	} else if ((port = noxs_sim_port_alloc(h->dom)) == 0) {
+		err = errno;
+	} else {
+		struct sim_port *p = &h->dom->ports[port];
+		atomic_store(&p->slot, h->slot);
+		atomic_store(&p->gen, h->gen);
+		atomic_store(&p->remote_dom, SIM_NONE);
+		atomic_store(&p->remote_port, virq);
+		atomic_store_explicit(&p->state, SIM_PORT_VIRQ,
+			memory_order_release);
+		atomic_store(&hdr->virq_dom_exc, port);
+	}
+	noxs_sim_unlock(h->dom, NULL);
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return (xenevtchn_port_or_error_t)port;
 }
 
 int xenevtchn_unbind(xenevtchn_handle *h, evtchn_port_t port)

@@ -177,5 +177,13 @@ int main(int argc, char **argv)
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
+	/* A destroyed domain whose last process this was is now dead. */
+	for (uint32_t d = 1; d < SIM_DOMID_LIMIT; d++) {
+		if (!(touched[d / 8] & (1u << (d % 8))))
+			continue;
+		struct sim_domain *dom = noxs_sim_domain(d, 0);
+		if (dom && atomic_load(&dom->hdr->life) == SIM_LIFE_DYING)
+			noxs_sim_domain_settle(dom);
+	}
 	return 0;
 }

@@ -10,10 +10,13 @@ SIM_CORE_LIB := $(SIMOUT)/libnoxs-sim.so.0
 SIM_EVTCHN_LIB := $(SIMOUT)/libxenevtchn.so.1
 SIM_GNTTAB_LIB := $(SIMOUT)/libxengnttab.so.1
 SIM_FMEM_LIB := $(SIMOUT)/libxenforeignmemory.so.1
+SIM_CTRL_LIB := $(SIMOUT)/libxenctrl.so.4.17
+SIMCTL_TOOL := $(SIMOUT)/noxs-simctl
 SIM_GUARDIAN := $(SIMOUT)/noxs-sim-guardian
 SIMSTAT_LIB := $(SIMOUT)/libnoxs-simstat.a
 SIMSTAT_TOOL := $(SIMOUT)/noxs-simstat
-SIM_LIBS := $(SIM_EVTCHN_LIB) $(SIM_GNTTAB_LIB) $(SIM_FMEM_LIB)
+SIM_LIBS := $(SIM_EVTCHN_LIB) $(SIM_GNTTAB_LIB) $(SIM_FMEM_LIB) \
+	$(SIM_CTRL_LIB)
 
 # The static copy of the core (for the guardian and the stat library)
 # keeps every symbol hidden, so it never interposes on libnoxs-sim.so.0.
@@ -35,6 +38,20 @@ $(SIMOUT)/libxen%.so.1: $(OBJDIR)/sim/%.o sim/libxen%.map $(SIM_CORE_LIB)
 	$(CC) $(SIM_SO_LDFLAGS) -Wl,-soname,libxen$*.so.1 \
 		-Wl,--version-script=sim/libxen$*.map -o $@ $< $(SIM_CORE_LIB)
 
+# xenctrl.h needs GNU C (anonymous unions in Xen's public headers).
+$(OBJDIR)/sim/xenctrl.o: BASE_CFLAGS += -std=gnu11
+
+# libxenctrl: Debian's soname and version node, only the calls noxs uses.
+$(SIM_CTRL_LIB): $(OBJDIR)/sim/xenctrl.o sim/libxenctrl.map $(SIM_CORE_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(SIM_SO_LDFLAGS) -Wl,-soname,libxenctrl.so.4.17 \
+		-Wl,--version-script=sim/libxenctrl.map -o $@ $< $(SIM_CORE_LIB)
+
+# noxs-simctl: the toolstack's view of simulated domains (destroy, list).
+$(SIMCTL_TOOL): $(SIM_STATIC_OBJDIR)/simctl.o $(SIM_STATIC_OBJDIR)/core.o
+	@mkdir -p $(@D)
+	$(CC) -o $@ $^ $(BASE_LDFLAGS)
+
 $(SIM_GUARDIAN): $(SIM_STATIC_OBJDIR)/guardian.o $(SIM_STATIC_OBJDIR)/core.o
 	@mkdir -p $(@D)
 	$(CC) -o $@ $^ $(BASE_LDFLAGS)
@@ -49,10 +66,12 @@ $(SIMSTAT_TOOL): $(SIM_STATIC_OBJDIR)/simstat-cli.o $(SIMSTAT_LIB)
 	$(CC) -o $@ $^ $(BASE_LDFLAGS)
 
 ALL_TARGETS += $(SIM_CORE_LIB) $(SIM_LIBS) $(SIM_GUARDIAN) $(SIMSTAT_LIB) \
-	$(SIMSTAT_TOOL)
+	$(SIMSTAT_TOOL) $(SIMCTL_TOOL)
 
 .PHONY: sim
-sim: $(SIM_CORE_LIB) $(SIM_LIBS) $(SIM_GUARDIAN) $(SIMSTAT_LIB) $(SIMSTAT_TOOL)
+sim: $(SIM_CORE_LIB) $(SIM_LIBS) $(SIM_GUARDIAN) $(SIMSTAT_LIB) $(SIMSTAT_TOOL) \
+	$(SIMCTL_TOOL)
 
 # Everything a program needs to run on the simulator (the Makefile's `run`).
-SIM_TARGETS += $(SIM_CORE_LIB) $(SIM_LIBS) $(SIM_GUARDIAN) $(SIMSTAT_TOOL)
+SIM_TARGETS += $(SIM_CORE_LIB) $(SIM_LIBS) $(SIM_GUARDIAN) $(SIMSTAT_TOOL) \
+	$(SIMCTL_TOOL)

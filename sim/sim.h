@@ -71,6 +71,14 @@
 #define SIM_PORT_RESERVED 1u
 #define SIM_PORT_UNBOUND 2u
 #define SIM_PORT_INTERDOMAIN 3u
+#define SIM_PORT_VIRQ 4u /* domain 0's VIRQ_DOM_EXC (remote_port: the virq) */
+
+/* Domain life (struct sim_domain_hdr.life). */
+#define SIM_LIFE_ALIVE 0u /* zero: what a file made before lives had */
+#define SIM_LIFE_DYING 1u /* destroyed; something of it is still held */
+#define SIM_LIFE_DEAD 2u /* nothing left; the domid may be reused */
+
+#define SIM_VIRQ_DOM_EXC 3u /* xen.h's VIRQ_DOM_EXC */
 
 /* Port flags. */
 #define SIM_PF_PENDING 1u /* raised while masked: redeliver on unmask */
@@ -105,6 +113,10 @@ struct sim_domain_hdr {
 	_Atomic uint32_t map_high;
 	_Atomic uint32_t slot_hint;
 	_Atomic uint32_t slot_high;
+	/* Appended in layout 1: zero in older files means alive. */
+	_Atomic uint32_t life; /* SIM_LIFE_* */
+	_Atomic uint32_t incarnation; /* bumped when a dead domid is reused */
+	_Atomic uint32_t virq_dom_exc; /* domain 0: the bound port, 0 if none */
 };
 
 struct sim_slot {
@@ -261,6 +273,25 @@ NOXS_SIM_API unsigned noxs_sim_reap_domain(struct sim_domain *dom);
 /* Reap what process (pid, start) owned in dom (it is known to be dead). */
 NOXS_SIM_API unsigned noxs_sim_reap_process(struct sim_domain *dom,
 	uint32_t pid, uint64_t start, uint32_t image);
+/* ---- domain life (core.c) ---- */
+
+/*
+ * Mark a domain destroyed (DYING), as `xl destroy` does: with kill, every
+ * live process that holds a resource as it (an evtchn handle, a grant, a
+ * mapping) gets SIGKILL, as the domain's vCPUs would stop; then raise
+ * VIRQ_DOM_EXC. 0, or -1 with ESRCH (no such domain, or dead already)
+ * or EPERM (domain 0).
+ */
+NOXS_SIM_API int noxs_sim_domain_destroy(uint32_t domid, int kill);
+/*
+ * A DYING domain whose resources are all released (dead owners reaped
+ * first) becomes DEAD, and VIRQ_DOM_EXC is raised again. Returns the
+ * domain's life after that.
+ */
+NOXS_SIM_API uint32_t noxs_sim_domain_settle(struct sim_domain *dom);
+/* Raise domain 0's VIRQ_DOM_EXC if a handle bound it. */
+NOXS_SIM_API void noxs_sim_virq_dom_exc(void);
+
 /* Largest domid + 1 that has a file, for scans (0 if none). */
 NOXS_SIM_API uint32_t noxs_sim_domain_limit(void);
 /* Reap a dead evtchn handle's ports and slot. */

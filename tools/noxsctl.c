@@ -385,6 +385,8 @@ static const char *event_name(unsigned int kind)
         return "domain-created";
     case NOXS_EVENT_DOMAIN_DESTROYED:
         return "domain-destroyed";
+    case NOXS_EVENT_DOMAIN_RELEASED:
+        return "domain-released";
     default:
         return "unknown";
     }
@@ -405,7 +407,8 @@ static int cmd_watch(noxs_client *c, int argc, char **argv)
         if (noxs_watch_next(c, &ev, -1) < 0)
             return failed("watch");
         if (ev.kind == NOXS_EVENT_DOMAIN_CREATED ||
-            ev.kind == NOXS_EVENT_DOMAIN_DESTROYED) {
+            ev.kind == NOXS_EVENT_DOMAIN_DESTROYED ||
+            ev.kind == NOXS_EVENT_DOMAIN_RELEASED) {
             if (json)
                 printf("{\"event\":\"%s\",\"domid\":%u}\n",
                        event_name(ev.kind), ev.dev.domid);

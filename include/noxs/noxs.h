@@ -193,6 +193,10 @@ int noxs_dev_control(noxs_client *c, uint16_t domid, unsigned int type,
 #define NOXS_EVENT_DEV_STATE 3u
 #define NOXS_EVENT_DOMAIN_CREATED 4u
 #define NOXS_EVENT_DOMAIN_DESTROYED 5u
+/* The hypervisor reported the domain dead and noxsd released it (its
+ * devices removed, its page destroyed): the end of a domain that nobody
+ * destroyed through noxsd. Like DOMAIN_DESTROYED, only dev.domid is set. */
+#define NOXS_EVENT_DOMAIN_RELEASED 6u
 
 struct noxs_event {
     uint32_t kind; /* NOXS_EVENT_* */

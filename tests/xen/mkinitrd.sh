@@ -116,6 +116,9 @@ if noxs; then
 	fi
 	cp "$XEN_SRC/noxs-dom0.sh" "$D/etc/noxs-dom0.sh"
 	cat "$XEN_SRC/expect-noxs" >> "$XEN_OUT/expected"
+	# Domain death: its own stage and checks (noxs-reap.sh).
+	cp "$XEN_SRC/noxs-reap.sh" "$D/etc/noxs-reap.sh"
+	cat "$XEN_SRC/expect-reap" >> "$XEN_OUT/expected"
 fi
 pack "$D" "$XEN_OUT/dom0-initrd"
 msg "initramfs: dom0 $(du -k "$XEN_OUT/dom0-initrd" | cut -f1) KiB, guest $(du -k "$XEN_OUT/guest-initrd" | cut -f1) KiB$(noxs && echo ", with noxs" || echo ", without noxs")"

@@ -1,0 +1,27 @@
+# Domain death: noxsd reaps a domain the hypervisor (here the simulator)
+# reports dead, backends release its devices, watchers and compat-xs's
+# @releaseDomain hear of it, and a reused domid starts clean.
+# (tests/module.mk includes every tests/*.mk.)
+
+$(TESTOUT)/integration/xswatch: $(OBJDIR)/tests/integration/xswatch.o
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore
+
+REAP_TESTS := tests/integration/domain-death.sh
+$(REAP_TESTS): $(TESTOUT)/integration/xswatch $(COMPAT_XS) \
+	$(BINOUT)/noxs-sysctl-back $(BINOUT)/noxs-sysctl-front \
+	$(BINOUT)/noxsd $(BINOUT)/noxsctl $(SIMOUT)/noxs-simctl \
+	$(TESTOUT)/integration/noxsd-probe
+
+INTEGRATION_TESTS += $(REAP_TESTS)
+ALL_TARGETS += $(TESTOUT)/integration/xswatch
+
+# The simulator's side: VIRQ_DOM_EXC, the domain list (libxenctrl),
+# noxs-simctl destroy, a reused domid. xenctrl.h needs GNU C.
+$(OBJDIR)/tests/unit/check_sim_life.o: BASE_CFLAGS += -std=gnu11
+$(TESTOUT)/check_sim_life: $(OBJDIR)/tests/unit/check_sim_life.o $(SIMSTAT_LIB) \
+		$(SIMOUT)/noxs-simctl
+	@mkdir -p $(@D)
+	$(CC) -o $@ $< $(SIMSTAT_LIB) $(BASE_LDFLAGS) $(XEN_LIBS) -lxenctrl \
+		$(CHECK_LIBS)
+UNIT_TESTS += $(TESTOUT)/check_sim_life
