@@ -496,37 +496,30 @@ static void finish_destroy(struct destroy *d)
     free(d);
 }
 
-static void domain_destroy(struct conn *c, const struct noxs_proto_msg *m)
+/*
+ * End domain domid (its devices are in B.info): every device is marked
+ * Closing, removed through its backend (which releases everything it
+ * holds for the domain) or dropped at once when its backend is gone, and
+ * finish_destroy() records the end and destroys the page when the last
+ * answer is in. client (0: nobody) is answered then. 0, or -ENOMEM.
+ */
+static int start_destroy(uint16_t domid, uint64_t client, uint32_t req,
+                         int reaped)
 {
-    uint16_t domid = m->u.domid.domid;
-    struct destroy *d;
     struct reg_domain_info *info;
+    struct destroy *d;
     uint32_t i;
 
-    if (registry_domain_get(B.reg, domid, B.info) < 0) {
-        conn_reply_error(c, m->hdr.request, ENOENT);
-        return;
-    }
-    if ((d = find_destroy(domid)) != NULL) {
-        /* The toolstack's destroy after the domain died: wait for ours. */
-        if (d->reaped && d->client == 0) {
-            d->client = conn_id(c);
-            d->client_req = m->hdr.request;
-        } else {
-            conn_reply_error(c, m->hdr.request, EBUSY);
-        }
-        return;
-    }
     if ((d = calloc(1, sizeof(*d))) == NULL ||
         (info = malloc(sizeof(*info))) == NULL) {
         free(d);
-        conn_reply_error(c, m->hdr.request, ENOMEM);
-        return;
+        return -ENOMEM;
     }
     *info = *B.info;
     d->domid = domid;
-    d->client = conn_id(c);
-    d->client_req = m->hdr.request;
+    d->client = client;
+    d->client_req = req;
+    d->reaped = reaped;
     d->outstanding = 1; /* held until the loop below is done */
     d->next = B.destroys;
     B.destroys = d;
@@ -560,70 +553,49 @@ static void domain_destroy(struct conn *c, const struct noxs_proto_msg *m)
     free(info);
     if (--d->outstanding == 0)
         finish_destroy(d);
+    return 0;
+}
+
+static void domain_destroy(struct conn *c, const struct noxs_proto_msg *m)
+{
+    uint16_t domid = m->u.domid.domid;
+    struct destroy *d;
+
+    if (registry_domain_get(B.reg, domid, B.info) < 0) {
+        conn_reply_error(c, m->hdr.request, ENOENT);
+        return;
+    }
+    if ((d = find_destroy(domid)) != NULL) {
+        /* The toolstack's destroy after the domain died: wait for ours. */
+        if (d->reaped && d->client == 0) {
+            d->client = conn_id(c);
+            d->client_req = m->hdr.request;
+        } else {
+            conn_reply_error(c, m->hdr.request, EBUSY);
+        }
+        return;
+    }
+    if (start_destroy(domid, conn_id(c), m->hdr.request, 0) < 0)
+        conn_reply_error(c, m->hdr.request, ENOMEM);
 }
 
 /* ---------------------------------------------------------------- */
 /* Domain death (the hypervisor's word, from domwatch.c)             */
 
 /*
- * The domain died: remove its devices through their backends (which
- * release everything they hold for it) and destroy its page, as
- * domain-destroy does, with nobody to answer. A domain-destroy that comes
- * meanwhile joins it. Kept apart from domain_destroy() on purpose: the
- * two differ in who is answered and which event ends them.
+ * The domain died: end it as domain-destroy does, with nobody to answer
+ * (a domain-destroy that comes meanwhile joins it) and a DOMAIN_RELEASED
+ * event at the end.
  */
 static void reap_domain(uint16_t domid, const char *why)
 {
-    struct reg_domain_info *info;
-    struct destroy *d;
-    uint32_t i;
-
     if (find_destroy(domid) || registry_domain_get(B.reg, domid, B.info) < 0)
         return;
-    if ((d = calloc(1, sizeof(*d))) == NULL ||
-        (info = malloc(sizeof(*info))) == NULL) {
-        free(d);
-        log_warnx("domain %u %s, but out of memory to release it", domid,
-                  why);
-        return;
-    }
     log_info("domain %u %s: releasing its %u device(s) and its page", domid,
              why, B.info->ndevs);
-    *info = *B.info;
-    d->domid = domid;
-    d->reaped = 1;
-    d->outstanding = 1;
-    d->next = B.destroys;
-    B.destroys = d;
-    for (i = 0; i < info->ndevs; i++)
-        registry_dev_set_flags(B.reg, domid, info->devs[i].type,
-                               info->devs[i].devid,
-                               NOXS_DEVPAGE_ENTRY_VALID |
-                                   NOXS_DEVPAGE_ENTRY_CLOSING);
-    if (info->ndevs)
-        write_page(domid);
-    for (i = 0; i < info->ndevs; i++) {
-        const struct reg_dev *dev = &info->devs[i];
-        struct pending *p;
-        struct conn *be;
-        uint64_t id;
-
-        if (find_pending_dev(domid, dev->type, dev->devid, P_REMOVE))
-            continue;
-        if (registry_backend_get(B.reg, dev->backend_domid, dev->type,
-                                 &id) == 0 &&
-            (be = conn_find(id)) != NULL &&
-            (p = send_backend_remove(be, domid, dev->type, dev->devid, 0,
-                                     0)) != NULL) {
-            p->destroy = d;
-            d->outstanding++;
-        } else {
-            drop_dev(domid, dev->type, dev->devid);
-        }
-    }
-    free(info);
-    if (--d->outstanding == 0)
-        finish_destroy(d);
+    if (start_destroy(domid, 0, 0, 1) < 0)
+        log_warnx("domain %u %s, but out of memory to release it", domid,
+                  why);
 }
 
 /* What the hypervisor says of one registered domain means it died. */
