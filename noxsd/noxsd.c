@@ -31,7 +31,7 @@ static void usage(FILE *f)
             "usage: noxsd [-dv] [--socket PATH] [--state-dir DIR]\n"
             "             [--toolstack-uid UID] [--socket-mode MODE]\n"
             "             [--domid DOMID] [--backend-timeout MS]\n"
-            "       noxsd --stop [--state-dir DIR]\n"
+            "       noxsd --stop [--teardown] [--state-dir DIR]\n"
             "       noxsd --help | --version\n"
             "\n"
             "  -d                   stay in the foreground, log to stderr\n"
@@ -46,7 +46,10 @@ static void usage(FILE *f)
             "$NOXS_DOMID, $NOXS_SIM_DOMID, else 0)\n"
             "  --backend-timeout MS how long to wait for a backend "
             "(default 10000)\n"
-            "  --stop               stop the worker, then the page keeper\n");
+            "  --stop               stop the worker; the page keeper keeps every\n"
+            "                       domain's device page and port\n"
+            "  --teardown           with --stop: also stop the keeper, ending every\n"
+            "                       device page and port (host-level teardown)\n");
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
@@ -134,14 +137,16 @@ static void sleep_ms(int ms)
 }
 
 /*
- * noxsd --stop: SIGTERM the worker and wait for it, then stop the
- * keeper. Under systemd, ExecStop also runs after the worker crashed; then
- * ($SERVICE_RESULT is not "success") the keeper is left alone, so that the
- * restarted worker finds the pages.
+ * noxsd --stop: SIGTERM the worker and wait for it. The keeper, and with
+ * it every device page and notify port, stays: a later worker (the same
+ * binary or a new one) attaches to it and carries on. This is what the
+ * unit's ExecStop runs, so `systemctl stop|restart noxsd` never ends a
+ * guest's device page. Only --teardown (a host-level decision: every
+ * running guest loses its device page and cannot learn of new devices)
+ * stops the keeper too, which ends every page and port.
  */
-static int stop(const char *state_dir)
+static int stop(const char *state_dir, int teardown)
 {
-    const char *result = getenv("SERVICE_RESULT");
     char path[PATH_MAX];
     int fd, i, rc;
     char buf[32];
@@ -170,12 +175,8 @@ static int stop(const char *state_dir)
         }
         close(fd);
     }
-    if (result && strcmp(result, "success") != 0) {
-        fprintf(stderr,
-                "noxsd: service result %s: leaving the page keeper running\n",
-                result);
+    if (!teardown)
         return 0;
-    }
     if ((rc = keeper_stop(state_dir, 5000)) < 0) {
         fprintf(stderr, "noxsd: cannot stop the keeper: %s\n", strerror(-rc));
         return 1;
@@ -244,6 +245,7 @@ int main(int argc, char *argv[])
         {"domid", required_argument, NULL, 'D'},
         {"backend-timeout", required_argument, NULL, 't'},
         {"stop", no_argument, NULL, 'X'},
+        {"teardown", no_argument, NULL, 'T'},
         {"keeper", no_argument, NULL, 'K'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -254,7 +256,7 @@ int main(int argc, char *argv[])
                            .socket_mode = 0660,
                            .backend_timeout_ms = 10000};
     char socket_buf[PATH_MAX], exe[PATH_MAX], pidpath[PATH_MAX];
-    int ch, do_stop = 0, keeper = 0, pidfd, status;
+    int ch, do_stop = 0, teardown = 0, keeper = 0, pidfd, status;
     unsigned long v;
     ssize_t n;
 
@@ -304,6 +306,9 @@ int main(int argc, char *argv[])
         case 'X':
             do_stop = 1;
             break;
+        case 'T':
+            teardown = 1;
+            break;
         case 'K':
             keeper = 1;
             break;
@@ -318,7 +323,7 @@ int main(int argc, char *argv[])
             return EXIT_USAGE;
         }
     }
-    if (optind != argc) {
+    if (optind != argc || (teardown && !do_stop)) {
         usage(stderr);
         return EXIT_USAGE;
     }
@@ -331,7 +336,7 @@ int main(int argc, char *argv[])
         keeper_main(&ko);
     }
     if (do_stop)
-        return stop(o.state_dir);
+        return stop(o.state_dir, teardown);
 
     if (!o.socket_path) {
         if ((size_t)snprintf(socket_buf, sizeof(socket_buf), "%s/%s",
