@@ -1442,10 +1442,13 @@ int broker_init(const struct noxsd_opts *o)
              (unsigned long long)store_records_replayed(B.store),
              registry_ndomains(B.reg), registry_ndevices(B.reg));
 
+    memcpy(ko.fds, o->keeper_fds, sizeof(ko.fds));
     if ((B.keeper = keeper_connect(&ko, o->self_exe)) == NULL)
         fatal("cannot reach or start the page keeper");
-    log_info("page keeper pid %d (worker restarts %u)",
-             (int)keeper_pid(B.keeper), keeper_restarts(B.keeper));
+    log_info("page keeper pid %d (worker restarts %u, keepers %u)",
+             (int)keeper_pid(B.keeper), keeper_restarts(B.keeper),
+             keeper_generations(B.keeper));
+    keeper_store_fds(B.keeper);
     if ((err = keeper_dump(B.keeper, reconcile_fn, &rc)) < 0)
         fatalx("keeper dump: %s", strerror(-err));
     fresh = keeper_restarts(B.keeper) == 0;
