@@ -1092,7 +1092,9 @@ void keeper_store_fds(struct keeper_conn *k)
     for (i = 0; i < KEEPER_NFDS; i++) {
         snprintf(line, sizeof(line), "FDSTOREREMOVE=1\nFDNAME=%s", names[i]);
         sd_notify_fd(line, -1);
-        snprintf(line, sizeof(line), "FDSTORE=1\nFDNAME=%s", names[i]);
+        /* FDPOLL=0: systemd must not drop them on a poll event. */
+        snprintf(line, sizeof(line), "FDSTORE=1\nFDPOLL=0\nFDNAME=%s",
+                 names[i]);
         if (sd_notify_fd(line, fds[i]) == 0)
             stored++;
         close(fds[i]);
