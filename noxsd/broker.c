@@ -1663,10 +1663,13 @@ static void connect_keeper(const struct noxsd_opts *o)
                              .foreground = o->foreground,
                              .verbose = o->verbose};
 
+    memcpy(ko.fds, o->keeper_fds, sizeof(ko.fds));
     if ((B.keeper = keeper_connect(&ko, o->self_exe)) == NULL)
         fatal("cannot reach or start the page keeper");
-    log_info("page keeper pid %d (worker restarts %u)",
-             (int)keeper_pid(B.keeper), keeper_restarts(B.keeper));
+    log_info("page keeper pid %d (worker restarts %u, keepers %u)",
+             (int)keeper_pid(B.keeper), keeper_restarts(B.keeper),
+             keeper_generations(B.keeper));
+    keeper_store_fds(B.keeper);
 }
 
 /*

@@ -1,31 +1,50 @@
 /*
  * The page keeper, and the worker's side of talking to it.
  *
- * Why a separate process: a page shared with xengntshr_share_pages() lives
- * as long as the sharing handle, and no API rebuilds a gntshr handle from
- * an inherited descriptor. So the handle whose pages ARE the device pages
- * (and the event-channel handle holding each guest's notify port) must sit
- * in a process that does not crash when the worker does: this one. It is
- * deliberately dumb. It parses nothing from guests, accepts connections
- * only from its own uid (a 0600 socket, checked again with SO_PEERCRED),
- * serves one worker at a time, and every message is one fixed-size struct
- * keeper_msg whose size is checked exactly.
+ * Why a separate process: the device pages and each guest's notify port
+ * must outlive the worker, which parses everything other processes send.
+ * The keeper is deliberately dumb. It parses nothing from guests, accepts
+ * connections only from its own uid (a 0600 socket, checked again with
+ * SO_PEERCRED), serves one worker at a time, and every message is one
+ * fixed-size struct keeper_msg whose size is checked exactly.
+ *
+ * Why the pages outlive the keeper too: xengntshr_share_pages() ties a
+ * page to the process's mapping (libxengnttab deallocates the grant from
+ * the gntalloc file right after mapping it, so only the mapping holds it)
+ * and no API rebuilds a gntshr handle from a descriptor. So the keeper
+ * allocates its pages with the gntalloc device's own interface on the
+ * handle's descriptor (xengntshr_fd(), which the header offers for
+ * "calling ioctls on directly"): IOCTL_GNTALLOC_ALLOC_GREF without the
+ * DEALLOC, so that a page lives as long as that open file does, and can
+ * be mapped again by whoever holds the file, at the index the ALLOC
+ * returned. Event-channel ports are bound on the evtchn file and live as
+ * long as it does (xenevtchn_fdopen() rebuilds the handle). What the
+ * keeper knows (per domain: index, grant ref, port) is in a memfd of its
+ * own. Those three files are the keeper's whole state: the worker puts
+ * them in systemd's file-descriptor store, a new keeper started with them
+ * (noxsd --keeper --adopt) maps the pages again, and a keeper replaces its
+ * own program image in place (exec with the files inherited) when a worker
+ * of a newer binary attaches. docs/DESIGN.md says why.
  *
  * Lifetime: started by the first worker (fork, setsid, exec of the same
- * binary with --keeper); it outlives workers, counts their restarts, and
- * exits on SIGTERM/SIGINT or KEEPER_EXIT (noxsd --stop). When it exits or
- * dies, every device page and notify port goes with it: guests keep their
- * connected devices (those live on the backends' control pages) but can no
- * longer learn of new ones. docs/NOXSD.md says what the worker does then.
+ * binary with --keeper); it outlives workers and counts their restarts.
+ * KEEPER_EXIT (noxsd --stop --teardown) ends every page and port, then
+ * the keeper exits. SIGTERM/SIGINT make it exit without ending anything:
+ * the pages and ports then live exactly as long as another holder of its
+ * files (the fd store) does.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -34,6 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <xen/gntalloc.h>
 #include <xenevtchn.h>
 #include <xengnttab.h>
 
@@ -44,21 +64,48 @@
 #define KEEPER_MAX_CLIENTS 4
 #define KEEPER_IO_TIMEOUT_MS 5000
 
-struct kpage {
-    void *page;
+/* The keeper's state file (a memfd), one record per domain. */
+#define KSTATE_MAGIC 0x31305045454b584eull /* "NXKEEP01" */
+#define KSTATE_VERSION 1u
+
+#define KREC_FREE 0u
+#define KREC_CREATING 1u   /* allocated, maybe bound; not yet handed out */
+#define KREC_LIVE 2u
+#define KREC_DESTROYING 3u /* being ended */
+
+struct krec {
+    _Atomic uint32_t state;
     uint32_t gref;
-    uint32_t port;
+    uint32_t port; /* 0: none bound yet */
+    uint32_t reserved;
+    uint64_t index; /* gntalloc mmap offset */
 };
 
-static struct {
-    xengntshr_handle *gs;
-    xenevtchn_handle *xce;
+struct kstate {
+    uint64_t magic;
+    uint32_t version;
     uint16_t owner_domid;
-    struct kpage *pages[NOXS_DOMID_MAX + 1];
+    uint16_t reserved0;
+    uint32_t workers_seen;
+    uint32_t keepers; /* keeper processes and images that held this state */
+    uint8_t reserved[40];
+    struct krec rec[NOXS_DOMID_MAX + 1];
+};
+
+typedef int gntalloc_ioctl_fn(int fd, unsigned long request, void *arg);
+
+static struct {
+    const struct keeper_opts *o;
+    int gfd;               /* the gntalloc file: the pages */
+    xenevtchn_handle *xce; /* on the evtchn file: the ports */
+    int efd;
+    int sfd; /* the memfd: st */
+    struct kstate *st;
+    gntalloc_ioctl_fn *gntalloc_ioctl;
+    void *pages[NOXS_DOMID_MAX + 1]; /* our mapping of each live page */
     int listen_fd;
     int clients[KEEPER_MAX_CLIENTS];
     int worker; /* index in clients[] of the attached worker, or -1 */
-    uint32_t workers_seen;
 } K;
 
 static int socket_path(const char *dir, char *out, size_t len)
@@ -98,67 +145,256 @@ static uint64_t self_rss(void)
 /* ---------------------------------------------------------------- */
 /* The keeper process                                                */
 
+static int dev_ioctl(int fd, unsigned long request, void *arg)
+{
+    return ioctl(fd, request, arg);
+}
+
+/*
+ * The gntalloc device's ioctls. On the simulator, whose libraries stand
+ * in for libxengnttab and not for the kernel, its core provides them for
+ * the fd its xengntshr_fd() returns (docs/SIM.md); the rest of the code,
+ * mmap of that fd included, is the same.
+ */
+static void find_gntalloc_ioctl(void)
+{
+    void *sym = dlsym(RTLD_DEFAULT, "noxs_sim_gntalloc_ioctl");
+
+    if (sym)
+        memcpy(&K.gntalloc_ioctl, &sym, sizeof(sym));
+    else
+        K.gntalloc_ioctl = dev_ioctl;
+}
+
+static int gnt_alloc(uint16_t domid, uint64_t *index, uint32_t *gref)
+{
+    struct ioctl_gntalloc_alloc_gref op = {.domid = domid,
+                                           .flags = 0, /* read-only */
+                                           .count = 1};
+
+    if (K.gntalloc_ioctl(K.gfd, IOCTL_GNTALLOC_ALLOC_GREF, &op) < 0)
+        return -1;
+    *index = op.index;
+    *gref = op.gref_ids[0];
+    return 0;
+}
+
+static void gnt_dealloc(uint64_t index)
+{
+    struct ioctl_gntalloc_dealloc_gref op = {.index = index, .count = 1};
+
+    if (K.gntalloc_ioctl(K.gfd, IOCTL_GNTALLOC_DEALLOC_GREF, &op) < 0)
+        log_warn("keeper: gntalloc dealloc at %llu",
+                 (unsigned long long)index);
+}
+
+static void *gnt_map(uint64_t index)
+{
+    void *p = mmap(NULL, NOXS_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+                   K.gfd, (off_t)index);
+
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void rec_clear(struct krec *r)
+{
+    atomic_store(&r->state, KREC_DESTROYING);
+    r->gref = 0;
+    r->port = 0;
+    r->index = 0;
+    atomic_store(&r->state, KREC_FREE);
+}
+
+/*
+ * Every step is recorded before the next one, so that a keeper killed
+ * anywhere leaves a record the next one can finish or undo (adopt()).
+ * Only a kill between the ALLOC ioctl's return and the record leaks one
+ * page (in the gntalloc file, ended with it).
+ */
 static int page_create(uint16_t domid, struct keeper_msg *rep)
 {
-    struct kpage *p = K.pages[domid];
-    uint32_t ref;
-    int port;
+    struct krec *r = &K.st->rec[domid];
+    uint64_t index;
+    uint32_t gref;
+    void *page;
+    int port, e;
 
-    if (!p) {
-        if ((p = calloc(1, sizeof(*p))) == NULL)
-            return ENOMEM;
-        p->page = xengntshr_share_pages(K.gs, domid, 1, &ref, 0);
-        if (!p->page) {
-            int e = errno ? errno : EIO;
-            log_warn("keeper: share page with domain %u", domid);
-            free(p);
+    if (!K.pages[domid]) {
+        if (gnt_alloc(domid, &index, &gref) < 0) {
+            e = errno ? errno : EIO;
+            log_warn("keeper: share a page with domain %u", domid);
+            return e;
+        }
+        r->index = index;
+        r->gref = gref;
+        r->port = 0;
+        atomic_store(&r->state, KREC_CREATING);
+        if ((page = gnt_map(index)) == NULL) {
+            e = errno ? errno : EIO;
+            log_warn("keeper: map the page of domain %u", domid);
+            gnt_dealloc(index);
+            rec_clear(r);
             return e;
         }
         if ((port = xenevtchn_bind_unbound_port(K.xce, domid)) < 0) {
-            int e = errno ? errno : EIO;
+            e = errno ? errno : EIO;
             log_warn("keeper: unbound port for domain %u", domid);
-            xengntshr_unshare(K.gs, p->page, 1);
-            free(p);
+            munmap(page, NOXS_PAGE_SIZE);
+            gnt_dealloc(index);
+            rec_clear(r);
             return e;
         }
-        p->gref = ref;
-        p->port = (uint32_t)port;
-        memset(p->page, 0, NOXS_PAGE_SIZE);
-        noxs_devpage_init(p->page, domid, K.owner_domid, p->port);
-        K.pages[domid] = p;
+        r->port = (uint32_t)port;
+        memset(page, 0, NOXS_PAGE_SIZE);
+        noxs_devpage_init(page, domid, K.o->owner_domid, r->port);
+        K.pages[domid] = page;
+        atomic_store(&r->state, KREC_LIVE);
         log_debug("keeper: page of domain %u: gref %u port %u", domid,
-                  p->gref, p->port);
+                  r->gref, r->port);
     }
-    rep->gref = p->gref;
-    rep->port = p->port;
+    rep->gref = r->gref;
+    rep->port = r->port;
     return 0;
 }
 
 static int page_write(const struct keeper_msg *req)
 {
-    struct kpage *p = K.pages[req->domid];
+    void *page = K.pages[req->domid];
 
-    if (!p)
+    if (!page)
         return ENOENT;
     if (req->count > NOXS_DEVPAGE_MAX_ENTRIES)
         return ENOSPC;
-    if (noxs_devpage_write(p->page, req->entries, req->count) < 0)
+    if (noxs_devpage_write(page, req->entries, req->count) < 0)
         return errno ? errno : EIO;
-    if (xenevtchn_notify(K.xce, p->port) < 0)
+    if (xenevtchn_notify(K.xce, K.st->rec[req->domid].port) < 0)
         log_warn("keeper: notify domain %u", req->domid);
     return 0;
 }
 
+/* End a page and its port: the guest's mapping stays until it unmaps. */
 static void page_free(uint16_t domid)
 {
-    struct kpage *p = K.pages[domid];
+    struct krec *r = &K.st->rec[domid];
 
-    if (!p)
+    if (atomic_load(&r->state) == KREC_FREE)
         return;
-    xenevtchn_unbind(K.xce, p->port);
-    xengntshr_unshare(K.gs, p->page, 1);
-    free(p);
+    atomic_store(&r->state, KREC_DESTROYING);
+    if (r->port)
+        xenevtchn_unbind(K.xce, r->port);
+    if (K.pages[domid])
+        munmap(K.pages[domid], NOXS_PAGE_SIZE);
     K.pages[domid] = NULL;
+    gnt_dealloc(r->index);
+    rec_clear(r);
+}
+
+/*
+ * A new keeper (or a new image of this one) takes over the files: map
+ * every live page again, finish what a killed keeper left half done.
+ */
+static unsigned int adopt(void)
+{
+    unsigned int d, n = 0;
+
+    for (d = 0; d <= NOXS_DOMID_MAX; d++) {
+        struct krec *r = &K.st->rec[d];
+        uint32_t state = atomic_load(&r->state);
+
+        if (state == KREC_FREE)
+            continue;
+        if (state == KREC_LIVE && (K.pages[d] = gnt_map(r->index)) != NULL) {
+            /* An event a killed keeper took but did not unmask. */
+            xenevtchn_unmask(K.xce, r->port);
+            n++;
+            continue;
+        }
+        if (state == KREC_LIVE)
+            log_warn("keeper: cannot map the page of domain %u again "
+                     "(gref %u); dropping it",
+                     d, r->gref);
+        else
+            log_info("keeper: finishing the half-%s page of domain %u",
+                     state == KREC_CREATING ? "created" : "destroyed", d);
+        page_free((uint16_t)d);
+    }
+    return n;
+}
+
+static int state_map(int fd, int fresh)
+{
+    struct stat st;
+    void *p;
+
+    if (fresh && ftruncate(fd, (off_t)sizeof(struct kstate)) < 0)
+        return -1;
+    if (fstat(fd, &st) < 0)
+        return -1;
+    if ((size_t)st.st_size != sizeof(struct kstate)) {
+        errno = EINVAL;
+        return -1;
+    }
+    p = mmap(NULL, sizeof(struct kstate), PROT_READ | PROT_WRITE, MAP_SHARED,
+             fd, 0);
+    if (p == MAP_FAILED)
+        return -1;
+    K.st = p;
+    if (fresh) {
+        K.st->version = KSTATE_VERSION;
+        K.st->owner_domid = K.o->owner_domid;
+        K.st->magic = KSTATE_MAGIC;
+    } else if (K.st->magic != KSTATE_MAGIC ||
+               K.st->version != KSTATE_VERSION) {
+        munmap(p, sizeof(struct kstate));
+        K.st = NULL;
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Files handed over at fds 3, 4, 5: gntalloc, evtchn, state. */
+static int open_adopted(void)
+{
+    int fd;
+
+    for (fd = KEEPER_FD_GNTALLOC; fd <= KEEPER_FD_STATE; fd++)
+        if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+            return -1;
+    if (state_map(KEEPER_FD_STATE, 0) < 0) {
+        log_warn("keeper: the state file handed over is not ours");
+        return -1;
+    }
+    if ((K.xce = xenevtchn_fdopen(NULL, KEEPER_FD_EVTCHN, 0)) == NULL) {
+        log_warn("keeper: xenevtchn_fdopen");
+        munmap(K.st, sizeof(struct kstate));
+        K.st = NULL;
+        return -1;
+    }
+    K.gfd = KEEPER_FD_GNTALLOC;
+    K.efd = KEEPER_FD_EVTCHN;
+    K.sfd = KEEPER_FD_STATE;
+    return 0;
+}
+
+static void open_fresh(void)
+{
+    xengntshr_handle *gs;
+
+    /* The library opens the device; we keep its file. */
+    if ((gs = xengntshr_open(NULL, 0)) == NULL)
+        fatal("keeper: xengntshr_open");
+    K.gfd = fcntl(xengntshr_fd(gs), F_DUPFD_CLOEXEC, 3);
+    if (K.gfd < 0)
+        fatal("keeper: gntalloc file");
+    xengntshr_close(gs);
+    if ((K.xce = xenevtchn_open(NULL, 0)) == NULL)
+        fatal("keeper: xenevtchn_open");
+    K.efd = xenevtchn_fd(K.xce);
+    if ((K.sfd = memfd_create("noxsd-keeper-state", MFD_CLOEXEC)) < 0)
+        fatal("keeper: memfd_create");
+    if (state_map(K.sfd, 1) < 0)
+        fatal("keeper: state file");
 }
 
 static int send_msg(int fd, const struct keeper_msg *m)
@@ -167,6 +403,34 @@ static int send_msg(int fd, const struct keeper_msg *m)
 
     do
         n = send(fd, m, sizeof(*m), MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n == (ssize_t)sizeof(*m) ? 0 : -1;
+}
+
+/* The reply to KEEPER_FDS, with our three files attached. */
+static int send_fds(int fd, const struct keeper_msg *m)
+{
+    int fds[3] = {K.gfd, K.efd, K.sfd};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(fds))];
+    } u;
+    struct iovec iov = {.iov_base = (void *)m, .iov_len = sizeof(*m)};
+    struct msghdr mh = {.msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = u.buf,
+                        .msg_controllen = sizeof(u.buf)};
+    struct cmsghdr *c;
+    ssize_t n;
+
+    memset(&u, 0, sizeof(u));
+    c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(fds));
+    memcpy(CMSG_DATA(c), fds, sizeof(fds));
+    do
+        n = sendmsg(fd, &mh, MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
     return n == (ssize_t)sizeof(*m) ? 0 : -1;
 }
@@ -180,17 +444,17 @@ static int dump(int fd, uint32_t request_pid)
     if (!m)
         return -1;
     for (d = 0; d <= NOXS_DOMID_MAX; d++) {
-        struct kpage *p = K.pages[d];
+        void *page = K.pages[d];
 
-        if (!p)
+        if (!page)
             continue;
         memset(m, 0, sizeof(*m));
         m->type = KEEPER_DUMP_ITEM;
         m->domid = (uint16_t)d;
-        m->gref = p->gref;
-        m->port = p->port;
+        m->gref = K.st->rec[d].gref;
+        m->port = K.st->rec[d].port;
         /* Our own page: we are its only writer, so this always settles. */
-        if (noxs_devpage_snapshot(p->page, &copy, (uint16_t)d) == 0) {
+        if (noxs_devpage_snapshot(page, &copy, (uint16_t)d) == 0) {
             m->count = copy.hdr.entry_count;
             memcpy(m->entries, copy.entries,
                    m->count * sizeof(m->entries[0]));
@@ -218,6 +482,62 @@ static void drop_client(int i)
     }
 }
 
+static int same_image(const struct keeper_msg *req)
+{
+    struct stat st;
+
+    if (stat("/proc/self/exe", &st) < 0)
+        return 1; /* cannot tell: stay */
+    return req->exe_dev == (uint64_t)st.st_dev &&
+           req->exe_ino == (uint64_t)st.st_ino;
+}
+
+/*
+ * Replace our program image with path, keeping the files: the pages, the
+ * ports, the state and the listening socket (workers that connect
+ * meanwhile wait in its backlog). Returns only if exec failed.
+ */
+static void reexec(const char *path)
+{
+    const int want[4] = {K.gfd, K.efd, K.sfd, K.listen_fd};
+    int high[4], i;
+    char domid[8];
+    char *argv[12];
+    int argc = 0;
+
+    snprintf(domid, sizeof(domid), "%u", K.o->owner_domid);
+    argv[argc++] = (char *)"noxsd";
+    argv[argc++] = (char *)"--keeper";
+    argv[argc++] = (char *)"--state-dir";
+    argv[argc++] = (char *)K.o->state_dir;
+    argv[argc++] = (char *)"--domid";
+    argv[argc++] = domid;
+    argv[argc++] = (char *)"--adopt";
+    argv[argc++] = (char *)"4";
+    if (K.o->foreground)
+        argv[argc++] = (char *)"-d";
+    if (K.o->verbose)
+        argv[argc++] = (char *)"-v";
+    argv[argc] = NULL;
+
+    /* Out of the way first (the targets may be taken), then into place. */
+    for (i = 0; i < 4; i++)
+        if ((high[i] = fcntl(want[i], F_DUPFD_CLOEXEC, 64)) < 0) {
+            log_warn("keeper: re-exec: dup");
+            while (--i >= 0)
+                close(high[i]);
+            return;
+        }
+    log_info("keeper: replacing its program image with %s", path);
+    for (i = 0; i < 4; i++)
+        dup2(high[i], KEEPER_FD_GNTALLOC + i); /* without close-on-exec */
+    execv(path, argv);
+    log_warn("keeper: exec %s", path);
+    /* The files are at 3..6 now: the image we run can still take them. */
+    execv("/proc/self/exe", argv);
+    fatal("keeper: exec of its own image");
+}
+
 /* Returns 1 if the keeper should exit. */
 static int serve(int i, struct keeper_msg *req, struct keeper_msg *rep)
 {
@@ -239,9 +559,9 @@ static int serve(int i, struct keeper_msg *req, struct keeper_msg *rep)
     memset(rep, 0, sizeof(*rep));
     rep->type = (uint16_t)(req->type | KEEPER_REPLY);
     rep->domid = req->domid;
-    if (req->type != KEEPER_HELLO && req->type != KEEPER_EXIT &&
-        req->type != KEEPER_STATUS && req->domid > NOXS_DOMID_MAX &&
-        req->type != KEEPER_DUMP) {
+    if ((req->type == KEEPER_PAGE_CREATE || req->type == KEEPER_PAGE_WRITE ||
+         req->type == KEEPER_PAGE_DESTROY) &&
+        req->domid > NOXS_DOMID_MAX) {
         rep->error = EINVAL;
         send_msg(fd, rep);
         return 0;
@@ -253,15 +573,18 @@ static int serve(int i, struct keeper_msg *req, struct keeper_msg *rep)
             break;
         }
         if (K.worker != i) {
-            if (K.workers_seen++ > 0)
+            if (K.st->workers_seen++ > 0)
                 log_info("keeper: worker %u attached (restart %u)",
-                         req->pid, K.workers_seen - 1);
+                         req->pid, K.st->workers_seen - 1);
             else
                 log_info("keeper: worker %u attached", req->pid);
         }
         K.worker = i;
         rep->pid = (uint32_t)getpid();
-        rep->restarts = K.workers_seen ? K.workers_seen - 1 : 0;
+        rep->restarts = K.st->workers_seen ? K.st->workers_seen - 1 : 0;
+        rep->keepers = K.st->keepers;
+        if (!same_image(req))
+            rep->flags |= KEEPER_F_OTHER_IMAGE;
         break;
     case KEEPER_PAGE_CREATE:
         rep->error = page_create(req->domid, rep);
@@ -280,13 +603,30 @@ static int serve(int i, struct keeper_msg *req, struct keeper_msg *rep)
         return 0;
     case KEEPER_STATUS:
         rep->pid = (uint32_t)getpid();
-        rep->restarts = K.workers_seen ? K.workers_seen - 1 : 0;
+        rep->restarts = K.st->workers_seen ? K.st->workers_seen - 1 : 0;
+        rep->keepers = K.st->keepers;
         rep->rss_bytes = self_rss();
         break;
-    case KEEPER_EXIT:
-        log_info("keeper: asked to exit");
+    case KEEPER_FDS:
+        if (send_fds(fd, rep) < 0)
+            drop_client(i);
+        return 0;
+    case KEEPER_REEXEC: {
+        char *path = (char *)req->entries;
+
+        path[sizeof(req->entries) - 1] = '\0';
+        if (K.worker != i || path[0] != '/' || access(path, X_OK) < 0) {
+            rep->error = K.worker != i ? EPERM : errno ? errno : EINVAL;
+            break;
+        }
         send_msg(fd, rep);
-        return 1;
+        reexec(path);
+        return 1; /* not reached */
+    }
+    case KEEPER_EXIT:
+        log_info("keeper: asked to end every page and exit");
+        send_msg(fd, rep);
+        return 2;
     default:
         rep->error = EINVAL;
         break;
@@ -338,39 +678,11 @@ static void drain_events(void)
     }
 }
 
-void keeper_main(const struct keeper_opts *o)
+static void listen_socket(const char *path)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    struct pollfd pfd[3 + KEEPER_MAX_CLIENTS];
-    struct keeper_msg *req, *rep;
-    char path[PATH_MAX], pidpath[PATH_MAX];
-    sigset_t mask;
     mode_t old;
-    int sfd, i, n, quit = 0;
-    FILE *pf;
 
-    log_init(o->foreground, o->verbose, "noxsd-keeper");
-    K.owner_domid = o->owner_domid;
-    K.worker = -1;
-    for (i = 0; i < KEEPER_MAX_CLIENTS; i++)
-        K.clients[i] = -1;
-
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
-    if ((sfd = signalfd(-1, &mask, SFD_CLOEXEC)) < 0)
-        fatal("keeper: signalfd");
-
-    if ((K.gs = xengntshr_open(NULL, 0)) == NULL)
-        fatal("keeper: xengntshr_open");
-    if ((K.xce = xenevtchn_open(NULL, 0)) == NULL)
-        fatal("keeper: xenevtchn_open");
-
-    if (socket_path(o->state_dir, path, sizeof(path)) < 0)
-        fatalx("keeper: state directory path too long");
     memcpy(sun.sun_path, path, strlen(path) + 1);
     K.listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (K.listen_fd < 0)
@@ -387,6 +699,56 @@ void keeper_main(const struct keeper_opts *o)
     umask(old);
     if (listen(K.listen_fd, 4) < 0)
         fatal("keeper: listen");
+}
+
+void keeper_main(const struct keeper_opts *o)
+{
+    struct pollfd pfd[3 + KEEPER_MAX_CLIENTS];
+    struct keeper_msg *req, *rep;
+    char path[PATH_MAX], pidpath[PATH_MAX];
+    sigset_t mask;
+    int sfd, i, n, quit = 0, adopted = 0;
+    unsigned int npages = 0;
+    FILE *pf;
+
+    log_init(o->foreground, o->verbose, "noxsd-keeper");
+    K.o = o;
+    K.worker = -1;
+    for (i = 0; i < KEEPER_MAX_CLIENTS; i++)
+        K.clients[i] = -1;
+
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    if ((sfd = signalfd(-1, &mask, SFD_CLOEXEC)) < 0)
+        fatal("keeper: signalfd");
+    find_gntalloc_ioctl();
+
+    if (socket_path(o->state_dir, path, sizeof(path)) < 0)
+        fatalx("keeper: state directory path too long");
+    if (o->adopt >= 4) {
+        /* Our own earlier image: the listening socket comes along. */
+        K.listen_fd = KEEPER_FD_LISTEN;
+        fcntl(K.listen_fd, F_SETFD, FD_CLOEXEC);
+    } else {
+        listen_socket(path);
+    }
+    if (o->adopt >= 3 && open_adopted() == 0) {
+        adopted = 1;
+        npages = adopt();
+    } else {
+        if (o->adopt >= 3) {
+            log_warnx("keeper: starting afresh; the files handed over are "
+                      "closed");
+            for (i = KEEPER_FD_GNTALLOC; i <= KEEPER_FD_STATE; i++)
+                close(i);
+        }
+        open_fresh();
+    }
+    K.st->keepers++;
 
     snprintf(pidpath, sizeof(pidpath), "%s/%s", o->state_dir,
              NOXSD_KEEPER_PIDFILE);
@@ -394,8 +756,13 @@ void keeper_main(const struct keeper_opts *o)
         fprintf(pf, "%d\n", (int)getpid());
         fclose(pf);
     }
-    log_info("keeper: started (pid %d, domain %u)", (int)getpid(),
-             o->owner_domid);
+    if (adopted)
+        log_info("keeper: started (pid %d, domain %u), took over %u device "
+                 "page(s) from keeper %u",
+                 (int)getpid(), o->owner_domid, npages, K.st->keepers - 1);
+    else
+        log_info("keeper: started (pid %d, domain %u)", (int)getpid(),
+                 o->owner_domid);
 
     req = calloc(1, sizeof(*req));
     rep = calloc(1, sizeof(*rep));
@@ -415,7 +782,8 @@ void keeper_main(const struct keeper_opts *o)
             fatal("keeper: poll");
         }
         if (pfd[0].revents) {
-            log_info("keeper: signalled, exiting");
+            log_info("keeper: signalled, exiting; the pages live on with "
+                     "whoever holds its files");
             break;
         }
         if (pfd[2].revents)
@@ -427,12 +795,14 @@ void keeper_main(const struct keeper_opts *o)
             accept_client();
     }
 
-    for (i = 0; i <= (int)NOXS_DOMID_MAX; i++)
-        page_free((uint16_t)i);
-    unlink(path);
+    if (quit == 2) {
+        /* Teardown: nothing is left for another keeper to take over. */
+        for (i = 0; i <= (int)NOXS_DOMID_MAX; i++)
+            page_free((uint16_t)i);
+        K.st->workers_seen = 0;
+        unlink(path);
+    }
     unlink(pidpath);
-    xenevtchn_close(K.xce);
-    xengntshr_close(K.gs);
     exit(0);
 }
 
@@ -443,6 +813,7 @@ struct keeper_conn {
     int fd;
     pid_t pid;
     uint32_t restarts;
+    uint32_t keepers;
     struct keeper_msg msg;
 };
 
@@ -466,14 +837,21 @@ static int connect_keeper(const char *dir)
     return fd;
 }
 
-/* fork, setsid, fork, exec: the keeper is nobody's child but init's. */
+/*
+ * fork, setsid, fork, exec: the keeper is nobody's child but init's. With
+ * files to hand over (o->fds, from systemd's fd store), they go to fds
+ * 3..5 and the keeper takes the pages over (--adopt 3).
+ */
 static int spawn_keeper(const struct keeper_opts *o, const char *self_exe)
 {
     char domid[8];
-    char *argv[10];
-    int argc = 0, status;
+    char *argv[12];
+    int argc = 0, status, adopt = 1, high[KEEPER_NFDS], i;
     pid_t pid;
 
+    for (i = 0; i < KEEPER_NFDS; i++)
+        if (o->fds[i] < 0)
+            adopt = 0;
     snprintf(domid, sizeof(domid), "%u", o->owner_domid);
     argv[argc++] = (char *)"noxsd";
     argv[argc++] = (char *)"--keeper";
@@ -481,19 +859,38 @@ static int spawn_keeper(const struct keeper_opts *o, const char *self_exe)
     argv[argc++] = (char *)o->state_dir;
     argv[argc++] = (char *)"--domid";
     argv[argc++] = domid;
+    if (adopt) {
+        argv[argc++] = (char *)"--adopt";
+        argv[argc++] = (char *)"3";
+    }
     if (o->foreground)
         argv[argc++] = (char *)"-d";
     if (o->verbose)
         argv[argc++] = (char *)"-v";
     argv[argc] = NULL;
 
-    log_info("starting the page keeper");
+    /* Out of the way of 3..5 before the fork: the child only dup2()s. */
+    for (i = 0; adopt && i < KEEPER_NFDS; i++)
+        if ((high[i] = fcntl(o->fds[i], F_DUPFD_CLOEXEC, 64)) < 0) {
+            int e = errno;
+            while (--i >= 0)
+                close(high[i]);
+            return -e;
+        }
+    if (adopt)
+        log_info("starting the page keeper with the files of the last one");
+    else
+        log_info("starting the page keeper");
     pid = fork();
-    if (pid < 0)
-        return -errno;
+    if (pid < 0) {
+        int e = errno;
+        for (i = 0; adopt && i < KEEPER_NFDS; i++)
+            close(high[i]);
+        return -e;
+    }
     if (pid == 0) {
         /* Only async-signal-safe calls from here to exec. */
-        int fd;
+        int fd, first = 3;
 
         setsid();
         if (fork() != 0)
@@ -506,11 +903,19 @@ static int spawn_keeper(const struct keeper_opts *o, const char *self_exe)
                 dup2(fd, 2);
             }
         }
-        for (fd = 3; fd < 1024; fd++)
+        if (adopt) {
+            for (i = 0; i < KEEPER_NFDS; i++)
+                if (dup2(high[i], KEEPER_FD_GNTALLOC + i) < 0)
+                    _exit(127);
+            first = KEEPER_FD_GNTALLOC + KEEPER_NFDS;
+        }
+        for (fd = first; fd < 1024; fd++)
             close(fd);
         execv(self_exe, argv);
         _exit(127);
     }
+    for (i = 0; adopt && i < KEEPER_NFDS; i++)
+        close(high[i]);
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     return 0;
@@ -549,11 +954,41 @@ static int request(struct keeper_conn *k, uint16_t type)
     return k->msg.error ? -k->msg.error : 0;
 }
 
+static int hello(struct keeper_conn *k, const char *self_exe, int *other)
+{
+    struct stat st;
+    int rc;
+
+    memset(&k->msg, 0, sizeof(k->msg));
+    k->msg.pid = (uint32_t)getpid();
+    if (stat(self_exe, &st) == 0) {
+        k->msg.exe_dev = (uint64_t)st.st_dev;
+        k->msg.exe_ino = (uint64_t)st.st_ino;
+    }
+    if ((rc = request(k, KEEPER_HELLO)) < 0)
+        return rc;
+    k->pid = (pid_t)k->msg.pid;
+    k->restarts = k->msg.restarts;
+    k->keepers = k->msg.keepers;
+    *other = (k->msg.flags & KEEPER_F_OTHER_IMAGE) != 0;
+    return 0;
+}
+
+/* Ask the keeper to become our binary: the pages stay (keeper.c). */
+static int reexec_keeper(struct keeper_conn *k, const char *self_exe)
+{
+    if (strlen(self_exe) >= sizeof(k->msg.entries))
+        return -ENAMETOOLONG;
+    memset(&k->msg, 0, sizeof(k->msg));
+    memcpy(k->msg.entries, self_exe, strlen(self_exe) + 1);
+    return request(k, KEEPER_REEXEC);
+}
+
 struct keeper_conn *keeper_connect(const struct keeper_opts *o,
                                    const char *self_exe)
 {
     struct keeper_conn *k = calloc(1, sizeof(*k));
-    int fd = -1, spawned = 0, tries, rc;
+    int fd = -1, spawned = 0, reexeced = 0, tries, rc, other;
 
     if (!k)
         return NULL;
@@ -574,14 +1009,29 @@ struct keeper_conn *keeper_connect(const struct keeper_opts *o,
         if (fd < 0)
             break;
         k->fd = fd;
-        memset(&k->msg, 0, sizeof(k->msg));
-        k->msg.pid = (uint32_t)getpid();
-        rc = request(k, KEEPER_HELLO);
-        if (rc == 0) {
-            k->pid = (pid_t)k->msg.pid;
-            k->restarts = k->msg.restarts;
-            return k;
+        rc = hello(k, self_exe, &other);
+        if (rc == 0 && other && !reexeced && !spawned) {
+            /*
+             * A keeper of another binary (an upgrade): it replaces its
+             * image with ours in place; we talk to the new one.
+             */
+            log_info("the page keeper (pid %d) runs another binary; "
+                     "asking it to run %s",
+                     (int)k->pid, self_exe);
+            rc = reexec_keeper(k, self_exe);
+            close(fd);
+            if (rc < 0) {
+                log_warnx("the keeper could not run %s: %s", self_exe,
+                          strerror(-rc));
+                fd = rc;
+                break;
+            }
+            reexeced = 1;
+            sleep_ms(10);
+            continue;
         }
+        if (rc == 0)
+            return k;
         close(fd);
         fd = rc;
         if (rc != -EBUSY && rc != -EPIPE)
@@ -592,6 +1042,67 @@ struct keeper_conn *keeper_connect(const struct keeper_opts *o,
     free(k);
     errno = fd < 0 ? -fd : ETIMEDOUT;
     return NULL;
+}
+
+uint32_t keeper_generations(const struct keeper_conn *k)
+{
+    return k->keepers;
+}
+
+/*
+ * Put the keeper's files in systemd's fd store, under fixed names: if the
+ * keeper dies, the restarted worker gets them back ($LISTEN_FDS) and
+ * starts the next keeper with them. Old entries of those names (a keeper
+ * that started afresh) are removed first.
+ */
+void keeper_store_fds(struct keeper_conn *k)
+{
+    static const char *const names[KEEPER_NFDS] = KEEPER_FDNAMES;
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(KEEPER_NFDS * sizeof(int))];
+    } u;
+    struct iovec iov = {.iov_base = &k->msg, .iov_len = sizeof(k->msg)};
+    struct msghdr mh = {.msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = u.buf,
+                        .msg_controllen = sizeof(u.buf)};
+    int fds[KEEPER_NFDS], i, stored = 0;
+    struct cmsghdr *c;
+    char line[128];
+    ssize_t n;
+
+    if (sd_notify_fd(NULL, -1) < 0)
+        return; /* no notification socket: nobody to store them */
+    memset(&k->msg, 0, sizeof(k->msg));
+    k->msg.type = KEEPER_FDS;
+    if (send_msg(k->fd, &k->msg) < 0)
+        return;
+    do
+        n = recvmsg(k->fd, &mh, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    c = n == (ssize_t)sizeof(k->msg) ? CMSG_FIRSTHDR(&mh) : NULL;
+    if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+        c->cmsg_len != CMSG_LEN(sizeof(fds)) ||
+        k->msg.type != (KEEPER_FDS | KEEPER_REPLY)) {
+        log_warnx("keeper: no files in its answer; not stored");
+        return;
+    }
+    memcpy(fds, CMSG_DATA(c), sizeof(fds));
+    for (i = 0; i < KEEPER_NFDS; i++) {
+        snprintf(line, sizeof(line), "FDSTOREREMOVE=1\nFDNAME=%s", names[i]);
+        sd_notify_fd(line, -1);
+        /* FDPOLL=0: systemd must not drop them on a poll event. */
+        snprintf(line, sizeof(line), "FDSTORE=1\nFDPOLL=0\nFDNAME=%s",
+                 names[i]);
+        if (sd_notify_fd(line, fds[i]) == 0)
+            stored++;
+        close(fds[i]);
+    }
+    if (stored == KEEPER_NFDS)
+        log_info("the keeper's files are in the service manager's fd store");
+    else
+        log_warnx("stored %d of the keeper's %d files", stored, KEEPER_NFDS);
 }
 
 void keeper_disconnect(struct keeper_conn *k)
@@ -726,6 +1237,7 @@ int keeper_status(struct keeper_conn *k, struct keeper_msg *out)
         return rc;
     memcpy(out, &k->msg, offsetof(struct keeper_msg, entries));
     k->restarts = k->msg.restarts;
+    k->keepers = k->msg.keepers;
     return 0;
 }
 

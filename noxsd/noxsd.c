@@ -13,6 +13,7 @@
 #include <string.h>
 #include <stddef.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -32,7 +33,7 @@ static void usage(FILE *f)
             "             [--toolstack-uid UID] [--socket-mode MODE]\n"
             "             [--domid DOMID] [--backend-timeout MS]\n"
             "             [--domain-poll MS] [--no-dom-exc]\n"
-            "       noxsd --stop [--state-dir DIR]\n"
+            "       noxsd --stop [--teardown] [--state-dir DIR]\n"
             "       noxsd --rebuild-store [--state-dir DIR] [--domid DOMID]\n"
             "       noxsd --help | --version\n"
             "\n"
@@ -55,7 +56,10 @@ static void usage(FILE *f)
             "                       reap dead domains)\n"
             "  --no-dom-exc         never bind VIRQ_DOM_EXC (xenstored may "
             "start later)\n"
-            "  --stop               stop the worker, then the page keeper\n"
+            "  --stop               stop the worker; the page keeper keeps every\n"
+            "                       domain's device page and port\n"
+            "  --teardown           with --stop: also stop the keeper, ending every\n"
+            "                       device page and port (host-level teardown)\n"
             "  --rebuild-store      set the store aside and rebuild it from "
             "the page\n"
             "                       keeper's pages, then exit (no worker may "
@@ -230,14 +234,16 @@ static void sleep_ms(int ms)
 }
 
 /*
- * noxsd --stop: SIGTERM the worker and wait for it, then stop the
- * keeper. Under systemd, ExecStop also runs after the worker crashed; then
- * ($SERVICE_RESULT is not "success") the keeper is left alone, so that the
- * restarted worker finds the pages.
+ * noxsd --stop: SIGTERM the worker and wait for it. The keeper, and with
+ * it every device page and notify port, stays: a later worker (the same
+ * binary or a new one) attaches to it and carries on. This is what the
+ * unit's ExecStop runs, so `systemctl stop|restart noxsd` never ends a
+ * guest's device page. Only --teardown (a host-level decision: every
+ * running guest loses its device page and cannot learn of new devices)
+ * stops the keeper too, which ends every page and port.
  */
-static int stop(const char *state_dir)
+static int stop(const char *state_dir, int teardown)
 {
-    const char *result = getenv("SERVICE_RESULT");
     char path[PATH_MAX];
     int fd, i, rc;
     char buf[32];
@@ -266,12 +272,8 @@ static int stop(const char *state_dir)
         }
         close(fd);
     }
-    if (result && strcmp(result, "success") != 0) {
-        fprintf(stderr,
-                "noxsd: service result %s: leaving the page keeper running\n",
-                result);
+    if (!teardown)
         return 0;
-    }
     if ((rc = keeper_stop(state_dir, 5000)) < 0) {
         fprintf(stderr, "noxsd: cannot stop the keeper: %s\n", strerror(-rc));
         return 1;
@@ -300,34 +302,102 @@ static void notify_take(void)
     unsetenv("NOTIFY_SOCKET");
 }
 
-static void notify_ready(void)
+int sd_notify_fd(const char *msg, int fd)
 {
     const char *path = notify_path;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    static const char msg[] = "READY=1\nSTATUS=listening";
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } u;
+    struct iovec iov;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    struct cmsghdr *c;
     size_t len;
-    int fd;
+    int s, rc = -1;
 
     if (path == NULL)
-        return;
+        return -1;
+    if (msg == NULL)
+        return 0;
     len = strlen(path);
     if ((path[0] != '/' && path[0] != '@') || len < 2 ||
         len >= sizeof(sa.sun_path)) {
         log_warnx("NOTIFY_SOCKET: not a socket address: %s", path);
-        return;
+        return -1;
     }
     memcpy(sa.sun_path, path, len);
     if (path[0] == '@')
         sa.sun_path[0] = '\0'; /* abstract namespace */
-    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 ||
-        sendto(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL, (struct sockaddr *)&sa,
-               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
-        log_warn("notify systemd (%s)", path);
+    iov.iov_base = (void *)msg;
+    iov.iov_len = strlen(msg);
+    mh.msg_name = &sa;
+    mh.msg_namelen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+    if (fd >= 0) {
+        memset(&u, 0, sizeof(u));
+        mh.msg_control = u.buf;
+        mh.msg_controllen = sizeof(u.buf);
+        c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s >= 0 && sendmsg(s, &mh, MSG_NOSIGNAL) >= 0)
+        rc = 0;
     else
+        log_warn("notify the service manager (%s)", path);
+    if (s >= 0)
+        close(s);
+    return rc;
+}
+
+static void notify_ready(void)
+{
+    if (sd_notify_fd("READY=1\nSTATUS=listening", -1) == 0)
         log_debug("told systemd we are ready");
-    if (fd >= 0)
-        close(fd);
+}
+
+/*
+ * Files systemd hands back from its fd store ($LISTEN_FDS from fd 3 on,
+ * named in $LISTEN_FDNAMES; sd_listen_fds(3)): the files of a keeper that
+ * died, for the next keeper. Anything else is closed. Taken out of the
+ * environment, as $NOTIFY_SOCKET is.
+ */
+static void listen_fds_take(int fds[KEEPER_NFDS])
+{
+    static const char *const names[KEEPER_NFDS] = KEEPER_FDNAMES;
+    const char *spid = getenv("LISTEN_PID"), *sn = getenv("LISTEN_FDS");
+    char *fdnames = getenv("LISTEN_FDNAMES") ? strdup(getenv("LISTEN_FDNAMES"))
+                                            : NULL;
+    char *name, *save = NULL;
+    unsigned long pid, n, i;
+    int j;
+
+    for (j = 0; j < KEEPER_NFDS; j++)
+        fds[j] = -1;
+    if (spid && sn && parse_uint(spid, 0x7fffffff, &pid) == 0 &&
+        (pid_t)pid == getpid() && parse_uint(sn, 1000, &n) == 0) {
+        name = fdnames ? strtok_r(fdnames, ":", &save) : NULL;
+        for (i = 0; i < n; i++) {
+            int fd = (int)(3 + i), used = 0;
+
+            for (j = 0; name && j < KEEPER_NFDS; j++)
+                if (strcmp(name, names[j]) == 0 && fds[j] < 0) {
+                    fds[j] = fd;
+                    fcntl(fd, F_SETFD, FD_CLOEXEC);
+                    used = 1;
+                }
+            if (!used)
+                close(fd);
+            name = name ? strtok_r(NULL, ":", &save) : NULL;
+        }
+    }
+    free(fdnames);
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
 }
 
 int main(int argc, char *argv[])
@@ -342,8 +412,10 @@ int main(int argc, char *argv[])
         {"domain-poll", required_argument, NULL, 'P'},
         {"no-dom-exc", no_argument, NULL, 'E'},
         {"stop", no_argument, NULL, 'X'},
+        {"teardown", no_argument, NULL, 'T'},
         {"keeper", no_argument, NULL, 'K'},
         {"rebuild-store", no_argument, NULL, 'R'},
+        {"adopt", required_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -354,7 +426,7 @@ int main(int argc, char *argv[])
                            .backend_timeout_ms = 10000,
                            .domain_poll_ms = 1000};
     char socket_buf[PATH_MAX], exe[PATH_MAX], pidpath[PATH_MAX];
-    int ch, do_stop = 0, keeper = 0, pidfd, status;
+    int ch, do_stop = 0, teardown = 0, keeper = 0, adopt = 0, pidfd, status;
     unsigned long v;
     ssize_t n;
 
@@ -414,12 +486,22 @@ int main(int argc, char *argv[])
         case 'X':
             do_stop = 1;
             break;
+        case 'T':
+            teardown = 1;
+            break;
         case 'K':
             keeper = 1;
             break;
         case 'R':
             o.rebuild_store = 1;
             o.foreground = 1; /* a one-shot: report on stderr */
+            break;
+        case 'A':
+            if (parse_uint(optarg, 4, &v) < 0 || v < 3) {
+                fprintf(stderr, "noxsd: bad --adopt: %s\n", optarg);
+                return EXIT_USAGE;
+            }
+            adopt = (int)v;
             break;
         case 'h':
             usage(stdout);
@@ -432,7 +514,7 @@ int main(int argc, char *argv[])
             return EXIT_USAGE;
         }
     }
-    if (optind != argc) {
+    if (optind != argc || (teardown && !do_stop)) {
         usage(stderr);
         return EXIT_USAGE;
     }
@@ -440,12 +522,14 @@ int main(int argc, char *argv[])
         struct keeper_opts ko = {.state_dir = o.state_dir,
                                  .owner_domid = o.domid,
                                  .foreground = o.foreground,
-                                 .verbose = o.verbose};
+                                 .verbose = o.verbose,
+                                 .adopt = adopt};
         noxs_set_logger(log_libnoxs);
         keeper_main(&ko);
     }
     if (do_stop)
-        return stop(o.state_dir);
+        return stop(o.state_dir, teardown);
+    listen_fds_take(o.keeper_fds);
 
     if (!o.socket_path) {
         if ((size_t)snprintf(socket_buf, sizeof(socket_buf), "%s/%s",
@@ -488,8 +572,27 @@ int main(int argc, char *argv[])
         return status;
     }
     notify_take();
+    /*
+     * Before any thread starts (liburcu's call_rcu thread starts with
+     * the store's replay): a thread that does not block them would take
+     * SIGTERM's default action and kill the worker instead of letting
+     * control.c's signalfd see it.
+     */
+    {
+        sigset_t mask;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+    }
     if (broker_init(&o) < 0 || control_init(&o) < 0)
         return 1;
+    /* The keeper has them now (or had them all along). */
+    for (n = 0; n < KEEPER_NFDS; n++)
+        if (o.keeper_fds[n] >= 0)
+            close(o.keeper_fds[n]);
     notify_ready();
     status = control_run();
     control_cleanup();

@@ -216,10 +216,32 @@ uint32_t store_crc32(const void *p, size_t n);
 #define KEEPER_DUMP_ITEM 6u
 #define KEEPER_DUMP_END 7u
 #define KEEPER_STATUS 8u /* -> pid, rss, restarts */
-#define KEEPER_EXIT 9u   /* unshare everything and exit */
+#define KEEPER_EXIT 9u   /* end every page and port, and exit */
+#define KEEPER_FDS 10u   /* -> reply with the keeper's 3 files (SCM_RIGHTS) */
+#define KEEPER_REEXEC 11u /* exec the binary named in entries, keeping them */
 #define KEEPER_REPLY 0x80u
 
-/* Every keeper message has exactly this size (checked on receipt). */
+/* HELLO reply: the keeper runs another program image than the worker. */
+#define KEEPER_F_OTHER_IMAGE 1u
+
+/*
+ * The keeper's files, in the order KEEPER_FDS sends them and at the fds
+ * noxsd --keeper --adopt N finds them (N = 3, or 4 with its own listening
+ * socket after a re-exec). Their names in systemd's fd store:
+ */
+#define KEEPER_FD_GNTALLOC 3 /* the device pages (gntalloc file) */
+#define KEEPER_FD_EVTCHN 4   /* the notify ports (evtchn file) */
+#define KEEPER_FD_STATE 5    /* what the keeper knows (memfd) */
+#define KEEPER_FD_LISTEN 6
+#define KEEPER_NFDS 3
+#define KEEPER_FDNAMES {"noxsd-keeper-gntalloc", "noxsd-keeper-evtchn", \
+                        "noxsd-keeper-state"}
+
+/*
+ * Every keeper message has exactly this size (checked on receipt). A new
+ * worker must be able to talk to an older keeper to hand it a new image:
+ * add fields only in place of reserved ones.
+ */
 struct keeper_msg {
     uint16_t type;
     uint16_t domid;
@@ -230,7 +252,10 @@ struct keeper_msg {
     uint32_t restarts;
     uint64_t rss_bytes;
     uint32_t count; /* entries in use */
-    uint32_t reserved;
+    uint32_t flags; /* KEEPER_F_* */
+    uint64_t exe_dev, exe_ino; /* HELLO: the worker's program image */
+    uint32_t keepers; /* keepers that held the pages (1: never replaced) */
+    uint32_t reserved[7];
     struct noxs_devpage_entry entries[NOXS_DEVPAGE_MAX_ENTRIES];
 };
 
@@ -239,6 +264,9 @@ struct keeper_opts {
     uint16_t owner_domid;
     int foreground;
     int verbose;
+    int adopt; /* keeper: files handed over at fds 3.. (0, 3 or 4) */
+    /* worker: files to start a new keeper with (-1: none) */
+    int fds[KEEPER_NFDS];
 };
 
 /* The keeper process (noxsd --keeper); never returns. */
@@ -268,8 +296,19 @@ int keeper_dump(struct keeper_conn *k,
                 int (*fn)(const struct keeper_msg *page, void *arg),
                 void *arg);
 int keeper_status(struct keeper_conn *k, struct keeper_msg *out);
+uint32_t keeper_generations(const struct keeper_conn *k);
+/* Hand the keeper's files to systemd's fd store (no-op without one). */
+void keeper_store_fds(struct keeper_conn *k);
 /* Ask a keeper (no worker attached) to exit: used by noxsd --stop. */
 int keeper_stop(const char *state_dir, int timeout_ms);
+
+/* ---- noxsd.c ---- */
+
+/*
+ * systemd's notification socket (sd_notify(3)): send msg with fd attached
+ * (-1: none). 0, or -1 if there is no socket or the send failed.
+ */
+int sd_notify_fd(const char *msg, int fd);
 
 /* ---- control.c: sockets, connections, the event loop ---- */
 
@@ -286,6 +325,7 @@ struct noxsd_opts {
     int verbose;
     int rebuild_store; /* --rebuild-store: rebuild from the keeper, exit */
     const char *self_exe;
+    int keeper_fds[KEEPER_NFDS]; /* from the fd store, or -1 */
 };
 
 struct conn;

@@ -601,9 +601,20 @@ int xengntshr_close(xengntshr_handle *xgs)
 	return close_common(xgs);
 }
 
+/*
+ * gntalloc's fd: an open file of our domain's file, its own open file
+ * description. noxs_sim_gntalloc_ioctl() on it makes grants that live as
+ * long as that open file (wherever its fds went), and the index it
+ * returns is the grant page's offset, so mmap() of the fd maps the page
+ * as mmap() of /dev/xen/gntalloc does.
+ */
 int xengntshr_fd(xengntshr_handle *xgs)
 {
-	return lazy_fd(xgs);
+	pthread_mutex_lock(&xgs->lock);
+	if (xgs->fd < 0)
+		xgs->fd = noxs_sim_domain_fd(xgs->domid);
+	pthread_mutex_unlock(&xgs->lock);
+	return xgs->fd;
 }
 
 static void *share(struct xengntdev_handle *h, uint32_t domid, int count,

@@ -266,6 +266,28 @@ NOXS_SIM_API void noxs_sim_grant_end(struct sim_domain *g, uint32_t ref,
 /* Release one map record of domain m (notify, drop the grant's count). */
 NOXS_SIM_API void noxs_sim_map_release(struct sim_domain *m, uint32_t idx);
 
+/*
+ * Grants made through the gntalloc interface on a gntshr handle's fd
+ * (noxs_sim_gntalloc_ioctl) belong to that open file, not to a process:
+ * their owner has pid 0 and this image, and the file holds an OFD read
+ * lock on the grant's lock byte (the last byte of its record) for as long
+ * as it is open anywhere (fd passing, a mapping). Reapers end such a
+ * grant once nobody holds the lock.
+ */
+#define SIM_IMAGE_FILE 2u /* real images are odd */
+#define SIM_GRANT_LOCK_OFF(ref) \
+	(SIM_GRANTS_OFF + (uint64_t)(ref) * 64 + 63)
+/* 1 if some open file still owns the grant (ref of dom), else 0. */
+NOXS_SIM_API int noxs_sim_grant_file_alive(struct sim_domain *dom,
+	uint32_t ref);
+/*
+ * The gntalloc device's ioctls (IOCTL_GNTALLOC_ALLOC_GREF with count 1,
+ * IOCTL_GNTALLOC_DEALLOC_GREF) on an fd from xengntshr_fd(); the index
+ * returned is the mmap offset of the grant page in that fd. -1 with errno.
+ */
+NOXS_SIM_API int noxs_sim_gntalloc_ioctl(int fd, unsigned long request,
+	void *arg);
+
 /* ---- reaping (core.c) ---- */
 
 /* Reap everything in dom owned by dead owners; returns number reaped. */

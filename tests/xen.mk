@@ -22,6 +22,7 @@ XEN_DYN_PROGS := $(XEN_PROGDIR)/xs-handshake
 # Programs that link libnoxs (dynamic, like the project's binaries).
 XEN_NOXS_PROGS := $(XEN_PROGDIR)/noxs-probe $(XEN_PROGDIR)/noxs-handshake
 XEN_NOXS_DEPS := $(BINOUT)/noxsd $(BINOUT)/noxsctl $(BINOUT)/noxs-sysctl-back \
+	$(TESTOUT)/integration/noxsd-fdstore \
 	$(BINOUT)/noxs-sysctl-front $(XEN_NOXS_PROGS) \
 	$(filter $(ALL_TARGETS),$(addprefix $(BINOUT)/,noxs-blk-back noxs-blk \
 		noxs-console-back noxs-console noxs-console-front))

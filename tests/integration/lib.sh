@@ -15,7 +15,7 @@
 # scripts/run-tests.sh, else a fresh temporary one) holding the simulator
 # state, noxsd's state directory and control socket, and every log. On
 # exit every process started here is killed by pid, and the page keeper
-# is stopped (noxsd --stop) or killed.
+# is torn down (noxsd --stop --teardown) or killed.
 
 set -uo pipefail
 
@@ -57,7 +57,7 @@ nx_cleanup() {
 		kill -9 "${NX_PIDS[i]}" 2>/dev/null || true
 	done
 	keeper=$(cat "$NX_STATE/keeper.pid" 2>/dev/null || true)
-	"$NX_BIN/noxsd" --stop --state-dir "$NX_STATE" >/dev/null 2>&1 || true
+	"$NX_BIN/noxsd" --stop --teardown --state-dir "$NX_STATE" >/dev/null 2>&1 || true
 	[ -n "$keeper" ] && kill -9 "$keeper" 2>/dev/null || true
 	wait 2>/dev/null || true
 	[ -n "${NX_OWN_DIR:-}" ] && rm -rf "$NX_DIR"

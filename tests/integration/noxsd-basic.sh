@@ -71,6 +71,9 @@ done
 nx_stop_noxsd || nx_fail "noxsd exit status on SIGTERM"
 nx_alive "$kp" || nx_fail "keeper went with the worker"
 "$NX_BIN/noxsd" --stop --state-dir "$NX_STATE" || nx_fail "noxsd --stop"
+nx_alive "$kp" || nx_fail "noxsd --stop ended the keeper"
+"$NX_BIN/noxsd" --stop --teardown --state-dir "$NX_STATE" ||
+	nx_fail "noxsd --stop --teardown"
 sleep 0.2
-nx_alive "$kp" && nx_fail "keeper still running after --stop"
+nx_alive "$kp" && nx_fail "keeper still running after --stop --teardown"
 nx_log PASS

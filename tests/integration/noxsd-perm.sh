@@ -35,6 +35,6 @@ nx_wait 200 "the second noxsd to answer" env NOXS_SOCKET="$pub/ts.sock" \
 }
 grep -q "refusing DOMAIN_CREATE from an unprivileged client" \
 	"$NX_DIR/noxsd-ts.log" || nx_fail "uid 65533's refusal not logged"
-"$NX_BIN/noxsd" --stop --state-dir "$ts_state" >/dev/null 2>&1 || true
+"$NX_BIN/noxsd" --stop --teardown --state-dir "$ts_state" >/dev/null 2>&1 || true
 kill -9 "$(cat "$ts_state/keeper.pid" 2>/dev/null)" 2>/dev/null || true
 nx_log "PASS (toolstack uid)"

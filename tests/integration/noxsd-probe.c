@@ -10,6 +10,7 @@
  *                                  as uid 65534 domain-create/destroy
  *                                  work; as uid 65533 they get EPERM
  *   noxsd-probe page DOMID BOOT    print the guest's device page entries
+ *   noxsd-probe mapped DOMID BOOT  the same from a mapping of the grant
  *                                  ("TYPE DEVID GREF PORT" lines), as the
  *                                  guest sees them (run with
  *                                  NOXS_SIM_DOMID=DOMID)
@@ -20,12 +21,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <xengnttab.h>
+
 #include <noxs/noxs.h>
+#include <noxs/page.h>
 
 #include "proto.h"
 
@@ -270,8 +275,49 @@ static int page(const char *domid, const char *bootstr)
 }
 
 /*
+ * mapped DOMID BOOT: the guest's device page as mapped (read-only) from
+ * the grant ref in its bootstrap, without opening a frontend (whose
+ * notify port a running frontend of that guest already holds): one
+ * header line "page OWNER PORT GENERATION", then the valid entries as
+ * `page` prints them.
+ */
+static int mapped(const char *domid, const char *bootstr)
+{
+    static struct noxs_devpage copy;
+    struct noxs_boot boot;
+    xengnttab_handle *t;
+    unsigned long d = strtoul(domid, NULL, 10);
+    void *p;
+    uint32_t i;
+
+    if (noxs_boot_parse(bootstr, &boot) < 0 ||
+        (t = xengnttab_open(NULL, 0)) == NULL) {
+        fprintf(stderr, "noxsd-probe: %s\n", strerror(errno));
+        return 1;
+    }
+    p = xengnttab_map_grant_ref(t, boot.owner_domid, boot.gref, PROT_READ);
+    if (p == NULL) {
+        fprintf(stderr, "noxsd-probe: map grant %u of domain %u: %s\n",
+                boot.gref, boot.owner_domid, strerror(errno));
+        return 1;
+    }
+    if (noxs_devpage_snapshot(p, &copy, (uint16_t)d) < 0) {
+        fprintf(stderr, "noxsd-probe: device page: %s\n", strerror(errno));
+        return 1;
+    }
+    printf("page %u %u %u\n", copy.hdr.owner_domid, copy.hdr.notify_port,
+           copy.hdr.generation);
+    for (i = 0; i < copy.hdr.entry_count; i++)
+        printf("%u %u %u %u\n", copy.entries[i].type, copy.entries[i].devid,
+               copy.entries[i].control_gref, copy.entries[i].backend_port);
+    xengnttab_unmap(t, p, 1);
+    xengnttab_close(t);
+    return 0;
+}
+
+/*
  * notify PATH: play systemd's notification socket. Bind a datagram
- * socket at PATH, wait (10 s at most) for one message, print it, and say
+ * socket at PATH, wait (10 s at most) for READY=1, print it, and say
  * whether noxsd's control socket ($NOXS_SOCKET) accepted a connection
  * right after: READY=1 must only come once it listens.
  */
@@ -294,15 +340,24 @@ static int notify(const char *path)
     }
     printf("bound\n");
     fflush(stdout);
-    p = (struct pollfd){.fd = fd, .events = POLLIN};
-    if (poll(&p, 1, 10000) != 1) {
-        fprintf(stderr, "noxsd-probe: no notification within 10 s\n");
-        return 1;
+    /* Other messages (the fd store's) come first: skip them. */
+    for (;;) {
+        p = (struct pollfd){.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 10000) != 1) {
+            fprintf(stderr, "noxsd-probe: no READY=1 within 10 s\n");
+            return 1;
+        }
+        n = recv(fd, buf, sizeof(buf) - 1, 0); /* passed fds are dropped */
+        if (n < 0)
+            return 1;
+        buf[n] = '\0';
+        if (strstr(buf, "READY=1") != NULL)
+            break;
+        for (ssize_t i = 0; i < n; i++)
+            if (buf[i] == '\n')
+                buf[i] = ' ';
+        printf("other %s\n", buf);
     }
-    n = recv(fd, buf, sizeof(buf) - 1, 0);
-    if (n < 0)
-        return 1;
-    buf[n] = '\0';
     for (ssize_t i = 0; i < n; i++)
         if (buf[i] == '\n')
             buf[i] = ' ';
@@ -327,6 +382,8 @@ int main(int argc, char *argv[])
         return toolstack(argv[2]);
     if (argc == 4 && strcmp(argv[1], "page") == 0)
         return page(argv[2], argv[3]);
+    if (argc == 4 && strcmp(argv[1], "mapped") == 0)
+        return mapped(argv[2], argv[3]);
     fprintf(stderr, "usage: noxsd-probe malformed|nonroot|toolstack SOCKET | page DOMID "
                     "BOOT | notify PATH\n");
     return 2;

@@ -2,17 +2,21 @@
  * Simulator: grant tables (libxengnttab on build/sim), both sides.
  */
 #include <check.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <xenevtchn.h>
 #include <xengnttab.h>
+#include <xen/gntalloc.h>
 
 #include "sim/simstat.h"
 
@@ -360,9 +364,101 @@ START_TEST(partial_unshare)
 }
 END_TEST
 
+
+/*
+ * gntalloc on a gntshr fd (what noxsd's keeper does): a page allocated
+ * by a process that then dies (kill -9) lives on while another process
+ * holds the fd it passed, is mapped again from that fd at the index the
+ * ALLOC returned, and ends once that file is closed everywhere.
+ */
+typedef int gntalloc_fn(int, unsigned long, void *);
+
+START_TEST(gntalloc_fd_outlives_process)
+{
+	struct { uint32_t ref; uint64_t index; } info;
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = &info, .iov_len = sizeof(info) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct noxs_simstat st;
+	xengnttab_handle *t;
+	gntalloc_fn *fn;
+	void *sym;
+	char *p, *q;
+	int sv[2], fd, status;
+	pid_t pid;
+
+	fresh_dir();
+	sym = dlsym(RTLD_DEFAULT, "noxs_sim_gntalloc_ioctl");
+	ck_assert_ptr_nonnull(sym);
+	memcpy(&fn, &sym, sizeof(sym));
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct ioctl_gntalloc_alloc_gref op = { .domid = 1, .count = 1 };
+		xengntshr_handle *s = shr_as(0);
+		struct cmsghdr *c;
+
+		fd = s ? xengntshr_fd(s) : -1;
+		if (fd < 0 || fn(fd, IOCTL_GNTALLOC_ALLOC_GREF, &op) < 0)
+			_exit(1);
+		p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+			(off_t)op.index);
+		if (p == MAP_FAILED)
+			_exit(2);
+		strcpy(p, "kept");
+		info.ref = op.gref_ids[0];
+		info.index = op.index;
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+		if (sendmsg(sv[1], &mh, 0) != sizeof(info))
+			_exit(3);
+		raise(SIGKILL);
+	}
+	ck_assert_int_eq(recvmsg(sv[0], &mh, 0), sizeof(info));
+	memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&mh)), sizeof(int));
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFSIGNALED(status));
+
+	/* The grant outlives its process: reaping leaves it alone. */
+	ck_assert_int_eq(noxs_simstat_domain(0, 1, &st), 0);
+	ck_assert_uint_eq(grant_state(0, info.ref, NULL),
+		NOXS_SIMSTAT_GRANT_ACTIVE);
+	t = tab_as(1);
+	q = xengnttab_map_grant_ref(t, 0, info.ref, PROT_READ);
+	ck_assert_ptr_nonnull(q);
+	ck_assert_str_eq(q, "kept");
+	/* Mapped again from the fd, written, seen by the grantee. */
+	p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		(off_t)info.index);
+	ck_assert_ptr_ne(p, MAP_FAILED);
+	ck_assert_str_eq(p, "kept");
+	strcpy(p, "again");
+	ck_assert_str_eq(q, "again");
+
+	/* The file closed everywhere (fd and mapping): the grant ends. */
+	munmap(p, 4096);
+	close(fd);
+	ck_assert_int_eq(noxs_simstat_domain(0, 1, &st), 0);
+	ck_assert_uint_eq(grant_state(0, info.ref, NULL),
+		NOXS_SIMSTAT_GRANT_ENDING);
+	xengnttab_unmap(t, q, 1);
+	xengnttab_close(t);
+	ck_assert_uint_eq(grant_state(0, info.ref, NULL),
+		NOXS_SIMSTAT_GRANT_FREE);
+	close(sv[0]);
+	close(sv[1]);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("sim_gnttab");
+
 	TCase *tc = tcase_create("gnttab");
 
 	tcase_add_checked_fixture(tc, fresh_dir, NULL);
@@ -374,6 +470,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, grant_copy);
 	tcase_add_test(tc, max_grants);
 	tcase_add_test(tc, partial_unshare);
+	tcase_add_test(tc, gntalloc_fd_outlives_process);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -101,6 +101,8 @@ if noxs; then
 	for b in noxsd noxsctl noxs-sysctl-back; do
 		copy_elf "$D" "$NOXS_BUILD/bin/$b" "/usr/bin/$b"
 	done
+	# Plays systemd's notification socket, fd store and restart for noxsd.
+	copy_elf "$D" "$NOXS_BUILD/tests/integration/noxsd-fdstore" /usr/bin/noxsd-fdstore
 	copy_elf "$D" "$PROGDIR/noxs-handshake" /bin/noxs-handshake
 	# The daemons run without capabilities (noxs-dom0.sh's nocaps): util-
 	# linux's setpriv, under its own name (busybox's has no --bounding-set).

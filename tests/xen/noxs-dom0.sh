@@ -19,12 +19,24 @@ nocaps() {
 # CapEff of a process, in hex.
 capeff() { sed -n 's/^CapEff:[[:space:]]*//p' /proc/$1/status 2>/dev/null; }
 
-# noxsd runs in the foreground (-d); the process we start is the worker,
-# which forks the page keeper on first start and reattaches to it later.
+# There is no systemd here: noxsd-fdstore plays it (the notification
+# socket, the fd store that holds the page keeper's files, and
+# Restart=on-failure), as in tests/integration/noxsd-keeper.sh. noxsd runs
+# in the foreground (-d) under it; the worker forks the page keeper on
+# first start and reattaches to it later. noxsd_pid is the worker's pid.
 noxsd_start() {
-	nocaps noxsd -d --socket $NOXS_SOCKET --state-dir $NOXS_STATE >> /tmp/noxsd.log 2>&1 &
-	noxsd_pid=$!
-	wait_for 30 noxsctl status > /dev/null 2>&1
+	nocaps noxsd-fdstore $NOXS_STATE/notify.sock -- \
+		noxsd -d --socket $NOXS_SOCKET --state-dir $NOXS_STATE \
+		> /tmp/noxsd-svc.out 2>> /tmp/noxsd.log &
+	svc_pid=$!
+	wait_for 30 noxsctl status > /dev/null 2>&1 || return 1
+	noxsd_pid=$(status_field pid)
+}
+svc_starts() { grep -c '^started ' /tmp/noxsd-svc.out; }
+# The worker answers, with a pid other than $1 and a keeper.
+new_worker() {
+	p=$(status_field pid)
+	[ -n "$p" ] && [ "$p" != "$1" ] && [ -n "$(status_field keeper_pid)" ]
 }
 
 # A field of `noxsctl status --json` ("name": N).
@@ -126,6 +138,7 @@ noxs_with_guest() {
 	fi
 	stage "noxs-kill-worker"
 	before=$(noxsctl dev-list all 2>&1)
+	domains=$(noxsctl domain-list 2>&1)
 	keeper=$(status_field keeper_pid)
 	if [ "$(status_field pid)" = "$noxsd_pid" ] && kill -9 "$noxsd_pid"; then
 		pass "dom0.noxsd-killed - kill -9 worker $noxsd_pid (keeper $keeper)"
@@ -133,10 +146,10 @@ noxs_with_guest() {
 		fail "dom0.noxsd-killed: worker pid $noxsd_pid, status says $(status_field pid)"
 		kill -9 "$noxsd_pid"
 	fi
-	wait "$noxsd_pid" 2>/dev/null
-	# While the worker is down, the connected device lives on its pages.
-	sleep 1
-	if noxsd_start && [ "$(status_field keeper_pid)" = "$keeper" ]; then
+	# While the worker is down, the connected device lives on its pages;
+	# the service manager (noxsd-fdstore) restarts it.
+	if wait_for 60 new_worker "$noxsd_pid" && [ "$(status_field keeper_pid)" = "$keeper" ]; then
+		noxsd_pid=$(status_field pid)
 		pass "dom0.noxsd-restarted - worker $noxsd_pid, same keeper $keeper"
 	else
 		fail "dom0.noxsd-restarted: keeper now '$(status_field keeper_pid)', was $keeper"; tail -n 20 /tmp/noxsd.log
@@ -152,11 +165,63 @@ noxs_with_guest() {
 		fail "dom0.noxs-restart-devices-listed: before: $before / after: $after"
 	fi
 	same_as_before() { [ "$(noxsctl dev-list all 2>&1)" = "$before" ]; }
-	if wait_for 60 same_as_before && dev_connected; then
-		pass "dom0.noxs-restart-lost-nothing - $(dev_state_line)"
+	lost_nothing() { # NAME
+		if wait_for 60 same_as_before && dev_connected &&
+			[ "$(noxsctl domain-list 2>&1)" = "$domains" ]; then
+			pass "$1 - $(dev_state_line)"
+		else
+			fail "$1: devices before: $before / now: $(noxsctl dev-list all 2>&1) / domains before: $domains / now: $(noxsctl domain-list 2>&1)"
+		fi
+	}
+	lost_nothing dom0.noxs-restart-lost-nothing
+
+	# The page keeper itself: kill -9. The worker exits, the service
+	# manager restarts it with the keeper's files from its fd store, and
+	# the next keeper maps the pages again: same grant refs, ports and
+	# devices, and the guest's frontend never notices (it acknowledges the
+	# shutdown below through the same device; it compares its page).
+	stage "noxs-kill-keeper"
+	if [ -n "$keeper" ] && kill -9 "$keeper"; then
+		pass "dom0.noxs-keeper-killed - kill -9 keeper $keeper"
 	else
-		fail "dom0.noxs-restart-lost-nothing: before: $before / now: $(noxsctl dev-list all 2>&1)"
+		fail "dom0.noxs-keeper-killed: keeper '$keeper'"
 	fi
+	new_keeper() { k=$(status_field keeper_pid); [ -n "$k" ] && [ "$k" != "$keeper" ]; }
+	if wait_for 60 new_worker "$noxsd_pid" && wait_for 30 new_keeper &&
+		grep -q 'took over [1-9][0-9]* device page' /tmp/noxsd.log; then
+		noxsd_pid=$(status_field pid); keeper=$(status_field keeper_pid)
+		pass "dom0.noxs-keeper-took-over - worker $noxsd_pid, keeper $keeper: $(grep -o 'took over [0-9]* device page(s)' /tmp/noxsd.log | tail -n 1)"
+	else
+		fail "dom0.noxs-keeper-took-over: keeper '$(status_field keeper_pid)'"; tail -n 20 /tmp/noxsd.log
+	fi
+	lost_nothing dom0.noxs-keeper-kill-lost-nothing
+
+	# systemctl restart after an upgrade: ExecStop (noxsd --stop) stops
+	# the worker only, a new binary is installed at the same path (a new
+	# file, as a package upgrade does), the service starts again; the new
+	# worker has the keeper exec the new binary in place. Worker and
+	# keeper now run the new program; pages and devices are unchanged.
+	stage "noxs-restart-new-binary"
+	cp /usr/bin/noxsd /usr/bin/noxsd.new && mv /usr/bin/noxsd.new /usr/bin/noxsd
+	n=$(svc_starts)
+	if noxsd --stop --state-dir $NOXS_STATE; then
+		pass "dom0.noxs-stop-worker-only - keeper $keeper still running: $(kill -0 "$keeper" 2>&1 && echo yes)"
+	else
+		fail "dom0.noxs-stop-worker-only"
+	fi
+	kill -USR1 "$svc_pid"
+	runs_new() { [ "$(readlink /proc/$keeper/exe)" = /usr/bin/noxsd ] && [ "$(readlink /proc/$(status_field pid)/exe)" = /usr/bin/noxsd ]; }
+	if wait_for 60 new_worker "$noxsd_pid" && [ "$(svc_starts)" -gt "$n" ] &&
+		[ "$(status_field keeper_pid)" = "$keeper" ] && wait_for 30 runs_new &&
+		grep -q 'replacing its program image' /tmp/noxsd.log; then
+		noxsd_pid=$(status_field pid)
+		pass "dom0.noxs-restart-keeper-replaced - worker $noxsd_pid, keeper $keeper exec'd the new binary"
+	else
+		fail "dom0.noxs-restart-keeper-replaced: keeper '$(status_field keeper_pid)' exe '$(readlink /proc/$keeper/exe)'"; tail -n 20 /tmp/noxsd.log
+	fi
+	lost_nothing dom0.noxs-restart-new-binary-lost-nothing
+	c=$(capeff "$keeper")
+	case $c in "" | *[!0]*) fail "dom0.noxs-keeper-no-capabilities: $c" ;; *) pass "dom0.noxs-keeper-no-capabilities - $c" ;; esac
 	noxsctl status --json | sed 's/^/note: status: /'
 	stage "noxs-shutdown"
 	if noxsctl shutdown $GUEST_DOMID --reason poweroff --wait 60 > /tmp/shutdown.out 2>&1; then
