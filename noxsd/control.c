@@ -780,10 +780,6 @@ int control_init(const struct noxsd_opts *o)
         log_warn("epoll_ctl keeper");
         return -1;
     }
-    reserve_fd_open();
-    if (C.reserve_fd < 0)
-        log_warn("reserve descriptor");
-    C.base_fds = count_fds();
     domwatch_init(o);
     if (domwatch_fd() >= 0) {
         ev.events = EPOLLIN;
@@ -791,6 +787,10 @@ int control_init(const struct noxsd_opts *o)
         if (epoll_ctl(C.epfd, EPOLL_CTL_ADD, domwatch_fd(), &ev) < 0)
             log_warn("epoll_ctl VIRQ_DOM_EXC");
     }
+    reserve_fd_open();
+    if (C.reserve_fd < 0)
+        log_warn("reserve descriptor");
+    C.base_fds = count_fds();
     log_info("listening on %s", o->socket_path);
     return 0;
 }

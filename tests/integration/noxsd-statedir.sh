@@ -14,7 +14,7 @@ cleanup() {
 	for d in "$pub"/*; do
 		[ -d "$d" ] || continue
 		k=$(cat "$d/keeper.pid" 2>/dev/null)
-		"$NX_BIN/noxsd" --stop --state-dir "$d" >/dev/null 2>&1
+		"$NX_BIN/noxsd" --stop --teardown --state-dir "$d" >/dev/null 2>&1
 		[ -n "$k" ] && kill -9 "$k" 2>/dev/null
 	done
 	rm -rf "$pub"

@@ -156,7 +156,7 @@ nx_log "rebuilt from the keeper: $NDOM domains kept"
 # Nothing to lose: no keeper (so a new one, with no pages), a damaged
 # store. It is set aside and the worker starts empty.
 nx_stop_noxsd
-"$NX_BIN/noxsd" --stop --state-dir "$NX_STATE" >/dev/null 2>&1
+"$NX_BIN/noxsd" --stop --teardown --state-dir "$NX_STATE" >/dev/null 2>&1
 nx_wait 200 "the keeper to exit" eval '! nx_alive '"$kp"
 truncate -s 100 "$SNAP"
 rm -f "$NX_STATE"/state.*.damaged-*
