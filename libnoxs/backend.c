@@ -46,9 +46,10 @@
  * A frontend half that does not settle (the seqlock read fails with
  * EBUSY) is not read again on its next notification: the device is
  * deferred to a timer with exponential back-off (BACKEND_TORN_MIN_MS up
- * to BACKEND_TORN_MAX_MS), so a guest that leaves its half torn and
- * notifies in a loop costs one bounded read attempt per back-off step,
- * not one per event, and never delays the other devices. Its last valid
+ * to BACKEND_TORN_MAX_MS), and its event-channel port stays masked
+ * until then, so a guest that leaves its half torn and notifies in a
+ * loop costs one event and one bounded read attempt per back-off step,
+ * not one per notification, and never delays the other devices. Its last valid
  * snapshot stays in force; a half torn for longer than the longest step
  * is logged once and then read once per BACKEND_TORN_MAX_MS until it
  * settles or the toolstack removes the device.
@@ -98,6 +99,7 @@ struct bdev {
     struct bdev *tnext;        /* torn list */
     int torn_ms;
     int64_t torn_until;
+    int masked;                /* its port left masked while deferred */
     /* A state report waiting for room or for the rate limit. */
     struct bdev *rnext;        /* pending-report list */
     int report_pending;
@@ -273,6 +275,10 @@ static void unlink_torn(noxs_backend *b, struct bdev *x)
 {
     struct bdev **pp;
 
+    if (x->masked) {
+        x->masked = 0;
+        xenevtchn_unmask(b->xce, (evtchn_port_t)noxs_dev_port(x->d));
+    }
     if (!x->torn_ms)
         return;
     for (pp = &b->torn; *pp; pp = &(*pp)->tnext)
@@ -1197,10 +1203,21 @@ static int handle_events(noxs_backend *b)
         port = xenevtchn_pending(b->xce);
         if (port < 0)
             break;
-        xenevtchn_unmask(b->xce, (evtchn_port_t)port);
         n++;
         if ((x = by_port(b, (uint32_t)port)) != NULL)
             refresh(b, x);
+        /*
+         * Unmask after the read: what the peer notified meanwhile stays
+         * pending and is delivered then. A deferred device's port stays
+         * masked until torn_timer(), so its notifications do not even
+         * wake us. (Looked up again: a closing device may be gone.)
+         */
+        if ((x = by_port(b, (uint32_t)port)) != NULL && x->torn_ms &&
+            noxs_i_now_ms() < x->torn_until) {
+            x->masked = 1;
+            continue;
+        }
+        xenevtchn_unmask(b->xce, (evtchn_port_t)port);
     }
     return n;
 }
@@ -1220,6 +1237,11 @@ static int torn_timer(noxs_backend *b)
         next = x->tnext;
         if (x->torn_until <= now) {
             x->torn_until = 0; /* let refresh() read it */
+            if (x->masked) {
+                /* Its next notification may wake us again. */
+                x->masked = 0;
+                xenevtchn_unmask(b->xce, (evtchn_port_t)noxs_dev_port(x->d));
+            }
             refresh(b, x); /* may free x (closing), never next */
             n++;
         }
