@@ -46,9 +46,10 @@
  * A frontend half that does not settle (the seqlock read fails with
  * EBUSY) is not read again on its next notification: the device is
  * deferred to a timer with exponential back-off (BACKEND_TORN_MIN_MS up
- * to BACKEND_TORN_MAX_MS), so a guest that leaves its half torn and
- * notifies in a loop costs one bounded read attempt per back-off step,
- * not one per event, and never delays the other devices. Its last valid
+ * to BACKEND_TORN_MAX_MS), and its event-channel port stays masked
+ * until then, so a guest that leaves its half torn and notifies in a
+ * loop costs one event and one bounded read attempt per back-off step,
+ * not one per notification, and never delays the other devices. Its last valid
  * snapshot stays in force; a half torn for longer than the longest step
  * is logged once and then read once per BACKEND_TORN_MAX_MS until it
  * settles or the toolstack removes the device.
@@ -98,6 +99,7 @@ struct bdev {
     struct bdev *tnext;        /* torn list */
     int torn_ms;
     int64_t torn_until;
+    int masked;                /* its port left masked while deferred */
     /* A state report waiting for room or for the rate limit. */
     struct bdev *rnext;        /* pending-report list */
     int report_pending;
@@ -147,6 +149,8 @@ struct noxs_backend {
     size_t txq_len;
     uint32_t sock_events;      /* as registered with epoll; 0: not yet */
     int congested;             /* the socket was full: logged once */
+    int reports_blocked;       /* a report found the socket full */
+    int64_t report_due;        /* the report timer, -1 when disarmed */
     struct pending_control *controls;
     struct noxs_proto_buf tx;
     struct noxs_proto_buf rtx; /* state reports */
@@ -273,6 +277,10 @@ static void unlink_torn(noxs_backend *b, struct bdev *x)
 {
     struct bdev **pp;
 
+    if (x->masked) {
+        x->masked = 0;
+        xenevtchn_unmask(b->xce, (evtchn_port_t)noxs_dev_port(x->d));
+    }
     if (!x->torn_ms)
         return;
     for (pp = &b->torn; *pp; pp = &(*pp)->tnext)
@@ -356,7 +364,9 @@ static void update_sock_events(noxs_backend *b)
     if (b->sock < 0 || !b->sock_events)
         return; /* registered with the right events by connect_noxsd */
     ev.events = b->txq_len < BACKEND_TXQ_MAX ? EPOLLIN : 0;
-    if (b->txq || b->reports)
+    /* Only while something waits for room: EPOLLOUT is level-triggered,
+     * and reports held back by the rate limit wait for their timer. */
+    if (b->txq || b->reports_blocked)
         ev.events |= EPOLLOUT;
     /* EPOLLHUP and EPOLLERR are always reported; 0 stays registered. */
     ev.events |= EPOLLRDHUP;
@@ -466,24 +476,76 @@ static int take_token(struct bdev *x, int64_t now, int64_t *due)
 
 static void dev_msg(noxs_backend *b, noxs_dev *d, struct noxs_msg_dev *m);
 
+static void arm_report(noxs_backend *b, int64_t due)
+{
+    if (due == b->report_due)
+        return;
+    b->report_due = due;
+    arm_timer(b->reportfd, due);
+}
+
+/* Answers are for one noxsd only; the next sync carries the states. */
+static void forget_session(noxs_backend *b)
+{
+    b->sock_events = 0;
+    b->congested = 0;
+    drop_txq(b);
+    while (b->reports)
+        unlink_report(b, b->reports);
+    b->reports_blocked = 0;
+    arm_report(b, -1);
+}
+
+/*
+ * Send x's report (its states of now) if its rate limit allows: 1 sent
+ * (or lost with the connection, which the next sync makes good), 0 held
+ * back until *due, -EAGAIN no room.
+ */
+static int try_report(noxs_backend *b, struct bdev *x, int64_t now,
+                      int64_t *due)
+{
+    struct noxs_msg_dev msg;
+    int len, rc;
+
+    if (!take_token(x, now, due))
+        return 0;
+    dev_msg(b, x->d, &msg);
+    noxs_proto_begin(&b->rtx, NOXS_MSG_BACKEND_STATE, 0, 0);
+    noxs_proto_put(&b->rtx, &msg, sizeof(msg));
+    len = noxs_proto_finish(&b->rtx);
+    rc = len < 0 ? len : send_now(b, b->rtx.data, (size_t)len);
+    if (rc == -EAGAIN) {
+        x->tokens++; /* not spent */
+        return rc;
+    }
+    return 1;
+}
+
+static void congestion_over(noxs_backend *b)
+{
+    if (b->congested && !b->txq && !b->reports_blocked) {
+        noxs_i_info("noxs backend: noxsd reads again; sent what waited");
+        b->congested = 0;
+    }
+}
+
 /*
  * Send what waits, as far as the socket takes it: queued answers first
  * (in order), then the pending reports whose rate limit allows, each with
- * its device's state of now. Re-arms the report timer and the socket's
+ * its device's states of now. Re-arms the report timer and the socket's
  * epoll events.
  */
 static void flush(noxs_backend *b)
 {
-    int64_t now, due = -1, next_due;
+    int64_t now, due = -1, next_due = -1;
     struct bdev *x, **pp;
     struct txmsg *m;
-    int rc = 0;
+    int rc;
 
     if (b->sock < 0)
         return;
     while ((m = b->txq) != NULL) {
-        rc = send_now(b, m->data, m->len);
-        if (rc == -EAGAIN)
+        if (send_now(b, m->data, m->len) == -EAGAIN)
             break;
         /* Sent, or the connection broke (recv will tell): done with it. */
         b->txq = m->next;
@@ -492,36 +554,29 @@ static void flush(noxs_backend *b)
         b->txq_len--;
         free(m);
     }
+    b->reports_blocked = 0;
     now = noxs_i_now_ms();
     for (pp = &b->reports; (x = *pp) != NULL && !b->txq;) {
-        struct noxs_msg_dev msg;
-        int len;
-
-        if (!take_token(x, now, &next_due)) {
+        rc = try_report(b, x, now, &next_due);
+        if (rc == -EAGAIN) {
+            b->reports_blocked = 1;
+            break;
+        }
+        if (rc == 0) {
             if (due < 0 || next_due < due)
                 due = next_due;
             pp = &x->rnext;
             continue;
         }
-        dev_msg(b, x->d, &msg);
-        noxs_proto_begin(&b->rtx, NOXS_MSG_BACKEND_STATE, 0, 0);
-        noxs_proto_put(&b->rtx, &msg, sizeof(msg));
-        len = noxs_proto_finish(&b->rtx);
-        rc = len < 0 ? len : send_now(b, b->rtx.data, (size_t)len);
-        if (rc == -EAGAIN) {
-            x->tokens++; /* not spent */
-            break;
-        }
         *pp = x->rnext;
         x->report_pending = 0;
     }
-    if (b->txq || rc == -EAGAIN) {
+    if (b->txq || b->reports_blocked)
         congested(b);
-    } else if (b->congested) {
-        noxs_i_info("noxs backend: noxsd reads again; sent what waited");
-        b->congested = 0;
-    }
-    arm_timer(b->reportfd, due);
+    else
+        congestion_over(b);
+    /* Blocked reports go out on EPOLLOUT; a due time then is no help. */
+    arm_report(b, b->reports_blocked ? -1 : due);
     update_sock_events(b);
 }
 
@@ -684,7 +739,7 @@ static int connect_noxsd(noxs_backend *b)
             close(b->sock);
             b->sock = -1;
         }
-        drop_txq(b);
+        forget_session(b);
         return rc;
     }
     if (b->txq)
@@ -693,7 +748,7 @@ static int connect_noxsd(noxs_backend *b)
         rc = -errno;
         close(b->sock);
         b->sock = -1;
-        drop_txq(b);
+        forget_session(b);
         return rc;
     }
     b->sock_events = ev.events;
@@ -718,13 +773,7 @@ static void disconnect(noxs_backend *b)
     epoll_ctl(b->epfd, EPOLL_CTL_DEL, b->sock, NULL);
     close(b->sock);
     b->sock = -1;
-    b->sock_events = 0;
-    b->congested = 0;
-    /* Answers are for that noxsd only; the next sync carries states. */
-    drop_txq(b);
-    while (b->reports)
-        unlink_report(b, b->reports);
-    arm_timer(b->reportfd, -1);
+    forget_session(b);
     /* Deferred controls of that session can no longer be answered. */
     while ((pc = b->controls) != NULL) {
         b->controls = pc->next;
@@ -775,16 +824,32 @@ static void reply_empty(noxs_backend *b, unsigned int type, uint32_t req)
 /* Tell noxsd x's states: at once if room and rate allow, else later. */
 static void report(noxs_backend *b, struct bdev *x)
 {
+    int64_t due = -1;
+    int rc;
+
     x->reported_be = (uint8_t)noxs_dev_state(x->d);
     x->reported_fe = (uint8_t)noxs_dev_peer_state(x->d);
     if (b->sock < 0)
         return; /* the next sync carries it */
-    if (!x->report_pending) {
-        x->report_pending = 1;
-        x->rnext = b->reports;
-        b->reports = x;
+    if (x->report_pending)
+        return; /* flush() sends the states of the moment it can */
+    x->report_pending = 1;
+    x->rnext = b->reports;
+    b->reports = x;
+    if (b->txq || b->reports_blocked)
+        return; /* after what waits for room, on EPOLLOUT */
+    rc = try_report(b, x, noxs_i_now_ms(), &due);
+    if (rc == 1) {
+        b->reports = x->rnext; /* x was linked first just above */
+        x->report_pending = 0;
+    } else if (rc == 0) {
+        if (b->report_due < 0 || due < b->report_due)
+            arm_report(b, due);
+    } else {
+        b->reports_blocked = 1;
+        congested(b);
+        update_sock_events(b);
     }
-    flush(b);
 }
 
 static void report_if_changed(noxs_backend *b, struct bdev *x)
@@ -1197,10 +1262,21 @@ static int handle_events(noxs_backend *b)
         port = xenevtchn_pending(b->xce);
         if (port < 0)
             break;
-        xenevtchn_unmask(b->xce, (evtchn_port_t)port);
         n++;
         if ((x = by_port(b, (uint32_t)port)) != NULL)
             refresh(b, x);
+        /*
+         * Unmask after the read: what the peer notified meanwhile stays
+         * pending and is delivered then. A deferred device's port stays
+         * masked until torn_timer(), so its notifications do not even
+         * wake us. (Looked up again: a closing device may be gone.)
+         */
+        if ((x = by_port(b, (uint32_t)port)) != NULL && x->torn_ms &&
+            noxs_i_now_ms() < x->torn_until) {
+            x->masked = 1;
+            continue;
+        }
+        xenevtchn_unmask(b->xce, (evtchn_port_t)port);
     }
     return n;
 }
@@ -1220,6 +1296,11 @@ static int torn_timer(noxs_backend *b)
         next = x->tnext;
         if (x->torn_until <= now) {
             x->torn_until = 0; /* let refresh() read it */
+            if (x->masked) {
+                /* Its next notification may wake us again. */
+                x->masked = 0;
+                xenevtchn_unmask(b->xce, (evtchn_port_t)noxs_dev_port(x->d));
+            }
             refresh(b, x); /* may free x (closing), never next */
             n++;
         }
@@ -1295,6 +1376,7 @@ NOXS_EXPORT noxs_backend *noxs_backend_open(const char *path,
     b->sock = b->epfd = b->timerfd = b->strayfd = b->closefd = -1;
     b->tornfd = b->reportfd = -1;
     b->txq_tail = &b->txq;
+    b->report_due = -1;
     b->retry_ms = BACKEND_RETRY_MIN_MS;
 
     rc = -ENOMEM;
@@ -1402,9 +1484,16 @@ NOXS_EXPORT int noxs_backend_dispatch(noxs_backend *b, int timeout_ms)
         void *tag = evs[i].data.ptr;
 
         if (tag == &tag_sock) {
-            if ((evs[i].events & EPOLLOUT) && b->sock >= 0)
+            uint32_t e = evs[i].events;
+
+            if ((e & EPOLLOUT) && b->sock >= 0)
                 flush(b);
-            if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            /* Gone while we did not read (too many answers waiting):
+             * nobody will take them, and the hangup would keep firing. */
+            if ((e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) &&
+                b->txq_len >= BACKEND_TXQ_MAX)
+                disconnect(b);
+            else if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
                 handled += handle_socket(b);
         } else if (tag == &tag_torn)
             handled += torn_timer(b);
@@ -1414,6 +1503,7 @@ NOXS_EXPORT int noxs_backend_dispatch(noxs_backend *b, int timeout_ms)
             if (read(b->reportfd, &expirations, sizeof(expirations)) < 0) {
                 /* Spurious wakeup: the timer did not fire. */
             }
+            b->report_due = -1; /* a one-shot timer: disarmed now */
             flush(b);
         } else if (tag == &tag_evtchn)
             handled += handle_events(b);

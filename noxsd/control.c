@@ -61,6 +61,9 @@
 #include "proto.h"
 
 #define CONTROL_BATCH 32 /* messages per connection per wakeup */
+/* Connections accepted per wakeup: a client that reconnects as fast as it
+ * is turned away must not keep the loop from everyone else. */
+#define CONTROL_ACCEPT_BATCH 64
 
 /*
  * Queued replies and events, in bytes counted as OUTBUF_COST (payload,
@@ -604,9 +607,9 @@ static void new_conn(int fd, int at_limit)
 
 static void accept_conn(void)
 {
-    int fd, err;
+    int fd, err, i;
 
-    for (;;) {
+    for (i = 0; i < CONTROL_ACCEPT_BATCH; i++) {
         fd = accept4(C.listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             new_conn(fd, 0);

@@ -13,7 +13,8 @@
  *       number) once and stay attached HOLD seconds
  *       ($HOSTILE_SLEEP_US between flips, default none).
  *
- * Prints one line, "torn: N notifies" or "flips: N final: S", when done.
+ * Prints one line when done: "torn: N notifies", or "flips: N final: S
+ * seconds: T" (T from the first flip to the final state).
  * Runs as the guest: NOXS_SIM_DOMID and NOXS_BOOT set as for any
  * frontend. Exit status 0, or 1 with a message on stderr.
  */
@@ -119,7 +120,7 @@ static int flip(noxs_frontend *f, unsigned int type, uint32_t devid,
     unsigned long flips = 0;
     noxs_dev *devs[NOXS_DEVPAGE_MAX_ENTRIES];
     unsigned int n = last - devid + 1;
-    double end;
+    double start, end;
 
     if (last < devid || n > NOXS_DEVPAGE_MAX_ENTRIES) {
         errno = EINVAL;
@@ -129,7 +130,8 @@ static int flip(noxs_frontend *f, unsigned int type, uint32_t devid,
         if ((devs[i] = noxs_frontend_attach_wait(f, type, devid + i,
                                                  10000)) == NULL)
             return die("attach");
-    end = now_s() + secs;
+    start = now_s();
+    end = start + secs;
     while (flips < max && ((flips & 63) || now_s() < end)) {
         for (unsigned int i = 0; i < n; i++) {
             noxs_dev_set_state(devs[i], (flips & 1)
@@ -149,7 +151,8 @@ static int flip(noxs_frontend *f, unsigned int type, uint32_t devid,
         if (noxs_dev_publish(devs[i]) < 0)
             return die("publish");
     }
-    printf("flips: %lu final: %u\n", flips, final);
+    printf("flips: %lu final: %u seconds: %.3f\n", flips, final,
+           now_s() - start);
     fflush(stdout);
     end = now_s() + hold;
     while (now_s() < end) {

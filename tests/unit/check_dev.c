@@ -440,6 +440,61 @@ END_TEST
 /* ------------------------------------------------------------------ */
 /* The device page is read-only to the guest                           */
 
+/*
+ * A write that stalls mid-way (a writer preempted for a while): our half
+ * stays torn for 300 ms, then the publish completes. A wait on it must
+ * ride that out (back-off, retry) and return the change, not EBUSY.
+ */
+static void guest_slow_writer(struct env *e)
+{
+    noxs_frontend *f = guest_open(e);
+    noxs_dev *d = noxs_frontend_attach(f, NOXS_DEV_CONSOLE, 0);
+
+    CHILD_CHECK(d != NULL);
+    noxs_dev_set_state(d, NOXS_STATE_INITIALISED);
+    CHILD_CHECK(noxs_dev_publish(d) == 0);
+    CHILD_CHECK(noxs_dev_wait_state(d, NOXS_STATE_CONNECTED, TMO) ==
+                NOXS_STATE_CONNECTED);
+
+    struct noxs_ctrlpage *pg = d->page;
+    struct noxs_ctrl_half *mine = &pg->half[NOXS_CTRL_FRONTEND];
+    __atomic_store_n(&mine->seq, 2 * mine->generation + 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&mine->generation, mine->generation + 1,
+                     __ATOMIC_RELEASE);
+    CHILD_CHECK(noxs_dev_notify(d) == 0);
+    usleep(300000);
+    noxs_dev_set_state(d, NOXS_STATE_CONNECTED);
+    CHILD_CHECK(noxs_dev_publish(d) == 0);
+    CHILD_CHECK(noxs_dev_wait_state(d, NOXS_STATE_CLOSING, TMO) ==
+                NOXS_STATE_CLOSING);
+    _exit(0);
+}
+
+START_TEST(wait_rides_out_torn_half)
+{
+    struct env e;
+    noxs_dev *d;
+    pid_t pid;
+
+    env_setup(&e);
+    d = env_backend(&e, NOXS_DEV_CONSOLE, 0);
+    env_list(&e, d, 0);
+    pid = spawn(&e, guest_slow_writer);
+    ck_assert_int_eq(noxs_dev_wait_state(d, NOXS_STATE_INITIALISED, TMO),
+                     NOXS_STATE_INITIALISED);
+    noxs_dev_set_state(d, NOXS_STATE_CONNECTED);
+    ck_assert_int_eq(noxs_dev_publish(d), 0);
+    /* Torn for 300 ms, then Connected: one wait sees it through. */
+    errno = 0;
+    ck_assert_int_eq(noxs_dev_wait_state(d, NOXS_STATE_CONNECTED, TMO),
+                     NOXS_STATE_CONNECTED);
+    noxs_i_dev_backend_close(d, TMO);
+    reap(pid);
+    noxs_i_dev_free(d);
+    env_close(&e);
+}
+END_TEST
+
 static void guest_readonly(struct env *e)
 {
     xengnttab_handle *gt = xengnttab_open(NULL, 0);
@@ -695,6 +750,7 @@ static Suite *dev_suite(void)
     tcase_add_test(tc, handshake);
     tcase_add_test(tc, pingpong);
     tcase_add_test(tc, hostile_frontend);
+    tcase_add_test(tc, wait_rides_out_torn_half);
     tcase_add_test(tc, devpage_readonly);
     tcase_add_test(tc, identity_mismatch);
     tcase_add_test(tc, page_for_other_domain);
