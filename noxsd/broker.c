@@ -351,6 +351,21 @@ static struct pending *send_backend_remove(struct conn *be, uint16_t domid,
 
 static void finish_destroy(struct destroy *d);
 
+/* A device as the registry holds a live one (states unknown yet). */
+static struct reg_dev live_dev(uint16_t type, uint32_t devid,
+                               uint16_t backend_domid, uint32_t gref,
+                               uint32_t port)
+{
+    struct reg_dev d = {.type = type,
+                        .flags = NOXS_DEVPAGE_ENTRY_VALID,
+                        .devid = devid,
+                        .backend_domid = backend_domid,
+                        .control_gref = gref,
+                        .backend_port = port};
+
+    return d;
+}
+
 /*
  * Drop a device: store, registry, page, watchers. 0, or -errno if the
  * store could not record it: then the device stays in the registry and
@@ -745,13 +760,9 @@ static void create_done(struct pending *p, const struct noxs_proto_msg *m)
         reply_error(p->client, p->client_req, err);
         return;
     }
-    d.type = p->type;
-    d.flags = NOXS_DEVPAGE_ENTRY_VALID;
-    d.devid = p->devid;
-    d.backend_domid = p->backend_domid;
+    d = live_dev(p->type, p->devid, p->backend_domid,
+                 m->u.dev_ref.control_gref, m->u.dev_ref.backend_port);
     d.backend_state = NOXS_STATE_INITWAIT;
-    d.control_gref = m->u.dev_ref.control_gref;
-    d.backend_port = m->u.dev_ref.backend_port;
     if ((rc = store_dev(STORE_DEV_ADD, p->domid, &d)) < 0 ||
         (rc = registry_dev_put(B.reg, p->domid, &d)) < 0) {
         if (be)
@@ -1477,12 +1488,7 @@ static int apply(const struct store_rec *r, void *arg)
         registry_domain_remove(B.reg, r->domid);
         return 0;
     case STORE_DEV_ADD:
-        d.type = r->type;
-        d.flags = NOXS_DEVPAGE_ENTRY_VALID;
-        d.devid = r->devid;
-        d.backend_domid = r->backend_domid;
-        d.control_gref = r->gref;
-        d.backend_port = r->port;
+        d = live_dev(r->type, r->devid, r->backend_domid, r->gref, r->port);
         /* -ENOENT: no such domain; -ENOSPC: its page is full. */
         return registry_dev_put(B.reg, r->domid, &d);
     case STORE_DEV_DEL:
@@ -1629,13 +1635,8 @@ static int census_fn(const struct keeper_msg *page, void *arg)
         /* A removal that was under way is taken back: as after a crash,
          * the backend's next re-sync says whether the device is still
          * there. */
-        memset(&d, 0, sizeof(d));
-        d.type = e->type;
-        d.flags = NOXS_DEVPAGE_ENTRY_VALID;
-        d.devid = e->devid;
-        d.backend_domid = e->backend_domid;
-        d.control_gref = e->control_gref;
-        d.backend_port = e->backend_port;
+        d = live_dev(e->type, e->devid, e->backend_domid, e->control_gref,
+                     e->backend_port);
         if ((rc = registry_dev_put(B.reg, page->domid, &d)) < 0)
             return rc;
         c->devices++;
