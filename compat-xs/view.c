@@ -222,7 +222,7 @@ int cxs_dev_read(struct cxs_dev *d, int half, const char *key, char **out,
     char buf[CXS_ABS_PATH_MAX];
     int rc;
 
-    /* Synthesised from the device's identity, as the brief specifies. */
+    /* Synthesised from the device's identity (docs/COMPAT.md). */
     if (half == CXS_HALF_FRONT) {
         if (strcmp(key, "backend") == 0) {
             cxs_path_backend_dir(buf, sizeof(buf), d->be, d->fe, d->cls, d->id);
