@@ -401,6 +401,19 @@ int noxs_backend_control_reply(noxs_backend *b, uint32_t request, int err,
                                const char *reply);
 /* Report our device's states to noxsd (for dev-list and watchers). */
 int noxs_backend_report(noxs_backend *b, noxs_dev *d);
+/*
+ * Whether our devices outlive this process: 0 no (they close with it:
+ * no service manager fd store, $NOTIFY_SOCKET unset or
+ * $NOXS_BACKEND_FDSTORE=0); 1 yes, our files are in the service
+ * manager's fd store; 2 yes, and this instance resumed the devices of the
+ * previous one from it (they are already registered with noxsd, in the
+ * states they had; walk them with noxs_backend_next_dev() to rebuild the
+ * driver's own state, e.g. mappings of the frontend's pages). With 1 or
+ * 2, noxs_backend_close() leaves the devices to the next instance.
+ */
+int noxs_backend_restartable(noxs_backend *b);
+/* The backend's live devices: prev NULL for the first; NULL at the end. */
+noxs_dev *noxs_backend_next_dev(noxs_backend *b, noxs_dev *prev);
 /* Per-device user pointer. */
 void noxs_dev_set_user(noxs_dev *d, void *user);
 void *noxs_dev_user(const noxs_dev *d);
