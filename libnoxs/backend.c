@@ -53,8 +53,9 @@
  * is logged once and then read once per BACKEND_TORN_MAX_MS until it
  * settles or the toolstack removes the device.
  *
- * Restarts of the backend itself. Under a service manager with a file
- * descriptor store ($NOTIFY_SOCKET set, see "The fd store" below), the
+ * Restarts of the backend itself. For a driver that opens with
+ * NOXS_BACKEND_RESUMABLE, under a service manager with a file descriptor
+ * store ($NOTIFY_SOCKET set, see "The fd store" below), the
  * control pages are allocated on the gntalloc file (as noxsd's keeper
  * does: IOCTL_GNTALLOC_ALLOC_GREF on xengntshr_fd(), never deallocated
  * while the device lives), so they live as long as that file, not as
@@ -527,11 +528,11 @@ static void rec_free(noxs_backend *b, struct brec *r)
 }
 
 /*
- * Open the grant and event-channel handles: under an fd store, from its
- * files if it gave us ours back, else fresh and then stored. Sets
- * b->fdstore.
+ * Open the grant and event-channel handles: for a driver that can resume
+ * devices (NOXS_BACKEND_RESUMABLE) under an fd store, from its files if it
+ * gave us ours back, else fresh and then stored. Sets b->fdstore.
  */
-static int bstore_open(noxs_backend *b)
+static int bstore_open(noxs_backend *b, unsigned int flags)
 {
     const char *env = getenv("NOXS_BACKEND_FDSTORE");
     struct bstore_hdr *h;
@@ -539,7 +540,8 @@ static int bstore_open(noxs_backend *b)
     char line[128];
 
     found = take_listen_fds(fds);
-    if (!getenv("NOTIFY_SOCKET") || (env && strcmp(env, "0") == 0)) {
+    if (!(flags & NOXS_BACKEND_RESUMABLE) || !getenv("NOTIFY_SOCKET") ||
+        (env && strcmp(env, "0") == 0)) {
         for (i = 0; i < BSTORE_NFDS; i++)
             if (fds[i] >= 0)
                 close(fds[i]);
@@ -1690,12 +1692,21 @@ NOXS_EXPORT noxs_backend *noxs_backend_open(const char *path,
                                             const struct noxs_backend_ops *ops,
                                             void *arg)
 {
+    return noxs_backend_open_flags(path, types, ntypes, ops, arg, 0);
+}
+
+NOXS_EXPORT noxs_backend *
+noxs_backend_open_flags(const char *path, const unsigned int *types,
+                        size_t ntypes, const struct noxs_backend_ops *ops,
+                        void *arg, unsigned int flags)
+{
     struct epoll_event ev = {.events = EPOLLIN};
     noxs_backend *b;
     size_t i, j;
     int rc;
 
-    if (!types || ntypes == 0 || ntypes > NOXS_PROTO_MAX_TYPES || !ops) {
+    if (!types || ntypes == 0 || ntypes > NOXS_PROTO_MAX_TYPES || !ops ||
+        (flags & ~NOXS_BACKEND_RESUMABLE)) {
         errno = EINVAL;
         return NULL;
     }
@@ -1733,7 +1744,7 @@ NOXS_EXPORT noxs_backend *noxs_backend_open(const char *path,
     b->txq_tail = &b->txq;
     b->retry_ms = BACKEND_RETRY_MIN_MS;
 
-    if ((rc = bstore_open(b)) < 0)
+    if ((rc = bstore_open(b, flags)) < 0)
         goto fail;
     if ((b->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
         (b->timerfd = timerfd_create(CLOCK_MONOTONIC,

@@ -534,7 +534,9 @@ int main(int argc, char **argv)
         log_warnx("xengnttab_open: %s", strerror(errno));
         return 1;
     }
-    backend = noxs_backend_open(socket_path, types, 1, &ops, NULL);
+    /* We resume our devices after a restart (see the loop below). */
+    backend = noxs_backend_open_flags(socket_path, types, 1, &ops, NULL,
+                                      NOXS_BACKEND_RESUMABLE);
     if (backend == NULL) {
         log_warnx("cannot register with noxsd at %s: %s",
                   socket_path ? socket_path
