@@ -163,6 +163,10 @@ struct brec {
 
 typedef int gntalloc_ioctl_fn(int fd, unsigned long request, void *arg);
 
+/* Handles of a closed backend whose files live on in the fd store. */
+static xenevtchn_handle *volatile kept_xce;
+static xengntshr_handle *volatile kept_gs;
+
 /* An answer to noxsd that did not fit into the socket yet. */
 struct txmsg {
     struct txmsg *next;
@@ -1841,13 +1845,8 @@ NOXS_EXPORT int noxs_backend_close(noxs_backend *b)
          * simulator's does), and they must stay bound for the next
          * instance. The handles stay reachable for leak checkers.
          */
-        static xenevtchn_handle *kept_xce;
-        static xengntshr_handle *kept_gs;
-
         kept_xce = b->xce;
         kept_gs = b->gs;
-        (void)kept_xce;
-        (void)kept_gs;
         if (b->gs == NULL && b->gfd >= 0)
             close(b->gfd);
         munmap(b->smap,
