@@ -10,10 +10,14 @@
 # and each time the guest's device stays Connected (noxsd's view and the
 # frontend's), the frontend neither reconnects nor sees Closing nor the
 # backend's death, a new device reaches a second guest, and at the end a
-# shutdown request still reaches the first guest.
+# shutdown request still reaches the first guest. Last, a backend that
+# does not come back (its stored files closed) loses its devices when
+# noxsd's grace period ends, and the guest sees its device go.
 . "$(dirname "$0")/lib.sh"
 
-nx_start_noxsd
+# A grace period long enough for a restart on a loaded machine, short
+# enough to see it end below.
+nx_start_noxsd --backend-grace 5000
 ns=$NX_DIR/be-notify.sock
 "$NX_TESTBIN/noxsd-fdstore" "$ns" -- "$NX_BIN/noxs-sysctl-back" -d -v \
 	--socket "$NOXS_SOCKET" >"$NX_DIR/svc.out" 2>>"$NX_DIR/sysctl-back.log" &
@@ -103,4 +107,21 @@ nx_log "SIGTERM restart of the backend: the device stayed connected"
 out=$(noxsctl shutdown 1 --reason poweroff --wait 5 2>&1) ||
 	nx_fail "shutdown 1 after the restarts: $out"
 nx_wait 200 "domain 1's frontend to act on the shutdown" eval "! nx_alive $fe1"
+nx_log "a shutdown request reached the guest after both restarts"
+
+# 3. The backend goes for good: the "service manager" first (the stored
+# files close with it), then the backend.
+NOXS_SIM_DOMID=2 NOXS_BOOT=$boot2 "$NX_BIN/noxs-sysctl-front" -v \
+	>>"$NX_DIR/front-2.last.log" 2>&1 &
+fe2=$!
+NX_PIDS+=("$fe2")
+noxsctl dev-add 2 sysctl 0 >/dev/null || nx_fail "dev-add 2 sysctl 0"
+nx_wait 200 "domain 2's device to connect" connected 2
+bp=$(be_pid)
+kill -9 "$svc"
+kill -9 "$bp"
+nx_wait 400 "noxsd to drop the devices of a backend that did not come back" \
+	grep -q 'did not come back' "$NX_DIR/noxsd.log"
+nx_wait 200 "domain 2's frontend to see its device go" eval "! nx_alive $fe2"
+[ -z "$(states 2)" ] || nx_fail "domain 2's device is still listed: $(states 2)"
 nx_log PASS
