@@ -558,7 +558,10 @@ int main(int argc, char **argv)
             log_info("domain %u: sysctl device %u resumed (%s)",
                      noxs_dev_frontend_domid(d), noxs_dev_id(d),
                      noxs_state_name(noxs_dev_state(d)));
-            sysctl_changed(backend, d, NULL);
+            /* A half we could not read (torn just now) is no reason to
+             * start the device over: its next event reads it again. */
+            if (noxs_dev_peer_state(d) != NOXS_STATE_UNKNOWN)
+                sysctl_changed(backend, d, NULL);
         }
     }
     log_info("serving sysctl devices");
