@@ -53,17 +53,38 @@
  * snapshot stays in force; a half torn for longer than the longest step
  * is logged once and then read once per BACKEND_TORN_MAX_MS until it
  * settles or the toolstack removes the device.
+ *
+ * Restarts of the backend itself. For a driver that opens with
+ * NOXS_BACKEND_RESUMABLE, under a service manager with a file descriptor
+ * store ($NOTIFY_SOCKET set, see "The fd store" below), the
+ * control pages are allocated on the gntalloc file (as noxsd's keeper
+ * does: IOCTL_GNTALLOC_ALLOC_GREF on xengntshr_fd(), never deallocated
+ * while the device lives), so they live as long as that file, not as
+ * long as this process. That file, the event-channel file (ports stay
+ * bound while it is open) and a memfd describing every device are put in
+ * the store; a backend started with them in $LISTEN_FDS maps the pages
+ * again, rebuilds its event-channel handle with xenevtchn_fdopen() and
+ * resumes every device in the state it was in, with our half as last
+ * published. The frontend sees nothing. Without a store, the pages are
+ * shared through libxengnttab and close with the process, as before.
  */
+#include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include <xen/gntalloc.h>
 
 #include "private.h"
 #include "proto.h"
@@ -105,7 +126,48 @@ struct bdev {
     int report_pending;
     int tokens;                /* reports allowed right now */
     int64_t tokens_ms;         /* when the bucket last refilled */
+    struct brec *rec;          /* fd store: the device's record */
 };
+
+/*
+ * The state file (a memfd in the fd store): a header, then one record per
+ * device slot. Sparse: only slots in use cost memory. A record is written
+ * step by step (CREATING with the page's index, then the port, then LIVE)
+ * so that a backend killed half-way leaves what the next one undoes.
+ */
+#define BSTORE_MAGIC 0x6e786273u
+#define BSTORE_VERSION 1u
+#define BSTORE_MAX 16384u
+#define BSTORE_RECS_OFF 4096u
+#define BSTORE_NFDS 3
+static const char *const bstore_names[BSTORE_NFDS] = {
+    "noxs-backend-gntalloc", "noxs-backend-evtchn", "noxs-backend-state"};
+
+enum { BREC_FREE, BREC_CREATING, BREC_LIVE };
+
+struct bstore_hdr {
+    uint32_t magic, version;
+    uint16_t domid, pad;
+    uint32_t nrec;
+};
+
+struct brec {
+    uint32_t state; /* BREC_* */
+    uint16_t domid;
+    uint16_t type;
+    uint32_t devid;
+    uint32_t gref;
+    uint32_t port;  /* 0 until bound */
+    uint32_t pad;
+    uint64_t index; /* gntalloc mmap offset */
+    struct noxs_ctrl_half own; /* our half as last published */
+};
+
+typedef int gntalloc_ioctl_fn(int fd, unsigned long request, void *arg);
+
+/* Handles of a closed backend whose files live on in the fd store. */
+static xenevtchn_handle *volatile kept_xce;
+static xengntshr_handle *volatile kept_gs;
 
 /* An answer to noxsd that did not fit into the socket yet. */
 struct txmsg {
@@ -156,6 +218,14 @@ struct noxs_backend {
     struct noxs_proto_buf rtx; /* state reports */
     uint8_t rx[NOXS_PROTO_MAX_MSG + 1];
     struct noxs_proto_msg msg;
+    /* fd store (0: none; 1: files stored; 2: and devices adopted) */
+    int fdstore;
+    int gfd;                   /* the gntalloc file */
+    int sfd;                   /* the state memfd */
+    void *smap;
+    struct brec *recs;
+    uint32_t rec_hint;
+    gntalloc_ioctl_fn *gntalloc_ioctl;
 };
 
 /* epoll tags */
@@ -333,6 +403,362 @@ static void del_dev(noxs_backend *b, struct bdev *x)
     if (by_port(b, noxs_dev_port(x->d)) == x)
         b->by_port[noxs_dev_port(x->d)] = NULL;
     free(x);
+}
+
+/* ---------------------------------------------------------------- */
+/* The fd store                                                      */
+
+static int dev_ioctl(int fd, unsigned long request, void *arg)
+{
+    return ioctl(fd, request, arg);
+}
+
+/*
+ * The gntalloc ioctls: on the simulator, whose libraries stand in for
+ * libxengnttab and not for the kernel, its core provides them for the fd
+ * its xengntshr_fd() returns (docs/SIM.md), as for noxsd's keeper.
+ */
+static gntalloc_ioctl_fn *find_gntalloc_ioctl(void)
+{
+    void *sym = dlsym(RTLD_DEFAULT, "noxs_sim_gntalloc_ioctl");
+    gntalloc_ioctl_fn *fn = dev_ioctl;
+
+    if (sym)
+        memcpy(&fn, &sym, sizeof(sym));
+    return fn;
+}
+
+/* One sd_notify(3) datagram, with fd attached if >= 0. */
+static int notify_fd(const char *msg, int fd)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } u;
+    struct iovec iov = {.iov_base = (void *)msg, .iov_len = strlen(msg)};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    struct cmsghdr *c;
+    size_t len;
+    int s, rc = -1;
+
+    if (!path || (len = strlen(path)) < 2 || len >= sizeof(sa.sun_path) ||
+        (path[0] != '/' && path[0] != '@'))
+        return -1;
+    memcpy(sa.sun_path, path, len);
+    if (path[0] == '@')
+        sa.sun_path[0] = '\0';
+    mh.msg_name = &sa;
+    mh.msg_namelen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+    if (fd >= 0) {
+        memset(&u, 0, sizeof(u));
+        mh.msg_control = u.buf;
+        mh.msg_controllen = sizeof(u.buf);
+        c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s >= 0 && sendmsg(s, &mh, MSG_NOSIGNAL) >= 0)
+        rc = 0;
+    if (s >= 0)
+        close(s);
+    return rc;
+}
+
+/*
+ * Our files from $LISTEN_FDS (fds 3.., named in $LISTEN_FDNAMES,
+ * sd_listen_fds(3)); others are left alone. Returns how many of ours.
+ */
+static int take_listen_fds(int fds[BSTORE_NFDS])
+{
+    const char *spid = getenv("LISTEN_PID"), *sn = getenv("LISTEN_FDS");
+    const char *names = getenv("LISTEN_FDNAMES");
+    char *copy, *name, *save = NULL, *end;
+    unsigned long pid, n, i;
+    int j, found = 0;
+
+    for (j = 0; j < BSTORE_NFDS; j++)
+        fds[j] = -1;
+    if (!spid || !sn || !names)
+        return 0;
+    pid = strtoul(spid, &end, 10);
+    if (*end || (pid_t)pid != getpid())
+        return 0;
+    n = strtoul(sn, &end, 10);
+    if (*end || n > 1000 || (copy = strdup(names)) == NULL)
+        return 0;
+    name = strtok_r(copy, ":", &save);
+    for (i = 0; i < n && name; i++) {
+        for (j = 0; j < BSTORE_NFDS; j++)
+            if (strcmp(name, bstore_names[j]) == 0 && fds[j] < 0) {
+                fds[j] = (int)(3 + i);
+                fcntl(fds[j], F_SETFD, FD_CLOEXEC);
+                found++;
+            }
+        name = strtok_r(NULL, ":", &save);
+    }
+    free(copy);
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    return found;
+}
+
+static int bstore_map(noxs_backend *b)
+{
+    size_t size = BSTORE_RECS_OFF + (size_t)BSTORE_MAX * sizeof(struct brec);
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, b->sfd, 0);
+
+    if (p == MAP_FAILED)
+        return -errno;
+    b->smap = p;
+    b->recs = (struct brec *)((char *)p + BSTORE_RECS_OFF);
+    return 0;
+}
+
+static void gnt_dealloc(noxs_backend *b, uint64_t index)
+{
+    struct ioctl_gntalloc_dealloc_gref op = {.index = index, .count = 1};
+
+    if (b->gntalloc_ioctl(b->gfd, IOCTL_GNTALLOC_DEALLOC_GREF, &op) < 0)
+        noxs_i_warn("noxs backend: gntalloc dealloc at %llu: %s",
+                    (unsigned long long)index, strerror(errno));
+}
+
+static void rec_free(noxs_backend *b, struct brec *r)
+{
+    if (!r)
+        return;
+    __atomic_store_n(&r->state, BREC_CREATING, __ATOMIC_RELEASE);
+    gnt_dealloc(b, r->index);
+    memset(r, 0, sizeof(*r));
+    __atomic_store_n(&r->state, BREC_FREE, __ATOMIC_RELEASE);
+}
+
+/*
+ * Open the grant and event-channel handles: for a driver that can resume
+ * devices (NOXS_BACKEND_RESUMABLE) under an fd store, from its files if it
+ * gave us ours back, else fresh and then stored. Sets b->fdstore.
+ */
+static int bstore_open(noxs_backend *b, unsigned int flags)
+{
+    const char *env = getenv("NOXS_BACKEND_FDSTORE");
+    struct bstore_hdr *h;
+    int fds[BSTORE_NFDS], found, i, rc;
+    char line[128];
+
+    found = take_listen_fds(fds);
+    if (!(flags & NOXS_BACKEND_RESUMABLE) || !getenv("NOTIFY_SOCKET") ||
+        (env && strcmp(env, "0") == 0)) {
+        for (i = 0; i < BSTORE_NFDS; i++)
+            if (fds[i] >= 0)
+                close(fds[i]);
+        b->fdstore = 0;
+        if ((b->gs = xengntshr_open(NULL, 0)) == NULL ||
+            (b->xce = xenevtchn_open(NULL, 0)) == NULL)
+            return -(errno ? errno : EIO);
+        return 0;
+    }
+    b->gntalloc_ioctl = find_gntalloc_ioctl();
+    if (found == BSTORE_NFDS) {
+        b->gfd = fds[0];
+        b->sfd = fds[2];
+        h = NULL;
+        if (bstore_map(b) == 0)
+            h = b->smap;
+        if (h && h->magic == BSTORE_MAGIC && h->version == BSTORE_VERSION &&
+            h->domid == b->domid &&
+            (b->xce = xenevtchn_fdopen(NULL, fds[1], 0)) != NULL) {
+            b->fdstore = 2;
+            return 0;
+        }
+        noxs_i_warn("noxs backend: the stored files are not usable; "
+                    "starting afresh");
+        if (b->smap)
+            munmap(b->smap, BSTORE_RECS_OFF +
+                                (size_t)BSTORE_MAX * sizeof(struct brec));
+        b->smap = NULL;
+        b->recs = NULL;
+        close(fds[1]);
+        close(b->gfd);
+        close(b->sfd);
+        b->gfd = b->sfd = -1;
+    } else {
+        for (i = 0; i < BSTORE_NFDS; i++)
+            if (fds[i] >= 0)
+                close(fds[i]);
+    }
+    if ((b->gs = xengntshr_open(NULL, 0)) == NULL ||
+        (b->xce = xenevtchn_open(NULL, 0)) == NULL)
+        return -(errno ? errno : EIO);
+    if ((b->gfd = xengntshr_fd(b->gs)) < 0)
+        return -(errno ? errno : EIO);
+    if ((b->sfd = memfd_create("noxs-backend-state", MFD_CLOEXEC)) < 0)
+        return -errno;
+    if (ftruncate(b->sfd, BSTORE_RECS_OFF +
+                              (off_t)BSTORE_MAX * sizeof(struct brec)) < 0)
+        return -errno;
+    if ((rc = bstore_map(b)) < 0)
+        return rc;
+    h = b->smap;
+    h->version = BSTORE_VERSION;
+    h->domid = b->domid;
+    h->nrec = BSTORE_MAX;
+    h->magic = BSTORE_MAGIC;
+    fds[0] = b->gfd;
+    fds[1] = xenevtchn_fd(b->xce);
+    fds[2] = b->sfd;
+    b->fdstore = 1;
+    for (i = 0; i < BSTORE_NFDS; i++) {
+        /* Entries of a previous instance we could not use go first. */
+        snprintf(line, sizeof(line), "FDSTOREREMOVE=1\nFDNAME=%s",
+                 bstore_names[i]);
+        notify_fd(line, -1);
+        /* FDPOLL=0: the store must not drop them on a poll event. */
+        snprintf(line, sizeof(line), "FDSTORE=1\nFDPOLL=0\nFDNAME=%s",
+                 bstore_names[i]);
+        if (notify_fd(line, fds[i]) < 0) {
+            noxs_i_warn("noxs backend: cannot store %s: %s; devices will "
+                        "close with this process",
+                        bstore_names[i], strerror(errno));
+            b->fdstore = 0;
+        }
+    }
+    if (b->fdstore)
+        noxs_i_info("noxs backend: devices survive restarts (files in the "
+                    "service manager's fd store)");
+    return 0;
+}
+
+/* A new device's page and port on our files (fd store). */
+static noxs_dev *bstore_dev_new(noxs_backend *b, uint16_t domid,
+                                unsigned int type, uint32_t devid,
+                                struct brec **recp)
+{
+    struct ioctl_gntalloc_alloc_gref op = {.domid = domid,
+                                           .flags = GNTALLOC_FLAG_WRITABLE,
+                                           .count = 1};
+    struct brec *r = NULL;
+    noxs_dev *d;
+    void *page;
+    uint32_t i;
+    int port, e;
+
+    for (i = 0; i < BSTORE_MAX; i++) {
+        uint32_t k = (b->rec_hint + i) % BSTORE_MAX;
+
+        if (b->recs[k].state == BREC_FREE) {
+            r = &b->recs[k];
+            b->rec_hint = k + 1;
+            break;
+        }
+    }
+    if (!r) {
+        errno = ENOSPC;
+        return NULL;
+    }
+    if (b->gntalloc_ioctl(b->gfd, IOCTL_GNTALLOC_ALLOC_GREF, &op) < 0) {
+        e = errno ? errno : EIO;
+        noxs_i_err("noxs: sharing a control page with domain %u: %s", domid,
+                   strerror(e));
+        errno = e;
+        return NULL;
+    }
+    r->index = op.index;
+    r->gref = op.gref_ids[0];
+    r->domid = domid;
+    r->type = (uint16_t)type;
+    r->devid = devid;
+    r->port = 0;
+    __atomic_store_n(&r->state, BREC_CREATING, __ATOMIC_RELEASE);
+    page = mmap(NULL, NOXS_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+                b->gfd, (off_t)op.index);
+    if (page == MAP_FAILED) {
+        e = errno;
+        rec_free(b, r);
+        errno = e;
+        return NULL;
+    }
+    memset(page, 0, NOXS_PAGE_SIZE);
+    if ((port = xenevtchn_bind_unbound_port(b->xce, domid)) < 0) {
+        e = errno;
+        noxs_i_err("noxs: unbound port for domain %u: %s", domid, strerror(e));
+        munmap(page, NOXS_PAGE_SIZE);
+        rec_free(b, r);
+        errno = e;
+        return NULL;
+    }
+    r->port = (uint32_t)port;
+    d = noxs_i_dev_backend_wrap(b->xce, page, r->gref, r->port, b->domid,
+                                domid, type, devid, NULL);
+    if (!d) {
+        e = errno;
+        xenevtchn_unbind(b->xce, r->port);
+        munmap(page, NOXS_PAGE_SIZE);
+        rec_free(b, r);
+        errno = e;
+        return NULL;
+    }
+    memcpy(&r->own, &d->own, sizeof(r->own));
+    d->mirror = &r->own;
+    __atomic_store_n(&r->state, BREC_LIVE, __ATOMIC_RELEASE);
+    *recp = r;
+    return d;
+}
+
+/*
+ * Take back the devices of the previous instance: map every page again,
+ * undo what a kill left half-made. Before registering, so that the sync
+ * tells noxsd we still have them.
+ */
+static void bstore_adopt(noxs_backend *b)
+{
+    uint32_t i, n = 0;
+
+    for (i = 0; i < BSTORE_MAX; i++) {
+        struct brec *r = &b->recs[i];
+        struct bdev *x;
+        noxs_dev *d;
+        void *page;
+
+        if (r->state == BREC_FREE)
+            continue;
+        if (r->state != BREC_LIVE) {
+            if (r->port)
+                xenevtchn_unbind(b->xce, r->port);
+            rec_free(b, r);
+            continue;
+        }
+        page = mmap(NULL, NOXS_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+                    b->gfd, (off_t)r->index);
+        if (page == MAP_FAILED) {
+            noxs_i_warn("noxs backend: device %u/%u/%u: its page is gone: "
+                        "%s", r->domid, r->type, r->devid, strerror(errno));
+            xenevtchn_unbind(b->xce, r->port);
+            rec_free(b, r);
+            continue;
+        }
+        d = noxs_i_dev_backend_wrap(b->xce, page, r->gref, r->port, b->domid,
+                                    r->domid, r->type, r->devid, &r->own);
+        if (!d || add_dev(b, d) < 0) {
+            /* Out of memory: leave it stored for the next start. */
+            if (d)
+                noxs_i_dev_forget(d);
+            else
+                munmap(page, NOXS_PAGE_SIZE);
+            continue;
+        }
+        d->mirror = &r->own;
+        x = by_port(b, r->port);
+        x->rec = r;
+        (void)noxs_dev_refresh(d);
+        n++;
+    }
+    noxs_i_info("noxs backend: resumed %u device(s) from the fd store", n);
 }
 
 /* ---------------------------------------------------------------- */
@@ -688,6 +1114,11 @@ static int register_and_sync(noxs_backend *b)
     noxs_proto_begin(&b->tx, NOXS_MSG_BACKEND_REGISTER, req, 0);
     noxs_proto_put(&b->tx, &reg, sizeof(reg));
     noxs_proto_put(&b->tx, b->types, b->ntypes * sizeof(b->types[0]));
+    if (b->fdstore) {
+        uint32_t flags = NOXS_REGISTER_KEEP;
+
+        noxs_proto_put(&b->tx, &flags, sizeof(flags));
+    }
     if ((rc = call(b, req, NOXS_MSG_BACKEND_REGISTER)) < 0)
         return rc;
     do {
@@ -864,6 +1295,7 @@ static void do_create(noxs_backend *b)
     const struct noxs_msg_dev_add *a = &b->msg.u.dev_add;
     uint32_t req = b->msg.hdr.request;
     struct noxs_msg_dev_ref ref;
+    struct brec *rec = NULL;
     struct bdev *x;
     noxs_dev *d;
     int rc;
@@ -876,18 +1308,23 @@ static void do_create(noxs_backend *b)
         reply_error(b, req, EEXIST);
         return;
     }
-    d = noxs_i_dev_backend_new(b->gs, b->xce, b->domid, a->domid, a->type,
-                               a->devid);
+    if (b->fdstore)
+        d = bstore_dev_new(b, a->domid, a->type, a->devid, &rec);
+    else
+        d = noxs_i_dev_backend_new(b->gs, b->xce, b->domid, a->domid,
+                                   a->type, a->devid);
     if (!d) {
         reply_error(b, req, errno);
         return;
     }
     if ((rc = add_dev(b, d)) < 0) {
         noxs_i_dev_free(d);
+        rec_free(b, rec);
         reply_error(b, req, -rc);
         return;
     }
     x = by_port(b, noxs_dev_port(d));
+    x->rec = rec;
     rc = b->ops->create
              ? b->ops->create(b, d, b->msg.params, b->msg.nparams, b->arg)
              : 0;
@@ -902,6 +1339,7 @@ static void do_create(noxs_backend *b)
     if (rc < 0) {
         del_dev(b, x);
         noxs_i_dev_free(d);
+        rec_free(b, rec);
         reply_error(b, req, rc < 0 ? -rc : EIO);
         return;
     }
@@ -930,6 +1368,7 @@ static void arm_close(noxs_backend *b)
 static void finish_close(noxs_backend *b, struct bdev *x, int timed_out)
 {
     noxs_dev *d = x->d;
+    struct brec *rec;
 
     if (timed_out)
         noxs_i_debug("noxs backend: domain %u did not close device %u/%u",
@@ -959,8 +1398,10 @@ static void finish_close(noxs_backend *b, struct bdev *x, int timed_out)
             reply_empty(b, NOXS_MSG_BACKEND_REMOVE, x->remove_req);
     }
     noxs_i_dev_set_stray(d, NULL, NULL);
+    rec = x->rec;
     del_dev(b, x);
     noxs_i_dev_free(d);
+    rec_free(b, rec); /* after the munmap */
 }
 
 /* Has the frontend let go of a closing device (or is its half gone)? */
@@ -1336,12 +1777,21 @@ NOXS_EXPORT noxs_backend *noxs_backend_open(const char *path,
                                             const struct noxs_backend_ops *ops,
                                             void *arg)
 {
+    return noxs_backend_open_flags(path, types, ntypes, ops, arg, 0);
+}
+
+NOXS_EXPORT noxs_backend *
+noxs_backend_open_flags(const char *path, const unsigned int *types,
+                        size_t ntypes, const struct noxs_backend_ops *ops,
+                        void *arg, unsigned int flags)
+{
     struct epoll_event ev = {.events = EPOLLIN};
     noxs_backend *b;
     size_t i, j;
     int rc;
 
-    if (!types || ntypes == 0 || ntypes > NOXS_PROTO_MAX_TYPES || !ops) {
+    if (!types || ntypes == 0 || ntypes > NOXS_PROTO_MAX_TYPES || !ops ||
+        (flags & ~NOXS_BACKEND_RESUMABLE)) {
         errno = EINVAL;
         return NULL;
     }
@@ -1375,14 +1825,13 @@ NOXS_EXPORT noxs_backend *noxs_backend_open(const char *path,
         b->types[i] = (uint16_t)types[i];
     b->sock = b->epfd = b->timerfd = b->strayfd = b->closefd = -1;
     b->tornfd = b->reportfd = -1;
+    b->gfd = b->sfd = -1;
     b->txq_tail = &b->txq;
     b->report_due = -1;
     b->retry_ms = BACKEND_RETRY_MIN_MS;
 
-    rc = -ENOMEM;
-    if ((b->gs = xengntshr_open(NULL, 0)) == NULL ||
-        (b->xce = xenevtchn_open(NULL, 0)) == NULL)
-        goto fail_errno;
+    if ((rc = bstore_open(b, flags)) < 0)
+        goto fail;
     if ((b->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
         (b->timerfd = timerfd_create(CLOCK_MONOTONIC,
                                      TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
@@ -1412,6 +1861,8 @@ NOXS_EXPORT noxs_backend *noxs_backend_open(const char *path,
     ev.data.ptr = &tag_report;
     if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->reportfd, &ev) < 0)
         goto fail_errno;
+    if (b->fdstore == 2)
+        bstore_adopt(b);
     if ((rc = connect_noxsd(b)) < 0)
         goto fail;
     return b;
@@ -1430,9 +1881,23 @@ NOXS_EXPORT int noxs_backend_close(noxs_backend *b)
 
     if (!b)
         return 0;
-    /* Our devices go with us: walk them to Closed without waiting. */
+    /* Removals under way end now. */
     while (b->closing)
         finish_close(b, b->closing, 0);
+    if (b->fdstore) {
+        /*
+         * Our devices live on in the stored files: the next instance
+         * resumes them. Pages are only unmapped, ports stay bound.
+         */
+        while (b->all) {
+            struct bdev *x = b->all;
+            noxs_dev *d = x->d;
+
+            del_dev(b, x);
+            noxs_i_dev_forget(d);
+        }
+    }
+    /* Without a store our devices go with us: Closed without waiting. */
     while (b->all)
         begin_close(b, b->all, 0, 0, 0);
     /* One last try for what waits; noxsd resyncs whatever is lost. */
@@ -1456,13 +1921,51 @@ NOXS_EXPORT int noxs_backend_close(noxs_backend *b)
         close(b->reportfd);
     if (b->epfd >= 0)
         close(b->epfd);
-    if (b->xce)
-        xenevtchn_close(b->xce);
-    if (b->gs)
-        xengntshr_close(b->gs);
+    if (b->fdstore) {
+        /*
+         * Not xenevtchn_close(): it may unbind the ports explicitly (the
+         * simulator's does), and they must stay bound for the next
+         * instance. The handles stay reachable for leak checkers.
+         */
+        kept_xce = b->xce;
+        kept_gs = b->gs;
+        if (b->gs == NULL && b->gfd >= 0)
+            close(b->gfd);
+        munmap(b->smap,
+               BSTORE_RECS_OFF + (size_t)BSTORE_MAX * sizeof(struct brec));
+        close(b->sfd);
+    } else {
+        if (b->smap)
+            munmap(b->smap, BSTORE_RECS_OFF +
+                                (size_t)BSTORE_MAX * sizeof(struct brec));
+        if (b->sfd >= 0)
+            close(b->sfd);
+        if (b->xce)
+            xenevtchn_close(b->xce);
+        if (b->gs)
+            xengntshr_close(b->gs);
+    }
     free(b->by_port);
     free(b);
     return 0;
+}
+
+NOXS_EXPORT int noxs_backend_restartable(noxs_backend *b)
+{
+    return b->fdstore;
+}
+
+NOXS_EXPORT noxs_dev *noxs_backend_next_dev(noxs_backend *b, noxs_dev *prev)
+{
+    struct bdev *x;
+
+    if (!prev)
+        x = b->all;
+    else if ((x = by_port(b, noxs_dev_port(prev))) == NULL || x->d != prev)
+        return NULL;
+    else
+        x = x->next;
+    return x ? x->d : NULL;
 }
 
 NOXS_EXPORT int noxs_backend_fd(noxs_backend *b)

@@ -134,6 +134,32 @@ static noxs_dev *dev_alloc(void)
     return d;
 }
 
+static void backend_fill(noxs_dev *d, xenevtchn_handle *xce, uint32_t port,
+                         uint32_t gref, uint16_t self_domid,
+                         uint16_t frontend_domid, unsigned int type,
+                         uint32_t devid)
+{
+    d->role = NOXS_I_ROLE_BACKEND;
+    d->own_half = NOXS_CTRL_BACKEND;
+    d->peer_half = NOXS_CTRL_FRONTEND;
+    d->xce = xce;
+    d->port = port;
+    d->gref = gref;
+    d->backend_domid = self_domid;
+    d->frontend_domid = frontend_domid;
+    d->type = type;
+    d->devid = devid;
+    d->own.magic = NOXS_CTRLPAGE_MAGIC;
+    d->own.version = NOXS_ABI_VERSION;
+    d->own.type = (uint16_t)type;
+    d->own.devid = devid;
+    d->own.backend_domid = self_domid;
+    d->own.frontend_domid = frontend_domid;
+    d->own.state = NOXS_STATE_INITIALISING;
+    d->own.nr_ports = 1;
+    d->own.ports[0] = port;
+}
+
 noxs_dev *noxs_i_dev_backend_new(xengntshr_handle *gs, xenevtchn_handle *xce,
                                  uint16_t self_domid, uint16_t frontend_domid,
                                  unsigned int type, uint32_t devid)
@@ -168,26 +194,9 @@ noxs_dev *noxs_i_dev_backend_new(xengntshr_handle *gs, xenevtchn_handle *xce,
         xengntshr_unshare(gs, d->page, 1);
         goto fail;
     }
-    d->role = NOXS_I_ROLE_BACKEND;
-    d->own_half = NOXS_CTRL_BACKEND;
-    d->peer_half = NOXS_CTRL_FRONTEND;
     d->gs = gs;
-    d->xce = xce;
-    d->port = (uint32_t)port;
-    d->gref = gref;
-    d->backend_domid = self_domid;
-    d->frontend_domid = frontend_domid;
-    d->type = type;
-    d->devid = devid;
-    d->own.magic = NOXS_CTRLPAGE_MAGIC;
-    d->own.version = NOXS_ABI_VERSION;
-    d->own.type = (uint16_t)type;
-    d->own.devid = devid;
-    d->own.backend_domid = self_domid;
-    d->own.frontend_domid = frontend_domid;
-    d->own.state = NOXS_STATE_INITIALISING;
-    d->own.nr_ports = 1;
-    d->own.ports[0] = (uint32_t)port;
+    backend_fill(d, xce, (uint32_t)port, gref, self_domid, frontend_domid,
+                 type, devid);
     return d;
 
 fail:
@@ -195,6 +204,29 @@ fail:
     free(d);
     errno = saved;
     return NULL;
+}
+
+noxs_dev *noxs_i_dev_backend_wrap(xenevtchn_handle *xce, void *page,
+                                  uint32_t gref, uint32_t port,
+                                  uint16_t self_domid, uint16_t frontend_domid,
+                                  unsigned int type, uint32_t devid,
+                                  const struct noxs_ctrl_half *own)
+{
+    noxs_dev *d;
+
+    if (!xce || !page || type < 1 || type > NOXS_DEV_TYPE_MAX ||
+        self_domid > NOXS_DOMID_MAX || frontend_domid > NOXS_DOMID_MAX) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if ((d = dev_alloc()) == NULL)
+        return NULL;
+    d->page = page;
+    d->file_page = true;
+    backend_fill(d, xce, port, gref, self_domid, frontend_domid, type, devid);
+    if (own)
+        d->own = *own;
+    return d;
 }
 
 void noxs_i_dev_free(noxs_dev *d)
@@ -208,11 +240,26 @@ void noxs_i_dev_free(noxs_dev *d)
     if (d->port)
         xenevtchn_unbind(d->xce, d->port);
     if (d->page) {
-        if (d->role == NOXS_I_ROLE_BACKEND)
+        if (d->file_page)
+            munmap(d->page, NOXS_PAGE_SIZE);
+        else if (d->role == NOXS_I_ROLE_BACKEND)
             xengntshr_unshare(d->gs, d->page, 1);
         else
             xengnttab_unmap(d->gt, d->page, 1);
     }
+    free(d->own_value);
+    free(d);
+    errno = saved;
+}
+
+void noxs_i_dev_forget(noxs_dev *d)
+{
+    int saved = errno;
+
+    if (!d)
+        return;
+    if (d->page && d->file_page)
+        munmap(d->page, NOXS_PAGE_SIZE);
     free(d->own_value);
     free(d);
     errno = saved;
@@ -372,6 +419,10 @@ NOXS_EXPORT int noxs_dev_notify(noxs_dev *d)
 NOXS_EXPORT int noxs_dev_publish(noxs_dev *d)
 {
     noxs_ctrl_half_write(d->page, d->own_half, &d->own);
+    /* What a restarted backend resumes from (never read back from the
+     * page, which the peer can write). */
+    if (d->mirror)
+        memcpy(d->mirror, &d->own, sizeof(d->own));
     return noxs_dev_notify(d);
 }
 

@@ -82,6 +82,11 @@ struct noxs_dev {
     struct noxs_dev *next;          /* in the frontend's list */
     noxs_i_stray_fn *stray;
     void *stray_arg;
+    /* Backend under an fd store: the page is a mapping of the backend's
+     * gntalloc file (munmap, not unshare), and every publish also
+     * copies our half here (the record in the backend's state file). */
+    bool file_page;
+    struct noxs_ctrl_half *mirror;
 };
 
 /*
@@ -94,8 +99,23 @@ struct noxs_dev {
 noxs_dev *noxs_i_dev_backend_new(xengntshr_handle *gs, xenevtchn_handle *xce,
                                  uint16_t self_domid, uint16_t frontend_domid,
                                  unsigned int type, uint32_t devid);
+/*
+ * Backend side of a device whose page and port someone else provides
+ * (the backend's gntalloc file and its event-channel handle): page is
+ * mapped read-write, gref and port are its grant and bound port. With own
+ * non-NULL, our half starts as *own (a device adopted after a restart);
+ * otherwise as noxs_i_dev_backend_new() fills it. The page is not touched.
+ */
+noxs_dev *noxs_i_dev_backend_wrap(xenevtchn_handle *xce, void *page,
+                                  uint32_t gref, uint32_t port,
+                                  uint16_t self_domid, uint16_t frontend_domid,
+                                  unsigned int type, uint32_t devid,
+                                  const struct noxs_ctrl_half *own);
 /* Unbind the port, unshare/unmap the page and free d (either role). */
 void noxs_i_dev_free(noxs_dev *d);
+/* Free d but leave its port bound and its page allocated (munmap only):
+ * they live on in files kept by the service manager. */
+void noxs_i_dev_forget(noxs_dev *d);
 /*
  * Backend side of removal: publish Closing, wait up to timeout_ms for the
  * frontend to reach Closing or Closed (skipped if it never published or

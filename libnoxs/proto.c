@@ -353,10 +353,15 @@ int noxs_proto_decode(const void *buf, size_t len, struct noxs_proto_msg *m)
     case NOXS_MSG_BACKEND_REGISTER:
         if (take(&c, &m->u.reg, sizeof(m->u.reg)) < 0 ||
             m->u.reg.ntypes == 0 || m->u.reg.ntypes > NOXS_PROTO_MAX_TYPES ||
-            c.left != m->u.reg.ntypes * sizeof(uint16_t))
+            (c.left != m->u.reg.ntypes * sizeof(uint16_t) &&
+             c.left != m->u.reg.ntypes * sizeof(uint16_t) + sizeof(uint32_t)))
             return -EPROTO;
         for (i = 0; i < m->u.reg.ntypes; i++)
             take(&c, &m->types[i], sizeof(uint16_t));
+        m->reg_flags = 0;
+        if (c.left && (take(&c, &m->reg_flags, sizeof(m->reg_flags)) < 0 ||
+                       (m->reg_flags & ~NOXS_REGISTER_KEEP) != 0))
+            return -EPROTO;
         if (check_domid(m->u.reg.domid, 0))
             return -EINVAL;
         for (i = 0; i < m->u.reg.ntypes; i++) {

@@ -153,7 +153,14 @@ struct noxs_msg_control_reply {
     uint16_t reserved;
 };
 
-/* BACKEND_REGISTER: fixed part, then ntypes uint16_t types. */
+/*
+ * BACKEND_REGISTER: fixed part, then ntypes uint16_t types, then
+ * optionally one uint32_t of NOXS_REGISTER_* flags (absent: 0; a backend
+ * with no flags to give sends none, so any noxsd accepts it).
+ */
+/* The backend's devices outlive its connection (its files are in a
+ * service manager's fd store): noxsd keeps them while it restarts. */
+#define NOXS_REGISTER_KEEP 0x1u
 struct noxs_msg_register {
     uint16_t domid;  /* the backend's own domain */
     uint16_t ntypes; /* 1..NOXS_PROTO_MAX_TYPES */
@@ -221,6 +228,7 @@ struct noxs_proto_msg {
     const char *key;   /* *_CONTROL */
     const char *value; /* *_CONTROL; control replies: the reply text */
     uint16_t types[NOXS_PROTO_MAX_TYPES];
+    uint32_t reg_flags; /* BACKEND_REGISTER: NOXS_REGISTER_* */
     const uint8_t *sync_items; /* count * sizeof(struct noxs_msg_dev) */
     char text[NOXS_PROTO_MAX_MSG + 2 * NOXS_PROTO_MAX_PARAMS + 2];
 };

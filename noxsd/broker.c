@@ -79,6 +79,8 @@ struct sync_state {
     size_t nseen, cap;
     int registered;
     int synced;
+    int keep;             /* NOXS_REGISTER_KEEP: devices outlive it */
+    uint64_t grace_until; /* departed: its devices wait until then */
 };
 
 static struct {
@@ -89,6 +91,7 @@ static struct {
     struct pending *pending;
     struct destroy *destroys;
     struct sync_state *backends;
+    struct sync_state *departed; /* backends whose devices wait for them */
     uint32_t next_id;
     uint64_t start_ms;
     struct noxs_proto_buf *buf;
@@ -984,6 +987,35 @@ static void control_done(struct pending *p, const struct noxs_proto_msg *m)
 /* ---------------------------------------------------------------- */
 /* Backends                                                          */
 
+/*
+ * A backend of (domid, one of types) registers: the devices of a departed
+ * one are its to claim now. Its sync says which it still has; noxsd drops
+ * the rest at the final part, as for any sync.
+ */
+static void forget_departed(uint16_t domid, const uint16_t *types,
+                            size_t ntypes)
+{
+    struct sync_state **sp, *s;
+    size_t i, j;
+
+    for (sp = &B.departed; (s = *sp) != NULL;) {
+        int hit = 0;
+
+        for (i = 0; s->domid == domid && i < s->ntypes; i++)
+            for (j = 0; j < ntypes; j++)
+                if (s->types[i] == types[j])
+                    hit = 1;
+        if (!hit) {
+            sp = &s->next;
+            continue;
+        }
+        *sp = s->next;
+        log_info("backend %u is back; its devices are its own again",
+                 s->domid);
+        free(s);
+    }
+}
+
 static void backend_register(struct conn *c, const struct noxs_proto_msg *m)
 {
     struct sync_state *s;
@@ -1012,9 +1044,11 @@ static void backend_register(struct conn *c, const struct noxs_proto_msg *m)
         conn_reply_error(c, m->hdr.request, ENOMEM);
         return;
     }
+    forget_departed(m->u.reg.domid, m->types, m->u.reg.ntypes);
     s->conn = conn_id(c);
     s->domid = m->u.reg.domid;
     s->ntypes = m->u.reg.ntypes;
+    s->keep = (m->reg_flags & NOXS_REGISTER_KEEP) != 0;
     memcpy(s->types, m->types, s->ntypes * sizeof(s->types[0]));
     s->registered = 1;
     s->next = B.backends;
@@ -1342,10 +1376,32 @@ void broker_conn_closed(struct conn *c)
         }
         free_pending(p);
     }
-    /* Its control pages died with it: drop its devices. */
     s->nseen = 0;
+    free(s->seen);
+    s->seen = NULL;
+    s->cap = 0;
     a.s = s;
     registry_domain_foreach(B.reg, stale_fn, &a);
+    if (a.n && s->keep && B.o->backend_grace_ms > 0) {
+        /*
+         * A backend under a service manager's fd store keeps its control
+         * pages and ports across its own restarts; its devices wait for
+         * it, unchanged, for the grace period. A backend without one
+         * took its pages with it: its devices go now.
+         */
+        log_info("backend %u went away: its %zu device(s) wait for it "
+                 "(%d ms)",
+                 s->domid, a.n, B.o->backend_grace_ms);
+        s->conn = 0;
+        s->grace_until = now_ms() + (uint64_t)B.o->backend_grace_ms;
+        s->next = B.departed;
+        B.departed = s;
+        free(a.domids);
+        free(a.types);
+        free(a.devids);
+        return;
+    }
+    /* Its control pages died with it: drop its devices. */
     if (a.n)
         log_info("backend %u went away: dropping its %zu device(s)",
                  s->domid, a.n);
@@ -1360,10 +1416,41 @@ void broker_conn_closed(struct conn *c)
     free(s);
 }
 
+/* Departed backends that did not come back in time: drop their devices. */
+static void expire_departed(uint64_t now, uint64_t *next)
+{
+    struct sync_state **sp, *s;
+    size_t i;
+
+    for (sp = &B.departed; (s = *sp) != NULL;) {
+        struct stale_arg a = {0};
+
+        if (s->grace_until > now) {
+            if (s->grace_until < *next)
+                *next = s->grace_until;
+            sp = &s->next;
+            continue;
+        }
+        *sp = s->next;
+        a.s = s;
+        registry_domain_foreach(B.reg, stale_fn, &a);
+        log_info("backend %u did not come back: dropping its %zu device(s)",
+                 s->domid, a.n);
+        for (i = 0; i < a.n; i++)
+            drop_dev(a.domids[i], a.types[i], a.devids[i]);
+        free(a.domids);
+        free(a.types);
+        free(a.devids);
+        free(s);
+    }
+}
+
 int broker_timeouts(void)
 {
     uint64_t now = now_ms(), next = UINT64_MAX;
     struct pending *p, *n;
+
+    expire_departed(now, &next);
 
     for (p = B.pending; p; p = n) {
         n = p->next;
@@ -1831,6 +1918,10 @@ void broker_cleanup(void)
     while ((s = B.backends) != NULL) {
         B.backends = s->next;
         free(s->seen);
+        free(s);
+    }
+    while ((s = B.departed) != NULL) {
+        B.departed = s->next;
         free(s);
     }
     store_close(B.store);

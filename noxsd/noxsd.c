@@ -32,6 +32,7 @@ static void usage(FILE *f)
             "usage: noxsd [-dv] [--socket PATH] [--state-dir DIR]\n"
             "             [--toolstack-uid UID] [--socket-mode MODE]\n"
             "             [--domid DOMID] [--backend-timeout MS]\n"
+            "             [--backend-grace MS]\n"
             "             [--domain-poll MS] [--no-dom-exc]\n"
             "       noxsd --stop [--teardown] [--state-dir DIR]\n"
             "       noxsd --rebuild-store [--state-dir DIR] [--domid DOMID]\n"
@@ -49,6 +50,10 @@ static void usage(FILE *f)
             "$NOXS_DOMID, $NOXS_SIM_DOMID, else 0)\n"
             "  --backend-timeout MS how long to wait for a backend "
             "(default 10000)\n"
+            "  --backend-grace MS   keep the devices of a backend that went "
+            "away this\n"
+            "                       long for it to come back (default 30000; "
+            "0: drop them)\n"
             "  --domain-poll MS     poll the hypervisor's domain list this "
             "often when\n"
             "                       VIRQ_DOM_EXC is not ours (default 1000; "
@@ -409,6 +414,7 @@ int main(int argc, char *argv[])
         {"socket-mode", required_argument, NULL, 'm'},
         {"domid", required_argument, NULL, 'D'},
         {"backend-timeout", required_argument, NULL, 't'},
+        {"backend-grace", required_argument, NULL, 'G'},
         {"domain-poll", required_argument, NULL, 'P'},
         {"no-dom-exc", no_argument, NULL, 'E'},
         {"stop", no_argument, NULL, 'X'},
@@ -424,6 +430,7 @@ int main(int argc, char *argv[])
                            .toolstack_uid = (uid_t)-1,
                            .socket_mode = 0660,
                            .backend_timeout_ms = 10000,
+                           .backend_grace_ms = 30000,
                            .domain_poll_ms = 1000};
     char socket_buf[PATH_MAX], exe[PATH_MAX], pidpath[PATH_MAX];
     int ch, do_stop = 0, teardown = 0, keeper = 0, adopt = 0, pidfd, status;
@@ -472,6 +479,13 @@ int main(int argc, char *argv[])
                 return EXIT_USAGE;
             }
             o.backend_timeout_ms = (int)v;
+            break;
+        case 'G':
+            if (parse_uint(optarg, 3600000, &v) < 0) {
+                fprintf(stderr, "noxsd: bad grace period: %s\n", optarg);
+                return EXIT_USAGE;
+            }
+            o.backend_grace_ms = (int)v;
             break;
         case 'P':
             if (parse_uint(optarg, 3600000, &v) < 0) {

@@ -319,6 +319,7 @@ struct noxsd_opts {
     mode_t socket_mode;
     uint16_t domid;
     int backend_timeout_ms;
+    int backend_grace_ms; /* keep a departed backend's devices this long */
     int domain_poll_ms; /* domwatch.c: 0 never looks at the hypervisor */
     int no_dom_exc;     /* poll even if VIRQ_DOM_EXC could be bound */
     int foreground;

@@ -4,6 +4,7 @@
 # (tests/module.mk includes every tests/*.mk.)
 
 DRIVER_TESTS := sysctl-shutdown lifecycle-sysctl remove-stuck perm-isolation \
+	backend-restart backend-restart-console \
 	crash-noxsd crash-peers hostile-torn hostile-flip
 DRIVER_PROBES := perm-probe crash-probe hostile-front
 
@@ -21,6 +22,12 @@ $(foreach t,$(DRIVER_TESTS),tests/integration/$(t).sh): \
 	$(BINOUT)/noxsd $(BINOUT)/noxsctl $(SIMOUT)/noxs-simstat
 
 INTEGRATION_TESTS += $(foreach t,$(DRIVER_TESTS),tests/integration/$(t).sh)
+
+# A backend's restart is played under the fd-store player.
+tests/integration/backend-restart.sh: $(TESTOUT)/integration/noxsd-fdstore
+tests/integration/backend-restart-console.sh: \
+	$(TESTOUT)/integration/noxsd-fdstore $(BINOUT)/noxs-console-back \
+	$(BINOUT)/noxs-console-front $(BINOUT)/noxs-console
 
 # The console test of a stopped noxsd (registered with the console tests)
 # drives its hostile guests with the same probe.

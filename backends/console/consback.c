@@ -25,6 +25,14 @@
  * the liveness byte of the header page (consring.h) and walks the device
  * to Closing -> Closed; a restarted frontend comes back through
  * Initialising. The client stays attached across guest reconnects.
+ *
+ * Our own restarts. Under a service manager's fd store libnoxs keeps our
+ * control pages and ports (NOXS_BACKEND_RESUMABLE, docs/DRIVERS.md); we
+ * then map the ring header without an unmap notification (our death is
+ * not the end of the console: the next instance maps the rings again,
+ * binds the guest's ring channel again and takes the ring indices from
+ * the header) and clear our liveness byte ourselves when we really let
+ * go of a console.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -86,6 +94,9 @@ static struct console *consoles;
 static const char *sock_dir = DEFAULT_DIR;
 static const char *log_dir;
 static uint32_t buf_size = 64 * 1024;
+/* Our devices outlive us (fd store); and we are leaving them to the next
+ * instance (exiting) rather than letting go of them. */
+static bool resumable, leaving;
 
 /* ---- connection ---- */
 
@@ -93,6 +104,13 @@ static void disconnect(struct console *c)
 {
     if (!c->connected)
         return;
+    if (resumable && !leaving && c->hdr != NULL) {
+        /* No unmap notification does it for us in this mode. */
+        noxs_cons_store(&c->hdr->backend_alive, 0);
+        noxs_cons_mb();
+        if (c->port != 0)
+            xenevtchn_notify(c->xce, c->port);
+    }
     if (c->data != NULL)
         xengnttab_unmap(c->xgt, c->data, c->data_pages);
     if (c->hdr != NULL)
@@ -131,7 +149,7 @@ static int peer_u32(noxs_dev *d, const char *key, uint32_t *out, uint32_t min,
     return 0;
 }
 
-static int connect_rings(struct console *c, const char **why)
+static int connect_rings(struct console *c, const char **why, bool resume)
 {
     noxs_dev *d = c->dev;
     uint32_t order = NOXS_CONS_DEFAULT_RING_ORDER, hdr_ref, port;
@@ -175,9 +193,14 @@ static int connect_rings(struct console *c, const char **why)
         return -1;
     }
     c->port = (uint32_t)p;
-    c->hdr = xengnttab_map_grant_ref_notify(c->xgt, c->fe_domid, hdr_ref,
-                                            PROT_READ | PROT_WRITE,
-                                            NOXS_CONS_ALIVE_BACKEND, c->port);
+    if (resumable)
+        c->hdr = xengnttab_map_grant_ref(c->xgt, c->fe_domid, hdr_ref,
+                                         PROT_READ | PROT_WRITE);
+    else
+        c->hdr = xengnttab_map_grant_ref_notify(c->xgt, c->fe_domid, hdr_ref,
+                                                PROT_READ | PROT_WRITE,
+                                                NOXS_CONS_ALIVE_BACKEND,
+                                                c->port);
     if (c->hdr == NULL) {
         *why = "cannot map the ring header";
         return -1;
@@ -189,8 +212,15 @@ static int connect_rings(struct console *c, const char **why)
         *why = "cannot map the rings";
         return -1;
     }
-    c->out_cons = 0;
-    c->in_prod = 0;
+    if (resume) {
+        /* Where the last instance stopped: its indices are in the header
+         * (a guest that scribbled them costs only its own console). */
+        c->out_cons = noxs_cons_load(&c->hdr->out_cons);
+        c->in_prod = noxs_cons_load(&c->hdr->in_prod);
+    } else {
+        c->out_cons = 0;
+        c->in_prod = 0;
+    }
     noxs_cons_store(&c->hdr->backend_alive, 1);
     log_info("domain %u console %u: connected, %u-byte rings, port %u",
              c->fe_domid, c->devid, c->ring_bytes, c->port);
@@ -511,8 +541,8 @@ static void reopen_logs(void)
              bad ? ", some failed" : "");
 }
 
-static int cons_create(noxs_backend *b, noxs_dev *d,
-                       const struct noxs_kv *params, size_t nparams, void *arg)
+/* Our bookkeeping, socket and log for d. */
+static int cons_attach(noxs_dev *d, struct console **out)
 {
     struct console *c = calloc(1, sizeof(*c));
     int err;
@@ -533,14 +563,30 @@ static int cons_create(noxs_backend *b, noxs_dev *d,
     err = open_socket(c);
     if (err == 0)
         err = open_log(c);
-    if (err == 0 && (noxs_dev_set_kv(d, "max-ring-page-order", "3") < 0 ||
-                     noxs_dev_set_kv(d, "type", "noxs-ring") < 0))
-        err = -errno;
     if (err != 0) {
         free_console(c);
         return err;
     }
     noxs_dev_set_user(d, c);
+    *out = c;
+    return 0;
+}
+
+static int cons_create(noxs_backend *b, noxs_dev *d,
+                       const struct noxs_kv *params, size_t nparams, void *arg)
+{
+    struct console *c;
+    int err = cons_attach(d, &c);
+
+    if (err != 0)
+        return err;
+    if (noxs_dev_set_kv(d, "max-ring-page-order", "3") < 0 ||
+        noxs_dev_set_kv(d, "type", "noxs-ring") < 0) {
+        err = -errno;
+        noxs_dev_set_user(d, NULL);
+        free_console(c);
+        return err;
+    }
     log_info("domain %u console %u: created, socket %s", c->fe_domid, c->devid,
              c->sock_path);
     return 0;
@@ -568,7 +614,7 @@ static void cons_changed(noxs_backend *b, noxs_dev *d, void *arg)
         if (c->connected ||
             (own != NOXS_STATE_INITWAIT && own != NOXS_STATE_INITIALISING))
             break;
-        if (connect_rings(c, &why) < 0) {
+        if (connect_rings(c, &why, false) < 0) {
             fail_console(c, why);
             break;
         }
@@ -609,6 +655,35 @@ static void cons_remove(noxs_backend *b, noxs_dev *d, void *arg)
     log_info("domain %u console %u: removed", c->fe_domid, c->devid);
     noxs_dev_set_user(d, NULL);
     free_console(c);
+}
+
+/*
+ * Devices resumed from the fd store: a socket and log for each again, and
+ * a Connected console gets its rings and channel back where the last
+ * instance left them. Anything else follows the frontend as usual.
+ */
+static void resume_consoles(void)
+{
+    for (noxs_dev *d = noxs_backend_next_dev(backend, NULL); d != NULL;
+         d = noxs_backend_next_dev(backend, d)) {
+        unsigned int fe = noxs_dev_peer_state(d);
+        const char *why = NULL;
+        struct console *c;
+
+        if (noxs_dev_user(d) != NULL || cons_attach(d, &c) != 0)
+            continue;
+        log_info("domain %u console %u: resumed (%s)", c->fe_domid, c->devid,
+                 noxs_state_name(noxs_dev_state(d)));
+        if (noxs_dev_state(d) == NOXS_STATE_CONNECTED &&
+            (fe == NOXS_STATE_INITIALISED || fe == NOXS_STATE_CONNECTED)) {
+            if (connect_rings(c, &why, true) < 0)
+                fail_console(c, why);
+            else
+                pump(c);
+        } else if (fe != NOXS_STATE_UNKNOWN) {
+            cons_changed(backend, d, NULL);
+        }
+    }
 }
 
 static const struct noxs_backend_ops ops = {
@@ -721,9 +796,13 @@ int main(int argc, char **argv)
     sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0)
         drvlog_fatal("signalfd: %s", strerror(errno));
-    backend = noxs_backend_open(socket_path, types, 1, &ops, NULL);
+    backend = noxs_backend_open_flags(socket_path, types, 1, &ops, NULL,
+                                      NOXS_BACKEND_RESUMABLE);
     if (backend == NULL)
         drvlog_fatal("cannot register with noxsd: %s", strerror(errno));
+    resumable = noxs_backend_restartable(backend) != 0;
+    if (noxs_backend_restartable(backend) == 2)
+        resume_consoles();
     log_info("serving console devices, sockets in %s", sock_dir);
 
     for (;;) {
@@ -806,11 +885,14 @@ int main(int argc, char **argv)
             }
         }
     }
+    /* With an fd store the consoles are the next instance's. */
+    leaving = resumable;
     while (consoles != NULL) {
         struct console *k = consoles;
 
         disconnect(k);
-        set_state(k->dev, NOXS_STATE_CLOSED);
+        if (!leaving)
+            set_state(k->dev, NOXS_STATE_CLOSED);
         noxs_dev_set_user(k->dev, NULL);
         free_console(k);
     }

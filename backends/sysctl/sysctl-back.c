@@ -238,9 +238,19 @@ static void liveness_sync(struct sysdev *s)
     if (s->alive != NULL && s->alive_ref == ref)
         return;
     liveness_unmap(s);
-    s->alive = xengnttab_map_grant_ref_notify(
-        gnttab, noxs_dev_frontend_domid(s->dev), (uint32_t)ref,
-        PROT_READ | PROT_WRITE, 1, noxs_dev_port(s->dev));
+    /*
+     * Devices that outlive us (fd store) must not tell the frontend we
+     * died when we merely restart: no unmap notification then; byte 1
+     * stays set and the next instance maps the page again.
+     */
+    if (noxs_backend_restartable(backend))
+        s->alive = xengnttab_map_grant_ref(
+            gnttab, noxs_dev_frontend_domid(s->dev), (uint32_t)ref,
+            PROT_READ | PROT_WRITE);
+    else
+        s->alive = xengnttab_map_grant_ref_notify(
+            gnttab, noxs_dev_frontend_domid(s->dev), (uint32_t)ref,
+            PROT_READ | PROT_WRITE, 1, noxs_dev_port(s->dev));
     if (s->alive == NULL) {
         log_warnx("domain %u: cannot map liveness page %lu: %s",
                   noxs_dev_frontend_domid(s->dev), ref, strerror(errno));
@@ -293,20 +303,27 @@ static bool acknowledged(noxs_dev *d, const struct reason *r)
            strcmp(ack, r->name) == 0;
 }
 
-static int sysctl_create(noxs_backend *b, noxs_dev *d,
-                         const struct noxs_kv *params, size_t nparams,
-                         void *arg)
+static struct sysdev *attach(noxs_dev *d)
 {
     struct sysdev *s = calloc(1, sizeof(*s));
 
     if (s == NULL)
-        return -ENOMEM;
+        return NULL;
     s->dev = d;
     noxs_dev_set_user(d, s);
     s->all_next = all_devs;
     if (all_devs != NULL)
         all_devs->all_prev = s;
     all_devs = s;
+    return s;
+}
+
+static int sysctl_create(noxs_backend *b, noxs_dev *d,
+                         const struct noxs_kv *params, size_t nparams,
+                         void *arg)
+{
+    if (attach(d) == NULL)
+        return -ENOMEM;
     log_info("domain %u: sysctl device %u created",
              noxs_dev_frontend_domid(d), noxs_dev_id(d));
     return 0; /* the library publishes InitWait */
@@ -517,7 +534,9 @@ int main(int argc, char **argv)
         log_warnx("xengnttab_open: %s", strerror(errno));
         return 1;
     }
-    backend = noxs_backend_open(socket_path, types, 1, &ops, NULL);
+    /* We resume our devices after a restart (see the loop below). */
+    backend = noxs_backend_open_flags(socket_path, types, 1, &ops, NULL,
+                                      NOXS_BACKEND_RESUMABLE);
     if (backend == NULL) {
         log_warnx("cannot register with noxsd at %s: %s",
                   socket_path ? socket_path
@@ -525,6 +544,25 @@ int main(int argc, char **argv)
                                           : NOXS_DEFAULT_SOCKET,
                   strerror(errno));
         return 1;
+    }
+    if (noxs_backend_restartable(backend) == 2) {
+        /*
+         * Devices resumed from the fd store: they keep their states; we
+         * map the frontends' liveness pages again and follow whatever
+         * changed while we were away.
+         */
+        for (noxs_dev *d = noxs_backend_next_dev(backend, NULL); d != NULL;
+             d = noxs_backend_next_dev(backend, d)) {
+            if (noxs_dev_user(d) != NULL || attach(d) == NULL)
+                continue;
+            log_info("domain %u: sysctl device %u resumed (%s)",
+                     noxs_dev_frontend_domid(d), noxs_dev_id(d),
+                     noxs_state_name(noxs_dev_state(d)));
+            /* A half we could not read (torn just now) is no reason to
+             * start the device over: its next event reads it again. */
+            if (noxs_dev_peer_state(d) != NOXS_STATE_UNKNOWN)
+                sysctl_changed(backend, d, NULL);
+        }
     }
     log_info("serving sysctl devices");
 

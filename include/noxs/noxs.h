@@ -391,6 +391,25 @@ struct noxs_backend_ops {
 noxs_backend *noxs_backend_open(const char *path, const unsigned int *types,
                                 size_t ntypes,
                                 const struct noxs_backend_ops *ops, void *arg);
+/*
+ * As noxs_backend_open(), with flags:
+ *   NOXS_BACKEND_RESUMABLE  the driver can resume devices after its own
+ *     restart (it rebuilds its state for each device listed by
+ *     noxs_backend_next_dev() when noxs_backend_restartable() says 2).
+ *     Under a service manager's file descriptor store ($NOTIFY_SOCKET,
+ *     FileDescriptorStoreMax= >= 3 in the unit, sd_notify(3)) the control
+ *     pages are then allocated on the gntalloc file, which with the
+ *     event-channel file and a memfd describing the devices is stored
+ *     (FDSTORE=1, names "noxs-backend-*"), and a start with those files
+ *     in $LISTEN_FDS resumes every device as it was. Without a store, or
+ *     with $NOXS_BACKEND_FDSTORE=0, the flag changes nothing.
+ */
+#define NOXS_BACKEND_RESUMABLE 0x1u
+noxs_backend *noxs_backend_open_flags(const char *path,
+                                      const unsigned int *types,
+                                      size_t ntypes,
+                                      const struct noxs_backend_ops *ops,
+                                      void *arg, unsigned int flags);
 int noxs_backend_close(noxs_backend *b);
 /* One fd that is readable when noxs_backend_dispatch() has work. */
 int noxs_backend_fd(noxs_backend *b);
@@ -401,6 +420,19 @@ int noxs_backend_control_reply(noxs_backend *b, uint32_t request, int err,
                                const char *reply);
 /* Report our device's states to noxsd (for dev-list and watchers). */
 int noxs_backend_report(noxs_backend *b, noxs_dev *d);
+/*
+ * Whether our devices outlive this process: 0 no (they close with it:
+ * not opened NOXS_BACKEND_RESUMABLE, no service manager fd store
+ * ($NOTIFY_SOCKET unset) or $NOXS_BACKEND_FDSTORE=0); 1 yes, our files are in the service
+ * manager's fd store; 2 yes, and this instance resumed the devices of the
+ * previous one from it (they are already registered with noxsd, in the
+ * states they had; walk them with noxs_backend_next_dev() to rebuild the
+ * driver's own state, e.g. mappings of the frontend's pages). With 1 or
+ * 2, noxs_backend_close() leaves the devices to the next instance.
+ */
+int noxs_backend_restartable(noxs_backend *b);
+/* The backend's live devices: prev NULL for the first; NULL at the end. */
+noxs_dev *noxs_backend_next_dev(noxs_backend *b, noxs_dev *prev);
 /* Per-device user pointer. */
 void noxs_dev_set_user(noxs_dev *d, void *user);
 void *noxs_dev_user(const noxs_dev *d);

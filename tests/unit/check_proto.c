@@ -353,7 +353,34 @@ START_TEST(test_register)
     noxs_proto_finish(b);
     ck_assert_int_eq(decode(), 0);
     ck_assert_uint_eq(m->types[1], NOXS_DEV_BLK);
+    ck_assert_uint_eq(m->reg_flags, 0);
     assert_length_exact();
+    /* Optional trailing flags: known ones only, and whole. */
+    {
+        uint32_t flags = NOXS_REGISTER_KEEP;
+
+        noxs_proto_begin(b, NOXS_MSG_BACKEND_REGISTER, 1, 0);
+        noxs_proto_put(b, &r, sizeof(r));
+        noxs_proto_put(b, types, 4);
+        noxs_proto_put(b, &flags, sizeof(flags));
+        noxs_proto_finish(b);
+        ck_assert_int_eq(decode(), 0);
+        ck_assert_uint_eq(m->reg_flags, NOXS_REGISTER_KEEP);
+        ck_assert_uint_eq(m->types[1], NOXS_DEV_BLK);
+        flags = 0x2;
+        noxs_proto_begin(b, NOXS_MSG_BACKEND_REGISTER, 1, 0);
+        noxs_proto_put(b, &r, sizeof(r));
+        noxs_proto_put(b, types, 4);
+        noxs_proto_put(b, &flags, sizeof(flags));
+        noxs_proto_finish(b);
+        ck_assert_int_eq(decode(), -EPROTO);
+        noxs_proto_begin(b, NOXS_MSG_BACKEND_REGISTER, 1, 0);
+        noxs_proto_put(b, &r, sizeof(r));
+        noxs_proto_put(b, types, 4);
+        noxs_proto_put(b, &flags, 2);
+        noxs_proto_finish(b);
+        ck_assert_int_eq(decode(), -EPROTO);
+    }
     r.ntypes = 3; /* duplicate */
     noxs_proto_begin(b, NOXS_MSG_BACKEND_REGISTER, 1, 0);
     noxs_proto_put(b, &r, sizeof(r));
