@@ -68,7 +68,6 @@
  * published. The frontend sees nothing. Without a store, the pages are
  * shared through libxengnttab and close with the process, as before.
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -88,6 +87,7 @@
 
 #include "private.h"
 #include "proto.h"
+#include "svc.h"
 
 #define BACKEND_IO_TIMEOUT_MS 5000
 #define BACKEND_RETRY_MIN_MS 50
@@ -163,7 +163,6 @@ struct brec {
     struct noxs_ctrl_half own; /* our half as last published */
 };
 
-typedef int gntalloc_ioctl_fn(int fd, unsigned long request, void *arg);
 
 /* Handles of a closed backend whose files live on in the fd store. */
 static xenevtchn_handle *volatile kept_xce;
@@ -225,7 +224,7 @@ struct noxs_backend {
     void *smap;
     struct brec *recs;
     uint32_t rec_hint;
-    gntalloc_ioctl_fn *gntalloc_ioctl;
+    noxs_i_gntalloc_ioctl_fn *gntalloc_ioctl;
 };
 
 /* epoll tags */
@@ -408,67 +407,6 @@ static void del_dev(noxs_backend *b, struct bdev *x)
 /* ---------------------------------------------------------------- */
 /* The fd store                                                      */
 
-static int dev_ioctl(int fd, unsigned long request, void *arg)
-{
-    return ioctl(fd, request, arg);
-}
-
-/*
- * The gntalloc ioctls: on the simulator, whose libraries stand in for
- * libxengnttab and not for the kernel, its core provides them for the fd
- * its xengntshr_fd() returns (docs/SIM.md), as for noxsd's keeper.
- */
-static gntalloc_ioctl_fn *find_gntalloc_ioctl(void)
-{
-    void *sym = dlsym(RTLD_DEFAULT, "noxs_sim_gntalloc_ioctl");
-    gntalloc_ioctl_fn *fn = dev_ioctl;
-
-    if (sym)
-        memcpy(&fn, &sym, sizeof(sym));
-    return fn;
-}
-
-/* One sd_notify(3) datagram, with fd attached if >= 0. */
-static int notify_fd(const char *msg, int fd)
-{
-    const char *path = getenv("NOTIFY_SOCKET");
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    union {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(int))];
-    } u;
-    struct iovec iov = {.iov_base = (void *)msg, .iov_len = strlen(msg)};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-    struct cmsghdr *c;
-    size_t len;
-    int s, rc = -1;
-
-    if (!path || (len = strlen(path)) < 2 || len >= sizeof(sa.sun_path) ||
-        (path[0] != '/' && path[0] != '@'))
-        return -1;
-    memcpy(sa.sun_path, path, len);
-    if (path[0] == '@')
-        sa.sun_path[0] = '\0';
-    mh.msg_name = &sa;
-    mh.msg_namelen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
-    if (fd >= 0) {
-        memset(&u, 0, sizeof(u));
-        mh.msg_control = u.buf;
-        mh.msg_controllen = sizeof(u.buf);
-        c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    }
-    s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (s >= 0 && sendmsg(s, &mh, MSG_NOSIGNAL) >= 0)
-        rc = 0;
-    if (s >= 0)
-        close(s);
-    return rc;
-}
-
 /*
  * Our files from $LISTEN_FDS (fds 3.., named in $LISTEN_FDNAMES,
  * sd_listen_fds(3)); others are left alone. Returns how many of ours.
@@ -549,7 +487,6 @@ static int bstore_open(noxs_backend *b, unsigned int flags)
     const char *env = getenv("NOXS_BACKEND_FDSTORE");
     struct bstore_hdr *h;
     int fds[BSTORE_NFDS], found, i, rc;
-    char line[128];
 
     found = take_listen_fds(fds);
     if (!(flags & NOXS_BACKEND_RESUMABLE) || !getenv("NOTIFY_SOCKET") ||
@@ -563,7 +500,7 @@ static int bstore_open(noxs_backend *b, unsigned int flags)
             return -(errno ? errno : EIO);
         return 0;
     }
-    b->gntalloc_ioctl = find_gntalloc_ioctl();
+    b->gntalloc_ioctl = noxs_i_gntalloc_ioctl();
     if (found == BSTORE_NFDS) {
         b->gfd = fds[0];
         b->sfd = fds[2];
@@ -614,14 +551,8 @@ static int bstore_open(noxs_backend *b, unsigned int flags)
     fds[2] = b->sfd;
     b->fdstore = 1;
     for (i = 0; i < BSTORE_NFDS; i++) {
-        /* Entries of a previous instance we could not use go first. */
-        snprintf(line, sizeof(line), "FDSTOREREMOVE=1\nFDNAME=%s",
-                 bstore_names[i]);
-        notify_fd(line, -1);
-        /* FDPOLL=0: the store must not drop them on a poll event. */
-        snprintf(line, sizeof(line), "FDSTORE=1\nFDPOLL=0\nFDNAME=%s",
-                 bstore_names[i]);
-        if (notify_fd(line, fds[i]) < 0) {
+        if (noxs_i_fdstore_put(getenv("NOTIFY_SOCKET"), bstore_names[i],
+                               fds[i]) < 0) {
             noxs_i_warn("noxs backend: cannot store %s: %s; devices will "
                         "close with this process",
                         bstore_names[i], strerror(errno));

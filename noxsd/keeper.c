@@ -33,7 +33,6 @@
  * the pages and ports then live exactly as long as another holder of its
  * files (the fd store) does.
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -60,6 +59,7 @@
 #include <noxs/page.h>
 
 #include "noxsd.h"
+#include "svc.h"
 
 #define KEEPER_MAX_CLIENTS 4
 #define KEEPER_IO_TIMEOUT_MS 5000
@@ -92,7 +92,6 @@ struct kstate {
     struct krec rec[NOXS_DOMID_MAX + 1];
 };
 
-typedef int gntalloc_ioctl_fn(int fd, unsigned long request, void *arg);
 
 static struct {
     const struct keeper_opts *o;
@@ -101,7 +100,7 @@ static struct {
     int efd;
     int sfd; /* the memfd: st */
     struct kstate *st;
-    gntalloc_ioctl_fn *gntalloc_ioctl;
+    noxs_i_gntalloc_ioctl_fn *gntalloc_ioctl;
     void *pages[NOXS_DOMID_MAX + 1]; /* our mapping of each live page */
     int listen_fd;
     int clients[KEEPER_MAX_CLIENTS];
@@ -144,27 +143,6 @@ static uint64_t self_rss(void)
 
 /* ---------------------------------------------------------------- */
 /* The keeper process                                                */
-
-static int dev_ioctl(int fd, unsigned long request, void *arg)
-{
-    return ioctl(fd, request, arg);
-}
-
-/*
- * The gntalloc device's ioctls. On the simulator, whose libraries stand
- * in for libxengnttab and not for the kernel, its core provides them for
- * the fd its xengntshr_fd() returns (docs/SIM.md); the rest of the code,
- * mmap of that fd included, is the same.
- */
-static void find_gntalloc_ioctl(void)
-{
-    void *sym = dlsym(RTLD_DEFAULT, "noxs_sim_gntalloc_ioctl");
-
-    if (sym)
-        memcpy(&K.gntalloc_ioctl, &sym, sizeof(sym));
-    else
-        K.gntalloc_ioctl = dev_ioctl;
-}
 
 static int gnt_alloc(uint16_t domid, uint64_t *index, uint32_t *gref)
 {
@@ -725,7 +703,7 @@ void keeper_main(const struct keeper_opts *o)
     signal(SIGHUP, SIG_IGN);
     if ((sfd = signalfd(-1, &mask, SFD_CLOEXEC)) < 0)
         fatal("keeper: signalfd");
-    find_gntalloc_ioctl();
+    K.gntalloc_ioctl = noxs_i_gntalloc_ioctl();
 
     if (socket_path(o->state_dir, path, sizeof(path)) < 0)
         fatalx("keeper: state directory path too long");
@@ -1069,7 +1047,6 @@ void keeper_store_fds(struct keeper_conn *k)
                         .msg_controllen = sizeof(u.buf)};
     int fds[KEEPER_NFDS], i, stored = 0;
     struct cmsghdr *c;
-    char line[128];
     ssize_t n;
 
     if (sd_notify_fd(NULL, -1) < 0)
@@ -1090,12 +1067,7 @@ void keeper_store_fds(struct keeper_conn *k)
     }
     memcpy(fds, CMSG_DATA(c), sizeof(fds));
     for (i = 0; i < KEEPER_NFDS; i++) {
-        snprintf(line, sizeof(line), "FDSTOREREMOVE=1\nFDNAME=%s", names[i]);
-        sd_notify_fd(line, -1);
-        /* FDPOLL=0: systemd must not drop them on a poll event. */
-        snprintf(line, sizeof(line), "FDSTORE=1\nFDPOLL=0\nFDNAME=%s",
-                 names[i]);
-        if (sd_notify_fd(line, fds[i]) == 0)
+        if (sd_fdstore(names[i], fds[i]) == 0)
             stored++;
         close(fds[i]);
     }

@@ -1,11 +1,12 @@
 # noxsd: the registry daemon (worker and page keeper, one binary).
-# The wire protocol's object (libnoxs/proto.o, hidden inside libnoxs.so)
-# is linked in directly; the page functions come from libnoxs.so.
+# The wire protocol's and the service manager's objects (libnoxs/proto.o,
+# svc.o, hidden inside libnoxs.so) are linked in directly; the page
+# functions come from libnoxs.so.
 
 NOXSD_SRCS := $(sort $(wildcard noxsd/*.c))
 NOXSD_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,$(NOXSD_SRCS))
 NOXSD_BIN := $(BINOUT)/noxsd
-NOXS_PROTO_OBJ := $(OBJDIR)/libnoxs/proto.o
+NOXS_PROTO_OBJ := $(OBJDIR)/libnoxs/proto.o $(OBJDIR)/libnoxs/svc.o
 
 MODULE_CFLAGS_noxsd := -Ilibnoxs
 

@@ -23,6 +23,7 @@
 #include <noxs/noxs.h>
 
 #include "noxsd.h"
+#include "svc.h"
 
 #define EXIT_USAGE 2
 
@@ -309,53 +310,29 @@ static void notify_take(void)
 
 int sd_notify_fd(const char *msg, int fd)
 {
-    const char *path = notify_path;
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    union {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(int))];
-    } u;
-    struct iovec iov;
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-    struct cmsghdr *c;
-    size_t len;
-    int s, rc = -1;
-
-    if (path == NULL)
+    if (notify_path == NULL)
         return -1;
     if (msg == NULL)
         return 0;
-    len = strlen(path);
-    if ((path[0] != '/' && path[0] != '@') || len < 2 ||
-        len >= sizeof(sa.sun_path)) {
-        log_warnx("NOTIFY_SOCKET: not a socket address: %s", path);
+    if (noxs_i_notify(notify_path, msg, fd) < 0) {
+        if (errno == EINVAL)
+            log_warnx("NOTIFY_SOCKET: not a socket address: %s", notify_path);
+        else
+            log_warn("notify the service manager (%s)", notify_path);
         return -1;
     }
-    memcpy(sa.sun_path, path, len);
-    if (path[0] == '@')
-        sa.sun_path[0] = '\0'; /* abstract namespace */
-    iov.iov_base = (void *)msg;
-    iov.iov_len = strlen(msg);
-    mh.msg_name = &sa;
-    mh.msg_namelen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
-    if (fd >= 0) {
-        memset(&u, 0, sizeof(u));
-        mh.msg_control = u.buf;
-        mh.msg_controllen = sizeof(u.buf);
-        c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    return 0;
+}
+
+int sd_fdstore(const char *name, int fd)
+{
+    if (notify_path == NULL)
+        return -1;
+    if (noxs_i_fdstore_put(notify_path, name, fd) < 0) {
+        log_warn("store %s in the service manager's fd store", name);
+        return -1;
     }
-    s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (s >= 0 && sendmsg(s, &mh, MSG_NOSIGNAL) >= 0)
-        rc = 0;
-    else
-        log_warn("notify the service manager (%s)", path);
-    if (s >= 0)
-        close(s);
-    return rc;
+    return 0;
 }
 
 static void notify_ready(void)

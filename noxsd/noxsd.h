@@ -309,6 +309,8 @@ int keeper_stop(const char *state_dir, int timeout_ms);
  * (-1: none). 0, or -1 if there is no socket or the send failed.
  */
 int sd_notify_fd(const char *msg, int fd);
+/* Put fd in its fd store under name (svc.h). 0, or -1. */
+int sd_fdstore(const char *name, int fd);
 
 /* ---- control.c: sockets, connections, the event loop ---- */
 
