@@ -322,6 +322,19 @@ int xenevtchn_notify(xenevtchn_handle *h, evtchn_port_t port)
 	return 0;
 }
 
+/* Make port (allocated, the domain locked) h's, bound as state says. */
+static void claim_port(xenevtchn_handle *h, uint32_t port,
+	uint32_t remote_dom, uint32_t remote_port, uint32_t state)
+{
+	struct sim_port *p = &h->dom->ports[port];
+
+	atomic_store(&p->slot, h->slot);
+	atomic_store(&p->gen, h->gen);
+	atomic_store(&p->remote_dom, remote_dom);
+	atomic_store(&p->remote_port, remote_port);
+	atomic_store_explicit(&p->state, state, memory_order_release);
+}
+
 xenevtchn_port_or_error_t xenevtchn_bind_unbound_port(xenevtchn_handle *h,
 	uint32_t domid)
 {
@@ -412,13 +425,7 @@ xenevtchn_port_or_error_t xenevtchn_bind_interdomain(xenevtchn_handle *h,
 	} else if ((port = noxs_sim_port_alloc(h->dom)) == 0) {
 		err = errno;
 	} else {
-		struct sim_port *p = &h->dom->ports[port];
-		atomic_store(&p->slot, h->slot);
-		atomic_store(&p->gen, h->gen);
-		atomic_store(&p->remote_dom, domid);
-		atomic_store(&p->remote_port, remote_port);
-		atomic_store_explicit(&p->state, SIM_PORT_INTERDOMAIN,
-			memory_order_release);
+		claim_port(h, port, domid, remote_port, SIM_PORT_INTERDOMAIN);
 		atomic_store(&r->remote_port, port);
 		atomic_store_explicit(&r->state, SIM_PORT_INTERDOMAIN,
 			memory_order_release);
@@ -477,13 +484,7 @@ xenevtchn_port_or_error_t xenevtchn_bind_virq(xenevtchn_handle *h,
 	} else if ((port = noxs_sim_port_alloc(h->dom)) == 0) {
 		err = errno;
 	} else {
-		struct sim_port *p = &h->dom->ports[port];
-		atomic_store(&p->slot, h->slot);
-		atomic_store(&p->gen, h->gen);
-		atomic_store(&p->remote_dom, SIM_NONE);
-		atomic_store(&p->remote_port, virq);
-		atomic_store_explicit(&p->state, SIM_PORT_VIRQ,
-			memory_order_release);
+		claim_port(h, port, SIM_NONE, virq, SIM_PORT_VIRQ);
 		atomic_store(&hdr->virq_dom_exc, port);
 	}
 	noxs_sim_unlock(h->dom, NULL);
