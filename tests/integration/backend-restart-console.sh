@@ -18,6 +18,13 @@ NX_PIDS+=("$svc")
 nx_wait 200 "the console backend to register" nx_has_backends 1
 starts() { grep -c '^started ' "$NX_DIR/svc.out"; }
 be_pid() { sed -n 's/^started //p' "$NX_DIR/svc.out" | tail -n 1; }
+# The player's last backend outlives a kill of the player itself.
+be_cleanup() {
+	kill -9 "$svc" 2>/dev/null
+	kill -9 "$(be_pid)" 2>/dev/null
+	nx_cleanup
+}
+trap be_cleanup EXIT
 registrations() { grep -c 'registered for' "$NX_DIR/noxsd.log"; }
 
 boot=$(nx_domain 1)

@@ -30,6 +30,13 @@ stored() { [ "$(grep -c '^stored noxs-backend-' "$NX_DIR/svc.out")" -ge 3 ]; }
 for ((i = 0; i < 100; i++)); do stored && break; sleep 0.05; done
 starts() { grep -c '^started ' "$NX_DIR/svc.out"; }
 be_pid() { sed -n 's/^started //p' "$NX_DIR/svc.out" | tail -n 1; }
+# The player's last backend outlives a kill of the player itself.
+be_cleanup() {
+	kill -9 "$svc" 2>/dev/null
+	kill -9 "$(be_pid)" 2>/dev/null
+	nx_cleanup
+}
+trap be_cleanup EXIT
 
 boot1=$(nx_domain 1)
 boot2=$(nx_domain 2)
