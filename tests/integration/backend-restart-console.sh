@@ -34,12 +34,7 @@ NOXS_SIM_DOMID=1 NOXS_BOOT=$boot "$NX_BIN/noxs-console-front" -- \
 	tee "$NX_DIR/in" >"$NX_DIR/front.log" 2>&1 &
 fe=$!
 NX_PIDS+=("$fe")
-states() {
-	noxsctl dev-list "$1" --json 2>/dev/null | tr -d ' \n' |
-		sed -n 's/.*"backend_state":"\([A-Za-z]*\)".*"frontend_state":"\([A-Za-z]*\)".*/\1 \2/p'
-}
-connected() { [ "$(states 1)" = "Connected Connected" ]; }
-nx_wait 400 "the console to connect" connected
+nx_wait 400 "the console to connect" nx_dev_connected 1
 echo_ok() {
 	local what=$1 word=$2 out
 	out=$(printf '%s\n' "$word" | timeout 20 "$NX_BIN/noxs-console" -n $((${#word} + 1)) 1 0) ||
@@ -50,7 +45,7 @@ echo_ok "before the restarts" one
 
 unchanged() {
 	local what=$1
-	connected || nx_fail "$what: the console is $(states 1)"
+	nx_dev_connected 1 || nx_fail "$what: the console is $(nx_dev_states 1)"
 	nx_alive "$fe" || nx_fail "$what: the guest's frontend exited: $(cat "$NX_DIR/front.log")"
 	grep -q 'dropping' "$NX_DIR/noxsd.log" && nx_fail "$what: noxsd dropped devices"
 	return 0

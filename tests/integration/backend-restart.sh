@@ -45,12 +45,7 @@ NOXS_SIM_DOMID=1 NOXS_BOOT=$boot1 "$NX_BIN/noxs-sysctl-front" -v \
 fe1=$!
 NX_PIDS+=("$fe1")
 noxsctl dev-add 1 sysctl 0 >/dev/null || nx_fail "dev-add 1 sysctl 0"
-states() {
-	noxsctl dev-list "$1" --json 2>/dev/null | tr -d ' \n' |
-		sed -n 's/.*"backend_state":"\([A-Za-z]*\)".*"frontend_state":"\([A-Za-z]*\)".*/\1 \2/p'
-}
-connected() { [ "$(states "$1")" = "Connected Connected" ]; }
-nx_wait 200 "domain 1's sysctl device to connect" connected 1
+nx_wait 200 "domain 1's sysctl device to connect" nx_dev_connected 1
 connections() { grep -c 'connected$' "$NX_DIR/front-1.log"; }
 c0=$(connections)
 # The frontend shares its liveness page after Connected; give the
@@ -59,7 +54,7 @@ sleep 1
 
 unchanged() {
 	local what=$1
-	connected 1 || nx_fail "$what: domain 1's device is $(states 1)"
+	nx_dev_connected 1 || nx_fail "$what: domain 1's device is $(nx_dev_states 1)"
 	nx_alive "$fe1" || nx_fail "$what: domain 1's frontend exited"
 	[ "$(connections)" = "$c0" ] ||
 		nx_fail "$what: domain 1's frontend had to connect again"
@@ -76,7 +71,7 @@ new_device() {
 	fe=$!
 	NX_PIDS+=("$fe")
 	noxsctl dev-add 2 sysctl 0 >/dev/null || nx_fail "$what: dev-add 2 sysctl 0"
-	nx_wait 200 "$what: domain 2's new device to connect" connected 2
+	nx_wait 200 "$what: domain 2's new device to connect" nx_dev_connected 2
 	noxsctl dev-rm 2 sysctl 0 >/dev/null || nx_fail "$what: dev-rm 2 sysctl 0"
 	nx_wait 200 "$what: domain 2's frontend to see its device go" eval "! nx_alive $fe"
 	wait "$fe" 2>/dev/null
@@ -123,12 +118,12 @@ NOXS_SIM_DOMID=2 NOXS_BOOT=$boot2 "$NX_BIN/noxs-sysctl-front" -v \
 fe2=$!
 NX_PIDS+=("$fe2")
 noxsctl dev-add 2 sysctl 0 >/dev/null || nx_fail "dev-add 2 sysctl 0"
-nx_wait 200 "domain 2's device to connect" connected 2
+nx_wait 200 "domain 2's device to connect" nx_dev_connected 2
 bp=$(be_pid)
 kill -9 "$svc"
 kill -9 "$bp"
 nx_wait 400 "noxsd to drop the devices of a backend that did not come back" \
 	grep -q 'did not come back' "$NX_DIR/noxsd.log"
 nx_wait 200 "domain 2's frontend to see its device go" eval "! nx_alive $fe2"
-[ -z "$(states 2)" ] || nx_fail "domain 2's device is still listed: $(states 2)"
+[ -z "$(nx_dev_states 2)" ] || nx_fail "domain 2's device is still listed: $(nx_dev_states 2)"
 nx_log PASS

@@ -17,11 +17,6 @@ nx_seen() {
 }
 sim_lists() { "$SIMCTL" list | grep -q "^$1 "; }
 sim_gone() { ! sim_lists "$1"; }
-nx_states() {
-	noxsctl dev-list "$1" --json 2>/dev/null | tr -d ' \n' |
-		sed -n 's/.*"backend_state":"\([A-Za-z]*\)".*"frontend_state":"\([A-Za-z]*\)".*/\1 \2/p'
-}
-nx_connected() { [ "$(nx_states "$1")" = "Connected Connected" ]; }
 nx_no_domain() { ! noxsctl domain-list | grep -q "^$1 "; }
 nx_lines() { [ "$(grep -c -- "$2" "$1" 2>/dev/null)" -ge "$3" ]; }
 
@@ -41,7 +36,7 @@ guest() {
 	BOOT=$(nx_domain "$1")
 	noxsctl dev-add "$1" sysctl 0 || nx_fail "dev-add $1 sysctl 0"
 	front "$1" "$BOOT"
-	nx_wait 300 "domain $1 connected" nx_connected "$1"
+	nx_wait 300 "domain $1 connected" nx_dev_connected "$1"
 	nx_wait 300 "noxsd to see domain $1 running" nx_seen "$1" $((n + 1))
 }
 

@@ -120,6 +120,14 @@ nx_start_backend() {
 }
 
 # nx_domain DOMID: create the domain, print its bootstrap string.
+# nx_dev_states DOMID: "BACKEND FRONTEND" states of the domain's device
+# (the first dev-list shows), empty if it has none.
+nx_dev_states() {
+	noxsctl dev-list "$1" --json 2>/dev/null | tr -d ' \n' |
+		sed -n 's/.*"backend_state":"\([A-Za-z]*\)".*"frontend_state":"\([A-Za-z]*\)".*/\1 \2/p'
+}
+nx_dev_connected() { [ "$(nx_dev_states "$1")" = "Connected Connected" ]; }
+
 nx_domain() {
 	local out
 	out=$(noxsctl domain-create "$1") || nx_fail "domain-create $1: $out"

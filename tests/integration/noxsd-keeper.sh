@@ -42,12 +42,7 @@ NOXS_SIM_DOMID=1 NOXS_BOOT=$boot1 "$NX_BIN/noxs-sysctl-front" -v \
 fe1=$!
 NX_PIDS+=("$fe1")
 noxsctl dev-add 1 sysctl 0 >/dev/null || nx_fail "dev-add 1 sysctl 0"
-states() {
-	noxsctl dev-list "$1" --json 2>/dev/null | tr -d ' \n' |
-		sed -n 's/.*"backend_state":"\([A-Za-z]*\)".*"frontend_state":"\([A-Za-z]*\)".*/\1 \2/p'
-}
-connected() { [ "$(states "$1")" = "Connected Connected" ]; }
-nx_wait 200 "domain 1's sysctl device to connect" connected 1
+nx_wait 200 "domain 1's sysctl device to connect" nx_dev_connected 1
 connections() { grep -c 'connected$' "$NX_DIR/front-1.log"; }
 mapped 1 "$boot1" >"$NX_DIR/page1" || nx_fail "domain 1's page"
 mapped 2 "$boot2" >"$NX_DIR/page2" || nx_fail "domain 2's page"
@@ -62,7 +57,7 @@ unchanged() {
 		nx_fail "$what: domain 2's device page changed"
 	# dev-list shows the backend's state once the backend has synchronised
 	# with the new worker; the frontend's log below shows it never dropped.
-	nx_wait 200 "$what: domain 1's device listed Connected" connected 1
+	nx_wait 200 "$what: domain 1's device listed Connected" nx_dev_connected 1
 	nx_alive "$fe1" || nx_fail "$what: domain 1's frontend exited"
 	[ "$(connections)" = "$c0" ] ||
 		nx_fail "$what: domain 1's frontend had to connect again"
@@ -83,7 +78,7 @@ new_device() {
 	fe=$!
 	NX_PIDS+=("$fe")
 	noxsctl dev-add 2 sysctl 0 >/dev/null || nx_fail "$what: dev-add 2 sysctl 0"
-	nx_wait 200 "$what: domain 2's new device to connect" connected 2
+	nx_wait 200 "$what: domain 2's new device to connect" nx_dev_connected 2
 	noxsctl dev-rm 2 sysctl 0 >/dev/null || nx_fail "$what: dev-rm 2 sysctl 0"
 	nx_wait 200 "$what: domain 2's frontend to see its device go" eval "! nx_alive $fe"
 	wait "$fe" 2>/dev/null
