@@ -15,6 +15,9 @@
  *            the growable array behind every other table.
  *   control.c  control/shutdown and control/feature-* on the sysctl
  *            device.
+ *   route.c  the mode (mixed, local, noxs), and the calls into the
+ *            generic store (gstore.h: xsd.c, lstore.c) that serves every
+ *            other path.
  *
  * Internal functions return -errno (or a pointer / NULL with errno set
  * where noted); xs.c converts at the boundary.
@@ -341,5 +344,47 @@ void cxs_fire(struct cxs_ctx *ctx, const char *path, bool removed);
 void cxs_ctx_add_fd(struct cxs_ctx *ctx, int fd);
 /* The context's last handle closed: free its (empty) watch index. */
 void cxs_watches_free(struct cxs_ctx *ctx);
+
+/* ---- route.c ---- */
+
+#include "gstore.h"
+
+#define CXS_MODE_NOXS 0  /* device, backend, control paths only */
+#define CXS_MODE_MIXED 1 /* the rest on the real xenstored */
+#define CXS_MODE_LOCAL 2 /* the rest in the local store */
+/* The process's mode, chosen on first use (self: its domain). */
+int cxs_mode(unsigned int self);
+const char *cxs_mode_name(int mode);
+/* The generic store for a handle of domain self; NULL with errno 0 in
+ * noxs mode, NULL with errno (and a logged reason) if unreachable. */
+struct cxs_gconn *cxs_gopen(unsigned int self, bool readonly);
+
+/* A request payload being built (at most one message). */
+struct cxs_buf {
+    size_t len;
+    char v[XSW_PAYLOAD_MAX];
+};
+int cxs_buf_add(struct cxs_buf *b, const void *p, size_t len);
+int cxs_buf_str(struct cxs_buf *b, const char *s); /* with its NUL */
+/* One request: 0 and the reply (malloc'd, NUL after *rlen bytes; reply
+ * may be NULL), or -errno (the store's error, or -EIO/-ECONNRESET...). */
+int cxs_gcall(struct cxs_gconn *g, uint32_t type, uint32_t tx,
+              const struct cxs_buf *b, char **reply, uint32_t *rlen);
+int cxs_gpath(struct cxs_gconn *g, uint32_t type, uint32_t tx,
+              const char *path, char **reply, uint32_t *rlen);
+int cxs_gwrite(struct cxs_gconn *g, uint32_t tx, const char *path,
+               const void *data, unsigned int len);
+int cxs_gwatch(struct cxs_gconn *g, bool watch, const char *path,
+               const char *token);
+int cxs_gtx_start(struct cxs_gconn *g, uint32_t *tx);
+int cxs_gtx_end(struct cxs_gconn *g, uint32_t tx, bool commit);
+/* A reply of NUL-separated strings as a NULL-ended vector in one
+ * malloc (libxenstore's layout); NULL on ENOMEM. */
+char **cxs_gsplit(const char *r, uint32_t len, unsigned int *num);
+
+/* 1 if noxsd holds a device page for domid (this process introduced it,
+ * or noxsd's domain list says so; looked up again at most once a second
+ * for a domain not found), else 0. */
+int cxs_noxs_domain(struct cxs_ctx *ctx, unsigned int domid);
 
 #endif /* COMPAT_XS_PRIVATE_H */

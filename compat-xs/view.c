@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "private.h"
 
@@ -594,6 +595,49 @@ static int boot_fetch(struct cxs_ctx *ctx)
         ctx->client = NULL;
     }
     return rc;
+}
+
+/*
+ * Is domid a noxs domain? Known ones are in the bootstrap cache; for any
+ * other, noxsd's domain list is fetched again, at most once a second
+ * (the list is O(domains) at noxsd; a stock guest's device paths ask
+ * this on every call).
+ */
+int cxs_noxs_domain(struct cxs_ctx *ctx, unsigned int domid)
+{
+    static int64_t next_fetch_ms;
+    struct noxs_domain_info *doms = NULL;
+    struct noxs_boot b;
+    struct timespec ts;
+    int64_t now;
+    size_t n = 0;
+    noxs_client *c;
+
+    if (boot_lookup(domid, &b))
+        return 1;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (now < next_fetch_ms)
+        return 0;
+    next_fetch_ms = now + 1000;
+    c = cxs_ctx_client(ctx);
+    if (!c || noxs_domain_list(c, &doms, &n) < 0) {
+        /* noxsd gone: reconnect on the next lookup. */
+        if (ctx->client) {
+            noxs_client_close(ctx->client);
+            ctx->client = NULL;
+        }
+        ctx->client_err = 0;
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct noxs_boot nb = {.owner_domid = doms[i].owner_domid,
+                               .gref = doms[i].gref,
+                               .port = doms[i].port};
+        cxs_boot_remember(doms[i].domid, &nb);
+    }
+    free(doms);
+    return boot_lookup(domid, &b);
 }
 
 noxs_client *cxs_ctx_client(struct cxs_ctx *ctx)

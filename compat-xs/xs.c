@@ -92,6 +92,7 @@ struct op {
 struct tx {
     struct tx *next;
     uint32_t id;
+    uint32_t gtx; /* the generic store's transaction, 0 until used */
     struct op *ops;
     size_t nops, capops;
     struct cxs_kvlist reads; /* path -> value seen ("\1" + errno if none) */
@@ -107,6 +108,17 @@ struct xs_handle {
     struct event *head, *tail;
     struct tx *txs;
     uint32_t next_tx;
+    struct cxs_gconn *g;  /* the generic store; NULL in noxs mode */
+    struct cxs_adds *adds; /* set while a transaction's batch applies */
+};
+
+/* Devices a batch created (so a failed commit can remove them again). */
+struct cxs_adds {
+    struct {
+        uint16_t fe;
+        uint32_t devid;
+    } *v;
+    size_t n, cap;
 };
 
 /* ---- helpers ---- */
@@ -290,6 +302,138 @@ static void queue_for_watch(struct xs_handle *h, struct watch *w,
 {
     queue_event(h, strlen(path) >= w->strip ? path + w->strip : path,
                 w->token);
+}
+
+/* ---- routing (docs/COMPAT.md "Modes") ---- */
+
+#define R_NOXS 0    /* device and control pages only */
+#define R_GENERIC 1 /* the generic store only */
+#define R_BOTH 2    /* a directory both hold: list, watch and rm both */
+
+#define OPK_READ 0
+#define OPK_DIR 1
+#define OPK_WRITE 2 /* write, mkdir */
+#define OPK_RM 3
+#define OPK_WATCH 4
+
+/* Are the device and control paths of domain d on pages? */
+static bool noxs_paths(struct xs_handle *h, unsigned int d)
+{
+    struct cxs_ctx *ctx = h->ctx;
+
+    if (ctx->domid != 0) /* a guest: its own paths, if it is a noxs one */
+        return d == ctx->domid && cxs_ctx_frontend(ctx) != NULL;
+    return cxs_noxs_domain(ctx, d) == 1;
+}
+
+static int route(struct xs_handle *h, const struct cxs_path *p, int op)
+{
+    if (!h->g)
+        return R_NOXS;
+    switch (p->kind) {
+    case CXS_UNSUPPORTED:
+        return R_GENERIC;
+    case CXS_SPECIAL:
+        /* xenstored sees every domain come and go; the local store sees
+         * introductions and releases, noxsd sees deaths. */
+        return cxs_mode(h->ctx->domid) == CXS_MODE_LOCAL ? R_BOTH : R_GENERIC;
+    case CXS_ROOT:
+    case CXS_LOCAL:
+    case CXS_LOCAL_DOMAIN:
+    case CXS_DOMAIN:
+    case CXS_DEVICE_ROOT:
+    case CXS_BACKEND_ROOT:
+    case CXS_BACKEND_CLASS:
+        return op == OPK_READ || op == OPK_WRITE ? R_GENERIC : R_BOTH;
+    case CXS_CONTROL:
+        if (!noxs_paths(h, p->domid))
+            return R_GENERIC;
+        return op == OPK_READ || op == OPK_WRITE ? R_GENERIC : R_BOTH;
+    case CXS_CONTROL_KEY:
+        return noxs_paths(h, p->domid) ? R_NOXS : R_GENERIC;
+    default:
+        /* Device and backend paths below a class: the frontend's
+         * domain decides; libxl's suspend channel node is not a device. */
+        if (strcmp(p->cls, "suspend") == 0)
+            return R_GENERIC;
+        return noxs_paths(h, p->fe) ? R_NOXS : R_GENERIC;
+    }
+}
+
+/* The generic store's transaction for t, started on first use. */
+static int gtx_of(struct xs_handle *h, struct tx *x, uint32_t *gtx)
+{
+    int rc = 0;
+
+    if (!x) {
+        *gtx = 0;
+        return 0;
+    }
+    if (!x->gtx)
+        rc = cxs_gtx_start(h->g, &x->gtx);
+    *gtx = x->gtx;
+    return rc;
+}
+
+static struct tx *find_tx(struct xs_handle *h, xs_transaction_t t);
+
+/* Take the generic store's watch events into the handle's queue. */
+static void gdrain(struct xs_handle *h)
+{
+    char *ev;
+    uint32_t len;
+    int n = 0;
+
+    while (h->g && n++ < 1024 &&
+           h->g->ops->next_event(h->g, &ev, &len) == 0) {
+        const char *path = ev, *token;
+        size_t pl = strnlen(ev, len);
+
+        if (pl + 1 >= len) {
+            free(ev);
+            continue;
+        }
+        token = ev + pl + 1;
+        if (memchr(token, '\0', len - pl - 1) == NULL) {
+            free(ev);
+            continue;
+        }
+        /* The watch it belongs to: registered absolute, reported as the
+         * caller wrote it (relative watches strip the domain path). */
+        for (struct watch *w = h->watches; w; w = w->next)
+            if (strcmp(w->token, token) == 0 &&
+                (cxs_is_child(path, w->path) ||
+                 cxs_is_child(w->path, path))) {
+                queue_for_watch(h, w, path);
+                break;
+            }
+        free(ev);
+    }
+}
+
+/* One listing of the generic store, added to ns; ENOENT is no names. */
+struct names;
+static int names_add(struct names *ns, const char *name, size_t len);
+static int gdir(struct xs_handle *h, uint32_t gtx, const char *abs,
+                struct names *ns, bool *exists)
+{
+    char *r = NULL;
+    uint32_t len = 0;
+    int rc = cxs_gpath(h->g, XSW_DIRECTORY, gtx, abs, &r, &len);
+
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0)
+        return rc;
+    *exists = true;
+    for (uint32_t i = 0; rc == 0 && i < len;) {
+        size_t l = strnlen(r + i, len - i);
+        if (l)
+            rc = names_add(ns, r + i, l);
+        i += (uint32_t)l + 1;
+    }
+    free(r);
+    return rc;
 }
 
 /* ---- the watch index ---- */
@@ -793,6 +937,19 @@ CXS_EXPORT struct xs_handle *xs_open(unsigned long flags)
         errno = ENOMEM;
         goto err;
     }
+    h->g = cxs_gopen(h->ctx->domid, h->readonly);
+    if (!h->g && errno) {
+        saved = errno;
+        cxs_ctx_put(h->ctx);
+        pthread_mutex_unlock(&cxs_lock);
+        errno = saved;
+        goto err;
+    }
+    if (h->g) {
+        ev.data.fd = h->g->ops->event_fd(h->g);
+        if (ev.data.fd >= 0)
+            epoll_ctl(h->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+    }
     h->ctx_next = h->ctx->handles;
     h->ctx->handles = h;
     if (h->ctx->front) {
@@ -855,6 +1012,10 @@ static void handle_free(struct xs_handle *h, bool release_ctx)
         if (release_ctx)
             cxs_ctx_put(h->ctx);
     }
+    /* After fork the child must not close the parent's connection
+     * (libxenstore's rule too); it only loses its copy of the fd. */
+    if (h->g && release_ctx)
+        h->g->ops->close(h->g);
     close(h->epfd);
     free(h);
 }
@@ -1019,6 +1180,20 @@ CXS_EXPORT void *xs_read(struct xs_handle *h, xs_transaction_t t,
     rc = parse(h, path, abs, &p);
     if (rc == 0 && t != XBT_NULL && !(x = find_tx(h, t)))
         rc = -ENOENT; /* xenstored: unknown transaction id */
+    if (rc == 0 && route(h, &p, OPK_READ) == R_GENERIC) {
+        uint32_t gtx, n = 0;
+
+        rc = gtx_of(h, x, &gtx);
+        if (rc == 0)
+            rc = cxs_gpath(h->g, XSW_READ, gtx, abs, &out, &n);
+        l = n;
+        pthread_mutex_unlock(&cxs_lock);
+        if (rc < 0)
+            return fail_ptr(-rc);
+        if (len)
+            *len = l;
+        return out;
+    }
     if (rc == 0 && x)
         rc = tx_lookup(x, abs, &out, &l);
     if (rc == 0) {
@@ -1341,14 +1516,43 @@ CXS_EXPORT char **xs_directory(struct xs_handle *h, xs_transaction_t t,
 {
     char abs[CXS_ABS_PATH_MAX + 1], **names = NULL;
     struct cxs_path p;
-    int rc;
+    struct tx *x = NULL;
+    int rc, r;
 
     if (!h || !num)
         return fail_ptr(EINVAL);
     pthread_mutex_lock(&cxs_lock);
     rc = parse(h, path, abs, &p);
-    if (rc == 0 && t != XBT_NULL && !find_tx(h, t))
+    if (rc == 0 && t != XBT_NULL && !(x = find_tx(h, t)))
         rc = -ENOENT;
+    if (rc == 0 && (r = route(h, &p, OPK_DIR)) != R_NOXS) {
+        struct names ns = {0};
+        bool exists = false;
+        uint32_t gtx;
+
+        rc = gtx_of(h, x, &gtx);
+        if (rc == 0)
+            rc = gdir(h, gtx, abs, &ns, &exists);
+        if (rc == 0 && r == R_BOTH) {
+            char **more;
+            unsigned int n;
+
+            /* Pages add what the generic store does not list. */
+            if (dir_read(h, &p, &more, &n) == 0) {
+                for (unsigned int i = 0; rc == 0 && i < n; i++)
+                    rc = names_add(&ns, more[i], strlen(more[i]));
+                exists = exists || n > 0;
+                free(more);
+            }
+        }
+        if (rc == 0 && !exists)
+            rc = -ENOENT;
+        if (rc == 0 && !(names = names_vector(&ns, num)))
+            rc = -ENOMEM;
+        names_clear(&ns);
+        pthread_mutex_unlock(&cxs_lock);
+        return rc < 0 ? fail_ptr(-rc) : names;
+    }
     if (rc == 0 && p.kind == CXS_UNSUPPORTED) {
         unsupported("directory", abs);
         rc = -EACCES;
@@ -1366,11 +1570,11 @@ CXS_EXPORT char **xs_directory(struct xs_handle *h, xs_transaction_t t,
     if (rc == 0 && (p.kind == CXS_DEVICE_KEY || p.kind == CXS_BACKEND_KEY)) {
         char *v;
         unsigned int l;
-        int r = node_read(h, abs, &p, &v, &l);
-        if (r < 0) {
+        int rr = node_read(h, abs, &p, &v, &l);
+        if (rr < 0) {
             free(names);
             names = NULL;
-            rc = r;
+            rc = rr;
         } else {
             free(v);
         }
@@ -1437,8 +1641,14 @@ static int group_apply(struct xs_handle *h, struct cxs_group *g,
         size_t n = cxs_group_add_params(g, all);
 
         if (noxs_dev_add(c, g->fe, NOXS_DEV_LEGACY, devid, (uint16_t)g->be,
-                         all, n) == 0)
+                         all, n) == 0) {
+            struct cxs_adds *a = h->adds;
+            if (a && cxs_grow(&a->v, &a->cap, a->n, sizeof(*a->v)) == 0) {
+                a->v[a->n].fe = g->fe;
+                a->v[a->n++].devid = devid;
+            }
             return 0;
+        }
         if (errno != EEXIST)
             return -errno;
     }
@@ -1630,7 +1840,7 @@ static int stage(struct xs_handle *h, xs_transaction_t t, int kind,
     struct cxs_path p;
     struct op o = {.kind = kind, .len = len};
     struct tx *x;
-    int rc = parse(h, path, abs, &p);
+    int r, rc = parse(h, path, abs, &p);
 
     if (rc < 0)
         return rc;
@@ -1638,13 +1848,29 @@ static int stage(struct xs_handle *h, xs_transaction_t t, int kind,
         return -E2BIG;
     if (h->readonly)
         return -EACCES;
+    x = t == XBT_NULL ? NULL : find_tx(h, t);
+    if (t != XBT_NULL && !x)
+        return -ENOENT;
+    r = route(h, &p, kind == OP_RM ? OPK_RM : OPK_WRITE);
+    if (r != R_NOXS) {
+        /* Straight to the generic store (inside its own transaction, if
+         * any: it keeps xenstored's semantics for these paths). */
+        uint32_t gtx;
+
+        rc = gtx_of(h, x, &gtx);
+        if (rc == 0 && kind == OP_WRITE)
+            rc = cxs_gwrite(h->g, gtx, abs, data, len);
+        else if (rc == 0)
+            rc = cxs_gpath(h->g, kind == OP_MKDIR ? XSW_MKDIR : XSW_RM, gtx,
+                           abs, NULL, NULL);
+        if (r == R_GENERIC || (rc < 0 && rc != -ENOENT))
+            return rc;
+        /* R_BOTH (a removal): the pages' devices below go too. */
+    }
     o.path = abs;
     o.value = (char *)data;
-    if (t == XBT_NULL)
-        return apply_ops(h, &o, 1);
-    x = find_tx(h, t);
     if (!x)
-        return -ENOENT;
+        return apply_ops(h, &o, 1);
     if (p.kind == CXS_UNSUPPORTED) {
         unsupported("write", abs);
         return -EACCES;
@@ -1770,12 +1996,36 @@ CXS_EXPORT bool xs_transaction_end(struct xs_handle *h, xs_transaction_t t,
         return fail(ENOENT);
     }
     if (!abort) {
+        struct cxs_adds adds = {0};
+
         /* Take in what others changed meanwhile before validating. */
         if (h->ctx->front || h->ctx->back)
             cxs_ctx_poll(h->ctx);
         rc = tx_validate(h, x);
+        h->adds = &adds;
         if (rc == 0)
             rc = apply_ops(h, x->ops, x->nops);
+        h->adds = NULL;
+        /*
+         * A transaction on both stores: the pages' part is applied
+         * first (it can fail on a missing backend, a full page), then
+         * the generic store commits. If that fails (EAGAIN: the caller
+         * retries), the devices this batch created are removed again,
+         * so neither store keeps half a device (docs/COMPAT.md).
+         */
+        if (x->gtx) {
+            int grc = cxs_gtx_end(h->g, x->gtx, rc == 0);
+            if (rc == 0 && grc < 0) {
+                noxs_client *c = cxs_ctx_client(h->ctx);
+                for (size_t i = 0; c && i < adds.n; i++)
+                    noxs_dev_remove(c, adds.v[i].fe, NOXS_DEV_LEGACY,
+                                    adds.v[i].devid);
+                rc = grc;
+            }
+        }
+        free(adds.v);
+    } else if (x->gtx) {
+        cxs_gtx_end(h->g, x->gtx, false);
     }
     tx_free(x);
     pthread_mutex_unlock(&cxs_lock);
@@ -1791,7 +2041,7 @@ CXS_EXPORT bool xs_watch(struct xs_handle *h, const char *path,
     struct cxs_path p;
     struct watch *w;
     size_t strip = 0;
-    int rc;
+    int rc, r;
 
     if (!h || !token)
         return fail(EINVAL);
@@ -1803,8 +2053,18 @@ CXS_EXPORT bool xs_watch(struct xs_handle *h, const char *path,
         pthread_mutex_unlock(&cxs_lock);
         return fail(-rc);
     }
-    if (p.kind == CXS_UNSUPPORTED)
+    r = route(h, &p, OPK_WATCH);
+    if (r != R_NOXS) {
+        /* Registered absolute: events are mapped back to the caller's
+         * form through the watch below (gdrain). */
+        rc = cxs_gwatch(h->g, true, abs, token);
+        if (rc < 0) {
+            pthread_mutex_unlock(&cxs_lock);
+            return fail(-rc);
+        }
+    } else if (p.kind == CXS_UNSUPPORTED) {
         unsupported("watch", abs); /* allowed: it just never fires */
+    }
     w = calloc(1, sizeof(*w));
     if (!w || !(w->path = strdup(abs)) || !(w->token = strdup(token))) {
         if (w)
@@ -1818,8 +2078,15 @@ CXS_EXPORT bool xs_watch(struct xs_handle *h, const char *path,
         free(w->path);
         free(w->token);
         free(w);
+        if (r != R_NOXS)
+            cxs_gwatch(h->g, false, abs, token);
         pthread_mutex_unlock(&cxs_lock);
         return fail(ENOMEM);
+    }
+    if (r == R_GENERIC) {
+        /* The generic store sends the initial event. */
+        pthread_mutex_unlock(&cxs_lock);
+        return true;
     }
 
     /* Watching our own backend tree makes this process the backend of
@@ -1836,8 +2103,10 @@ CXS_EXPORT bool xs_watch(struct xs_handle *h, const char *path,
         special_watch(h);
     if (h->ctx->front || h->ctx->back)
         cxs_ctx_poll(h->ctx);
-    /* libxenstore/xenstored: every watch fires once on registration. */
-    queue_for_watch(h, w, abs);
+    /* libxenstore/xenstored: every watch fires once on registration
+     * (R_BOTH: the generic store's initial event is that one). */
+    if (r == R_NOXS)
+        queue_for_watch(h, w, abs);
     pthread_mutex_unlock(&cxs_lock);
     return true;
 }
@@ -1854,6 +2123,12 @@ CXS_EXPORT bool xs_unwatch(struct xs_handle *h, const char *path,
     if (absolute(h, path, abs, sizeof(abs), NULL) < 0) {
         pthread_mutex_unlock(&cxs_lock);
         return fail(EINVAL);
+    }
+    if (h->g) {
+        struct cxs_path p;
+        if (cxs_path_parse(abs, &p) == 0 &&
+            route(h, &p, OPK_WATCH) != R_NOXS)
+            cxs_gwatch(h->g, false, abs, token);
     }
     /* The handle's newest watch of (path, token): the node's list is
      * newest first. */
@@ -1898,6 +2173,7 @@ CXS_EXPORT char **xs_check_watch(struct xs_handle *h)
     if (h->ctx->front || h->ctx->back)
         cxs_ctx_poll(h->ctx);
     special_poll(h->ctx);
+    gdrain(h);
     e = pop_event(h);
     pthread_mutex_unlock(&cxs_lock);
     if (!e)
@@ -1918,6 +2194,7 @@ CXS_EXPORT char **xs_read_watch(struct xs_handle *h, unsigned int *num)
         if (h->ctx->front || h->ctx->back)
             cxs_ctx_poll(h->ctx);
         special_poll(h->ctx);
+        gdrain(h);
         /* Not connected to noxsd's events: look again for it later. */
         wait = special_find(h->ctx) && !special_find(h->ctx)->c
                    ? SPECIAL_RETRY_MS
@@ -1941,6 +2218,7 @@ CXS_EXPORT struct xs_permissions *xs_get_permissions(struct xs_handle *h,
     char abs[CXS_ABS_PATH_MAX + 1], *v = NULL;
     struct xs_permissions *perms;
     struct cxs_path p;
+    struct tx *x = NULL;
     unsigned int l;
     int rc;
 
@@ -1948,6 +2226,33 @@ CXS_EXPORT struct xs_permissions *xs_get_permissions(struct xs_handle *h,
         return fail_ptr(EINVAL);
     pthread_mutex_lock(&cxs_lock);
     rc = parse(h, path, abs, &p);
+    if (rc == 0 && t != XBT_NULL && !(x = find_tx(h, t)))
+        rc = -ENOENT;
+    if (rc == 0 && route(h, &p, OPK_READ) == R_GENERIC) {
+        uint32_t gtx, n = 0;
+        char **strs = NULL;
+
+        rc = gtx_of(h, x, &gtx);
+        if (rc == 0)
+            rc = cxs_gpath(h->g, XSW_GET_PERMS, gtx, abs, &v, &n);
+        if (rc == 0 && !(strs = cxs_gsplit(v, n, &l)))
+            rc = -ENOMEM;
+        pthread_mutex_unlock(&cxs_lock);
+        free(v);
+        if (rc < 0)
+            return fail_ptr(-rc);
+        perms = calloc(l ? l : 1, sizeof(*perms));
+        for (unsigned int i = 0; perms && i < l; i++)
+            if (!xs_strings_to_perms(&perms[i], 1, strs[i])) {
+                free(perms);
+                perms = NULL;
+                errno = EIO;
+            }
+        free(strs);
+        if (perms)
+            *num = l;
+        return perms;
+    }
     if (rc == 0)
         rc = node_read(h, abs, &p, &v, &l);
     pthread_mutex_unlock(&cxs_lock);
@@ -1987,14 +2292,37 @@ CXS_EXPORT bool xs_set_permissions(struct xs_handle *h, xs_transaction_t t,
 {
     char abs[CXS_ABS_PATH_MAX + 1];
     struct cxs_path p;
+    struct tx *x = NULL;
     int rc;
 
     if (!h || (!perms && num_perms))
         return fail(EINVAL);
     pthread_mutex_lock(&cxs_lock);
     rc = parse(h, path, abs, &p);
-    if (rc == 0 && t != XBT_NULL && !find_tx(h, t))
+    if (rc == 0 && t != XBT_NULL && !(x = find_tx(h, t)))
         rc = -ENOENT;
+    if (rc == 0 && h->readonly)
+        rc = -EACCES;
+    if (rc == 0 && route(h, &p, OPK_WRITE) == R_GENERIC) {
+        struct cxs_buf b = {.len = 0};
+        uint32_t gtx;
+
+        rc = cxs_buf_str(&b, abs);
+        for (unsigned int i = 0; rc == 0 && i < num_perms; i++) {
+            static const char letter[4] = {'n', 'r', 'w', 'b'};
+            char one[16];
+
+            snprintf(one, sizeof(one), "%c%u", letter[perms[i].perms & 3],
+                     perms[i].id);
+            rc = cxs_buf_str(&b, one);
+        }
+        if (rc == 0)
+            rc = gtx_of(h, x, &gtx);
+        if (rc == 0)
+            rc = cxs_gcall(h->g, XSW_SET_PERMS, gtx, &b, NULL, NULL);
+        pthread_mutex_unlock(&cxs_lock);
+        return rc < 0 ? fail(-rc) : true;
+    }
     if (rc == 0 && (p.kind == CXS_UNSUPPORTED || p.kind == CXS_SPECIAL)) {
         unsupported("set-permissions", abs);
         rc = -EACCES;
@@ -2012,30 +2340,132 @@ CXS_EXPORT bool xs_restrict(struct xs_handle *h, unsigned domid)
 
 /* ---- domains (toolstack) ---- */
 
+/* "noxs" as a word of the guest's command line (libxl writes it to
+ * /vm/<uuid>/image/cmdline before it introduces the domain). */
+static bool marked_noxs(struct xs_handle *h, unsigned int domid)
+{
+    char path[64], *vm = NULL, *cmd = NULL, *full = NULL;
+    bool marked = false;
+
+    snprintf(path, sizeof(path), "/local/domain/%u/vm", domid);
+    if (cxs_gpath(h->g, XSW_READ, 0, path, &vm, NULL) == 0 &&
+        asprintf(&full, "%s/image/cmdline", vm) > 0 &&
+        cxs_gpath(h->g, XSW_READ, 0, full, &cmd, NULL) == 0) {
+        for (char *w = cmd; *w;) {
+            size_t n;
+
+            w += strspn(w, " \t");
+            n = strcspn(w, " \t");
+            if (n == 4 && memcmp(w, "noxs", 4) == 0)
+                marked = true;
+            w += n;
+        }
+    }
+    free(vm);
+    free(full);
+    free(cmd);
+    return marked;
+}
+
+/* Create domid's device page (EEXIST is fine) and remember it. */
+static int noxs_introduce(struct xs_handle *h, unsigned int domid,
+                          struct noxs_boot *boot, bool *existed)
+{
+    noxs_client *c = cxs_ctx_client(h->ctx);
+
+    *existed = false;
+    if (!c)
+        return -errno;
+    if (noxs_domain_create(c, (uint16_t)domid, boot) < 0) {
+        if (errno != EEXIST)
+            return -errno;
+        *existed = true;
+    }
+    /* Frontends of this domain in this process need no lookup. */
+    cxs_boot_remember(domid, boot);
+    return 0;
+}
+
+/* A domain request: the domid and up to two more arguments. */
+static int gdomain_call(struct xs_handle *h, uint32_t type,
+                        unsigned int domid, const char *a1, const char *a2,
+                        char **reply)
+{
+    struct cxs_buf b = {.len = 0};
+    char num[16];
+
+    snprintf(num, sizeof(num), "%u", domid);
+    cxs_buf_str(&b, num);
+    if (a1)
+        cxs_buf_str(&b, a1);
+    if (a2)
+        cxs_buf_str(&b, a2);
+    return cxs_gcall(h->g, type, 0, &b, reply, NULL);
+}
+
+/*
+ * Mixed host: xenstored introduces every domain; a guest marked "noxs"
+ * also gets its device page, its bootstrap in /local/domain/<d>/noxs
+ * (read by the guest before it looks at any device) and a sysctl device
+ * for control/shutdown. Local store: no one answers a guest's store
+ * ring, so a domain that has one is refused here rather than left
+ * waiting at boot; every other domain is a noxs domain.
+ */
 CXS_EXPORT bool xs_introduce_domain(struct xs_handle *h, unsigned int domid,
                                     unsigned long mfn, unsigned int eventchn)
 {
     struct noxs_boot boot;
-    noxs_client *c;
     bool existed = false;
     int rc = 0;
 
     if (!h || domid > NOXS_DOMID_MAX)
         return fail(EINVAL);
     pthread_mutex_lock(&cxs_lock);
-    c = cxs_ctx_client(h->ctx);
-    if (!c)
-        rc = -errno;
-    else if (noxs_domain_create(c, (uint16_t)domid, &boot) < 0) {
-        if (errno != EEXIST)
-            rc = -errno;
-        else
-            existed = true;
-    }
-    if (rc == 0) {
-        /* Frontends of this domain in this process need no lookup. */
-        cxs_boot_remember(domid, &boot);
-        special_own(h->ctx, (uint16_t)domid, false, !existed);
+    if (h->g && cxs_mode(h->ctx->domid) == CXS_MODE_MIXED) {
+        char a1[24], a2[16];
+
+        snprintf(a1, sizeof(a1), "%lu", mfn);
+        snprintf(a2, sizeof(a2), "%u", eventchn);
+        rc = gdomain_call(h, XSW_INTRODUCE, domid, a1, a2, NULL);
+        if (rc == 0 && marked_noxs(h, domid)) {
+            char word[NOXS_BOOT_MAXLEN + 1], path[64];
+            noxs_client *c;
+
+            rc = noxs_introduce(h, domid, &boot, &existed);
+            if (rc == 0 && noxs_boot_format(&boot, word, sizeof(word)) < 0)
+                rc = -errno;
+            snprintf(path, sizeof(path), "/local/domain/%u/noxs", domid);
+            if (rc == 0)
+                rc = cxs_gwrite(h->g, 0, path, word, (unsigned int)strlen(word));
+            if (rc < 0)
+                cxs_log("domain %u: cannot give it a device page: %s", domid,
+                        strerror(-rc));
+            c = cxs_ctx_client(h->ctx);
+            if (rc == 0 && c &&
+                noxs_dev_add(c, (uint16_t)domid, NOXS_DEV_SYSCTL, 0, 0, NULL,
+                             0) < 0 &&
+                errno != EEXIST)
+                cxs_log("domain %u: no sysctl device (%s): control/shutdown "
+                        "will not reach it",
+                        domid, strerror(errno));
+        }
+    } else if (h->g) {
+        if (mfn || eventchn) {
+            cxs_log("domain %u has a XenStore ring, and no xenstored runs on "
+                    "this host (local mode): its kernel would wait at boot "
+                    "for an answer for ever. Start xenstored (mixed mode) "
+                    "to run it.",
+                    domid);
+            rc = -ENOSYS;
+        }
+        if (rc == 0)
+            rc = noxs_introduce(h, domid, &boot, &existed);
+        if (rc == 0)
+            rc = gdomain_call(h, XSW_INTRODUCE, domid, "0", "0", NULL);
+    } else {
+        rc = noxs_introduce(h, domid, &boot, &existed);
+        if (rc == 0)
+            special_own(h->ctx, (uint16_t)domid, false, !existed);
     }
     pthread_mutex_unlock(&cxs_lock);
     return rc < 0 ? fail(-rc) : true;
@@ -2049,6 +2479,17 @@ CXS_EXPORT bool xs_release_domain(struct xs_handle *h, unsigned int domid)
     if (!h || domid > NOXS_DOMID_MAX)
         return fail(EINVAL);
     pthread_mutex_lock(&cxs_lock);
+    if (h->g) {
+        rc = gdomain_call(h, XSW_RELEASE, domid, NULL, NULL, NULL);
+        if (cxs_noxs_domain(h->ctx, domid) == 1 &&
+            (c = cxs_ctx_client(h->ctx)) != NULL &&
+            noxs_domain_destroy(c, (uint16_t)domid) < 0 && errno != ENOENT &&
+            rc == 0)
+            rc = -errno;
+        cxs_boot_forget(domid);
+        pthread_mutex_unlock(&cxs_lock);
+        return rc < 0 ? fail(-rc) : true;
+    }
     c = cxs_ctx_client(h->ctx);
     if (!c)
         rc = -errno;
@@ -2072,6 +2513,20 @@ CXS_EXPORT bool xs_is_domain_introduced(struct xs_handle *h,
     if (!h)
         return fail(EINVAL);
     pthread_mutex_lock(&cxs_lock);
+    if (h->g) {
+        char *r = NULL;
+        int rc = gdomain_call(h, XSW_IS_DOMAIN_INTRODUCED, domid, NULL, NULL,
+                              &r);
+
+        pthread_mutex_unlock(&cxs_lock);
+        found = rc == 0 && r && strcmp(r, "T") == 0;
+        free(r);
+        if (rc < 0)
+            errno = -rc;
+        else if (!found)
+            errno = ENOENT;
+        return found;
+    }
     c = cxs_ctx_client(h->ctx);
     if (c && noxs_domain_list(c, &doms, &n) == 0)
         for (size_t i = 0; i < n; i++)
@@ -2086,13 +2541,29 @@ CXS_EXPORT bool xs_is_domain_introduced(struct xs_handle *h,
 
 CXS_EXPORT bool xs_resume_domain(struct xs_handle *h, unsigned int domid)
 {
-    return xs_is_domain_introduced(h, domid);
+    int rc;
+
+    if (!h || !h->g)
+        return xs_is_domain_introduced(h, domid);
+    pthread_mutex_lock(&cxs_lock);
+    rc = gdomain_call(h, XSW_RESUME, domid, NULL, NULL, NULL);
+    pthread_mutex_unlock(&cxs_lock);
+    return rc < 0 ? fail(-rc) : true;
 }
 
 CXS_EXPORT bool xs_set_target(struct xs_handle *h, unsigned int domid,
                               unsigned int target)
 {
-    return fail(ENOSYS);
+    char a1[16];
+    int rc;
+
+    if (!h || !h->g)
+        return fail(ENOSYS);
+    snprintf(a1, sizeof(a1), "%u", target);
+    pthread_mutex_lock(&cxs_lock);
+    rc = gdomain_call(h, XSW_SET_TARGET, domid, a1, NULL, NULL);
+    pthread_mutex_unlock(&cxs_lock);
+    return rc < 0 ? fail(-rc) : true;
 }
 
 CXS_EXPORT char *xs_get_domain_path(struct xs_handle *h, unsigned int domid)
@@ -2104,22 +2575,56 @@ CXS_EXPORT char *xs_get_domain_path(struct xs_handle *h, unsigned int domid)
     return p;
 }
 
+/* XS_CONTROL (XS_DEBUG): only xenstored has commands. */
 CXS_EXPORT char *xs_control_command(struct xs_handle *h, const char *cmd,
                                     void *data, unsigned int len)
 {
-    return fail_ptr(ENOSYS);
+    struct cxs_buf b = {.len = 0};
+    char *r = NULL;
+    int rc;
+
+    if (!h || !cmd)
+        return fail_ptr(EINVAL);
+    if (!h->g || cxs_mode(h->ctx->domid) != CXS_MODE_MIXED)
+        return fail_ptr(ENOSYS);
+    rc = cxs_buf_str(&b, cmd);
+    if (rc == 0 && len)
+        rc = cxs_buf_add(&b, data, len);
+    pthread_mutex_lock(&cxs_lock);
+    if (rc == 0)
+        rc = cxs_gcall(h->g, XSW_CONTROL, 0, &b, &r, NULL);
+    pthread_mutex_unlock(&cxs_lock);
+    return rc < 0 ? fail_ptr(-rc) : r;
 }
 
 CXS_EXPORT char *xs_debug_command(struct xs_handle *h, const char *cmd,
                                   void *data, unsigned int len)
 {
-    return fail_ptr(ENOSYS);
+    return xs_control_command(h, cmd, data, len);
 }
 
-/* No suspend event channel is published (no "device/suspend" node). */
+/* As libxenstore: the port libxl reads from the guest's
+ * device/suspend/event-channel, through a handle of its own. */
 CXS_EXPORT int xs_suspend_evtchn_port(int domid)
 {
-    return -1;
+    char path[64], *v, *end;
+    struct xs_handle *h;
+    unsigned int len;
+    long port = -1;
+
+    if (domid < 0 || (h = xs_open(0)) == NULL)
+        return -1;
+    snprintf(path, sizeof(path), "/local/domain/%d/device/suspend/event-channel",
+             domid);
+    v = xs_read(h, XBT_NULL, path, &len);
+    if (v) {
+        port = strtol(v, &end, 10);
+        if (end == v || *end || port < 0 || port > INT32_MAX)
+            port = -1;
+        free(v);
+    }
+    xs_close(h);
+    return (int)port;
 }
 
 /* ---- xenstore_lib.h ---- */
