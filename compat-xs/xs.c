@@ -2450,7 +2450,7 @@ CXS_EXPORT bool xs_introduce_domain(struct xs_handle *h, unsigned int domid,
                         domid, strerror(errno));
         }
     } else if (h->g) {
-        if (mfn || eventchn) {
+        if (mfn) {
             cxs_log("domain %u has a XenStore ring, and no xenstored runs on "
                     "this host (local mode): its kernel would wait at boot "
                     "for an answer for ever. Start xenstored (mixed mode) "
