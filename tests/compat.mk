@@ -102,3 +102,7 @@ $(BUILD)/fuzz/fuzz_xsdframe: tests/fuzz/fuzz_xsdframe.c compat-xs/xsd.c \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-o $@ tests/fuzz/fuzz_xsdframe.c compat-xs/xsd.c compat-xs/wire.c
 FUZZ_TARGETS += $(BUILD)/fuzz/fuzz_xsdframe
+
+# The client's threads (a request in flight while another thread takes
+# events) under TSan.
+TSAN_TESTS += $(COMPAT_TESTOUT)/test-xsd-client.sh
