@@ -48,7 +48,9 @@ struct cxs_gstore_ops {
      * An fd to poll for events (level-triggered, readable while the
      * connection has something to process). next_event never blocks:
      * 0 and one event (payload "path\0token\0", malloc'd, *len bytes)
-     * or -EAGAIN when there is none (readiness may have been spurious).
+     * or -EAGAIN when there is none (readiness may have been spurious),
+     * or the connection's -errno once it has failed and nothing is left
+     * queued (the fd then stays readable, as a closed socket does).
      * A watch fires once when set, as xenstored does.
      */
     int (*event_fd)(struct cxs_gconn *c);

@@ -5,7 +5,7 @@
 COMPAT_XS_DIR := $(LIBOUT)/compat-xs
 COMPAT_XS := $(COMPAT_XS_DIR)/libxenstore.so.4
 COMPAT_XS_SRCS := compat-xs/path.c compat-xs/view.c compat-xs/xs.c \
-	compat-xs/wire.c compat-xs/route.c compat-xs/gstub.c \
+	compat-xs/wire.c compat-xs/route.c compat-xs/xsd.c compat-xs/gstub.c \
 	compat-xs/hash.c compat-xs/group.c \
 	compat-xs/control.c
 COMPAT_XS_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,$(COMPAT_XS_SRCS))

@@ -44,7 +44,7 @@ $(COMPAT_TESTOUT)/xsguest: $(OBJDIR)/tests/compat/xsguest.o
 COMPAT_HELPERS := $(COMPAT_TESTOUT)/xsshim.so $(COMPAT_TESTOUT)/xsd.sh \
 	$(COMPAT_TESTOUT)/lib.sh $(COMPAT_TESTOUT)/xssem $(LEGACY_BINS) \
 	$(COMPAT_XS) $(BINOUT)/noxsd $(COMPAT_TESTOUT)/xsguest \
-	$(BINOUT)/noxs-sysctl-back $(BINOUT)/noxsctl
+	$(BINOUT)/noxs-sysctl-back $(BINOUT)/noxsctl $(COMPAT_TESTOUT)/xsdclient
 COMPAT_SCRIPTS := $(patsubst tests/compat/%,$(COMPAT_TESTOUT)/%,\
 	$(wildcard tests/compat/test-*.sh))
 
@@ -83,3 +83,26 @@ $(TESTOUT)/check_cxs: $(OBJDIR)/tests/unit/check_cxs.o $(COMPAT_XS_OBJS) \
 	$(CC) $(BASE_LDFLAGS) -o $@ $< $(COMPAT_XS_OBJS) -L$(LIBOUT) -lnoxs \
 		$(CHECK_LIBS)
 UNIT_TESTS += $(TESTOUT)/check_cxs
+
+# compat-xs's xenstored client against the real daemons; linked with the
+# client's own objects (hidden in the library).
+XSDCLIENT_OBJS := $(OBJDIR)/compat-xs/xsd.o $(OBJDIR)/compat-xs/wire.o
+$(OBJDIR)/tests/compat/xsdclient.o: BASE_CFLAGS += -Icompat-xs
+$(COMPAT_TESTOUT)/xsdclient: $(OBJDIR)/tests/compat/xsdclient.o $(XSDCLIENT_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $^
+
+# libFuzzer target for the client's frame reader and its filing of what
+# a daemon sends (compiled straight in, fed through a socket pair).
+$(BUILD)/fuzz/fuzz_xsdframe: tests/fuzz/fuzz_xsdframe.c compat-xs/xsd.c \
+		compat-xs/wire.c compat-xs/xsdframe.h compat-xs/gstore.h \
+		compat-xs/wire.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Icompat-xs -g -O1 -pthread \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-o $@ tests/fuzz/fuzz_xsdframe.c compat-xs/xsd.c compat-xs/wire.c
+FUZZ_TARGETS += $(BUILD)/fuzz/fuzz_xsdframe
+
+# The client's threads (a request in flight while another thread takes
+# events) under TSan.
+TSAN_TESTS += $(COMPAT_TESTOUT)/test-xsd-client.sh
