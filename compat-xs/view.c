@@ -598,28 +598,36 @@ static int boot_fetch(struct cxs_ctx *ctx)
 }
 
 /*
- * Is domid a noxs domain? Known ones are in the bootstrap cache; for any
- * other, noxsd's domain list is fetched again, at most once a second
- * (the list is O(domains) at noxsd; a stock guest's device paths ask
- * this on every call).
+ * Is domid a noxs domain? Yes if this process serves or uses one of its
+ * devices, or knows its bootstrap. For any other, noxsd's domain list is
+ * fetched again, at most once a second per domain (the list costs
+ * O(domains) at noxsd; a stock guest's device paths ask this on every
+ * call, and a domain introduced by another process must be seen at once).
  */
 int cxs_noxs_domain(struct cxs_ctx *ctx, unsigned int domid)
 {
-    static int64_t next_fetch_ms;
+    static uint32_t *next_fetch; /* per domain: ms since first use */
+    static struct timespec epoch;
     struct noxs_domain_info *doms = NULL;
     struct noxs_boot b;
     struct timespec ts;
-    int64_t now;
+    uint32_t now;
     size_t n = 0;
     noxs_client *c;
 
-    if (boot_lookup(domid, &b))
-        return 1;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    if (now < next_fetch_ms)
+    if (domid > NOXS_DOMID_MAX)
         return 0;
-    next_fetch_ms = now + 1000;
+    if (boot_lookup(domid, &b) || cxs_ctx_fe_first(ctx, (uint16_t)domid))
+        return 1;
+    if (!next_fetch) {
+        next_fetch = calloc(NOXS_DOMID_MAX + 1, sizeof(*next_fetch));
+        clock_gettime(CLOCK_MONOTONIC, &epoch);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now = (uint32_t)((ts.tv_sec - epoch.tv_sec) * 1000 +
+                     (ts.tv_nsec - epoch.tv_nsec) / 1000000) + 1;
+    if (next_fetch && next_fetch[domid] && now < next_fetch[domid])
+        return 0;
     c = cxs_ctx_client(ctx);
     if (!c || noxs_domain_list(c, &doms, &n) < 0) {
         /* noxsd gone: reconnect on the next lookup. */
@@ -628,6 +636,8 @@ int cxs_noxs_domain(struct cxs_ctx *ctx, unsigned int domid)
             ctx->client = NULL;
         }
         ctx->client_err = 0;
+        if (next_fetch)
+            next_fetch[domid] = now + 1000;
         return 0;
     }
     for (size_t i = 0; i < n; i++) {
@@ -637,7 +647,11 @@ int cxs_noxs_domain(struct cxs_ctx *ctx, unsigned int domid)
         cxs_boot_remember(doms[i].domid, &nb);
     }
     free(doms);
-    return boot_lookup(domid, &b);
+    if (boot_lookup(domid, &b))
+        return 1;
+    if (next_fetch)
+        next_fetch[domid] = now + 1000;
+    return 0;
 }
 
 noxs_client *cxs_ctx_client(struct cxs_ctx *ctx)

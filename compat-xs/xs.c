@@ -109,6 +109,7 @@ struct xs_handle {
     struct tx *txs;
     uint32_t next_tx;
     struct cxs_gconn *g;  /* the generic store; NULL in noxs mode */
+    int gdead;            /* its errno once it failed, else 0 */
     struct cxs_adds *adds; /* set while a transaction's batch applies */
 };
 
@@ -122,6 +123,23 @@ struct cxs_adds {
 };
 
 /* ---- helpers ---- */
+
+/*
+ * Every entry point runs between cxs_enter and cxs_leave (the library
+ * lock). A call that succeeds leaves errno 0, as Debian's libxenstore
+ * does after a request (callers such as test-xenstore read errno after a
+ * call that succeeded); a failure sets it after cxs_leave.
+ */
+static void cxs_enter(void)
+{
+    pthread_mutex_lock(&cxs_lock);
+}
+
+static void cxs_leave(void)
+{
+    pthread_mutex_unlock(&cxs_lock);
+    errno = 0;
+}
 
 static bool fail(int err)
 {
@@ -384,10 +402,25 @@ static void gdrain(struct xs_handle *h)
     uint32_t len;
     int n = 0;
 
-    while (h->g && n++ < 1024 &&
-           h->g->ops->next_event(h->g, &ev, &len) == 0) {
-        const char *path = ev, *token;
-        size_t pl = strnlen(ev, len);
+    while (h->g && !h->gdead && n++ < 1024) {
+        const char *path, *token;
+        size_t pl;
+        int rc = h->g->ops->next_event(h->g, &ev, &len);
+
+        if (rc == -EAGAIN)
+            break;
+        if (rc < 0) {
+            /* The store went away: its fd stays readable, so it leaves
+             * the poll set; xs_read_watch reports the loss. */
+            h->gdead = -rc;
+            epoll_ctl(h->epfd, EPOLL_CTL_DEL, h->g->ops->event_fd(h->g),
+                      NULL);
+            cxs_log("lost the generic store's watch events: %s",
+                    strerror(-rc));
+            break;
+        }
+        path = ev;
+        pl = strnlen(ev, len);
 
         if (pl + 1 >= len) {
             free(ev);
@@ -926,14 +959,16 @@ CXS_EXPORT struct xs_handle *xs_open(unsigned long flags)
     h->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (h->epfd < 0)
         goto err;
-    pthread_mutex_lock(&cxs_lock);
+    cxs_enter();
     if (ready_fd_get() < 0) {
-        pthread_mutex_unlock(&cxs_lock);
+        saved = errno;
+        cxs_leave();
+        errno = saved;
         goto err;
     }
     h->ctx = cxs_ctx_get(own_domid());
     if (!h->ctx) {
-        pthread_mutex_unlock(&cxs_lock);
+        cxs_leave();
         errno = ENOMEM;
         goto err;
     }
@@ -941,7 +976,7 @@ CXS_EXPORT struct xs_handle *xs_open(unsigned long flags)
     if (!h->g && errno) {
         saved = errno;
         cxs_ctx_put(h->ctx);
-        pthread_mutex_unlock(&cxs_lock);
+        cxs_leave();
         errno = saved;
         goto err;
     }
@@ -960,7 +995,7 @@ CXS_EXPORT struct xs_handle *xs_open(unsigned long flags)
         ev.data.fd = noxs_backend_fd(h->ctx->back);
         epoll_ctl(h->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
     }
-    pthread_mutex_unlock(&cxs_lock);
+    cxs_leave();
     return h;
 err:
     saved = errno;
@@ -1024,9 +1059,9 @@ CXS_EXPORT void xs_close(struct xs_handle *h)
 {
     if (!h)
         return;
-    pthread_mutex_lock(&cxs_lock);
+    cxs_enter();
     handle_free(h, true);
-    pthread_mutex_unlock(&cxs_lock);
+    cxs_leave();
 }
 
 CXS_EXPORT struct xs_handle *xs_daemon_open(void)
@@ -1055,9 +1090,9 @@ CXS_EXPORT void xs_daemon_destroy_postfork(struct xs_handle *h)
 {
     if (!h)
         return;
-    pthread_mutex_lock(&cxs_lock);
+    cxs_enter();
     handle_free(h, false);
-    pthread_mutex_unlock(&cxs_lock);
+    cxs_leave();
 }
 
 CXS_EXPORT int xs_fileno(struct xs_handle *h)
@@ -1176,7 +1211,7 @@ CXS_EXPORT void *xs_read(struct xs_handle *h, xs_transaction_t t,
 
     if (!h)
         return fail_ptr(EINVAL);
-    pthread_mutex_lock(&cxs_lock);
+    cxs_enter();
     rc = parse(h, path, abs, &p);
     if (rc == 0 && t != XBT_NULL && !(x = find_tx(h, t)))
         rc = -ENOENT; /* xenstored: unknown transaction id */
@@ -1187,7 +1222,7 @@ CXS_EXPORT void *xs_read(struct xs_handle *h, xs_transaction_t t,
         if (rc == 0)
             rc = cxs_gpath(h->g, XSW_READ, gtx, abs, &out, &n);
         l = n;
-        pthread_mutex_unlock(&cxs_lock);
+        cxs_leave();
         if (rc < 0)
             return fail_ptr(-rc);
         if (len)
@@ -1203,7 +1238,7 @@ CXS_EXPORT void *xs_read(struct xs_handle *h, xs_transaction_t t,
     } else if (rc == 1) {
         rc = 0;
     }
-    pthread_mutex_unlock(&cxs_lock);
+    cxs_leave();
     if (rc < 0)
         return fail_ptr(-rc);
     if (len)
@@ -1521,7 +1556,7 @@ CXS_EXPORT char **xs_directory(struct xs_handle *h, xs_transaction_t t,
 
     if (!h || !num)
         return fail_ptr(EINVAL);
-    pthread_mutex_lock(&cxs_lock);
+    cxs_enter();
     rc = parse(h, path, abs, &p);
     if (rc == 0 && t != XBT_NULL && !(x = find_tx(h, t)))
         rc = -ENOENT;
@@ -1550,7 +1585,7 @@ CXS_EXPORT char **xs_directory(struct xs_handle *h, xs_transaction_t t,
         if (rc == 0 && !(names = names_vector(&ns, num)))
             rc = -ENOMEM;
         names_clear(&ns);
-        pthread_mutex_unlock(&cxs_lock);
+        cxs_leave();
         return rc < 0 ? fail_ptr(-rc) : names;
     }
     if (rc == 0 && p.kind == CXS_UNSUPPORTED) {
@@ -1579,7 +1614,7 @@ CXS_EXPORT char **xs_directory(struct xs_handle *h, xs_transaction_t t,
             free(v);
         }
     }
-    pthread_mutex_unlock(&cxs_lock);
+    cxs_leave();
     if (rc < 0)
         return fail_ptr(-rc);
     return names;
@@ -1899,9 +1934,9 @@ static bool stage_locked(struct xs_handle *h, xs_transaction_t t, int kind,
 
     if (!h)
         return fail(EINVAL);
-    pthread_mutex_lock(&cxs_lock);
+    cxs_enter();
     rc = stage(h, t, kind, path, data, len);
-    pthread_mutex_unlock(&cxs_lock);
+    cxs_leave();
     return rc < 0 ? fail(-rc) : true;
 }
 
@@ -1940,13 +1975,13 @@ CXS_EXPORT xs_transaction_t xs_transaction_start(struct xs_handle *h)
         errno = ENOMEM;
         return XBT_NULL;
     }
-    pthread_mutex_lock(&cxs_lock);
+    cxs_enter();
     t->id = h->next_tx++;
     if (h->next_tx == XBT_NULL)
         h->next_tx = 1;
     t->next = h->txs;
     h->txs = t;
-    pthread_mutex_unlock(&cxs_lock);
+    cxs_leave();
     return t->id;
 }
 
@@ -1984,7 +2019,7 @@ CXS_EXPORT bool xs_transaction_end(struct xs_handle *h, xs_transaction_t t,
 
     if (!h)
         return fail(EINVAL);
-    pthread_mutex_lock(&cxs_lock);
+    cxs_enter();
     for (pp = &h->txs; *pp; pp = &(*pp)->next)
         if ((*pp)->id == t) {
             x = *pp;
@@ -1992,7 +2027,7 @@ CXS_EXPORT bool xs_transaction_end(struct xs_handle *h, xs_transaction_t t,
             break;
         }
     if (!x) {
-        pthread_mutex_unlock(&cxs_lock);
+        cxs_leave();
         return fail(ENOENT);
     }
     if (!abort) {
@@ -2028,7 +2063,7 @@ CXS_EXPORT bool xs_transaction_end(struct xs_handle *h, xs_transaction_t t,
         cxs_gtx_end(h->g, x->gtx, false);
     }
     tx_free(x);
-    pthread_mutex_unlock(&cxs_lock);
+    cxs_leave();
     return rc < 0 ? fail(-rc) : true;
 }
 
@@ -2045,12 +2080,12 @@ CXS_EXPORT bool xs_watch(struct xs_handle *h, const char *path,
 
     if (!h || !token)
         return fail(EINVAL);
-    pthread_mutex_lock(&cxs_lock);
+    cxs_enter();
     rc = absolute(h, path, abs, sizeof(abs), &strip);
     if (rc == 0)
         rc = cxs_path_parse(abs, &p);
     if (rc < 0) {
-        pthread_mutex_unlock(&cxs_lock);
+        cxs_leave();
         return fail(-rc);
     }
     r = route(h, &p, OPK_WATCH);
@@ -2059,7 +2094,7 @@ CXS_EXPORT bool xs_watch(struct xs_handle *h, const char *path,
          * form through the watch below (gdrain). */
         rc = cxs_gwatch(h->g, true, abs, token);
         if (rc < 0) {
-            pthread_mutex_unlock(&cxs_lock);
+            cxs_leave();
             return fail(-rc);
         }
     } else if (p.kind == CXS_UNSUPPORTED) {
@@ -2070,7 +2105,7 @@ CXS_EXPORT bool xs_watch(struct xs_handle *h, const char *path,
         if (w)
             free(w->path);
         free(w);
-        pthread_mutex_unlock(&cxs_lock);
+        cxs_leave();
         return fail(ENOMEM);
     }
     w->strip = strip;
@@ -2080,12 +2115,12 @@ CXS_EXPORT bool xs_watch(struct xs_handle *h, const char *path,
         free(w);
         if (r != R_NOXS)
             cxs_gwatch(h->g, false, abs, token);
-        pthread_mutex_unlock(&cxs_lock);
+        cxs_leave();
         return fail(ENOMEM);
     }
     if (r == R_GENERIC) {
         /* The generic store sends the initial event. */
-        pthread_mutex_unlock(&cxs_lock);
+        cxs_leave();
         return true;
     }
 
@@ -2107,7 +2142,7 @@ CXS_EXPORT bool xs_watch(struct xs_handle *h, const char *path,
      * (R_BOTH: the generic store's initial event is that one). */
     if (r == R_NOXS)
         queue_for_watch(h, w, abs);
-    pthread_mutex_unlock(&cxs_lock);
+    cxs_leave();
     return true;
 }
 
@@ -2119,9 +2154,9 @@ CXS_EXPORT bool xs_unwatch(struct xs_handle *h, const char *path,
 
     if (!h || !token)
         return fail(EINVAL);
-    pthread_mutex_lock(&cxs_lock);
+    cxs_enter();
     if (absolute(h, path, abs, sizeof(abs), NULL) < 0) {
-        pthread_mutex_unlock(&cxs_lock);
+        cxs_leave();
         return fail(EINVAL);
     }
     if (h->g) {
@@ -2159,7 +2194,7 @@ CXS_EXPORT bool xs_unwatch(struct xs_handle *h, const char *path,
         h->tail = last;
         unsignal_handle(h);
     }
-    pthread_mutex_unlock(&cxs_lock);
+    cxs_leave();
     return found ? true : fail(ENOENT);
 }
 
@@ -2169,13 +2204,13 @@ CXS_EXPORT char **xs_check_watch(struct xs_handle *h)
 
     if (!h)
         return fail_ptr(EINVAL);
-    pthread_mutex_lock(&cxs_lock);
+    cxs_enter();
     if (h->ctx->front || h->ctx->back)
         cxs_ctx_poll(h->ctx);
     special_poll(h->ctx);
     gdrain(h);
     e = pop_event(h);
-    pthread_mutex_unlock(&cxs_lock);
+    cxs_leave();
     if (!e)
         return fail_ptr(EAGAIN);
     return event_vector(e, NULL);
@@ -2190,7 +2225,7 @@ CXS_EXPORT char **xs_read_watch(struct xs_handle *h, unsigned int *num)
         struct event *e;
         int wait;
 
-        pthread_mutex_lock(&cxs_lock);
+        cxs_enter();
         if (h->ctx->front || h->ctx->back)
             cxs_ctx_poll(h->ctx);
         special_poll(h->ctx);
@@ -2200,9 +2235,12 @@ CXS_EXPORT char **xs_read_watch(struct xs_handle *h, unsigned int *num)
                    ? SPECIAL_RETRY_MS
                    : -1;
         e = pop_event(h);
-        pthread_mutex_unlock(&cxs_lock);
+        int dead = h->gdead;
+        cxs_leave();
         if (e)
             return event_vector(e, num);
+        if (dead)
+            return fail_ptr(dead);
         if (poll(&pfd, 1, wait) < 0 && errno != EINTR)
             return NULL;
     }
@@ -2224,7 +2262,7 @@ CXS_EXPORT struct xs_permissions *xs_get_permissions(struct xs_handle *h,
 
     if (!h || !num)
         return fail_ptr(EINVAL);
-    pthread_mutex_lock(&cxs_lock);
+    cxs_enter();
     rc = parse(h, path, abs, &p);
     if (rc == 0 && t != XBT_NULL && !(x = find_tx(h, t)))
         rc = -ENOENT;
@@ -2237,7 +2275,7 @@ CXS_EXPORT struct xs_permissions *xs_get_permissions(struct xs_handle *h,
             rc = cxs_gpath(h->g, XSW_GET_PERMS, gtx, abs, &v, &n);
         if (rc == 0 && !(strs = cxs_gsplit(v, n, &l)))
             rc = -ENOMEM;
-        pthread_mutex_unlock(&cxs_lock);
+        cxs_leave();
         free(v);
         if (rc < 0)
             return fail_ptr(-rc);
@@ -2255,7 +2293,7 @@ CXS_EXPORT struct xs_permissions *xs_get_permissions(struct xs_handle *h,
     }
     if (rc == 0)
         rc = node_read(h, abs, &p, &v, &l);
-    pthread_mutex_unlock(&cxs_lock);
+    cxs_leave();
     free(v);
     if (rc < 0)
         return fail_ptr(-rc);
@@ -2297,7 +2335,7 @@ CXS_EXPORT bool xs_set_permissions(struct xs_handle *h, xs_transaction_t t,
 
     if (!h || (!perms && num_perms))
         return fail(EINVAL);
-    pthread_mutex_lock(&cxs_lock);
+    cxs_enter();
     rc = parse(h, path, abs, &p);
     if (rc == 0 && t != XBT_NULL && !(x = find_tx(h, t)))
         rc = -ENOENT;
@@ -2320,7 +2358,7 @@ CXS_EXPORT bool xs_set_permissions(struct xs_handle *h, xs_transaction_t t,
             rc = gtx_of(h, x, &gtx);
         if (rc == 0)
             rc = cxs_gcall(h->g, XSW_SET_PERMS, gtx, &b, NULL, NULL);
-        pthread_mutex_unlock(&cxs_lock);
+        cxs_leave();
         return rc < 0 ? fail(-rc) : true;
     }
     if (rc == 0 && (p.kind == CXS_UNSUPPORTED || p.kind == CXS_SPECIAL)) {
@@ -2329,7 +2367,7 @@ CXS_EXPORT bool xs_set_permissions(struct xs_handle *h, xs_transaction_t t,
     }
     if (rc == 0 && h->readonly)
         rc = -EACCES;
-    pthread_mutex_unlock(&cxs_lock);
+    cxs_leave();
     return rc < 0 ? fail(-rc) : true;
 }
 
@@ -2420,7 +2458,7 @@ CXS_EXPORT bool xs_introduce_domain(struct xs_handle *h, unsigned int domid,
 
     if (!h || domid > NOXS_DOMID_MAX)
         return fail(EINVAL);
-    pthread_mutex_lock(&cxs_lock);
+    cxs_enter();
     if (h->g && cxs_mode(h->ctx->domid) == CXS_MODE_MIXED) {
         char a1[24], a2[16];
 
@@ -2467,7 +2505,7 @@ CXS_EXPORT bool xs_introduce_domain(struct xs_handle *h, unsigned int domid,
         if (rc == 0)
             special_own(h->ctx, (uint16_t)domid, false, !existed);
     }
-    pthread_mutex_unlock(&cxs_lock);
+    cxs_leave();
     return rc < 0 ? fail(-rc) : true;
 }
 
@@ -2478,7 +2516,7 @@ CXS_EXPORT bool xs_release_domain(struct xs_handle *h, unsigned int domid)
 
     if (!h || domid > NOXS_DOMID_MAX)
         return fail(EINVAL);
-    pthread_mutex_lock(&cxs_lock);
+    cxs_enter();
     if (h->g) {
         rc = gdomain_call(h, XSW_RELEASE, domid, NULL, NULL, NULL);
         if (cxs_noxs_domain(h->ctx, domid) == 1 &&
@@ -2487,7 +2525,7 @@ CXS_EXPORT bool xs_release_domain(struct xs_handle *h, unsigned int domid)
             rc == 0)
             rc = -errno;
         cxs_boot_forget(domid);
-        pthread_mutex_unlock(&cxs_lock);
+        cxs_leave();
         return rc < 0 ? fail(-rc) : true;
     }
     c = cxs_ctx_client(h->ctx);
@@ -2498,7 +2536,7 @@ CXS_EXPORT bool xs_release_domain(struct xs_handle *h, unsigned int domid)
     cxs_boot_forget(domid);
     if (rc == 0)
         special_own(h->ctx, (uint16_t)domid, true, true);
-    pthread_mutex_unlock(&cxs_lock);
+    cxs_leave();
     return rc < 0 ? fail(-rc) : true;
 }
 
@@ -2512,13 +2550,13 @@ CXS_EXPORT bool xs_is_domain_introduced(struct xs_handle *h,
 
     if (!h)
         return fail(EINVAL);
-    pthread_mutex_lock(&cxs_lock);
+    cxs_enter();
     if (h->g) {
         char *r = NULL;
         int rc = gdomain_call(h, XSW_IS_DOMAIN_INTRODUCED, domid, NULL, NULL,
                               &r);
 
-        pthread_mutex_unlock(&cxs_lock);
+        cxs_leave();
         found = rc == 0 && r && strcmp(r, "T") == 0;
         free(r);
         if (rc < 0)
@@ -2532,7 +2570,7 @@ CXS_EXPORT bool xs_is_domain_introduced(struct xs_handle *h,
         for (size_t i = 0; i < n; i++)
             if (doms[i].domid == domid)
                 found = true;
-    pthread_mutex_unlock(&cxs_lock);
+    cxs_leave();
     free(doms);
     if (!found)
         errno = ENOENT;
@@ -2545,9 +2583,9 @@ CXS_EXPORT bool xs_resume_domain(struct xs_handle *h, unsigned int domid)
 
     if (!h || !h->g)
         return xs_is_domain_introduced(h, domid);
-    pthread_mutex_lock(&cxs_lock);
+    cxs_enter();
     rc = gdomain_call(h, XSW_RESUME, domid, NULL, NULL, NULL);
-    pthread_mutex_unlock(&cxs_lock);
+    cxs_leave();
     return rc < 0 ? fail(-rc) : true;
 }
 
@@ -2560,9 +2598,9 @@ CXS_EXPORT bool xs_set_target(struct xs_handle *h, unsigned int domid,
     if (!h || !h->g)
         return fail(ENOSYS);
     snprintf(a1, sizeof(a1), "%u", target);
-    pthread_mutex_lock(&cxs_lock);
+    cxs_enter();
     rc = gdomain_call(h, XSW_SET_TARGET, domid, a1, NULL, NULL);
-    pthread_mutex_unlock(&cxs_lock);
+    cxs_leave();
     return rc < 0 ? fail(-rc) : true;
 }
 
@@ -2590,10 +2628,10 @@ CXS_EXPORT char *xs_control_command(struct xs_handle *h, const char *cmd,
     rc = cxs_buf_str(&b, cmd);
     if (rc == 0 && len)
         rc = cxs_buf_add(&b, data, len);
-    pthread_mutex_lock(&cxs_lock);
+    cxs_enter();
     if (rc == 0)
         rc = cxs_gcall(h->g, XSW_CONTROL, 0, &b, &r, NULL);
-    pthread_mutex_unlock(&cxs_lock);
+    cxs_leave();
     return rc < 0 ? fail_ptr(-rc) : r;
 }
 
