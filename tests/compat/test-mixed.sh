@@ -123,4 +123,22 @@ mixed "$BIN/legacy-toolstack" release 7 || fail "release 7"
 "$BIN/noxsctl" domain-list | awk '{print $1}' | grep -qx 7 &&
 	fail "domain 7's page is still there"
 debian xenstore-exists /local/domain/7 && fail "/local/domain/7 still in xenstored"
+
+note "the mode: automatic, from the configuration file, explicit"
+auto() {
+	env NOXS_SIM_DOMID=0 NOXS_COMPAT_CONF=$WORK/none.conf \
+		${_wc_asan:+LD_PRELOAD=$_wc_asan ASAN_OPTIONS=detect_leaks=0} \
+		LD_LIBRARY_PATH=$NOXS_BUILD/lib/compat-xs:$NOXS_BUILD/sim:$NOXS_BUILD/lib "$@"
+}
+expect_eq "auto with xenstored" "$(auto xenstore-read /local/pool/0/name)" Pool-0
+echo "mode = noxs" >"$WORK/noxs.conf"
+auto env NOXS_COMPAT_CONF=$WORK/noxs.conf xenstore-read /local/pool/0/name \
+	>"$WORK/conf.out" 2>&1 && fail "mode = noxs still reads generic paths"
+grep -q EACCES "$WORK/conf.out" || fail "noxs mode: $(cat "$WORK/conf.out")"
+xsd_stop xsd
+auto env NOXS_COMPAT_MODE=mixed XENSTORED_PATH=$WORK/xsd/socket \
+	xenstore-read /local/pool/0/name >"$WORK/down.out" 2>&1 &&
+	fail "mixed mode without xenstored succeeded"
+grep -q "cannot reach xenstored" "$WORK/down.out" ||
+	fail "no reason given: $(cat "$WORK/down.out")"
 echo ok
