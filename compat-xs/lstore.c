@@ -790,12 +790,14 @@ static int dom_op(struct ls_x *x, uint32_t type, const char *payload,
     char s[32];
     int rc;
 
+    if (len == 0)
+        return EINVAL;
     if (type == XSW_INTRODUCE || type == XSW_SET_TARGET)
-        a = payload[len ? len - 1 : 0] == '\0' &&
+        a = payload[len - 1] == '\0' &&
                     nuls(payload, len) >= (type == XSW_INTRODUCE ? 3u : 2u)
                 ? payload
                 : NULL;
-    if (!a || len == 0)
+    if (!a)
         return EINVAL;
     domid = (unsigned int)atoi(a);
     be32(domid, kb);
