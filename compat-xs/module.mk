@@ -7,17 +7,22 @@ COMPAT_XS := $(COMPAT_XS_DIR)/libxenstore.so.4
 COMPAT_XS_SRCS := compat-xs/path.c compat-xs/view.c compat-xs/xs.c \
 	compat-xs/wire.c compat-xs/route.c compat-xs/xsd.c compat-xs/gstub.c \
 	compat-xs/hash.c compat-xs/group.c \
-	compat-xs/control.c
+	compat-xs/control.c \
+	compat-xs/lstore.c compat-xs/lstore_tx.c compat-xs/lstore_watch.c
 COMPAT_XS_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,$(COMPAT_XS_SRCS))
 
-MODULE_CFLAGS_compat-xs := -fvisibility=hidden
+# LMDB (Debian's liblmdb-dev) holds the local store (docs/COMPAT.md).
+LMDB_CFLAGS = $(shell $(PKG_CONFIG) --cflags lmdb 2>/dev/null)
+LMDB_LIBS = $(shell $(PKG_CONFIG) --libs lmdb 2>/dev/null || echo -llmdb)
+
+MODULE_CFLAGS_compat-xs := -fvisibility=hidden $(LMDB_CFLAGS)
 
 $(COMPAT_XS): $(COMPAT_XS_OBJS) compat-xs/libxenstore.map $(LIBOUT)/libnoxs.so
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -shared -Wl,-soname,libxenstore.so.4 \
 		-Wl,--version-script=compat-xs/libxenstore.map \
 		$(if $(SAN),,-Wl,-z,defs) -o $@ $(COMPAT_XS_OBJS) \
-		-L$(LIBOUT) -lnoxs
+		-L$(LIBOUT) -lnoxs $(LMDB_LIBS)
 	ln -sf libxenstore.so.4 $(COMPAT_XS_DIR)/libxenstore.so
 
 ALL_TARGETS += $(COMPAT_XS)

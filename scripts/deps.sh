@@ -7,7 +7,7 @@
 # script names them and fails.
 set -eu
 
-build_pkgs="gcc make pkg-config libxen-dev liburcu-dev liburing-dev check clang libclang-rt-14-dev"
+build_pkgs="gcc make pkg-config libxen-dev liburcu-dev liburing-dev check clang libclang-rt-14-dev liblmdb-dev"
 compat_pkgs="xen-utils-4.17 xenstore-utils"
 bench_pkgs="gnuplot-nox python3"
 

@@ -86,7 +86,7 @@ $(OBJDIR)/tests/unit/check_cxs.o: BASE_CFLAGS += $(CHECK_CFLAGS)
 $(TESTOUT)/check_cxs: $(OBJDIR)/tests/unit/check_cxs.o $(COMPAT_XS_OBJS) \
 		$(LIBOUT)/libnoxs.so
 	@mkdir -p $(@D)
-	$(CC) $(BASE_LDFLAGS) -o $@ $< $(COMPAT_XS_OBJS) -L$(LIBOUT) -lnoxs \
+	$(CC) $(BASE_LDFLAGS) -o $@ $< $(COMPAT_XS_OBJS) -L$(LIBOUT) -lnoxs $(LMDB_LIBS) \
 		$(CHECK_LIBS)
 UNIT_TESTS += $(TESTOUT)/check_cxs
 
