@@ -5,7 +5,7 @@
 COMPAT_XS_DIR := $(LIBOUT)/compat-xs
 COMPAT_XS := $(COMPAT_XS_DIR)/libxenstore.so.4
 COMPAT_XS_SRCS := compat-xs/path.c compat-xs/view.c compat-xs/xs.c \
-	compat-xs/wire.c compat-xs/route.c compat-xs/xsd.c compat-xs/gstub.c \
+	compat-xs/wire.c compat-xs/route.c compat-xs/xsd.c \
 	compat-xs/hash.c compat-xs/group.c \
 	compat-xs/control.c \
 	compat-xs/lstore.c compat-xs/lstore_tx.c compat-xs/lstore_watch.c
