@@ -17,7 +17,7 @@
  *             guest's store ring.
  *
  * Both are thread-safe per connection (libxenstore handles are shared
- * between threads) and never call back into xs.c.
+ * between threads) and never call back into the API files (handle.h).
  */
 #ifndef COMPAT_XS_GSTORE_H
 #define COMPAT_XS_GSTORE_H

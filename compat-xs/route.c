@@ -24,7 +24,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "private.h"
+#include "handle.h"
 
 #define CONF_DEFAULT "/etc/noxs/compat-xs.conf"
 #define LSTORE_DIR_DEFAULT "/var/lib/noxs/xenstore"
@@ -287,4 +287,65 @@ char **cxs_gsplit(const char *r, uint32_t len, unsigned int *num)
     v[n] = NULL;
     *num = n;
     return v;
+}
+
+/* ---- per handle: which store serves a path ---- */
+
+/* Are the device and control paths of domain d on pages? */
+static bool noxs_paths(struct xs_handle *h, unsigned int d)
+{
+    struct cxs_ctx *ctx = h->ctx;
+
+    if (ctx->domid != 0) /* a guest: its own paths, if it is a noxs one */
+        return d == ctx->domid && cxs_ctx_frontend(ctx) != NULL;
+    return cxs_noxs_domain(ctx, d) == 1;
+}
+
+int cxs_route(struct xs_handle *h, const struct cxs_path *p, int op)
+{
+    if (!h->g)
+        return R_NOXS;
+    switch (p->kind) {
+    case CXS_UNSUPPORTED:
+        return R_GENERIC;
+    case CXS_SPECIAL:
+        /* xenstored sees every domain come and go; the local store sees
+         * introductions and releases, noxsd sees deaths. */
+        return cxs_mode(h->ctx->domid) == CXS_MODE_LOCAL ? R_BOTH : R_GENERIC;
+    case CXS_ROOT:
+    case CXS_LOCAL:
+    case CXS_LOCAL_DOMAIN:
+    case CXS_DOMAIN:
+    case CXS_DEVICE_ROOT:
+    case CXS_BACKEND_ROOT:
+    case CXS_BACKEND_CLASS:
+        return op == OPK_READ || op == OPK_WRITE ? R_GENERIC : R_BOTH;
+    case CXS_CONTROL:
+        if (!noxs_paths(h, p->domid))
+            return R_GENERIC;
+        return op == OPK_READ || op == OPK_WRITE ? R_GENERIC : R_BOTH;
+    case CXS_CONTROL_KEY:
+        return noxs_paths(h, p->domid) ? R_NOXS : R_GENERIC;
+    default:
+        /* Device and backend paths below a class: the frontend's
+         * domain decides; libxl's suspend channel node is not a device. */
+        if (strcmp(p->cls, "suspend") == 0)
+            return R_GENERIC;
+        return noxs_paths(h, p->fe) ? R_NOXS : R_GENERIC;
+    }
+}
+
+/* The generic store's transaction for t, started on first use. */
+int cxs_gtx_of(struct xs_handle *h, struct tx *x, uint32_t *gtx)
+{
+    int rc = 0;
+
+    if (!x) {
+        *gtx = 0;
+        return 0;
+    }
+    if (!x->gtx)
+        rc = cxs_gtx_start(h->g, &x->gtx);
+    *gtx = x->gtx;
+    return rc;
 }
