@@ -202,6 +202,60 @@ int cxs_gather(struct xs_handle *h, const struct cxs_path *p,
     return 0;
 }
 
+/* The name device d adds to the listing of p, if any. */
+static int dev_name(const struct cxs_path *p, const struct devref *d,
+                    struct names *ns)
+{
+    char buf[16];
+    int rc = 0;
+
+    switch (p->kind) {
+    case CXS_LOCAL_DOMAIN:
+        snprintf(buf, sizeof(buf), "%u", d->fe);
+        rc = names_add(ns, buf, strlen(buf));
+        snprintf(buf, sizeof(buf), "%u", d->be);
+        if (rc == 0)
+            rc = names_add(ns, buf, strlen(buf));
+        break;
+    case CXS_DOMAIN:
+        if (d->fe == p->domid)
+            rc = names_add(ns, "device", 6);
+        if (rc == 0 && d->be == p->domid)
+            rc = names_add(ns, "backend", 7);
+        break;
+    case CXS_DEVICE_ROOT:
+        if (d->fe == p->domid)
+            rc = names_add(ns, d->cls, strlen(d->cls));
+        break;
+    case CXS_DEVICE_CLASS:
+        if (d->fe == p->domid && strcmp(d->cls, p->cls) == 0) {
+            snprintf(buf, sizeof(buf), "%u", d->id);
+            rc = names_add(ns, buf, strlen(buf));
+        }
+        break;
+    case CXS_BACKEND_ROOT:
+        if (d->be == p->domid)
+            rc = names_add(ns, d->cls, strlen(d->cls));
+        break;
+    case CXS_BACKEND_CLASS:
+        if (d->be == p->domid && strcmp(d->cls, p->cls) == 0) {
+            snprintf(buf, sizeof(buf), "%u", d->fe);
+            rc = names_add(ns, buf, strlen(buf));
+        }
+        break;
+    case CXS_BACKEND_FE:
+        if (d->be == p->domid && d->fe == p->fe &&
+            strcmp(d->cls, p->cls) == 0) {
+            snprintf(buf, sizeof(buf), "%u", d->id);
+            rc = names_add(ns, buf, strlen(buf));
+        }
+        break;
+    default:
+        break;
+    }
+    return rc;
+}
+
 int cxs_dir_read(struct xs_handle *h, const struct cxs_path *p,
                  char ***names, unsigned int *num)
 {
@@ -270,53 +324,8 @@ int cxs_dir_read(struct xs_handle *h, const struct cxs_path *p,
         break;
     }
     rc = cxs_gather(h, p, &devs, &ndevs);
-    for (size_t i = 0; rc == 0 && i < ndevs; i++) {
-        struct devref *d = &devs[i];
-        switch (p->kind) {
-        case CXS_LOCAL_DOMAIN:
-            snprintf(buf, sizeof(buf), "%u", d->fe);
-            rc = names_add(&ns, buf, strlen(buf));
-            snprintf(buf, sizeof(buf), "%u", d->be);
-            if (rc == 0)
-                rc = names_add(&ns, buf, strlen(buf));
-            break;
-        case CXS_DOMAIN:
-            if (d->fe == p->domid)
-                rc = names_add(&ns, "device", 6);
-            if (rc == 0 && d->be == p->domid)
-                rc = names_add(&ns, "backend", 7);
-            break;
-        case CXS_DEVICE_ROOT:
-            if (d->fe == p->domid)
-                rc = names_add(&ns, d->cls, strlen(d->cls));
-            break;
-        case CXS_DEVICE_CLASS:
-            if (d->fe == p->domid && strcmp(d->cls, p->cls) == 0) {
-                snprintf(buf, sizeof(buf), "%u", d->id);
-                rc = names_add(&ns, buf, strlen(buf));
-            }
-            break;
-        case CXS_BACKEND_ROOT:
-            if (d->be == p->domid)
-                rc = names_add(&ns, d->cls, strlen(d->cls));
-            break;
-        case CXS_BACKEND_CLASS:
-            if (d->be == p->domid && strcmp(d->cls, p->cls) == 0) {
-                snprintf(buf, sizeof(buf), "%u", d->fe);
-                rc = names_add(&ns, buf, strlen(buf));
-            }
-            break;
-        case CXS_BACKEND_FE:
-            if (d->be == p->domid && d->fe == p->fe &&
-                strcmp(d->cls, p->cls) == 0) {
-                snprintf(buf, sizeof(buf), "%u", d->id);
-                rc = names_add(&ns, buf, strlen(buf));
-            }
-            break;
-        default:
-            break;
-        }
-    }
+    for (size_t i = 0; rc == 0 && i < ndevs; i++)
+        rc = dev_name(p, &devs[i], &ns);
     free(devs);
 done:
     if (rc == 0) {

@@ -123,10 +123,20 @@ int cxs_dir_read(struct xs_handle *h, const struct cxs_path *p,
 int cxs_ready_fd_get(void);
 /* Drop the handle's queued events, watches and tokens. */
 void cxs_watch_close(struct xs_handle *h);
+
+/* ---- special.c: @introduceDomain and @releaseDomain from noxsd ---- */
+
+/* A watch on @introduceDomain / @releaseDomain was set on h. */
+void cxs_special_watch(struct xs_handle *h);
+/* Take noxsd's domain events for ctx and fire the special watches. */
+void cxs_special_poll(struct cxs_ctx *ctx);
+/* How long a waiting xs_read_watch may sleep (ms, -1: no limit). */
+int cxs_special_wait(struct cxs_ctx *ctx);
 /* This process introduced or released domid: fire the special watch
  * now and, if noxsd sends an event for it (expect), skip that one. */
 void cxs_special_own(struct cxs_ctx *ctx, uint16_t domid, bool release,
                      bool expect);
+void cxs_special_free(struct cxs_ctx *ctx);
 
 /* ---- tx.c: transactions and batches ---- */
 

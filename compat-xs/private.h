@@ -12,7 +12,9 @@
  *            files share):
  *   dir.c    directory listings (the pages' and the generic store's);
  *   watch.c  watches, their event queues and xs_fileno(), the index of
- *            watched paths, @introduceDomain/@releaseDomain from noxsd;
+ *            watched paths;
+ *   special.c  @introduceDomain/@releaseDomain: noxsd's domain events
+ *            and this process's own introductions and releases;
  *   tx.c     transactions and the application of a batch of writes
  *            (optimistic validation, one publish per page half, the
  *            commit over both stores);
@@ -343,7 +345,7 @@ void cxs_ctl_watch(struct cxs_ctx *ctx, const struct cxs_path *p);
 void cxs_ctl_poll(struct cxs_ctx *ctx);
 void cxs_ctl_close(struct cxs_ctx *ctx);
 
-/* ---- watch.c ---- */
+/* ---- watch.c, special.c ---- */
 
 /* Queue a watch event for every handle of ctx whose watch covers path
  * (removed: path was a removed directory, so watches below it fire with

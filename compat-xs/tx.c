@@ -169,6 +169,94 @@ static int group_apply(struct xs_handle *h, struct cxs_group *g,
     return rc;
 }
 
+/* A key of a device: staged in our own half (d joins *touched, to be
+ * published once), or added to the group of a device we are not an end
+ * of. */
+static int batch_key(struct xs_handle *h, struct cxs_groups *gs,
+                     struct cxs_dev **touched, const struct op *o, size_t i,
+                     const struct cxs_path *p)
+{
+    struct cxs_dev *d;
+    struct cxs_group *g;
+    int half, rc = 0;
+
+    if (o->kind != OP_RM && o->len > NOXS_CTRL_VALUE_MAX)
+        return -E2BIG;
+    half = p->kind == CXS_DEVICE_KEY ? CXS_HALF_FRONT : CXS_HALF_BACK;
+    d = cxs_local_dev(h, p);
+    if (d) {
+        if (o->kind == OP_RM)
+            rc = cxs_dev_remove_key(d, half, p->key);
+        else if (o->kind == OP_WRITE)
+            rc = cxs_dev_write(d, half, p->key, o->value, o->len);
+        if (rc == -ENOENT && o->kind == OP_RM)
+            rc = 0;
+        /* Staged (or not): published once, below, either way. */
+        if (!d->touched) {
+            d->touched = true;
+            d->touched_next = *touched;
+            *touched = d;
+        }
+        return rc;
+    }
+    g = cxs_group_for(gs, p);
+    if (!g || cxs_group_write(g, i) < 0)
+        return -ENOMEM;
+    if (p->kind == CXS_BACKEND_KEY)
+        g->be = p->domid;
+    if (o->kind == OP_WRITE) {
+        char v[NOXS_CTRL_VALUE_MAX + 1];
+        /* Synthesised nodes are not stored; backend-id names the
+         * backend when only the frontend tree is written. */
+        if (half == CXS_HALF_FRONT && strcmp(p->key, "backend-id") == 0) {
+            if (g->be < 0 && o->len < 6) {
+                memcpy(v, o->value, o->len);
+                v[o->len] = '\0';
+                g->be = atoi(v);
+            }
+            return 0;
+        }
+        if ((half == CXS_HALF_FRONT && strcmp(p->key, "backend") == 0) ||
+            (half == CXS_HALF_BACK && (strcmp(p->key, "frontend") == 0 ||
+                                      strcmp(p->key, "frontend-id") == 0)))
+            return 0;
+        if (memchr(o->value, '\0', o->len))
+            return -EINVAL;
+        memcpy(v, o->value, o->len);
+        v[o->len] = '\0';
+        rc = cxs_group_param(g, p->key, v, half == CXS_HALF_FRONT);
+    }
+    return rc;
+}
+
+/* rm of a directory above devices: remove every device below. */
+static int batch_rm_below(struct xs_handle *h, struct cxs_groups *gs,
+                          const struct op *o, const struct cxs_path *p)
+{
+    struct devref *devs;
+    struct cxs_group *g;
+    size_t n;
+    int rc = cxs_gather(h, p, &devs, &n);
+
+    for (size_t j = 0; rc == 0 && j < n; j++) {
+        char dir[CXS_ABS_PATH_MAX];
+        struct cxs_path q = {.kind = CXS_DEVICE, .fe = devs[j].fe,
+                             .domid = devs[j].fe, .id = devs[j].id};
+        memcpy(q.cls, devs[j].cls, sizeof(q.cls));
+        cxs_path_device_dir(dir, sizeof(dir), q.fe, q.cls, q.id);
+        bool under = cxs_is_child(dir, o->path);
+        cxs_path_backend_dir(dir, sizeof(dir), devs[j].be, q.fe, q.cls, q.id);
+        if (!under && !cxs_is_child(dir, o->path))
+            continue;
+        g = cxs_group_for(gs, &q);
+        if (g)
+            g->remove = true;
+    }
+    if (rc == 0)
+        free(devs);
+    return rc;
+}
+
 /*
  * Apply a batch of operations (one transaction, or one call): every path
  * is checked before anything changes; local halves are staged and
@@ -187,7 +275,6 @@ static int apply_ops(struct xs_handle *h, struct op *ops, size_t nops)
         struct cxs_path p;
         struct cxs_dev *d;
         struct cxs_group *g;
-        int half;
 
         rc = cxs_path_parse(o->path, &p);
         if (rc < 0)
@@ -195,58 +282,7 @@ static int apply_ops(struct xs_handle *h, struct op *ops, size_t nops)
         switch (p.kind) {
         case CXS_DEVICE_KEY:
         case CXS_BACKEND_KEY:
-            if (o->kind != OP_RM && o->len > NOXS_CTRL_VALUE_MAX) {
-                rc = -E2BIG;
-                break;
-            }
-            half = p.kind == CXS_DEVICE_KEY ? CXS_HALF_FRONT : CXS_HALF_BACK;
-            d = cxs_local_dev(h, &p);
-            if (d) {
-                if (o->kind == OP_RM)
-                    rc = cxs_dev_remove_key(d, half, p.key);
-                else if (o->kind == OP_WRITE)
-                    rc = cxs_dev_write(d, half, p.key, o->value, o->len);
-                if (rc == -ENOENT && o->kind == OP_RM)
-                    rc = 0;
-                /* Staged (or not): published once, below, either way. */
-                if (!d->touched) {
-                    d->touched = true;
-                    d->touched_next = touched;
-                    touched = d;
-                }
-                break;
-            }
-            g = cxs_group_for(&gs, &p);
-            if (!g || cxs_group_write(g, i) < 0) {
-                rc = -ENOMEM;
-                break;
-            }
-            if (p.kind == CXS_BACKEND_KEY)
-                g->be = p.domid;
-            if (o->kind == OP_WRITE) {
-                char v[NOXS_CTRL_VALUE_MAX + 1];
-                /* Synthesised nodes are not stored; backend-id names the
-                 * backend when only the frontend tree is written. */
-                if (half == CXS_HALF_FRONT && strcmp(p.key, "backend-id") == 0) {
-                    if (g->be < 0 && o->len < 6) {
-                        memcpy(v, o->value, o->len);
-                        v[o->len] = '\0';
-                        g->be = atoi(v);
-                    }
-                    break;
-                }
-                if ((half == CXS_HALF_FRONT && strcmp(p.key, "backend") == 0) ||
-                    (half == CXS_HALF_BACK && (strcmp(p.key, "frontend") == 0 ||
-                                              strcmp(p.key, "frontend-id") == 0)))
-                    break;
-                if (memchr(o->value, '\0', o->len)) {
-                    rc = -EINVAL;
-                    break;
-                }
-                memcpy(v, o->value, o->len);
-                v[o->len] = '\0';
-                rc = cxs_group_param(g, p.key, v, half == CXS_HALF_FRONT);
-            }
+            rc = batch_key(h, &gs, &touched, o, i, &p);
             break;
         case CXS_DEVICE:
         case CXS_BACKEND:
@@ -275,29 +311,8 @@ static int apply_ops(struct xs_handle *h, struct op *ops, size_t nops)
         case CXS_DEVICE_ROOT:
         case CXS_BACKEND_ROOT:
         case CXS_DOMAIN:
-            if (o->kind == OP_RM) {
-                /* Remove every device below. */
-                struct devref *devs;
-                size_t n;
-                rc = cxs_gather(h, &p, &devs, &n);
-                for (size_t j = 0; rc == 0 && j < n; j++) {
-                    char dir[CXS_ABS_PATH_MAX];
-                    struct cxs_path q = {.kind = CXS_DEVICE, .fe = devs[j].fe,
-                                         .domid = devs[j].fe, .id = devs[j].id};
-                    memcpy(q.cls, devs[j].cls, sizeof(q.cls));
-                    cxs_path_device_dir(dir, sizeof(dir), q.fe, q.cls, q.id);
-                    bool under = cxs_is_child(dir, o->path);
-                    cxs_path_backend_dir(dir, sizeof(dir), devs[j].be, q.fe,
-                                         q.cls, q.id);
-                    if (!under && !cxs_is_child(dir, o->path))
-                        continue;
-                    g = cxs_group_for(&gs, &q);
-                    if (g)
-                        g->remove = true;
-                }
-                if (rc == 0)
-                    free(devs);
-            }
+            if (o->kind == OP_RM)
+                rc = batch_rm_below(h, &gs, o, &p);
             /* mkdir / write "" of a directory: nothing to store. */
             break;
         case CXS_ROOT:

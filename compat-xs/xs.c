@@ -10,6 +10,7 @@
  * concern (handle.h has what these files share):
  *   dir.c     xs_directory and the listings of page paths;
  *   watch.c   watches, their events and what makes xs_fileno() readable;
+ *   special.c @introduceDomain and @releaseDomain;
  *   tx.c      transactions and the application of a batch of writes;
  *   domain.c  the domain calls of the toolstack;
  *   route.c   which store serves a path.
