@@ -17,6 +17,7 @@
 /* How long a request relayed to a device's backend may take. */
 #define PROXY_TIMEOUT_MS 5000
 
+/* One staged write, mkdir or rm of a transaction (tx.c). */
 #define OP_WRITE 1
 #define OP_MKDIR 2
 #define OP_RM 3
@@ -28,6 +29,8 @@ struct op {
     unsigned int len;
 };
 
+/* A transaction of a handle: its operations on the pages, staged until
+ * xs_transaction_end, and the page reads it must validate then. */
 struct tx {
     struct tx *next;
     uint32_t id;
@@ -37,6 +40,8 @@ struct tx {
     struct cxs_kvlist reads; /* path -> value seen ("\1" + errno if none) */
 };
 
+/* A libxenstore handle (xs.c opens and closes it). The watch, event and
+ * token types are watch.c's, struct cxs_adds is tx.c's. */
 struct xs_handle {
     struct cxs_ctx *ctx;
     struct xs_handle *ctx_next;
