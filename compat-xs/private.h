@@ -366,6 +366,9 @@ void cxs_watches_free(struct cxs_ctx *ctx);
 /* The process's mode, chosen on first use (self: its domain). */
 int cxs_mode(unsigned int self);
 const char *cxs_mode_name(int mode);
+/* Mixed mode: is cls one of the classes noxs domains keep in xenstored
+ * (xenstored-classes; e.g. vbd, for the guest kernel's own blkfront)? */
+bool cxs_class_in_xenstored(const char *cls);
 /* The generic store for a handle of domain self; NULL with errno 0 in
  * noxs mode, NULL with errno (and a logged reason) if unreachable. */
 struct cxs_gconn *cxs_gopen(unsigned int self, bool readonly);

@@ -103,6 +103,17 @@ debian xenstore-exists /libxl/7/device/vif/2 && fail "record of the failed add k
 mixed xenstore-exists /local/domain/7/device/vif/2 &&
 	fail "device of the failed add kept: $(mixed xenstore-ls /local/domain/7/device)"
 
+note "xenstored-classes: a noxs domain's vbd stays in xenstored"
+NOXS_COMPAT_XENSTORED_CLASSES="vbd qdisk" mixed "$BIN/legacy-toolstack" add 7 vbd 51712 ||
+	fail "add vbd to xenstored"
+expect_eq "vbd in xenstored" \
+	"$(debian xenstore-read /local/domain/7/device/vbd/51712/state)" 1
+# Without the setting, the class is on domain 7's pages, where it is not.
+mixed xenstore-exists /local/domain/7/device/vbd/51712/state 2>/dev/null &&
+	fail "the vbd went to a page too"
+NOXS_COMPAT_XENSTORED_CLASSES=vbd mixed "$BIN/legacy-toolstack" rm 7 vbd 51712 ||
+	fail "rm vbd"
+
 note "@releaseDomain reaches a watcher, whoever released the domain"
 mixed xenstore-watch -n 2 @releaseDomain >"$WORK/watch.log" 2>&1 &
 w=$!
