@@ -28,3 +28,15 @@ $(BUILD)/fuzz/fuzz_lstore: $(LSTORE_FUZZ_SRCS) compat-xs/lstore.h \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-o $@ $(LSTORE_FUZZ_SRCS) $(LMDB_LIBS)
 FUZZ_TARGETS += $(BUILD)/fuzz/fuzz_lstore
+
+# The replay client and its script, next to the compat test scripts
+# (test-lstore-conformance.sh is one of them, see tests/compat.mk).
+$(COMPAT_TESTOUT)/lstore-replay: $(OBJDIR)/tests/compat/lstore-replay.o \
+		$(LSTORE_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $^ $(LMDB_LIBS)
+$(COMPAT_TESTOUT)/lstore-ops.txt: tests/compat/lstore-ops.txt
+	@mkdir -p $(@D)
+	cp $< $@
+$(COMPAT_TESTOUT)/test-lstore-conformance.sh: \
+	$(COMPAT_TESTOUT)/lstore-replay $(COMPAT_TESTOUT)/lstore-ops.txt
