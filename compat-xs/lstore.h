@@ -1,7 +1,8 @@
 /*
  * The local store's internals (docs/COMPAT.md, "The local store"),
- * shared by lstore.c (environment, nodes, requests), lstore_tx.c
- * (transactions) and lstore_watch.c (journal, watches, events).
+ * shared by lstore.c (nodes, requests), lstore_env.c (the LMDB
+ * environment, commits, connections), lstore_tx.c (transactions) and
+ * lstore_watch.c (journal, watches, events).
  *
  * One LMDB environment per directory and process, shared by every
  * connection the process opens on it (LMDB forbids opening one
@@ -156,7 +157,15 @@ struct ls_conn {
     int epfd, inofd, evfd;
 };
 
+/* lstore_env.c */
+struct ls_env *ls_env_get(const char *dir);
+void ls_env_put(struct ls_env *e);
+
 /* lstore.c */
+int ls_node_put(struct ls_x *x, const char *path, const struct ls_perm *perms,
+                uint32_t nperms, const char *val, uint32_t vlen);
+int ls_create(struct ls_x *x, const char *path, const char *val,
+              uint32_t vlen);
 int ls_buf_add(struct ls_buf *b, const void *p, size_t n);
 int ls_buf_addstr(struct ls_buf *b, const char *s); /* with its NUL */
 int ls_env_sync(struct ls_conn *c);

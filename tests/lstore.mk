@@ -3,7 +3,7 @@
 # (concurrent transactions, kill -9 of writers), a comparison with the
 # real xenstored, and a fuzz target on request payloads.
 
-LSTORE_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,compat-xs/lstore.c \
+LSTORE_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,compat-xs/lstore.c compat-xs/lstore_env.c \
 	compat-xs/lstore_tx.c compat-xs/lstore_watch.c compat-xs/wire.c)
 
 define lstore_check_rules
@@ -19,7 +19,7 @@ UNIT_TESTS += $(TESTOUT)/check_lstore $(TESTOUT)/check_lstore_mp
 TSAN_TESTS += $(TESTOUT)/check_lstore_mp
 
 # libFuzzer target: request payloads of every type against one store.
-LSTORE_FUZZ_SRCS := tests/fuzz/fuzz_lstore.c compat-xs/lstore.c \
+LSTORE_FUZZ_SRCS := tests/fuzz/fuzz_lstore.c compat-xs/lstore.c compat-xs/lstore_env.c \
 	compat-xs/lstore_tx.c compat-xs/lstore_watch.c compat-xs/wire.c
 $(BUILD)/fuzz/fuzz_lstore: $(LSTORE_FUZZ_SRCS) compat-xs/lstore.h \
 		compat-xs/gstore.h compat-xs/wire.h
