@@ -125,20 +125,16 @@ static void hkey(const struct ls_env *e, const char *s, size_t n,
     memcpy(out + 8, &b, 8);
 }
 
-/* A child's key: H(parent) and the name, or its head and hash if long. */
-static size_t kid_key(const struct ls_env *e, const char *parent,
-                      const char *name, size_t nlen, unsigned char *k)
+/*
+ * A child's key: H(parent) and the child's creation number (big-endian),
+ * so that a directory lists in creation order, as xenstored's does.
+ */
+static void kid_key(const struct ls_env *e, const char *parent,
+                    uint64_t seq, unsigned char k[24])
 {
     hkey(e, parent, strlen(parent), k);
-    if (16 + nlen <= 500) {
-        memcpy(k + 16, name, nlen);
-        return 16 + nlen;
-    }
-    /* \1 never occurs in a valid name: no short name has this key. */
-    memcpy(k + 16, name, 400);
-    k[416] = 1;
-    hkey(e, name, nlen, k + 417);
-    return 433;
+    for (int i = 0; i < 8; i++)
+        k[16 + i] = seq >> (56 - 8 * i);
 }
 
 /* ---- meta, quota ------------------------------------------------------ */
@@ -234,6 +230,7 @@ int ls_node_get(struct ls_x *x, const char *path, struct ls_node *n)
         return ENOMEM;
     memcpy(n->mem, d.mv_data, d.mv_size);
     n->gen = r.gen;
+    n->kidseq = r.kidseq;
     n->nperms = r.nperms;
     n->vlen = r.vlen;
     n->perms = (struct ls_perm *)((char *)n->mem + sizeof(r));
@@ -265,14 +262,14 @@ uint64_t ls_node_gen(struct ls_x *x, const char *path)
     return g;
 }
 
-int ls_node_put(struct ls_x *x, const char *path,
-                    const struct ls_perm *perms, uint32_t nperms,
-                    const char *val, uint32_t vlen)
+int ls_node_put(struct ls_x *x, const char *path, uint64_t kidseq,
+                const struct ls_perm *perms, uint32_t nperms, const char *val,
+                uint32_t vlen)
 {
     unsigned char kb[16];
     size_t plen = strlen(path);
-    struct ls_rec r = {.gen = x->gen, .nperms = nperms, .plen = plen,
-                       .vlen = vlen};
+    struct ls_rec r = {.gen = x->gen, .kidseq = kidseq, .nperms = nperms,
+                       .plen = plen, .vlen = vlen};
     size_t sz = sizeof(r) + nperms * sizeof(*perms) + plen + vlen;
     MDB_val k = {16, kb}, d = {sz, NULL};
     int rc;
@@ -300,27 +297,27 @@ static int node_touch(struct ls_x *x, const char *path)
 
     if (rc)
         return rc;
-    rc = ls_node_put(x, path, n.perms, n.nperms, n.val, n.vlen);
+    rc = ls_node_put(x, path, n.kidseq, n.perms, n.nperms, n.val, n.vlen);
     ls_node_free(&n);
     return rc;
 }
 
-static int kid_put(struct ls_x *x, const char *parent, const char *name,
-                   bool add)
+static int kid_put(struct ls_x *x, const char *parent, uint64_t seq,
+                   const char *name, bool add)
 {
-    unsigned char kb[512];
-    size_t nlen = strlen(name);
-    MDB_val k = {kid_key(x->e, parent, name, nlen, kb), kb};
-    MDB_val d = {nlen, (void *)name};
+    unsigned char kb[24];
+    MDB_val k = {24, kb};
+    MDB_val d = {add ? strlen(name) : 0, (void *)name};
     int rc;
 
+    kid_key(x->e, parent, seq, kb);
     if (add)
         return ls_mdb_errno(mdb_put(x->t, x->e->kid, &k, &d, 0));
     rc = mdb_del(x->t, x->e->kid, &k, NULL);
     return rc == MDB_NOTFOUND ? 0 : ls_mdb_errno(rc);
 }
 
-/* Children of path as "a\0b\0" (sorted by name). del: remove them too. */
+/* Children of path as "a\0b\0" (in creation order). del: remove them too. */
 static int kids(struct ls_x *x, const char *path, struct ls_buf *out,
                 bool del)
 {
@@ -535,13 +532,16 @@ int ls_create(struct ls_x *x, const char *path, const char *val,
         if (quota_get(x, x->domid) >= LS_QUOTA_ENTRIES)
             rc = ENOSPC;
     }
+    uint64_t seq = 0;
+    if (!rc && !(rc = ls_meta_get(x, "kidseq", &seq)))
+        rc = ls_meta_put(x, "kidseq", ++seq);
     if (!rc)
-        rc = ls_node_put(x, path, perms, p.nperms, val, vlen);
+        rc = ls_node_put(x, path, seq, perms, p.nperms, val, vlen);
     if (!rc)
         rc = quota_add(x, perms[0].id, 1);
     ls_node_free(&p);
     if (!rc)
-        rc = kid_put(x, pp, base, true);
+        rc = kid_put(x, pp, seq, base, true);
     if (!rc)
         rc = node_touch(x, pp);
     free(pp);
@@ -571,7 +571,7 @@ static int do_write(struct ls_x *x, const char *payload, uint32_t len,
         rc = ENOSPC;
     } else if (rc == 0) {
         if (!mkdir)
-            rc = ls_node_put(x, path, n.perms, n.nperms, val, vlen);
+            rc = ls_node_put(x, path, n.kidseq, n.perms, n.nperms, val, vlen);
         ls_node_free(&n);
         if (!rc && !mkdir)
             rc = ls_record(x, LS_J_WRITE, path);
@@ -631,11 +631,12 @@ static int do_rm(struct ls_x *x, const char *payload, uint32_t len)
             rc = 0;
         }
     } else if (rc == 0) {
+        uint64_t seq = n.kidseq;
         ls_node_free(&n);
         if (strcmp(path, "/") == 0)
             rc = EINVAL;
         else if (!(rc = rm_tree(x, path)) &&
-                 !(rc = kid_put(x, pp, strrchr(path, '/') + 1, false)) &&
+                 !(rc = kid_put(x, pp, seq, NULL, false)) &&
                  !(rc = node_touch(x, pp)))
             rc = ls_record(x, LS_J_RM, path);
     }
@@ -714,7 +715,7 @@ static int do_set_perms(struct ls_x *x, const char *payload, uint32_t len)
             !(rc = quota_add(x, n.perms[0].id, -1)))
             rc = quota_add(x, perms[0].id, 1);
         if (!rc)
-            rc = ls_node_put(x, path, perms, np, n.val, n.vlen);
+            rc = ls_node_put(x, path, n.kidseq, perms, np, n.val, n.vlen);
         if (!rc)
             rc = ls_record(x, LS_J_WRITE, path);
         ls_node_free(&n);

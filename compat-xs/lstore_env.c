@@ -138,7 +138,7 @@ static int env_init(struct ls_env *e, MDB_txn *t)
     d.mv_data = e->hkey;
     if ((rc = ls_mdb_errno(mdb_put(t, e->meta, &k, &d, 0))))
         return rc;
-    if ((rc = ls_node_put(&x, "/", &none, 1, "", 0)))
+    if ((rc = ls_node_put(&x, "/", 0, &none, 1, "", 0)))
         return rc;
     return ls_create(&x, "/tool/xenstored", "", 0);
 }
@@ -362,6 +362,10 @@ static int lreq(struct cxs_gconn *g, uint32_t type, uint32_t tx,
     pthread_mutex_unlock(&c->lock);
     free(chg.p);
 
+    /* As xenstored: a reply that does not fit a message (a directory:
+     * the caller then reads it with DIRECTORY_PART). */
+    if (!err && out.len > XSW_PAYLOAD_MAX)
+        err = E2BIG;
     if (err) {
         free(out.p);
         out = (struct ls_buf){0};

@@ -9,9 +9,10 @@
  *
  * Script lines: "CONN OP ARGS...", CONN a or b (two connections), OP a
  * request name as below; "t:OP" runs it in CONN's open transaction.
- * Listings are sorted (xenstored lists in creation order, the local
- * store by name); generation numbers print as G; "events" prints the
- * distinct watch events that arrived, sorted.
+ * Listings keep their order (both list in creation order); generation
+ * numbers print as G; "events" prints the
+ * distinct watch events that arrived, sorted; "fill PATH N" writes N
+ * children with long names.
  */
 #include <errno.h>
 #include <poll.h>
@@ -172,6 +173,20 @@ static void run(struct conn *c, char *line)
         events(c);
         return;
     }
+    if (strcmp(op, "fill") == 0) {
+        /* fill PATH N: N children with long names, one line for all. */
+        const char *res = "ok";
+        for (long i = 0; i < strtol(words[2], NULL, 10); i++) {
+            len = snprintf(payload, sizeof(payload),
+                           "%s/child-with-a-long-name-%ld", words[1], i) + 1;
+            char *r = request(c, XSW_WRITE, 0, payload, len, &rt, &rl);
+            free(r);
+            if (rt != XSW_WRITE)
+                res = "failed";
+        }
+        printf(" -> %s\n", res);
+        return;
+    }
     size_t k;
     for (k = 0; k < sizeof(ops) / sizeof(ops[0]); k++)
         if (strcmp(ops[k].name, op) == 0)
@@ -219,7 +234,6 @@ static void run(struct conn *c, char *line)
             i = strlen(r) + 1; /* the generation */
         for (; i < rl && nn < 1024; i += strlen(r + i) + 1)
             names[nn++] = r + i;
-        qsort(names, nn, sizeof(names[0]), cmp);
         printf(" ->%s", ops[k].type == XSW_DIRECTORY_PART ? " G" : "");
         for (int j = 0; j < nn; j++)
             printf(" '%s'", names[j]);
