@@ -21,6 +21,8 @@
 
 #define LS_DEFAULT_DIR "/var/lib/noxs/xenstore"
 #define LS_MAPSIZE ((size_t)1 << 30)
+/* Appended to the boot id in the file boot_id: the layout of lstore.h. */
+#define LS_FORMAT "format 1\n"
 
 static pthread_mutex_t envs_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ls_env *envs;
@@ -171,9 +173,11 @@ static struct ls_env *env_open(const char *dir, const struct stat *st)
     /*
      * The store lives for one boot, as xenstored's: the domains it
      * describes are gone after a reboot. A store of another boot (or
-     * one a system crash may have torn, see MDB_NOSYNC) is removed.
+     * one a system crash may have torn, see MDB_NOSYNC) is removed, and
+     * so is one of another record format.
      */
-    read_small("/proc/sys/kernel/random/boot_id", boot, sizeof(boot));
+    read_small("/proc/sys/kernel/random/boot_id", boot, sizeof(boot) - 16);
+    strcat(boot, LS_FORMAT);
     snprintf(bootf, sizeof(bootf), "%s/boot_id", dir);
     read_small(bootf, had, sizeof(had));
     bool fresh = strcmp(boot, had) != 0;

@@ -590,6 +590,17 @@ START_TEST(reopen_keeps_tree)
     c = open_as(0);
     EQ(RQ1(c, XSW_READ, 0, "/keep"), "me");
     c->ops->close(c);
+    /* A store of another boot describes domains that are gone: reset. */
+    char p[300];
+    snprintf(p, sizeof(p), "%s/boot_id", dir);
+    FILE *f = fopen(p, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("another boot\n", f);
+    fclose(f);
+    c = open_as(0);
+    EQ(RQ1(c, XSW_READ, 0, "/keep"), "E:ENOENT");
+    EQ(RQ1(c, XSW_DIRECTORY, 0, "/"), "tool|");
+    c->ops->close(c);
 }
 END_TEST
 
