@@ -9,7 +9,8 @@ COMPAT_XS_SRCS := compat-xs/path.c compat-xs/view.c compat-xs/xs.c compat-xs/dir
 	compat-xs/wire.c compat-xs/route.c compat-xs/xsd.c \
 	compat-xs/hash.c compat-xs/group.c \
 	compat-xs/control.c \
-	compat-xs/lstore.c compat-xs/lstore_tx.c compat-xs/lstore_watch.c
+	compat-xs/lstore.c compat-xs/lstore_env.c compat-xs/lstore_tx.c \
+	compat-xs/lstore_watch.c
 COMPAT_XS_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,$(COMPAT_XS_SRCS))
 
 # LMDB (Debian's liblmdb-dev) holds the local store (docs/COMPAT.md).
