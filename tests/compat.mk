@@ -50,7 +50,8 @@ COMPAT_HELPERS := $(COMPAT_TESTOUT)/xsshim.so $(COMPAT_TESTOUT)/xsd.sh \
 	$(COMPAT_TESTOUT)/lib.sh $(COMPAT_TESTOUT)/xssem $(LEGACY_BINS) \
 	$(COMPAT_TESTOUT)/xsmixed \
 	$(COMPAT_XS) $(BINOUT)/noxsd $(COMPAT_TESTOUT)/xsguest \
-	$(BINOUT)/noxs-sysctl-back $(BINOUT)/noxsctl $(COMPAT_TESTOUT)/xsdclient
+	$(BINOUT)/noxs-sysctl-back $(BINOUT)/noxsctl $(COMPAT_TESTOUT)/xsdclient \
+	$(COMPAT_TESTOUT)/xsdboot
 COMPAT_SCRIPTS := $(patsubst tests/compat/%,$(COMPAT_TESTOUT)/%,\
 	$(wildcard tests/compat/test-*.sh))
 
@@ -97,6 +98,11 @@ $(OBJDIR)/tests/compat/xsdclient.o: BASE_CFLAGS += -Icompat-xs
 $(COMPAT_TESTOUT)/xsdclient: $(OBJDIR)/tests/compat/xsdclient.o $(XSDCLIENT_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -o $@ $^
+
+# A guest's bootstrap sources as libnoxs sees them.
+$(COMPAT_TESTOUT)/xsdboot: $(OBJDIR)/tests/compat/xsdboot.o $(LIBOUT)/libnoxs.so
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $< -L$(LIBOUT) -lnoxs
 
 # libFuzzer target for the client's frame reader and its filing of what
 # a daemon sends (compiled straight in, fed through a socket pair).
