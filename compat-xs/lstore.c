@@ -813,14 +813,27 @@ static int dom_op(struct ls_x *x, uint32_t type, const char *payload,
     case XSW_IS_DOMAIN_INTRODUCED:
         return ls_buf_addstr(out, known || domid == LS_DOMID_SELF ? "T" : "F");
     case XSW_INTRODUCE: {
-        const char *port = a + strlen(a) + 1;
-        port += strlen(port) + 1;
+        const char *mfn = a + strlen(a) + 1;
+        const char *port = mfn + strlen(mfn) + 1;
+        unsigned char v[12];
+        uint64_t m = strtoull(mfn, NULL, 10);
+        uint32_t p;
+
         if (atoi(port) <= 0)
             return EINVAL;
-        if (!known) {
-            uint32_t v = (uint32_t)atoi(port);
-            d.mv_size = 4;
-            d.mv_data = &v;
+        /* The store frame and port are kept: a ring service
+         * (cxs_lstore_domains) serves the domain's ring from them. A
+         * second introduction with other values replaces them and is
+         * announced again. */
+        p = (uint32_t)atoi(port);
+        memcpy(v, &p, 4);
+        memcpy(v + 4, &m, 8);
+        if (known && domid != 0 && d.mv_size == sizeof(v) &&
+            memcmp(d.mv_data, v, sizeof(v)) == 0)
+            break;
+        if (!known || domid != 0) {
+            d.mv_size = sizeof(v);
+            d.mv_data = v;
             if ((rc = ls_mdb_errno(mdb_put(x->t, x->e->dom, &k, &d, 0))))
                 return rc;
             if ((rc = ls_record(x, LS_J_SPECIAL, "@introduceDomain")))
@@ -1304,4 +1317,64 @@ struct cxs_gconn *cxs_lstore_open(const char *dir, unsigned int domid)
         return NULL;
     }
     return &c->base;
+}
+
+int cxs_lstore_domains(struct cxs_gconn *g, struct cxs_ldom **out, size_t *n)
+{
+    struct ls_conn *c = (struct ls_conn *)g;
+    struct cxs_ldom *v = NULL;
+    size_t cnt = 0, cap = 0;
+    MDB_cursor *cur = NULL;
+    MDB_val k, d;
+    MDB_txn *t;
+    int rc, r;
+
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&c->lock);
+    if ((rc = -ls_env_sync(c)) == 0)
+        rc = ls_txn_begin(c->e, true, &t);
+    if (rc) {
+        pthread_mutex_unlock(&c->lock);
+        return -rc;
+    }
+    rc = ls_mdb_errno(mdb_cursor_open(t, c->e->dom, &cur));
+    for (r = rc ? MDB_NOTFOUND : mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+         r == 0; r = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        const unsigned char *kb = k.mv_data;
+        struct cxs_ldom e = {0};
+
+        if (k.mv_size != 4)
+            continue;
+        e.domid = (unsigned int)kb[0] << 24 | (unsigned int)kb[1] << 16 |
+                  (unsigned int)kb[2] << 8 | kb[3];
+        if (d.mv_size >= 4)
+            memcpy(&e.port, d.mv_data, 4);
+        if (d.mv_size >= 12)
+            memcpy(&e.mfn, (const char *)d.mv_data + 4, 8);
+        if (cnt == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            struct cxs_ldom *nv = realloc(v, nc * sizeof(*v));
+            if (!nv) {
+                rc = ENOMEM;
+                break;
+            }
+            v = nv;
+            cap = nc;
+        }
+        v[cnt++] = e;
+    }
+    if (!rc && r != MDB_NOTFOUND)
+        rc = ls_mdb_errno(r);
+    if (cur)
+        mdb_cursor_close(cur);
+    mdb_txn_abort(t);
+    pthread_mutex_unlock(&c->lock);
+    if (rc) {
+        free(v);
+        return -rc;
+    }
+    *out = v;
+    *n = cnt;
+    return 0;
 }
