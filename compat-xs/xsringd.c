@@ -51,6 +51,8 @@
 /* Bytes queued for a guest that does not read its ring. */
 #define OUT_CAP (64u * 1024u)
 #define REC_ROOT "/tool/xsringd"
+/* Open transactions per domain (the store allows 10). */
+#define TX_MAX 16
 /* A watch record carries the WATCH payload below a ~32-byte path. */
 #define WATCH_REC_MAX (XSW_PAYLOAD_MAX - 64)
 
@@ -78,6 +80,12 @@ struct dom {
     struct pwatch *pw;
     size_t npw;
     unsigned long dropped; /* events dropped: guest not reading */
+    /* Open transactions: the id the guest sees, the store's. */
+    struct {
+        uint32_t guest, local;
+    } tx[TX_MAX];
+    unsigned int ntx;
+    uint32_t txnext;
 };
 
 static const char *store_dir;
@@ -92,6 +100,13 @@ static struct dom **doms;
 static size_t ndoms, capdoms;
 static struct dom **byport;
 static size_t nbyport;
+/*
+ * Transaction ids the guests see start from a value drawn at each start
+ * of the service: an id a guest holds from before a restart (its
+ * transaction is gone with the store connection) then names nothing
+ * rather than a transaction it starts afterwards.
+ */
+static uint32_t tx_base;
 
 static void logmsg(int level, const char *fmt, ...)
 {
@@ -354,6 +369,7 @@ static struct dom *dom_attach(const struct cxs_ldom *l)
     d->lport = -1;
     d->evfd = -1;
     d->out.cap = OUT_CAP;
+    d->txnext = tx_base;
     /* As xenstored: the grant table's reserved entry, else the frame. */
     d->ring = xgt ? xengnttab_map_grant_ref(xgt, d->domid,
                                             GNTTAB_RESERVED_XENSTORE,
@@ -516,10 +532,29 @@ static void queue_error(struct dom *d, const struct xsw_hdr *h, int e)
               (uint32_t)strlen(name) + 1);
 }
 
+static uint32_t tx_local(const struct dom *d, uint32_t guest)
+{
+    if (guest == 0)
+        return 0;
+    for (unsigned int i = 0; i < d->ntx; i++)
+        if (d->tx[i].guest == guest)
+            return d->tx[i].local;
+    return UINT32_MAX; /* no such transaction: the store says ENOENT */
+}
+
+static void tx_forget(struct dom *d, uint32_t guest)
+{
+    for (unsigned int i = 0; i < d->ntx; i++)
+        if (d->tx[i].guest == guest) {
+            d->tx[i] = d->tx[--d->ntx];
+            return;
+        }
+}
+
 static void handle(struct dom *d, const struct xsw_hdr *h, const char *p)
 {
     uint32_t rtype, rlen;
-    char *r = NULL;
+    char *r = NULL, num[16];
     int rc;
 
     logmsg(2, "domain %u: %s tx %u len %u", d->domid, xsw_type_name(h->type),
@@ -528,8 +563,8 @@ static void handle(struct dom *d, const struct xsw_hdr *h, const char *p)
         queue_error(d, h, E2BIG);
         return;
     }
-    rc = d->g->ops->request(d->g, h->type, h->tx_id, p, h->len, &rtype, &r,
-                            &rlen);
+    rc = d->g->ops->request(d->g, h->type, tx_local(d, h->tx_id), p, h->len,
+                            &rtype, &r, &rlen);
     if (rc < 0) {
         queue_error(d, h, EIO);
         return;
@@ -546,6 +581,32 @@ static void handle(struct dom *d, const struct xsw_hdr *h, const char *p)
         rec_unwatch(d, p, h->len);
     } else if (rtype == XSW_RESET_WATCHES) {
         rec_reset(d);
+        d->ntx = 0;
+    } else if (rtype == XSW_TRANSACTION_START) {
+        if (d->ntx == TX_MAX) {
+            /* Never with the store's quota below TX_MAX; but never lose
+             * track of one either. */
+            uint32_t id = (uint32_t)strtoul(r, NULL, 10);
+            free(r);
+            r = NULL;
+            d->g->ops->request(d->g, XSW_TRANSACTION_END, id, "F", 2, &rtype,
+                               &r, &rlen);
+            free(r);
+            queue_error(d, h, EAGAIN);
+            return;
+        }
+        if (++d->txnext == 0)
+            d->txnext = 1;
+        d->tx[d->ntx].guest = d->txnext;
+        d->tx[d->ntx++].local = (uint32_t)strtoul(r, NULL, 10);
+        free(r);
+        snprintf(num, sizeof(num), "%u", d->txnext);
+        queue_msg(d, rtype, h->req_id, h->tx_id, num, (uint32_t)strlen(num) + 1);
+        return;
+    } else if (h->type == XSW_TRANSACTION_END &&
+               !(rtype == XSW_ERROR && strcmp(r, "EINVAL") == 0)) {
+        /* Committed, failed or aborted: the store has let it go. */
+        tx_forget(d, h->tx_id);
     }
     queue_msg(d, rtype, h->req_id, h->tx_id, r, rlen);
     free(r);
@@ -571,6 +632,7 @@ static void reconnect(struct dom *d)
     call(d->g, XSW_RESET_WATCHES, "", 0, &rt, &r, &rl);
     free(r);
     rec_reset(d);
+    d->ntx = 0;
     d->in.have = d->in.peeked = 0;
     d->out.len = d->out.off = 0;
     d->broken = false;
@@ -689,6 +751,12 @@ int main(int argc, char **argv)
     if (optind != argc) {
         usage(stderr);
         return 1;
+    }
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        tx_base = (uint32_t)ts.tv_sec * 2654435761u ^ (uint32_t)ts.tv_nsec ^
+                  (uint32_t)getpid() << 16;
     }
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_signal);

@@ -174,6 +174,9 @@ expect g1 event "event memory/target balloon"
 kill -0 $_ringd || fail "noxs-xsringd died: $(tail "$RINGD_LOG")"
 
 note "kill -9 of the service: a request left in the ring is answered after the restart, watches kept"
+expect g2 txstart "ok *"
+oldtx=${R#ok }
+expect g2 "txwrite $oldtx data/t 1" "ok*"
 kill -9 $_ringd
 wait $_ringd 2>/dev/null || true
 dom0 xenstore-write /local/domain/6/memory/target 4242
@@ -191,6 +194,15 @@ dom0 xenstore-write /local/domain/6/memory/target 4343
 expect g2 event "event memory/target balloon"
 expect g2 "read memory/target" "ok 4343"
 expect g1 "read memory/target" "ok 65536"
+# A transaction open across the restart is gone, and its id names no
+# transaction started afterwards.
+expect g2 txstart "ok *"
+newtx=${R#ok }
+[ "$newtx" != "$oldtx" ] || fail "transaction id $oldtx reused"
+expect g2 "txwrite $oldtx data/t 2" "err ENOENT"
+expect g2 "txwrite $newtx data/t 3" "ok*"
+expect g2 "txend $newtx T" "ok*"
+expect g2 "read data/t" "ok 3"
 
 note "release: the service lets the ring go"
 dom0 "$T/xsintro" release 5 || fail "release 5"
