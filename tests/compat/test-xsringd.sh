@@ -90,6 +90,14 @@ if dom0 "$T/xsintro" introduce 5 3 "$g1_port" 2>"$WORK/refused"; then
 fi
 grep -q "noxs-xsringd" "$WORK/refused" || fail "no clear message: $(cat "$WORK/refused")"
 
+note "a domain without a ring is a noxs domain, introduced to both"
+dom0 "$BIN/legacy-toolstack" introduce 9 || fail "introduce 9 (no ring)"
+LD_LIBRARY_PATH=$NOXS_BUILD/sim:$NOXS_BUILD/lib "$BIN/noxsctl" \
+	--socket "$NOXS_SOCKET" domain-list >"$WORK/doms" 2>&1
+grep -qw 9 "$WORK/doms" || fail "domain 9 has no device page: $(cat "$WORK/doms")"
+# The store knows it too: its release is not ENOENT.
+dom0 "$T/xsintro" release 9 || fail "release 9"
+
 note "introduced with the service running, the guest boots as Linux does"
 ringd_start 1
 dom0 "$T/xsintro" introduce 5 3 "$g1_port" || fail "introduce 5"
