@@ -355,6 +355,40 @@ static int byport_set(int port, struct dom *d)
     return 0;
 }
 
+/*
+ * Domains that could not be attached: tried again every second, logged
+ * once (a toolstack's wrong frame would otherwise fill the log).
+ */
+#define QUIET_MAX 64
+static unsigned int quiet[QUIET_MAX];
+static size_t nquiet;
+
+static bool quiet_has(unsigned int domid)
+{
+    for (size_t i = 0; i < nquiet; i++)
+        if (quiet[i] == domid)
+            return true;
+    return false;
+}
+
+static void quiet_set(unsigned int domid, bool on)
+{
+    for (size_t i = 0; i < nquiet; i++)
+        if (quiet[i] == domid) {
+            if (!on)
+                quiet[i] = quiet[--nquiet];
+            return;
+        }
+    if (on && nquiet < QUIET_MAX)
+        quiet[nquiet++] = domid;
+}
+
+#define alog(d, ...)                                                        \
+    do {                                                                    \
+        if (!quiet_has((d)->domid))                                         \
+            logmsg(0, __VA_ARGS__);                                         \
+    } while (0)
+
 /* Map, bind and connect one domain; NULL (logged) if it cannot be now. */
 static struct dom *dom_attach(const struct cxs_ldom *l)
 {
@@ -382,31 +416,34 @@ static struct dom *dom_attach(const struct cxs_ldom *l)
                                        1, &pfn, NULL);
     }
     if (!d->ring) {
-        logmsg(0, "domain %u: cannot map its ring (frame %" PRIu64 "): %s",
-               d->domid, d->mfn, strerror(errno));
+        alog(d, "domain %u: cannot map its ring (frame %" PRIu64 "): %s",
+             d->domid, d->mfn, strerror(errno));
         goto fail;
     }
     port = xenevtchn_bind_interdomain(xce, d->domid, d->port);
     if (port < 0) {
-        logmsg(0, "domain %u: cannot bind its port %u: %s", d->domid, d->port,
-               strerror(errno));
+        alog(d, "domain %u: cannot bind its port %u: %s (tried again every "
+                "second)",
+             d->domid, d->port, strerror(errno));
         goto fail;
     }
     d->lport = port;
     if (byport_set(port, d) < 0)
         goto fail;
     if (!(d->g = cxs_lstore_open(store_dir, d->domid))) {
-        logmsg(0, "domain %u: cannot open the local store: %s", d->domid,
-               strerror(errno));
+        alog(d, "domain %u: cannot open the local store: %s", d->domid,
+             strerror(errno));
         goto fail;
     }
     rec_restore(d);
     d->ring->server_features = XSR_FEATURE_RECONNECTION | XSR_FEATURE_ERROR;
     d->busy = true;
+    quiet_set(d->domid, false);
     logmsg(1, "domain %u: serving its ring (%s, port %u)", d->domid,
            d->by_grant ? "grant" : "frame", d->port);
     return d;
 fail:
+    quiet_set(d->domid, true);
     dom_free(d);
     return NULL;
 }
@@ -504,6 +541,13 @@ static void rescan(bool first)
     for (size_t i = ndoms; i-- > 0;)
         if (!doms[i]->seen)
             dom_detach(i, true);
+    for (size_t q = nquiet; q-- > 0;) {
+        bool there = false;
+        for (size_t j = 0; j < n && !there; j++)
+            there = l[j].domid == quiet[q] && l[j].mfn != 0;
+        if (!there)
+            quiet_set(quiet[q], false);
+    }
     if (first)
         prune(l, n);
     free(l);
@@ -711,6 +755,14 @@ static bool serve(struct dom *d)
 
 /* ---- main -------------------------------------------------------------- */
 
+static long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void on_signal(int sig)
 {
     (void)sig;
@@ -739,6 +791,7 @@ int main(int argc, char **argv)
     struct rlimit rl;
     int c, lockfd, ctlfd, evtfd;
     bool busy = true;
+    long last_sweep = now_ms();
 
     while ((c = getopt_long(argc, argv, "s:vh", opts, NULL)) != -1) {
         switch (c) {
@@ -839,9 +892,10 @@ int main(int argc, char **argv)
                 ((struct dom *)evs[i].data.ptr)->busy = true;
             }
         }
-        if (n == 0 && !busy) {
-            /* Idle second: look at every ring (a lost notification, a
-             * domain that could not be attached before). */
+        if (now_ms() - last_sweep >= 1000) {
+            /* Every second, however busy: look at every ring (a lost
+             * notification, a domain that could not be attached). */
+            last_sweep = now_ms();
             scan = true;
             for (size_t i = 0; i < ndoms; i++)
                 doms[i]->busy = true;
