@@ -168,6 +168,15 @@ g_recv g1
 case "$R" in "ok 3000") ;; *) fail "flood: $R" ;; esac
 expect g1 "read data/booted" "ok 1"
 
+note "a guest that never reads its replies is not read either; the other is served"
+expect g1 stall "ok *"
+note "$R requests written"
+n=${R#ok }
+[ "$n" -lt 500 ] || fail "the service read $n requests of a guest that reads no reply"
+expect g2 "read data/x" "ok private6"
+expect g1 reconnect ok
+expect g1 "read data/booted" "ok 1"
+
 note "hostile messages: an unknown type is answered, a bad length or index cuts the ring off"
 expect g1 badtype "err ENOSYS"
 expect g1 badlen "ok error=3"

@@ -19,6 +19,8 @@
  *                            shutdown watcher, bus probes, a transaction)
  *   flood N                  N requests written back to back, then all
  *                            replies read
+ *   stall                    requests written until both rings are full,
+ *                            no reply read: "ok N" requests written
  *   watches N | txs N        N watches / open transactions: "ok OK ERR"
  *   badtype | badlen | badidx   hostile messages
  *   reconnect                the ring's reconnection handshake
@@ -355,6 +357,31 @@ out:
     printf(got == n ? "ok %u\n" : "err got %u\n", got);
 }
 
+/* A guest that writes and never reads: the service must stop reading it
+ * (its replies have nowhere to go) without holding more and more. */
+static void stall(void)
+{
+    char buf[64];
+    uint32_t len = args2(buf, sizeof(buf), "data/none", NULL, false);
+    unsigned n = 0;
+    long deadline = now_ms() + 2000;
+    struct xsw_hdr h = {XSW_READ, 0, 0, len};
+
+    while (now_ms() < deadline) {
+        if (XSR_RING_SIZE - (R->req_prod - ld(&R->req_cons)) <
+            sizeof(h) + len) {
+            kick();
+            pause_io();
+            continue;
+        }
+        h.req_id = next_id++;
+        ring_write(&h, sizeof(h), deadline);
+        ring_write(buf, len, deadline);
+        n++;
+    }
+    printf("ok %u\n", n);
+}
+
 static void many(bool watches, unsigned n)
 {
     char buf[64], path[32], tok[16];
@@ -546,6 +573,8 @@ int main(int argc, char **argv)
             boot();
         else if (IS("flood", 2))
             flood((unsigned)atoi(v[1]));
+        else if (IS("stall", 1))
+            stall();
         else if (IS("watches", 2))
             many(true, (unsigned)atoi(v[1]));
         else if (IS("txs", 2))
