@@ -14,6 +14,7 @@
 #include <xenstore.h>
 
 #include "handle.h"
+#include "xsringd.h"
 
 /* "noxs" as a word of the guest's command line (libxl writes it to
  * /vm/<uuid>/image/cmdline before it introduces the domain). */
@@ -82,21 +83,40 @@ static int gdomain_call(struct xs_handle *h, uint32_t type,
  * Mixed host: xenstored introduces every domain; a guest marked "noxs"
  * also gets its device page, its bootstrap in /local/domain/<d>/noxs
  * (read by the guest before it looks at any device) and a sysctl device
- * for control/shutdown. Local store: no one answers a guest's store
- * ring, so a domain that has one is refused here rather than left
- * waiting at boot; every other domain is a noxs domain.
+ * for control/shutdown. Local store: a domain that has a store ring is
+ * introduced to the local store with its ring (frame and port), where
+ * the ring service (noxs-xsringd) finds it and answers the ring, and is
+ * otherwise treated as on a mixed host; with no ring service running it
+ * is refused rather than left waiting at boot. A domain without a ring
+ * is a noxs domain.
  */
 CXS_EXPORT bool xs_introduce_domain(struct xs_handle *h, unsigned int domid,
                                     unsigned long mfn, unsigned int eventchn)
 {
     struct noxs_boot boot;
     bool existed = false;
+    bool ring_local = false;
     int rc = 0;
 
     if (!h || domid > NOXS_DOMID_MAX)
         return fail(EINVAL);
     cxs_enter();
-    if (h->g && cxs_mode(h->ctx->domid) == CXS_MODE_MIXED) {
+    if (h->g && cxs_mode(h->ctx->domid) != CXS_MODE_MIXED && mfn) {
+        ring_local = true;
+        if (cxs_ringd_running(NULL) != 1) {
+            cxs_log("domain %u has a XenStore ring, and no xenstored and no "
+                    "ring service (noxs-xsringd) run on this host (local "
+                    "mode): its kernel would wait at boot for an answer for "
+                    "ever. Start noxs-xsringd, or xenstored (mixed mode), "
+                    "to run it.",
+                    domid);
+            rc = -ENOSYS;
+        }
+    }
+    if (rc) {
+        /* refused above */
+    } else if (h->g && (ring_local ||
+                        cxs_mode(h->ctx->domid) == CXS_MODE_MIXED)) {
         char a1[24], a2[16];
 
         snprintf(a1, sizeof(a1), "%lu", mfn);
@@ -125,18 +145,12 @@ CXS_EXPORT bool xs_introduce_domain(struct xs_handle *h, unsigned int domid,
                         domid, strerror(errno));
         }
     } else if (h->g) {
-        if (mfn) {
-            cxs_log("domain %u has a XenStore ring, and no xenstored runs on "
-                    "this host (local mode): its kernel would wait at boot "
-                    "for an answer for ever. Start xenstored (mixed mode) "
-                    "to run it.",
-                    domid);
-            rc = -ENOSYS;
-        }
+        char a2[16];
+
+        snprintf(a2, sizeof(a2), "%u", eventchn);
+        rc = noxs_introduce(h, domid, &boot, &existed);
         if (rc == 0)
-            rc = noxs_introduce(h, domid, &boot, &existed);
-        if (rc == 0)
-            rc = gdomain_call(h, XSW_INTRODUCE, domid, "0", "0", NULL);
+            rc = gdomain_call(h, XSW_INTRODUCE, domid, "0", a2, NULL);
     } else {
         rc = noxs_introduce(h, domid, &boot, &existed);
         if (rc == 0)

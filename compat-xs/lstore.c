@@ -804,14 +804,27 @@ static int dom_op(struct ls_x *x, uint32_t type, const char *payload,
     case XSW_IS_DOMAIN_INTRODUCED:
         return ls_buf_addstr(out, known || domid == LS_DOMID_SELF ? "T" : "F");
     case XSW_INTRODUCE: {
-        const char *port = a + strlen(a) + 1;
-        port += strlen(port) + 1;
+        const char *mfn = a + strlen(a) + 1;
+        const char *port = mfn + strlen(mfn) + 1;
+        unsigned char v[12];
+        uint64_t m = strtoull(mfn, NULL, 10);
+        uint32_t p;
+
         if (atoi(port) <= 0)
             return EINVAL;
-        if (!known) {
-            uint32_t v = (uint32_t)atoi(port);
-            d.mv_size = 4;
-            d.mv_data = &v;
+        /* The store frame and port are kept: a ring service
+         * (cxs_lstore_domains) serves the domain's ring from them. A
+         * second introduction with other values replaces them and is
+         * announced again. */
+        p = (uint32_t)atoi(port);
+        memcpy(v, &p, 4);
+        memcpy(v + 4, &m, 8);
+        if (known && domid != 0 && d.mv_size == sizeof(v) &&
+            memcmp(d.mv_data, v, sizeof(v)) == 0)
+            break;
+        if (!known || domid != 0) {
+            d.mv_size = sizeof(v);
+            d.mv_data = v;
             if ((rc = ls_mdb_errno(mdb_put(x->t, x->e->dom, &k, &d, 0))))
                 return rc;
             if ((rc = ls_record(x, LS_J_SPECIAL, "@introduceDomain")))

@@ -435,3 +435,63 @@ struct cxs_gconn *cxs_lstore_open(const char *dir, unsigned int domid)
     }
     return &c->base;
 }
+
+int cxs_lstore_domains(struct cxs_gconn *g, struct cxs_ldom **out, size_t *n)
+{
+    struct ls_conn *c = (struct ls_conn *)g;
+    struct cxs_ldom *v = NULL;
+    size_t cnt = 0, cap = 0;
+    MDB_cursor *cur = NULL;
+    MDB_val k, d;
+    MDB_txn *t;
+    int rc, r;
+
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&c->lock);
+    if ((rc = -ls_env_sync(c)) == 0)
+        rc = ls_txn_begin(c->e, true, &t);
+    if (rc) {
+        pthread_mutex_unlock(&c->lock);
+        return -rc;
+    }
+    rc = ls_mdb_errno(mdb_cursor_open(t, c->e->dom, &cur));
+    for (r = rc ? MDB_NOTFOUND : mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+         r == 0; r = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        const unsigned char *kb = k.mv_data;
+        struct cxs_ldom e = {0};
+
+        if (k.mv_size != 4)
+            continue;
+        e.domid = (unsigned int)kb[0] << 24 | (unsigned int)kb[1] << 16 |
+                  (unsigned int)kb[2] << 8 | kb[3];
+        if (d.mv_size >= 4)
+            memcpy(&e.port, d.mv_data, 4);
+        if (d.mv_size >= 12)
+            memcpy(&e.mfn, (const char *)d.mv_data + 4, 8);
+        if (cnt == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            struct cxs_ldom *nv = realloc(v, nc * sizeof(*v));
+            if (!nv) {
+                rc = ENOMEM;
+                break;
+            }
+            v = nv;
+            cap = nc;
+        }
+        v[cnt++] = e;
+    }
+    if (!rc && r != MDB_NOTFOUND)
+        rc = ls_mdb_errno(r);
+    if (cur)
+        mdb_cursor_close(cur);
+    mdb_txn_abort(t);
+    pthread_mutex_unlock(&c->lock);
+    if (rc) {
+        free(v);
+        return -rc;
+    }
+    *out = v;
+    *n = cnt;
+    return 0;
+}

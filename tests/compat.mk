@@ -118,3 +118,25 @@ FUZZ_TARGETS += $(BUILD)/fuzz/fuzz_xsdframe
 # The client's threads (a request in flight while another thread takes
 # events) under TSan.
 TSAN_TESTS += $(COMPAT_TESTOUT)/test-xsd-client.sh
+
+# noxs-xsringd (docs/XSRINGD.md): a guest that speaks to XenStore over its
+# store ring as Linux's xenbus does, and the toolstack's introduction of
+# it (xs_introduce_domain with the ring, through compat-xs).
+$(OBJDIR)/tests/compat/xsring.o: BASE_CFLAGS += -Icompat-xs
+$(COMPAT_TESTOUT)/xsring: $(OBJDIR)/tests/compat/xsring.o $(OBJDIR)/compat-xs/wire.o
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenevtchn
+$(COMPAT_TESTOUT)/xsintro: $(OBJDIR)/tests/compat/xsintro.o
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore
+$(COMPAT_TESTOUT)/test-xsringd.sh: $(COMPAT_TESTOUT)/xsring \
+	$(COMPAT_TESTOUT)/xsintro $(XSRINGD)
+
+# libFuzzer target: the ring parser against a ring a guest fills at will.
+$(BUILD)/fuzz/fuzz_xsring: tests/fuzz/fuzz_xsring.c compat-xs/xsringd_ring.c \
+		compat-xs/xsringd_ring.h compat-xs/wire.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Icompat-xs -g -O1 \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-o $@ tests/fuzz/fuzz_xsring.c compat-xs/xsringd_ring.c
+FUZZ_TARGETS += $(BUILD)/fuzz/fuzz_xsring
