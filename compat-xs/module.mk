@@ -46,7 +46,8 @@ INSTALL_TARGETS += install-compat-xs
 XSRINGD := $(BINOUT)/noxs-xsringd
 XSRINGD_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,compat-xs/xsringd.c \
 	compat-xs/xsringd_ring.c compat-xs/xsringd_lock.c compat-xs/lstore.c \
-	compat-xs/lstore_tx.c compat-xs/lstore_watch.c compat-xs/wire.c)
+	compat-xs/lstore_env.c compat-xs/lstore_tx.c compat-xs/lstore_watch.c \
+	compat-xs/wire.c)
 
 $(XSRINGD): $(XSRINGD_OBJS)
 	@mkdir -p $(@D)
