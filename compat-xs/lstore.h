@@ -131,6 +131,12 @@ struct ls_op {
 struct ls_path {
     char *path;
     uint64_t gen; /* 0: absent */
+    /* The transaction's first READ of the node, repeated to its later
+     * READs until it writes the node (xenstored's snapshot). */
+    bool read;
+    int read_err;
+    char *val;
+    size_t vlen;
 };
 
 struct ls_tx {
