@@ -55,7 +55,7 @@ expect_eq "stock backend via Debian's" \
 	"$(debian xenstore-read /local/domain/0/backend/vif/5/0/state)" 2
 
 note "introduce: a guest marked noxs gets a device page"
-"$BIN/noxs-sysctl-back" --socket "$NOXS_SOCKET" >"$WORK/sysctl.log" 2>&1 &
+"$BIN/noxs-sysctl-back" -d --socket "$NOXS_SOCKET" >"$WORK/sysctl.log" 2>&1 &
 at_exit "kill $!"
 wait_line "$WORK/noxsd.log" 'registered'
 log=$WORK/back.log
