@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "xsdframe.h"
@@ -123,6 +124,14 @@ static void expect_dir(struct cxs_gconn *c, const char *path,
     free(r.body);
 }
 
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static bool readable(struct cxs_gconn *c, int ms)
 {
     struct pollfd p = {.fd = c->ops->event_fd(c), .events = POLLIN};
@@ -138,7 +147,7 @@ static void expect_event(struct cxs_gconn *c, const char *path,
     uint32_t len;
     int rc;
 
-    for (int i = 0; i < WAIT_MS / 10; i++) {
+    for (long long end = now_ms() + WAIT_MS; now_ms() < end;) {
         rc = c->ops->next_event(c, &p, &len);
         if (rc == 0) {
             if (strcmp(p, path) != 0 || strlen(p) + 1 >= len ||
@@ -163,7 +172,7 @@ static void expect_events2(struct cxs_gconn *c, const char *path,
     uint32_t len;
     int rc, seen = 0;
 
-    for (int i = 0; i < WAIT_MS / 10 && seen != 3; i++) {
+    for (long long end = now_ms() + WAIT_MS; now_ms() < end && seen != 3;) {
         rc = c->ops->next_event(c, &p, &len);
         if (rc == 0) {
             const char *tok = p + strlen(p) + 1;
