@@ -2074,6 +2074,11 @@ static int connect_ring(struct blkdev *bd, const char **why, bool resume)
     }
     if (!resume)
         st_store(&st->active, 1u);
+    else
+        log_info("domain %u blk %u: ring resumed at request %" PRIu32
+                 ", %" PRIu32 " taken and not answered to the frontend",
+                 bd->fe_domid, bd->devid, bd->req_cons,
+                 bd->req_cons - bd->rsp_prod_pvt);
     bd->nr_requests = bd->nr_errors = bd->nr_maps = bd->nr_evictions = 0;
     atomic_store(&bd->stopping, false);
     atomic_store(&bd->broken, false);
