@@ -31,8 +31,11 @@ truncate -s 256M "$NX_DIR/a.img"
 truncate -s 16M "$NX_DIR/b.img" "$NX_DIR/c.img"
 noxsctl dev-add 1 blk 0 "path=$NX_DIR/a.img" >/dev/null || nx_fail "dev-add 1 blk 0"
 noxsctl dev-add 1 blk 1 "path=$NX_DIR/b.img" >/dev/null || nx_fail "dev-add 1 blk 1"
-for f in img-1-0 state-1-0 img-1-1 state-1-1; do
-	nx_wait 200 "noxs-blk-$f to be stored" nx_svc_stored "noxs-blk-$f"
+# Not fatal here: a backend that stores nothing fails below, on what the
+# guest sees.
+for ((i = 0; i < 100; i++)); do
+	nx_svc_stored noxs-blk-state-1-1 && break
+	sleep 0.05
 done
 
 states() { noxsctl dev-list 1 --json 2>/dev/null | tr -d ' \n' | sed 's/},{/}\n{/g' |
