@@ -95,6 +95,7 @@ nx_log "flushed writes across kill -9, SIGTERM and an upgrade: all $((last + 1))
 g "$S" -d 1 random 22 200000 "$NX_DIR/shadow" >"$NX_DIR/r.out" 2>"$NX_DIR/r.log" &
 r=$!
 NX_PIDS+=("$r")
+nx_wait 600 "disk 1 to connect" eval '[ "$(states 1)" = "Connected Connected" ]'
 for k in 1 2 3 4 5; do
 	sleep 0.2
 	nx_alive "$r" || break
