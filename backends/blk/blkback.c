@@ -38,6 +38,12 @@
  * refs, so we keep them mapped in a per-device LRU cache (owned by the
  * ring thread) under a process-wide budget (--max-grants) shared fairly
  * between connected devices; see "grant cache" below.
+ *
+ * Our own restarts: under a service manager's fd store a restart (kill -9
+ * in the middle of I/O included) keeps every disk Connected and loses no
+ * request; each disk stores its image and a memfd with its ring state and
+ * a copy of every request not yet answered to the frontend, which the
+ * next instance redoes. See "our own restarts" below.
  */
 #include <errno.h>
 #include <fcntl.h>
