@@ -122,8 +122,10 @@ kill -STOP "$bp"
 noxsctl dev-rm 1 blk 2 >/dev/null 2>&1 &
 rm_pid=$!
 s=$(nx_svc_starts)
+r=$(nx_registrations)
 kill -9 "$bp"
-nx_svc_wait_back $((s + 1)) 0
+nx_svc_wait_back $((s + 1)) $((r + 1))
+nx_wait 400 "dev-rm 1 blk 2 to return" eval "! nx_alive $rm_pid"
 wait "$rm_pid"
 nx_wait 200 "the removed disk's files to leave the store" \
 	eval 'grep -q "^removed noxs-blk-img-1-2$" "$NX_SVC_OUT" && grep -q "^removed noxs-blk-state-1-2$" "$NX_SVC_OUT"'
