@@ -30,7 +30,7 @@ tests/integration/backend-restart-console.sh: \
 	$(BINOUT)/noxs-console-front $(BINOUT)/noxs-console
 tests/integration/backend-restart-blk.sh: \
 	$(TESTOUT)/integration/noxsd-fdstore $(BINOUT)/noxs-blk-back \
-	$(TESTOUT)/integration/blk_stress
+	$(TESTOUT)/integration/blk_stress $(TESTOUT)/integration/blk_hostile
 
 # The console test of a stopped noxsd (registered with the console tests)
 # drives its hostile guests with the same probe.

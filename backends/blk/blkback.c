@@ -1626,7 +1626,12 @@ static int redo_stored(struct blkdev *bd)
     for (unsigned int i = 0; i < bd->nslots; i++) {
         struct blkst_slot *s = &st->slot[i];
         uint32_t state = st_load(&s->state);
-        bool consumed = cons - s->req_idx - 1 < bd->nslots;
+        /* Any index but cons: one taken right before a kill that did
+         * not let req_cons move past it is read from the ring again.
+         * Not a window below cons: a request may stay unanswered while
+         * any number of later ones come and go (answers are out of
+         * order). */
+        bool consumed = s->req_idx != cons;
 
         if (consumed && (state == SLOT_TAKEN ||
                          (state == SLOT_ANSWERED &&

@@ -12,8 +12,10 @@
 #      compared (blk_stress random), across up to five kill -9s: no error, the
 #      guest reads what it wrote, and the image is its shadow copy;
 # and each time the disk stays Connected, the guest never reconnects and
-# noxsd drops nothing. Last, a disk removed while the backend is away
-# takes its stored files out of the store at the next start.
+# noxsd drops nothing. Then a disk removed while the backend is away
+# takes its stored files out of the store at the next start; and guests
+# that scribble on their rings and keys while the backend is away lose
+# their own disks (Closing with an error), nobody else's.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/backend-restart-lib.sh"
 
@@ -130,4 +132,52 @@ wait "$rm_pid"
 nx_wait 200 "the removed disk's files to leave the store" \
 	eval 'grep -q "^removed noxs-blk-img-1-2$" "$NX_SVC_OUT" && grep -q "^removed noxs-blk-state-1-2$" "$NX_SVC_OUT"'
 g "$S" -d 1 expect read 0 4096 OK || nx_fail "disk 1 after the last restart"
+nx_log "a disk removed while the backend was away left the store"
+
+# 4. Hostile guests scribble while the backend is away (stopped, then
+# killed): garbage ring indices (-K), a new ring-ref key (-C). The
+# backend that comes back closes those two disks with an error instead
+# of serving them, and the honest guest's random I/O on the same backend
+# goes through the restart unharmed.
+boot2=$(nx_domain 2)
+boot3=$(nx_domain 3) # one frontend process per domain
+truncate -s 4M "$NX_DIR/k.img" "$NX_DIR/c2.img"
+noxsctl dev-add 2 blk 0 "path=$NX_DIR/k.img" >/dev/null || nx_fail "dev-add 2 blk 0"
+noxsctl dev-add 3 blk 0 "path=$NX_DIR/c2.img" >/dev/null || nx_fail "dev-add 3 blk 0"
+NOXS_SIM_DOMID=2 NOXS_BOOT=$boot2 "$NX_TESTBIN/blk_hostile" -K "$NX_DIR/go" \
+	>"$NX_DIR/hk.out" 2>"$NX_DIR/hk.log" &
+hk=$!
+NX_PIDS+=("$hk")
+NOXS_SIM_DOMID=3 NOXS_BOOT=$boot3 "$NX_TESTBIN/blk_hostile" -C "$NX_DIR/go" \
+	>"$NX_DIR/hc.out" 2>"$NX_DIR/hc.log" &
+hc=$!
+NX_PIDS+=("$hc")
+nx_wait 400 "the hostile guests to connect" \
+	eval 'grep -q "^ready" "$NX_DIR/hk.out" && grep -q "^ready" "$NX_DIR/hc.out"'
+g "$S" -d 1 random 23 200000 "$NX_DIR/shadow2" >"$NX_DIR/r2.out" 2>"$NX_DIR/r2.log" &
+r=$!
+NX_PIDS+=("$r")
+nx_wait 600 "disk 1 to connect again" eval '[ "$(states 1)" = "Connected Connected" ]'
+bp=$(nx_svc_pid)
+kill -STOP "$bp"
+touch "$NX_DIR/go"
+nx_wait 400 "the hostile guests to scribble" \
+	eval 'grep -q "^scribbled" "$NX_DIR/hk.out" && grep -q "^scribbled" "$NX_DIR/hc.out"'
+s=$(nx_svc_starts)
+r0=$(nx_registrations)
+kill -9 "$bp"
+nx_svc_wait_back $((s + 1)) $((r0 + 1))
+for p in "$hk:garbage indices:hk" "$hc:a new ring-ref:hc"; do
+	IFS=: read -r pid what log <<<"$p"
+	wait_exit "$pid" "the hostile guest with $what"
+	st=$?
+	[ "$st" = 0 ] || nx_fail "$what: $(tail -n 2 "$NX_DIR/$log.log")"
+done
+wait_exit "$r" "random I/O beside the hostile guests"
+st=$?
+[ "$st" = 0 ] || nx_fail "random I/O beside the hostile guests failed (status $st): $(tail -n 2 "$NX_DIR/r2.log")"
+cmp -s "$NX_DIR/shadow2" "$NX_DIR/b.img" || nx_fail "disk 1's image differs from the shadow after the hostile restart"
+[ "$(nx_svc_starts)" = $((s + 1)) ] || nx_fail "the backend died after the restart"
+nx_alive "$(nx_svc_pid)" || nx_fail "the backend died after the restart"
+nx_log "scribbling guests lost their own disks ($(sed -n 's/^ok: scribbled.*(\(.*\))$/\1/p' "$NX_DIR/hk.out"); $(sed -n 's/^ok: scribbled.*(\(.*\))$/\1/p' "$NX_DIR/hc.out")), the honest guest's I/O went on"
 nx_log PASS
