@@ -44,7 +44,7 @@ wall=$(($(date +%s) - start))
 # Result lines, dom0's and the guest's ("guest| PASS ..."), without CRs.
 tr -d '\r' < "$log" > "$XEN_LOGS/serial.txt"
 grep -aE '^(guest\| )?(PASS|FAIL) ' "$XEN_LOGS/serial.txt" | sed 's/^guest| //' > "$XEN_LOGS/results"
-grep -aE '^(guest\| )?(RATIO|HANDSHAKE|STAGE) ' "$XEN_LOGS/serial.txt" | sed 's/^guest| //' || true
+grep -aE '^(guest\| )?(RATIO|HANDSHAKE|STAGE|RESULT|INFO) ' "$XEN_LOGS/serial.txt" | sed 's/^guest| //' || true
 cat "$XEN_LOGS/results"
 
 fails=0
