@@ -18,7 +18,7 @@ CXS_DIR=/usr/lib/noxs/compat-xs
 XL_CONDIR=/var/log/xen/console
 XL_GUEST=xlguest
 # Liveness bound of one xl command (s); TCG is slow, this is no timing.
-XL_TMO=240
+XL_TMO=600
 # The vdev numbers of xvda and xvdb (202 << 8 | 16 * index).
 VDEV_XVDA=51712
 VDEV_XVDB=51728
@@ -75,7 +75,7 @@ leftovers() { # D VM
 }
 nothing_left() { [ -z "$(leftovers "$1" "$2")" ]; }
 check_clean() { # NAME D VM
-	if wait_for 60 nothing_left "$2" "$3"; then
+	if wait_for 120 nothing_left "$2" "$3"; then
 		pass "$1 - no /local/domain/$2, /libxl/$2,${3:+ $3,} backend/*/$2, blkback device"
 	else
 		fail "$1: left behind:$(leftovers "$2" "$3")"
@@ -143,7 +143,7 @@ xl_create_guest() { # LABEL: create $XL_GUEST (xvda on loop0); sets d, vm
 	fi
 	d=$(domid_of $XL_GUEST)
 	vm=$(vm_of "$d")
-	if [ -n "$d" ] && wait_for 180 said $XL_GUEST "$m" "disk xvda xl-lane-disk-0"; then
+	if [ -n "$d" ] && wait_for 600 said $XL_GUEST "$m" "disk xvda xl-lane-disk-0"; then
 		pass "dom0.$1 - domain $d, the guest reads xvda: $(heard $XL_GUEST "$m" start | cut -c1-60)"
 	else
 		fail "dom0.$1: domain '$d', guest: $(heard $XL_GUEST "$m" start | cut -c1-80)"; return 1
@@ -196,7 +196,7 @@ xl_stages() {
 	# memory/target.
 	stage "xl-mem-set"
 	m=$(mark $XL_GUEST)
-	if xlc mem-set mem-set $XL_GUEST 112m && wait_for 60 said $XL_GUEST "$m" "mem target_kb=114688"; then
+	if xlc mem-set mem-set $XL_GUEST 112m && wait_for 300 said $XL_GUEST "$m" "mem target_kb=114688"; then
 		pass "dom0.xl-mem-set - the guest's target is 112 MiB"
 	else
 		fail "dom0.xl-mem-set: $(xlout mem-set) guest: $(heard $XL_GUEST 0 mem | tail -n 1)"
@@ -205,7 +205,7 @@ xl_stages() {
 	stage "xl-block"
 	m=$(mark $XL_GUEST)
 	if xlc block-attach block-attach $XL_GUEST "$(disk 1 xvdb)" &&
-		wait_for 90 said $XL_GUEST "$m" "disk xvdb xl-lane-disk-1"; then
+		wait_for 300 said $XL_GUEST "$m" "disk xvdb xl-lane-disk-1"; then
 		xlc block-list block-list $XL_GUEST
 		if grep -q "^$VDEV_XVDB " /tmp/xl-block-list.out; then
 			pass "dom0.xl-block-attach - the guest reads xvdb; block-list: $(awk 'NR > 1 { printf "%s ", $1 }' /tmp/xl-block-list.out)"
@@ -218,7 +218,7 @@ xl_stages() {
 	m=$(mark $XL_GUEST)
 	no_xvdb_back() { ! ls /sys/bus/xen-backend/devices 2>/dev/null | grep -q "^vbd-$d-$VDEV_XVDB\$"; }
 	if xlc block-detach block-detach $XL_GUEST xvdb &&
-		wait_for 90 said $XL_GUEST "$m" "disk-gone xvdb" && wait_for 30 no_xvdb_back; then
+		wait_for 300 said $XL_GUEST "$m" "disk-gone xvdb" && wait_for 120 no_xvdb_back; then
 		pass "dom0.xl-block-detach - xvdb gone from the guest and from blkback"
 	else
 		fail "dom0.xl-block-detach: $(xlout block-detach) guest: $(heard $XL_GUEST "$m" disk) blkback: $(ls /sys/bus/xen-backend/devices | tr '\n' ' ')"
@@ -233,7 +233,7 @@ xl_stages() {
 	fi
 	m=$(mark $XL_GUEST)
 	if xlc unpause unpause $XL_GUEST && case $(state $XL_GUEST) in *p*) false ;; *) true ;; esac &&
-		wait_for 60 said $XL_GUEST "$m" heartbeat; then
+		wait_for 300 said $XL_GUEST "$m" heartbeat; then
 		pass "dom0.xl-unpause - state $(state $XL_GUEST), heartbeats again"
 	else
 		fail "dom0.xl-unpause: $(xlout unpause) state '$(state $XL_GUEST)'"
@@ -257,7 +257,7 @@ xl_stages() {
 		n=$(domid_of $XL_GUEST)
 		[ -n "$n" ] && [ "$n" != "$old" ] && said $XL_GUEST "$m" "disk xvda xl-lane-disk-0"
 	}
-	if xlc reboot reboot $XL_GUEST && wait_for 180 rebooted; then
+	if xlc reboot reboot $XL_GUEST && wait_for 600 rebooted; then
 		d=$(domid_of $XL_GUEST)
 		vm=$(vm_of "$d")
 		# The new domain may keep the old one's /vm (same uuid).
@@ -273,7 +273,7 @@ xl_stages() {
 	# -w returns once the domain has shut down; xl's monitoring child
 	# then destroys it (on_poweroff = "destroy").
 	if xlc shutdown shutdown -w $XL_GUEST && said $XL_GUEST "$m" poweroff-request &&
-		wait_for 60 gone $XL_GUEST; then
+		wait_for 300 gone $XL_GUEST; then
 		pass "dom0.xl-shutdown-wait - domain $d powered off and xl returned"
 	else
 		fail "dom0.xl-shutdown-wait: $(xlout shutdown) guest: $(heard $XL_GUEST "$m" poweroff)"
@@ -328,15 +328,19 @@ xl_noxs_guest() {
 			boot=$(xenstore-read /local/domain/$nd/noxs 2>/dev/null) && [ -n "$boot" ]
 	}
 	boot=""
-	if wait_for 30 bootstrap; then
+	if wait_for 120 bootstrap; then
 		pass "dom0.xl-noxs-bootstrap - /local/domain/$nd/noxs = $boot"
 	else
+		# Without it the guest's frontends have nothing to connect to.
 		fail "dom0.xl-noxs-bootstrap: noxs key '$boot', noxsd: $(noxsctl domain-list 2>&1 | tr '\n' ' ')"
+		lib xl destroy $XL_NOXS > /dev/null 2>&1
+		kill "$(cat /tmp/xl-relay2.pid)" 2> /dev/null
+		return
 	fi
 	# The data devices, added as the lane's first guest gets them; the
 	# sysctl device, if the library did not add it at introduction.
 	has_sysctl() { noxsctl dev-list "$nd" 2>/dev/null | grep -qi sysctl; }
-	if ! wait_for 10 has_sysctl; then
+	if ! wait_for 30 has_sysctl; then
 		info "no sysctl device for domain $nd after introduction: added by the lane"
 		noxsctl dev-add "$nd" sysctl 0 > /dev/null 2>&1
 	fi
@@ -347,13 +351,13 @@ xl_noxs_guest() {
 	fi
 	command -v noxs-console-back > /dev/null && noxsctl dev-add "$nd" console 0 > /dev/null 2>&1
 	sysctl_connected() { noxsctl dev-list "$nd" 2>/dev/null | grep -i sysctl | grep -q 'Connected.*Connected'; }
-	if wait_for 180 sysctl_connected; then
+	if wait_for 600 sysctl_connected; then
 		pass "dom0.xl-noxs-sysctl-connected - $(noxsctl dev-list "$nd" 2>/dev/null | grep -i sysctl)"
 	else
 		fail "dom0.xl-noxs-sysctl-connected: $(noxsctl dev-list "$nd" 2>&1 | tr '\n' ' ') guest: $(heard $XL_NOXS 0 noxs | tr '\n' ' ')"
 	fi
 	if command -v noxs-blk-back > /dev/null; then
-		if wait_for 120 said $XL_NOXS 0 "noxs-blk-read xl-lane-noxs-disk"; then
+		if wait_for 300 said $XL_NOXS 0 "noxs-blk-read xl-lane-noxs-disk"; then
 			pass dom0.xl-noxs-blk-read
 		else
 			fail "dom0.xl-noxs-blk-read: $(heard $XL_NOXS 0 noxs-blk)"
@@ -361,13 +365,13 @@ xl_noxs_guest() {
 	fi
 	if command -v noxs-console-back > /dev/null; then
 		hello() { grep -q noxs-console-hello-from-xlguest /tmp/conlog/console-$nd.0.log 2>/dev/null; }
-		if wait_for 120 hello; then
+		if wait_for 300 hello; then
 			pass dom0.xl-noxs-console-output
 		else
 			fail "dom0.xl-noxs-console-output: $(heard $XL_NOXS 0 noxs-console)"
 		fi
 	fi
-	if xlc noxs-shutdown shutdown -w $XL_NOXS && wait_for 60 gone $XL_NOXS &&
+	if xlc noxs-shutdown shutdown -w $XL_NOXS && wait_for 300 gone $XL_NOXS &&
 		said $XL_NOXS 0 noxs-sysctl-poweroff &&
 		grep -q "domain $nd: shutdown poweroff acknowledged" /tmp/sysctl-back.log; then
 		pass "dom0.xl-noxs-shutdown-wait - through the sysctl device, xl returned"
@@ -375,7 +379,7 @@ xl_noxs_guest() {
 		fail "dom0.xl-noxs-shutdown-wait: $(xlout noxs-shutdown) guest: $(heard $XL_NOXS 0 noxs-sysctl | tr '\n' ' ') sysctl-back: $(grep "domain $nd:" /tmp/sysctl-back.log | tail -n 2 | tr '\n' ' ')"
 	fi
 	check_clean dom0.xl-noxs-clean "$nd" "$nvm"
-	if wait_for 60 noxs_released "$nd"; then
+	if wait_for 120 noxs_released "$nd"; then
 		pass "dom0.xl-noxs-released - noxsd let domain $nd go"
 	else
 		fail "dom0.xl-noxs-released: $(noxsctl domain-list 2>&1 | tr '\n' ' ')"
