@@ -11,8 +11,8 @@
 # devices) is read with Debian's tools on Debian's library, so a library
 # that hides a leftover from itself cannot pass. Every check prints
 # "PASS name" or "FAIL name: detail" (expect-xl, expect-xl-noxs).
-# Uses pass/fail/stage/wait_for/now/up from init-dom0 and, for the noxs
-# guest, status_field/nocaps and the logs of noxs-dom0.sh.
+# Uses pass/fail/stage/wait_for/up from init-dom0 and, for the noxs guest,
+# noxs_released from noxs-reap.sh and the backends' logs of noxs-dom0.sh.
 
 CXS_DIR=/usr/lib/noxs/compat-xs
 XL_CONDIR=/var/log/xen/console
@@ -207,7 +207,7 @@ xl_stages() {
 	if xlc block-attach block-attach $XL_GUEST "$(disk 1 xvdb)" &&
 		wait_for 300 said $XL_GUEST "$m" "disk xvdb xl-lane-disk-1"; then
 		xlc block-list block-list $XL_GUEST
-		if grep -q "^$VDEV_XVDB " /tmp/xl-block-list.out; then
+		if grep -q "^$VDEV_XVDA " /tmp/xl-block-list.out && grep -q "^$VDEV_XVDB " /tmp/xl-block-list.out; then
 			pass "dom0.xl-block-attach - the guest reads xvdb; block-list: $(awk 'NR > 1 { printf "%s ", $1 }' /tmp/xl-block-list.out)"
 		else
 			fail "dom0.xl-block-attach: block-list: $(cat /tmp/xl-block-list.out | tr '\n' ' ')"
@@ -272,8 +272,8 @@ xl_stages() {
 	m=$(mark $XL_GUEST)
 	# -w returns once the domain has shut down; xl's monitoring child
 	# then destroys it (on_poweroff = "destroy").
-	if xlc shutdown shutdown -w $XL_GUEST && said $XL_GUEST "$m" poweroff-request &&
-		wait_for 300 gone $XL_GUEST; then
+	if xlc shutdown shutdown -w $XL_GUEST && wait_for 300 gone $XL_GUEST &&
+		wait_for 60 said $XL_GUEST "$m" poweroff-request; then
 		pass "dom0.xl-shutdown-wait - domain $d powered off and xl returned"
 	else
 		fail "dom0.xl-shutdown-wait: $(xlout shutdown) guest: $(heard $XL_GUEST "$m" poweroff)"
@@ -372,7 +372,7 @@ xl_noxs_guest() {
 		fi
 	fi
 	if xlc noxs-shutdown shutdown -w $XL_NOXS && wait_for 300 gone $XL_NOXS &&
-		said $XL_NOXS 0 noxs-sysctl-poweroff &&
+		wait_for 60 said $XL_NOXS 0 noxs-sysctl-poweroff &&
 		grep -q "domain $nd: shutdown poweroff acknowledged" /tmp/sysctl-back.log; then
 		pass "dom0.xl-noxs-shutdown-wait - through the sysctl device, xl returned"
 	else
