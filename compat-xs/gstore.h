@@ -67,7 +67,7 @@ struct cxs_gconn {
  * xsd.c. path: a Unix socket, or a xenbus character device
  * (/dev/xen/xenbus) which is opened as a file; NULL: the default that
  * Debian's libxenstore would use ($XENSTORED_PATH, else
- * /run/xenstored/socket, else /dev/xen/xenbus). NULL with errno.
+ * /var/run/xenstored/socket, else /dev/xen/xenbus). NULL with errno.
  */
 struct cxs_gconn *cxs_xsd_open(const char *path, bool readonly);
 /* The socket path the default above would try first (not opened). */

@@ -52,7 +52,9 @@
 #include "xsdframe.h"
 
 #define XSD_DEV "/dev/xen/xenbus"
-#define XSD_RUNDIR "/run/xenstored"
+/* Debian builds its library and daemon with /var/run/xenstored (where
+ * /var/run is a link to /run, the same directory). */
+#define XSD_RUNDIR "/var/run/xenstored"
 
 struct xsd_event {
     struct xsd_event *next;
