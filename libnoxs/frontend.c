@@ -15,6 +15,13 @@
  * for the device page and one per attached device. A process acting as
  * many domains opens one frontend per domain, setting NOXS_SIM_DOMID
  * before each noxs_frontend_open() on the simulator.
+ *
+ * The device page has one notify port, and an interdomain port can be
+ * bound once: the first frontend process of a guest binds it. Others
+ * (a guest runs its sysctl, console and blk frontends side by side)
+ * find it bound and watch the page's generation every
+ * NOXS_PAGE_POLL_MS instead; their devices' own ports are theirs alone,
+ * so only noticing an added or removed device can take that long.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -30,8 +37,11 @@ struct noxs_frontend {
     uint16_t domid;
     void *page;          /* the device page, mapped read-only */
     uint32_t port;       /* local port bound to noxsd's notify port */
+    bool poll_page;      /* another process of the domain holds it */
     noxs_dev *devs;      /* attached devices */
 };
+
+#define NOXS_PAGE_POLL_MS 50
 
 static void frontend_release(noxs_frontend *f)
 {
@@ -115,6 +125,12 @@ NOXS_EXPORT noxs_frontend *noxs_frontend_open(const struct noxs_boot *boot)
     }
     free(snap);
     port = xenevtchn_bind_interdomain(f->xce, boot->owner_domid, boot->port);
+    if (port < 0 && (errno == EINVAL || errno == EBUSY)) {
+        /* The page matched the bootstrap, so the port exists: another
+         * frontend process of this domain has it bound. */
+        f->poll_page = true;
+        return f;
+    }
     if (port < 0) {
         noxs_i_err("noxs: binding notify port %u of domain %u: %s",
                    boot->port, boot->owner_domid, strerror(errno));
@@ -179,7 +195,13 @@ NOXS_EXPORT int noxs_frontend_wait(noxs_frontend *f, uint32_t generation,
             return 0;
         /* Events of attached devices may be consumed here; their waiters
          * re-read their pages before blocking (see dev.c). */
-        if (noxs_i_evtchn_wait_one(f->xce, deadline) < 0)
+        int64_t until = deadline;
+        if (f->poll_page) {
+            int64_t slice = noxs_i_now_ms() + NOXS_PAGE_POLL_MS;
+            if (until < 0 || slice < until)
+                until = slice;
+        }
+        if (noxs_i_evtchn_wait_one(f->xce, until) < 0)
             return -1;
     }
 }
