@@ -120,3 +120,22 @@ expect_compat() {
 		esac
 	done
 }
+
+# generic_ops RUNNER: Debian's tools on generic paths (names, /vm, a
+# pool, permissions, listings, removals), each run through RUNNER (a
+# function that runs its arguments with one library or the other). The
+# tests compare the output with Debian's library on the real xenstored.
+generic_ops() {
+	$1 xenstore-write /local/pool/0/name Pool-0 /vm/u1/name g1 \
+		/local/domain/5/name stock5 /local/domain/5/memory/target 98304
+	$1 xenstore-read /local/pool/0/name /vm/u1/name
+	$1 xenstore-ls -f /vm
+	$1 xenstore-exists /vm/u1/name && echo exists
+	$1 xenstore-exists /vm/nothing || echo "absent $?"
+	$1 xenstore-read /vm/nothing 2>&1 || echo "read rc $?"
+	$1 xenstore-chmod /vm/u1 n0 r5 && $1 xenstore-ls -p /vm/u1
+	$1 xenstore-list /local/domain/5
+	$1 xenstore-rm /vm/u1 && $1 xenstore-list /vm 2>&1
+	$1 xenstore-rm /local/domain/5
+	return 0
+}

@@ -22,19 +22,7 @@ debian() { env -u LD_LIBRARY_PATH -u LD_PRELOAD "$@"; }
 
 note "generic paths: the same output as Debian's library on xenstored"
 for lib in debian loc; do
-	$lib xenstore-write /local/pool/0/name Pool-0 /vm/u1/name g1 \
-		/local/domain/5/name stock5 /local/domain/5/memory/target 98304
-	{
-		$lib xenstore-read /local/pool/0/name /vm/u1/name
-		$lib xenstore-ls -f /vm
-		$lib xenstore-exists /vm/u1/name && echo exists
-		$lib xenstore-exists /vm/nothing || echo "absent $?"
-		$lib xenstore-read /vm/nothing 2>&1 || echo "read rc $?"
-		$lib xenstore-chmod /vm/u1 n0 r5 && $lib xenstore-ls -p /vm/u1
-		$lib xenstore-list /local/domain/5
-		$lib xenstore-rm /vm/u1 && $lib xenstore-list /vm 2>&1
-		$lib xenstore-rm /local/domain/5
-	} >"$WORK/out.$lib" 2>&1 || true
+	generic_ops $lib >"$WORK/out.$lib" 2>&1 || true
 done
 sed -i 's/^[a-z-]*: //' "$WORK/out.debian" "$WORK/out.loc"
 diff -u "$WORK/out.debian" "$WORK/out.loc" || fail "the local store differs from xenstored"
