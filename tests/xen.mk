@@ -7,7 +7,7 @@
 #
 #   make check-xen XL_LIB=debian the xl stages on Debian's libxenstore
 #                                (default compat: compat-xs's)
-#   make check-xen XL_NOXS_GUEST=1  also the noxs guest created by xl
+#   make check-xen XL_NOXS_GUEST=0  without the noxs guest created by xl
 #   make check-xen XL_STAGES=0   without the xl stages
 #
 # Env for tests/xen/boot.sh: XEN_TIMEOUT, QEMU_CPU, QEMU_SMP, QEMU_ACCEL.
@@ -17,7 +17,7 @@ XEN_PROGDIR := $(BUILD)/xen-progs
 XEN_NOXS ?= 1
 XL_STAGES ?= 1
 XL_LIB ?= compat
-XL_NOXS_GUEST ?= 0
+XL_NOXS_GUEST ?= 1
 XEN_READY := $(XEN_DIR)/root/.complete
 XEN_CC := $(CC) -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-format-zero-length -Wno-unused-parameter
 XEN_STATIC_LIBS := -lxenforeignmemory -lxengnttab -lxenevtchn -lxencall \

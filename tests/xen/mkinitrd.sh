@@ -11,8 +11,8 @@
 #
 # Env (with NOXS_BUILD): XL_STAGES (1, default: the xl stages of
 # xl-stages.sh), XL_LIB (compat, default, or debian: the libxenstore.so.4
-# those stages run xl on), XL_NOXS_GUEST (0, default, or 1: their noxs
-# guest too).
+# those stages run xl on), XL_NOXS_GUEST (1, default: their noxs guest
+# too, or 0).
 set -eu
 . "$(dirname "$0")/common.sh"
 PROGDIR=$(cd "$1" && pwd)
@@ -59,7 +59,7 @@ pack() { (cd "$1" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) > "$2"; }
 noxs() { [ -n "$NOXS_BUILD" ]; }
 XL_STAGES=${XL_STAGES:-1}
 XL_LIB=${XL_LIB:-compat}
-XL_NOXS_GUEST=${XL_NOXS_GUEST:-0}
+XL_NOXS_GUEST=${XL_NOXS_GUEST:-1}
 case $XL_LIB in compat | debian) ;; *) die "XL_LIB must be compat or debian, not '$XL_LIB'" ;; esac
 # The xl stages: unmodified xl on this build's compat-xs (or Debian's
 # library) beside noxsd.
