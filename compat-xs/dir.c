@@ -85,25 +85,108 @@ static char **names_vector(struct names *ns, unsigned int *num)
     return v;
 }
 
+/* Add the NUL-separated names of r[0..len) to ns; *used: bytes of names
+ * (each with its NUL), *end: an empty name closed the list. */
+static int gnames(struct names *ns, const char *r, uint32_t len,
+                  uint32_t *used, bool *end)
+{
+    int rc = 0;
+
+    *used = 0;
+    *end = false;
+    for (uint32_t i = 0; rc == 0 && i < len;) {
+        size_t l = strnlen(r + i, len - i);
+        if (l == 0) {
+            *end = true;
+            break;
+        }
+        rc = names_add(ns, r + i, l);
+        i += (uint32_t)l + 1;
+        *used = i;
+    }
+    return rc;
+}
+
+/*
+ * A listing too long for one message (E2BIG: a directory of a thousand
+ * domains) is read in parts, as libxenstore does: DIRECTORY_PART with a
+ * byte offset answers the node's generation, then names, and an empty
+ * name at the end; a generation that changes between parts starts over.
+ */
+static int gdir_parts(struct xs_handle *h, uint32_t gtx, const char *abs,
+                      struct names *ns)
+{
+    for (int attempt = 0; attempt < 16; attempt++) {
+        char gen[32] = "";
+        uint32_t off = 0;
+        int rc = 0;
+
+        names_clear(ns);
+        *ns = (struct names){0};
+        for (int part = 0; rc == 0 && part < 100000; part++) {
+            struct cxs_buf b = {.len = 0};
+            char num[16], *r = NULL;
+            uint32_t len = 0, glen, used;
+            bool end;
+
+            snprintf(num, sizeof(num), "%u", off);
+            if ((rc = cxs_buf_str(&b, abs)) == 0)
+                rc = cxs_buf_str(&b, num);
+            if (rc == 0)
+                rc = cxs_gcall(h->g, XSW_DIRECTORY_PART, gtx, &b, &r, &len);
+            if (rc < 0)
+                return rc;
+            glen = (uint32_t)strnlen(r, len);
+            if (glen >= len || glen >= sizeof(gen)) {
+                free(r);
+                return -EIO;
+            }
+            if (part == 0) {
+                memcpy(gen, r, glen + 1);
+            } else if (strcmp(gen, r) != 0) {
+                free(r);
+                rc = -EAGAIN; /* changed meanwhile: start over */
+                break;
+            }
+            rc = gnames(ns, r + glen + 1, len - glen - 1, &used, &end);
+            free(r);
+            if (rc < 0)
+                return rc;
+            if (end)
+                return 0;
+            if (used == 0)
+                return -EIO; /* no progress and no end */
+            off += used;
+        }
+        if (rc != -EAGAIN)
+            return rc < 0 ? rc : -EIO;
+    }
+    return -EAGAIN;
+}
+
 /* One listing of the generic store, added to ns; ENOENT is no names. */
 static int gdir(struct xs_handle *h, uint32_t gtx, const char *abs,
                 struct names *ns, bool *exists)
 {
     char *r = NULL;
-    uint32_t len = 0;
+    uint32_t len = 0, used;
+    bool end;
     int rc = cxs_gpath(h->g, XSW_DIRECTORY, gtx, abs, &r, &len);
 
     if (rc == -ENOENT)
         return 0;
+    if (rc == -E2BIG) {
+        rc = gdir_parts(h, gtx, abs, ns);
+        if (rc == -ENOENT)
+            return 0;
+        if (rc == 0)
+            *exists = true;
+        return rc;
+    }
     if (rc < 0)
         return rc;
     *exists = true;
-    for (uint32_t i = 0; rc == 0 && i < len;) {
-        size_t l = strnlen(r + i, len - i);
-        if (l)
-            rc = names_add(ns, r + i, l);
-        i += (uint32_t)l + 1;
-    }
+    rc = gnames(ns, r, len, &used, &end);
     free(r);
     return rc;
 }

@@ -137,5 +137,13 @@ generic_ops() {
 	$1 xenstore-list /local/domain/5
 	$1 xenstore-rm /vm/u1 && $1 xenstore-list /vm 2>&1
 	$1 xenstore-rm /local/domain/5
+	# A listing longer than one message (read in DIRECTORY_PART pieces).
+	_go_args=""
+	for _go_i in $(seq 100 499); do _go_args="$_go_args /big/child-name-$_go_i x"; done
+	# shellcheck disable=SC2086
+	$1 xenstore-write $_go_args
+	$1 xenstore-list /big | wc -l
+	$1 xenstore-list /big | sort | md5sum
+	$1 xenstore-rm /big
 	return 0
 }
