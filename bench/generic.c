@@ -25,6 +25,10 @@
  *            /local/domain/<m>/memory/target; time from before our
  *            xs_write to the return of its xs_read_watch with the event
  *
+ *   txnK     with BENCH_TXN_SIZES="K ...": a transaction of K writes
+ *            (data/k0 .. data/k<K-1> of that domain; 2 warm-up runs,
+ *            at least 5 samples)
+ *
  * Every op runs BENCH_ITER times (default 1000; watch: BENCH_WATCH_ITER,
  * default 300) or until BENCH_BUDGET_MS (default 3000) have gone by,
  * whichever comes first, after 10 unrecorded warm-up runs. No other
@@ -64,6 +68,7 @@ static const char *label;
 static pid_t watcher = -1;
 static int iter = 1000, watch_iter = 300;
 static double budget_us = 3e6;
+static int txn_sizes[8], ntxn_sizes;
 
 /* Shared with the watcher process (MAP_SHARED before fork). */
 struct shared {
@@ -319,9 +324,15 @@ static void wait_ack(void)
     }
 }
 
+/* At least MIN samples, then until MAX or the time budget. */
+static bool budget_left_min(int i, int max, double start, int min)
+{
+    return i < max && (i < min || now_us() - start < budget_us);
+}
+
 static bool budget_left(int i, int max, double start)
 {
-    return i < max && (i < 20 || now_us() - start < budget_us);
+    return budget_left_min(i, max, start, 20);
 }
 
 static void measure(struct xs_handle *h, int n, double *lat)
@@ -394,6 +405,44 @@ static void measure(struct xs_handle *h, int n, double *lat)
             lat[i] = t1 - t0;
     }
     report("txn4", n, lat, (size_t)i, eagain);
+
+    /* Larger transactions (BENCH_TXN_SIZES="16 64 ..."): K writes of
+     * distinct nodes under the domain's data/ directory. */
+    for (int s = 0; s < ntxn_sizes; s++) {
+        int kw = txn_sizes[s];
+        char op[32], p[128];
+
+        eagain = 0;
+        for (i = -2, start = now_us(); budget_left_min(i, iter, start, 5);
+             i++) {
+            double t0 = now_us(), t1;
+
+            for (;;) {
+                xs_transaction_t t = xs_transaction_start(h);
+                bool ok = t != XBT_NULL;
+
+                snprintf(v, sizeof(v), "%d", i);
+                for (int k = 0; ok && k < kw; k++) {
+                    snprintf(p, sizeof(p), "/local/domain/%u/data/k%d", m, k);
+                    ok = put(h, t, p, v);
+                }
+                if (!ok)
+                    die("transaction (K writes)");
+                if (xs_transaction_end(h, t, false))
+                    break;
+                if (errno != EAGAIN)
+                    die("xs_transaction_end");
+                eagain++;
+            }
+            t1 = now_us();
+            if (i < 0)
+                start = t1;
+            else
+                lat[i] = t1 - t0;
+        }
+        snprintf(op, sizeof(op), "txn%d", kw);
+        report(op, n, lat, (size_t)i, eagain);
+    }
 
     /* Watch: our write -> the watcher's xs_read_watch returns. */
     struct cmd c = {.op = 'w', .count = watch_iter};
@@ -468,6 +517,15 @@ int main(int argc, char **argv)
     watch_iter = env_int("BENCH_WATCH_ITER", watch_iter, MAX_ITER - WARMUP) +
                  WARMUP;
     budget_us = env_int("BENCH_BUDGET_MS", 3000, 3600000) * 1e3;
+    if (getenv("BENCH_TXN_SIZES")) {
+        char *dup = strdup(getenv("BENCH_TXN_SIZES")), *save = NULL;
+
+        for (char *t = strtok_r(dup, " ,", &save); t && ntxn_sizes < 8;
+             t = strtok_r(NULL, " ,", &save))
+            if (atoi(t) > 0 && atoi(t) <= 4096)
+                txn_sizes[ntxn_sizes++] = atoi(t);
+        free(dup);
+    }
     introduce = !(getenv("BENCH_NO_INTRODUCE") &&
                   strcmp(getenv("BENCH_NO_INTRODUCE"), "1") == 0);
     signal(SIGPIPE, SIG_IGN);

@@ -112,6 +112,9 @@ run)
 	shift 3
 	mkdir -p "$out/raw"
 	impls=${BENCH_GENERIC_IMPLS:-$ALL}
+	# How a transaction's cost grows with its size (libxl's domain
+	# creation writes about 30 nodes in one).
+	export BENCH_TXN_SIZES="${BENCH_TXN_SIZES-16 64}"
 	{
 		echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
 		echo "nproc=$(nproc)"
@@ -127,6 +130,7 @@ run)
 		echo "generic_iter=${BENCH_ITER:-1000}"
 		echo "generic_watch_iter=${BENCH_WATCH_ITER:-300}"
 		echo "generic_budget_ms=${BENCH_BUDGET_MS:-3000}"
+		echo "generic_txn_sizes=$BENCH_TXN_SIZES"
 		echo "generic_tmpfs=$base"
 		echo "generic_disk=${BENCH_DISK_DIR:-/var/tmp} ($(df -T "${BENCH_DISK_DIR:-/var/tmp}" | awk 'NR == 2 { print $2 }'))"
 	} >"$out/meta.txt"
