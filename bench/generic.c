@@ -11,7 +11,7 @@
  *
  * For each N, domains up to N are added as libxl adds them: one
  * transaction per domain writing its /local/domain/<d>, /vm/<uuid> and
- * /libxl/<d> records (22 values, 34 nodes with their parents), libxl's
+ * /libxl/<d> records (21 values, 32 nodes with their directories), libxl's
  * permissions on the domain's directory and /vm record, then
  * xs_introduce_domain(d, no ring page, port 1) unless
  * BENCH_NO_INTRODUCE=1. Earlier domains stay. Then, on domain

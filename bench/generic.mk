@@ -12,3 +12,17 @@ $(GENERIC_BENCH): $(OBJDIR)/bench/generic.o
 	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore
 
 BENCH_PROGS += $(GENERIC_BENCH)
+
+# The smoke test (tests/compat/test-bench-generic.sh) runs it.
+$(COMPAT_TESTOUT)/test-bench-generic.sh: $(GENERIC_BENCH)
+
+# make bench-generic: only this benchmark, 3 repetitions at 10 and 1000
+# domains, then its section of docs/BENCHMARKS.md (the rest of the
+# document stays as the last `make bench` / `make bench-full` wrote it).
+bench-generic: all $(GENERIC_BENCH) $(TESTOUT)/compat/xsshim.so
+	@scripts/deps.sh compat
+	@rm -rf $(BENCHOUT)/generic
+	@$(RUN_ENV) bench/generic.sh run $(BENCHOUT)/generic 3 10 1000
+	@python3 bench/report_generic.py $(BENCHOUT)/generic docs/BENCHMARKS.md
+
+.PHONY: bench-generic

@@ -93,7 +93,7 @@ def rcell(s):
     return f"**{fmt(s[0])}x** [{fmt(s[1])}-{fmt(s[2])}]"
 
 
-def section(res, meta, command):
+def section(res, meta, command, where="build/bench/generic/"):
     ops, pop = load(res)
     if not ops:
         return []
@@ -112,7 +112,7 @@ def section(res, meta, command):
       f"CPU: {meta.get('cpu')}, {meta.get('nproc')} cores, shared with "
       f"other jobs: load average {meta.get('loadavg_start')} at the start, "
       f"{meta.get('loadavg_end', '?')} at the end (1/5/15 min). "
-      "Raw lines and the machine's details: `build/bench/generic/`.*\n")
+      f"Raw lines and the machine's details: `{where}`.*\n")
     w("What a toolstack does outside the device paths (a domain's name, "
       "memory target, its `/vm` record) through `libxenstore.so.4`: "
       "`bench/generic.c` (`build/bench/generic-bench`), the same binary in "
@@ -134,7 +134,7 @@ def section(res, meta, command):
         w(f"| {LABEL[i]} | {desc[i][0]} | {desc[i][1]} |")
     w("")
     w("**Load: the store holds N domains** as libxl leaves them after "
-      "`xl create` (22 values, 34 nodes per domain with their directories: "
+      "`xl create` (21 values, 32 nodes per domain with their directories: "
       "`/local/domain/<d>/{name,domid,vm,memory/*,cpu/*,control/*,console/*,data}`, "
       "`/vm/<uuid>/{name,uuid,image/*,start_time}`, `/libxl/<d>/*`; libxl's "
       "permissions: the domain may read its directory and its `/vm` record, "
@@ -202,15 +202,78 @@ def section(res, meta, command):
                                        ops.get(("xenstored", o, n)))))
             w("| " + " | ".join(row) + " |")
     w("")
+    # The tails: where the local store's p90 is above a daemon's.
+    tails = []
+    for o in allops:
+        for n in ns:
+            lp = summ([x["p90_us"] for x in ops.get((base, o, n), {}).values()])
+            for b in rat:
+                bp = summ([x["p90_us"] for x in ops.get((b, o, n), {}).values()])
+                if lp and bp and lp[0] > bp[0]:
+                    tails.append(f"{OPNAME.get(o, o)} at N={n}: local "
+                                 f"{fmt(lp[0])} us, {b} {fmt(bp[0])} us")
     if slower:
         w("**Where the local store is slower** in this run (ratio below 1, "
           "median over repetitions): " + "; ".join(
               f"{OPNAME.get(o, o)} at N={n}: {b} / local {fmt(r[0])}x "
               f"[{fmt(r[1])}-{fmt(r[2])}]" for o, n, b, r in slower) + ".\n")
     else:
-        w("In this run the local store's median is below both daemons' for "
-          "every op and N above (the ratio columns); see below for what "
-          "that does not cover.\n")
+        w("**Medians:** in this run the local store's median is below both "
+          "daemons' for every op and N in the table (every ratio above 1). "
+          "That is not the whole story: see the tails, and transactions "
+          "below.\n")
+    if tails:
+        w("**Tails:** the local store's 90th percentile is above a "
+          "daemon's for: " + "; ".join(tails) + ". Its waits are the "
+          "machine's (a woken watcher or a writer waiting for the CPU on "
+          "a loaded 2-core host) more than its own, but they are there.\n")
+    w("**What a local-store request costs** (compat-xs/lstore*.c). A read "
+      "is an LMDB read-only transaction in the calling process: keyed "
+      "lookups of the node and its permissions, no system call and no "
+      "other process. A write outside a transaction is one LMDB write "
+      "transaction: it takes LMDB's writer lock (process-shared, in "
+      "`lock.mdb`: writes of every dom0 process on the host take turns), "
+      "writes the node and a journal record of the change, trims old "
+      "journal records, commits, then writes the `bell` file that watchers "
+      "follow with inotify. The environment is opened with `MDB_NOSYNC`: "
+      "a commit writes its pages and the meta page with `pwrite` and does "
+      "**not** fsync, so a write costs page-cache work, not a disk flush "
+      "(hence the ext4 and tmpfs columns agree), and a host crash can lose "
+      "the last commits; the store describes one boot's domains and is "
+      "discarded at the next boot anyway, and a process killed at any "
+      "moment leaves a consistent tree (LMDB's copy-on-write commit). A "
+      "watch event crosses processes as: the writer's `pwrite` of the bell, "
+      "inotify, the watcher's epoll fd, the watcher reads the journal from "
+      "its last sequence and matches its watches.\n")
+    growth = []
+    for i in ("compat-xs-local", "xenstored", "oxenstored"):
+        for n in ns[:1]:
+            meds = [(int(o[3:]), summ([x["median_us"] for x in ops.get((i, o, n), {}).values()]))
+                    for o in allops if o.startswith("txn") and o[3:].isdigit()]
+            meds = [(k, m) for k, m in sorted(meds) if m]
+            if len(meds) >= 2:
+                growth.append(f"{LABEL[i]} at N={n}: " + ", ".join(
+                    f"{k} writes {fmt(m[0])} us" for k, m in meds))
+    w("**Large transactions: the local store's cost grows with the square "
+      "of their size.** "
+      "Transactions are optimistic, as xenstored's, but every request "
+      "inside a transaction after its first write opens an LMDB *write* "
+      "transaction, replays all of the transaction's earlier writes into "
+      "it (so that the request sees them), answers, and aborts it; the "
+      "commit replays them once more. A transaction of K writes thus "
+      "costs about K\u00b2/2 replayed writes, and each of its requests "
+      "holds the store-wide writer lock while it replays, so every other "
+      "process's writes wait behind it. Measured (median of the "
+      "repetitions' medians): " + ("; ".join(growth) if growth else "n/a") +
+      ". xenstored's grows linearly, so past some size the local store "
+      "is the slower one; this run stops at 64 writes, where it is not "
+      "yet (the table). libxl's domain creation writes about 30 nodes in "
+      "one transaction and reads every domain's name inside it "
+      "(`libxl__domain_rename`), each read a replay of the writes before "
+      "it.\n")
+    w("**On a mixed host** every path here goes to xenstored, through "
+      "compat-xs's wire client: the mixed column, against the xenstored "
+      "column of the same repetition, is compat-xs's own cost there.\n")
     tp = []
     for i in impls:
         for n in ns:
@@ -220,10 +283,11 @@ def section(res, meta, command):
             if s:
                 tp.append(f"{LABEL[i]} to N={n}: {cell(s, ' ms')}")
     if tp:
-        w("Adding one domain's records (the transaction of 22 writes, "
-          "5 mkdir/permission requests and the introduction; untimed in the "
-          "table, per domain, mean over the domains added for that N): " +
-          "; ".join(tp) + ".\n")
+        w("Adding one domain's records before the measurement (the "
+          "transaction of 21 writes, 3 mkdir and 4 set-permissions requests, and the "
+          "introduction, which for compat-xs also has noxsd create the "
+          "domain's device page; mean per domain over the domains added "
+          "for that N, not comparable as an op): " + "; ".join(tp) + ".\n")
     w("Reproduce (about 10 minutes on this machine; `make bench` and "
       "`make bench-full` run it too, within their repetitions):\n")
     w("```sh")
