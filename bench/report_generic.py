@@ -224,9 +224,9 @@ def section(res, meta, command, where="build/bench/generic/"):
           "below.\n")
     if tails:
         w("**Tails:** the local store's 90th percentile is above a "
-          "daemon's for: " + "; ".join(tails) + ". Its waits are the "
-          "machine's (a woken watcher or a writer waiting for the CPU on "
-          "a loaded 2-core host) more than its own, but they are there.\n")
+          "daemon's for: " + "; ".join(tails) + " (on this loaded 2-core "
+          "host; where the time goes in those slow samples was not "
+          "investigated).\n")
     w("**What a local-store request costs** (compat-xs/lstore*.c). A read "
       "is an LMDB read-only transaction in the calling process: keyed "
       "lookups of the node and its permissions, no system call and no "
@@ -237,11 +237,11 @@ def section(res, meta, command, where="build/bench/generic/"):
       "journal records, commits, then writes the `bell` file that watchers "
       "follow with inotify. The environment is opened with `MDB_NOSYNC`: "
       "a commit writes its pages and the meta page with `pwrite` and does "
-      "**not** fsync, so a write costs page-cache work, not a disk flush "
-      "(hence the ext4 and tmpfs columns agree), and a host crash can lose "
-      "the last commits; the store describes one boot's domains and is "
-      "discarded at the next boot anyway, and a process killed at any "
-      "moment leaves a consistent tree (LMDB's copy-on-write commit). A "
+      "**not** fsync, so a write costs page-cache work, not a disk flush, "
+      "on ext4 as on tmpfs; a host crash can lose or tear the last "
+      "commits, and the store, which describes one boot's domains, is "
+      "removed at the next boot. A process killed at any moment leaves a "
+      "consistent tree (LMDB's copy-on-write commit). A "
       "watch event crosses processes as: the writer's `pwrite` of the bell, "
       "inotify, the watcher's epoll fd, the watcher reads the journal from "
       "its last sequence and matches its watches.\n")
