@@ -87,10 +87,11 @@ def ratio(a, b):
                  for r in a if r in b and b[r]["median_us"] > 0])
 
 
-def rcell(s):
+def rcell(s, bold=True):
     if s is None:
         return "n/a"
-    return f"**{fmt(s[0])}x** [{fmt(s[1])}-{fmt(s[2])}]"
+    b = "**" if bold else ""
+    return f"{b}{fmt(s[0])}x{b} [{fmt(s[1])}-{fmt(s[2])}]"
 
 
 def section(res, meta, command, where="build/bench/generic/"):
@@ -202,6 +203,18 @@ def section(res, meta, command, where="build/bench/generic/"):
                                        ops.get(("xenstored", o, n)))))
             w("| " + " | ".join(row) + " |")
     w("")
+    # Growth with N: the largest N's median over the smallest's, paired.
+    if len(ns) >= 2:
+        lo_n, hi_n = ns[0], ns[-1]
+        w(f"**Growth from N={lo_n} to N={hi_n}** (median at N={hi_n} / "
+          f"median at N={lo_n}, paired within each repetition):\n")
+        w("| op | " + " | ".join(LABEL[i] for i in impls) + " |")
+        w("|---|" + "---|" * len(impls))
+        for o in allops:
+            w(f"| {OPNAME.get(o, o.replace('txn', 'transaction of ') + ' writes')} | " +
+              " | ".join(rcell(ratio(ops.get((i, o, hi_n)), ops.get((i, o, lo_n))), False)
+                         for i in impls) + " |")
+        w("")
     # The tails: where the local store's p90 is above a daemon's.
     tails = []
     for o in allops:
