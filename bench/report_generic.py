@@ -298,7 +298,14 @@ def section(res, meta, command, where="build/bench/generic/"):
       "so N only changes the size of its B-trees.\n")
     w("**On a mixed host** every path here goes to xenstored, through "
       "compat-xs's wire client: the mixed column, against the xenstored "
-      "column of the same repetition, is compat-xs's own cost there.\n")
+      "column of the same repetition, is compat-xs's own cost there. A "
+      "ratio below 1 means compat-xs's client was the faster client of "
+      "the same daemon. One difference we know of (strace of "
+      "`xenstore-write`): Debian's library sends a request in one write "
+      "per part (header, path, value), compat-xs's in one; when xenstored "
+      "wakes between the parts it needs more passes of its main loop, "
+      "each over all N connections. That this explains the ratios at "
+      "N=1000 is a guess, not profiled.\n")
     tp = []
     for i in impls:
         for n in ns:
