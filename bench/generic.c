@@ -38,6 +38,9 @@
  * One line per result:
  *   generic impl=LABEL op=OP n=N samples=S median_us=M p10_us=A p90_us=B
  *           p99_us=C max_us=D [eagain=E]
+ *   (op=records: the transaction writing one domain's records, and
+ *   op=introduce: its xs_introduce_domain, failed or not, over the
+ *   domains added for N)
  *   generic impl=LABEL op=populate n=N domains=K total_ms=T
  *           introduced=yes|no introduce_failed=F
  * (F: the domains, so far, whose xs_introduce_domain failed; the first
@@ -498,7 +501,7 @@ int main(int argc, char **argv)
     int ns[16], nn = 0, have = 0, intro_failed = 0;
     bool introduce;
     struct xs_handle *h;
-    double *lat;
+    double *lat, *intro;
 
     if (argc < 3) {
         fprintf(stderr, "usage: generic-bench LABEL N [N ...]\n");
@@ -533,23 +536,40 @@ int main(int argc, char **argv)
     start_watcher();
     if (!(h = xs_open(0)))
         die("xs_open");
-    if (!(lat = calloc(MAX_ITER, sizeof(*lat))))
+    if (!(lat = calloc(MAX_ITER, sizeof(*lat))) ||
+        !(intro = calloc(MAX_ITER, sizeof(*intro))))
         die("calloc");
     for (int k = 0; k < nn; k++) {
         double t0 = now_us();
         int from = have;
 
+        size_t nrec = 0, nint = 0;
+
         for (int d = have + 1; d <= ns[k]; d++) {
+            double t1 = now_us(), t2;
+
             populate_one(h, (unsigned int)d);
+            t2 = now_us();
+            lat[nrec++ % MAX_ITER] = t2 - t1;
             /* A refused introduction is counted and reported, not fatal:
              * the nodes measured here do not depend on it. */
-            if (introduce && !xs_introduce_domain(h, (unsigned int)d, 0, 1)) {
-                if (intro_failed++ == 0)
-                    fprintf(stderr, "generic-bench %s: xs_introduce_domain"
-                            "(%d): %s (counted in introduce_failed=)\n",
-                            label, d, strerror(errno));
-            }
+            if (!introduce)
+                continue;
+            if (!xs_introduce_domain(h, (unsigned int)d, 0, 1) &&
+                intro_failed++ == 0)
+                fprintf(stderr, "generic-bench %s: xs_introduce_domain"
+                        "(%d): %s (counted in introduce_failed=)\n",
+                        label, d, strerror(errno));
+            /* Timed whatever the outcome (the output says how many
+             * failed). */
+            intro[nint++ % MAX_ITER] = now_us() - t2;
         }
+        /* The domains added for this N: their records' transaction and
+         * their introduction, as two ops (not part of the steady state
+         * measured below, but what xl create pays). */
+        report("records", ns[k], lat, nrec < MAX_ITER ? nrec : MAX_ITER, -1);
+        report("introduce", ns[k], intro, nint < MAX_ITER ? nint : MAX_ITER,
+               -1);
         have = ns[k];
         printf("generic impl=%s op=populate n=%d domains=%d total_ms=%.1f "
                "introduced=%s introduce_failed=%d\n",
@@ -565,5 +585,6 @@ int main(int argc, char **argv)
     watcher = -1;
     xs_close(h);
     free(lat);
+    free(intro);
     return 0;
 }
