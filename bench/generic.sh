@@ -123,7 +123,11 @@ run)
 		echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
 		echo "libxenstore=$(dpkg-query -W -f='${Version}' libxenstore4 2>/dev/null || echo ?)"
 		echo "lmdb=$(dpkg-query -W -f='${Version}' liblmdb0 2>/dev/null || echo ?)"
-		echo "git=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+		rev=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)
+		if [ -n "$(git -C "$top" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+			rev="$rev (with uncommitted changes)"
+		fi
+		echo "git=$rev"
 		echo "generic_reps=$reps"
 		echo "generic_ns=$*"
 		echo "generic_impls=$impls"
