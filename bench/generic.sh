@@ -138,6 +138,7 @@ run)
 		echo "generic_tmpfs=$base"
 		echo "generic_disk=${BENCH_DISK_DIR:-/var/tmp} ($(df -T "${BENCH_DISK_DIR:-/var/tmp}" | awk 'NR == 2 { print $2 }'))"
 	} >"$out/meta.txt"
+	started=$(date +%s)
 	rep=0
 	while [ $rep -lt "$reps" ]; do
 		rep=$((rep + 1))
@@ -147,7 +148,10 @@ run)
 				echo "generic.sh: $impl failed (rep $rep)" >&2
 		done
 	done
-	echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/meta.txt"
+	{
+		echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)"
+		echo "generic_elapsed_s=$(($(date +%s) - started))"
+	} >>"$out/meta.txt"
 	;;
 *)
 	echo "usage: generic.sh one IMPL N... | run OUT REPS N..." >&2

@@ -146,9 +146,9 @@ def section(res, meta, command, where="build/bench/generic/"):
       "measured node is domain (N+1)/2's `memory/target`. Held during the "
       "measurement: the measuring connection and one watcher connection in "
       "another process, nothing else: no per-guest sockets, no guest "
-      "watches, no xl monitor processes (each of which costs the daemons "
-      "per request, see the audit of the handshake baseline), so the "
-      "daemons' figures here are for a quiet host.\n")
+      "watches, no xl monitor processes (each of which adds to the "
+      "daemons' cost per request), so the daemons' figures here are for a "
+      "quiet host.\n")
     fails = {}
     for (i, _, n), d in pop.items():
         for r, x in d.items():
@@ -234,8 +234,8 @@ def section(res, meta, command, where="build/bench/generic/"):
     else:
         w("**Medians:** in this run the local store's median is below both "
           "daemons' for every op and N in the table (every ratio above 1). "
-          "That is not the whole story: see the tails, and transactions "
-          "below.\n")
+          "That is not the whole story: see " +
+          ("the tails and " if tails else "") + "transactions below.\n")
     if tails:
         w("**Tails:** the local store's 90th percentile is above a "
           "daemon's for: " + "; ".join(tails) + " (on this loaded 2-core "
@@ -266,9 +266,11 @@ def section(res, meta, command, where="build/bench/generic/"):
                     for o in allops if o.startswith("txn") and o[3:].isdigit()]
             meds = [(k, m) for k, m in sorted(meds) if m]
             if len(meds) >= 2:
+                (k1, m1), (k2, m2) = meds[-2], meds[-1]
                 growth.append(f"{LABEL[i]} at N={n}: " + ", ".join(
-                    f"{k} writes {fmt(m[0])} us" for k, m in meds))
-    w("**Large transactions: the local store's cost grows with the square "
+                    f"{k} writes {fmt(m[0])} us" for k, m in meds) +
+                    f" (x{fmt(m2[0] / m1[0])} from {k1} to {k2} writes)")
+    w("**Large transactions: the local store's work grows with the square "
       "of their size.** "
       "Transactions are optimistic, as xenstored's, but every request "
       "inside a transaction after its first write opens an LMDB *write* "
@@ -279,9 +281,10 @@ def section(res, meta, command, where="build/bench/generic/"):
       "holds the store-wide writer lock while it replays, so every other "
       "process's writes wait behind it. Measured (median of the "
       "repetitions' medians): " + ("; ".join(growth) if growth else "n/a") +
-      ". xenstored's grows linearly, so past some size the local store "
-      "is the slower one; this run stops at 64 writes, where it is not "
-      "yet (the table). libxl's domain creation writes about 30 nodes in "
+      "; for 4 times the writes, linear growth is x4 and quadratic x16. "
+      "Whether and where the local store becomes the slower one for "
+      "larger transactions is not measured in this run. libxl's domain "
+      "creation writes about 30 nodes in "
       "one transaction and reads every domain's name inside it "
       "(`libxl__domain_rename`), each read a replay of the writes before "
       "it.\n")
@@ -305,8 +308,8 @@ def section(res, meta, command, where="build/bench/generic/"):
       "`xenstore-write`): Debian's library sends a request in one write "
       "per part (header, path, value), compat-xs's in one; when xenstored "
       "wakes between the parts it needs more passes of its main loop, "
-      "each over all N connections. That this explains the ratios at "
-      "N=1000 is a guess, not profiled.\n")
+      "each over all N connections. That this explains the ratios below 1 "
+      "is a guess, not profiled.\n")
     if any(o in SETUP for (_, o, _) in ops):
         w("**Adding a domain** (before the measurement; for N, the domains "
           "added since the previous N): the transaction writing its "
@@ -341,11 +344,13 @@ def section(res, meta, command, where="build/bench/generic/"):
     if tp:
         w("Adding one domain's records before the measurement (the "
           "transaction of 21 writes, 3 mkdir and 4 set-permissions requests, and the "
-          "introduction, which for compat-xs also has noxsd create the "
+          "introduction, which in local mode also has noxsd create the "
           "domain's device page; mean per domain over the domains added "
           "for that N, not comparable as an op): " + "; ".join(tp) + ".\n")
-    w("Reproduce (about 10 minutes on this machine; `make bench` and "
-      "`make bench-full` run it too, within their repetitions):\n")
+    el = meta.get("generic_elapsed_s")
+    w("Reproduce (" + (f"this run took {int(el) // 60} minutes; " if el else "") +
+      "`make bench` runs it in its first repetition, `make bench-full` in "
+      "each):\n")
     w("```sh")
     w("make bench-generic          # = make all build/bench/generic-bench; "
       "bench/generic.sh run build/bench/generic 3 10 1000")
