@@ -109,8 +109,9 @@ def section(res, meta, command, where="build/bench/generic/"):
     reps = meta.get("generic_reps", meta.get("reps", "?"))
     w(BEGIN)
     w("## Generic paths (compat-xs local store)\n")
-    w(f"*From `{command}` on {meta.get('date')}, git {meta.get('git')}, "
-      f"{reps} repetitions, every configuration in each, interleaved; "
+    w(f"*From `{command}` on {meta.get('date')}, git {meta.get('git')}, " +
+      (f"{reps} repetitions, every configuration in each, interleaved; "
+       if reps != "1" else "one repetition; ") +
       f"CPU: {meta.get('cpu')}, {meta.get('nproc')} cores, shared with "
       f"other jobs: load average {meta.get('loadavg_start')} at the start, "
       f"{meta.get('loadavg_end', '?')} at the end (1/5/15 min). "
