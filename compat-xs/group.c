@@ -1,9 +1,9 @@
 /*
  * A batch's staged operations on devices this process is not an end of
- * (xs.c's apply_ops, for one transaction or one call): a toolstack
+ * (tx.c's apply_ops, for one transaction or one call): a toolstack
  * creating a device, which becomes one device add, or writing to one
  * that exists, each write then relayed to the device's backend. Pure
- * bookkeeping; xs.c sends the result.
+ * bookkeeping; tx.c sends the result.
  *
  * Everything here is sized by the batch, which has no bound of its own
  * (a transaction may rewrite one key a thousand times), so every table

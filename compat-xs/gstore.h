@@ -17,12 +17,13 @@
  *             guest's store ring.
  *
  * Both are thread-safe per connection (libxenstore handles are shared
- * between threads) and never call back into xs.c.
+ * between threads) and never call back into the API files (handle.h).
  */
 #ifndef COMPAT_XS_GSTORE_H
 #define COMPAT_XS_GSTORE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "wire.h"
@@ -79,5 +80,18 @@ const char *cxs_xsd_default_socket(void);
  * NULL with errno.
  */
 struct cxs_gconn *cxs_lstore_open(const char *dir, unsigned int domid);
+
+/*
+ * lstore.c: the domains introduced to the local store (INTRODUCE, until
+ * RELEASE), with the store frame and event channel each was introduced
+ * with, in domid order. g: a connection of cxs_lstore_open. 0 and a
+ * malloc'd array (caller frees), or -errno.
+ */
+struct cxs_ldom {
+    unsigned int domid;
+    uint32_t port;
+    uint64_t mfn; /* 0: no store ring */
+};
+int cxs_lstore_domains(struct cxs_gconn *g, struct cxs_ldom **out, size_t *n);
 
 #endif /* COMPAT_XS_GSTORE_H */

@@ -1,33 +1,23 @@
 /*
  * The local store: XenStore requests served from an LMDB environment
  * that every dom0 process opens, with no daemon on the data path
- * (docs/COMPAT.md, "The local store"). This file holds the environment,
- * the node tree and the requests outside transactions; lstore_tx.c has
- * transactions, lstore_watch.c the journal and watches.
+ * (docs/COMPAT.md, "The local store"). This file holds the node tree
+ * and the requests; lstore_env.c the LMDB environment, commits and the
+ * connection; lstore_tx.c transactions; lstore_watch.c the journal and
+ * watches.
  *
  * Semantics follow xenstored (docs/misc/xenstore.txt): path rules,
  * implicit parents, subtree removal, owner + per-domain permissions with
  * dom0 privileged, quotas for unprivileged connections.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/random.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "lstore.h"
 
-#define LS_DEFAULT_DIR "/var/lib/noxs/xenstore"
-#define LS_MAPSIZE ((size_t)1 << 30)
 #define LS_DOMID_SELF 0x7FF0u
-
-static pthread_mutex_t envs_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct ls_env *envs;
 
 int ls_buf_add(struct ls_buf *b, const void *p, size_t n)
 {
@@ -135,20 +125,16 @@ static void hkey(const struct ls_env *e, const char *s, size_t n,
     memcpy(out + 8, &b, 8);
 }
 
-/* A child's key: H(parent) and the name, or its head and hash if long. */
-static size_t kid_key(const struct ls_env *e, const char *parent,
-                      const char *name, size_t nlen, unsigned char *k)
+/*
+ * A child's key: H(parent) and the child's creation number (big-endian),
+ * so that a directory lists in creation order, as xenstored's does.
+ */
+static void kid_key(const struct ls_env *e, const char *parent,
+                    uint64_t seq, unsigned char k[24])
 {
     hkey(e, parent, strlen(parent), k);
-    if (16 + nlen <= 500) {
-        memcpy(k + 16, name, nlen);
-        return 16 + nlen;
-    }
-    /* \1 never occurs in a valid name: no short name has this key. */
-    memcpy(k + 16, name, 400);
-    k[416] = 1;
-    hkey(e, name, nlen, k + 417);
-    return 433;
+    for (int i = 0; i < 8; i++)
+        k[16 + i] = seq >> (56 - 8 * i);
 }
 
 /* ---- meta, quota ------------------------------------------------------ */
@@ -244,6 +230,7 @@ int ls_node_get(struct ls_x *x, const char *path, struct ls_node *n)
         return ENOMEM;
     memcpy(n->mem, d.mv_data, d.mv_size);
     n->gen = r.gen;
+    n->kidseq = r.kidseq;
     n->nperms = r.nperms;
     n->vlen = r.vlen;
     n->perms = (struct ls_perm *)((char *)n->mem + sizeof(r));
@@ -275,14 +262,14 @@ uint64_t ls_node_gen(struct ls_x *x, const char *path)
     return g;
 }
 
-static int node_put(struct ls_x *x, const char *path,
-                    const struct ls_perm *perms, uint32_t nperms,
-                    const char *val, uint32_t vlen)
+int ls_node_put(struct ls_x *x, const char *path, uint64_t kidseq,
+                const struct ls_perm *perms, uint32_t nperms, const char *val,
+                uint32_t vlen)
 {
     unsigned char kb[16];
     size_t plen = strlen(path);
-    struct ls_rec r = {.gen = x->gen, .nperms = nperms, .plen = plen,
-                       .vlen = vlen};
+    struct ls_rec r = {.gen = x->gen, .kidseq = kidseq, .nperms = nperms,
+                       .plen = plen, .vlen = vlen};
     size_t sz = sizeof(r) + nperms * sizeof(*perms) + plen + vlen;
     MDB_val k = {16, kb}, d = {sz, NULL};
     int rc;
@@ -310,27 +297,27 @@ static int node_touch(struct ls_x *x, const char *path)
 
     if (rc)
         return rc;
-    rc = node_put(x, path, n.perms, n.nperms, n.val, n.vlen);
+    rc = ls_node_put(x, path, n.kidseq, n.perms, n.nperms, n.val, n.vlen);
     ls_node_free(&n);
     return rc;
 }
 
-static int kid_put(struct ls_x *x, const char *parent, const char *name,
-                   bool add)
+static int kid_put(struct ls_x *x, const char *parent, uint64_t seq,
+                   const char *name, bool add)
 {
-    unsigned char kb[512];
-    size_t nlen = strlen(name);
-    MDB_val k = {kid_key(x->e, parent, name, nlen, kb), kb};
-    MDB_val d = {nlen, (void *)name};
+    unsigned char kb[24];
+    MDB_val k = {24, kb};
+    MDB_val d = {add ? strlen(name) : 0, (void *)name};
     int rc;
 
+    kid_key(x->e, parent, seq, kb);
     if (add)
         return ls_mdb_errno(mdb_put(x->t, x->e->kid, &k, &d, 0));
     rc = mdb_del(x->t, x->e->kid, &k, NULL);
     return rc == MDB_NOTFOUND ? 0 : ls_mdb_errno(rc);
 }
 
-/* Children of path as "a\0b\0" (sorted by name). del: remove them too. */
+/* Children of path as "a\0b\0" (in creation order). del: remove them too. */
 static int kids(struct ls_x *x, const char *path, struct ls_buf *out,
                 bool del)
 {
@@ -521,7 +508,7 @@ static char *arg_path(struct ls_x *x, const char *s)
     return p;
 }
 
-static int create(struct ls_x *x, const char *path, const char *val,
+int ls_create(struct ls_x *x, const char *path, const char *val,
                   uint32_t vlen)
 {
     struct ls_node p;
@@ -532,7 +519,7 @@ static int create(struct ls_x *x, const char *path, const char *val,
     if (!pp)
         return ENOMEM;
     rc = ls_node_get(x, pp, &p);
-    if (rc == ENOENT && (rc = create(x, pp, "", 0)) == 0)
+    if (rc == ENOENT && (rc = ls_create(x, pp, "", 0)) == 0)
         rc = ls_node_get(x, pp, &p);
     if (rc) {
         free(pp);
@@ -545,13 +532,16 @@ static int create(struct ls_x *x, const char *path, const char *val,
         if (quota_get(x, x->domid) >= LS_QUOTA_ENTRIES)
             rc = ENOSPC;
     }
+    uint64_t seq = 0;
+    if (!rc && !(rc = ls_meta_get(x, "kidseq", &seq)))
+        rc = ls_meta_put(x, "kidseq", ++seq);
     if (!rc)
-        rc = node_put(x, path, perms, p.nperms, val, vlen);
+        rc = ls_node_put(x, path, seq, perms, p.nperms, val, vlen);
     if (!rc)
         rc = quota_add(x, perms[0].id, 1);
     ls_node_free(&p);
     if (!rc)
-        rc = kid_put(x, pp, base, true);
+        rc = kid_put(x, pp, seq, base, true);
     if (!rc)
         rc = node_touch(x, pp);
     free(pp);
@@ -581,12 +571,12 @@ static int do_write(struct ls_x *x, const char *payload, uint32_t len,
         rc = ENOSPC;
     } else if (rc == 0) {
         if (!mkdir)
-            rc = node_put(x, path, n.perms, n.nperms, val, vlen);
+            rc = ls_node_put(x, path, n.kidseq, n.perms, n.nperms, val, vlen);
         ls_node_free(&n);
         if (!rc && !mkdir)
             rc = ls_record(x, LS_J_WRITE, path);
     } else if (rc == ENOENT) {
-        rc = create(x, path, val, vlen);
+        rc = ls_create(x, path, val, vlen);
         if (!rc)
             rc = ls_record(x, LS_J_WRITE, path);
     }
@@ -641,11 +631,12 @@ static int do_rm(struct ls_x *x, const char *payload, uint32_t len)
             rc = 0;
         }
     } else if (rc == 0) {
+        uint64_t seq = n.kidseq;
         ls_node_free(&n);
         if (strcmp(path, "/") == 0)
             rc = EINVAL;
         else if (!(rc = rm_tree(x, path)) &&
-                 !(rc = kid_put(x, pp, strrchr(path, '/') + 1, false)) &&
+                 !(rc = kid_put(x, pp, seq, NULL, false)) &&
                  !(rc = node_touch(x, pp)))
             rc = ls_record(x, LS_J_RM, path);
     }
@@ -724,7 +715,7 @@ static int do_set_perms(struct ls_x *x, const char *payload, uint32_t len)
             !(rc = quota_add(x, n.perms[0].id, -1)))
             rc = quota_add(x, perms[0].id, 1);
         if (!rc)
-            rc = node_put(x, path, perms, np, n.val, n.vlen);
+            rc = ls_node_put(x, path, n.kidseq, perms, np, n.val, n.vlen);
         if (!rc)
             rc = ls_record(x, LS_J_WRITE, path);
         ls_node_free(&n);
@@ -813,14 +804,27 @@ static int dom_op(struct ls_x *x, uint32_t type, const char *payload,
     case XSW_IS_DOMAIN_INTRODUCED:
         return ls_buf_addstr(out, known || domid == LS_DOMID_SELF ? "T" : "F");
     case XSW_INTRODUCE: {
-        const char *port = a + strlen(a) + 1;
-        port += strlen(port) + 1;
+        const char *mfn = a + strlen(a) + 1;
+        const char *port = mfn + strlen(mfn) + 1;
+        unsigned char v[12];
+        uint64_t m = strtoull(mfn, NULL, 10);
+        uint32_t p;
+
         if (atoi(port) <= 0)
             return EINVAL;
-        if (!known) {
-            uint32_t v = (uint32_t)atoi(port);
-            d.mv_size = 4;
-            d.mv_data = &v;
+        /* The store frame and port are kept: a ring service
+         * (cxs_lstore_domains) serves the domain's ring from them. A
+         * second introduction with other values replaces them and is
+         * announced again. */
+        p = (uint32_t)atoi(port);
+        memcpy(v, &p, 4);
+        memcpy(v + 4, &m, 8);
+        if (known && domid != 0 && d.mv_size == sizeof(v) &&
+            memcmp(d.mv_data, v, sizeof(v)) == 0)
+            break;
+        if (!known || domid != 0) {
+            d.mv_size = sizeof(v);
+            d.mv_data = v;
             if ((rc = ls_mdb_errno(mdb_put(x->t, x->e->dom, &k, &d, 0))))
                 return rc;
             if ((rc = ls_record(x, LS_J_SPECIAL, "@introduceDomain")))
@@ -901,407 +905,4 @@ int ls_exec(struct ls_x *x, uint32_t type, const char *payload, uint32_t len,
         return ENOSYS;
     }
     return rc ? rc : ls_buf_addstr(out, "OK");
-}
-
-/* ---- environment ------------------------------------------------------- */
-
-int ls_txn_begin(struct ls_env *e, bool rdonly, MDB_txn **t)
-{
-    int rc = mdb_txn_begin(e->env, NULL, rdonly ? MDB_RDONLY : 0, t);
-
-    /* Another process grew the map: adopt its size and retry. */
-    if (rc == MDB_MAP_RESIZED && mdb_env_set_mapsize(e->env, 0) == 0)
-        rc = mdb_txn_begin(e->env, NULL, rdonly ? MDB_RDONLY : 0, t);
-    /* Slots of killed readers: reclaim them (robust LMDB locks). */
-    if (rc == MDB_READERS_FULL) {
-        int dead;
-        mdb_reader_check(e->env, &dead);
-        rc = mdb_txn_begin(e->env, NULL, rdonly ? MDB_RDONLY : 0, t);
-    }
-    return ls_mdb_errno(rc);
-}
-
-int ls_commit(struct ls_x *x)
-{
-    uint64_t trim, seq = x->gen;
-    int rc = 0;
-
-    if (!x->chg || x->chg->len == 0) {
-        mdb_txn_abort(x->t);
-        x->t = NULL;
-        return 0;
-    }
-    unsigned char kb[8];
-    for (int i = 0; i < 8; i++)
-        kb[i] = seq >> (56 - 8 * i);
-    MDB_val k = {8, kb}, d = {x->chg->len, x->chg->p};
-    rc = ls_mdb_errno(mdb_put(x->t, x->e->journal, &k, &d, 0));
-    if (!rc)
-        rc = ls_meta_put(x, "seq", seq);
-    if (!rc)
-        rc = ls_meta_get(x, "jtrim", &trim);
-    /* Trim a few old entries per commit: bounded work, bounded journal. */
-    for (int i = 0; !rc && i < 4 && seq - trim > LS_JOURNAL_KEEP; i++) {
-        trim++;
-        for (int j = 0; j < 8; j++)
-            kb[j] = trim >> (56 - 8 * j);
-        k.mv_size = 8;
-        k.mv_data = kb;
-        int r = mdb_del(x->t, x->e->journal, &k, NULL);
-        if (r && r != MDB_NOTFOUND)
-            rc = ls_mdb_errno(r);
-        if (!rc)
-            rc = ls_meta_put(x, "jtrim", trim);
-    }
-    if (rc) {
-        mdb_txn_abort(x->t);
-        x->t = NULL;
-        return rc;
-    }
-    rc = ls_mdb_errno(mdb_txn_commit(x->t));
-    x->t = NULL;
-    if (!rc)
-        ls_bell(x->e, seq);
-    return rc;
-}
-
-static int mkdirs(const char *dir)
-{
-    char *p = strdup(dir);
-    int rc = 0;
-
-    if (!p)
-        return -1;
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0755) < 0 && errno != EEXIST)
-            rc = -1;
-        *s = '/';
-    }
-    if (mkdir(p, 0700) < 0 && errno != EEXIST)
-        rc = -1;
-    else
-        rc = 0;
-    free(p);
-    return rc;
-}
-
-static void read_small(const char *path, char *buf, size_t n)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t r = fd < 0 ? -1 : read(fd, buf, n - 1);
-
-    buf[r > 0 ? r : 0] = '\0';
-    if (fd >= 0)
-        close(fd);
-}
-
-/* First open this boot: the root, /tool/xenstored (as xenstored). */
-static int env_init(struct ls_env *e, MDB_txn *t)
-{
-    struct ls_x x = {.e = e, .t = t, .domid = 0, .gen = 1};
-    struct ls_perm none = {0, 0};
-    MDB_val k = {4, "hkey"}, d;
-    int rc = mdb_get(t, e->meta, &k, &d);
-
-    if (rc == 0 && d.mv_size == sizeof(e->hkey)) {
-        memcpy(e->hkey, d.mv_data, sizeof(e->hkey));
-        return 0;
-    }
-    if (getrandom(e->hkey, sizeof(e->hkey), 0) != sizeof(e->hkey))
-        return EIO;
-    d.mv_size = sizeof(e->hkey);
-    d.mv_data = e->hkey;
-    if ((rc = ls_mdb_errno(mdb_put(t, e->meta, &k, &d, 0))))
-        return rc;
-    if ((rc = node_put(&x, "/", &none, 1, "", 0)))
-        return rc;
-    return create(&x, "/tool/xenstored", "", 0);
-}
-
-static struct ls_env *env_open(const char *dir, const struct stat *st)
-{
-    struct ls_env *e = calloc(1, sizeof(*e));
-    char path[PATH_MAX], bootf[PATH_MAX], boot[64], had[64];
-    MDB_txn *t = NULL;
-    int lockfd = -1, rc;
-
-    if (!e)
-        return NULL;
-    e->bellfd = -1;
-    e->pid = getpid();
-    e->dev = st->st_dev;
-    e->ino = st->st_ino;
-    if (!(e->dir = strdup(dir)) || asprintf(&e->bell, "%s/bell", dir) < 0) {
-        e->bell = NULL;
-        rc = ENOMEM;
-        goto fail;
-    }
-    /* One opener at a time decides whether the store is this boot's. */
-    snprintf(path, sizeof(path), "%s/init.lock", dir);
-    lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (lockfd < 0 || flock(lockfd, LOCK_EX) < 0) {
-        rc = errno;
-        goto fail;
-    }
-    /*
-     * The store lives for one boot, as xenstored's: the domains it
-     * describes are gone after a reboot. A store of another boot (or
-     * one a system crash may have torn, see MDB_NOSYNC) is removed.
-     */
-    read_small("/proc/sys/kernel/random/boot_id", boot, sizeof(boot));
-    snprintf(bootf, sizeof(bootf), "%s/boot_id", dir);
-    read_small(bootf, had, sizeof(had));
-    bool fresh = strcmp(boot, had) != 0;
-    if (fresh) {
-        snprintf(path, sizeof(path), "%s/data.mdb", dir);
-        unlink(path);
-        snprintf(path, sizeof(path), "%s/lock.mdb", dir);
-        unlink(path);
-    }
-    if ((rc = mdb_env_create(&e->env)) ||
-        (rc = mdb_env_set_maxdbs(e->env, 8)) ||
-        (rc = mdb_env_set_maxreaders(e->env, 510)) ||
-        (rc = mdb_env_set_mapsize(e->env, LS_MAPSIZE)) ||
-        (rc = mdb_env_open(e->env, dir, MDB_NOTLS | MDB_NOSYNC, 0600))) {
-        rc = rc == ENOENT || rc == EACCES || rc == ENOMEM ? rc : EIO;
-        goto fail;
-    }
-    int dead;
-    mdb_reader_check(e->env, &dead);
-    if ((rc = ls_txn_begin(e, false, &t)))
-        goto fail;
-    if ((rc = mdb_dbi_open(t, "node", MDB_CREATE, &e->node)) ||
-        (rc = mdb_dbi_open(t, "kid", MDB_CREATE, &e->kid)) ||
-        (rc = mdb_dbi_open(t, "meta", MDB_CREATE, &e->meta)) ||
-        (rc = mdb_dbi_open(t, "journal", MDB_CREATE, &e->journal)) ||
-        (rc = mdb_dbi_open(t, "dom", MDB_CREATE, &e->dom)) ||
-        (rc = mdb_dbi_open(t, "quota", MDB_CREATE, &e->quota))) {
-        rc = ls_mdb_errno(rc);
-        goto fail;
-    }
-    if ((rc = env_init(e, t)))
-        goto fail;
-    rc = ls_mdb_errno(mdb_txn_commit(t));
-    t = NULL;
-    if (rc)
-        goto fail;
-    if (fresh) {
-        char tmp[PATH_MAX];
-        snprintf(tmp, sizeof(tmp), "%s/boot_id.new", dir);
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0 || write(fd, boot, strlen(boot)) != (ssize_t)strlen(boot) ||
-            close(fd) < 0 || rename(tmp, bootf) < 0) {
-            rc = errno ? errno : EIO;
-            goto fail;
-        }
-    }
-    e->bellfd = open(e->bell, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (e->bellfd < 0) {
-        rc = errno;
-        goto fail;
-    }
-    close(lockfd);
-    e->refs = 1;
-    return e;
-fail:
-    if (t)
-        mdb_txn_abort(t);
-    if (e->env)
-        mdb_env_close(e->env);
-    if (lockfd >= 0)
-        close(lockfd);
-    free(e->dir);
-    free(e->bell);
-    free(e);
-    errno = rc;
-    return NULL;
-}
-
-static struct ls_env *env_get(const char *dir)
-{
-    struct ls_env *e;
-    struct stat st;
-
-    if (mkdirs(dir) < 0 || stat(dir, &st) < 0)
-        return NULL;
-    pthread_mutex_lock(&envs_lock);
-    for (e = envs; e; e = e->next)
-        if (e->dev == st.st_dev && e->ino == st.st_ino &&
-            e->pid == getpid())
-            break;
-    if (e) {
-        e->refs++;
-    } else if ((e = env_open(dir, &st))) {
-        e->next = envs;
-        envs = e;
-    }
-    pthread_mutex_unlock(&envs_lock);
-    return e;
-}
-
-static void env_put(struct ls_env *e)
-{
-    struct ls_env **pp;
-
-    pthread_mutex_lock(&envs_lock);
-    /* An environment inherited through fork() is left alone (LMDB). */
-    if (--e->refs == 0 && e->pid == getpid()) {
-        for (pp = &envs; *pp && *pp != e; pp = &(*pp)->next)
-            ;
-        if (*pp)
-            *pp = e->next;
-        mdb_env_close(e->env);
-        close(e->bellfd);
-        free(e->dir);
-        free(e->bell);
-        free(e);
-    }
-    pthread_mutex_unlock(&envs_lock);
-}
-
-/* After fork(), the child opens the environment anew (LMDB's rule). */
-int ls_env_sync(struct ls_conn *c)
-{
-    struct ls_env *e;
-
-    if (c->e->pid == getpid())
-        return 0;
-    if (!(e = env_get(c->dir)))
-        return -errno;
-    c->e = e;
-    ls_events_close(c, false);
-    return 0;
-}
-
-/* ---- connection --------------------------------------------------------- */
-
-static int lreq(struct cxs_gconn *g, uint32_t type, uint32_t tx,
-                const void *payload_, uint32_t len, uint32_t *rtype,
-                char **reply, uint32_t *rlen)
-{
-    struct ls_conn *c = (struct ls_conn *)g;
-    const char *payload = payload_ ? payload_ : "";
-    struct ls_buf out = {0}, chg = {0};
-    struct ls_tx *t = NULL;
-    int err = 0, rc;
-
-    pthread_mutex_lock(&c->lock);
-    if ((rc = ls_env_sync(c))) {
-        pthread_mutex_unlock(&c->lock);
-        return rc;
-    }
-    bool priv = type == XSW_CONTROL || type == XSW_INTRODUCE ||
-                type == XSW_RELEASE || type == XSW_IS_DOMAIN_INTRODUCED ||
-                type == XSW_RESUME || type == XSW_SET_TARGET;
-    bool notx = type == XSW_WATCH || type == XSW_UNWATCH;
-
-    if (len > XSW_PAYLOAD_MAX)
-        err = E2BIG;
-    else if (type >= XSW_TYPE_COUNT || type == XSW_WATCH_EVENT ||
-             type == XSW_ERROR || type == 20)
-        err = ENOSYS;
-    else if (priv && c->domid != 0)
-        err = EACCES;
-    else if (!notx && tx != 0 && !(t = ls_tx_find(c, tx)))
-        err = ENOENT;
-    else if (type == XSW_WATCH)
-        err = ls_watch(c, payload, len, &out);
-    else if (type == XSW_UNWATCH)
-        err = ls_unwatch(c, payload, len, &out);
-    else if (type == XSW_RESET_WATCHES) {
-        ls_watch_free_all(c);
-        ls_tx_free_all(c);
-        err = ls_buf_addstr(&out, "OK");
-    } else if (type == XSW_TRANSACTION_START)
-        err = t ? EBUSY : ls_tx_start(c, payload, len, &out);
-    else if (type == XSW_TRANSACTION_END)
-        err = t ? ls_tx_end(c, t, payload, len, &out) : ENOENT;
-    else if (t && (ls_is_modify(type) || type == XSW_READ ||
-                   type == XSW_DIRECTORY || type == XSW_DIRECTORY_PART ||
-                   type == XSW_GET_PERMS) &&
-             type != XSW_INTRODUCE && type != XSW_RELEASE)
-        err = ls_tx_op(c, t, type, payload, len, &out);
-    else {
-        bool ro = !ls_is_modify(type);
-        struct ls_x x = {.e = c->e, .domid = c->domid, .chg = &chg};
-        err = ls_txn_begin(c->e, ro, &x.t);
-        if (!err && !ro && !(err = ls_meta_get(&x, "seq", &x.gen)))
-            x.gen++;
-        if (!err)
-            err = ls_exec(&x, type, payload, len, &out);
-        if (x.t && (ro || err))
-            mdb_txn_abort(x.t);
-        else if (x.t)
-            err = ls_commit(&x);
-    }
-    pthread_mutex_unlock(&c->lock);
-    free(chg.p);
-
-    if (err) {
-        free(out.p);
-        out = (struct ls_buf){0};
-        if (ls_buf_addstr(&out, xsw_errno_name(err)))
-            return -ENOMEM;
-        *rtype = XSW_ERROR;
-    } else {
-        if (!out.p && ls_buf_add(&out, "", 0))
-            return -ENOMEM;
-        *rtype = type;
-    }
-    *reply = out.p;
-    *rlen = out.len;
-    return 0;
-}
-
-static void lclose(struct cxs_gconn *g)
-{
-    struct ls_conn *c = (struct ls_conn *)g;
-
-    if (!c)
-        return;
-    ls_tx_free_all(c);
-    ls_watch_free_all(c);
-    ls_events_close(c, true);
-    env_put(c->e);
-    pthread_mutex_destroy(&c->lock);
-    free(c->dir);
-    free(c);
-}
-
-static const struct cxs_gstore_ops lstore_ops = {
-    .name = "local",
-    .request = lreq,
-    .event_fd = ls_event_fd,
-    .next_event = ls_next_event,
-    .close = lclose,
-};
-
-struct cxs_gconn *cxs_lstore_open(const char *dir, unsigned int domid)
-{
-    struct ls_conn *c;
-
-    if (!dir)
-        dir = getenv("NOXS_XS_DIR");
-    if (!dir || !*dir)
-        dir = LS_DEFAULT_DIR;
-    if (!(c = calloc(1, sizeof(*c))))
-        return NULL;
-    c->base.ops = &lstore_ops;
-    c->domid = domid;
-    c->next_txid = 1;
-    c->epfd = c->inofd = c->evfd = -1;
-    c->evtail = &c->evhead;
-    pthread_mutex_init(&c->lock, NULL);
-    if (!(c->dir = strdup(dir)) || !(c->e = env_get(dir))) {
-        int e = errno;
-        pthread_mutex_destroy(&c->lock);
-        free(c->dir);
-        free(c);
-        errno = e;
-        return NULL;
-    }
-    return &c->base;
 }

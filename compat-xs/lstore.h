@@ -1,7 +1,8 @@
 /*
  * The local store's internals (docs/COMPAT.md, "The local store"),
- * shared by lstore.c (environment, nodes, requests), lstore_tx.c
- * (transactions) and lstore_watch.c (journal, watches, events).
+ * shared by lstore.c (nodes, requests), lstore_env.c (the LMDB
+ * environment, commits, connections), lstore_tx.c (transactions) and
+ * lstore_watch.c (journal, watches, events).
  *
  * One LMDB environment per directory and process, shared by every
  * connection the process opens on it (LMDB forbids opening one
@@ -10,11 +11,13 @@
  *
  *   node     key H(path) (16 bytes), value: struct ls_rec, perms, path,
  *            value. The path is kept to detect a hash collision.
- *   kid      key H(parent) + child name, value: the child name. A
- *            directory is the range of keys that start with H(parent).
+ *   kid      key H(parent) + the child's creation number (big-endian
+ *            u64), value: the child name. A directory is the range of
+ *            keys that start with H(parent), in creation order.
  *   meta     "seq" (last commit's sequence, also the generation stamped
  *            on the nodes it changed), "jtrim" (journal entries up to
- *            it are gone), "hkey" (the hash key).
+ *            it are gone), "kidseq" (last creation number), "hkey" (the
+ *            hash key).
  *   journal  key: commit sequence (big-endian u64), value: the changed
  *            paths, each as a kind byte and a NUL-terminated path.
  *   dom      key: domid (big-endian u32): the introduced domains.
@@ -61,6 +64,7 @@ struct ls_perm {
 /* A node record's header as stored (copied out, LMDB data is unaligned). */
 struct ls_rec {
     uint64_t gen;
+    uint64_t kidseq; /* its key in its parent's listing */
     uint32_t nperms;
     uint32_t plen;
     uint32_t vlen;
@@ -98,6 +102,7 @@ struct ls_x {
 
 struct ls_node {
     uint64_t gen;
+    uint64_t kidseq;
     uint32_t nperms;
     uint32_t vlen;
     struct ls_perm *perms;
@@ -126,6 +131,12 @@ struct ls_op {
 struct ls_path {
     char *path;
     uint64_t gen; /* 0: absent */
+    /* The transaction's first READ of the node, repeated to its later
+     * READs until it writes the node (xenstored's snapshot). */
+    bool read;
+    int read_err;
+    char *val;
+    size_t vlen;
 };
 
 struct ls_tx {
@@ -156,7 +167,16 @@ struct ls_conn {
     int epfd, inofd, evfd;
 };
 
+/* lstore_env.c */
+struct ls_env *ls_env_get(const char *dir);
+void ls_env_put(struct ls_env *e);
+
 /* lstore.c */
+int ls_node_put(struct ls_x *x, const char *path, uint64_t kidseq,
+                const struct ls_perm *perms, uint32_t nperms, const char *val,
+                uint32_t vlen);
+int ls_create(struct ls_x *x, const char *path, const char *val,
+              uint32_t vlen);
 int ls_buf_add(struct ls_buf *b, const void *p, size_t n);
 int ls_buf_addstr(struct ls_buf *b, const char *s); /* with its NUL */
 int ls_env_sync(struct ls_conn *c);

@@ -30,8 +30,10 @@ static void tx_free(struct ls_tx *t)
 {
     for (size_t i = 0; i < t->nops; i++)
         free(t->ops[i].payload);
-    for (size_t i = 0; i < t->nseen; i++)
+    for (size_t i = 0; i < t->nseen; i++) {
         free(t->seen[i].path);
+        free(t->seen[i].val);
+    }
     free(t->ops);
     free(t->seen);
     free(t);
@@ -100,6 +102,7 @@ static int seen(struct ls_tx *t, struct ls_x *x, const char *path,
         t->capseen = cap;
     }
     struct ls_path *p = &t->seen[t->nseen];
+    *p = (struct ls_path){0};
     if (!(p->path = strdup(path)))
         return ENOMEM;
     p->gen = ls_node_gen(x, path);
@@ -161,8 +164,91 @@ static int replay(struct ls_tx *t, struct ls_x *x)
     return bad;
 }
 
+/* Has the transaction written path (or removed it or a parent)? */
+static bool tx_wrote(const struct ls_tx *t, unsigned int domid,
+                     const char *path)
+{
+    size_t pl = strlen(path);
+
+    for (size_t i = 0; i < t->nops; i++) {
+        size_t strip;
+        char *q = ls_canon(domid, t->ops[i].payload, &strip);
+        bool hit = false;
+
+        if (!q)
+            return true; /* cannot tell: do not repeat */
+        if (strcmp(q, path) == 0)
+            hit = true;
+        else if (t->ops[i].type == XSW_RM) {
+            size_t ql = strlen(q);
+            hit = ql < pl && strncmp(q, path, ql) == 0 &&
+                  (path[ql] == '/' || strcmp(q, "/") == 0);
+        }
+        free(q);
+        if (hit)
+            return true;
+    }
+    return false;
+}
+
+static struct ls_path *seen_find(struct ls_tx *t, const char *path)
+{
+    for (size_t i = 0; i < t->nseen; i++)
+        if (strcmp(t->seen[i].path, path) == 0)
+            return &t->seen[i];
+    return NULL;
+}
+
+static int tx_op(struct ls_conn *c, struct ls_tx *t, uint32_t type,
+                 const char *payload, uint32_t len, struct ls_buf *reply);
+
+/*
+ * A READ inside a transaction answers what the transaction's first READ
+ * of the node answered, until the transaction writes it: a transaction
+ * sees a snapshot, as with xenstored, even after another client changed
+ * the node (the commit then fails with EAGAIN).
+ */
 int ls_tx_op(struct ls_conn *c, struct ls_tx *t, uint32_t type,
              const char *payload, uint32_t len, struct ls_buf *reply)
+{
+    struct ls_path *s;
+    size_t strip;
+    char *p;
+    int err;
+
+    if (type != XSW_READ || len == 0 || !memchr(payload, '\0', len))
+        return tx_op(c, t, type, payload, len, reply);
+    if (!(p = ls_canon(c->domid, payload, &strip)))
+        return ENOMEM;
+    if (!ls_valid_path(p) || tx_wrote(t, c->domid, p)) {
+        free(p);
+        return tx_op(c, t, type, payload, len, reply);
+    }
+    s = seen_find(t, p);
+    if (s && s->read) {
+        free(p);
+        if (s->read_err)
+            return s->read_err;
+        return ls_buf_add(reply, s->val, s->vlen) ? ENOMEM : 0;
+    }
+    size_t before = reply->len;
+    err = tx_op(c, t, type, payload, len, reply);
+    if ((s = seen_find(t, p)) != NULL) {
+        s->read = true;
+        s->read_err = err;
+        if (!err && (s->val = malloc(reply->len - before + 1)) != NULL) {
+            memcpy(s->val, reply->p + before, reply->len - before);
+            s->vlen = reply->len - before;
+        } else if (!err) {
+            s->read = false; /* no copy: read the store next time */
+        }
+    }
+    free(p);
+    return err;
+}
+
+static int tx_op(struct ls_conn *c, struct ls_tx *t, uint32_t type,
+                 const char *payload, uint32_t len, struct ls_buf *reply)
 {
     bool mod = ls_is_modify(type);
     struct ls_x x = {.e = c->e, .domid = c->domid, .gen = 1};

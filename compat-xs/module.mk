@@ -4,11 +4,14 @@
 
 COMPAT_XS_DIR := $(LIBOUT)/compat-xs
 COMPAT_XS := $(COMPAT_XS_DIR)/libxenstore.so.4
-COMPAT_XS_SRCS := compat-xs/path.c compat-xs/view.c compat-xs/xs.c \
+COMPAT_XS_SRCS := compat-xs/path.c compat-xs/view.c compat-xs/xs.c compat-xs/dir.c \
+	compat-xs/watch.c compat-xs/special.c compat-xs/tx.c compat-xs/domain.c \
 	compat-xs/wire.c compat-xs/route.c compat-xs/xsd.c \
 	compat-xs/hash.c compat-xs/group.c \
 	compat-xs/control.c \
-	compat-xs/lstore.c compat-xs/lstore_tx.c compat-xs/lstore_watch.c
+	compat-xs/lstore.c compat-xs/lstore_env.c compat-xs/lstore_tx.c \
+	compat-xs/lstore_watch.c \
+	compat-xs/xsringd_lock.c
 COMPAT_XS_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,$(COMPAT_XS_SRCS))
 
 # LMDB (Debian's liblmdb-dev) holds the local store (docs/COMPAT.md).
@@ -36,3 +39,30 @@ install-compat-xs: $(COMPAT_XS)
 
 INSTALL_TARGETS += install-compat-xs
 .PHONY: install-compat-xs
+
+# noxs-xsringd: guests' XenStore rings answered from the local store on a
+# noxs-only dom0 (docs/XSRINGD.md). The store's code is linked in (its
+# symbols are hidden in the library).
+XSRINGD := $(BINOUT)/noxs-xsringd
+XSRINGD_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,compat-xs/xsringd.c \
+	compat-xs/xsringd_ring.c compat-xs/xsringd_lock.c compat-xs/lstore.c \
+	compat-xs/lstore_env.c compat-xs/lstore_tx.c compat-xs/lstore_watch.c \
+	compat-xs/wire.c)
+
+$(XSRINGD): $(XSRINGD_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $(XSRINGD_OBJS) $(LMDB_LIBS) $(XEN_LIBS)
+
+ALL_TARGETS += $(XSRINGD)
+
+install-xsringd: $(XSRINGD)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(SYSTEMDDIR)
+	install -m 0755 $(XSRINGD) $(DESTDIR)$(SBINDIR)/
+	install -m 0644 compat-xs/noxs-xsringd.8 $(DESTDIR)$(MANDIR)/man8/
+	$(NOXS_UNIT_SED) compat-xs/noxs-xsringd.service.in \
+		> $(DESTDIR)$(SYSTEMDDIR)/noxs-xsringd.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/noxs-xsringd.service
+
+INSTALL_TARGETS += install-xsringd
+.PHONY: install-xsringd

@@ -6,8 +6,19 @@
  *   view.c   per-process domain contexts: the frontend, backend and
  *            toolstack roles on libnoxs, each device's key/value view,
  *            change detection and watch-event fan-out.
- *   xs.c     the libxenstore API (every VERS_4.0 symbol), handles,
- *            watches and transactions.
+ *   xs.c     the libxenstore API (every VERS_4.0 symbol): handles,
+ *            reads, writes, permissions, the xenstore_lib.h helpers;
+ *            the rest of the API, by concern (handle.h has what these
+ *            files share):
+ *   dir.c    directory listings (the pages' and the generic store's);
+ *   watch.c  watches, their event queues and xs_fileno(), the index of
+ *            watched paths;
+ *   special.c  @introduceDomain/@releaseDomain: noxsd's domain events
+ *            and this process's own introductions and releases;
+ *   tx.c     transactions and the application of a batch of writes
+ *            (optimistic validation, one publish per page half, the
+ *            commit over both stores);
+ *   domain.c the toolstack's domain calls (introduce, release, ...).
  *   group.c  a batch's staged writes to devices this process is not an
  *            end of (device adds, writes relayed to a backend).
  *   hash.c   the chained hash table behind every per-event lookup
@@ -15,12 +26,12 @@
  *            the growable array behind every other table.
  *   control.c  control/shutdown and control/feature-* on the sysctl
  *            device.
- *   route.c  the mode (mixed, local, noxs), and the calls into the
- *            generic store (gstore.h: xsd.c, lstore.c) that serves every
- *            other path.
+ *   route.c  the mode (mixed, local, noxs), which store serves each
+ *            path of a call, and the calls into the generic store
+ *            (gstore.h: xsd.c, lstore.c) that serves every other path.
  *
  * Internal functions return -errno (or a pointer / NULL with errno set
- * where noted); xs.c converts at the boundary.
+ * where noted); the API entry points convert at the boundary.
  */
 #ifndef COMPAT_XS_PRIVATE_H
 #define COMPAT_XS_PRIVATE_H
@@ -197,7 +208,7 @@ struct cxs_dev {
     struct cxs_hent by_fe;       /* ctx->dev_by_fe, hash of fe */
     struct cxs_dev *front_next, **front_pprev; /* ctx->front_devs */
     struct cxs_dev *dirty_next;  /* ctx->dirty while queued */
-    struct cxs_dev *touched_next; /* xs.c: written by the batch applied */
+    struct cxs_dev *touched_next; /* tx.c: written by the batch applied */
     uint64_t seq;                /* creation order: higher is newer */
     int role;
     noxs_dev *dev;          /* NULL once libnoxs removed it */
@@ -229,7 +240,7 @@ struct cxs_ctx {
     struct cxs_htab dev_by_fe;     /* struct cxs_dev.by_fe */
     struct cxs_dev *front_devs;    /* role FRONT (a device page's few) */
     struct cxs_dev *dirty;         /* changed or gone since the flush */
-    struct cxs_htab watches;       /* xs.c: watch paths and their parents */
+    struct cxs_htab watches;       /* watch.c: watch paths and their parents */
     uint32_t devpage_gen;
     bool devpage_seen;
     struct xs_handle *handles; /* linked through xs_handle.ctx_next */
@@ -334,7 +345,7 @@ void cxs_ctl_watch(struct cxs_ctx *ctx, const struct cxs_path *p);
 void cxs_ctl_poll(struct cxs_ctx *ctx);
 void cxs_ctl_close(struct cxs_ctx *ctx);
 
-/* ---- xs.c ---- */
+/* ---- watch.c, special.c ---- */
 
 /* Queue a watch event for every handle of ctx whose watch covers path
  * (removed: path was a removed directory, so watches below it fire with
@@ -355,6 +366,9 @@ void cxs_watches_free(struct cxs_ctx *ctx);
 /* The process's mode, chosen on first use (self: its domain). */
 int cxs_mode(unsigned int self);
 const char *cxs_mode_name(int mode);
+/* Mixed mode: is cls one of the classes noxs domains keep in xenstored
+ * (xenstored-classes; e.g. vbd, for the guest kernel's own blkfront)? */
+bool cxs_class_in_xenstored(const char *cls);
 /* The generic store for a handle of domain self; NULL with errno 0 in
  * noxs mode, NULL with errno (and a logged reason) if unreachable. */
 struct cxs_gconn *cxs_gopen(unsigned int self, bool readonly);

@@ -24,7 +24,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "private.h"
+#include "handle.h"
 
 #define CONF_DEFAULT "/etc/noxs/compat-xs.conf"
 #define LSTORE_DIR_DEFAULT "/var/lib/noxs/xenstore"
@@ -43,12 +43,31 @@ static int mode_parse(const char *s)
     return -1;
 }
 
-/* "mode = word" in the configuration file: the word, or -1 (no file,
- * no such line: say so if the file is there but unreadable). */
-static int mode_conf(void)
+/* The device classes a noxs domain keeps in xenstored on a mixed host,
+ * " vbd vif " (spaces around each), from $NOXS_COMPAT_XENSTORED_CLASSES
+ * or the configuration file's xenstored-classes. */
+static char xs_classes[256];
+
+static void classes_set(const char *list)
+{
+    size_t n = 1;
+
+    xs_classes[0] = ' ';
+    for (const char *c = list; *c && n + 2 < sizeof(xs_classes); c++)
+        if (*c != ',')
+            xs_classes[n++] = *c == '\t' ? ' ' : *c;
+        else
+            xs_classes[n++] = ' ';
+    xs_classes[n++] = ' ';
+    xs_classes[n] = '\0';
+}
+
+/* The configuration file: "mode = word" (returned, or -1) and
+ * "xenstored-classes = class ..." (no file: -1, said if unreadable). */
+static int conf_load(void)
 {
     const char *path = getenv("NOXS_COMPAT_CONF");
-    char line[256];
+    char line[512];
     int m = -1;
     FILE *f;
 
@@ -61,13 +80,19 @@ static int mode_conf(void)
         return -1;
     }
     while (fgets(line, sizeof(line), f)) {
-        char key[32], val[32];
+        char key[32], val[256];
 
         if (line[0] == '#')
             continue;
-        if (sscanf(line, " %31[a-z_] = %31s", key, val) != 2 ||
-            strcmp(key, "mode") != 0)
+        if (sscanf(line, " %31[a-z_-] = %255[^\n]", key, val) != 2)
             continue;
+        if (strcmp(key, "xenstored-classes") == 0) {
+            classes_set(val);
+            continue;
+        }
+        if (strcmp(key, "mode") != 0)
+            continue;
+        val[strcspn(val, " \t#")] = '\0';
         if ((m = mode_parse(val)) < 0 && strcmp(val, "auto") != 0)
             cxs_log("%s: unknown mode \"%s\" (mixed, local, noxs or "
                     "auto): chosen automatically",
@@ -75,6 +100,16 @@ static int mode_conf(void)
     }
     fclose(f);
     return m;
+}
+
+bool cxs_class_in_xenstored(const char *cls)
+{
+    char word[CXS_CLASS_MAX + 3];
+
+    if (mode != CXS_MODE_MIXED || !xs_classes[0])
+        return false;
+    snprintf(word, sizeof(word), " %s ", cls);
+    return strstr(xs_classes, word) != NULL;
 }
 
 /* Does xenstored answer on its socket? Only a connect: no request. */
@@ -105,9 +140,13 @@ int cxs_mode(unsigned int self)
 {
     const char *env;
     struct stat st;
+    int conf;
 
     if (mode >= 0)
         return mode;
+    conf = conf_load();
+    if ((env = getenv("NOXS_COMPAT_XENSTORED_CLASSES")) != NULL)
+        classes_set(env);
     env = getenv("NOXS_COMPAT_MODE");
     if (env && *env && strcmp(env, "auto") != 0) {
         mode = mode_parse(env);
@@ -117,7 +156,7 @@ int cxs_mode(unsigned int self)
                     env);
     }
     if (mode < 0 && !(env && *env))
-        mode = mode_conf();
+        mode = conf;
     if (mode < 0) {
         if (xenstored_up() || (self != 0 && access(XENBUS_DEV, F_OK) == 0 &&
                                !getenv("NOXS_SIM_DOMID")))
@@ -287,4 +326,65 @@ char **cxs_gsplit(const char *r, uint32_t len, unsigned int *num)
     v[n] = NULL;
     *num = n;
     return v;
+}
+
+/* ---- per handle: which store serves a path ---- */
+
+/* Are the device and control paths of domain d on pages? */
+static bool noxs_paths(struct xs_handle *h, unsigned int d)
+{
+    struct cxs_ctx *ctx = h->ctx;
+
+    if (ctx->domid != 0) /* a guest: its own paths, if it is a noxs one */
+        return d == ctx->domid && cxs_ctx_frontend(ctx) != NULL;
+    return cxs_noxs_domain(ctx, d) == 1;
+}
+
+int cxs_route(struct xs_handle *h, const struct cxs_path *p, int op)
+{
+    if (!h->g)
+        return R_NOXS;
+    switch (p->kind) {
+    case CXS_UNSUPPORTED:
+        return R_GENERIC;
+    case CXS_SPECIAL:
+        /* xenstored sees every domain come and go; the local store sees
+         * introductions and releases, noxsd sees deaths. */
+        return cxs_mode(h->ctx->domid) == CXS_MODE_LOCAL ? R_BOTH : R_GENERIC;
+    case CXS_ROOT:
+    case CXS_LOCAL:
+    case CXS_LOCAL_DOMAIN:
+    case CXS_DOMAIN:
+    case CXS_DEVICE_ROOT:
+    case CXS_BACKEND_ROOT:
+    case CXS_BACKEND_CLASS:
+        return op == OPK_READ || op == OPK_WRITE ? R_GENERIC : R_BOTH;
+    case CXS_CONTROL:
+        if (!noxs_paths(h, p->domid))
+            return R_GENERIC;
+        return op == OPK_READ || op == OPK_WRITE ? R_GENERIC : R_BOTH;
+    case CXS_CONTROL_KEY:
+        return noxs_paths(h, p->domid) ? R_NOXS : R_GENERIC;
+    default:
+        /* Device and backend paths below a class: the frontend's
+         * domain decides; libxl's suspend channel node is not a device. */
+        if (strcmp(p->cls, "suspend") == 0 || cxs_class_in_xenstored(p->cls))
+            return R_GENERIC;
+        return noxs_paths(h, p->fe) ? R_NOXS : R_GENERIC;
+    }
+}
+
+/* The generic store's transaction for t, started on first use. */
+int cxs_gtx_of(struct xs_handle *h, struct tx *x, uint32_t *gtx)
+{
+    int rc = 0;
+
+    if (!x) {
+        *gtx = 0;
+        return 0;
+    }
+    if (!x->gtx)
+        rc = cxs_gtx_start(h->g, &x->gtx);
+    *gtx = x->gtx;
+    return rc;
 }

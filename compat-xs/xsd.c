@@ -22,7 +22,11 @@
  * event_fd is an epoll fd over the daemon's fd and an eventfd that is
  * non-zero while events are queued, so it is readable while either
  * holds something: events read while a request waited for its reply are
- * never hidden behind an fd that has gone quiet.
+ * never hidden behind an fd that has gone quiet. While a request is in
+ * flight the daemon's fd is left out of the set: its thread reads every
+ * byte and queues the events, and a poller in another thread would
+ * otherwise see the reply's bytes as readiness and spin until that
+ * thread has read them.
  *
  * Every header from the daemon is checked (known type, payload <= 4096,
  * a reply of the request's type or ERROR with our id, an event of two
@@ -142,6 +146,16 @@ int cxs_xsd_event_ok(const unsigned char *p, uint32_t len)
 
 /* ------------------------------------------------------------------ */
 /* The connection                                                      */
+
+/* Whether the event fd watches the daemon's fd. Under c->lock. */
+static void watch_daemon_fd(struct xsd_conn *c, bool on)
+{
+    struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.fd = c->fd};
+
+    /* Cannot fail for an fd in the set; if it did, the fd would only
+     * stay in (spurious readiness) or out until the next request. */
+    (void)epoll_ctl(c->pfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
 
 static void fail_locked(struct xsd_conn *c, int err)
 {
@@ -297,6 +311,7 @@ static int xsd_request(struct cxs_gconn *g, uint32_t type, uint32_t tx,
     c->want_id = h.req_id;
     c->want_type = type;
     c->replied = false;
+    watch_daemon_fd(c, false);
     pthread_mutex_unlock(&c->lock);
 
     /* One write: the xenbus device wants a message in one piece. */
@@ -334,6 +349,7 @@ done:
     }
     c->waiting = false;
     c->replied = false;
+    watch_daemon_fd(c, true);
 out:
     pthread_mutex_unlock(&c->lock);
     pthread_mutex_unlock(&c->req_lock);

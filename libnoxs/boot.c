@@ -9,13 +9,20 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "private.h"
+/* The XenStore wire numbers; internal to the project, not installed. */
+#include "../compat-xs/wire.h"
 
 #define PREFIX_LEN (sizeof(NOXS_BOOT_PREFIX) - 1)
 
@@ -143,29 +150,216 @@ NOXS_EXPORT int noxs_boot_format(const struct noxs_boot *b, char *buf,
     return n;
 }
 
-NOXS_EXPORT int noxs_boot_find(struct noxs_boot *out)
+/* ------------------------------------------------------------------ */
+/* The bootstrap in the domain's own XenStore directory                 */
+
+#define XENBUS_ENV "NOXS_XENBUS_PATH"
+#define XENBUS_DEV "/dev/xen/xenbus"
+#define XENBUS_KEY "noxs" /* relative: /local/domain/<self>/noxs */
+#define XENBUS_WAIT_MS 5000
+#define XENBUS_REQ_ID 0x6e6f7873u
+
+/* dom0 runs noxsd: it has no bootstrap, and on a host without
+ * xenstored its xenbus device would only wait. */
+static bool is_dom0(void)
 {
-    const char *env = getenv(NOXS_BOOT_ENV);
-    char line[4096];
+    char caps[256];
     ssize_t n;
+    int fd = open("/proc/xen/capabilities", O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return false;
+    n = read(fd, caps, sizeof(caps) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    caps[n] = '\0';
+    return strstr(caps, "control_d") != NULL;
+}
+
+static int xenbus_open(const char *path, bool *sock)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct stat st;
     int fd, saved;
 
-    if (env && *env)
-        return noxs_boot_parse(env, out);
-    fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+    if (stat(path, &st) < 0)
+        return -1;
+    *sock = S_ISSOCK(st.st_mode);
+    if (!*sock && !S_ISCHR(st.st_mode)) {
+        errno = ENODEV; /* neither xenstored nor the xenbus device */
+        return -1;
+    }
+    if (!*sock)
+        return open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK);
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    strcpy(sa.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait until fd is ready for events or the deadline passes. */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+    struct pollfd p = {.fd = fd, .events = events};
+    int64_t left;
+    int rc;
+
+    for (;;) {
+        left = deadline - now_ms();
+        if (left <= 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        rc = poll(&p, 1, (int)left);
+        if (rc > 0)
+            return 0;
+        if (rc < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+/* Move len bytes through fd (write when out, else read) by deadline. */
+static int xfer(int fd, bool sock, bool out, void *buf, size_t len,
+                int64_t deadline)
+{
+    char *p = buf;
+
+    while (len) {
+        ssize_t n = out ? (sock ? send(fd, p, len, MSG_NOSIGNAL)
+                                : write(fd, p, len))
+                        : read(fd, p, len);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n == 0) {
+            errno = out ? EIO : ECONNRESET;
+            return -1;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN)
+            return -1;
+        if (wait_fd(fd, out ? POLLOUT : POLLIN, deadline) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/*
+ * One READ of the key "noxs" through the xenbus device (or the socket
+ * $NOXS_XENBUS_PATH names), bounded by XENBUS_WAIT_MS. 0 and the value
+ * NUL-terminated in buf, or -1 with errno: ENOENT (no device, no key),
+ * ETIMEDOUT (no answer), EPROTO (an answer that is not one).
+ */
+static int xenbus_read_key(char *buf, size_t len)
+{
+    const char *path = getenv(XENBUS_ENV);
+    unsigned char msg[sizeof(struct xsw_hdr) + sizeof(XENBUS_KEY)];
+    struct xsw_hdr h = {.type = XSW_READ,
+                        .req_id = XENBUS_REQ_ID,
+                        .tx_id = 0,
+                        .len = sizeof(XENBUS_KEY)};
+    int64_t deadline = now_ms() + XENBUS_WAIT_MS;
+    char reply[XSW_PAYLOAD_MAX + 1];
+    bool sock = false;
+    int fd, saved;
+
+    if (!path || !*path) {
+        if (is_dom0()) {
+            errno = ENOENT;
+            return -1;
+        }
+        path = XENBUS_DEV;
+    }
+    fd = xenbus_open(path, &sock);
     if (fd < 0) {
         errno = ENOENT;
         return -1;
     }
-    n = read(fd, line, sizeof(line) - 1);
-    saved = errno;
+    /* One write: the xenbus device takes a message in one piece. */
+    memcpy(msg, &h, sizeof(h));
+    memcpy(msg + sizeof(h), XENBUS_KEY, sizeof(XENBUS_KEY));
+    if (xfer(fd, sock, true, msg, sizeof(msg), deadline) < 0 ||
+        xfer(fd, sock, false, &h, sizeof(h), deadline) < 0)
+        goto fail;
+    /* A fresh connection has no watches: only our reply may come. */
+    if (h.req_id != XENBUS_REQ_ID || h.len > XSW_PAYLOAD_MAX ||
+        (h.type != XSW_READ && h.type != XSW_ERROR)) {
+        errno = EPROTO;
+        goto fail;
+    }
+    if (xfer(fd, sock, false, reply, h.len, deadline) < 0)
+        goto fail;
     close(fd);
-    if (n < 0) {
-        errno = saved;
+    reply[h.len] = '\0';
+    if (h.type == XSW_ERROR) {
+        /* ENOENT, or EACCES when the key is not ours to read: either
+         * way there is no bootstrap for this domain there. */
+        errno = ENOENT;
         return -1;
     }
-    line[n] = '\0';
-    return noxs_boot_parse(line, out);
+    if (h.len >= len || memchr(reply, '\0', h.len)) {
+        errno = EINVAL;
+        return -1;
+    }
+    memcpy(buf, reply, (size_t)h.len + 1);
+    return 0;
+fail:
+    saved = errno;
+    close(fd);
+    errno = saved == ECONNRESET ? ENOENT : saved;
+    return -1;
+}
+
+NOXS_EXPORT int noxs_boot_find(struct noxs_boot *out)
+{
+    const char *env = getenv(NOXS_BOOT_ENV);
+    char line[4096];
+    ssize_t n = -1;
+    int fd;
+
+    if (env && *env)
+        return noxs_boot_parse(env, out);
+    fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        n = read(fd, line, sizeof(line) - 1);
+        close(fd);
+    }
+    if (n >= 0) {
+        line[n] = '\0';
+        if (noxs_boot_parse(line, out) == 0)
+            return 0;
+        if (errno != ENOENT)
+            return -1; /* a noxs= word, malformed */
+    }
+    /* No noxs= word: a toolstack that cannot edit the command line
+     * (the domid is known only once the domain is built) writes it in
+     * the domain's own XenStore directory before unpausing it. */
+    if (xenbus_read_key(line, sizeof(line)) < 0)
+        return -1;
+    return noxs_boot_parse(line, out) == 0 ? 0 : (errno = EINVAL, -1);
 }
 
 /* ------------------------------------------------------------------ */

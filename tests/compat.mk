@@ -50,7 +50,8 @@ COMPAT_HELPERS := $(COMPAT_TESTOUT)/xsshim.so $(COMPAT_TESTOUT)/xsd.sh \
 	$(COMPAT_TESTOUT)/lib.sh $(COMPAT_TESTOUT)/xssem $(LEGACY_BINS) \
 	$(COMPAT_TESTOUT)/xsmixed \
 	$(COMPAT_XS) $(BINOUT)/noxsd $(COMPAT_TESTOUT)/xsguest \
-	$(BINOUT)/noxs-sysctl-back $(BINOUT)/noxsctl $(COMPAT_TESTOUT)/xsdclient
+	$(BINOUT)/noxs-sysctl-back $(BINOUT)/noxsctl $(COMPAT_TESTOUT)/xsdclient \
+	$(COMPAT_TESTOUT)/xsdboot
 COMPAT_SCRIPTS := $(patsubst tests/compat/%,$(COMPAT_TESTOUT)/%,\
 	$(wildcard tests/compat/test-*.sh))
 
@@ -98,6 +99,11 @@ $(COMPAT_TESTOUT)/xsdclient: $(OBJDIR)/tests/compat/xsdclient.o $(XSDCLIENT_OBJS
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -o $@ $^
 
+# A guest's bootstrap sources as libnoxs sees them.
+$(COMPAT_TESTOUT)/xsdboot: $(OBJDIR)/tests/compat/xsdboot.o $(LIBOUT)/libnoxs.so
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $< -L$(LIBOUT) -lnoxs
+
 # libFuzzer target for the client's frame reader and its filing of what
 # a daemon sends (compiled straight in, fed through a socket pair).
 $(BUILD)/fuzz/fuzz_xsdframe: tests/fuzz/fuzz_xsdframe.c compat-xs/xsd.c \
@@ -112,3 +118,25 @@ FUZZ_TARGETS += $(BUILD)/fuzz/fuzz_xsdframe
 # The client's threads (a request in flight while another thread takes
 # events) under TSan.
 TSAN_TESTS += $(COMPAT_TESTOUT)/test-xsd-client.sh
+
+# noxs-xsringd (docs/XSRINGD.md): a guest that speaks to XenStore over its
+# store ring as Linux's xenbus does, and the toolstack's introduction of
+# it (xs_introduce_domain with the ring, through compat-xs).
+$(OBJDIR)/tests/compat/xsring.o: BASE_CFLAGS += -Icompat-xs
+$(COMPAT_TESTOUT)/xsring: $(OBJDIR)/tests/compat/xsring.o $(OBJDIR)/compat-xs/wire.o
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenevtchn
+$(COMPAT_TESTOUT)/xsintro: $(OBJDIR)/tests/compat/xsintro.o
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore
+$(COMPAT_TESTOUT)/test-xsringd.sh: $(COMPAT_TESTOUT)/xsring \
+	$(COMPAT_TESTOUT)/xsintro $(XSRINGD)
+
+# libFuzzer target: the ring parser against a ring a guest fills at will.
+$(BUILD)/fuzz/fuzz_xsring: tests/fuzz/fuzz_xsring.c compat-xs/xsringd_ring.c \
+		compat-xs/xsringd_ring.h compat-xs/wire.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Icompat-xs -g -O1 \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-o $@ tests/fuzz/fuzz_xsring.c compat-xs/xsringd_ring.c
+FUZZ_TARGETS += $(BUILD)/fuzz/fuzz_xsring

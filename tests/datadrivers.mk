@@ -30,8 +30,10 @@ CONS_FRONT := $(BINOUT)/noxs-console-front
 CONS_CLIENT := $(BINOUT)/noxs-console
 DRIVER_BINS := $(BLK_BACK) $(BLK_CLI) $(CONS_BACK) $(CONS_FRONT) $(CONS_CLIENT)
 
+# svc.o: the service manager's fd store, as for noxsd (hidden in libnoxs.so).
+$(OBJDIR)/backends/blk/blkback.o: BASE_CFLAGS += -Ilibnoxs
 $(BLK_BACK): $(OBJDIR)/backends/blk/blkback.o $(BLKREQ_OBJS) $(DRVLOG_OBJS) \
-		$(LIBOUT)/libnoxs.so
+		$(OBJDIR)/libnoxs/svc.o $(LIBOUT)/libnoxs.so
 	@mkdir -p $(@D)
 	$(DRV_LINK) $(URING_LIBS)
 

@@ -4,7 +4,7 @@
 # (tests/module.mk includes every tests/*.mk.)
 
 DRIVER_TESTS := sysctl-shutdown lifecycle-sysctl remove-stuck perm-isolation \
-	backend-restart backend-restart-console \
+	backend-restart backend-restart-console backend-restart-blk \
 	crash-noxsd crash-peers hostile-torn hostile-flip
 DRIVER_PROBES := perm-probe crash-probe hostile-front
 
@@ -28,6 +28,9 @@ tests/integration/backend-restart.sh: $(TESTOUT)/integration/noxsd-fdstore
 tests/integration/backend-restart-console.sh: \
 	$(TESTOUT)/integration/noxsd-fdstore $(BINOUT)/noxs-console-back \
 	$(BINOUT)/noxs-console-front $(BINOUT)/noxs-console
+tests/integration/backend-restart-blk.sh: \
+	$(TESTOUT)/integration/noxsd-fdstore $(BINOUT)/noxs-blk-back \
+	$(TESTOUT)/integration/blk_stress $(TESTOUT)/integration/blk_hostile
 
 # The console test of a stopped noxsd (registered with the console tests)
 # drives its hostile guests with the same probe.

@@ -5,11 +5,19 @@
 #   make check-xen XEN_NOXS=0    only the Xen interface checks, without noxs
 #   make xen-initrd              build the images without booting
 #
+#   make check-xen XL_LIB=debian the xl stages on Debian's libxenstore
+#                                (default compat: compat-xs's)
+#   make check-xen XL_NOXS_GUEST=1  also the noxs guest created by xl
+#   make check-xen XL_STAGES=0   without the xl stages
+#
 # Env for tests/xen/boot.sh: XEN_TIMEOUT, QEMU_CPU, QEMU_SMP, QEMU_ACCEL.
 
 XEN_DIR ?= build/xen
 XEN_PROGDIR := $(BUILD)/xen-progs
 XEN_NOXS ?= 1
+XL_STAGES ?= 1
+XL_LIB ?= compat
+XL_NOXS_GUEST ?= 0
 XEN_READY := $(XEN_DIR)/root/.complete
 XEN_CC := $(CC) -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-format-zero-length -Wno-unused-parameter
 XEN_STATIC_LIBS := -lxenforeignmemory -lxengnttab -lxenevtchn -lxencall \
@@ -22,7 +30,7 @@ XEN_DYN_PROGS := $(XEN_PROGDIR)/xs-handshake
 # Programs that link libnoxs (dynamic, like the project's binaries).
 XEN_NOXS_PROGS := $(XEN_PROGDIR)/noxs-probe $(XEN_PROGDIR)/noxs-handshake
 XEN_NOXS_DEPS := $(BINOUT)/noxsd $(BINOUT)/noxsctl $(BINOUT)/noxs-sysctl-back \
-	$(TESTOUT)/integration/noxsd-fdstore \
+	$(TESTOUT)/integration/noxsd-fdstore $(LIBOUT)/compat-xs/libxenstore.so.4 \
 	$(BINOUT)/noxs-sysctl-front $(XEN_NOXS_PROGS) \
 	$(filter $(ALL_TARGETS),$(addprefix $(BINOUT)/,noxs-blk-back noxs-blk \
 		noxs-console-back noxs-console noxs-console-front))
@@ -45,7 +53,8 @@ $(XEN_NOXS_PROGS): $(XEN_PROGDIR)/%: tests/xen/src/%.c tests/xen/src/report.h \
 	$(XEN_CC) -Iinclude -o $@ $< -L$(LIBOUT) -l:libnoxs.so.1 $(XEN_LIBS) -pthread
 
 xen-initrd: $(XEN_READY) $(XEN_PROGS) $(XEN_DYN_PROGS) $(if $(filter 1,$(XEN_NOXS)),$(XEN_NOXS_DEPS))
-	@XEN_DIR=$(XEN_DIR) tests/xen/mkinitrd.sh $(XEN_PROGDIR) \
+	@XEN_DIR=$(XEN_DIR) XL_STAGES=$(XL_STAGES) XL_LIB=$(XL_LIB) XL_NOXS_GUEST=$(XL_NOXS_GUEST) \
+		tests/xen/mkinitrd.sh $(XEN_PROGDIR) \
 		$(if $(filter 1,$(XEN_NOXS)),$(BUILD))
 
 check-xen: xen-initrd

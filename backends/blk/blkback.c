@@ -38,6 +38,12 @@
  * refs, so we keep them mapped in a per-device LRU cache (owned by the
  * ring thread) under a process-wide budget (--max-grants) shared fairly
  * between connected devices; see "grant cache" below.
+ *
+ * Our own restarts: under a service manager's fd store a restart (kill -9
+ * in the middle of I/O included) keeps every disk Connected and loses no
+ * request; each disk stores its image and a memfd with its ring state and
+ * a copy of every request not yet answered to the frontend, which the
+ * next instance redoes. See "our own restarts" below.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -71,6 +77,7 @@
 
 #include "blkreq.h"
 #include "drvlog.h"
+#include "svc.h"
 
 /*
  * Persistent grants kept mapped by the whole process (all devices), by
@@ -92,6 +99,7 @@
 #define SPIN_NS 30000
 
 struct gchunk;
+struct blkst;
 
 struct gcache_entry {
     uint32_t gref; /* 0: empty (refs below NOXS_GREF_MIN are never valid) */
@@ -111,6 +119,12 @@ struct blkdev {
     atomic_uint_fast64_t nr_map_fallbacks, nr_cold;
     struct blkreq_geometry geom;
     char *path;
+    /* What survives us (see "our own restarts"): settings, the ring
+     * session and every request taken off the ring and not yet answered
+     * to the frontend. A memfd in the fd store, else anonymous memory. */
+    struct blkst *st;
+    int st_fd;
+    bool stored; /* the image and st_fd are in the fd store */
 
     /* Connection: set up and torn down by the main thread only. */
     bool connected;
@@ -131,9 +145,14 @@ struct blkdev {
 
     /* Owned by the ring thread while it runs. */
     bool single_cpu; /* spins yield the CPU: it may be the frontend's */
+    bool resuming;   /* first redo what the last instance left unanswered */
     uint32_t req_cons;
     uint32_t rsp_prod_pvt;
     uint32_t rsp_pushed;
+    uint32_t nslots;     /* st->slot[] in use: twice the ring */
+    uint16_t *slot_free; /* stack of free slots */
+    unsigned int nslot_free;
+    uint16_t *slot_ans;  /* by response index: the slot it answered */
     struct gcache_entry *gcache;
     uint32_t gcache_slots; /* power of two, at least twice max_grants */
     unsigned int gcache_used; /* pages in cached chunks */
@@ -152,6 +171,75 @@ static int wake_fd = -1; /* eventfd: ring threads -> main */
 static unsigned int max_grants = DEFAULT_MAX_GRANTS;
 static atomic_uint grants_mapped;   /* cached pages, all devices */
 static atomic_uint persistent_devs; /* connected devices that cache */
+
+/*
+ * Our own restarts. Under a service manager's fd store (libnoxs's
+ * NOXS_BACKEND_RESUMABLE: the control pages and ports survive us) each
+ * device also puts two files of its own in the store: its image, open as
+ * at dev-add ("noxs-blk-img-DOMID-DEVID"), and a memfd, struct blkst
+ * ("noxs-blk-state-DOMID-DEVID"), with the device's settings, its ring
+ * session (ring refs, order, ports: to check that the frontend still
+ * offers the same ring) and the ring thread's indices and a copy of
+ * every request it took off the ring and has not answered to the
+ * frontend yet. A new instance (a restart, kill -9, a new binary) maps
+ * the ring and the liveness page again, binds the frontend's port
+ * again, and redoes those requests before it reads on: reads and writes
+ * are idempotent, and the frontend never saw their first answers. Data
+ * grants are mapped again on demand, as after a cache eviction.
+ *
+ * Why copies and not the ring: a consumed request's slot is reused for
+ * a response (answers come out of order), so the ring no longer holds
+ * it; and the ring is the frontend's to scribble on. Why the image's fd
+ * and not its path: the same file even if the path was replaced or
+ * removed meanwhile, opened with the rights it had at dev-add.
+ *
+ * Slots are written in an order that leaves every kill point
+ * recoverable: a request is copied into a slot (TAKEN, with its ring
+ * index) before req_cons moves past it; an answer marks its slot
+ * ANSWERED with the response's ring index before the response is
+ * written; rsp_prod is pushed to the ring before rsp_pushed is stored
+ * here, and only then are the slots freed. The next instance redoes
+ * every consumed TAKEN slot and every ANSWERED one whose response index
+ * the frontend has not been shown (at or past rsp_prod), oldest first.
+ */
+#define BLKST_MAGIC 0x6e626c6bu /* "nblk" */
+#define BLKST_VERSION 1u
+#define BLKST_PATH 4096
+#define BLKST_SLOTS (2u * 512u) /* twice the biggest ring */
+enum { SLOT_FREE, SLOT_TAKEN, SLOT_ANSWERED };
+
+struct blkst_slot {
+    uint32_t state;   /* SLOT_* */
+    uint32_t req_idx; /* ring index the request was consumed at */
+    uint32_t rsp_idx; /* SLOT_ANSWERED: ring index of its response */
+    uint32_t pad;
+    struct noxs_blk_request req;
+};
+
+struct blkst {
+    uint32_t magic, version;
+    uint32_t domid, devid;
+    /* Settings from dev-add. */
+    uint64_t sectors;
+    uint32_t sector_size;
+    uint8_t readonly, discard, is_blockdev, pad0;
+    char path[BLKST_PATH]; /* for the log only: the fd is the file */
+    /* The ring session: valid while active is 1. */
+    uint32_t active;
+    uint32_t order, port, alive_ref, persistent;
+    uint32_t refs[1u << NOXS_BLK_MAX_RING_ORDER];
+    /* The ring thread's indices. */
+    uint32_t req_cons, rsp_prod_pvt, rsp_pushed;
+    uint32_t pad1;
+    struct blkst_slot slot[BLKST_SLOTS];
+};
+
+/* libnoxs keeps our devices across restarts; and we are leaving them to
+ * the next instance (exiting) rather than letting go of them. */
+static bool resumable, leaving;
+
+#define st_store(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define st_load(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 
 /* ---- grant cache (ring thread) ----
  *
@@ -554,6 +642,7 @@ struct iojob {
     uint64_t id;
     uint8_t operation;
     int16_t status;
+    uint16_t slot; /* in bd->st */
     struct blkreq r;
     struct seg_maps maps;
     struct iovec iov[NOXS_BLK_MAX_SEGMENTS];
@@ -1125,8 +1214,8 @@ static void ioq_push_locked(struct ioq *q, struct iojob *j)
     pthread_cond_signal(&q->cond);
 }
 
-static void put_response(struct blkdev *bd, uint64_t id, uint8_t op,
-                         int status);
+static void put_response(struct blkdev *bd, unsigned int slot, uint64_t id,
+                         uint8_t op, int status);
 
 /* Unpin, answer and free every request of a finished job (ring thread). */
 static void job_complete(struct blkdev *bd, struct iojob *j)
@@ -1142,7 +1231,7 @@ static void job_complete(struct blkdev *bd, struct iojob *j)
         struct iojob *more = j->more;
 
         unmap_segments(bd, &j->r, &j->maps);
-        put_response(bd, j->id, j->operation, j->status);
+        put_response(bd, j->slot, j->id, j->operation, j->status);
         j->more = NULL;
         j->next = q->free;
         q->free = j;
@@ -1313,7 +1402,7 @@ static void ioq_drain(struct blkdev *bd)
  * now.
  */
 static int handle_request(struct blkdev *bd, const struct noxs_blk_request *req,
-                          struct blkreq *r, bool *queued)
+                          unsigned int slot, struct blkreq *r, bool *queued)
 {
     struct ioq *q = bd->ioq;
     void *addr[NOXS_BLK_MAX_SEGMENTS];
@@ -1340,6 +1429,7 @@ static int handle_request(struct blkdev *bd, const struct noxs_blk_request *req,
         q->free = j->next;
         j->next = NULL;
         j->id = req->id;
+        j->slot = (uint16_t)slot;
         j->operation = req->operation;
         j->status = NOXS_BLK_RSP_OKAY;
         j->r = *r;
@@ -1372,14 +1462,54 @@ static void push_responses(struct blkdev *bd)
     noxs_blk_ring_mb();
     if (noxs_blk_need_notify(old, now, noxs_blk_load(&bd->sring->rsp_event)))
         xenevtchn_notify(bd->xce, bd->port);
+    /* The frontend has these answers: their requests are done. */
+    st_store(&bd->st->rsp_pushed, now);
+    for (uint32_t k = old; k != now; k++) {
+        unsigned int slot = bd->slot_ans[k & (bd->nslots - 1)];
+
+        st_store(&bd->st->slot[slot].state, (uint32_t)SLOT_FREE);
+        bd->slot_free[bd->nslot_free++] = (uint16_t)slot;
+    }
+}
+
+/*
+ * A slot of bd->st for the request at ring index req_cons (ring thread).
+ * There is always one: the slots in use are the requests consumed and
+ * not pushed, at most the ring (serve_ring's check) plus PUSH_BATCH, and
+ * there are twice the ring.
+ */
+static int slot_take(struct blkdev *bd, const struct noxs_blk_request *req)
+{
+    struct blkst_slot *s;
+    unsigned int slot;
+
+    if (bd->nslot_free == 0)
+        push_responses(bd);
+    if (bd->nslot_free == 0)
+        return -1;
+    slot = bd->slot_free[--bd->nslot_free];
+    s = &bd->st->slot[slot];
+    memcpy(&s->req, req, sizeof(*req));
+    s->req_idx = bd->req_cons;
+    st_store(&s->state, (uint32_t)SLOT_TAKEN);
+    /* Only now past it: a kill before this re-reads it from the ring. */
+    st_store(&bd->st->req_cons, bd->req_cons + 1);
+    return (int)slot;
 }
 
 /* Responses go to slots of requests already consumed (rsp < req_cons). */
-static void put_response(struct blkdev *bd, uint64_t id, uint8_t op,
-                         int status)
+static void put_response(struct blkdev *bd, unsigned int slot, uint64_t id,
+                         uint8_t op, int status)
 {
     struct noxs_blk_response *rsp =
         &bd->sring->slot[bd->rsp_prod_pvt & (bd->ring_size - 1)].rsp;
+    struct blkst_slot *s = &bd->st->slot[slot];
+
+    /* Marked before the response is written: a kill in between leaves
+     * a request whose answer the frontend never saw, redone. */
+    s->rsp_idx = bd->rsp_prod_pvt;
+    st_store(&s->state, (uint32_t)SLOT_ANSWERED);
+    bd->slot_ans[bd->rsp_prod_pvt & (bd->nslots - 1)] = (uint16_t)slot;
 
     if (status != NOXS_BLK_RSP_OKAY) {
         bd->nr_errors++;
@@ -1392,6 +1522,7 @@ static void put_response(struct blkdev *bd, uint64_t id, uint8_t op,
     rsp->status = (int16_t)status;
     rsp->reserved1 = 0;
     bd->rsp_prod_pvt++;
+    st_store(&bd->st->rsp_prod_pvt, bd->rsp_prod_pvt);
     if (bd->rsp_prod_pvt - bd->rsp_pushed >= PUSH_BATCH)
         push_responses(bd);
 }
@@ -1410,19 +1541,145 @@ static int serve_ring(struct blkdev *bd)
         struct noxs_blk_request req;
         struct blkreq r;
         bool queued;
-        int status;
+        int status, slot;
 
         memcpy(&req, &s->slot[bd->req_cons & mask].req, sizeof(req));
         /* From here on only the copy is used, never the shared slot. */
         __asm__ __volatile__("" ::: "memory");
+        if ((slot = slot_take(bd, &req)) < 0)
+            return -1;
         bd->req_cons++;
-        status = handle_request(bd, &req, &r, &queued);
+        status = handle_request(bd, &req, (unsigned int)slot, &r, &queued);
         bd->nr_requests++;
         if (!queued)
-            put_response(bd, req.id, req.operation, status);
+            put_response(bd, (unsigned int)slot, req.id, req.operation,
+                         status);
         ioq_reap(bd);
     }
     /* The batch is over: what was gathered goes. */
+    ioq_dispatch(bd);
+    small_flush(bd, false);
+    return 0;
+}
+
+/*
+ * The slots of bd->st for a ring that starts now (fresh: all free) or
+ * that the last instance left (resuming: st's indices, and the requests
+ * it took and did not answer to the frontend are put aside for
+ * redo_stored). Main thread, before the ring thread starts. -1 if the
+ * stored indices make no sense.
+ */
+static int slots_setup(struct blkdev *bd, bool resume)
+{
+    struct blkst *st = bd->st;
+
+    bd->nslots = 2 * bd->ring_size;
+    bd->nslot_free = 0;
+    if (!resume) {
+        st_store(&st->req_cons, 0u);
+        st_store(&st->rsp_prod_pvt, 0u);
+        st_store(&st->rsp_pushed, 0u);
+        for (unsigned int i = bd->nslots; i-- > 0;) {
+            st_store(&st->slot[i].state, (uint32_t)SLOT_FREE);
+            bd->slot_free[bd->nslot_free++] = (uint16_t)i;
+        }
+        bd->req_cons = bd->rsp_prod_pvt = bd->rsp_pushed = 0;
+        bd->resuming = false;
+        return 0;
+    }
+    uint32_t cons = st_load(&st->req_cons), pvt = st_load(&st->rsp_prod_pvt);
+    uint32_t pushed = st_load(&st->rsp_pushed);
+    /* What the frontend was shown: the ring's rsp_prod if it lies where
+     * the last instance could have pushed it (a kill between the push
+     * and storing rsp_pushed), else our own record of it (the frontend
+     * may write anything there). */
+    uint32_t shown = noxs_blk_load(&bd->sring->rsp_prod);
+
+    if (cons - pushed > bd->nslots || pvt - pushed > cons - pushed)
+        return -1;
+    if (shown - pushed > pvt - pushed)
+        shown = pushed;
+    bd->req_cons = cons;
+    bd->rsp_prod_pvt = bd->rsp_pushed = shown;
+    st_store(&st->rsp_prod_pvt, shown);
+    st_store(&st->rsp_pushed, shown);
+    bd->resuming = true;
+    return 0;
+}
+
+/*
+ * Redo what the last instance took off the ring and the frontend got no
+ * answer for (ring thread, first thing): the TAKEN slots it consumed and
+ * the ANSWERED ones at or past what the frontend was shown, oldest
+ * first; every other slot is free. They answer into the ring slots from
+ * rsp_prod on, which all held consumed requests. -1: the stored slots
+ * disagree with the indices.
+ */
+static int redo_stored(struct blkdev *bd)
+{
+    struct blkst *st = bd->st;
+    uint32_t cons = bd->req_cons, shown = bd->rsp_prod_pvt;
+    uint16_t redo[BLKST_SLOTS];
+    unsigned int n = 0;
+
+    bd->resuming = false;
+    for (unsigned int i = 0; i < bd->nslots; i++) {
+        struct blkst_slot *s = &st->slot[i];
+        uint32_t state = st_load(&s->state);
+        /* Any index but cons: one taken right before a kill that did
+         * not let req_cons move past it is read from the ring again.
+         * Not a window below cons: a request may stay unanswered while
+         * any number of later ones come and go (answers are out of
+         * order). */
+        bool consumed = s->req_idx != cons;
+
+        if (consumed && (state == SLOT_TAKEN ||
+                         (state == SLOT_ANSWERED &&
+                          s->rsp_idx - shown < bd->nslots))) {
+            redo[n++] = (uint16_t)i;
+            continue;
+        }
+        st_store(&s->state, (uint32_t)SLOT_FREE);
+        bd->slot_free[bd->nslot_free++] = (uint16_t)i;
+    }
+    if (n > cons - shown) {
+        log_warnx("domain %u blk %u: %u requests to redo, but only %u "
+                  "unanswered", bd->fe_domid, bd->devid, n, cons - shown);
+        return -1;
+    }
+    if (n < cons - shown)
+        log_warnx("domain %u blk %u: %u requests were not kept: they will "
+                  "time out", bd->fe_domid, bd->devid, cons - shown - n);
+    /* Oldest first (insertion sort: at most twice the ring). */
+    for (unsigned int i = 1; i < n; i++) {
+        uint16_t x = redo[i];
+        uint32_t age = cons - st->slot[x].req_idx;
+        unsigned int k = i;
+
+        while (k > 0 && cons - st->slot[redo[k - 1]].req_idx < age) {
+            redo[k] = redo[k - 1];
+            k--;
+        }
+        redo[k] = x;
+    }
+    if (n > 0)
+        log_info("domain %u blk %u: redoing %u requests the last instance "
+                 "left unanswered", bd->fe_domid, bd->devid, n);
+    for (unsigned int i = 0; i < n; i++) {
+        struct blkst_slot *s = &st->slot[redo[i]];
+        struct noxs_blk_request req;
+        struct blkreq r;
+        bool queued;
+        int status;
+
+        memcpy(&req, &s->req, sizeof(req));
+        st_store(&s->state, (uint32_t)SLOT_TAKEN);
+        status = handle_request(bd, &req, redo[i], &r, &queued);
+        bd->nr_requests++;
+        if (!queued)
+            put_response(bd, redo[i], req.id, req.operation, status);
+        ioq_reap(bd);
+    }
     ioq_dispatch(bd);
     small_flush(bd, false);
     return 0;
@@ -1568,7 +1825,16 @@ static void *ring_thread(void *arg)
         q->nworkers++;
     q->uring = uring_new(bd);
     bd->single_cpu = noxs_blk_single_cpu();
-    ring_loop(bd);
+    if (bd->resuming && redo_stored(bd) < 0) {
+        uint64_t one = 1;
+
+        atomic_store(&bd->broken, true);
+        if (write(wake_fd, &one, sizeof(one)) < 0) {
+            /* the main loop rescans on its next wake-up anyway */
+        }
+    } else {
+        ring_loop(bd);
+    }
     /* Every request consumed gets its answer before we leave. */
     ioq_drain(bd);
     push_responses(bd);
@@ -1632,6 +1898,21 @@ static void disconnect(struct blkdev *bd)
     ioq_free(bd->ioq);
     bd->ioq = NULL;
     gcache_clear(bd);
+    free(bd->slot_free);
+    free(bd->slot_ans);
+    bd->slot_free = bd->slot_ans = NULL;
+    if (resumable && !leaving) {
+        /* We let go of this ring: no next instance takes it over, and
+         * no unmap notification tells the frontend in this mode. */
+        st_store(&bd->st->active, 0u);
+        if (bd->alive != NULL) {
+            __atomic_store_n(bd->alive + NOXS_BLK_ALIVE_BACKEND, 0,
+                             __ATOMIC_RELEASE);
+            noxs_blk_ring_mb();
+            if (bd->port != 0)
+                xenevtchn_notify(bd->xce, bd->port);
+        }
+    }
     if (bd->alive != NULL)
         xengnttab_unmap(bd->xgt, bd->alive, 1); /* zeroes our byte */
     bd->alive = NULL;
@@ -1672,9 +1953,15 @@ static int peer_u32(noxs_dev *d, const char *key, uint32_t *out,
     return 0;
 }
 
-static int connect_ring(struct blkdev *bd, const char **why)
+/*
+ * Map the frontend's ring and liveness page, bind its port, start the
+ * ring thread. resume: the ring the last instance served (bd->st says
+ * where it stopped); the frontend must still offer that same ring.
+ */
+static int connect_ring(struct blkdev *bd, const char **why, bool resume)
 {
     noxs_dev *d = bd->dev;
+    struct blkst *st = bd->st;
     uint32_t order = 0, port, alive_ref, refs[1u << NOXS_BLK_MAX_RING_ORDER];
     char flag[8];
 
@@ -1711,6 +1998,26 @@ static int connect_ring(struct blkdev *bd, const char **why)
     bd->persistent = noxs_dev_peer_kv(d, "feature-persistent", flag,
                                       sizeof(flag)) >= 0 &&
                      strcmp(flag, "1") == 0;
+    if (resume) {
+        bool same = st_load(&st->active) == 1 && st->order == order &&
+                    st->port == port && st->alive_ref == alive_ref &&
+                    st->persistent == (uint32_t)bd->persistent;
+
+        for (unsigned int i = 0; same && i < bd->ring_pages; i++)
+            same = st->refs[i] == refs[i];
+        if (!same) {
+            *why = "the ring changed while the backend restarted";
+            return -1;
+        }
+    } else {
+        /* A new session: what a restart would resume from here on. */
+        st_store(&st->active, 0u);
+        st->order = order;
+        st->port = port;
+        st->alive_ref = alive_ref;
+        st->persistent = bd->persistent;
+        memcpy(st->refs, refs, bd->ring_pages * sizeof(refs[0]));
+    }
 
     bd->xgt = xengnttab_open(NULL, 0);
     bd->xce = xenevtchn_open(NULL, 0);
@@ -1746,10 +2053,16 @@ static int connect_ring(struct blkdev *bd, const char **why)
         return -1;
     }
     bd->port = (uint32_t)p;
-    bd->alive = xengnttab_map_grant_ref_notify(bd->xgt, bd->fe_domid,
-                                               alive_ref,
-                                               PROT_READ | PROT_WRITE,
-                                               NOXS_BLK_ALIVE_BACKEND, bd->port);
+    /* Resumable: our death is not the end of the device, so no unmap
+     * notification (it would tell the frontend we are gone); we clear
+     * our byte ourselves when we let go of the ring. */
+    if (resumable)
+        bd->alive = xengnttab_map_grant_ref(bd->xgt, bd->fe_domid, alive_ref,
+                                            PROT_READ | PROT_WRITE);
+    else
+        bd->alive = xengnttab_map_grant_ref_notify(
+            bd->xgt, bd->fe_domid, alive_ref, PROT_READ | PROT_WRITE,
+            NOXS_BLK_ALIVE_BACKEND, bd->port);
     if (bd->alive == NULL) {
         *why = "cannot map the liveness page";
         return -1;
@@ -1757,12 +2070,26 @@ static int connect_ring(struct blkdev *bd, const char **why)
     noxs_blk_set_alive(bd->alive, NOXS_BLK_ALIVE_BACKEND);
     bd->ring_size = noxs_blk_ring_size(order);
     bd->ioq = ioq_new(bd->ring_size);
-    if (bd->ioq == NULL) {
+    bd->slot_free = calloc(2 * bd->ring_size, sizeof(*bd->slot_free));
+    bd->slot_ans = calloc(2 * bd->ring_size, sizeof(*bd->slot_ans));
+    if (bd->ioq == NULL || bd->slot_free == NULL || bd->slot_ans == NULL ||
+        2 * bd->ring_size > BLKST_SLOTS) {
         *why = "out of resources";
         return -1;
     }
-    /* A fresh ring: the frontend starts its indices at 0. */
-    bd->req_cons = bd->rsp_prod_pvt = bd->rsp_pushed = 0;
+    /* A fresh ring: the frontend starts its indices at 0. Resumed: where
+     * the last instance stopped. */
+    if (slots_setup(bd, resume) < 0) {
+        *why = "the stored ring state is inconsistent";
+        return -1;
+    }
+    if (!resume)
+        st_store(&st->active, 1u);
+    else
+        log_info("domain %u blk %u: ring resumed at request %" PRIu32
+                 ", %" PRIu32 " taken and not answered to the frontend",
+                 bd->fe_domid, bd->devid, bd->req_cons,
+                 bd->req_cons - bd->rsp_prod_pvt);
     bd->nr_requests = bd->nr_errors = bd->nr_maps = bd->nr_evictions = 0;
     atomic_store(&bd->stopping, false);
     atomic_store(&bd->broken, false);
@@ -1772,8 +2099,9 @@ static int connect_ring(struct blkdev *bd, const char **why)
         return -1;
     }
     bd->thread_running = true;
-    log_info("domain %u blk %u: connected, %u-page ring (%u slots), port %u%s",
-             bd->fe_domid, bd->devid, bd->ring_pages, bd->ring_size, bd->port,
+    log_info("domain %u blk %u: %s, %u-page ring (%u slots), port %u%s",
+             bd->fe_domid, bd->devid, resume ? "resumed" : "connected",
+             bd->ring_pages, bd->ring_size, bd->port,
              bd->persistent ? ", persistent grants" : "");
     return 0;
 }
@@ -1886,11 +2214,97 @@ static int open_backing(struct blkdev *bd, const struct noxs_kv *params,
     return 0;
 }
 
+/* ---- our files in the fd store ---- */
+
+static void stored_name(char *buf, size_t n, const char *what, uint16_t domid,
+                        uint32_t devid)
+{
+    snprintf(buf, n, "noxs-blk-%s-%u-%u", what, domid, devid);
+}
+
+/* bd->st: a memfd to store (resumable), else anonymous memory. */
+static int st_new(struct blkdev *bd)
+{
+    void *p;
+
+    if (resumable) {
+        int fd = memfd_create("noxs-blk-state", MFD_CLOEXEC);
+
+        if (fd >= 0 && ftruncate(fd, (off_t)sizeof(struct blkst)) == 0 &&
+            (p = mmap(NULL, sizeof(struct blkst), PROT_READ | PROT_WRITE,
+                      MAP_SHARED, fd, 0)) != MAP_FAILED) {
+            bd->st = p;
+            bd->st_fd = fd;
+            return 0;
+        }
+        log_warnx("domain %u blk %u: state memfd: %s: the device will not "
+                  "survive a restart", bd->fe_domid, bd->devid,
+                  strerror(errno));
+        if (fd >= 0)
+            close(fd);
+    }
+    p = mmap(NULL, sizeof(struct blkst), PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return -ENOMEM;
+    bd->st = p;
+    return 0;
+}
+
+/* Settings into bd->st, then the image and st into the fd store. */
+static void store_files(struct blkdev *bd)
+{
+    const char *ns = getenv("NOTIFY_SOCKET");
+    struct blkst *st = bd->st;
+    char name[64];
+
+    st->magic = BLKST_MAGIC;
+    st->version = BLKST_VERSION;
+    st->domid = bd->fe_domid;
+    st->devid = bd->devid;
+    st->sectors = bd->geom.sectors;
+    st->sector_size = bd->geom.sector_size;
+    st->readonly = bd->geom.readonly;
+    st->discard = bd->geom.discard;
+    st->is_blockdev = bd->is_blockdev;
+    snprintf(st->path, sizeof(st->path), "%s", bd->path);
+    if (bd->st_fd < 0)
+        return;
+    stored_name(name, sizeof(name), "img", bd->fe_domid, bd->devid);
+    if (noxs_i_fdstore_put(ns, name, bd->fd) == 0) {
+        stored_name(name, sizeof(name), "state", bd->fe_domid, bd->devid);
+        bd->stored = noxs_i_fdstore_put(ns, name, bd->st_fd) == 0;
+    }
+    if (!bd->stored)
+        log_warnx("domain %u blk %u: cannot store its files (%s): the "
+                  "device will not survive a restart", bd->fe_domid,
+                  bd->devid, strerror(errno));
+}
+
+/* The device is gone for good: take its files out of the store. */
+static void unstore_files(struct blkdev *bd)
+{
+    const char *ns = getenv("NOTIFY_SOCKET");
+    char name[64], msg[128];
+
+    if (!bd->stored)
+        return;
+    stored_name(name, sizeof(name), "img", bd->fe_domid, bd->devid);
+    snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", name);
+    noxs_i_notify(ns, msg, -1);
+    stored_name(name, sizeof(name), "state", bd->fe_domid, bd->devid);
+    snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", name);
+    noxs_i_notify(ns, msg, -1);
+    bd->stored = false;
+}
+
 static void free_blkdev(struct blkdev *bd)
 {
     struct blkdev **pp;
 
     disconnect(bd);
+    if (!leaving)
+        unstore_files(bd);
     for (pp = &devices; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == bd) {
             *pp = bd->next;
@@ -1901,45 +2315,70 @@ static void free_blkdev(struct blkdev *bd)
         munmap((void *)bd->map, (size_t)bd->map_len);
     if (bd->fd >= 0)
         close(bd->fd);
+    if (bd->st != NULL)
+        munmap(bd->st, sizeof(struct blkst));
+    if (bd->st_fd >= 0)
+        close(bd->st_fd);
     free(bd->path);
     free(bd);
 }
 
-static int blk_create(noxs_backend *b, noxs_dev *d,
-                      const struct noxs_kv *params, size_t nparams, void *arg)
+/* The keys blkfront reads, from bd's settings. -1 with errno. */
+static int set_keys(struct blkdev *bd)
+{
+    noxs_dev *d = bd->dev;
+    char info[8];
+
+    snprintf(info, sizeof(info), "%u",
+             bd->geom.readonly ? NOXS_BLK_INFO_READONLY : 0u);
+    if (publish_u64(d, "sectors", bd->geom.sectors) < 0 ||
+        publish_u64(d, "sector-size", bd->geom.sector_size) < 0 ||
+        publish_u64(d, "physical-sector-size", bd->geom.sector_size) < 0 ||
+        noxs_dev_set_kv(d, "info", info) < 0 ||
+        noxs_dev_set_kv(d, "mode", bd->geom.readonly ? "r" : "w") < 0 ||
+        noxs_dev_set_kv(d, "feature-flush-cache", "1") < 0 ||
+        noxs_dev_set_kv(d, "feature-discard",
+                        bd->geom.discard ? "1" : "0") < 0 ||
+        publish_u64(d, "discard-granularity", bd->geom.sector_size) < 0 ||
+        noxs_dev_set_kv(d, "discard-alignment", "0") < 0 ||
+        noxs_dev_set_kv(d, "feature-persistent", "1") < 0 ||
+        publish_u64(d, "max-ring-page-order", NOXS_BLK_MAX_RING_ORDER) < 0)
+        return -1;
+    return 0;
+}
+
+static struct blkdev *blkdev_new(noxs_dev *d)
 {
     struct blkdev *bd = calloc(1, sizeof(*bd));
-    int err;
 
     if (bd == NULL)
-        return -ENOMEM;
+        return NULL;
     bd->dev = d;
     bd->fd = -1;
+    bd->st_fd = -1;
     bd->stop_fd = -1;
     bd->fe_domid = noxs_dev_frontend_domid(d);
     bd->devid = noxs_dev_id(d);
     bd->next = devices;
     devices = bd;
-    err = open_backing(bd, params, nparams);
-    if (err == 0) {
-        char info[8];
+    return bd;
+}
 
-        snprintf(info, sizeof(info), "%u",
-                 bd->geom.readonly ? NOXS_BLK_INFO_READONLY : 0u);
-        if (publish_u64(d, "sectors", bd->geom.sectors) < 0 ||
-            publish_u64(d, "sector-size", bd->geom.sector_size) < 0 ||
-            publish_u64(d, "physical-sector-size", bd->geom.sector_size) < 0 ||
-            noxs_dev_set_kv(d, "info", info) < 0 ||
-            noxs_dev_set_kv(d, "mode", bd->geom.readonly ? "r" : "w") < 0 ||
-            noxs_dev_set_kv(d, "feature-flush-cache", "1") < 0 ||
-            noxs_dev_set_kv(d, "feature-discard",
-                            bd->geom.discard ? "1" : "0") < 0 ||
-            publish_u64(d, "discard-granularity", bd->geom.sector_size) < 0 ||
-            noxs_dev_set_kv(d, "discard-alignment", "0") < 0 ||
-            noxs_dev_set_kv(d, "feature-persistent", "1") < 0 ||
-            publish_u64(d, "max-ring-page-order", NOXS_BLK_MAX_RING_ORDER) < 0)
-            err = -errno;
-    }
+static int blk_create(noxs_backend *b, noxs_dev *d,
+                      const struct noxs_kv *params, size_t nparams, void *arg)
+{
+    struct blkdev *bd = blkdev_new(d);
+    int err;
+
+    if (bd == NULL)
+        return -ENOMEM;
+    err = open_backing(bd, params, nparams);
+    if (err == 0)
+        err = st_new(bd);
+    if (err == 0 && set_keys(bd) < 0)
+        err = -errno;
+    if (err == 0)
+        store_files(bd);
     if (err != 0) {
         free_blkdev(bd);
         return err;
@@ -1975,7 +2414,7 @@ static void blk_changed(noxs_backend *b, noxs_dev *d, void *arg)
         if (bd->connected || (own != NOXS_STATE_INITWAIT &&
                               own != NOXS_STATE_INITIALISING))
             break;
-        if (connect_ring(bd, &why) < 0) {
+        if (connect_ring(bd, &why, false) < 0) {
             fail_device(bd, why);
             break;
         }
@@ -2018,6 +2457,161 @@ static const struct noxs_backend_ops ops = {
     .control = blk_control,
     .remove = blk_remove,
 };
+
+/* ---- resuming after our own restart ---- */
+
+/* Our files the service manager gave back ($LISTEN_FDS), taken before
+ * libnoxs takes its own and clears the variables. */
+struct kept_file {
+    char name[64];
+    int fd;
+};
+static struct kept_file *kept;
+static size_t nkept;
+
+static void take_stored(void)
+{
+    const char *spid = getenv("LISTEN_PID"), *sn = getenv("LISTEN_FDS");
+    const char *names = getenv("LISTEN_FDNAMES");
+    char *copy, *name, *save = NULL, *end;
+    unsigned long pid, n;
+
+    if (spid == NULL || sn == NULL || names == NULL)
+        return;
+    pid = strtoul(spid, &end, 10);
+    if (*end != '\0' || (pid_t)pid != getpid())
+        return;
+    n = strtoul(sn, &end, 10);
+    if (*end != '\0' || n > 1u << 20 || (copy = strdup(names)) == NULL)
+        return;
+    kept = calloc(n, sizeof(*kept));
+    name = strtok_r(copy, ":", &save);
+    for (unsigned long i = 0; kept != NULL && i < n && name != NULL; i++) {
+        if (strncmp(name, "noxs-blk-", 9) == 0 &&
+            strlen(name) < sizeof(kept[0].name)) {
+            snprintf(kept[nkept].name, sizeof(kept[0].name), "%s", name);
+            kept[nkept].fd = (int)(3 + i);
+            fcntl(kept[nkept].fd, F_SETFD, FD_CLOEXEC);
+            nkept++;
+        }
+        name = strtok_r(NULL, ":", &save);
+    }
+    free(copy);
+}
+
+static int take_kept(const char *name)
+{
+    for (size_t i = 0; i < nkept; i++) {
+        if (kept[i].fd >= 0 && strcmp(kept[i].name, name) == 0) {
+            int fd = kept[i].fd;
+
+            kept[i].fd = -1;
+            return fd;
+        }
+    }
+    return -1;
+}
+
+/* Stored files no device claimed (a device removed while we were away,
+ * or one a kill left half-added): out of the store. */
+static void drop_kept(void)
+{
+    const char *ns = getenv("NOTIFY_SOCKET");
+    char msg[128];
+
+    for (size_t i = 0; i < nkept; i++) {
+        if (kept[i].fd < 0)
+            continue;
+        close(kept[i].fd);
+        if (resumable) {
+            snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s",
+                     kept[i].name);
+            noxs_i_notify(ns, msg, -1);
+        }
+    }
+    free(kept);
+    kept = NULL;
+    nkept = 0;
+}
+
+/* bd's settings from its stored files. NULL, or why not. */
+static const char *resume_files(struct blkdev *bd)
+{
+    struct stat sb;
+    struct blkst *st;
+    void *p;
+
+    if (bd->fd < 0 || bd->st_fd < 0)
+        return "its files were not kept across the restart";
+    if (fstat(bd->st_fd, &sb) < 0 || sb.st_size < (off_t)sizeof(*st) ||
+        (p = mmap(NULL, sizeof(*st), PROT_READ | PROT_WRITE, MAP_SHARED,
+                  bd->st_fd, 0)) == MAP_FAILED)
+        return "its state file is unusable";
+    bd->st = st = p;
+    if (st->magic != BLKST_MAGIC || st->version != BLKST_VERSION ||
+        st->domid != bd->fe_domid || st->devid != bd->devid ||
+        (st->sector_size != 512 && st->sector_size != 4096) ||
+        st->sectors > (UINT64_MAX >> 10))
+        return "its state file is not ours";
+    bd->geom.sectors = st->sectors;
+    bd->geom.sector_size = st->sector_size;
+    bd->geom.readonly = st->readonly != 0;
+    bd->geom.discard = st->discard != 0;
+    bd->is_blockdev = st->is_blockdev != 0;
+    bd->path = strndup(st->path, sizeof(st->path) - 1);
+    if (bd->path == NULL || fstat(bd->fd, &sb) < 0)
+        return "out of resources";
+    map_setup(bd, sb.st_mode, bd->geom.sectors << NOXS_BLK_SECTOR_SHIFT);
+    return NULL;
+}
+
+/*
+ * The devices libnoxs resumed from the fd store: each gets its image and
+ * settings back from its own stored files, and a Connected one its ring,
+ * where the last instance left it (connect_ring, redo_stored); anything
+ * else follows the frontend as usual.
+ */
+static void resume_devices(void)
+{
+    for (noxs_dev *d = noxs_backend_next_dev(backend, NULL); d != NULL;
+         d = noxs_backend_next_dev(backend, d)) {
+        unsigned int own = noxs_dev_state(d), fe = noxs_dev_peer_state(d);
+        const char *why;
+        struct blkdev *bd;
+        char name[64];
+
+        if (noxs_dev_user(d) != NULL || (bd = blkdev_new(d)) == NULL)
+            continue;
+        stored_name(name, sizeof(name), "img", bd->fe_domid, bd->devid);
+        bd->fd = take_kept(name);
+        stored_name(name, sizeof(name), "state", bd->fe_domid, bd->devid);
+        bd->st_fd = take_kept(name);
+        bd->stored = bd->fd >= 0 || bd->st_fd >= 0;
+        if ((why = resume_files(bd)) != NULL || set_keys(bd) < 0) {
+            /* Nothing to serve it from: the toolstack must add it again. */
+            log_warnx("domain %u blk %u: cannot resume: %s", bd->fe_domid,
+                      bd->devid, why != NULL ? why : strerror(errno));
+            free_blkdev(bd);
+            noxs_dev_set_kv(d, "error", "the backend lost the device");
+            if (own == NOXS_STATE_CLOSING)
+                noxs_dev_publish(d);
+            set_state(d, NOXS_STATE_CLOSING);
+            continue;
+        }
+        noxs_dev_set_user(d, bd);
+        log_info("domain %u blk %u: resumed (%s), %s", bd->fe_domid,
+                 bd->devid, noxs_state_name(own), bd->path);
+        if (own == NOXS_STATE_CONNECTED &&
+            (fe == NOXS_STATE_INITIALISED || fe == NOXS_STATE_CONNECTED)) {
+            if (connect_ring(bd, &why, true) < 0)
+                fail_device(bd, why);
+            continue;
+        }
+        if (own == NOXS_STATE_INITIALISING) /* killed inside dev-add */
+            set_state(d, NOXS_STATE_INITWAIT);
+        blk_changed(backend, d, NULL);
+    }
+}
 
 /* Ring threads that stopped on their own: a hostile ring or a dead peer. */
 static void reap_broken(void)
@@ -2173,9 +2767,15 @@ int main(int argc, char **argv)
     if (sfd < 0 || wake_fd < 0)
         drvlog_fatal("signalfd/eventfd: %s", strerror(errno));
 
-    backend = noxs_backend_open(socket_path, types, 1, &ops, NULL);
+    take_stored();
+    backend = noxs_backend_open_flags(socket_path, types, 1, &ops, NULL,
+                                      NOXS_BACKEND_RESUMABLE);
     if (backend == NULL)
         drvlog_fatal("cannot register with noxsd: %s", strerror(errno));
+    resumable = noxs_backend_restartable(backend) != 0;
+    if (noxs_backend_restartable(backend) == 2)
+        resume_devices();
+    drop_kept();
     log_info("serving blk devices");
 
     for (;;) {
@@ -2205,11 +2805,15 @@ int main(int argc, char **argv)
             }
         }
     }
+    /* With an fd store the devices are the next instance's: their ring
+     * threads answer what they took, and nothing closes. */
+    leaving = resumable;
     while (devices != NULL) {
         struct blkdev *bd = devices;
 
         disconnect(bd);
-        set_state(bd->dev, NOXS_STATE_CLOSED);
+        if (!leaving)
+            set_state(bd->dev, NOXS_STATE_CLOSED);
         noxs_dev_set_user(bd->dev, NULL);
         free_blkdev(bd);
     }

@@ -78,8 +78,14 @@ int noxs_boot_parse(const char *s, struct noxs_boot *out);
 /* Format into buf ("noxs=0:8:5"); returns the length or -1/ENOSPC. */
 int noxs_boot_format(const struct noxs_boot *b, char *buf, size_t len);
 /*
- * Find this domain's bootstrap: $NOXS_BOOT if set, else /proc/cmdline.
- * Returns 0, or -1 with errno ENOENT / EINVAL.
+ * Find this domain's bootstrap: $NOXS_BOOT if set, else the noxs= word of
+ * /proc/cmdline, else the key "noxs" in the domain's own XenStore
+ * directory (/local/domain/<self>/noxs, written by a toolstack before it
+ * unpauses the domain), read with one request through /dev/xen/xenbus
+ * ($NOXS_XENBUS_PATH: that device or a xenstored socket instead; never
+ * tried in dom0 unless set) and at most 5 s of waiting. Returns 0, or -1
+ * with errno ENOENT (no bootstrap anywhere), EINVAL (a malformed one),
+ * ETIMEDOUT (the store did not answer) or EPROTO (it answered nonsense).
  */
 int noxs_boot_find(struct noxs_boot *out);
 

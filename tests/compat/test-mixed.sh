@@ -55,7 +55,7 @@ expect_eq "stock backend via Debian's" \
 	"$(debian xenstore-read /local/domain/0/backend/vif/5/0/state)" 2
 
 note "introduce: a guest marked noxs gets a device page"
-"$BIN/noxs-sysctl-back" --socket "$NOXS_SOCKET" >"$WORK/sysctl.log" 2>&1 &
+"$BIN/noxs-sysctl-back" -d --socket "$NOXS_SOCKET" >"$WORK/sysctl.log" 2>&1 &
 at_exit "kill $!"
 wait_line "$WORK/noxsd.log" 'registered'
 log=$WORK/back.log
@@ -102,6 +102,17 @@ expect_eq "conflicting commit" "$rc" 3
 debian xenstore-exists /libxl/7/device/vif/2 && fail "record of the failed add kept"
 mixed xenstore-exists /local/domain/7/device/vif/2 &&
 	fail "device of the failed add kept: $(mixed xenstore-ls /local/domain/7/device)"
+
+note "xenstored-classes: a noxs domain's vbd stays in xenstored"
+NOXS_COMPAT_XENSTORED_CLASSES="vbd qdisk" mixed "$BIN/legacy-toolstack" add 7 vbd 51712 ||
+	fail "add vbd to xenstored"
+expect_eq "vbd in xenstored" \
+	"$(debian xenstore-read /local/domain/7/device/vbd/51712/state)" 1
+# Without the setting, the class is on domain 7's pages, where it is not.
+mixed xenstore-exists /local/domain/7/device/vbd/51712/state 2>/dev/null &&
+	fail "the vbd went to a page too"
+NOXS_COMPAT_XENSTORED_CLASSES=vbd mixed "$BIN/legacy-toolstack" rm 7 vbd 51712 ||
+	fail "rm vbd"
 
 note "@releaseDomain reaches a watcher, whoever released the domain"
 mixed xenstore-watch -n 2 @releaseDomain >"$WORK/watch.log" 2>&1 &

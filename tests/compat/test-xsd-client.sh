@@ -8,6 +8,9 @@
 need_xen_tools
 client=$COMPAT_DIR/xsdclient
 
+note "streams no daemon sends"
+"$client" broken >"$WORK/broken" 2>&1 || fail "$(cat "$WORK/broken")"
+
 for daemon in xenstored oxenstored; do
 	note "$daemon"
 	xsd_start $daemon $daemon

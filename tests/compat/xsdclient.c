@@ -5,6 +5,8 @@
  * introduction, and the daemon's death in mid-session.
  *
  *   xsdclient all          every check below; the daemon is $XENSTORED_PATH
+ *   xsdclient broken       streams no daemon sends (a socket pair): the
+ *                          connection fails -EIO, or -ECONNRESET at EOF
  *   xsdclient die GOFILE   connect, print "ready", wait for GOFILE (the
  *                          daemon is stopped by then), send a request from
  *                          a thread, print "sent"; the daemon is then
@@ -20,9 +22,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "gstore.h"
+#include "xsdframe.h"
 
 #define WAIT_MS 20000 /* liveness bound on any wait for the daemon */
 
@@ -120,6 +124,14 @@ static void expect_dir(struct cxs_gconn *c, const char *path,
     free(r.body);
 }
 
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static bool readable(struct cxs_gconn *c, int ms)
 {
     struct pollfd p = {.fd = c->ops->event_fd(c), .events = POLLIN};
@@ -135,7 +147,7 @@ static void expect_event(struct cxs_gconn *c, const char *path,
     uint32_t len;
     int rc;
 
-    for (int i = 0; i < WAIT_MS / 10; i++) {
+    for (long long end = now_ms() + WAIT_MS; now_ms() < end;) {
         rc = c->ops->next_event(c, &p, &len);
         if (rc == 0) {
             if (strcmp(p, path) != 0 || strlen(p) + 1 >= len ||
@@ -160,7 +172,7 @@ static void expect_events2(struct cxs_gconn *c, const char *path,
     uint32_t len;
     int rc, seen = 0;
 
-    for (int i = 0; i < WAIT_MS / 10 && seen != 3; i++) {
+    for (long long end = now_ms() + WAIT_MS; now_ms() < end && seen != 3;) {
         rc = c->ops->next_event(c, &p, &len);
         if (rc == 0) {
             const char *tok = p + strlen(p) + 1;
@@ -450,12 +462,85 @@ static int die(const char *go)
     return 0;
 }
 
+/*
+ * The daemon's side of a socket pair sends frames[] (then closes if eof)
+ * after the client's request (READ, id 1); the request must return want,
+ * and so must every later call.
+ */
+static void broken_case(const char *what, const void *bytes, size_t n,
+                        int want)
+{
+    struct cxs_gconn *c;
+    struct reply r;
+    char *p;
+    uint32_t len;
+    int sv[2], rc;
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        fail("socketpair");
+    if (write(sv[1], bytes, n) != (ssize_t)n)
+        fail("write");
+    if (want == -ECONNRESET)
+        shutdown(sv[1], SHUT_WR);
+    c = cxs_xsd_adopt(sv[0], true);
+    if (!c)
+        fail("adopt");
+    rc = req(c, XSW_READ, 0, S("/a\0"), &r);
+    if (rc != want)
+        fail("%s: request %d, want %d", what, rc, want);
+    rc = req(c, XSW_READ, 0, S("/a\0"), &r);
+    if (rc != want)
+        fail("%s: next request %d, want %d", what, rc, want);
+    /* Events read before the failure are still handed out, then it. */
+    while ((rc = c->ops->next_event(c, &p, &len)) == 0)
+        free(p);
+    if (rc != want)
+        fail("%s: next_event %d, want %d", what, rc, want);
+    c->ops->close(c);
+    close(sv[1]);
+}
+
+static int broken(void)
+{
+    struct {
+        struct xsw_hdr h;
+        char p[16];
+    } f;
+
+    /* A client that missed a broken stream would wait for ever. */
+    alarm(60);
+#define CASE(what, t, id, l, payload, want)                                   \
+    do {                                                                      \
+        f.h = (struct xsw_hdr){.type = (t), .req_id = (id), .len = (l)};      \
+        memcpy(f.p, payload, sizeof(payload));                                \
+        broken_case(what, &f, sizeof(f.h) + sizeof(payload) - 1, want);       \
+    } while (0)
+    CASE("len over 4096", XSW_READ, 1, XSW_PAYLOAD_MAX + 1, "", -EIO);
+    CASE("unknown type", 20, 1, 0, "", -EIO);
+    CASE("type past the last", XSW_TYPE_COUNT, 1, 0, "", -EIO);
+    CASE("another request's id", XSW_READ, 7, 1, "v", -EIO);
+    CASE("another request's type", XSW_WRITE, 1, 3, "OK\0", -EIO);
+    CASE("error without a name", XSW_ERROR, 1, 2, "E\1", -EIO);
+    CASE("event of one string", XSW_WATCH_EVENT, 0, 3, "/a\0", -EIO);
+    CASE("event not terminated", XSW_WATCH_EVENT, 0, 4, "/a\0t", -EIO);
+    CASE("event of three strings", XSW_WATCH_EVENT, 0, 7, "/a\0t\0x\0", -EIO);
+    CASE("EOF after a header", XSW_READ, 1, 1, "", -ECONNRESET);
+    broken_case("EOF in a header", &f, 7, -ECONNRESET);
+    CASE("EOF in a payload", XSW_READ, 1, 9, "abc", -ECONNRESET);
+    CASE("EOF before the reply", XSW_WATCH_EVENT, 0, 5, "/a\0t\0", -ECONNRESET);
+#undef CASE
+    printf("ok\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "broken") == 0)
+        return broken();
     if (argc == 3 && strcmp(argv[1], "die") == 0)
         return die(argv[2]);
     if (argc != 2 || strcmp(argv[1], "all") != 0) {
-        fprintf(stderr, "usage: xsdclient all | die GOFILE\n");
+        fprintf(stderr, "usage: xsdclient all | broken | die GOFILE\n");
         return 2;
     }
     struct cxs_gconn *c = open_or_die(), *c2 = open_or_die();

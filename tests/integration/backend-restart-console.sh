@@ -5,27 +5,12 @@
 # guest's console stays Connected, its frontend keeps running without
 # seeing the backend go, and echo through it still works.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/backend-restart-lib.sh"
 
 export NOXS_CONSOLE_DIR=$NX_DIR/console
 mkdir -p "$NOXS_CONSOLE_DIR"
 nx_start_noxsd --backend-grace 5000
-ns=$NX_DIR/be-notify.sock
-"$NX_TESTBIN/noxsd-fdstore" "$ns" -- "$NX_BIN/noxs-console-back" -d -v \
-	--socket "$NOXS_SOCKET" --dir "$NOXS_CONSOLE_DIR" \
-	>"$NX_DIR/svc.out" 2>>"$NX_DIR/console-back.log" &
-svc=$!
-NX_PIDS+=("$svc")
-nx_wait 200 "the console backend to register" nx_has_backends 1
-starts() { grep -c '^started ' "$NX_DIR/svc.out"; }
-be_pid() { sed -n 's/^started //p' "$NX_DIR/svc.out" | tail -n 1; }
-# The player's last backend outlives a kill of the player itself.
-be_cleanup() {
-	kill -9 "$svc" 2>/dev/null
-	kill -9 "$(be_pid)" 2>/dev/null
-	nx_cleanup
-}
-trap be_cleanup EXIT
-registrations() { grep -c 'registered for' "$NX_DIR/noxsd.log"; }
+nx_svc_start console-back noxs-console-back --dir "$NOXS_CONSOLE_DIR"
 
 boot=$(nx_domain 1)
 noxsctl dev-add 1 console 0 >/dev/null || nx_fail "dev-add 1 console 0"
@@ -52,9 +37,7 @@ unchanged() {
 }
 
 # 1. kill -9.
-kill -9 "$(be_pid)"
-nx_wait 200 "the service manager to restart the backend" eval '[ "$(starts)" -ge 2 ]'
-nx_wait 200 "the backend to register again" eval '[ "$(registrations)" -ge 2 ]'
+nx_svc_kill9
 sleep 0.5 # the frontend had its chance to react to the death
 unchanged "after kill -9 of the backend"
 echo_ok "after kill -9 of the backend" two
@@ -63,12 +46,7 @@ grep -q 'console 0: resumed' "$NX_DIR/console-back.log" ||
 nx_log "kill -9 of the console backend: the console stayed connected"
 
 # 2. SIGTERM and start again.
-bp=$(be_pid)
-kill -TERM "$bp"
-nx_wait 200 "the backend to exit" grep -q "^exited $bp 0$" "$NX_DIR/svc.out"
-kill -USR1 "$svc"
-nx_wait 200 "the backend to start again" eval '[ "$(starts)" -ge 3 ]'
-nx_wait 200 "the backend to register again" eval '[ "$(registrations)" -ge 3 ]'
+nx_svc_restart
 sleep 0.5
 unchanged "after a SIGTERM restart of the backend"
 echo_ok "after a SIGTERM restart of the backend" three

@@ -14,29 +14,16 @@
 # does not come back (its stored files closed) loses its devices when
 # noxsd's grace period ends, and the guest sees its device go.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/backend-restart-lib.sh"
 
 # A grace period long enough for a restart on a loaded machine, short
 # enough to see it end below.
 nx_start_noxsd --backend-grace 5000
-ns=$NX_DIR/be-notify.sock
-"$NX_TESTBIN/noxsd-fdstore" "$ns" -- "$NX_BIN/noxs-sysctl-back" -d -v \
-	--socket "$NOXS_SOCKET" >"$NX_DIR/svc.out" 2>>"$NX_DIR/sysctl-back.log" &
-svc=$!
-NX_PIDS+=("$svc")
-nx_wait 200 "the sysctl backend to register" nx_has_backends 1
-stored() { [ "$(grep -c '^stored noxs-backend-' "$NX_DIR/svc.out")" -ge 3 ]; }
+nx_svc_start sysctl-back noxs-sysctl-back
+stored() { [ "$(grep -c '^stored noxs-backend-' "$NX_SVC_OUT")" -ge 3 ]; }
 # Not fatal here: a backend that stores nothing fails below, on what the
 # guest sees.
 for ((i = 0; i < 100; i++)); do stored && break; sleep 0.05; done
-starts() { grep -c '^started ' "$NX_DIR/svc.out"; }
-be_pid() { sed -n 's/^started //p' "$NX_DIR/svc.out" | tail -n 1; }
-# The player's last backend outlives a kill of the player itself.
-be_cleanup() {
-	kill -9 "$svc" 2>/dev/null
-	kill -9 "$(be_pid)" 2>/dev/null
-	nx_cleanup
-}
-trap be_cleanup EXIT
 
 boot1=$(nx_domain 1)
 boot2=$(nx_domain 2)
@@ -78,11 +65,7 @@ new_device() {
 }
 
 # 1. kill -9.
-bp=$(be_pid)
-kill -9 "$bp"
-nx_wait 200 "the service manager to restart the backend" eval '[ "$(starts)" -ge 2 ]'
-registrations() { grep -c 'registered for' "$NX_DIR/noxsd.log"; }
-nx_wait 200 "the backend to register again" eval '[ "$(registrations)" -ge 2 ]'
+nx_svc_kill9
 sleep 0.5 # the frontend had its chance to react to the death
 unchanged "after kill -9 of the backend"
 grep -q 'resumed 1 device' "$NX_DIR/sysctl-back.log" ||
@@ -92,12 +75,7 @@ new_device "after kill -9 of the backend" 1
 nx_log "kill -9 of the backend: the device stayed connected"
 
 # 2. SIGTERM and start again.
-bp=$(be_pid)
-kill -TERM "$bp"
-nx_wait 200 "the backend to exit" grep -q "^exited $bp 0$" "$NX_DIR/svc.out"
-kill -USR1 "$svc"
-nx_wait 200 "the backend to start again" eval '[ "$(starts)" -ge 3 ]'
-nx_wait 200 "the backend to register again" eval '[ "$(registrations)" -ge 3 ]'
+nx_svc_restart
 sleep 0.5
 unchanged "after a SIGTERM restart of the backend"
 [ "$(grep -c 'resumed 1 device' "$NX_DIR/sysctl-back.log")" -ge 2 ] ||
@@ -119,8 +97,8 @@ fe2=$!
 NX_PIDS+=("$fe2")
 noxsctl dev-add 2 sysctl 0 >/dev/null || nx_fail "dev-add 2 sysctl 0"
 nx_wait 200 "domain 2's device to connect" nx_dev_connected 2
-bp=$(be_pid)
-kill -9 "$svc"
+bp=$(nx_svc_pid)
+kill -9 "$NX_SVC"
 kill -9 "$bp"
 nx_wait 400 "noxsd to drop the devices of a backend that did not come back" \
 	grep -q 'did not come back' "$NX_DIR/noxsd.log"

@@ -6,11 +6,19 @@
  *
  *   blk_hostile [-d DEVID] [ROUNDS]
  *   blk_hostile -R [-n] [-d DEVID]
+ *   blk_hostile -K FILE | -C FILE [-d DEVID]
  *
  * Phases: (1) bad requests, each with its expected status; (2) ROUNDS
  * (default 1000) full rings of valid reads as fast as the backend takes
  * them; (3) a producer index far beyond the ring: the backend must go to
  * Closing with an "error" key. Exit 0 when all of that held.
+ *
+ * -K FILE / -C FILE: scribbling while the backend restarts. Connect and
+ * do one valid read, print "ready", wait for FILE to exist (the caller
+ * stops the backend), then -K: garbage in the ring's indices (rsp_prod
+ * and req_prod far off), -C: a new ring-ref key; print "scribbled" and
+ * expect the backend that comes back (the caller kills the stopped one)
+ * to close the device with an "error" key rather than serve the ring.
  *
  * -R: read-only grants instead. A write whose page is granted read-only
  * succeeds (sector 0 becomes RO_PATTERN repeated, which the caller checks
@@ -224,6 +232,50 @@ static void expect(const char *what, int want)
     }
 }
 
+/* -K/-C: see the top. */
+static int scribble(noxs_frontend *f, char mode, const char *file)
+{
+    int64_t deadline;
+    char err[128];
+
+    rw_req(NOXS_BLK_OP_READ, 0, 1, 0, 7, 0);
+    expect("valid read before the restart", NOXS_BLK_RSP_OKAY);
+    printf("ready\n");
+    fflush(stdout);
+    deadline = now_ms() + WAIT_MS;
+    while (access(file, F_OK) != 0) {
+        if (now_ms() > deadline) {
+            errno = ETIMEDOUT;
+            die("waiting for the go");
+        }
+        usleep(10000);
+    }
+    if (mode == 'K') {
+        noxs_blk_store(&sring->rsp_prod, req_prod + 123457u);
+        noxs_blk_store(&sring->req_prod, req_prod + 1000u);
+    } else {
+        uint32_t ref;
+
+        if (xengntshr_share_pages(xgs, noxs_dev_backend_domid(dev), 1, &ref,
+                                  1) == NULL)
+            die("share");
+        set_u32("ring-ref", ref);
+        noxs_dev_publish(dev);
+    }
+    xenevtchn_notify(xce, port);
+    printf("scribbled\n");
+    fflush(stdout);
+    wait_state(NOXS_STATE_CLOSING);
+    if (noxs_dev_peer_kv(dev, "error", err, sizeof(err)) < 0) {
+        fprintf(stderr, "blk_hostile: backend closed without an error key\n");
+        return 1;
+    }
+    printf("ok: scribbled while the backend was away -> Closing (%s)\n", err);
+    noxs_dev_detach(dev);
+    noxs_frontend_close(f);
+    return failures == 0 ? 0 : 1;
+}
+
 /* -R: data the frontend only lets the backend read. */
 static int readonly_grants(void)
 {
@@ -264,6 +316,8 @@ int main(int argc, char **argv)
     uint32_t devid = 0;
     unsigned long rounds = 1000;
     bool ro_mode = false;
+    const char *go = NULL;
+    char mode = 0;
     int a = 1;
     noxs_frontend *f;
 
@@ -272,7 +326,11 @@ int main(int argc, char **argv)
             ro_mode = true;
         else if (strcmp(argv[a], "-n") == 0)
             persistent = false;
-        else if (strcmp(argv[a], "-d") == 0 && a + 1 < argc)
+        else if ((strcmp(argv[a], "-K") == 0 || strcmp(argv[a], "-C") == 0) &&
+                 a + 1 < argc) {
+            mode = argv[a][1];
+            go = argv[++a];
+        } else if (strcmp(argv[a], "-d") == 0 && a + 1 < argc)
             devid = (uint32_t)strtoul(argv[++a], NULL, 10);
         else
             return 2;
@@ -283,6 +341,8 @@ int main(int argc, char **argv)
     if (f == NULL)
         die("frontend");
     connect_raw(f, devid);
+    if (mode != 0)
+        return scribble(f, mode, go);
     if (ro_mode) {
         int rc = readonly_grants();
         noxs_frontend_close(f);

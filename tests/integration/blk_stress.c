@@ -489,6 +489,7 @@ static int cmd_crashwriter(uint64_t seed)
         printf("acked %" PRIu64 "\n", i);
         fflush(stdout);
     }
+    free(buf);
     return 0;
 }
 

@@ -8,6 +8,11 @@
 # noxs build tree (bin/, lib/): its daemons, tools and drivers go in with
 # the shared libraries they need, and the noxs checks are switched on.
 # Output: $XEN_OUT/dom0-initrd, $XEN_OUT/guest-initrd, $XEN_OUT/expected.
+#
+# Env (with NOXS_BUILD): XL_STAGES (1, default: the xl stages of
+# xl-stages.sh), XL_LIB (compat, default, or debian: the libxenstore.so.4
+# those stages run xl on), XL_NOXS_GUEST (0, default, or 1: their noxs
+# guest too).
 set -eu
 . "$(dirname "$0")/common.sh"
 PROGDIR=$(cd "$1" && pwd)
@@ -52,6 +57,13 @@ skeleton() {
 pack() { (cd "$1" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) > "$2"; }
 
 noxs() { [ -n "$NOXS_BUILD" ]; }
+XL_STAGES=${XL_STAGES:-1}
+XL_LIB=${XL_LIB:-compat}
+XL_NOXS_GUEST=${XL_NOXS_GUEST:-0}
+case $XL_LIB in compat | debian) ;; *) die "XL_LIB must be compat or debian, not '$XL_LIB'" ;; esac
+# The xl stages: unmodified xl on this build's compat-xs (or Debian's
+# library) beside noxsd.
+xl_stages() { noxs && [ "$XL_STAGES" = 1 ]; }
 built() { for b; do [ -x "$NOXS_BUILD/bin/$b" ] || return 1; done; }
 # The data drivers are optional: in when the build has both ends.
 has_blk() { noxs && built noxs-blk-back noxs-blk; }
@@ -61,6 +73,10 @@ has_console() { noxs && built noxs-console-back noxs-console noxs-console-front;
 G=$XEN_DIR/guest-root
 skeleton "$G"
 cp "$XEN_SRC/init-guest" "$G/init" && chmod 755 "$G/init"
+# The xl stages' guests: their program, and the kernel's block frontend.
+cp "$XEN_SRC/xl-guest" "$G/xl-guest" && chmod 755 "$G/xl-guest"
+mkdir -p "$G/lib/modules/$kv/kernel/drivers/block"
+cp "$XEN_ROOT/lib/modules/$kv/kernel/drivers/block/xen-blkfront.ko" "$G/lib/modules/$kv/kernel/drivers/block/"
 cp "$PROGDIR/xcross" "$G/bin/"
 if noxs; then
 	copy_elf "$G" "$NOXS_BUILD/bin/noxs-sysctl-front" /usr/bin/noxs-sysctl-front
@@ -122,5 +138,30 @@ if noxs; then
 	cp "$XEN_SRC/noxs-reap.sh" "$D/etc/noxs-reap.sh"
 	cat "$XEN_SRC/expect-reap" >> "$XEN_OUT/expected"
 fi
+if xl_stages; then
+	# xl console runs xenconsole; the stages trace xenstored with
+	# xenstore-control, give blkback loop devices, and run the hotplug
+	# stand-in lane-block.
+	copy_elf "$D" "$XEN_ROOT$xb/xenconsole" "$xb/xenconsole"
+	copy_elf "$D" "$XEN_ROOT$xb/xenstore-control" /usr/bin/xenstore-control
+	copy_elf "$D" "$NOXS_BUILD/lib/compat-xs/libxenstore.so.4" /usr/lib/noxs/compat-xs/libxenstore.so.4
+	for m in loop xen-blkback/xen-blkback; do
+		mkdir -p "$D/lib/modules/$kv/kernel/drivers/block/$(dirname "$m")"
+		cp "$XEN_ROOT/lib/modules/$kv/kernel/drivers/block/$m.ko" "$D/lib/modules/$kv/kernel/drivers/block/$m.ko"
+	done
+	mkdir -p "$D/etc/xen/scripts"
+	cp "$XEN_SRC/lane-block" "$D/etc/xen/scripts/lane-block"
+	cp "$XEN_SRC/xl-guest.cfg.in" "$D/etc/xen/xl-guest.cfg.in"
+	cp "$XEN_SRC/xl-stages.sh" "$D/etc/xl-stages.sh"
+	{
+		echo "XL_STAGES=1"
+		echo "XL_LIB=$XL_LIB"
+		echo "XL_NOXS_GUEST=$XL_NOXS_GUEST"
+	} >> "$D/etc/xen-lane.conf"
+	cat "$XEN_SRC/expect-xl" >> "$XEN_OUT/expected"
+	[ "$XL_NOXS_GUEST" = 1 ] && cat "$XEN_SRC/expect-xl-noxs" >> "$XEN_OUT/expected"
+else
+	echo "XL_STAGES=0" >> "$D/etc/xen-lane.conf"
+fi
 pack "$D" "$XEN_OUT/dom0-initrd"
-msg "initramfs: dom0 $(du -k "$XEN_OUT/dom0-initrd" | cut -f1) KiB, guest $(du -k "$XEN_OUT/guest-initrd" | cut -f1) KiB$(noxs && echo ", with noxs" || echo ", without noxs")"
+msg "initramfs: dom0 $(du -k "$XEN_OUT/dom0-initrd" | cut -f1) KiB, guest $(du -k "$XEN_OUT/guest-initrd" | cut -f1) KiB$(noxs && echo ", with noxs" || echo ", without noxs")$(xl_stages && echo ", xl stages on $XL_LIB's libxenstore")"

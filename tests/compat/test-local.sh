@@ -1,0 +1,66 @@
+#!/bin/sh
+# A noxs-only host: no xenstored, every client on compat-xs in local mode
+# (the local store, no daemon on its path). Debian's tools and
+# test-xenstore behave as on xenstored (the same output as Debian's
+# library against the real daemon), domains introduced without a ring
+# are noxs domains, and @introduceDomain/@releaseDomain reach a watcher
+# in another process.
+. "$(dirname "$0")/lib.sh"
+
+need_xen_tools
+xsd_start xenstored xsd
+noxs_start
+local_exec() {
+	exec env -u XENSTORED_PATH NOXS_SIM_DOMID=0 NOXS_COMPAT_MODE=local \
+		NOXS_XS_DIR="$WORK/xs" \
+		${_wc_asan:+LD_PRELOAD=$_wc_asan ASAN_OPTIONS=detect_leaks=0} \
+		LD_LIBRARY_PATH=$NOXS_BUILD/lib/compat-xs:$NOXS_BUILD/sim:$NOXS_BUILD/lib \
+		"$@"
+}
+loc() { (local_exec "$@"); }
+debian() { env -u LD_LIBRARY_PATH -u LD_PRELOAD "$@"; }
+
+note "generic paths: the same output as Debian's library on xenstored"
+for lib in debian loc; do
+	$lib xenstore-write /local/pool/0/name Pool-0 /vm/u1/name g1 \
+		/local/domain/5/name stock5 /local/domain/5/memory/target 98304
+	{
+		$lib xenstore-read /local/pool/0/name /vm/u1/name
+		$lib xenstore-ls -f /vm
+		$lib xenstore-exists /vm/u1/name && echo exists
+		$lib xenstore-exists /vm/nothing || echo "absent $?"
+		$lib xenstore-read /vm/nothing 2>&1 || echo "read rc $?"
+		$lib xenstore-chmod /vm/u1 n0 r5 && $lib xenstore-ls -p /vm/u1
+		$lib xenstore-list /local/domain/5
+		$lib xenstore-rm /vm/u1 && $lib xenstore-list /vm 2>&1
+		$lib xenstore-rm /local/domain/5
+	} >"$WORK/out.$lib" 2>&1 || true
+done
+sed -i 's/^[a-z-]*: //' "$WORK/out.debian" "$WORK/out.loc"
+diff -u "$WORK/out.debian" "$WORK/out.loc" || fail "the local store differs from xenstored"
+
+note "Debian's test-xenstore on the local store"
+loc "$XEN_BIN/test-xenstore" >"$WORK/txs.log" 2>&1 ||
+	fail "test-xenstore: $(cat "$WORK/txs.log")"
+
+note "domains: introduce without a ring makes a noxs domain, events reach other processes"
+loc xenstore-watch -n 3 @introduceDomain >"$WORK/intro.log" 2>&1 &
+wi=$!
+at_exit "kill $wi"
+loc xenstore-watch -n 2 @releaseDomain >"$WORK/rel.log" 2>&1 &
+wr=$!
+at_exit "kill $wr"
+wait_line "$WORK/intro.log" '@introduceDomain'
+wait_line "$WORK/rel.log" '@releaseDomain'
+loc "$BIN/legacy-toolstack" introduce 9 || fail "introduce 9"
+"$BIN/noxsctl" domain-list | awk '{print $1}' | grep -qx 9 || fail "no page for domain 9"
+loc "$BIN/legacy-toolstack" release 9 || fail "release 9"
+i=0
+while kill -0 $wr 2>/dev/null; do
+	i=$((i + 1))
+	[ $i -gt 1000 ] && fail "no @releaseDomain: $(cat "$WORK/rel.log")"
+	sleep 0.01
+done
+grep -q '@introduceDomain' "$WORK/intro.log" || fail "no @introduceDomain"
+"$BIN/noxsctl" domain-list | awk '{print $1}' | grep -qx 9 && fail "domain 9's page left"
+echo ok

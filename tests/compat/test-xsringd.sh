@@ -1,0 +1,231 @@
+#!/bin/bash
+# noxs-xsringd on a noxs-only dom0 (local mode, no xenstored): simulated
+# guests with a store ring, introduced through compat-xs as libxl does,
+# ask what Linux 6.1 asks at boot and are answered from the local store;
+# dom0's writes reach them as watch events; they cannot read dom0's or
+# each other's nodes; hostile rings (bad type, oversized length, bad
+# indexes, a flood, a watch storm, transactions never ended, quotas) get
+# errors or are cut off while another guest keeps being served; kill -9
+# of the service: restarted, it answers a request left in the ring and
+# keeps the guest's watches.
+. "$(dirname "$0")/lib.sh"
+
+need_xen_tools
+noxs_start
+export NOXS_COMPAT_MODE=local NOXS_XS_DIR=$WORK/xs
+mkdir -p "$NOXS_XS_DIR"
+T=$COMPAT_DIR
+RINGD_LOG=$WORK/xsringd.log
+
+dom0() { with_compat 0 "$@"; }
+
+ringd_start() {
+	env NOXS_SIM_DOMID=0 LD_LIBRARY_PATH=$NOXS_BUILD/sim:$NOXS_BUILD/lib \
+		"$BIN/noxs-xsringd" ${RINGD_V:--v} --store "$NOXS_XS_DIR" >>"$RINGD_LOG" 2>&1 &
+	_ringd=$!
+	at_exit "kill -9 $_ringd"
+	i=0
+	until grep -q "serving .* rings" "$RINGD_LOG" 2>/dev/null &&
+		[ "$(grep -c 'serving .* rings' "$RINGD_LOG")" -ge "$1" ]; do
+		i=$((i + 1))
+		[ $i -gt 2000 ] && fail "noxs-xsringd did not start: $(cat "$RINGD_LOG")"
+		kill -0 $_ringd 2>/dev/null || fail "noxs-xsringd exited: $(cat "$RINGD_LOG")"
+		sleep 0.01
+	done
+}
+
+# guest_start NAME DOMID GFN: a guest on fds of its own; sets NAME_port.
+guest_start() {
+	mkfifo "$WORK/$1.in" "$WORK/$1.out"
+	env NOXS_SIM_DOMID="$2" LD_LIBRARY_PATH=$NOXS_BUILD/sim:$NOXS_BUILD/lib \
+		"$T/xsring" "$2" "$3" <"$WORK/$1.in" >"$WORK/$1.out" 2>>"$WORK/$1.err" &
+	at_exit "kill -9 $!"
+	eval "exec {${1}_w}>'$WORK/$1.in' {${1}_r}<'$WORK/$1.out'"
+	local line
+	eval "read -t 30 -r line <&\$${1}_r" || fail "$1 did not start: $(cat "$WORK/$1.err")"
+	case "$line" in "port "*) eval "${1}_port=${line#port }" ;;
+	*) fail "$1: $line" ;; esac
+}
+# g NAME CMD...: one command, its answer in $R.
+g_send() { eval "echo \"\${*:2}\" >&\$${1}_w"; }
+g_recv() { eval "read -t 90 -r R <&\$${1}_r" || R=nothing; }
+g() { g_send "$@"; g_recv "$1"; }
+# expect NAME CMD WANT (a glob)
+expect() {
+	g "$1" "$2"
+	# shellcheck disable=SC2254
+	case "$R" in $3) ;; *) fail "$1 $2: got '$R', want '$3' ($(cat "$WORK/$1.err" 2>/dev/null))" ;; esac
+}
+
+# What libxl writes for a new domain (libxl__domain_make), with its
+# permissions: the guest reads its directory, writes data/ and its
+# control/ keys.
+toolstack_make() {
+	d=$1
+	dom0 xenstore-write /local/domain/$d/name "guest$d" \
+		/local/domain/$d/memory/target 98304 \
+		/local/domain/$d/control/shutdown "" \
+		/local/domain/$d/control/sysrq "" \
+		/local/domain/$d/control/feature-poweroff "" \
+		/local/domain/$d/data/x "private$d" ||
+		fail "toolstack writes for $d"
+	dom0 xenstore-chmod /local/domain/$d n0 r$d
+	dom0 xenstore-chmod -r /local/domain/$d/memory n0 r$d
+	dom0 xenstore-chmod -r /local/domain/$d/name n0 r$d
+	dom0 xenstore-chmod /local/domain/$d/control n0 r$d
+	for k in shutdown sysrq feature-poweroff; do
+		dom0 xenstore-chmod /local/domain/$d/control/$k n$d
+	done
+	dom0 xenstore-chmod -r /local/domain/$d/data n$d
+}
+
+dom0 xenstore-write /local/domain/0/name Domain-0 /vm/secret s ||
+	fail "dom0 writes"
+
+note "a ring domain is refused while no ring service runs"
+guest_start g1 5 3
+toolstack_make 5
+if dom0 "$T/xsintro" introduce 5 3 "$g1_port" 2>"$WORK/refused"; then
+	fail "introduced a ring domain with no ring service"
+fi
+grep -q "noxs-xsringd" "$WORK/refused" || fail "no clear message: $(cat "$WORK/refused")"
+
+note "a domain without a ring is a noxs domain, introduced to both"
+dom0 "$BIN/legacy-toolstack" introduce 9 || fail "introduce 9 (no ring)"
+LD_LIBRARY_PATH=$NOXS_BUILD/sim:$NOXS_BUILD/lib "$BIN/noxsctl" \
+	--socket "$NOXS_SOCKET" domain-list >"$WORK/doms" 2>&1
+grep -qw 9 "$WORK/doms" || fail "domain 9 has no device page: $(cat "$WORK/doms")"
+# The store knows it too: its release is not ENOENT.
+dom0 "$T/xsintro" release 9 || fail "release 9"
+
+note "introduced with the service running, the guest boots as Linux does"
+ringd_start 1
+dom0 "$T/xsintro" introduce 5 3 "$g1_port" || fail "introduce 5"
+expect g1 boot ok
+got=""
+for _ in 1 2 3; do g g1 event; got="$got|$R"; done
+for w in "memory/target balloon" "control/shutdown shutdown" "control/sysrq sysrq"; do
+	case "$got" in *"event $w"*) ;; *) fail "no initial event '$w': $got" ;; esac
+done
+expect_eq "data/booted" "$(dom0 xenstore-read /local/domain/5/data/booted)" 1
+expect_eq "data/state (transaction)" "$(dom0 xenstore-read /local/domain/5/data/state)" 4
+expect_eq "feature-poweroff" \
+	"$(dom0 xenstore-read /local/domain/5/control/feature-poweroff)" 1
+expect g1 "read name" "ok guest5"
+expect g1 "dir /local/domain/5/control" "ok *shutdown*"
+expect g1 "read /local/domain/5/memory/target" "ok 98304"
+
+note "dom0's write reaches the guest as a watch event"
+dom0 xenstore-write /local/domain/5/memory/target 65536
+expect g1 event "event memory/target balloon"
+expect g1 "read memory/target" "ok 65536"
+dom0 xenstore-write /local/domain/5/control/shutdown poweroff
+expect g1 event "event control/shutdown shutdown"
+expect g1 "read control/shutdown" "ok poweroff"
+expect g1 "write control/shutdown x" "ok*"
+expect g1 "rm control/shutdown" "ok*"
+
+note "a second guest; neither reads dom0's nor the other's nodes"
+guest_start g2 6 4
+toolstack_make 6
+dom0 "$T/xsintro" introduce 6 4 "$g2_port" || fail "introduce 6"
+expect g2 boot ok
+for _ in 1 2 3; do g g2 event; done
+expect g1 "read /local/domain/0/name" "err EACCES"
+expect g1 "read /vm/secret" "err EACCES"
+expect g1 "read /local/domain/6/data/x" "err EACCES"
+expect g1 "write /local/domain/6/data/y 1" "err EACCES"
+expect g1 "read /tool/xsringd" "err EACCES"
+expect g1 "write name evil" "err EACCES"
+expect g2 "read /local/domain/5/data/x" "err EACCES"
+expect g2 "read data/x" "ok private6"
+expect g1 "txstart" "ok *"
+expect g1 "read /local/domain/5/data/x" "ok private5"
+
+note "messages larger than the ring, both ways"
+expect g1 "bigwrite data/big 2000" "ok 2000"
+
+note "quotas: watches and open transactions"
+expect g1 "watches 200" "ok * * E*"
+n=$(echo "$R" | awk '{print $2}')
+[ "$n" -le 128 ] || fail "watches beyond the quota: $R"
+expect g1 "txs 30" "ok * * E*"
+n=$(echo "$R" | awk '{print $2}')
+[ "$n" -le 10 ] || fail "open transactions beyond the quota: $R"
+expect g2 "read data/x" "ok private6"
+
+note "a flood and a watch storm on one ring; the other is served meanwhile"
+g_send g1 "flood 3000"
+for i in $(seq 1 20); do
+	expect g2 "write data/n$i $i" "ok*"
+	expect g2 "read data/n$i" "ok $i"
+done
+args=()
+for i in $(seq 0 99); do args+=(/local/domain/5/data/w$((i % 20)) "$i"); done
+dom0 xenstore-write "${args[@]}"
+expect g2 "read data/n20" "ok 20"
+g_recv g1
+case "$R" in "ok 3000") ;; *) fail "flood: $R" ;; esac
+expect g1 "read data/booted" "ok 1"
+
+note "a guest that never reads its replies is not read either; the other is served"
+expect g1 stall "ok *"
+note "$R requests written"
+n=${R#ok }
+[ "$n" -lt 500 ] || fail "the service read $n requests of a guest that reads no reply"
+expect g2 "read data/x" "ok private6"
+expect g1 reconnect ok
+expect g1 "read data/booted" "ok 1"
+
+note "hostile messages: an unknown type is answered, a bad length or index cuts the ring off"
+expect g1 badtype "err ENOSYS"
+expect g1 badlen "ok error=3"
+expect g2 "read data/x" "ok private6"
+expect g1 reconnect ok
+expect g1 "read data/booted" "ok 1"
+expect g1 badidx "ok error=2"
+expect g2 "read data/x" "ok private6"
+expect g1 reconnect ok
+expect g1 "watch memory/target balloon" "ok OK"
+expect g1 event "event memory/target balloon"
+kill -0 $_ringd || fail "noxs-xsringd died: $(tail "$RINGD_LOG")"
+
+note "kill -9 of the service: a request left in the ring is answered after the restart, watches kept"
+expect g2 txstart "ok *"
+oldtx=${R#ok }
+expect g2 "txwrite $oldtx data/t 1" "ok*"
+kill -9 $_ringd
+wait $_ringd 2>/dev/null || true
+dom0 xenstore-write /local/domain/6/memory/target 4242
+g_send g2 "read memory/target"
+ringd_start 2
+g_recv g2
+expect_eq "read across the restart" "$R" "ok 4242"
+# Each watch set again fires once (memory/target among them); then
+# dom0's next write is seen.
+got=""
+for _ in 1 2 3; do g g2 event; got="$got|$R"; done
+case "$got" in *"event memory/target balloon"*) ;;
+*) fail "watches not set again: $got" ;; esac
+dom0 xenstore-write /local/domain/6/memory/target 4343
+expect g2 event "event memory/target balloon"
+expect g2 "read memory/target" "ok 4343"
+expect g1 "read memory/target" "ok 65536"
+# A transaction open across the restart is gone, and its id names no
+# transaction started afterwards.
+expect g2 txstart "ok *"
+newtx=${R#ok }
+[ "$newtx" != "$oldtx" ] || fail "transaction id $oldtx reused"
+expect g2 "txwrite $oldtx data/t 2" "err ENOENT"
+expect g2 "txwrite $newtx data/t 3" "ok*"
+expect g2 "txend $newtx T" "ok*"
+expect g2 "read data/t" "ok 3"
+
+note "release: the service lets the ring go"
+dom0 "$T/xsintro" release 5 || fail "release 5"
+wait_line "$RINGD_LOG" "domain 5: released"
+dom0 xenstore-exists /tool/xsringd/5 && fail "records of domain 5 kept"
+expect g2 "read data/x" "ok private6"
+kill -0 $_ringd || fail "noxs-xsringd died: $(tail "$RINGD_LOG")"
+grep -q "runtime error\|AddressSanitizer" "$RINGD_LOG" && fail "sanitizer: $(cat "$RINGD_LOG")"
+echo "PASS: xsringd"
