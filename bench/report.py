@@ -430,6 +430,9 @@ w(f"build/bench/xs-bringup IMPL {CN} K    # (g) K = {' '.join(map(str, KS))}: xe
 w(f"build/bench/noxs-bringup noxs {CN} K  # (g) native" +
   ("; K = 1 is also (b)(d)(e)" if BN == CN else ""))
 w(f"# with K = 1 and {BN} domains, xs-bringup also runs 1000 4-write transactions (c)")
+if meta.get("generic_ns"):
+    w(f"bench/generic.sh one IMPL {meta.get('generic_ns')}  # generic paths: "
+      "compat-xs local (tmpfs, ext4), xenstored, oxenstored, compat-xs mixed")
 w("```\n")
 if BN != CN and BASE_BR < REPS:
     w(f"To keep the run's length down, Debian's daemons' bring-up of {BN} "
@@ -701,6 +704,17 @@ for i in IMPLS:
             sp.append(rcell(ratio(base, {r: v["total_ms"] for r, v in d.items()})))
     w(f"| {LABEL[i]} | " + " | ".join(cells + sp) + " |")
 w("")
+
+# Generic paths (bench/report_generic.py, also run alone by
+# `make bench-generic`).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import report_generic  # noqa: E402
+
+gmeta = dict(meta)
+gen = report_generic.section(RES, gmeta, MAKE, "build/bench/results/")
+if gen:
+    out.extend(gen)
+    w("")
 
 w("## Failures\n")
 if failures:

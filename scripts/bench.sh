@@ -16,10 +16,14 @@
 #          see below); K = 1 2 8 toolstack clients bringing up 200
 #          domains (K = 1 is also the bring-up, memory and CPU figure);
 #          3 repetitions; about 5 minutes on 2 cores
+#          generic paths (bench/generic.sh) at N = 10 1000 in every
+#          configuration, in the first repetition only (about 6 minutes
+#          more)
 #   full:  handshake at N = 10 ... 10000 (Debian's daemons: up to 1000;
 #          compat-xs: up to what its fd limit allows, see below); the
 #          bring-up, memory and CPU figure at 1000 domains (K = 1); K = 1 2
-#          8 at 300 domains; 3 repetitions; about an hour on 2 cores
+#          8 at 300 domains; generic paths at N = 10 1000 in every
+#          repetition; 3 repetitions; about an hour on 2 cores
 # Every guest has its own connection with its own watches here, as on
 # Xen, and both daemons match every write against every connection's
 # watches: their handshake grows with N, so the time to reach N grows
@@ -47,9 +51,9 @@ B=$(cd "${NOXS_BUILD:-$top/build}" && pwd)
 export NOXS_BUILD=$B
 case $mode in
 short) NS="10 100 300 1000"; NS_XS="10 100 300"; BRING_N=200; CONC_N=200
-	REPS=3; BASE_BRING_REPS=3; STEP_TIMEOUT=600 ;;
+	REPS=3; BASE_BRING_REPS=3; STEP_TIMEOUT=600; GEN_REPS=1 ;;
 full) NS="10 100 300 1000 3000 10000"; NS_XS="10 100 300 1000"; BRING_N=1000
-	CONC_N=300; REPS=3; BASE_BRING_REPS=3; STEP_TIMEOUT=2400 ;;
+	CONC_N=300; REPS=3; BASE_BRING_REPS=3; STEP_TIMEOUT=2400; GEN_REPS=3 ;;
 *) echo "usage: $0 short|full" >&2; exit 2 ;;
 esac
 REPS=${BENCH_REPS:-$REPS}
@@ -76,6 +80,14 @@ done
 NS_CX=${NS_CX# }
 FLOOR_N=20000
 IMPLS_XS="xenstored oxenstored"
+# Generic paths (bench/generic.sh): every configuration at 10 and 1000
+# domains (about 6 minutes per repetition, most of it the daemons taking
+# 1000 domains' records), in the first GEN_REPS repetitions.
+GEN_NS=${BENCH_GEN_NS:-"10 1000"}
+GEN_REPS=${BENCH_GEN_REPS:-$GEN_REPS}
+[ "$GEN_REPS" -le "$REPS" ] || GEN_REPS=$REPS
+GEN_IMPLS="compat-xs-local compat-xs-local-disk xenstored oxenstored compat-xs-mixed"
+export BENCH_TXN_SIZES="${BENCH_TXN_SIZES-16 64}"
 
 "$top/scripts/deps.sh" bench
 
@@ -141,9 +153,17 @@ pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "not installed
 	echo "base_bring_reps=$BASE_BRING_REPS"
 	echo "ks=$KS"
 	echo "floor_n=$FLOOR_N"
+	echo "generic_ns=$GEN_NS"
+	echo "generic_reps=$GEN_REPS"
+	echo "generic_impls=$GEN_IMPLS"
+	echo "generic_iter=${BENCH_ITER:-1000}"
+	echo "generic_watch_iter=${BENCH_WATCH_ITER:-300}"
+	echo "generic_budget_ms=${BENCH_BUDGET_MS:-3000}"
+	echo "generic_txn_sizes=$BENCH_TXN_SIZES"
+	echo "generic_disk=${BENCH_DISK_DIR:-/var/tmp} ($(df -T "${BENCH_DISK_DIR:-/var/tmp}" | awk 'NR == 2 { print $2 }'))"
 } >"$res/meta.txt"
 
-nsteps=$((REPS * (1 + 1 + 3 + 4 * 3)))
+nsteps=$((REPS * (1 + 1 + 3 + 4 * 3) + GEN_REPS * 5))
 if [ "$CONC_N" != "$BRING_N" ]; then
 	nsteps=$((nsteps + 2 * REPS + 2 * BASE_BRING_REPS))
 fi
@@ -298,6 +318,15 @@ while [ $rep -lt "$REPS" ]; do
 	for impl in $IMPLS_XS compat-xs; do
 		compat "$impl"
 	done
+	# generic paths: compat-xs's local store against the daemons
+	if [ $rep -le "$GEN_REPS" ]; then
+		once=$((GEN_REPS < REPS))
+		for impl in $GEN_IMPLS; do
+			run "$impl generic $tag" "generic.$rep" env NOXS_BENCH_TMPDIR="$work" \
+				"$top/bench/generic.sh" one "$impl" $GEN_NS
+		done
+		once=0
+	fi
 	# (b)(d)(e) one client bringing up BRING_N domains, when that is not
 	# the K = 1 run below; (g) K toolstack clients at once
 	for impl in $IMPLS_XS compat-xs noxs; do
