@@ -56,8 +56,17 @@ LD_LIBRARY_PATH=$NX_BUILD/lib/compat-xs:$LD_LIBRARY_PATH COMPAT_XS_QUIET=1 \
 	NOXS_SIM_DOMID=0 "$NX_TESTBIN/xswatch" @releaseDomain rel \
 	>"$NX_DIR/xs.out" 2>"$NX_DIR/xs.log" &
 NX_PIDS+=($!)
+# The same on compat-xs's local store (a host without xenstored): the
+# store sees introductions and releases, noxsd the deaths.
+LD_LIBRARY_PATH=$NX_BUILD/lib/compat-xs:$LD_LIBRARY_PATH COMPAT_XS_QUIET=1 \
+	NOXS_SIM_DOMID=0 NOXS_COMPAT_MODE=local NOXS_XS_DIR=$NX_DIR/xs \
+	"$NX_TESTBIN/xswatch" @releaseDomain rel >"$NX_DIR/xs-local.out" \
+	2>"$NX_DIR/xs-local.log" &
+NX_PIDS+=($!)
 # libxenstore fires every watch once when it is set.
 nx_wait 200 "xswatch's first event" nx_lines "$NX_DIR/xs.out" '^@releaseDomain rel$' 1
+nx_wait 200 "xswatch's first event (local store)" \
+	nx_lines "$NX_DIR/xs-local.out" '^@releaseDomain rel$' 1
 sleep 0.2
 
 # --- 1. death through VIRQ_DOM_EXC --------------------------------------
@@ -78,6 +87,8 @@ grep -q '^dev-removed 5 sysctl 0 ' "$NX_DIR/watch.out" ||
 nx_wait 100 "watch --json line" grep -q '^{"event":"domain-released","domid":5}$' \
 	"$NX_DIR/watch.json"
 nx_wait 200 "compat-xs @releaseDomain" nx_lines "$NX_DIR/xs.out" '^@releaseDomain rel$' 2
+nx_wait 200 "compat-xs @releaseDomain (local store)" \
+	nx_lines "$NX_DIR/xs-local.out" '^@releaseDomain rel$' 2
 
 # --- 2. the domid is reused and starts clean ------------------------------
 # Xen cannot build a domain on a domid until the old one is gone.
