@@ -149,6 +149,47 @@ static void queue_for_watch(struct xs_handle *h, struct watch *w,
 
 /* ---- the generic store's events ---- */
 
+static struct wnode *wnode_find(struct cxs_ctx *ctx, const char *path,
+                                size_t len);
+static struct wnode *wnode_below(const struct wnode *top,
+                                 const struct wnode *n);
+
+/* h's watch with this token at exactly node n, or NULL. */
+static struct watch *own_watch(const struct wnode *n,
+                               const struct xs_handle *h, const char *token)
+{
+    for (struct watch *w = n ? n->watches : NULL; w; w = w->wnext)
+        if (w->h == h && strcmp(w->token, token) == 0)
+            return w;
+    return NULL;
+}
+
+/*
+ * The watch a generic store's event belongs to: registered absolute,
+ * reported as the caller wrote it (relative watches strip the domain
+ * path). Through the index, as cxs_fire: at the event's path or one of
+ * its prefixes, else below it (a removed directory reported by its own
+ * path), so an event costs O(depth), not O(the handle's watches).
+ */
+static struct watch *gwatch_find(struct xs_handle *h, const char *path,
+                                 const char *token)
+{
+    struct cxs_ctx *ctx = h->ctx;
+    size_t len = strlen(path);
+    struct wnode *top = wnode_find(ctx, path, len);
+    struct watch *w = own_watch(top, h, token);
+
+    for (size_t i = len; !w && i-- > 1;)
+        if (path[i] == '/')
+            w = own_watch(wnode_find(ctx, path, i), h, token);
+    if (!w && path[0] == '/' && len > 1)
+        w = own_watch(wnode_find(ctx, "/", 1), h, token);
+    for (struct wnode *n = wnode_below(top, top); !w && n;
+         n = wnode_below(top, n))
+        w = own_watch(n, h, token);
+    return w;
+}
+
 /* Take the generic store's watch events into the handle's queue. */
 static void gdrain(struct xs_handle *h)
 {
@@ -185,20 +226,28 @@ static void gdrain(struct xs_handle *h)
             free(ev);
             continue;
         }
-        /* The watch it belongs to: registered absolute, reported as the
-         * caller wrote it (relative watches strip the domain path). */
-        for (struct watch *w = h->watches; w; w = w->next)
-            if (strcmp(w->token, token) == 0 &&
-                (cxs_is_child(path, w->path) ||
-                 cxs_is_child(w->path, path))) {
-                queue_for_watch(h, w, path);
-                break;
-            }
+        struct watch *w = gwatch_find(h, path, token);
+        if (w)
+            queue_for_watch(h, w, path);
         free(ev);
     }
 }
 
 /* ---- the watch index ---- */
+
+/* The node after n in a depth-first walk of top's subtree (top itself
+ * excluded; n == top starts it), or NULL at the end. */
+static struct wnode *wnode_below(const struct wnode *top,
+                                 const struct wnode *n)
+{
+    if (!top)
+        return NULL;
+    if (n->child)
+        return n->child;
+    while (n != top && !n->sib_next)
+        n = n->parent;
+    return n == top ? NULL : n->sib_next;
+}
 
 static struct wnode *wnode_find(struct cxs_ctx *ctx, const char *path,
                                 size_t len)
@@ -430,18 +479,10 @@ void cxs_fire(struct cxs_ctx *ctx, const char *path, bool removed)
     } else if (removed) {
         /* The subtree below path's node, depth first. */
         struct wnode *top = wnode_find(ctx, path, len);
-        struct wnode *n = top ? top->child : NULL;
 
-        while (n) {
+        for (struct wnode *n = wnode_below(top, top); n;
+             n = wnode_below(top, n))
             match_node(&m, n, NULL);
-            if (n->child) {
-                n = n->child;
-                continue;
-            }
-            while (n != top && !n->sib_next)
-                n = n->parent;
-            n = n == top ? NULL : n->sib_next;
-        }
     }
     if (m.n > 1)
         qsort(m.v, m.n, sizeof(*m.v), newest_first);
