@@ -572,15 +572,14 @@ static bool boot_lookup(unsigned int domid, struct noxs_boot *out)
 }
 
 /* Fetch noxsd's domain list into the cache. */
-static int boot_fetch(struct cxs_ctx *ctx)
+/* Remember every domain of noxsd's list. 0, or -1 (no list). */
+static int boots_load(noxs_client *c)
 {
     struct noxs_domain_info *doms = NULL;
     size_t n = 0;
-    noxs_client *c = cxs_ctx_client(ctx);
-    int rc = 0;
 
     if (!c || noxs_domain_list(c, &doms, &n) < 0)
-        rc = -1;
+        return -1;
     for (size_t i = 0; i < n; i++) {
         struct noxs_boot b = {.owner_domid = doms[i].owner_domid,
                               .gref = doms[i].gref,
@@ -588,6 +587,13 @@ static int boot_fetch(struct cxs_ctx *ctx)
         cxs_boot_remember(doms[i].domid, &b);
     }
     free(doms);
+    return 0;
+}
+
+static int boot_fetch(struct cxs_ctx *ctx)
+{
+    int rc = boots_load(cxs_ctx_client(ctx));
+
     /* A frontend has no other use for the connection: a process acting
      * as many domains should not hold one per domain. */
     if (ctx->client) {
@@ -608,12 +614,9 @@ int cxs_noxs_domain(struct cxs_ctx *ctx, unsigned int domid)
 {
     static uint32_t *next_fetch; /* per domain: ms since first use */
     static struct timespec epoch;
-    struct noxs_domain_info *doms = NULL;
     struct noxs_boot b;
     struct timespec ts;
     uint32_t now;
-    size_t n = 0;
-    noxs_client *c;
 
     if (domid > NOXS_DOMID_MAX)
         return 0;
@@ -628,8 +631,7 @@ int cxs_noxs_domain(struct cxs_ctx *ctx, unsigned int domid)
                      (ts.tv_nsec - epoch.tv_nsec) / 1000000) + 1;
     if (next_fetch && next_fetch[domid] && now < next_fetch[domid])
         return 0;
-    c = cxs_ctx_client(ctx);
-    if (!c || noxs_domain_list(c, &doms, &n) < 0) {
+    if (boots_load(cxs_ctx_client(ctx)) < 0) {
         /* noxsd gone: reconnect on the next lookup. */
         if (ctx->client) {
             noxs_client_close(ctx->client);
@@ -640,13 +642,6 @@ int cxs_noxs_domain(struct cxs_ctx *ctx, unsigned int domid)
             next_fetch[domid] = now + 1000;
         return 0;
     }
-    for (size_t i = 0; i < n; i++) {
-        struct noxs_boot nb = {.owner_domid = doms[i].owner_domid,
-                               .gref = doms[i].gref,
-                               .port = doms[i].port};
-        cxs_boot_remember(doms[i].domid, &nb);
-    }
-    free(doms);
     if (boot_lookup(domid, &b))
         return 1;
     if (next_fetch)
