@@ -97,12 +97,21 @@ compat_exec() {
 		*) _wc_pre=$_wc_asan ;;
 		esac
 	fi
-	exec env -u XENSTORED_PATH NOXS_SIM_DOMID=$_wc_dom \
+	# Mixed mode reaches xenstored through $XENSTORED_PATH; otherwise
+	# the daemon a test started is only for Debian's library.
+	_wc_unset="-u XENSTORED_PATH"
+	[ "${_wc_mode:-}" = mixed ] && _wc_unset=
+	exec env $_wc_unset NOXS_SIM_DOMID=$_wc_dom \
+		${_wc_mode:+NOXS_COMPAT_MODE=$_wc_mode} \
 		${_wc_pre:+LD_PRELOAD=$_wc_pre ASAN_OPTIONS=detect_leaks=0} \
 		COMPAT_XS_QUIET=${COMPAT_XS_QUIET:-} \
 		LD_LIBRARY_PATH=$NOXS_BUILD/lib/compat-xs:$NOXS_BUILD/sim:$NOXS_BUILD/lib \
 		"$@"
 }
+
+# mode_exec MODE [DOMID] CMD...: compat_exec with compat-xs in MODE
+# (mixed, local, noxs; docs/COMPAT.md "Modes").
+mode_exec() { _wc_mode=$1; shift; compat_exec "$@"; }
 
 # with_compat [DOMID] CMD...: run CMD in the compat-xs environment.
 with_compat() { (compat_exec "$@"); }

@@ -10,13 +10,8 @@
 need_xen_tools
 xsd_start xenstored xsd
 noxs_start
-local_exec() {
-	exec env -u XENSTORED_PATH NOXS_SIM_DOMID=0 NOXS_COMPAT_MODE=local \
-		NOXS_XS_DIR="$WORK/xs" \
-		${_wc_asan:+LD_PRELOAD=$_wc_asan ASAN_OPTIONS=detect_leaks=0} \
-		LD_LIBRARY_PATH=$NOXS_BUILD/lib/compat-xs:$NOXS_BUILD/sim:$NOXS_BUILD/lib \
-		"$@"
-}
+export NOXS_XS_DIR=$WORK/xs
+local_exec() { mode_exec local "$@"; }
 loc() { (local_exec "$@"); }
 debian() { env -u LD_LIBRARY_PATH -u LD_PRELOAD "$@"; }
 

@@ -11,14 +11,7 @@
 need_xen_tools
 xsd_start xenstored xsd
 noxs_start
-mixed_exec() {
-	_mx_dom=0
-	case "$1" in [0-9]*) _mx_dom=$1; shift ;; esac
-	exec env NOXS_SIM_DOMID=$_mx_dom NOXS_COMPAT_MODE=mixed \
-		${_wc_asan:+LD_PRELOAD=$_wc_asan ASAN_OPTIONS=detect_leaks=0} \
-		LD_LIBRARY_PATH=$NOXS_BUILD/lib/compat-xs:$NOXS_BUILD/sim:$NOXS_BUILD/lib \
-		"$@"
-}
+mixed_exec() { mode_exec mixed "$@"; }
 mixed() { (mixed_exec "$@"); }
 # Debian's own library and tools, straight to xenstored.
 debian() { env -u LD_LIBRARY_PATH -u LD_PRELOAD "$@"; }
