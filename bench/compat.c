@@ -4,20 +4,36 @@
  * measures Debian's xenstored and oxenstored (XENSTORED_PATH) and
  * compat-xs with noxsd (LD_LIBRARY_PATH=build/lib/compat-xs).
  *
- *   compat-bench LABEL [N ...]      (default N: 10 100 1000)
+ *   compat-bench [--ring|--sockets] LABEL [N ...]   (default N: 10 100 1000)
  *
  * Starts $NOXS_BUILD/bin/legacy-back, then for domain 1..max(N): the
  * toolstack introduces the domain (not timed), then, timed: writes the
- * vif nodes in one transaction, the domain's frontend opens a handle and
- * connects (InitWait -> rings in a transaction -> Connected -> backend
- * Connected). Every earlier domain stays connected, with its nodes and
- * watches. For each N, the handshakes of domains N-9..N are reported, and
- * the total for 1..N (latency runs excluded). At each N, as domain 1's
- * frontend: xs_read of a device key, xs_write of one, xs_directory of the
- * 16-entry device directory, and a watch round trip (write ping, the
- * backend is woken and writes pong, we are woken): at the smallest N
- * these are the baseline's conditions (a nearly empty store), at larger
- * N they include the cost of N connections and 2N watches held.
+ * vif nodes in one transaction, the domain's frontend connects (InitWait
+ * -> rings in a transaction -> Connected -> backend Connected). Every
+ * earlier domain stays connected, with its nodes and watches. For each
+ * N, the handshakes of domains N-9..N are reported, and the total for
+ * 1..N (latency runs excluded). At each N, as domain 1's frontend:
+ * xs_read of a device key, xs_write of one, xs_directory of the 16-entry
+ * device directory, and a watch round trip (write ping, the backend is
+ * woken and writes pong, we are woken): at the smallest N these are the
+ * baseline's conditions (a nearly empty store), at larger N they include
+ * the cost of N connections and 2N watches held.
+ *
+ * How a guest reaches the daemon (Debian's daemons run as domain 0 of
+ * the simulator, tests/compat/xsd.sh with XSD_SIM=1 and the same
+ * NOXS_SIM_DIR):
+ *   --ring     each guest has a store ring in its own memory and an event
+ *              channel, introduced with INTRODUCE (domid, frame, port);
+ *              its frontend speaks the ring protocol (bench/xsrclient.c),
+ *              as Linux's xenbus does. The daemon sees one connection
+ *              per guest, its ring: the configuration of a Xen host.
+ *   --sockets  the same introduced rings, idle, and every frontend opens
+ *              its own dom0 Unix socket, keeps it open and sends its
+ *              requests over it: N more connections the daemon polls on
+ *              every pass of its main loop, like a host where xl leaves a
+ *              monitor process with a socket per domain.
+ *   (neither)  sockets, no ring: for compat-xs, whose guests act as their
+ *              domain on noxsd (NOXS_SIM_DOMID).
  *
  * One line per result:
  *   compat daemon=LABEL op=OP n=N samples=S median_us=M p99_us=P
@@ -36,12 +52,15 @@
 
 #include "../frontends/legacy/legacy.h"
 #include "svc.h"
+#include "xsrclient.h"
 
 #define ITER 2000
 #define RTT_ITER 500
 #define TIMEOUT_MS 30000
 
 static const char *label;
+static enum { GUEST_SOCKET, GUEST_RING, GUEST_RING_IDLE } guests;
+static struct xsrc *rings; /* per domain, --ring and --sockets */
 static pid_t backend_pid; /* legacy-back, stopped on every exit */
 
 static double now_us(void)
@@ -112,30 +131,104 @@ static struct xs_handle *open_as(unsigned int domid)
 }
 
 /*
+ * Domain 1's frontend for the latency runs: its xs handle, or its ring.
+ * Each returns 0 or -1 (die() on the caller's side).
+ */
+static struct xs_handle *lat_xs;
+static struct xsrc *lat_ring;
+
+static int fe_read(const char *path, char *out, size_t outlen)
+{
+    unsigned int len;
+    uint32_t rlen;
+    char *v = lat_ring ? xsrc_read(lat_ring, 0, path, &rlen)
+                       : xs_read(lat_xs, XBT_NULL, path, &len);
+
+    if (!v)
+        return -1;
+    if (out)
+        snprintf(out, outlen, "%s", v);
+    free(v);
+    return 0;
+}
+
+static int fe_write(const char *path, const char *value)
+{
+    if (lat_ring)
+        return xsrc_write(lat_ring, 0, path, value);
+    return xs_write(lat_xs, XBT_NULL, path, value,
+                    (unsigned)strlen(value)) ? 0 : -1;
+}
+
+static int fe_directory(const char *path)
+{
+    unsigned int num = 0;
+    char **names;
+
+    if (lat_ring)
+        return xsrc_directory(lat_ring, 0, path) < 0 ? -1 : 0;
+    names = xs_directory(lat_xs, XBT_NULL, path, &num);
+    free(names);
+    return names ? 0 : -1;
+}
+
+static int fe_watch(const char *path, const char *token, bool on)
+{
+    if (lat_ring)
+        return on ? xsrc_watch(lat_ring, path, token)
+                  : xsrc_unwatch(lat_ring, path, token);
+    return (on ? xs_watch(lat_xs, path, token)
+               : xs_unwatch(lat_xs, path, token)) ? 0 : -1;
+}
+
+/* Block for the next watch event (bounded on the ring). */
+static int fe_next_event(void)
+{
+    unsigned int k;
+    char **ev;
+
+    if (lat_ring)
+        return xsrc_wait_event(lat_ring, TIMEOUT_MS, NULL) == 1 ? 0 : -1;
+    ev = xs_read_watch(lat_xs, &k);
+    free(ev);
+    return ev ? 0 : -1;
+}
+
+static void fe_drop_events(void)
+{
+    if (lat_ring) {
+        xsrc_drop_events(lat_ring);
+        return;
+    }
+    /* The unwatch discards its own on compat-xs; libxenstore may still
+     * hold some. */
+    for (char **e; (e = xs_check_watch(lat_xs)) != NULL;)
+        free(e);
+}
+
+/*
  * Latencies, as domain 1's frontend, on its device directory, measured
  * with n domains connected (all their handles, watches and nodes held):
  * once at the smallest N (the conditions of the baseline) and at every
  * other N, so growth with the store's size shows.
  */
-static void latencies(struct xs_handle *h, int n, double *lat)
+static void latencies(int n, double *lat)
 {
     const char *dir = "/local/domain/1/device/vif/0";
-    char path[256], value[64], pong[256];
-    unsigned int len, num = 0;
+    char path[256], value[64], pong[256], got_v[64];
 
     for (int i = 0; i < 4; i++) { /* 12 nodes + 4 = 16 entries */
         snprintf(path, sizeof(path), "%s/extra-%d", dir, i);
-        if (!xs_write(h, XBT_NULL, path, "x", 1))
+        if (fe_write(path, "x") < 0)
             die("xs_write (setup)");
     }
     snprintf(path, sizeof(path), "%s/mac", dir);
     for (int i = 0; i < ITER; i++) {
         double t0 = now_us();
-        char *v = xs_read(h, XBT_NULL, path, &len);
+        int rc = fe_read(path, NULL, 0);
         lat[i] = now_us() - t0;
-        if (!v)
+        if (rc < 0)
             die("xs_read");
-        free(v);
     }
     report("read", n, lat, ITER);
     snprintf(path, sizeof(path), "%s/bench", dir);
@@ -143,74 +236,75 @@ static void latencies(struct xs_handle *h, int n, double *lat)
         double t0;
         snprintf(value, sizeof(value), "%d", i);
         t0 = now_us();
-        if (!xs_write(h, XBT_NULL, path, value, (unsigned)strlen(value)))
+        if (fe_write(path, value) < 0)
             die("xs_write");
         lat[i] = now_us() - t0;
     }
     report("write", n, lat, ITER);
     for (int i = 0; i < ITER; i++) {
         double t0 = now_us();
-        char **names = xs_directory(h, XBT_NULL, dir, &num);
+        int rc = fe_directory(dir);
         lat[i] = now_us() - t0;
-        if (!names)
+        if (rc < 0)
             die("xs_directory");
-        free(names);
     }
     report("directory", n, lat, ITER);
 
     /* Watch round trip through the backend (legacy-back -p 1). */
     snprintf(pong, sizeof(pong), "/local/domain/0/backend/vif/1/0/pong");
     snprintf(path, sizeof(path), "%s/ping", dir);
-    if (!xs_watch(h, pong, "pong"))
+    if (fe_watch(pong, "pong", true) < 0)
         die("xs_watch");
     for (int i = 0; i < RTT_ITER; i++) {
         double t0 = now_us();
         bool got = false;
 
         snprintf(value, sizeof(value), "%d-%d", n, i);
-        if (!xs_write(h, XBT_NULL, path, value, (unsigned)strlen(value)))
+        if (fe_write(path, value) < 0)
             die("xs_write ping");
         while (!got) {
-            unsigned int k;
-            char **ev = xs_read_watch(h, &k);
-            char *v;
-
-            if (!ev)
+            if (fe_next_event() < 0)
                 die("xs_read_watch");
-            free(ev);
-            v = xs_read(h, XBT_NULL, pong, &len);
-            got = v && strcmp(v, value) == 0;
-            free(v);
+            got = fe_read(pong, got_v, sizeof(got_v)) == 0 &&
+                  strcmp(got_v, value) == 0;
         }
         lat[i] = now_us() - t0;
     }
     report("watch_rtt", n, lat, RTT_ITER);
-    if (!xs_unwatch(h, pong, "pong"))
+    if (fe_watch(pong, "pong", false) < 0)
         die("xs_unwatch");
-    /* Drop events queued since the last read (the unwatch discards its
-     * own on compat-xs; libxenstore may still hold some). */
-    for (char **e; (e = xs_check_watch(h)) != NULL;)
-        free(e);
+    fe_drop_events();
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: compat-bench [--ring|--sockets] LABEL [N ...]\n");
+    exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    int ns[8] = {10, 100, 1000}, nn = 3, maxn = 0;
+    int ns[8] = {10, 100, 1000}, nn = 3, maxn = 0, a = 1;
     struct xs_handle *ts, **fe;
     struct legacy_front *front;
     double *hs, *lat;
     struct rlimit rl;
     pid_t back;
 
-    if (argc < 2) {
-        fprintf(stderr, "usage: compat-bench LABEL [N ...]\n");
-        return 2;
+    if (a < argc && strcmp(argv[a], "--ring") == 0) {
+        guests = GUEST_RING;
+        a++;
+    } else if (a < argc && strcmp(argv[a], "--sockets") == 0) {
+        guests = GUEST_RING_IDLE;
+        a++;
     }
-    label = argv[1];
-    if (argc > 2) {
+    if (a >= argc || argv[a][0] == '-')
+        usage();
+    label = argv[a++];
+    if (a < argc) {
         nn = 0;
-        for (int i = 2; i < argc && nn < 8; i++)
-            ns[nn++] = atoi(argv[i]);
+        for (; a < argc && nn < 8; a++)
+            ns[nn++] = atoi(argv[a]);
     }
     for (int i = 0; i < nn; i++)
         if (ns[i] > maxn)
@@ -228,26 +322,43 @@ int main(int argc, char **argv)
         die("xs_open (toolstack)");
     fe = calloc((size_t)maxn + 1, sizeof(*fe));
     front = calloc((size_t)maxn + 1, sizeof(*front));
+    rings = calloc((size_t)maxn + 1, sizeof(*rings));
     hs = calloc((size_t)maxn + 1, sizeof(*hs));
     lat = calloc(ITER, sizeof(*lat));
-    if (!fe || !front || !hs || !lat)
+    if (!fe || !front || !rings || !hs || !lat)
         die("calloc");
 
     double total_start = now_us();
     for (int d = 1; d <= maxn; d++) {
+        unsigned long frame = 0;
+        unsigned int port = 1;
         double t0;
 
-        if (!xs_introduce_domain(ts, (unsigned)d, 0, 1))
+        /* Domain creation, not timed: the guest's store ring and port
+         * (as the domain builder and the guest's xenbus would set them
+         * up), then the toolstack's INTRODUCE. */
+        if (guests != GUEST_SOCKET) {
+            if (xsrc_open(&rings[d], (unsigned)d, XSRC_STORE_GFN) < 0)
+                die("store ring (is NOXS_SIM_DIR the daemon's?)");
+            frame = XSRC_STORE_GFN;
+            port = rings[d].port;
+        }
+        if (!xs_introduce_domain(ts, (unsigned)d, frame, port))
             die("xs_introduce_domain");
         t0 = now_us();
         if (legacy_toolstack_add(ts, (unsigned)d, "vif", 0, 0) < 0)
             die("toolstack add");
-        fe[d] = open_as((unsigned)d);
-        if (!fe[d])
-            die("xs_open (frontend)");
-        if (legacy_front_connect(&front[d], fe[d], (unsigned)d, "vif", 0,
-                                 TIMEOUT_MS) < 0)
-            die("frontend connect");
+        if (guests == GUEST_RING) {
+            if (xsrc_front_connect(&rings[d], "vif", 0, TIMEOUT_MS) < 0)
+                die("frontend connect (ring)");
+        } else {
+            fe[d] = open_as((unsigned)d);
+            if (!fe[d])
+                die("xs_open (frontend)");
+            if (legacy_front_connect(&front[d], fe[d], (unsigned)d, "vif", 0,
+                                     TIMEOUT_MS) < 0)
+                die("frontend connect");
+        }
         hs[d] = now_us() - t0;
         for (int i = 0; i < nn; i++)
             if (d == ns[i]) {
@@ -258,7 +369,9 @@ int main(int argc, char **argv)
                        label, d, (now_us() - total_start) / 1e3);
                 fflush(stdout);
                 double l0 = now_us();
-                latencies(fe[1], d, lat);
+                lat_ring = guests == GUEST_RING ? &rings[1] : NULL;
+                lat_xs = fe[1];
+                latencies(d, lat);
                 total_start += now_us() - l0; /* not part of the total */
             }
     }

@@ -13,6 +13,13 @@
 # XENSTORED_PATH=DIR/.../socket, which this script prints.
 #
 # The shim is found at $XSSHIM, else $NOXS_BUILD/tests/compat/xsshim.so.
+#
+# With XSD_SIM=1 the daemon runs as domain 0 of the simulator instead
+# ($NOXS_SIM_DIR): bench/xsdsim.so ($XSDSIM, else
+# $NOXS_BUILD/bench/xsdsim.so) and the simulator's libxenevtchn,
+# libxengnttab and libxenforeignmemory are preloaded, so introduced
+# guests' rings and event channels are real simulator pages and ports
+# (bench/xsdsim.c says what is still faked).
 set -eu
 
 XEN_BIN=${XEN_BIN:-/usr/lib/xen-4.17/bin}
@@ -35,11 +42,24 @@ start)
 	[ $# -eq 3 ] || die "usage: xsd.sh start xenstored|oxenstored DIR"
 	kind=$2
 	dir=$(cd "$3" && pwd)
+	if [ "${XSD_SIM:-}" = 1 ]; then
+		shim=${XSDSIM:-${NOXS_BUILD:-build}/bench/xsdsim.so}
+		[ -n "${NOXS_SIM_DIR:-}" ] || die "XSD_SIM=1 needs NOXS_SIM_DIR"
+	fi
 	[ -f "$shim" ] || die "no shim at $shim (make it first)"
 	shim=$(cd "$(dirname "$shim")" && pwd)/$(basename "$shim")
+	if [ "${XSD_SIM:-}" = 1 ]; then
+		# Preloaded by path, the simulator's libraries stand in for
+		# Debian's of the same soname; Debian's libxenctrl stays.
+		simdir=$(cd "$(dirname "$shim")/../sim" && pwd)
+		for l in libxenevtchn.so.1 libxengnttab.so.1 libxenforeignmemory.so.1; do
+			[ -f "$simdir/$l" ] || die "no $simdir/$l (make it first)"
+			shim="$shim $simdir/$l"
+		done
+	fi
 	case "$kind" in
 	xenstored)
-		env -u LD_LIBRARY_PATH XENSTORED_RUNDIR="$dir" LD_PRELOAD="$shim" \
+		env -u LD_LIBRARY_PATH -u NOXS_SIM_DOMID XENSTORED_RUNDIR="$dir" LD_PRELOAD="$shim" \
 			"$XEN_BIN/xenstored" -N -F "$dir/xenstored.pid" \
 			>"$dir/daemon.log" 2>&1 &
 		pid=$!
@@ -57,7 +77,7 @@ start)
 		# unshare and sh exec, so $! ends up being oxenstored itself.
 		unshare --mount --propagation private sh -c "
 			mount --bind '$dir' /run && mkdir -p /run/xenstored &&
-			exec env -u LD_LIBRARY_PATH LD_PRELOAD='$shim' '$XEN_BIN/oxenstored' \
+			exec env -u LD_LIBRARY_PATH -u NOXS_SIM_DOMID LD_PRELOAD='$shim' '$XEN_BIN/oxenstored' \
 				--no-fork --config-file /run/oxenstored.conf" \
 			>"$dir/daemon.log" 2>&1 &
 		pid=$!
