@@ -37,8 +37,12 @@
  *
  * One line per result:
  *   compat daemon=LABEL op=OP n=N samples=S median_us=M p99_us=P
- * (op=handshake_total: total_ms=T). Nothing here asserts a timing.
+ * (op=handshake_total: total_ms=T). With BENCH_DAEMON_PID set, also at
+ * each N the daemon's open file descriptors, which show how many
+ * connections it polls (op=daemon_fds: fds=F guests=ring|sockets).
+ * Nothing here asserts a timing.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -54,11 +58,11 @@
 #include "svc.h"
 #include "xsrclient.h"
 
-#define ITER 2000
-#define RTT_ITER 500
+#define ITER 2000 /* BENCH_ITER overrides (smoke tests) */
 #define TIMEOUT_MS 30000
 
 static const char *label;
+static int iter = ITER, rtt_iter = ITER / 4;
 static enum { GUEST_SOCKET, GUEST_RING, GUEST_RING_IDLE } guests;
 static struct xsrc *rings; /* per domain, --ring and --sockets */
 static pid_t backend_pid; /* legacy-back, stopped on every exit */
@@ -223,16 +227,16 @@ static void latencies(int n, double *lat)
             die("xs_write (setup)");
     }
     snprintf(path, sizeof(path), "%s/mac", dir);
-    for (int i = 0; i < ITER; i++) {
+    for (int i = 0; i < iter; i++) {
         double t0 = now_us();
         int rc = fe_read(path, NULL, 0);
         lat[i] = now_us() - t0;
         if (rc < 0)
             die("xs_read");
     }
-    report("read", n, lat, ITER);
+    report("read", n, lat, (size_t)iter);
     snprintf(path, sizeof(path), "%s/bench", dir);
-    for (int i = 0; i < ITER; i++) {
+    for (int i = 0; i < iter; i++) {
         double t0;
         snprintf(value, sizeof(value), "%d", i);
         t0 = now_us();
@@ -240,22 +244,22 @@ static void latencies(int n, double *lat)
             die("xs_write");
         lat[i] = now_us() - t0;
     }
-    report("write", n, lat, ITER);
-    for (int i = 0; i < ITER; i++) {
+    report("write", n, lat, (size_t)iter);
+    for (int i = 0; i < iter; i++) {
         double t0 = now_us();
         int rc = fe_directory(dir);
         lat[i] = now_us() - t0;
         if (rc < 0)
             die("xs_directory");
     }
-    report("directory", n, lat, ITER);
+    report("directory", n, lat, (size_t)iter);
 
     /* Watch round trip through the backend (legacy-back -p 1). */
     snprintf(pong, sizeof(pong), "/local/domain/0/backend/vif/1/0/pong");
     snprintf(path, sizeof(path), "%s/ping", dir);
     if (fe_watch(pong, "pong", true) < 0)
         die("xs_watch");
-    for (int i = 0; i < RTT_ITER; i++) {
+    for (int i = 0; i < rtt_iter; i++) {
         double t0 = now_us();
         bool got = false;
 
@@ -270,10 +274,31 @@ static void latencies(int n, double *lat)
         }
         lat[i] = now_us() - t0;
     }
-    report("watch_rtt", n, lat, RTT_ITER);
+    report("watch_rtt", n, lat, (size_t)rtt_iter);
     if (fe_watch(pong, "pong", false) < 0)
         die("xs_unwatch");
     fe_drop_events();
+}
+
+/* The daemon's open fds (-1 if unknown): its sockets show in them. */
+static int daemon_fds(void)
+{
+    const char *pid = getenv("BENCH_DAEMON_PID");
+    char path[64];
+    struct dirent *e;
+    DIR *d;
+    int n = 0;
+
+    if (!pid || !*pid)
+        return -1;
+    snprintf(path, sizeof(path), "/proc/%s/fd", pid);
+    if (!(d = opendir(path)))
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
 }
 
 static void usage(void)
@@ -306,6 +331,10 @@ int main(int argc, char **argv)
         for (; a < argc && nn < 8; a++)
             ns[nn++] = atoi(argv[a]);
     }
+    if (getenv("BENCH_ITER") && atoi(getenv("BENCH_ITER")) > 0) {
+        iter = atoi(getenv("BENCH_ITER"));
+        rtt_iter = iter / 4 > 0 ? iter / 4 : 1;
+    }
     for (int i = 0; i < nn; i++)
         if (ns[i] > maxn)
             maxn = ns[i];
@@ -324,7 +353,7 @@ int main(int argc, char **argv)
     front = calloc((size_t)maxn + 1, sizeof(*front));
     rings = calloc((size_t)maxn + 1, sizeof(*rings));
     hs = calloc((size_t)maxn + 1, sizeof(*hs));
-    lat = calloc(ITER, sizeof(*lat));
+    lat = calloc((size_t)iter, sizeof(*lat));
     if (!fe || !front || !rings || !hs || !lat)
         die("calloc");
 
@@ -367,6 +396,12 @@ int main(int argc, char **argv)
                 printf("compat daemon=%s op=handshake_total n=%d "
                        "total_ms=%.1f\n",
                        label, d, (now_us() - total_start) / 1e3);
+                int nfd = daemon_fds();
+                if (nfd >= 0)
+                    printf("compat daemon=%s op=daemon_fds n=%d fds=%d "
+                           "guests=%s\n",
+                           label, d, nfd,
+                           guests == GUEST_RING ? "ring" : "sockets");
                 fflush(stdout);
                 double l0 = now_us();
                 lat_ring = guests == GUEST_RING ? &rings[1] : NULL;

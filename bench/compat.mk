@@ -20,4 +20,4 @@ $(XSDSIM_SHIM): bench/xsdsim.c bench/xsrclient.h
 		-fvisibility=hidden -o $@ $< -lxenforeignmemory -lxenevtchn -ldl
 
 BENCH_PROGS += $(COMPAT_BENCH) $(XSDSIM_SHIM)
-ALL_TARGETS += $(XSDSIM_SHIM)
+ALL_TARGETS += $(COMPAT_BENCH) $(XSDSIM_SHIM)
