@@ -1,6 +1,10 @@
 #!/bin/sh
 # bench/compat.sh [N ...]: bench/compat-bench against Debian's xenstored,
 # oxenstored and compat-xs + noxsd, in one run (default N: 10 100 1000).
+# Debian's daemons run as domain 0 of the simulator and their guests talk
+# to them over store rings (compat-bench --ring); with BENCH_SOCKETS=1,
+# also with a dom0 socket per guest (--sockets, labelled
+# xenstored-sockets / oxenstored-sockets).
 # Prints every result line, then the ratios of the medians for every op
 # and N: compat ratio op=OP n=N xenstored/compat-xs=R oxenstored/compat-xs=R
 # Needs: make (compat-bench, legacy-back, the shim, compat-xs, noxsd)
@@ -16,19 +20,24 @@ pids=""
 cleanup() {
 	for p in $pids; do kill -9 "$p" 2>/dev/null || true; done
 	[ -f "$work/state/keeper.pid" ] && kill -9 "$(cat "$work/state/keeper.pid")" 2>/dev/null
-	for d in xenstored oxenstored; do
+	for d in xenstored oxenstored xenstored-sockets oxenstored-sockets; do
 		[ -d "$work/$d" ] && "$top/tests/compat/xsd.sh" stop "$work/$d"
 	done
 	rm -rf "$work" ${sim:+"$sim"}
 }
 trap cleanup EXIT
-export XSSHIM=$B/tests/compat/xsshim.so
 
-for d in xenstored oxenstored; do
-	mkdir -p "$work/$d"
-	env=$("$top/tests/compat/xsd.sh" start $d "$work/$d")
-	env "$env" "$B/bench/compat-bench" $d "$@" | tee -a "$out"
-	"$top/tests/compat/xsd.sh" stop "$work/$d"
+configs="xenstored oxenstored"
+[ "${BENCH_SOCKETS:-0}" = 0 ] || configs="$configs xenstored-sockets oxenstored-sockets"
+for c in $configs; do
+	d=${c%-sockets}
+	guests=--ring
+	[ "$c" = "$d" ] || guests=--sockets
+	mkdir -p "$work/$c/sim"
+	env=$(NOXS_SIM_DIR="$work/$c/sim" XSD_SIM=1 "$top/tests/compat/xsd.sh" start $d "$work/$c")
+	env "$env" NOXS_SIM_DIR="$work/$c/sim" BENCH_DAEMON_PID="$(cat "$work/$c/daemon.pid")" \
+		LD_LIBRARY_PATH="$B/sim:$B/lib" "$B/bench/compat-bench" $guests $c "$@" | tee -a "$out"
+	"$top/tests/compat/xsd.sh" stop "$work/$c"
 done
 
 # The simulator's grant pages and tables are shared-memory files: on

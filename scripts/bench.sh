@@ -24,12 +24,21 @@
 #          bring-up, memory and CPU figure at 1000 domains (K = 1); K = 1 2
 #          8 at 300 domains; generic paths at N = 10 1000 in every
 #          repetition; 3 repetitions; about an hour on 2 cores
-# Every guest has its own connection with its own watches here, as on
-# Xen, and both daemons match every write against every connection's
-# watches: their handshake grows with N, so the time to reach N grows
-# quadratically (1000 domains: minutes per daemon and repetition, against
-# seconds for 300). So the short run stops them at 300, the full run at
-# 1000, and their concurrency runs use 300 domains in the full run.
+# Debian's daemons run as domain 0 of the simulator (tests/compat/xsd.sh
+# with XSD_SIM=1): every guest's frontend talks to them over its own
+# store ring and event channel, as on Xen (compat-bench --ring, the
+# configuration of every headline ratio). The second configuration,
+# "xl with per-domain monitors" (compat-bench --sockets, labelled
+# xenstored-sockets / oxenstored-sockets), gives every guest a dom0 Unix
+# socket too, kept open and carrying its requests, as on a host where xl
+# leaves a monitor process per domain (BENCH_SOCKETS=0 skips it). Both
+# daemons do per-connection work on every main-loop pass (C xenstored
+# 4.17 also walks its list of domains for every unprivileged connection
+# on every fired watch; oxenstored matches watches through a trie): their
+# handshake grows with N, so the time to reach N grows faster than N
+# (1000 domains: minutes per daemon and repetition, against seconds for
+# 300). So the short run stops them at 300, the full run at 1000, and
+# their concurrency runs use 300 domains in the full run.
 #
 # compat-bench impersonates every guest in one process: with compat-xs
 # each guest costs that process 2 fds (its handle's epoll fd and its
@@ -38,7 +47,7 @@
 # (9900 with a hard limit of 20000); meta.txt records the cap.
 #
 # Environment (development only; `make bench` sets none of these):
-# BENCH_REPS, BENCH_NS, BENCH_NS_XS, BENCH_BRING_N, BENCH_CONC_N override
+# BENCH_SOCKETS=0 skips the per-domain-socket configuration; BENCH_REPS, BENCH_NS, BENCH_NS_XS, BENCH_BRING_N, BENCH_CONC_N override
 # the sizes; BENCH_BASE_BRING_REPS the number of repetitions of Debian's
 # daemons' bring-up at BRING_N (full mode, when it differs from CONC_N);
 # BENCH_NO_DOCS=1 writes the report under the results directory instead
@@ -80,6 +89,9 @@ done
 NS_CX=${NS_CX# }
 FLOOR_N=20000
 IMPLS_XS="xenstored oxenstored"
+# The second configuration of Debian's daemons (see above).
+SOCK_XS=""
+[ "${BENCH_SOCKETS:-1}" = 0 ] || SOCK_XS="xenstored-sockets oxenstored-sockets"
 # Generic paths (bench/generic.sh): every configuration at 10 and 1000
 # domains (about 6 minutes per repetition, most of it the daemons taking
 # 1000 domains' records), in the first GEN_REPS repetitions.
@@ -145,6 +157,8 @@ pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "not installed
 	echo "ns=$NS"
 	echo "ns_xenstored=$NS_XS"
 	echo "ns_oxenstored=$NS_XS"
+	echo "xs_guests=ring (compat-bench --ring)"
+	echo "xs_second_config=$SOCK_XS"
 	echo "ns_compat_xs=$NS_CX"
 	echo "nofile_hard=$NOFILE"
 	echo "compat_xs_cap=$CX_CAP"
@@ -163,7 +177,7 @@ pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "not installed
 	echo "generic_disk=${BENCH_DISK_DIR:-/var/tmp} ($(df -T "${BENCH_DISK_DIR:-/var/tmp}" | awk 'NR == 2 { print $2 }'))"
 } >"$res/meta.txt"
 
-nsteps=$((REPS * (1 + 1 + 3 + 4 * 3) + GEN_REPS * 5))
+nsteps=$((REPS * (1 + 1 + 3 + $(echo $SOCK_XS | wc -w) + 4 * 3) + GEN_REPS * 5))
 if [ "$CONC_N" != "$BRING_N" ]; then
 	nsteps=$((nsteps + 2 * REPS + 2 * BASE_BRING_REPS))
 fi
@@ -217,6 +231,16 @@ start_xsd() {
 	d=$work/xsd-$1-$step
 	mkdir -p "$d"
 	XSENV=$("$top/tests/compat/xsd.sh" start "$1" "$d")
+	xsd_dirs="$xsd_dirs $d"
+	DPIDS=$(cat "$d/daemon.pid")
+	XSD_DIR=$d
+}
+# The same on the simulator (own directory), for ring-connected guests.
+start_xsd_sim() {
+	d=$work/xsd-$1-$step
+	mkdir -p "$d/sim"
+	XSD_SIMDIR=$d/sim
+	XSENV=$(NOXS_SIM_DIR=$XSD_SIMDIR XSD_SIM=1 "$top/tests/compat/xsd.sh" start "$1" "$d")
 	xsd_dirs="$xsd_dirs $d"
 	DPIDS=$(cat "$d/daemon.pid")
 	XSD_DIR=$d
@@ -282,11 +306,16 @@ compat() {
 	impl=$1
 	case $impl in
 	xenstored | oxenstored)
-		ns=$NS
-		ns=$NS_XS
-		start_xsd "$impl"
+		start_xsd_sim "$impl"
 		run "$impl compat-bench $tag" "compat.$rep" env "$XSENV" \
-			"$B/bench/compat-bench" "$impl" $ns
+			NOXS_SIM_DIR="$XSD_SIMDIR" BENCH_DAEMON_PID="$DPIDS" \
+			"$B/bench/compat-bench" --ring "$impl" $NS_XS
+		stop_xsd ;;
+	xenstored-sockets | oxenstored-sockets)
+		start_xsd_sim "${impl%-sockets}"
+		run "$impl compat-bench $tag" "compat.$rep" env "$XSENV" \
+			NOXS_SIM_DIR="$XSD_SIMDIR" BENCH_DAEMON_PID="$DPIDS" \
+			"$B/bench/compat-bench" --sockets "$impl" $NS_XS
 		stop_xsd ;;
 	compat-xs)
 		start_noxsd
@@ -315,7 +344,7 @@ while [ $rep -lt "$REPS" ]; do
 	run "native handshake $tag" "handshake.$rep" env NOXS_BENCH_TMPDIR="$work" \
 		LD_LIBRARY_PATH="$LIBS" "$B/bench/handshake" $NS
 	# (a)(c) legacy pair handshake and xs_* latencies
-	for impl in $IMPLS_XS compat-xs; do
+	for impl in $IMPLS_XS $SOCK_XS compat-xs; do
 		compat "$impl"
 	done
 	# generic paths: compat-xs's local store against the daemons
