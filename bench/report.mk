@@ -2,6 +2,7 @@
 # what `make bench` needs beyond `all` (included from bench/module.mk).
 #   build/bench/noxs-bringup IMPL N K   native libnoxs, K toolstack clients
 #   build/bench/xs-bringup IMPL N K     legacy xs_* pair, K toolstack clients
+#                                       (BENCH_GUESTS=ring: frontends on rings)
 # scripts/bench.sh runs everything; bench/report.py writes
 # docs/BENCHMARKS.md and bench/plot.gp the plots in docs/bench/.
 
@@ -11,9 +12,9 @@ $(BENCHOUT)/noxs-bringup: $(OBJDIR)/bench/bringup.o $(LIBOUT)/libnoxs.so
 		-lnoxs $(XEN_LIBS)
 
 $(BENCHOUT)/xs-bringup: $(OBJDIR)/bench/xsbringup.o $(OBJDIR)/bench/svc.o \
-		$(OBJDIR)/frontends/legacy/legacy.o
+		$(OBJDIR)/bench/xsrclient.o $(OBJDIR)/frontends/legacy/legacy.o
 	@mkdir -p $(@D)
-	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore
+	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore -lxenevtchn
 
 BENCH_PROGS += $(BENCHOUT)/noxs-bringup $(BENCHOUT)/xs-bringup \
 	$(TESTOUT)/compat/xsshim.so

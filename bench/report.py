@@ -24,7 +24,12 @@ LABEL = {
     "oxenstored": "oxenstored (OCaml)",
     "compat-xs": "compat-xs + noxsd",
     "noxs": "noxs native",
+    "xenstored-sockets": "xenstored (C), a socket per guest",
+    "oxenstored-sockets": "oxenstored (OCaml), a socket per guest",
 }
+# Debian's daemons in their second configuration (compat-bench
+# --sockets): every guest also holds a dom0 socket carrying its requests.
+SOCK = ["xenstored-sockets", "oxenstored-sockets"]
 
 
 def kv(line):
@@ -287,6 +292,16 @@ maxn = max(NS) if NS else 0
 headline_n = 1000 if 1000 in NS else maxn
 
 
+CONF_RING = ("ring-connected: every guest's frontend talks to the daemon "
+             "over its own store ring and event channel")
+CONF_SOCK = ("per-domain sockets: every guest also holds a dom0 socket that "
+             "carries its requests, as where xl leaves a monitor per domain")
+RUN_NOTE = (f"spread [min-max] over {REPS} repetitions; load average "
+            f"{meta.get('loadavg_start', '?')} at start, "
+            f"{meta.get('loadavg_end', '?')} at end; "
+            f"{meta.get('cpu', '?')}, {meta.get('nproc', '?')} cores")
+
+
 def common_n(base):
     """headline_n, or the largest N where base and noxs both have data."""
     both = [n for n in hs_ns if hs.get((base, n)) and hs.get(("noxs", n))]
@@ -365,7 +380,15 @@ if nh:
         for impl in ("noxs", "compat-xs"):
             r = hsr(base, impl, nb) if nb else None
             if r:
-                w(f"- {base} / {LABEL[impl]} at N={nb}: {rcell(r)}")
+                w(f"- {base} / {LABEL[impl]} at N={nb}: {rcell(r)} "
+                  f"({CONF_RING}; {RUN_NOTE})")
+    for base in SOCK:
+        nb = common_n(base)
+        r = hsr(base, "noxs", nb) if nb else None
+        if r:
+            w(f"- second configuration, {base.replace('-sockets', '')} with a "
+              f"socket per guest / {LABEL['noxs']} at N={nb}: {rcell(r)} "
+              f"({CONF_SOCK}; {RUN_NOTE})")
     for nn_, tb in ((OPS_SMALL, ops), (OPS_BIG, ops_big)):
         r = ratio((tb or {}).get(("xenstored", "read")),
                   (tb or {}).get(("compat-xs", "read")), lambda x: x[0])
@@ -422,7 +445,9 @@ w("```sh")
 w(f"build/bench/sim-floor {meta.get('floor_n')}                      # (f)")
 w(f"build/bench/handshake {nstr}                   # (a) native noxs")
 w(f"build/bench/compat-bench compat-xs {' '.join(map(str, NS_CX))}     # (a)(c) legacy pair on compat-xs")
-w(f"build/bench/compat-bench xenstored|oxenstored {meta.get('ns_xenstored')}  # (a)(c) legacy pair")
+w(f"build/bench/compat-bench --ring xenstored|oxenstored {meta.get('ns_xenstored')}  # (a)(c) legacy pair, ring-connected guests")
+if meta.get("xs_second_config"):
+    w(f"build/bench/compat-bench --sockets xenstored|oxenstored {meta.get('ns_xenstored')}  # (a) second configuration: a socket per guest")
 if BN != CN:
     w(f"build/bench/xs-bringup IMPL {BN} 1      # (b)(d)(e): xenstored, oxenstored, compat-xs")
     w(f"build/bench/noxs-bringup noxs {BN} 1    # (b)(d)(e) native")
@@ -440,11 +465,12 @@ if BN != CN and BASE_BR < REPS:
       f"{BASE_BR} of the {REPS} repetitions only; their figures and the "
       "ratios against them come from those repetitions.\n")
 xs_max = max(NS_XS) if NS_XS else 0
-stop = (f"Debian's daemons stop at N = {xs_max} in this run: both match every "
-        "write against every connection's watches, and here, as on Xen, every "
-        "guest has its own connection with its own watches, so their "
-        "handshake grows with N and the time to bring up N domains grows "
-        "quadratically.")
+stop = (f"Debian's daemons stop at N = {xs_max} in this run: both do work "
+        "per connection on every pass of their main loop, and C xenstored "
+        "4.17 also walks its list of all domains for every unprivileged "
+        "connection on every fired watch (oxenstored matches watches "
+        "through a trie), so their handshake grows with N and the time to "
+        "bring up N domains grows faster than N.")
 tx = [(d, step_secs(f"{d} compat-bench")) for d in ("xenstored", "oxenstored")]
 if all(t for _, t in tx):
     stop += (f" Measured in this run, reaching N = {xs_max} (`compat-bench`, "
@@ -492,23 +518,41 @@ w("Each daemon is started fresh for each program run: Debian's "
   "directory. The legacy pair (`frontends/legacy`, `backends/legacy`) is the "
   "same binary code for the three xs_* implementations: only the "
   "`libxenstore.so.4` the dynamic linker finds differs (Debian's, talking to "
-  "the daemon's Unix socket, or compat-xs's).\n")
+  "the daemon's Unix socket, or compat-xs's). With Debian's daemons' "
+  "ring-connected guests the frontend's steps are the same, spoken over "
+  "the guest's ring by `bench/xsrclient.c`; the toolstack and the backend "
+  "stay on dom0 sockets.\n")
 
-w("### What the shim fakes, and why it does not bias the baseline\n")
-w("Debian's daemons need a Xen host to start. `tests/compat/xsshim.c` "
-  "(LD_PRELOAD) fakes only what their dom0 initialisation touches: the "
-  "libxenctrl handle and domain-info calls (every domain asked about exists "
-  "and runs), the grant-table and event-channel handles (an event-channel fd "
-  "that never becomes readable), `/proc/xen/xsd_port` and `/proc/xen/xsd_kva` "
-  "(an idle zeroed ring page), and oxenstored's `setrlimit(RLIMIT_NOFILE)` "
-  "(clamped to the hard limit). The daemons are otherwise unmodified, and "
-  "every client here talks to them over their Unix socket, the path dom0 "
-  "tools use on real Xen, which touches none of the faked calls; during a "
-  "benchmark only `xenevtchn_fd` is called, once. On real Xen the guests' "
-  "frontends would reach xenstored through a shared ring and an event "
-  "channel instead of a socket, which costs the baseline at least one "
-  "hypervisor wake-up per request more, not less; so if anything the "
-  "baseline here is flattered. noxs runs on the simulator (`sim/`), whose "
+w("### How the baseline's guests reach the daemons\n")
+w("Debian's daemons run unmodified as domain 0 of the simulator "
+  "(`tests/compat/xsd.sh` with `XSD_SIM=1`): the simulator's "
+  "`libxenevtchn`, `libxengnttab` and `libxenforeignmemory` are preloaded, "
+  "and `bench/xsdsim.c` (LD_PRELOAD) adds only what the simulator lacks: "
+  "libxenctrl's domain queries (every domain asked about exists and runs) "
+  "and `xc_map_foreign_range` (oxenstored maps a ring by its frame), the "
+  "grant table's reserved xenstore entry (C xenstored maps a ring with "
+  "`xengnttab_map_grant_ref(domid, GNTTAB_RESERVED_XENSTORE)`; here a "
+  "foreign map of the frame the guests keep their ring in), dom0's "
+  "`/proc/xen/xsd_port` (a real unbound simulator port) and `xsd_kva` (an "
+  "idle page), and oxenstored's `setrlimit(RLIMIT_NOFILE)` (clamped to the "
+  "hard limit). Each introduce therefore maps the guest's ring page and "
+  "binds an event channel, and every notification is the simulator's.\n")
+w("Configurations: **ring-connected** (`compat-bench --ring`, every "
+  "headline ratio): each guest has a store ring in its own memory and an "
+  "event channel, the toolstack introduces (domid, frame, port) over its "
+  "dom0 socket, and the guest's frontend speaks the ring protocol as "
+  "Linux's xenbus does (`bench/xsrclient.c`); the daemon has one "
+  "connection per guest, its ring, as on a Xen host. **Per-domain "
+  "sockets** (`compat-bench --sockets`, labelled `-sockets`): the same "
+  "rings, idle, and every guest's frontend also opens a dom0 Unix socket, "
+  "keeps it open and sends its requests over it, so the daemon polls N more "
+  "connections on every pass of its main loop; this models a host where "
+  "`xl` leaves a monitor process with a socket per domain. The dom0 "
+  "backend and the toolstack use dom0 sockets in both. The socket per "
+  "guest costs oxenstored most (it rebuilds and polls an fd array of every "
+  "socket on every pass); C xenstored 4.17's growth with N comes mostly from "
+  "its per-connection permission check on every fired watch, which ring "
+  "connections trigger too. noxs runs on the same simulator (`sim/`), whose "
   "event channel costs about one Unix-datagram round trip (see (f)).\n")
 
 # (a)
@@ -539,6 +583,23 @@ for n in hs_ns:
           rcell(hsr("oxenstored", "compat-xs", n)), rcell(hsr("xenstored", "compat-xs", n))]
     w(f"| {n} | " + " | ".join(cells + rs) + " |")
 w("")
+sock_ns = [n for n in hs_ns if any(hs.get((b, n)) for b in SOCK)]
+if sock_ns:
+    w(f"Second configuration, per-domain sockets ({CONF_SOCK}); same run:\n")
+    w("| N | " + " | ".join(f"{LABEL[b]} median / p99" for b in SOCK) +
+      " | oxenstored sockets / rings | xenstored sockets / rings |")
+    w("|" + "---|" * (1 + len(SOCK) + 2))
+    for n in sock_ns:
+        cells = []
+        for b in SOCK:
+            d = hs.get((b, n), {})
+            m, p = med_of(d, 0), med_of(d, 1)
+            cells.append("n/a" if m is None else
+                         f"{cell(m, lambda us: us / 1000, ' ms')} / {fmt(p[0] / 1000, ' ms')}")
+        rs = [rcell(hsr("oxenstored-sockets", "oxenstored", n)),
+              rcell(hsr("xenstored-sockets", "xenstored", n))]
+        w(f"| {n} | " + " | ".join(cells + rs) + " |")
+    w("")
 for impl in ("noxs", "compat-xs"):
     t = flat_text(impl)
     if t:
@@ -586,8 +647,11 @@ w("As domain 1's frontend, on its device directory (16 entries), after the "
   f"(after {BN} domains are up). Median [min-max over repetitions], p99. "
   "Measured with few domains up (a nearly empty store, as in "
   "shared/xenstored-baseline.md) and with many: every guest's connection "
-  "and watches are held, and the daemons match each write against all of "
-  "them. The plot shows the second.\n")
+  "is held (its ring; in the second configuration also its socket) and "
+  "the backend's watch on every device, and the daemons' per-connection "
+  "work grows with them. Debian's daemons' figures here are from the "
+  "ring-connected configuration (domain 1's frontend on its ring). The "
+  "plot shows the second.\n")
 w("![op latency](bench/ops.png)\n")
 for title, table in ((f"with {OPS_SMALL} domains up", ops),
                      (f"with {OPS_BIG} domains up", ops_big)):
@@ -621,8 +685,11 @@ w(f"Resident memory of the daemon(s) before and after bringing up {BN} "
   "worker + its page keeper. Shared pages: grants alive at the end "
   "(noxs-simstat), i.e. each guest's device page, its device's control page "
   "and the sysctl/legacy liveness or ring pages; these are guest-visible "
-  "pages, counted at 4 KiB each. xenstored's per-domain ring page exists on "
-  "real Xen too but is not created here (the shim), so it is not counted.\n")
+  "pages, counted at 4 KiB each. The store ring of a guest of Debian's "
+  "daemons is a page of the guest's own memory that the daemon maps by "
+  "frame (ring-connected guests, `BENCH_GUESTS=ring`): once touched it is "
+  "in the daemon's RSS as a shared page, and it is not a grant, so it is "
+  "not in the shared-pages column.\n")
 w("![memory per domain](bench/memory.png)\n")
 w("| implementation | daemon RSS before | after | growth per domain | shared pages per domain |")
 w("|---|---|---|---|---|")
@@ -777,8 +844,11 @@ def headline_md():
                      f"(x{fmt(f[4][0])} [{fmt(f[4][1])}-{fmt(f[4][2])}] per "
                      "repetition).")
     return ("## Headline ratios\n\n" + " ".join(parts) +
+            " Debian's daemons with ring-connected guests, as on Xen."
             f" Medians of {REPS} repetitions, ratios paired within the run, on "
-            f"{meta.get('nproc')} cores ({meta.get('date')}, git {meta.get('git')}); "
+            f"{meta.get('nproc')} cores of {meta.get('cpu', '?')} (load average "
+            f"{meta.get('loadavg_start', '?')} at start) "
+            f"({meta.get('date')}, git {meta.get('git')}); "
             "all figures, spreads, the method and what the xenstored shim fakes: "
             f"[docs/BENCHMARKS.md](docs/BENCHMARKS.md) (`{MAKE}`).\n")
 

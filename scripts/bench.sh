@@ -226,16 +226,8 @@ run() {
 	return 0
 }
 
-# Start Debian's daemon $1 in a fresh directory; sets XSENV, DPIDS.
-start_xsd() {
-	d=$work/xsd-$1-$step
-	mkdir -p "$d"
-	XSENV=$("$top/tests/compat/xsd.sh" start "$1" "$d")
-	xsd_dirs="$xsd_dirs $d"
-	DPIDS=$(cat "$d/daemon.pid")
-	XSD_DIR=$d
-}
-# The same on the simulator (own directory), for ring-connected guests.
+# Start Debian's daemon $1 as domain 0 of a fresh simulator directory,
+# for ring-connected guests; sets XSENV, XSD_SIMDIR, DPIDS.
 start_xsd_sim() {
 	d=$work/xsd-$1-$step
 	mkdir -p "$d/sim"
@@ -280,8 +272,9 @@ bringup() {
 	[ "$k" = 1 ] && [ "$n" = "$BRING_N" ] && txn=1000
 	case $impl in
 	xenstored | oxenstored)
-		start_xsd "$impl"
+		start_xsd_sim "$impl"
 		run "$impl bringup n=$n k=$k" "$raw" env "$XSENV" \
+			NOXS_SIM_DIR="$XSD_SIMDIR" BENCH_GUESTS=ring \
 			BENCH_DAEMON_PIDS="$DPIDS" BENCH_TXN=$txn "$B/bench/xs-bringup" "$impl" "$n" "$k"
 		stop_xsd ;;
 	compat-xs)
