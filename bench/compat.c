@@ -411,6 +411,9 @@ int main(int argc, char **argv)
             }
     }
 
+    if (guests == GUEST_RING)
+        printf("compat daemon=%s op=ring_slow_wakeups count=%lu\n", label,
+               xsrc_slow_wakeups);
     kill(back, SIGTERM);
     waitpid(back, NULL, 0);
     return 0;

@@ -292,11 +292,11 @@ maxn = max(NS) if NS else 0
 headline_n = 1000 if 1000 in NS else maxn
 
 
-CONF_RING = ("ring-connected: every guest's frontend talks to the daemon "
+CONF_RING = ("every guest's frontend talks to the daemon "
              "over its own store ring and event channel")
-CONF_SOCK = ("per-domain sockets: every guest also holds a dom0 socket that "
+CONF_SOCK = ("every guest also holds a dom0 socket that "
              "carries its requests, as where xl leaves a monitor per domain")
-RUN_NOTE = (f"spread [min-max] over {REPS} repetitions; load average "
+RUN_NOTE = (f"spread [min-max] over {REPS} repetition{'s' if REPS != 1 else ''}; load average "
             f"{meta.get('loadavg_start', '?')} at start, "
             f"{meta.get('loadavg_end', '?')} at end; "
             f"{meta.get('cpu', '?')}, {meta.get('nproc', '?')} cores")
@@ -381,22 +381,26 @@ if nh:
             r = hsr(base, impl, nb) if nb else None
             if r:
                 w(f"- {base} / {LABEL[impl]} at N={nb}: {rcell(r)} "
-                  f"({CONF_RING}; {RUN_NOTE})")
+                  f"(ring-connected; {RUN_NOTE})")
     for base in SOCK:
         nb = common_n(base)
         r = hsr(base, "noxs", nb) if nb else None
         if r:
             w(f"- second configuration, {base.replace('-sockets', '')} with a "
               f"socket per guest / {LABEL['noxs']} at N={nb}: {rcell(r)} "
-              f"({CONF_SOCK}; {RUN_NOTE})")
+              f"(per-domain sockets; {RUN_NOTE})")
     for nn_, tb in ((OPS_SMALL, ops), (OPS_BIG, ops_big)):
         r = ratio((tb or {}).get(("xenstored", "read")),
                   (tb or {}).get(("compat-xs", "read")), lambda x: x[0])
         if r:
-            w(f"- xs_read of a device key with {nn_} domains up, xenstored / compat-xs: {rcell(r)}")
+            w(f"- xs_read of a device key with {nn_} domains up, xenstored / compat-xs: {rcell(r)} "
+              f"(ring-connected; {RUN_NOTE})")
     w("")
     w("Ratios are computed within each repetition and summarised as median "
-      "[min-max over repetitions].\n")
+      "[min-max over repetitions]. Ring-connected: " + CONF_RING +
+      ", as on a Xen host (the configuration of every headline ratio). "
+      "Per-domain sockets: " + CONF_SOCK + ". See [How the baseline's "
+      "guests reach the daemons](#how-the-baselines-guests-reach-the-daemons).\n")
 if 1000 in hs_ns and 1000 in NS_XS:
     w("Issue #7's targets, at N=1000, each ratio paired within a repetition "
       "of this run:\n")
@@ -585,7 +589,7 @@ for n in hs_ns:
 w("")
 sock_ns = [n for n in hs_ns if any(hs.get((b, n)) for b in SOCK)]
 if sock_ns:
-    w(f"Second configuration, per-domain sockets ({CONF_SOCK}); same run:\n")
+    w(f"Second configuration, in the same run: per-domain sockets ({CONF_SOCK}).\n")
     w("| N | " + " | ".join(f"{LABEL[b]} median / p99" for b in SOCK) +
       " | oxenstored sockets / rings | xenstored sockets / rings |")
     w("|" + "---|" * (1 + len(SOCK) + 2))

@@ -22,6 +22,8 @@
  * daemons notify on every reply). */
 #define SLICE_MS 1000
 
+unsigned long xsrc_slow_wakeups;
+
 static long long now_ms(void)
 {
     struct timespec ts;
@@ -130,10 +132,15 @@ static int wait_io(struct xsrc *c, long long deadline)
         errno = ETIMEDOUT;
         return -1;
     }
-    if (poll(&pfd, 1, (int)(left < SLICE_MS ? left : SLICE_MS)) > 0) {
+    int slice = (int)(left < SLICE_MS ? left : SLICE_MS), rc;
+
+    rc = poll(&pfd, 1, slice);
+    if (rc > 0) {
         xenevtchn_port_or_error_t p = xenevtchn_pending(c->xce);
         if (p >= 0)
             xenevtchn_unmask(c->xce, (evtchn_port_t)p);
+    } else if (rc == 0 && slice == SLICE_MS) {
+        xsrc_slow_wakeups++;
     }
     return 0;
 }

@@ -76,6 +76,11 @@ int xsrc_tx_end(struct xsrc *c, uint32_t tx, bool abort);
 /* Wait up to timeout_ms for a watch event: 1 (stored in *ev if ev is
  * not NULL, free ev->path), 0 on timeout. */
 int xsrc_wait_event(struct xsrc *c, int timeout_ms, struct xsrc_event *ev);
+/* How many waits, in every client of the process, woke at the end of a
+ * slice (1 s) with no event and went on: 0 unless a notification was
+ * late or lost (then the figures include that second). */
+extern unsigned long xsrc_slow_wakeups;
+
 /* Drop every queued watch event. */
 void xsrc_drop_events(struct xsrc *c);
 

@@ -3,8 +3,9 @@
 #
 # Run by `make bench` / `make bench-full` (with LD_LIBRARY_PATH and
 # NOXS_BUILD set by the Makefile's RUN_ENV). In one session, on this
-# machine, it measures Debian's real xenstored and oxenstored (through the
-# LD_PRELOAD shim harness tests/compat/xsd.sh), compat-xs + noxsd with the
+# machine, it measures Debian's real xenstored and oxenstored (as domain 0
+# of the simulator, tests/compat/xsd.sh with XSD_SIM=1, guests on their
+# store rings), compat-xs + noxsd with the
 # legacy xs_* driver pair, and native libnoxs; every measurement is
 # repeated REPS times, the repetitions interleaved (rep 1 of everything,
 # then rep 2, ...) so that the machine's background load hits every
