@@ -416,5 +416,17 @@ int main(int argc, char **argv)
                xsrc_slow_wakeups);
     kill(back, SIGTERM);
     waitpid(back, NULL, 0);
+    for (int d = 1; d <= maxn; d++) {
+        if (guests != GUEST_SOCKET)
+            xsrc_close(&rings[d]);
+        if (fe[d])
+            xs_close(fe[d]);
+    }
+    xs_close(ts);
+    free(fe);
+    free(front);
+    free(rings);
+    free(hs);
+    free(lat);
     return 0;
 }

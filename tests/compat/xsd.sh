@@ -56,6 +56,14 @@ start)
 			[ -f "$simdir/$l" ] || die "no $simdir/$l (make it first)"
 			shim="$shim $simdir/$l"
 		done
+		# A sanitizer build of the simulator needs its runtime first
+		# in the (uninstrumented) daemon.
+		asan=$(ldd "$simdir/libnoxs-sim.so.0" 2>/dev/null |
+			awk '$1 ~ /^libasan\.so/ {print $3}')
+		if [ -n "$asan" ]; then
+			shim="$asan $shim"
+			export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
+		fi
 	fi
 	case "$kind" in
 	xenstored)
