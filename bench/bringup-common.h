@@ -341,6 +341,7 @@ static int bu_main(int argc, char **argv)
     if (nlat == 0 || status != 0) {
         fprintf(stderr, "bringup %s: failed (%zu of %d domains up)\n", bu_impl,
                 nlat, n);
+        free(lat);
         return 1;
     }
     qsort(lat, nlat, sizeof(*lat), bu_cmp);
@@ -351,6 +352,7 @@ static int bu_main(int argc, char **argv)
            bu_impl, n, K, (t1 - t0) / 1e3, bu_pct(lat, nlat, 0.5),
            bu_pct(lat, nlat, 0.99), rss0, rss1, (double)(rss1 - rss0) / n,
            (dcpu1 - dcpu0) / n, (ccpu + hcpu1 - hcpu0) / n, pages);
+    free(lat);
     return 0;
 }
 

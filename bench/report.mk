@@ -18,6 +18,8 @@ $(BENCHOUT)/xs-bringup: $(OBJDIR)/bench/xsbringup.o $(OBJDIR)/bench/svc.o \
 
 BENCH_PROGS += $(BENCHOUT)/noxs-bringup $(BENCHOUT)/xs-bringup \
 	$(TESTOUT)/compat/xsshim.so
+# tests/compat/test-bench-ring.sh runs it small.
+ALL_TARGETS += $(BENCHOUT)/xs-bringup
 
 # Debian's daemons, gnuplot, python3 (scripts/deps.sh bench).
 bench-deps:

@@ -6,7 +6,8 @@
 # talks to the daemon over its own store ring and event channel, so the
 # daemon's descriptors do not grow with the guests; with --sockets every
 # guest also holds a dom0 socket. Either way each handshake ends with
-# both ends Connected and the frontend's nodes in the store.
+# both ends Connected and the frontend's nodes in the store. xs-bringup
+# brings ring-connected guests up from two toolstack clients at once.
 . "$(dirname "$0")/lib.sh"
 need_xen_tools
 
@@ -71,5 +72,25 @@ for daemon in xenstored oxenstored; do
 		fi
 		"$COMPAT_DIR/xsd.sh" stop "$d"
 	done
+	note "$daemon, bring-up of ring-connected guests by two toolstack clients"
+	d=$WORK/$daemon-bringup
+	mkdir -p "$d/sim"
+	export NOXS_SIM_DIR=$d/sim
+	line=$(XSD_SIM=1 "$COMPAT_DIR/xsd.sh" start $daemon "$d") ||
+		fail "cannot start $daemon on the simulator: $(cat "$d/daemon.log")"
+	at_exit "'$COMPAT_DIR/xsd.sh' stop '$d'"
+	env "$line" BENCH_GUESTS=ring BENCH_TXN=5 BENCH_DAEMON_PIDS="$(cat "$d/daemon.pid")" \
+		LD_LIBRARY_PATH="$NOXS_BUILD/sim:$NOXS_BUILD/lib" \
+		timeout 120 "$NOXS_BUILD/bench/xs-bringup" $daemon 4 2 >"$d/out" 2>"$d/err" ||
+		fail "$daemon bring-up: exit $?: $(cat "$d/err")"
+	grep -q "^bringup impl=$daemon n=4 k=2 " "$d/out" ||
+		fail "$daemon bring-up: $(cat "$d/out" "$d/err")"
+	grep -q "^xsop impl=$daemon op=transaction4 samples=5 " "$d/out" ||
+		fail "$daemon bring-up: no transactions: $(cat "$d/out")"
+	for dom in 1 2 3 4; do
+		expect_eq "bring-up domain $dom frontend state" \
+			"$(env "$line" xenstore-read /local/domain/$dom/device/vif/0/state)" 4
+	done
+	"$COMPAT_DIR/xsd.sh" stop "$d"
 done
 echo "PASS: bench-ring"
