@@ -16,7 +16,8 @@
 #   short: handshake at N = 10 100 300 1000 (Debian's daemons: up to 300,
 #          see below); K = 1 2 8 toolstack clients bringing up 200
 #          domains (K = 1 is also the bring-up, memory and CPU figure);
-#          3 repetitions; about 5 minutes on 2 cores
+#          3 repetitions; about 5 minutes on 2 cores (a few more with
+#          the per-domain-socket configuration)
 #          generic paths (bench/generic.sh) at N = 10 1000 in every
 #          configuration, in the first repetition only (about 6 minutes
 #          more)
@@ -24,7 +25,8 @@
 #          compat-xs: up to what its fd limit allows, see below); the
 #          bring-up, memory and CPU figure at 1000 domains (K = 1); K = 1 2
 #          8 at 300 domains; generic paths at N = 10 1000 in every
-#          repetition; 3 repetitions; about an hour on 2 cores
+#          repetition; 3 repetitions; about an hour on 2 cores (the
+#          per-domain-socket configuration adds about 20 minutes)
 # Debian's daemons run as domain 0 of the simulator (tests/compat/xsd.sh
 # with XSD_SIM=1): every guest's frontend talks to them over its own
 # store ring and event channel, as on Xen (compat-bench --ring, the
