@@ -147,7 +147,33 @@ RUN_ENV = LD_LIBRARY_PATH=$(abspath $(SIMOUT)):$(abspath $(LIBOUT)) \
 check: all $(UNIT_TESTS) $(INTEGRATION_TESTS)
 	$(install_check_trees)
 	@$(RUN_ENV) $(INSTALL_CHECK_ENV) scripts/run-tests.sh $(UNIT_TESTS) \
-		$(INTEGRATION_TESTS) tests/install-check.sh
+		$(INTEGRATION_TESTS) tests/install-check.sh tests/build-deps.sh
+	+@$(check_deb_if_possible)
+
+# The Debian packages (debian/): built from a copy of this tree by
+# dpkg-buildpackage, into build/deb (the developer's build/ is left alone).
+DEB_OUT = $(abspath build)/deb
+deb: deb-deps
+	@scripts/mkdeb.sh $(DEB_OUT)
+
+# check-deb: both packages' builds, lintian, install/upgrade/remove/purge
+# in a Debian 12 chroot (tests/deb-check.sh; root). Slow (minutes): make
+# check runs it only where it can (root, the tools installed, not under
+# SAN), .ci/run installs the tools first.
+DEB_CHECK = $(abspath build)/deb-check
+check-deb: deb-deps
+	@NOXS_DEB_CHECK=$(DEB_CHECK) NOXS_TEST_TIMEOUT=2400 \
+		scripts/run-tests.sh tests/deb-check.sh
+define check_deb_if_possible
+if [ -n "$(SAN)" ]; then :; \
+elif [ "$$(id -u)" -eq 0 ] && command -v dpkg-buildpackage >/dev/null && \
+	command -v lintian >/dev/null && command -v debootstrap >/dev/null && \
+	command -v dh >/dev/null; then \
+	$(MAKE) --no-print-directory check-deb; \
+else \
+	echo "note: check-deb not run (needs root and scripts/deps.sh deb)"; \
+fi
+endef
 
 # check-install: "make install" as a packager runs it (PREFIX=/usr,
 # DESTDIR=$(INSTALL_CHECK)/stage), and again with the prefix itself in
@@ -264,6 +290,6 @@ clean:
 
 .PHONY: all run check check-install check-unit check-tsan tsan-run demo bench \
 	bench-full fuzz install uninstall format format-check clean deps \
-	deps-stamp test-deps fuzz-deps deb-deps
+	deps-stamp test-deps fuzz-deps deb-deps deb check-deb
 
 -include $(shell find $(OBJDIR) -name '*.d' 2>/dev/null)
