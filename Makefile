@@ -161,8 +161,9 @@ deb: deb-deps
 # check runs it only where it can (root, the tools installed, not under
 # SAN), .ci/run installs the tools first.
 DEB_CHECK = $(abspath build)/deb-check
-check-deb: deb-deps
+check-deb: deb-deps $(SIM_TARGETS)
 	@NOXS_DEB_CHECK=$(DEB_CHECK) NOXS_TEST_TIMEOUT=2400 \
+		NOXS_SIM_LIBS=$(abspath $(SIMOUT)) \
 		scripts/run-tests.sh tests/deb-check.sh
 define check_deb_if_possible
 if [ -n "$(SAN)" ]; then :; \

@@ -103,6 +103,8 @@ if [ ! -f "$base/.complete" ]; then
 	touch "$base/.complete"
 fi
 root=$work/chroot
+umount "$root/proc" 2>/dev/null
+mountpoint -q "$root/proc" 2>/dev/null && die "$root/proc is still mounted"
 rm -rf "$root"
 cp -a "$base" "$root"
 rm -f "$root/.complete"
@@ -139,6 +141,58 @@ present() { [ -e "$root$1" ] || [ -L "$root$1" ]; }
 owner() { in_root dpkg-query -S "$1" 2>/dev/null | sed 's/: .*//'; }
 version_of() { in_root dpkg-query -W -f='${Version}' "$1" 2>/dev/null; }
 
+# ---- noxsd on the simulator, from the packaged binary ----
+# NOXS_SIM_LIBS (the build's sim/, Debian's Xen library sonames over a
+# simulated hypervisor) is copied in; the chroot gets /proc. Every
+# process whose root is this chroot was started by this test: those are
+# killed at the end, by pid.
+sim=${NOXS_SIM_LIBS:-}
+simenv="LD_LIBRARY_PATH=/opt/noxs-sim NOXS_SIM_DIR=/tmp/noxs-sim"
+mounted=
+in_chroot_pids() {
+	local p
+	for p in /proc/[0-9]*; do
+		[ "$(readlink "$p/root" 2>/dev/null)" = "$root" ] && echo "${p#/proc/}"
+	done
+}
+noxsd_pids() {
+	local p
+	for p in $(in_chroot_pids); do
+		case "$(readlink "/proc/$p/exe" 2>/dev/null)" in *noxsd*) echo "$p" ;; esac
+	done
+}
+cleanup() {
+	local p
+	for p in $(in_chroot_pids); do kill -9 "$p" 2>/dev/null; done
+	[ -n "$mounted" ] && umount "$root/proc" 2>/dev/null
+}
+trap cleanup EXIT
+# Start the worker (ExecStart=noxsd -d) and wait for its socket.
+start_noxsd() {
+	# shellcheck disable=SC2086
+	chroot "$root" env $simenv /usr/sbin/noxsd -d >>"$work/noxsd.log" 2>&1 &
+	worker=$!
+	for _ in $(seq 300); do
+		[ -S "$root/run/noxs/noxsd.sock" ] && in_root env $simenv \
+			/usr/bin/noxsctl status >/dev/null 2>&1 && return 0
+		kill -0 "$worker" 2>/dev/null || break
+		sleep 0.1
+	done
+	fail "noxsd did not start in the chroot:"
+	sed 's/^/    | /' "$work/noxsd.log" | tail -n 20
+	return 1
+}
+# Stop it as the unit's ExecStop= does; the keeper stays.
+stop_noxsd() {
+	must "noxsd --stop" /usr/sbin/noxsd --stop
+	for _ in $(seq 100); do
+		kill -0 "$worker" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$worker" 2>/dev/null; then fail "noxsd --stop left the worker running"; else ok; fi
+	if [ -n "$(noxsd_pids)" ]; then ok; else fail "noxsd --stop ended the keeper"; fi
+}
+
 step "apt-get update; Debian's libxenstore4 (the compat-xs library must sit beside it)"
 must "apt-get update" apt-get -q update || finish
 must "Debian's libxenstore4" apt-get -y -q --no-install-recommends install libxenstore4 || finish
@@ -147,6 +201,7 @@ must "Debian's libxenstore4" apt-get -y -q --no-install-recommends install libxe
 # either in it or belongs to a dependency apt brought in.
 list_files() {
 	(cd "$root" && find . -xdev \( -path ./proc -o -path ./debs -o -path ./var/cache \
+		-o -path ./run -o -path ./opt/noxs-sim \
 		-o -path ./var/lib/apt -o -path ./var/lib/dpkg -o -path ./var/log \
 		-o -path ./tmp \) -prune -o ! -type d -print) | sort
 }
@@ -193,6 +248,23 @@ done
 must "compat-xs's dependencies" sh -c \
 	"ldd $lib/noxs/compat-xs/libxenstore.so.4 | grep -v 'not found' >/dev/null && ! ldd $lib/noxs/compat-xs/libxenstore.so.4 | grep -q 'not found'"
 
+# noxsd starts, answers, and stops as its unit runs it.
+running=
+if [ -z "$sim" ] || [ ! -d "$sim" ]; then
+	fail "NOXS_SIM_LIBS does not name the build's sim/ directory: noxsd not started"
+else
+	mkdir -p "$root/opt/noxs-sim"
+	cp -a "$sim"/. "$root/opt/noxs-sim/"
+	mount -t proc proc "$root/proc" && mounted=1
+	step "start noxsd $version (on the simulator), create a domain, stop it"
+	if start_noxsd; then
+		running=1
+		# shellcheck disable=SC2086
+		must "noxsctl domain-create 7" env $simenv /usr/bin/noxsctl domain-create 7
+		stop_noxsd
+	fi
+fi
+
 # Units: the daemons and backends enabled, noxs-xsringd (it conflicts
 # with xenstored) not.
 wants=/etc/systemd/system/multi-user.target.wants
@@ -223,6 +295,19 @@ grep -q '^# local edit' "$root/etc/logrotate.d/noxs" && ok ||
 	fail "the upgrade lost the edit of /etc/logrotate.d/noxs"
 present "$wants/noxsd.service" && ok || fail "noxsd.service is no longer enabled after the upgrade"
 must "noxsctl after the upgrade" /usr/bin/noxsctl --help
+# The new noxsd takes the keeper over: the domain is still there.
+if [ -n "$running" ]; then
+	step "start noxsd $newer: the domain survived the upgrade"
+	if start_noxsd; then
+		# shellcheck disable=SC2086
+		if in_root env $simenv /usr/bin/noxsctl domain-list 2>&1 | grep -qw 7; then
+			ok
+		else
+			fail "domain 7 is gone after the upgrade: $(in_root env $simenv /usr/bin/noxsctl domain-list 2>&1)"
+		fi
+		stop_noxsd
+	fi
+fi
 
 step "reinstall $newer"
 # shellcheck disable=SC2046
@@ -239,9 +324,18 @@ done
 present /etc/logrotate.d/noxs && ok || fail "remove took /etc/logrotate.d/noxs (a conffile: purge's)"
 present /var/log/noxs/console/console-1.0.log && ok || fail "remove took the console logs (purge's)"
 present "$lib/libxenstore.so.4" && ok || fail "removing noxs took Debian's libxenstore.so.4"
+# The removal ended noxsd's keeper (noxs.prerm): no noxsd is left.
+if [ -n "$running" ]; then
+	for _ in $(seq 100); do
+		[ -z "$(noxsd_pids)" ] && break
+		sleep 0.1
+	done
+	if [ -z "$(noxsd_pids)" ]; then ok; else fail "noxsd's keeper runs on after remove: $(noxsd_pids)"; fi
+fi
 
 step "purge"
-must "purge" apt-get -y -q purge $pkgs || finish
+# dpkg: apt cannot name the packages remove took completely (no conffiles).
+must "purge" dpkg --purge $pkgs || finish
 for p in $pkgs; do
 	st=$(in_root dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)
 	case "$st" in "" | not-installed) ok ;; *) fail "$p is \"$st\" after purge" ;; esac
@@ -264,7 +358,8 @@ fi
 for d in /var/log/noxs /var/lib/noxs /etc/logrotate.d/noxs; do
 	if present "$d"; then fail "$d is still there after purge"; else ok; fi
 done
-n=$(cd "$root" && find . -xdev -path ./debs -prune -o -name '*noxs*' -print | grep -v '^./var/lib/dpkg/' | head -n 5)
+n=$(cd "$root" && find . -xdev \( -path ./debs -o -path ./opt/noxs-sim -o -path ./tmp/noxs-sim \
+	-o -path ./run/noxs \) -prune -o -name '*noxs*' -print | grep -v '^./var/lib/dpkg/' | head -n 5)
 [ -z "$n" ] && ok || fail "names with noxs left after purge: $n"
 present "$lib/libxenstore.so.4" && ok || fail "the purge took Debian's libxenstore.so.4"
 
