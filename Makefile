@@ -274,7 +274,9 @@ install: all $(INSTALL_TARGETS)
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALL_FILES))
 	@for d in $(addprefix $(DESTDIR),$(INSTALL_OWN_DIRS)); do \
-		if [ -d "$$d" ]; then rmdir "$$d" || exit 1; fi; \
+		if [ -d "$$d" ] && ! rmdir "$$d" 2>/dev/null; then \
+			echo "noxs: $$d holds files noxs did not install: left in place" >&2; \
+		fi; \
 	done
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ]; then \
 		echo "$(LDCONFIG)"; $(LDCONFIG) || exit 1; \

@@ -7,7 +7,7 @@
 #      debian/*.lintian-overrides);
 #   3. in a minimal Debian 12 chroot (debootstrap, from this machine's
 #      apt sources; the base is kept in the work directory and copied for
-#      each run): Debian's libxenstore4 first, then the packages, with
+#      each run): Debian's libxenstore4 and logrotate first, then the packages, with
 #      their dependencies from apt; what lands where; the programs start;
 #      an upgrade to the newer version, a reinstall, a remove, a purge;
 #      nothing of noxs is left.
@@ -193,9 +193,10 @@ stop_noxsd() {
 	if [ -n "$(noxsd_pids)" ]; then ok; else fail "noxsd --stop ended the keeper"; fi
 }
 
-step "apt-get update; Debian's libxenstore4 (the compat-xs library must sit beside it)"
+step "apt-get update; Debian's libxenstore4 (the compat-xs library must sit beside it), logrotate"
 must "apt-get update" apt-get -q update || finish
-must "Debian's libxenstore4" apt-get -y -q --no-install-recommends install libxenstore4 || finish
+must "Debian's libxenstore4 and logrotate" apt-get -y -q --no-install-recommends \
+	install libxenstore4 logrotate || finish
 
 # A listing of the chroot before noxs: after the purge, every file is
 # either in it or belongs to a dependency apt brought in.
@@ -263,6 +264,21 @@ else
 		must "noxsctl domain-create 7" env $simenv /usr/bin/noxsctl domain-create 7
 		stop_noxsd
 	fi
+fi
+
+# The console logs rotate with logrotate itself: moved away (the backend
+# reopens on SIGHUP; its reload is skipped without systemd), not copied.
+step "logrotate /etc/logrotate.d/noxs"
+mkdir -p "$root/var/log/noxs/console"
+echo "guest output" >"$root/var/log/noxs/console/console-3.0.log"
+must "logrotate -f /etc/logrotate.d/noxs" logrotate -f -v -s /tmp/logrotate.state \
+	/etc/logrotate.d/noxs
+if grep -qs "guest output" "$root/var/log/noxs/console/console-3.0.log.1" &&
+	[ ! -e "$root/var/log/noxs/console/console-3.0.log" ]; then
+	ok
+else
+	fail "logrotate did not move console-3.0.log to console-3.0.log.1:"
+	ls -l "$root/var/log/noxs/console" | sed 's/^/    | /'
 fi
 
 # Units: the daemons and backends enabled, noxs-xsringd (it conflicts
