@@ -8,6 +8,10 @@
 #   make SAN=address,undefined check   the same under sanitizers (build/san-*)
 #   make SAN=thread check-tsan         the concurrent parts under TSan
 #   make install PREFIX=/usr/local DESTDIR=...
+#   make uninstall PREFIX=... DESTDIR=...   removes what install put there
+#   make deb        Debian packages into build/deb/ (debian/, docs/NOXSD.md)
+#   make check-deb  build them, lintian, install/upgrade/purge in a chroot
+#   make DEPS=no    skip the Debian package gate (scripts/deps.sh)
 
 .DEFAULT_GOAL := all
 .DELETE_ON_ERROR:
@@ -29,6 +33,15 @@ INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
+# systemd-modules-load reads /usr/lib/modules-load.d (packages) and
+# /usr/local/lib/modules-load.d (local installs), besides /etc and /run.
+MODULESLOADDIR ?= $(PREFIX)/lib/modules-load.d
+# logrotate reads /etc/logrotate.d whatever the prefix: not under PREFIX.
+SYSCONFDIR ?= /etc
+LOGROTATEDIR ?= $(SYSCONFDIR)/logrotate.d
+# Run after installing into the real root as root (DESTDIR empty), so
+# that the loader finds the new libnoxs.so.1 (docs/NOXSD.md, "Installing").
+LDCONFIG ?= /sbin/ldconfig
 DESTDIR ?=
 
 CC ?= cc
@@ -85,6 +98,10 @@ TSAN_TESTS :=
 FUZZ_TARGETS :=
 BENCH_PROGS :=
 INSTALL_TARGETS :=
+# Every file "make install" installs, without DESTDIR ("make uninstall"
+# removes them), and the directories of noxs's own it creates.
+INSTALL_FILES :=
+INSTALL_OWN_DIRS :=
 SIM_TARGETS :=
 LIB_TARGETS :=
 
@@ -93,17 +110,35 @@ $(OBJDIR)/%.o: %.c | deps-stamp
 	$(CC) $(BASE_CFLAGS) $(MODULE_CFLAGS_$(firstword $(subst /, ,$<))) \
 		-MMD -MP -c $< -o $@
 
-MODULES := sim libnoxs noxsd tools backends frontends compat-xs tests bench docs
+MODULES := sim libnoxs noxsd tools backends frontends compat-xs tests bench \
+	docs dist
 -include $(foreach m,$(MODULES),$(wildcard $(m)/module.mk))
 
 all: $(ALL_TARGETS)
 
 # Dependencies: Debian packages, installed when run as root (see README).
+# Each target asks only for what it uses: Check only for the unit tests,
+# clang only for the fuzz targets. DEPS=no skips the gate.
+DEPS ?=
+DEPS_SH = $(if $(filter no,$(DEPS)),@: ,@scripts/deps.sh)
 deps-stamp:
-	@scripts/deps.sh build
+	$(DEPS_SH) build
 
 deps:
-	@scripts/deps.sh build
+	$(DEPS_SH) build
+
+test-deps:
+	$(DEPS_SH) test
+
+fuzz-deps:
+	$(DEPS_SH) fuzz
+
+deb-deps:
+	$(DEPS_SH) deb
+
+UNIT_TEST_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,$(wildcard tests/unit/*.c))
+$(UNIT_TEST_OBJS) $(UNIT_TESTS): | test-deps
+$(FUZZ_TARGETS): | fuzz-deps
 
 # Environment for programs run from the build tree on the simulator.
 RUN_ENV = LD_LIBRARY_PATH=$(abspath $(SIMOUT)):$(abspath $(LIBOUT)) \
@@ -112,7 +147,34 @@ RUN_ENV = LD_LIBRARY_PATH=$(abspath $(SIMOUT)):$(abspath $(LIBOUT)) \
 check: all $(UNIT_TESTS) $(INTEGRATION_TESTS)
 	$(install_check_trees)
 	@$(RUN_ENV) $(INSTALL_CHECK_ENV) scripts/run-tests.sh $(UNIT_TESTS) \
-		$(INTEGRATION_TESTS) tests/install-check.sh
+		$(INTEGRATION_TESTS) tests/install-check.sh tests/build-deps.sh
+	+@$(check_deb_if_possible)
+
+# The Debian packages (debian/): built from a copy of this tree by
+# dpkg-buildpackage, into build/deb (the developer's build/ is left alone).
+DEB_OUT = $(abspath build)/deb
+deb: deb-deps
+	@scripts/mkdeb.sh $(DEB_OUT)
+
+# check-deb: both packages' builds, lintian, install/upgrade/remove/purge
+# in a Debian 12 chroot (tests/deb-check.sh; root). Slow (minutes): make
+# check runs it only where it can (root, the tools installed, not under
+# SAN), .ci/run installs the tools first.
+DEB_CHECK = $(abspath build)/deb-check
+check-deb: deb-deps $(SIM_TARGETS)
+	@NOXS_DEB_CHECK=$(DEB_CHECK) NOXS_TEST_TIMEOUT=2400 \
+		NOXS_SIM_LIBS=$(abspath $(SIMOUT)) \
+		scripts/run-tests.sh tests/deb-check.sh
+define check_deb_if_possible
+if [ -n "$(SAN)" ]; then :; \
+elif [ "$$(id -u)" -eq 0 ] && command -v dpkg-buildpackage >/dev/null && \
+	command -v lintian >/dev/null && command -v debootstrap >/dev/null && \
+	command -v dh >/dev/null; then \
+	$(MAKE) --no-print-directory check-deb; \
+else \
+	echo "note: check-deb not run (needs root and scripts/deps.sh deb)"; \
+fi
+endef
 
 # check-install: "make install" as a packager runs it (PREFIX=/usr,
 # DESTDIR=$(INSTALL_CHECK)/stage), and again with the prefix itself in
@@ -124,15 +186,32 @@ check: all $(UNIT_TESTS) $(INTEGRATION_TESTS)
 # "+": these lines run sub-makes (jobserver, make -n), which make cannot
 # see inside a variable.
 INSTALL_CHECK = $(abspath $(BUILD))/install-check
+# $(2) is SYSCONFDIR. LDCONFIG is a stand-in that records its calls:
+# install must run it for the real root (DESTDIR empty) as root only, and
+# the check must not rebuild this machine's loader cache.
+# A third tree, uninst, is installed and uninstalled: nothing may remain.
 install_layout = PREFIX=$(1) BINDIR=$(1)/bin SBINDIR=$(1)/sbin \
 	LIBDIR=$(1)/lib INCLUDEDIR=$(1)/include MANDIR=$(1)/share/man \
-	PKGCONFIGDIR=$(1)/lib/pkgconfig SYSTEMDDIR=$(1)/lib/systemd/system
+	PKGCONFIGDIR=$(1)/lib/pkgconfig SYSTEMDDIR=$(1)/lib/systemd/system \
+	MODULESLOADDIR=$(1)/lib/modules-load.d SYSCONFDIR=$(2) \
+	LOGROTATEDIR=$(2)/logrotate.d \
+	LDCONFIG="$(abspath tests/install-ldconfig.sh) $(INSTALL_CHECK)/ldconfig.log"
 define install_check_trees
 @rm -rf $(INSTALL_CHECK)
+@mkdir -p $(INSTALL_CHECK)
 +@$(MAKE) --no-print-directory -s install BUILD=$(BUILD) SAN=$(SAN) \
-	$(call install_layout,/usr) DESTDIR=$(INSTALL_CHECK)/stage
+	$(call install_layout,/usr,/etc) DESTDIR=$(INSTALL_CHECK)/stage \
+	>$(INSTALL_CHECK)/stage.out 2>&1 || { cat $(INSTALL_CHECK)/stage.out; exit 1; }
 +@$(MAKE) --no-print-directory -s install BUILD=$(BUILD) SAN=$(SAN) \
-	$(call install_layout,$(INSTALL_CHECK)/root) DESTDIR=
+	$(call install_layout,$(INSTALL_CHECK)/root,$(INSTALL_CHECK)/root/etc) \
+	DESTDIR= >$(INSTALL_CHECK)/root.out 2>&1 || { cat $(INSTALL_CHECK)/root.out; exit 1; }
++@$(MAKE) --no-print-directory -s install BUILD=$(BUILD) SAN=$(SAN) \
+	$(call install_layout,/usr,/etc) DESTDIR=$(INSTALL_CHECK)/uninst \
+	>/dev/null 2>&1
+@find $(INSTALL_CHECK)/uninst ! -type d | wc -l >$(INSTALL_CHECK)/uninst.before
++@$(MAKE) --no-print-directory -s uninstall BUILD=$(BUILD) SAN=$(SAN) \
+	$(call install_layout,/usr,/etc) DESTDIR=$(INSTALL_CHECK)/uninst \
+	>$(INSTALL_CHECK)/uninst.out 2>&1 || { cat $(INSTALL_CHECK)/uninst.out; exit 1; }
 endef
 INSTALL_CHECK_ENV = NOXS_INSTALL_CHECK=$(INSTALL_CHECK) CC="$(CC)" \
 	PKG_CONFIG="$(PKG_CONFIG)" NOXS_SAN_FLAGS="$(SAN_FLAGS)" \
@@ -167,7 +246,41 @@ bench-full: all $(BENCH_PROGS)
 fuzz: $(FUZZ_TARGETS)
 	@scripts/run-fuzz.sh $(or $(FUZZ_SECONDS),10) $(FUZZ_TARGETS)
 
+# The loader must find the new libnoxs.so.1 by itself: ldconfig when
+# installing into the real root as root. No run path is built in: Debian
+# forbids one to a system directory, a package is built from this same
+# install, and a run path would bind the programs to one LIBDIR. An
+# install the loader cannot use (a LIBDIR outside /etc/ld.so.conf, or not
+# root) says so and how to fix it. --help: every program takes it and
+# needs nothing running.
+define install_loader_check
+@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ]; then \
+	echo "$(LDCONFIG)"; $(LDCONFIG) || exit 1; \
+fi
+@if [ -z "$(DESTDIR)" ] && \
+	! env -u LD_LIBRARY_PATH $(BINDIR)/noxsctl --help >/dev/null 2>&1; then \
+	echo "noxs: warning: programs in $(BINDIR) and $(SBINDIR) do not find $(LIBDIR)/libnoxs.so.1:" >&2; \
+	echo "noxs: add $(LIBDIR) to /etc/ld.so.conf.d/noxs.conf and run ldconfig as root," >&2; \
+	echo "noxs: or run them with LD_LIBRARY_PATH=$(LIBDIR)" >&2; \
+fi
+endef
+
 install: all $(INSTALL_TARGETS)
+	$(install_loader_check)
+
+# Removes every file install installs (INSTALL_FILES, kept by each
+# module.mk next to its install rule), then the directories that are
+# noxs's own if they are empty; shared ones (bin, lib, man8, ...) stay.
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALL_FILES))
+	@for d in $(addprefix $(DESTDIR),$(INSTALL_OWN_DIRS)); do \
+		if [ -d "$$d" ] && ! rmdir "$$d" 2>/dev/null; then \
+			echo "noxs: $$d holds files noxs did not install: left in place" >&2; \
+		fi; \
+	done
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ]; then \
+		echo "$(LDCONFIG)"; $(LDCONFIG) || exit 1; \
+	fi
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
@@ -179,6 +292,7 @@ clean:
 	rm -rf build
 
 .PHONY: all run check check-install check-unit check-tsan tsan-run demo bench \
-	bench-full fuzz install format format-check clean deps deps-stamp
+	bench-full fuzz install uninstall format format-check clean deps \
+	deps-stamp test-deps fuzz-deps deb-deps deb check-deb
 
 -include $(shell find $(OBJDIR) -name '*.d' 2>/dev/null)

@@ -21,4 +21,6 @@ install-backends: $(SYSCTL_BACK)
 	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/noxs-sysctl-back.service
 
 INSTALL_TARGETS += install-backends
+INSTALL_FILES += $(SBINDIR)/noxs-sysctl-back $(MANDIR)/man8/noxs-sysctl-back.8 \
+	$(SYSTEMDDIR)/noxs-sysctl-back.service
 .PHONY: install-backends

@@ -38,6 +38,9 @@ install-compat-xs: $(COMPAT_XS)
 	install -m 0755 $(COMPAT_XS) $(DESTDIR)$(LIBDIR)/noxs/compat-xs/libxenstore.so.4
 
 INSTALL_TARGETS += install-compat-xs
+INSTALL_FILES += $(LIBDIR)/noxs/compat-xs/libxenstore.so.4
+# Child before parent: uninstall removes them in this order.
+INSTALL_OWN_DIRS += $(LIBDIR)/noxs/compat-xs $(LIBDIR)/noxs
 .PHONY: install-compat-xs
 
 # noxs-xsringd: guests' XenStore rings answered from the local store on a
@@ -65,4 +68,6 @@ install-xsringd: $(XSRINGD)
 	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/noxs-xsringd.service
 
 INSTALL_TARGETS += install-xsringd
+INSTALL_FILES += $(SBINDIR)/noxs-xsringd $(MANDIR)/man8/noxs-xsringd.8 \
+	$(SYSTEMDDIR)/noxs-xsringd.service
 .PHONY: install-xsringd

@@ -16,4 +16,5 @@ install-frontends: $(SYSCTL_FRONT)
 	install -m 0644 frontends/sysctl/noxs-sysctl-front.8 $(DESTDIR)$(MANDIR)/man8/
 
 INSTALL_TARGETS += install-frontends
+INSTALL_FILES += $(SBINDIR)/noxs-sysctl-front $(MANDIR)/man8/noxs-sysctl-front.8
 .PHONY: install-frontends

@@ -58,4 +58,8 @@ install-libnoxs: $(LIBNOXS)
 	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/noxs.pc
 
 INSTALL_TARGETS += install-libnoxs
+INSTALL_FILES += $(LIBDIR)/$(LIBNOXS_SONAME) $(LIBDIR)/libnoxs.so \
+	$(PKGCONFIGDIR)/noxs.pc \
+	$(patsubst include/noxs/%,$(INCLUDEDIR)/noxs/%,$(LIBNOXS_HEADERS))
+INSTALL_OWN_DIRS += $(INCLUDEDIR)/noxs
 .PHONY: install-libnoxs

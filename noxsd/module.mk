@@ -36,4 +36,6 @@ install-noxsd: $(NOXSD_BIN)
 	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/noxsd.service
 
 INSTALL_TARGETS += install-noxsd
+INSTALL_FILES += $(SBINDIR)/noxsd $(MANDIR)/man8/noxsd.8 \
+	$(SYSTEMDDIR)/noxsd.service
 .PHONY: install-noxsd

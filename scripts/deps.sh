@@ -1,21 +1,35 @@
 #!/bin/sh
 # Make sure the Debian packages noxs needs are installed.
-#   scripts/deps.sh build    what `make`, `make check` and `make demo` need
-#   scripts/deps.sh compat   plus Debian's xenstored and xenstore tools
+#   scripts/deps.sh build    what `make` (and `make install`, `make demo`) need
+#   scripts/deps.sh test     plus Check, for the unit tests (`make check`)
+#   scripts/deps.sh fuzz     plus clang and its libFuzzer runtime (`make fuzz`)
+#   scripts/deps.sh compat   plus Check, Debian's xenstored and xenstore tools
 #   scripts/deps.sh bench    plus gnuplot for the plots
+#   scripts/deps.sh deb      plus Debian's packaging tools (`make deb`,
+#                            `make check-deb`)
+# Test-only packages are asked for only by the targets that use them, so
+# that a plain `make` needs no more than the libraries noxs links with.
+# `make DEPS=no ...` skips this gate (another distribution, or a packager
+# whose build dependencies are checked already).
 # As root, missing packages are installed with apt-get; otherwise the
 # script names them and fails.
 set -eu
 
-build_pkgs="gcc make pkg-config libxen-dev liburcu-dev liburing-dev check clang libclang-rt-14-dev liblmdb-dev"
+build_pkgs="gcc make pkg-config libxen-dev liburcu-dev liburing-dev liblmdb-dev"
+test_pkgs="check"
+fuzz_pkgs="clang libclang-rt-14-dev"
+deb_pkgs="dpkg-dev debhelper fakeroot lintian debootstrap"
 compat_pkgs="xen-utils-4.17 xenstore-utils"
 bench_pkgs="gnuplot-nox python3"
 
 case "${1:-build}" in
 build) want="$build_pkgs" ;;
-compat) want="$build_pkgs $compat_pkgs" ;;
-bench) want="$build_pkgs $compat_pkgs $bench_pkgs" ;;
-*) echo "usage: $0 build|compat|bench" >&2; exit 2 ;;
+test) want="$build_pkgs $test_pkgs" ;;
+fuzz) want="$build_pkgs $fuzz_pkgs" ;;
+compat) want="$build_pkgs $test_pkgs $compat_pkgs" ;;
+bench) want="$build_pkgs $test_pkgs $compat_pkgs $bench_pkgs" ;;
+deb) want="$build_pkgs $deb_pkgs" ;;
+*) echo "usage: $0 build|test|fuzz|compat|bench|deb" >&2; exit 2 ;;
 esac
 
 missing=""

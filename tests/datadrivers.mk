@@ -113,6 +113,13 @@ install-datadrivers: $(DRIVER_BINS)
 	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/noxs-blk-back.service \
 		$(DESTDIR)$(SYSTEMDDIR)/noxs-console-back.service
 INSTALL_TARGETS += install-datadrivers
+INSTALL_FILES += $(addprefix $(SBINDIR)/,noxs-blk-back noxs-console-back \
+		noxs-console-front) \
+	$(addprefix $(BINDIR)/,noxs-blk noxs-console) \
+	$(addprefix $(MANDIR)/man8/,noxs-blk-back.8 noxs-console-back.8 \
+		noxs-console-front.8) \
+	$(addprefix $(MANDIR)/man1/,noxs-blk.1 noxs-console.1) \
+	$(addprefix $(SYSTEMDDIR)/,noxs-blk-back.service noxs-console-back.service)
 .PHONY: install-datadrivers
 
 # libFuzzer target for the blk request validation (clang).

@@ -4,6 +4,7 @@
 #   $NOXS_INSTALL_CHECK/stage  PREFIX=/usr DESTDIR=stage, as a packager does
 #   $NOXS_INSTALL_CHECK/root   PREFIX=root, no DESTDIR: the systemd units'
 #                              ExecStart= paths exist, for systemd-analyze
+#   $NOXS_INSTALL_CHECK/uninst installed, then uninstalled: must be empty
 # This script only looks: it never runs make. Every problem is reported
 # (FAIL lines), then the exit status is 1 if there was any.
 #
@@ -376,6 +377,89 @@ if command -v systemd-analyze >/dev/null 2>&1; then
 else
 	note "systemd-analyze is not installed: units not verified"
 fi
+
+# ---- the host's files: kernel modules, log rotation ----
+ml=$sp/lib/modules-load.d/noxs.conf
+if [ ! -f "$ml" ]; then
+	fail "$prefix/lib/modules-load.d/noxs.conf is not installed"
+else
+	for m in xen-gntalloc xen-gntdev xen-evtchn; do
+		if grep -qx "$m" "$ml"; then ok; else fail "modules-load.d/noxs.conf does not load $m"; fi
+	done
+	# systemd-modules-load reads /usr/local/lib/modules-load.d too: the
+	# default prefix's file must land there, not in /etc or /usr/lib.
+	[ -f "$root/lib/modules-load.d/noxs.conf" ] && ok ||
+		fail "PREFIX=$root did not install $root/lib/modules-load.d/noxs.conf"
+fi
+lr=$stage/etc/logrotate.d/noxs
+if [ ! -f "$lr" ]; then
+	fail "/etc/logrotate.d/noxs is not installed (SYSCONFDIR=/etc)"
+else
+	# It rotates the logs where the console backend's unit writes them.
+	logdir=$(sed -n 's/^ExecStart=.*--log-dir \([^ ]*\).*/\1/p' \
+		"$unitdir/noxs-console-back.service")
+	if [ -z "$logdir" ]; then
+		fail "noxs-console-back.service has no --log-dir: update this check"
+	elif grep -q "^$logdir/\*\.log {" "$lr"; then
+		ok
+	else
+		fail "/etc/logrotate.d/noxs does not rotate $logdir/*.log"
+	fi
+	# The backend reopens its logs on SIGHUP, its unit's ExecReload=:
+	# the rotation reloads it rather than copying and truncating.
+	if grep -q 'systemctl reload noxs-console-back' "$lr" &&
+		grep -q '^ExecReload=.*kill -HUP' "$unitdir/noxs-console-back.service"; then
+		ok
+	else
+		fail "/etc/logrotate.d/noxs does not reload noxs-console-back (SIGHUP)"
+	fi
+	if command -v logrotate >/dev/null 2>&1; then
+		logrotate -d -s "$work/logrotate.state" "$lr" >"$work/lr" 2>&1
+		if grep -qi 'error' "$work/lr"; then
+			fail "logrotate -d /etc/logrotate.d/noxs:"
+			show "$work/lr"
+		else
+			ok
+		fi
+	fi
+fi
+
+# ---- the loader finds libnoxs after an install into the real root ----
+# The Makefile gave install a stand-in ldconfig that logs each call: run
+# once, for root/ (no DESTDIR), and only as root; never for a DESTDIR.
+calls=$(cat "$top/ldconfig.log" 2>/dev/null | wc -l)
+want=0
+[ "$(id -u)" -eq 0 ] && want=1
+if [ "$calls" -eq "$want" ]; then
+	ok
+else
+	fail "make install ran ldconfig $calls time(s), expected $want (DESTDIR empty and root only)"
+fi
+# root/lib is not in the loader's path: the install must have said so.
+if env -u LD_LIBRARY_PATH "$root/bin/noxsctl" --help >/dev/null 2>&1; then
+	note "the loader finds a libnoxs.so.1 for $root/bin/noxsctl elsewhere"
+elif grep -q "do not find $root/lib/libnoxs.so.1" "$top/root.out"; then
+	ok
+else
+	fail "make install PREFIX=$root left programs the loader cannot start, silently:"
+	show "$top/root.out"
+fi
+
+# ---- uninstall removes everything install put there ----
+before=$(cat "$top/uninst.before" 2>/dev/null || echo 0)
+left=$(find "$top/uninst" ! -type d 2>/dev/null)
+if [ "$before" -eq 0 ]; then
+	fail "the install for the uninstall check installed nothing"
+elif [ -n "$left" ]; then
+	fail "make uninstall left $(echo "$left" | wc -l) of $before files:"
+	echo "$left" | sed "s|^$top/uninst|    | |" | head -n 20
+else
+	ok
+fi
+# noxs's own directories go too; shared ones (usr/bin, ...) may stay.
+for d in usr/include/noxs usr/lib/noxs; do
+	if [ -e "$top/uninst/$d" ]; then fail "make uninstall left /$d"; else ok; fi
+done
 
 echo "install-check: $checks checks, $failures failed"
 [ $failures -eq 0 ]

@@ -14,4 +14,5 @@ install-tools: $(NOXSCTL_BIN)
 	install -m 0644 tools/noxsctl.8 $(DESTDIR)$(MANDIR)/man8/noxsctl.8
 
 INSTALL_TARGETS += install-tools
+INSTALL_FILES += $(BINDIR)/noxsctl $(MANDIR)/man8/noxsctl.8
 .PHONY: install-tools
