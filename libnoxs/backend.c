@@ -1718,6 +1718,7 @@ noxs_backend_open_flags(const char *path, const unsigned int *types,
 {
     struct epoll_event ev = {.events = EPOLLIN};
     noxs_backend *b;
+    uint16_t self;
     size_t i, j;
     int rc;
 
@@ -1745,12 +1746,14 @@ noxs_backend_open_flags(const char *path, const unsigned int *types,
         errno = ENAMETOOLONG;
         return NULL;
     }
+    if (noxs_self_domid(&self) < 0)
+        return NULL;
     if ((b = calloc(1, sizeof(*b))) == NULL)
         return NULL;
     memcpy(b->path, path, strlen(path) + 1);
     b->ops = ops;
     b->arg = arg;
-    b->domid = noxs_i_self_domid();
+    b->domid = self;
     b->ntypes = ntypes;
     for (i = 0; i < ntypes; i++)
         b->types[i] = (uint16_t)types[i];

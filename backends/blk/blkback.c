@@ -76,8 +76,19 @@
 #include <noxs/noxs.h>
 
 #include "blkreq.h"
-#include "drvlog.h"
+#include "common/daemon.h"
+#include "common/log.h"
+#include "common/parse.h"
 #include "svc.h"
+
+/* Milliseconds on CLOCK_MONOTONIC. */
+static int64_t drv_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /*
  * Persistent grants kept mapped by the whole process (all devices), by
@@ -1050,7 +1061,7 @@ static void uring_flush(struct blkdev *bd)
                 continue;
             /* The kernel may still be writing into these pages: we
              * cannot answer them, and must not go on. */
-            drvlog_fatal("domain %u blk %u: io_uring_wait_cqe: %s",
+            fatalx("domain %u blk %u: io_uring_wait_cqe: %s",
                          bd->fe_domid, bd->devid, strerror(-ret));
         }
         uint64_t i = io_uring_cqe_get_data64(cqe);
@@ -2637,24 +2648,6 @@ static void reap_broken(void)
     }
 }
 
-/* A decimal count option, 0..max, into *out; -1 (said on stderr) if not. */
-static int parse_count(const char *name, const char *arg, unsigned long max,
-                       unsigned int *out)
-{
-    char *end;
-    unsigned long v;
-
-    errno = 0;
-    v = strtoul(arg, &end, 10);
-    if (errno != 0 || end == arg || *end != '\0' || arg[0] == '-' ||
-        v > max) {
-        fprintf(stderr, "noxs-blk-back: bad --%s: %s\n", name, arg);
-        return -1;
-    }
-    *out = (unsigned int)v;
-    return 0;
-}
-
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -2666,7 +2659,8 @@ static void usage(FILE *out)
             "Serve the blk devices of every guest from files or block "
             "devices.\n"
             "  -d, --foreground  stay in the foreground and log to stderr\n"
-            "  -v                more logging (twice: debug)\n"
+            "  -v                log debug messages too\n"
+            "  --version         print the version and exit\n"
             "  --socket PATH     noxsd's control socket (default "
             "$NOXS_SOCKET,\n"
             "                    else " NOXS_DEFAULT_SOCKET ")\n"
@@ -2705,6 +2699,7 @@ int main(int argc, char **argv)
         {"no-uring", no_argument, NULL, 'U'},
         {"no-mmap", no_argument, NULL, 'M'},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     const unsigned int types[] = {NOXS_DEV_BLK};
@@ -2718,33 +2713,36 @@ int main(int argc, char **argv)
         switch (c) {
         case 'd': foreground = true; break;
         case 'v': verbosity++; break;
-        case 's': socket_path = optarg; break;
+        case 's': socket_path = opt_path("socket", optarg); break;
         case 'g':
-            if (parse_count("max-grants", optarg, MAX_MAX_GRANTS, &max_grants) < 0)
-                return 1;
+            max_grants = (unsigned int)opt_u64("max-grants", optarg, 0,
+                                               MAX_MAX_GRANTS);
             break;
         case 't':
-            if (parse_count("io-threads", optarg, MAX_WORKERS, &io_threads) < 0)
-                return 1;
+            io_threads = (unsigned int)opt_u64("io-threads", optarg, 0,
+                                               MAX_WORKERS);
             break;
         case 'S':
-            if (parse_count("share-small", optarg, JOB_MAX_REQS, &share_small) < 0)
-                return 1;
+            share_small = (unsigned int)opt_u64("share-small", optarg, 0,
+                                                JOB_MAX_REQS);
             break;
         case 'U': use_uring = false; break;
         case 'M': use_mmap = false; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 1;
+        case 'V': print_version("noxs-blk-back"); return 0;
+        default: usage(stderr); return EXIT_USAGE;
         }
     }
     if (optind != argc) {
+        fprintf(stderr, "noxs-blk-back: unexpected argument: %s\n",
+                argv[optind]);
         usage(stderr);
-        return 1;
+        return EXIT_USAGE;
     }
-    drvlog_init("noxs-blk-back", foreground, verbosity);
-    if (!foreground && daemon(0, 0) < 0)
-        drvlog_fatal("daemon: %s", strerror(errno));
-    noxs_set_logger(drvlog_library);
+    log_init("noxs-blk-back", verbosity);
+    noxs_set_logger(log_library);
+    /* Registration before detaching: failing to, it says why and exits 1. */
+    daemon_start(foreground);
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
@@ -2765,18 +2763,21 @@ int main(int argc, char **argv)
     sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (sfd < 0 || wake_fd < 0)
-        drvlog_fatal("signalfd/eventfd: %s", strerror(errno));
+        fatalx("signalfd/eventfd: %s", strerror(errno));
 
     take_stored();
     backend = noxs_backend_open_flags(socket_path, types, 1, &ops, NULL,
                                       NOXS_BACKEND_RESUMABLE);
     if (backend == NULL)
-        drvlog_fatal("cannot register with noxsd: %s", strerror(errno));
+        fatal("cannot register with noxsd at %s", socket_path ? socket_path
+              : getenv("NOXS_SOCKET") ? getenv("NOXS_SOCKET")
+                                      : NOXS_DEFAULT_SOCKET);
     resumable = noxs_backend_restartable(backend) != 0;
     if (noxs_backend_restartable(backend) == 2)
         resume_devices();
     drop_kept();
-    log_info("serving blk devices");
+    log_info("noxs-blk-back %s: serving blk devices", version_string());
+    daemon_ready();
 
     for (;;) {
         struct pollfd p[3] = {
@@ -2788,7 +2789,7 @@ int main(int argc, char **argv)
         if (poll(p, 3, -1) < 0) {
             if (errno == EINTR)
                 continue;
-            drvlog_fatal("poll: %s", strerror(errno));
+            fatalx("poll: %s", strerror(errno));
         }
         if (p[2].revents & POLLIN) {
             log_info("terminating");
