@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <noxs/abi.h>
+#include <noxs/noxs.h>
 
 #include "common/parse.h"
 
@@ -136,4 +137,19 @@ void print_version(const char *prog)
 const char *version_string(void)
 {
     return NOXS_VERSION;
+}
+
+const char *params_unknown(const struct noxs_kv *params, size_t n,
+                           const char *const known[])
+{
+    size_t i, j;
+
+    for (i = 0; i < n; i++) {
+        for (j = 0; known[j] != NULL; j++)
+            if (strcmp(params[i].key, known[j]) == 0)
+                break;
+        if (known[j] == NULL)
+            return params[i].key;
+    }
+    return NULL;
 }

@@ -35,6 +35,15 @@ int parse_uid(const char *s, uid_t *out);
  */
 char *path_absolute(const char *path);
 
+/*
+ * The first key of params[0..n) that is not in known (NULL-terminated),
+ * or NULL: a backend refuses a device whose parameters it would ignore
+ * (a typing mistake must not pass for a default).
+ */
+struct noxs_kv;
+const char *params_unknown(const struct noxs_kv *params, size_t n,
+                           const char *const known[]);
+
 /* "PROG VERSION" on stdout: the one version of every noxs program. */
 void print_version(const char *prog);
 const char *version_string(void);

@@ -55,6 +55,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -2157,42 +2158,98 @@ static int publish_u64(noxs_dev *d, const char *key, uint64_t v)
     return noxs_dev_set_kv(d, key, buf);
 }
 
+/*
+ * Another device of ours on the same file or block device, when sharing
+ * it would be unsafe: either of the two read-write. Xen's block script
+ * refuses the same (check_sharing): two writers, or a writer and a
+ * reader, see each other's writes torn, and a filesystem on it is lost.
+ */
+static struct blkdev *sharing(const struct blkdev *bd, const struct stat *st)
+{
+    struct stat other;
+
+    for (struct blkdev *o = devices; o != NULL; o = o->next) {
+        if (o == bd || o->fd < 0 || fstat(o->fd, &other) < 0)
+            continue;
+        if (S_ISBLK(st->st_mode) ? other.st_rdev != st->st_rdev
+                                 : other.st_dev != st->st_dev ||
+                                       other.st_ino != st->st_ino)
+            continue;
+        if (!bd->geom.readonly || !o->geom.readonly)
+            return o;
+    }
+    return NULL;
+}
+
+/* Refuse a device: one line naming what is wrong; returns -err. */
+static int refuse(const struct blkdev *bd, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int refuse(const struct blkdev *bd, int err, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    log_warnx("domain %u blk %u: refused: %s", bd->fe_domid, bd->devid, msg);
+    return -err;
+}
+
 static int open_backing(struct blkdev *bd, const struct noxs_kv *params,
                         size_t n)
 {
+    static const char *const known[] = {"path", "mode", "sector-size",
+                                        "sectors", NULL};
     const char *path = param(params, n, "path");
     const char *mode = param(params, n, "mode");
     const char *ss = param(params, n, "sector-size");
     const char *sectors = param(params, n, "sectors");
+    const char *unknown = params_unknown(params, n, known);
+    struct blkdev *other;
     struct stat st;
-    uint64_t bytes = 0;
+    uint64_t bytes = 0, v;
 
-    if (path == NULL || path[0] == '\0') {
-        log_warnx("blk device: no path= parameter");
-        return -EINVAL;
-    }
+    if (unknown != NULL)
+        return refuse(bd, EINVAL, "unknown parameter %s= (known: path, "
+                      "mode, sector-size, sectors)", unknown);
+    if (path == NULL || path[0] == '\0')
+        return refuse(bd, EINVAL, "no path= parameter (the image file or "
+                      "block device)");
+    /* Ours is not the toolstack's current directory. */
+    if (path[0] != '/')
+        return refuse(bd, EINVAL, "path=%s is not an absolute path", path);
     if (mode == NULL || strcmp(mode, "w") == 0 || strcmp(mode, "rw") == 0)
         bd->geom.readonly = false;
     else if (strcmp(mode, "r") == 0 || strcmp(mode, "ro") == 0)
         bd->geom.readonly = true;
     else
-        return -EINVAL;
+        return refuse(bd, EINVAL, "mode=%s (r, ro, w or rw)", mode);
     if (ss == NULL || strcmp(ss, "512") == 0)
         bd->geom.sector_size = 512;
     else if (strcmp(ss, "4096") == 0)
         bd->geom.sector_size = 4096;
     else
-        return -EINVAL;
+        return refuse(bd, EINVAL, "sector-size=%s (512 or 4096)", ss);
+    if (sectors != NULL &&
+        parse_u64(sectors, 1, UINT64_MAX >> 10, &v) < 0)
+        return refuse(bd, EINVAL, "sectors=%s (a decimal number of 512-byte "
+                      "sectors)", sectors);
 
     bd->fd = open(path, (bd->geom.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
     if (bd->fd < 0) {
         int err = errno;
 
-        log_warnx("blk device: %s: %s", path, strerror(err));
-        return -err;
+        return refuse(bd, err, "path=%s: %s", path, strerror(err));
     }
     if (fstat(bd->fd, &st) < 0)
         return -errno;
+    if ((other = sharing(bd, &st)) != NULL)
+        return refuse(bd, EBUSY, "%s is attached %s as domain %u blk %u; "
+                      "one file is never attached read-write twice, nor "
+                      "read-write beside read-only", path,
+                      other->geom.readonly ? "read-only" : "read-write",
+                      other->fe_domid, other->devid);
     if (S_ISREG(st.st_mode)) {
         bytes = (uint64_t)st.st_size;
         bd->geom.discard = true;
@@ -2201,20 +2258,20 @@ static int open_backing(struct blkdev *bd, const struct noxs_kv *params,
             return -errno;
         bd->is_blockdev = true;
         bd->geom.discard = true;
+    } else if (S_ISDIR(st.st_mode)) {
+        return refuse(bd, EISDIR, "path=%s is a directory", path);
     } else if (sectors == NULL) {
-        log_warnx("blk device: %s is neither a file nor a block device; "
-                  "give sectors=", path);
-        return -EINVAL;
+        return refuse(bd, EINVAL, "path=%s is neither a file nor a block "
+                      "device; give sectors=", path);
     }
     if (sectors != NULL) {
-        char *end;
-
-        errno = 0;
-        unsigned long long v = strtoull(sectors, &end, 10);
-        if (errno != 0 || end == sectors || *end != '\0' ||
-            sectors[0] == '-' || v > (UINT64_MAX >> 10))
-            return -EINVAL;
-        bytes = (uint64_t)v << NOXS_BLK_SECTOR_SHIFT;
+        /* A disk larger than its file would fail every I/O past the end. */
+        if ((S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) &&
+            v > bytes >> NOXS_BLK_SECTOR_SHIFT)
+            return refuse(bd, EINVAL, "sectors=%s is more than the %" PRIu64
+                          " sectors of %s", sectors,
+                          bytes >> NOXS_BLK_SECTOR_SHIFT, path);
+        bytes = v << NOXS_BLK_SECTOR_SHIFT;
     }
     bytes -= bytes % bd->geom.sector_size;
     bd->geom.sectors = bytes >> NOXS_BLK_SECTOR_SHIFT;

@@ -577,10 +577,18 @@ static int cons_attach(noxs_dev *d, struct console **out)
 static int cons_create(noxs_backend *b, noxs_dev *d,
                        const struct noxs_kv *params, size_t nparams, void *arg)
 {
+    static const char *const known[] = {NULL};
+    const char *unknown = params_unknown(params, nparams, known);
     struct console *c;
-    int err = cons_attach(d, &c);
+    int err;
 
-    if (err != 0)
+    if (unknown != NULL) {
+        log_warnx("domain %u console %u: refused: unknown parameter %s= "
+                  "(it takes none)", noxs_dev_frontend_domid(d),
+                  noxs_dev_id(d), unknown);
+        return -EINVAL;
+    }
+    if ((err = cons_attach(d, &c)) != 0)
         return err;
     if (noxs_dev_set_kv(d, "max-ring-page-order", "3") < 0 ||
         noxs_dev_set_kv(d, "type", "noxs-ring") < 0) {

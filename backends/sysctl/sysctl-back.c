@@ -290,6 +290,15 @@ static int sysctl_create(noxs_backend *b, noxs_dev *d,
                          const struct noxs_kv *params, size_t nparams,
                          void *arg)
 {
+    static const char *const known[] = {NULL};
+    const char *unknown = params_unknown(params, nparams, known);
+
+    if (unknown != NULL) {
+        log_warnx("domain %u: sysctl device %u refused: unknown parameter "
+                  "%s= (it takes none)", noxs_dev_frontend_domid(d),
+                  noxs_dev_id(d), unknown);
+        return -EINVAL;
+    }
     if (attach(d) == NULL)
         return -ENOMEM;
     log_info("domain %u: sysctl device %u created",
