@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -49,6 +51,38 @@ void daemon_start(int foreground)
     log_warnx("died during start-up: %s",
               WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "?");
     _exit(1);
+}
+
+static char *pidfile;
+static pid_t pidfile_owner;
+
+static void pidfile_remove(void)
+{
+    /* Not a child that returned from a fork (it has no pidfile). */
+    if (pidfile != NULL && getpid() == pidfile_owner)
+        unlink(pidfile);
+}
+
+void daemon_pidfile(const char *path)
+{
+    char tmp[4096];
+    FILE *f;
+
+    if (path == NULL)
+        return;
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+        fatalx("pidfile %s: path too long", path);
+    if ((f = fopen(tmp, "we")) == NULL)
+        fatal("pidfile %s", tmp);
+    fprintf(f, "%d\n", (int)getpid());
+    if (fclose(f) != 0 || rename(tmp, path) < 0) {
+        unlink(tmp);
+        fatal("pidfile %s", path);
+    }
+    if ((pidfile = strdup(path)) == NULL)
+        fatal("pidfile");
+    pidfile_owner = getpid();
+    atexit(pidfile_remove);
 }
 
 void daemon_ready(void)

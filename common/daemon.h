@@ -18,6 +18,14 @@
 #define NOXS_COMMON_DAEMON_H
 
 void daemon_start(int foreground);
+/*
+ * Write our pid to path (absolute; written to a temporary name and
+ * renamed, so a reader never sees half of it) and remove it when the
+ * process exits normally. Exits 1, saying why, if it cannot. For
+ * start-stop-daemon, init scripts and a shell that must stop a daemon
+ * it started detached.
+ */
+void daemon_pidfile(const char *path);
 /* The child's set-up is done: release the parent, leave the terminal
  * and the current directory, log to syslog from now on. */
 void daemon_ready(void);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <noxs/noxs.h>
@@ -79,6 +80,14 @@ static int usage_error(const char *fmt, ...)
     va_end(ap);
     fputs("\n(noxsctl --help for usage)\n", stderr);
     return EXIT_USAGE;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static noxs_client *client(void)
@@ -556,10 +565,11 @@ static int cmd_shutdown(int argc, char **argv)
     static const char *reasons[] = {"poweroff", "reboot", "suspend", "crash"};
     const char *reason = NULL, *why = NULL;
     uint64_t wait_s = 30;
-    char reply[NOXS_CTRL_VALUE_MAX + 1], subject[64];
+    char reply[NOXS_CTRL_VALUE_MAX + 1], subject[64], whybuf[160];
+    int64_t deadline;
     uint16_t domid;
     size_t r;
-    int i, ok = 0;
+    int i, rc, ok = 0;
 
     if (argc < 1)
         return usage_error("shutdown DOMID --reason REASON [--wait SECONDS]");
@@ -581,10 +591,26 @@ static int cmd_shutdown(int argc, char **argv)
     if (!ok)
         return usage_error("--reason poweroff|reboot|suspend|crash");
     snprintf(subject, sizeof(subject), "shutdown: domain %u", domid);
-    noxs_client_set_timeout(client(), (int)wait_s * 1000);
-    if (noxs_dev_control(client(), domid, NOXS_DEV_SYSCTL, 0, "shutdown",
-                         reason, (int)wait_s * 1000, reply,
-                         sizeof(reply)) < 0) {
+    /*
+     * A guest whose frontend is still connecting (just booted, or its
+     * device just added) gets the request once it is Connected: retried
+     * until the deadline, as the guest would see a request written
+     * before it looked.
+     */
+    deadline = now_ms() + (int64_t)wait_s * 1000;
+    for (;;) {
+        int64_t left = deadline - now_ms();
+
+        if (left < 1)
+            left = 1;
+        noxs_client_set_timeout(client(), (int)left);
+        rc = noxs_dev_control(client(), domid, NOXS_DEV_SYSCTL, 0, "shutdown",
+                              reason, (int)left, reply, sizeof(reply));
+        if (rc == 0 || errno != ENOTCONN || now_ms() + 100 >= deadline)
+            break;
+        usleep(100 * 1000);
+    }
+    if (rc < 0) {
         switch (errno) {
         case ETIMEDOUT:
             warnx("domain %u did not acknowledge %s within %llu s", domid,
@@ -595,17 +621,20 @@ static int cmd_shutdown(int argc, char **argv)
                                        : "no such domain";
             break;
         case ENOTCONN:
-            why = "the guest's sysctl frontend is not connected";
+            why = "the guest's sysctl frontend did not connect in time";
             break;
         case ECONNRESET:
-            why = "the guest's sysctl frontend closed without acknowledging";
-            break;
         case EOPNOTSUPP:
-            why = "the guest does not support that reason";
-            break;
         case ENODEV:
-            why = "no sysctl backend serves the device (is noxs-sysctl-back "
-                  "running?)";
+            snprintf(whybuf, sizeof(whybuf), "%s: %s", strerror(errno),
+                     errno == ECONNRESET ? "the guest's sysctl frontend "
+                                           "closed without acknowledging"
+                     : errno == EOPNOTSUPP ? "the guest does not support "
+                                             "that reason"
+                                           : "no sysctl backend serves the "
+                                             "device (is noxs-sysctl-back "
+                                             "running?)");
+            why = whybuf;
             break;
         }
         return failed(subject, why);

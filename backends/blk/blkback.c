@@ -2159,17 +2159,20 @@ static int publish_u64(noxs_dev *d, const char *key, uint64_t v)
 }
 
 /*
- * Another device of ours on the same file or block device, when sharing
- * it would be unsafe: either of the two read-write. Xen's block script
- * refuses the same (check_sharing): two writers, or a writer and a
- * reader, see each other's writes torn, and a filesystem on it is lost.
+ * A device of another domain on the same file or block device, when
+ * sharing it would be unsafe: either of the two read-write. Xen's block
+ * script refuses the same (check_sharing): a guest writing where another
+ * guest reads or writes sees torn data, and a filesystem on it is lost.
+ * Several devices of one domain may share a file, as Xen allows: one
+ * kernel arbitrates them.
  */
 static struct blkdev *sharing(const struct blkdev *bd, const struct stat *st)
 {
     struct stat other;
 
     for (struct blkdev *o = devices; o != NULL; o = o->next) {
-        if (o == bd || o->fd < 0 || fstat(o->fd, &other) < 0)
+        if (o == bd || o->fe_domid == bd->fe_domid || o->fd < 0 ||
+            fstat(o->fd, &other) < 0)
             continue;
         if (S_ISBLK(st->st_mode) ? other.st_rdev != st->st_rdev
                                  : other.st_dev != st->st_dev ||
@@ -2246,8 +2249,8 @@ static int open_backing(struct blkdev *bd, const struct noxs_kv *params,
         return -errno;
     if ((other = sharing(bd, &st)) != NULL)
         return refuse(bd, EBUSY, "%s is attached %s as domain %u blk %u; "
-                      "one file is never attached read-write twice, nor "
-                      "read-write beside read-only", path,
+                      "two domains never share a file when either may "
+                      "write it", path,
                       other->geom.readonly ? "read-only" : "read-write",
                       other->fe_domid, other->devid);
     if (S_ISREG(st.st_mode)) {
@@ -2718,6 +2721,7 @@ static void usage(FILE *out)
             "  -d, --foreground  stay in the foreground and log to stderr\n"
             "  -v                log debug messages too\n"
             "  --version         print the version and exit\n"
+            "  --pidfile PATH    write the pid there (removed at exit)\n"
             "  --socket PATH     noxsd's control socket (default "
             "$NOXS_SOCKET,\n"
             "                    else " NOXS_DEFAULT_SOCKET ")\n"
@@ -2757,10 +2761,11 @@ int main(int argc, char **argv)
         {"no-mmap", no_argument, NULL, 'M'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
+        {"pidfile", required_argument, NULL, 'p'},
         {NULL, 0, NULL, 0},
     };
     const unsigned int types[] = {NOXS_DEV_BLK};
-    const char *socket_path = NULL;
+    const char *socket_path = NULL, *pidfile = NULL;
     bool foreground = false;
     int verbosity = 0, c, sfd, status = 0;
     struct rlimit rl;
@@ -2787,6 +2792,7 @@ int main(int argc, char **argv)
         case 'M': use_mmap = false; break;
         case 'h': usage(stdout); return 0;
         case 'V': print_version("noxs-blk-back"); return 0;
+        case 'p': pidfile = opt_path("pidfile", optarg); break;
         default: usage(stderr); return EXIT_USAGE;
         }
     }
@@ -2800,6 +2806,7 @@ int main(int argc, char **argv)
     noxs_set_logger(log_library);
     /* Registration before detaching: failing to, it says why and exits 1. */
     daemon_start(foreground);
+    daemon_pidfile(pidfile);
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);

@@ -734,6 +734,7 @@ static void usage(FILE *out)
             "  -d, --foreground  stay in the foreground and log to stderr\n"
             "  -v                log debug messages too\n"
             "  --version         print the version and exit\n"
+            "  --pidfile PATH    write the pid there (removed at exit)\n"
             "  --socket PATH     noxsd's control socket (default "
             "$NOXS_SOCKET,\n"
             "                    else " NOXS_DEFAULT_SOCKET ")\n"
@@ -754,10 +755,11 @@ int main(int argc, char **argv)
         {"buffer", required_argument, NULL, 'b'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
+        {"pidfile", required_argument, NULL, 'p'},
         {NULL, 0, NULL, 0},
     };
     const unsigned int types[] = {NOXS_DEV_CONSOLE};
-    const char *socket_path = NULL;
+    const char *socket_path = NULL, *pidfile = NULL;
     bool foreground = false;
     int verbosity = 0, c, sfd, status = 0;
     struct pollfd *pfds = NULL;
@@ -779,6 +781,7 @@ int main(int argc, char **argv)
             break;
         case 'h': usage(stdout); return 0;
         case 'V': print_version("noxs-console-back"); return 0;
+        case 'p': pidfile = opt_path("pidfile", optarg); break;
         default: usage(stderr); return EXIT_USAGE;
         }
     }
@@ -794,6 +797,7 @@ int main(int argc, char **argv)
         fatal("console socket directory %s", sock_dir);
     /* Registration before detaching: failing to, it says why and exits 1. */
     daemon_start(foreground);
+    daemon_pidfile(pidfile);
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);

@@ -438,6 +438,7 @@ static void usage(FILE *out)
         "  -d, --foreground  stay in the foreground and log to stderr\n"
         "  -v                log debug messages too\n"
         "  --version         print the version and exit\n"
+        "  --pidfile PATH    write the pid there (removed at exit)\n"
         "  --socket PATH     noxsd's control socket (default $NOXS_SOCKET,\n"
         "                    else " NOXS_DEFAULT_SOCKET ")\n"
         "  --timeout SECONDS how long a guest may take to acknowledge (60)\n");
@@ -451,12 +452,13 @@ int main(int argc, char **argv)
         {"timeout", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
+        {"pidfile", required_argument, NULL, 'p'},
         {NULL, 0, NULL, 0},
     };
     const unsigned int types[] = {NOXS_DEV_SYSCTL};
     bool foreground = false;
     int verbosity = 0;
-    const char *socket_path = NULL;
+    const char *socket_path = NULL, *pidfile = NULL;
     struct rlimit rl;
     sigset_t mask;
     int sfd, c, status = 0;
@@ -482,6 +484,7 @@ int main(int argc, char **argv)
         }
         case 'h': usage(stdout); return 0;
         case 'V': print_version("noxs-sysctl-back"); return 0;
+        case 'p': pidfile = opt_path("pidfile", optarg); break;
         default: usage(stderr); return EXIT_USAGE;
         }
     }
@@ -495,6 +498,7 @@ int main(int argc, char **argv)
     noxs_set_logger(log_library);
     /* Registration before detaching: failing to, it says why and exits 1. */
     daemon_start(foreground);
+    daemon_pidfile(pidfile);
     /* Each guest's device holds a grant and a port; allow thousands. */
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;

@@ -66,7 +66,7 @@ nx_wait 200 "2 backends" nx_has_backends 2
 noxsctl domain-create 4 >/dev/null && noxsctl domain-create 5 >/dev/null ||
 	nx_fail "domain-create"
 noxsctl dev-add 4 sysctl 0 || nx_fail "dev-add sysctl"
-expect 1 '*shutdown: domain 4: the guest*not connected*' "$N" shutdown 4 --reason poweroff
+expect 1 '*shutdown: domain 4: the guest*did not connect*' "$N" shutdown 4 --reason poweroff --wait 1
 expect 1 '*dev-add: domain 99 sysctl 0: no such domain*' "$N" dev-add 99 sysctl 0
 expect 1 '*dev-add: domain 5 net 0: No such device: no backend for net devices*' "$N" dev-add 5 net 0
 expect 1 '*dev-add: domain 5 blk 0: the blk backend refused*' "$N" dev-add 5 blk 0
