@@ -404,6 +404,13 @@ static int cmd_dev_add(int argc, char **argv)
             path = params[n].value;
         n++;
     }
+    /* What every blk device needs, said before any backend is asked
+     * (as xl wants target= in a disk spec); the backend checks the rest
+     * and logs which key it refused. */
+    if (type == NOXS_DEV_BLK && path == NULL)
+        return usage_error("dev-add: domain %u blk %u: no path= parameter "
+                           "(path=FILE: the image file or block device)",
+                           domid, devid);
     snprintf(subject, sizeof(subject), "dev-add: domain %u %s %u", domid,
              type_name(type), devid);
     if (noxs_dev_add(client(), domid, type, devid, backend, params, n) < 0) {

@@ -31,6 +31,9 @@
 
 #include "common/parse.h"
 
+/* What noxs-console-back sends a second client before closing. */
+#define BUSY "noxs-console: console busy\r\n"
+
 #define DEFAULT_DIR "/run/noxs/console"
 
 static struct termios saved_tio;
@@ -205,6 +208,16 @@ int main(int argc, char **argv)
                                     "of %llu bytes\r\n", got, want);
                     rc = 1;
                 }
+                break;
+            }
+            /* The backend's refusal is its whole answer: say it where
+             * errors go and fail, so that a script sees rc 1. */
+            if (got == 0 && (size_t)n == sizeof(BUSY) - 1 &&
+                memcmp(buf, BUSY, (size_t)n) == 0) {
+                fprintf(stderr, "noxs-console: domain %lu console %lu is "
+                                "busy: another client is attached\n",
+                        domid, devid);
+                rc = 1;
                 break;
             }
             if (write_all(STDOUT_FILENO, buf, (size_t)n) < 0) {
