@@ -345,6 +345,15 @@ static const char *dev_add_why(int e, uint16_t domid, unsigned int type,
         }
         /* fall through */
     case EINVAL:
+        /* What every blk device needs (as xl wants target= in a disk
+         * spec): said here; the backend's log names any other key. */
+        if (e == EINVAL && type == NOXS_DEV_BLK && path == NULL) {
+            snprintf(buf, len, "the blk backend refused it: %s: no path= "
+                     "parameter (path=FILE: the image file or block "
+                     "device)", strerror(e));
+            return buf;
+        }
+        /* fall through */
     case EBUSY:
         snprintf(buf, len, "the %s backend refused it: %s (its log names the "
                  "parameter or the device in the way)", type_name(type),
@@ -404,13 +413,6 @@ static int cmd_dev_add(int argc, char **argv)
             path = params[n].value;
         n++;
     }
-    /* What every blk device needs, said before any backend is asked
-     * (as xl wants target= in a disk spec); the backend checks the rest
-     * and logs which key it refused. */
-    if (type == NOXS_DEV_BLK && path == NULL)
-        return usage_error("dev-add: domain %u blk %u: no path= parameter "
-                           "(path=FILE: the image file or block device)",
-                           domid, devid);
     snprintf(subject, sizeof(subject), "dev-add: domain %u %s %u", domid,
              type_name(type), devid);
     if (noxs_dev_add(client(), domid, type, devid, backend, params, n) < 0) {

@@ -2268,8 +2268,12 @@ static int open_backing(struct blkdev *bd, const struct noxs_kv *params,
                       "device; give sectors=", path);
     }
     if (sectors != NULL) {
-        /* A disk larger than its file would fail every I/O past the end. */
-        if ((S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) &&
+        /*
+         * A disk larger than its file would fail every I/O past the end.
+         * (A file that says it is empty, as /proc's do, takes sectors=
+         * at its word.)
+         */
+        if ((S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) && bytes > 0 &&
             v > bytes >> NOXS_BLK_SECTOR_SHIFT)
             return refuse(bd, EINVAL, "sectors=%s is more than the %" PRIu64
                           " sectors of %s", sectors,

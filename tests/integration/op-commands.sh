@@ -69,7 +69,9 @@ noxsctl dev-add 4 sysctl 0 || nx_fail "dev-add sysctl"
 expect 1 '*shutdown: domain 4: the guest*did not connect*' "$N" shutdown 4 --reason poweroff --wait 1
 expect 1 '*dev-add: domain 99 sysctl 0: no such domain*' "$N" dev-add 99 sysctl 0
 expect 1 '*dev-add: domain 5 net 0: No such device: no backend for net devices*' "$N" dev-add 5 net 0
-expect 2 '*dev-add: domain 5 blk 0: no path= parameter*' "$N" dev-add 5 blk 0
+expect 1 '*dev-add: domain 5 blk 0: the blk backend refused it: Invalid argument: no path= parameter*' "$N" dev-add 5 blk 0
+grep -q 'domain 5 blk 0: refused: no path= parameter' "$NX_DIR/blk.log" ||
+	nx_fail "blk-back does not name path="
 expect 1 '*dev-add: domain 5 blk 0: the blk backend refused*' "$N" dev-add 5 blk 0 path=/dev/null mode=x
 grep -q 'domain 5 blk 0: refused: mode=x (r, ro, w or rw)' "$NX_DIR/blk.log" ||
 	nx_fail "blk-back does not name mode="
