@@ -2548,16 +2548,14 @@ static void take_stored(void)
 {
     const char *spid = getenv("LISTEN_PID"), *sn = getenv("LISTEN_FDS");
     const char *names = getenv("LISTEN_FDNAMES");
-    char *copy, *name, *save = NULL, *end;
-    unsigned long pid, n;
+    char *copy, *name, *save = NULL;
+    uint64_t pid, n;
 
     if (spid == NULL || sn == NULL || names == NULL)
         return;
-    pid = strtoul(spid, &end, 10);
-    if (*end != '\0' || (pid_t)pid != getpid())
+    if (parse_u64(spid, 1, INT32_MAX, &pid) < 0 || (pid_t)pid != getpid())
         return;
-    n = strtoul(sn, &end, 10);
-    if (*end != '\0' || n > 1u << 20 || (copy = strdup(names)) == NULL)
+    if (parse_u64(sn, 0, 1u << 20, &n) < 0 || (copy = strdup(names)) == NULL)
         return;
     kept = calloc(n, sizeof(*kept));
     name = strtok_r(copy, ":", &save);
