@@ -639,8 +639,8 @@ static void usage(FILE *out)
         "  --version       print the version and exit\n"
         "\n"
         "Exit status (one domain): 0 poweroff, 10 reboot, 11 suspend, 12 crash,\n"
-        "3 the backend closed or removed the device, 1 error. With --domains:\n"
-        "0 once every domain was shut down by request, else 1.\n");
+        "3 the backend closed or removed the device, 1 error, 2 usage. With\n"
+        "--domains: 0 once every domain was shut down by request, else 1.\n");
 }
 
 int main(int argc, char **argv)
@@ -667,7 +667,7 @@ int main(int argc, char **argv)
         switch (c) {
         case 's':
             if (parse_support(optarg) < 0)
-                return 1;
+                return EXIT_USAGE;
             break;
         case 'b': boot_str = optarg; break;
         case 'D': domains = optarg; break;
@@ -676,12 +676,12 @@ int main(int argc, char **argv)
         case 'v': verbose = true; break;
         case 'h': usage(stdout); return 0;
         case 'V': print_version("noxs-sysctl-front"); return 0;
-        default: usage(stderr); return 1;
+        default: usage(stderr); return EXIT_USAGE;
         }
     }
     if (optind != argc || (boot_str && domains)) {
         usage(stderr);
-        return 1;
+        return EXIT_USAGE;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGPIPE, SIG_IGN);
