@@ -2767,7 +2767,8 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const unsigned int types[] = {NOXS_DEV_BLK};
-    const char *socket_path = NULL, *pidfile = NULL;
+    /* Static: they live as long as the process (no leak at exit). */
+    static const char *socket_path, *pidfile;
     bool foreground = false;
     int verbosity = 0, c, sfd, status = 0;
     struct rlimit rl;

@@ -458,7 +458,8 @@ int main(int argc, char **argv)
     const unsigned int types[] = {NOXS_DEV_SYSCTL};
     bool foreground = false;
     int verbosity = 0;
-    const char *socket_path = NULL, *pidfile = NULL;
+    /* Static: they live as long as the process (no leak at exit). */
+    static const char *socket_path, *pidfile;
     struct rlimit rl;
     sigset_t mask;
     int sfd, c, status = 0;
