@@ -67,7 +67,7 @@ SAN_FLAGS := $(if $(SAN),-fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize
 ifneq ($(findstring thread,$(SAN)),)
 SAN_FLAGS += -Wno-tsan
 endif
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -pthread -Iinclude \
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -pthread -Iinclude -I. \
 	$(WARNINGS) $(SAN_FLAGS) $(CFLAGS)
 BASE_LDFLAGS := -pthread $(SAN_FLAGS) $(LDFLAGS)
 
@@ -110,7 +110,7 @@ $(OBJDIR)/%.o: %.c | deps-stamp
 	$(CC) $(BASE_CFLAGS) $(MODULE_CFLAGS_$(firstword $(subst /, ,$<))) \
 		-MMD -MP -c $< -o $@
 
-MODULES := sim libnoxs noxsd tools backends frontends compat-xs tests bench \
+MODULES := common sim libnoxs noxsd tools backends frontends compat-xs tests bench \
 	docs dist
 -include $(foreach m,$(MODULES),$(wildcard $(m)/module.mk))
 

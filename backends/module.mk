@@ -4,9 +4,9 @@
 SYSCTL_BACK := $(BINOUT)/noxs-sysctl-back
 SYSCTL_BACK_OBJS := $(OBJDIR)/backends/sysctl/sysctl-back.o
 
-$(SYSCTL_BACK): $(SYSCTL_BACK_OBJS) $(LIBOUT)/libnoxs.so
+$(SYSCTL_BACK): $(SYSCTL_BACK_OBJS) $(LIBOUT)/libnoxs.so $(COMMON_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(BASE_LDFLAGS) -o $@ $(SYSCTL_BACK_OBJS) -L$(LIBOUT) -lnoxs \
+	$(CC) $(BASE_LDFLAGS) -o $@ $(SYSCTL_BACK_OBJS) $(COMMON_LIB) -L$(LIBOUT) -lnoxs \
 		$(XEN_LIBS)
 
 ALL_TARGETS += $(SYSCTL_BACK)

@@ -3,9 +3,9 @@
 SYSCTL_FRONT := $(BINOUT)/noxs-sysctl-front
 SYSCTL_FRONT_OBJS := $(OBJDIR)/frontends/sysctl/sysctl-front.o
 
-$(SYSCTL_FRONT): $(SYSCTL_FRONT_OBJS) $(LIBOUT)/libnoxs.so
+$(SYSCTL_FRONT): $(SYSCTL_FRONT_OBJS) $(LIBOUT)/libnoxs.so $(COMMON_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(BASE_LDFLAGS) -o $@ $(SYSCTL_FRONT_OBJS) -L$(LIBOUT) -lnoxs \
+	$(CC) $(BASE_LDFLAGS) -o $@ $(SYSCTL_FRONT_OBJS) $(COMMON_LIB) -L$(LIBOUT) -lnoxs \
 		$(XEN_LIBS)
 
 ALL_TARGETS += $(SYSCTL_FRONT)

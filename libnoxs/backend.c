@@ -86,6 +86,7 @@
 #include <xen/gntalloc.h>
 
 #include "private.h"
+#include "common/parse.h"
 #include "proto.h"
 #include "svc.h"
 
@@ -415,19 +416,17 @@ static int take_listen_fds(int fds[BSTORE_NFDS])
 {
     const char *spid = getenv("LISTEN_PID"), *sn = getenv("LISTEN_FDS");
     const char *names = getenv("LISTEN_FDNAMES");
-    char *copy, *name, *save = NULL, *end;
-    unsigned long pid, n, i;
+    char *copy, *name, *save = NULL;
+    uint64_t pid, n, i;
     int j, found = 0;
 
     for (j = 0; j < BSTORE_NFDS; j++)
         fds[j] = -1;
     if (!spid || !sn || !names)
         return 0;
-    pid = strtoul(spid, &end, 10);
-    if (*end || (pid_t)pid != getpid())
+    if (parse_u64(spid, 1, INT32_MAX, &pid) < 0 || (pid_t)pid != getpid())
         return 0;
-    n = strtoul(sn, &end, 10);
-    if (*end || n > 1000 || (copy = strdup(names)) == NULL)
+    if (parse_u64(sn, 0, 1000, &n) < 0 || (copy = strdup(names)) == NULL)
         return 0;
     name = strtok_r(copy, ":", &save);
     for (i = 0; i < n && name; i++) {
@@ -1718,6 +1717,7 @@ noxs_backend_open_flags(const char *path, const unsigned int *types,
 {
     struct epoll_event ev = {.events = EPOLLIN};
     noxs_backend *b;
+    uint16_t self;
     size_t i, j;
     int rc;
 
@@ -1745,12 +1745,14 @@ noxs_backend_open_flags(const char *path, const unsigned int *types,
         errno = ENAMETOOLONG;
         return NULL;
     }
+    if (noxs_self_domid(&self) < 0)
+        return NULL;
     if ((b = calloc(1, sizeof(*b))) == NULL)
         return NULL;
     memcpy(b->path, path, strlen(path) + 1);
     b->ops = ops;
     b->arg = arg;
-    b->domid = noxs_i_self_domid();
+    b->domid = self;
     b->ntypes = ntypes;
     for (i = 0; i < ntypes; i++)
         b->types[i] = (uint16_t)types[i];

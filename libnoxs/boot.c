@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "private.h"
+#include "common/parse.h"
 /* The XenStore wire numbers; internal to the project, not installed. */
 #include "../compat-xs/wire.h"
 
@@ -35,26 +36,6 @@ static bool is_space(char c)
 /*
  * Parse a decimal in [min, max] from s[0..len). Returns 0 or -1.
  */
-static int parse_decimal(const char *s, size_t len, uint64_t min, uint64_t max,
-                         uint64_t *out)
-{
-    uint64_t v = 0;
-
-    if (len == 0 || len > 10)
-        return -1;
-    if (len > 1 && s[0] == '0')
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    if (v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* Parse "<owner>:<gref>:<port>" occupying exactly s[0..len). */
 static int parse_triple(const char *s, size_t len, struct noxs_boot *out)
 {
@@ -66,10 +47,10 @@ static int parse_triple(const char *s, size_t len, struct noxs_boot *out)
     c2 = memchr(c1 + 1, ':', len - (size_t)(c1 + 1 - s));
     if (!c2)
         return -1;
-    if (parse_decimal(s, (size_t)(c1 - s), 0, NOXS_DOMID_MAX, &owner) < 0 ||
-        parse_decimal(c1 + 1, (size_t)(c2 - c1 - 1), NOXS_GREF_MIN,
+    if (parse_u64n(s, (size_t)(c1 - s), 0, NOXS_DOMID_MAX, &owner) < 0 ||
+        parse_u64n(c1 + 1, (size_t)(c2 - c1 - 1), NOXS_GREF_MIN,
                       UINT32_MAX, &gref) < 0 ||
-        parse_decimal(c2 + 1, len - (size_t)(c2 + 1 - s), 1, NOXS_PORT_MAX,
+        parse_u64n(c2 + 1, len - (size_t)(c2 + 1 - s), 1, NOXS_PORT_MAX,
                       &port) < 0)
         return -1;
     out->owner_domid = (uint16_t)owner;
@@ -364,31 +345,35 @@ NOXS_EXPORT int noxs_boot_find(struct noxs_boot *out)
 
 /* ------------------------------------------------------------------ */
 
-static bool domid_from_env(const char *name, uint16_t *out)
+/*
+ * Which domain am I: $NOXS_DOMID, else the simulator's $NOXS_SIM_DOMID,
+ * else 0 (dom0). A guest's own device page names its domain too, but a
+ * backend, noxsd or compat-xs must know before any page is mapped. A
+ * variable that is set must be a domain id in the one form every noxs
+ * program reads (decimal, no leading zero): "010" is refused, not read
+ * as 8 by one program and ignored by another.
+ */
+NOXS_EXPORT int noxs_self_domid(uint16_t *domid)
 {
-    const char *v = getenv(name);
-    uint64_t d;
+    static const char *const names[] = {"NOXS_DOMID", "NOXS_SIM_DOMID"};
+    uint64_t v;
+    size_t i;
 
-    if (!v || parse_decimal(v, strlen(v), 0, NOXS_DOMID_MAX, &d) < 0)
-        return false;
-    *out = (uint16_t)d;
-    return true;
-}
+    *domid = 0;
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const char *s = getenv(names[i]);
 
-uint16_t noxs_i_self_domid(void)
-{
-    uint16_t d;
-
-    if (domid_from_env("NOXS_DOMID", &d) ||
-        domid_from_env("NOXS_SIM_DOMID", &d))
-        return d;
+        if (s == NULL || *s == '\0')
+            continue;
+        if (parse_u64(s, 0, NOXS_DOMID_MAX, &v) < 0) {
+            noxs_i_log(NOXS_LOG_ERR, "%s=%s: not a domain id (0..%u, "
+                       "decimal, no leading zero)", names[i], s,
+                       (unsigned int)NOXS_DOMID_MAX);
+            errno = EINVAL;
+            return -1;
+        }
+        *domid = (uint16_t)v;
+        return 1;
+    }
     return 0;
-}
-
-bool noxs_i_self_domid_known(void)
-{
-    uint16_t d;
-
-    return domid_from_env("NOXS_DOMID", &d) ||
-           domid_from_env("NOXS_SIM_DOMID", &d);
 }

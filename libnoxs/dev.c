@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "private.h"
+#include "common/parse.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #define cpu_relax() __builtin_ia32_pause()
@@ -530,16 +531,11 @@ static int64_t spin_budget_ns(void)
     if (b < 0) {
         const char *env = getenv("NOXS_SPIN_US");
         int saved = errno;
-        char *end;
-        long us;
+        uint64_t us;
 
         b = NOXS_SPIN_NS;
-        if (env && *env) {
-            errno = 0;
-            us = strtol(env, &end, 10);
-            if (!errno && !*end && us >= 0 && us <= 1000000)
-                b = (int64_t)us * 1000;
-        }
+        if (env && *env && parse_u64(env, 0, 1000000, &us) == 0)
+            b = (int64_t)us * 1000;
         errno = saved;
         __atomic_store_n(&budget, b, __ATOMIC_RELAXED);
     }

@@ -88,8 +88,15 @@ NOXS_EXPORT noxs_frontend *noxs_frontend_open(const struct noxs_boot *boot)
             return NULL;
         boot = &found;
     }
-    if (noxs_i_self_domid_known())
-        expect = noxs_i_self_domid();
+    {
+        uint16_t self;
+        int known = noxs_self_domid(&self);
+
+        if (known < 0)
+            return NULL;
+        if (known)
+            expect = self;
+    }
     f = calloc(1, sizeof(*f));
     if (!f)
         return NULL;

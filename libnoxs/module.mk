@@ -5,9 +5,11 @@
 # version script exports the noxs_* names under NOXS_1.0.
 
 LIBNOXS_SONAME := libnoxs.so.1
-LIBNOXS_VERSION := 1.0.0
+LIBNOXS_VERSION := $(NOXS_VERSION)
 LIBNOXS_SRCS := $(sort $(wildcard libnoxs/*.c))
-LIBNOXS_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,$(LIBNOXS_SRCS))
+# common/parse.o: the one number parser (hidden inside the library).
+LIBNOXS_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,$(LIBNOXS_SRCS)) \
+	$(OBJDIR)/common/parse.o
 LIBNOXS_HEADERS := $(sort $(wildcard include/noxs/*.h))
 LIBNOXS := $(LIBOUT)/$(LIBNOXS_SONAME)
 
@@ -40,7 +42,7 @@ $(BUILD)/stamp/headers: $(LIBNOXS_HEADERS)
 LIBNOXS_PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(LIBNOXS_VERSION)|'
 
-$(LIBOUT)/noxs.pc: libnoxs/noxs.pc.in libnoxs/module.mk
+$(LIBOUT)/noxs.pc: libnoxs/noxs.pc.in libnoxs/module.mk VERSION
 	@mkdir -p $(@D)
 	$(LIBNOXS_PC_SED) $< > $@
 

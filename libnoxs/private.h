@@ -35,16 +35,6 @@ void noxs_i_log(int priority, const char *fmt, ...)
 #define noxs_i_info(...) noxs_i_log(NOXS_LOG_INFO, __VA_ARGS__)
 #define noxs_i_debug(...) noxs_i_log(NOXS_LOG_DEBUG, __VA_ARGS__)
 
-/* ---- boot.c ---- */
-
-/*
- * This process's domain id: $NOXS_DOMID, else $NOXS_SIM_DOMID, else 0.
- * A malformed value counts as unset.
- */
-uint16_t noxs_i_self_domid(void);
-/* True if $NOXS_DOMID or $NOXS_SIM_DOMID names a domain explicitly. */
-bool noxs_i_self_domid_known(void);
-
 /* ---- dev.c ---- */
 
 #define NOXS_I_ROLE_BACKEND 0u

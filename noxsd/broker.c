@@ -1055,9 +1055,25 @@ static void backend_register(struct conn *c, const struct noxs_proto_msg *m)
     B.backends = s;
     conn_set_backend(c, s->domid, s->types, s->ntypes);
     conn_reply_empty(c, NOXS_MSG_BACKEND_REGISTER, m->hdr.request);
-    log_info("backend in domain %u registered for %zu type(s) (connection "
-             "%llu)",
-             s->domid, s->ntypes, (unsigned long long)s->conn);
+    {
+        char names[128] = "";
+        size_t k, used = 0;
+
+        for (k = 0; k < s->ntypes && used < sizeof(names); k++) {
+            const char *n = noxs_type_name(s->types[k]);
+            int w = n ? snprintf(names + used, sizeof(names) - used, "%s%s",
+                                 k ? ", " : "", n)
+                      : snprintf(names + used, sizeof(names) - used,
+                                 "%stype %u", k ? ", " : "",
+                                 (unsigned int)s->types[k]);
+
+            if (w < 0)
+                break;
+            used += (size_t)w;
+        }
+        log_info("backend in domain %u registered for %s (connection %llu)",
+                 s->domid, names, (unsigned long long)s->conn);
+    }
 }
 
 struct stale_arg {

@@ -689,7 +689,9 @@ void keeper_main(const struct keeper_opts *o)
     unsigned int npages = 0;
     FILE *pf;
 
-    log_init(o->foreground, o->verbose, "noxsd-keeper");
+    log_init("noxsd-keeper", o->verbose);
+    if (!o->foreground)
+        log_detach(); /* its stderr is /dev/null (spawn_keeper) */
     K.o = o;
     K.worker = -1;
     for (i = 0; i < KEEPER_MAX_CLIENTS; i++)

@@ -15,10 +15,10 @@ MODULE_CFLAGS_noxsd := -Ilibnoxs
 $(OBJDIR)/noxsd/domwatch.o: BASE_CFLAGS += -std=gnu11
 NOXSD_XEN_LIBS := $(XEN_LIBS) -lxenctrl
 
-$(NOXSD_BIN): $(NOXSD_OBJS) $(NOXS_PROTO_OBJ) $(LIBOUT)/libnoxs.so
+$(NOXSD_BIN): $(NOXSD_OBJS) $(NOXS_PROTO_OBJ) $(LIBOUT)/libnoxs.so $(COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -o $@ $(NOXSD_OBJS) $(NOXS_PROTO_OBJ) \
-		-L$(LIBOUT) -lnoxs $(URCU_LIBS) $(NOXSD_XEN_LIBS)
+		$(COMMON_LIB) -L$(LIBOUT) -lnoxs $(URCU_LIBS) $(NOXSD_XEN_LIBS)
 
 ALL_TARGETS += $(NOXSD_BIN)
 

@@ -24,8 +24,9 @@
 
 #include "noxsd.h"
 #include "svc.h"
+#include "common/daemon.h"
+#include "common/parse.h"
 
-#define EXIT_USAGE 2
 
 static void usage(FILE *f)
 {
@@ -70,33 +71,6 @@ static void usage(FILE *f)
             "the page\n"
             "                       keeper's pages, then exit (no worker may "
             "run)\n");
-}
-
-static int parse_uint(const char *s, unsigned long max, unsigned long *out)
-{
-    char *end;
-    unsigned long v;
-
-    errno = 0;
-    v = strtoul(s, &end, 0);
-    if (errno || *s == '\0' || *end != '\0' || v > max || *s == '-')
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static uint16_t default_domid(void)
-{
-    const char *names[] = {"NOXS_DOMID", "NOXS_SIM_DOMID"};
-    unsigned long v;
-    size_t i;
-
-    for (i = 0; i < 2; i++) {
-        const char *s = getenv(names[i]);
-        if (s && parse_uint(s, NOXS_DOMID_MAX, &v) == 0)
-            return (uint16_t)v;
-    }
-    return 0;
 }
 
 /*
@@ -354,13 +328,13 @@ static void listen_fds_take(int fds[KEEPER_NFDS])
     char *fdnames = getenv("LISTEN_FDNAMES") ? strdup(getenv("LISTEN_FDNAMES"))
                                             : NULL;
     char *name, *save = NULL;
-    unsigned long pid, n, i;
+    uint64_t pid, n, i;
     int j;
 
     for (j = 0; j < KEEPER_NFDS; j++)
         fds[j] = -1;
-    if (spid && sn && parse_uint(spid, 0x7fffffff, &pid) == 0 &&
-        (pid_t)pid == getpid() && parse_uint(sn, 1000, &n) == 0) {
+    if (spid && sn && parse_u64(spid, 1, 0x7fffffff, &pid) == 0 &&
+        (pid_t)pid == getpid() && parse_u64(sn, 0, 1000, &n) == 0) {
         name = fdnames ? strtok_r(fdnames, ":", &save) : NULL;
         for (i = 0; i < n; i++) {
             int fd = (int)(3 + i), used = 0;
@@ -381,6 +355,9 @@ static void listen_fds_take(int fds[KEEPER_NFDS])
     unsetenv("LISTEN_FDS");
     unsetenv("LISTEN_FDNAMES");
 }
+
+/* Static, so that they live as long as the process. */
+static char *abs_state_dir, *abs_socket_path;
 
 int main(int argc, char *argv[])
 {
@@ -411,10 +388,9 @@ int main(int argc, char *argv[])
                            .domain_poll_ms = 1000};
     char socket_buf[PATH_MAX], exe[PATH_MAX], pidpath[PATH_MAX];
     int ch, do_stop = 0, teardown = 0, keeper = 0, adopt = 0, pidfd, status;
-    unsigned long v;
+    int domid_given = 0;
     ssize_t n;
 
-    o.domid = default_domid();
     while ((ch = getopt_long(argc, argv, "dvh", longopts, NULL)) != -1) {
         switch (ch) {
         case 'd':
@@ -430,46 +406,42 @@ int main(int argc, char *argv[])
             o.state_dir = optarg;
             break;
         case 'u':
-            if (parse_uint(optarg, 0xfffffffeul, &v) < 0) {
-                fprintf(stderr, "noxsd: bad uid: %s\n", optarg);
+            if (parse_uid(optarg, &o.toolstack_uid) < 0) {
+                fprintf(stderr, "noxsd: --toolstack-uid %s: no such user "
+                                "(a user name or a decimal uid)\n", optarg);
                 return EXIT_USAGE;
             }
-            o.toolstack_uid = (uid_t)v;
             break;
-        case 'm':
-            if (parse_uint(optarg, 07777, &v) < 0) {
-                fprintf(stderr, "noxsd: bad mode: %s\n", optarg);
+        case 'm': {
+            mode_t m;
+
+            if (parse_mode(optarg, &m) < 0) {
+                fprintf(stderr, "noxsd: --socket-mode %s: not a mode "
+                                "(octal, as for chmod: 660, 0666)\n", optarg);
                 return EXIT_USAGE;
             }
-            o.socket_mode = (mode_t)v;
+            o.socket_mode = m;
             break;
+        }
         case 'D':
-            if (parse_uint(optarg, NOXS_DOMID_MAX, &v) < 0) {
-                fprintf(stderr, "noxsd: bad domid: %s\n", optarg);
+            if (parse_domid(optarg, &o.domid) < 0) {
+                fprintf(stderr, "noxsd: --domid %s: not a domain id "
+                                "(decimal 0..%u, no leading zero)\n",
+                        optarg, (unsigned int)NOXS_DOMID_MAX);
                 return EXIT_USAGE;
             }
-            o.domid = (uint16_t)v;
+            domid_given = 1;
             break;
         case 't':
-            if (parse_uint(optarg, 3600000, &v) < 0 || v == 0) {
-                fprintf(stderr, "noxsd: bad timeout: %s\n", optarg);
-                return EXIT_USAGE;
-            }
-            o.backend_timeout_ms = (int)v;
+            o.backend_timeout_ms = (int)opt_u64("backend-timeout", optarg, 1,
+                                                3600000);
             break;
         case 'G':
-            if (parse_uint(optarg, 3600000, &v) < 0) {
-                fprintf(stderr, "noxsd: bad grace period: %s\n", optarg);
-                return EXIT_USAGE;
-            }
-            o.backend_grace_ms = (int)v;
+            o.backend_grace_ms = (int)opt_u64("backend-grace", optarg, 0,
+                                              3600000);
             break;
         case 'P':
-            if (parse_uint(optarg, 3600000, &v) < 0) {
-                fprintf(stderr, "noxsd: bad poll interval: %s\n", optarg);
-                return EXIT_USAGE;
-            }
-            o.domain_poll_ms = (int)v;
+            o.domain_poll_ms = (int)opt_u64("domain-poll", optarg, 0, 3600000);
             break;
         case 'E':
             o.no_dom_exc = 1;
@@ -488,17 +460,13 @@ int main(int argc, char *argv[])
             o.foreground = 1; /* a one-shot: report on stderr */
             break;
         case 'A':
-            if (parse_uint(optarg, 4, &v) < 0 || v < 3) {
-                fprintf(stderr, "noxsd: bad --adopt: %s\n", optarg);
-                return EXIT_USAGE;
-            }
-            adopt = (int)v;
+            adopt = (int)opt_u64("adopt", optarg, 3, 4);
             break;
         case 'h':
             usage(stdout);
             return 0;
         case 'V':
-            printf("noxsd %s (protocol %u)\n", NOXSD_VERSION, 1u);
+            print_version("noxsd");
             return 0;
         default:
             usage(stderr);
@@ -506,16 +474,36 @@ int main(int argc, char *argv[])
         }
     }
     if (optind != argc || (teardown && !do_stop)) {
+        if (optind != argc)
+            fprintf(stderr, "noxsd: unexpected argument: %s\n", argv[optind]);
         usage(stderr);
         return EXIT_USAGE;
     }
+    if (!domid_given && noxs_self_domid(&o.domid) < 0) {
+        fprintf(stderr, "noxsd: $NOXS_DOMID or $NOXS_SIM_DOMID is not a "
+                        "domain id (decimal 0..%u, no leading zero)\n",
+                (unsigned int)NOXS_DOMID_MAX);
+        return EXIT_USAGE;
+    }
+    /* Paths are kept and used after detaching (which leaves the
+     * current directory) and by the keeper: made absolute here. */
+    if ((abs_state_dir = path_absolute(o.state_dir)) == NULL ||
+        (o.socket_path &&
+         (abs_socket_path = path_absolute(o.socket_path)) == NULL)) {
+        fprintf(stderr, "noxsd: current directory: %s\n", strerror(errno));
+        return 1;
+    }
+    o.state_dir = abs_state_dir;
+    if (o.socket_path)
+        o.socket_path = abs_socket_path;
+    log_init(keeper ? "noxsd-keeper" : "noxsd", o.verbose);
+    noxs_set_logger(log_library);
     if (keeper) {
         struct keeper_opts ko = {.state_dir = o.state_dir,
                                  .owner_domid = o.domid,
                                  .foreground = o.foreground,
                                  .verbose = o.verbose,
                                  .adopt = adopt};
-        noxs_set_logger(log_libnoxs);
         keeper_main(&ko);
     }
     if (do_stop)
@@ -543,16 +531,15 @@ int main(int argc, char *argv[])
     if (o.socket_path != socket_buf && check_socket_dir(o.socket_path) < 0)
         return 1;
 
-    log_init(o.foreground, o.verbose, "noxsd");
-    noxs_set_logger(log_libnoxs);
-    if (!o.foreground && daemon(0, 0) < 0)
-        fatal("daemon");
+    /* Set-up (pidfile, store, keeper, socket) before detaching: a noxsd
+     * that cannot run says why on stderr and exits non-zero. */
+    daemon_start(o.foreground);
 
     snprintf(pidpath, sizeof(pidpath), "%s/%s", o.state_dir, NOXSD_PIDFILE);
     if ((pidfd = lock_pidfile(pidpath)) < 0)
         return 1;
     log_info("noxsd %s starting (pid %d, domain %u, state in %s)",
-             NOXSD_VERSION, (int)getpid(), o.domid, o.state_dir);
+             version_string(), (int)getpid(), o.domid, o.state_dir);
 
     if (o.rebuild_store) {
         /* Under the pidfile lock: no worker reads the store meanwhile. */
@@ -584,6 +571,7 @@ int main(int argc, char *argv[])
     for (n = 0; n < KEEPER_NFDS; n++)
         if (o.keeper_fds[n] >= 0)
             close(o.keeper_fds[n]);
+    daemon_ready();
     notify_ready();
     status = control_run();
     control_cleanup();

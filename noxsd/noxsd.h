@@ -22,22 +22,8 @@
 #define NOXSD_PIDFILE "noxsd.pid"
 #define NOXSD_KEEPER_PIDFILE "keeper.pid"
 
-#define NOXSD_VERSION "0.1"
-
-/* ---- log.c ---- */
-
-void log_init(int foreground, int verbose, const char *ident);
-void log_setverbose(int verbose);
-void log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
-void log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
-void log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
-void log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
-void fatal(const char *, ...)
-    __attribute__((format(printf, 1, 2), noreturn));
-void fatalx(const char *, ...)
-    __attribute__((format(printf, 1, 2), noreturn));
-/* libnoxs's logger signature, for noxs_set_logger(). */
-void log_libnoxs(int priority, const char *fmt, va_list ap);
+/* Logging: common/log.h (stderr, the journal or syslog). */
+#include "common/log.h"
 
 /* ---- registry.c ---- */
 

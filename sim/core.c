@@ -15,6 +15,7 @@
  * does; the kernel's datagram queue (net.unix.max_dgram_qlen, 10 here)
  * holds at most a token or two per handle.
  */
+#include "common/parse.h"
 #include "sim.h"
 
 #include <dirent.h>
@@ -116,16 +117,15 @@ const char *noxs_sim_dir(void)
 int noxs_sim_env_domid(uint32_t *domid)
 {
 	const char *env = getenv("NOXS_SIM_DOMID");
-	char *end;
-	unsigned long v;
+	uint64_t v;
 
 	if (!env || !*env) {
 		*domid = 0;
 		return 0;
 	}
-	errno = 0;
-	v = strtoul(env, &end, 0);
-	if (errno || *end || v >= SIM_DOMID_LIMIT) {
+	/* Decimal, as libnoxs's noxs_self_domid() reads it: "010" is no
+	 * domain here either. */
+	if (parse_u64(env, 0, SIM_DOMID_LIMIT - 1, &v) < 0) {
 		errno = EINVAL;
 		return -1;
 	}

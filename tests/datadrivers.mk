@@ -2,8 +2,9 @@
 # tests. Kept in one file so that these drivers never touch the shared
 # backends/ and frontends/ module files; tests/module.mk includes it.
 
-# drvlog.c (backends/blk) is shared by both backends; the ring protocol
-# headers live beside the frontends and are included by the backends.
+# Logging, options and detaching come from common/ ($(COMMON_LIB)); the
+# ring protocol headers live beside the frontends and are included by
+# the backends.
 DRV_CFLAGS := -Ibackends/blk -Ifrontends/blk -Ifrontends/console
 $(OBJDIR)/backends/blk/%.o: BASE_CFLAGS += $(DRV_CFLAGS)
 $(OBJDIR)/backends/console/%.o: BASE_CFLAGS += $(DRV_CFLAGS)
@@ -15,13 +16,13 @@ $(OBJDIR)/tests/unit/check_blkring.o: BASE_CFLAGS += $(DRV_CFLAGS) $(CHECK_CFLAG
 $(OBJDIR)/tests/unit/check_consring.o: BASE_CFLAGS += $(DRV_CFLAGS) $(CHECK_CFLAGS)
 $(OBJDIR)/bench/blk.o $(OBJDIR)/bench/console.o: BASE_CFLAGS += $(DRV_CFLAGS)
 
-DRV_LINK = $(CC) $(BASE_LDFLAGS) -o $@ $(filter %.o,$^) -L$(LIBOUT) -lnoxs \
-	$(XEN_LIBS)
+DRV_LINK = $(CC) $(BASE_LDFLAGS) -o $@ $(filter %.o,$^) $(COMMON_LIB) \
+	-L$(LIBOUT) -lnoxs $(XEN_LIBS)
 
 DRVWAIT_OBJS := $(OBJDIR)/frontends/blk/drvwait.o
 BLKFRONT_OBJS := $(OBJDIR)/frontends/blk/blkfront.o $(DRVWAIT_OBJS)
 BLKREQ_OBJS := $(OBJDIR)/backends/blk/blkreq.o
-DRVLOG_OBJS := $(OBJDIR)/backends/blk/drvlog.o
+DRVLOG_OBJS := $(COMMON_LIB)
 
 BLK_BACK := $(BINOUT)/noxs-blk-back
 BLK_CLI := $(BINOUT)/noxs-blk
@@ -37,7 +38,7 @@ $(BLK_BACK): $(OBJDIR)/backends/blk/blkback.o $(BLKREQ_OBJS) $(DRVLOG_OBJS) \
 	@mkdir -p $(@D)
 	$(DRV_LINK) $(URING_LIBS)
 
-$(BLK_CLI): $(OBJDIR)/frontends/blk/noxs-blk.o $(BLKFRONT_OBJS) \
+$(BLK_CLI): $(OBJDIR)/frontends/blk/noxs-blk.o $(BLKFRONT_OBJS) $(COMMON_LIB) \
 		$(LIBOUT)/libnoxs.so
 	@mkdir -p $(@D)
 	$(DRV_LINK)
@@ -47,13 +48,13 @@ $(CONS_BACK): $(OBJDIR)/backends/console/consback.o $(DRVLOG_OBJS) \
 	@mkdir -p $(@D)
 	$(DRV_LINK)
 
-$(CONS_FRONT): $(OBJDIR)/frontends/console/consfront.o $(DRVWAIT_OBJS) \
+$(CONS_FRONT): $(OBJDIR)/frontends/console/consfront.o $(DRVWAIT_OBJS) $(COMMON_LIB) \
 		$(LIBOUT)/libnoxs.so
 	@mkdir -p $(@D)
 	$(DRV_LINK)
 
 # The client needs neither libnoxs nor Xen: it only talks to a socket.
-$(CONS_CLIENT): $(OBJDIR)/backends/console/noxs-console.o
+$(CONS_CLIENT): $(OBJDIR)/backends/console/noxs-console.o $(COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -o $@ $^
 
@@ -70,6 +71,7 @@ UNIT_TESTS += $(TESTOUT)/check_blkring
 
 # ---- integration tests (shell scripts on the simulator + C helpers) ----
 DRV_IT := $(TESTOUT)/integration
+$(DRV_IT)/blk_stress $(DRV_IT)/blk_hostile: $(COMMON_LIB)
 $(DRV_IT)/blk_stress: $(OBJDIR)/tests/integration/blk_stress.o \
 		$(BLKFRONT_OBJS) $(LIBOUT)/libnoxs.so
 	@mkdir -p $(@D)

@@ -27,11 +27,13 @@ TSAN_TESTS += $(addprefix $(TESTOUT)/,$(LIBNOXS_TSAN_CHECKS))
 # libFuzzer target: the page code compiled straight in, with clang.
 FUZZ_CC ?= clang
 FUZZ_PAGE_SRCS := tests/fuzz/fuzz_page.c libnoxs/page.c libnoxs/boot.c \
-	libnoxs/log.c libnoxs/names.c
+	libnoxs/log.c libnoxs/names.c common/parse.c
 $(BUILD)/fuzz/fuzz_page: $(FUZZ_PAGE_SRCS) libnoxs/private.h \
-		include/noxs/abi.h include/noxs/page.h include/noxs/noxs.h
+		include/noxs/abi.h include/noxs/page.h include/noxs/noxs.h \
+		common/parse.h VERSION
 	@mkdir -p $(@D)
-	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Iinclude -g -O1 \
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Iinclude -I. \
+		-DNOXS_VERSION='"$(NOXS_VERSION)"' -g -O1 \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-o $@ $(FUZZ_PAGE_SRCS)
 FUZZ_TARGETS += $(BUILD)/fuzz/fuzz_page

@@ -9,13 +9,13 @@ $(TESTOUT)/check_proto: tests/unit/check_proto.c $(NOXS_PROTO_OBJ)
 		$(CHECK_LIBS)
 
 $(TESTOUT)/check_store: tests/unit/check_store.c $(OBJDIR)/noxsd/store.o \
-		$(OBJDIR)/noxsd/log.o
+		$(OBJDIR)/common/log.o
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(NOXSD_TEST_CFLAGS) $(BASE_LDFLAGS) -o $@ $^ \
 		$(CHECK_LIBS)
 
 $(TESTOUT)/check_registry: tests/unit/check_registry.c \
-		$(OBJDIR)/noxsd/registry.o $(OBJDIR)/noxsd/log.o
+		$(OBJDIR)/noxsd/registry.o $(OBJDIR)/common/log.o
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(NOXSD_TEST_CFLAGS) $(BASE_LDFLAGS) -o $@ $^ \
 		$(URCU_LIBS) $(CHECK_LIBS)

@@ -2,9 +2,9 @@
 
 NOXSCTL_BIN := $(BINOUT)/noxsctl
 
-$(NOXSCTL_BIN): $(OBJDIR)/tools/noxsctl.o $(LIBOUT)/libnoxs.so
+$(NOXSCTL_BIN): $(OBJDIR)/tools/noxsctl.o $(LIBOUT)/libnoxs.so $(COMMON_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(BASE_LDFLAGS) -o $@ $< -L$(LIBOUT) -lnoxs $(XEN_LIBS)
+	$(CC) $(BASE_LDFLAGS) -o $@ $< $(COMMON_LIB) -L$(LIBOUT) -lnoxs $(XEN_LIBS)
 
 ALL_TARGETS += $(NOXSCTL_BIN)
 

@@ -55,6 +55,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -76,8 +77,19 @@
 #include <noxs/noxs.h>
 
 #include "blkreq.h"
-#include "drvlog.h"
+#include "common/daemon.h"
+#include "common/log.h"
+#include "common/parse.h"
 #include "svc.h"
+
+/* Milliseconds on CLOCK_MONOTONIC. */
+static int64_t drv_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /*
  * Persistent grants kept mapped by the whole process (all devices), by
@@ -1050,7 +1062,7 @@ static void uring_flush(struct blkdev *bd)
                 continue;
             /* The kernel may still be writing into these pages: we
              * cannot answer them, and must not go on. */
-            drvlog_fatal("domain %u blk %u: io_uring_wait_cqe: %s",
+            fatalx("domain %u blk %u: io_uring_wait_cqe: %s",
                          bd->fe_domid, bd->devid, strerror(-ret));
         }
         uint64_t i = io_uring_cqe_get_data64(cqe);
@@ -2146,42 +2158,101 @@ static int publish_u64(noxs_dev *d, const char *key, uint64_t v)
     return noxs_dev_set_kv(d, key, buf);
 }
 
+/*
+ * A device of another domain on the same file or block device, when
+ * sharing it would be unsafe: either of the two read-write. Xen's block
+ * script refuses the same (check_sharing): a guest writing where another
+ * guest reads or writes sees torn data, and a filesystem on it is lost.
+ * Several devices of one domain may share a file, as Xen allows: one
+ * kernel arbitrates them.
+ */
+static struct blkdev *sharing(const struct blkdev *bd, const struct stat *st)
+{
+    struct stat other;
+
+    for (struct blkdev *o = devices; o != NULL; o = o->next) {
+        if (o == bd || o->fe_domid == bd->fe_domid || o->fd < 0 ||
+            fstat(o->fd, &other) < 0)
+            continue;
+        if (S_ISBLK(st->st_mode) ? other.st_rdev != st->st_rdev
+                                 : other.st_dev != st->st_dev ||
+                                       other.st_ino != st->st_ino)
+            continue;
+        if (!bd->geom.readonly || !o->geom.readonly)
+            return o;
+    }
+    return NULL;
+}
+
+/* Refuse a device: one line naming what is wrong; returns -err. */
+static int refuse(const struct blkdev *bd, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int refuse(const struct blkdev *bd, int err, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    log_warnx("domain %u blk %u: refused: %s", bd->fe_domid, bd->devid, msg);
+    return -err;
+}
+
 static int open_backing(struct blkdev *bd, const struct noxs_kv *params,
                         size_t n)
 {
+    static const char *const known[] = {"path", "mode", "sector-size",
+                                        "sectors", NULL};
     const char *path = param(params, n, "path");
     const char *mode = param(params, n, "mode");
     const char *ss = param(params, n, "sector-size");
     const char *sectors = param(params, n, "sectors");
+    const char *unknown = params_unknown(params, n, known);
+    struct blkdev *other;
     struct stat st;
-    uint64_t bytes = 0;
+    uint64_t bytes = 0, v;
 
-    if (path == NULL || path[0] == '\0') {
-        log_warnx("blk device: no path= parameter");
-        return -EINVAL;
-    }
+    if (unknown != NULL)
+        return refuse(bd, EINVAL, "unknown parameter %s= (known: path, "
+                      "mode, sector-size, sectors)", unknown);
+    if (path == NULL || path[0] == '\0')
+        return refuse(bd, EINVAL, "no path= parameter (the image file or "
+                      "block device)");
+    /* Ours is not the toolstack's current directory. */
+    if (path[0] != '/')
+        return refuse(bd, EINVAL, "path=%s is not an absolute path", path);
     if (mode == NULL || strcmp(mode, "w") == 0 || strcmp(mode, "rw") == 0)
         bd->geom.readonly = false;
     else if (strcmp(mode, "r") == 0 || strcmp(mode, "ro") == 0)
         bd->geom.readonly = true;
     else
-        return -EINVAL;
+        return refuse(bd, EINVAL, "mode=%s (r, ro, w or rw)", mode);
     if (ss == NULL || strcmp(ss, "512") == 0)
         bd->geom.sector_size = 512;
     else if (strcmp(ss, "4096") == 0)
         bd->geom.sector_size = 4096;
     else
-        return -EINVAL;
+        return refuse(bd, EINVAL, "sector-size=%s (512 or 4096)", ss);
+    if (sectors != NULL &&
+        parse_u64(sectors, 1, UINT64_MAX >> 10, &v) < 0)
+        return refuse(bd, EINVAL, "sectors=%s (a decimal number of 512-byte "
+                      "sectors)", sectors);
 
     bd->fd = open(path, (bd->geom.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
     if (bd->fd < 0) {
         int err = errno;
 
-        log_warnx("blk device: %s: %s", path, strerror(err));
-        return -err;
+        return refuse(bd, err, "path=%s: %s", path, strerror(err));
     }
     if (fstat(bd->fd, &st) < 0)
         return -errno;
+    if ((other = sharing(bd, &st)) != NULL)
+        return refuse(bd, EBUSY, "%s is attached %s as domain %u blk %u; "
+                      "two domains never share a file when either may "
+                      "write it", path,
+                      other->geom.readonly ? "read-only" : "read-write",
+                      other->fe_domid, other->devid);
     if (S_ISREG(st.st_mode)) {
         bytes = (uint64_t)st.st_size;
         bd->geom.discard = true;
@@ -2190,20 +2261,24 @@ static int open_backing(struct blkdev *bd, const struct noxs_kv *params,
             return -errno;
         bd->is_blockdev = true;
         bd->geom.discard = true;
+    } else if (S_ISDIR(st.st_mode)) {
+        return refuse(bd, EISDIR, "path=%s is a directory", path);
     } else if (sectors == NULL) {
-        log_warnx("blk device: %s is neither a file nor a block device; "
-                  "give sectors=", path);
-        return -EINVAL;
+        return refuse(bd, EINVAL, "path=%s is neither a file nor a block "
+                      "device; give sectors=", path);
     }
     if (sectors != NULL) {
-        char *end;
-
-        errno = 0;
-        unsigned long long v = strtoull(sectors, &end, 10);
-        if (errno != 0 || end == sectors || *end != '\0' ||
-            sectors[0] == '-' || v > (UINT64_MAX >> 10))
-            return -EINVAL;
-        bytes = (uint64_t)v << NOXS_BLK_SECTOR_SHIFT;
+        /*
+         * A disk larger than its file would fail every I/O past the end.
+         * (A file that says it is empty, as /proc's do, takes sectors=
+         * at its word.)
+         */
+        if ((S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) && bytes > 0 &&
+            v > bytes >> NOXS_BLK_SECTOR_SHIFT)
+            return refuse(bd, EINVAL, "sectors=%s is more than the %" PRIu64
+                          " sectors of %s", sectors,
+                          bytes >> NOXS_BLK_SECTOR_SHIFT, path);
+        bytes = v << NOXS_BLK_SECTOR_SHIFT;
     }
     bytes -= bytes % bd->geom.sector_size;
     bd->geom.sectors = bytes >> NOXS_BLK_SECTOR_SHIFT;
@@ -2473,16 +2548,14 @@ static void take_stored(void)
 {
     const char *spid = getenv("LISTEN_PID"), *sn = getenv("LISTEN_FDS");
     const char *names = getenv("LISTEN_FDNAMES");
-    char *copy, *name, *save = NULL, *end;
-    unsigned long pid, n;
+    char *copy, *name, *save = NULL;
+    uint64_t pid, n;
 
     if (spid == NULL || sn == NULL || names == NULL)
         return;
-    pid = strtoul(spid, &end, 10);
-    if (*end != '\0' || (pid_t)pid != getpid())
+    if (parse_u64(spid, 1, INT32_MAX, &pid) < 0 || (pid_t)pid != getpid())
         return;
-    n = strtoul(sn, &end, 10);
-    if (*end != '\0' || n > 1u << 20 || (copy = strdup(names)) == NULL)
+    if (parse_u64(sn, 0, 1u << 20, &n) < 0 || (copy = strdup(names)) == NULL)
         return;
     kept = calloc(n, sizeof(*kept));
     name = strtok_r(copy, ":", &save);
@@ -2637,24 +2710,6 @@ static void reap_broken(void)
     }
 }
 
-/* A decimal count option, 0..max, into *out; -1 (said on stderr) if not. */
-static int parse_count(const char *name, const char *arg, unsigned long max,
-                       unsigned int *out)
-{
-    char *end;
-    unsigned long v;
-
-    errno = 0;
-    v = strtoul(arg, &end, 10);
-    if (errno != 0 || end == arg || *end != '\0' || arg[0] == '-' ||
-        v > max) {
-        fprintf(stderr, "noxs-blk-back: bad --%s: %s\n", name, arg);
-        return -1;
-    }
-    *out = (unsigned int)v;
-    return 0;
-}
-
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -2666,7 +2721,9 @@ static void usage(FILE *out)
             "Serve the blk devices of every guest from files or block "
             "devices.\n"
             "  -d, --foreground  stay in the foreground and log to stderr\n"
-            "  -v                more logging (twice: debug)\n"
+            "  -v                log debug messages too\n"
+            "  --version         print the version and exit\n"
+            "  --pidfile PATH    write the pid there (removed at exit)\n"
             "  --socket PATH     noxsd's control socket (default "
             "$NOXS_SOCKET,\n"
             "                    else " NOXS_DEFAULT_SOCKET ")\n"
@@ -2705,10 +2762,13 @@ int main(int argc, char **argv)
         {"no-uring", no_argument, NULL, 'U'},
         {"no-mmap", no_argument, NULL, 'M'},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {"pidfile", required_argument, NULL, 'p'},
         {NULL, 0, NULL, 0},
     };
     const unsigned int types[] = {NOXS_DEV_BLK};
-    const char *socket_path = NULL;
+    /* Static: they live as long as the process (no leak at exit). */
+    static const char *socket_path, *pidfile;
     bool foreground = false;
     int verbosity = 0, c, sfd, status = 0;
     struct rlimit rl;
@@ -2718,33 +2778,38 @@ int main(int argc, char **argv)
         switch (c) {
         case 'd': foreground = true; break;
         case 'v': verbosity++; break;
-        case 's': socket_path = optarg; break;
+        case 's': socket_path = opt_path("socket", optarg); break;
         case 'g':
-            if (parse_count("max-grants", optarg, MAX_MAX_GRANTS, &max_grants) < 0)
-                return 1;
+            max_grants = (unsigned int)opt_u64("max-grants", optarg, 0,
+                                               MAX_MAX_GRANTS);
             break;
         case 't':
-            if (parse_count("io-threads", optarg, MAX_WORKERS, &io_threads) < 0)
-                return 1;
+            io_threads = (unsigned int)opt_u64("io-threads", optarg, 0,
+                                               MAX_WORKERS);
             break;
         case 'S':
-            if (parse_count("share-small", optarg, JOB_MAX_REQS, &share_small) < 0)
-                return 1;
+            share_small = (unsigned int)opt_u64("share-small", optarg, 0,
+                                                JOB_MAX_REQS);
             break;
         case 'U': use_uring = false; break;
         case 'M': use_mmap = false; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 1;
+        case 'V': print_version("noxs-blk-back"); return 0;
+        case 'p': pidfile = opt_path("pidfile", optarg); break;
+        default: usage(stderr); return EXIT_USAGE;
         }
     }
     if (optind != argc) {
+        fprintf(stderr, "noxs-blk-back: unexpected argument: %s\n",
+                argv[optind]);
         usage(stderr);
-        return 1;
+        return EXIT_USAGE;
     }
-    drvlog_init("noxs-blk-back", foreground, verbosity);
-    if (!foreground && daemon(0, 0) < 0)
-        drvlog_fatal("daemon: %s", strerror(errno));
-    noxs_set_logger(drvlog_library);
+    log_init("noxs-blk-back", verbosity);
+    noxs_set_logger(log_library);
+    /* Registration before detaching: failing to, it says why and exits 1. */
+    daemon_start(foreground);
+    daemon_pidfile(pidfile);
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
@@ -2765,18 +2830,21 @@ int main(int argc, char **argv)
     sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (sfd < 0 || wake_fd < 0)
-        drvlog_fatal("signalfd/eventfd: %s", strerror(errno));
+        fatalx("signalfd/eventfd: %s", strerror(errno));
 
     take_stored();
     backend = noxs_backend_open_flags(socket_path, types, 1, &ops, NULL,
                                       NOXS_BACKEND_RESUMABLE);
     if (backend == NULL)
-        drvlog_fatal("cannot register with noxsd: %s", strerror(errno));
+        fatal("cannot register with noxsd at %s", socket_path ? socket_path
+              : getenv("NOXS_SOCKET") ? getenv("NOXS_SOCKET")
+                                      : NOXS_DEFAULT_SOCKET);
     resumable = noxs_backend_restartable(backend) != 0;
     if (noxs_backend_restartable(backend) == 2)
         resume_devices();
     drop_kept();
-    log_info("serving blk devices");
+    log_info("noxs-blk-back %s: serving blk devices", version_string());
+    daemon_ready();
 
     for (;;) {
         struct pollfd p[3] = {
@@ -2788,7 +2856,7 @@ int main(int argc, char **argv)
         if (poll(p, 3, -1) < 0) {
             if (errno == EINTR)
                 continue;
-            drvlog_fatal("poll: %s", strerror(errno));
+            fatalx("poll: %s", strerror(errno));
         }
         if (p[2].revents & POLLIN) {
             log_info("terminating");

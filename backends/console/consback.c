@@ -58,7 +58,9 @@
 #include <noxs/noxs.h>
 
 #include "consring.h"
-#include "drvlog.h"
+#include "common/daemon.h"
+#include "common/log.h"
+#include "common/parse.h"
 
 #define DEFAULT_DIR "/run/noxs/console"
 #define MAX_DATA_PAGES (2u << NOXS_CONS_MAX_RING_ORDER)
@@ -575,10 +577,18 @@ static int cons_attach(noxs_dev *d, struct console **out)
 static int cons_create(noxs_backend *b, noxs_dev *d,
                        const struct noxs_kv *params, size_t nparams, void *arg)
 {
+    static const char *const known[] = {NULL};
+    const char *unknown = params_unknown(params, nparams, known);
     struct console *c;
-    int err = cons_attach(d, &c);
+    int err;
 
-    if (err != 0)
+    if (unknown != NULL) {
+        log_warnx("domain %u console %u: refused: unknown parameter %s= "
+                  "(it takes none)", noxs_dev_frontend_domid(d),
+                  noxs_dev_id(d), unknown);
+        return -EINVAL;
+    }
+    if ((err = cons_attach(d, &c)) != 0)
         return err;
     if (noxs_dev_set_kv(d, "max-ring-page-order", "3") < 0 ||
         noxs_dev_set_kv(d, "type", "noxs-ring") < 0) {
@@ -722,8 +732,12 @@ static void usage(FILE *out)
             "\n"
             "Serve the console device of every guest.\n"
             "  -d, --foreground  stay in the foreground and log to stderr\n"
-            "  -v                more logging (twice: debug)\n"
-            "  --socket PATH     noxsd's control socket\n"
+            "  -v                log debug messages too\n"
+            "  --version         print the version and exit\n"
+            "  --pidfile PATH    write the pid there (removed at exit)\n"
+            "  --socket PATH     noxsd's control socket (default "
+            "$NOXS_SOCKET,\n"
+            "                    else " NOXS_DEFAULT_SOCKET ")\n"
             "  --dir DIR         where console-<domid>.<devid>.sock are made\n"
             "                    (default " DEFAULT_DIR ")\n"
             "  --log-dir DIR     also append each guest's output to\n"
@@ -740,10 +754,13 @@ int main(int argc, char **argv)
         {"log-dir", required_argument, NULL, 'L'},
         {"buffer", required_argument, NULL, 'b'},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {"pidfile", required_argument, NULL, 'p'},
         {NULL, 0, NULL, 0},
     };
     const unsigned int types[] = {NOXS_DEV_CONSOLE};
-    const char *socket_path = NULL;
+    /* Static: they live as long as the process (no leak at exit). */
+    static const char *socket_path, *pidfile;
     bool foreground = false;
     int verbosity = 0, c, sfd, status = 0;
     struct pollfd *pfds = NULL;
@@ -755,34 +772,33 @@ int main(int argc, char **argv)
         switch (c) {
         case 'd': foreground = true; break;
         case 'v': verbosity++; break;
-        case 's': socket_path = optarg; break;
-        case 'D': sock_dir = optarg; break;
-        case 'L': log_dir = optarg; break;
-        case 'b': {
-            char *end;
-            unsigned long v = strtoul(optarg, &end, 10);
-
-            if (*end != '\0' || v < 4096 || v > (64u << 20)) {
-                fprintf(stderr, "noxs-console-back: bad --buffer %s\n", optarg);
-                return 1;
-            }
-            buf_size = (uint32_t)v;
+        /* Paths are used after detaching, which leaves the current
+         * directory: made absolute here. */
+        case 's': socket_path = opt_path("socket", optarg); break;
+        case 'D': sock_dir = opt_path("dir", optarg); break;
+        case 'L': log_dir = opt_path("log-dir", optarg); break;
+        case 'b':
+            buf_size = (uint32_t)opt_u64("buffer", optarg, 4096, 64u << 20);
             break;
-        }
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 1;
+        case 'V': print_version("noxs-console-back"); return 0;
+        case 'p': pidfile = opt_path("pidfile", optarg); break;
+        default: usage(stderr); return EXIT_USAGE;
         }
     }
     if (optind != argc) {
+        fprintf(stderr, "noxs-console-back: unexpected argument: %s\n",
+                argv[optind]);
         usage(stderr);
-        return 1;
+        return EXIT_USAGE;
     }
-    drvlog_init("noxs-console-back", foreground, verbosity);
+    log_init("noxs-console-back", verbosity);
+    noxs_set_logger(log_library);
     if (mkdirs(sock_dir, 0700) < 0)
-        drvlog_fatal("%s: %s", sock_dir, strerror(errno));
-    if (!foreground && daemon(0, 0) < 0)
-        drvlog_fatal("daemon: %s", strerror(errno));
-    noxs_set_logger(drvlog_library);
+        fatal("console socket directory %s", sock_dir);
+    /* Registration before detaching: failing to, it says why and exits 1. */
+    daemon_start(foreground);
+    daemon_pidfile(pidfile);
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
@@ -795,15 +811,19 @@ int main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &mask, NULL);
     sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0)
-        drvlog_fatal("signalfd: %s", strerror(errno));
+        fatalx("signalfd: %s", strerror(errno));
     backend = noxs_backend_open_flags(socket_path, types, 1, &ops, NULL,
                                       NOXS_BACKEND_RESUMABLE);
     if (backend == NULL)
-        drvlog_fatal("cannot register with noxsd: %s", strerror(errno));
+        fatal("cannot register with noxsd at %s", socket_path ? socket_path
+              : getenv("NOXS_SOCKET") ? getenv("NOXS_SOCKET")
+                                      : NOXS_DEFAULT_SOCKET);
     resumable = noxs_backend_restartable(backend) != 0;
     if (noxs_backend_restartable(backend) == 2)
         resume_consoles();
-    log_info("serving console devices, sockets in %s", sock_dir);
+    log_info("noxs-console-back %s: serving console devices, sockets in %s",
+             version_string(), sock_dir);
+    daemon_ready();
 
     for (;;) {
         size_t n = 2, ncons = 0;
@@ -815,7 +835,7 @@ int main(int argc, char **argv)
             free(pfds);
             pfds = calloc(pfd_cap, sizeof(*pfds));
             if (pfds == NULL)
-                drvlog_fatal("out of memory");
+                fatalx("out of memory");
         }
         pfds[0] = (struct pollfd){.fd = noxs_backend_fd(backend), .events = POLLIN};
         pfds[1] = (struct pollfd){.fd = sfd, .events = POLLIN};
@@ -842,7 +862,7 @@ int main(int argc, char **argv)
         if (poll(pfds, n, -1) < 0) {
             if (errno == EINTR)
                 continue;
-            drvlog_fatal("poll: %s", strerror(errno));
+            fatalx("poll: %s", strerror(errno));
         }
         if (pfds[1].revents & POLLIN) {
             struct signalfd_siginfo si;

@@ -20,6 +20,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,11 @@
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
+
+#include "common/parse.h"
+
+/* What noxs-console-back sends a second client before closing. */
+#define BUSY "noxs-console: console busy\r\n"
 
 #define DEFAULT_DIR "/run/noxs/console"
 
@@ -73,7 +79,8 @@ static void usage(FILE *out)
             "               (default $NOXS_CONSOLE_DIR, else " DEFAULT_DIR ")\n"
             "  -e CHAR      escape character: ^X notation, a character, or "
             "none\n"
-            "  -n BYTES     leave after BYTES of console output\n");
+            "  -n BYTES     leave after BYTES of console output\n"
+            "  --version    print the version and exit\n");
 }
 
 static int parse_escape(const char *s)
@@ -92,12 +99,14 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"dir", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     const char *dir = getenv("NOXS_CONSOLE_DIR");
     bool tty = isatty(STDIN_FILENO), escape_given = false, stdin_open = true;
     unsigned long long want = 0, got = 0;
     unsigned long domid, devid = 0;
+    uint64_t v;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     int escape = 0x1d, c, fd, rc = 0;
     char buf[65536];
@@ -115,8 +124,9 @@ int main(int argc, char **argv)
             }
             escape_given = true;
             break;
-        case 'n': want = strtoull(optarg, NULL, 0); break;
+        case 'n': want = opt_u64("n", optarg, 0, UINT64_MAX); break;
         case 'h': usage(stdout); return 0;
+        case 'V': print_version("noxs-console"); return 0;
         default: usage(stderr); return 2;
         }
     }
@@ -124,9 +134,16 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    domid = strtoul(argv[optind], NULL, 10);
-    if (argc - optind == 2)
-        devid = strtoul(argv[optind + 1], NULL, 10);
+    domid = opt_domid("domid", argv[optind]);
+    if (argc - optind == 2) {
+        if (parse_u64(argv[optind + 1], 0, UINT32_MAX, &v) < 0) {
+            fprintf(stderr, "noxs-console: console %s: not a device id "
+                            "(decimal 0..%u)\n", argv[optind + 1],
+                    UINT32_MAX);
+            return 2;
+        }
+        devid = (unsigned long)v;
+    }
     if (!tty && !escape_given)
         escape = -1;
 
@@ -137,7 +154,13 @@ int main(int argc, char **argv)
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        fprintf(stderr, "noxs-console: %s: %s\n", sa.sun_path, strerror(errno));
+        if (errno == ENOENT || errno == ECONNREFUSED)
+            fprintf(stderr, "noxs-console: domain %lu has no console %lu "
+                            "served in %s (%s: %s)\n", domid, devid, dir,
+                    sa.sun_path, strerror(errno));
+        else
+            fprintf(stderr, "noxs-console: %s: %s\n", sa.sun_path,
+                    strerror(errno));
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -185,6 +208,16 @@ int main(int argc, char **argv)
                                     "of %llu bytes\r\n", got, want);
                     rc = 1;
                 }
+                break;
+            }
+            /* The backend's refusal is its whole answer: say it where
+             * errors go and fail, so that a script sees rc 1. */
+            if (got == 0 && (size_t)n == sizeof(BUSY) - 1 &&
+                memcmp(buf, BUSY, (size_t)n) == 0) {
+                fprintf(stderr, "noxs-console: domain %lu console %lu is "
+                                "busy: another client is attached\n",
+                        domid, devid);
+                rc = 1;
                 break;
             }
             if (write_all(STDOUT_FILENO, buf, (size_t)n) < 0) {

@@ -56,6 +56,10 @@
 
 #include <noxs/noxs.h>
 
+#include "common/daemon.h"
+#include "common/log.h"
+#include "common/parse.h"
+
 #define LIVENESS_MS 250
 
 struct reason {
@@ -90,50 +94,8 @@ static struct {
     struct sysdev *head, *tail;
 } fifo;
 
-static bool foreground;
-static int verbosity;
 static int64_t timeout_ms = 60000;
 static noxs_backend *backend;
-
-/* ---- logging: stderr in the foreground, syslog otherwise ---- */
-
-static void vlog(int priority, const char *fmt, va_list ap)
-{
-    int saved = errno;
-
-    if (priority == LOG_DEBUG && verbosity < 2)
-        return;
-    if (priority == LOG_INFO && verbosity < 1)
-        return;
-    if (foreground) {
-        fputs("noxs-sysctl-back: ", stderr);
-        vfprintf(stderr, fmt, ap);
-        fputc('\n', stderr);
-    } else {
-        vsyslog(priority, fmt, ap);
-    }
-    errno = saved;
-}
-
-static void log_at(int priority, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void log_at(int priority, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vlog(priority, fmt, ap);
-    va_end(ap);
-}
-
-#define log_warnx(...) log_at(LOG_WARNING, __VA_ARGS__)
-#define log_info(...) log_at(LOG_INFO, __VA_ARGS__)
-#define log_debug(...) log_at(LOG_DEBUG, __VA_ARGS__)
-
-static void library_log(int priority, const char *fmt, va_list ap)
-{
-    vlog(priority, fmt, ap);
-}
 
 static int64_t now_ms(void)
 {
@@ -204,8 +166,14 @@ static void set_state(noxs_dev *d, unsigned int state)
     if (noxs_dev_publish(d) < 0)
         log_warnx("domain %u: publish %s: %s", noxs_dev_frontend_domid(d),
                   noxs_state_name(state), strerror(errno));
+    else if (state == NOXS_STATE_CONNECTED || state == NOXS_STATE_CLOSED)
+        /* One line per connect and close at the default verbosity. */
+        log_info("domain %u: sysctl device %u %s",
+                 noxs_dev_frontend_domid(d), noxs_dev_id(d),
+                 state == NOXS_STATE_CONNECTED ? "connected" : "closed");
     else
-        log_debug("domain %u: %s", noxs_dev_frontend_domid(d),
+        log_debug("domain %u: sysctl device %u %s",
+                  noxs_dev_frontend_domid(d), noxs_dev_id(d),
                   noxs_state_name(state));
     noxs_backend_report(backend, d);
 }
@@ -322,6 +290,15 @@ static int sysctl_create(noxs_backend *b, noxs_dev *d,
                          const struct noxs_kv *params, size_t nparams,
                          void *arg)
 {
+    static const char *const known[] = {NULL};
+    const char *unknown = params_unknown(params, nparams, known);
+
+    if (unknown != NULL) {
+        log_warnx("domain %u: sysctl device %u refused: unknown parameter "
+                  "%s= (it takes none)", noxs_dev_frontend_domid(d),
+                  noxs_dev_id(d), unknown);
+        return -EINVAL;
+    }
     if (attach(d) == NULL)
         return -ENOMEM;
     log_info("domain %u: sysctl device %u created",
@@ -459,7 +436,9 @@ static void usage(FILE *out)
         "\n"
         "Serve the sysctl device (shutdown requests) of every guest.\n"
         "  -d, --foreground  stay in the foreground and log to stderr\n"
-        "  -v                more logging (twice: debug)\n"
+        "  -v                log debug messages too\n"
+        "  --version         print the version and exit\n"
+        "  --pidfile PATH    write the pid there (removed at exit)\n"
         "  --socket PATH     noxsd's control socket (default $NOXS_SOCKET,\n"
         "                    else " NOXS_DEFAULT_SOCKET ")\n"
         "  --timeout SECONDS how long a guest may take to acknowledge (60)\n");
@@ -472,10 +451,15 @@ int main(int argc, char **argv)
         {"socket", required_argument, NULL, 's'},
         {"timeout", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {"pidfile", required_argument, NULL, 'p'},
         {NULL, 0, NULL, 0},
     };
     const unsigned int types[] = {NOXS_DEV_SYSCTL};
-    const char *socket_path = NULL;
+    bool foreground = false;
+    int verbosity = 0;
+    /* Static: they live as long as the process (no leak at exit). */
+    static const char *socket_path, *pidfile;
     struct rlimit rl;
     sigset_t mask;
     int sfd, c, status = 0;
@@ -485,34 +469,37 @@ int main(int argc, char **argv)
         switch (c) {
         case 'd': foreground = true; break;
         case 'v': verbosity++; break;
-        case 's': socket_path = optarg; break;
+        case 's': socket_path = opt_path("socket", optarg); break;
         case 't': {
             char *end;
             double secs = strtod(optarg, &end);
 
             if (*end != '\0' || !(secs > 0) || secs > 86400) {
-                fprintf(stderr, "noxs-sysctl-back: bad --timeout %s\n", optarg);
-                return 1;
+                fprintf(stderr, "noxs-sysctl-back: --timeout %s: not a "
+                                "number of seconds (more than 0, at most "
+                                "86400)\n", optarg);
+                return EXIT_USAGE;
             }
             timeout_ms = (int64_t)(secs * 1000);
             break;
         }
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 1;
+        case 'V': print_version("noxs-sysctl-back"); return 0;
+        case 'p': pidfile = opt_path("pidfile", optarg); break;
+        default: usage(stderr); return EXIT_USAGE;
         }
     }
     if (optind != argc) {
+        fprintf(stderr, "noxs-sysctl-back: unexpected argument: %s\n",
+                argv[optind]);
         usage(stderr);
-        return 1;
+        return EXIT_USAGE;
     }
-    if (!foreground) {
-        openlog("noxs-sysctl-back", LOG_PID | LOG_NDELAY, LOG_DAEMON);
-        if (daemon(0, 0) < 0) {
-            perror("noxs-sysctl-back: daemon");
-            return 1;
-        }
-    }
-    noxs_set_logger(library_log);
+    log_init("noxs-sysctl-back", verbosity);
+    noxs_set_logger(log_library);
+    /* Registration before detaching: failing to, it says why and exits 1. */
+    daemon_start(foreground);
+    daemon_pidfile(pidfile);
     /* Each guest's device holds a grant and a port; allow thousands. */
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
@@ -564,7 +551,8 @@ int main(int argc, char **argv)
                 sysctl_changed(backend, d, NULL);
         }
     }
-    log_info("serving sysctl devices");
+    log_info("noxs-sysctl-back %s: serving sysctl devices", version_string());
+    daemon_ready();
 
     for (;;) {
         struct pollfd pfd[2] = {

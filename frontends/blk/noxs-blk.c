@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "blkfront.h"
+#include "common/parse.h"
 
 #define CHUNK (1u << 20)
 
@@ -37,17 +38,20 @@ static void usage(FILE *out)
             "  -d, --devid N     the device id (default 0)\n"
             "  -o, --ring-order N  ring of 2^N pages (0..4, default 1)\n"
             "  -t, --timeout S   bound on each wait for the backend (30)\n"
-            "  -f, --flush       flush after a write\n");
+            "  -f, --flush       flush after a write\n"
+            "  --version         print the version and exit\n");
 }
 
 static int parse_size(const char *s, uint64_t *out)
 {
     char *end;
-    unsigned long long v;
+    uint64_t v;
 
     errno = 0;
-    v = strtoull(s, &end, 0);
-    if (errno != 0 || end == s || s[0] == '-')
+    /* Decimal (common/parse.c's rule), then an optional K, M or G. */
+    for (end = (char *)s; *end >= '0' && *end <= '9'; end++)
+        ;
+    if (parse_u64n(s, (size_t)(end - s), 0, UINT64_MAX >> 30, &v) < 0)
         return -1;
     switch (*end) {
     case 'k': case 'K': v <<= 10; end++; break;
@@ -169,6 +173,7 @@ int main(int argc, char **argv)
         {"timeout", required_argument, NULL, 't'},
         {"flush", no_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     uint64_t devid = 0, order = 1, timeout_s = 30, a = 0, l = 0;
@@ -195,6 +200,7 @@ int main(int argc, char **argv)
             break;
         case 'f': flush = true; break;
         case 'h': usage(stdout); return 0;
+        case 'V': print_version("noxs-blk"); return 0;
         default: goto bad;
         }
     }

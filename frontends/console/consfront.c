@@ -46,6 +46,7 @@
 
 #include "drvwait.h"
 #include "consring.h"
+#include "common/parse.h"
 
 #define SLICE_MS 500
 
@@ -313,7 +314,8 @@ static void usage(FILE *out)
             "  -d DEVID     console device id (default 0)\n"
             "  -o ORDER     rings of 2^ORDER pages each way (0..3, default 2)\n"
             "  -w SECONDS   how long to wait for the device (default 30)\n"
-            "  -h, --help   this text\n");
+            "  -h, --help   this text\n"
+            "  --version    print the version and exit\n");
 }
 
 int main(int argc, char **argv)
@@ -327,22 +329,23 @@ int main(int argc, char **argv)
 
     static const struct option longopts[] = {
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
 
     while ((c = getopt_long(argc, argv, "+td:o:w:h", longopts, NULL)) != -1) {
         switch (c) {
         case 't': use_pty = true; break;
-        case 'd': devid = strtoul(optarg, NULL, 10); break;
-        case 'o':
-            fr.order = (unsigned int)strtoul(optarg, NULL, 10);
-            if (fr.order > NOXS_CONS_MAX_RING_ORDER) {
-                usage(stderr);
-                return 2;
-            }
+        case 'd': devid = (unsigned long)opt_u64("d", optarg, 0, UINT32_MAX);
             break;
-        case 'w': wait_s = strtoul(optarg, NULL, 10); break;
+        case 'o':
+            fr.order = (unsigned int)opt_u64("o", optarg, 0,
+                                             NOXS_CONS_MAX_RING_ORDER);
+            break;
+        case 'w': wait_s = (unsigned long)opt_u64("w", optarg, 1, 86400);
+            break;
         case 'h': usage(stdout); return 0;
+        case 'V': print_version("noxs-console-front"); return 0;
         default: usage(stderr); return 2;
         }
     }

@@ -57,6 +57,8 @@
 
 #include <noxs/noxs.h>
 
+#include "common/parse.h"
+
 #define SYSCTL_DEVID 0u
 
 /* Exit statuses: the reason a single guest was asked to stop. */
@@ -515,7 +517,7 @@ static size_t nguests, guests_cap;
 static int add_line(char *line)
 {
     char *end;
-    unsigned long domid;
+    uint64_t domid;
     struct noxs_boot boot;
     struct guest *g;
 
@@ -523,9 +525,10 @@ static int add_line(char *line)
         line++;
     if (*line == '\0' || *line == '#')
         return 0;
-    errno = 0;
-    domid = strtoul(line, &end, 10);
-    if (errno != 0 || end == line || domid == 0 || domid > NOXS_DOMID_MAX ||
+    for (end = line; *end >= '0' && *end <= '9'; end++)
+        ;
+    if (parse_u64n(line, (size_t)(end - line), 1, NOXS_DOMID_MAX, &domid) <
+            0 ||
         noxs_boot_parse(end, &boot) < 0) {
         warnx_("bad domain line \"%s\" (want \"DOMID noxs=O:G:P\")", line);
         return -1;
@@ -633,10 +636,11 @@ static void usage(FILE *out)
         "  --report        print connected/shutdown/closed/error lines on stdout\n"
         "  --reattach      when the backend closes the device, wait for it again\n"
         "  -v              verbose\n"
+        "  --version       print the version and exit\n"
         "\n"
         "Exit status (one domain): 0 poweroff, 10 reboot, 11 suspend, 12 crash,\n"
-        "3 the backend closed or removed the device, 1 error. With --domains:\n"
-        "0 once every domain was shut down by request, else 1.\n");
+        "3 the backend closed or removed the device, 1 error, 2 usage. With\n"
+        "--domains: 0 once every domain was shut down by request, else 1.\n");
 }
 
 int main(int argc, char **argv)
@@ -648,6 +652,7 @@ int main(int argc, char **argv)
         {"report", no_argument, NULL, 'r'},
         {"reattach", no_argument, NULL, 'a'},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     const char *boot_str = NULL, *domains = NULL;
@@ -662,7 +667,7 @@ int main(int argc, char **argv)
         switch (c) {
         case 's':
             if (parse_support(optarg) < 0)
-                return 1;
+                return EXIT_USAGE;
             break;
         case 'b': boot_str = optarg; break;
         case 'D': domains = optarg; break;
@@ -670,12 +675,13 @@ int main(int argc, char **argv)
         case 'a': reattach = true; break;
         case 'v': verbose = true; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 1;
+        case 'V': print_version("noxs-sysctl-front"); return 0;
+        default: usage(stderr); return EXIT_USAGE;
         }
     }
     if (optind != argc || (boot_str && domains)) {
         usage(stderr);
-        return 1;
+        return EXIT_USAGE;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGPIPE, SIG_IGN);

@@ -89,6 +89,16 @@ int noxs_boot_format(const struct noxs_boot *b, char *buf, size_t len);
  */
 int noxs_boot_find(struct noxs_boot *out);
 
+/*
+ * Which domain this process runs in: $NOXS_DOMID, else $NOXS_SIM_DOMID
+ * (the simulator's), else 0. Sets *domid and returns 1 if a variable
+ * named the domain, 0 if the default 0 applies, or -1 with errno EINVAL
+ * if the variable that applies is not a domain id (decimal 0..32751
+ * without a leading zero: "010" is refused, not read as 8). Every noxs
+ * program and compat-xs answer the question through this call.
+ */
+int noxs_self_domid(uint16_t *domid);
+
 /* ------------------------------------------------------------------ */
 /* Key/value parameters (device-add parameters, control-page keys)     */
 

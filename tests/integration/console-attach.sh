@@ -52,7 +52,9 @@ exec 9>"$T_DIR/hold"
 t_wait 200 "the first client to attach" \
 	t_count_gt 'console 1: client attached' "$T_DIR/console-back.log" "$n"
 busy=$("$T_BIN/noxs-console" 1 1 </dev/null 2>&1)
+rc=$?
 case "$busy" in *busy*) ;; *) t_fail "second client not refused: '$busy'" ;; esac
+[ $rc = 1 ] || t_fail "second client refused with rc $rc, want 1"
 exec 9>&- # end of its stdin: the first client leaves
 t_exit_status "$holder" 200
 [ "$T_STATUS" = 0 ] || t_fail "first client did not leave"

@@ -28,9 +28,11 @@ again=$(noxsctl domain-create 3 2>/dev/null)
 [ "$again" = "$boot" ] || nx_fail "EEXIST should still print the bootstrap"
 
 err=$(noxsctl dev-add 3 sysctl 0 2>&1)
-[ $? = 1 ] && [[ $err == *"No such device"* ]] || nx_fail "dev-add without backend: $err"
+[ $? = 1 ] && [[ $err == *"domain 3 sysctl 0: No such device: no backend for sysctl"* ]] ||
+	nx_fail "dev-add without backend: $err"
 err=$(noxsctl dev-add 9 sysctl 0 2>&1)
-[ $? = 1 ] && [[ $err == *"No such file"* ]] || nx_fail "dev-add to unknown domain: $err"
+[ $? = 1 ] && [[ $err == *"domain 9 sysctl 0: no such domain"* ]] ||
+	nx_fail "dev-add to unknown domain: $err"
 
 nx_start_backend be --types 1,3
 nx_wait 100 "backend in status" nx_has_backends 2

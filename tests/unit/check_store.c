@@ -713,7 +713,7 @@ int main(void)
     SRunner *sr;
     int failed;
 
-    log_init(1, 0, "check_store");
+    log_init("check_store", 0);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_append_replay);
     tcase_add_test(tc, test_torn_tail);

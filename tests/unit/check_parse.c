@@ -1,0 +1,143 @@
+/*
+ * check_parse: the one parser of command-line numbers (common/parse.c)
+ * and libnoxs's answer to "which domain am I" (noxs_self_domid).
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <noxs/noxs.h>
+
+#include "common/parse.h"
+
+START_TEST(test_decimal)
+{
+    uint64_t v;
+
+    ck_assert_int_eq(parse_u64("0", 0, 10, &v), 0);
+    ck_assert_uint_eq(v, 0);
+    ck_assert_int_eq(parse_u64("10", 0, 10, &v), 0);
+    ck_assert_uint_eq(v, 10);
+    ck_assert_int_eq(parse_u64("18446744073709551615", 0, UINT64_MAX, &v), 0);
+    ck_assert(v == UINT64_MAX);
+    /* Junk: EINVAL. */
+    static const char *const junk[] = {"", "010", "00", "-1", "+1", " 1",
+                                       "1 ", "0x10", "1e3", "abc", "3x"};
+    for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++) {
+        errno = 0;
+        ck_assert_msg(parse_u64(junk[i], 0, UINT64_MAX, &v) < 0 &&
+                          errno == EINVAL,
+                      "'%s' accepted", junk[i]);
+    }
+    /* Out of range: ERANGE, overflow included. */
+    errno = 0;
+    ck_assert(parse_u64("11", 0, 10, &v) < 0 && errno == ERANGE);
+    errno = 0;
+    ck_assert(parse_u64("0", 1, 10, &v) < 0 && errno == ERANGE);
+    errno = 0;
+    ck_assert(parse_u64("18446744073709551616", 0, UINT64_MAX, &v) < 0 &&
+              errno == ERANGE);
+    errno = 0;
+    ck_assert(parse_u64("99999999999999999999x", 0, UINT64_MAX, &v) < 0 &&
+              errno == EINVAL);
+    ck_assert_int_eq(parse_u64n("12:34", 2, 0, 99, &v), 0);
+    ck_assert_uint_eq(v, 12);
+}
+END_TEST
+
+START_TEST(test_domid)
+{
+    uint16_t d;
+
+    ck_assert_int_eq(parse_domid("32751", &d), 0);
+    ck_assert_uint_eq(d, 32751);
+    ck_assert(parse_domid("32752", &d) < 0 && errno == ERANGE);
+    ck_assert(parse_domid("010", &d) < 0 && errno == EINVAL);
+}
+END_TEST
+
+START_TEST(test_mode)
+{
+    mode_t m;
+
+    ck_assert_int_eq(parse_mode("666", &m), 0);
+    ck_assert_uint_eq(m, 0666);
+    ck_assert_int_eq(parse_mode("0660", &m), 0);
+    ck_assert_uint_eq(m, 0660);
+    ck_assert_int_eq(parse_mode("07777", &m), 0);
+    ck_assert_uint_eq(m, 07777);
+    ck_assert(parse_mode("8", &m) < 0 && errno == EINVAL);
+    ck_assert(parse_mode("", &m) < 0 && errno == EINVAL);
+    ck_assert(parse_mode("17777", &m) < 0 && errno == ERANGE);
+    ck_assert(parse_mode("0x1ff", &m) < 0 && errno == EINVAL);
+}
+END_TEST
+
+START_TEST(test_uid)
+{
+    uid_t u;
+
+    ck_assert_int_eq(parse_uid("root", &u), 0);
+    ck_assert_uint_eq(u, 0);
+    ck_assert_int_eq(parse_uid("1000", &u), 0);
+    ck_assert_uint_eq(u, 1000);
+    ck_assert(parse_uid("no-such-user-at-all", &u) < 0 && errno == EINVAL);
+    ck_assert(parse_uid("4294967295", &u) < 0 && errno == ERANGE);
+    ck_assert(parse_uid("", &u) < 0);
+}
+END_TEST
+
+START_TEST(test_self_domid)
+{
+    uint16_t d = 99;
+
+    unsetenv("NOXS_DOMID");
+    unsetenv("NOXS_SIM_DOMID");
+    ck_assert_int_eq(noxs_self_domid(&d), 0);
+    ck_assert_uint_eq(d, 0);
+    setenv("NOXS_SIM_DOMID", "12", 1);
+    ck_assert_int_eq(noxs_self_domid(&d), 1);
+    ck_assert_uint_eq(d, 12);
+    setenv("NOXS_DOMID", "7", 1); /* NOXS_DOMID first */
+    ck_assert_int_eq(noxs_self_domid(&d), 1);
+    ck_assert_uint_eq(d, 7);
+    setenv("NOXS_DOMID", "010", 1); /* refused, not 8, not ignored */
+    errno = 0;
+    ck_assert_int_eq(noxs_self_domid(&d), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    setenv("NOXS_DOMID", "", 1); /* empty: unset */
+    ck_assert_int_eq(noxs_self_domid(&d), 1);
+    ck_assert_uint_eq(d, 12);
+    setenv("NOXS_SIM_DOMID", "32752", 1);
+    ck_assert_int_eq(noxs_self_domid(&d), -1);
+    unsetenv("NOXS_DOMID");
+    unsetenv("NOXS_SIM_DOMID");
+}
+END_TEST
+
+static Suite *parse_suite(void)
+{
+    Suite *s = suite_create("parse");
+    TCase *tc = tcase_create("core");
+
+    tcase_add_test(tc, test_decimal);
+    tcase_add_test(tc, test_domid);
+    tcase_add_test(tc, test_mode);
+    tcase_add_test(tc, test_uid);
+    tcase_add_test(tc, test_self_domid);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(parse_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
