@@ -53,6 +53,9 @@ for t in dpkg-buildpackage lintian debootstrap; do
 done
 
 version=$(cd "$src" && dpkg-parsechangelog -S Version)
+# One version number: the packages carry the one every program prints.
+[ "$version" = "$(cat "$src/VERSION")" ] ||
+	die "debian/changelog says $version, VERSION says $(cat "$src/VERSION")"
 newer=$version+upgrade1
 arch=$(dpkg --print-architecture)
 triplet=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
