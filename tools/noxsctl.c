@@ -387,6 +387,8 @@ static const char *event_name(unsigned int kind)
         return "domain-destroyed";
     case NOXS_EVENT_DOMAIN_RELEASED:
         return "domain-released";
+    case NOXS_EVENT_DOMAIN_EXCEPTION:
+        return "domain-exception";
     default:
         return "unknown";
     }
@@ -408,7 +410,8 @@ static int cmd_watch(noxs_client *c, int argc, char **argv)
             return failed("watch");
         if (ev.kind == NOXS_EVENT_DOMAIN_CREATED ||
             ev.kind == NOXS_EVENT_DOMAIN_DESTROYED ||
-            ev.kind == NOXS_EVENT_DOMAIN_RELEASED) {
+            ev.kind == NOXS_EVENT_DOMAIN_RELEASED ||
+            ev.kind == NOXS_EVENT_DOMAIN_EXCEPTION) {
             if (json)
                 printf("{\"event\":\"%s\",\"domid\":%u}\n",
                        event_name(ev.kind), ev.dev.domid);
