@@ -1,6 +1,7 @@
 # The xl stages (sourced by init-dom0 when the images were built with
 # them): unmodified xl 4.17 drives guests on this mixed dom0 (xenstored
-# and noxsd both run), every xl command and everything it starts (hotplug
+# and noxsd both run; on the lane's second boot, the noxs-only dom0 of
+# noxs-only.sh, with no xenstored), every xl command and everything it starts (hotplug
 # scripts, xenconsole, its monitoring child) on the libxenstore.so.4 that
 # XL_LIB names:
 #
@@ -127,13 +128,23 @@ xl_init_dom0() {
 # dom0's kernel with blkback). xenstored traces to a file from
 # `xenstore-control logfile` to `log off`; the control requests themselves
 # are not counted.
-trace_start() { xenstore-control logfile "$1" > /dev/null 2>&1; }
-trace_stop() { xenstore-control log off > /dev/null 2>&1; }
+# XS_TRACE=0 (a dom0 without xenstored): nothing to trace.
+trace_start() { [ "${XS_TRACE:-1}" = 1 ] && xenstore-control logfile "$1" > /dev/null 2>&1; }
+trace_stop() { [ "${XS_TRACE:-1}" = 1 ] && xenstore-control log off > /dev/null 2>&1; }
 trace_count() {
 	awk '$1 == "IN" && $5 != "CONTROL" { n++; c[$2]++; if ($5 == "INTRODUCE") intro = 1; next }
 		$1 == "CREATE" && $2 == "connection" { if (intro && guest == "") guest = $3; else fresh[$3] = 1 }
 		END { for (k in c) { if (k == guest) g += c[k]; else if (k in fresh) t += c[k]; else o += c[k] }
 			printf "total=%d xl+scripts=%d guest-kernel=%d others=%d\n", n, t, g, o }' "$1"
+}
+
+# What a failed create leaves to look at.
+xl_diag() { # D
+	info "xl list: $(lib xl list 2>&1 | tr '\n' ' ')"
+	info "xenconsoled: $(pidof xenconsoled) logs: $(ls /var/log/xen/console 2>&1 | tr '\n' ' ')"
+	info "console log: $(tail -c 400 "$(conlog $XL_GUEST)" 2>&1 | tr '\n\r' '  ')"
+	[ -n "$1" ] && info "store: $(xenstore-ls -f /local/domain/$1 2>&1 | grep -E 'console|device/vbd/[0-9]*/state|/vbd/.*/state' | tr '\n' ' ' | cut -c1-900)"
+	info "backends: $(ls /sys/bus/xen-backend/devices 2>&1 | tr '\n' ' ')"
 }
 
 xl_create_guest() { # LABEL: create $XL_GUEST (xvda on loop0); sets d, vm
@@ -143,10 +154,12 @@ xl_create_guest() { # LABEL: create $XL_GUEST (xvda on loop0); sets d, vm
 	fi
 	d=$(domid_of $XL_GUEST)
 	vm=$(vm_of "$d")
-	if [ -n "$d" ] && wait_for 600 said $XL_GUEST "$m" "disk xvda xl-lane-disk-0"; then
+	if [ -n "$d" ] && wait_for ${XL_BOOT_TMO:-600} said $XL_GUEST "$m" "disk xvda xl-lane-disk-0"; then
 		pass "dom0.$1 - domain $d, the guest reads xvda: $(heard $XL_GUEST "$m" start | cut -c1-60)"
 	else
-		fail "dom0.$1: domain '$d', guest: $(heard $XL_GUEST "$m" start | cut -c1-80)"; return 1
+		fail "dom0.$1: domain '$d', guest: $(heard $XL_GUEST "$m" start | cut -c1-80)"
+		xl_diag "$d"
+		return 1
 	fi
 }
 
@@ -161,7 +174,11 @@ xl_stages() {
 	t0=$(up)
 	xl_create_guest xl-create || { trace_stop; xl_end; return; }
 	trace_stop
-	echo "RESULT xl-create-xenstored-requests lib=$XL_LIB $(trace_count /tmp/xl-create.trace) (xl create of a PV guest with a phy disk and console 0, $(awk "BEGIN { print $(up) - $t0 }") s)"
+	if [ "${XS_TRACE:-1}" = 1 ]; then
+		echo "RESULT xl-create-xenstored-requests lib=$XL_LIB $(trace_count /tmp/xl-create.trace) (xl create of a PV guest with a phy disk and console 0, $(awk "BEGIN { print $(up) - $t0 }") s)"
+	else
+		echo "RESULT xl-create-no-xenstored lib=$XL_LIB xenstored requests=0 (no xenstored on this dom0; xl create of a PV guest with a phy disk and console 0, $(awk "BEGIN { print $(up) - $t0 }") s)"
+	fi
 
 	stage "xl-list"
 	if xlc list list && grep -q "^Domain-0 *0 " /tmp/xl-list.out &&
