@@ -55,6 +55,14 @@ struct xs_handle {
     struct cxs_gconn *g;  /* the generic store; NULL in noxs mode */
     int gdead;            /* its errno once it failed, else 0 */
     struct cxs_adds *adds; /* set while a transaction's batch applies */
+    /* Once xs_fileno was called (watch.c): a pipe readable exactly while
+     * an event is queued (or the store was lost), kept so by a thread
+     * that takes the sources' events as they come. */
+    bool fmode;
+    int fpipe[2];
+    int fstop;          /* eventfd: the thread ends */
+    pid_t fpid;         /* the process that started the thread */
+    pthread_t fthread;
 };
 
 /*
@@ -63,6 +71,10 @@ struct xs_handle {
  * does after a request (callers such as test-xenstore read errno after a
  * call that succeeded); a failure sets it after cxs_leave.
  */
+/* xs_fileno: the fd to poll; stop its thread (without cxs_lock held). */
+int cxs_fileno(struct xs_handle *h);
+void cxs_fileno_stop(struct xs_handle *h);
+
 static inline void cxs_enter(void)
 {
     pthread_mutex_lock(&cxs_lock);

@@ -2,12 +2,22 @@
  * Watches: xs_watch, xs_unwatch, xs_read_watch, xs_check_watch and the
  * events behind them.
  *
- * A handle's watches fire into its queue of pending events. xs_fileno()
- * is an epoll fd over the context's libnoxs fds and the generic store's
- * event fd plus, while the queue is not empty, the process's one
- * always-readable eventfd (ready_fd), so it becomes readable exactly when
- * an event is queued or may be about to be (a page changed, noxsd
- * asked). One fd per handle: a process acting as many domains
+ * A handle's watches fire into its queue of pending events. Its epoll fd
+ * (epfd) holds the context's libnoxs fds and the generic store's event
+ * fd plus, while the queue is not empty, the process's one
+ * always-readable eventfd (ready_fd): readable when an event is queued
+ * or may be about to be (a page changed, the local store's bell rang for
+ * any commit). xs_read_watch waits on it and drains the sources.
+ *
+ * xs_fileno() must be stricter, as libxenstore's is: readable exactly
+ * when xs_read_watch will return at once. Programs such as xenconsoled
+ * poll it and then call the blocking xs_read_watch; a readiness that
+ * yields no event (another process's commit to an unwatched path) would
+ * block them there, with their other fds unserved. So the first
+ * xs_fileno() gives the handle a pipe that is readable while the queue
+ * is not empty, and a thread (libxenstore has its reader thread too)
+ * that waits on epfd and drains the sources into the queue under the
+ * library lock. One fd per handle: a process acting as many domains
  * (bench/compat) holds one handle per domain.
  *
  * Events come from the pages (cxs_fire, called when a view changes),
@@ -15,7 +25,11 @@
  * @releaseDomain, from noxsd (special.c).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,16 +118,27 @@ static void signal_handle(struct xs_handle *h)
 {
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = ready_fd};
 
-    if (!h->signalled &&
-        epoll_ctl(h->epfd, EPOLL_CTL_ADD, ready_fd, &ev) == 0)
+    if (h->signalled)
+        return;
+    if (h->fmode)
+        h->signalled = write(h->fpipe[1], "e", 1) == 1;
+    else if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, ready_fd, &ev) == 0)
         h->signalled = true;
 }
 
 static void unsignal_handle(struct xs_handle *h)
 {
-    if (!h->head && h->signalled &&
-        epoll_ctl(h->epfd, EPOLL_CTL_DEL, ready_fd, NULL) == 0)
+    char b[8];
+
+    if (h->head || !h->signalled || (h->fmode && h->gdead))
+        return;
+    if (h->fmode) {
+        while (read(h->fpipe[0], b, sizeof(b)) > 0)
+            ;
         h->signalled = false;
+    } else if (epoll_ctl(h->epfd, EPOLL_CTL_DEL, ready_fd, NULL) == 0) {
+        h->signalled = false;
+    }
 }
 
 static void queue_event(struct xs_handle *h, const char *path,
@@ -210,6 +235,8 @@ static void gdrain(struct xs_handle *h)
             h->gdead = -rc;
             epoll_ctl(h->epfd, EPOLL_CTL_DEL, h->g->ops->event_fd(h->g),
                       NULL);
+            if (h->fmode)
+                signal_handle(h); /* so that xs_read_watch says so */
             cxs_log("lost the generic store's watch events: %s",
                     strerror(-rc));
             break;
@@ -702,7 +729,10 @@ CXS_EXPORT char **xs_read_watch(struct xs_handle *h, unsigned int *num)
     if (!h)
         return fail_ptr(EINVAL);
     for (;;) {
-        struct pollfd pfd = {.fd = h->epfd, .events = POLLIN};
+        /* With the fileno thread running, it may drain the sources
+         * first: the queue's pipe says so. */
+        struct pollfd pfd[2] = {{.fd = h->epfd, .events = POLLIN},
+                                {.fd = -1, .events = POLLIN}};
         struct event *e;
         int wait;
 
@@ -715,12 +745,126 @@ CXS_EXPORT char **xs_read_watch(struct xs_handle *h, unsigned int *num)
         wait = cxs_special_wait(h->ctx);
         e = pop_event(h);
         int dead = h->gdead;
+        if (h->fmode)
+            pfd[1].fd = h->fpipe[0];
         cxs_leave();
         if (e)
             return event_vector(e, num);
         if (dead)
             return fail_ptr(dead);
-        if (poll(&pfd, 1, wait) < 0 && errno != EINTR)
+        if (poll(pfd, 2, wait) < 0 && errno != EINTR)
             return NULL;
     }
+}
+
+/* ---- xs_fileno ---------------------------------------------------------- */
+
+static void *fileno_thread(void *arg)
+{
+    struct xs_handle *h = arg;
+    unsigned int idle = 0;
+
+    for (;;) {
+        struct pollfd pfd[2] = {{.fd = h->epfd, .events = POLLIN},
+                                {.fd = h->fstop, .events = POLLIN}};
+        bool had;
+        int wait;
+
+        cxs_enter();
+        wait = cxs_special_wait(h->ctx);
+        cxs_leave();
+        if (poll(pfd, 2, wait) < 0 && errno != EINTR)
+            break;
+        if (pfd[1].revents)
+            break;
+        cxs_enter();
+        had = h->head != NULL;
+        if (h->ctx->front || h->ctx->back)
+            cxs_ctx_poll(h->ctx);
+        cxs_special_poll(h->ctx);
+        gdrain(h);
+        /* A source that stays readable and yields nothing (it should
+         * not happen) must not make this thread spin. */
+        idle = (h->head != NULL && !had) || !(pfd[0].revents & POLLIN)
+                   ? 0
+                   : idle + 1;
+        cxs_leave();
+        if (idle > 64) {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+int cxs_fileno(struct xs_handle *h)
+{
+    sigset_t all, old;
+    int fd;
+
+    cxs_enter();
+    if (h->fmode && h->fpid == getpid()) {
+        fd = h->fpipe[0];
+        cxs_leave();
+        return fd;
+    }
+    if (pipe2(h->fpipe, O_CLOEXEC | O_NONBLOCK) < 0)
+        goto fail;
+    if ((h->fstop = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+        close(h->fpipe[0]);
+        close(h->fpipe[1]);
+        goto fail;
+    }
+    /* The queue's state moves from epfd to the pipe. */
+    if (h->signalled) {
+        epoll_ctl(h->epfd, EPOLL_CTL_DEL, ready_fd, NULL);
+        h->signalled = false;
+    }
+    h->fmode = true;
+    h->fpid = getpid();
+    if (h->head || h->gdead)
+        signal_handle(h);
+    /* The application's signals stay with its own threads. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&h->fthread, NULL, fileno_thread, h);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        h->fmode = false;
+        h->signalled = false;
+        close(h->fpipe[0]);
+        close(h->fpipe[1]);
+        close(h->fstop);
+        if (h->head)
+            signal_handle(h);
+        errno = rc;
+        goto fail;
+    }
+    fd = h->fpipe[0];
+    cxs_leave();
+    return fd;
+fail:
+    fd = errno;
+    cxs_leave();
+    cxs_log("xs_fileno: %s", strerror(fd));
+    errno = fd;
+    return -1;
+}
+
+void cxs_fileno_stop(struct xs_handle *h)
+{
+    uint64_t one = 1;
+
+    if (!h->fmode)
+        return;
+    /* After fork the child has no such thread: only its fds. */
+    if (h->fpid == getpid()) {
+        if (write(h->fstop, &one, sizeof(one)) == sizeof(one))
+            pthread_join(h->fthread, NULL);
+    }
+    close(h->fpipe[0]);
+    close(h->fpipe[1]);
+    close(h->fstop);
+    h->fmode = false;
+    h->signalled = false;
 }

@@ -230,6 +230,7 @@ CXS_EXPORT void xs_close(struct xs_handle *h)
 {
     if (!h)
         return;
+    cxs_fileno_stop(h);
     cxs_enter();
     handle_free(h, true);
     cxs_leave();
@@ -261,6 +262,7 @@ CXS_EXPORT void xs_daemon_destroy_postfork(struct xs_handle *h)
 {
     if (!h)
         return;
+    cxs_fileno_stop(h);
     cxs_enter();
     handle_free(h, false);
     cxs_leave();
@@ -268,7 +270,7 @@ CXS_EXPORT void xs_daemon_destroy_postfork(struct xs_handle *h)
 
 CXS_EXPORT int xs_fileno(struct xs_handle *h)
 {
-    return h ? h->epfd : -1;
+    return h ? cxs_fileno(h) : -1;
 }
 
 /* ---- reads ---- */

@@ -48,7 +48,7 @@ $(COMPAT_TESTOUT)/xsguest: $(OBJDIR)/tests/compat/xsguest.o
 # through $NOXS_BUILD alone.
 COMPAT_HELPERS := $(COMPAT_TESTOUT)/xsshim.so $(COMPAT_TESTOUT)/xsd.sh \
 	$(COMPAT_TESTOUT)/lib.sh $(COMPAT_TESTOUT)/xssem $(LEGACY_BINS) \
-	$(COMPAT_TESTOUT)/xsmixed \
+	$(COMPAT_TESTOUT)/xsmixed $(COMPAT_TESTOUT)/xsfileno \
 	$(COMPAT_XS) $(BINOUT)/noxsd $(COMPAT_TESTOUT)/xsguest \
 	$(BINOUT)/noxs-sysctl-back $(BINOUT)/noxsctl $(COMPAT_TESTOUT)/xsdclient \
 	$(COMPAT_TESTOUT)/xsdboot
@@ -126,6 +126,9 @@ $(OBJDIR)/tests/compat/xsring.o: BASE_CFLAGS += -Icompat-xs
 $(COMPAT_TESTOUT)/xsring: $(OBJDIR)/tests/compat/xsring.o $(OBJDIR)/compat-xs/wire.o
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenevtchn
+$(COMPAT_TESTOUT)/xsfileno: $(OBJDIR)/tests/compat/xsfileno.o
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore
 $(COMPAT_TESTOUT)/xsintro: $(OBJDIR)/tests/compat/xsintro.o
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore

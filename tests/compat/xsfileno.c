@@ -1,0 +1,71 @@
+/*
+ * xs_fileno's contract, as libxenstore keeps it: the fd is readable
+ * exactly when xs_read_watch would return at once. xenconsoled and other
+ * daemons poll it beside their own fds and then call the blocking
+ * xs_read_watch.
+ *
+ *   xsfileno PATH
+ *
+ * Watches PATH, takes the event a new watch fires, prints "ready", then
+ * for each readiness of xs_fileno() takes an event with xs_check_watch
+ * and prints "event PATH" (or "spurious" and exits 1 when there was
+ * none). Ends with status 0 once it has seen "count" events (second
+ * argument, default 1) or after 20 s without one (status 2).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xenstore.h>
+
+int main(int argc, char **argv)
+{
+    struct xs_handle *h;
+    struct pollfd p;
+    char **v;
+    int want = argc > 2 ? atoi(argv[2]) : 1, seen = 0;
+
+    if (argc < 2) {
+        fprintf(stderr, "usage: xsfileno PATH [COUNT]\n");
+        return 2;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (!(h = xs_open(0))) {
+        perror("xs_open");
+        return 2;
+    }
+    p.fd = xs_fileno(h);
+    p.events = POLLIN;
+    if (p.fd < 0 || !xs_watch(h, argv[1], "t")) {
+        perror("xs_fileno/xs_watch");
+        return 2;
+    }
+    /* A new watch fires once: the fd says so, and the event is there. */
+    if (poll(&p, 1, 20000) != 1 || !(v = xs_check_watch(h))) {
+        printf("no first event\n");
+        return 1;
+    }
+    free(v);
+    printf("ready\n");
+    while (seen < want) {
+        int n = poll(&p, 1, 20000);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            printf("timeout\n");
+            return 2;
+        }
+        if (!(v = xs_check_watch(h))) {
+            printf("spurious (%s)\n", strerror(errno));
+            return 1;
+        }
+        printf("event %s\n", v[XS_WATCH_PATH]);
+        free(v);
+        seen++;
+    }
+    xs_close(h);
+    return 0;
+}
