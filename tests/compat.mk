@@ -118,6 +118,8 @@ FUZZ_TARGETS += $(BUILD)/fuzz/fuzz_xsdframe
 # The client's threads (a request in flight while another thread takes
 # events) under TSan.
 TSAN_TESTS += $(COMPAT_TESTOUT)/test-xsd-client.sh
+# xs_fileno's thread draining events beside the caller's xs_* calls.
+TSAN_TESTS += $(COMPAT_TESTOUT)/test-local.sh
 
 # noxs-xsringd (docs/XSRINGD.md): a guest that speaks to XenStore over its
 # store ring as Linux's xenbus does, and the toolstack's introduction of

@@ -137,11 +137,20 @@ noxsctl domain-destroy 7 || nx_fail "domain-destroy 7"
 # and @releaseDomain from compat-xs on both stores (what xenstored would
 # fire; `xl shutdown -w` waits for it on a host without xenstored).
 nrel=$(grep -c '^@releaseDomain rel$' "$NX_DIR/xs-local.out")
+# As xl's monitoring child waits: polling xs_fileno (local store).
+LD_LIBRARY_PATH=$NX_BUILD/lib/compat-xs:$LD_LIBRARY_PATH COMPAT_XS_QUIET=1 \
+	NOXS_SIM_DOMID=0 NOXS_COMPAT_MODE=local NOXS_XS_DIR=$NX_DIR/xs \
+	"$NX_BUILD/tests/compat/xsfileno" @releaseDomain 1 >"$NX_DIR/fileno.out" 2>&1 &
+fpid=$!
+NX_PIDS+=($fpid)
+nx_wait 200 "the xs_fileno poller" grep -q ready "$NX_DIR/fileno.out"
 "$SIMCTL" create 9 || nx_fail "noxs-simctl create 9"
 "$SIMCTL" shutdown 9 poweroff || nx_fail "noxs-simctl shutdown 9"
 nx_wait 200 "domain-exception 9 (shutdown)" nx_lines "$NX_DIR/watch.out" '^domain-exception 9$' 1
 nx_wait 200 "@releaseDomain for a stock guest's shutdown (local store)" \
 	nx_lines "$NX_DIR/xs-local.out" '^@releaseDomain rel$' $((nrel + 1))
+wait $fpid || nx_fail "xs_fileno poller: $(cat "$NX_DIR/fileno.out")"
+grep -qx 'event @releaseDomain' "$NX_DIR/fileno.out" || nx_fail "xs_fileno poller: $(cat "$NX_DIR/fileno.out")"
 grep -q '^{"event":"domain-exception","domid":9}$' "$NX_DIR/watch.json" ||
 	nx_wait 100 "watch --json domain-exception" \
 		grep -q '^{"event":"domain-exception","domid":9}$' "$NX_DIR/watch.json"

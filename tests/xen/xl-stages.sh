@@ -145,6 +145,10 @@ xl_diag() { # D
 	info "console log: $(tail -c 400 "$(conlog $XL_GUEST)" 2>&1 | tr '\n\r' '  ')"
 	[ -n "$1" ] && info "store: $(xenstore-ls -f /local/domain/$1 2>&1 | grep -E 'console|device/vbd/[0-9]*/state|/vbd/.*/state' | tr '\n' ' ' | cut -c1-900)"
 	info "backends: $(ls /sys/bus/xen-backend/devices 2>&1 | tr '\n' ' ')"
+	for f in /var/log/xen/xl-$XL_GUEST.log /tmp/xsringd.log; do
+		[ -s "$f" ] && tail -n 12 "$f" | sed "s|^|INFO ${f##*/}: |"
+	done
+	return 0
 }
 
 xl_create_guest() { # LABEL: create $XL_GUEST (xvda on loop0); sets d, vm
@@ -282,6 +286,7 @@ xl_stages() {
 		pass "dom0.xl-reboot - domain $old -> $d, the guest started again and reads xvda"
 	else
 		fail "dom0.xl-reboot: $(xlout reboot) domid '$(domid_of $XL_GUEST)' guest: $(heard $XL_GUEST "$m" '[rs]' | tr '\n' ' ')"
+		xl_diag "$(domid_of $XL_GUEST)"
 	fi
 	check_clean dom0.xl-reboot-old-domain-clean "$old" "$old_vm"
 
@@ -294,6 +299,7 @@ xl_stages() {
 		pass "dom0.xl-shutdown-wait - domain $d powered off and xl returned"
 	else
 		fail "dom0.xl-shutdown-wait: $(xlout shutdown) guest: $(heard $XL_GUEST "$m" poweroff)"
+		xl_diag "$d"
 	fi
 	check_clean dom0.xl-shutdown-clean "$d" "$vm"
 
