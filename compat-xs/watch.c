@@ -797,11 +797,34 @@ static void *fileno_thread(void *arg)
     return NULL;
 }
 
+/*
+ * fork() while a fileno thread holds the library lock would leave the
+ * child's copy locked for ever (xl forks its monitoring child without
+ * exec, after its handle has a thread). Every piece of the thread's work
+ * is done under the lock, so holding it across fork() is enough.
+ */
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&cxs_lock);
+}
+
+static void atfork_release(void)
+{
+    pthread_mutex_unlock(&cxs_lock);
+}
+
+static void atfork_register(void)
+{
+    pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+}
+
 int cxs_fileno(struct xs_handle *h)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     sigset_t all, old;
     int fd;
 
+    pthread_once(&once, atfork_register);
     cxs_enter();
     if (h->fmode && h->fpid == getpid()) {
         fd = h->fpipe[0];

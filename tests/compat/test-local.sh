@@ -66,4 +66,14 @@ fileno_check() { # LIB-WRAPPER
 T=$COMPAT_DIR
 fileno_check loc
 fileno_check debian
+
+note "fork (as xl's monitoring child) while the xs_fileno thread drains events"
+loc "$T/xsfileno" /local/domain/0/fileno forks 150 >"$WORK/forks.out" 2>&1 &
+fp=$!
+wait_line "$WORK/forks.out" ready
+( for i in $(seq 1 400); do loc xenstore-write /local/domain/0/fileno/w $i || break; done ) &
+wp=$!
+wait $fp || fail "fork with the fileno thread: $(cat "$WORK/forks.out")"
+kill $wp 2>/dev/null
+wait $wp 2>/dev/null || true
 echo ok

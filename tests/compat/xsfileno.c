@@ -11,21 +11,73 @@
  * and prints "event PATH" (or "spurious" and exits 1 when there was
  * none). Ends with status 0 once it has seen "count" events (second
  * argument, default 1) or after 20 s without one (status 2).
+ *
+ *   xsfileno PATH forks N
+ *
+ * Instead: forks N children while the fileno thread drains events (run
+ * it while another process commits), each one as xl's monitoring child
+ * starts: drop the inherited handle (xs_daemon_destroy_postfork), open a
+ * new one, read PATH. A child still running after 10 s is stuck on a
+ * lock the thread held at the fork: "deadlock", status 1.
  */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <xenstore.h>
+
+static int forks(struct xs_handle *h, const char *path, int n)
+{
+    for (int i = 0; i < n; i++) {
+        pid_t pid = fork();
+        int st, waited = 0;
+
+        if (pid < 0) {
+            perror("fork");
+            return 2;
+        }
+        if (pid == 0) {
+            struct xs_handle *c;
+            unsigned int len;
+
+            xs_daemon_destroy_postfork(h);
+            if (!(c = xs_open(0)))
+                _exit(3);
+            free(xs_read(c, XBT_NULL, path, &len));
+            xs_close(c);
+            _exit(0);
+        }
+        while (waitpid(pid, &st, WNOHANG) == 0) {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            if (++waited > 1000) {
+                printf("deadlock: child %d of %d stuck\n", i, n);
+                kill(pid, SIGKILL);
+                waitpid(pid, &st, 0);
+                return 1;
+            }
+            nanosleep(&ts, NULL);
+        }
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            printf("child %d: status %d\n", i, st);
+            return 1;
+        }
+    }
+    printf("forks ok\n");
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
     struct xs_handle *h;
     struct pollfd p;
     char **v;
-    int want = argc > 2 ? atoi(argv[2]) : 1, seen = 0;
+    int want = argc == 3 ? atoi(argv[2]) : 1, seen = 0;
 
     if (argc < 2) {
         fprintf(stderr, "usage: xsfileno PATH [COUNT]\n");
@@ -49,6 +101,8 @@ int main(int argc, char **argv)
     }
     free(v);
     printf("ready\n");
+    if (argc > 3 && strcmp(argv[2], "forks") == 0)
+        return forks(h, argv[1], atoi(argv[3]));
     while (seen < want) {
         int n = poll(&p, 1, 20000);
 
