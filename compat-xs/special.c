@@ -90,6 +90,14 @@ void cxs_special_watch(struct xs_handle *h)
     }
 }
 
+int cxs_special_fd(struct cxs_ctx *ctx)
+{
+    for (struct special *sp = specials; sp; sp = sp->next)
+        if (sp->ctx == ctx)
+            return sp->c ? noxs_client_fd(sp->c) : -1;
+    return -1;
+}
+
 /* This process introduced or released domid: fire now and, if noxsd
  * sends an event for it (expect), skip that one. */
 void cxs_special_own(struct cxs_ctx *ctx, uint16_t domid, bool release,

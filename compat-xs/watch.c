@@ -813,15 +813,109 @@ static void atfork_release(void)
     pthread_mutex_unlock(&cxs_lock);
 }
 
+volatile int cxs_forked;
+static struct xs_handle *fhandles; /* fmode handles, under cxs_lock */
+
+static void atfork_child(void)
+{
+    cxs_forked = 1;
+    pthread_mutex_unlock(&cxs_lock);
+}
+
 static void atfork_register(void)
 {
-    pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+    pthread_atfork(atfork_prepare, atfork_release, atfork_child);
+}
+
+static int fileno_spawn(struct xs_handle *h)
+{
+    sigset_t all, old;
+    int rc;
+
+    /* The application's signals stay with its own threads. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&h->fthread, NULL, fileno_thread, h);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc == 0)
+        h->fpid = getpid();
+    return rc;
+}
+
+/*
+ * In a child of fork(), each inherited handle is made the child's own:
+ * - its epoll set is shared with the parent (one instance behind both
+ *   fds), and the local store has reopened its environment in the child
+ *   with new event fds (LMDB's rule), so the handle gets a new epoll
+ *   instance under the same fd number, filled with its sources as they
+ *   are now;
+ * - a handle that had a fileno thread has its fd numbers (which the
+ *   program may have cached: xl daemonizes its monitoring child after its
+ *   handle has them) but no thread, and a pipe shared with the parent: it
+ *   gets a pipe of its own under the same numbers, and a thread again.
+ */
+static void own_epoll(struct xs_handle *h)
+{
+    struct epoll_event ev = {.events = EPOLLIN};
+    int fd = epoll_create1(EPOLL_CLOEXEC);
+
+    if (fd < 0)
+        return;
+    if (dup3(fd, h->epfd, O_CLOEXEC) < 0) {
+        close(fd);
+        return;
+    }
+    close(fd);
+    if (h->g && !h->gdead && (ev.data.fd = h->g->ops->event_fd(h->g)) >= 0)
+        epoll_ctl(h->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+    if (h->ctx->front && (ev.data.fd = noxs_frontend_fd(h->ctx->front)) >= 0)
+        epoll_ctl(h->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+    if (h->ctx->back && (ev.data.fd = noxs_backend_fd(h->ctx->back)) >= 0)
+        epoll_ctl(h->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+    if ((ev.data.fd = cxs_special_fd(h->ctx)) >= 0)
+        epoll_ctl(h->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+    if (!h->fmode && h->signalled) {
+        ev.data.fd = ready_fd;
+        epoll_ctl(h->epfd, EPOLL_CTL_ADD, ready_fd, &ev);
+    }
+}
+
+void cxs_after_fork(void)
+{
+    cxs_forked = 0;
+    for (struct xs_handle *h = cxs_handles; h; h = h->anext) {
+        int p[2], st;
+
+        own_epoll(h);
+        if (!h->fmode || h->fpid == getpid())
+            continue;
+        if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+            continue;
+        if ((st = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 ||
+            dup3(p[0], h->fpipe[0], O_CLOEXEC) < 0 ||
+            dup3(p[1], h->fpipe[1], O_CLOEXEC) < 0 ||
+            dup3(st, h->fstop, O_CLOEXEC) < 0) {
+            close(p[0]);
+            close(p[1]);
+            if (st >= 0)
+                close(st);
+            continue;
+        }
+        close(p[0]);
+        close(p[1]);
+        close(st);
+        h->signalled = false;
+        if (h->head || h->gdead)
+            signal_handle(h);
+        if (fileno_spawn(h) != 0)
+            cxs_log("xs_fileno after fork: no thread: watch events wait for "
+                    "the next call");
+    }
 }
 
 int cxs_fileno(struct xs_handle *h)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
-    sigset_t all, old;
     int fd;
 
     pthread_once(&once, atfork_register);
@@ -844,14 +938,9 @@ int cxs_fileno(struct xs_handle *h)
         h->signalled = false;
     }
     h->fmode = true;
-    h->fpid = getpid();
     if (h->head || h->gdead)
         signal_handle(h);
-    /* The application's signals stay with its own threads. */
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&h->fthread, NULL, fileno_thread, h);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int rc = fileno_spawn(h);
     if (rc != 0) {
         h->fmode = false;
         h->signalled = false;
@@ -863,6 +952,8 @@ int cxs_fileno(struct xs_handle *h)
         errno = rc;
         goto fail;
     }
+    h->fnext = fhandles;
+    fhandles = h;
     fd = h->fpipe[0];
     cxs_leave();
     return fd;
@@ -885,9 +976,16 @@ void cxs_fileno_stop(struct xs_handle *h)
         if (write(h->fstop, &one, sizeof(one)) == sizeof(one))
             pthread_join(h->fthread, NULL);
     }
+    pthread_mutex_lock(&cxs_lock);
+    for (struct xs_handle **pp = &fhandles; *pp; pp = &(*pp)->fnext)
+        if (*pp == h) {
+            *pp = h->fnext;
+            break;
+        }
     close(h->fpipe[0]);
     close(h->fpipe[1]);
     close(h->fstop);
     h->fmode = false;
     h->signalled = false;
+    pthread_mutex_unlock(&cxs_lock);
 }

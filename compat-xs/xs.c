@@ -178,6 +178,10 @@ CXS_EXPORT struct xs_handle *xs_open(unsigned long flags)
     }
     h->ctx_next = h->ctx->handles;
     h->ctx->handles = h;
+    if ((h->anext = cxs_handles) != NULL)
+        cxs_handles->apprev = &h->anext;
+    h->apprev = &cxs_handles;
+    cxs_handles = h;
     if (h->ctx->front) {
         ev.data.fd = noxs_frontend_fd(h->ctx->front);
         epoll_ctl(h->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
@@ -197,8 +201,15 @@ err:
     return NULL;
 }
 
+struct xs_handle *cxs_handles;
+
 static void handle_free(struct xs_handle *h, bool release_ctx)
 {
+    if (h->apprev) {
+        if ((*h->apprev = h->anext) != NULL)
+            h->anext->apprev = h->apprev;
+        h->apprev = NULL;
+    }
     cxs_watch_close(h);
     while (h->txs) {
         struct tx *t = h->txs;

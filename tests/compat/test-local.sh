@@ -76,4 +76,8 @@ wp=$!
 wait $fp || fail "fork with the fileno thread: $(cat "$WORK/forks.out")"
 kill $wp 2>/dev/null
 wait $wp 2>/dev/null || true
+
+note "a child of fork keeps using its parent's handle and xs_fileno fd"
+loc "$T/xsfileno" /local/domain/0/fileno inherit 20 >"$WORK/inherit.out" 2>&1 ||
+	fail "watches in a child on its parent's handle: $(cat "$WORK/inherit.out")"
 echo ok
