@@ -9,10 +9,10 @@
 #                                (default compat: compat-xs's)
 #   make check-xen XL_NOXS_GUEST=0  without the noxs guest created by xl
 #   make check-xen XL_STAGES=0   without the xl stages
-#   make check-xen XEN_LANES="mixed noxs-only"   also the second boot: a
-#                                dom0 with no xenstored (noxs-only.sh; its
-#                                reboot stage is not green yet, so it is
-#                                not in the default lane)
+#   make check-xen XEN_LANES=mixed   only the first boot (default: also
+#                                the second, a dom0 with no xenstored,
+#                                tests/xen/noxs-only.sh, when the stages
+#                                run on compat-xs)
 #   make check-xen-noxs-only     only that second boot
 #
 # Env for tests/xen/boot.sh: XEN_TIMEOUT, QEMU_CPU, QEMU_SMP, QEMU_ACCEL.
@@ -62,7 +62,7 @@ xen-initrd: $(XEN_READY) $(XEN_PROGS) $(XEN_DYN_PROGS) $(if $(filter 1,$(XEN_NOX
 		tests/xen/mkinitrd.sh $(XEN_PROGDIR) \
 		$(if $(filter 1,$(XEN_NOXS)),$(BUILD))
 
-XEN_LANES ?= mixed
+XEN_LANES ?= mixed noxs-only
 # Each boot runs (and reports) even if the one before it failed.
 check-xen: xen-initrd
 	@rc=0; for l in $(XEN_LANES); do \

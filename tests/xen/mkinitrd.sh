@@ -159,6 +159,7 @@ if xl_stages; then
 		echo "XL_NOXS_GUEST=$XL_NOXS_GUEST"
 	} >> "$D/etc/xen-lane.conf"
 	cat "$XEN_SRC/expect-xl" >> "$XEN_OUT/expected"
+	echo dom0.xl-timing-stock-xenstored >> "$XEN_OUT/expected"
 	[ "$XL_NOXS_GUEST" = 1 ] && cat "$XEN_SRC/expect-xl-noxs" >> "$XEN_OUT/expected"
 	# The second boot (boot.sh LANE=noxs-only): the same stages on a dom0
 	# with no xenstored, compat-xs in local mode, noxs-xsringd.
@@ -169,7 +170,11 @@ if xl_stages; then
 		{
 			cat "$XEN_SRC/expect-noxs-only"
 			grep -v '^dom0.xl-create-xenstored' "$XEN_SRC/expect-xl"
-			[ "$XL_NOXS_GUEST" = 1 ] && cat "$XEN_SRC/expect-xl-noxs"
+			echo dom0.xl-timing-stock-noxs-only
+			if [ "$XL_NOXS_GUEST" = 1 ]; then
+				cat "$XEN_SRC/expect-xl-noxs"
+				echo dom0.xl-timing-noxs-noxs-only
+			fi
 		} > "$XEN_OUT/expected-noxs-only"
 	fi
 else

@@ -314,7 +314,68 @@ xl_stages() {
 	fi
 
 	[ "$XL_NOXS_GUEST" = 1 ] && xl_noxs_guest
+	xl_timings
 	xl_end
+}
+
+# Wall time (dom0 uptime) of `xl create` until the guest's device is
+# Connected on both ends, and of `xl destroy` until the domain is gone,
+# ROUNDS times: one RESULT line a round. KIND stock: a stock guest
+# (xvda, kernel blkfront and dom0's blkback; "Connected" is both vbd
+# states 4); noxs: a noxs guest ("Connected" is its sysctl device on both
+# halves). ENV: the library xl runs on (XL_ENV by default).
+xl_time() { # LABEL NAME KIND ROUNDS [ENV]
+	_l=$1 _n=$2 _k=$3 _r=$4
+	_env=${5-$XL_ENV}
+	_ok=0 _sum=""
+	for _i in $(seq 1 "$_r"); do
+		_t0=$(up)
+		# shellcheck disable=SC2086
+		if ! timeout $XL_TMO env $_env xl create /etc/xen/$_n.cfg > /tmp/xl-time.out 2>&1; then
+			fail "dom0.xl-timing-$_l: create: $(tail -n 3 /tmp/xl-time.out | tr '\n' ' ')"; return
+		fi
+		_d=$(domid_of $_n)
+		_conn() {
+			case $_k in
+			noxs) noxsctl dev-list "$_d" 2>/dev/null | grep -i sysctl | grep -q 'Connected.*Connected' ;;
+			*) [ "$(xenstore-read /local/domain/0/backend/vbd/$_d/$VDEV_XVDA/state 2>/dev/null)" = 4 ] &&
+				[ "$(xenstore-read /local/domain/$_d/device/vbd/$VDEV_XVDA/state 2>/dev/null)" = 4 ] ;;
+			esac
+		}
+		if ! wait_for 600 _conn; then
+			fail "dom0.xl-timing-$_l: domain '$_d' never Connected"
+			lib xl destroy $_n > /dev/null 2>&1; return
+		fi
+		_t1=$(up)
+		# shellcheck disable=SC2086
+		timeout $XL_TMO env $_env xl destroy $_n > /tmp/xl-time.out 2>&1 && wait_for 120 gone $_n ||
+			{ fail "dom0.xl-timing-$_l: destroy: $(tail -n 3 /tmp/xl-time.out | tr '\n' ' ')"; return; }
+		_t2=$(up)
+		_c=$(awk "BEGIN { printf \"%.2f\", $_t1 - $_t0 }") _x=$(awk "BEGIN { printf \"%.2f\", $_t2 - $_t1 }")
+		echo "RESULT xl-timing $_l round=$_i create-to-connected=${_c}s destroy=${_x}s"
+		_sum="$_sum $_c/$_x"
+		_ok=$((_ok + 1))
+		# The noxs guest's domain must be released before the next round.
+		[ "$_k" = noxs ] && wait_for 120 noxs_released "$_d"
+	done
+	pass "dom0.xl-timing-$_l - $_ok rounds (create-to-connected/destroy, s):$_sum"
+}
+
+# Rounds alternated, so that a slow spell of the machine hits both.
+XL_TIME_ROUNDS=${XL_TIME_ROUNDS:-3}
+xl_timings() {
+	stage "xl-timing"
+	xl_cfg $XL_GUEST "" "'$(disk 0 xvda)'"
+	for _j in $(seq 1 $XL_TIME_ROUNDS); do
+		if [ "${XS_TRACE:-1}" = 1 ]; then
+			# This dom0 runs xenstored: the baseline, a stock guest
+			# with xl on Debian's library.
+			xl_time stock-xenstored $XL_GUEST stock 1 ""
+		else
+			xl_time stock-noxs-only $XL_GUEST stock 1
+			[ "$XL_NOXS_GUEST" = 1 ] && xl_time noxs-noxs-only $XL_NOXS noxs 1
+		fi
+	done
 }
 
 xl_end() {
