@@ -55,7 +55,22 @@ struct xs_handle {
     struct cxs_gconn *g;  /* the generic store; NULL in noxs mode */
     int gdead;            /* its errno once it failed, else 0 */
     struct cxs_adds *adds; /* set while a transaction's batch applies */
+    /* Once xs_fileno was called (watch.c): a pipe readable exactly while
+     * an event is queued (or the store was lost), kept so by a thread
+     * that takes the sources' events as they come. */
+    bool fmode;
+    int fpipe[2];
+    int fstop;          /* eventfd: the thread ends */
+    pid_t fpid;         /* the process that started the thread */
+    pthread_t fthread;
+    struct xs_handle *fnext; /* every handle with a fileno thread */
+    struct xs_handle *anext, **apprev; /* every open handle (cxs_handles) */
 };
+
+/* Every open handle of the process, under cxs_lock (xs.c). */
+extern struct xs_handle *cxs_handles;
+/* The noxsd client fd ctx's special watches use, or -1 (special.c). */
+int cxs_special_fd(struct cxs_ctx *ctx);
 
 /*
  * Every entry point runs between cxs_enter and cxs_leave (the library
@@ -63,9 +78,19 @@ struct xs_handle {
  * does after a request (callers such as test-xenstore read errno after a
  * call that succeeded); a failure sets it after cxs_leave.
  */
+/* xs_fileno: the fd to poll; stop its thread (without cxs_lock held). */
+int cxs_fileno(struct xs_handle *h);
+void cxs_fileno_stop(struct xs_handle *h);
+/* Set in a child by fork(): its handles' poll sets and fileno threads
+ * must be made its own (cxs_after_fork, under cxs_lock). */
+extern volatile int cxs_forked;
+void cxs_after_fork(void);
+
 static inline void cxs_enter(void)
 {
     pthread_mutex_lock(&cxs_lock);
+    if (cxs_forked)
+        cxs_after_fork();
 }
 
 static inline void cxs_leave(void)

@@ -1,7 +1,8 @@
 /*
  * The special watches. @introduceDomain and @releaseDomain fire for every
  * domain noxsd creates and for every domain that ends (domain-destroy by
- * anyone, or released by noxsd after the hypervisor reported it dead), as
+ * anyone, released by noxsd after the hypervisor reported it dead, or
+ * any domain the hypervisor reports shut down, dying or gone), as
  * xenstored fires them for every domain. A context that watches one of
  * them holds a noxsd client subscribed to all domains' events; its fd
  * joins the poll set of its handles, and the watch entry points
@@ -89,6 +90,14 @@ void cxs_special_watch(struct xs_handle *h)
     }
 }
 
+int cxs_special_fd(struct cxs_ctx *ctx)
+{
+    for (struct special *sp = specials; sp; sp = sp->next)
+        if (sp->ctx == ctx)
+            return sp->c ? noxs_client_fd(sp->c) : -1;
+    return -1;
+}
+
 /* This process introduced or released domid: fire now and, if noxsd
  * sends an event for it (expect), skip that one. */
 void cxs_special_own(struct cxs_ctx *ctx, uint16_t domid, bool release,
@@ -158,7 +167,8 @@ void cxs_special_poll(struct cxs_ctx *ctx)
         if (ev.kind == NOXS_EVENT_DOMAIN_CREATED)
             release = false;
         else if (ev.kind == NOXS_EVENT_DOMAIN_DESTROYED ||
-                 ev.kind == NOXS_EVENT_DOMAIN_RELEASED)
+                 ev.kind == NOXS_EVENT_DOMAIN_RELEASED ||
+                 ev.kind == NOXS_EVENT_DOMAIN_EXCEPTION)
             release = true;
         else
             continue;

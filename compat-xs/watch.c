@@ -2,12 +2,22 @@
  * Watches: xs_watch, xs_unwatch, xs_read_watch, xs_check_watch and the
  * events behind them.
  *
- * A handle's watches fire into its queue of pending events. xs_fileno()
- * is an epoll fd over the context's libnoxs fds and the generic store's
- * event fd plus, while the queue is not empty, the process's one
- * always-readable eventfd (ready_fd), so it becomes readable exactly when
- * an event is queued or may be about to be (a page changed, noxsd
- * asked). One fd per handle: a process acting as many domains
+ * A handle's watches fire into its queue of pending events. Its epoll fd
+ * (epfd) holds the context's libnoxs fds and the generic store's event
+ * fd plus, while the queue is not empty, the process's one
+ * always-readable eventfd (ready_fd): readable when an event is queued
+ * or may be about to be (a page changed, the local store's bell rang for
+ * any commit). xs_read_watch waits on it and drains the sources.
+ *
+ * xs_fileno() must be stricter, as libxenstore's is: readable exactly
+ * when xs_read_watch will return at once. Programs such as xenconsoled
+ * poll it and then call the blocking xs_read_watch; a readiness that
+ * yields no event (another process's commit to an unwatched path) would
+ * block them there, with their other fds unserved. So the first
+ * xs_fileno() gives the handle a pipe that is readable while the queue
+ * is not empty, and a thread (libxenstore has its reader thread too)
+ * that waits on epfd and drains the sources into the queue under the
+ * library lock. One fd per handle: a process acting as many domains
  * (bench/compat) holds one handle per domain.
  *
  * Events come from the pages (cxs_fire, called when a view changes),
@@ -15,7 +25,11 @@
  * @releaseDomain, from noxsd (special.c).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,16 +118,27 @@ static void signal_handle(struct xs_handle *h)
 {
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = ready_fd};
 
-    if (!h->signalled &&
-        epoll_ctl(h->epfd, EPOLL_CTL_ADD, ready_fd, &ev) == 0)
+    if (h->signalled)
+        return;
+    if (h->fmode)
+        h->signalled = write(h->fpipe[1], "e", 1) == 1;
+    else if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, ready_fd, &ev) == 0)
         h->signalled = true;
 }
 
 static void unsignal_handle(struct xs_handle *h)
 {
-    if (!h->head && h->signalled &&
-        epoll_ctl(h->epfd, EPOLL_CTL_DEL, ready_fd, NULL) == 0)
+    char b[8];
+
+    if (h->head || !h->signalled || (h->fmode && h->gdead))
+        return;
+    if (h->fmode) {
+        while (read(h->fpipe[0], b, sizeof(b)) > 0)
+            ;
         h->signalled = false;
+    } else if (epoll_ctl(h->epfd, EPOLL_CTL_DEL, ready_fd, NULL) == 0) {
+        h->signalled = false;
+    }
 }
 
 static void queue_event(struct xs_handle *h, const char *path,
@@ -210,6 +235,8 @@ static void gdrain(struct xs_handle *h)
             h->gdead = -rc;
             epoll_ctl(h->epfd, EPOLL_CTL_DEL, h->g->ops->event_fd(h->g),
                       NULL);
+            if (h->fmode)
+                signal_handle(h); /* so that xs_read_watch says so */
             cxs_log("lost the generic store's watch events: %s",
                     strerror(-rc));
             break;
@@ -702,7 +729,10 @@ CXS_EXPORT char **xs_read_watch(struct xs_handle *h, unsigned int *num)
     if (!h)
         return fail_ptr(EINVAL);
     for (;;) {
-        struct pollfd pfd = {.fd = h->epfd, .events = POLLIN};
+        /* With the fileno thread running, it may drain the sources
+         * first: the queue's pipe says so. */
+        struct pollfd pfd[2] = {{.fd = h->epfd, .events = POLLIN},
+                                {.fd = -1, .events = POLLIN}};
         struct event *e;
         int wait;
 
@@ -715,12 +745,247 @@ CXS_EXPORT char **xs_read_watch(struct xs_handle *h, unsigned int *num)
         wait = cxs_special_wait(h->ctx);
         e = pop_event(h);
         int dead = h->gdead;
+        if (h->fmode)
+            pfd[1].fd = h->fpipe[0];
         cxs_leave();
         if (e)
             return event_vector(e, num);
         if (dead)
             return fail_ptr(dead);
-        if (poll(&pfd, 1, wait) < 0 && errno != EINTR)
+        if (poll(pfd, 2, wait) < 0 && errno != EINTR)
             return NULL;
     }
+}
+
+/* ---- xs_fileno ---------------------------------------------------------- */
+
+static void *fileno_thread(void *arg)
+{
+    struct xs_handle *h = arg;
+    unsigned int idle = 0;
+
+    for (;;) {
+        struct pollfd pfd[2] = {{.fd = h->epfd, .events = POLLIN},
+                                {.fd = h->fstop, .events = POLLIN}};
+        bool had;
+        int wait;
+
+        cxs_enter();
+        wait = cxs_special_wait(h->ctx);
+        cxs_leave();
+        if (poll(pfd, 2, wait) < 0 && errno != EINTR)
+            break;
+        if (pfd[1].revents)
+            break;
+        cxs_enter();
+        had = h->head != NULL;
+        if (h->ctx->front || h->ctx->back)
+            cxs_ctx_poll(h->ctx);
+        cxs_special_poll(h->ctx);
+        gdrain(h);
+        /* A source that stays readable and yields nothing (it should
+         * not happen) must not make this thread spin. */
+        idle = (h->head != NULL && !had) || !(pfd[0].revents & POLLIN)
+                   ? 0
+                   : idle + 1;
+        cxs_leave();
+        if (idle > 64) {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+/*
+ * fork() while a fileno thread holds the library lock would leave the
+ * child's copy locked for ever (xl forks its monitoring child without
+ * exec, after its handle has a thread). Every piece of the thread's work
+ * is done under the lock, so holding it across fork() is enough.
+ */
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&cxs_lock);
+}
+
+static void atfork_release(void)
+{
+    pthread_mutex_unlock(&cxs_lock);
+}
+
+volatile int cxs_forked;
+static struct xs_handle *fhandles; /* fmode handles, under cxs_lock */
+
+static void atfork_child(void)
+{
+    cxs_forked = 1;
+    pthread_mutex_unlock(&cxs_lock);
+}
+
+static void atfork_register(void)
+{
+    pthread_atfork(atfork_prepare, atfork_release, atfork_child);
+}
+
+static int fileno_spawn(struct xs_handle *h)
+{
+    sigset_t all, old;
+    int rc;
+
+    /* The application's signals stay with its own threads. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&h->fthread, NULL, fileno_thread, h);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc == 0)
+        h->fpid = getpid();
+    return rc;
+}
+
+/*
+ * In a child of fork(), each inherited handle is made the child's own:
+ * - its epoll set is shared with the parent (one instance behind both
+ *   fds), and the local store has reopened its environment in the child
+ *   with new event fds (LMDB's rule), so the handle gets a new epoll
+ *   instance under the same fd number, filled with its sources as they
+ *   are now;
+ * - a handle that had a fileno thread has its fd numbers (which the
+ *   program may have cached: xl daemonizes its monitoring child after its
+ *   handle has them) but no thread, and a pipe shared with the parent: it
+ *   gets a pipe of its own under the same numbers, and a thread again.
+ */
+static void own_epoll(struct xs_handle *h)
+{
+    struct epoll_event ev = {.events = EPOLLIN};
+    int fd = epoll_create1(EPOLL_CLOEXEC);
+
+    if (fd < 0)
+        return;
+    if (dup3(fd, h->epfd, O_CLOEXEC) < 0) {
+        close(fd);
+        return;
+    }
+    close(fd);
+    if (h->g && !h->gdead && (ev.data.fd = h->g->ops->event_fd(h->g)) >= 0)
+        epoll_ctl(h->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+    if (h->ctx->front && (ev.data.fd = noxs_frontend_fd(h->ctx->front)) >= 0)
+        epoll_ctl(h->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+    if (h->ctx->back && (ev.data.fd = noxs_backend_fd(h->ctx->back)) >= 0)
+        epoll_ctl(h->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+    if ((ev.data.fd = cxs_special_fd(h->ctx)) >= 0)
+        epoll_ctl(h->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+    if (!h->fmode && h->signalled) {
+        ev.data.fd = ready_fd;
+        epoll_ctl(h->epfd, EPOLL_CTL_ADD, ready_fd, &ev);
+    }
+}
+
+void cxs_after_fork(void)
+{
+    cxs_forked = 0;
+    for (struct xs_handle *h = cxs_handles; h; h = h->anext) {
+        int p[2], st;
+
+        own_epoll(h);
+        if (!h->fmode || h->fpid == getpid())
+            continue;
+        if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+            continue;
+        if ((st = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 ||
+            dup3(p[0], h->fpipe[0], O_CLOEXEC) < 0 ||
+            dup3(p[1], h->fpipe[1], O_CLOEXEC) < 0 ||
+            dup3(st, h->fstop, O_CLOEXEC) < 0) {
+            close(p[0]);
+            close(p[1]);
+            if (st >= 0)
+                close(st);
+            continue;
+        }
+        close(p[0]);
+        close(p[1]);
+        close(st);
+        h->signalled = false;
+        if (h->head || h->gdead)
+            signal_handle(h);
+        if (fileno_spawn(h) != 0)
+            cxs_log("xs_fileno after fork: no thread: watch events wait for "
+                    "the next call");
+    }
+}
+
+int cxs_fileno(struct xs_handle *h)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    int fd;
+
+    pthread_once(&once, atfork_register);
+    cxs_enter();
+    if (h->fmode && h->fpid == getpid()) {
+        fd = h->fpipe[0];
+        cxs_leave();
+        return fd;
+    }
+    if (pipe2(h->fpipe, O_CLOEXEC | O_NONBLOCK) < 0)
+        goto fail;
+    if ((h->fstop = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+        close(h->fpipe[0]);
+        close(h->fpipe[1]);
+        goto fail;
+    }
+    /* The queue's state moves from epfd to the pipe. */
+    if (h->signalled) {
+        epoll_ctl(h->epfd, EPOLL_CTL_DEL, ready_fd, NULL);
+        h->signalled = false;
+    }
+    h->fmode = true;
+    if (h->head || h->gdead)
+        signal_handle(h);
+    int rc = fileno_spawn(h);
+    if (rc != 0) {
+        h->fmode = false;
+        h->signalled = false;
+        close(h->fpipe[0]);
+        close(h->fpipe[1]);
+        close(h->fstop);
+        if (h->head)
+            signal_handle(h);
+        errno = rc;
+        goto fail;
+    }
+    h->fnext = fhandles;
+    fhandles = h;
+    fd = h->fpipe[0];
+    cxs_leave();
+    return fd;
+fail:
+    fd = errno;
+    cxs_leave();
+    cxs_log("xs_fileno: %s", strerror(fd));
+    errno = fd;
+    return -1;
+}
+
+void cxs_fileno_stop(struct xs_handle *h)
+{
+    uint64_t one = 1;
+
+    if (!h->fmode)
+        return;
+    /* After fork the child has no such thread: only its fds. */
+    if (h->fpid == getpid()) {
+        if (write(h->fstop, &one, sizeof(one)) == sizeof(one))
+            pthread_join(h->fthread, NULL);
+    }
+    pthread_mutex_lock(&cxs_lock);
+    for (struct xs_handle **pp = &fhandles; *pp; pp = &(*pp)->fnext)
+        if (*pp == h) {
+            *pp = h->fnext;
+            break;
+        }
+    close(h->fpipe[0]);
+    close(h->fpipe[1]);
+    close(h->fstop);
+    h->fmode = false;
+    h->signalled = false;
+    pthread_mutex_unlock(&cxs_lock);
 }

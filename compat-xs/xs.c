@@ -176,6 +176,10 @@ CXS_EXPORT struct xs_handle *xs_open(unsigned long flags)
     }
     h->ctx_next = h->ctx->handles;
     h->ctx->handles = h;
+    if ((h->anext = cxs_handles) != NULL)
+        cxs_handles->apprev = &h->anext;
+    h->apprev = &cxs_handles;
+    cxs_handles = h;
     if (h->ctx->front) {
         ev.data.fd = noxs_frontend_fd(h->ctx->front);
         epoll_ctl(h->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
@@ -195,8 +199,15 @@ err:
     return NULL;
 }
 
+struct xs_handle *cxs_handles;
+
 static void handle_free(struct xs_handle *h, bool release_ctx)
 {
+    if (h->apprev) {
+        if ((*h->apprev = h->anext) != NULL)
+            h->anext->apprev = h->apprev;
+        h->apprev = NULL;
+    }
     cxs_watch_close(h);
     while (h->txs) {
         struct tx *t = h->txs;
@@ -228,6 +239,7 @@ CXS_EXPORT void xs_close(struct xs_handle *h)
 {
     if (!h)
         return;
+    cxs_fileno_stop(h);
     cxs_enter();
     handle_free(h, true);
     cxs_leave();
@@ -259,6 +271,7 @@ CXS_EXPORT void xs_daemon_destroy_postfork(struct xs_handle *h)
 {
     if (!h)
         return;
+    cxs_fileno_stop(h);
     cxs_enter();
     handle_free(h, false);
     cxs_leave();
@@ -266,7 +279,7 @@ CXS_EXPORT void xs_daemon_destroy_postfork(struct xs_handle *h)
 
 CXS_EXPORT int xs_fileno(struct xs_handle *h)
 {
-    return h ? h->epfd : -1;
+    return h ? cxs_fileno(h) : -1;
 }
 
 /* ---- reads ---- */

@@ -10,6 +10,12 @@
  * frame), the store event channel, and one local-store connection that
  * runs the domain's requests with its identity and permissions.
  *
+ * dom0's own kernel is served the same way when no xenstored holds its
+ * connection: the page and event channel Linux sets up in dom0 for a
+ * local store (/proc/xen/xsd_kva, /proc/xen/xsd_port), which is where
+ * dom0's kernel backends (blkback, netback) and /dev/xen/xenbus speak
+ * XenStore. Its requests run as domain 0.
+ *
  * What must survive a kill -9 lives outside this process: the tree in
  * the store, the ring indexes in the page (a request is consumed only
  * after its reply is written), and each domain's watches under
@@ -26,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -50,6 +57,8 @@
 #define EV_BUDGET 16
 /* Bytes queued for a guest that does not read its ring. */
 #define OUT_CAP (64u * 1024u)
+/* dom0 kernel ring page (xsd_kva): one page. */
+#define XSR_PAGE 4096u
 #define REC_ROOT "/tool/xsringd"
 /* Open transactions per domain (the store allows 10). */
 #define TX_MAX 16
@@ -68,6 +77,7 @@ struct dom {
     uint32_t port;
     struct xsr_intf *ring;
     bool by_grant;
+    bool kernel; /* dom0's own kernel: ring mapped from xsd_kva */
     int lport; /* -1: not bound */
     struct cxs_gconn *g;
     int evfd; /* g's event fd once it has watches, else -1 */
@@ -325,7 +335,9 @@ static void dom_free(struct dom *d)
         xenevtchn_unbind(xce, (evtchn_port_t)d->lport);
     }
     if (d->ring) {
-        if (d->by_grant)
+        if (d->kernel)
+            munmap(d->ring, XSR_PAGE);
+        else if (d->by_grant)
             xengnttab_unmap(xgt, d->ring, 1);
         else
             xenforeignmemory_unmap(xfm, d->ring, 1);
@@ -448,6 +460,96 @@ fail:
     return NULL;
 }
 
+/*
+ * dom0's kernel connection: the ring page its xenbus allocated for a
+ * local store (kva: /proc/xen/xsd_kva, mapped whole) and the unbound port
+ * it listens on (portfile: /proc/xen/xsd_port, a decimal number), bound
+ * as xenstored binds it. NULL if there is none (not dom0, or not Linux's
+ * xenfs) or it cannot be served (logged: e.g. a xenstored holds it).
+ */
+static struct dom *kernel_attach(const char *kva, const char *portfile)
+{
+    struct dom *d;
+    char buf[32], *end;
+    unsigned long port;
+    ssize_t n;
+    void *ring;
+    int fd, lport;
+
+    if ((fd = open(portfile, O_RDONLY | O_CLOEXEC)) < 0) {
+        if (errno != ENOENT)
+            logmsg(0, "dom0's kernel: %s: %s", portfile, strerror(errno));
+        else
+            logmsg(1, "dom0's kernel: no %s: not serving it", portfile);
+        return NULL;
+    }
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    errno = 0;
+    port = strtoul(buf, &end, 10);
+    if (n <= 0 || end == buf || (*end && *end != '\n') || errno ||
+        port == 0 || port > 0xfffff) {
+        logmsg(0, "dom0's kernel: %s: not a port number: '%.20s'", portfile,
+               buf);
+        return NULL;
+    }
+    if ((fd = open(kva, O_RDWR | O_CLOEXEC)) < 0) {
+        logmsg(0, "dom0's kernel: %s: %s", kva, strerror(errno));
+        return NULL;
+    }
+    ring = mmap(NULL, XSR_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (ring == MAP_FAILED) {
+        logmsg(0, "dom0's kernel: mmap %s: %s", kva, strerror(errno));
+        return NULL;
+    }
+    /* Xen refuses a second binding of the port: a running xenstored
+     * (a mixed host) keeps its connection. */
+    if ((lport = xenevtchn_bind_interdomain(xce, 0, (uint32_t)port)) < 0) {
+        logmsg(0, "dom0's kernel: cannot bind its port %lu: %s%s", port,
+               strerror(errno),
+               errno == EINVAL || errno == EBUSY
+                   ? " (does xenstored serve it? then this host is mixed "
+                     "and needs no ring service for dom0)"
+                   : "");
+        munmap(ring, XSR_PAGE);
+        return NULL;
+    }
+    if (!(d = calloc(1, sizeof(*d))))
+        goto fail;
+    d->kernel = true;
+    d->domid = 0;
+    d->port = (uint32_t)port;
+    d->ring = ring;
+    d->lport = lport;
+    d->evfd = -1;
+    d->out.cap = OUT_CAP;
+    d->txnext = tx_base;
+    if (byport_set(lport, d) < 0)
+        goto fail;
+    if (!(d->g = cxs_lstore_open(store_dir, 0))) {
+        logmsg(0, "dom0's kernel: cannot open the local store: %s",
+               strerror(errno));
+        goto fail;
+    }
+    rec_restore(d);
+    d->ring->server_features = XSR_FEATURE_RECONNECTION | XSR_FEATURE_ERROR;
+    d->busy = true;
+    /* Linux's xenbus in dom0 probes its backends at the first event. */
+    notify(d);
+    logmsg(0, "serving dom0's kernel connection (port %lu)", port);
+    return d;
+fail:
+    if (d) {
+        dom_free(d);
+    } else {
+        xenevtchn_unbind(xce, (evtchn_port_t)lport);
+        munmap(ring, XSR_PAGE);
+    }
+    return NULL;
+}
+
 static struct dom *dom_find(unsigned int domid)
 {
     for (size_t i = 0; i < ndoms; i++)
@@ -486,6 +588,8 @@ static void prune(const struct cxs_ldom *l, size_t n)
         o += (uint32_t)strnlen(name, ll - o) + 1;
         for (size_t j = 0; j < n && !keep; j++)
             keep = l[j].domid == id && l[j].mfn != 0;
+        if (id == 0 && *name == '0' && !name[1])
+            keep = dom_find(0) != NULL; /* dom0's kernel */
         snprintf(path, sizeof(path), REC_ROOT "/%.20s", name);
         if (!keep && *name)
             ctl_rm(path);
@@ -509,7 +613,7 @@ static void rescan(bool first)
         return;
     }
     for (size_t i = 0; i < ndoms; i++)
-        doms[i]->seen = false;
+        doms[i]->seen = doms[i]->kernel; /* never introduced */
     for (size_t j = 0; j < n; j++) {
         struct dom *d;
 
@@ -772,10 +876,16 @@ static void on_signal(int sig)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: noxs-xsringd [-v] [--store DIR]\n"
-            "Answers guests' XenStore rings from compat-xs's local store.\n"
+            "usage: noxs-xsringd [-v] [--store DIR] [--no-kernel]\n"
+            "                    [--xsd-kva FILE] [--xsd-port FILE]\n"
+            "Answers guests' XenStore rings, and dom0's kernel connection,\n"
+            "from compat-xs's local store.\n"
             "  -s, --store DIR  the local store (default $NOXS_XS_DIR, else\n"
             "                   /var/lib/noxs/xenstore)\n"
+            "  --xsd-kva FILE   dom0's kernel ring page (default\n"
+            "                   /proc/xen/xsd_kva)\n"
+            "  --xsd-port FILE  its event channel (default /proc/xen/xsd_port)\n"
+            "  --no-kernel      serve guests' rings only\n"
             "  -v               log more (each domain served and released)\n"
             "  -h, --help       this text\n");
 }
@@ -784,18 +894,25 @@ int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"store", required_argument, NULL, 's'},
+        {"xsd-kva", required_argument, NULL, 'K'},
+        {"xsd-port", required_argument, NULL, 'P'},
+        {"no-kernel", no_argument, NULL, 'N'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct epoll_event ev;
     struct rlimit rl;
     int c, lockfd, ctlfd, evtfd;
-    bool busy = true;
+    bool busy = true, kernel = true;
     long last_sweep = now_ms();
+    const char *kva = "/proc/xen/xsd_kva", *kport = "/proc/xen/xsd_port";
 
     while ((c = getopt_long(argc, argv, "s:vh", opts, NULL)) != -1) {
         switch (c) {
         case 's': store_dir = optarg; break;
+        case 'K': kva = optarg; break;
+        case 'P': kport = optarg; break;
+        case 'N': kernel = false; break;
         case 'v': verbose++; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 1;
@@ -853,6 +970,15 @@ int main(int argc, char **argv)
         ctl_call(XSW_WATCH, "@releaseDomain\0out", 19, NULL, NULL) < 0) {
         logmsg(0, "cannot set up in the local store");
         return 1;
+    }
+    if (kernel) {
+        struct dom *k = kernel_attach(kva, kport);
+        if (k) {
+            if (!(doms = calloc(16, sizeof(*doms))))
+                return 1;
+            capdoms = 16;
+            doms[ndoms++] = k;
+        }
     }
     rescan(true);
     logmsg(0, "serving %zu rings", ndoms);

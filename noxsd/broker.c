@@ -643,6 +643,12 @@ static const char *died(uint16_t domid, unsigned int state,
     }
 }
 
+void broker_domain_exception(uint16_t domid)
+{
+    log_debug("domain %u: shut down, dying or gone", domid);
+    event(NOXS_EVENT_DOMAIN_EXCEPTION, domid, NULL);
+}
+
 size_t broker_domains_check(const uint8_t *state, const uint8_t (*handle)[16])
 {
     uint16_t *ids = malloc((NOXS_DOMID_MAX + 1) * sizeof(*ids));

@@ -23,6 +23,14 @@
  * missed. Shut-down domains that are not dying are left alone: the
  * toolstack may still resume (suspend, checkpoint) or inspect them.
  *
+ * Every scan also compares the whole list with the previous one and
+ * reports each domain, registered or not, that newly shut down, began
+ * dying or left the list (NOXS_EVENT_DOMAIN_EXCEPTION): what xenstored
+ * turns into @releaseDomain, which a host without xenstored gets from
+ * here (compat-xs's local mode), so that `xl shutdown -w` and xl's
+ * death watch work for every guest. The event carries the domid only;
+ * noxsd keeps nothing about unregistered domains but this one byte each.
+ *
  * On the simulator the same calls reach sim/xenctrl.c and sim/evtchn.c
  * (see docs/SIM.md): a domain dies by noxs-simctl destroy.
  */
@@ -48,8 +56,14 @@ static struct {
     uint64_t next_ms; /* next scan due (0: none) */
     xc_domaininfo_t *info;
     uint8_t *state;
+    uint8_t *exc;  /* EXC_* bits of each domid at the last scan */
+    uint8_t *cur;  /* and at this one */
     uint8_t (*handle)[16];
 } W = {.port = -1};
+
+#define EXC_LISTED 1u
+#define EXC_SHUTDOWN 2u
+#define EXC_DYING 4u
 
 /* Read the whole domain list into W.state / W.handle. 0 or -1. */
 static int list_domains(void)
@@ -58,6 +72,7 @@ static int list_domains(void)
     int n, i;
 
     memset(W.state, DW_ABSENT, NOXS_DOMID_MAX + 1);
+    memset(W.cur, 0, NOXS_DOMID_MAX + 1);
     for (;;) {
         n = xc_domain_getinfolist(W.xc, first, DW_CHUNK, W.info);
         if (n < 0) {
@@ -71,7 +86,17 @@ static int list_domains(void)
                 continue;
             W.state[d] = (W.info[i].flags & XEN_DOMINF_dying) ? DW_DYING
                                                               : DW_ALIVE;
+            /* Another domain under a known domid: the old one left. */
+            if ((W.exc[d] & EXC_LISTED) &&
+                memcmp(W.handle[d], W.info[i].handle, sizeof(W.handle[d]))) {
+                broker_domain_exception((uint16_t)d);
+                W.exc[d] = 0;
+            }
             memcpy(W.handle[d], W.info[i].handle, sizeof(W.handle[d]));
+            W.cur[d] = EXC_LISTED |
+                       ((W.info[i].flags & XEN_DOMINF_shutdown) ? EXC_SHUTDOWN
+                                                                : 0) |
+                       ((W.info[i].flags & XEN_DOMINF_dying) ? EXC_DYING : 0);
         }
         if ((unsigned int)n < DW_CHUNK)
             return 0;
@@ -86,11 +111,35 @@ static void schedule(void)
                     : 0;
 }
 
+/*
+ * Report the domains that shut down, began dying or left the list since
+ * the last scan, then remember this one. A domain first listed already
+ * shut down (it went down between two scans) is reported too.
+ */
+static void exceptions(void)
+{
+    for (uint32_t d = 1; d <= NOXS_DOMID_MAX; d++) {
+        uint8_t was = W.exc[d], now = W.cur[d];
+
+        if (was == now)
+            continue;
+        if ((was & EXC_LISTED) && !(now & EXC_LISTED))
+            broker_domain_exception((uint16_t)d);
+        else if ((now & EXC_LISTED) &&
+                 (now & (EXC_SHUTDOWN | EXC_DYING) &
+                  ~(was & EXC_LISTED ? was : 0)))
+            broker_domain_exception((uint16_t)d);
+        W.exc[d] = now;
+    }
+}
+
 static void scan(void)
 {
-    if (list_domains() == 0)
+    if (list_domains() == 0) {
         W.unseen = broker_domains_check(W.state,
                                         (const uint8_t(*)[16])W.handle);
+        exceptions();
+    }
     schedule();
 }
 
@@ -105,8 +154,10 @@ void domwatch_init(const struct noxsd_opts *o)
     }
     W.info = calloc(DW_CHUNK, sizeof(*W.info));
     W.state = calloc(NOXS_DOMID_MAX + 1, 1);
+    W.exc = calloc(NOXS_DOMID_MAX + 1, 1);
+    W.cur = calloc(NOXS_DOMID_MAX + 1, 1);
     W.handle = calloc(NOXS_DOMID_MAX + 1, sizeof(*W.handle));
-    if (!W.info || !W.state || !W.handle)
+    if (!W.info || !W.state || !W.exc || !W.cur || !W.handle)
         fatalx("out of memory");
     if ((W.xc = xc_interface_open(NULL, NULL, 0)) == NULL) {
         log_warn("xc_interface_open: cannot read the domain list; domain "
@@ -120,6 +171,8 @@ void domwatch_init(const struct noxsd_opts *o)
         return;
     }
     W.on = 1;
+    /* What was already down at start is not news. */
+    memcpy(W.exc, W.cur, NOXS_DOMID_MAX + 1);
     if (!o->no_dom_exc && (W.xce = xenevtchn_open(NULL, 0)) != NULL) {
         W.port = xenevtchn_bind_virq(W.xce, VIRQ_DOM_EXC);
         if (W.port < 0) {
@@ -157,6 +210,8 @@ void domwatch_cleanup(void)
         xc_interface_close(W.xc);
     free(W.info);
     free(W.state);
+    free(W.exc);
+    free(W.cur);
     free(W.handle);
     memset(&W, 0, sizeof(W));
     W.port = -1;

@@ -385,6 +385,9 @@ int broker_keeper_fd(void);
 #define DW_ABSENT 0u
 #define DW_ALIVE 1u
 #define DW_DYING 2u
+/* domid (registered or not) shut down, began dying or is gone: tell the
+ * watchers (NOXS_EVENT_DOMAIN_EXCEPTION). */
+void broker_domain_exception(uint16_t domid);
 size_t broker_domains_check(const uint8_t *state,
                             const uint8_t (*handle)[16]);
 

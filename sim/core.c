@@ -385,6 +385,7 @@ static struct sim_domain *domain_enter(struct sim_domain *dom)
 		atomic_store(&h->map_hint, 0);
 		atomic_store(&h->slot_hint, 0);
 		atomic_fetch_add(&h->incarnation, 1);
+		atomic_store(&h->shutdown, 0);
 		atomic_store(&h->life, SIM_LIFE_ALIVE);
 	}
 	life = atomic_load(&h->life);
@@ -408,6 +409,31 @@ void noxs_sim_virq_dom_exc(void)
 		atomic_load(&d0->ports[port].state) != SIM_PORT_VIRQ)
 		return;
 	noxs_sim_port_raise(d0, port, -1);
+}
+
+int noxs_sim_domain_shutdown(uint32_t domid, uint32_t reason)
+{
+	struct sim_domain *dom;
+	uint32_t zero = 0;
+
+	if (domid == 0 || reason > 0xff) {
+		errno = domid == 0 ? EPERM : EINVAL;
+		return -1;
+	}
+	if ((dom = noxs_sim_domain(domid, 0)) == NULL)
+		return -1;
+	if (atomic_load(&dom->hdr->life) != SIM_LIFE_ALIVE) {
+		errno = ESRCH;
+		return -1;
+	}
+	/* The first reason stays, as Xen keeps a domain's first shutdown. */
+	if (!atomic_compare_exchange_strong(&dom->hdr->shutdown, &zero,
+		    1 + reason)) {
+		errno = EALREADY;
+		return -1;
+	}
+	noxs_sim_virq_dom_exc();
+	return 0;
 }
 
 static void kill_once(pid_t *pids, size_t *n, size_t max, uint32_t pid)

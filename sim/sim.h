@@ -117,6 +117,9 @@ struct sim_domain_hdr {
 	_Atomic uint32_t life; /* SIM_LIFE_* */
 	_Atomic uint32_t incarnation; /* bumped when a dead domid is reused */
 	_Atomic uint32_t virq_dom_exc; /* domain 0: the bound port, 0 if none */
+	/* Appended in layout 2: 0 running, else 1 + SHUTDOWN_* reason
+	 * (noxs-simctl shutdown; cleared when the domid is reused). */
+	_Atomic uint32_t shutdown;
 };
 
 struct sim_slot {
@@ -305,6 +308,9 @@ NOXS_SIM_API unsigned noxs_sim_reap_process(struct sim_domain *dom,
  * or EPERM (domain 0).
  */
 NOXS_SIM_API int noxs_sim_domain_destroy(uint32_t domid, int kill);
+/* Mark a live domain shut down with reason (SHUTDOWN_poweroff, ...), as
+ * a guest's SCHEDOP_shutdown does, and raise VIRQ_DOM_EXC. */
+NOXS_SIM_API int noxs_sim_domain_shutdown(uint32_t domid, uint32_t reason);
 /*
  * A DYING domain whose resources are all released (dead owners reaped
  * first) becomes DEAD, and VIRQ_DOM_EXC is raised again. Returns the

@@ -10,6 +10,8 @@
  * the tables. Like a domctl, the list is for domain 0 only (EPERM).
  * The handle is the incarnation (bumped when a dead domid comes back),
  * so a domid reused between two lists shows a different handle.
+ * noxs-simctl shutdown lists a domain as shut down with its reason
+ * (XEN_DOMINF_shutdown and the reason bits) until it is destroyed.
  */
 #pragma GCC visibility push(default)
 #include <xenctrl.h>
@@ -67,7 +69,7 @@ int xc_domain_getinfolist(xc_interface *xch, uint32_t first_domain,
 	limit = noxs_sim_domain_limit();
 	for (uint32_t d = first_domain; d < limit && n < max_domains; d++) {
 		struct sim_domain *dom = noxs_sim_domain(d, 0);
-		uint32_t life, inc;
+		uint32_t life, inc, sd;
 
 		if (!dom)
 			continue;
@@ -79,6 +81,11 @@ int xc_domain_getinfolist(xc_interface *xch, uint32_t first_domain,
 		info[n].domain = (domid_t)d;
 		info[n].flags = life == SIM_LIFE_DYING ?
 			XEN_DOMINF_dying : XEN_DOMINF_running;
+		if ((sd = atomic_load(&dom->hdr->shutdown)) != 0)
+			info[n].flags = (info[n].flags & ~XEN_DOMINF_running) |
+				XEN_DOMINF_shutdown |
+				((sd - 1) & XEN_DOMINF_shutdownmask) <<
+					XEN_DOMINF_shutdownshift;
 		info[n].tot_pages = dom->hdr->mem_pages;
 		info[n].max_pages = dom->hdr->mem_pages;
 		info[n].nr_online_vcpus = 1;

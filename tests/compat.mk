@@ -48,7 +48,7 @@ $(COMPAT_TESTOUT)/xsguest: $(OBJDIR)/tests/compat/xsguest.o
 # through $NOXS_BUILD alone.
 COMPAT_HELPERS := $(COMPAT_TESTOUT)/xsshim.so $(COMPAT_TESTOUT)/xsd.sh \
 	$(COMPAT_TESTOUT)/lib.sh $(COMPAT_TESTOUT)/xssem $(LEGACY_BINS) \
-	$(COMPAT_TESTOUT)/xsmixed \
+	$(COMPAT_TESTOUT)/xsmixed $(COMPAT_TESTOUT)/xsfileno \
 	$(COMPAT_XS) $(BINOUT)/noxsd $(COMPAT_TESTOUT)/xsguest \
 	$(BINOUT)/noxs-sysctl-back $(BINOUT)/noxsctl $(COMPAT_TESTOUT)/xsdclient \
 	$(COMPAT_TESTOUT)/xsdboot
@@ -118,6 +118,8 @@ FUZZ_TARGETS += $(BUILD)/fuzz/fuzz_xsdframe
 # The client's threads (a request in flight while another thread takes
 # events) under TSan.
 TSAN_TESTS += $(COMPAT_TESTOUT)/test-xsd-client.sh
+# xs_fileno's thread draining events beside the caller's xs_* calls.
+TSAN_TESTS += $(COMPAT_TESTOUT)/test-local.sh
 
 # noxs-xsringd (docs/XSRINGD.md): a guest that speaks to XenStore over its
 # store ring as Linux's xenbus does, and the toolstack's introduction of
@@ -126,6 +128,9 @@ $(OBJDIR)/tests/compat/xsring.o: BASE_CFLAGS += -Icompat-xs
 $(COMPAT_TESTOUT)/xsring: $(OBJDIR)/tests/compat/xsring.o $(OBJDIR)/compat-xs/wire.o
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenevtchn
+$(COMPAT_TESTOUT)/xsfileno: $(OBJDIR)/tests/compat/xsfileno.o
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore
 $(COMPAT_TESTOUT)/xsintro: $(OBJDIR)/tests/compat/xsintro.o
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore

@@ -521,6 +521,8 @@ static const char *event_name(unsigned int kind)
         return "domain-destroyed";
     case NOXS_EVENT_DOMAIN_RELEASED:
         return "domain-released";
+    case NOXS_EVENT_DOMAIN_EXCEPTION:
+        return "domain-exception";
     default:
         return "unknown";
     }
@@ -545,7 +547,8 @@ static int cmd_watch(int argc, char **argv)
         }
         if (ev.kind == NOXS_EVENT_DOMAIN_CREATED ||
             ev.kind == NOXS_EVENT_DOMAIN_DESTROYED ||
-            ev.kind == NOXS_EVENT_DOMAIN_RELEASED) {
+            ev.kind == NOXS_EVENT_DOMAIN_RELEASED ||
+            ev.kind == NOXS_EVENT_DOMAIN_EXCEPTION) {
             if (json)
                 printf("{\"event\":\"%s\",\"domid\":%u}\n",
                        event_name(ev.kind), ev.dev.domid);

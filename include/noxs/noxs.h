@@ -213,6 +213,13 @@ int noxs_dev_control(noxs_client *c, uint16_t domid, unsigned int type,
  * devices removed, its page destroyed): the end of a domain that nobody
  * destroyed through noxsd. Like DOMAIN_DESTROYED, only dev.domid is set. */
 #define NOXS_EVENT_DOMAIN_RELEASED 6u
+/* The hypervisor reports that a domain, registered with noxsd or not,
+ * shut down (poweroff, reboot, suspend, crash), began dying or is gone:
+ * what xenstored announces as @releaseDomain. Only dev.domid is set; the
+ * domain's state is the hypervisor's to ask (xc_domain_getinfolist).
+ * Sent by a noxsd that watches the hypervisor's domain list (it does
+ * unless --domain-poll 0). */
+#define NOXS_EVENT_DOMAIN_EXCEPTION 7u
 
 struct noxs_event {
     uint32_t kind; /* NOXS_EVENT_* */

@@ -4,7 +4,9 @@
 # test-xenstore behave as on xenstored (the same output as Debian's
 # library against the real daemon), domains introduced without a ring
 # are noxs domains, and @introduceDomain/@releaseDomain reach a watcher
-# in another process.
+# in another process. xs_fileno() is readable only when an event is there
+# (another process's commits elsewhere do not wake a poller into a
+# blocking xs_read_watch), on this store and on xenstored.
 . "$(dirname "$0")/lib.sh"
 
 need_xen_tools
@@ -46,4 +48,36 @@ while kill -0 $wr 2>/dev/null; do
 done
 grep -q '@introduceDomain' "$WORK/intro.log" || fail "no @introduceDomain"
 "$BIN/noxsctl" domain-list | awk '{print $1}' | grep -qx 9 && fail "domain 9's page left"
+note "xs_fileno: readable exactly when an event is queued"
+fileno_check() { # LIB-WRAPPER
+	$1 "$T/xsfileno" /local/domain/0/fileno/watched 1 >"$WORK/fileno.$1" 2>&1 &
+	fp=$!
+	wait_line "$WORK/fileno.$1" ready
+	# Commits to paths it does not watch, from other processes.
+	for i in 1 2 3 4 5 6 7 8; do
+		$1 xenstore-write /local/domain/0/fileno/other/$i $i
+	done
+	sleep 0.3
+	$1 xenstore-write /local/domain/0/fileno/watched yes
+	wait $fp || fail "xs_fileno ($1): $(cat "$WORK/fileno.$1")"
+	grep -qx "event /local/domain/0/fileno/watched" "$WORK/fileno.$1" ||
+		fail "xs_fileno ($1): $(cat "$WORK/fileno.$1")"
+}
+T=$COMPAT_DIR
+fileno_check loc
+fileno_check debian
+
+note "fork (as xl's monitoring child) while the xs_fileno thread drains events"
+loc "$T/xsfileno" /local/domain/0/fileno forks 150 >"$WORK/forks.out" 2>&1 &
+fp=$!
+wait_line "$WORK/forks.out" ready
+( for i in $(seq 1 400); do loc xenstore-write /local/domain/0/fileno/w $i || break; done ) &
+wp=$!
+wait $fp || fail "fork with the fileno thread: $(cat "$WORK/forks.out")"
+kill $wp 2>/dev/null
+wait $wp 2>/dev/null || true
+
+note "a child of fork keeps using its parent's handle and xs_fileno fd"
+loc "$T/xsfileno" /local/domain/0/fileno inherit 20 >"$WORK/inherit.out" 2>&1 ||
+	fail "watches in a child on its parent's handle: $(cat "$WORK/inherit.out")"
 echo ok

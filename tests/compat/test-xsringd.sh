@@ -7,7 +7,9 @@
 # indexes, a flood, a watch storm, transactions never ended, quotas) get
 # errors or are cut off while another guest keeps being served; kill -9
 # of the service: restarted, it answers a request left in the ring and
-# keeps the guest's watches.
+# keeps the guest's watches. dom0's own kernel connection (the page and
+# port of /proc/xen/xsd_kva and xsd_port, played by a file) is served as
+# domain 0 and keeps its watches across a kill -9.
 . "$(dirname "$0")/lib.sh"
 
 need_xen_tools
@@ -21,7 +23,7 @@ dom0() { with_compat 0 "$@"; }
 
 ringd_start() {
 	env NOXS_SIM_DOMID=0 LD_LIBRARY_PATH=$NOXS_BUILD/sim:$NOXS_BUILD/lib \
-		"$BIN/noxs-xsringd" ${RINGD_V:--v} --store "$NOXS_XS_DIR" >>"$RINGD_LOG" 2>&1 &
+		"$BIN/noxs-xsringd" ${RINGD_V:--v} --store "$NOXS_XS_DIR" ${RINGD_ARGS:-} >>"$RINGD_LOG" 2>&1 &
 	_ringd=$!
 	at_exit "kill -9 $_ringd"
 	i=0
@@ -227,5 +229,44 @@ wait_line "$RINGD_LOG" "domain 5: released"
 dom0 xenstore-exists /tool/xsringd/5 && fail "records of domain 5 kept"
 expect g2 "read data/x" "ok private6"
 kill -0 $_ringd || fail "noxs-xsringd died: $(tail "$RINGD_LOG")"
+
+note "dom0's kernel connection (xsd_kva, xsd_port): served as domain 0, its watches kept across a kill -9"
+guest_start k0 0 "file:$WORK/xsd_kva"
+echo "$k0_port" >"$WORK/xsd_port"
+kill -9 $_ringd
+wait $_ringd 2>/dev/null || true
+export RINGD_ARGS="--xsd-kva $WORK/xsd_kva --xsd-port $WORK/xsd_port"
+ringd_start 3
+grep -q "serving dom0's kernel connection" "$RINGD_LOG" ||
+	fail "dom0's kernel connection not served: $(tail -n 5 "$RINGD_LOG")"
+# What blkback does in dom0: relative paths are under /local/domain/0.
+expect k0 "write backend/vbd/6/51712/state 2" "ok*"
+expect_eq "the kernel's write, read by a dom0 tool" \
+	"$(dom0 xenstore-read /local/domain/0/backend/vbd/6/51712/state)" 2
+expect k0 "read /vm/secret" "ok s"
+expect k0 "read /local/domain/6/data/x" "ok private6"
+expect k0 "watch backend/vbd be" "ok OK"
+expect k0 event "event backend/vbd be"
+dom0 xenstore-write /local/domain/0/backend/vbd/6/51712/frontend /local/domain/6/device/vbd/51712
+expect k0 event "event backend/vbd/6/51712/frontend be"
+expect g2 "read data/x" "ok private6"
+g_send k0 "read backend/vbd/6/51712/state"
+kill -9 $_ringd
+wait $_ringd 2>/dev/null || true
+ringd_start 4
+g_recv k0
+expect_eq "the kernel's request across the restart" "$R" "ok 2"
+expect k0 event "event backend/vbd be"
+dom0 xenstore-write /local/domain/0/backend/vbd/6/51712/online 1
+expect k0 event "event backend/vbd/6/51712/online be"
+dom0 xenstore-exists /tool/xsringd/0 || fail "the kernel's watch records were pruned"
+
+note "a port file that is not a number: no kernel connection, guests still served"
+echo "junk" >"$WORK/xsd_port"
+kill -9 $_ringd
+wait $_ringd 2>/dev/null || true
+ringd_start 5
+grep -q "not a port number" "$RINGD_LOG" || fail "no message for a bad xsd_port: $(tail -n 3 "$RINGD_LOG")"
+expect g2 "read data/x" "ok private6"
 grep -q "runtime error\|AddressSanitizer" "$RINGD_LOG" && fail "sanitizer: $(cat "$RINGD_LOG")"
 echo "PASS: xsringd"

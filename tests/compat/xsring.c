@@ -5,6 +5,9 @@
  * replies matched by id, watch events queued apart.
  *
  *   xsring DOMID GFN
+ *   xsring 0 file:PATH       dom0's kernel: the ring page is PATH (made
+ *                            one page long, as /proc/xen/xsd_kva), the
+ *                            port printed is what /proc/xen/xsd_port says
  *
  * Prints "port P" (its store event channel) and then runs commands read
  * from stdin, one line each, one line of answer each:
@@ -503,7 +506,7 @@ int main(int argc, char **argv)
         return 2;
     }
     domid = (unsigned)atoi(argv[1]);
-    gfn = (unsigned)atoi(argv[2]);
+    gfn = strncmp(argv[2], "file:", 5) ? (unsigned)atoi(argv[2]) : 0;
     setvbuf(stdout, NULL, _IOLBF, 0);
     setenv("NOXS_SIM_DOMID", argv[1], 1);
     if (!(xce = xenevtchn_open(NULL, 0))) {
@@ -516,14 +519,26 @@ int main(int argc, char **argv)
         return 1;
     }
     port = (evtchn_port_t)p;
-    /* The guest's own memory: frame gfn of its domain file. */
-    snprintf(path, sizeof(path), "%s/dom-%u", dir, domid);
-    if ((fd = open(path, O_RDWR)) < 0) {
-        perror(path);
-        return 1;
+    /* The guest's own memory: frame gfn of its domain file; or the page
+     * file that plays dom0's kernel ring. */
+    off_t off = (off_t)(SIM_MEM_OFF + (uint64_t)gfn * SIM_PAGE_SIZE);
+    if (strncmp(argv[2], "file:", 5) == 0) {
+        snprintf(path, sizeof(path), "%s", argv[2] + 5);
+        off = 0;
+        if ((fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600)) < 0 ||
+            ftruncate(fd, SIM_PAGE_SIZE) < 0) {
+            perror(path);
+            return 1;
+        }
+    } else {
+        snprintf(path, sizeof(path), "%s/dom-%u", dir, domid);
+        if ((fd = open(path, O_RDWR)) < 0) {
+            perror(path);
+            return 1;
+        }
     }
     R = mmap(NULL, SIM_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-             (off_t)(SIM_MEM_OFF + (uint64_t)gfn * SIM_PAGE_SIZE));
+             off);
     if (R == MAP_FAILED) {
         perror("xsring: mmap");
         return 1;

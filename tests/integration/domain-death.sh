@@ -4,7 +4,9 @@
 # polling the domain list) and reaps it: the backend removes its device,
 # domain-list and dev-list no longer show it, `noxsctl watch` prints a
 # domain-released line (text and --json), and a compat-xs client watching
-# @releaseDomain gets the event. The reused domid starts with an empty
+# @releaseDomain gets the event. A domain noxsd never registered (a stock
+# guest) that shuts down or dies is reported too (domain-exception), and
+# compat-xs's local-store watcher gets @releaseDomain for it. The reused domid starts with an empty
 # device page, and a dead domain's page is never handed out again.
 . "$(dirname "$0")/lib.sh"
 
@@ -130,7 +132,38 @@ kill -9 "$FRONT" 2>/dev/null # (it may have exited: its device went away)
 nx_wait 300 "domain 7 gone" sim_gone 7
 noxsctl domain-destroy 7 || nx_fail "domain-destroy 7"
 
-# --- 5. polling, when VIRQ_DOM_EXC is not ours ---------------------------
+# --- 5. a domain noxsd never registered (a stock guest) -------------------
+# Its shutdown and its death reach every watcher: domain-exception lines,
+# and @releaseDomain from compat-xs on both stores (what xenstored would
+# fire; `xl shutdown -w` waits for it on a host without xenstored).
+nrel=$(grep -c '^@releaseDomain rel$' "$NX_DIR/xs-local.out")
+# As xl's monitoring child waits: polling xs_fileno (local store).
+LD_LIBRARY_PATH=$NX_BUILD/lib/compat-xs:$LD_LIBRARY_PATH COMPAT_XS_QUIET=1 \
+	NOXS_SIM_DOMID=0 NOXS_COMPAT_MODE=local NOXS_XS_DIR=$NX_DIR/xs \
+	"$NX_BUILD/tests/compat/xsfileno" @releaseDomain 1 >"$NX_DIR/fileno.out" 2>&1 &
+fpid=$!
+NX_PIDS+=($fpid)
+nx_wait 200 "the xs_fileno poller" grep -q ready "$NX_DIR/fileno.out"
+"$SIMCTL" create 9 || nx_fail "noxs-simctl create 9"
+"$SIMCTL" shutdown 9 poweroff || nx_fail "noxs-simctl shutdown 9"
+nx_wait 200 "domain-exception 9 (shutdown)" nx_lines "$NX_DIR/watch.out" '^domain-exception 9$' 1
+nx_wait 200 "@releaseDomain for a stock guest's shutdown (local store)" \
+	nx_lines "$NX_DIR/xs-local.out" '^@releaseDomain rel$' $((nrel + 1))
+wait $fpid || nx_fail "xs_fileno poller: $(cat "$NX_DIR/fileno.out")"
+grep -qx 'event @releaseDomain' "$NX_DIR/fileno.out" || nx_fail "xs_fileno poller: $(cat "$NX_DIR/fileno.out")"
+grep -q '^{"event":"domain-exception","domid":9}$' "$NX_DIR/watch.json" ||
+	nx_wait 100 "watch --json domain-exception" \
+		grep -q '^{"event":"domain-exception","domid":9}$' "$NX_DIR/watch.json"
+"$SIMCTL" shutdown 9 reboot 2>/dev/null && nx_fail "a second shutdown was accepted"
+nrel=$(grep -c '^@releaseDomain rel$' "$NX_DIR/xs-local.out")
+"$SIMCTL" destroy 9 || nx_fail "noxs-simctl destroy 9"
+nx_wait 300 "domain 9 gone" sim_gone 9
+nx_wait 200 "domain-exception 9 (death)" nx_lines "$NX_DIR/watch.out" '^domain-exception 9$' 2
+nx_wait 200 "@releaseDomain for a stock guest's death (local store)" \
+	nx_lines "$NX_DIR/xs-local.out" '^@releaseDomain rel$' $((nrel + 1))
+noxsctl domain-list | grep -q '^9 ' && nx_fail "noxsd registered a domain it only watched"
+
+# --- 6. polling, when VIRQ_DOM_EXC is not ours ---------------------------
 nx_stop_noxsd || nx_fail "noxsd exit status"
 nx_start_noxsd --no-dom-exc --domain-poll 100
 grep -q 'polling the domain list every 100 ms' "$NX_DIR/noxsd.log" ||

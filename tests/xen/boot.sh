@@ -7,16 +7,29 @@
 # 2-5 min on an idle 2-core machine, many more under load), QEMU_CPU
 # (default qemu64: -cpu max needs Xen's smap=0 smep=0), QEMU_SMP (default
 # 2), XEN_ARGS (extra Xen command line), QEMU_ACCEL (default tcg; kvm
-# where available).
+# where available), LANE (mixed, default: dom0 runs xenstored beside
+# noxs; noxs-only: the same images booted with noxs_lane=noxs-only on
+# dom0's command line, no xenstored, checked against expected-noxs-only;
+# its logs are serial-noxs-only.*).
 set -eu
 . "$(dirname "$0")/common.sh"
 kv=$(kernel_version) || die "run fetch.sh first"
-for f in xen dom0-initrd expected; do [ -f "$XEN_OUT/$f" ] || die "missing $XEN_OUT/$f"; done
+LANE=${LANE:-mixed}
+case $LANE in
+mixed) sfx="" lane_arg="" ;;
+noxs-only) sfx="-noxs-only" lane_arg=" noxs_lane=noxs-only" ;;
+*) die "LANE must be mixed or noxs-only, not '$LANE'" ;;
+esac
+expected=$XEN_OUT/expected$sfx
+for f in xen dom0-initrd expected$sfx; do [ -f "$XEN_OUT/$f" ] || die "missing $XEN_OUT/$f"; done
 mkdir -p "$XEN_LOGS"
-log=$XEN_LOGS/serial.log
+log=$XEN_LOGS/serial$sfx.log
+results=$XEN_LOGS/results$sfx
+missing=$XEN_LOGS/missing$sfx
+txt=$XEN_LOGS/serial$sfx.txt
 tmo=${XEN_TIMEOUT:-1800}
 
-rm -f "$log" "$XEN_LOGS/serial.txt" "$XEN_LOGS/results" "$XEN_LOGS/missing"
+rm -f "$log" "$txt" "$results" "$missing"
 start=$(date +%s)
 # QEMU's multiboot -initrd takes "module cmdline,module2": the dom0 kernel
 # command line must not contain a comma.
@@ -25,8 +38,8 @@ qemu-system-x86_64 -machine pc,accel="${QEMU_ACCEL:-tcg}" -cpu "${QEMU_CPU:-qemu
 	-serial "file:$log" -display none -net none \
 	-kernel "$XEN_OUT/xen" \
 	-append "console=com1 com1=115200,8n1 dom0_mem=640M,max:640M dom0_max_vcpus=2 loglvl=warning guest_loglvl=warning ${XEN_ARGS:-}" \
-	-initrd "$XEN_ROOT/boot/vmlinuz-$kv console=hvc0 earlyprintk=xen rdinit=/init quiet loglevel=4,$XEN_OUT/dom0-initrd" \
-	</dev/null >"$XEN_LOGS/qemu.out" 2>&1 &
+	-initrd "$XEN_ROOT/boot/vmlinuz-$kv console=hvc0 earlyprintk=xen rdinit=/init quiet loglevel=4$lane_arg,$XEN_OUT/dom0-initrd" \
+	</dev/null >"$XEN_LOGS/qemu$sfx.out" 2>&1 &
 qpid=$!
 
 # Wait for the end marker (then give dom0 a moment to power off), QEMU's
@@ -44,27 +57,27 @@ wait $qpid 2>/dev/null || true
 wall=$(($(date +%s) - start))
 
 # Result lines, dom0's and the guest's ("guest| PASS ..."), without CRs.
-tr -d '\r' < "$log" > "$XEN_LOGS/serial.txt"
-grep -aE '^(guest\| )?(PASS|FAIL) ' "$XEN_LOGS/serial.txt" | sed 's/^guest| //' > "$XEN_LOGS/results"
-grep -aE '^(guest\| )?(RATIO|HANDSHAKE|STAGE|RESULT|INFO) ' "$XEN_LOGS/serial.txt" | sed 's/^guest| //' || true
-cat "$XEN_LOGS/results"
+tr -d '\r' < "$log" > "$txt"
+grep -aE '^(guest\| )?(PASS|FAIL) ' "$txt" | sed 's/^guest| //' > "$results"
+grep -aE '^(guest\| )?(RATIO|HANDSHAKE|STAGE|RESULT|INFO) ' "$txt" | sed 's/^guest| //' || true
+cat "$results"
 
 fails=0
-grep -q '^FAIL ' "$XEN_LOGS/results" && fails=1
-grep -v '^#' "$XEN_OUT/expected" | while read -r name; do
+grep -q '^FAIL ' "$results" && fails=1
+grep -v '^#' "$expected" | while read -r name; do
 	[ -n "$name" ] || continue
-	grep -qE "^PASS $name( |\$)" "$XEN_LOGS/results" || echo "FAIL $name: no PASS line (not run?)"
-done > "$XEN_LOGS/missing"
-cat "$XEN_LOGS/missing"
-[ -s "$XEN_LOGS/missing" ] && fails=1
-grep -aq '^XEN-LANE-END' "$XEN_LOGS/serial.txt" || { echo "FAIL lane-complete: dom0 did not finish (timeout ${tmo}s or crash)"; fails=1; }
+	grep -qE "^PASS $name( |\$)" "$results" || echo "FAIL $name: no PASS line (not run?)"
+done > "$missing"
+cat "$missing"
+[ -s "$missing" ] && fails=1
+grep -aq '^XEN-LANE-END' "$txt" || { echo "FAIL lane-complete: dom0 did not finish (timeout ${tmo}s or crash)"; fails=1; }
 
 if [ $fails -ne 0 ]; then
 	echo "----- relevant serial log (full log: $log) -----"
-	grep -anE 'panic|Oops|BUG|Call Trace|segfault|crash|FATAL|\(XEN\).*(Panic|fault)' "$XEN_LOGS/serial.txt" | head -n 40 || true
+	grep -anE 'panic|Oops|BUG|Call Trace|segfault|crash|FATAL|\(XEN\).*(Panic|fault)' "$txt" | head -n 40 || true
 	echo "..."
-	tail -n 80 "$XEN_LOGS/serial.txt"
-	echo "check-xen: FAILED (wall ${wall}s)"
+	tail -n 80 "$txt"
+	echo "check-xen ($LANE): FAILED (wall ${wall}s)"
 	exit 1
 fi
-echo "check-xen: all $(grep -c '^PASS ' "$XEN_LOGS/results") checks passed (wall ${wall}s)"
+echo "check-xen ($LANE): all $(grep -c '^PASS ' "$results") checks passed (wall ${wall}s)"

@@ -159,7 +159,24 @@ if xl_stages; then
 		echo "XL_NOXS_GUEST=$XL_NOXS_GUEST"
 	} >> "$D/etc/xen-lane.conf"
 	cat "$XEN_SRC/expect-xl" >> "$XEN_OUT/expected"
+	echo dom0.xl-timing-stock-xenstored >> "$XEN_OUT/expected"
 	[ "$XL_NOXS_GUEST" = 1 ] && cat "$XEN_SRC/expect-xl-noxs" >> "$XEN_OUT/expected"
+	# The second boot (boot.sh LANE=noxs-only): the same stages on a dom0
+	# with no xenstored, compat-xs in local mode, noxs-xsringd.
+	rm -f "$XEN_OUT/expected-noxs-only"
+	if [ "$XL_LIB" = compat ] && built noxs-xsringd; then
+		copy_elf "$D" "$NOXS_BUILD/bin/noxs-xsringd" /usr/bin/noxs-xsringd
+		cp "$XEN_SRC/noxs-only.sh" "$D/etc/noxs-only.sh"
+		{
+			cat "$XEN_SRC/expect-noxs-only"
+			grep -v '^dom0.xl-create-xenstored' "$XEN_SRC/expect-xl"
+			echo dom0.xl-timing-stock-noxs-only
+			if [ "$XL_NOXS_GUEST" = 1 ]; then
+				cat "$XEN_SRC/expect-xl-noxs"
+				echo dom0.xl-timing-noxs-noxs-only
+			fi
+		} > "$XEN_OUT/expected-noxs-only"
+	fi
 else
 	echo "XL_STAGES=0" >> "$D/etc/xen-lane.conf"
 fi

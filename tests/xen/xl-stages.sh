@@ -1,6 +1,7 @@
 # The xl stages (sourced by init-dom0 when the images were built with
 # them): unmodified xl 4.17 drives guests on this mixed dom0 (xenstored
-# and noxsd both run), every xl command and everything it starts (hotplug
+# and noxsd both run; on the lane's second boot, the noxs-only dom0 of
+# noxs-only.sh, with no xenstored), every xl command and everything it starts (hotplug
 # scripts, xenconsole, its monitoring child) on the libxenstore.so.4 that
 # XL_LIB names:
 #
@@ -127,13 +128,27 @@ xl_init_dom0() {
 # dom0's kernel with blkback). xenstored traces to a file from
 # `xenstore-control logfile` to `log off`; the control requests themselves
 # are not counted.
-trace_start() { xenstore-control logfile "$1" > /dev/null 2>&1; }
-trace_stop() { xenstore-control log off > /dev/null 2>&1; }
+# XS_TRACE=0 (a dom0 without xenstored): nothing to trace.
+trace_start() { [ "${XS_TRACE:-1}" = 1 ] && xenstore-control logfile "$1" > /dev/null 2>&1; }
+trace_stop() { [ "${XS_TRACE:-1}" = 1 ] && xenstore-control log off > /dev/null 2>&1; }
 trace_count() {
 	awk '$1 == "IN" && $5 != "CONTROL" { n++; c[$2]++; if ($5 == "INTRODUCE") intro = 1; next }
 		$1 == "CREATE" && $2 == "connection" { if (intro && guest == "") guest = $3; else fresh[$3] = 1 }
 		END { for (k in c) { if (k == guest) g += c[k]; else if (k in fresh) t += c[k]; else o += c[k] }
 			printf "total=%d xl+scripts=%d guest-kernel=%d others=%d\n", n, t, g, o }' "$1"
+}
+
+# What a failed create leaves to look at.
+xl_diag() { # D
+	info "xl list: $(lib xl list 2>&1 | tr '\n' ' ')"
+	info "xenconsoled: $(pidof xenconsoled) logs: $(ls /var/log/xen/console 2>&1 | tr '\n' ' ')"
+	info "console log: $(tail -c 400 "$(conlog $XL_GUEST)" 2>&1 | tr '\n\r' '  ')"
+	[ -n "$1" ] && info "store: $(xenstore-ls -f /local/domain/$1 2>&1 | grep -E 'console|device/vbd/[0-9]*/state|/vbd/.*/state' | tr '\n' ' ' | cut -c1-900)"
+	info "backends: $(ls /sys/bus/xen-backend/devices 2>&1 | tr '\n' ' ')"
+	for f in /var/log/xen/xl-$XL_GUEST.log /tmp/xsringd.log; do
+		[ -s "$f" ] && tail -n 12 "$f" | sed "s|^|INFO ${f##*/}: |"
+	done
+	return 0
 }
 
 xl_create_guest() { # LABEL: create $XL_GUEST (xvda on loop0); sets d, vm
@@ -143,10 +158,12 @@ xl_create_guest() { # LABEL: create $XL_GUEST (xvda on loop0); sets d, vm
 	fi
 	d=$(domid_of $XL_GUEST)
 	vm=$(vm_of "$d")
-	if [ -n "$d" ] && wait_for 600 said $XL_GUEST "$m" "disk xvda xl-lane-disk-0"; then
+	if [ -n "$d" ] && wait_for ${XL_BOOT_TMO:-600} said $XL_GUEST "$m" "disk xvda xl-lane-disk-0"; then
 		pass "dom0.$1 - domain $d, the guest reads xvda: $(heard $XL_GUEST "$m" start | cut -c1-60)"
 	else
-		fail "dom0.$1: domain '$d', guest: $(heard $XL_GUEST "$m" start | cut -c1-80)"; return 1
+		fail "dom0.$1: domain '$d', guest: $(heard $XL_GUEST "$m" start | cut -c1-80)"
+		xl_diag "$d"
+		return 1
 	fi
 }
 
@@ -161,7 +178,11 @@ xl_stages() {
 	t0=$(up)
 	xl_create_guest xl-create || { trace_stop; xl_end; return; }
 	trace_stop
-	echo "RESULT xl-create-xenstored-requests lib=$XL_LIB $(trace_count /tmp/xl-create.trace) (xl create of a PV guest with a phy disk and console 0, $(awk "BEGIN { print $(up) - $t0 }") s)"
+	if [ "${XS_TRACE:-1}" = 1 ]; then
+		echo "RESULT xl-create-xenstored-requests lib=$XL_LIB $(trace_count /tmp/xl-create.trace) (xl create of a PV guest with a phy disk and console 0, $(awk "BEGIN { print $(up) - $t0 }") s)"
+	else
+		echo "RESULT xl-create-no-xenstored lib=$XL_LIB xenstored requests=0 (no xenstored on this dom0; xl create of a PV guest with a phy disk and console 0, $(awk "BEGIN { print $(up) - $t0 }") s)"
+	fi
 
 	stage "xl-list"
 	if xlc list list && grep -q "^Domain-0 *0 " /tmp/xl-list.out &&
@@ -265,6 +286,7 @@ xl_stages() {
 		pass "dom0.xl-reboot - domain $old -> $d, the guest started again and reads xvda"
 	else
 		fail "dom0.xl-reboot: $(xlout reboot) domid '$(domid_of $XL_GUEST)' guest: $(heard $XL_GUEST "$m" '[rs]' | tr '\n' ' ')"
+		xl_diag "$(domid_of $XL_GUEST)"
 	fi
 	check_clean dom0.xl-reboot-old-domain-clean "$old" "$old_vm"
 
@@ -277,6 +299,7 @@ xl_stages() {
 		pass "dom0.xl-shutdown-wait - domain $d powered off and xl returned"
 	else
 		fail "dom0.xl-shutdown-wait: $(xlout shutdown) guest: $(heard $XL_GUEST "$m" poweroff)"
+		xl_diag "$d"
 	fi
 	check_clean dom0.xl-shutdown-clean "$d" "$vm"
 
@@ -291,7 +314,68 @@ xl_stages() {
 	fi
 
 	[ "$XL_NOXS_GUEST" = 1 ] && xl_noxs_guest
+	xl_timings
 	xl_end
+}
+
+# Wall time (dom0 uptime) of `xl create` until the guest's device is
+# Connected on both ends, and of `xl destroy` until the domain is gone,
+# ROUNDS times: one RESULT line a round. KIND stock: a stock guest
+# (xvda, kernel blkfront and dom0's blkback; "Connected" is both vbd
+# states 4); noxs: a noxs guest ("Connected" is its sysctl device on both
+# halves). ENV: the library xl runs on (XL_ENV by default).
+xl_time() { # LABEL NAME KIND ROUNDS [ENV]
+	_l=$1 _n=$2 _k=$3 _r=$4
+	_env=${5-$XL_ENV}
+	_ok=0 _sum=""
+	for _i in $(seq 1 "$_r"); do
+		_t0=$(up)
+		# shellcheck disable=SC2086
+		if ! timeout $XL_TMO env $_env xl create /etc/xen/$_n.cfg > /tmp/xl-time.out 2>&1; then
+			fail "dom0.xl-timing-$_l: create: $(tail -n 3 /tmp/xl-time.out | tr '\n' ' ')"; return
+		fi
+		_d=$(domid_of $_n)
+		_conn() {
+			case $_k in
+			noxs) noxsctl dev-list "$_d" 2>/dev/null | grep -i sysctl | grep -q 'Connected.*Connected' ;;
+			*) [ "$(xenstore-read /local/domain/0/backend/vbd/$_d/$VDEV_XVDA/state 2>/dev/null)" = 4 ] &&
+				[ "$(xenstore-read /local/domain/$_d/device/vbd/$VDEV_XVDA/state 2>/dev/null)" = 4 ] ;;
+			esac
+		}
+		if ! wait_for 600 _conn; then
+			fail "dom0.xl-timing-$_l: domain '$_d' never Connected"
+			lib xl destroy $_n > /dev/null 2>&1; return
+		fi
+		_t1=$(up)
+		# shellcheck disable=SC2086
+		timeout $XL_TMO env $_env xl destroy $_n > /tmp/xl-time.out 2>&1 && wait_for 120 gone $_n ||
+			{ fail "dom0.xl-timing-$_l: destroy: $(tail -n 3 /tmp/xl-time.out | tr '\n' ' ')"; return; }
+		_t2=$(up)
+		_c=$(awk "BEGIN { printf \"%.2f\", $_t1 - $_t0 }") _x=$(awk "BEGIN { printf \"%.2f\", $_t2 - $_t1 }")
+		echo "RESULT xl-timing $_l round=$_i create-to-connected=${_c}s destroy=${_x}s"
+		_sum="$_sum $_c/$_x"
+		_ok=$((_ok + 1))
+		# The noxs guest's domain must be released before the next round.
+		[ "$_k" = noxs ] && wait_for 120 noxs_released "$_d"
+	done
+	pass "dom0.xl-timing-$_l - $_ok rounds (create-to-connected/destroy, s):$_sum"
+}
+
+# Rounds alternated, so that a slow spell of the machine hits both.
+XL_TIME_ROUNDS=${XL_TIME_ROUNDS:-3}
+xl_timings() {
+	stage "xl-timing"
+	xl_cfg $XL_GUEST "" "'$(disk 0 xvda)'"
+	for _j in $(seq 1 $XL_TIME_ROUNDS); do
+		if [ "${XS_TRACE:-1}" = 1 ]; then
+			# This dom0 runs xenstored: the baseline, a stock guest
+			# with xl on Debian's library.
+			xl_time stock-xenstored $XL_GUEST stock 1 ""
+		else
+			xl_time stock-noxs-only $XL_GUEST stock 1
+			[ "$XL_NOXS_GUEST" = 1 ] && xl_time noxs-noxs-only $XL_NOXS noxs 1
+		fi
+	done
 }
 
 xl_end() {
