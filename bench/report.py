@@ -868,6 +868,17 @@ if len(sys.argv) > 3:
         with open(readme, "w") as f:
             f.write(head + b + "\n" + headline_md() + e + tail)
 
+# Figures measured elsewhere than in this run (the real-Xen lane) are
+# written by hand between these markers and kept across regenerations.
+KB, KE = "<!-- kept:begin -->", "<!-- kept:end -->"
+try:
+    with open(os.path.join(DOCS, "BENCHMARKS.md")) as f:
+        old = f.read()
+    if KB in old and KE in old:
+        out.append(KB + old.split(KB, 1)[1].split(KE, 1)[0] + KE + "\n")
+except OSError:
+    pass
+
 os.makedirs(DOCS, exist_ok=True)
 with open(os.path.join(DOCS, "BENCHMARKS.md"), "w") as f:
     f.write("\n".join(out))
