@@ -386,6 +386,23 @@ static int tool_write(struct cxs_ctx *ctx, const struct cxs_path *p, int op,
         cxs_kvlist_del(&ctx->sys_requests, key); /* acknowledged already */
         return 0;
     }
+    if (errno == ENOTSUP && strcmp(buf, "suspend") == 0) {
+        /* xl save / migrate: say what is missing rather than let the
+         * toolstack wait for a suspend that cannot come. */
+        cxs_log("domain %u is a noxs guest whose sysctl frontend does not "
+                "support suspend: xl save, restore and migrate are not "
+                "available for it (its kernel would have to suspend, and "
+                "its frontends to attach to the new domain's device page "
+                "after restore)",
+                p->domid);
+        return -ENOTSUP;
+    }
+    if (errno == ENOTSUP) {
+        cxs_log("domain %u: the guest does not support shutdown reason "
+                "'%s' (its sysctl frontend does not offer it)",
+                p->domid, buf);
+        return -ENOTSUP;
+    }
     if (errno != ETIMEDOUT)
         return -errno;
     return cxs_kvlist_set(&ctx->sys_requests, key, buf, len);

@@ -113,8 +113,15 @@ until sim_env "$BIN/noxsctl" dev-list $dom | grep -q "Connected *Connected"; do
 	[ $i -gt 500 ] && fail "guest $dom not Connected"
 	sleep 0.01
 done
-with_compat xenstore-write /local/domain/$dom/control/shutdown reboot 2>/dev/null &&
+with_compat xenstore-write /local/domain/$dom/control/shutdown reboot 2>"$WORK/reboot.err" &&
 	fail "reboot of a poweroff-only guest accepted"
+grep -q "does not support shutdown reason 'reboot'" "$WORK/reboot.err" ||
+	fail "no reason given for the refused reboot: $(cat "$WORK/reboot.err")"
+# What xl save writes first: refused at once, and the message says why.
+with_compat xenstore-write /local/domain/$dom/control/shutdown suspend 2>"$WORK/suspend.err" &&
+	fail "suspend of a poweroff-only guest accepted"
+grep -q "does not support suspend: xl save" "$WORK/suspend.err" ||
+	fail "no reason given for the refused suspend: $(cat "$WORK/suspend.err")"
 kill -0 $g || fail "guest $dom died on a refused request"
 out=$(sim_env "$BIN/noxsctl" shutdown $dom --reason poweroff --wait 5) ||
 	fail "noxsctl shutdown: $out"

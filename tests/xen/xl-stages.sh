@@ -455,6 +455,16 @@ xl_noxs_guest() {
 			fail "dom0.xl-noxs-console-output: $(heard $XL_NOXS 0 noxs-console)"
 		fi
 	fi
+	# xl save: the guest's frontend does not offer suspend, so the
+	# request is refused and xl says why; the guest runs on.
+	if xlc noxs-save save $XL_NOXS /tmp/xl-noxs.save; then
+		fail "dom0.xl-noxs-save-refused: xl save succeeded"
+	elif grep -q "does not support suspend" /tmp/xl-noxs-save.out &&
+		[ "$(domid_of $XL_NOXS)" = "$nd" ] && sysctl_connected; then
+		pass "dom0.xl-noxs-save-refused - $(grep -m 1 -o 'is a noxs guest whose.*suspend' /tmp/xl-noxs-save.out)"
+	else
+		fail "dom0.xl-noxs-save-refused: $(xlout noxs-save) domid '$(domid_of $XL_NOXS)' $(noxsctl dev-list "$nd" 2>&1 | grep -i sysctl)"
+	fi
 	if xlc noxs-shutdown shutdown -w $XL_NOXS && wait_for 300 gone $XL_NOXS &&
 		wait_for 60 said $XL_NOXS 0 noxs-sysctl-poweroff &&
 		grep -q "domain $nd: shutdown poweroff acknowledged" /tmp/sysctl-back.log; then
