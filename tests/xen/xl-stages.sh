@@ -178,6 +178,14 @@ xl_stages() {
 	t0=$(up)
 	xl_create_guest xl-create || { trace_stop; xl_end; return; }
 	trace_stop
+	# The guest's write to xvda reached the backing file through the
+	# backend (kernel blkback on loop0).
+	wrote() { dd if=/tmp/xl-disk0.img bs=512 skip=2048 count=1 2>/dev/null | grep -aq "xl-guest-wrote-xvda"; }
+	if wait_for 120 said $XL_GUEST 0 "wrote xvda" && wrote; then
+		pass "dom0.xl-guest-write - $(dd if=/tmp/xl-disk0.img bs=512 skip=2048 count=1 2>/dev/null | tr -dc 'a-z0-9-' | cut -c1-40) in the backing file"
+	else
+		fail "dom0.xl-guest-write: guest: $(heard $XL_GUEST 0 wrote) file: $(dd if=/tmp/xl-disk0.img bs=512 skip=2048 count=1 2>/dev/null | tr -dc 'a-z0-9-' | cut -c1-40)"
+	fi
 	if [ "${XS_TRACE:-1}" = 1 ]; then
 		echo "RESULT xl-create-xenstored-requests lib=$XL_LIB $(trace_count /tmp/xl-create.trace) (xl create of a PV guest with a phy disk and console 0, $(awk "BEGIN { print $(up) - $t0 }") s)"
 	else
