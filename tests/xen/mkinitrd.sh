@@ -143,6 +143,9 @@ if xl_stages; then
 	# xenstore-control, give blkback loop devices, and run the hotplug
 	# stand-in lane-block.
 	copy_elf "$D" "$XEN_ROOT$xb/xenconsole" "$xb/xenconsole"
+	# xl save runs it (the noxs guest's save is refused, but xl starts
+	# the helper first).
+	copy_elf "$D" "$XEN_ROOT$xb/libxl-save-helper" "$xb/libxl-save-helper"
 	copy_elf "$D" "$XEN_ROOT$xb/xenstore-control" /usr/bin/xenstore-control
 	copy_elf "$D" "$NOXS_BUILD/lib/compat-xs/libxenstore.so.4" /usr/lib/noxs/compat-xs/libxenstore.so.4
 	for m in loop xen-blkback/xen-blkback; do
