@@ -14,7 +14,7 @@ $(COMPAT_BENCH): $(OBJDIR)/bench/compat.o $(OBJDIR)/bench/svc.o \
 	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore -lxenevtchn
 
 # Built against Xen's own headers, which need GNU C.
-$(XSDSIM_SHIM): bench/xsdsim.c bench/xsrclient.h
+$(XSDSIM_SHIM): bench/xsdsim.c bench/xsrclient.h tests/compat/xsshim-libc.h
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -D_GNU_SOURCE -fPIC -shared $(WARNINGS) $(CFLAGS) \
 		-fvisibility=hidden -o $@ $< -lxenforeignmemory -lxenevtchn -ldl

@@ -6,7 +6,7 @@
 COMPAT_TESTOUT := $(TESTOUT)/compat
 
 # The shim is built against Xen's own headers, which need GNU C.
-$(COMPAT_TESTOUT)/xsshim.so: tests/compat/xsshim.c
+$(COMPAT_TESTOUT)/xsshim.so: tests/compat/xsshim.c tests/compat/xsshim-libc.h
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -D_GNU_SOURCE -fPIC -shared $(WARNINGS) $(CFLAGS) \
 		-fvisibility=hidden -o $@ $< -ldl

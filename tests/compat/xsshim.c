@@ -34,27 +34,13 @@
 
 #define SHIM_EXPORT __attribute__((visibility("default")))
 
+/* libc's side: /proc/xen, setrlimit; memfd_with. */
+#include "xsshim-libc.h"
+
 /* Distinct non-NULL handles; the daemons only pass them back to us. */
 static char fake_xc, fake_gnttab, fake_evtchn;
 static int evtchn_pipe[2] = {-1, -1};
 static uint32_t next_port = 2;
-
-static int memfd_with(const char *name, const void *data, size_t len,
-                      size_t size)
-{
-    int fd = memfd_create(name, 0);
-
-    if (fd < 0)
-        return -1;
-    if (ftruncate(fd, (off_t)size) < 0 ||
-        (len && pwrite(fd, data, len, 0) != (ssize_t)len)) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
-    }
-    return fd;
-}
 
 /* The /proc/xen files dom0 init reads; -2 if path is not one of them. */
 static int fake_proc_xen(const char *path)
@@ -69,80 +55,6 @@ static int fake_proc_xen(const char *path)
     return -1;
 }
 
-typedef int open_fn(const char *, int, ...);
-typedef FILE *fopen_fn(const char *, const char *);
-typedef int setrlimit_fn(__rlimit_resource_t, const struct rlimit *);
-
-#define REAL(name, type)                                                      \
-    static type *real_##name;                                                 \
-    if (!real_##name)                                                         \
-        real_##name = (type *)dlsym(RTLD_NEXT, #name)
-
-SHIM_EXPORT int open(const char *path, int flags, ...);
-SHIM_EXPORT int open(const char *path, int flags, ...)
-{
-    mode_t mode = 0;
-    int fd = fake_proc_xen(path);
-
-    if (fd != -2)
-        return fd;
-    if (flags & (O_CREAT | O_TMPFILE)) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = va_arg(ap, mode_t);
-        va_end(ap);
-    }
-    REAL(open, open_fn);
-    return real_open(path, flags, mode);
-}
-
-SHIM_EXPORT int open64(const char *path, int flags, ...);
-SHIM_EXPORT int open64(const char *path, int flags, ...)
-{
-    mode_t mode = 0;
-    int fd = fake_proc_xen(path);
-
-    if (fd != -2)
-        return fd;
-    if (flags & (O_CREAT | O_TMPFILE)) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = va_arg(ap, mode_t);
-        va_end(ap);
-    }
-    REAL(open64, open_fn);
-    return real_open64(path, flags, mode);
-}
-
-SHIM_EXPORT FILE *fopen(const char *path, const char *mode);
-SHIM_EXPORT FILE *fopen(const char *path, const char *mode)
-{
-    int fd = fake_proc_xen(path);
-
-    if (fd == -1)
-        return NULL;
-    if (fd >= 0)
-        return fdopen(fd, mode[0] == 'r' && !strchr(mode, '+') ? "r" : "r+");
-    REAL(fopen, fopen_fn);
-    return real_fopen(path, mode);
-}
-
-SHIM_EXPORT int setrlimit(__rlimit_resource_t resource,
-                          const struct rlimit *rl);
-SHIM_EXPORT int setrlimit(__rlimit_resource_t resource,
-                          const struct rlimit *rl)
-{
-    struct rlimit want = *rl, cur;
-
-    REAL(setrlimit, setrlimit_fn);
-    if (getrlimit(resource, &cur) == 0 && cur.rlim_max != RLIM_INFINITY) {
-        if (want.rlim_max == RLIM_INFINITY || want.rlim_max > cur.rlim_max)
-            want.rlim_max = cur.rlim_max;
-        if (want.rlim_cur == RLIM_INFINITY || want.rlim_cur > want.rlim_max)
-            want.rlim_cur = want.rlim_max;
-    }
-    return real_setrlimit(resource, &want);
-}
 
 /* ---- libxenctrl ---- */
 
