@@ -52,9 +52,9 @@ XSRINGD_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,compat-xs/xsringd.c \
 	compat-xs/lstore_env.c compat-xs/lstore_tx.c compat-xs/lstore_watch.c \
 	compat-xs/wire.c)
 
-$(XSRINGD): $(XSRINGD_OBJS)
+$(XSRINGD): $(XSRINGD_OBJS) $(COMMON_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(BASE_LDFLAGS) -o $@ $(XSRINGD_OBJS) $(LMDB_LIBS) $(XEN_LIBS)
+	$(CC) $(BASE_LDFLAGS) -o $@ $(XSRINGD_OBJS) $(COMMON_LIB) $(LMDB_LIBS) $(XEN_LIBS)
 
 ALL_TARGETS += $(XSRINGD)
 

@@ -43,6 +43,8 @@
 #include <xenforeignmemory.h>
 #include <xengnttab.h>
 
+#include "common/log.h"
+#include "common/parse.h"
 #include "gstore.h"
 #include "xsringd.h"
 #include "xsringd_ring.h"
@@ -118,18 +120,6 @@ static size_t nbyport;
  */
 static uint32_t tx_base;
 
-static void logmsg(int level, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (level > verbose)
-        return;
-    va_start(ap, fmt);
-    fputs("noxs-xsringd: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
 
 /* One request on a connection; the reply's type, its payload (malloc'd). */
 static int call(struct cxs_gconn *g, uint32_t type, const void *p, uint32_t len,
@@ -224,7 +214,7 @@ static void rec_watch(struct dom *d, const char *p, uint32_t len)
     rec_dir(d, path, sizeof(path));
     snprintf(path + strlen(path), sizeof(path) - strlen(path), "/%u", id);
     if (ctl_write(path, p, len) < 0 || pw_add(d, id, p, len) < 0)
-        logmsg(0, "domain %u: cannot record a watch: it is lost if the "
+        log_warnx("domain %u: cannot record a watch: it is lost if the "
                   "service restarts",
                d->domid);
 }
@@ -316,7 +306,7 @@ static void rec_restore(struct dom *d)
         free(w);
     }
     free(list);
-    logmsg(1, "domain %u: %zu watches set again", d->domid, d->npw);
+    log_info("domain %u: %zu watches set again", d->domid, d->npw);
 }
 
 /* ---- domains ----------------------------------------------------------- */
@@ -398,7 +388,7 @@ static void quiet_set(unsigned int domid, bool on)
 #define alog(d, ...)                                                        \
     do {                                                                    \
         if (!quiet_has((d)->domid))                                         \
-            logmsg(0, __VA_ARGS__);                                         \
+            log_warnx(__VA_ARGS__);                                         \
     } while (0)
 
 /* Map, bind and connect one domain; NULL (logged) if it cannot be now. */
@@ -451,7 +441,7 @@ static struct dom *dom_attach(const struct cxs_ldom *l)
     d->ring->server_features = XSR_FEATURE_RECONNECTION | XSR_FEATURE_ERROR;
     d->busy = true;
     quiet_set(d->domid, false);
-    logmsg(1, "domain %u: serving its ring (%s, port %u)", d->domid,
+    log_info("domain %u: serving its ring (%s, port %u)", d->domid,
            d->by_grant ? "grant" : "frame", d->port);
     return d;
 fail:
@@ -478,9 +468,9 @@ static struct dom *kernel_attach(const char *kva, const char *portfile)
 
     if ((fd = open(portfile, O_RDONLY | O_CLOEXEC)) < 0) {
         if (errno != ENOENT)
-            logmsg(0, "dom0's kernel: %s: %s", portfile, strerror(errno));
+            log_warnx("dom0's kernel: %s: %s", portfile, strerror(errno));
         else
-            logmsg(1, "dom0's kernel: no %s: not serving it", portfile);
+            log_info("dom0's kernel: no %s: not serving it", portfile);
         return NULL;
     }
     n = read(fd, buf, sizeof(buf) - 1);
@@ -490,24 +480,24 @@ static struct dom *kernel_attach(const char *kva, const char *portfile)
     port = strtoul(buf, &end, 10);
     if (n <= 0 || end == buf || (*end && *end != '\n') || errno ||
         port == 0 || port > 0xfffff) {
-        logmsg(0, "dom0's kernel: %s: not a port number: '%.20s'", portfile,
+        log_warnx("dom0's kernel: %s: not a port number: '%.20s'", portfile,
                buf);
         return NULL;
     }
     if ((fd = open(kva, O_RDWR | O_CLOEXEC)) < 0) {
-        logmsg(0, "dom0's kernel: %s: %s", kva, strerror(errno));
+        log_warnx("dom0's kernel: %s: %s", kva, strerror(errno));
         return NULL;
     }
     ring = mmap(NULL, XSR_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     close(fd);
     if (ring == MAP_FAILED) {
-        logmsg(0, "dom0's kernel: mmap %s: %s", kva, strerror(errno));
+        log_warnx("dom0's kernel: mmap %s: %s", kva, strerror(errno));
         return NULL;
     }
     /* Xen refuses a second binding of the port: a running xenstored
      * (a mixed host) keeps its connection. */
     if ((lport = xenevtchn_bind_interdomain(xce, 0, (uint32_t)port)) < 0) {
-        logmsg(0, "dom0's kernel: cannot bind its port %lu: %s%s", port,
+        log_warnx("dom0's kernel: cannot bind its port %lu: %s%s", port,
                strerror(errno),
                errno == EINVAL || errno == EBUSY
                    ? " (does xenstored serve it? then this host is mixed "
@@ -529,7 +519,7 @@ static struct dom *kernel_attach(const char *kva, const char *portfile)
     if (byport_set(lport, d) < 0)
         goto fail;
     if (!(d->g = cxs_lstore_open(store_dir, 0))) {
-        logmsg(0, "dom0's kernel: cannot open the local store: %s",
+        log_warnx("dom0's kernel: cannot open the local store: %s",
                strerror(errno));
         goto fail;
     }
@@ -538,7 +528,7 @@ static struct dom *kernel_attach(const char *kva, const char *portfile)
     d->busy = true;
     /* Linux's xenbus in dom0 probes its backends at the first event. */
     notify(d);
-    logmsg(0, "serving dom0's kernel connection (port %lu)", port);
+    log_info("serving dom0's kernel connection (port %lu)", port);
     return d;
 fail:
     if (d) {
@@ -563,7 +553,7 @@ static void dom_detach(size_t i, bool released)
     struct dom *d = doms[i];
     char path[64];
 
-    logmsg(1, "domain %u: released", d->domid);
+    log_info("domain %u: released", d->domid);
     if (released) {
         rec_dir(d, path, sizeof(path));
         ctl_rm(path);
@@ -609,7 +599,7 @@ static void rescan(bool first)
     int rc = cxs_lstore_domains(ctl, &l, &n);
 
     if (rc < 0) {
-        logmsg(0, "cannot list domains: %s", strerror(-rc));
+        log_warnx("cannot list domains: %s", strerror(-rc));
         return;
     }
     for (size_t i = 0; i < ndoms; i++)
@@ -667,7 +657,7 @@ static void queue_msg(struct dom *d, uint32_t type, uint32_t req_id,
     if (xsr_queue(&d->out, &h, p) < 0) {
         /* Only events get here: requests wait for room (serve). */
         if (d->dropped++ == 0)
-            logmsg(0, "domain %u does not read its ring: events dropped",
+            log_warnx("domain %u does not read its ring: events dropped",
                    d->domid);
     }
 }
@@ -705,7 +695,7 @@ static void handle(struct dom *d, const struct xsw_hdr *h, const char *p)
     char *r = NULL, num[16];
     int rc;
 
-    logmsg(2, "domain %u: %s tx %u len %u", d->domid, xsw_type_name(h->type),
+    log_debug("domain %u: %s tx %u len %u", d->domid, xsw_type_name(h->type),
            h->tx_id, h->len);
     if (h->type == XSW_WATCH && h->len > WATCH_REC_MAX) {
         queue_error(d, h, E2BIG);
@@ -763,7 +753,7 @@ static void handle(struct dom *d, const struct xsw_hdr *h, const char *p)
 static void broken(struct dom *d, uint32_t err)
 {
     if (!d->broken)
-        logmsg(0, "domain %u broke the ring protocol (%s): not served until "
+        log_warnx("domain %u broke the ring protocol (%s): not served until "
                   "it reconnects",
                d->domid,
                err == XSR_ERROR_RINGIDX ? "ring index" : "message");
@@ -789,7 +779,7 @@ static void reconnect(struct dom *d)
     d->ring->error = XSR_ERROR_NONE;
     __atomic_store_n(&d->ring->connection, XSR_CONNECTED, __ATOMIC_RELEASE);
     notify(d);
-    logmsg(1, "domain %u reconnected", d->domid);
+    log_info("domain %u reconnected", d->domid);
 }
 
 static bool out_pending(const struct dom *d)
@@ -886,7 +876,8 @@ static void usage(FILE *out)
             "                   /proc/xen/xsd_kva)\n"
             "  --xsd-port FILE  its event channel (default /proc/xen/xsd_port)\n"
             "  --no-kernel      serve guests' rings only\n"
-            "  -v               log more (each domain served and released)\n"
+            "  -v               log each request too\n"
+            "  -V, --version    print the version\n"
             "  -h, --help       this text\n");
 }
 
@@ -898,6 +889,7 @@ int main(int argc, char **argv)
         {"xsd-port", required_argument, NULL, 'P'},
         {"no-kernel", no_argument, NULL, 'N'},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     struct epoll_event ev;
@@ -907,7 +899,7 @@ int main(int argc, char **argv)
     long last_sweep = now_ms();
     const char *kva = "/proc/xen/xsd_kva", *kport = "/proc/xen/xsd_port";
 
-    while ((c = getopt_long(argc, argv, "s:vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:vhV", opts, NULL)) != -1) {
         switch (c) {
         case 's': store_dir = optarg; break;
         case 'K': kva = optarg; break;
@@ -915,13 +907,16 @@ int main(int argc, char **argv)
         case 'N': kernel = false; break;
         case 'v': verbose++; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 1;
+        case 'V': print_version("noxs-xsringd"); return 0;
+        default: usage(stderr); return 2;
         }
     }
     if (optind != argc) {
         usage(stderr);
-        return 1;
+        return 2;
     }
+    /* One line per domain served, released or broken; -v: each request. */
+    log_init("noxs-xsringd", verbose);
     {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -937,11 +932,11 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     if (!(ctl = cxs_lstore_open(store_dir, 0))) {
-        logmsg(0, "cannot open the local store: %s", strerror(errno));
+        log_warnx("cannot open the local store: %s", strerror(errno));
         return 1;
     }
     if ((lockfd = cxs_ringd_lock(store_dir)) < 0) {
-        logmsg(0, "%s", lockfd == -EBUSY
+        log_warnx("%s", lockfd == -EBUSY
                             ? "another noxs-xsringd serves this store"
                             : strerror(-lockfd));
         return 1;
@@ -950,7 +945,7 @@ int main(int argc, char **argv)
     xfm = xenforeignmemory_open(NULL, 0);
     xgt = xengnttab_open(NULL, 0);
     if (!xce || !xfm) {
-        logmsg(0, "cannot open the event channel or foreign memory device: "
+        log_warnx("cannot open the event channel or foreign memory device: "
                   "%s",
                strerror(errno));
         return 1;
@@ -968,7 +963,7 @@ int main(int argc, char **argv)
                  NULL, NULL) < 0 ||
         ctl_call(XSW_WATCH, "@introduceDomain\0in", 20, NULL, NULL) < 0 ||
         ctl_call(XSW_WATCH, "@releaseDomain\0out", 19, NULL, NULL) < 0) {
-        logmsg(0, "cannot set up in the local store");
+        log_warnx("cannot set up in the local store");
         return 1;
     }
     if (kernel) {
@@ -981,7 +976,7 @@ int main(int argc, char **argv)
         }
     }
     rescan(true);
-    logmsg(0, "serving %zu rings", ndoms);
+    log_info("serving %zu rings", ndoms);
 
     while (!stopping) {
         struct epoll_event evs[64];
@@ -1035,7 +1030,7 @@ int main(int argc, char **argv)
                 busy |= d->busy = serve(d);
         }
     }
-    logmsg(1, "stopping");
+    log_info("stopping");
     while (ndoms)
         dom_detach(ndoms - 1, false);
     ctl->ops->close(ctl);

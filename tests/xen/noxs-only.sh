@@ -23,7 +23,7 @@ RINGD_LOG=/tmp/xsringd.log
 xenstored_absent() { ! pidof xenstored > /dev/null 2>&1 && [ ! -S /var/run/xenstored/socket ]; }
 
 ringd_start() {
-	noxs-xsringd -v > /dev/null 2>> $RINGD_LOG &
+	noxs-xsringd > /dev/null 2>> $RINGD_LOG &
 	ringd_pid=$!
 	ringd_serving() { grep -q 'serving .* rings' $RINGD_LOG; }
 	wait_for 30 ringd_serving
