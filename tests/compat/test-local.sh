@@ -67,17 +67,26 @@ T=$COMPAT_DIR
 fileno_check loc
 fileno_check debian
 
-note "fork (as xl's monitoring child) while the xs_fileno thread drains events"
-loc "$T/xsfileno" /local/domain/0/fileno forks 150 >"$WORK/forks.out" 2>&1 &
-fp=$!
-wait_line "$WORK/forks.out" ready
-( for i in $(seq 1 400); do loc xenstore-write /local/domain/0/fileno/w $i || break; done ) &
-wp=$!
-wait $fp || fail "fork with the fileno thread: $(cat "$WORK/forks.out")"
-kill $wp 2>/dev/null
-wait $wp 2>/dev/null || true
+# ThreadSanitizer does not follow a multi-threaded program through
+# fork() (it refuses, or loses track of, the child's threads): these two
+# run in the normal and ASan builds, the TSan build checks the thread
+# beside the caller's calls above.
+case $NOXS_BUILD in
+*san-thread*) note "fork checks skipped under ThreadSanitizer" ;;
+*)
+	note "fork (as xl's monitoring child) while the xs_fileno thread drains events"
+	loc "$T/xsfileno" /local/domain/0/fileno forks 150 >"$WORK/forks.out" 2>&1 &
+	fp=$!
+	wait_line "$WORK/forks.out" ready
+	( for i in $(seq 1 400); do loc xenstore-write /local/domain/0/fileno/w $i || break; done ) &
+	wp=$!
+	wait $fp || fail "fork with the fileno thread: $(cat "$WORK/forks.out")"
+	kill $wp 2>/dev/null
+	wait $wp 2>/dev/null || true
 
-note "a child of fork keeps using its parent's handle and xs_fileno fd"
-loc "$T/xsfileno" /local/domain/0/fileno inherit 20 >"$WORK/inherit.out" 2>&1 ||
-	fail "watches in a child on its parent's handle: $(cat "$WORK/inherit.out")"
+	note "a child of fork keeps using its parent's handle and xs_fileno fd"
+	loc "$T/xsfileno" /local/domain/0/fileno inherit 20 >"$WORK/inherit.out" 2>&1 ||
+		fail "watches in a child on its parent's handle: $(cat "$WORK/inherit.out")"
+	;;
+esac
 echo ok

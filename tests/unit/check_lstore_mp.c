@@ -326,11 +326,14 @@ START_TEST(kill9_writers)
     struct cxs_gconn *c = cxs_lstore_open(dir, 0);
     ck_assert_ptr_nonnull(c);
     long cnt = read_long(c, "/cnt");
-    size_t logs = count_children(c, "/log");
+    /* A slow machine (a sanitizer build) may kill every writer before
+     * its first commit: then none of /cnt, /log, /junk exists. */
+    size_t logs = cnt < 0 ? 0 : count_children(c, "/log");
     ck_assert_int_eq(cnt < 0 ? 0 : cnt, (long)logs);
     fprintf(stderr, "kill9_writers: %ld transactions survived 25 rounds of kill -9\n", cnt);
     /* No /junk/<who> survives a commit: each transaction removed it. */
-    ck_assert_uint_eq(count_children(c, "/junk"), 0);
+    if (cnt >= 0)
+        ck_assert_uint_eq(count_children(c, "/junk"), 0);
     size_t nodes = walk(c, "/");
     struct ls_conn *lc = (struct ls_conn *)c;
     MDB_txn *t;
