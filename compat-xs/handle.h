@@ -63,7 +63,6 @@ struct xs_handle {
     int fstop;          /* eventfd: the thread ends */
     pid_t fpid;         /* the process that started the thread */
     pthread_t fthread;
-    struct xs_handle *fnext; /* every handle with a fileno thread */
     struct xs_handle *anext, **apprev; /* every open handle (cxs_handles) */
 };
 

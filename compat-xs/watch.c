@@ -814,7 +814,6 @@ static void atfork_release(void)
 }
 
 volatile int cxs_forked;
-static struct xs_handle *fhandles; /* fmode handles, under cxs_lock */
 
 static void atfork_child(void)
 {
@@ -825,6 +824,23 @@ static void atfork_child(void)
 static void atfork_register(void)
 {
     pthread_atfork(atfork_prepare, atfork_release, atfork_child);
+}
+
+/* A fresh queue pipe (fd[0] read, fd[1] write) and stop eventfd (fd[2]);
+ * 0, or -1 with errno and nothing left open. */
+static int fileno_fds(int fd[3])
+{
+    int saved;
+
+    if (pipe2(fd, O_CLOEXEC | O_NONBLOCK) < 0)
+        return -1;
+    if ((fd[2] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) >= 0)
+        return 0;
+    saved = errno;
+    close(fd[0]);
+    close(fd[1]);
+    errno = saved;
+    return -1;
 }
 
 static int fileno_spawn(struct xs_handle *h)
@@ -884,26 +900,18 @@ void cxs_after_fork(void)
 {
     cxs_forked = 0;
     for (struct xs_handle *h = cxs_handles; h; h = h->anext) {
-        int p[2], st;
+        int f[3], *own[3] = {&h->fpipe[0], &h->fpipe[1], &h->fstop};
+        bool ok = true;
 
         own_epoll(h);
-        if (!h->fmode || h->fpid == getpid())
+        if (!h->fmode || h->fpid == getpid() || fileno_fds(f) < 0)
             continue;
-        if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
-            continue;
-        if ((st = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 ||
-            dup3(p[0], h->fpipe[0], O_CLOEXEC) < 0 ||
-            dup3(p[1], h->fpipe[1], O_CLOEXEC) < 0 ||
-            dup3(st, h->fstop, O_CLOEXEC) < 0) {
-            close(p[0]);
-            close(p[1]);
-            if (st >= 0)
-                close(st);
-            continue;
+        for (int i = 0; i < 3; i++) {
+            ok = ok && dup3(f[i], *own[i], O_CLOEXEC) >= 0;
+            close(f[i]);
         }
-        close(p[0]);
-        close(p[1]);
-        close(st);
+        if (!ok)
+            continue;
         h->signalled = false;
         if (h->head || h->gdead)
             signal_handle(h);
@@ -920,18 +928,18 @@ int cxs_fileno(struct xs_handle *h)
 
     pthread_once(&once, atfork_register);
     cxs_enter();
-    if (h->fmode && h->fpid == getpid()) {
+    /* In a child of fork() cxs_enter has given it a pipe of its own. */
+    if (h->fmode) {
         fd = h->fpipe[0];
         cxs_leave();
         return fd;
     }
-    if (pipe2(h->fpipe, O_CLOEXEC | O_NONBLOCK) < 0)
+    int f[3];
+    if (fileno_fds(f) < 0)
         goto fail;
-    if ((h->fstop = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
-        close(h->fpipe[0]);
-        close(h->fpipe[1]);
-        goto fail;
-    }
+    h->fpipe[0] = f[0];
+    h->fpipe[1] = f[1];
+    h->fstop = f[2];
     /* The queue's state moves from epfd to the pipe. */
     if (h->signalled) {
         epoll_ctl(h->epfd, EPOLL_CTL_DEL, ready_fd, NULL);
@@ -952,8 +960,6 @@ int cxs_fileno(struct xs_handle *h)
         errno = rc;
         goto fail;
     }
-    h->fnext = fhandles;
-    fhandles = h;
     fd = h->fpipe[0];
     cxs_leave();
     return fd;
@@ -976,12 +982,8 @@ void cxs_fileno_stop(struct xs_handle *h)
         if (write(h->fstop, &one, sizeof(one)) == sizeof(one))
             pthread_join(h->fthread, NULL);
     }
+    /* Under the lock: cxs_after_fork reads these in another thread. */
     pthread_mutex_lock(&cxs_lock);
-    for (struct xs_handle **pp = &fhandles; *pp; pp = &(*pp)->fnext)
-        if (*pp == h) {
-            *pp = h->fnext;
-            break;
-        }
     close(h->fpipe[0]);
     close(h->fpipe[1]);
     close(h->fstop);
