@@ -391,21 +391,51 @@ static void quiet_set(unsigned int domid, bool on)
             log_warnx(__VA_ARGS__);                                         \
     } while (0)
 
-/* Map, bind and connect one domain; NULL (logged) if it cannot be now. */
-static struct dom *dom_attach(const struct cxs_ldom *l)
+/* A domain to serve on its store port, not yet mapped or bound. */
+static struct dom *dom_new(unsigned int domid, uint32_t port)
 {
     struct dom *d = calloc(1, sizeof(*d));
-    int port;
 
     if (!d)
         return NULL;
-    d->domid = l->domid;
-    d->mfn = l->mfn;
-    d->port = l->port;
+    d->domid = domid;
+    d->port = port;
     d->lport = -1;
     d->evfd = -1;
     d->out.cap = OUT_CAP;
     d->txnext = tx_base;
+    return d;
+}
+
+/*
+ * d has its ring mapped and its port bound (lport): index the port, open
+ * a store connection that runs d's requests as d, set the watches
+ * recorded for it again and open the ring. 0, or -1 with errno.
+ */
+static int dom_connect(struct dom *d, int lport)
+{
+    d->lport = lport;
+    if (byport_set(lport, d) < 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (!(d->g = cxs_lstore_open(store_dir, d->domid)))
+        return -1;
+    rec_restore(d);
+    d->ring->server_features = XSR_FEATURE_RECONNECTION | XSR_FEATURE_ERROR;
+    d->busy = true;
+    return 0;
+}
+
+/* Map, bind and connect one domain; NULL (logged) if it cannot be now. */
+static struct dom *dom_attach(const struct cxs_ldom *l)
+{
+    struct dom *d = dom_new(l->domid, l->port);
+    int port;
+
+    if (!d)
+        return NULL;
+    d->mfn = l->mfn;
     /* As xenstored: the grant table's reserved entry, else the frame. */
     d->ring = xgt ? xengnttab_map_grant_ref(xgt, d->domid,
                                             GNTTAB_RESERVED_XENSTORE,
@@ -429,17 +459,11 @@ static struct dom *dom_attach(const struct cxs_ldom *l)
              d->domid, d->port, strerror(errno));
         goto fail;
     }
-    d->lport = port;
-    if (byport_set(port, d) < 0)
-        goto fail;
-    if (!(d->g = cxs_lstore_open(store_dir, d->domid))) {
-        alog(d, "domain %u: cannot open the local store: %s", d->domid,
-             strerror(errno));
+    if (dom_connect(d, port) < 0) {
+        alog(d, "domain %u: cannot connect it to the local store: %s",
+             d->domid, strerror(errno));
         goto fail;
     }
-    rec_restore(d);
-    d->ring->server_features = XSR_FEATURE_RECONNECTION | XSR_FEATURE_ERROR;
-    d->busy = true;
     quiet_set(d->domid, false);
     log_info("domain %u: serving its ring (%s, port %u)", d->domid,
            d->by_grant ? "grant" : "frame", d->port);
@@ -460,8 +484,8 @@ fail:
 static struct dom *kernel_attach(const char *kva, const char *portfile)
 {
     struct dom *d;
-    char buf[32], *end;
-    unsigned long port;
+    char buf[32];
+    uint64_t port;
     ssize_t n;
     void *ring;
     int fd, lport;
@@ -476,10 +500,7 @@ static struct dom *kernel_attach(const char *kva, const char *portfile)
     n = read(fd, buf, sizeof(buf) - 1);
     close(fd);
     buf[n > 0 ? n : 0] = '\0';
-    errno = 0;
-    port = strtoul(buf, &end, 10);
-    if (n <= 0 || end == buf || (*end && *end != '\n') || errno ||
-        port == 0 || port > 0xfffff) {
+    if (n <= 0 || parse_u64n(buf, strcspn(buf, "\n"), 1, 0xfffff, &port) < 0) {
         log_warnx("dom0's kernel: %s: not a port number: '%.20s'", portfile,
                buf);
         return NULL;
@@ -494,50 +515,34 @@ static struct dom *kernel_attach(const char *kva, const char *portfile)
         log_warnx("dom0's kernel: mmap %s: %s", kva, strerror(errno));
         return NULL;
     }
+    if (!(d = dom_new(0, (uint32_t)port))) {
+        munmap(ring, XSR_PAGE);
+        return NULL;
+    }
+    d->kernel = true;
+    d->ring = ring;
     /* Xen refuses a second binding of the port: a running xenstored
      * (a mixed host) keeps its connection. */
-    if ((lport = xenevtchn_bind_interdomain(xce, 0, (uint32_t)port)) < 0) {
-        log_warnx("dom0's kernel: cannot bind its port %lu: %s%s", port,
+    if ((lport = xenevtchn_bind_interdomain(xce, 0, d->port)) < 0) {
+        log_warnx("dom0's kernel: cannot bind its port %u: %s%s", d->port,
                strerror(errno),
                errno == EINVAL || errno == EBUSY
                    ? " (does xenstored serve it? then this host is mixed "
                      "and needs no ring service for dom0)"
                    : "");
-        munmap(ring, XSR_PAGE);
+        dom_free(d);
         return NULL;
     }
-    if (!(d = calloc(1, sizeof(*d))))
-        goto fail;
-    d->kernel = true;
-    d->domid = 0;
-    d->port = (uint32_t)port;
-    d->ring = ring;
-    d->lport = lport;
-    d->evfd = -1;
-    d->out.cap = OUT_CAP;
-    d->txnext = tx_base;
-    if (byport_set(lport, d) < 0)
-        goto fail;
-    if (!(d->g = cxs_lstore_open(store_dir, 0))) {
-        log_warnx("dom0's kernel: cannot open the local store: %s",
+    if (dom_connect(d, lport) < 0) {
+        log_warnx("dom0's kernel: cannot connect it to the local store: %s",
                strerror(errno));
-        goto fail;
+        dom_free(d);
+        return NULL;
     }
-    rec_restore(d);
-    d->ring->server_features = XSR_FEATURE_RECONNECTION | XSR_FEATURE_ERROR;
-    d->busy = true;
     /* Linux's xenbus in dom0 probes its backends at the first event. */
     notify(d);
-    log_info("serving dom0's kernel connection (port %lu)", port);
+    log_info("serving dom0's kernel connection (port %u)", d->port);
     return d;
-fail:
-    if (d) {
-        dom_free(d);
-    } else {
-        xenevtchn_unbind(xce, (evtchn_port_t)lport);
-        munmap(ring, XSR_PAGE);
-    }
-    return NULL;
 }
 
 static struct dom *dom_find(unsigned int domid)
