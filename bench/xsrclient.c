@@ -15,6 +15,8 @@
 #include "../compat-xs/wire.h"
 #include "../compat-xs/xsringd_ring.h"
 #include "../sim/sim.h"
+/* legacy_parse_int: the legacy pair's reading of a node as an int. */
+#include "../frontends/legacy/legacy.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
 /* A wait on the event channel is cut into slices this long, after each
@@ -346,21 +348,14 @@ char *xsrc_read(struct xsrc *c, uint32_t tx, const char *path, uint32_t *len)
 
 int xsrc_read_int(struct xsrc *c, uint32_t tx, const char *path, int *out)
 {
-    char *v = xsrc_read(c, tx, path, NULL), *end;
-    long n;
+    char *v = xsrc_read(c, tx, path, NULL);
+    int rc;
 
     if (!v)
         return -1;
-    errno = 0;
-    n = strtol(v, &end, 10);
-    if (end == v || *end || errno || n < -0x7fffffffL || n > 0x7fffffffL) {
-        free(v);
-        errno = ERANGE;
-        return -1;
-    }
+    rc = legacy_parse_int(v, out);
     free(v);
-    *out = (int)n;
-    return 0;
+    return rc;
 }
 
 int xsrc_write(struct xsrc *c, uint32_t tx, const char *path,

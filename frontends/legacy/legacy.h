@@ -24,6 +24,8 @@
 
 #define LEGACY_PATH_MAX 256
 
+/* A node's value as a decimal int (-1/ERANGE if it is not one). */
+int legacy_parse_int(const char *v, int *out);
 /* Read path as an integer (-1/errno on failure, ERANGE if malformed). */
 int legacy_read_int(struct xs_handle *xs, xs_transaction_t t,
                     const char *path, int *out);
