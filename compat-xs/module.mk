@@ -47,7 +47,8 @@ INSTALL_OWN_DIRS += $(LIBDIR)/noxs/compat-xs $(LIBDIR)/noxs
 # noxs-only dom0 (docs/XSRINGD.md). The store's code is linked in (its
 # symbols are hidden in the library).
 XSRINGD := $(BINOUT)/noxs-xsringd
-XSRINGD_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,compat-xs/xsringd.c \
+XSRINGD_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,compat-xs/xsringd.c compat-xs/xsringd_dom.c \
+	compat-xs/xsringd_rec.c compat-xs/xsringd_serve.c compat-xs/xsringd_sock.c \
 	compat-xs/xsringd_ring.c compat-xs/xsringd_lock.c compat-xs/lstore.c \
 	compat-xs/lstore_env.c compat-xs/lstore_tx.c compat-xs/lstore_watch.c \
 	compat-xs/wire.c)
