@@ -51,11 +51,12 @@ COMPAT_HELPERS := $(COMPAT_TESTOUT)/xsshim.so $(COMPAT_TESTOUT)/xsd.sh \
 	$(COMPAT_TESTOUT)/xsmixed $(COMPAT_TESTOUT)/xsfileno \
 	$(COMPAT_XS) $(BINOUT)/noxsd $(COMPAT_TESTOUT)/xsguest \
 	$(BINOUT)/noxs-sysctl-back $(BINOUT)/noxsctl $(COMPAT_TESTOUT)/xsdclient \
-	$(COMPAT_TESTOUT)/xsdboot
+	$(COMPAT_TESTOUT)/xsdboot $(COMPAT_TESTOUT)/xsringd-lib.sh
 COMPAT_SCRIPTS := $(patsubst tests/compat/%,$(COMPAT_TESTOUT)/%,\
 	$(wildcard tests/compat/test-*.sh))
 
-$(COMPAT_TESTOUT)/xsd.sh $(COMPAT_TESTOUT)/lib.sh: $(COMPAT_TESTOUT)/%: tests/compat/%
+$(COMPAT_TESTOUT)/xsd.sh $(COMPAT_TESTOUT)/lib.sh $(COMPAT_TESTOUT)/xsringd-lib.sh: \
+		$(COMPAT_TESTOUT)/%: tests/compat/%
 	@mkdir -p $(@D)
 	cp $< $@
 $(COMPAT_SCRIPTS): $(COMPAT_TESTOUT)/%: tests/compat/% $(COMPAT_HELPERS) | compat-deps
@@ -134,8 +135,14 @@ $(COMPAT_TESTOUT)/xsfileno: $(OBJDIR)/tests/compat/xsfileno.o
 $(COMPAT_TESTOUT)/xsintro: $(OBJDIR)/tests/compat/xsintro.o
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore
-$(COMPAT_TESTOUT)/test-xsringd.sh: $(COMPAT_TESTOUT)/xsring \
+$(COMPAT_TESTOUT)/test-xsringd.sh $(COMPAT_TESTOUT)/test-xsringd-sock.sh \
+	$(COMPAT_TESTOUT)/test-xsringd-fair.sh: $(COMPAT_TESTOUT)/xsring \
 	$(COMPAT_TESTOUT)/xsintro $(XSRINGD)
+# A raw client of the service's Unix socket: malformed frames.
+$(COMPAT_TESTOUT)/xsockraw: $(OBJDIR)/tests/compat/xsockraw.o
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $^
+$(COMPAT_TESTOUT)/test-xsringd-sock.sh: $(COMPAT_TESTOUT)/xsockraw
 
 # libFuzzer target: the ring parser against a ring a guest fills at will.
 $(BUILD)/fuzz/fuzz_xsring: tests/fuzz/fuzz_xsring.c compat-xs/xsringd_ring.c \

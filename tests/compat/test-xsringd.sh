@@ -16,70 +16,7 @@ need_xen_tools
 noxs_start
 export NOXS_COMPAT_MODE=local NOXS_XS_DIR=$WORK/xs
 mkdir -p "$NOXS_XS_DIR"
-T=$COMPAT_DIR
-RINGD_LOG=$WORK/xsringd.log
-
-dom0() { with_compat 0 "$@"; }
-
-ringd_start() {
-	env NOXS_SIM_DOMID=0 LD_LIBRARY_PATH=$NOXS_BUILD/sim:$NOXS_BUILD/lib \
-		"$BIN/noxs-xsringd" ${RINGD_V:--v} --store "$NOXS_XS_DIR" ${RINGD_ARGS:-} >>"$RINGD_LOG" 2>&1 &
-	_ringd=$!
-	at_exit "kill -9 $_ringd"
-	i=0
-	until grep -q "serving .* rings" "$RINGD_LOG" 2>/dev/null &&
-		[ "$(grep -c 'serving .* rings' "$RINGD_LOG")" -ge "$1" ]; do
-		i=$((i + 1))
-		[ $i -gt 2000 ] && fail "noxs-xsringd did not start: $(cat "$RINGD_LOG")"
-		kill -0 $_ringd 2>/dev/null || fail "noxs-xsringd exited: $(cat "$RINGD_LOG")"
-		sleep 0.01
-	done
-}
-
-# guest_start NAME DOMID GFN: a guest on fds of its own; sets NAME_port.
-guest_start() {
-	mkfifo "$WORK/$1.in" "$WORK/$1.out"
-	env NOXS_SIM_DOMID="$2" LD_LIBRARY_PATH=$NOXS_BUILD/sim:$NOXS_BUILD/lib \
-		"$T/xsring" "$2" "$3" <"$WORK/$1.in" >"$WORK/$1.out" 2>>"$WORK/$1.err" &
-	at_exit "kill -9 $!"
-	eval "exec {${1}_w}>'$WORK/$1.in' {${1}_r}<'$WORK/$1.out'"
-	local line
-	eval "read -t 30 -r line <&\$${1}_r" || fail "$1 did not start: $(cat "$WORK/$1.err")"
-	case "$line" in "port "*) eval "${1}_port=${line#port }" ;;
-	*) fail "$1: $line" ;; esac
-}
-# g NAME CMD...: one command, its answer in $R.
-g_send() { eval "echo \"\${*:2}\" >&\$${1}_w"; }
-g_recv() { eval "read -t 90 -r R <&\$${1}_r" || R=nothing; }
-g() { g_send "$@"; g_recv "$1"; }
-# expect NAME CMD WANT (a glob)
-expect() {
-	g "$1" "$2"
-	# shellcheck disable=SC2254
-	case "$R" in $3) ;; *) fail "$1 $2: got '$R', want '$3' ($(cat "$WORK/$1.err" 2>/dev/null))" ;; esac
-}
-
-# What libxl writes for a new domain (libxl__domain_make), with its
-# permissions: the guest reads its directory, writes data/ and its
-# control/ keys.
-toolstack_make() {
-	d=$1
-	dom0 xenstore-write /local/domain/$d/name "guest$d" \
-		/local/domain/$d/memory/target 98304 \
-		/local/domain/$d/control/shutdown "" \
-		/local/domain/$d/control/sysrq "" \
-		/local/domain/$d/control/feature-poweroff "" \
-		/local/domain/$d/data/x "private$d" ||
-		fail "toolstack writes for $d"
-	dom0 xenstore-chmod /local/domain/$d n0 r$d
-	dom0 xenstore-chmod -r /local/domain/$d/memory n0 r$d
-	dom0 xenstore-chmod -r /local/domain/$d/name n0 r$d
-	dom0 xenstore-chmod /local/domain/$d/control n0 r$d
-	for k in shutdown sysrq feature-poweroff; do
-		dom0 xenstore-chmod /local/domain/$d/control/$k n$d
-	done
-	dom0 xenstore-chmod -r /local/domain/$d/data n$d
-}
+. "$(dirname "$0")/xsringd-lib.sh"
 
 dom0 xenstore-write /local/domain/0/name Domain-0 /vm/secret s ||
 	fail "dom0 writes"
