@@ -20,8 +20,13 @@
  *                            the ring), read back and compared
  *   boot                     what Linux 6.1 asks at boot (balloon,
  *                            shutdown watcher, bus probes, a transaction)
- *   flood N                  N requests written back to back, then all
- *                            replies read
+ *   flood N [STOP]           N requests written back to back, replies
+ *                            read as they come (ends early once the file
+ *                            STOP exists)
+ *   wflood N [STOP]          the same with writes to data/w0..w19 (watched
+ *                            after "watches N": a watch storm too)
+ *   lat N FILE               N requests one at a time, their latencies
+ *                            (us) appended to FILE: "ok N MEDIAN P99"
  *   stall                    requests written until both rings are full,
  *                            no reply read: "ok N" requests written
  *   watches N | txs N        N watches / open transactions: "ok OK ERR"
@@ -323,15 +328,30 @@ static void boot(void)
 #undef STEP
 }
 
-static void flood(unsigned n)
+/*
+ * n requests as fast as the ring takes them: reads of a missing node, or
+ * (writes) writes to data/w0..w19, which fire the watches "watches N"
+ * set: a request flood plus a watch storm. With stop, it ends early once
+ * that file exists ("ok SENT" then).
+ */
+static void flood(unsigned n, bool writes, const char *stop)
 {
-    char buf[64];
+    char buf[64], path[32], val[16];
     uint32_t id, first = next_id, got = 0;
     long deadline = now_ms() + WAIT_MS * 3;
     struct msg m;
 
     for (unsigned i = 0; i < n; i++) {
-        uint32_t len = args2(buf, sizeof(buf), "data/none", NULL, false);
+        uint32_t len;
+
+        if (stop && i % 64 == 0 && access(stop, F_OK) == 0) {
+            n = i;
+            break;
+        }
+        snprintf(path, sizeof(path), "data/w%u", i % 20);
+        snprintf(val, sizeof(val), "%u", i);
+        len = writes ? args2(buf, sizeof(buf), path, val, false)
+                     : args2(buf, sizeof(buf), "data/none", NULL, false);
         /* Write as the ring allows, read replies as they come. */
         while (XSR_RING_SIZE - (R->req_prod - ld(&R->req_cons)) <
                sizeof(struct xsw_hdr) + len) {
@@ -346,7 +366,7 @@ static void flood(unsigned n)
             kick();
             pause_io();
         }
-        if (send_req(XSW_READ, 0, buf, len, &id) < 0)
+        if (send_req(writes ? XSW_WRITE : XSW_READ, 0, buf, len, &id) < 0)
             goto out;
     }
     while (got < n) {
@@ -358,6 +378,65 @@ static void flood(unsigned n)
 out:
     (void)first;
     printf(got == n ? "ok %u\n" : "err got %u\n", got);
+}
+
+static int cmp_long(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * A fixed workload of n requests, one at a time (writes of data/lK and
+ * reads of them, alternated), each one's latency in microseconds
+ * appended to file: "ok N MEDIAN P99" (microseconds).
+ */
+static void latency(unsigned n, const char *file)
+{
+    char path[32], val[16];
+    long *us = calloc(n ? n : 1, sizeof(*us));
+    FILE *f = fopen(file, "a");
+    struct msg m;
+    struct timespec a, b;
+    unsigned done = 0;
+
+    if (!us || !f) {
+        printf("err %s\n", strerror(errno));
+        free(us);
+        if (f)
+            fclose(f);
+        return;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        uint32_t type = i % 2 ? XSW_READ : XSW_WRITE;
+        char buf[64];
+        uint32_t len;
+        int rc;
+
+        snprintf(path, sizeof(path), "data/l%u", (i / 2) % 8);
+        snprintf(val, sizeof(val), "%u", i);
+        len = args2(buf, sizeof(buf), path, type == XSW_WRITE ? val : NULL,
+                    false);
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        rc = request(type, 0, buf, len, &m);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        if (rc < 0)
+            break;
+        free(m.p);
+        if (m.h.type == XSW_ERROR)
+            break;
+        us[done] = (b.tv_sec - a.tv_sec) * 1000000L +
+                   (b.tv_nsec - a.tv_nsec) / 1000;
+        fprintf(f, "%ld\n", us[done++]);
+    }
+    fclose(f);
+    qsort(us, done, sizeof(*us), cmp_long);
+    if (done == n && n > 0)
+        printf("ok %u %ld %ld\n", n, us[n / 2], us[n * 99 / 100]);
+    else
+        printf("err %u of %u\n", done, n);
+    free(us);
 }
 
 /* A guest that writes and never reads: the service must stop reading it
@@ -586,8 +665,12 @@ int main(int argc, char **argv)
             bigwrite(v[1], (unsigned)atoi(v[2]));
         else if (IS("boot", 1))
             boot();
-        else if (IS("flood", 2))
-            flood((unsigned)atoi(v[1]));
+        else if (IS("flood", 2) || IS("flood", 3))
+            flood((unsigned)atoi(v[1]), false, v[2]);
+        else if (IS("wflood", 2) || IS("wflood", 3))
+            flood((unsigned)atoi(v[1]), true, v[2]);
+        else if (IS("lat", 3))
+            latency((unsigned)atoi(v[1]), v[2]);
         else if (IS("stall", 1))
             stall();
         else if (IS("watches", 2))

@@ -9,7 +9,7 @@ dom0() { with_compat 0 "$@"; }
 
 ringd_start() {
 	env NOXS_SIM_DOMID=0 LD_LIBRARY_PATH=$NOXS_BUILD/sim:$NOXS_BUILD/lib \
-		"$BIN/noxs-xsringd" ${RINGD_V:--v} --store "$NOXS_XS_DIR" ${RINGD_ARGS:-} >>"$RINGD_LOG" 2>&1 &
+		"$BIN/noxs-xsringd" ${RINGD_V--v} --store "$NOXS_XS_DIR" ${RINGD_ARGS:-} >>"$RINGD_LOG" 2>&1 &
 	_ringd=$!
 	at_exit "kill -9 $_ringd"
 	i=0
