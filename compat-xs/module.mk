@@ -51,7 +51,7 @@ XSRINGD_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,compat-xs/xsringd.c compat-xs/xsrin
 	compat-xs/xsringd_rec.c compat-xs/xsringd_serve.c compat-xs/xsringd_sock.c \
 	compat-xs/xsringd_ring.c compat-xs/xsringd_lock.c compat-xs/lstore.c \
 	compat-xs/lstore_env.c compat-xs/lstore_tx.c compat-xs/lstore_watch.c \
-	compat-xs/wire.c)
+	compat-xs/wire.c compat-xs/xsd.c)
 
 $(XSRINGD): $(XSRINGD_OBJS) $(COMMON_LIB)
 	@mkdir -p $(@D)

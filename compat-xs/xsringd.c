@@ -130,7 +130,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'K': o->kva = optarg; break;
         case 'P': o->kport = optarg; break;
         case 'N': o->kernel = false; break;
-        case 'S': o->sock = optarg ? optarg : sock_default_path(); break;
+        case 'S': o->sock = optarg ? optarg : cxs_xsd_default_socket(); break;
         case 'v': verbose++; break;
         case 'h': usage(stdout); return 1;
         case 'V': print_version("noxs-xsringd"); return 1;

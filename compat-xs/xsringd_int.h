@@ -122,7 +122,6 @@ bool out_pending(const struct conn *d);
 bool serve(struct conn *d);
 
 /* xenstored's Unix socket (xsringd_sock.c). */
-const char *sock_default_path(void);
 int sock_listen(const char *path);
 void sock_accept(int lfd);
 bool sock_serve(struct conn *d);

@@ -3,7 +3,8 @@
  * Unix socket"): dom0 tools that speak the wire protocol themselves, and
  * Debian's libxenstore, which tries the socket before /dev/xen/xenbus.
  *
- * The path is the one Xen 4.17's xenstored and libxenstore agree on:
+ * The path is the one Xen 4.17's xenstored and libxenstore agree on
+ * (cxs_xsd_default_socket, which compat-xs's client uses too):
  * $XENSTORED_PATH, else $XENSTORED_RUNDIR/socket, else
  * /var/run/xenstored/socket. Xen 4.17 has no read-only socket any more
  * (its xs_daemon_socket_ro names the same path), so neither has this.
@@ -31,7 +32,6 @@
 #include "common/log.h"
 #include "xsringd_int.h"
 
-#define SOCK_RUNDIR "/var/run/xenstored"
 /* Socket clients at once; more are closed as they come (logged once). */
 #define SOCK_MAX 512
 /* Connections taken per readiness of the listening socket. */
@@ -39,20 +39,6 @@
 
 static size_t nsock;
 static bool said_full;
-
-const char *sock_default_path(void)
-{
-    static char buf[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
-    const char *p = getenv("XENSTORED_PATH"), *dir;
-
-    if (p && *p)
-        return p;
-    dir = getenv("XENSTORED_RUNDIR");
-    if (!dir || !*dir)
-        dir = SOCK_RUNDIR;
-    snprintf(buf, sizeof(buf), "%s/socket", dir);
-    return buf;
-}
 
 /*
  * A socket file at path: 0 if nobody listens there any more (removed),

@@ -8,11 +8,6 @@
 # flooder's quotas hold (no timing: the machine is shared); prints the
 # median and 99th percentile both ways (docs/BENCHMARKS.md).
 . "$(dirname "$0")/lib.sh"
-
-need_xen_tools
-noxs_start
-export NOXS_COMPAT_MODE=local NOXS_XS_DIR=$WORK/xs
-mkdir -p "$NOXS_XS_DIR"
 . "$(dirname "$0")/xsringd-lib.sh"
 
 ROUNDS=${FAIR_ROUNDS:-4}
@@ -20,15 +15,8 @@ LAT_N=${FAIR_N:-200}
 
 # Without -v: a log line per request would be measured too.
 RINGD_V= ringd_start 1
-guest_start fl 5 3
-guest_start vi 6 4
-for d in 5 6; do toolstack_make $d; done
-dom0 "$T/xsintro" introduce 5 3 "$fl_port" || fail "introduce 5"
-dom0 "$T/xsintro" introduce 6 4 "$vi_port" || fail "introduce 6"
-for n in fl vi; do
-	expect $n boot ok
-	for _ in 1 2 3; do g $n event; done
-done
+guest_up fl 5 3
+guest_up vi 6 4
 
 note "the flooder's quotas hold"
 expect fl "watches 200" "ok * * E*"

@@ -10,11 +10,6 @@
 # socket another daemon (Debian's xenstored) listens on is refused at
 # start, a stale one is replaced.
 . "$(dirname "$0")/lib.sh"
-
-need_xen_tools
-noxs_start
-export NOXS_COMPAT_MODE=local NOXS_XS_DIR=$WORK/xs
-mkdir -p "$NOXS_XS_DIR"
 . "$(dirname "$0")/xsringd-lib.sh"
 
 SOCK=$WORK/run/socket
@@ -47,11 +42,7 @@ deb xenstore-exists /tool/sock/a && fail "removed node still there"
 deb xenstore-chmod /tool/sock/b n0 r5 || fail "xenstore-chmod"
 
 note "a guest's ring and the socket see one store"
-guest_start g1 5 3
-toolstack_make 5
-dom0 "$T/xsintro" introduce 5 3 "$g1_port" || fail "introduce 5"
-expect g1 boot ok
-for _ in 1 2 3; do g g1 event; done
+guest_up g1 5 3
 expect g1 "read /tool/sock/b" "ok 2"
 deb xenstore-write /local/domain/5/memory/target 777 || fail "write for the guest"
 expect g1 event "event memory/target balloon"
@@ -64,12 +55,7 @@ wpid=$!
 at_exit "kill -9 $wpid"
 wait_line "$WORK/watch.out" "/tool/sock/w"
 deb xenstore-write /tool/sock/w x || fail "write under the watch"
-i=0
-while kill -0 $wpid 2>/dev/null; do
-	i=$((i + 1))
-	[ $i -gt 2000 ] && fail "xenstore-watch saw no change: $(cat "$WORK/watch.out")"
-	sleep 0.01
-done
+wait_exit $wpid "xenstore-watch saw no change (its output: $WORK/watch.out)"
 expect_eq "events" "$(grep -c /tool/sock/w "$WORK/watch.out")" 2
 
 note "transactions: concurrent writers on the socket all commit (retried on EAGAIN)"

@@ -11,11 +11,6 @@
 # port of /proc/xen/xsd_kva and xsd_port, played by a file) is served as
 # domain 0 and keeps its watches across a kill -9.
 . "$(dirname "$0")/lib.sh"
-
-need_xen_tools
-noxs_start
-export NOXS_COMPAT_MODE=local NOXS_XS_DIR=$WORK/xs
-mkdir -p "$NOXS_XS_DIR"
 . "$(dirname "$0")/xsringd-lib.sh"
 
 dom0 xenstore-write /local/domain/0/name Domain-0 /vm/secret s ||
@@ -65,11 +60,7 @@ expect g1 "write control/shutdown x" "ok*"
 expect g1 "rm control/shutdown" "ok*"
 
 note "a second guest; neither reads dom0's nor the other's nodes"
-guest_start g2 6 4
-toolstack_make 6
-dom0 "$T/xsintro" introduce 6 4 "$g2_port" || fail "introduce 6"
-expect g2 boot ok
-for _ in 1 2 3; do g g2 event; done
+guest_up g2 6 4
 expect g1 "read /local/domain/0/name" "err EACCES"
 expect g1 "read /vm/secret" "err EACCES"
 expect g1 "read /local/domain/6/data/x" "err EACCES"

@@ -1,7 +1,12 @@
-# Helpers of the ring service's tests (sourced after lib.sh, with
-# noxs_start done and NOXS_XS_DIR set): start noxs-xsringd, simulated
-# guests that speak to it over their store rings (xsring), and what
-# libxl writes for a new domain.
+# Helpers of the ring service's tests (sourced after lib.sh): noxsd on
+# the simulator and compat-xs in local mode with its store in
+# $WORK/xs, then functions that start noxs-xsringd, simulated guests
+# that speak to it over their store rings (xsring), and what libxl
+# writes for a new domain.
+need_xen_tools
+noxs_start
+export NOXS_COMPAT_MODE=local NOXS_XS_DIR=$WORK/xs
+mkdir -p "$NOXS_XS_DIR"
 T=$COMPAT_DIR
 RINGD_LOG=$WORK/xsringd.log
 
@@ -67,3 +72,25 @@ toolstack_make() {
 	dom0 xenstore-chmod -r /local/domain/$d/data n$d
 }
 
+
+# wait_exit PID WHAT: wait (bounded) for PID to end, else fail with WHAT.
+wait_exit() {
+	local n=0
+	while kill -0 "$1" 2>/dev/null; do
+		n=$((n + 1))
+		[ $n -gt 2000 ] && fail "$2"
+		sleep 0.01
+	done
+}
+
+# guest_up NAME DOMID GFN: a guest made as libxl makes it, introduced
+# with its ring (the service running), booted as Linux boots, its
+# initial watch events read.
+guest_up() {
+	guest_start "$1" "$2" "$3"
+	toolstack_make "$2"
+	dom0 "$T/xsintro" introduce "$2" "$3" "$(eval echo "\$${1}_port")" ||
+		fail "introduce $2"
+	expect "$1" boot ok
+	for _ in 1 2 3; do g "$1" event; done
+}
