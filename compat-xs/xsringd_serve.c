@@ -18,12 +18,16 @@ static void queue_msg(struct conn *d, uint32_t type, uint32_t req_id,
 {
     struct xsw_hdr h = {type, req_id, tx_id, len};
 
-    if (xsr_queue(&d->out, &h, p) < 0) {
-        /* Only events get here: requests wait for room (serve). */
-        if (d->dropped++ == 0)
-            log_warnx("domain %u does not read its ring: events dropped",
-                   d->domid);
-    }
+    /* Only events are refused: requests wait for room (serve). */
+    if (xsr_queue(&d->out, &h, p) == 0 || d->dropped++ > 0)
+        return;
+    if (d->sfd >= 0)
+        log_warnx("socket client %d does not read its replies: events "
+                  "dropped",
+                  d->sfd);
+    else
+        log_warnx("domain %u does not read its ring: events dropped",
+                  d->domid);
 }
 
 void queue_error(struct conn *d, const struct xsw_hdr *h, int e)
@@ -63,7 +67,8 @@ void handle(struct conn *d, const struct xsw_hdr *h, const char *p)
               d->sfd >= 0 ? (unsigned int)d->sfd : d->domid,
               xsw_type_name(h->type), h->tx_id, h->len);
     d->served++;
-    if (h->type == XSW_WATCH && h->len > WATCH_REC_MAX) {
+    /* A ring's watch must fit its record (a socket client's has none). */
+    if (h->type == XSW_WATCH && h->len > WATCH_REC_MAX && d->sfd < 0) {
         queue_error(d, h, E2BIG);
         return;
     }
