@@ -19,7 +19,12 @@ for t in "$@"; do
 	dir=$(mktemp -d "$top/$name.XXXXXX")
 	log="$dir/log"
 	start=$(date +%s.%N)
+	# The host's own compat-xs state (a local store in /var/lib/noxs, a
+	# config in /etc/noxs) must not choose a test's mode: point both at
+	# paths that do not exist unless the caller chose them.
 	NOXS_SIM_DIR="$simtop/$name" NOXS_TEST_DIR="$dir" TMPDIR="$dir" \
+		NOXS_XS_DIR="${NOXS_XS_DIR:-$dir/no-local-store}" \
+		NOXS_COMPAT_CONF="${NOXS_COMPAT_CONF:-$dir/no-compat-xs.conf}" \
 		CK_DEFAULT_TIMEOUT="${CK_DEFAULT_TIMEOUT:-60}" \
 		timeout --kill-after=10 "${NOXS_TEST_TIMEOUT:-600}" "$t" >"$log" 2>&1
 	rc=$?
