@@ -31,9 +31,12 @@ CONS_FRONT := $(BINOUT)/noxs-console-front
 CONS_CLIENT := $(BINOUT)/noxs-console
 DRIVER_BINS := $(BLK_BACK) $(BLK_CLI) $(CONS_BACK) $(CONS_FRONT) $(CONS_CLIENT)
 
+# noxs-blk-back's files: control, restarts, ring thread, I/O, grant cache.
+BLKBACK_OBJS := $(addprefix $(OBJDIR)/backends/blk/,blkback.o store.o ring.o \
+	io.o gcache.o)
 # svc.o: the service manager's fd store, as for noxsd (hidden in libnoxs.so).
-$(OBJDIR)/backends/blk/blkback.o: BASE_CFLAGS += -Ilibnoxs
-$(BLK_BACK): $(OBJDIR)/backends/blk/blkback.o $(BLKREQ_OBJS) $(DRVLOG_OBJS) \
+$(OBJDIR)/backends/blk/store.o: BASE_CFLAGS += -Ilibnoxs
+$(BLK_BACK): $(BLKBACK_OBJS) $(BLKREQ_OBJS) $(DRVLOG_OBJS) \
 		$(OBJDIR)/libnoxs/svc.o $(LIBOUT)/libnoxs.so
 	@mkdir -p $(@D)
 	$(DRV_LINK) $(URING_LIBS)
