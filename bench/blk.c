@@ -21,16 +21,24 @@
  * and writes and 1 MiB sequential reads and writes, at queue depths 1 and
  * 32, it prints one line per result:
  *
- *   blk path=noxs-copy op=randread bs=4096 qd=32 iops=.. mib_s=..
- *   blk path=noxs-zerocopy op=randread bs=4096 qd=32 iops=.. mib_s=..
- *   blk path=direct op=randread bs=4096 qd=32 iops=.. mib_s=..
+ *   blk path=noxs-copy op=randread bs=4096 qd=32 iops=.. mib_s=.. cpu_us_op=..
+ *   blk path=noxs-zerocopy op=randread bs=4096 qd=32 iops=.. mib_s=.. cpu_us_op=..
+ *   blk path=direct op=randread bs=4096 qd=32 iops=.. mib_s=.. cpu_us_op=..
  *   blk ratio op=randread bs=4096 qd=32 path=noxs-copy noxs_over_direct=..
  *   blk ratio op=randread bs=4096 qd=32 path=noxs-zerocopy noxs_over_direct=..
  *
  * and at the end, per case and path, the median, min and max of the
  * ratios over the repetitions:
  *
- *   blk summary op=randread bs=4096 qd=32 path=noxs-zerocopy n=5 median=.. min=.. max=..
+ *   blk summary op=randread bs=4096 qd=32 path=noxs-zerocopy n=5 median=.. min=.. max=.. cpu_median=.. cpu_min=.. cpu_max=..
+ *
+ * Each result line also gives cpu_us_op: the CPU time (user + system, all
+ * threads) this process and noxs-blk-back used per operation, and the
+ * summary's cpu_* the ratio of noxs's to direct's. On a machine that
+ * other work keeps busy, throughput mostly says how many runnable
+ * threads each side has (direct runs QD threads; noxs a few), while the
+ * CPU time per operation hardly moves: compare paths by it there. The
+ * setup line names the CPU model and the number of CPUs.
  *
  * "noxs-copy" uses malloc'd buffers and noxs_blkfront_submit (blkfront
  * copies each request through its granted pool pages); "noxs-zerocopy"
@@ -110,6 +118,52 @@ static void die(const char *fmt, ...)
     fprintf(stderr, "\n");
     va_end(ap);
     exit(1);
+}
+
+/* The CPU time (user + system, all threads) process pid has used, in s. */
+static double cpu_s(pid_t pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long long ut = 0, st = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    if (fgets(buf, sizeof(buf), f) != NULL && (p = strrchr(buf, ')')) != NULL)
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+               &ut, &st);
+    fclose(f);
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Ours and the backend's: what one case cost the machine. */
+static double cpu_both(void)
+{
+    return cpu_s(getpid()) + (pids[1] > 0 ? cpu_s(pids[1]) : 0);
+}
+
+/* Operations the last run_noxs or run_direct did. */
+static uint64_t last_ops;
+
+static void cpu_model(char *out, size_t n)
+{
+    char line[256];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+
+    snprintf(out, n, "unknown");
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        char *v = strchr(line, ':');
+
+        if (strncmp(line, "model name", 10) == 0 && v != NULL) {
+            snprintf(out, n, "%s", v + 2);
+            out[strcspn(out, "\n")] = '\0';
+            break;
+        }
+    }
+    if (f != NULL)
+        fclose(f);
 }
 
 static double now_s(void)
@@ -329,6 +383,7 @@ static double run_noxs(noxs_blkfront *b, bool write, bool random, size_t bs,
             die("poll: %s", strerror(errno));
     }
     double elapsed = now_s() - start;
+    last_ops = completed;
     for (unsigned int i = 0; i < qd; i++) {
         if (zerocopy)
             noxs_blkfront_buf_free(b, slots[i].io.buf);
@@ -400,11 +455,27 @@ static double run_direct(bool write, bool random, size_t bs, unsigned int qd)
         ops += w[i].ops;
     }
     close(fd);
+    last_ops = ops;
     return (double)ops / (now_s() - start);
 }
 
 #define NOPS 4
 #define MAXREPS 64
+
+/* One result of path 0 (noxs-copy), 1 (noxs-zerocopy) or 2 (direct):
+ * operations per second, and the CPU time ours and the backend's took
+ * per operation in *cpu_op (which the machine's other load hardly
+ * changes, unlike the rate). */
+static double run_path(int path, noxs_blkfront *b, bool write, bool random,
+                       size_t bs, unsigned int qd, double *cpu_op)
+{
+    double c0 = cpu_both(), r;
+
+    r = path == 2 ? run_direct(write, random, bs, qd)
+                  : run_noxs(b, write, random, bs, qd, path == 1);
+    *cpu_op = last_ops > 0 ? (cpu_both() - c0) / (double)last_ops : 0;
+    return r;
+}
 
 static double median(double *v, int n, double *lo, double *hi)
 {
@@ -445,6 +516,9 @@ int main(int argc, char **argv)
     int reps = 1, c;
     /* ratios[test][qd][path][rep] */
     static double ratios[NOPS][MAXQD][2][MAXREPS];
+    /* cpus[test][qd][path][rep]: noxs CPU per operation over direct's */
+    static double cpus[NOPS][MAXQD][2][MAXREPS];
+    char model[128];
     noxs_frontend *fe;
     noxs_blkfront *b;
 
@@ -513,8 +587,10 @@ int main(int argc, char **argv)
         const char *extra = getenv("NOXS_BENCH_BLK_BACK_ARGS");
 
         noxs_blkfront_get_info(b, &in);
-        printf("blk setup ring_order=%u queue_depth=%u backend_args=\"%s\"\n",
-               in.ring_order, in.queue_depth, extra != NULL ? extra : "");
+        cpu_model(model, sizeof(model));
+        printf("blk setup ring_order=%u queue_depth=%u backend_args=\"%s\" "
+               "cpu=\"%s\" ncpu=%ld\n", in.ring_order, in.queue_depth,
+               extra != NULL ? extra : "", model, sysconf(_SC_NPROCESSORS_ONLN));
     }
     for (int rep = 0; rep < reps; rep++) {
         for (size_t t = 0; t < NOPS; t++) {
@@ -522,30 +598,33 @@ int main(int argc, char **argv)
                 continue;
             for (size_t q = 0; q < nqd; q++) {
                 unsigned int qd = qds[q];
-                double n = 0, z = 0, d = 0;
+                bool w = tests[t].write, r = tests[t].random;
+                size_t bs = tests[t].bs;
+                double n, z, d, nc, zc, dc;
 
                 /* Alternate the order so that drift in the machine's load
                  * does not always favour the same side. */
                 if (rep % 2 == 1)
-                    d = run_direct(tests[t].write, tests[t].random,
-                                   tests[t].bs, qd);
-                n = run_noxs(b, tests[t].write, tests[t].random, tests[t].bs,
-                             qd, false);
-                z = run_noxs(b, tests[t].write, tests[t].random, tests[t].bs,
-                             qd, true);
+                    d = run_path(2, b, w, r, bs, qd, &dc);
+                n = run_path(0, b, w, r, bs, qd, &nc);
+                z = run_path(1, b, w, r, bs, qd, &zc);
                 if (rep % 2 == 0)
-                    d = run_direct(tests[t].write, tests[t].random,
-                                   tests[t].bs, qd);
+                    d = run_path(2, b, w, r, bs, qd, &dc);
+                cpus[t][q][0][rep] = dc > 0 ? nc / dc : 0;
+                cpus[t][q][1][rep] = dc > 0 ? zc / dc : 0;
                 double mib = (double)tests[t].bs / (1 << 20);
 
                 ratios[t][q][0][rep] = n / d;
                 ratios[t][q][1][rep] = z / d;
-                printf("blk path=noxs-copy op=%s bs=%zu qd=%u iops=%.0f mib_s=%.1f\n",
-                       tests[t].name, tests[t].bs, qd, n, n * mib);
-                printf("blk path=noxs-zerocopy op=%s bs=%zu qd=%u iops=%.0f mib_s=%.1f\n",
-                       tests[t].name, tests[t].bs, qd, z, z * mib);
-                printf("blk path=direct op=%s bs=%zu qd=%u iops=%.0f mib_s=%.1f\n",
-                       tests[t].name, tests[t].bs, qd, d, d * mib);
+                printf("blk path=noxs-copy op=%s bs=%zu qd=%u iops=%.0f "
+                       "mib_s=%.1f cpu_us_op=%.2f\n", tests[t].name,
+                       tests[t].bs, qd, n, n * mib, nc * 1e6);
+                printf("blk path=noxs-zerocopy op=%s bs=%zu qd=%u iops=%.0f "
+                       "mib_s=%.1f cpu_us_op=%.2f\n", tests[t].name,
+                       tests[t].bs, qd, z, z * mib, zc * 1e6);
+                printf("blk path=direct op=%s bs=%zu qd=%u iops=%.0f "
+                       "mib_s=%.1f cpu_us_op=%.2f\n", tests[t].name,
+                       tests[t].bs, qd, d, d * mib, dc * 1e6);
                 printf("blk ratio op=%s bs=%zu qd=%u path=noxs-copy noxs_over_direct=%.2f\n",
                        tests[t].name, tests[t].bs, qd, n / d);
                 printf("blk ratio op=%s bs=%zu qd=%u path=noxs-zerocopy noxs_over_direct=%.2f\n",
@@ -560,11 +639,14 @@ int main(int argc, char **argv)
         for (size_t q = 0; q < nqd; q++) {
             for (int p = 0; p < 2; p++) {
                 double lo, hi, m = median(ratios[t][q][p], reps, &lo, &hi);
+                double clo, chi, cm = median(cpus[t][q][p], reps, &clo, &chi);
 
                 printf("blk summary op=%s bs=%zu qd=%u path=%s n=%d "
-                       "median=%.2f min=%.2f max=%.2f\n",
+                       "median=%.2f min=%.2f max=%.2f cpu_median=%.2f "
+                       "cpu_min=%.2f cpu_max=%.2f\n",
                        tests[t].name, tests[t].bs, qds[q],
-                       p == 0 ? "noxs-copy" : "noxs-zerocopy", reps, m, lo, hi);
+                       p == 0 ? "noxs-copy" : "noxs-zerocopy", reps, m, lo, hi,
+                       cm, clo, chi);
             }
         }
     }
