@@ -21,10 +21,11 @@
  * Data (a ring thread per connected device). The thread owns the
  * device's ring, its event channel and its data-page mappings; it copies
  * each request out of the shared ring, validates the copy (blkreq.c),
- * maps its pages, does the I/O with preadv/pwritev/fdatasync/fallocate
- * (contiguous requests merged into one preadv/pwritev, big jobs shared
- * with the device's I/O worker threads, see io.c) and answers with a per-request status. Why threads per
- * device: a frontend that floods its ring, or asks for a slow fsync,
+ * maps its pages, does the I/O (small reads batched through io_uring,
+ * preadv/pwritev/fdatasync/fallocate otherwise; contiguous requests
+ * merged into one call, big jobs shared with the device's I/O worker
+ * threads, see io.c) and answers with a per-request status. Why threads
+ * per device: a frontend that floods its ring, or asks for a slow fsync,
  * then only delays itself; other devices are served by their own.
  *
  * Trust: a frontend may be hostile. Ring indices that claim more
@@ -78,9 +79,7 @@
 struct blkback_conf conf = {
     .max_grants = DEFAULT_MAX_GRANTS,
     .io_threads = DEFAULT_IO_THREADS,
-    .share_small = 0,
     .use_uring = true,
-    .use_mmap = true,
     .wake_fd = -1,
 };
 
@@ -98,12 +97,9 @@ static void disconnect(struct blkdev *bd)
         bd->thread_running = false;
     }
     log_info("domain %u blk %u: disconnected (%" PRIu64 " requests, %" PRIu64
-             " errors, %" PRIu64 " grant maps, %" PRIu64 " evictions, %" PRIu64
-             " mapped reads redone, %" PRIu64 " cold spells)",
+             " errors, %" PRIu64 " grant maps, %" PRIu64 " evictions)",
              bd->fe_domid, bd->devid, bd->nr_requests, bd->nr_errors,
-             bd->nr_maps, bd->nr_evictions,
-             (uint64_t)atomic_load(&bd->nr_map_fallbacks),
-             (uint64_t)atomic_load(&bd->nr_cold));
+             bd->nr_maps, bd->nr_evictions);
     ioq_free(bd->ioq);
     bd->ioq = NULL;
     gcache_clear(bd);
@@ -491,7 +487,6 @@ static int open_backing(struct blkdev *bd, const struct noxs_kv *params,
     bd->path = strdup(path);
     if (bd->path == NULL)
         return -ENOMEM;
-    map_setup(bd, st.st_mode, bytes);
     return 0;
 }
 
@@ -508,8 +503,6 @@ static void free_blkdev(struct blkdev *bd)
             break;
         }
     }
-    if (bd->map != NULL)
-        munmap((void *)bd->map, (size_t)bd->map_len);
     if (bd->fd >= 0)
         close(bd->fd);
     if (bd->st != NULL)
@@ -731,9 +724,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: noxs-blk-back [-dv] [--socket PATH] [--max-grants N]\n"
-            "                     [--io-threads N] [--share-small N] "
-            "[--no-uring]\n"
-            "                     [--no-mmap]\n"
+            "                     [--io-threads N] [--no-uring]\n"
             "\n"
             "Serve the blk devices of every guest from files or block "
             "devices.\n"
@@ -752,20 +743,12 @@ static void usage(FILE *out)
             "                    its ring thread (default %u, 0..%u; 0: the "
             "ring\n"
             "                    thread does all I/O)\n"
-            "  --share-small N   hand batches of N small requests to an "
-            "idle\n"
-            "                    worker (default 0: the ring thread does "
-            "them;\n"
-            "                    0..%u)\n"
-            "  --no-uring        do the ring thread's reads and writes with\n"
-            "                    preadv/pwritev, one system call each, "
-            "instead of\n"
-            "                    batching them through io_uring\n"
-            "  --no-mmap         never read from a mapping of the file "
-            "(see\n"
-            "                    noxs-blk-back(8))\n",
+            "  --no-uring        do the ring thread's reads with preadv, "
+            "one system\n"
+            "                    call each, instead of batching them "
+            "through io_uring\n",
             DEFAULT_MAX_GRANTS, MAX_MAX_GRANTS, DEFAULT_IO_THREADS,
-            MAX_WORKERS, JOB_MAX_REQS);
+            MAX_WORKERS);
 }
 
 /* The main loop, till SIGTERM or SIGINT (sfd) or noxsd goes: 1 then. */
@@ -822,9 +805,7 @@ int main(int argc, char **argv)
         {"socket", required_argument, NULL, 's'},
         {"max-grants", required_argument, NULL, 'g'},
         {"io-threads", required_argument, NULL, 't'},
-        {"share-small", required_argument, NULL, 'S'},
         {"no-uring", no_argument, NULL, 'U'},
-        {"no-mmap", no_argument, NULL, 'M'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {"pidfile", required_argument, NULL, 'p'},
@@ -851,12 +832,7 @@ int main(int argc, char **argv)
             conf.io_threads = (unsigned int)opt_u64("io-threads", optarg,
                                                     0, MAX_WORKERS);
             break;
-        case 'S':
-            conf.share_small = (unsigned int)opt_u64("share-small", optarg,
-                                                     0, JOB_MAX_REQS);
-            break;
         case 'U': conf.use_uring = false; break;
-        case 'M': conf.use_mmap = false; break;
         case 'h': usage(stdout); return 0;
         case 'V': print_version("noxs-blk-back"); return 0;
         case 'p': pidfile = opt_path("pidfile", optarg); break;
@@ -879,8 +855,6 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     signal(SIGPIPE, SIG_IGN);
-    if (map_sigbus_setup() < 0)
-        conf.use_mmap = false;
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);

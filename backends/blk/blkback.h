@@ -76,10 +76,6 @@ struct blkdev {
     uint32_t devid;
     int fd;
     bool is_blockdev;
-    const uint8_t *map; /* read-only mapping of the device, or NULL */
-    uint64_t map_len;
-    _Atomic int64_t map_cold_until; /* ms: reads skip the mapping till then */
-    atomic_uint_fast64_t nr_map_fallbacks, nr_cold;
     struct blkreq_geometry geom;
     char *path;
     /* What survives us (see "our own restarts"): settings, the ring
@@ -137,9 +133,7 @@ struct blkback_conf {
     /* Settings (main() only writes them, before any ring thread). */
     unsigned int max_grants;  /* --max-grants */
     unsigned int io_threads;  /* --io-threads */
-    unsigned int share_small; /* --share-small (0: none) */
     bool use_uring;           /* not --no-uring */
-    bool use_mmap;            /* not --no-mmap, and SIGBUS is ours */
 
     /* Shared by the ring threads. */
     atomic_uint grants_mapped;   /* cached pages, all devices */
@@ -258,8 +252,7 @@ struct iojob {
     struct iojob *last;
     unsigned int nreq, nseg;
     uint64_t bytes;
-    bool big;    /* queued as a big job */
-    bool shared; /* a batch of small jobs handed to a worker */
+    bool big; /* queued as a big job */
     /* Every request: */
     uint64_t id;
     uint8_t operation;
@@ -279,17 +272,14 @@ struct ioq {
     atomic_bool ring_sleeping; /* the ring thread may block in poll */
     bool quit;
     unsigned int ntodo;    /* jobs in the FIFO */
-    unsigned int idle;     /* workers waiting for a job */
     unsigned int nworkers; /* worker threads running */
     pthread_t threads[MAX_WORKERS];
     int done_fd;  /* eventfd: worker -> ring thread */
     struct iojob *free;    /* ring thread only */
     struct iojob *open;    /* ring thread only: the job being gathered */
-    struct iojob *small;   /* ring thread only: small jobs to share */
+    struct iojob *small;   /* ring thread only: small reads to batch */
     unsigned int inflight; /* ring thread only: requests taken, not answered */
     unsigned int nbig;     /* ring thread only: big jobs queued, not reaped */
-    unsigned int nshared;  /* ring thread only: small batches shared, not
-                              reaped */
     struct uring *uring;   /* ring thread only: NULL when not in use */
     blk_answer_fn *answer; /* ring thread only: a request is done */
 };
@@ -304,8 +294,6 @@ void ioq_flush_small(struct blkdev *bd);
 void ioq_reap(struct blkdev *bd);
 void ioq_drain(struct blkdev *bd);
 int do_discard(struct blkdev *bd, uint64_t off, uint64_t len);
-void map_setup(struct blkdev *bd, mode_t mode, uint64_t bytes);
-int map_sigbus_setup(void);
 
 /* ---- ring.c: the ring thread ---- */
 

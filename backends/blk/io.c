@@ -1,7 +1,6 @@
 /*
  * The I/O of a device's requests once their pages are mapped: jobs of
- * contiguous requests, the device's worker threads, reads from a mapping
- * of the file and io_uring batches. The ring thread owns the jobs; a
+ * contiguous requests, the device's worker threads and io_uring batches. The ring thread owns the jobs; a
  * finished request goes back to it through the answer callback of
  * ioq_new (this file never touches the ring).
  */
@@ -11,15 +10,11 @@
 #include <linux/fs.h>
 #include <poll.h>
 #include <pthread.h>
-#include <setjmp.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -147,182 +142,10 @@ static void run_status(struct iojob *first, struct iojob *end, int16_t status)
         k->status = status;
 }
 
-/*
- * Reads from a mapping. A file or block device is also mapped read-only
- * (MAP_SHARED, the same page cache that pwritev and fallocate change),
- * and a read whose pages are in the page cache is a memcpy from the
- * mapping into the granted pages: no system call, no page-cache lookup
- * in the kernel, and a user-space copy, which on the machines we measured
- * on is about twice as fast as the kernel's copy to user memory (see
- * docs/DRIVERS.md, Performance). What a mapping cannot do well is left to
- * the other paths:
- *  - a page that is not in memory is read by a page fault, one at a time
- *    in the copying thread, where io_uring would read a whole batch in
- *    parallel: a chain of copies that was slow and took major faults
- *    (map_check_faults) turns the device's mapping off for COLD_MS, and
- *    its reads go through io_uring/preadv meanwhile;
- *  - a page the mapping cannot back (beyond the end of a file that
- *    shrank, a media error) raises SIGBUS: the handler jumps back out of
- *    the copy, which is redone with preadv (zeros past the end, or EIO),
- *    so answers are the same as without the mapping;
- *  - anything else (a character device, /proc files) is never mapped.
- * --no-mmap turns this off.
- */
-#define COLD_MS 100
-
-static __thread sigjmp_buf *copy_jmp; /* set while copying from a mapping */
-
-static void on_sigbus(int sig, siginfo_t *si, void *ctx)
-{
-    sigjmp_buf *j = copy_jmp;
-
-    (void)si;
-    (void)ctx;
-    if (j != NULL) {
-        copy_jmp = NULL;
-        siglongjmp(*j, 1); /* SA_NODEFER: SIGBUS stays unblocked */
-    }
-    /* Not one of our copies: return to the fault and die of it. */
-    signal(sig, SIG_DFL);
-}
-
-/* SIGBUS from a copy out of a mapping is ours (main, before any thread).
- * -1: it cannot be, and nothing may read from a mapping. */
-int map_sigbus_setup(void)
-{
-    struct sigaction sa = {.sa_sigaction = on_sigbus,
-                           .sa_flags = SA_SIGINFO | SA_NODEFER};
-
-    sigemptyset(&sa.sa_mask);
-    return sigaction(SIGBUS, &sa, NULL);
-}
-
-void map_setup(struct blkdev *bd, mode_t mode, uint64_t bytes)
-{
-    void *m;
-
-    if (!conf.use_mmap || bytes == 0 || bytes > SIZE_MAX ||
-        !(S_ISREG(mode) || S_ISBLK(mode)))
-        return;
-    m = mmap(NULL, (size_t)bytes, PROT_READ, MAP_SHARED, bd->fd, 0);
-    if (m == MAP_FAILED) {
-        log_debug("blk device: %s: mmap: %s: reads use io_uring/preadv",
-                  bd->path != NULL ? bd->path : "?", strerror(errno));
-        return;
-    }
-    bd->map = m;
-    bd->map_len = bytes;
-}
-
-/*
- * Is a chain of copies from the mapping going to the disk? The thread's
- * major-fault count alone does not say (Linux also counts a fault that it
- * retried after starting readahead on a page that is in memory), so a
- * chain is cold when it was slow, longer than COLD_BASE_NS plus 1 ns per
- * byte copied (1 GB/s; copies from the page cache run at several GB/s, a
- * disk read takes tens of microseconds and more), AND the thread took
- * major faults since it last looked (getrusage, only after a slow chain:
- * nothing on the fast path but two clock reads). A thread descheduled
- * during a slow chain may get a cold spell it did not need: its reads
- * then take another path for COLD_MS, with the same results.
- */
-#define COLD_BASE_NS 200000
-enum { MAP_UNREAD, MAP_COLD, MAP_USED };
-
-struct mapstat {
-    int state; /* MAP_UNREAD, MAP_COLD (skip the mapping), MAP_USED */
-    int64_t t0_ns;
-    uint64_t bytes;
-};
-#define MAPSTAT_INIT {MAP_UNREAD, 0, 0}
-
-static __thread long fault_seen; /* majflt at the last look (new: none) */
-
-static int64_t mono_ns(void)
-{
-    struct timespec t;
-
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
-
-/* After a chain of reads: did its copies from the mapping go to disk? */
-static void map_check_faults(struct blkdev *bd, const struct mapstat *ms)
-{
-    struct rusage ru;
-    int64_t took;
-    long faults;
-
-    if (ms->state != MAP_USED || ms->bytes == 0)
-        return;
-    took = mono_ns() - ms->t0_ns;
-    if (took <= COLD_BASE_NS + (int64_t)ms->bytes ||
-        getrusage(RUSAGE_THREAD, &ru) < 0)
-        return;
-    faults = ru.ru_majflt - fault_seen;
-    fault_seen = ru.ru_majflt;
-    if (faults <= 0)
-        return;
-    atomic_store_explicit(&bd->map_cold_until, mono_ns() / 1000000 + COLD_MS,
-                          memory_order_relaxed);
-    atomic_fetch_add_explicit(&bd->nr_cold, 1, memory_order_relaxed);
-    log_debug("domain %u blk %u: %" PRIu64 " bytes from the mapping took "
-              "%" PRId64 " us and %ld major faults: io_uring/preadv for "
-              "%d ms", bd->fe_domid, bd->devid, ms->bytes, took / 1000,
-              faults, COLD_MS);
-}
-
-/* Out of line: nothing in map_read() changes after its sigsetjmp. */
-static __attribute__((noinline)) void map_copy(const struct iovec *iov,
-                                               unsigned int cnt,
-                                               const uint8_t *src)
-{
-    for (unsigned int i = 0; i < cnt; i++) {
-        memcpy(iov[i].iov_base, src, iov[i].iov_len);
-        src += iov[i].iov_len;
-    }
-}
-
-/*
- * Copy bytes at off into iov[0..cnt) from the mapping. False: not done
- * (no mapping, cold, out of its range, or SIGBUS): use another path.
- * *ms: what the chain's copies took so far, for map_check_faults().
- */
-static bool map_read(struct blkdev *bd, const struct iovec *iov,
-                     unsigned int cnt, uint64_t off, uint64_t bytes,
-                     struct mapstat *ms)
-{
-    sigjmp_buf jb;
-
-    if (bd->map == NULL || off > bd->map_len || bytes > bd->map_len - off)
-        return false;
-    if (ms->state == MAP_UNREAD) {
-        ms->t0_ns = mono_ns();
-        ms->state = atomic_load_explicit(&bd->map_cold_until,
-                                         memory_order_relaxed) >
-                            ms->t0_ns / 1000000
-                        ? MAP_COLD
-                        : MAP_USED;
-    }
-    if (ms->state == MAP_COLD)
-        return false;
-    if (sigsetjmp(jb, 0) != 0) {
-        atomic_fetch_add_explicit(&bd->nr_map_fallbacks, 1,
-                                  memory_order_relaxed);
-        return false;
-    }
-    copy_jmp = &jb;
-    map_copy(iov, cnt, bd->map + off);
-    copy_jmp = NULL;
-    ms->bytes += bytes;
-    return true;
-}
-
 /* Do the I/O of job j: one preadv/pwritev per contiguous run. */
 static void job_run(struct blkdev *bd, struct iojob *j)
 {
     struct iovec iov[JOB_MAX_SEGS];
-    struct mapstat ms = MAPSTAT_INIT;
 
     while (j != NULL) {
         unsigned int cnt;
@@ -330,15 +153,9 @@ static void job_run(struct blkdev *bd, struct iojob *j)
         struct iojob *first = run_gather(&j, iov, JOB_MAX_SEGS, &cnt, &bytes);
         bool write = first->operation == NOXS_BLK_OP_WRITE;
 
-        if (!write &&
-            map_read(bd, iov, cnt, first->r.offset, bytes, &ms)) {
-            run_status(first, j, NOXS_BLK_RSP_OKAY);
-            continue;
-        }
         run_status(first, j, rw_status(bd, write, iov, (int)cnt,
                                        first->r.offset));
     }
-    map_check_faults(bd, &ms);
 }
 
 /*
@@ -534,13 +351,10 @@ static bool uring_conflict(const struct uring *u, uint64_t off, uint64_t len)
  * batches, writes with pwritev in ring order. */
 static void job_run_uring(struct blkdev *bd, struct iojob *j)
 {
-    struct mapstat ms = MAPSTAT_INIT;
-
     while (j != NULL) {
         struct uring *u = bd->ioq->uring;
 
         if (u == NULL) { /* io_uring failed on an earlier batch */
-            map_check_faults(bd, &ms);
             job_run(bd, j);
             return;
         }
@@ -571,14 +385,9 @@ static void job_run_uring(struct blkdev *bd, struct iojob *j)
         r->first = run_gather(&j, r->iov, JOB_MAX_SEGS, &r->cnt, &r->bytes);
         r->end = j;
         r->off = r->first->r.offset;
-        if (map_read(bd, r->iov, r->cnt, r->off, r->bytes, &ms)) {
-            run_status(r->first, r->end, NOXS_BLK_RSP_OKAY);
-            continue;
-        }
         u->nrun++;
         u->niov += r->cnt;
     }
-    map_check_faults(bd, &ms);
     if (bd->ioq->uring != NULL)
         uring_flush(bd);
 }
@@ -596,9 +405,7 @@ static void *io_worker(void *arg)
         if (j == NULL) {
             if (q->quit)
                 break;
-            q->idle++;
             pthread_cond_wait(&q->cond, &q->lock);
-            q->idle--;
             continue;
         }
         q->todo_head = j->next;
@@ -657,9 +464,7 @@ static void job_complete(struct blkdev *bd, struct iojob *j)
 
     if (j->big)
         q->nbig--;
-    if (j->shared)
-        q->nshared--;
-    j->big = j->shared = false;
+    j->big = false;
     while (j != NULL) {
         struct iojob *more = j->more;
 
@@ -694,11 +499,9 @@ void ioq_reap(struct blkdev *bd)
     }
 }
 
-/*
- * The small jobs gathered for sharing (q->small, one chain): to an idle
- * worker if share and one is idle, else run here.
- */
-static void small_flush(struct blkdev *bd, bool share)
+/* The end of a pass over the ring: the small reads gathered for
+ * io_uring (q->small, one chain) go in one batch now. */
+void ioq_flush_small(struct blkdev *bd)
 {
     struct ioq *q = bd->ioq;
     struct iojob *j = q->small;
@@ -706,30 +509,11 @@ static void small_flush(struct blkdev *bd, bool share)
     if (j == NULL)
         return;
     q->small = NULL;
-    /* One batch at a time: the ring thread does the rest, and the
-     * frontend needs a core too. */
-    if (share && q->nshared == 0) {
-        pthread_mutex_lock(&q->lock);
-        if (q->idle > q->ntodo) {
-            j->shared = true;
-            q->nshared++;
-            ioq_push_locked(q, j);
-            pthread_mutex_unlock(&q->lock);
-            return;
-        }
-        pthread_mutex_unlock(&q->lock);
-    }
     if (q->uring != NULL)
         job_run_uring(bd, j);
     else
         job_run(bd, j);
     job_complete(bd, j);
-}
-
-/* The end of a pass over the ring: the small jobs gathered run now. */
-void ioq_flush_small(struct blkdev *bd)
-{
-    small_flush(bd, false);
 }
 
 /* Hand the job being gathered to the queue, or run it here if small. */
@@ -742,20 +526,18 @@ void ioq_dispatch(struct blkdev *bd)
         return;
     q->open = NULL;
     j->next = NULL;
-    j->big = j->shared = false;
+    j->big = false;
     if (j->bytes < INLINE_MAX || q->nworkers == 0) {
         struct iojob *s = q->small;
-        bool share = conf.share_small != 0 && q->nworkers != 0;
-        unsigned int batch = share ? conf.share_small : URING_DEPTH;
 
-        if (!share && q->uring == NULL) {
+        if (q->uring == NULL) {
             /* Small: handing it over costs more than doing it. */
             job_run(bd, j);
             job_complete(bd, j);
             return;
         }
         /* Gather a batch for io_uring (the pass over the ring ends it,
-         * see serve_ring), or share_small requests for a worker. */
+         * see serve_ring). */
         if (s == NULL) {
             q->small = j;
         } else {
@@ -765,8 +547,8 @@ void ioq_dispatch(struct blkdev *bd)
             s->nseg += j->nseg;
             s->bytes += j->bytes;
         }
-        if (q->small->nreq >= batch)
-            small_flush(bd, share);
+        if (q->small->nreq >= URING_DEPTH)
+            ioq_flush_small(bd);
         return;
     }
     j->big = true;
@@ -813,7 +595,7 @@ void ioq_drain(struct blkdev *bd)
     struct ioq *q = bd->ioq;
     struct iojob *j;
 
-    small_flush(bd, false);
+    ioq_flush_small(bd);
     if (q->open != NULL) {
         j = q->open;
         q->open = NULL;

@@ -192,7 +192,6 @@ const char *resume_files(struct blkdev *bd)
     bd->path = strndup(st->path, sizeof(st->path) - 1);
     if (bd->path == NULL || fstat(bd->fd, &sb) < 0)
         return "out of resources";
-    map_setup(bd, sb.st_mode, bd->geom.sectors << NOXS_BLK_SECTOR_SHIFT);
     return NULL;
 }
 
