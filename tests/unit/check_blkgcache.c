@@ -109,6 +109,13 @@ static void dev_free(struct blkdev *bd)
     free(bd);
 }
 
+/* The last device goes: nothing may stay mapped. */
+static void dev_done(struct blkdev *bd)
+{
+    dev_free(bd);
+    ck_assert_uint_eq(nmaps_live, 0);
+}
+
 static struct blkreq req(uint8_t op, unsigned int n, const uint32_t *grefs)
 {
     struct blkreq r;
@@ -177,6 +184,14 @@ static int serve(struct blkdev *bd, uint8_t op, unsigned int n,
     return st;
 }
 
+/* Serve one request, which must succeed; map calls so far: calls. */
+static void serve_ok(struct blkdev *bd, uint8_t op, unsigned int n,
+                     const uint32_t *grefs, unsigned int calls)
+{
+    ck_assert_int_eq(serve(bd, op, n, grefs), NOXS_BLK_RSP_OKAY);
+    ck_assert_uint_eq(map_calls, calls);
+}
+
 /* ---- tests ---- */
 
 START_TEST(test_hit_after_miss)
@@ -184,21 +199,17 @@ START_TEST(test_hit_after_miss)
     struct blkdev *bd = dev_new(true);
     uint32_t g[3] = {100, 101, 100}; /* a ref twice: one page */
 
-    ck_assert_int_eq(serve(bd, NOXS_BLK_OP_READ, 3, g), NOXS_BLK_RSP_OKAY);
-    ck_assert_uint_eq(map_calls, 1);
+    serve_ok(bd, NOXS_BLK_OP_READ, 3, g, 1);
     ck_assert_uint_eq(pages_live, 2);
     ck_assert_uint_eq(bd->gcache_used, 2);
     /* The same refs again: no new mapping. */
-    ck_assert_int_eq(serve(bd, NOXS_BLK_OP_WRITE, 3, g), NOXS_BLK_RSP_OKAY);
-    ck_assert_uint_eq(map_calls, 1);
+    serve_ok(bd, NOXS_BLK_OP_WRITE, 3, g, 1);
     /* One new ref among cached ones: one mapping of that ref only. */
     g[1] = 102;
-    ck_assert_int_eq(serve(bd, NOXS_BLK_OP_READ, 3, g), NOXS_BLK_RSP_OKAY);
-    ck_assert_uint_eq(map_calls, 2);
+    serve_ok(bd, NOXS_BLK_OP_READ, 3, g, 2);
     ck_assert_uint_eq(pages_live, 3);
     ck_assert_uint_eq(atomic_load(&conf.grants_mapped), 3);
-    dev_free(bd);
-    ck_assert_uint_eq(nmaps_live, 0);
+    dev_done(bd);
     ck_assert_uint_eq(atomic_load(&conf.grants_mapped), 0);
     ck_assert_uint_eq(atomic_load(&conf.persistent_devs), 0);
 }
@@ -210,8 +221,7 @@ START_TEST(test_not_persistent)
     uint32_t g[2] = {100, 101};
 
     ck_assert_int_eq(serve(bd, NOXS_BLK_OP_READ, 2, g), NOXS_BLK_RSP_OKAY);
-    ck_assert_int_eq(serve(bd, NOXS_BLK_OP_READ, 2, g), NOXS_BLK_RSP_OKAY);
-    ck_assert_uint_eq(map_calls, 2);
+    serve_ok(bd, NOXS_BLK_OP_READ, 2, g, 2);
     ck_assert_uint_eq(nmaps_live, 0); /* unmapped after each request */
     ck_assert_uint_eq(bd->temp_used, 0);
     dev_free(bd);
@@ -247,22 +257,18 @@ START_TEST(test_lru_eviction)
     ck_assert_uint_eq(bd->gcache_used, 64);
     /* Touch the oldest: now the second oldest is the LRU. */
     g[0] = 1000;
-    ck_assert_int_eq(serve(bd, NOXS_BLK_OP_READ, 1, g), NOXS_BLK_RSP_OKAY);
-    ck_assert_uint_eq(map_calls, 64);
+    serve_ok(bd, NOXS_BLK_OP_READ, 1, g, 64);
     g[0] = 5000;
     ck_assert_int_eq(serve(bd, NOXS_BLK_OP_READ, 1, g), NOXS_BLK_RSP_OKAY);
     ck_assert_uint_eq(bd->nr_evictions, 1);
     ck_assert_uint_eq(bd->gcache_used, 64);
     /* 1000 stayed, 1001 went. */
     g[0] = 1000;
-    ck_assert_int_eq(serve(bd, NOXS_BLK_OP_READ, 1, g), NOXS_BLK_RSP_OKAY);
-    ck_assert_uint_eq(map_calls, 65);
+    serve_ok(bd, NOXS_BLK_OP_READ, 1, g, 65);
     g[0] = 1001;
-    ck_assert_int_eq(serve(bd, NOXS_BLK_OP_READ, 1, g), NOXS_BLK_RSP_OKAY);
-    ck_assert_uint_eq(map_calls, 66);
+    serve_ok(bd, NOXS_BLK_OP_READ, 1, g, 66);
     ck_assert_uint_eq(pages_live, 64);
-    dev_free(bd);
-    ck_assert_uint_eq(nmaps_live, 0);
+    dev_done(bd);
 }
 END_TEST
 
@@ -289,8 +295,7 @@ START_TEST(test_fair_share)
         ck_assert_int_eq(serve(a, NOXS_BLK_OP_READ, 1, g), NOXS_BLK_RSP_OKAY);
     }
     ck_assert_uint_eq(a->gcache_used, 64);
-    dev_free(a);
-    ck_assert_uint_eq(nmaps_live, 0);
+    dev_done(a);
 }
 END_TEST
 
@@ -350,8 +355,7 @@ START_TEST(test_pinned_and_temp)
     ck_assert_int_eq(serve(bd, NOXS_BLK_OP_READ, 8, g), NOXS_BLK_RSP_OKAY);
     ck_assert_uint_eq(bd->nr_evictions, 1);
     ck_assert_uint_eq(bd->temp_used, 0);
-    dev_free(bd);
-    ck_assert_uint_eq(nmaps_live, 0);
+    dev_done(bd);
 }
 END_TEST
 
@@ -404,30 +408,28 @@ START_TEST(test_random_churn)
         /* Serving the same request again maps nothing new. */
         unsigned int before = map_calls;
 
-        ck_assert_int_eq(serve(bd, NOXS_BLK_OP_READ, n, g), NOXS_BLK_RSP_OKAY);
-        ck_assert_uint_eq(map_calls, before);
+        serve_ok(bd, NOXS_BLK_OP_READ, n, g, before);
     }
     ck_assert_uint_gt(bd->nr_evictions, 0);
-    dev_free(bd);
-    ck_assert_uint_eq(nmaps_live, 0);
+    dev_done(bd);
 }
 END_TEST
 
 static Suite *gcache_suite(void)
 {
+    const TTest *const tests[] = {
+        test_hit_after_miss, test_not_persistent, test_bad_refs,
+        test_lru_eviction,   test_fair_share,     test_pinned_and_temp,
+        test_random_churn,
+    };
     Suite *s = suite_create("blkgcache");
     TCase *tc = tcase_create("gcache");
 
     /* A liveness bound only: the machine may be busy. */
     tcase_set_timeout(tc, 120);
     tcase_add_checked_fixture(tc, setup, NULL);
-    tcase_add_test(tc, test_hit_after_miss);
-    tcase_add_test(tc, test_not_persistent);
-    tcase_add_test(tc, test_bad_refs);
-    tcase_add_test(tc, test_lru_eviction);
-    tcase_add_test(tc, test_fair_share);
-    tcase_add_test(tc, test_pinned_and_temp);
-    tcase_add_test(tc, test_random_churn);
+    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
+        tcase_add_test(tc, tests[i]);
     suite_add_tcase(s, tc);
     return s;
 }
