@@ -37,8 +37,10 @@
  * summary's cpu_* the ratio of noxs's to direct's. On a machine that
  * other work keeps busy, throughput mostly says how many runnable
  * threads each side has (direct runs QD threads; noxs a few), while the
- * CPU time per operation hardly moves: compare paths by it there. The
- * setup line names the CPU model and the number of CPUs.
+ * CPU time per operation moves much less: compare paths by it there.
+ * It counts the bounded spins of both sides as work, so it overstates
+ * noxs's cost where the queue runs dry (QD1). The setup line names the
+ * CPU model and the number of CPUs.
  *
  * "noxs-copy" uses malloc'd buffers and noxs_blkfront_submit (blkfront
  * copies each request through its granted pool pages); "noxs-zerocopy"
@@ -518,25 +520,86 @@ static void usage(FILE *out)
             MAXQD);
 }
 
+static const struct bench_case {
+    const char *name;
+    bool write, random;
+    size_t bs;
+} tests[NOPS] = {
+    {"randread", false, true, 4096},
+    {"randwrite", true, true, 4096},
+    {"seqread", false, false, 1 << 20},
+    {"seqwrite", true, false, 1 << 20},
+};
+/* ratios[test][qd][path][rep]: noxs's rate over direct's */
+static double ratios[NOPS][MAXQD][2][MAXREPS];
+/* cpus[test][qd][path][rep]: noxs's CPU per operation over direct's */
+static double cpus[NOPS][MAXQD][2][MAXREPS];
+
+/* Case t at queue depth qds[q], repetition rep: noxs both ways and
+ * direct, one line each, and their ratios. */
+static void run_case(noxs_blkfront *b, size_t t, size_t q, unsigned int qd,
+                     int rep)
+{
+    bool w = tests[t].write, r = tests[t].random;
+    size_t bs = tests[t].bs;
+    double n, z, d = 0, nc, zc, dc = 0, mib = (double)bs / (1 << 20);
+
+    /* Alternate the order so that drift in the machine's load does not
+     * always favour the same side. */
+    if (rep % 2 == 1)
+        d = run_path(2, b, w, r, bs, qd, &dc);
+    n = run_path(0, b, w, r, bs, qd, &nc);
+    z = run_path(1, b, w, r, bs, qd, &zc);
+    if (rep % 2 == 0)
+        d = run_path(2, b, w, r, bs, qd, &dc);
+    cpus[t][q][0][rep] = dc > 0 ? nc / dc : 0;
+    cpus[t][q][1][rep] = dc > 0 ? zc / dc : 0;
+    ratios[t][q][0][rep] = n / d;
+    ratios[t][q][1][rep] = z / d;
+    printf("blk path=noxs-copy op=%s bs=%zu qd=%u iops=%.0f "
+           "mib_s=%.1f cpu_us_op=%.2f\n", tests[t].name, bs, qd, n, n * mib,
+           nc * 1e6);
+    printf("blk path=noxs-zerocopy op=%s bs=%zu qd=%u iops=%.0f "
+           "mib_s=%.1f cpu_us_op=%.2f\n", tests[t].name, bs, qd, z, z * mib,
+           zc * 1e6);
+    printf("blk path=direct op=%s bs=%zu qd=%u iops=%.0f "
+           "mib_s=%.1f cpu_us_op=%.2f\n", tests[t].name, bs, qd, d, d * mib,
+           dc * 1e6);
+    printf("blk ratio op=%s bs=%zu qd=%u path=noxs-copy noxs_over_direct=%.2f\n",
+           tests[t].name, bs, qd, n / d);
+    printf("blk ratio op=%s bs=%zu qd=%u path=noxs-zerocopy noxs_over_direct=%.2f\n",
+           tests[t].name, bs, qd, z / d);
+    fflush(stdout);
+}
+
+/* Per case and path: median, min and max over the repetitions. */
+static void print_summary(const bool *want, const unsigned int *qds,
+                          size_t nqd, int reps)
+{
+    for (size_t t = 0; t < NOPS; t++) {
+        if (!want[t])
+            continue;
+        for (size_t q = 0; q < nqd; q++) {
+            for (int p = 0; p < 2; p++) {
+                double lo, hi, m = median(ratios[t][q][p], reps, &lo, &hi);
+                double clo, chi, cm = median(cpus[t][q][p], reps, &clo, &chi);
+
+                printf("blk summary op=%s bs=%zu qd=%u path=%s n=%d "
+                       "median=%.2f min=%.2f max=%.2f cpu_median=%.2f "
+                       "cpu_min=%.2f cpu_max=%.2f\n",
+                       tests[t].name, tests[t].bs, qds[q],
+                       p == 0 ? "noxs-copy" : "noxs-zerocopy", reps, m, lo, hi,
+                       cm, clo, chi);
+            }
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        bool write, random;
-        size_t bs;
-    } tests[NOPS] = {
-        {"randread", false, true, 4096},
-        {"randwrite", true, true, 4096},
-        {"seqread", false, false, 1 << 20},
-        {"seqwrite", true, false, 1 << 20},
-    };
     unsigned int qds[MAXQD] = {1, 32}, nqd = 2, size_mb = 64;
     bool want[NOPS] = {true, true, true, true};
     int reps = 1, c;
-    /* ratios[test][qd][path][rep] */
-    static double ratios[NOPS][MAXQD][2][MAXREPS];
-    /* cpus[test][qd][path][rep]: noxs CPU per operation over direct's */
-    static double cpus[NOPS][MAXQD][2][MAXREPS];
     char model[128];
     noxs_frontend *fe;
     noxs_blkfront *b;
@@ -615,60 +678,11 @@ int main(int argc, char **argv)
         for (size_t t = 0; t < NOPS; t++) {
             if (!want[t])
                 continue;
-            for (size_t q = 0; q < nqd; q++) {
-                unsigned int qd = qds[q];
-                bool w = tests[t].write, r = tests[t].random;
-                size_t bs = tests[t].bs;
-                double n, z, d, nc, zc, dc;
-
-                /* Alternate the order so that drift in the machine's load
-                 * does not always favour the same side. */
-                if (rep % 2 == 1)
-                    d = run_path(2, b, w, r, bs, qd, &dc);
-                n = run_path(0, b, w, r, bs, qd, &nc);
-                z = run_path(1, b, w, r, bs, qd, &zc);
-                if (rep % 2 == 0)
-                    d = run_path(2, b, w, r, bs, qd, &dc);
-                cpus[t][q][0][rep] = dc > 0 ? nc / dc : 0;
-                cpus[t][q][1][rep] = dc > 0 ? zc / dc : 0;
-                double mib = (double)tests[t].bs / (1 << 20);
-
-                ratios[t][q][0][rep] = n / d;
-                ratios[t][q][1][rep] = z / d;
-                printf("blk path=noxs-copy op=%s bs=%zu qd=%u iops=%.0f "
-                       "mib_s=%.1f cpu_us_op=%.2f\n", tests[t].name,
-                       tests[t].bs, qd, n, n * mib, nc * 1e6);
-                printf("blk path=noxs-zerocopy op=%s bs=%zu qd=%u iops=%.0f "
-                       "mib_s=%.1f cpu_us_op=%.2f\n", tests[t].name,
-                       tests[t].bs, qd, z, z * mib, zc * 1e6);
-                printf("blk path=direct op=%s bs=%zu qd=%u iops=%.0f "
-                       "mib_s=%.1f cpu_us_op=%.2f\n", tests[t].name,
-                       tests[t].bs, qd, d, d * mib, dc * 1e6);
-                printf("blk ratio op=%s bs=%zu qd=%u path=noxs-copy noxs_over_direct=%.2f\n",
-                       tests[t].name, tests[t].bs, qd, n / d);
-                printf("blk ratio op=%s bs=%zu qd=%u path=noxs-zerocopy noxs_over_direct=%.2f\n",
-                       tests[t].name, tests[t].bs, qd, z / d);
-                fflush(stdout);
-            }
+            for (size_t q = 0; q < nqd; q++)
+                run_case(b, t, q, qds[q], rep);
         }
     }
-    for (size_t t = 0; t < NOPS; t++) {
-        if (!want[t])
-            continue;
-        for (size_t q = 0; q < nqd; q++) {
-            for (int p = 0; p < 2; p++) {
-                double lo, hi, m = median(ratios[t][q][p], reps, &lo, &hi);
-                double clo, chi, cm = median(cpus[t][q][p], reps, &clo, &chi);
-
-                printf("blk summary op=%s bs=%zu qd=%u path=%s n=%d "
-                       "median=%.2f min=%.2f max=%.2f cpu_median=%.2f "
-                       "cpu_min=%.2f cpu_max=%.2f\n",
-                       tests[t].name, tests[t].bs, qds[q],
-                       p == 0 ? "noxs-copy" : "noxs-zerocopy", reps, m, lo, hi,
-                       cm, clo, chi);
-            }
-        }
-    }
+    print_summary(want, qds, nqd, reps);
     noxs_blkfront_close(b);
     noxs_frontend_close(fe);
     return 0;
