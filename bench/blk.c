@@ -21,16 +21,26 @@
  * and writes and 1 MiB sequential reads and writes, at queue depths 1 and
  * 32, it prints one line per result:
  *
- *   blk path=noxs-copy op=randread bs=4096 qd=32 iops=.. mib_s=..
- *   blk path=noxs-zerocopy op=randread bs=4096 qd=32 iops=.. mib_s=..
- *   blk path=direct op=randread bs=4096 qd=32 iops=.. mib_s=..
+ *   blk path=noxs-copy op=randread bs=4096 qd=32 iops=.. mib_s=.. cpu_us_op=..
+ *   blk path=noxs-zerocopy op=randread bs=4096 qd=32 iops=.. mib_s=.. cpu_us_op=..
+ *   blk path=direct op=randread bs=4096 qd=32 iops=.. mib_s=.. cpu_us_op=..
  *   blk ratio op=randread bs=4096 qd=32 path=noxs-copy noxs_over_direct=..
  *   blk ratio op=randread bs=4096 qd=32 path=noxs-zerocopy noxs_over_direct=..
  *
  * and at the end, per case and path, the median, min and max of the
  * ratios over the repetitions:
  *
- *   blk summary op=randread bs=4096 qd=32 path=noxs-zerocopy n=5 median=.. min=.. max=..
+ *   blk summary op=randread bs=4096 qd=32 path=noxs-zerocopy n=5 median=.. min=.. max=.. cpu_median=.. cpu_min=.. cpu_max=..
+ *
+ * Each result line also gives cpu_us_op: the CPU time (user + system, all
+ * threads) this process and noxs-blk-back used per operation, and the
+ * summary's cpu_* the ratio of noxs's to direct's. On a machine that
+ * other work keeps busy, throughput mostly says how many runnable
+ * threads each side has (direct runs QD threads; noxs a few), while the
+ * CPU time per operation moves much less: compare paths by it there.
+ * It counts the bounded spins of both sides as work, so it overstates
+ * noxs's cost where the queue runs dry (QD1). The setup line names the
+ * CPU model and the number of CPUs.
  *
  * "noxs-copy" uses malloc'd buffers and noxs_blkfront_submit (blkfront
  * copies each request through its granted pool pages); "noxs-zerocopy"
@@ -110,6 +120,54 @@ static void die(const char *fmt, ...)
     fprintf(stderr, "\n");
     va_end(ap);
     exit(1);
+}
+
+/* The CPU time (user + system, all threads) process pid has used, in s. */
+static double cpu_s(pid_t pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long long ut = 0, st = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    if (fgets(buf, sizeof(buf), f) != NULL && (p = strrchr(buf, ')')) != NULL)
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+               &ut, &st);
+    fclose(f);
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Ours and the backend's: what one case cost the machine. */
+static double cpu_both(void)
+{
+    return cpu_s(getpid()) + (pids[1] > 0 ? cpu_s(pids[1]) : 0);
+}
+
+/* Operations the last run_noxs or run_direct did, and cpu_both() when
+ * its clock started. */
+static uint64_t last_ops;
+static double cpu_at_start;
+
+static void cpu_model(char *out, size_t n)
+{
+    char line[256];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+
+    snprintf(out, n, "unknown");
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        char *v = strchr(line, ':');
+
+        if (strncmp(line, "model name", 10) == 0 && v != NULL) {
+            snprintf(out, n, "%s", v + 2);
+            out[strcspn(out, "\n")] = '\0';
+            break;
+        }
+    }
+    if (f != NULL)
+        fclose(f);
 }
 
 static double now_s(void)
@@ -292,7 +350,7 @@ static double run_noxs(noxs_blkfront *b, bool write, bool random, size_t bs,
 {
     struct slot slots[MAXQD];
     uint64_t cursor = 0;
-    double start = now_s(), end = start + seconds;
+    double start, end;
     unsigned int inflight;
 
     memset(slots, 0, sizeof(slots));
@@ -302,6 +360,12 @@ static double run_noxs(noxs_blkfront *b, bool write, bool random, size_t bs,
             die("buffer: %s", strerror(errno));
         memset(slots[i].io.buf, 0x5a, bs);
     }
+    /* The clock starts with the I/O: setting up QD buffers is not I/O
+     * (32 x 1 MiB of first-touched pages took longer than a whole
+     * 1-second result on a busy machine). */
+    cpu_at_start = cpu_both();
+    start = now_s();
+    end = start + seconds;
     completed = 0;
     for (;;) {
         bool more = now_s() < end;
@@ -329,6 +393,7 @@ static double run_noxs(noxs_blkfront *b, bool write, bool random, size_t bs,
             die("poll: %s", strerror(errno));
     }
     double elapsed = now_s() - start;
+    last_ops = completed;
     for (unsigned int i = 0; i < qd; i++) {
         if (zerocopy)
             noxs_blkfront_buf_free(b, slots[i].io.buf);
@@ -342,6 +407,7 @@ static double run_noxs(noxs_blkfront *b, bool write, bool random, size_t bs,
 
 struct worker {
     pthread_t t;
+    char *buf; /* bs bytes, touched before the clock starts */
     int fd;
     bool write, random;
     size_t bs;
@@ -353,10 +419,9 @@ struct worker {
 static void *direct_worker(void *arg)
 {
     struct worker *w = arg;
-    char *buf = aligned_alloc(4096, w->bs);
+    char *buf = w->buf;
     uint64_t cursor = (w->seed * 7919 * w->bs) % dev_size, x = w->seed * 2654435761u + 1;
 
-    memset(buf, 0x5a, w->bs);
     while (now_s() < w->end) {
         for (int k = 0; k < 16; k++) {
             uint64_t off;
@@ -377,7 +442,6 @@ static void *direct_worker(void *arg)
             w->ops++;
         }
     }
-    free(buf);
     return NULL;
 }
 
@@ -385,26 +449,54 @@ static double run_direct(bool write, bool random, size_t bs, unsigned int qd)
 {
     struct worker w[MAXQD];
     int fd = open(img, O_RDWR);
-    double start = now_s();
+    char *bufs[MAXQD];
+    double start;
     uint64_t ops = 0;
 
     if (fd < 0)
         die("%s: %s", img, strerror(errno));
+    /* As for noxs: the buffers are ready before the clock starts. */
     for (unsigned int i = 0; i < qd; i++) {
-        w[i] = (struct worker){.fd = fd, .write = write, .random = random,
-                               .bs = bs, .end = start + seconds, .seed = i + 1};
+        bufs[i] = aligned_alloc(4096, bs);
+        if (bufs[i] == NULL)
+            die("buffer: %s", strerror(errno));
+        memset(bufs[i], 0x5a, bs);
+    }
+    cpu_at_start = cpu_both();
+    start = now_s();
+    for (unsigned int i = 0; i < qd; i++) {
+        w[i] = (struct worker){.buf = bufs[i], .fd = fd, .write = write,
+                               .random = random, .bs = bs,
+                               .end = start + seconds, .seed = i + 1};
         pthread_create(&w[i].t, NULL, direct_worker, &w[i]);
     }
     for (unsigned int i = 0; i < qd; i++) {
         pthread_join(w[i].t, NULL);
         ops += w[i].ops;
+        free(bufs[i]);
     }
     close(fd);
+    last_ops = ops;
     return (double)ops / (now_s() - start);
 }
 
 #define NOPS 4
 #define MAXREPS 64
+
+/* One result of path 0 (noxs-copy), 1 (noxs-zerocopy) or 2 (direct):
+ * operations per second, and the CPU time ours and the backend's took
+ * per operation in *cpu_op (which the machine's other load hardly
+ * changes, unlike the rate). */
+static double run_path(int path, noxs_blkfront *b, bool write, bool random,
+                       size_t bs, unsigned int qd, double *cpu_op)
+{
+    double r = path == 2 ? run_direct(write, random, bs, qd)
+                         : run_noxs(b, write, random, bs, qd, path == 1);
+
+    *cpu_op = last_ops > 0 ? (cpu_both() - cpu_at_start) / (double)last_ops
+                           : 0;
+    return r;
+}
 
 static double median(double *v, int n, double *lo, double *hi)
 {
@@ -428,23 +520,87 @@ static void usage(FILE *out)
             MAXQD);
 }
 
+static const struct bench_case {
+    const char *name;
+    bool write, random;
+    size_t bs;
+} tests[NOPS] = {
+    {"randread", false, true, 4096},
+    {"randwrite", true, true, 4096},
+    {"seqread", false, false, 1 << 20},
+    {"seqwrite", true, false, 1 << 20},
+};
+/* ratios[test][qd][path][rep]: noxs's rate over direct's */
+static double ratios[NOPS][MAXQD][2][MAXREPS];
+/* cpus[test][qd][path][rep]: noxs's CPU per operation over direct's */
+static double cpus[NOPS][MAXQD][2][MAXREPS];
+
+/* Case t at queue depth qds[q], repetition rep: noxs both ways and
+ * direct, one line each, and their ratios. */
+static void run_case(noxs_blkfront *b, size_t t, size_t q, unsigned int qd,
+                     int rep)
+{
+    bool w = tests[t].write, r = tests[t].random;
+    size_t bs = tests[t].bs;
+    double n, z, d = 0, nc, zc, dc = 0, mib = (double)bs / (1 << 20);
+
+    /* Alternate the order so that drift in the machine's load does not
+     * always favour the same side. */
+    if (rep % 2 == 1)
+        d = run_path(2, b, w, r, bs, qd, &dc);
+    n = run_path(0, b, w, r, bs, qd, &nc);
+    z = run_path(1, b, w, r, bs, qd, &zc);
+    if (rep % 2 == 0)
+        d = run_path(2, b, w, r, bs, qd, &dc);
+    cpus[t][q][0][rep] = dc > 0 ? nc / dc : 0;
+    cpus[t][q][1][rep] = dc > 0 ? zc / dc : 0;
+    ratios[t][q][0][rep] = n / d;
+    ratios[t][q][1][rep] = z / d;
+    printf("blk path=noxs-copy op=%s bs=%zu qd=%u iops=%.0f "
+           "mib_s=%.1f cpu_us_op=%.2f\n", tests[t].name, bs, qd, n, n * mib,
+           nc * 1e6);
+    printf("blk path=noxs-zerocopy op=%s bs=%zu qd=%u iops=%.0f "
+           "mib_s=%.1f cpu_us_op=%.2f\n", tests[t].name, bs, qd, z, z * mib,
+           zc * 1e6);
+    printf("blk path=direct op=%s bs=%zu qd=%u iops=%.0f "
+           "mib_s=%.1f cpu_us_op=%.2f\n", tests[t].name, bs, qd, d, d * mib,
+           dc * 1e6);
+    printf("blk ratio op=%s bs=%zu qd=%u path=noxs-copy noxs_over_direct=%.2f\n",
+           tests[t].name, bs, qd, n / d);
+    printf("blk ratio op=%s bs=%zu qd=%u path=noxs-zerocopy noxs_over_direct=%.2f\n",
+           tests[t].name, bs, qd, z / d);
+    fflush(stdout);
+}
+
+/* Per case and path: median, min and max over the repetitions. */
+static void print_summary(const bool *want, const unsigned int *qds,
+                          size_t nqd, int reps)
+{
+    for (size_t t = 0; t < NOPS; t++) {
+        if (!want[t])
+            continue;
+        for (size_t q = 0; q < nqd; q++) {
+            for (int p = 0; p < 2; p++) {
+                double lo, hi, m = median(ratios[t][q][p], reps, &lo, &hi);
+                double clo, chi, cm = median(cpus[t][q][p], reps, &clo, &chi);
+
+                printf("blk summary op=%s bs=%zu qd=%u path=%s n=%d "
+                       "median=%.2f min=%.2f max=%.2f cpu_median=%.2f "
+                       "cpu_min=%.2f cpu_max=%.2f\n",
+                       tests[t].name, tests[t].bs, qds[q],
+                       p == 0 ? "noxs-copy" : "noxs-zerocopy", reps, m, lo, hi,
+                       cm, clo, chi);
+            }
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        bool write, random;
-        size_t bs;
-    } tests[NOPS] = {
-        {"randread", false, true, 4096},
-        {"randwrite", true, true, 4096},
-        {"seqread", false, false, 1 << 20},
-        {"seqwrite", true, false, 1 << 20},
-    };
     unsigned int qds[MAXQD] = {1, 32}, nqd = 2, size_mb = 64;
     bool want[NOPS] = {true, true, true, true};
     int reps = 1, c;
-    /* ratios[test][qd][path][rep] */
-    static double ratios[NOPS][MAXQD][2][MAXREPS];
+    char model[128];
     noxs_frontend *fe;
     noxs_blkfront *b;
 
@@ -513,61 +669,20 @@ int main(int argc, char **argv)
         const char *extra = getenv("NOXS_BENCH_BLK_BACK_ARGS");
 
         noxs_blkfront_get_info(b, &in);
-        printf("blk setup ring_order=%u queue_depth=%u backend_args=\"%s\"\n",
-               in.ring_order, in.queue_depth, extra != NULL ? extra : "");
+        cpu_model(model, sizeof(model));
+        printf("blk setup ring_order=%u queue_depth=%u backend_args=\"%s\" "
+               "cpu=\"%s\" ncpu=%ld\n", in.ring_order, in.queue_depth,
+               extra != NULL ? extra : "", model, sysconf(_SC_NPROCESSORS_ONLN));
     }
     for (int rep = 0; rep < reps; rep++) {
         for (size_t t = 0; t < NOPS; t++) {
             if (!want[t])
                 continue;
-            for (size_t q = 0; q < nqd; q++) {
-                unsigned int qd = qds[q];
-                double n = 0, z = 0, d = 0;
-
-                /* Alternate the order so that drift in the machine's load
-                 * does not always favour the same side. */
-                if (rep % 2 == 1)
-                    d = run_direct(tests[t].write, tests[t].random,
-                                   tests[t].bs, qd);
-                n = run_noxs(b, tests[t].write, tests[t].random, tests[t].bs,
-                             qd, false);
-                z = run_noxs(b, tests[t].write, tests[t].random, tests[t].bs,
-                             qd, true);
-                if (rep % 2 == 0)
-                    d = run_direct(tests[t].write, tests[t].random,
-                                   tests[t].bs, qd);
-                double mib = (double)tests[t].bs / (1 << 20);
-
-                ratios[t][q][0][rep] = n / d;
-                ratios[t][q][1][rep] = z / d;
-                printf("blk path=noxs-copy op=%s bs=%zu qd=%u iops=%.0f mib_s=%.1f\n",
-                       tests[t].name, tests[t].bs, qd, n, n * mib);
-                printf("blk path=noxs-zerocopy op=%s bs=%zu qd=%u iops=%.0f mib_s=%.1f\n",
-                       tests[t].name, tests[t].bs, qd, z, z * mib);
-                printf("blk path=direct op=%s bs=%zu qd=%u iops=%.0f mib_s=%.1f\n",
-                       tests[t].name, tests[t].bs, qd, d, d * mib);
-                printf("blk ratio op=%s bs=%zu qd=%u path=noxs-copy noxs_over_direct=%.2f\n",
-                       tests[t].name, tests[t].bs, qd, n / d);
-                printf("blk ratio op=%s bs=%zu qd=%u path=noxs-zerocopy noxs_over_direct=%.2f\n",
-                       tests[t].name, tests[t].bs, qd, z / d);
-                fflush(stdout);
-            }
+            for (size_t q = 0; q < nqd; q++)
+                run_case(b, t, q, qds[q], rep);
         }
     }
-    for (size_t t = 0; t < NOPS; t++) {
-        if (!want[t])
-            continue;
-        for (size_t q = 0; q < nqd; q++) {
-            for (int p = 0; p < 2; p++) {
-                double lo, hi, m = median(ratios[t][q][p], reps, &lo, &hi);
-
-                printf("blk summary op=%s bs=%zu qd=%u path=%s n=%d "
-                       "median=%.2f min=%.2f max=%.2f\n",
-                       tests[t].name, tests[t].bs, qds[q],
-                       p == 0 ? "noxs-copy" : "noxs-zerocopy", reps, m, lo, hi);
-            }
-        }
-    }
+    print_summary(want, qds, nqd, reps);
     noxs_blkfront_close(b);
     noxs_frontend_close(fe);
     return 0;

@@ -31,9 +31,12 @@ CONS_FRONT := $(BINOUT)/noxs-console-front
 CONS_CLIENT := $(BINOUT)/noxs-console
 DRIVER_BINS := $(BLK_BACK) $(BLK_CLI) $(CONS_BACK) $(CONS_FRONT) $(CONS_CLIENT)
 
+# noxs-blk-back's files: control, restarts, ring thread, I/O, grant cache.
+BLKBACK_OBJS := $(addprefix $(OBJDIR)/backends/blk/,blkback.o store.o ring.o \
+	io.o gcache.o)
 # svc.o: the service manager's fd store, as for noxsd (hidden in libnoxs.so).
-$(OBJDIR)/backends/blk/blkback.o: BASE_CFLAGS += -Ilibnoxs
-$(BLK_BACK): $(OBJDIR)/backends/blk/blkback.o $(BLKREQ_OBJS) $(DRVLOG_OBJS) \
+$(OBJDIR)/backends/blk/store.o: BASE_CFLAGS += -Ilibnoxs
+$(BLK_BACK): $(BLKBACK_OBJS) $(BLKREQ_OBJS) $(DRVLOG_OBJS) \
 		$(OBJDIR)/libnoxs/svc.o $(LIBOUT)/libnoxs.so
 	@mkdir -p $(@D)
 	$(DRV_LINK) $(URING_LIBS)
@@ -69,6 +72,15 @@ $(TESTOUT)/check_blkring: $(OBJDIR)/tests/unit/check_blkring.o $(BLKREQ_OBJS)
 
 UNIT_TESTS += $(TESTOUT)/check_blkring
 
+# The grant cache alone, its grant mapping calls stubbed by the test.
+$(OBJDIR)/tests/unit/check_blkgcache.o: BASE_CFLAGS += $(DRV_CFLAGS) $(CHECK_CFLAGS)
+$(TESTOUT)/check_blkgcache: $(OBJDIR)/tests/unit/check_blkgcache.o \
+		$(OBJDIR)/backends/blk/gcache.o
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $^ $(CHECK_LIBS)
+
+UNIT_TESTS += $(TESTOUT)/check_blkgcache
+
 # ---- integration tests (shell scripts on the simulator + C helpers) ----
 DRV_IT := $(TESTOUT)/integration
 $(DRV_IT)/blk_stress $(DRV_IT)/blk_hostile: $(COMMON_LIB)
@@ -91,8 +103,9 @@ ALL_TARGETS += $(DRV_IT_HELPERS)
 # The scripts also need the daemon, the toolstack and the simulator.
 DRV_IT_DEPS := $(DRIVER_BINS) $(DRV_IT_HELPERS) $(NOXSD_BIN) $(NOXSCTL_BIN) \
 	$(SIM_TARGETS) $(LIB_TARGETS)
-datadrivers-check: $(DRV_IT_DEPS) $(TESTOUT)/check_blkring
-	@$(RUN_ENV) scripts/run-tests.sh $(TESTOUT)/check_blkring $(DRV_IT_SCRIPTS)
+datadrivers-check: $(DRV_IT_DEPS) $(TESTOUT)/check_blkring $(TESTOUT)/check_blkgcache
+	@$(RUN_ENV) scripts/run-tests.sh $(TESTOUT)/check_blkring \
+		$(TESTOUT)/check_blkgcache $(DRV_IT_SCRIPTS)
 .PHONY: datadrivers-check
 # So that "make run T=tests/integration/blk-io.sh" builds them too.
 $(DRV_IT_SCRIPTS): $(DRV_IT_DEPS)
