@@ -49,21 +49,18 @@ void __tsan_release(void *addr);
  * A domain's node holds only the devices it has: the node is replaced on
  * every change anyway, so it is allocated for its ndevs, not for the
  * page's NOXS_DEVPAGE_MAX_ENTRIES (which made every domain cost 2.6 KiB
- * of heap, one device or a hundred). The fields before devs are those of
- * struct reg_domain_info, which callers get a full-size copy of.
+ * of heap, one device or a hundred). info is therefore cut short after
+ * info.devs[info.ndevs - 1]: it is only ever copied by INFO_SIZE().
  */
 struct reg_domain {
     struct cds_lfht_node node;
     struct rcu_head rcu;
-    uint16_t domid;
-    uint16_t owner_domid;
-    uint32_t gref;
-    uint32_t port;
-    uint32_t ndevs;
-    uint8_t hv_seen;
-    uint8_t hv_handle[16];
-    struct reg_dev devs[];
+    struct reg_domain_info info; /* last */
 };
+
+#define INFO_SIZE(ndevs)                                                      \
+    (offsetof(struct reg_domain_info, devs) +                                 \
+     (size_t)(ndevs) * sizeof(struct reg_dev))
 
 struct reg_backend {
     struct cds_lfht_node node;
@@ -96,7 +93,7 @@ static int match_domain(struct cds_lfht_node *node, const void *key)
     int match;
 
     TSAN_ACQUIRE(d);
-    match = d->domid == *(const uint16_t *)key;
+    match = d->info.domid == *(const uint16_t *)key;
     TSAN_RELEASE(d);
     return match;
 }
@@ -220,49 +217,28 @@ static struct reg_domain *find_domain(struct registry *r, uint16_t domid)
     return node ? caa_container_of(node, struct reg_domain, node) : NULL;
 }
 
-static int find_dev(const struct reg_dev *devs, uint32_t ndevs, uint16_t type,
+static int find_dev(const struct reg_domain_info *info, uint16_t type,
                     uint32_t devid)
 {
     uint32_t i;
 
-    for (i = 0; i < ndevs; i++)
-        if (devs[i].type == type && devs[i].devid == devid)
+    for (i = 0; i < info->ndevs; i++)
+        if (info->devs[i].type == type && info->devs[i].devid == devid)
             return (int)i;
     return -1;
 }
 
 /* A node for info, sized for its devices; NULL with errno ENOMEM. */
-static struct reg_domain *node_from(const struct reg_domain_info *info)
+static struct reg_domain *node_new(const struct reg_domain_info *info)
 {
     struct reg_domain *d;
 
-    d = malloc(offsetof(struct reg_domain, devs) +
-               info->ndevs * sizeof(d->devs[0]));
+    d = malloc(offsetof(struct reg_domain, info) + INFO_SIZE(info->ndevs));
     if (!d)
         return NULL;
     cds_lfht_node_init(&d->node);
-    d->domid = info->domid;
-    d->owner_domid = info->owner_domid;
-    d->gref = info->gref;
-    d->port = info->port;
-    d->ndevs = info->ndevs;
-    d->hv_seen = info->hv_seen;
-    memcpy(d->hv_handle, info->hv_handle, sizeof(d->hv_handle));
-    memcpy(d->devs, info->devs, info->ndevs * sizeof(d->devs[0]));
+    memcpy(&d->info, info, INFO_SIZE(info->ndevs));
     return d;
-}
-
-/* Copy a node out: the header and the devices in use. */
-static void node_to(const struct reg_domain *d, struct reg_domain_info *out)
-{
-    out->domid = d->domid;
-    out->owner_domid = d->owner_domid;
-    out->gref = d->gref;
-    out->port = d->port;
-    out->ndevs = d->ndevs;
-    out->hv_seen = d->hv_seen;
-    memcpy(out->hv_handle, d->hv_handle, sizeof(out->hv_handle));
-    memcpy(out->devs, d->devs, d->ndevs * sizeof(d->devs[0]));
 }
 
 /*
@@ -288,11 +264,11 @@ static int update_domain(struct registry *r, uint16_t domid,
         goto out;
     }
     old = caa_container_of(node, struct reg_domain, node);
-    node_to(old, r->scratch);
-    before = old->ndevs;
+    memcpy(r->scratch, &old->info, INFO_SIZE(old->info.ndevs));
+    before = old->info.ndevs;
     if ((rc = edit(r->scratch, arg)) < 0)
         goto out;
-    if ((nd = node_from(r->scratch)) == NULL) {
+    if ((nd = node_new(r->scratch)) == NULL) {
         rc = -ENOMEM;
         goto out;
     }
@@ -303,7 +279,7 @@ static int update_domain(struct registry *r, uint16_t domid,
         rc = -ENOENT;
         goto out;
     }
-    atomic_fetch_add(&r->ndevices, nd->ndevs);
+    atomic_fetch_add(&r->ndevices, nd->info.ndevs);
     atomic_fetch_sub(&r->ndevices, before);
     retire_domain(old);
 out:
@@ -315,16 +291,15 @@ out:
 int registry_domain_add(struct registry *r, uint16_t domid,
                         uint16_t owner_domid, uint32_t gref, uint32_t port)
 {
-    struct reg_domain *d = calloc(1, sizeof(*d));
+    struct reg_domain_info info = {.domid = domid,
+                                   .owner_domid = owner_domid,
+                                   .gref = gref,
+                                   .port = port};
+    struct reg_domain *d;
     struct cds_lfht_node *ret;
 
-    if (!d)
+    if ((d = node_new(&info)) == NULL)
         return -ENOMEM;
-    d->domid = domid;
-    d->owner_domid = owner_domid;
-    d->gref = gref;
-    d->port = port;
-    cds_lfht_node_init(&d->node);
     TSAN_RELEASE(d);
     pthread_mutex_lock(&r->lock);
     urcu_memb_read_lock();
@@ -351,7 +326,7 @@ int registry_domain_remove(struct registry *r, uint16_t domid)
     if ((d = find_domain(r, domid)) != NULL &&
         cds_lfht_del(r->domains, &d->node) == 0) {
         atomic_fetch_sub(&r->ndomains, 1);
-        atomic_fetch_sub(&r->ndevices, d->ndevs);
+        atomic_fetch_sub(&r->ndevices, d->info.ndevs);
         retire_domain(d);
         rc = 0;
     }
@@ -363,7 +338,7 @@ int registry_domain_remove(struct registry *r, uint16_t domid)
 static int edit_put(struct reg_domain_info *info, void *arg)
 {
     const struct reg_dev *dev = arg;
-    int i = find_dev(info->devs, info->ndevs, dev->type, dev->devid);
+    int i = find_dev(info, dev->type, dev->devid);
 
     if (i >= 0) {
         info->devs[i] = *dev;
@@ -391,7 +366,7 @@ struct dev_edit {
 static int edit_remove(struct reg_domain_info *info, void *arg)
 {
     const struct dev_edit *e = arg;
-    int i = find_dev(info->devs, info->ndevs, e->type, e->devid);
+    int i = find_dev(info, e->type, e->devid);
 
     if (i < 0)
         return -ENOENT;
@@ -405,7 +380,7 @@ static int edit_remove(struct reg_domain_info *info, void *arg)
 static int edit_state(struct reg_domain_info *info, void *arg)
 {
     const struct dev_edit *e = arg;
-    int i = find_dev(info->devs, info->ndevs, e->type, e->devid);
+    int i = find_dev(info, e->type, e->devid);
 
     if (i < 0)
         return -ENOENT;
@@ -417,7 +392,7 @@ static int edit_state(struct reg_domain_info *info, void *arg)
 static int edit_flags(struct reg_domain_info *info, void *arg)
 {
     const struct dev_edit *e = arg;
-    int i = find_dev(info->devs, info->ndevs, e->type, e->devid);
+    int i = find_dev(info, e->type, e->devid);
 
     if (i < 0)
         return -ENOENT;
@@ -474,8 +449,8 @@ int registry_domain_seen(struct registry *r, uint16_t domid,
 
     urcu_memb_read_lock();
     if ((d = find_domain(r, domid)) != NULL) {
-        rc = d->hv_seen;
-        memcpy(handle, d->hv_handle, sizeof(d->hv_handle));
+        rc = d->info.hv_seen;
+        memcpy(handle, d->info.hv_handle, sizeof(d->info.hv_handle));
         TSAN_RELEASE(d);
     }
     urcu_memb_read_unlock();
@@ -490,7 +465,7 @@ int registry_domain_get(struct registry *r, uint16_t domid,
 
     urcu_memb_read_lock();
     if ((d = find_domain(r, domid)) != NULL) {
-        node_to(d, out);
+        memcpy(out, &d->info, INFO_SIZE(d->info.ndevs));
         TSAN_RELEASE(d);
         rc = 0;
     }
@@ -506,8 +481,8 @@ int registry_dev_get(struct registry *r, uint16_t domid, uint16_t type,
 
     urcu_memb_read_lock();
     if ((d = find_domain(r, domid)) != NULL) {
-        if ((i = find_dev(d->devs, d->ndevs, type, devid)) >= 0) {
-            *out = d->devs[i];
+        if ((i = find_dev(&d->info, type, devid)) >= 0) {
+            *out = d->info.devs[i];
             rc = 0;
         }
         TSAN_RELEASE(d);
@@ -534,7 +509,7 @@ size_t registry_domids(struct registry *r, uint16_t *out, size_t max)
         if (n == max)
             break;
         TSAN_ACQUIRE(d);
-        out[n++] = d->domid;
+        out[n++] = d->info.domid;
         TSAN_RELEASE(d);
     }
     urcu_memb_read_unlock();

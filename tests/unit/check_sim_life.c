@@ -235,6 +235,35 @@ START_TEST(destroy_list_reuse)
 }
 END_TEST
 
+/*
+ * A child process acting as domid with a bound port, waiting in pause()
+ * until killed; returns once it is set up.
+ */
+static pid_t domain_process(unsigned domid)
+{
+	int fd[2];
+	pid_t pid;
+	char c;
+
+	ck_assert_int_eq(pipe(fd), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		as(domid);
+		xenevtchn_handle *h = xenevtchn_open(NULL, 0);
+		c = h && xenevtchn_bind_unbound_port(h, 0) > 0 ? 'y' : 'n';
+		if (write(fd[1], &c, 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	ck_assert_int_eq(read(fd[0], &c, 1), 1);
+	ck_assert_int_eq(c, 'y');
+	close(fd[0]);
+	close(fd[1]);
+	return pid;
+}
+
 /* Resident kB of this process's mappings of domain domid's file. */
 static long dom_rss_kb(unsigned domid)
 {
@@ -265,32 +294,17 @@ static long dom_rss_kb(unsigned domid)
  */
 START_TEST(list_maps_header_only)
 {
-	int ready[2], done[2];
 	xc_interface *xc;
-	char c;
 	pid_t pid;
 
 	fresh_dir();
-	ck_assert_int_eq(pipe(ready), 0);
-	ck_assert_int_eq(pipe(done), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		as(5);
-		xenevtchn_handle *g = xenevtchn_open(NULL, 0);
-		c = g && xenevtchn_bind_unbound_port(g, 0) > 0 ? 'y' : 'n';
-		if (write(ready[1], &c, 1) != 1 || read(done[0], &c, 1) < 0)
-			_exit(1);
-		_exit(0);
-	}
-	ck_assert_int_eq(read(ready[0], &c, 1), 1);
-	ck_assert_int_eq(c, 'y');
+	pid = domain_process(5);
 	as(0);
 	xc = xc_interface_open(NULL, NULL, 0);
 	ck_assert_ptr_nonnull(xc);
 	ck_assert_int_eq(listed(xc, 5, NULL), 1);
 	ck_assert_int_eq(dom_rss_kb(5), 4);
-	ck_assert_int_eq(write(done[1], "x", 1), 1);
+	kill(pid, SIGKILL);
 	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
 	xc_interface_close(xc);
 }
@@ -301,27 +315,14 @@ START_TEST(destroy_kills)
 {
 	xc_interface *xc;
 	pid_t pid;
-	int fd[2], st;
-	char c;
+	int st;
 
 	fresh_dir();
 	as(0);
 	xc = xc_interface_open(NULL, NULL, 0);
 	ck_assert_ptr_nonnull(xc);
-	ck_assert_int_eq(pipe(fd), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		as(5);
-		xenevtchn_handle *h = xenevtchn_open(NULL, 0);
-		c = h && xenevtchn_bind_unbound_port(h, 0) > 0 ? 'y' : 'n';
-		if (write(fd[1], &c, 1) != 1)
-			_exit(1);
-		pause();
-		_exit(0);
-	}
-	ck_assert_int_eq(read(fd[0], &c, 1), 1);
-	ck_assert_int_eq(c, 'y');
+	pid = domain_process(5);
+	as(0);
 	ck_assert_int_eq(listed(xc, 5, NULL), 1);
 	ck_assert_int_eq(simctl("destroy 5 --wait 10000"), 0);
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
