@@ -13,6 +13,10 @@
  * until all workers are done. Then the parent notes the daemons again,
  * and the workers release everything and exit.
  *
+ * BENCH_AT_PEAK=CMD (development) runs CMD through the shell while every
+ * domain is up, right after the second reading: docs/BENCHMARKS.md's
+ * breakdown of noxsd's memory read /proc/PID/smaps there.
+ *
  * Output, one line (keys are what bench/report.py reads):
  *   bringup impl=I n=N k=K total_ms=.. dev_median_us=.. dev_p99_us=..
  *     daemon_rss0_kb=.. daemon_rss1_kb=.. rss_per_domain_kb=..
@@ -327,6 +331,10 @@ static int bu_main(int argc, char **argv)
     t1 = bu_now_us();
     bu_daemons(&dcpu1, &rss1);
     hcpu1 = bu_helpers_cpu_us();
+    /* Development: look at the daemons while every domain is up (e.g. a
+     * breakdown of their memory from /proc/PID/smaps). */
+    if (getenv("BENCH_AT_PEAK") && system(getenv("BENCH_AT_PEAK")) != 0)
+        fprintf(stderr, "bringup: BENCH_AT_PEAK failed\n");
     pages = bu_shared_pages();
     for (int k = 0; k < K; k++)
         close(go[k][1]);

@@ -686,7 +686,9 @@ if lookups:
 w("## (d) dom0 memory per domain\n")
 w(f"Resident memory of the daemon(s) before and after bringing up {BN} "
   "domains (`/proc/<pid>/status` VmRSS): xenstored; oxenstored; noxsd = its "
-  "worker + its page keeper. Shared pages: grants alive at the end "
+  "worker + its page keeper (where noxsd's part goes, and what of it only the "
+  "simulator costs: \"Where noxsd's memory per domain goes\", at the end). "
+  "Shared pages: grants alive at the end "
   "(noxs-simstat), i.e. each guest's device page, its device's control page "
   "and the sysctl/legacy liveness or ring pages; these are guest-visible "
   "pages, counted at 4 KiB each. The store ring of a guest of Debian's "

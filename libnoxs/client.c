@@ -380,6 +380,7 @@ NOXS_EXPORT int noxs_status_get(noxs_client *c, struct noxs_status *out)
     out->uptime_ms = s->uptime_ms;
     out->rss_bytes = s->rss_bytes;
     out->restarts = s->restarts;
+    out->heap_kib = s->heap_kib;
     return 0;
 }
 

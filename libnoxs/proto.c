@@ -257,10 +257,7 @@ static int decode_reply(struct cursor *c, struct noxs_proto_msg *m,
     case NOXS_MSG_DEV_ADD:
         return fixed(c, &m->u.dev, sizeof(m->u.dev));
     case NOXS_MSG_STATUS:
-        if (fixed(c, &m->u.status, sizeof(m->u.status)) < 0 ||
-            m->u.status.reserved != 0)
-            return -EPROTO;
-        return 0;
+        return fixed(c, &m->u.status, sizeof(m->u.status));
     case NOXS_MSG_BACKEND_CREATE:
         return fixed(c, &m->u.dev_ref, sizeof(m->u.dev_ref));
     case NOXS_MSG_DEV_CONTROL:

@@ -188,7 +188,7 @@ struct noxs_msg_status {
     uint64_t uptime_ms;
     uint64_t rss_bytes;
     uint32_t restarts;
-    uint32_t reserved;
+    uint32_t heap_kib; /* worker + keeper malloc in use, KiB; 0: unknown */
 };
 
 _Static_assert(sizeof(struct noxs_msg_hdr) == 16, "hdr");

@@ -891,24 +891,11 @@ static void domain_list(struct conn *c, const struct noxs_proto_msg *m)
     send_buf(c);
 }
 
-static uint64_t self_rss(void)
-{
-    unsigned long size, resident;
-    FILE *f = fopen("/proc/self/statm", "r");
-    uint64_t rss = 0;
-
-    if (f) {
-        if (fscanf(f, "%lu %lu", &size, &resident) == 2)
-            rss = (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
-        fclose(f);
-    }
-    return rss;
-}
-
 static void status(struct conn *c, const struct noxs_proto_msg *m)
 {
     struct noxs_msg_status st = {0};
     struct keeper_msg *k = malloc(sizeof(*k));
+    uint64_t heap;
     int rc;
 
     st.version = NOXS_PROTO_VERSION;
@@ -917,15 +904,18 @@ static void status(struct conn *c, const struct noxs_proto_msg *m)
     st.ndevices = (uint32_t)registry_ndevices(B.reg);
     st.nbackends = (uint32_t)registry_nbackends(B.reg);
     st.uptime_ms = now_ms() - B.start_ms;
-    st.rss_bytes = self_rss();
+    st.rss_bytes = noxsd_rss_bytes();
+    heap = noxsd_heap_bytes();
     if (k && (rc = keeper_status(B.keeper, k)) == 0) {
         st.keeper_pid = k->pid;
         st.rss_bytes += k->rss_bytes;
+        heap += k->heap_bytes;
         st.restarts = k->restarts;
     } else if (k && rc == -EPIPE) {
         keeper_lost(rc);
     }
     free(k);
+    st.heap_kib = (uint32_t)((heap + 1023) / 1024);
     noxs_proto_begin(B.buf, NOXS_MSG_STATUS | NOXS_MSG_REPLY, m->hdr.request,
                      0);
     noxs_proto_put(B.buf, &st, sizeof(st));

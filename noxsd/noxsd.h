@@ -192,7 +192,7 @@ void store_compact_abort(struct store *s);
 /* CRC32 (IEEE 802.3), as used for records. */
 uint32_t store_crc32(const void *p, size_t n);
 
-/* ---- keeper.c: the keeper process and the worker's side of it ---- */
+/* ---- keeper.c: the keeper process; keeper_conn.c: the worker's side ---- */
 
 #define KEEPER_HELLO 1u        /* worker -> keeper: I am the worker */
 #define KEEPER_PAGE_CREATE 2u  /* -> gref, port (idempotent) */
@@ -241,7 +241,9 @@ struct keeper_msg {
     uint32_t flags; /* KEEPER_F_* */
     uint64_t exe_dev, exe_ino; /* HELLO: the worker's program image */
     uint32_t keepers; /* keepers that held the pages (1: never replaced) */
-    uint32_t reserved[7];
+    uint32_t reserved1;
+    uint64_t heap_bytes; /* STATUS: the keeper's noxsd_heap_bytes() */
+    uint32_t reserved[4];
     struct noxs_devpage_entry entries[NOXS_DEVPAGE_MAX_ENTRIES];
 };
 
@@ -287,6 +289,21 @@ uint32_t keeper_generations(const struct keeper_conn *k);
 void keeper_store_fds(struct keeper_conn *k);
 /* Ask a keeper (no worker attached) to exit: used by noxsd --stop. */
 int keeper_stop(const char *state_dir, int timeout_ms);
+/* Shared by both sides: STATE-DIR/keeper.sock, and the socket timeouts. */
+int keeper_socket_path(const char *dir, char *out, size_t len);
+void keeper_set_timeouts(int fd);
+int keeper_send(int fd, const struct keeper_msg *m);
+
+/* ---- memstat.c: what the process's memory is, for status ---- */
+
+/* Resident memory (/proc/self/statm), 0 if unknown. */
+uint64_t noxsd_rss_bytes(void);
+/*
+ * Bytes of the heap in use (malloc's own count: allocated chunks with
+ * their headers, and chunks it mmap()ed); 0 where malloc keeps no such
+ * count (a sanitizer's allocator).
+ */
+uint64_t noxsd_heap_bytes(void);
 
 /* ---- noxsd.c ---- */
 

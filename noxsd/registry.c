@@ -45,11 +45,22 @@ void __tsan_release(void *addr);
 #define TSAN_RELEASE(p) ((void)(p))
 #endif
 
+/*
+ * A domain's node holds only the devices it has: the node is replaced on
+ * every change anyway, so it is allocated for its ndevs, not for the
+ * page's NOXS_DEVPAGE_MAX_ENTRIES (which made every domain cost 2.6 KiB
+ * of heap, one device or a hundred). info is therefore cut short after
+ * info.devs[info.ndevs - 1]: it is only ever copied by INFO_SIZE().
+ */
 struct reg_domain {
     struct cds_lfht_node node;
     struct rcu_head rcu;
-    struct reg_domain_info info;
+    struct reg_domain_info info; /* last */
 };
+
+#define INFO_SIZE(ndevs)                                                      \
+    (offsetof(struct reg_domain_info, devs) +                                 \
+     (size_t)(ndevs) * sizeof(struct reg_dev))
 
 struct reg_backend {
     struct cds_lfht_node node;
@@ -62,6 +73,7 @@ struct registry {
     struct cds_lfht *domains;
     struct cds_lfht *backends;
     pthread_mutex_t lock;
+    struct reg_domain_info *scratch; /* update_domain()'s, under lock */
     atomic_size_t ndomains;
     atomic_size_t ndevices;
     atomic_size_t nbackends;
@@ -149,7 +161,8 @@ struct registry *registry_new(void)
     r->backends =
         cds_lfht_new_flavor(16, 16, 0, CDS_LFHT_AUTO_RESIZE,
                             &urcu_memb_flavor, NULL);
-    if (!r->domains || !r->backends) {
+    r->scratch = malloc(sizeof(*r->scratch));
+    if (!r->domains || !r->backends || !r->scratch) {
         registry_free(r);
         errno = ENOMEM;
         return NULL;
@@ -189,6 +202,7 @@ void registry_free(struct registry *r)
     if (r->backends)
         cds_lfht_destroy(r->backends, NULL);
     pthread_mutex_destroy(&r->lock);
+    free(r->scratch);
     free(r);
 }
 
@@ -214,6 +228,19 @@ static int find_dev(const struct reg_domain_info *info, uint16_t type,
     return -1;
 }
 
+/* A node for info, sized for its devices; NULL with errno ENOMEM. */
+static struct reg_domain *node_new(const struct reg_domain_info *info)
+{
+    struct reg_domain *d;
+
+    d = malloc(offsetof(struct reg_domain, info) + INFO_SIZE(info->ndevs));
+    if (!d)
+        return NULL;
+    cds_lfht_node_init(&d->node);
+    memcpy(&d->info, info, INFO_SIZE(info->ndevs));
+    return d;
+}
+
 /*
  * The copy-on-write step shared by every domain update: copy the current
  * node, let edit change the copy, swap it in. Holds r->lock.
@@ -237,14 +264,12 @@ static int update_domain(struct registry *r, uint16_t domid,
         goto out;
     }
     old = caa_container_of(node, struct reg_domain, node);
-    if ((nd = malloc(sizeof(*nd))) == NULL) {
-        rc = -ENOMEM;
+    memcpy(r->scratch, &old->info, INFO_SIZE(old->info.ndevs));
+    before = old->info.ndevs;
+    if ((rc = edit(r->scratch, arg)) < 0)
         goto out;
-    }
-    nd->info = old->info;
-    before = nd->info.ndevs;
-    if ((rc = edit(&nd->info, arg)) < 0) {
-        free(nd);
+    if ((nd = node_new(r->scratch)) == NULL) {
+        rc = -ENOMEM;
         goto out;
     }
     TSAN_RELEASE(nd);
@@ -266,16 +291,15 @@ out:
 int registry_domain_add(struct registry *r, uint16_t domid,
                         uint16_t owner_domid, uint32_t gref, uint32_t port)
 {
-    struct reg_domain *d = calloc(1, sizeof(*d));
+    struct reg_domain_info info = {.domid = domid,
+                                   .owner_domid = owner_domid,
+                                   .gref = gref,
+                                   .port = port};
+    struct reg_domain *d;
     struct cds_lfht_node *ret;
 
-    if (!d)
+    if ((d = node_new(&info)) == NULL)
         return -ENOMEM;
-    d->info.domid = domid;
-    d->info.owner_domid = owner_domid;
-    d->info.gref = gref;
-    d->info.port = port;
-    cds_lfht_node_init(&d->node);
     TSAN_RELEASE(d);
     pthread_mutex_lock(&r->lock);
     urcu_memb_read_lock();
@@ -441,9 +465,7 @@ int registry_domain_get(struct registry *r, uint16_t domid,
 
     urcu_memb_read_lock();
     if ((d = find_domain(r, domid)) != NULL) {
-        memcpy(out, &d->info,
-               offsetof(struct reg_domain_info, devs) +
-                   d->info.ndevs * sizeof(d->info.devs[0]));
+        memcpy(out, &d->info, INFO_SIZE(d->info.ndevs));
         TSAN_RELEASE(d);
         rc = 0;
     }

@@ -487,10 +487,11 @@ static int cmd_status(int argc, char **argv)
         printf("{\"version\":\"%s\",\"protocol\":%u,\"pid\":%u,"
                "\"keeper_pid\":%u,"
                "\"domains\":%u,\"devices\":%u,\"backends\":%u,"
-               "\"uptime_ms\":%llu,\"rss_bytes\":%llu,\"restarts\":%u}\n",
+               "\"uptime_ms\":%llu,\"rss_bytes\":%llu,\"heap_kib\":%u,"
+               "\"restarts\":%u}\n",
                version_string(), s.version, s.pid, s.keeper_pid, s.ndomains,
                s.ndevices, s.nbackends, (unsigned long long)s.uptime_ms,
-               (unsigned long long)s.rss_bytes, s.restarts);
+               (unsigned long long)s.rss_bytes, s.heap_kib, s.restarts);
     } else {
         printf("protocol   %u\n", s.version);
         printf("pid        %u\n", s.pid);
@@ -502,6 +503,8 @@ static int cmd_status(int argc, char **argv)
         printf("uptime     %.1f s\n", (double)s.uptime_ms / 1000.0);
         printf("rss        %llu KiB\n",
                (unsigned long long)(s.rss_bytes / 1024));
+        if (s.heap_kib)
+            printf("heap       %u KiB\n", s.heap_kib);
     }
     return 0;
 }

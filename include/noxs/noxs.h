@@ -188,7 +188,7 @@ struct noxs_status {
     uint64_t uptime_ms;    /* of the worker */
     uint64_t rss_bytes;    /* worker + keeper resident memory */
     uint32_t restarts;     /* worker restarts seen by the keeper */
-    uint32_t reserved;
+    uint32_t heap_kib;     /* worker + keeper heap in use (0: not known) */
 };
 int noxs_status_get(noxs_client *c, struct noxs_status *out);
 

@@ -130,7 +130,7 @@ START_TEST(test_fixed_bodies)
     struct noxs_msg_dev dev = {3, NOXS_DEV_BLK, 51712, 0, 4, 4, 9, 7, 1};
     struct noxs_msg_event ev = {NOXS_EVENT_DEV_ADDED, 0, dev};
     struct noxs_msg_dev_ref ref = {9, 7};
-    struct noxs_msg_status st = {1, 100, 99, 1, 2, 3, 4, 5, 6, 0};
+    struct noxs_msg_status st = {1, 100, 99, 1, 2, 3, 4, 5, 6, 7};
 
     fixed_msg(NOXS_MSG_DOMAIN_ITEM, &dom, sizeof(dom));
     ck_assert_int_eq(decode(), 0);
@@ -195,6 +195,7 @@ START_TEST(test_fixed_bodies)
     ck_assert_int_eq(decode(), 0);
     ck_assert_uint_eq(m->u.status.restarts, 6);
     ck_assert_uint_eq(m->u.status.rss_bytes, 5);
+    ck_assert_uint_eq(m->u.status.heap_kib, 7);
     assert_length_exact();
 }
 END_TEST
