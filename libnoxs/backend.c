@@ -181,6 +181,7 @@ int bk_add_dev(noxs_backend *b, noxs_dev *d)
         b->all->prev = x;
     b->all = x;
     b->by_port[port] = x;
+    d->backend = b;
     noxs_i_dev_set_stray(d, stray, b);
     return 0;
 }
@@ -346,6 +347,7 @@ void bk_begin_close(noxs_backend *b, struct bdev *x, int wait_ms,
 {
     noxs_dev *d = x->d;
 
+    bk_walk_remove(b, x);
     if (b->ops->remove)
         b->ops->remove(b, d, b->arg);
     /* Off the live list (sync, close) onto the closing list. */
@@ -462,6 +464,9 @@ static void refresh(noxs_backend *b, struct bdev *x)
     }
     if (rc == 1 && b->ops->changed)
         b->ops->changed(b, x->d, b->arg);
+    /* The walk also looks at the liveness byte: a frontend's death
+     * notifies us without changing its half. */
+    bk_walk(b, x, rc == 1);
     /* changed() may have removed nothing: x is still ours here (drivers
      * never free devices themselves). */
     bk_report_if_changed(b, x);
@@ -646,6 +651,8 @@ noxs_backend_open_flags(const char *path, const unsigned int *types,
         bk_bstore_adopt(b);
     if ((rc = bk_connect_noxsd(b)) < 0)
         goto fail;
+    if (b->fdstore == 2)
+        bk_walk_resume(b);
     return b;
 
 fail_errno:
@@ -726,6 +733,9 @@ NOXS_EXPORT int noxs_backend_close(noxs_backend *b)
         if (b->gs)
             xengntshr_close(b->gs);
     }
+    /* After the devices: their liveness pages were mapped with it. */
+    if (b->gt)
+        xengnttab_close(b->gt);
     free(b->by_port);
     free(b);
     return 0;
@@ -840,6 +850,14 @@ NOXS_EXPORT int noxs_backend_control_reply(noxs_backend *b, uint32_t request,
         return -1;
     }
     return 0;
+}
+
+void noxs_i_backend_report(noxs_backend *b, noxs_dev *d)
+{
+    struct bdev *x = bk_by_port(b, noxs_dev_port(d));
+
+    if (x && x->d == d)
+        bk_report(b, x);
 }
 
 NOXS_EXPORT int noxs_backend_report(noxs_backend *b, noxs_dev *d)

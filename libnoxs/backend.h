@@ -58,6 +58,8 @@ struct bdev {
     int tokens;                /* reports allowed right now */
     int64_t tokens_ms;         /* when the bucket last refilled */
     struct brec *rec;          /* fd store: the device's record */
+    int connected;             /* ops->connect succeeded, not yet ended */
+    int resuming;              /* adopted Connected: connect it again */
 };
 
 /*
@@ -150,6 +152,7 @@ struct noxs_backend {
     struct brec *recs;
     uint32_t rec_hint;
     noxs_i_gntalloc_ioctl_fn *gntalloc_ioctl;
+    xengnttab_handle *gt;      /* maps liveness pages (opened on first use) */
 };
 
 /* epoll tags (backend.c) */
@@ -185,5 +188,13 @@ void bk_report_if_changed(noxs_backend *b, struct bdev *x);
 int bk_send_tx(noxs_backend *b);
 void bk_try_reconnect(noxs_backend *b);
 void bk_unlink_report(noxs_backend *b, struct bdev *x);
+
+/* backend_walk.c: the state walk, for drivers that give ops->connect. */
+/* After a refresh of x (changed: the frontend's generation moved). */
+void bk_walk(noxs_backend *b, struct bdev *x, int changed);
+/* x is being removed: end its session (ops->disconnect with ENODEV). */
+void bk_walk_remove(noxs_backend *b, struct bdev *x);
+/* After open adopted devices from the fd store: resume each. */
+void bk_walk_resume(noxs_backend *b);
 
 #endif /* NOXS_BACKEND_H */
