@@ -17,8 +17,8 @@
  * matching *_wanted word and re-checking (see consring.h), and notify the
  * backend only when its own word says it sleeps.
  *
- * The backend going away (Closing/Closed, or its liveness byte zeroed by
- * its death) ends the program with status 1; our own exit walks the
+ * The backend going away (Closing/Closed, or its byte of the library's
+ * liveness page zeroed by its death: noxs_dev_peer_gone) ends the program with status 1; our own exit walks the
  * device Closing -> Closed.
  */
 #include <errno.h>
@@ -44,7 +44,6 @@
 
 #include <noxs/noxs.h>
 
-#include "drvwait.h"
 #include "consring.h"
 #include "common/parse.h"
 
@@ -103,7 +102,8 @@ static void connect_console(struct front *fr, uint32_t devid, int timeout_ms)
     fr->backend_domid = noxs_dev_backend_domid(fr->dev);
     noxs_dev_set_state(fr->dev, NOXS_STATE_INITIALISING);
     if (noxs_dev_publish(fr->dev) < 0 ||
-        drv_wait_backend(fr->dev, NOXS_STATE_INITWAIT, deadline, SLICE_MS) < 0)
+        noxs_dev_wait_peer(fr->dev, NOXS_STATE_INITWAIT,
+                           (int)(deadline - now_ms())) < 0)
         die("waiting for the backend");
 
     fr->data_pages = 2u << fr->order;
@@ -117,15 +117,13 @@ static void connect_console(struct front *fr, uint32_t devid, int timeout_ms)
     if (port < 0)
         die("allocating an event channel");
     fr->port = (uint32_t)port;
-    fr->hdr = xengntshr_share_page_notify(fr->xgs, fr->backend_domid,
-                                          &fr->hdr_ref, 1,
-                                          NOXS_CONS_ALIVE_FRONTEND, fr->port);
+    fr->hdr = xengntshr_share_pages(fr->xgs, fr->backend_domid, 1,
+                                    &fr->hdr_ref, 1);
     fr->data = xengntshr_share_pages(fr->xgs, fr->backend_domid,
                                      (int)fr->data_pages, fr->data_refs, 1);
     if (fr->hdr == NULL || fr->data == NULL)
         die("sharing the ring pages");
     memset(fr->hdr, 0, NOXS_CONS_PAGE_SIZE);
-    noxs_cons_store(&fr->hdr->frontend_alive, 1);
 
     if (set_u32(fr->dev, "ring-ref", fr->hdr_ref) < 0 ||
         set_u32(fr->dev, "ring-page-order", fr->order) < 0 ||
@@ -138,19 +136,20 @@ static void connect_console(struct front *fr, uint32_t devid, int timeout_ms)
         if (set_u32(fr->dev, key, fr->data_refs[i]) < 0)
             die("publishing the rings");
     }
+    if (noxs_dev_liveness_start(fr->dev) < 0)
+        die("sharing the liveness page");
     noxs_dev_set_state(fr->dev, NOXS_STATE_INITIALISED);
     if (noxs_dev_publish(fr->dev) < 0 ||
-        drv_wait_backend(fr->dev, NOXS_STATE_CONNECTED, deadline, SLICE_MS) < 0)
+        noxs_dev_wait_peer(fr->dev, NOXS_STATE_CONNECTED,
+                           (int)(deadline - now_ms())) < 0)
         die("connecting to the backend");
-    noxs_dev_set_state(fr->dev, NOXS_STATE_CONNECTED);
-    if (noxs_dev_publish(fr->dev) < 0)
+    if (noxs_dev_switch_state(fr->dev, NOXS_STATE_CONNECTED) < 0)
         die("publishing Connected");
 }
 
 static void close_console(struct front *fr)
 {
-    noxs_dev_set_state(fr->dev, NOXS_STATE_CLOSING);
-    if (noxs_dev_publish(fr->dev) == 0)
+    if (noxs_dev_switch_state(fr->dev, NOXS_STATE_CLOSING) == 0)
         noxs_dev_wait_state(fr->dev, NOXS_STATE_CLOSING, 5000);
     noxs_dev_detach(fr->dev);
     xengntshr_unshare(fr->xgs, fr->hdr, 1); /* while the port is bound */
@@ -162,11 +161,10 @@ static void close_console(struct front *fr)
 
 static bool backend_gone(struct front *fr)
 {
-    if (!noxs_cons_load(&fr->hdr->backend_alive))
-        return true;
     if (noxs_dev_wait(fr->dev, 0) < 0 && errno == EPIPE)
         return true;
-    return noxs_dev_peer_state(fr->dev) != NOXS_STATE_CONNECTED;
+    return noxs_dev_peer_gone(fr->dev) ||
+           noxs_dev_peer_state(fr->dev) != NOXS_STATE_CONNECTED;
 }
 
 /* ---- moving bytes ---- */
@@ -412,14 +410,17 @@ int main(int argc, char **argv)
 
         /* The local end is only watched when we could act on it (a hung-
          * up end we cannot read yet would report POLLHUP forever). */
-        struct pollfd p[3] = {
+        struct pollfd p[4] = {
             {.fd = xenevtchn_fd(fr.xce), .events = POLLIN},
             {.fd = sfd, .events = POLLIN},
             {.fd = local_eof || (full && !local_blocked) ? -1 : fd,
              .events = (short)((full ? 0 : POLLIN) |
                                (local_blocked ? POLLOUT : 0))},
+            /* The control page's channel: the backend's state and its
+             * liveness byte (its death) arrive there. */
+            {.fd = noxs_frontend_fd(fr.f), .events = POLLIN},
         };
-        int r = poll(p, 3, SLICE_MS);
+        int r = poll(p, 4, SLICE_MS);
 
         if (r < 0 && errno != EINTR)
             die("poll");
@@ -433,7 +434,10 @@ int main(int argc, char **argv)
             if (port >= 0)
                 xenevtchn_unmask(fr.xce, (evtchn_port_t)port);
         }
-        if ((r == 0 || (p[0].revents & POLLIN)) && backend_gone(&fr)) {
+        if (p[3].revents & POLLIN)
+            noxs_frontend_handle_events(fr.f);
+        if ((r == 0 || ((p[0].revents | p[3].revents) & POLLIN)) &&
+            backend_gone(&fr)) {
             fprintf(stderr, "%s: the console backend went away\n", prog);
             status = 1;
             break;
