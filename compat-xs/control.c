@@ -229,7 +229,7 @@ static void guest_step(struct cxs_ctx *ctx)
     /* After the handshake: sharing a page costs more than all of it. */
     if (own == NOXS_STATE_CONNECTED && peer == NOXS_STATE_CONNECTED &&
         !noxs_dev_get_own_kv(d, NOXS_LIVENESS_KEY) &&
-        noxs_dev_liveness_start(d) == 0)
+        noxs_dev_liveness_start(d, 0) == 0)
         noxs_dev_publish(d);
 }
 

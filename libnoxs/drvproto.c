@@ -24,11 +24,10 @@
 
 /* ---- typed reads ---- */
 
-NOXS_EXPORT int noxs_dev_peer_u32(const noxs_dev *d, const char *key,
-                                  uint32_t min, uint32_t max, uint32_t *out)
+NOXS_EXPORT int noxs_dev_peer_u64(const noxs_dev *d, const char *key,
+                                  uint64_t min, uint64_t max, uint64_t *out)
 {
     char buf[NOXS_CTRL_VALUE_MAX + 1];
-    uint64_t v;
 
     if (min > max) {
         errno = EINVAL;
@@ -38,7 +37,15 @@ NOXS_EXPORT int noxs_dev_peer_u32(const noxs_dev *d, const char *key,
         return -1;
     /* parse_u64 refuses what is no plain decimal (EINVAL) and, past
      * UINT64_MAX, says ERANGE as for a value outside [min, max]. */
-    if (parse_u64(buf, min, max, &v) < 0)
+    return parse_u64(buf, min, max, out);
+}
+
+NOXS_EXPORT int noxs_dev_peer_u32(const noxs_dev *d, const char *key,
+                                  uint32_t min, uint32_t max, uint32_t *out)
+{
+    uint64_t v;
+
+    if (noxs_dev_peer_u64(d, key, min, max, &v) < 0)
         return -1;
     *out = (uint32_t)v;
     return 0;
@@ -90,7 +97,7 @@ static unsigned int peer_byte(const noxs_dev *d)
                                            : NOXS_LIVENESS_FRONTEND;
 }
 
-NOXS_EXPORT int noxs_dev_liveness_start(noxs_dev *d)
+NOXS_EXPORT int noxs_dev_liveness_start(noxs_dev *d, uint32_t notify_port)
 {
     char val[16];
     void *p;
@@ -107,7 +114,8 @@ NOXS_EXPORT int noxs_dev_liveness_start(noxs_dev *d)
     }
     p = xengntshr_share_page_notify(d->alive_gs, d->backend_domid,
                                     &d->alive_ref, 1,
-                                    NOXS_LIVENESS_FRONTEND, d->port);
+                                    NOXS_LIVENESS_FRONTEND,
+                                    notify_port ? notify_port : d->port);
     if (!p)
         return -1;
     memset(p, 0, NOXS_PAGE_SIZE);
@@ -201,8 +209,12 @@ NOXS_EXPORT int noxs_dev_wait_peer(noxs_dev *d, unsigned int state,
 
         if (noxs_dev_refresh(d) < 0 && errno != EBUSY)
             return -1;
-        if (noxs_dev_peer_state(d) == state)
+        if (noxs_dev_peer_state(d) == state) {
+            /* A backend byte set by now counts as seen: its clearing
+             * later, even before anyone looks, is a death. */
+            (void)noxs_i_liveness_peer_alive(d);
             return 0;
+        }
         /* A backend Closed from an earlier session goes on to InitWait
          * when it sees us start over: only a wait past InitWait ends. */
         if (!noxs_i_liveness_peer_alive(d) ||

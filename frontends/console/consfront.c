@@ -75,6 +75,14 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* What is left of deadline, never "forever" (< 0) for a late caller. */
+static int left_ms(int64_t deadline)
+{
+    int64_t left = deadline - now_ms();
+
+    return left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
 static void die(const char *what)
 {
     fprintf(stderr, "%s: %s: %s\n", prog, what, strerror(errno));
@@ -102,8 +110,7 @@ static void connect_console(struct front *fr, uint32_t devid, int timeout_ms)
     fr->backend_domid = noxs_dev_backend_domid(fr->dev);
     noxs_dev_set_state(fr->dev, NOXS_STATE_INITIALISING);
     if (noxs_dev_publish(fr->dev) < 0 ||
-        noxs_dev_wait_peer(fr->dev, NOXS_STATE_INITWAIT,
-                           (int)(deadline - now_ms())) < 0)
+        noxs_dev_wait_peer(fr->dev, NOXS_STATE_INITWAIT, left_ms(deadline)) < 0)
         die("waiting for the backend");
 
     fr->data_pages = 2u << fr->order;
@@ -136,12 +143,11 @@ static void connect_console(struct front *fr, uint32_t devid, int timeout_ms)
         if (set_u32(fr->dev, key, fr->data_refs[i]) < 0)
             die("publishing the rings");
     }
-    if (noxs_dev_liveness_start(fr->dev) < 0)
+    if (noxs_dev_liveness_start(fr->dev, 0) < 0)
         die("sharing the liveness page");
     noxs_dev_set_state(fr->dev, NOXS_STATE_INITIALISED);
     if (noxs_dev_publish(fr->dev) < 0 ||
-        noxs_dev_wait_peer(fr->dev, NOXS_STATE_CONNECTED,
-                           (int)(deadline - now_ms())) < 0)
+        noxs_dev_wait_peer(fr->dev, NOXS_STATE_CONNECTED, left_ms(deadline)) < 0)
         die("connecting to the backend");
     if (noxs_dev_switch_state(fr->dev, NOXS_STATE_CONNECTED) < 0)
         die("publishing Connected");

@@ -376,7 +376,7 @@ static void step(struct guest *g)
             /* Sharing a page costs more than the rest of the handshake
              * (milliseconds on the simulator), so the liveness page comes
              * after Connected, in a second publish. */
-            if (noxs_dev_liveness_start(g->dev) < 0)
+            if (noxs_dev_liveness_start(g->dev, 0) < 0)
                 warnx_("domain %u: no liveness page (%s): a dead backend "
                        "will go unnoticed", g->domid, strerror(errno));
             else if (noxs_dev_publish(g->dev) < 0) {

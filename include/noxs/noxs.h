@@ -300,6 +300,9 @@ int noxs_dev_peer_kv_foreach(const noxs_dev *d,
  */
 int noxs_dev_peer_u32(const noxs_dev *d, const char *key, uint32_t min,
                       uint32_t max, uint32_t *out);
+/* The same for 64-bit values (sizes, counts). */
+int noxs_dev_peer_u64(const noxs_dev *d, const char *key, uint64_t min,
+                      uint64_t max, uint64_t *out);
 /* A grant ref: NOXS_GREF_MIN..UINT32_MAX. */
 int noxs_dev_peer_gref(const noxs_dev *d, const char *key, uint32_t *out);
 /* An event-channel port: 1..NOXS_PORT_MAX. */
@@ -316,12 +319,16 @@ int noxs_dev_switch_state(noxs_dev *d, unsigned int state);
  * Frontend: share this session's liveness page (see NOXS_LIVENESS_KEY in
  * abi.h) and stage its key; the next noxs_dev_publish() tells the backend,
  * whose library maps it. A backend that dies or lets go then shows in
- * noxs_dev_peer_gone(). The page ends with noxs_dev_detach(). Sharing a
- * page costs more than the rest of a handshake on some platforms, so a
- * driver may do it after it is Connected. Returns 0 (also when already
- * shared) or -1 with errno.
+ * noxs_dev_peer_gone(). The page ends with noxs_dev_detach(). Our death
+ * is signalled on notify_port, one of our ports bound to the backend: 0
+ * is the device's own, which the backend library watches; a data driver
+ * whose backend sleeps on a channel of its own may name that one instead
+ * (its backend then watches the page itself). Sharing a page costs more
+ * than the rest of a handshake on some platforms, so a driver may do it
+ * after it is Connected. Returns 0 (also when already shared) or -1 with
+ * errno (ENOTSUP: this platform shares no pages).
  */
-int noxs_dev_liveness_start(noxs_dev *d);
+int noxs_dev_liveness_start(noxs_dev *d, uint32_t notify_port);
 /*
  * Frontend: whether the backend has gone, from the last snapshot and the
  * liveness page: 1 if the backend is Closing or Closed, or its liveness
