@@ -81,6 +81,9 @@ static void try_connect(noxs_backend *b, struct bdev *x)
         return;
     }
     x->connected = 1;
+    /* The page first: a frontend that sees us Connected may count on
+     * our byte being set. */
+    liveness_sync(b, x);
     noxs_dev_switch_state(d, NOXS_STATE_CONNECTED);
 }
 
