@@ -1,0 +1,12 @@
+# The example driver (docs/DESIGN.md, "How to write a driver"): both
+# halves of a ping device written against libnoxs's driver protocol.
+# Built with everything, installed nowhere; tests/integration/
+# lifecycle-example.sh runs it through the lifecycle the real drivers pass.
+
+EXAMPLE_BINS := $(BINOUT)/noxs-ping-back $(BINOUT)/noxs-ping-front
+
+$(BINOUT)/noxs-ping-%: $(OBJDIR)/examples/ping-%.o $(LIBOUT)/libnoxs.so
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $< -L$(LIBOUT) -lnoxs $(XEN_LIBS)
+
+ALL_TARGETS += $(EXAMPLE_BINS)
