@@ -21,6 +21,7 @@
 #include <xenevtchn.h>
 #include <xengnttab.h>
 
+#include "simchild.h"
 #include "../../libnoxs/backend.h"
 
 #define GUEST 1
@@ -34,13 +35,6 @@ struct env {
     struct noxs_boot boot;
 };
 
-static void set_domid(unsigned int domid)
-{
-    char buf[16];
-
-    snprintf(buf, sizeof(buf), "%u", domid);
-    setenv("NOXS_SIM_DOMID", buf, 1);
-}
 
 /* Domain 0 with a device page for GUEST listing one sysctl device. */
 static noxs_dev *env_setup(struct env *e)
@@ -84,14 +78,6 @@ static void env_close(struct env *e, noxs_dev *d)
     xenevtchn_close(e->xce);
 }
 
-#define CHILD_CHECK(cond)                                                     \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            fprintf(stderr, "child %s:%d: check failed: %s (errno %d: %s)\n", \
-                    __FILE__, __LINE__, #cond, errno, strerror(errno));       \
-            _exit(1);                                                         \
-        }                                                                     \
-    } while (0)
 
 static pid_t spawn(struct env *e, void (*fn)(struct env *))
 {
@@ -106,14 +92,6 @@ static pid_t spawn(struct env *e, void (*fn)(struct env *))
     return pid;
 }
 
-static void reap(pid_t pid)
-{
-    int status;
-
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                  "guest process failed (status 0x%x)", status);
-}
 
 static noxs_dev *guest_attach(struct env *e, noxs_frontend **fp)
 {
@@ -331,61 +309,85 @@ static void fake_backend_free(noxs_backend *b)
     free(b);
 }
 
+/* One walk test: the device, a fake backend and the guest process. */
+struct walkfix {
+    struct env e;
+    struct calls c;
+    noxs_backend *b;
+    struct bdev x;
+    pid_t pid;
+};
+
+static noxs_dev *walk_begin(struct walkfix *w, int fail_connect,
+                            void (*guest)(struct env *))
+{
+    memset(w, 0, sizeof(*w));
+    w->c.fail_connect = fail_connect;
+    w->x.d = env_setup(&w->e);
+    w->b = fake_backend(&w->c);
+    w->pid = spawn(&w->e, guest);
+    return w->x.d;
+}
+
+static void walk_end(struct walkfix *w)
+{
+    if (w->pid > 0)
+        reap(w->pid);
+    fake_backend_free(w->b);
+    env_close(&w->e, w->x.d);
+}
+
 START_TEST(walk)
 {
-    struct env e;
-    struct calls c = {0};
-    noxs_dev *d = env_setup(&e);
-    noxs_backend *b = fake_backend(&c);
-    struct bdev x = {.d = d};
-    pid_t pid = spawn(&e, guest_walk);
+    struct walkfix w;
+    noxs_dev *d = walk_begin(&w, 0, guest_walk);
     int64_t deadline;
 
     /* Initialised: connect, Connected, the liveness page mapped. */
     ck_assert_uint_eq(next_state(d), NOXS_STATE_INITIALISED);
-    bk_walk(b, &x, 1);
-    ck_assert_int_eq(c.connects, 1);
-    ck_assert_int_eq(x.connected, 1);
+    bk_walk(w.b, &w.x, 1);
+    ck_assert_int_eq(w.c.connects, 1);
+    ck_assert_int_eq(w.x.connected, 1);
     ck_assert_uint_eq(noxs_dev_state(d), NOXS_STATE_CONNECTED);
     ck_assert(d->alive != NULL);
     ck_assert_uint_eq(d->alive[NOXS_LIVENESS_BACKEND], 1);
     ck_assert_uint_eq(d->alive[NOXS_LIVENESS_FRONTEND], 1);
     /* Closed (through Connected, maybe unseen): the session ends. */
-    walk_to(b, &x, NOXS_STATE_CLOSED);
-    ck_assert_int_eq(c.connects, 1);
-    ck_assert_int_eq(c.disconnects, 1);
-    ck_assert_int_eq(c.last_why, 0);
-    ck_assert_int_eq(x.connected, 0);
+    walk_to(w.b, &w.x, NOXS_STATE_CLOSED);
+    ck_assert_int_eq(w.c.connects, 1);
+    ck_assert_int_eq(w.c.disconnects, 1);
+    ck_assert_int_eq(w.c.last_why, 0);
+    ck_assert_int_eq(w.x.connected, 0);
     ck_assert(d->alive == NULL);
     ck_assert_uint_eq(noxs_dev_state(d), NOXS_STATE_CLOSED);
     /* Initialising: InitWait again. */
-    walk_to(b, &x, NOXS_STATE_INITIALISING);
+    walk_to(w.b, &w.x, NOXS_STATE_INITIALISING);
     ck_assert_uint_eq(noxs_dev_state(d), NOXS_STATE_INITWAIT);
-    ck_assert_int_eq(c.disconnects, 1);
+    ck_assert_int_eq(w.c.disconnects, 1);
     /* Connected straight away (sysctl-style): connect again. */
-    walk_to(b, &x, NOXS_STATE_CONNECTED);
-    ck_assert_int_eq(c.connects, 2);
+    walk_to(w.b, &w.x, NOXS_STATE_CONNECTED);
+    ck_assert_int_eq(w.c.connects, 2);
     ck_assert_uint_eq(noxs_dev_state(d), NOXS_STATE_CONNECTED);
     ck_assert(d->alive != NULL);
     /* The guest dies: its byte clears, its half still says Connected. */
-    reap(pid);
+    reap(w.pid);
+    w.pid = 0;
     deadline = noxs_i_now_ms() + TMO;
     while (noxs_dev_state(d) != NOXS_STATE_CLOSED &&
            noxs_i_now_ms() < deadline) {
         noxs_i_evtchn_wait_one(d->xce, noxs_i_now_ms() + 100);
-        bk_walk(b, &x, noxs_dev_refresh(d) == 1);
+        bk_walk(w.b, &w.x, noxs_dev_refresh(d) == 1);
     }
     ck_assert_uint_eq(noxs_dev_peer_state(d), NOXS_STATE_CONNECTED);
     ck_assert_uint_eq(noxs_dev_state(d), NOXS_STATE_CLOSED);
-    ck_assert_int_eq(c.disconnects, 2);
-    ck_assert_int_eq(c.last_why, ECONNRESET);
+    ck_assert_int_eq(w.c.disconnects, 2);
+    ck_assert_int_eq(w.c.last_why, ECONNRESET);
     ck_assert(d->alive == NULL);
     /* A stale Connected is no new session: no connect from Closed. */
-    bk_walk(b, &x, 1);
-    ck_assert_int_eq(c.connects, 2);
+    bk_walk(w.b, &w.x, 1);
+    ck_assert_int_eq(w.c.connects, 2);
     ck_assert_uint_eq(noxs_dev_state(d), NOXS_STATE_CLOSED);
-    fake_backend_free(b);
-    env_close(&e, d);
+    walk_end(&w);
 }
 END_TEST
 
@@ -412,26 +414,20 @@ static void guest_initialised(struct env *e)
 
 START_TEST(walk_connect_fails)
 {
-    struct env e;
-    struct calls c = {.fail_connect = 1};
-    noxs_dev *d = env_setup(&e);
-    noxs_backend *b = fake_backend(&c);
-    struct bdev x = {.d = d};
-    pid_t pid = spawn(&e, guest_initialised);
+    struct walkfix w;
+    noxs_dev *d = walk_begin(&w, 1, guest_initialised);
 
     ck_assert_uint_eq(next_state(d), NOXS_STATE_INITIALISED);
-    bk_walk(b, &x, 1);
-    ck_assert_int_eq(c.connects, 1);
-    ck_assert_int_eq(x.connected, 0);
+    bk_walk(w.b, &w.x, 1);
+    ck_assert_int_eq(w.c.connects, 1);
+    ck_assert_int_eq(w.x.connected, 0);
     ck_assert_uint_eq(noxs_dev_state(d), NOXS_STATE_CLOSING);
     ck_assert_str_eq(noxs_dev_get_own_kv(d, "error"), "bad ring-ref");
     ck_assert_uint_eq(next_state(d), NOXS_STATE_CLOSED);
-    bk_walk(b, &x, 1);
-    ck_assert_int_eq(c.disconnects, 0); /* never connected */
+    bk_walk(w.b, &w.x, 1);
+    ck_assert_int_eq(w.c.disconnects, 0); /* never connected */
     ck_assert_uint_eq(noxs_dev_state(d), NOXS_STATE_CLOSED);
-    reap(pid);
-    fake_backend_free(b);
-    env_close(&e, d);
+    walk_end(&w);
 }
 END_TEST
 
@@ -460,22 +456,16 @@ static void guest_sees_death(struct env *e)
 
 START_TEST(frontend_sees_backend_death)
 {
-    struct env e;
-    struct calls c = {0};
-    noxs_dev *d = env_setup(&e);
-    noxs_backend *b = fake_backend(&c);
-    struct bdev x = {.d = d};
-    pid_t pid = spawn(&e, guest_sees_death);
+    struct walkfix w;
+    noxs_dev *d = walk_begin(&w, 0, guest_sees_death);
 
     ck_assert_uint_eq(next_state(d), NOXS_STATE_INITIALISED);
-    bk_walk(b, &x, 1);
+    bk_walk(w.b, &w.x, 1);
     ck_assert(d->alive != NULL);
     ck_assert_uint_eq(next_state(d), NOXS_STATE_CONNECTED);
     /* Our mapping ends as at our death (an unmap notification). */
     noxs_i_liveness_end(d, false);
-    reap(pid);
-    fake_backend_free(b);
-    env_close(&e, d);
+    walk_end(&w);
 }
 END_TEST
 
