@@ -299,6 +299,43 @@ static void usage(FILE *out)
         "  --timeout SECONDS how long a guest may take to acknowledge (60)\n");
 }
 
+/* The loop: noxsd's requests, the devices' events, deadlines, signals.
+ * Returns the exit status. */
+static int serve(int sfd)
+{
+    for (;;) {
+        struct pollfd pfd[2] = {
+            {.fd = noxs_backend_fd(backend), .events = POLLIN},
+            {.fd = sfd, .events = POLLIN},
+        };
+        int64_t now = now_ms();
+        int wait = -1;
+
+        if (fifo.head != NULL) {
+            int64_t left = fifo.head->deadline_ms - now;
+
+            if (left < 0)
+                left = 0;
+            if (wait < 0 || left < wait)
+                wait = (int)left;
+        }
+        if (poll(pfd, 2, wait) < 0 && errno != EINTR) {
+            log_warnx("poll: %s", strerror(errno));
+            return 1;
+        }
+        if (pfd[1].revents) {
+            log_info("signal: exiting");
+            return 0;
+        }
+        if (pfd[0].revents && noxs_backend_dispatch(backend, 0) < 0 &&
+            errno != EAGAIN && errno != ETIMEDOUT && errno != EINTR) {
+            log_warnx("lost noxsd: %s", strerror(errno));
+            return 1;
+        }
+        expire(now_ms());
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -384,39 +421,7 @@ int main(int argc, char **argv)
     log_info("noxs-sysctl-back %s: serving sysctl devices", version_string());
     daemon_ready();
 
-    for (;;) {
-        struct pollfd pfd[2] = {
-            {.fd = noxs_backend_fd(backend), .events = POLLIN},
-            {.fd = sfd, .events = POLLIN},
-        };
-        int64_t now = now_ms();
-        int wait = -1;
-
-        if (fifo.head != NULL) {
-            int64_t left = fifo.head->deadline_ms - now;
-
-            if (left < 0)
-                left = 0;
-            if (wait < 0 || left < wait)
-                wait = (int)left;
-        }
-        if (poll(pfd, 2, wait) < 0 && errno != EINTR) {
-            log_warnx("poll: %s", strerror(errno));
-            status = 1;
-            break;
-        }
-        if (pfd[1].revents) {
-            log_info("signal: exiting");
-            break;
-        }
-        if (pfd[0].revents && noxs_backend_dispatch(backend, 0) < 0 &&
-            errno != EAGAIN && errno != ETIMEDOUT && errno != EINTR) {
-            log_warnx("lost noxsd: %s", strerror(errno));
-            status = 1;
-            break;
-        }
-        expire(now_ms());
-    }
+    status = serve(sfd);
     while (fifo.head != NULL)
         answer(fifo.head, ECANCELED);
     noxs_backend_close(backend);

@@ -322,11 +322,86 @@ static void usage(FILE *out)
             "  --version    print the version and exit\n");
 }
 
+/*
+ * Move bytes both ways until the local end is done and the backend took
+ * all its output (0), or a signal or the backend's going (1).
+ */
+static int run(struct front *fr, int fd, int sfd)
+{
+    bool local_eof = false, local_blocked = false;
+
+    for (;;) {
+        bool progress, full = false;
+
+        noxs_cons_store(&fr->hdr->in_data_wanted, 0);
+        noxs_cons_store(&fr->hdr->out_space_wanted, 0);
+        do {
+            progress = false;
+            if (!local_eof && !take_local(fr, fd, &progress, &full))
+                local_eof = true;
+            give_local(fr, fd, local_eof, &progress, &local_blocked);
+        } while (progress);
+        if (local_eof &&
+            noxs_cons_load(&fr->hdr->out_cons) == fr->out_prod)
+            break; /* everything the command wrote has been taken */
+
+        /* About to sleep: ask for the notifications we need, re-check. */
+        bool want_in = !local_blocked, want_space = full || local_eof;
+
+        if (want_in)
+            noxs_cons_store(&fr->hdr->in_data_wanted, 1);
+        if (want_space)
+            noxs_cons_store(&fr->hdr->out_space_wanted, 1);
+        noxs_cons_mb();
+        if (want_in && noxs_cons_load(&fr->hdr->in_prod) != fr->in_cons)
+            continue;
+        if (full &&
+            fr->out_prod - noxs_cons_load(&fr->hdr->out_cons) < fr->ring_bytes)
+            continue;
+        if (local_eof && noxs_cons_load(&fr->hdr->out_cons) == fr->out_prod)
+            continue;
+
+        /* The local end is only watched when we could act on it (a hung-
+         * up end we cannot read yet would report POLLHUP forever). */
+        struct pollfd p[4] = {
+            {.fd = xenevtchn_fd(fr->xce), .events = POLLIN},
+            {.fd = sfd, .events = POLLIN},
+            {.fd = local_eof || (full && !local_blocked) ? -1 : fd,
+             .events = (short)((full ? 0 : POLLIN) |
+                               (local_blocked ? POLLOUT : 0))},
+            /* The control page's channel: the backend's state and its
+             * liveness byte (its death) arrive there. */
+            {.fd = noxs_frontend_fd(fr->f), .events = POLLIN},
+        };
+        int r = poll(p, 4, SLICE_MS);
+
+        if (r < 0 && errno != EINTR)
+            die("poll");
+        if (p[1].revents & POLLIN) {
+            return 1;
+        }
+        if (p[0].revents & POLLIN) {
+            int port = xenevtchn_pending(fr->xce);
+
+            if (port >= 0)
+                xenevtchn_unmask(fr->xce, (evtchn_port_t)port);
+        }
+        if (p[3].revents & POLLIN)
+            noxs_frontend_handle_events(fr->f);
+        if ((r == 0 || ((p[0].revents | p[3].revents) & POLLIN)) &&
+            backend_gone(fr)) {
+            fprintf(stderr, "%s: the console backend went away\n", prog);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct front fr = {.order = NOXS_CONS_DEFAULT_RING_ORDER};
     unsigned long devid = 0, wait_s = 30;
-    bool use_pty = false, local_eof = false, local_blocked = false;
+    bool use_pty = false;
     int fd, sfd, c, status = 0, slave = -1;
     pid_t child = -1;
     sigset_t mask;
@@ -383,72 +458,7 @@ int main(int argc, char **argv)
     }
     set_nonblock(fd);
 
-    for (;;) {
-        bool progress, full = false;
-
-        noxs_cons_store(&fr.hdr->in_data_wanted, 0);
-        noxs_cons_store(&fr.hdr->out_space_wanted, 0);
-        do {
-            progress = false;
-            if (!local_eof && !take_local(&fr, fd, &progress, &full))
-                local_eof = true;
-            give_local(&fr, fd, local_eof, &progress, &local_blocked);
-        } while (progress);
-        if (local_eof &&
-            noxs_cons_load(&fr.hdr->out_cons) == fr.out_prod)
-            break; /* everything the command wrote has been taken */
-
-        /* About to sleep: ask for the notifications we need, re-check. */
-        bool want_in = !local_blocked, want_space = full || local_eof;
-
-        if (want_in)
-            noxs_cons_store(&fr.hdr->in_data_wanted, 1);
-        if (want_space)
-            noxs_cons_store(&fr.hdr->out_space_wanted, 1);
-        noxs_cons_mb();
-        if (want_in && noxs_cons_load(&fr.hdr->in_prod) != fr.in_cons)
-            continue;
-        if (full &&
-            fr.out_prod - noxs_cons_load(&fr.hdr->out_cons) < fr.ring_bytes)
-            continue;
-        if (local_eof && noxs_cons_load(&fr.hdr->out_cons) == fr.out_prod)
-            continue;
-
-        /* The local end is only watched when we could act on it (a hung-
-         * up end we cannot read yet would report POLLHUP forever). */
-        struct pollfd p[4] = {
-            {.fd = xenevtchn_fd(fr.xce), .events = POLLIN},
-            {.fd = sfd, .events = POLLIN},
-            {.fd = local_eof || (full && !local_blocked) ? -1 : fd,
-             .events = (short)((full ? 0 : POLLIN) |
-                               (local_blocked ? POLLOUT : 0))},
-            /* The control page's channel: the backend's state and its
-             * liveness byte (its death) arrive there. */
-            {.fd = noxs_frontend_fd(fr.f), .events = POLLIN},
-        };
-        int r = poll(p, 4, SLICE_MS);
-
-        if (r < 0 && errno != EINTR)
-            die("poll");
-        if (p[1].revents & POLLIN) {
-            status = 1;
-            break;
-        }
-        if (p[0].revents & POLLIN) {
-            int port = xenevtchn_pending(fr.xce);
-
-            if (port >= 0)
-                xenevtchn_unmask(fr.xce, (evtchn_port_t)port);
-        }
-        if (p[3].revents & POLLIN)
-            noxs_frontend_handle_events(fr.f);
-        if ((r == 0 || ((p[0].revents | p[3].revents) & POLLIN)) &&
-            backend_gone(&fr)) {
-            fprintf(stderr, "%s: the console backend went away\n", prog);
-            status = 1;
-            break;
-        }
-    }
+    status = run(&fr, fd, sfd);
 
     if (child > 0) {
         int ws;

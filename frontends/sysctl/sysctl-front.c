@@ -593,6 +593,84 @@ static void usage(FILE *out)
         "--domains: 0 once every domain was shut down by request, else 1.\n");
 }
 
+/*
+ * The loop: every guest's events, new domains from lr, the signal fd
+ * (its epoll tag is sig_tag). 0 when done or told to stop, -1 if epoll
+ * fails.
+ */
+static int serve(const int *sig_tag, struct line_reader *lr,
+                 const char *domains)
+{
+    for (;;) {
+        struct epoll_event evs[256];
+        int n;
+
+        if (nactive == 0 && (domains == NULL || lr->eof))
+            return 0;
+        n = epoll_wait(epfd, evs, 256, -1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            warnx_("epoll_wait: %s", strerror(errno));
+            return -1;
+        }
+        for (int i = 0; i < n; i++) {
+            void *p = evs[i].data.ptr;
+
+            if (p == sig_tag) {
+                if (verbose)
+                    warnx_("signal: closing %zu domain(s)", nactive);
+                return 0;
+            }
+            if (p == lr) {
+                if (read_lines(lr) < 0)
+                    return 0;
+                if (lr->eof)
+                    epoll_ctl(epfd, EPOLL_CTL_DEL, lr->fd, NULL);
+                continue;
+            }
+            struct guest *g = p;
+
+            if (g->phase == PHASE_DONE) {
+                /* Closed already: just drain its channel. */
+                if (g->fe != NULL)
+                    noxs_frontend_handle_events(g->fe);
+                continue;
+            }
+            if (noxs_frontend_handle_events(g->fe) < 0 && errno != EAGAIN) {
+                fail(g, "event channel");
+                continue;
+            }
+            step(g);
+        }
+    }
+}
+
+/* Close what is still open so the backends see Closed; the exit status. */
+static int close_all(struct guest *single)
+{
+    /* Close what is still open so the backends see Closed. */
+    for (size_t i = 0; i < nguests; i++) {
+        struct guest *g = guests[i];
+
+        drop_device(g);
+        if (g->fe != NULL)
+            noxs_frontend_close(g->fe);
+        free(g);
+    }
+    free(guests);
+    if (single != NULL) {
+        int status = single->phase == PHASE_DONE ? single->exit_status : 1;
+
+        drop_device(single);
+        if (single->fe != NULL)
+            noxs_frontend_close(single->fe);
+        free(single);
+        return status;
+    }
+    return nactive == 0 ? worst_status : 1;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -682,68 +760,8 @@ int main(int argc, char **argv)
             return 1;
     }
 
-    for (;;) {
-        struct epoll_event evs[256];
-        int n;
-
-        if (nactive == 0 && (domains == NULL || lr.eof))
-            break;
-        n = epoll_wait(epfd, evs, 256, -1);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            warnx_("epoll_wait: %s", strerror(errno));
-            return 1;
-        }
-        for (int i = 0; i < n; i++) {
-            void *p = evs[i].data.ptr;
-
-            if (p == &sfd) {
-                if (verbose)
-                    warnx_("signal: closing %zu domain(s)", nactive);
-                goto out;
-            }
-            if (p == &lr) {
-                if (read_lines(&lr) < 0)
-                    goto out;
-                if (lr.eof)
-                    epoll_ctl(epfd, EPOLL_CTL_DEL, lr.fd, NULL);
-                continue;
-            }
-            struct guest *g = p;
-
-            if (g->phase == PHASE_DONE) {
-                /* Closed already: just drain its channel. */
-                if (g->fe != NULL)
-                    noxs_frontend_handle_events(g->fe);
-                continue;
-            }
-            if (noxs_frontend_handle_events(g->fe) < 0 && errno != EAGAIN) {
-                fail(g, "event channel");
-                continue;
-            }
-            step(g);
-        }
-    }
-out:
-    /* Close what is still open so the backends see Closed. */
-    for (size_t i = 0; i < nguests; i++) {
-        struct guest *g = guests[i];
-
-        drop_device(g);
-        if (g->fe != NULL)
-            noxs_frontend_close(g->fe);
-        free(g);
-    }
-    free(guests);
-    if (single != NULL) {
-        int status = single->phase == PHASE_DONE ? single->exit_status : 1;
-
-        drop_device(single);
-        if (single->fe != NULL)
-            noxs_frontend_close(single->fe);
-        free(single);
-        return status;
-    }
-    return nactive == 0 ? worst_status : 1;
+    /* An epoll failure ends the run at once, with 1. */
+    if (serve(&sfd, &lr, domains) < 0)
+        return 1;
+    return close_all(single);
 }
