@@ -1,11 +1,13 @@
 # The example driver (docs/DESIGN.md, "How to write a driver"): both
 # halves of a ping device written against libnoxs's driver protocol.
-# Built with everything, installed nowhere; tests/integration/
-# lifecycle-example.sh runs it through the lifecycle the real drivers pass.
+# Built with everything into build/examples (not bin/: installed nowhere);
+# tests/integration/lifecycle-example.sh runs it through the lifecycle the
+# real drivers pass.
 
-EXAMPLE_BINS := $(BINOUT)/noxs-ping-back $(BINOUT)/noxs-ping-front
+EXAMPLEOUT := $(BUILD)/examples
+EXAMPLE_BINS := $(EXAMPLEOUT)/noxs-ping-back $(EXAMPLEOUT)/noxs-ping-front
 
-$(BINOUT)/noxs-ping-%: $(OBJDIR)/examples/ping-%.o $(LIBOUT)/libnoxs.so
+$(EXAMPLEOUT)/noxs-ping-%: $(OBJDIR)/examples/ping-%.o $(LIBOUT)/libnoxs.so
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -o $@ $< -L$(LIBOUT) -lnoxs $(XEN_LIBS)
 
