@@ -110,8 +110,8 @@ $(OBJDIR)/%.o: %.c | deps-stamp
 	$(CC) $(BASE_CFLAGS) $(MODULE_CFLAGS_$(firstword $(subst /, ,$<))) \
 		-MMD -MP -c $< -o $@
 
-MODULES := common sim libnoxs noxsd tools backends frontends compat-xs tests bench \
-	docs dist
+MODULES := common sim libnoxs noxsd tools backends frontends examples compat-xs tests \
+	bench docs dist
 -include $(foreach m,$(MODULES),$(wildcard $(m)/module.mk))
 
 all: $(ALL_TARGETS)

@@ -6,7 +6,6 @@
 
 $(BENCHOUT)/blk: $(OBJDIR)/bench/blk.o $(OBJDIR)/bench/svc.o \
 		$(OBJDIR)/frontends/blk/blkfront.o \
-		$(OBJDIR)/frontends/blk/drvwait.o \
 		$(LIBOUT)/libnoxs.so | $(BINOUT)/noxs-blk-back
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -o $@ $(filter %.o,$^) -L$(LIBOUT) -lnoxs $(XEN_LIBS)

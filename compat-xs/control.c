@@ -17,9 +17,10 @@
  * reads does not attach (two frontends would fight over one half), so
  * it reads "".
  *
- * No liveness page: the backend requires it only to notice a frontend
- * killed without closing (it maps one when "liveness-gref" appears and
- * scans only devices that have one); Connected does not depend on it.
+ * Once both halves are Connected the context shares the library's
+ * liveness page (noxs_dev_liveness_start), as noxs-sysctl-front does, so
+ * the backend sees a guest killed without closing; a backend that dies
+ * (noxs_dev_peer_gone) ends the session as a backend that closes does.
  * compat-xs publishes Closed when the last handle of the context closes.
  *
  * Toolstack side (any other process): a write of a reason to
@@ -82,12 +83,6 @@ static void ctl_path(char *buf, size_t len, unsigned int domid,
 }
 
 /* ---- guest side ---- */
-
-static int publish_state(noxs_dev *d, unsigned int state)
-{
-    noxs_dev_set_state(d, state);
-    return noxs_dev_publish(d);
-}
 
 /* The pending request, or "" (see the top). */
 static const char *guest_shutdown(struct cxs_ctx *ctx, char *buf, size_t len)
@@ -171,7 +166,7 @@ static void guest_detach(struct cxs_ctx *ctx)
         return;
     if (noxs_dev_state(ctx->sys) != NOXS_STATE_CLOSED &&
         noxs_dev_state(ctx->sys) != NOXS_STATE_INITIALISING)
-        publish_state(ctx->sys, NOXS_STATE_CLOSING);
+        noxs_dev_switch_state(ctx->sys, NOXS_STATE_CLOSING);
     noxs_dev_detach(ctx->sys); /* publishes Closed */
     ctx->sys = NULL;
 }
@@ -196,18 +191,18 @@ static void guest_attach(struct cxs_ctx *ctx)
         return; /* listed before its backend published: next time */
     ctx->sys = d;
     noxs_dev_del_kv(d, "shutdown-ack");
-    noxs_dev_del_kv(d, "liveness-gref");
     if (guest_stage_features(ctx) < 0) {
         cxs_log("domain %u: control/feature-*: %s", ctx->domid,
                 strerror(errno));
     }
     /* As noxs-sysctl-front: straight to Connected when the backend
-     * waits for us, else a new session starts at Initialising. */
-    if (noxs_dev_refresh(d) >= 0 &&
-        noxs_dev_peer_state(d) == NOXS_STATE_INITWAIT)
-        publish_state(d, NOXS_STATE_CONNECTED);
-    else
-        publish_state(d, NOXS_STATE_INITIALISING);
+     * waits for us, else a new session starts at Initialising (the
+     * features go out with it either way). */
+    noxs_dev_set_state(d, noxs_dev_refresh(d) >= 0 &&
+                              noxs_dev_peer_state(d) == NOXS_STATE_INITWAIT
+                          ? NOXS_STATE_CONNECTED
+                          : NOXS_STATE_INITIALISING);
+    noxs_dev_publish(d);
 }
 
 static void guest_step(struct cxs_ctx *ctx)
@@ -222,7 +217,7 @@ static void guest_step(struct cxs_ctx *ctx)
     }
     peer = noxs_dev_peer_state(d);
     own = noxs_dev_state(d);
-    if (peer == NOXS_STATE_CLOSING || peer == NOXS_STATE_CLOSED) {
+    if (noxs_dev_peer_gone(d)) {
         /* A stale Closed before the backend saw our new session: it
          * resets to InitWait when it sees Initialising. */
         if (own != NOXS_STATE_INITIALISING)
@@ -230,7 +225,12 @@ static void guest_step(struct cxs_ctx *ctx)
         return;
     }
     if (own == NOXS_STATE_INITIALISING && peer == NOXS_STATE_INITWAIT)
-        publish_state(d, NOXS_STATE_CONNECTED);
+        noxs_dev_switch_state(d, NOXS_STATE_CONNECTED);
+    /* After the handshake: sharing a page costs more than all of it. */
+    if (own == NOXS_STATE_CONNECTED && peer == NOXS_STATE_CONNECTED &&
+        !noxs_dev_get_own_kv(d, NOXS_LIVENESS_KEY) &&
+        noxs_dev_liveness_start(d, 0) == 0)
+        noxs_dev_publish(d);
 }
 
 /* The guest touched its control tree: become the frontend. */

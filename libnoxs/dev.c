@@ -238,6 +238,9 @@ void noxs_i_dev_free(noxs_dev *d)
         return;
     if (d->frontend)
         noxs_i_frontend_forget(d->frontend, d);
+    /* The liveness page first, while its notify port is still bound;
+     * a backend that lets go says so on the page too. */
+    noxs_i_liveness_end(d, true);
     if (d->port)
         xenevtchn_unbind(d->xce, d->port);
     if (d->page) {
@@ -259,6 +262,8 @@ void noxs_i_dev_forget(noxs_dev *d)
 
     if (!d)
         return;
+    /* Our liveness byte stays set: the next instance maps it again. */
+    noxs_i_liveness_end(d, false);
     if (d->page && d->file_page)
         munmap(d->page, NOXS_PAGE_SIZE);
     free(d->own_value);

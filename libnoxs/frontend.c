@@ -33,6 +33,7 @@
 struct noxs_frontend {
     xenevtchn_handle *xce;
     xengnttab_handle *gt;
+    xengntshr_handle *gs; /* liveness pages; NULL if the platform has none */
     struct noxs_boot boot;
     uint16_t domid;
     void *page;          /* the device page, mapped read-only */
@@ -53,6 +54,8 @@ static void frontend_release(noxs_frontend *f)
         xengnttab_unmap(f->gt, f->page, 1);
     if (f->gt)
         xengnttab_close(f->gt);
+    if (f->gs)
+        xengntshr_close(f->gs);
     if (f->xce)
         xenevtchn_close(f->xce);
     free(f);
@@ -105,6 +108,10 @@ NOXS_EXPORT noxs_frontend *noxs_frontend_open(const struct noxs_boot *boot)
     if (!f->xce)
         goto fail;
     f->gt = xengnttab_open(NULL, 0);
+    /* Opened with the others: on the simulator a handle takes its domain
+     * from the environment when it is opened. Without it, devices simply
+     * have no liveness page (noxs_dev_liveness_start: ENOTSUP). */
+    f->gs = xengntshr_open(NULL, 0);
     if (!f->gt)
         goto fail;
     f->page = xengnttab_map_grant_ref(f->gt, boot->owner_domid, boot->gref,
@@ -275,6 +282,7 @@ NOXS_EXPORT noxs_dev *noxs_frontend_attach(noxs_frontend *f, unsigned int type,
     d->peer_half = NOXS_CTRL_BACKEND;
     d->gt = f->gt;
     d->xce = f->xce;
+    d->alive_gs = f->gs;
     d->gref = e.control_gref;
     d->remote_port = e.backend_port;
     d->backend_domid = e.backend_domid;

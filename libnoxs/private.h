@@ -77,6 +77,19 @@ struct noxs_dev {
      * copies our half here (the record in the backend's state file). */
     bool file_page;
     struct noxs_ctrl_half *mirror;
+    /* Backend role: the owner, for the reports of noxs_dev_switch_state. */
+    struct noxs_backend *backend;
+    /*
+     * The liveness page (drvproto.c): the frontend shares it (alive_gs is
+     * its frontend's sharing handle), the backend maps it (alive_gt, the
+     * backend's). NULL when there is none.
+     */
+    volatile uint8_t *alive;
+    uint32_t alive_ref;
+    bool alive_notify;       /* backend: mapped with an unmap notification */
+    bool peer_seen_alive;    /* the peer's byte was 1 once */
+    xengntshr_handle *alive_gs;
+    xengnttab_handle *alive_gt;
 };
 
 /*
@@ -135,7 +148,32 @@ int noxs_i_recv_msg(int fd, void *buf, size_t len, int64_t deadline,
  */
 int noxs_i_evtchn_wait_one(xenevtchn_handle *xce, int64_t deadline_ms);
 
+/* ---- drvproto.c ---- */
+
+/*
+ * Backend side of the liveness page: map ref of d's frontend (with an
+ * unmap notification on our byte when notify), set our byte. 0 or -1.
+ */
+int noxs_i_liveness_map(noxs_dev *d, xengnttab_handle *gt, uint32_t ref,
+                        bool notify);
+/*
+ * End d's liveness page (either role). clear: zero our byte first, so the
+ * peer learns of it even when no unmap notification does it for us.
+ */
+void noxs_i_liveness_end(noxs_dev *d, bool clear);
+/* 0: the peer's byte was set and has been cleared; 1 otherwise. */
+int noxs_i_liveness_peer_alive(const noxs_dev *d);
+
+/* ---- backend.c ---- */
+
+/* Report d's states to noxsd (noxs_backend_report without the check). */
+void noxs_i_backend_report(struct noxs_backend *b, noxs_dev *d);
+
 /* ---- frontend.c ---- */
+
+/* The frontend's sharing handle (for liveness pages), NULL if none. */
+xengntshr_handle *noxs_i_frontend_gs(struct noxs_frontend *f);
+
 
 /* Drop d from its frontend's list (called by noxs_i_dev_free). */
 void noxs_i_frontend_forget(struct noxs_frontend *f, noxs_dev *d);

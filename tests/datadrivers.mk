@@ -19,8 +19,7 @@ $(OBJDIR)/bench/blk.o $(OBJDIR)/bench/console.o: BASE_CFLAGS += $(DRV_CFLAGS)
 DRV_LINK = $(CC) $(BASE_LDFLAGS) -o $@ $(filter %.o,$^) $(COMMON_LIB) \
 	-L$(LIBOUT) -lnoxs $(XEN_LIBS)
 
-DRVWAIT_OBJS := $(OBJDIR)/frontends/blk/drvwait.o
-BLKFRONT_OBJS := $(OBJDIR)/frontends/blk/blkfront.o $(DRVWAIT_OBJS)
+BLKFRONT_OBJS := $(OBJDIR)/frontends/blk/blkfront.o
 BLKREQ_OBJS := $(OBJDIR)/backends/blk/blkreq.o
 DRVLOG_OBJS := $(COMMON_LIB)
 
@@ -51,7 +50,7 @@ $(CONS_BACK): $(OBJDIR)/backends/console/consback.o $(DRVLOG_OBJS) \
 	@mkdir -p $(@D)
 	$(DRV_LINK)
 
-$(CONS_FRONT): $(OBJDIR)/frontends/console/consfront.o $(DRVWAIT_OBJS) $(COMMON_LIB) \
+$(CONS_FRONT): $(OBJDIR)/frontends/console/consfront.o $(COMMON_LIB) \
 		$(LIBOUT)/libnoxs.so
 	@mkdir -p $(@D)
 	$(DRV_LINK)

@@ -5,7 +5,8 @@
 
 DRIVER_TESTS := sysctl-shutdown lifecycle-sysctl remove-stuck perm-isolation \
 	backend-restart backend-restart-console backend-restart-blk \
-	crash-noxsd crash-peers hostile-torn hostile-flip
+	crash-noxsd crash-peers hostile-torn hostile-flip \
+	lifecycle-example lifecycle-console lifecycle-sysctl-walk
 DRIVER_PROBES := perm-probe crash-probe hostile-front
 
 define driver_probe_rules
@@ -22,6 +23,11 @@ $(foreach t,$(DRIVER_TESTS),tests/integration/$(t).sh): \
 	$(BINOUT)/noxsd $(BINOUT)/noxsctl $(SIMOUT)/noxs-simstat
 
 INTEGRATION_TESTS += $(foreach t,$(DRIVER_TESTS),tests/integration/$(t).sh)
+
+# The shared driver lifecycle, against the example and console drivers.
+tests/integration/lifecycle-example.sh: $(EXAMPLE_BINS)
+tests/integration/lifecycle-console.sh: $(BINOUT)/noxs-console-back \
+	$(BINOUT)/noxs-console-front
 
 # A backend's restart is played under the fd-store player.
 tests/integration/backend-restart.sh: $(TESTOUT)/integration/noxsd-fdstore

@@ -1,9 +1,9 @@
 # Tests of libnoxs: Check unit suites and the page fuzzer.
 # (tests/module.mk includes every tests/*.mk.)
 
-LIBNOXS_CHECKS := check_page check_dev
+LIBNOXS_CHECKS := check_page check_dev check_drvproto
 # Suites with threads (run again under SAN=thread by check-tsan).
-LIBNOXS_TSAN_CHECKS := check_page check_dev
+LIBNOXS_TSAN_CHECKS := check_page check_dev check_drvproto
 
 define libnoxs_check_rules
 $$(OBJDIR)/tests/unit/$(1).o: BASE_CFLAGS += $$(CHECK_CFLAGS)
@@ -14,12 +14,17 @@ $$(TESTOUT)/$(1): $$(OBJDIR)/tests/unit/$(1).o $$(LIBOUT)/libnoxs.so
 endef
 $(foreach t,check_page,$(eval $(call libnoxs_check_rules,$(t))))
 
-# check_dev drives the library's internal (hidden) backend constructor,
-# so it links libnoxs's objects instead of the shared library.
-$(OBJDIR)/tests/unit/check_dev.o: BASE_CFLAGS += $(CHECK_CFLAGS)
-$(TESTOUT)/check_dev: $(OBJDIR)/tests/unit/check_dev.o $(LIBNOXS_OBJS)
-	@mkdir -p $(@D)
-	$(CC) $(BASE_LDFLAGS) -o $@ $^ $(XEN_LIBS) $(CHECK_LIBS)
+# check_dev and check_drvproto drive the library's internal (hidden)
+# backend constructor and walk, so they link libnoxs's objects instead
+# of the shared library.
+define libnoxs_internal_check_rules
+$$(OBJDIR)/tests/unit/$(1).o: BASE_CFLAGS += $$(CHECK_CFLAGS)
+$$(TESTOUT)/$(1): $$(OBJDIR)/tests/unit/$(1).o $$(LIBNOXS_OBJS)
+	@mkdir -p $$(@D)
+	$$(CC) $$(BASE_LDFLAGS) -o $$@ $$^ $$(XEN_LIBS) $$(CHECK_LIBS)
+endef
+$(foreach t,check_dev check_drvproto,\
+	$(eval $(call libnoxs_internal_check_rules,$(t))))
 
 UNIT_TESTS += $(addprefix $(TESTOUT)/,$(LIBNOXS_CHECKS))
 TSAN_TESTS += $(addprefix $(TESTOUT)/,$(LIBNOXS_TSAN_CHECKS))

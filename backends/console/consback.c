@@ -19,20 +19,17 @@
  * client only while the "in" ring has room, so a guest that does not read
  * stops the client's writer through its socket.
  *
- * The device follows the frontend's state like the blk backend
- * (Initialising -> InitWait, Initialised -> map the rings and Connected,
- * Closing/Closed -> drop the rings); a frontend that dies is seen through
- * the liveness byte of the header page (consring.h) and walks the device
- * to Closing -> Closed; a restarted frontend comes back through
- * Initialising. The client stays attached across guest reconnects.
+ * libnoxs walks the device's states and watches the frontend's liveness
+ * page (noxs.h): a session is the rings, mapped by cons_connect when the
+ * frontend is Initialised and dropped by cons_disconnect (after taking
+ * what a dead frontend left in the out ring). The client stays attached
+ * across guest reconnects.
  *
  * Our own restarts. Under a service manager's fd store libnoxs keeps our
- * control pages and ports (NOXS_BACKEND_RESUMABLE, docs/DRIVERS.md); we
- * then map the ring header without an unmap notification (our death is
- * not the end of the console: the next instance maps the rings again,
- * binds the guest's ring channel again and takes the ring indices from
- * the header) and clear our liveness byte ourselves when we really let
- * go of a console.
+ * control pages and ports (NOXS_BACKEND_RESUMABLE, docs/DRIVERS.md) and
+ * calls cons_connect again for a console that was Connected: we map the
+ * rings again, bind the guest's ring channel again and take the ring
+ * indices from the header.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -96,27 +93,16 @@ static struct console *consoles;
 static const char *sock_dir = DEFAULT_DIR;
 static const char *log_dir;
 static uint32_t buf_size = 64 * 1024;
-/* Our devices outlive us (fd store); and we are leaving them to the next
- * instance (exiting) rather than letting go of them. */
-static bool resumable, leaving;
-
 /* ---- connection ---- */
 
 static void disconnect(struct console *c)
 {
     if (!c->connected)
         return;
-    if (resumable && !leaving && c->hdr != NULL) {
-        /* No unmap notification does it for us in this mode. */
-        noxs_cons_store(&c->hdr->backend_alive, 0);
-        noxs_cons_mb();
-        if (c->port != 0)
-            xenevtchn_notify(c->xce, c->port);
-    }
     if (c->data != NULL)
         xengnttab_unmap(c->xgt, c->data, c->data_pages);
     if (c->hdr != NULL)
-        xengnttab_unmap(c->xgt, c->hdr, 1); /* zeroes our liveness byte */
+        xengnttab_unmap(c->xgt, c->hdr, 1);
     if (c->port != 0)
         xenevtchn_unbind(c->xce, c->port);
     if (c->xce != NULL)
@@ -132,39 +118,20 @@ static void disconnect(struct console *c)
     log_info("domain %u console %u: disconnected", c->fe_domid, c->devid);
 }
 
-static int peer_u32(noxs_dev *d, const char *key, uint32_t *out, uint32_t min,
-                    uint32_t max)
-{
-    char buf[32], *end;
-    unsigned long v;
-
-    if (noxs_dev_peer_kv(d, key, buf, sizeof(buf)) < 0)
-        return -1;
-    errno = 0;
-    v = strtoul(buf, &end, 10);
-    if (errno != 0 || end == buf || *end != '\0' || buf[0] == '-' || v < min ||
-        v > max) {
-        errno = EINVAL;
-        return -1;
-    }
-    *out = (uint32_t)v;
-    return 0;
-}
-
 static int connect_rings(struct console *c, const char **why, bool resume)
 {
     noxs_dev *d = c->dev;
     uint32_t order = NOXS_CONS_DEFAULT_RING_ORDER, hdr_ref, port;
     uint32_t refs[MAX_DATA_PAGES];
 
-    if (peer_u32(d, "ring-page-order", &order, 0, NOXS_CONS_MAX_RING_ORDER) < 0 &&
-        errno != ENOENT) {
+    if (noxs_dev_peer_u32(d, "ring-page-order", 0, NOXS_CONS_MAX_RING_ORDER,
+                          &order) < 0 && errno != ENOENT) {
         *why = "bad ring-page-order";
         return -1;
     }
     c->data_pages = 2u << order;
     c->ring_bytes = noxs_cons_ring_bytes(order);
-    if (peer_u32(d, "ring-ref", &hdr_ref, NOXS_GREF_MIN, UINT32_MAX) < 0) {
+    if (noxs_dev_peer_gref(d, "ring-ref", &hdr_ref) < 0) {
         *why = "missing or bad ring-ref";
         return -1;
     }
@@ -172,12 +139,12 @@ static int connect_rings(struct console *c, const char **why, bool resume)
         char key[24];
 
         snprintf(key, sizeof(key), "data-ref%u", i);
-        if (peer_u32(d, key, &refs[i], NOXS_GREF_MIN, UINT32_MAX) < 0) {
+        if (noxs_dev_peer_gref(d, key, &refs[i]) < 0) {
             *why = "missing or bad data-refN";
             return -1;
         }
     }
-    if (peer_u32(d, "event-channel", &port, 1, NOXS_PORT_MAX) < 0) {
+    if (noxs_dev_peer_port(d, "event-channel", &port) < 0) {
         *why = "missing or bad event-channel";
         return -1;
     }
@@ -195,14 +162,8 @@ static int connect_rings(struct console *c, const char **why, bool resume)
         return -1;
     }
     c->port = (uint32_t)p;
-    if (resumable)
-        c->hdr = xengnttab_map_grant_ref(c->xgt, c->fe_domid, hdr_ref,
-                                         PROT_READ | PROT_WRITE);
-    else
-        c->hdr = xengnttab_map_grant_ref_notify(c->xgt, c->fe_domid, hdr_ref,
-                                                PROT_READ | PROT_WRITE,
-                                                NOXS_CONS_ALIVE_BACKEND,
-                                                c->port);
+    c->hdr = xengnttab_map_grant_ref(c->xgt, c->fe_domid, hdr_ref,
+                                     PROT_READ | PROT_WRITE);
     if (c->hdr == NULL) {
         *why = "cannot map the ring header";
         return -1;
@@ -223,21 +184,9 @@ static int connect_rings(struct console *c, const char **why, bool resume)
         c->out_cons = 0;
         c->in_prod = 0;
     }
-    noxs_cons_store(&c->hdr->backend_alive, 1);
     log_info("domain %u console %u: connected, %u-byte rings, port %u",
              c->fe_domid, c->devid, c->ring_bytes, c->port);
     return 0;
-}
-
-static void set_state(noxs_dev *d, unsigned int state)
-{
-    if (noxs_dev_state(d) == state)
-        return;
-    noxs_dev_set_state(d, state);
-    if (noxs_dev_publish(d) < 0)
-        log_warnx("domain %u: publish %s: %s", noxs_dev_frontend_domid(d),
-                  noxs_state_name(state), strerror(errno));
-    noxs_backend_report(backend, d);
 }
 
 static void fail_console(struct console *c, const char *why)
@@ -245,7 +194,7 @@ static void fail_console(struct console *c, const char *why)
     log_warnx("domain %u console %u: %s", c->fe_domid, c->devid, why);
     disconnect(c);
     noxs_dev_set_kv(c->dev, "error", why);
-    set_state(c->dev, NOXS_STATE_CLOSING);
+    noxs_dev_switch_state(c->dev, NOXS_STATE_CLOSING);
 }
 
 /* ---- moving bytes ---- */
@@ -444,16 +393,6 @@ static void handle_event(struct console *c)
 
     if (port >= 0)
         xenevtchn_unmask(c->xce, (evtchn_port_t)port);
-    if (!noxs_cons_load(&c->hdr->frontend_alive)) {
-        /* The frontend died or let go: drain what it left, then close. */
-        bool ignored = false;
-
-        take_output(c, &ignored);
-        log_info("domain %u console %u: frontend gone", c->fe_domid, c->devid);
-        disconnect(c);
-        set_state(c->dev, NOXS_STATE_CLOSING);
-        set_state(c->dev, NOXS_STATE_CLOSED);
-    }
 }
 
 /* ---- devices ---- */
@@ -602,58 +541,41 @@ static int cons_create(noxs_backend *b, noxs_dev *d,
     return 0;
 }
 
-static void cons_changed(noxs_backend *b, noxs_dev *d, void *arg)
+/* The frontend is ready, or we restarted while it was Connected. */
+static int cons_connect(noxs_backend *b, noxs_dev *d, const char **why,
+                        void *arg)
 {
     struct console *c = noxs_dev_user(d);
-    unsigned int own = noxs_dev_state(d);
-    const char *why = NULL;
+    /* Connected already: we restarted, the rings hold the session. */
+    bool resume = noxs_dev_state(d) == NOXS_STATE_CONNECTED;
+
+    if (c == NULL) {
+        *why = "no console";
+        return -ENODEV;
+    }
+    if (connect_rings(c, why, resume) < 0) {
+        disconnect(c);
+        return -EPROTO;
+    }
+    pump(c);
+    return 0;
+}
+
+static void cons_disconnect(noxs_backend *b, noxs_dev *d, int why, void *arg)
+{
+    struct console *c = noxs_dev_user(d);
 
     if (c == NULL)
         return;
-    switch (noxs_dev_peer_state(d)) {
-    case NOXS_STATE_UNKNOWN:
-    case NOXS_STATE_INITIALISING:
-        disconnect(c);
-        if (own != NOXS_STATE_INITWAIT) {
-            noxs_dev_del_kv(d, "error");
-            set_state(d, NOXS_STATE_INITWAIT);
-        }
-        break;
-    case NOXS_STATE_INITIALISED:
-    case NOXS_STATE_CONNECTED:
-        if (c->connected ||
-            (own != NOXS_STATE_INITWAIT && own != NOXS_STATE_INITIALISING))
-            break;
-        if (connect_rings(c, &why, false) < 0) {
-            fail_console(c, why);
-            break;
-        }
-        set_state(d, NOXS_STATE_CONNECTED);
-        pump(c);
-        break;
-    case NOXS_STATE_CLOSING:
-        if (c->connected) {
-            bool ignored = false;
+    if (c->connected && why != ENODEV) {
+        /* The frontend closed or died: take what it left first. */
+        bool ignored = false;
 
-            take_output(c, &ignored);
-        }
-        disconnect(c);
-        if (own != NOXS_STATE_CLOSED)
-            set_state(d, NOXS_STATE_CLOSING);
-        break;
-    case NOXS_STATE_CLOSED:
-        disconnect(c);
-        set_state(d, NOXS_STATE_CLOSED);
-        break;
-    default:
-        break;
+        take_output(c, &ignored);
     }
-}
-
-static int cons_control(noxs_backend *b, noxs_dev *d, const char *key,
-                        const char *value, uint32_t request, void *arg)
-{
-    return -EINVAL;
+    if (why == ECONNRESET)
+        log_info("domain %u console %u: frontend gone", c->fe_domid, c->devid);
+    disconnect(c);
 }
 
 static void cons_remove(noxs_backend *b, noxs_dev *d, void *arg)
@@ -672,35 +594,23 @@ static void cons_remove(noxs_backend *b, noxs_dev *d, void *arg)
  * a Connected console gets its rings and channel back where the last
  * instance left them. Anything else follows the frontend as usual.
  */
-static void resume_consoles(void)
+/* After our restart: the socket and log of a console we kept. */
+static void cons_resume(noxs_backend *b, noxs_dev *d, void *arg)
 {
-    for (noxs_dev *d = noxs_backend_next_dev(backend, NULL); d != NULL;
-         d = noxs_backend_next_dev(backend, d)) {
-        unsigned int fe = noxs_dev_peer_state(d);
-        const char *why = NULL;
-        struct console *c;
+    struct console *c;
 
-        if (noxs_dev_user(d) != NULL || cons_attach(d, &c) != 0)
-            continue;
-        log_info("domain %u console %u: resumed (%s)", c->fe_domid, c->devid,
-                 noxs_state_name(noxs_dev_state(d)));
-        if (noxs_dev_state(d) == NOXS_STATE_CONNECTED &&
-            (fe == NOXS_STATE_INITIALISED || fe == NOXS_STATE_CONNECTED)) {
-            if (connect_rings(c, &why, true) < 0)
-                fail_console(c, why);
-            else
-                pump(c);
-        } else if (fe != NOXS_STATE_UNKNOWN) {
-            cons_changed(backend, d, NULL);
-        }
-    }
+    if (noxs_dev_user(d) != NULL || cons_attach(d, &c) != 0)
+        return;
+    log_info("domain %u console %u: resumed (%s)", c->fe_domid, c->devid,
+             noxs_state_name(noxs_dev_state(d)));
 }
 
 static const struct noxs_backend_ops ops = {
     .create = cons_create,
-    .changed = cons_changed,
-    .control = cons_control,
     .remove = cons_remove,
+    .connect = cons_connect,
+    .disconnect = cons_disconnect,
+    .resume = cons_resume,
 };
 
 /* ---- main loop ---- */
@@ -745,85 +655,13 @@ static void usage(FILE *out)
             "  --buffer BYTES    output kept for a client (default 65536)\n");
 }
 
-int main(int argc, char **argv)
+/* The loop: signals, clients, the guests' rings and noxsd's requests.
+ * Returns the exit status. */
+static int serve(int sfd)
 {
-    static const struct option longopts[] = {
-        {"foreground", no_argument, NULL, 'd'},
-        {"socket", required_argument, NULL, 's'},
-        {"dir", required_argument, NULL, 'D'},
-        {"log-dir", required_argument, NULL, 'L'},
-        {"buffer", required_argument, NULL, 'b'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {"pidfile", required_argument, NULL, 'p'},
-        {NULL, 0, NULL, 0},
-    };
-    const unsigned int types[] = {NOXS_DEV_CONSOLE};
-    /* Static: they live as long as the process (no leak at exit). */
-    static const char *socket_path, *pidfile;
-    bool foreground = false;
-    int verbosity = 0, c, sfd, status = 0;
     struct pollfd *pfds = NULL;
     size_t pfd_cap = 0;
-    struct rlimit rl;
-    sigset_t mask;
-
-    while ((c = getopt_long(argc, argv, "dvh", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'd': foreground = true; break;
-        case 'v': verbosity++; break;
-        /* Paths are used after detaching, which leaves the current
-         * directory: made absolute here. */
-        case 's': socket_path = opt_path("socket", optarg); break;
-        case 'D': sock_dir = opt_path("dir", optarg); break;
-        case 'L': log_dir = opt_path("log-dir", optarg); break;
-        case 'b':
-            buf_size = (uint32_t)opt_u64("buffer", optarg, 4096, 64u << 20);
-            break;
-        case 'h': usage(stdout); return 0;
-        case 'V': print_version("noxs-console-back"); return 0;
-        case 'p': pidfile = opt_path("pidfile", optarg); break;
-        default: usage(stderr); return EXIT_USAGE;
-        }
-    }
-    if (optind != argc) {
-        fprintf(stderr, "noxs-console-back: unexpected argument: %s\n",
-                argv[optind]);
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    log_init("noxs-console-back", verbosity);
-    noxs_set_logger(log_library);
-    if (mkdirs(sock_dir, 0700) < 0)
-        fatal("console socket directory %s", sock_dir);
-    /* Registration before detaching: failing to, it says why and exits 1. */
-    daemon_start(foreground);
-    daemon_pidfile(pidfile);
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    signal(SIGPIPE, SIG_IGN);
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd < 0)
-        fatalx("signalfd: %s", strerror(errno));
-    backend = noxs_backend_open_flags(socket_path, types, 1, &ops, NULL,
-                                      NOXS_BACKEND_RESUMABLE);
-    if (backend == NULL)
-        fatal("cannot register with noxsd at %s", socket_path ? socket_path
-              : getenv("NOXS_SOCKET") ? getenv("NOXS_SOCKET")
-                                      : NOXS_DEFAULT_SOCKET);
-    resumable = noxs_backend_restartable(backend) != 0;
-    if (noxs_backend_restartable(backend) == 2)
-        resume_consoles();
-    log_info("noxs-console-back %s: serving console devices, sockets in %s",
-             version_string(), sock_dir);
-    daemon_ready();
+    int status = 0;
 
     for (;;) {
         size_t n = 2, ncons = 0;
@@ -905,18 +743,93 @@ int main(int argc, char **argv)
             }
         }
     }
-    /* With an fd store the consoles are the next instance's. */
-    leaving = resumable;
-    while (consoles != NULL) {
-        struct console *k = consoles;
-
-        disconnect(k);
-        if (!leaving)
-            set_state(k->dev, NOXS_STATE_CLOSED);
-        noxs_dev_set_user(k->dev, NULL);
-        free_console(k);
-    }
     free(pfds);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"foreground", no_argument, NULL, 'd'},
+        {"socket", required_argument, NULL, 's'},
+        {"dir", required_argument, NULL, 'D'},
+        {"log-dir", required_argument, NULL, 'L'},
+        {"buffer", required_argument, NULL, 'b'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {"pidfile", required_argument, NULL, 'p'},
+        {NULL, 0, NULL, 0},
+    };
+    const unsigned int types[] = {NOXS_DEV_CONSOLE};
+    /* Static: they live as long as the process (no leak at exit). */
+    static const char *socket_path, *pidfile;
+    bool foreground = false;
+    int verbosity = 0, c, sfd, status = 0;
+    struct rlimit rl;
+    sigset_t mask;
+
+    while ((c = getopt_long(argc, argv, "dvh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd': foreground = true; break;
+        case 'v': verbosity++; break;
+        /* Paths are used after detaching, which leaves the current
+         * directory: made absolute here. */
+        case 's': socket_path = opt_path("socket", optarg); break;
+        case 'D': sock_dir = opt_path("dir", optarg); break;
+        case 'L': log_dir = opt_path("log-dir", optarg); break;
+        case 'b':
+            buf_size = (uint32_t)opt_u64("buffer", optarg, 4096, 64u << 20);
+            break;
+        case 'h': usage(stdout); return 0;
+        case 'V': print_version("noxs-console-back"); return 0;
+        case 'p': pidfile = opt_path("pidfile", optarg); break;
+        default: usage(stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "noxs-console-back: unexpected argument: %s\n",
+                argv[optind]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    log_init("noxs-console-back", verbosity);
+    noxs_set_logger(log_library);
+    if (mkdirs(sock_dir, 0700) < 0)
+        fatal("console socket directory %s", sock_dir);
+    /* Registration before detaching: failing to, it says why and exits 1. */
+    daemon_start(foreground);
+    daemon_pidfile(pidfile);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0)
+        fatalx("signalfd: %s", strerror(errno));
+    backend = noxs_backend_open_flags(socket_path, types, 1, &ops, NULL,
+                                      NOXS_BACKEND_RESUMABLE);
+    if (backend == NULL)
+        fatal("cannot register with noxsd at %s", socket_path ? socket_path
+              : getenv("NOXS_SOCKET") ? getenv("NOXS_SOCKET")
+                                      : NOXS_DEFAULT_SOCKET);
+    log_info("noxs-console-back %s: serving console devices, sockets in %s",
+             version_string(), sock_dir);
+    daemon_ready();
+
+    status = serve(sfd);
+    /*
+     * Without an fd store the library closes every console (disconnect,
+     * remove); with one the consoles are the next instance's, and what
+     * is left here is only ours to free.
+     */
     noxs_backend_close(backend);
+    while (consoles != NULL)
+        free_console(consoles);
     return status;
 }

@@ -3,14 +3,9 @@
  *
  * One process serves the sysctl devices of every guest: it registers with
  * noxsd for NOXS_DEV_SYSCTL, and libnoxs hands it a noxs_dev per device.
- * Per device it only follows the frontend's state (xenbus style):
- *
- *   frontend Initialising/Unknown  -> we (re)publish InitWait, clearing a
- *                                     request left from a previous session
- *   frontend Initialised/Connected -> we go Connected
- *   frontend Closing               -> we go Closing
- *   frontend Closed                -> we go Closed (a restarted frontend
- *                                     starts again at Initialising)
+ * libnoxs walks the states (xenbus style, noxs.h) and watches the
+ * frontend's liveness page; a session has nothing to set up, so connect
+ * only accepts and disconnect ends the session's request.
  *
  * A toolstack request (noxsd's control key "shutdown" = reason) is checked
  * against what the frontend advertised ("feature-<reason>" = "1" in its
@@ -20,17 +15,6 @@
  * ENOTCONN (frontend not Connected), ECONNRESET (it closed without
  * acknowledging), ECANCELED (a newer request replaced it), ENODEV (the
  * device was removed) or ETIMEDOUT (no answer within --timeout).
- *
- * A frontend killed with -9 leaves its half saying Connected, and the
- * closing of its event channel leaves no mark on the page. So the
- * frontend shares a liveness page per session (its key "liveness-gref";
- * byte 0 = frontend alive, cleared by the grant layer when the share
- * ends) and we map it with an unmap notification on byte 1, which we set
- * (so the frontend sees our death the same way). Because nothing on the
- * control page changes when a frontend dies, the library has no change to
- * report; we look at the liveness bytes of all devices every
- * LIVENESS_MS instead (a read of one byte per device) and walk a dead
- * frontend's device to Closed, which noxsd then reports.
  *
  * Why a FIFO for deadlines: every request gets the same timeout, so
  * deadlines are ordered by arrival and the earliest is always at the head;
@@ -45,22 +29,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <xengnttab.h>
-
 #include <noxs/noxs.h>
 
 #include "common/daemon.h"
 #include "common/log.h"
 #include "common/parse.h"
-
-#define LIVENESS_MS 250
 
 struct reason {
     const char *name;
@@ -82,13 +61,7 @@ struct sysdev {
     uint32_t request;
     int64_t deadline_ms;
     struct sysdev *prev, *next; /* in the pending FIFO */
-    struct sysdev *all_prev, *all_next; /* every device */
-    volatile uint8_t *alive;    /* the frontend's liveness page */
-    uint32_t alive_ref;
 };
-
-static struct sysdev *all_devs;
-static xengnttab_handle *gnttab;
 
 static struct {
     struct sysdev *head, *tail;
@@ -156,112 +129,7 @@ static void expire(int64_t now)
         answer(fifo.head, ETIMEDOUT);
 }
 
-/* ---- the device's state machine ---- */
-
-static void set_state(noxs_dev *d, unsigned int state)
-{
-    if (noxs_dev_state(d) == state)
-        return;
-    noxs_dev_set_state(d, state);
-    if (noxs_dev_publish(d) < 0)
-        log_warnx("domain %u: publish %s: %s", noxs_dev_frontend_domid(d),
-                  noxs_state_name(state), strerror(errno));
-    else if (state == NOXS_STATE_CONNECTED || state == NOXS_STATE_CLOSED)
-        /* One line per connect and close at the default verbosity. */
-        log_info("domain %u: sysctl device %u %s",
-                 noxs_dev_frontend_domid(d), noxs_dev_id(d),
-                 state == NOXS_STATE_CONNECTED ? "connected" : "closed");
-    else
-        log_debug("domain %u: sysctl device %u %s",
-                  noxs_dev_frontend_domid(d), noxs_dev_id(d),
-                  noxs_state_name(state));
-    noxs_backend_report(backend, d);
-}
-
-static void liveness_unmap(struct sysdev *s)
-{
-    if (s->alive != NULL) {
-        xengnttab_unmap(gnttab, (void *)s->alive, 1); /* clears byte 1 */
-        s->alive = NULL;
-        s->alive_ref = 0;
-    }
-}
-
-/* Follow the frontend's "liveness-gref": map the page of this session. */
-static void liveness_sync(struct sysdev *s)
-{
-    char buf[16];
-    char *end;
-    unsigned long ref;
-
-    if (noxs_dev_peer_kv(s->dev, "liveness-gref", buf, sizeof(buf)) < 0) {
-        liveness_unmap(s);
-        return;
-    }
-    ref = strtoul(buf, &end, 10);
-    if (*end != '\0' || ref < NOXS_GREF_MIN || ref > UINT32_MAX) {
-        liveness_unmap(s);
-        return;
-    }
-    if (s->alive != NULL && s->alive_ref == ref)
-        return;
-    liveness_unmap(s);
-    /*
-     * Devices that outlive us (fd store) must not tell the frontend we
-     * died when we merely restart: no unmap notification then; byte 1
-     * stays set and the next instance maps the page again.
-     */
-    if (noxs_backend_restartable(backend))
-        s->alive = xengnttab_map_grant_ref(
-            gnttab, noxs_dev_frontend_domid(s->dev), (uint32_t)ref,
-            PROT_READ | PROT_WRITE);
-    else
-        s->alive = xengnttab_map_grant_ref_notify(
-            gnttab, noxs_dev_frontend_domid(s->dev), (uint32_t)ref,
-            PROT_READ | PROT_WRITE, 1, noxs_dev_port(s->dev));
-    if (s->alive == NULL) {
-        log_warnx("domain %u: cannot map liveness page %lu: %s",
-                  noxs_dev_frontend_domid(s->dev), ref, strerror(errno));
-        return;
-    }
-    s->alive_ref = (uint32_t)ref;
-    __atomic_store_n(&s->alive[1], 1, __ATOMIC_RELEASE);
-}
-
-static void sysctl_changed(noxs_backend *b, noxs_dev *d, void *arg);
-
-/* Frontends that died without closing: walk their devices to Closed. */
-static void liveness_scan(void)
-{
-    struct sysdev *next;
-
-    for (struct sysdev *s = all_devs; s != NULL; s = next) {
-        next = s->all_next;
-        if (s->alive == NULL ||
-            __atomic_load_n(&s->alive[0], __ATOMIC_ACQUIRE) != 0)
-            continue;
-        /*
-         * A frontend that closes properly publishes Closed before its
-         * share ends: look at its half first. A change we find here is
-         * one the library will not report (we consumed it), so handle it
-         * as the library would have.
-         */
-        int rc = noxs_dev_refresh(s->dev);
-        unsigned int fs = noxs_dev_peer_state(s->dev);
-
-        if (rc == 1)
-            sysctl_changed(backend, s->dev, NULL);
-        if (rc >= 0 && (fs == NOXS_STATE_CLOSING || fs == NOXS_STATE_CLOSED ||
-                        s->alive == NULL))
-            continue;
-        log_info("domain %u: the frontend died",
-                 noxs_dev_frontend_domid(s->dev));
-        liveness_unmap(s);
-        answer(s, ECONNRESET);
-        set_state(s->dev, NOXS_STATE_CLOSING);
-        set_state(s->dev, NOXS_STATE_CLOSED);
-    }
-}
+/* ---- the device ---- */
 
 static bool acknowledged(noxs_dev *d, const struct reason *r)
 {
@@ -279,10 +147,6 @@ static struct sysdev *attach(noxs_dev *d)
         return NULL;
     s->dev = d;
     noxs_dev_set_user(d, s);
-    s->all_next = all_devs;
-    if (all_devs != NULL)
-        all_devs->all_prev = s;
-    all_devs = s;
     return s;
 }
 
@@ -306,50 +170,45 @@ static int sysctl_create(noxs_backend *b, noxs_dev *d,
     return 0; /* the library publishes InitWait */
 }
 
+/* The frontend's acknowledgement answers the request. */
 static void sysctl_changed(noxs_backend *b, noxs_dev *d, void *arg)
 {
     struct sysdev *s = noxs_dev_user(d);
-    unsigned int fe = noxs_dev_peer_state(d);
-    unsigned int own = noxs_dev_state(d);
 
-    if (s == NULL)
-        return;
-    if (s->pending != NULL && acknowledged(d, s->pending))
+    if (s != NULL && s->pending != NULL && acknowledged(d, s->pending))
         answer(s, 0);
+}
 
-    switch (fe) {
-    case NOXS_STATE_UNKNOWN:
-    case NOXS_STATE_INITIALISING:
-        liveness_sync(s);
-        if (own != NOXS_STATE_INITWAIT) {
-            /* A new frontend session: forget the old request. */
-            answer(s, ECONNRESET);
-            noxs_dev_del_kv(d, "shutdown");
-            set_state(d, NOXS_STATE_INITWAIT);
-        }
-        break;
-    case NOXS_STATE_INITIALISED:
-    case NOXS_STATE_CONNECTED:
-        if (own == NOXS_STATE_INITWAIT || own == NOXS_STATE_INITIALISING)
-            set_state(d, NOXS_STATE_CONNECTED);
-        /* The frontend publishes its liveness page after it saw us
-         * Connected (sharing is slow); map it when it shows up. */
-        liveness_sync(s);
-        break;
-    case NOXS_STATE_CLOSING:
-        liveness_unmap(s);
-        answer(s, ECONNRESET);
-        if (own != NOXS_STATE_CLOSED)
-            set_state(d, NOXS_STATE_CLOSING);
-        break;
-    case NOXS_STATE_CLOSED:
-        liveness_unmap(s);
-        answer(s, ECONNRESET);
-        set_state(d, NOXS_STATE_CLOSED);
-        break;
-    default:
-        break;
-    }
+/* A session has nothing to set up: the library publishes Connected. */
+static int sysctl_connect(noxs_backend *b, noxs_dev *d, const char **why,
+                          void *arg)
+{
+    log_info("domain %u: sysctl device %u connected",
+             noxs_dev_frontend_domid(d), noxs_dev_id(d));
+    return 0;
+}
+
+/* The session ends: its request with it, whatever ended it. */
+static void sysctl_disconnect(noxs_backend *b, noxs_dev *d, int why,
+                              void *arg)
+{
+    struct sysdev *s = noxs_dev_user(d);
+
+    if (s != NULL)
+        answer(s, why == ENODEV ? ENODEV : ECONNRESET);
+    noxs_dev_del_kv(d, "shutdown");
+    log_info("domain %u: sysctl device %u %s", noxs_dev_frontend_domid(d),
+             noxs_dev_id(d), why == ECONNRESET ? "closed: the frontend died"
+                                               : "closed");
+}
+
+/* After our restart: our bookkeeping for a device we kept. */
+static void sysctl_resume(noxs_backend *b, noxs_dev *d, void *arg)
+{
+    if (noxs_dev_user(d) == NULL && attach(d) != NULL)
+        log_info("domain %u: sysctl device %u resumed (%s)",
+                 noxs_dev_frontend_domid(d), noxs_dev_id(d),
+                 noxs_state_name(noxs_dev_state(d)));
 }
 
 static int sysctl_control(noxs_backend *b, noxs_dev *d, const char *key,
@@ -409,13 +268,6 @@ static void sysctl_remove(noxs_backend *b, noxs_dev *d, void *arg)
     if (s == NULL)
         return;
     answer(s, ENODEV);
-    liveness_unmap(s);
-    if (s->all_prev != NULL)
-        s->all_prev->all_next = s->all_next;
-    else
-        all_devs = s->all_next;
-    if (s->all_next != NULL)
-        s->all_next->all_prev = s->all_prev;
     log_info("domain %u: sysctl device %u removed", noxs_dev_frontend_domid(d),
              noxs_dev_id(d));
     noxs_dev_set_user(d, NULL);
@@ -427,6 +279,9 @@ static const struct noxs_backend_ops ops = {
     .changed = sysctl_changed,
     .control = sysctl_control,
     .remove = sysctl_remove,
+    .connect = sysctl_connect,
+    .disconnect = sysctl_disconnect,
+    .resume = sysctl_resume,
 };
 
 static void usage(FILE *out)
@@ -442,6 +297,43 @@ static void usage(FILE *out)
         "  --socket PATH     noxsd's control socket (default $NOXS_SOCKET,\n"
         "                    else " NOXS_DEFAULT_SOCKET ")\n"
         "  --timeout SECONDS how long a guest may take to acknowledge (60)\n");
+}
+
+/* The loop: noxsd's requests, the devices' events, deadlines, signals.
+ * Returns the exit status. */
+static int serve(int sfd)
+{
+    for (;;) {
+        struct pollfd pfd[2] = {
+            {.fd = noxs_backend_fd(backend), .events = POLLIN},
+            {.fd = sfd, .events = POLLIN},
+        };
+        int64_t now = now_ms();
+        int wait = -1;
+
+        if (fifo.head != NULL) {
+            int64_t left = fifo.head->deadline_ms - now;
+
+            if (left < 0)
+                left = 0;
+            if (wait < 0 || left < wait)
+                wait = (int)left;
+        }
+        if (poll(pfd, 2, wait) < 0 && errno != EINTR) {
+            log_warnx("poll: %s", strerror(errno));
+            return 1;
+        }
+        if (pfd[1].revents) {
+            log_info("signal: exiting");
+            return 0;
+        }
+        if (pfd[0].revents && noxs_backend_dispatch(backend, 0) < 0 &&
+            errno != EAGAIN && errno != ETIMEDOUT && errno != EINTR) {
+            log_warnx("lost noxsd: %s", strerror(errno));
+            return 1;
+        }
+        expire(now_ms());
+    }
 }
 
 int main(int argc, char **argv)
@@ -463,7 +355,6 @@ int main(int argc, char **argv)
     struct rlimit rl;
     sigset_t mask;
     int sfd, c, status = 0;
-    int64_t last_scan = 0;
 
     while ((c = getopt_long(argc, argv, "dvh", longopts, NULL)) != -1) {
         switch (c) {
@@ -516,12 +407,7 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    gnttab = xengnttab_open(NULL, 0);
-    if (gnttab == NULL) {
-        log_warnx("xengnttab_open: %s", strerror(errno));
-        return 1;
-    }
-    /* We resume our devices after a restart (see the loop below). */
+    /* We resume our devices after a restart (sysctl_resume). */
     backend = noxs_backend_open_flags(socket_path, types, 1, &ops, NULL,
                                       NOXS_BACKEND_RESUMABLE);
     if (backend == NULL) {
@@ -532,71 +418,12 @@ int main(int argc, char **argv)
                   strerror(errno));
         return 1;
     }
-    if (noxs_backend_restartable(backend) == 2) {
-        /*
-         * Devices resumed from the fd store: they keep their states; we
-         * map the frontends' liveness pages again and follow whatever
-         * changed while we were away.
-         */
-        for (noxs_dev *d = noxs_backend_next_dev(backend, NULL); d != NULL;
-             d = noxs_backend_next_dev(backend, d)) {
-            if (noxs_dev_user(d) != NULL || attach(d) == NULL)
-                continue;
-            log_info("domain %u: sysctl device %u resumed (%s)",
-                     noxs_dev_frontend_domid(d), noxs_dev_id(d),
-                     noxs_state_name(noxs_dev_state(d)));
-            /* A half we could not read (torn just now) is no reason to
-             * start the device over: its next event reads it again. */
-            if (noxs_dev_peer_state(d) != NOXS_STATE_UNKNOWN)
-                sysctl_changed(backend, d, NULL);
-        }
-    }
     log_info("noxs-sysctl-back %s: serving sysctl devices", version_string());
     daemon_ready();
 
-    for (;;) {
-        struct pollfd pfd[2] = {
-            {.fd = noxs_backend_fd(backend), .events = POLLIN},
-            {.fd = sfd, .events = POLLIN},
-        };
-        int64_t now = now_ms();
-        int wait = all_devs != NULL ? LIVENESS_MS : -1;
-
-        if (fifo.head != NULL) {
-            int64_t left = fifo.head->deadline_ms - now;
-
-            if (left < 0)
-                left = 0;
-            if (wait < 0 || left < wait)
-                wait = (int)left;
-        }
-        if (poll(pfd, 2, wait) < 0 && errno != EINTR) {
-            log_warnx("poll: %s", strerror(errno));
-            status = 1;
-            break;
-        }
-        if (pfd[1].revents) {
-            log_info("signal: exiting");
-            break;
-        }
-        if (pfd[0].revents && noxs_backend_dispatch(backend, 0) < 0 &&
-            errno != EAGAIN && errno != ETIMEDOUT && errno != EINTR) {
-            log_warnx("lost noxsd: %s", strerror(errno));
-            status = 1;
-            break;
-        }
-        now = now_ms();
-        expire(now);
-        if (now - last_scan >= LIVENESS_MS) {
-            liveness_scan();
-            last_scan = now;
-        }
-    }
+    status = serve(sfd);
     while (fifo.head != NULL)
         answer(fifo.head, ECANCELED);
-    for (struct sysdev *s = all_devs; s != NULL; s = s->all_next)
-        liveness_unmap(s);
     noxs_backend_close(backend);
-    xengnttab_close(gnttab);
     return status;
 }

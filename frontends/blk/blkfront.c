@@ -42,7 +42,6 @@
 #include <xenevtchn.h>
 #include <xengnttab.h>
 
-#include "drvwait.h"
 #include "blkfront.h"
 #include "blkring.h"
 
@@ -86,8 +85,6 @@ struct noxs_blkfront {
     xenevtchn_handle *xce;
     uint32_t port;
     struct noxs_blk_sring *sring;
-    uint8_t *alive; /* liveness page (blkring.h) */
-    uint32_t alive_ref;
     unsigned int ring_order;
     uint32_t ring_size;
     uint32_t ring_refs[1u << NOXS_BLK_MAX_RING_ORDER];
@@ -220,8 +217,8 @@ static void check_backend(noxs_blkfront *b)
 {
     unsigned int state;
 
-    if (!noxs_blk_alive(b->alive, NOXS_BLK_ALIVE_BACKEND) ||
-        (noxs_dev_wait(b->dev, 0) < 0 && errno == EPIPE)) {
+    if ((noxs_dev_wait(b->dev, 0) < 0 && errno == EPIPE) ||
+        noxs_dev_peer_gone(b->dev)) {
         process_responses(b);
         kill_connection(b, ENOTCONN);
         return;
@@ -648,26 +645,26 @@ int noxs_blkfront_discard(noxs_blkfront *b, uint64_t offset, uint64_t len)
 
 /* ---- connection ---- */
 
+/* The backend's key, dflt when it has none; EPROTO when it is no number. */
 static int backend_u64(noxs_dev *d, const char *key, uint64_t *out,
                        uint64_t dflt)
 {
-    char buf[32], *end;
-    unsigned long long v;
-
-    if (noxs_dev_peer_kv(d, key, buf, sizeof(buf)) < 0) {
-        if (errno != ENOENT)
-            return -1;
-        *out = dflt;
+    if (noxs_dev_peer_u64(d, key, 0, UINT64_MAX, out) == 0)
         return 0;
-    }
-    errno = 0;
-    v = strtoull(buf, &end, 10);
-    if (errno != 0 || end == buf || *end != '\0' || buf[0] == '-') {
+    if (errno != ENOENT) {
         errno = EPROTO;
         return -1;
     }
-    *out = v;
+    *out = dflt;
     return 0;
+}
+
+/* What is left of deadline, never "forever" (< 0) for a late caller. */
+static int left_ms(int64_t deadline)
+{
+    int64_t left = deadline - now_ms();
+
+    return left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
 }
 
 static int read_backend_keys(noxs_blkfront *b, unsigned int ring_order)
@@ -710,13 +707,10 @@ static int setup_ring(noxs_blkfront *b)
     if (port < 0)
         return -1;
     b->port = (uint32_t)port;
-    b->alive = xengntshr_share_page_notify(b->xgs, b->backend_domid,
-                                           &b->alive_ref, 1,
-                                           NOXS_BLK_ALIVE_FRONTEND, b->port);
-    if (b->alive == NULL)
+    /* Our death is signalled on the ring's channel, which the backend's
+     * ring thread sleeps on. */
+    if (noxs_dev_liveness_start(b->dev, b->port) < 0)
         return -1;
-    memset(b->alive, 0, NOXS_BLK_PAGE_SIZE);
-    noxs_blk_set_alive(b->alive, NOXS_BLK_ALIVE_FRONTEND);
     b->sring = xengntshr_share_pages(b->xgs, b->backend_domid, pages,
                                      b->ring_refs, 1);
     if (b->sring == NULL)
@@ -772,9 +766,6 @@ static int publish_ring(noxs_blkfront *b)
     snprintf(val, sizeof(val), "%u", b->ring_order);
     if (noxs_dev_set_kv(d, "ring-page-order", val) < 0)
         return -1;
-    snprintf(val, sizeof(val), "%u", b->alive_ref);
-    if (noxs_dev_set_kv(d, "alive-ref", val) < 0)
-        return -1;
     snprintf(val, sizeof(val), "%u", b->port);
     if (noxs_dev_set_kv(d, "event-channel", val) < 0 ||
         noxs_dev_set_kv(d, "protocol", "x86_64-abi") < 0 ||
@@ -789,9 +780,6 @@ static void release(noxs_blkfront *b)
 {
     if (b->dev != NULL)
         noxs_dev_detach(b->dev);
-    /* The liveness page first, while its notify port is still bound. */
-    if (b->alive != NULL)
-        xengntshr_unshare(b->xgs, b->alive, 1);
     if (b->pool != NULL)
         xengntshr_unshare(b->xgs, b->pool,
                           (uint32_t)b->npool * NOXS_BLK_MAX_SEGMENTS);
@@ -843,13 +831,11 @@ noxs_blkfront *noxs_blkfront_open(noxs_frontend *f, uint32_t devid,
     /* A new session: the backend drops any previous one and waits. */
     noxs_dev_set_state(b->dev, NOXS_STATE_INITIALISING);
     if (noxs_dev_publish(b->dev) < 0 ||
-        drv_wait_backend(b->dev, NOXS_STATE_INITWAIT, deadline, SLICE_MS) < 0 ||
+        noxs_dev_wait_peer(b->dev, NOXS_STATE_INITWAIT, left_ms(deadline)) < 0 ||
         read_backend_keys(b, ring_order) < 0 || setup_ring(b) < 0 ||
         publish_ring(b) < 0 ||
-        drv_wait_backend(b->dev, NOXS_STATE_CONNECTED, deadline, SLICE_MS) < 0)
-        goto fail;
-    noxs_dev_set_state(b->dev, NOXS_STATE_CONNECTED);
-    if (noxs_dev_publish(b->dev) < 0)
+        noxs_dev_wait_peer(b->dev, NOXS_STATE_CONNECTED, left_ms(deadline)) < 0 ||
+        noxs_dev_switch_state(b->dev, NOXS_STATE_CONNECTED) < 0)
         goto fail;
     return b;
 
@@ -877,9 +863,8 @@ int noxs_blkfront_close(noxs_blkfront *b)
     kill_connection(b, ENOTCONN);
     /* Closing, then wait (bounded) for the backend to let go of the ring
      * before the pages are unshared. */
-    noxs_dev_set_state(b->dev, NOXS_STATE_CLOSING);
-    if (noxs_dev_publish(b->dev) == 0 &&
-        noxs_blk_alive(b->alive, NOXS_BLK_ALIVE_BACKEND))
+    if (noxs_dev_switch_state(b->dev, NOXS_STATE_CLOSING) == 0 &&
+        !noxs_dev_peer_gone(b->dev))
         noxs_dev_wait_state(b->dev, NOXS_STATE_CLOSING, CLOSE_TIMEOUT_MS);
     release(b); /* publishes Closed */
     if (err != 0) {

@@ -17,8 +17,8 @@
  * matching *_wanted word and re-checking (see consring.h), and notify the
  * backend only when its own word says it sleeps.
  *
- * The backend going away (Closing/Closed, or its liveness byte zeroed by
- * its death) ends the program with status 1; our own exit walks the
+ * The backend going away (Closing/Closed, or its byte of the library's
+ * liveness page zeroed by its death: noxs_dev_peer_gone) ends the program with status 1; our own exit walks the
  * device Closing -> Closed.
  */
 #include <errno.h>
@@ -44,7 +44,6 @@
 
 #include <noxs/noxs.h>
 
-#include "drvwait.h"
 #include "consring.h"
 #include "common/parse.h"
 
@@ -76,6 +75,14 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* What is left of deadline, never "forever" (< 0) for a late caller. */
+static int left_ms(int64_t deadline)
+{
+    int64_t left = deadline - now_ms();
+
+    return left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
 static void die(const char *what)
 {
     fprintf(stderr, "%s: %s: %s\n", prog, what, strerror(errno));
@@ -103,7 +110,7 @@ static void connect_console(struct front *fr, uint32_t devid, int timeout_ms)
     fr->backend_domid = noxs_dev_backend_domid(fr->dev);
     noxs_dev_set_state(fr->dev, NOXS_STATE_INITIALISING);
     if (noxs_dev_publish(fr->dev) < 0 ||
-        drv_wait_backend(fr->dev, NOXS_STATE_INITWAIT, deadline, SLICE_MS) < 0)
+        noxs_dev_wait_peer(fr->dev, NOXS_STATE_INITWAIT, left_ms(deadline)) < 0)
         die("waiting for the backend");
 
     fr->data_pages = 2u << fr->order;
@@ -117,15 +124,13 @@ static void connect_console(struct front *fr, uint32_t devid, int timeout_ms)
     if (port < 0)
         die("allocating an event channel");
     fr->port = (uint32_t)port;
-    fr->hdr = xengntshr_share_page_notify(fr->xgs, fr->backend_domid,
-                                          &fr->hdr_ref, 1,
-                                          NOXS_CONS_ALIVE_FRONTEND, fr->port);
+    fr->hdr = xengntshr_share_pages(fr->xgs, fr->backend_domid, 1,
+                                    &fr->hdr_ref, 1);
     fr->data = xengntshr_share_pages(fr->xgs, fr->backend_domid,
                                      (int)fr->data_pages, fr->data_refs, 1);
     if (fr->hdr == NULL || fr->data == NULL)
         die("sharing the ring pages");
     memset(fr->hdr, 0, NOXS_CONS_PAGE_SIZE);
-    noxs_cons_store(&fr->hdr->frontend_alive, 1);
 
     if (set_u32(fr->dev, "ring-ref", fr->hdr_ref) < 0 ||
         set_u32(fr->dev, "ring-page-order", fr->order) < 0 ||
@@ -138,19 +143,19 @@ static void connect_console(struct front *fr, uint32_t devid, int timeout_ms)
         if (set_u32(fr->dev, key, fr->data_refs[i]) < 0)
             die("publishing the rings");
     }
+    if (noxs_dev_liveness_start(fr->dev, 0) < 0)
+        die("sharing the liveness page");
     noxs_dev_set_state(fr->dev, NOXS_STATE_INITIALISED);
     if (noxs_dev_publish(fr->dev) < 0 ||
-        drv_wait_backend(fr->dev, NOXS_STATE_CONNECTED, deadline, SLICE_MS) < 0)
+        noxs_dev_wait_peer(fr->dev, NOXS_STATE_CONNECTED, left_ms(deadline)) < 0)
         die("connecting to the backend");
-    noxs_dev_set_state(fr->dev, NOXS_STATE_CONNECTED);
-    if (noxs_dev_publish(fr->dev) < 0)
+    if (noxs_dev_switch_state(fr->dev, NOXS_STATE_CONNECTED) < 0)
         die("publishing Connected");
 }
 
 static void close_console(struct front *fr)
 {
-    noxs_dev_set_state(fr->dev, NOXS_STATE_CLOSING);
-    if (noxs_dev_publish(fr->dev) == 0)
+    if (noxs_dev_switch_state(fr->dev, NOXS_STATE_CLOSING) == 0)
         noxs_dev_wait_state(fr->dev, NOXS_STATE_CLOSING, 5000);
     noxs_dev_detach(fr->dev);
     xengntshr_unshare(fr->xgs, fr->hdr, 1); /* while the port is bound */
@@ -162,11 +167,10 @@ static void close_console(struct front *fr)
 
 static bool backend_gone(struct front *fr)
 {
-    if (!noxs_cons_load(&fr->hdr->backend_alive))
-        return true;
     if (noxs_dev_wait(fr->dev, 0) < 0 && errno == EPIPE)
         return true;
-    return noxs_dev_peer_state(fr->dev) != NOXS_STATE_CONNECTED;
+    return noxs_dev_peer_gone(fr->dev) ||
+           noxs_dev_peer_state(fr->dev) != NOXS_STATE_CONNECTED;
 }
 
 /* ---- moving bytes ---- */
@@ -318,11 +322,86 @@ static void usage(FILE *out)
             "  --version    print the version and exit\n");
 }
 
+/*
+ * Move bytes both ways until the local end is done and the backend took
+ * all its output (0), or a signal or the backend's going (1).
+ */
+static int run(struct front *fr, int fd, int sfd)
+{
+    bool local_eof = false, local_blocked = false;
+
+    for (;;) {
+        bool progress, full = false;
+
+        noxs_cons_store(&fr->hdr->in_data_wanted, 0);
+        noxs_cons_store(&fr->hdr->out_space_wanted, 0);
+        do {
+            progress = false;
+            if (!local_eof && !take_local(fr, fd, &progress, &full))
+                local_eof = true;
+            give_local(fr, fd, local_eof, &progress, &local_blocked);
+        } while (progress);
+        if (local_eof &&
+            noxs_cons_load(&fr->hdr->out_cons) == fr->out_prod)
+            break; /* everything the command wrote has been taken */
+
+        /* About to sleep: ask for the notifications we need, re-check. */
+        bool want_in = !local_blocked, want_space = full || local_eof;
+
+        if (want_in)
+            noxs_cons_store(&fr->hdr->in_data_wanted, 1);
+        if (want_space)
+            noxs_cons_store(&fr->hdr->out_space_wanted, 1);
+        noxs_cons_mb();
+        if (want_in && noxs_cons_load(&fr->hdr->in_prod) != fr->in_cons)
+            continue;
+        if (full &&
+            fr->out_prod - noxs_cons_load(&fr->hdr->out_cons) < fr->ring_bytes)
+            continue;
+        if (local_eof && noxs_cons_load(&fr->hdr->out_cons) == fr->out_prod)
+            continue;
+
+        /* The local end is only watched when we could act on it (a hung-
+         * up end we cannot read yet would report POLLHUP forever). */
+        struct pollfd p[4] = {
+            {.fd = xenevtchn_fd(fr->xce), .events = POLLIN},
+            {.fd = sfd, .events = POLLIN},
+            {.fd = local_eof || (full && !local_blocked) ? -1 : fd,
+             .events = (short)((full ? 0 : POLLIN) |
+                               (local_blocked ? POLLOUT : 0))},
+            /* The control page's channel: the backend's state and its
+             * liveness byte (its death) arrive there. */
+            {.fd = noxs_frontend_fd(fr->f), .events = POLLIN},
+        };
+        int r = poll(p, 4, SLICE_MS);
+
+        if (r < 0 && errno != EINTR)
+            die("poll");
+        if (p[1].revents & POLLIN) {
+            return 1;
+        }
+        if (p[0].revents & POLLIN) {
+            int port = xenevtchn_pending(fr->xce);
+
+            if (port >= 0)
+                xenevtchn_unmask(fr->xce, (evtchn_port_t)port);
+        }
+        if (p[3].revents & POLLIN)
+            noxs_frontend_handle_events(fr->f);
+        if ((r == 0 || ((p[0].revents | p[3].revents) & POLLIN)) &&
+            backend_gone(fr)) {
+            fprintf(stderr, "%s: the console backend went away\n", prog);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct front fr = {.order = NOXS_CONS_DEFAULT_RING_ORDER};
     unsigned long devid = 0, wait_s = 30;
-    bool use_pty = false, local_eof = false, local_blocked = false;
+    bool use_pty = false;
     int fd, sfd, c, status = 0, slave = -1;
     pid_t child = -1;
     sigset_t mask;
@@ -379,66 +458,7 @@ int main(int argc, char **argv)
     }
     set_nonblock(fd);
 
-    for (;;) {
-        bool progress, full = false;
-
-        noxs_cons_store(&fr.hdr->in_data_wanted, 0);
-        noxs_cons_store(&fr.hdr->out_space_wanted, 0);
-        do {
-            progress = false;
-            if (!local_eof && !take_local(&fr, fd, &progress, &full))
-                local_eof = true;
-            give_local(&fr, fd, local_eof, &progress, &local_blocked);
-        } while (progress);
-        if (local_eof &&
-            noxs_cons_load(&fr.hdr->out_cons) == fr.out_prod)
-            break; /* everything the command wrote has been taken */
-
-        /* About to sleep: ask for the notifications we need, re-check. */
-        bool want_in = !local_blocked, want_space = full || local_eof;
-
-        if (want_in)
-            noxs_cons_store(&fr.hdr->in_data_wanted, 1);
-        if (want_space)
-            noxs_cons_store(&fr.hdr->out_space_wanted, 1);
-        noxs_cons_mb();
-        if (want_in && noxs_cons_load(&fr.hdr->in_prod) != fr.in_cons)
-            continue;
-        if (full &&
-            fr.out_prod - noxs_cons_load(&fr.hdr->out_cons) < fr.ring_bytes)
-            continue;
-        if (local_eof && noxs_cons_load(&fr.hdr->out_cons) == fr.out_prod)
-            continue;
-
-        /* The local end is only watched when we could act on it (a hung-
-         * up end we cannot read yet would report POLLHUP forever). */
-        struct pollfd p[3] = {
-            {.fd = xenevtchn_fd(fr.xce), .events = POLLIN},
-            {.fd = sfd, .events = POLLIN},
-            {.fd = local_eof || (full && !local_blocked) ? -1 : fd,
-             .events = (short)((full ? 0 : POLLIN) |
-                               (local_blocked ? POLLOUT : 0))},
-        };
-        int r = poll(p, 3, SLICE_MS);
-
-        if (r < 0 && errno != EINTR)
-            die("poll");
-        if (p[1].revents & POLLIN) {
-            status = 1;
-            break;
-        }
-        if (p[0].revents & POLLIN) {
-            int port = xenevtchn_pending(fr.xce);
-
-            if (port >= 0)
-                xenevtchn_unmask(fr.xce, (evtchn_port_t)port);
-        }
-        if ((r == 0 || (p[0].revents & POLLIN)) && backend_gone(&fr)) {
-            fprintf(stderr, "%s: the console backend went away\n", prog);
-            status = 1;
-            break;
-        }
-    }
+    status = run(&fr, fd, sfd);
 
     if (child > 0) {
         int ws;

@@ -19,13 +19,10 @@
  * consumed first and the page is read afterwards, so a change the
  * backend publishes after our read notifies us again and cannot be lost.
  *
- * Liveness. A process killed with -9 cannot say Closed, and an event
- * channel closing leaves no mark on the control page, so each session,
- * once connected, also shares one small page with the backend domain
- * (frontend-half key "liveness-gref"): byte 0 is ours, set to 1 and cleared by the grant
- * layer when our share ends (also when we die); the backend maps it with
- * an unmap notification on byte 1, which it sets, so the page shows
- * either side's death to the other (the pattern of the blk driver).
+ * Liveness. A process killed with -9 cannot say Closed, so each session,
+ * once connected, also shares the library's liveness page
+ * (noxs_dev_liveness_start): the backend's library sees our death on it,
+ * and noxs_dev_peer_gone() shows us the backend's.
  *
  * Bootstrap lines for --domains are "DOMID noxs=OWNER:GREF:PORT"; they
  * are read from a file or a pipe as they arrive, so a driver program may
@@ -52,8 +49,6 @@
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <xengnttab.h>
 
 #include <noxs/noxs.h>
 
@@ -95,9 +90,6 @@ struct guest {
     uint16_t domid;
     noxs_frontend *fe;
     noxs_dev *dev;
-    xengntshr_handle *gs;     /* shares the liveness page */
-    volatile uint8_t *alive;  /* [0] us, [1] the backend (see top) */
-    bool backend_seen_alive;
     enum phase phase;
     int exit_status;
     char boot[NOXS_BOOT_MAXLEN + 1];
@@ -159,51 +151,13 @@ static void become(uint16_t domid)
     setenv("NOXS_SIM_DOMID", buf, 1);
 }
 
-static void liveness_end(struct guest *g)
-{
-    if (g->alive != NULL) {
-        xengntshr_unshare(g->gs, (void *)g->alive, 1);
-        g->alive = NULL;
-    }
-    g->backend_seen_alive = false;
-}
-
-static void liveness_start(struct guest *g)
-{
-    uint32_t ref;
-    char buf[16];
-
-    if (g->gs == NULL) {
-        if (many)
-            become(g->domid);
-        g->gs = xengntshr_open(NULL, 0);
-        if (g->gs == NULL) {
-            warnx_("domain %u: no grant sharing (%s): a dead backend will "
-                   "go unnoticed", g->domid, strerror(errno));
-            return;
-        }
-    }
-    g->alive = xengntshr_share_page_notify(g->gs,
-                                           noxs_dev_backend_domid(g->dev),
-                                           &ref, 1, 0, noxs_dev_port(g->dev));
-    if (g->alive == NULL) {
-        warnx_("domain %u: liveness page: %s", g->domid, strerror(errno));
-        return;
-    }
-    __atomic_store_n(&g->alive[0], 1, __ATOMIC_RELEASE);
-    snprintf(buf, sizeof(buf), "%u", ref);
-    if (noxs_dev_set_kv(g->dev, "liveness-gref", buf) < 0)
-        liveness_end(g);
-}
-
-/* Detach (publishing Closed) and end the liveness share. */
+/* Detach (publishing Closed, ending the liveness share). */
 static void drop_device(struct guest *g)
 {
     if (g->dev != NULL) {
         noxs_dev_detach(g->dev);
         g->dev = NULL;
     }
-    liveness_end(g);
 }
 
 static void finish(struct guest *g, int status)
@@ -286,7 +240,6 @@ static int attach(struct guest *g)
             return -1;
     }
     noxs_dev_del_kv(d, "shutdown-ack");
-    noxs_dev_del_kv(d, "liveness-gref");
     noxs_dev_set_features(d, NOXS_FEATURE_KV | supported);
     /*
      * On a first connection the backend is already waiting for us: go
@@ -381,17 +334,15 @@ static void step(struct guest *g)
             device_gone(g);
             continue;
         }
-        if (g->alive != NULL) {
-            if (__atomic_load_n(&g->alive[1], __ATOMIC_ACQUIRE))
-                g->backend_seen_alive = true;
-            else if (g->backend_seen_alive) {
-                warnx_("domain %u: the backend died", g->domid);
-                device_gone(g);
-                continue;
-            }
-        }
 
         unsigned int peer = noxs_dev_peer_state(g->dev);
+
+        if (g->phase == PHASE_RUNNING && noxs_dev_peer_gone(g->dev) &&
+            peer != NOXS_STATE_CLOSING && peer != NOXS_STATE_CLOSED) {
+            warnx_("domain %u: the backend died", g->domid);
+            device_gone(g);
+            continue;
+        }
 
         if (peer == NOXS_STATE_CLOSING || peer == NOXS_STATE_CLOSED) {
             /* Closed by a backend we already saw Connected or waiting
@@ -425,8 +376,10 @@ static void step(struct guest *g)
             /* Sharing a page costs more than the rest of the handshake
              * (milliseconds on the simulator), so the liveness page comes
              * after Connected, in a second publish. */
-            liveness_start(g);
-            if (g->alive != NULL && noxs_dev_publish(g->dev) < 0) {
+            if (noxs_dev_liveness_start(g->dev, 0) < 0)
+                warnx_("domain %u: no liveness page (%s): a dead backend "
+                       "will go unnoticed", g->domid, strerror(errno));
+            else if (noxs_dev_publish(g->dev) < 0) {
                 fail(g, "publish the liveness page");
                 return;
             }
@@ -482,9 +435,6 @@ static struct guest *guest_open(uint16_t domid, const struct noxs_boot *boot)
     }
     if (!many)
         g->domid = noxs_frontend_domid(g->fe);
-    /* The sharing handle for the liveness page, opened now so that it
-     * is not on the handshake's path (liveness_start retries if not). */
-    g->gs = xengntshr_open(NULL, 0);
     /*
      * Non-blocking, so that consuming events can never block: a wake-up
      * whose port was closed meanwhile leaves the fd readable with nothing
@@ -643,6 +593,84 @@ static void usage(FILE *out)
         "--domains: 0 once every domain was shut down by request, else 1.\n");
 }
 
+/*
+ * The loop: every guest's events, new domains from lr, the signal fd
+ * (its epoll tag is sig_tag). 0 when done or told to stop, -1 if epoll
+ * fails.
+ */
+static int serve(const int *sig_tag, struct line_reader *lr,
+                 const char *domains)
+{
+    for (;;) {
+        struct epoll_event evs[256];
+        int n;
+
+        if (nactive == 0 && (domains == NULL || lr->eof))
+            return 0;
+        n = epoll_wait(epfd, evs, 256, -1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            warnx_("epoll_wait: %s", strerror(errno));
+            return -1;
+        }
+        for (int i = 0; i < n; i++) {
+            void *p = evs[i].data.ptr;
+
+            if (p == sig_tag) {
+                if (verbose)
+                    warnx_("signal: closing %zu domain(s)", nactive);
+                return 0;
+            }
+            if (p == lr) {
+                if (read_lines(lr) < 0)
+                    return 0;
+                if (lr->eof)
+                    epoll_ctl(epfd, EPOLL_CTL_DEL, lr->fd, NULL);
+                continue;
+            }
+            struct guest *g = p;
+
+            if (g->phase == PHASE_DONE) {
+                /* Closed already: just drain its channel. */
+                if (g->fe != NULL)
+                    noxs_frontend_handle_events(g->fe);
+                continue;
+            }
+            if (noxs_frontend_handle_events(g->fe) < 0 && errno != EAGAIN) {
+                fail(g, "event channel");
+                continue;
+            }
+            step(g);
+        }
+    }
+}
+
+/* Close what is still open so the backends see Closed; the exit status. */
+static int close_all(struct guest *single)
+{
+    /* Close what is still open so the backends see Closed. */
+    for (size_t i = 0; i < nguests; i++) {
+        struct guest *g = guests[i];
+
+        drop_device(g);
+        if (g->fe != NULL)
+            noxs_frontend_close(g->fe);
+        free(g);
+    }
+    free(guests);
+    if (single != NULL) {
+        int status = single->phase == PHASE_DONE ? single->exit_status : 1;
+
+        drop_device(single);
+        if (single->fe != NULL)
+            noxs_frontend_close(single->fe);
+        free(single);
+        return status;
+    }
+    return nactive == 0 ? worst_status : 1;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -732,72 +760,8 @@ int main(int argc, char **argv)
             return 1;
     }
 
-    for (;;) {
-        struct epoll_event evs[256];
-        int n;
-
-        if (nactive == 0 && (domains == NULL || lr.eof))
-            break;
-        n = epoll_wait(epfd, evs, 256, -1);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            warnx_("epoll_wait: %s", strerror(errno));
-            return 1;
-        }
-        for (int i = 0; i < n; i++) {
-            void *p = evs[i].data.ptr;
-
-            if (p == &sfd) {
-                if (verbose)
-                    warnx_("signal: closing %zu domain(s)", nactive);
-                goto out;
-            }
-            if (p == &lr) {
-                if (read_lines(&lr) < 0)
-                    goto out;
-                if (lr.eof)
-                    epoll_ctl(epfd, EPOLL_CTL_DEL, lr.fd, NULL);
-                continue;
-            }
-            struct guest *g = p;
-
-            if (g->phase == PHASE_DONE) {
-                /* Closed already: just drain its channel. */
-                if (g->fe != NULL)
-                    noxs_frontend_handle_events(g->fe);
-                continue;
-            }
-            if (noxs_frontend_handle_events(g->fe) < 0 && errno != EAGAIN) {
-                fail(g, "event channel");
-                continue;
-            }
-            step(g);
-        }
-    }
-out:
-    /* Close what is still open so the backends see Closed. */
-    for (size_t i = 0; i < nguests; i++) {
-        struct guest *g = guests[i];
-
-        drop_device(g);
-        if (g->gs != NULL)
-            xengntshr_close(g->gs);
-        if (g->fe != NULL)
-            noxs_frontend_close(g->fe);
-        free(g);
-    }
-    free(guests);
-    if (single != NULL) {
-        int status = single->phase == PHASE_DONE ? single->exit_status : 1;
-
-        drop_device(single);
-        if (single->gs != NULL)
-            xengntshr_close(single->gs);
-        if (single->fe != NULL)
-            noxs_frontend_close(single->fe);
-        free(single);
-        return status;
-    }
-    return nactive == 0 ? worst_status : 1;
+    /* An epoll failure ends the run at once, with 1. */
+    if (serve(&sfd, &lr, domains) < 0)
+        return 1;
+    return close_all(single);
 }

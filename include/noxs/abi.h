@@ -56,6 +56,19 @@
 /* Event channel ports: 0 is never valid; Xen's FIFO ABI limit is 2^17. */
 #define NOXS_PORT_MAX ((1u << 17) - 1)
 
+/*
+ * The liveness page of a device session: one page the frontend shares
+ * with the backend's domain, its grant ref published as the frontend key
+ * NOXS_LIVENESS_KEY. Byte NOXS_LIVENESS_FRONTEND is the frontend's,
+ * NOXS_LIVENESS_BACKEND the backend's: each side sets its byte to 1, and
+ * the grant layer zeroes it (and notifies the peer on the device's event
+ * channel) when that side's share or mapping ends, also when its process
+ * dies. Nothing else on the page is read.
+ */
+#define NOXS_LIVENESS_KEY "alive-ref"
+#define NOXS_LIVENESS_FRONTEND 0u
+#define NOXS_LIVENESS_BACKEND 64u
+
 /* Bootstrap string: "noxs=<owner-domid>:<grant-ref>:<port>", decimal. */
 #define NOXS_BOOT_PREFIX "noxs="
 #define NOXS_BOOT_ENV "NOXS_BOOT"

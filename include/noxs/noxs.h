@@ -291,6 +291,61 @@ int noxs_dev_peer_kv_foreach(const noxs_dev *d,
                                        size_t value_len, void *arg),
                              void *arg);
 
+/*
+ * Typed reads of the peer's keys, for values the peer may have made up:
+ * a plain decimal number (digits only, no sign, no blanks, no leading
+ * zero) in [min, max]. Returns 0, or -1 with errno ENOENT (no such key),
+ * EINVAL (not such a number) or ERANGE (a number outside [min, max],
+ * also one too big for 32 bits). *out is only written on success.
+ */
+int noxs_dev_peer_u32(const noxs_dev *d, const char *key, uint32_t min,
+                      uint32_t max, uint32_t *out);
+/* The same for 64-bit values (sizes, counts). */
+int noxs_dev_peer_u64(const noxs_dev *d, const char *key, uint64_t min,
+                      uint64_t max, uint64_t *out);
+/* A grant ref: NOXS_GREF_MIN..UINT32_MAX. */
+int noxs_dev_peer_gref(const noxs_dev *d, const char *key, uint32_t *out);
+/* An event-channel port: 1..NOXS_PORT_MAX. */
+int noxs_dev_peer_port(const noxs_dev *d, const char *key, uint32_t *out);
+
+/*
+ * Move our half to state: stage it, publish and, for a backend's device,
+ * report the states to noxsd. Returns 0 (also when already in state, then
+ * nothing is published), or -1 with the publish error.
+ */
+int noxs_dev_switch_state(noxs_dev *d, unsigned int state);
+
+/*
+ * Frontend: share this session's liveness page (see NOXS_LIVENESS_KEY in
+ * abi.h) and stage its key; the next noxs_dev_publish() tells the backend,
+ * whose library maps it. A backend that dies or lets go then shows in
+ * noxs_dev_peer_gone(). The page ends with noxs_dev_detach(). Our death
+ * is signalled on notify_port, one of our ports bound to the backend: 0
+ * is the device's own, which the backend library watches; a data driver
+ * whose backend sleeps on a channel of its own may name that one instead
+ * (its backend then watches the page itself). Sharing a page costs more
+ * than the rest of a handshake on some platforms, so a driver may do it
+ * after it is Connected. Returns 0 (also when already shared) or -1 with
+ * errno (ENOTSUP: this platform shares no pages).
+ */
+int noxs_dev_liveness_start(noxs_dev *d, uint32_t notify_port);
+/*
+ * Frontend: whether the backend has gone, from the last snapshot and the
+ * liveness page: 1 if the backend is Closing or Closed, or its liveness
+ * byte was set and has been cleared (it died or unmapped); 0 otherwise.
+ */
+int noxs_dev_peer_gone(const noxs_dev *d);
+/*
+ * Frontend: wait until the backend's state is exactly state (InitWait
+ * before connecting, Connected after publishing Initialised), re-reading
+ * a torn half after a back-off until the deadline. Returns 0, or -1 with
+ * errno ECONNREFUSED (its liveness byte cleared, or, waiting for a state
+ * after InitWait, the backend went to Closing or Closed; a backend Closed
+ * from an earlier session comes back to InitWait), ETIMEDOUT, or the
+ * errors of noxs_dev_wait (EPROTO, EPIPE).
+ */
+int noxs_dev_wait_peer(noxs_dev *d, unsigned int state, int timeout_ms);
+
 /* Notify the peer (a notification carries no data). */
 int noxs_dev_notify(noxs_dev *d);
 
@@ -385,6 +440,28 @@ int noxs_dev_detach(noxs_dev *d);
 
 typedef struct noxs_backend noxs_backend;
 
+/*
+ * A driver's callbacks. They run inside noxs_backend_dispatch() (and
+ * noxs_backend_open*() for resume), on the caller's thread; they may call
+ * every noxs_dev_* function on their device, noxs_backend_report() and
+ * noxs_backend_control_reply(), but must not block, call
+ * noxs_backend_dispatch() or close the backend.
+ *
+ * A driver that gives connect has the library run the xenbus state walk
+ * for it (docs/DRIVERS.md):
+ *   frontend Initialising/Unknown  end the session (disconnect), clear
+ *                                  "error", publish InitWait;
+ *   frontend Initialised/Connected while we are InitWait: connect; on
+ *                                  success publish Connected, on failure
+ *                                  write "error" = why and publish Closing;
+ *   frontend Closing               end the session, publish Closing;
+ *   frontend Closed                end the session, publish Closed;
+ *   frontend dead (its liveness byte cleared while we are Connected)
+ *                                  end the session, publish Closing, Closed.
+ * While Connected the library maps the frontend's liveness page (key
+ * NOXS_LIVENESS_KEY) and watches it. A driver without connect sees only
+ * changed and walks the states itself.
+ */
 struct noxs_backend_ops {
     /*
      * noxsd asks to create a device. The control page and the unbound
@@ -394,7 +471,8 @@ struct noxs_backend_ops {
      */
     int (*create)(noxs_backend *b, noxs_dev *d, const struct noxs_kv *params,
                   size_t nparams, void *arg);
-    /* The frontend's half changed (already refreshed). */
+    /* The frontend's half changed (already refreshed). With connect set,
+     * called before the library's walk acts on the change. */
     void (*changed)(noxs_backend *b, noxs_dev *d, void *arg);
     /* noxsd asks for control key=value; write up to reply_len bytes of
      * reply. Return 0 answered now, 1 will answer later with
@@ -402,8 +480,30 @@ struct noxs_backend_ops {
     int (*control)(noxs_backend *b, noxs_dev *d, const char *key,
                    const char *value, uint32_t request, void *arg);
     /* The device is going away (dev-rm or domain destroy); the library
-     * walks Closing -> Closed and frees d after this returns. */
+     * walks Closing -> Closed and frees d after this returns. With
+     * connect set, a connected session has been ended first. */
     void (*remove)(noxs_backend *b, noxs_dev *d, void *arg);
+    /*
+     * The frontend is ready (Initialised or Connected): read its keys
+     * (noxs_dev_peer_gref() and friends) and set up the session. Return
+     * 0, or -errno with *why a short reason for the frontend, having
+     * released what it took. Also called for a device Connected before
+     * our restart (noxs_backend_restartable() == 2): pick the session up.
+     */
+    int (*connect)(noxs_backend *b, noxs_dev *d, const char **why, void *arg);
+    /*
+     * The session that connect set up ends: why is 0 (the frontend closed
+     * or started over), ECONNRESET (the frontend died) or ENODEV (the
+     * device is removed). Release the session's resources.
+     */
+    void (*disconnect)(noxs_backend *b, noxs_dev *d, int why, void *arg);
+    /*
+     * A device adopted from the fd store after our restart, before any
+     * other callback for it: rebuild the driver's own state (what create
+     * built). A driver that cannot serves it in the states it has until
+     * the frontend or the toolstack moves it.
+     */
+    void (*resume)(noxs_backend *b, noxs_dev *d, void *arg);
 };
 
 /*

@@ -128,4 +128,37 @@ out=$(sim_env "$BIN/noxsctl" shutdown $dom --reason poweroff --wait 5) ||
 expect_eq "noxsctl shutdown reply" "$out" poweroff
 guest_status $g "$log"
 expect_eq "compat-xs guest $dom status" $st 0
+
+# A guest agent killed with -9 leaves its half saying Connected: the
+# backend learns of the death from the liveness page the context shared
+# once Connected, and walks the device to Closed on its own.
+dom=4
+with_compat "$BIN/legacy-toolstack" introduce $dom || fail "introduce $dom"
+sim_env "$BIN/noxsctl" dev-add $dom sysctl 0 >/dev/null || fail "dev-add $dom"
+log=$WORK/noxs-guest.$dom
+compat_exec $dom "$COMPAT_DIR/xsguest" $dom >"$log" 2>&1 &
+g=$!
+at_exit "kill -9 $g"
+wait_line "$log" '^ready'
+# The backend's mapping of the page: one grant map of domain 0.
+backend_maps() {
+	sim_env "$NOXS_BUILD/sim/noxs-simstat" |
+		sed -n 's/^domid=0 .*grant_maps=\([0-9]*\).*/\1/p'
+}
+i=0
+until sim_env "$BIN/noxsctl" dev-list $dom | grep -q "Connected *Connected" &&
+	[ "$(backend_maps)" -ge 1 ]; do
+	i=$((i + 1))
+	[ $i -gt 500 ] && fail "guest $dom not Connected with a liveness page" \
+		"($(sim_env "$BIN/noxsctl" dev-list $dom), maps $(backend_maps))"
+	sleep 0.02
+done
+kill -9 $g
+i=0
+until sim_env "$BIN/noxsctl" dev-list $dom | grep -q "Closed *Connected"; do
+	i=$((i + 1))
+	[ $i -gt 500 ] && fail "the backend did not see guest $dom die:" \
+		"$(sim_env "$BIN/noxsctl" dev-list $dom)"
+	sleep 0.02
+done
 echo ok

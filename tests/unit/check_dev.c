@@ -25,6 +25,7 @@
 #include <xenevtchn.h>
 #include <xengnttab.h>
 
+#include "simchild.h"
 #include "../../libnoxs/private.h"
 
 #define GUEST 1
@@ -45,13 +46,6 @@ struct env {
     uint32_t nentries;
 };
 
-static void set_domid(unsigned int domid)
-{
-    char buf[16];
-
-    snprintf(buf, sizeof(buf), "%u", domid);
-    setenv("NOXS_SIM_DOMID", buf, 1);
-}
 
 static void env_open(struct env *e)
 {
@@ -133,14 +127,6 @@ static void env_close(struct env *e)
 /* ------------------------------------------------------------------ */
 /* Guest side (child process)                                          */
 
-#define CHILD_CHECK(cond)                                                     \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            fprintf(stderr, "child %s:%d: check failed: %s (errno %d: %s)\n", \
-                    __FILE__, __LINE__, #cond, errno, strerror(errno));       \
-            _exit(1);                                                         \
-        }                                                                     \
-    } while (0)
 
 typedef void child_fn(struct env *e);
 
@@ -158,14 +144,6 @@ static pid_t spawn(struct env *e, child_fn *fn)
     return pid;
 }
 
-static void reap(pid_t pid)
-{
-    int status;
-
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                  "guest process failed (status 0x%x)", status);
-}
 
 static noxs_frontend *guest_open(struct env *e)
 {
