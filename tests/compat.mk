@@ -47,7 +47,7 @@ $(COMPAT_TESTOUT)/xsguest: $(OBJDIR)/tests/compat/xsguest.o
 # Test scripts are copied next to what they use, so they find the build
 # through $NOXS_BUILD alone.
 COMPAT_HELPERS := $(COMPAT_TESTOUT)/xsshim.so $(COMPAT_TESTOUT)/xsd.sh \
-	$(COMPAT_TESTOUT)/lib.sh $(COMPAT_TESTOUT)/xssem $(LEGACY_BINS) \
+	$(COMPAT_TESTOUT)/lib.sh $(COMPAT_TESTOUT)/lib-compat.sh $(COMPAT_TESTOUT)/xssem $(LEGACY_BINS) \
 	$(COMPAT_TESTOUT)/xsmixed $(COMPAT_TESTOUT)/xsfileno \
 	$(COMPAT_XS) $(BINOUT)/noxsd $(COMPAT_TESTOUT)/xsguest \
 	$(BINOUT)/noxs-sysctl-back $(BINOUT)/noxsctl $(COMPAT_TESTOUT)/xsdclient \
@@ -59,7 +59,11 @@ COMPAT_SCRIPTS := $(addprefix $(COMPAT_TESTOUT)/,test-bench-generic.sh \
 	test-symbols.sh test-tx.sh test-xsd-boot.sh test-xsd-client.sh \
 	test-xsd-harness.sh test-xsringd.sh)
 
-$(COMPAT_TESTOUT)/xsd.sh $(COMPAT_TESTOUT)/lib.sh: $(COMPAT_TESTOUT)/%: tests/compat/%
+$(COMPAT_TESTOUT)/xsd.sh $(COMPAT_TESTOUT)/lib-compat.sh: $(COMPAT_TESTOUT)/%: tests/compat/%
+	@mkdir -p $(@D)
+	cp $< $@
+# The shell test library, beside its compat add-on.
+$(COMPAT_TESTOUT)/lib.sh: tests/lib.sh
 	@mkdir -p $(@D)
 	cp $< $@
 $(COMPAT_SCRIPTS): $(COMPAT_TESTOUT)/%: tests/compat/% $(COMPAT_HELPERS) | compat-deps
