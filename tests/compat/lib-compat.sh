@@ -122,14 +122,20 @@ generic_ops() {
 # Debian's own library and tools, straight to xenstored.
 debian() { env -u LD_LIBRARY_PATH -u LD_PRELOAD "$@"; }
 
-# generic_parity RUNNER: generic_ops through RUNNER prints what it prints
-# through Debian's library (the program's name aside); the diff if not.
-generic_parity() {
+# xenstore_parity RUNNER WHAT: through RUNNER, generic_ops prints what it
+# prints through Debian's library (the program's name aside), and Debian's
+# test-xenstore passes. WHAT names the store RUNNER reaches.
+xenstore_parity() {
+	nx_log "generic paths: the same output as Debian's library, on $2"
 	for _gp in debian "$1"; do
 		generic_ops $_gp >"$NX_DIR/out.$_gp" 2>&1 || true
 	done
 	sed -i 's/^[a-z-]*: //' "$NX_DIR/out.debian" "$NX_DIR/out.$1"
-	diff -u "$NX_DIR/out.debian" "$NX_DIR/out.$1"
+	diff -u "$NX_DIR/out.debian" "$NX_DIR/out.$1" ||
+		nx_fail "$2 differs from Debian's library on xenstored"
+	nx_log "Debian's test-xenstore on $2"
+	$1 "$XEN_BIN/test-xenstore" >"$NX_DIR/txs.log" 2>&1 ||
+		nx_fail "test-xenstore: $(cat "$NX_DIR/txs.log")"
 }
 
 # legacy_back LOG [--compat] [ARGS...]: the legacy backend (legacy-back

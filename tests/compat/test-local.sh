@@ -16,12 +16,7 @@ export NOXS_XS_DIR=$NX_DIR/xs
 local_exec() { mode_exec local "$@"; }
 loc() { (local_exec "$@"); }
 
-nx_log "generic paths: the same output as Debian's library on xenstored"
-generic_parity loc || nx_fail "the local store differs from xenstored"
-
-nx_log "Debian's test-xenstore on the local store"
-loc "$XEN_BIN/test-xenstore" >"$NX_DIR/txs.log" 2>&1 ||
-	nx_fail "test-xenstore: $(cat "$NX_DIR/txs.log")"
+xenstore_parity loc "the local store"
 
 nx_log "domains: introduce without a ring makes a noxs domain, events reach other processes"
 loc xenstore-watch -n 3 @introduceDomain >"$NX_DIR/intro.log" 2>&1 &

@@ -14,12 +14,7 @@ nx_start_noxsd
 mixed_exec() { mode_exec mixed "$@"; }
 mixed() { (mixed_exec "$@"); }
 
-nx_log "generic paths: the same output as Debian's library"
-generic_parity mixed || nx_fail "compat-xs differs from Debian's library"
-
-nx_log "Debian's test-xenstore on compat-xs"
-mixed "$XEN_BIN/test-xenstore" >"$NX_DIR/txs.log" 2>&1 ||
-	nx_fail "test-xenstore: $(cat "$NX_DIR/txs.log")"
+xenstore_parity mixed "compat-xs (mixed)"
 
 nx_log "a stock domain's devices stay in xenstored"
 debian xenstore-write /local/domain/5/device/vif/0/state 1
