@@ -102,16 +102,47 @@ INSTALL_TARGETS :=
 # removes them), and the directories of noxs's own it creates.
 INSTALL_FILES :=
 INSTALL_OWN_DIRS :=
-SIM_TARGETS :=
-LIB_TARGETS :=
 
 $(OBJDIR)/%.o: %.c | deps-stamp
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(MODULE_CFLAGS_$(firstword $(subst /, ,$<))) \
 		-MMD -MP -c $< -o $@
 
-MODULES := common sim libnoxs noxsd tools backends frontends examples compat-xs tests \
-	bench docs dist
+# One way to register a test, used by every tests/*.mk:
+#   UNIT_TESTS += a Check suite ($(call unit_test,...) does it),
+#   INTEGRATION_TESTS += a script or program run by scripts/run-tests.sh,
+#   TSAN_TESTS += one of those run again under SAN=thread (check-tsan),
+#   FUZZ_TARGETS += a libFuzzer program ($(call fuzz_target,...) does it).
+# Each list is written out name by name, so that a file left in tests/
+# is never run by accident, and a test is never dropped by a rename.
+
+# $(call unit_test,NAME,PREREQUISITES,LIBS[,CFLAGS]): the Check suite
+# tests/unit/NAME.c, linked with the objects and archives among
+# PREREQUISITES (anything else there, such as a library or a program the
+# suite runs, is only built first), then LIBS.
+define unit_test
+$$(OBJDIR)/tests/unit/$(1).o: BASE_CFLAGS += $$(CHECK_CFLAGS) $(4)
+$$(TESTOUT)/$(1): $$(OBJDIR)/tests/unit/$(1).o $(2)
+	@mkdir -p $$(@D)
+	$$(CC) $$(BASE_LDFLAGS) -o $$@ $$(filter %.o %.a,$$^) $(3) $$(CHECK_LIBS)
+UNIT_TESTS += $$(TESTOUT)/$(1)
+endef
+
+# $(call fuzz_target,NAME,SOURCES,HEADERS[,CFLAGS[,LIBS]]): the libFuzzer
+# program tests/fuzz/NAME.c, built by clang with the SOURCES it tests
+# compiled straight in (instrumented as a whole), into $(BUILD)/fuzz/.
+FUZZ_CC ?= clang
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -g -O1 -pthread \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+define fuzz_target
+$$(BUILD)/fuzz/$(1): tests/fuzz/$(1).c $(2) $(3)
+	@mkdir -p $$(@D)
+	$$(FUZZ_CC) $$(FUZZ_CFLAGS) $(4) -o $$@ tests/fuzz/$(1).c $(2) $(5)
+FUZZ_TARGETS += $$(BUILD)/fuzz/$(1)
+endef
+
+MODULES := common sim libnoxs noxsd tools backends frontends examples compat-xs \
+	tests bench docs dist
 -include $(foreach m,$(MODULES),$(wildcard $(m)/module.mk))
 
 all: $(ALL_TARGETS)
@@ -132,6 +163,9 @@ test-deps:
 
 fuzz-deps:
 	$(DEPS_SH) fuzz
+
+format-deps:
+	$(DEPS_SH) format
 
 deb-deps:
 	$(DEPS_SH) deb
@@ -282,17 +316,23 @@ uninstall:
 		echo "$(LDCONFIG)"; $(LDCONFIG) || exit 1; \
 	fi
 
-format:
-	clang-format -i $$(git ls-files '*.c' '*.h')
+# clang-format (Debian's clang-format, version 14) on the C files git
+# tracks, with .clang-format (sim/.clang-format for the simulator):
+# format rewrites them, format-check lists each difference and fails if
+# there is one.
+CLANG_FORMAT ?= clang-format
+FORMAT_FILES = $$(git ls-files '*.c' '*.h')
+format: format-deps
+	$(CLANG_FORMAT) -i $(FORMAT_FILES)
 
-format-check:
-	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
+format-check: format-deps
+	@$(CLANG_FORMAT) --dry-run -Werror $(FORMAT_FILES)
 
 clean:
 	rm -rf build
 
 .PHONY: all run check check-install check-unit check-tsan tsan-run demo bench \
 	bench-full fuzz install uninstall format format-check clean deps \
-	deps-stamp test-deps fuzz-deps deb-deps deb check-deb
+	deps-stamp test-deps fuzz-deps format-deps deb-deps deb check-deb
 
 -include $(shell find $(OBJDIR) -name '*.d' 2>/dev/null)

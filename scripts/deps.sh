@@ -3,6 +3,7 @@
 #   scripts/deps.sh build    what `make` (and `make install`, `make demo`) need
 #   scripts/deps.sh test     plus Check, for the unit tests (`make check`)
 #   scripts/deps.sh fuzz     plus clang and its libFuzzer runtime (`make fuzz`)
+#   scripts/deps.sh format   clang-format (`make format`, `make format-check`)
 #   scripts/deps.sh compat   plus Check, Debian's xenstored and xenstore tools
 #   scripts/deps.sh bench    plus gnuplot for the plots
 #   scripts/deps.sh deb      plus Debian's packaging tools (`make deb`,
@@ -18,6 +19,7 @@ set -eu
 build_pkgs="gcc make pkg-config libxen-dev liburcu-dev liburing-dev liblmdb-dev"
 test_pkgs="check"
 fuzz_pkgs="clang libclang-rt-14-dev"
+format_pkgs="clang-format git"
 deb_pkgs="dpkg-dev debhelper fakeroot lintian debootstrap"
 compat_pkgs="xen-utils-4.17 xenstore-utils"
 bench_pkgs="gnuplot-nox python3"
@@ -26,10 +28,11 @@ case "${1:-build}" in
 build) want="$build_pkgs" ;;
 test) want="$build_pkgs $test_pkgs" ;;
 fuzz) want="$build_pkgs $fuzz_pkgs" ;;
+format) want="$format_pkgs" ;;
 compat) want="$build_pkgs $test_pkgs $compat_pkgs" ;;
 bench) want="$build_pkgs $test_pkgs $compat_pkgs $bench_pkgs" ;;
 deb) want="$build_pkgs $deb_pkgs" ;;
-*) echo "usage: $0 build|test|fuzz|compat|bench|deb" >&2; exit 2 ;;
+*) echo "usage: $0 build|test|fuzz|format|compat|bench|deb" >&2; exit 2 ;;
 esac
 
 missing=""

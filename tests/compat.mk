@@ -47,16 +47,25 @@ $(COMPAT_TESTOUT)/xsguest: $(OBJDIR)/tests/compat/xsguest.o
 # Test scripts are copied next to what they use, so they find the build
 # through $NOXS_BUILD alone.
 COMPAT_HELPERS := $(COMPAT_TESTOUT)/xsshim.so $(COMPAT_TESTOUT)/xsd.sh \
-	$(COMPAT_TESTOUT)/lib.sh $(COMPAT_TESTOUT)/xssem $(LEGACY_BINS) \
+	$(COMPAT_TESTOUT)/lib.sh $(COMPAT_TESTOUT)/lib-compat.sh $(COMPAT_TESTOUT)/xssem $(LEGACY_BINS) \
 	$(COMPAT_TESTOUT)/xsmixed $(COMPAT_TESTOUT)/xsfileno \
 	$(COMPAT_XS) $(BINOUT)/noxsd $(COMPAT_TESTOUT)/xsguest \
 	$(BINOUT)/noxs-sysctl-back $(BINOUT)/noxsctl $(COMPAT_TESTOUT)/xsdclient \
 	$(COMPAT_TESTOUT)/xsdboot $(COMPAT_TESTOUT)/xsringd-lib.sh
-COMPAT_SCRIPTS := $(patsubst tests/compat/%,$(COMPAT_TESTOUT)/%,\
-	$(wildcard tests/compat/test-*.sh))
+COMPAT_SCRIPTS := $(addprefix $(COMPAT_TESTOUT)/,test-bench-generic.sh \
+	test-bench-ring.sh test-conformance.sh test-control.sh \
+	test-legacy-noxs.sh test-legacy-xenstored.sh test-local.sh \
+	test-lstore-conformance.sh test-many.sh test-mixed.sh test-semantics.sh \
+	test-symbols.sh test-tx.sh test-xsd-boot.sh test-xsd-client.sh \
+	test-xsd-harness.sh test-xsringd.sh test-xsringd-sock.sh \
+	test-xsringd-fair.sh)
 
-$(COMPAT_TESTOUT)/xsd.sh $(COMPAT_TESTOUT)/lib.sh $(COMPAT_TESTOUT)/xsringd-lib.sh: \
+$(COMPAT_TESTOUT)/xsd.sh $(COMPAT_TESTOUT)/lib-compat.sh $(COMPAT_TESTOUT)/xsringd-lib.sh: \
 		$(COMPAT_TESTOUT)/%: tests/compat/%
+	@mkdir -p $(@D)
+	cp $< $@
+# The shell test library, beside its compat add-on.
+$(COMPAT_TESTOUT)/lib.sh: tests/lib.sh
 	@mkdir -p $(@D)
 	cp $< $@
 $(COMPAT_SCRIPTS): $(COMPAT_TESTOUT)/%: tests/compat/% $(COMPAT_HELPERS) | compat-deps
@@ -71,26 +80,15 @@ compat-deps:
 
 INTEGRATION_TESTS += $(COMPAT_SCRIPTS)
 
-# libFuzzer target for the compat-xs path parser (compiled straight in).
-FUZZ_CC ?= clang
-$(BUILD)/fuzz/fuzz_xspath: tests/fuzz/fuzz_xspath.c compat-xs/path.c \
-		compat-xs/private.h include/noxs/abi.h
-	@mkdir -p $(@D)
-	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Iinclude -g -O1 \
-		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-		-o $@ tests/fuzz/fuzz_xspath.c compat-xs/path.c
-FUZZ_TARGETS += $(BUILD)/fuzz/fuzz_xspath
+# libFuzzer target for the compat-xs path parser.
+$(eval $(call fuzz_target,fuzz_xspath,compat-xs/path.c,\
+	compat-xs/private.h include/noxs/abi.h))
 
 # Check suite of compat-xs internals (tables, a batch's staging, big
 # transactions without noxsd): linked with the library's objects, since
 # the internals are hidden in libxenstore.so.4.
-$(OBJDIR)/tests/unit/check_cxs.o: BASE_CFLAGS += $(CHECK_CFLAGS)
-$(TESTOUT)/check_cxs: $(OBJDIR)/tests/unit/check_cxs.o $(COMPAT_XS_OBJS) \
-		$(LIBOUT)/libnoxs.so
-	@mkdir -p $(@D)
-	$(CC) $(BASE_LDFLAGS) -o $@ $< $(COMPAT_XS_OBJS) -L$(LIBOUT) -lnoxs $(LMDB_LIBS) \
-		$(CHECK_LIBS)
-UNIT_TESTS += $(TESTOUT)/check_cxs
+$(eval $(call unit_test,check_cxs,$(COMPAT_XS_OBJS) $(LIBOUT)/libnoxs.so,\
+	-L$(LIBOUT) -lnoxs $(LMDB_LIBS)))
 
 # compat-xs's xenstored client against the real daemons; linked with the
 # client's own objects (hidden in the library).
@@ -106,15 +104,9 @@ $(COMPAT_TESTOUT)/xsdboot: $(OBJDIR)/tests/compat/xsdboot.o $(LIBOUT)/libnoxs.so
 	$(CC) $(BASE_LDFLAGS) -o $@ $< -L$(LIBOUT) -lnoxs
 
 # libFuzzer target for the client's frame reader and its filing of what
-# a daemon sends (compiled straight in, fed through a socket pair).
-$(BUILD)/fuzz/fuzz_xsdframe: tests/fuzz/fuzz_xsdframe.c compat-xs/xsd.c \
-		compat-xs/wire.c compat-xs/xsdframe.h compat-xs/gstore.h \
-		compat-xs/wire.h
-	@mkdir -p $(@D)
-	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Icompat-xs -g -O1 -pthread \
-		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-		-o $@ tests/fuzz/fuzz_xsdframe.c compat-xs/xsd.c compat-xs/wire.c
-FUZZ_TARGETS += $(BUILD)/fuzz/fuzz_xsdframe
+# a daemon sends (fed through a socket pair).
+$(eval $(call fuzz_target,fuzz_xsdframe,compat-xs/xsd.c compat-xs/wire.c,\
+	compat-xs/xsdframe.h compat-xs/gstore.h compat-xs/wire.h,-Icompat-xs))
 
 # The client's threads (a request in flight while another thread takes
 # events) under TSan.
@@ -145,10 +137,5 @@ $(COMPAT_TESTOUT)/xsockraw: $(OBJDIR)/tests/compat/xsockraw.o
 $(COMPAT_TESTOUT)/test-xsringd-sock.sh: $(COMPAT_TESTOUT)/xsockraw
 
 # libFuzzer target: the ring parser against a ring a guest fills at will.
-$(BUILD)/fuzz/fuzz_xsring: tests/fuzz/fuzz_xsring.c compat-xs/xsringd_ring.c \
-		compat-xs/xsringd_ring.h compat-xs/wire.h
-	@mkdir -p $(@D)
-	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Icompat-xs -g -O1 \
-		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-		-o $@ tests/fuzz/fuzz_xsring.c compat-xs/xsringd_ring.c
-FUZZ_TARGETS += $(BUILD)/fuzz/fuzz_xsring
+$(eval $(call fuzz_target,fuzz_xsring,compat-xs/xsringd_ring.c,\
+	compat-xs/xsringd_ring.h compat-xs/wire.h,-Icompat-xs))

@@ -11,9 +11,6 @@ $(OBJDIR)/backends/console/%.o: BASE_CFLAGS += $(DRV_CFLAGS)
 $(OBJDIR)/frontends/blk/%.o: BASE_CFLAGS += $(DRV_CFLAGS)
 $(OBJDIR)/frontends/console/%.o: BASE_CFLAGS += $(DRV_CFLAGS)
 $(OBJDIR)/tests/integration/blk_%.o: BASE_CFLAGS += $(DRV_CFLAGS)
-$(OBJDIR)/tests/integration/console_%.o: BASE_CFLAGS += $(DRV_CFLAGS)
-$(OBJDIR)/tests/unit/check_blkring.o: BASE_CFLAGS += $(DRV_CFLAGS) $(CHECK_CFLAGS)
-$(OBJDIR)/tests/unit/check_consring.o: BASE_CFLAGS += $(DRV_CFLAGS) $(CHECK_CFLAGS)
 $(OBJDIR)/bench/blk.o $(OBJDIR)/bench/console.o: BASE_CFLAGS += $(DRV_CFLAGS)
 
 DRV_LINK = $(CC) $(BASE_LDFLAGS) -o $@ $(filter %.o,$^) $(COMMON_LIB) \
@@ -65,20 +62,11 @@ datadrivers: $(DRIVER_BINS)
 .PHONY: datadrivers
 
 # ---- unit tests ----
-$(TESTOUT)/check_blkring: $(OBJDIR)/tests/unit/check_blkring.o $(BLKREQ_OBJS)
-	@mkdir -p $(@D)
-	$(CC) $(BASE_LDFLAGS) -o $@ $^ $(CHECK_LIBS)
-
-UNIT_TESTS += $(TESTOUT)/check_blkring
+$(eval $(call unit_test,check_blkring,$(BLKREQ_OBJS),,$(DRV_CFLAGS)))
 
 # The grant cache alone, its grant mapping calls stubbed by the test.
-$(OBJDIR)/tests/unit/check_blkgcache.o: BASE_CFLAGS += $(DRV_CFLAGS) $(CHECK_CFLAGS)
-$(TESTOUT)/check_blkgcache: $(OBJDIR)/tests/unit/check_blkgcache.o \
-		$(OBJDIR)/backends/blk/gcache.o
-	@mkdir -p $(@D)
-	$(CC) $(BASE_LDFLAGS) -o $@ $^ $(CHECK_LIBS)
-
-UNIT_TESTS += $(TESTOUT)/check_blkgcache
+$(eval $(call unit_test,check_blkgcache,$(OBJDIR)/backends/blk/gcache.o,,\
+	$(DRV_CFLAGS)))
 
 # ---- integration tests (shell scripts on the simulator + C helpers) ----
 DRV_IT := $(TESTOUT)/integration
@@ -94,9 +82,9 @@ $(DRV_IT)/blk_hostile: $(OBJDIR)/tests/integration/blk_hostile.o \
 	$(DRV_LINK)
 
 DRV_IT_HELPERS := $(DRV_IT)/blk_stress $(DRV_IT)/blk_hostile
-DRV_IT_SCRIPTS := $(sort $(wildcard tests/integration/blk-[a-z]*.sh \
-	tests/integration/console-[a-z]*.sh))
-DRV_IT_SCRIPTS := $(filter-out tests/integration/blk-lib.sh,$(DRV_IT_SCRIPTS))
+DRV_IT_SCRIPTS := $(addprefix tests/integration/,blk-beside-console.sh \
+	blk-crash.sh blk-evict.sh blk-hostile.sh blk-io.sh blk-rogrant.sh \
+	console-attach.sh console-noxsd-stopped.sh console-stream.sh)
 INTEGRATION_TESTS += $(DRV_IT_SCRIPTS)
 ALL_TARGETS += $(DRV_IT_HELPERS)
 # The scripts also need the daemon, the toolstack and the simulator.
@@ -136,12 +124,7 @@ INSTALL_FILES += $(addprefix $(SBINDIR)/,noxs-blk-back noxs-console-back \
 	$(addprefix $(SYSTEMDDIR)/,noxs-blk-back.service noxs-console-back.service)
 .PHONY: install-datadrivers
 
-# libFuzzer target for the blk request validation (clang).
-$(BUILD)/fuzz/fuzz_blkreq: tests/fuzz/fuzz_blkreq.c backends/blk/blkreq.c \
-		backends/blk/blkreq.h frontends/blk/blkring.h
-	@mkdir -p $(@D)
-	$(or $(FUZZ_CC),clang) -std=c11 -D_GNU_SOURCE -Iinclude -Ibackends/blk \
-		-Ifrontends/blk -g -O1 -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=all -o $@ tests/fuzz/fuzz_blkreq.c \
-		backends/blk/blkreq.c
-FUZZ_TARGETS += $(BUILD)/fuzz/fuzz_blkreq
+# libFuzzer target for the blk request validation.
+$(eval $(call fuzz_target,fuzz_blkreq,backends/blk/blkreq.c,\
+	backends/blk/blkreq.h frontends/blk/blkring.h,\
+	-Ibackends/blk -Ifrontends/blk))

@@ -2,16 +2,12 @@
 # journal, commands that say what is wrong, the README's recipe.
 # (tests/module.mk includes every tests/*.mk.)
 
-OP_TESTS := $(sort $(wildcard tests/integration/op-*.sh))
+OP_TESTS := $(addprefix tests/integration/,op-commands.sh op-daemon-start.sh \
+	op-readme.sh)
 $(OP_TESTS): $(NOXSD_BIN) $(NOXSCTL_BIN) $(SYSCTL_BACK) $(SYSCTL_FRONT) \
 	$(DRIVER_BINS) $(SIM_TARGETS) $(LIB_TARGETS)
 INTEGRATION_TESTS += $(OP_TESTS)
 
 # The one number parser and noxs_self_domid (Check).
-$(OBJDIR)/tests/unit/check_parse.o: BASE_CFLAGS += $(CHECK_CFLAGS)
-$(TESTOUT)/check_parse: $(OBJDIR)/tests/unit/check_parse.o $(COMMON_LIB) \
-		$(LIBOUT)/libnoxs.so
-	@mkdir -p $(@D)
-	$(CC) $(BASE_LDFLAGS) -o $@ $< $(COMMON_LIB) -L$(LIBOUT) -lnoxs \
-		$(XEN_LIBS) $(CHECK_LIBS)
-UNIT_TESTS += $(TESTOUT)/check_parse
+$(eval $(call unit_test,check_parse,$(COMMON_LIB) $(LIBOUT)/libnoxs.so,\
+	-L$(LIBOUT) -lnoxs $(XEN_LIBS)))

@@ -19,10 +19,5 @@ ALL_TARGETS += $(TESTOUT)/integration/xswatch
 
 # The simulator's side: VIRQ_DOM_EXC, the domain list (libxenctrl),
 # noxs-simctl destroy, a reused domid. xenctrl.h needs GNU C.
-$(OBJDIR)/tests/unit/check_sim_life.o: BASE_CFLAGS += -std=gnu11
-$(TESTOUT)/check_sim_life: $(OBJDIR)/tests/unit/check_sim_life.o $(SIMSTAT_LIB) \
-		$(SIMOUT)/noxs-simctl
-	@mkdir -p $(@D)
-	$(CC) -o $@ $< $(SIMSTAT_LIB) $(BASE_LDFLAGS) $(XEN_LIBS) -lxenctrl \
-		$(CHECK_LIBS)
-UNIT_TESTS += $(TESTOUT)/check_sim_life
+$(eval $(call unit_test,check_sim_life,$(SIMSTAT_LIB) $(SIMOUT)/noxs-simctl,\
+	$(XEN_LIBS) -lxenctrl,-std=gnu11))

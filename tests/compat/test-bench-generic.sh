@@ -1,8 +1,8 @@
-#!/bin/sh
+#!/bin/bash
 # bench/generic.c still runs (a smoke test, no timing is checked): a few
 # iterations of every op at 2 and 3 domains through compat-xs's local
 # store, Debian's xenstored and oxenstored, and compat-xs in mixed mode.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib-compat.sh"
 need_xen_tools
 
 GB=$NOXS_BUILD/bench/generic-bench
@@ -13,33 +13,33 @@ check() {
 	for n in 2 3; do
 		for op in read write txn4 txn5 watch; do
 			grep -q "^generic impl=$1 op=$op n=$n samples=[1-9]" "$2" ||
-				fail "$1: no $op at n=$n: $(cat "$2")"
+				nx_fail "$1: no $op at n=$n: $(cat "$2")"
 		done
 		grep -q "^generic impl=$1 op=populate n=$n .*introduced=yes" "$2" ||
-			fail "$1: no populate line at n=$n: $(cat "$2")"
+			nx_fail "$1: no populate line at n=$n: $(cat "$2")"
 	done
 }
 
-noxs_start
+nx_start_noxsd
 for daemon in xenstored oxenstored; do
-	note "$daemon"
+	nx_log "$daemon"
 	xsd_start $daemon $daemon
-	"$GB" $daemon 2 3 >"$WORK/$daemon.out" || fail "$daemon: exit $?"
-	check $daemon "$WORK/$daemon.out"
-	grep -q "introduce_failed=0" "$WORK/$daemon.out" ||
-		fail "$daemon: introductions failed: $(cat "$WORK/$daemon.out")"
+	"$GB" $daemon 2 3 >"$NX_DIR/$daemon.out" || nx_fail "$daemon: exit $?"
+	check $daemon "$NX_DIR/$daemon.out"
+	grep -q "introduce_failed=0" "$NX_DIR/$daemon.out" ||
+		nx_fail "$daemon: introductions failed: $(cat "$NX_DIR/$daemon.out")"
 	if [ $daemon = xenstored ]; then
-		note "compat-xs mixed"
+		nx_log "compat-xs mixed"
 		with_compat env XENSTORED_PATH="$XENSTORED_PATH" NOXS_COMPAT_MODE=mixed \
-			"$GB" mixed 2 3 >"$WORK/mixed.out" || fail "mixed: exit $?"
-		check mixed "$WORK/mixed.out"
+			"$GB" mixed 2 3 >"$NX_DIR/mixed.out" || nx_fail "mixed: exit $?"
+		check mixed "$NX_DIR/mixed.out"
 	fi
 	xsd_stop $daemon
 done
 
-note "compat-xs local"
-mkdir -p "$WORK/xs"
-with_compat env NOXS_COMPAT_MODE=local NOXS_XS_DIR="$WORK/xs" \
-	"$GB" local 2 3 >"$WORK/local.out" || fail "local: exit $?"
-check local "$WORK/local.out"
+nx_log "compat-xs local"
+mkdir -p "$NX_DIR/xs"
+with_compat env NOXS_COMPAT_MODE=local NOXS_XS_DIR="$NX_DIR/xs" \
+	"$GB" local 2 3 >"$NX_DIR/local.out" || nx_fail "local: exit $?"
+check local "$NX_DIR/local.out"
 echo ok

@@ -1,11 +1,11 @@
-#!/bin/sh
+#!/bin/bash
 # Debian's unmodified xenstore-read/-write/-ls/-list/-exists/-rm/-watch/
 # -chmod on the supported paths: the same output and exit codes through
 # compat-xs + noxsd as through the real xenstored. The device is a vif
 # of domain 1 brought to Connected by the legacy pair; the tools run in
 # dom0 (the toolstack's view). Listings are compared sorted: xenstored
 # lists in creation order, compat-xs in page order (docs/COMPAT.md).
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib-compat.sh"
 need_xen_tools
 
 D=/local/domain/1/device/vif/0
@@ -23,8 +23,8 @@ run() {
 run_sorted() {
 	name=$1
 	shift
-	"$RUNNER" "$@" >"$WORK/sorted" 2>&1 && rc=0 || rc=$?
-	printf '== %s (exit %d)\n%s\n' "$name" "$rc" "$(sort "$WORK/sorted")"
+	"$RUNNER" "$@" >"$NX_DIR/sorted" 2>&1 && rc=0 || rc=$?
+	printf '== %s (exit %d)\n%s\n' "$name" "$rc" "$(sort "$NX_DIR/sorted")"
 }
 
 scenario() {
@@ -53,40 +53,36 @@ scenario() {
 
 plain() { "$@"; }
 
-note xenstored
+nx_log xenstored
 xsd_start xenstored xenstored
-"$BIN/legacy-back" >"$WORK/back.xs" 2>&1 &
-at_exit "kill $!"
-wait_line "$WORK/back.xs" '^ready'
-"$BIN/legacy-toolstack" introduce 1 && "$BIN/legacy-toolstack" add 1 vif 0 ||
-	fail "toolstack (xenstored)"
-mkfifo "$WORK/hold.xs"
-"$BIN/legacy-front" -k 1 vif 0 <"$WORK/hold.xs" >"$WORK/front.xs" 2>&1 &
-exec 7>"$WORK/hold.xs"
-wait_line "$WORK/front.xs" '^connected'
+legacy_back "$NX_DIR/back.xs"
+"$NX_BIN/legacy-toolstack" introduce 1 && "$NX_BIN/legacy-toolstack" add 1 vif 0 ||
+	nx_fail "toolstack (xenstored)"
+mkfifo "$NX_DIR/hold.xs"
+"$NX_BIN/legacy-front" -k 1 vif 0 <"$NX_DIR/hold.xs" >"$NX_DIR/front.xs" 2>&1 &
+exec 7>"$NX_DIR/hold.xs"
+nx_wait_line "$NX_DIR/front.xs" '^connected'
 RUNNER=plain
-scenario >"$WORK/xenstored.out"
+scenario >"$NX_DIR/xenstored.out"
 exec 7>&-
 
-note compat-xs
+nx_log compat-xs
 xsd_stop xenstored
-expect_compat "$BIN/legacy-back" "$BIN/legacy-front" "$BIN/legacy-toolstack" \
+expect_compat "$NX_BIN/legacy-back" "$NX_BIN/legacy-front" "$NX_BIN/legacy-toolstack" \
 	"$COMPAT_DIR/xssem" $(command -v xenstore-read xenstore-write xenstore-ls \
 	xenstore-list xenstore-exists xenstore-rm xenstore-watch xenstore-chmod)
-noxs_start
-compat_exec "$BIN/legacy-back" >"$WORK/back.noxs" 2>&1 &
-at_exit "kill $!"
-wait_line "$WORK/back.noxs" '^ready'
-with_compat "$BIN/legacy-toolstack" introduce 1 &&
-	with_compat "$BIN/legacy-toolstack" add 1 vif 0 || fail "toolstack (compat-xs)"
-mkfifo "$WORK/hold.noxs"
-compat_exec 1 "$BIN/legacy-front" -k 1 vif 0 <"$WORK/hold.noxs" >"$WORK/front.noxs" 2>&1 &
-exec 8>"$WORK/hold.noxs"
-wait_line "$WORK/front.noxs" '^connected'
+nx_start_noxsd
+legacy_back "$NX_DIR/back.noxs" --compat
+with_compat "$NX_BIN/legacy-toolstack" introduce 1 &&
+	with_compat "$NX_BIN/legacy-toolstack" add 1 vif 0 || nx_fail "toolstack (compat-xs)"
+mkfifo "$NX_DIR/hold.noxs"
+compat_exec 1 "$NX_BIN/legacy-front" -k 1 vif 0 <"$NX_DIR/hold.noxs" >"$NX_DIR/front.noxs" 2>&1 &
+exec 8>"$NX_DIR/hold.noxs"
+nx_wait_line "$NX_DIR/front.noxs" '^connected'
 with_dom0() { with_compat 0 "$@"; }
 RUNNER=with_dom0
-scenario >"$WORK/compat.out"
+scenario >"$NX_DIR/compat.out"
 exec 8>&-
 
-diff -u "$WORK/xenstored.out" "$WORK/compat.out" || fail "compat-xs differs from xenstored"
-echo "ok: $(grep -c '^==' "$WORK/compat.out") commands agree"
+diff -u "$NX_DIR/xenstored.out" "$NX_DIR/compat.out" || nx_fail "compat-xs differs from xenstored"
+echo "ok: $(grep -c '^==' "$NX_DIR/compat.out") commands agree"

@@ -1,30 +1,28 @@
-#!/bin/sh
+#!/bin/bash
 # Many domains through compat-xs: one legacy-back serves every domain's
 # device, one process acts as twelve guests (xssem -m), and events for one
 # domain reach that domain's handle only: its writes, removals, an
 # unwatch and the toolstack removing its device leave the other eleven
 # handles silent. Then the remaining domains' legacy-front handshakes run
 # at once against the same backend.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib-compat.sh"
 
 N=12
 K=5
-expect_compat "$BIN/legacy-back" "$BIN/legacy-front" "$BIN/legacy-toolstack" \
+expect_compat "$NX_BIN/legacy-back" "$NX_BIN/legacy-front" "$NX_BIN/legacy-toolstack" \
 	"$COMPAT_DIR/xssem"
-noxs_start
-log=$WORK/back.log
-compat_exec "$BIN/legacy-back" -n $N >"$log" 2>&1 &
-back=$!
-at_exit "kill $back"
-wait_line "$log" '^ready'
+nx_start_noxsd
+log=$NX_DIR/back.log
+legacy_back "$log" --compat -n $N
+back=$LEGACY_BACK
 for dom in $(seq $N); do
-	with_compat "$BIN/legacy-toolstack" introduce $dom || fail "introduce $dom"
-	with_compat "$BIN/legacy-toolstack" add $dom vif 0 || fail "add $dom"
+	with_compat "$NX_BIN/legacy-toolstack" introduce $dom || nx_fail "introduce $dom"
+	with_compat "$NX_BIN/legacy-toolstack" add $dom vif 0 || nx_fail "add $dom"
 done
-for dom in $(seq $N); do wait_line "$log" "^initwait $dom/0"; done
+for dom in $(seq $N); do nx_wait_line "$log" "^initwait $dom/0"; done
 
-with_compat 1 "$COMPAT_DIR/xssem" -m 1 $N $K >"$WORK/many.out" 2>&1 ||
-	fail "xssem -m: $(cat "$WORK/many.out")"
+with_compat 1 "$COMPAT_DIR/xssem" -m 1 $N $K >"$NX_DIR/many.out" 2>&1 ||
+	nx_fail "xssem -m: $(cat "$NX_DIR/many.out")"
 # Sorted per step, /local/domain/<K>/ shown as /local/domain/D/. The
 # frontend's view of its device fires once when the device appears (below
 # the watched directory), and goes when the toolstack removes it; a watch
@@ -34,7 +32,7 @@ view='  device/vif/0/backend dir
   device/vif/0/handle dir
   device/vif/0/mac dir
   device/vif/0/state dir'
-cat >"$WORK/many.want" <<END
+cat >"$NX_DIR/many.want" <<END
 initial:
   /local/domain/D/device/vif/0/k key
   /local/domain/D/device/vif/0/k key2
@@ -73,25 +71,25 @@ events:
   device/vif/0/state dir
   others: none
 END
-diff -u "$WORK/many.want" "$WORK/many.out" >&2 || fail "xssem -m differs"
-wait_line "$log" "^removed $K/0"
+diff -u "$NX_DIR/many.want" "$NX_DIR/many.out" >&2 || nx_fail "xssem -m differs"
+nx_wait_line "$log" "^removed $K/0"
 
 # Every other domain's handshake, concurrently, on the same backend.
 pids=
 for dom in $(seq $N); do
 	[ $dom = $K ] && continue
-	with_compat $dom "$BIN/legacy-front" $dom vif 0 >"$WORK/front.$dom" 2>&1 &
+	with_compat $dom "$NX_BIN/legacy-front" $dom vif 0 >"$NX_DIR/front.$dom" 2>&1 &
 	pids="$pids $!"
 done
-for p in $pids; do wait $p || fail "legacy-front: $(cat "$WORK"/front.*)"; done
+for p in $pids; do wait $p || nx_fail "legacy-front: $(cat "$NX_DIR"/front.*)"; done
 for dom in $(seq $N); do
 	[ $dom = $K ] && continue
-	expect_eq "front $dom" "$(cat "$WORK/front.$dom")" \
+	nx_expect_eq "front $dom" "$(cat "$NX_DIR/front.$dom")" \
 		"connected /local/domain/0/backend/vif/$dom/0
 closed"
-	wait_line "$log" "^closed $dom/0"
-	with_compat "$BIN/legacy-toolstack" rm $dom vif 0 || fail "rm $dom"
+	nx_wait_line "$log" "^closed $dom/0"
+	with_compat "$NX_BIN/legacy-toolstack" rm $dom vif 0 || nx_fail "rm $dom"
 done
-wait $back || fail "legacy-back exit status: $(cat "$log")"
-[ "$(grep -c '^removed' "$log")" = $N ] || fail "backend log: $(cat "$log")"
+wait $back || nx_fail "legacy-back exit status: $(cat "$log")"
+[ "$(grep -c '^removed' "$log")" = $N ] || nx_fail "backend log: $(cat "$log")"
 echo ok

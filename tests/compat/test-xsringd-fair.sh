@@ -7,7 +7,7 @@
 # alternated. Asserts only that the workload completes and the
 # flooder's quotas hold (no timing: the machine is shared); prints the
 # median and 99th percentile both ways (docs/BENCHMARKS.md).
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib-compat.sh"
 . "$(dirname "$0")/xsringd-lib.sh"
 
 ROUNDS=${FAIR_ROUNDS:-4}
@@ -18,10 +18,10 @@ RINGD_V= ringd_start 1
 guest_up fl 5 3
 guest_up vi 6 4
 
-note "the flooder's quotas hold"
+nx_log "the flooder's quotas hold"
 expect fl "watches 200" "ok * * E*"
 n=$(echo "$R" | awk '{print $2}')
-[ "$n" -le 128 ] || fail "watches beyond the quota: $R"
+[ "$n" -le 128 ] || nx_fail "watches beyond the quota: $R"
 
 # quantiles FILE: "median p99" of the samples in FILE (microseconds).
 quantiles() {
@@ -31,33 +31,33 @@ quantiles() {
 }
 
 for r in $(seq 1 "$ROUNDS"); do
-	note "round $r: flooder idle"
-	expect vi "lat $LAT_N $WORK/idle.us" "ok $LAT_N * *"
+	nx_log "round $r: flooder idle"
+	expect vi "lat $LAT_N $NX_DIR/idle.us" "ok $LAT_N * *"
 	echo "idle round $r: median/p99 us: ${R#ok $LAT_N }"
 
-	note "round $r: flooder flooding (reads, then writes under its 128 watches)"
-	rm -f "$WORK/stop"
+	nx_log "round $r: flooder flooding (reads, then writes under its 128 watches)"
+	rm -f "$NX_DIR/stop"
 	kind=flood
 	[ $((r % 2)) -eq 0 ] && kind=wflood
-	g_send fl "$kind 1000000 $WORK/stop"
+	g_send fl "$kind 1000000 $NX_DIR/stop"
 	# Let the flood fill the ring before the workload starts.
 	sleep 0.2
-	expect vi "lat $LAT_N $WORK/flood.us" "ok $LAT_N * *"
+	expect vi "lat $LAT_N $NX_DIR/flood.us" "ok $LAT_N * *"
 	echo "flood ($kind) round $r: median/p99 us: ${R#ok $LAT_N }"
-	touch "$WORK/stop"
+	touch "$NX_DIR/stop"
 	g_recv fl
-	case "$R" in "ok "*) ;; *) fail "flooder: $R" ;; esac
+	case "$R" in "ok "*) ;; *) nx_fail "flooder: $R" ;; esac
 	echo "flooder round $r: $R requests answered"
-	kill -0 $_ringd || fail "noxs-xsringd died: $(tail "$RINGD_LOG")"
+	kill -0 $_ringd || nx_fail "noxs-xsringd died: $(tail "$RINGD_LOG")"
 done
 
 expect fl "txs 30" "ok * * E*"
 n=$(echo "$R" | awk '{print $2}')
-[ "$n" -le 10 ] || fail "open transactions beyond the quota: $R"
+[ "$n" -le 10 ] || nx_fail "open transactions beyond the quota: $R"
 expect vi "read data/x" "ok private6"
 
-read -r im ip <<<"$(quantiles "$WORK/idle.us")"
-read -r fm fp <<<"$(quantiles "$WORK/flood.us")"
+read -r im ip <<<"$(quantiles "$NX_DIR/idle.us")"
+read -r fm fp <<<"$(quantiles "$NX_DIR/flood.us")"
 echo "RESULT xsringd-fairness rounds=$ROUNDS n=$LAT_N idle_median_us=$im idle_p99_us=$ip flood_median_us=$fm flood_p99_us=$fp"
-grep -q "runtime error\|AddressSanitizer" "$RINGD_LOG" && fail "sanitizer: $(cat "$RINGD_LOG")"
+grep -q "runtime error\|AddressSanitizer" "$RINGD_LOG" && nx_fail "sanitizer: $(cat "$RINGD_LOG")"
 echo "PASS: xsringd-fair"

@@ -1,43 +1,43 @@
-# Helpers of the ring service's tests (sourced after lib.sh): noxsd on
+# Helpers of the ring service's tests (sourced after lib-compat.sh): noxsd on
 # the simulator and compat-xs in local mode with its store in
-# $WORK/xs, then functions that start noxs-xsringd, simulated guests
+# $NX_DIR/xs, then functions that start noxs-xsringd, simulated guests
 # that speak to it over their store rings (xsring), and what libxl
 # writes for a new domain.
 need_xen_tools
-noxs_start
-export NOXS_COMPAT_MODE=local NOXS_XS_DIR=$WORK/xs
+nx_start_noxsd
+export NOXS_COMPAT_MODE=local NOXS_XS_DIR=$NX_DIR/xs
 mkdir -p "$NOXS_XS_DIR"
 T=$COMPAT_DIR
-RINGD_LOG=$WORK/xsringd.log
+RINGD_LOG=$NX_DIR/xsringd.log
 
 dom0() { with_compat 0 "$@"; }
 
 ringd_start() {
 	env NOXS_SIM_DOMID=0 LD_LIBRARY_PATH=$NOXS_BUILD/sim:$NOXS_BUILD/lib \
-		"$BIN/noxs-xsringd" ${RINGD_V--v} --store "$NOXS_XS_DIR" ${RINGD_ARGS:-} >>"$RINGD_LOG" 2>&1 &
+		"$NX_BIN/noxs-xsringd" ${RINGD_V--v} --store "$NOXS_XS_DIR" ${RINGD_ARGS:-} >>"$RINGD_LOG" 2>&1 &
 	_ringd=$!
-	at_exit "kill -9 $_ringd"
+	nx_at_exit "kill -9 $_ringd"
 	i=0
 	until grep -q "serving .* rings" "$RINGD_LOG" 2>/dev/null &&
 		[ "$(grep -c 'serving .* rings' "$RINGD_LOG")" -ge "$1" ]; do
 		i=$((i + 1))
-		[ $i -gt 2000 ] && fail "noxs-xsringd did not start: $(cat "$RINGD_LOG")"
-		kill -0 $_ringd 2>/dev/null || fail "noxs-xsringd exited: $(cat "$RINGD_LOG")"
+		[ $i -gt 2000 ] && nx_fail "noxs-xsringd did not start: $(cat "$RINGD_LOG")"
+		kill -0 $_ringd 2>/dev/null || nx_fail "noxs-xsringd exited: $(cat "$RINGD_LOG")"
 		sleep 0.01
 	done
 }
 
 # guest_start NAME DOMID GFN: a guest on fds of its own; sets NAME_port.
 guest_start() {
-	mkfifo "$WORK/$1.in" "$WORK/$1.out"
+	mkfifo "$NX_DIR/$1.in" "$NX_DIR/$1.out"
 	env NOXS_SIM_DOMID="$2" LD_LIBRARY_PATH=$NOXS_BUILD/sim:$NOXS_BUILD/lib \
-		"$T/xsring" "$2" "$3" <"$WORK/$1.in" >"$WORK/$1.out" 2>>"$WORK/$1.err" &
-	at_exit "kill -9 $!"
-	eval "exec {${1}_w}>'$WORK/$1.in' {${1}_r}<'$WORK/$1.out'"
+		"$T/xsring" "$2" "$3" <"$NX_DIR/$1.in" >"$NX_DIR/$1.out" 2>>"$NX_DIR/$1.err" &
+	nx_at_exit "kill -9 $!"
+	eval "exec {${1}_w}>'$NX_DIR/$1.in' {${1}_r}<'$NX_DIR/$1.out'"
 	local line
-	eval "read -t 30 -r line <&\$${1}_r" || fail "$1 did not start: $(cat "$WORK/$1.err")"
+	eval "read -t 30 -r line <&\$${1}_r" || nx_fail "$1 did not start: $(cat "$NX_DIR/$1.err")"
 	case "$line" in "port "*) eval "${1}_port=${line#port }" ;;
-	*) fail "$1: $line" ;; esac
+	*) nx_fail "$1: $line" ;; esac
 }
 # g NAME CMD...: one command, its answer in $R.
 g_send() { eval "echo \"\${*:2}\" >&\$${1}_w"; }
@@ -47,7 +47,7 @@ g() { g_send "$@"; g_recv "$1"; }
 expect() {
 	g "$1" "$2"
 	# shellcheck disable=SC2254
-	case "$R" in $3) ;; *) fail "$1 $2: got '$R', want '$3' ($(cat "$WORK/$1.err" 2>/dev/null))" ;; esac
+	case "$R" in $3) ;; *) nx_fail "$1 $2: got '$R', want '$3' ($(cat "$NX_DIR/$1.err" 2>/dev/null))" ;; esac
 }
 
 # What libxl writes for a new domain (libxl__domain_make), with its
@@ -61,7 +61,7 @@ toolstack_make() {
 		/local/domain/$d/control/sysrq "" \
 		/local/domain/$d/control/feature-poweroff "" \
 		/local/domain/$d/data/x "private$d" ||
-		fail "toolstack writes for $d"
+		nx_fail "toolstack writes for $d"
 	dom0 xenstore-chmod /local/domain/$d n0 r$d
 	dom0 xenstore-chmod -r /local/domain/$d/memory n0 r$d
 	dom0 xenstore-chmod -r /local/domain/$d/name n0 r$d
@@ -73,12 +73,12 @@ toolstack_make() {
 }
 
 
-# wait_exit PID WHAT: wait (bounded) for PID to end, else fail with WHAT.
+# wait_exit PID WHAT: wait (bounded) for PID to end, else nx_fail with WHAT.
 wait_exit() {
 	local n=0
 	while kill -0 "$1" 2>/dev/null; do
 		n=$((n + 1))
-		[ $n -gt 2000 ] && fail "$2"
+		[ $n -gt 2000 ] && nx_fail "$2"
 		sleep 0.01
 	done
 }
@@ -90,7 +90,7 @@ guest_up() {
 	guest_start "$1" "$2" "$3"
 	toolstack_make "$2"
 	dom0 "$T/xsintro" introduce "$2" "$3" "$(eval echo "\$${1}_port")" ||
-		fail "introduce $2"
+		nx_fail "introduce $2"
 	expect "$1" boot ok
 	for _ in 1 2 3; do g "$1" event; done
 }

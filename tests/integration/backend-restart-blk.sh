@@ -16,8 +16,7 @@
 # takes its stored files out of the store at the next start; and guests
 # that scribble on their rings and keys while the backend is away lose
 # their own disks (Closing with an error), nobody else's.
-. "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/backend-restart-lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 S=$NX_TESTBIN/blk_stress
 nx_start_noxsd --backend-grace 10000

@@ -4,8 +4,7 @@
 # noxsd-fdstore; after kill -9 and after SIGTERM and a new start, the
 # guest's console stays Connected, its frontend keeps running without
 # seeing the backend go, and echo through it still works.
-. "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/backend-restart-lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 export NOXS_CONSOLE_DIR=$NX_DIR/console
 mkdir -p "$NOXS_CONSOLE_DIR"

@@ -13,8 +13,7 @@
 # shutdown request still reaches the first guest. Last, a backend that
 # does not come back (its stored files closed) loses its devices when
 # noxsd's grace period ends, and the guest sees its device go.
-. "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/backend-restart-lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 # A grace period long enough for a restart on a loaded machine, short
 # enough to see it end below.
@@ -27,12 +26,8 @@ for ((i = 0; i < 100; i++)); do stored && break; sleep 0.05; done
 
 boot1=$(nx_domain 1)
 boot2=$(nx_domain 2)
-NOXS_SIM_DOMID=1 NOXS_BOOT=$boot1 "$NX_BIN/noxs-sysctl-front" -v \
-	>>"$NX_DIR/front-1.log" 2>&1 &
-fe1=$!
-NX_PIDS+=("$fe1")
-noxsctl dev-add 1 sysctl 0 >/dev/null || nx_fail "dev-add 1 sysctl 0"
-nx_wait 200 "domain 1's sysctl device to connect" nx_dev_connected 1
+nx_sysctl_connect 1 "$boot1"
+fe1=$NX_FRONT
 connections() { grep -c 'connected$' "$NX_DIR/front-1.log"; }
 c0=$(connections)
 # The frontend shares its liveness page after Connected; give the
@@ -52,16 +47,7 @@ unchanged() {
 	return 0
 }
 new_device() {
-	local what=$1 n=$2 fe
-	NOXS_SIM_DOMID=2 NOXS_BOOT=$boot2 "$NX_BIN/noxs-sysctl-front" -v \
-		>>"$NX_DIR/front-2.$n.log" 2>&1 &
-	fe=$!
-	NX_PIDS+=("$fe")
-	noxsctl dev-add 2 sysctl 0 >/dev/null || nx_fail "$what: dev-add 2 sysctl 0"
-	nx_wait 200 "$what: domain 2's new device to connect" nx_dev_connected 2
-	noxsctl dev-rm 2 sysctl 0 >/dev/null || nx_fail "$what: dev-rm 2 sysctl 0"
-	nx_wait 200 "$what: domain 2's frontend to see its device go" eval "! nx_alive $fe"
-	wait "$fe" 2>/dev/null
+	nx_sysctl_cycle "$1" 2 "$boot2" "$NX_DIR/front-2.$2.log"
 }
 
 # 1. kill -9.

@@ -5,34 +5,34 @@
 # same backend. The backend must answer every bad request with an error,
 # keep serving the other guest, never touch the hostile guest's file, and
 # take a normal frontend again afterwards.
-. "$(dirname "$0")/blk-lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
-S=$T_HELPERS/blk_stress
-t_start_noxsd
-t_start_blk_back
-boot1=$(t_domain 1)
-boot2=$(t_domain 2)
+S=$NX_TESTBIN/blk_stress
+nx_start_noxsd
+nx_start_blk_back
+boot1=$(nx_domain 1)
+boot2=$(nx_domain 2)
 
-head -c 4194304 /dev/urandom >"$T_DIR/evil.img"
-cp "$T_DIR/evil.img" "$T_DIR/evil.orig"
-truncate -s 8M "$T_DIR/good.img"
-noxsctl dev-add 1 blk 0 "path=$T_DIR/evil.img" >/dev/null || t_fail "dev-add 1"
-noxsctl dev-add 2 blk 0 "path=$T_DIR/good.img" >/dev/null || t_fail "dev-add 2"
+head -c 4194304 /dev/urandom >"$NX_DIR/evil.img"
+cp "$NX_DIR/evil.img" "$NX_DIR/evil.orig"
+truncate -s 8M "$NX_DIR/good.img"
+noxsctl dev-add 1 blk 0 "path=$NX_DIR/evil.img" >/dev/null || nx_fail "dev-add 1"
+noxsctl dev-add 2 blk 0 "path=$NX_DIR/good.img" >/dev/null || nx_fail "dev-add 2"
 
-t_spawn 2 "$boot2" "$S" random 7 2000 "$T_DIR/shadow" >"$T_DIR/good.log" 2>&1
-good=$T_PID
-t_guest 1 "$boot1" "$T_HELPERS/blk_hostile" 3000 >"$T_DIR/hostile.log" 2>&1 ||
-	t_fail "hostile frontend: $(tail -n 3 "$T_DIR/hostile.log")"
-t_exit_status "$good" 1200
-st=$T_STATUS
-[ "$st" = 0 ] || t_fail "the honest guest failed during the attack (status $st)"
-cmp -s "$T_DIR/good.img" "$T_DIR/shadow" || t_fail "honest guest's file differs"
-t_alive "$T_BLKBACK" || t_fail "the backend died"
-cmp -s "$T_DIR/evil.img" "$T_DIR/evil.orig" || t_fail "the hostile guest changed its file"
-grep -q 'abandoning the ring' "$T_DIR/blk-back.log" || t_fail "no ring abandon logged"
-t_log "$(grep -c '^ok:' "$T_DIR/hostile.log") hostile checks passed, honest guest unaffected"
+nx_spawn 2 "$boot2" "$S" random 7 2000 "$NX_DIR/shadow" >"$NX_DIR/good.log" 2>&1
+good=$NX_PID
+nx_guest 1 "$boot1" "$NX_TESTBIN/blk_hostile" 3000 >"$NX_DIR/hostile.log" 2>&1 ||
+	nx_fail "hostile frontend: $(tail -n 3 "$NX_DIR/hostile.log")"
+nx_exit_status "$good" 1200
+st=$NX_STATUS
+[ "$st" = 0 ] || nx_fail "the honest guest failed during the attack (status $st)"
+cmp -s "$NX_DIR/good.img" "$NX_DIR/shadow" || nx_fail "honest guest's file differs"
+nx_alive "$NX_BLKBACK" || nx_fail "the backend died"
+cmp -s "$NX_DIR/evil.img" "$NX_DIR/evil.orig" || nx_fail "the hostile guest changed its file"
+grep -q 'abandoning the ring' "$NX_DIR/blk-back.log" || nx_fail "no ring abandon logged"
+nx_log "$(grep -c '^ok:' "$NX_DIR/hostile.log") hostile checks passed, honest guest unaffected"
 
 # The device works again for a well-behaved frontend.
-t_guest 1 "$boot1" "$T_BIN/noxs-blk" read 0 65536 "$T_DIR/head" || t_fail "reconnect after the attack"
-head -c 65536 "$T_DIR/evil.orig" | cmp -s - "$T_DIR/head" || t_fail "read after reconnect differs"
-t_log "normal frontend reconnected"
+nx_guest 1 "$boot1" "$NX_BIN/noxs-blk" read 0 65536 "$NX_DIR/head" || nx_fail "reconnect after the attack"
+head -c 65536 "$NX_DIR/evil.orig" | cmp -s - "$NX_DIR/head" || nx_fail "read after reconnect differs"
+nx_log "normal frontend reconnected"

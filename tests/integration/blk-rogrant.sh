@@ -5,30 +5,30 @@
 # backend keeps serving. Both with persistent grants (the backend keeps
 # writable mappings cached, so a read-only page is mapped for its request
 # only) and without.
-. "$(dirname "$0")/blk-lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
-t_start_noxsd
-t_start_blk_back
-boot1=$(t_domain 1)
+nx_start_noxsd
+nx_start_blk_back
+boot1=$(nx_domain 1)
 
-yes 'read-only grant' | head -c 4096 >"$T_DIR/want"
+yes 'read-only grant' | head -c 4096 >"$NX_DIR/want"
 for mode in persistent n; do
 	id=$([ $mode = n ] && echo 1 || echo 0)
-	truncate -s 1M "$T_DIR/disk$id.img"
-	noxsctl dev-add 1 blk $id "path=$T_DIR/disk$id.img" >/dev/null ||
-		t_fail "dev-add 1 blk $id"
+	truncate -s 1M "$NX_DIR/disk$id.img"
+	noxsctl dev-add 1 blk $id "path=$NX_DIR/disk$id.img" >/dev/null ||
+		nx_fail "dev-add 1 blk $id"
 	flag=$([ $mode = n ] && echo -n || true)
-	t_guest 1 "$boot1" "$T_HELPERS/blk_hostile" -R $flag -d $id \
-		>"$T_DIR/ro$id.log" 2>&1 ||
-		t_fail "$mode: $(cat "$T_DIR/ro$id.log")"
-	head -c 4096 "$T_DIR/disk$id.img" | cmp -s - "$T_DIR/want" ||
-		t_fail "$mode: sector 0 does not hold the written data"
-	t_alive "$T_BLKBACK" || t_fail "the backend died"
-	t_log "$mode: $(grep -c '^ok:' "$T_DIR/ro$id.log") checks passed"
+	nx_guest 1 "$boot1" "$NX_TESTBIN/blk_hostile" -R $flag -d $id \
+		>"$NX_DIR/ro$id.log" 2>&1 ||
+		nx_fail "$mode: $(cat "$NX_DIR/ro$id.log")"
+	head -c 4096 "$NX_DIR/disk$id.img" | cmp -s - "$NX_DIR/want" ||
+		nx_fail "$mode: sector 0 does not hold the written data"
+	nx_alive "$NX_BLKBACK" || nx_fail "the backend died"
+	nx_log "$mode: $(grep -c '^ok:' "$NX_DIR/ro$id.log") checks passed"
 done
 
 # The backend still serves a normal frontend.
-t_guest 1 "$boot1" "$T_BIN/noxs-blk" -d 0 read 0 4096 "$T_DIR/head" ||
-	t_fail "normal frontend after the read-only grants"
-cmp -s "$T_DIR/head" "$T_DIR/want" || t_fail "normal read differs"
-t_log "normal frontend ok"
+nx_guest 1 "$boot1" "$NX_BIN/noxs-blk" -d 0 read 0 4096 "$NX_DIR/head" ||
+	nx_fail "normal frontend after the read-only grants"
+cmp -s "$NX_DIR/head" "$NX_DIR/want" || nx_fail "normal read differs"
+nx_log "normal frontend ok"

@@ -8,7 +8,7 @@
 # guest) that shuts down or dies is reported too (domain-exception), and
 # compat-xs's local-store watcher gets @releaseDomain for it. The reused domid starts with an empty
 # device page, and a dead domain's page is never handed out again.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 SIMCTL=$NX_BUILD/sim/noxs-simctl
 

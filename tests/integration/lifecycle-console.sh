@@ -5,8 +5,8 @@ DRV_TYPE=console
 DRV_SERVING='serving console devices'
 DRV_CONN='domain 1 console 0: connected'
 drv_back() {
-	DRV_BACK=("$T_BIN/noxs-console-back" -d -v --socket "$NOXS_SOCKET"
+	DRV_BACK=("$NX_BIN/noxs-console-back" -d -v --socket "$NOXS_SOCKET"
 		--dir "$NOXS_CONSOLE_DIR")
 }
-drv_front() { t_spawn 1 "$1" "$T_BIN/noxs-console-front" -- cat; }
+drv_front() { nx_spawn 1 "$1" "$NX_BIN/noxs-console-front" -- cat; }
 . "$(dirname "$0")/lifecycle-drv-lib.sh"

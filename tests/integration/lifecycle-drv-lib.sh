@@ -15,116 +15,116 @@
 #   drv_back          set DRV_BACK to the backend's command (an array:
 #                     run directly, never in a subshell, so that its pid
 #                     is the backend's)
-#   drv_front BOOT    start a frontend of domain 1 (t_spawn; front.log)
-. "$(dirname "$0")/blk-lib.sh"
+#   drv_front BOOT    start a frontend of domain 1 (nx_spawn; front.log)
+. "$(dirname "$0")/../lib.sh"
 
 T_BACK=
 # How many lines of back.log match (one number, also for none).
 count() {
 	local n
-	n=$(grep -c "$1" "$T_DIR/back.log" 2>/dev/null)
+	n=$(grep -c "$1" "$NX_DIR/back.log" 2>/dev/null)
 	echo "${n:-0}"
 }
 count_gt() { [ "$(count "$1")" -gt "$2" ]; }
 conns() { count "$DRV_CONN"; }
 new_conn() {
-	[ "$(conns)" -gt "$1" ] && t_dev_states_is 1 "$DRV_TYPE" 0 "Connected Connected"
+	[ "$(conns)" -gt "$1" ] && nx_dev_states_is 1 "$DRV_TYPE" 0 "Connected Connected"
 }
 
 start_back() {
 	local n
 	n=$(count "$DRV_SERVING")
 	drv_back
-	"${DRV_BACK[@]}" >>"$T_DIR/back.log" 2>&1 &
+	"${DRV_BACK[@]}" >>"$NX_DIR/back.log" 2>&1 &
 	T_BACK=$!
-	T_PIDS+=("$T_BACK")
-	t_wait 200 "the backend to register" count_gt "$DRV_SERVING" "$n"
+	NX_PIDS+=("$T_BACK")
+	nx_wait 200 "the backend to register" count_gt "$DRV_SERVING" "$n"
 }
 start_front() {
-	drv_front "$boot" >>"$T_DIR/front.log" 2>&1
-	T_FRONT=$T_PID
+	drv_front "$boot" >>"$NX_DIR/front.log" 2>&1
+	NX_FRONT=$NX_PID
 }
-no_device() { [ -z "$(t_dev_states 1 "$DRV_TYPE" 0)" ]; }
+no_device() { [ -z "$(nx_dev_states 1 "$DRV_TYPE" 0)" ]; }
 add_and_connect() {
 	local n
 	n=$(conns)
-	noxsctl dev-add 1 "$DRV_TYPE" 0 >/dev/null || t_fail "dev-add"
+	noxsctl dev-add 1 "$DRV_TYPE" 0 >/dev/null || nx_fail "dev-add"
 	start_front
-	t_wait 400 "$1" new_conn "$n"
+	nx_wait 400 "$1" new_conn "$n"
 }
 
-t_start_noxsd
+nx_start_noxsd
 start_back
-boot=$(t_domain 1)
-[ -n "$boot" ] || t_fail "no bootstrap string"
+boot=$(nx_domain 1)
+[ -n "$boot" ] || nx_fail "no bootstrap string"
 add_and_connect "the first connection"
-t_log "connected"
+nx_log "connected"
 
 # The frontend restarts cleanly: Closing -> Closed, then a new session.
 n=$(conns)
-kill -TERM "$T_FRONT"
-t_exit_status "$T_FRONT" 200
-[ "$T_STATUS" != timeout ] || t_fail "the frontend did not stop on SIGTERM"
-t_wait 200 "the backend to follow the frontend to Closed" \
-	t_dev_states_is 1 "$DRV_TYPE" 0 "Closed Closed"
+kill -TERM "$NX_FRONT"
+nx_exit_status "$NX_FRONT" 200
+[ "$NX_STATUS" != timeout ] || nx_fail "the frontend did not stop on SIGTERM"
+nx_wait 200 "the backend to follow the frontend to Closed" \
+	nx_dev_states_is 1 "$DRV_TYPE" 0 "Closed Closed"
 start_front
-t_wait 400 "a reconnection after a clean restart" new_conn "$n"
-t_log "frontend restart: reconnected"
+nx_wait 400 "a reconnection after a clean restart" new_conn "$n"
+nx_log "frontend restart: reconnected"
 
 # kill -9 of the frontend: its half still says Connected; the backend
 # learns of the death from the liveness page and walks to Closed alone.
 n=$(conns)
-kill -9 "$T_FRONT"
-wait "$T_FRONT" 2>/dev/null
-t_wait 200 "the backend to see the frontend die" \
-	t_dev_states_is 1 "$DRV_TYPE" 0 "Closed Connected"
+kill -9 "$NX_FRONT"
+wait "$NX_FRONT" 2>/dev/null
+nx_wait 200 "the backend to see the frontend die" \
+	nx_dev_states_is 1 "$DRV_TYPE" 0 "Closed Connected"
 start_front
-t_wait 400 "a reconnection after kill -9 of the frontend" new_conn "$n"
-t_log "frontend kill -9: the backend closed on its own, reconnected"
+nx_wait 400 "a reconnection after kill -9 of the frontend" new_conn "$n"
+nx_log "frontend kill -9: the backend closed on its own, reconnected"
 
 # kill -9 of the backend: the frontend sees it go (not a hang), and noxsd
 # drops the device of a backend that does not resume its devices.
 kill -9 "$T_BACK"
 wait "$T_BACK" 2>/dev/null
-t_exit_status "$T_FRONT" 400
-[ "$T_STATUS" != timeout ] || t_fail "the frontend did not notice the backend's death"
-[ "$T_STATUS" != 0 ] || t_fail "the frontend exited 0 after the backend's death"
-t_wait 400 "noxsd to drop the dead backend's device" no_device
+nx_exit_status "$NX_FRONT" 400
+[ "$NX_STATUS" != timeout ] || nx_fail "the frontend did not notice the backend's death"
+[ "$NX_STATUS" != 0 ] || nx_fail "the frontend exited 0 after the backend's death"
+nx_wait 400 "noxsd to drop the dead backend's device" no_device
 start_back
 add_and_connect "a connection to a new backend"
-t_log "backend kill -9: the frontend exited $T_STATUS, a new backend serves"
+nx_log "backend kill -9: the frontend exited $NX_STATUS, a new backend serves"
 
 # The backend restarts cleanly: it closes its devices on the way out.
 kill -TERM "$T_BACK"
-t_exit_status "$T_BACK" 400
-[ "$T_STATUS" = 0 ] || t_fail "the backend exited $T_STATUS on SIGTERM"
-t_exit_status "$T_FRONT" 400
-[ "$T_STATUS" != timeout ] || t_fail "the frontend did not see the backend close"
-t_wait 400 "noxsd to drop the closed backend's device" no_device
+nx_exit_status "$T_BACK" 400
+[ "$NX_STATUS" = 0 ] || nx_fail "the backend exited $NX_STATUS on SIGTERM"
+nx_exit_status "$NX_FRONT" 400
+[ "$NX_STATUS" != timeout ] || nx_fail "the frontend did not see the backend close"
+nx_wait 400 "noxsd to drop the closed backend's device" no_device
 start_back
 add_and_connect "a connection after the backend's restart"
-t_log "backend restart: the frontend exited $T_STATUS, reconnected"
+nx_log "backend restart: the frontend exited $NX_STATUS, reconnected"
 
 # Remove while connecting: the backend is held (SIGSTOP) while a new
 # frontend starts its session, and the removal is asked for meanwhile.
-kill -TERM "$T_FRONT"
-t_exit_status "$T_FRONT" 200
+kill -TERM "$NX_FRONT"
+nx_exit_status "$NX_FRONT" 200
 kill -STOP "$T_BACK"
 start_front
 sleep 0.2 # not a timing assertion: lets the frontend publish first
-noxsctl dev-rm 1 "$DRV_TYPE" 0 >"$T_DIR/rm.out" 2>&1 &
+noxsctl dev-rm 1 "$DRV_TYPE" 0 >"$NX_DIR/rm.out" 2>&1 &
 rm=$!
-T_PIDS+=("$rm")
+NX_PIDS+=("$rm")
 kill -CONT "$T_BACK"
-t_exit_status "$rm" 400
-[ "$T_STATUS" = 0 ] || t_fail "dev-rm while connecting: exit $T_STATUS: $(cat "$T_DIR/rm.out")"
-t_exit_status "$T_FRONT" 400
-[ "$T_STATUS" != timeout ] || t_fail "the frontend did not let go of a removed device"
-no_device || t_fail "dev-list still shows the device after dev-rm"
-t_log "remove while connecting: the frontend exited $T_STATUS"
+nx_exit_status "$rm" 400
+[ "$NX_STATUS" = 0 ] || nx_fail "dev-rm while connecting: exit $NX_STATUS: $(cat "$NX_DIR/rm.out")"
+nx_exit_status "$NX_FRONT" 400
+[ "$NX_STATUS" != timeout ] || nx_fail "the frontend did not let go of a removed device"
+no_device || nx_fail "dev-list still shows the device after dev-rm"
+nx_log "remove while connecting: the frontend exited $NX_STATUS"
 
-noxsctl domain-destroy 1 >/dev/null || t_fail "domain-destroy"
-stat=$T_BUILD/sim/noxs-simstat
+noxsctl domain-destroy 1 >/dev/null || nx_fail "domain-destroy"
+stat=$NX_BUILD/sim/noxs-simstat
 sim_clean() {
 	local total k
 	total=$("$stat" | grep '^total') || return 1
@@ -132,6 +132,6 @@ sim_clean() {
 		case " $total " in *" $k=0 "*) ;; *) return 1 ;; esac
 	done
 }
-t_wait 200 "every grant, mapping and interdomain port to be released" sim_clean
-t_log "simulator: $("$stat" | grep '^total')"
-t_log "PASS"
+nx_wait 200 "every grant, mapping and interdomain port to be released" sim_clean
+nx_log "simulator: $("$stat" | grep '^total')"
+nx_log "PASS"

@@ -4,6 +4,6 @@
 DRV_TYPE=net
 DRV_SERVING='serving net devices'
 DRV_CONN='^domain 1: connected$'
-drv_back() { DRV_BACK=("$T_BUILD/examples/noxs-ping-back"); }
-drv_front() { t_spawn 1 "$1" "$T_BUILD/examples/noxs-ping-front"; }
+drv_back() { DRV_BACK=("$NX_BUILD/examples/noxs-ping-back"); }
+drv_front() { nx_spawn 1 "$1" "$NX_BUILD/examples/noxs-ping-front"; }
 . "$(dirname "$0")/lifecycle-drv-lib.sh"

@@ -2,7 +2,7 @@
 # noxsd end to end with the minimal test backend: start, status, domains,
 # brokered device add/remove (entry in the guest's page), control relay,
 # watch events, errors named by noxsctl, clean stop of worker and keeper.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 "$NX_BIN/noxsd" --version | grep -q '^noxsd ' || nx_fail "noxsd --version"
 "$NX_BIN/noxsctl" --help | grep -q 'domain-create' || nx_fail "noxsctl --help"
@@ -34,7 +34,7 @@ err=$(noxsctl dev-add 9 sysctl 0 2>&1)
 [ $? = 1 ] && [[ $err == *"domain 9 sysctl 0: no such domain"* ]] ||
 	nx_fail "dev-add to unknown domain: $err"
 
-nx_start_backend be --types 1,3
+nx_start_testbe be --types 1,3
 nx_wait 100 "backend in status" nx_has_backends 2
 noxsctl dev-add 3 sysctl 0 mode=test || nx_fail "dev-add sysctl"
 noxsctl dev-add 3 blk 51712 path=/dev/null || nx_fail "dev-add blk"

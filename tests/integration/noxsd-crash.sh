@@ -4,11 +4,11 @@
 # reconciles with the keeper; every device that was acknowledged is both
 # in the store (dev-list) and in its guest's device page; the backend
 # reconnects by itself and adds work again.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 NDOM=4
 nx_start_noxsd
-nx_start_backend be --types 1,3
+nx_start_testbe be --types 1,3
 declare -A boot
 for d in $(seq 1 $NDOM); do boot[$d]=$(nx_domain "$d"); done
 kp=$(nx_keeper_pid)

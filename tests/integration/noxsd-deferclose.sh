@@ -4,7 +4,7 @@
 # it fail. noxsd must survive each case, keep serving, and answer a
 # destroy that was waiting on that backend. Each case gets a worker of its
 # own, so that one case's crash does not hide another's.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 failed=()
 for c in create sync register destroy; do

@@ -12,7 +12,7 @@
 # bootstrap string, its sysctl device stays Connected without the
 # frontend reconnecting, and a new device reaches a second guest.
 # Only noxsd --stop --teardown ends the pages.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 # The guest's device page as mapped from the grant in its bootstrap
 # (header: owner, notify port, generation; then the entries).
@@ -31,18 +31,12 @@ stored() { [ "$(grep -c '^stored noxsd-keeper-' "$NX_DIR/svc.out")" -ge "$1" ]; 
 nx_wait 200 "the keeper's 3 files in the fd store" stored 3
 starts() { grep -c '^started ' "$NX_DIR/svc.out"; }
 
-"$NX_BIN/noxs-sysctl-back" -d -v --socket "$NOXS_SOCKET" >>"$NX_DIR/sysctl-back.log" 2>&1 &
-NX_PIDS+=($!)
-nx_wait 200 "the sysctl backend to register" nx_has_backends 1
+nx_start_sysctl_back
 
 boot1=$(nx_domain 1)
 boot2=$(nx_domain 2)
-NOXS_SIM_DOMID=1 NOXS_BOOT=$boot1 "$NX_BIN/noxs-sysctl-front" -v \
-	>>"$NX_DIR/front-1.log" 2>&1 &
-fe1=$!
-NX_PIDS+=("$fe1")
-noxsctl dev-add 1 sysctl 0 >/dev/null || nx_fail "dev-add 1 sysctl 0"
-nx_wait 200 "domain 1's sysctl device to connect" nx_dev_connected 1
+nx_sysctl_connect 1 "$boot1"
+fe1=$NX_FRONT
 connections() { grep -c 'connected$' "$NX_DIR/front-1.log"; }
 mapped 1 "$boot1" >"$NX_DIR/page1" || nx_fail "domain 1's page"
 mapped 2 "$boot2" >"$NX_DIR/page2" || nx_fail "domain 2's page"
@@ -72,17 +66,8 @@ unchanged() {
 # And the new keeper writes pages and notifies guests: a device for
 # domain 2 reaches a frontend started now.
 new_device() {
-	local what=$1 n=$2 fe
-	NOXS_SIM_DOMID=2 NOXS_BOOT=$boot2 "$NX_BIN/noxs-sysctl-front" -v \
-		>>"$NX_DIR/front-2.$n.log" 2>&1 &
-	fe=$!
-	NX_PIDS+=("$fe")
-	noxsctl dev-add 2 sysctl 0 >/dev/null || nx_fail "$what: dev-add 2 sysctl 0"
-	nx_wait 200 "$what: domain 2's new device to connect" nx_dev_connected 2
-	noxsctl dev-rm 2 sysctl 0 >/dev/null || nx_fail "$what: dev-rm 2 sysctl 0"
-	nx_wait 200 "$what: domain 2's frontend to see its device go" eval "! nx_alive $fe"
-	wait "$fe" 2>/dev/null
-	mapped 2 "$boot2" >"$NX_DIR/page2" || nx_fail "$what: domain 2's page"
+	nx_sysctl_cycle "$1" 2 "$boot2" "$NX_DIR/front-2.$2.log"
+	mapped 2 "$boot2" >"$NX_DIR/page2" || nx_fail "$1: domain 2's page"
 }
 
 # 1. The keeper alone.

@@ -12,7 +12,7 @@
 #            spin on EMFILE (CPU time over 3 s of flood stays under 1 s,
 #            a liveness bound) and logs a bounded number of lines;
 #   log      thousands of refused requests log a bounded number of lines.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 command -v prlimit >/dev/null || { nx_log "SKIP: no prlimit"; exit 0; }
 pub=$(mktemp -d /tmp/noxsd-limits.XXXXXX)

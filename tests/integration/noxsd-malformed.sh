@@ -3,7 +3,7 @@
 # wrong direction) get an ERROR reply and a closed connection; an invalid
 # value gets EINVAL and the connection stays; another client keeps working
 # throughout and the daemon survives.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 nx_start_noxsd
 "$NX_TESTBIN/noxsd-probe" malformed "$NOXS_SOCKET" || nx_fail "probe"

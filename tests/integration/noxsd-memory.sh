@@ -5,14 +5,14 @@
 # depend on the machine's load. The device page itself (a grant, 4 KiB)
 # is not heap; RSS, which also holds the simulator's per-domain mappings,
 # is printed for information only (docs/BENCHMARKS.md, memory).
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 BOUND=1024 # bytes of heap per domain
 WARM=20    # domains first, so one-time allocations are not counted
 N=${NOXSD_MEMORY_N:-400}
 
 nx_start_noxsd
-nx_start_backend be --types 1
+nx_start_testbe be --types 1
 probe() { "$NX_TESTBIN/noxsd-memprobe" "$NOXS_SOCKET" "$@"; }
 field() { sed -n "s/.*$1 \([0-9]*\).*/\1/p"; }
 

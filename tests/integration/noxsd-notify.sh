@@ -2,7 +2,7 @@
 # noxsd under systemd (Type=notify): with $NOTIFY_SOCKET set it sends
 # READY=1 once its control socket listens (a backend ordered after it
 # can register at once), and without it nothing is sent.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 ns=$NX_DIR/notify.sock
 "$NX_TESTBIN/noxsd-probe" notify "$ns" >"$NX_DIR/notify.out" 2>&1 &

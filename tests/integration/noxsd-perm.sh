@@ -2,7 +2,7 @@
 # A client that is neither root nor the toolstack uid gets EPERM for every
 # change (domain create/destroy, dev add/remove) but may list; and noxsd's
 # state directory keeps the store to itself.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 # 0666 so that uid 65534 can reach the socket at all: the credential
 # check in noxsd is what must refuse it.

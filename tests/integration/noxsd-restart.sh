@@ -4,10 +4,10 @@
 # domain's device page, grant and notify port stay; the new worker knows
 # every domain and device, and the guest reads the same page. Only
 # `noxsd --stop --teardown` ends the keeper and the pages.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 nx_start_noxsd
-nx_start_backend be --types 1,3
+nx_start_testbe be --types 1,3
 boot1=$(nx_domain 1)
 boot2=$(nx_domain 2)
 noxsctl dev-add 1 sysctl 0 >/dev/null || nx_fail "dev-add 1 sysctl 0"

@@ -3,7 +3,7 @@
 # link (someone may have planted it where the directory was expected) or
 # is owned by another uid, with a message and exit status 1, and changes
 # nothing where the link points.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 # A sticky world-writable directory, like /tmp, where another user can
 # plant things (the test directory itself is private).

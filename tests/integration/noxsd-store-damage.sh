@@ -10,14 +10,14 @@
 # five domains and devices are back, pages unchanged, and work goes on.
 # Last, with no pages in a new keeper, a damaged store is set aside and
 # the worker starts empty.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 NDOM=5
 SNAP=$NX_STATE/state.snap
 LOG=$NX_STATE/state.log
 
 nx_start_noxsd
-nx_start_backend be --types 1,3
+nx_start_testbe be --types 1,3
 declare -A boot
 for d in $(seq 1 $NDOM); do
 	boot[$d]=$(nx_domain "$d")

@@ -6,7 +6,7 @@
 # succeed. After kill -9 of the worker, nothing acknowledged as removed
 # is back, every acknowledged device is there, and the store and every
 # page agree.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 mkdir -p "$NX_STATE"
 if ! mount -t tmpfs -o size=64k,mode=0711 noxs-enospc "$NX_STATE" 2>"$NX_DIR/mount.err"; then
@@ -22,7 +22,7 @@ enospc_cleanup() {
 trap enospc_cleanup EXIT
 
 nx_start_noxsd
-nx_start_backend be --types 1,3
+nx_start_testbe be --types 1,3
 declare -A boot
 for d in 1 2 3; do
 	boot[$d]=$(nx_domain "$d")

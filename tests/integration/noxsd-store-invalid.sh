@@ -6,7 +6,7 @@
 # record is wrong. Then, with live guests, a device of type 9 appended to
 # the log: the worker refuses to start and the guests' pages stay as they
 # were (a type-9 entry written into a page makes the guest reject it).
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 MKREC=$NX_TESTBIN/noxsd-mkrec
 SNAP=$NX_STATE/state.snap
@@ -28,7 +28,7 @@ ls "$NX_STATE" | grep -q '^state\.snap\.damaged-' || nx_fail "bad snapshot not k
 nx_log "no pages: bad store set aside"
 
 # Live guests, then a record of an unknown device type in the log.
-nx_start_backend be --types 1,3
+nx_start_testbe be --types 1,3
 declare -A boot
 for d in 1 2; do
 	boot[$d]=$(nx_domain "$d")

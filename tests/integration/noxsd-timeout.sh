@@ -3,11 +3,11 @@
 # device the backend creates late is removed again), a backend's errno is
 # relayed, a control request nobody answers times out, and the daemon
 # keeps serving.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 nx_start_noxsd --backend-timeout 300
 nx_domain 1 >/dev/null
-nx_start_backend slow --types 1 --delay-ms 1500
+nx_start_testbe slow --types 1 --delay-ms 1500
 err=$(noxsctl dev-add 1 sysctl 0 2>&1)
 [ $? = 1 ] && [[ $err == *"timed out"* ]] || nx_fail "slow backend: $err"
 # The late create is undone.
@@ -16,13 +16,13 @@ nx_wait 100 "the late device to be removed" grep -q '^remove 1 1 0' "$NX_DIR/slo
 kill "$NX_BACKEND"
 nx_wait 100 "the slow backend to go" bash -c "[ \"\$('$NX_BIN/noxsctl' status --json | sed -n 's/.*\"backends\":\([0-9]*\).*/\1/p')\" = 0 ]"
 
-nx_start_backend refusing --types 1 --refuse 28
+nx_start_testbe refusing --types 1 --refuse 28
 err=$(noxsctl dev-add 1 sysctl 0 2>&1)
 [ $? = 1 ] && [[ $err == *"No space left"* ]] || nx_fail "refusal not relayed: $err"
 kill "$NX_BACKEND"
 nx_wait 100 "the refusing backend to go" bash -c "[ \"\$('$NX_BIN/noxsctl' status --json | sed -n 's/.*\"backends\":\([0-9]*\).*/\1/p')\" = 0 ]"
 
-nx_start_backend good --types 1
+nx_start_testbe good --types 1
 noxsctl dev-add 1 sysctl 0 || nx_fail "dev-add with a good backend"
 # A second backend for the same type is refused.
 "$NX_TESTBIN/noxsd-testbe" --types 1 >"$NX_DIR/dup.log" 2>&1

@@ -5,7 +5,7 @@
 # modes, users by name), options anywhere on noxsctl's line, --version
 # everywhere with one version, man pages that render and list every
 # option of --help.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=$NX_BIN

@@ -4,7 +4,7 @@
 # with the reason on stderr when it cannot run, and 0 only once it serves.
 # Logs: "<N>" syslog priorities when stderr is the journal, and one line
 # per device created and removed with no -v.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 BIN=$NX_BIN
 # Every daemon of ours runs with a path under $NX_DIR on its command line:

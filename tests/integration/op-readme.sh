@@ -5,7 +5,7 @@
 # harness built the tree, perhaps elsewhere, which build/ points to). It
 # must finish, print the guest's acknowledgement, and leave no process and
 # no file behind.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 # Whatever the block left running (it failed, or this test did) is ended

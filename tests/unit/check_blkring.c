@@ -12,6 +12,7 @@
 #include "blkreq.h"
 #include "blkring.h"
 #include "consring.h"
+#include "check_main.h"
 
 static const struct blkreq_geometry g512 = {
     .sectors = 2048, .sector_size = 512, .readonly = false, .discard = true};
@@ -258,13 +259,4 @@ static Suite *blkring_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(blkring_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+CHECK_MAIN(blkring_suite)

@@ -20,6 +20,7 @@
 #include <xenstore.h>
 
 #include "../../compat-xs/private.h"
+#include "check_main.h"
 
 START_TEST(grow_keeps_elements)
 {
@@ -214,13 +215,4 @@ static Suite *cxs_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(cxs_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(cxs_suite)

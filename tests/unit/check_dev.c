@@ -27,6 +27,7 @@
 
 #include "simchild.h"
 #include "../../libnoxs/private.h"
+#include "check_main.h"
 
 #define GUEST 1
 #define TMO 10000 /* ms: generous, only to end a broken test */
@@ -739,13 +740,4 @@ static Suite *dev_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(dev_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(dev_suite)

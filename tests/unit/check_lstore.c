@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../../compat-xs/lstore.h"
+#include "check_main.h"
 
 static char dir[256];
 
@@ -629,13 +630,4 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(suite)

@@ -21,6 +21,8 @@
 #include <noxs/noxs.h>
 #include <noxs/page.h>
 
+#include "check_main.h"
+
 /*
  * The seqlock reader backs off with sched_yield(). This definition takes
  * precedence over libc's for libnoxs.so too, so the tests can count what
@@ -1141,13 +1143,4 @@ static Suite *page_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(page_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(page_suite)

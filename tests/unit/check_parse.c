@@ -11,6 +11,7 @@
 #include <noxs/noxs.h>
 
 #include "common/parse.h"
+#include "check_main.h"
 
 START_TEST(test_decimal)
 {
@@ -131,13 +132,4 @@ static Suite *parse_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(parse_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+CHECK_MAIN(parse_suite)

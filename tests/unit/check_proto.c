@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "proto.h"
+#include "check_main.h"
 
 static struct noxs_proto_buf *b;
 static struct noxs_proto_msg *m;
@@ -492,13 +493,4 @@ static Suite *proto_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(proto_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(proto_suite)

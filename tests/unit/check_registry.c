@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "noxsd.h"
+#include "check_main.h"
 
 static struct registry *r;
 
@@ -251,12 +252,10 @@ START_TEST(test_threaded)
 }
 END_TEST
 
-int main(void)
+static Suite *registry_suite(void)
 {
     Suite *su = suite_create("registry");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_domains);
@@ -266,9 +265,7 @@ int main(void)
     tcase_add_test(tc, test_threaded);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(su, tc);
-    sr = srunner_create(su);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return su;
 }
+
+CHECK_MAIN(registry_suite)

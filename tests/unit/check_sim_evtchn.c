@@ -12,31 +12,18 @@
 #include <xenevtchn.h>
 
 #include "sim/simstat.h"
+#include "check_main.h"
+#include "check_sim.h"
 
 static void fresh_dir(void)
 {
-	static char dir[512];
-	const char *base = getenv("NOXS_SIM_DIR");
-
-	snprintf(dir, sizeof(dir), "%s/evt-%d", base ? base : "/tmp/noxs-sim-t",
-		(int)getpid());
-	setenv("NOXS_SIM_DIR", dir, 1);
+	sim_fresh_dir("evt");
 }
 
 static xenevtchn_handle *open_as(unsigned domid)
 {
-	char b[16];
-
-	snprintf(b, sizeof(b), "%u", domid);
-	setenv("NOXS_SIM_DOMID", b, 1);
+	sim_as(domid);
 	return xenevtchn_open(NULL, 0);
-}
-
-static int readable(xenevtchn_handle *h, int ms)
-{
-	struct pollfd p = { .fd = xenevtchn_fd(h), .events = POLLIN };
-
-	return poll(&p, 1, ms) == 1;
 }
 
 /* a (dom 1) and b (dom 2) connected: *pa in dom 1, *pb in dom 2. */
@@ -52,11 +39,11 @@ static void connect_pair(xenevtchn_handle **a, xenevtchn_handle **b, int *pa,
 	*pb = xenevtchn_bind_interdomain(*b, 1, (evtchn_port_t)*pa);
 	ck_assert_int_gt(*pb, 0);
 	/* Xen raises the new local port once at bind: take it. */
-	ck_assert(readable(*b, 5000));
+	ck_assert(sim_readable(*b, 5000));
 	ck_assert_int_eq(xenevtchn_pending(*b), *pb);
 	ck_assert_int_eq(xenevtchn_unmask(*b, (evtchn_port_t)*pb), 0);
-	ck_assert(!readable(*b, 0));
-	ck_assert(!readable(*a, 0));
+	ck_assert(!sim_readable(*b, 0));
+	ck_assert(!sim_readable(*a, 0));
 }
 
 START_TEST(notify_both_ways)
@@ -67,12 +54,12 @@ START_TEST(notify_both_ways)
 	connect_pair(&a, &b, &pa, &pb);
 	ck_assert_int_eq(pa, 1); /* ports start at 1 in each domain */
 	ck_assert_int_eq(xenevtchn_notify(a, (evtchn_port_t)pa), 0);
-	ck_assert(readable(b, 5000));
+	ck_assert(sim_readable(b, 5000));
 	ck_assert_int_eq(xenevtchn_pending(b), pb);
-	ck_assert(!readable(b, 0));
+	ck_assert(!sim_readable(b, 0));
 	xenevtchn_unmask(b, (evtchn_port_t)pb);
 	ck_assert_int_eq(xenevtchn_notify(b, (evtchn_port_t)pb), 0);
-	ck_assert(readable(a, 5000));
+	ck_assert(sim_readable(a, 5000));
 	ck_assert_int_eq(xenevtchn_pending(a), pa);
 	xenevtchn_unmask(a, (evtchn_port_t)pa);
 	ck_assert_int_eq(xenevtchn_close(a), 0);
@@ -87,18 +74,18 @@ START_TEST(mask_and_coalesce)
 
 	connect_pair(&a, &b, &pa, &pb);
 	xenevtchn_notify(a, (evtchn_port_t)pa);
-	ck_assert(readable(b, 5000));
+	ck_assert(sim_readable(b, 5000));
 	ck_assert_int_eq(xenevtchn_pending(b), pb);
 	/* Delivered, so masked: more events only set pending. */
 	for (int i = 0; i < 5; i++)
 		xenevtchn_notify(a, (evtchn_port_t)pa);
-	ck_assert(!readable(b, 50));
+	ck_assert(!sim_readable(b, 50));
 	xenevtchn_unmask(b, (evtchn_port_t)pb);
-	ck_assert(readable(b, 5000));
+	ck_assert(sim_readable(b, 5000));
 	ck_assert_int_eq(xenevtchn_pending(b), pb);
-	ck_assert(!readable(b, 0));
+	ck_assert(!sim_readable(b, 0));
 	xenevtchn_unmask(b, (evtchn_port_t)pb);
-	ck_assert(!readable(b, 50));
+	ck_assert(!sim_readable(b, 50));
 	/*
 	 * Several events before the reader looks: the first is delivered
 	 * (and masks the port), the rest collapse into one more delivery
@@ -106,14 +93,14 @@ START_TEST(mask_and_coalesce)
 	 */
 	for (int i = 0; i < 5; i++)
 		xenevtchn_notify(a, (evtchn_port_t)pa);
-	ck_assert(readable(b, 5000));
+	ck_assert(sim_readable(b, 5000));
 	ck_assert_int_eq(xenevtchn_pending(b), pb);
-	ck_assert(!readable(b, 0));
+	ck_assert(!sim_readable(b, 0));
 	xenevtchn_unmask(b, (evtchn_port_t)pb);
-	ck_assert(readable(b, 5000));
+	ck_assert(sim_readable(b, 5000));
 	ck_assert_int_eq(xenevtchn_pending(b), pb);
 	xenevtchn_unmask(b, (evtchn_port_t)pb);
-	ck_assert(!readable(b, 50));
+	ck_assert(!sim_readable(b, 50));
 	/* Unmasking an unmasked or foreign port is a no-op. */
 	ck_assert_int_eq(xenevtchn_unmask(b, (evtchn_port_t)pb), 0);
 	ck_assert_int_eq(xenevtchn_unmask(b, 12345), 0);
@@ -206,7 +193,7 @@ START_TEST(close_tells_peer)
 	ck_assert_uint_eq(rp, (uint32_t)pa);
 	ck_assert_int_eq(xenevtchn_unbind(a, (evtchn_port_t)pa), 0);
 	/* The peer is woken and its port is unbound again, for domain 1. */
-	ck_assert(readable(b, 5000));
+	ck_assert(sim_readable(b, 5000));
 	ck_assert_int_eq(xenevtchn_pending(b), pb);
 	xenevtchn_unmask(b, (evtchn_port_t)pb);
 	ck_assert_int_eq(noxs_simstat_port(2, (uint32_t)pb, &st, &rd, NULL), 0);
@@ -220,12 +207,12 @@ START_TEST(close_tells_peer)
 	ck_assert_int_eq(xenevtchn_pending(a), pa2);
 	xenevtchn_unmask(a, (evtchn_port_t)pa2);
 	xenevtchn_notify(a, (evtchn_port_t)pa2);
-	ck_assert(readable(b, 5000));
+	ck_assert(sim_readable(b, 5000));
 	ck_assert_int_eq(xenevtchn_pending(b), pb);
 	/* Closing the whole handle does the same. */
 	xenevtchn_unmask(b, (evtchn_port_t)pb);
 	xenevtchn_close(a);
-	ck_assert(readable(b, 5000));
+	ck_assert(sim_readable(b, 5000));
 	ck_assert_int_eq(xenevtchn_pending(b), pb);
 	ck_assert_int_eq(noxs_simstat_port(2, (uint32_t)pb, &st, NULL, NULL), 0);
 	ck_assert_uint_eq(st, NOXS_SIMSTAT_PORT_UNBOUND);
@@ -255,20 +242,20 @@ START_TEST(many_ports_pending)
 		ck_assert_int_gt(p, 0);
 		xenevtchn_unmask(b, (evtchn_port_t)p);
 	}
-	ck_assert(!readable(b, 0));
+	ck_assert(!sim_readable(b, 0));
 	for (int r = 0; r < 3; r++)
 		for (int i = 0; i < N; i++)
 			xenevtchn_notify(a, (evtchn_port_t)pa[i]);
 	memset(seen, 0, sizeof(seen));
 	for (int i = 0; i < N; i++) {
-		ck_assert(readable(b, 5000));
+		ck_assert(sim_readable(b, 5000));
 		int p = xenevtchn_pending(b);
 		ck_assert_int_gt(p, 0);
 		ck_assert_int_le(p, N);
 		ck_assert_int_eq(seen[p], 0);
 		seen[p] = 1;
 	}
-	ck_assert(!readable(b, 0));
+	ck_assert(!sim_readable(b, 0));
 	xenevtchn_close(a);
 	xenevtchn_close(b);
 }
@@ -285,7 +272,7 @@ START_TEST(loopback_same_domain)
 	ck_assert_int_eq(xenevtchn_pending(b), pb);
 	xenevtchn_unmask(b, (evtchn_port_t)pb);
 	xenevtchn_notify(b, (evtchn_port_t)pb);
-	ck_assert(readable(a, 5000));
+	ck_assert(sim_readable(a, 5000));
 	ck_assert_int_eq(xenevtchn_pending(a), pa);
 	xenevtchn_close(a);
 	xenevtchn_close(b);
@@ -310,13 +297,4 @@ static Suite *suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(suite)

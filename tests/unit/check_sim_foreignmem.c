@@ -10,23 +10,18 @@
 #include <unistd.h>
 #include <xenforeignmemory.h>
 
+#include "check_main.h"
+#include "check_sim.h"
+
 static void fresh_dir(void)
 {
-	static char dir[512];
-	const char *base = getenv("NOXS_SIM_DIR");
-
-	snprintf(dir, sizeof(dir), "%s/fm-%d", base ? base : "/tmp/noxs-sim-t",
-		(int)getpid());
-	setenv("NOXS_SIM_DIR", dir, 1);
+	sim_fresh_dir("fm");
 	setenv("NOXS_SIM_MEM_PAGES", "16", 1);
 }
 
 static xenforeignmemory_handle *open_as(unsigned domid)
 {
-	char b[16];
-
-	snprintf(b, sizeof(b), "%u", domid);
-	setenv("NOXS_SIM_DOMID", b, 1);
+	sim_as(domid);
 	return xenforeignmemory_open(NULL, 0);
 }
 
@@ -126,13 +121,4 @@ static Suite *suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(suite)

@@ -19,42 +19,24 @@
 #include <xen/gntalloc.h>
 
 #include "sim/simstat.h"
+#include "check_main.h"
+#include "check_sim.h"
 
 static void fresh_dir(void)
 {
-	static char dir[512];
-	const char *base = getenv("NOXS_SIM_DIR");
-
-	snprintf(dir, sizeof(dir), "%s/gnt-%d", base ? base : "/tmp/noxs-sim-t",
-		(int)getpid());
-	setenv("NOXS_SIM_DIR", dir, 1);
-}
-
-static void as(unsigned domid)
-{
-	char b[16];
-
-	snprintf(b, sizeof(b), "%u", domid);
-	setenv("NOXS_SIM_DOMID", b, 1);
+	sim_fresh_dir("gnt");
 }
 
 static xengntshr_handle *shr_as(unsigned domid)
 {
-	as(domid);
+	sim_as(domid);
 	return xengntshr_open(NULL, 0);
 }
 
 static xengnttab_handle *tab_as(unsigned domid)
 {
-	as(domid);
+	sim_as(domid);
 	return xengnttab_open(NULL, 0);
-}
-
-static int readable(xenevtchn_handle *h, int ms)
-{
-	struct pollfd p = { .fd = xenevtchn_fd(h), .events = POLLIN };
-
-	return poll(&p, 1, ms) == 1;
 }
 
 static uint32_t grant_state(unsigned dom, uint32_t ref, uint32_t *maps)
@@ -227,9 +209,9 @@ START_TEST(unmap_notify_both_sides)
 {
 	xengntshr_handle *s = shr_as(1);
 	xengnttab_handle *t = tab_as(2);
-	as(1);
+	sim_as(1);
 	xenevtchn_handle *e1 = xenevtchn_open(NULL, 0);
-	as(2);
+	sim_as(2);
 	xenevtchn_handle *e2 = xenevtchn_open(NULL, 0);
 	int p1 = xenevtchn_bind_unbound_port(e1, 2);
 	int p2 = xenevtchn_bind_interdomain(e2, 1, (evtchn_port_t)p1);
@@ -246,10 +228,10 @@ START_TEST(unmap_notify_both_sides)
 	ck_assert_ptr_nonnull(m);
 	g[10] = 1;
 	g[20] = 1;
-	ck_assert(!readable(e1, 0));
+	ck_assert(!sim_readable(e1, 0));
 	ck_assert_int_eq(xengnttab_unmap(t, m, 1), 0);
 	ck_assert_int_eq(g[10], 0);
-	ck_assert(readable(e1, 5000));
+	ck_assert(sim_readable(e1, 5000));
 	ck_assert_int_eq(xenevtchn_pending(e1), p1);
 	xenevtchn_unmask(e1, (evtchn_port_t)p1);
 	/* Granter side: unshare clears byte 20 and notifies domain 2. */
@@ -258,7 +240,7 @@ START_TEST(unmap_notify_both_sides)
 	ck_assert_int_eq(m[20], 1);
 	ck_assert_int_eq(xengntshr_unshare(s, g, 1), 0);
 	ck_assert_int_eq(m[20], 0);
-	ck_assert(readable(e2, 5000));
+	ck_assert(sim_readable(e2, 5000));
 	ck_assert_int_eq(xenevtchn_pending(e2), p2);
 	xengnttab_unmap(t, m, 1);
 	/* Bad notify arguments. */
@@ -475,13 +457,4 @@ static Suite *suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(suite)

@@ -19,22 +19,12 @@
 #include <xenevtchn.h>
 #include <xenforeignmemory.h>
 
+#include "check_main.h"
+#include "check_sim.h"
+
 static void fresh_dir(void)
 {
-	static char dir[512];
-	const char *base = getenv("NOXS_SIM_DIR");
-
-	snprintf(dir, sizeof(dir), "%s/life-%d",
-		base ? base : "/tmp/noxs-sim-t", (int)getpid());
-	setenv("NOXS_SIM_DIR", dir, 1);
-}
-
-static void as(unsigned domid)
-{
-	char b[16];
-
-	snprintf(b, sizeof(b), "%u", domid);
-	setenv("NOXS_SIM_DOMID", b, 1);
+	sim_fresh_dir("life");
 }
 
 /* noxs-simctl ARGS; its exit status. */
@@ -85,7 +75,7 @@ START_TEST(virq_binding)
 	int port;
 
 	fresh_dir();
-	as(0);
+	sim_as(0);
 	a = xenevtchn_open(NULL, 0);
 	b = xenevtchn_open(NULL, 0);
 	ck_assert_ptr_nonnull(a);
@@ -98,7 +88,7 @@ START_TEST(virq_binding)
 	ck_assert_int_eq(xenevtchn_bind_virq(b, VIRQ_TIMER), -1);
 	ck_assert_int_eq(errno, EOPNOTSUPP);
 	/* Only domain 0 receives global VIRQs here. */
-	as(4);
+	sim_as(4);
 	g = xenevtchn_open(NULL, 0);
 	ck_assert_ptr_nonnull(g);
 	ck_assert_int_eq(xenevtchn_bind_virq(g, VIRQ_DOM_EXC), -1);
@@ -124,7 +114,7 @@ START_TEST(virq_binder_killed)
 	char c;
 
 	fresh_dir();
-	as(0);
+	sim_as(0);
 	ck_assert_int_eq(pipe(fd), 0);
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
@@ -165,7 +155,7 @@ START_TEST(destroy_list_reuse)
 	int port, err = 0;
 
 	fresh_dir();
-	as(0);
+	sim_as(0);
 	v = xenevtchn_open(NULL, 0);
 	ck_assert_ptr_nonnull(v);
 	port = xenevtchn_bind_virq(v, VIRQ_DOM_EXC);
@@ -177,9 +167,9 @@ START_TEST(destroy_list_reuse)
 
 	/* Domain 3 appears when a process first acts as it. */
 	ck_assert_int_eq(listed(xc, 3, NULL), 0);
-	as(3);
+	sim_as(3);
 	g = xenevtchn_open(NULL, 0);
-	as(0);
+	sim_as(0);
 	ck_assert_ptr_nonnull(g);
 	ck_assert_int_eq(listed(xc, 3, h1), 1);
 	ck_assert_int_eq(listed(xc, 0, NULL), 1);
@@ -194,10 +184,10 @@ START_TEST(destroy_list_reuse)
 	ck_assert_int_eq(wait_virq(v, port, 5000), 0);
 	ck_assert_int_eq(listed(xc, 3, NULL), 2);
 	/* A dying domain cannot be entered. */
-	as(3);
+	sim_as(3);
 	ck_assert_ptr_null(xenevtchn_open(NULL, 0));
 	ck_assert_int_eq(errno, ESRCH);
-	as(0);
+	sim_as(0);
 	ck_assert_int_eq(simctl("destroy 3 --no-kill --wait 100"), 4);
 
 	/* Its last handle goes: gone (not listed), VIRQ raised again. */
@@ -207,9 +197,9 @@ START_TEST(destroy_list_reuse)
 	ck_assert_int_ne(simctl("destroy 3"), 0); /* dead already */
 
 	/* The domid comes back as a new domain: new handle, zeroed memory. */
-	as(3);
+	sim_as(3);
 	g = xenevtchn_open(NULL, 0);
-	as(0);
+	sim_as(0);
 	ck_assert_ptr_nonnull(g);
 	ck_assert_int_eq(listed(xc, 3, h2), 1);
 	ck_assert_int_ne(memcmp(h1, h2, sizeof(h1)), 0);
@@ -221,9 +211,9 @@ START_TEST(destroy_list_reuse)
 
 	/* Domain 0 cannot be destroyed; only domain 0 may list. */
 	ck_assert_int_ne(simctl("destroy 0"), 0);
-	as(3);
+	sim_as(3);
 	xc_interface *xg = xc_interface_open(NULL, NULL, 0);
-	as(0);
+	sim_as(0);
 	ck_assert_ptr_nonnull(xg);
 	xc_domaininfo_t info;
 	ck_assert_int_eq(xc_domain_getinfolist(xg, 0, 1, &info), -1);
@@ -249,7 +239,7 @@ static pid_t domain_process(unsigned domid)
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		as(domid);
+		sim_as(domid);
 		xenevtchn_handle *h = xenevtchn_open(NULL, 0);
 		c = h && xenevtchn_bind_unbound_port(h, 0) > 0 ? 'y' : 'n';
 		if (write(fd[1], &c, 1) != 1)
@@ -299,7 +289,7 @@ START_TEST(list_maps_header_only)
 
 	fresh_dir();
 	pid = domain_process(5);
-	as(0);
+	sim_as(0);
 	xc = xc_interface_open(NULL, NULL, 0);
 	ck_assert_ptr_nonnull(xc);
 	ck_assert_int_eq(listed(xc, 5, NULL), 1);
@@ -318,11 +308,11 @@ START_TEST(destroy_kills)
 	int st;
 
 	fresh_dir();
-	as(0);
+	sim_as(0);
 	xc = xc_interface_open(NULL, NULL, 0);
 	ck_assert_ptr_nonnull(xc);
 	pid = domain_process(5);
-	as(0);
+	sim_as(0);
 	ck_assert_int_eq(listed(xc, 5, NULL), 1);
 	ck_assert_int_eq(simctl("destroy 5 --wait 10000"), 0);
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
@@ -332,12 +322,10 @@ START_TEST(destroy_kills)
 }
 END_TEST
 
-int main(void)
+static Suite *sim_life_suite(void)
 {
 	Suite *s = suite_create("sim_life");
 	TCase *tc = tcase_create("life");
-	SRunner *sr;
-	int failed;
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, virq_binding);
@@ -346,9 +334,7 @@ int main(void)
 	tcase_add_test(tc, destroy_kills);
 	tcase_add_test(tc, list_maps_header_only);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return s;
 }
+
+CHECK_MAIN(sim_life_suite)

@@ -19,37 +19,14 @@
 #include <xengnttab.h>
 
 #include "sim/simstat.h"
+#include "check_main.h"
+#include "check_sim.h"
 
 #define ROUNDS 2000
 
 static void fresh_dir(void)
 {
-	static char dir[512];
-	const char *base = getenv("NOXS_SIM_DIR");
-
-	snprintf(dir, sizeof(dir), "%s/proc-%d",
-		base ? base : "/tmp/noxs-sim-t", (int)getpid());
-	setenv("NOXS_SIM_DIR", dir, 1);
-}
-
-static void as(unsigned domid)
-{
-	char b[16];
-
-	snprintf(b, sizeof(b), "%u", domid);
-	setenv("NOXS_SIM_DOMID", b, 1);
-}
-
-static int wait_event(xenevtchn_handle *h, int ms)
-{
-	struct pollfd p = { .fd = xenevtchn_fd(h), .events = POLLIN };
-
-	if (poll(&p, 1, ms) != 1)
-		return -1;
-	int port = xenevtchn_pending(h);
-	if (port > 0)
-		xenevtchn_unmask(h, (evtchn_port_t)port);
-	return port;
+	sim_fresh_dir("proc");
 }
 
 /* Poll the stat library until cond holds (guardians reap asynchronously). */
@@ -67,7 +44,7 @@ static int wait_event(xenevtchn_handle *h, int ms)
  */
 static int child_pong(unsigned ref, unsigned port)
 {
-	as(2);
+	sim_as(2);
 	xengnttab_handle *t = xengnttab_open(NULL, 0);
 	xenevtchn_handle *e = xenevtchn_open(NULL, 0);
 	if (!t || !e)
@@ -79,11 +56,11 @@ static int child_pong(unsigned ref, unsigned port)
 	int local = xenevtchn_bind_interdomain(e, 1, port);
 	if (local < 0)
 		return 12;
-	if (wait_event(e, 10000) != local) /* the bind-time event */
+	if (sim_wait_event(e, 10000) != local) /* the bind-time event */
 		return 13;
 	xenevtchn_notify(e, (evtchn_port_t)local); /* ready */
 	for (;;) {
-		if (wait_event(e, 10000) != local)
+		if (sim_wait_event(e, 10000) != local)
 			return 14;
 		uint32_t v = page[0];
 		if (v == UINT32_MAX)
@@ -99,7 +76,7 @@ static int child_pong(unsigned ref, unsigned port)
 
 START_TEST(pingpong_exec)
 {
-	as(1);
+	sim_as(1);
 	xengntshr_handle *s = xengntshr_open(NULL, 0);
 	xenevtchn_handle *e = xenevtchn_open(NULL, 0);
 	uint32_t ref;
@@ -119,11 +96,11 @@ START_TEST(pingpong_exec)
 			(char *)NULL);
 		_exit(127);
 	}
-	ck_assert_int_eq(wait_event(e, 10000), port); /* child ready */
+	ck_assert_int_eq(sim_wait_event(e, 10000), port); /* child ready */
 	for (uint32_t i = 0; i < ROUNDS; i++) {
 		page[0] = i;
 		xenevtchn_notify(e, (evtchn_port_t)port);
-		ck_assert_int_eq(wait_event(e, 10000), port);
+		ck_assert_int_eq(sim_wait_event(e, 10000), port);
 		ck_assert_uint_eq(page[1], i + 1);
 	}
 	page[0] = UINT32_MAX;
@@ -141,7 +118,7 @@ END_TEST
 
 START_TEST(guardian_is_not_our_child)
 {
-	as(1);
+	sim_as(1);
 	xenevtchn_handle *e = xenevtchn_open(NULL, 0);
 	ck_assert_ptr_nonnull(e);
 	errno = 0;
@@ -153,7 +130,7 @@ END_TEST
 
 START_TEST(kill_grantee)
 {
-	as(1);
+	sim_as(1);
 	xengntshr_handle *s = xengntshr_open(NULL, 0);
 	xenevtchn_handle *e = xenevtchn_open(NULL, 0);
 	uint32_t ref, st, maps;
@@ -166,7 +143,7 @@ START_TEST(kill_grantee)
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		as(2);
+		sim_as(2);
 		xengnttab_handle *t = xengnttab_open(NULL, 0);
 		xenevtchn_handle *ce = xenevtchn_open(NULL, 0);
 		int local = xenevtchn_bind_interdomain(ce, 1, (evtchn_port_t)port);
@@ -182,11 +159,11 @@ START_TEST(kill_grantee)
 	ck_assert_int_eq(read(ready[0], &ok, 1), 1);
 	ck_assert_int_eq(ok, 1);
 	/* Xen raises the binder's new port, not ours: nothing yet. */
-	ck_assert_int_eq(wait_event(e, 0), -1);
+	ck_assert_int_eq(sim_wait_event(e, 0), -1);
 	ck_assert_int_eq(kill(pid, SIGKILL), 0);
 	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
 	/* Woken; the port is unbound again; the mapping and its notify gone. */
-	ck_assert_int_eq(wait_event(e, 10000), port);
+	ck_assert_int_eq(sim_wait_event(e, 10000), port);
 	WAIT_UNTIL(noxs_simstat_port(1, (uint32_t)port, &st, NULL, NULL) == 0 &&
 		st == NOXS_SIMSTAT_PORT_UNBOUND);
 	WAIT_UNTIL(noxs_simstat_grant(1, ref, &st, NULL, &maps) == 0 &&
@@ -195,7 +172,7 @@ START_TEST(kill_grantee)
 	/* The next process of domain 2 works. */
 	pid = fork();
 	if (pid == 0) {
-		as(2);
+		sim_as(2);
 		xenevtchn_handle *ce = xenevtchn_open(NULL, 0);
 		xengnttab_handle *t = xengnttab_open(NULL, 0);
 		int local = xenevtchn_bind_interdomain(ce, 1, (evtchn_port_t)port);
@@ -227,7 +204,7 @@ END_TEST
  */
 START_TEST(rebind_after_kill)
 {
-	as(1);
+	sim_as(1);
 	xenevtchn_handle *e = xenevtchn_open(NULL, 0);
 	int port = xenevtchn_bind_unbound_port(e, 2);
 
@@ -240,7 +217,7 @@ START_TEST(rebind_after_kill)
 		pid_t pid = fork();
 		ck_assert_int_ge(pid, 0);
 		if (pid == 0) {
-			as(2);
+			sim_as(2);
 			xenevtchn_handle *ce = xenevtchn_open(NULL, 0);
 			ok = ce && xenevtchn_bind_interdomain(ce, 1,
 				(evtchn_port_t)port) > 0;
@@ -263,7 +240,7 @@ END_TEST
 
 START_TEST(kill_granter)
 {
-	as(2);
+	sim_as(2);
 	xengnttab_handle *t = xengnttab_open(NULL, 0);
 	xenevtchn_handle *e = xenevtchn_open(NULL, 0);
 	int fds[2];
@@ -273,7 +250,7 @@ START_TEST(kill_granter)
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		as(1);
+		sim_as(1);
 		xengntshr_handle *s = xengntshr_open(NULL, 0);
 		xenevtchn_handle *ce = xenevtchn_open(NULL, 0);
 		int port = xenevtchn_bind_unbound_port(ce, 2);
@@ -296,11 +273,11 @@ START_TEST(kill_granter)
 	ck_assert_ptr_nonnull(m);
 	int local = xenevtchn_bind_interdomain(e, 1, msg[1]);
 	ck_assert_int_gt(local, 0);
-	ck_assert_int_eq(wait_event(e, 10000), local);
+	ck_assert_int_eq(sim_wait_event(e, 10000), local);
 	ck_assert_int_eq(m[16], 1);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
-	ck_assert_int_eq(wait_event(e, 10000), local);
+	ck_assert_int_eq(sim_wait_event(e, 10000), local);
 	/* The grant outlives its granter while we map it (Xen/gntalloc). */
 	WAIT_UNTIL(noxs_simstat_grant(1, msg[0], &st, NULL, &maps) == 0 &&
 		st == NOXS_SIMSTAT_GRANT_ENDING);
@@ -326,13 +303,13 @@ START_TEST(kill_anywhere)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	srand((unsigned)ts.tv_nsec);
-	as(0);
+	sim_as(0);
 	xenevtchn_handle *e0 = xenevtchn_open(NULL, 0);
 	for (int round = 0; round < 20; round++) {
 		pid_t pid = fork();
 		ck_assert_int_ge(pid, 0);
 		if (pid == 0) {
-			as(3);
+			sim_as(3);
 			xenevtchn_handle *e = xenevtchn_open(NULL, 0);
 			xengntshr_handle *s = xengntshr_open(NULL, 0);
 			xengnttab_handle *t = xengnttab_open(NULL, 0);
@@ -357,7 +334,7 @@ START_TEST(kill_anywhere)
 	}
 	/* Still usable afterwards by anyone, and everything is reaped. */
 	xenevtchn_close(e0);
-	as(3);
+	sim_as(3);
 	xenevtchn_handle *e = xenevtchn_open(NULL, 0);
 	ck_assert_ptr_nonnull(e);
 	ck_assert_int_gt(xenevtchn_bind_unbound_port(e, 0), 0);
@@ -381,7 +358,7 @@ START_TEST(ledger_full)
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
 		setenv("NOXS_SIM_LEDGER_SLOTS", "2", 1);
-		as(3);
+		sim_as(3);
 		for (int i = 0; i < 6; i++) {
 			xenevtchn_handle *e = xenevtchn_open(NULL, 0);
 			if (e == NULL || xenevtchn_bind_unbound_port(e, 0) <= 0)
@@ -436,11 +413,5 @@ int main(int argc, char **argv)
 {
 	if (argc == 4 && strcmp(argv[1], "--pong") == 0)
 		return child_pong((unsigned)atoi(argv[2]), (unsigned)atoi(argv[3]));
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(suite());
 }

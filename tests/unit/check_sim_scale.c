@@ -16,26 +16,15 @@
 #include <xengnttab.h>
 
 #include "sim/simstat.h"
+#include "check_main.h"
+#include "check_sim.h"
 
 #define NDOM 10000
 
 static void fresh_dir(void)
 {
-	static char dir[512];
-	const char *base = getenv("NOXS_SIM_DIR");
-
-	snprintf(dir, sizeof(dir), "%s/scale-%d",
-		base ? base : "/tmp/noxs-sim-t", (int)getpid());
-	setenv("NOXS_SIM_DIR", dir, 1);
+	sim_fresh_dir("scale");
 	setenv("NOXS_SIM_MEM_PAGES", "1", 1);
-}
-
-static void as(unsigned domid)
-{
-	char b[16];
-
-	snprintf(b, sizeof(b), "%u", domid);
-	setenv("NOXS_SIM_DOMID", b, 1);
 }
 
 START_TEST(ten_thousand_domains)
@@ -54,12 +43,12 @@ START_TEST(ten_thousand_domains)
 	fds_before = dup(0);
 	close(fds_before);
 
-	as(0);
+	sim_as(0);
 	xenevtchn_handle *e0 = xenevtchn_open(NULL, 0);
 	xengntshr_handle *s0 = xengntshr_open(NULL, 0);
 	ck_assert_ptr_nonnull(e0);
 	for (unsigned d = 1; d <= NDOM; d++) {
-		as(d);
+		sim_as(d);
 		ev[d] = xenevtchn_open(NULL, 0);
 		ck_assert_msg(ev[d] != NULL, "evtchn open dom %u: %s", d,
 			strerror(errno));
@@ -129,13 +118,4 @@ static Suite *suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(suite)

@@ -16,38 +16,20 @@
 #include <xengnttab.h>
 
 #include "sim/simstat.h"
+#include "check_main.h"
+#include "check_sim.h"
 
 #define ROUNDS 5000
 
 static void fresh_dir(void)
 {
-	static char dir[512];
-	const char *base = getenv("NOXS_SIM_DIR");
-
-	snprintf(dir, sizeof(dir), "%s/thr-%d",
-		base ? base : "/tmp/noxs-sim-t", (int)getpid());
-	setenv("NOXS_SIM_DIR", dir, 1);
+	sim_fresh_dir("thr");
 }
 
 static xenevtchn_handle *open_as(unsigned domid)
 {
-	char b[16];
-
-	snprintf(b, sizeof(b), "%u", domid);
-	setenv("NOXS_SIM_DOMID", b, 1);
+	sim_as(domid);
 	return xenevtchn_open(NULL, 0);
-}
-
-static int wait_event(xenevtchn_handle *h, int ms)
-{
-	struct pollfd p = { .fd = xenevtchn_fd(h), .events = POLLIN };
-
-	if (poll(&p, 1, ms) != 1)
-		return -1;
-	int port = xenevtchn_pending(h);
-	if (port > 0)
-		xenevtchn_unmask(h, (evtchn_port_t)port);
-	return port;
 }
 
 struct side {
@@ -65,7 +47,7 @@ static void *pinger(void *arg)
 	for (int i = 0; i < s->rounds; i++) {
 		if (s->start)
 			xenevtchn_notify(s->h, (evtchn_port_t)s->port);
-		if (wait_event(s->h, 10000) != s->port)
+		if (sim_wait_event(s->h, 10000) != s->port)
 			return NULL;
 		if (!s->start)
 			xenevtchn_notify(s->h, (evtchn_port_t)s->port);
@@ -79,7 +61,7 @@ START_TEST(pingpong_threads)
 	xenevtchn_handle *a = open_as(1), *b = open_as(2);
 	int pa = xenevtchn_bind_unbound_port(a, 2);
 	int pb = xenevtchn_bind_interdomain(b, 1, (evtchn_port_t)pa);
-	ck_assert_int_eq(wait_event(b, 5000), pb);
+	ck_assert_int_eq(sim_wait_event(b, 5000), pb);
 	struct side sa = { a, pa, ROUNDS, 0, 1 }, sb = { b, pb, ROUNDS, 0, 0 };
 	pthread_t ta, tb;
 
@@ -127,7 +109,7 @@ START_TEST(many_notifiers)
 		pthread_create(&t[i], NULL, notify_loop, &n[i]);
 	int got = 0;
 	for (; got < 2000; got++) {
-		int p = wait_event(b, 10000);
+		int p = sim_wait_event(b, 10000);
 		ck_assert_int_ge(p, pb[0]);
 		ck_assert_int_le(p, pb[3]);
 	}
@@ -135,9 +117,9 @@ START_TEST(many_notifiers)
 	for (int i = 0; i < 4; i++)
 		pthread_join(t[i], NULL);
 	/* Whatever is left drains to nothing. */
-	for (int i = 0; i < 100 && wait_event(b, 100) > 0; i++)
+	for (int i = 0; i < 100 && sim_wait_event(b, 100) > 0; i++)
 		;
-	ck_assert_int_eq(wait_event(b, 50), -1);
+	ck_assert_int_eq(sim_wait_event(b, 50), -1);
 	for (int i = 0; i < 4; i++)
 		xenevtchn_close(a[i]);
 	xenevtchn_close(b);
@@ -207,13 +189,4 @@ static Suite *suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(suite)

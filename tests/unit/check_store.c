@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "noxsd.h"
+#include "check_main.h"
 
 /* Bytes of one record on disk: length, CRC, payload. */
 #define REC (8 + (int)sizeof(struct store_rec))
@@ -706,12 +707,10 @@ START_TEST(test_crc)
 }
 END_TEST
 
-int main(void)
+static Suite *store_suite(void)
 {
     Suite *su = suite_create("store");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     log_init("check_store", 0);
     tcase_add_checked_fixture(tc, setup, teardown);
@@ -727,9 +726,7 @@ int main(void)
     tcase_add_test(tc, test_reset);
     tcase_add_test(tc, test_crc);
     suite_add_tcase(su, tc);
-    sr = srunner_create(su);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return su;
 }
+
+CHECK_MAIN(store_suite)

@@ -1,80 +1,42 @@
-# Helpers for the compat tests (sourced). Each test runs in its own
-# temporary directory ($NOXS_TEST_DIR from scripts/run-tests.sh, else a
-# fresh one) and stops whatever it started on exit.
-set -eu
+# shellcheck shell=bash
+# The compat tests' add-on to tests/lib.sh (sourced): Debian's real
+# XenStore daemons and tools, and compat-xs's environment. The tests run
+# from $NOXS_BUILD/tests/compat, where make copies them with this file,
+# tests/lib.sh (as lib.sh) and what they use. Unlike an integration
+# test, a compat test ends at its first failing command (set -e), and a
+# pipeline's status is its last command's: the tests are written so.
 
 COMPAT_DIR=$(cd "$(dirname "$0")" && pwd)
 NOXS_BUILD=${NOXS_BUILD:-$(cd "$COMPAT_DIR/../.." && pwd)}
-BIN=$NOXS_BUILD/bin
+. "$COMPAT_DIR/lib.sh"
+set -e +o pipefail
 XEN_BIN=${XEN_BIN:-/usr/lib/xen-4.17/bin}
 export XSSHIM=$COMPAT_DIR/xsshim.so
-WORK=${NOXS_TEST_DIR:-$(mktemp -d)}
-WORK=$(mktemp -d "$WORK/compat.XXXXXX")
-_cleanups=""
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-note() { echo "--- $*"; }
-at_exit() { _cleanups="$*; $_cleanups"; }
-_run_cleanups() { eval "$_cleanups" 2>/dev/null || true; }
-trap _run_cleanups EXIT
+# Only a test that starts noxsd (nx_start_noxsd) points its clients at it.
+unset NOXS_SOCKET
 
 # Tests that need Debian's daemons skip (exit 77 -> reported as a
 # failure by run-tests.sh only if the tools could not be installed).
 need_xen_tools() {
 	[ -x "$XEN_BIN/xenstored" ] && command -v xenstore-read >/dev/null ||
-		fail "Debian's xen-utils-4.17 / xenstore-utils missing (scripts/deps.sh compat)"
+		nx_fail "Debian's xen-utils-4.17 / xenstore-utils missing (scripts/deps.sh compat)"
 }
 
-# xsd_start xenstored|oxenstored NAME: start a real daemon in $WORK/NAME
+# xsd_start xenstored|oxenstored NAME: start a real daemon in $NX_DIR/NAME
 # and export XENSTORED_PATH for the clients that follow.
 xsd_start() {
-	d=$WORK/$2
+	d=$NX_DIR/$2
 	mkdir -p "$d"
-	line=$("$COMPAT_DIR/xsd.sh" start "$1" "$d") || fail "cannot start $1"
+	line=$("$COMPAT_DIR/xsd.sh" start "$1" "$d") || nx_fail "cannot start $1"
 	export "${line?}"
-	at_exit "'$COMPAT_DIR/xsd.sh' stop '$d'"
+	nx_at_exit "'$COMPAT_DIR/xsd.sh' stop '$d'"
 }
 
 # xsd_stop NAME: stop the daemon of xsd_start ... NAME now; clients that
 # follow can no longer reach it.
 xsd_stop() {
-	"$COMPAT_DIR/xsd.sh" stop "$WORK/$1"
+	"$COMPAT_DIR/xsd.sh" stop "$NX_DIR/$1"
 	unset XENSTORED_PATH
-}
-
-# expect_eq WHAT GOT WANT
-expect_eq() {
-	[ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"
-}
-
-# wait_line FILE PATTERN: wait (up to 20 s) for a line in FILE.
-wait_line() {
-	i=0
-	until grep -q -- "$2" "$1" 2>/dev/null; do
-		i=$((i + 1))
-		[ $i -gt 2000 ] && fail "no '$2' in $1: $(cat "$1")"
-		sleep 0.01
-	done
-}
-
-# noxs_start: noxsd on the simulator in $WORK (socket, state), and the
-# environment that makes the legacy binaries and Debian's tools use
-# compat-xs: run them through `with_compat [DOMID] CMD...`.
-noxs_start() {
-	export NOXS_SIM_DIR=${NOXS_SIM_DIR:-$WORK/sim}
-	export NOXS_SOCKET=$WORK/noxsd.sock
-	mkdir -p "$NOXS_SIM_DIR" "$WORK/state"
-	LD_LIBRARY_PATH=$NOXS_BUILD/sim:$NOXS_BUILD/lib \
-		"$BIN/noxsd" -d --socket "$NOXS_SOCKET" --state-dir "$WORK/state" \
-		>>"$WORK/noxsd.log" 2>&1 &
-	_noxsd=$!
-	at_exit "kill -9 $_noxsd; [ -f '$WORK/state/keeper.pid' ] && kill -9 \$(cat '$WORK/state/keeper.pid')"
-	i=0
-	until [ -S "$NOXS_SOCKET" ]; do
-		i=$((i + 1))
-		[ $i -gt 1000 ] && fail "noxsd did not start: $(cat "$WORK/noxsd.log")"
-		sleep 0.01
-	done
 }
 
 # Under SAN=address the library needs the ASan runtime first in the
@@ -82,11 +44,11 @@ noxs_start() {
 # checking left to our own instrumented programs.
 _wc_asan=$(ldd "$NOXS_BUILD/lib/compat-xs/libxenstore.so.4" 2>/dev/null |
 	awk '$1 ~ /^libasan\.so/ {print $3}')
-# (Function variables are global in sh: use names no caller uses.)
+# (Variables set in these functions are global: names no caller uses.)
 # compat_exec [DOMID] CMD...: replace the current (sub)shell with CMD in
 # the compat-xs environment. For background programs, so that $! is the
-# program itself and at_exit's kill reaches it:
-#     compat_exec 1 "$BIN/legacy-front" ... &
+# program itself and nx_at_exit's kill reaches it:
+#     compat_exec 1 "$NX_BIN/legacy-front" ... &
 compat_exec() {
 	_wc_dom=0
 	case "$1" in [0-9]*) _wc_dom=$1; shift ;; esac
@@ -125,7 +87,7 @@ expect_compat() {
 			awk '$1 == "libxenstore.so.4" {print $3}')
 		case "$lib" in
 		"$NOXS_BUILD"/lib/compat-xs/libxenstore.so.4) ;;
-		*) fail "$p loads '$lib', not compat-xs" ;;
+		*) nx_fail "$p loads '$lib', not compat-xs" ;;
 		esac
 	done
 }
@@ -155,4 +117,40 @@ generic_ops() {
 	$1 xenstore-list /big | sort | md5sum
 	$1 xenstore-rm /big
 	return 0
+}
+
+# Debian's own library and tools, straight to xenstored.
+debian() { env -u LD_LIBRARY_PATH -u LD_PRELOAD "$@"; }
+
+# xenstore_parity RUNNER WHAT: through RUNNER, generic_ops prints what it
+# prints through Debian's library (the program's name aside), and Debian's
+# test-xenstore passes. WHAT names the store RUNNER reaches.
+xenstore_parity() {
+	nx_log "generic paths: the same output as Debian's library, on $2"
+	for _gp in debian "$1"; do
+		generic_ops $_gp >"$NX_DIR/out.$_gp" 2>&1 || true
+	done
+	sed -i 's/^[a-z-]*: //' "$NX_DIR/out.debian" "$NX_DIR/out.$1"
+	diff -u "$NX_DIR/out.debian" "$NX_DIR/out.$1" ||
+		nx_fail "$2 differs from Debian's library on xenstored"
+	nx_log "Debian's test-xenstore on $2"
+	$1 "$XEN_BIN/test-xenstore" >"$NX_DIR/txs.log" 2>&1 ||
+		nx_fail "test-xenstore: $(cat "$NX_DIR/txs.log")"
+}
+
+# legacy_back LOG [--compat] [ARGS...]: the legacy backend (legacy-back
+# ARGS) on Debian's library, or with --compat on compat-xs, logging to
+# LOG; waits until it is ready; killed on exit. LEGACY_BACK is its pid.
+legacy_back() {
+	_lb_log=$1
+	shift
+	if [ "${1:-}" = --compat ]; then
+		shift
+		compat_exec "$NX_BIN/legacy-back" "$@" >"$_lb_log" 2>&1 &
+	else
+		"$NX_BIN/legacy-back" "$@" >"$_lb_log" 2>&1 &
+	fi
+	LEGACY_BACK=$!
+	nx_at_exit "kill $LEGACY_BACK"
+	nx_wait_line "$_lb_log" '^ready'
 }
