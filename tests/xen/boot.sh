@@ -3,8 +3,8 @@
 # for dom0's /init to finish, turn the serial log into PASS/FAIL lines and
 # an exit status (0 all expected checks passed, 1 otherwise).
 #
-# Env: XEN_TIMEOUT (s, default 1800: a liveness bound only; the lane takes
-# 2-5 min on an idle 2-core machine, many more under load), QEMU_CPU
+# Env: XEN_TIMEOUT (s, default 3600: a liveness bound only; a boot takes a
+# few minutes on an idle 2-core machine, more than 30 under load), QEMU_CPU
 # (default qemu64: -cpu max needs Xen's smap=0 smep=0), QEMU_SMP (default
 # 2), XEN_ARGS (extra Xen command line), QEMU_ACCEL (default tcg; kvm
 # where available), LANE (mixed, default: dom0 runs xenstored beside
@@ -27,7 +27,7 @@ log=$XEN_LOGS/serial$sfx.log
 results=$XEN_LOGS/results$sfx
 missing=$XEN_LOGS/missing$sfx
 txt=$XEN_LOGS/serial$sfx.txt
-tmo=${XEN_TIMEOUT:-1800}
+tmo=${XEN_TIMEOUT:-3600}
 
 rm -f "$log" "$txt" "$results" "$missing"
 start=$(date +%s)

@@ -73,10 +73,13 @@ has_console() { noxs && built noxs-console-back noxs-console noxs-console-front;
 G=$XEN_DIR/guest-root
 skeleton "$G"
 cp "$XEN_SRC/init-guest" "$G/init" && chmod 755 "$G/init"
-# The xl stages' guests: their program, and the kernel's block frontend.
+# The xl stages' guests: their program, and the kernel's block and
+# network frontends (modules in Debian's kernel).
 cp "$XEN_SRC/xl-guest" "$G/xl-guest" && chmod 755 "$G/xl-guest"
-mkdir -p "$G/lib/modules/$kv/kernel/drivers/block"
-cp "$XEN_ROOT/lib/modules/$kv/kernel/drivers/block/xen-blkfront.ko" "$G/lib/modules/$kv/kernel/drivers/block/"
+for m in block/xen-blkfront net/xen-netfront; do
+	mkdir -p "$G/lib/modules/$kv/kernel/drivers/$(dirname "$m")"
+	cp "$XEN_ROOT/lib/modules/$kv/kernel/drivers/$m.ko" "$G/lib/modules/$kv/kernel/drivers/$m.ko"
+done
 cp "$PROGDIR/xcross" "$G/bin/"
 if noxs; then
 	copy_elf "$G" "$NOXS_BUILD/bin/noxs-sysctl-front" /usr/bin/noxs-sysctl-front
@@ -152,17 +155,31 @@ if xl_stages; then
 		mkdir -p "$D/lib/modules/$kv/kernel/drivers/block/$(dirname "$m")"
 		cp "$XEN_ROOT/lib/modules/$kv/kernel/drivers/block/$m.ko" "$D/lib/modules/$kv/kernel/drivers/block/$m.ko"
 	done
+	# The network stage: netback, the bridge, and Xen's own vif-bridge
+	# hotplug script (unchanged, from xen-utils-common) with what it
+	# runs: bash, iproute2's ip (busybox gives brctl, logger, expr).
+	for m in drivers/net/xen-netback/xen-netback net/llc/llc net/802/stp net/bridge/bridge; do
+		mkdir -p "$D/lib/modules/$kv/kernel/$(dirname "$m")"
+		cp "$XEN_ROOT/lib/modules/$kv/kernel/$m.ko" "$D/lib/modules/$kv/kernel/$m.ko"
+	done
+	copy_elf "$D" "$(command -v bash)" /bin/bash
+	copy_elf "$D" "$(command -v ip)" /usr/sbin/ip
 	mkdir -p "$D/etc/xen/scripts"
+	for f in vif-bridge vif-common.sh xen-hotplug-common.sh xen-network-common.sh \
+		xen-script-common.sh logging.sh locking.sh hotplugpath.sh; do
+		cp "$XEN_ROOT/etc/xen/scripts/$f" "$D/etc/xen/scripts/$f"
+	done
 	cp "$XEN_SRC/lane-block" "$D/etc/xen/scripts/lane-block"
 	cp "$XEN_SRC/xl-guest.cfg.in" "$D/etc/xen/xl-guest.cfg.in"
 	cp "$XEN_SRC/xl-stages.sh" "$D/etc/xl-stages.sh"
+	cp "$XEN_SRC/xl-net.sh" "$D/etc/xl-net.sh"
 	{
 		echo "XL_STAGES=1"
 		echo "XL_LIB=$XL_LIB"
 		echo "XL_NOXS_GUEST=$XL_NOXS_GUEST"
 	} >> "$D/etc/xen-lane.conf"
 	cat "$XEN_SRC/expect-xl" >> "$XEN_OUT/expected"
-	echo dom0.xl-timing-stock-xenstored >> "$XEN_OUT/expected"
+	printf '%s\n' dom0.xl-timing-stock-xenstored dom0.xl-timing-net-xenstored >> "$XEN_OUT/expected"
 	[ "$XL_NOXS_GUEST" = 1 ] && cat "$XEN_SRC/expect-xl-noxs" >> "$XEN_OUT/expected"
 	# The second boot (boot.sh LANE=noxs-only): the same stages on a dom0
 	# with no xenstored, compat-xs in local mode, noxs-xsringd.
@@ -174,6 +191,7 @@ if xl_stages; then
 			cat "$XEN_SRC/expect-noxs-only"
 			grep -v '^dom0.xl-create-xenstored' "$XEN_SRC/expect-xl"
 			echo dom0.xl-timing-stock-noxs-only
+			echo dom0.xl-timing-net-noxs-only
 			if [ "$XL_NOXS_GUEST" = 1 ]; then
 				cat "$XEN_SRC/expect-xl-noxs"
 				echo dom0.xl-timing-noxs-noxs-only

@@ -14,7 +14,7 @@
 # kernel, its ring, noxs-xsringd. A library that hid a leftover from
 # itself could not pass.
 # Uses pass/fail/stage/wait_for/finish from init-dom0, noxsd_start and
-# noxs_start_data_backends from noxs-dom0.sh, xl_stages from
+# noxs_start_data_backends from noxs-dom0.sh, xl_cfg and xl_stages from
 # xl-stages.sh.
 
 NOXS_XS_DIR=/var/lib/noxs/xenstore
@@ -54,7 +54,7 @@ noxs_only_main() {
 	# Before the ring service: a guest that needs a store ring is
 	# refused at create, with a message, rather than left hanging.
 	stage "noxs-only-refusal"
-	sed -e "s|@NAME@|refused|" -e "s|@EXTRA@||" -e "s|@DISK@||" /etc/xen/xl-guest.cfg.in > /etc/xen/refused.cfg
+	xl_cfg refused "" ""
 	if timeout 300 env LD_LIBRARY_PATH=$CXS_DIR xl create /etc/xen/refused.cfg > /tmp/xl-refused.out 2>&1; then
 		fail "noxs-only.ring-guest-refused-without-service: xl create succeeded"
 		env LD_LIBRARY_PATH=$CXS_DIR xl destroy refused > /dev/null 2>&1

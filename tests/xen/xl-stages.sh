@@ -14,6 +14,8 @@
 # "PASS name" or "FAIL name: detail" (expect-xl, expect-xl-noxs).
 # Uses pass/fail/stage/wait_for/up from init-dom0 and, for the noxs guest,
 # noxs_released from noxs-reap.sh and the backends' logs of noxs-dom0.sh.
+# The network stage is in xl-net.sh.
+. /etc/xl-net.sh
 
 CXS_DIR=/usr/lib/noxs/compat-xs
 XL_CONDIR=/var/log/xen/console
@@ -49,17 +51,17 @@ mark() { tr -d '\r' < "$(conlog "$1")" 2>/dev/null | wc -l; }
 said() { tr -d '\r' < "$(conlog "$1")" 2>/dev/null | tail -n +$(($2 + 1)) | grep -q "^XLG $3"; }
 heard() { tr -d '\r' < "$(conlog "$1")" 2>/dev/null | tail -n +$(($2 + 1)) | grep "^XLG $3" | head -n 1; }
 
-# xl_cfg NAME EXTRA DISK: /etc/xen/NAME.cfg.
+# xl_cfg NAME EXTRA DISK [VIF]: /etc/xen/NAME.cfg.
 xl_cfg() {
-	sed -e "s|@NAME@|$1|" -e "s|@EXTRA@|$2|" -e "s|@DISK@|$3|" \
+	sed -e "s|@NAME@|$1|" -e "s|@EXTRA@|$2|" -e "s|@DISK@|$3|" -e "s|@VIF@|${4:-}|" \
 		/etc/xen/xl-guest.cfg.in > /etc/xen/$1.cfg
 }
 disk() { # FILE-INDEX VDEV: an xl disk spec on /dev/loopN
 	echo "phy:/dev/loop$1,$2,w,script=/etc/xen/scripts/lane-block"
 }
 
-# What is left of domain D (VM is its /vm path) in XenStore and blkback:
-# nothing, or the list of leftovers.
+# What is left of domain D (VM is its /vm path) in XenStore, blkback and
+# netback (its vifD.N interfaces): nothing, or the list of leftovers.
 leftovers() { # D VM
 	left=""
 	for p in /local/domain/$1 /libxl/$1 $2; do
@@ -72,12 +74,15 @@ leftovers() { # D VM
 	for b in $(ls /sys/bus/xen-backend/devices 2>/dev/null | grep "^vbd-$1-"); do
 		left="$left blkback:$b"
 	done
+	for v in $(ls /sys/class/net 2>/dev/null | grep "^vif$1\\."); do
+		left="$left netback:$v"
+	done
 	echo $left
 }
 nothing_left() { [ -z "$(leftovers "$1" "$2")" ]; }
 check_clean() { # NAME D VM
 	if wait_for 120 nothing_left "$2" "$3"; then
-		pass "$1 - no /local/domain/$2, /libxl/$2,${3:+ $3,} backend/*/$2, blkback device"
+		pass "$1 - no /local/domain/$2, /libxl/$2,${3:+ $3,} backend/*/$2, blkback device, vif$2.*"
 	else
 		fail "$1: left behind:$(leftovers "$2" "$3")"
 	fi
@@ -102,6 +107,7 @@ xl_setup() {
 		printf 'xl-lane-disk-%d' $i | dd of=/tmp/xl-disk$i.img conv=notrunc 2> /dev/null
 		losetup /dev/loop$i /tmp/xl-disk$i.img || fail "dom0.xl-losetup-$i"
 	done
+	xl_net_setup
 	# Relay the guest's console to ours (prefixed, so no PASS line of
 	# the guest's is counted: dom0 decides).
 	: > "$(conlog $XL_GUEST)"
@@ -145,7 +151,7 @@ xl_diag() { # D
 	info "console log: $(tail -c 400 "$(conlog $XL_GUEST)" 2>&1 | tr '\n\r' '  ')"
 	[ -n "$1" ] && info "store: $(xenstore-ls -f /local/domain/$1 2>&1 | grep -E 'console|device/vbd/[0-9]*/state|/vbd/.*/state' | tr '\n' ' ' | cut -c1-900)"
 	info "backends: $(ls /sys/bus/xen-backend/devices 2>&1 | tr '\n' ' ')"
-	for f in /var/log/xen/xl-$XL_GUEST.log /tmp/xsringd.log; do
+	for f in /var/log/xen/xl-$XL_GUEST.log /var/log/xen/xen-hotplug.log /tmp/xsringd.log; do
 		[ -s "$f" ] && tail -n 12 "$f" | sed "s|^|INFO ${f##*/}: |"
 	done
 	return 0
@@ -321,6 +327,7 @@ xl_stages() {
 		check_clean dom0.xl-destroy-clean "$d" "$vm"
 	fi
 
+	xl_net
 	[ "$XL_NOXS_GUEST" = 1 ] && xl_noxs_guest
 	xl_timings
 	xl_end
@@ -330,13 +337,16 @@ xl_stages() {
 # Connected on both ends, and of `xl destroy` until the domain is gone,
 # ROUNDS times: one RESULT line a round. KIND stock: a stock guest
 # (xvda, kernel blkfront and dom0's blkback; "Connected" is both vbd
-# states 4); noxs: a noxs guest ("Connected" is its sysctl device on both
-# halves). ENV: the library xl runs on (XL_ENV by default).
+# states 4); net: a stock guest with xvda and a vif on xenbr0 (both vbd
+# and both vif states 4, and the guest said its eth0 is up); noxs: a noxs
+# guest ("Connected" is its sysctl device on both halves). ENV: the
+# library xl runs on (XL_ENV by default).
 xl_time() { # LABEL NAME KIND ROUNDS [ENV]
 	_l=$1 _n=$2 _k=$3 _r=$4
 	_env=${5-$XL_ENV}
 	_ok=0 _sum=""
 	for _i in $(seq 1 "$_r"); do
+		_m=$(mark $_n)
 		_t0=$(up)
 		# shellcheck disable=SC2086
 		if ! timeout $XL_TMO env $_env xl create /etc/xen/$_n.cfg > /tmp/xl-time.out 2>&1; then
@@ -346,8 +356,8 @@ xl_time() { # LABEL NAME KIND ROUNDS [ENV]
 		_conn() {
 			case $_k in
 			noxs) noxsctl dev-list "$_d" 2>/dev/null | grep -i sysctl | grep -q 'Connected.*Connected' ;;
-			*) [ "$(xenstore-read /local/domain/0/backend/vbd/$_d/$VDEV_XVDA/state 2>/dev/null)" = 4 ] &&
-				[ "$(xenstore-read /local/domain/$_d/device/vbd/$VDEV_XVDA/state 2>/dev/null)" = 4 ] ;;
+			net) vbd_connected "$_d" && vif_connected "$_d" 0 && said $_n "$_m" "net eth0 up" ;;
+			*) vbd_connected "$_d" ;;
 			esac
 		}
 		if ! wait_for 600 _conn; then
@@ -369,12 +379,17 @@ xl_time() { # LABEL NAME KIND ROUNDS [ENV]
 	pass "dom0.xl-timing-$_l - $_ok rounds (create-to-connected/destroy, s):$_sum"
 }
 
-# Rounds alternated, so that a slow spell of the machine hits both.
+vbd_connected() { # D: xvda Connected on both ends
+	[ "$(xenstore-read /local/domain/0/backend/vbd/$1/$VDEV_XVDA/state 2>/dev/null)" = 4 ] &&
+		[ "$(xenstore-read /local/domain/$1/device/vbd/$VDEV_XVDA/state 2>/dev/null)" = 4 ]
+}
+
+# Rounds alternated, so that a slow spell of the machine hits all.
 XL_TIME_ROUNDS=${XL_TIME_ROUNDS:-3}
 xl_timings() {
 	stage "xl-timing"
-	xl_cfg $XL_GUEST "" "'$(disk 0 xvda)'"
 	for _j in $(seq 1 $XL_TIME_ROUNDS); do
+		xl_cfg $XL_GUEST "" "'$(disk 0 xvda)'"
 		if [ "${XS_TRACE:-1}" = 1 ]; then
 			# This dom0 runs xenstored: the baseline, a stock guest
 			# with xl on Debian's library.
@@ -382,6 +397,13 @@ xl_timings() {
 		else
 			xl_time stock-noxs-only $XL_GUEST stock 1
 			[ "$XL_NOXS_GUEST" = 1 ] && xl_time noxs-noxs-only $XL_NOXS noxs 1
+		fi
+		# The same guest with a vif: create to xvda and eth0 up.
+		xl_cfg $XL_GUEST "" "'$(disk 0 xvda)'" "'$XL_VIF0'"
+		if [ "${XS_TRACE:-1}" = 1 ]; then
+			xl_time net-xenstored $XL_GUEST net 1 ""
+		else
+			xl_time net-noxs-only $XL_GUEST net 1
 		fi
 	done
 }
@@ -391,6 +413,7 @@ xl_end() {
 	sleep 1
 	[ -s /tmp/xl-relay.pid ] && kill "$(cat /tmp/xl-relay.pid)" 2> /dev/null
 	[ -s /tmp/hotplug.log ] && sed 's/^/INFO hotplug: /' /tmp/hotplug.log | tail -n 20
+	[ -s /var/log/xen/xen-hotplug.log ] && sed 's/^/INFO xen-hotplug: /' /var/log/xen/xen-hotplug.log | tail -n 20
 	stage "xl-done"
 }
 
