@@ -1279,80 +1279,94 @@ static void backend_answer(struct conn *c, const struct noxs_proto_msg *m)
 /* ---------------------------------------------------------------- */
 /* Entry points                                                      */
 
+static void watch(struct conn *c, const struct noxs_proto_msg *m)
+{
+    conn_set_watch(c, m->u.domid.domid);
+    conn_reply_empty(c, NOXS_MSG_WATCH, m->hdr.request);
+}
+
+/*
+ * What noxsd does with each request. Who may send it is not here but in
+ * the message's row in libnoxs/proto.c (noxs_proto_desc), checked before
+ * any handler runs.
+ */
+typedef void handler_fn(struct conn *c, const struct noxs_proto_msg *m);
+static const struct {
+    uint16_t type;
+    handler_fn *fn;
+} handlers[] = {
+    {NOXS_MSG_DOMAIN_CREATE, domain_create},
+    {NOXS_MSG_DOMAIN_DESTROY, domain_destroy},
+    {NOXS_MSG_DOMAIN_LIST, domain_list},
+    {NOXS_MSG_DEV_ADD, dev_add},
+    {NOXS_MSG_DEV_REMOVE, dev_remove},
+    {NOXS_MSG_DEV_LIST, dev_list},
+    {NOXS_MSG_STATUS, status},
+    {NOXS_MSG_DEV_CONTROL, dev_control},
+    {NOXS_MSG_WATCH, watch},
+    {NOXS_MSG_BACKEND_REGISTER, backend_register},
+    {NOXS_MSG_BACKEND_SYNC, backend_sync},
+    {NOXS_MSG_BACKEND_STATE, backend_state_report},
+};
+
+static handler_fn *handler(unsigned int type)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
+        if (handlers[i].type == type)
+            return handlers[i].fn;
+    return NULL;
+}
+
+/* May c send d's request? An access value noxsd does not know is no. */
+static int may_send(struct conn *c, const struct noxs_msg_desc *d)
+{
+    switch (d->access) {
+    case NOXS_MSGA_ANYONE:
+        return 1;
+    case NOXS_MSGA_PRIVILEGED:
+        return conn_privileged(c);
+    case NOXS_MSGA_BACKEND:
+        return backend_state(conn_id(c)) != NULL;
+    default:
+        return 0;
+    }
+}
+
+static void refuse(struct conn *c, const struct noxs_proto_msg *m,
+                   const struct noxs_msg_desc *d)
+{
+    if (conn_log_refusal(c))
+        log_info("refusing %s from %s (connection %llu; further refusals "
+                 "on it are not logged)",
+                 d->name,
+                 d->access == NOXS_MSGA_BACKEND
+                     ? "a connection that registered no backend"
+                     : "an unprivileged client",
+                 (unsigned long long)conn_id(c));
+    if (d->has_reply) /* a one-way message gets no answer, even this one */
+        conn_reply_error(c, m->hdr.request, EPERM);
+}
+
 void broker_handle(struct conn *c, const struct noxs_proto_msg *m)
 {
     unsigned int type = m->hdr.type;
-    int is_backend = backend_state(conn_id(c)) != NULL;
+    const struct noxs_msg_desc *d = noxs_proto_desc(type);
+    handler_fn *fn = handler(type);
 
     if ((type & NOXS_MSG_REPLY) || type == NOXS_MSG_ERROR) {
-        if (is_backend) {
+        if (backend_state(conn_id(c)) != NULL) {
             backend_answer(c, m);
             return;
         }
-        goto wrong_direction;
+    } else if (d && d->direction == NOXS_MSGD_TO_NOXSD && fn) {
+        if (may_send(c, d))
+            fn(c, m);
+        else
+            refuse(c, m, d);
+        return;
     }
-    switch (type) {
-    case NOXS_MSG_DOMAIN_CREATE:
-    case NOXS_MSG_DOMAIN_DESTROY:
-    case NOXS_MSG_DEV_ADD:
-    case NOXS_MSG_DEV_REMOVE:
-    case NOXS_MSG_DEV_CONTROL:
-    case NOXS_MSG_BACKEND_REGISTER:
-        if (!conn_privileged(c)) {
-            if (conn_log_refusal(c))
-                log_info("refusing %s from an unprivileged client "
-                         "(connection %llu; further refusals on it are not "
-                         "logged)",
-                         noxs_proto_type_name(type),
-                         (unsigned long long)conn_id(c));
-            conn_reply_error(c, m->hdr.request, EPERM);
-            return;
-        }
-        break;
-    }
-    switch (type) {
-    case NOXS_MSG_DOMAIN_CREATE:
-        domain_create(c, m);
-        return;
-    case NOXS_MSG_DOMAIN_DESTROY:
-        domain_destroy(c, m);
-        return;
-    case NOXS_MSG_DOMAIN_LIST:
-        domain_list(c, m);
-        return;
-    case NOXS_MSG_DEV_ADD:
-        dev_add(c, m);
-        return;
-    case NOXS_MSG_DEV_REMOVE:
-        dev_remove(c, m);
-        return;
-    case NOXS_MSG_DEV_LIST:
-        dev_list(c, m);
-        return;
-    case NOXS_MSG_STATUS:
-        status(c, m);
-        return;
-    case NOXS_MSG_DEV_CONTROL:
-        dev_control(c, m);
-        return;
-    case NOXS_MSG_WATCH:
-        conn_set_watch(c, m->u.domid.domid);
-        conn_reply_empty(c, NOXS_MSG_WATCH, m->hdr.request);
-        return;
-    case NOXS_MSG_BACKEND_REGISTER:
-        backend_register(c, m);
-        return;
-    case NOXS_MSG_BACKEND_SYNC:
-        backend_sync(c, m);
-        return;
-    case NOXS_MSG_BACKEND_STATE:
-        if (is_backend)
-            backend_state_report(c, m);
-        return;
-    default:
-        break;
-    }
-wrong_direction:
     if (conn_log_refusal(c))
         log_warnx("connection %llu sent %s, which noxsd does not accept; "
                   "closing it",
