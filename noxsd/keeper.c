@@ -127,7 +127,7 @@ static void set_timeouts(int fd)
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
-static uint64_t self_rss(void)
+uint64_t self_rss(void)
 {
     unsigned long size, resident;
     FILE *f = fopen("/proc/self/statm", "r");
