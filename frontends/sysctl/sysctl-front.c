@@ -10,9 +10,9 @@
  * with a status that names the reason (see usage()).
  *
  * One process may also act as many guest domains (--domains): the
- * simulator takes the domain id from NOXS_SIM_DOMID at every *_open, so
- * each domain gets its own frontend handle, opened with that variable
- * set. Thousands of domains are served by one epoll loop over the
+ * simulator takes the domain id of every *_open from the thread's
+ * noxs_open_as() setting, so each domain gets its own frontend handle,
+ * opened as that domain. Thousands of domains are served by one epoll loop over the
  * frontends' event-channel fds: a domain's state machine only ever runs
  * when its fd was readable (or just after it was opened), never on a
  * timer. Why step after consuming events rather than before: events are
@@ -149,14 +149,12 @@ static const struct reason *reason_by_name(const char *name)
     return NULL;
 }
 
-/* The simulator reads the domain id at every *_open; NOXS_DOMID would
- * override it, so a many-domain process clears that once at start. */
+/* The simulator takes the domain of each *_open from the thread's
+ * noxs_open_as setting, which also outranks NOXS_DOMID. */
 static void become(uint16_t domid)
 {
-    char buf[16];
-
-    snprintf(buf, sizeof(buf), "%u", domid);
-    setenv("NOXS_SIM_DOMID", buf, 1);
+    if (noxs_open_as(domid, NULL) < 0)
+        warnx_("acting as domain %u: %s", domid, strerror(errno));
 }
 
 static void liveness_end(struct guest *g)
@@ -701,7 +699,6 @@ int main(int argc, char **argv)
 
     if (domains != NULL) {
         many = true;
-        unsetenv("NOXS_DOMID");
         lr.fd = strcmp(domains, "-") == 0 ? STDIN_FILENO
                                            : open(domains, O_RDONLY | O_CLOEXEC);
         if (lr.fd < 0) {
