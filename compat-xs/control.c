@@ -38,6 +38,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <noxs/io/sysctl.h>
+
 #include "private.h"
 
 #define CXS_SHUTDOWN_DELIVER_MS 300

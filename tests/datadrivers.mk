@@ -3,18 +3,16 @@
 # backends/ and frontends/ module files; tests/module.mk includes it.
 
 # Logging, options and detaching come from common/ ($(COMMON_LIB)); the
-# ring protocol headers live beside the frontends and are included by
-# the backends.
-DRV_CFLAGS := -Ibackends/blk -Ifrontends/blk -Ifrontends/console
-$(OBJDIR)/backends/blk/%.o: BASE_CFLAGS += $(DRV_CFLAGS)
-$(OBJDIR)/backends/console/%.o: BASE_CFLAGS += $(DRV_CFLAGS)
-$(OBJDIR)/frontends/blk/%.o: BASE_CFLAGS += $(DRV_CFLAGS)
-$(OBJDIR)/frontends/console/%.o: BASE_CFLAGS += $(DRV_CFLAGS)
-$(OBJDIR)/tests/integration/blk_%.o: BASE_CFLAGS += $(DRV_CFLAGS)
-$(OBJDIR)/tests/integration/console_%.o: BASE_CFLAGS += $(DRV_CFLAGS)
-$(OBJDIR)/tests/unit/check_blkring.o: BASE_CFLAGS += $(DRV_CFLAGS) $(CHECK_CFLAGS)
-$(OBJDIR)/tests/unit/check_consring.o: BASE_CFLAGS += $(DRV_CFLAGS) $(CHECK_CFLAGS)
-$(OBJDIR)/bench/blk.o $(OBJDIR)/bench/console.o: BASE_CFLAGS += $(DRV_CFLAGS)
+# ring protocols are the installed headers <noxs/io/blkif.h> and
+# <noxs/io/consif.h>, so neither half reaches into the other's folder.
+$(OBJDIR)/backends/blk/%.o: BASE_CFLAGS += -Ibackends/blk
+$(OBJDIR)/frontends/blk/%.o: BASE_CFLAGS += -Ifrontends/blk
+$(OBJDIR)/frontends/console/%.o: BASE_CFLAGS += -Ifrontends/blk
+$(OBJDIR)/tests/integration/blk_%.o: BASE_CFLAGS += -Ibackends/blk -Ifrontends/blk
+$(OBJDIR)/tests/integration/console_%.o: BASE_CFLAGS += -Ibackends/blk -Ifrontends/blk
+$(OBJDIR)/tests/unit/check_blkring.o: BASE_CFLAGS += -Ibackends/blk -Ifrontends/blk $(CHECK_CFLAGS)
+$(OBJDIR)/tests/unit/check_consring.o: BASE_CFLAGS += -Ibackends/blk -Ifrontends/blk $(CHECK_CFLAGS)
+$(OBJDIR)/bench/blk.o $(OBJDIR)/bench/console.o: BASE_CFLAGS += -Ibackends/blk -Ifrontends/blk
 
 DRV_LINK = $(CC) $(BASE_LDFLAGS) -o $@ $(filter %.o,$^) $(COMMON_LIB) \
 	-L$(LIBOUT) -lnoxs $(XEN_LIBS)
@@ -126,10 +124,10 @@ INSTALL_FILES += $(addprefix $(SBINDIR)/,noxs-blk-back noxs-console-back \
 
 # libFuzzer target for the blk request validation (clang).
 $(BUILD)/fuzz/fuzz_blkreq: tests/fuzz/fuzz_blkreq.c backends/blk/blkreq.c \
-		backends/blk/blkreq.h frontends/blk/blkring.h
+		backends/blk/blkreq.h include/noxs/io/blkif.h common/spin.h
 	@mkdir -p $(@D)
-	$(or $(FUZZ_CC),clang) -std=c11 -D_GNU_SOURCE -Iinclude -Ibackends/blk \
-		-Ifrontends/blk -g -O1 -fsanitize=fuzzer,address,undefined \
+	$(or $(FUZZ_CC),clang) -std=c11 -D_GNU_SOURCE -Iinclude -I. \
+		-Ibackends/blk -g -O1 -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=all -o $@ tests/fuzz/fuzz_blkreq.c \
 		backends/blk/blkreq.c
 FUZZ_TARGETS += $(BUILD)/fuzz/fuzz_blkreq

@@ -55,6 +55,7 @@
 #include <xengnttab.h>
 
 #include <noxs/noxs.h>
+#include <noxs/io/sysctl.h>
 
 #include "common/daemon.h"
 #include "common/log.h"

@@ -42,9 +42,11 @@
 #include <xenevtchn.h>
 #include <xengnttab.h>
 
+#include <noxs/io/blkif.h>
+
 #include "drvwait.h"
 #include "blkfront.h"
-#include "blkring.h"
+#include "common/spin.h"
 
 #define MAX_QUEUE 512u  /* slots of an order-4 ring */
 #define POOL_SLOTS 128u /* slots with pages of the copying pool */

@@ -43,9 +43,9 @@
 #include <xengnttab.h>
 
 #include <noxs/noxs.h>
+#include <noxs/io/consif.h>
 
 #include "drvwait.h"
-#include "consring.h"
 #include "common/parse.h"
 
 #define SLICE_MS 500

@@ -56,6 +56,7 @@
 #include <xengnttab.h>
 
 #include <noxs/noxs.h>
+#include <noxs/io/sysctl.h>
 
 #include "common/parse.h"
 

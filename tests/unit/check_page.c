@@ -20,6 +20,7 @@
 
 #include <noxs/noxs.h>
 #include <noxs/page.h>
+#include <noxs/io/sysctl.h>
 
 /*
  * The seqlock reader backs off with sched_yield(). This definition takes
