@@ -4,7 +4,8 @@
 
 OP_TESTS := $(sort $(wildcard tests/integration/op-*.sh))
 $(OP_TESTS): $(NOXSD_BIN) $(NOXSCTL_BIN) $(SYSCTL_BACK) $(SYSCTL_FRONT) \
-	$(DRIVER_BINS) $(SIM_TARGETS) $(LIB_TARGETS)
+	$(DRIVER_BINS) $(SIM_TARGETS) $(LIB_TARGETS) $(COMPAT_XS) \
+	$(TESTOUT)/integration/xswatch
 INTEGRATION_TESTS += $(OP_TESTS)
 
 # The one number parser and noxs_self_domid (Check).
