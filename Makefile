@@ -247,7 +247,7 @@ define install_check_trees
 	$(call install_layout,/usr,/etc) DESTDIR=$(INSTALL_CHECK)/uninst \
 	>$(INSTALL_CHECK)/uninst.out 2>&1 || { cat $(INSTALL_CHECK)/uninst.out; exit 1; }
 endef
-INSTALL_CHECK_ENV = NOXS_INSTALL_CHECK=$(INSTALL_CHECK) CC="$(CC)" \
+INSTALL_CHECK_ENV = NOXS_INSTALL_CHECK=$(INSTALL_CHECK) CC="$(CC)" CXX="$(CXX)" \
 	PKG_CONFIG="$(PKG_CONFIG)" NOXS_SAN_FLAGS="$(SAN_FLAGS)" \
 	NOXS_VERSION=$(LIBNOXS_VERSION)
 

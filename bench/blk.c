@@ -81,9 +81,9 @@
 #include <unistd.h>
 
 #include <noxs/noxs.h>
+#include <noxs/io/blkif.h>
 
 #include "blkfront.h"
-#include "blkring.h"
 #include "svc.h"
 
 #define MAXQD 32

@@ -9,9 +9,11 @@ COMPAT_BENCH := $(BENCHOUT)/compat-bench
 XSDSIM_SHIM := $(BENCHOUT)/xsdsim.so
 
 $(COMPAT_BENCH): $(OBJDIR)/bench/compat.o $(OBJDIR)/bench/svc.o \
-		$(OBJDIR)/bench/xsrclient.o $(OBJDIR)/frontends/legacy/legacy.o
+		$(OBJDIR)/bench/xsrclient.o $(OBJDIR)/frontends/legacy/legacy.o \
+		$(LIBOUT)/libnoxs.so
 	@mkdir -p $(@D)
-	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore -lxenevtchn
+	$(CC) $(BASE_LDFLAGS) -o $@ $(filter %.o,$^) -lxenstore \
+		-L$(LIBOUT) -lnoxs -lxenevtchn
 
 # Built against Xen's own headers, which need GNU C.
 $(XSDSIM_SHIM): bench/xsdsim.c bench/xsrclient.h tests/compat/xsshim-libc.h

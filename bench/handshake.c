@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include <noxs/noxs.h>
+#include <noxs/io/sysctl.h>
 
 #define WAIT_MS 20000 /* bound on every wait for a child */
 
@@ -68,7 +69,7 @@ static unsigned int per_process = 1000;
 static char tmpdir[PATH_MAX];
 static pid_t noxsd_pid = -1, backend_pid = -1, keeper_pid = -1;
 static char bindir[PATH_MAX / 2];
-static size_t acks[5]; /* poweroff reboot suspend crash other */
+static size_t acks[NOXS_SYSCTL_NREASONS + 1]; /* reasons, then other */
 static size_t closed_count, error_count;
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -304,12 +305,14 @@ static void tally(const char *line)
     if (sscanf(line, "%15s %u %15s", what, &domid, reason) < 2)
         return;
     if (strcmp(what, "shutdown") == 0) {
-        static const char *names[] = {"poweroff", "reboot", "suspend", "crash"};
-        size_t i;
+        const char *name;
+        unsigned int i;
 
-        for (i = 0; i < 4 && strcmp(names[i], reason) != 0; i++)
+        for (i = 0; (name = noxs_sysctl_reason(i, NULL)) != NULL &&
+                    strcmp(name, reason) != 0;
+             i++)
             ;
-        acks[i]++;
+        acks[i]++; /* i == NOXS_SYSCTL_NREASONS: not a reason */
     } else if (strcmp(what, "closed") == 0) {
         closed_count++;
     } else if (strcmp(what, "error") == 0) {

@@ -12,9 +12,11 @@ $(BENCHOUT)/noxs-bringup: $(OBJDIR)/bench/bringup.o $(LIBOUT)/libnoxs.so
 		-lnoxs $(XEN_LIBS)
 
 $(BENCHOUT)/xs-bringup: $(OBJDIR)/bench/xsbringup.o $(OBJDIR)/bench/svc.o \
-		$(OBJDIR)/bench/xsrclient.o $(OBJDIR)/frontends/legacy/legacy.o
+		$(OBJDIR)/bench/xsrclient.o $(OBJDIR)/frontends/legacy/legacy.o \
+		$(LIBOUT)/libnoxs.so
 	@mkdir -p $(@D)
-	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore -lxenevtchn
+	$(CC) $(BASE_LDFLAGS) -o $@ $(filter %.o,$^) -lxenstore \
+		-L$(LIBOUT) -lnoxs -lxenevtchn
 
 BENCH_PROGS += $(BENCHOUT)/noxs-bringup $(BENCHOUT)/xs-bringup \
 	$(TESTOUT)/compat/xsshim.so

@@ -26,6 +26,8 @@
  */
 #include <pthread.h>
 
+#include <noxs/noxs.h>
+
 #include "../frontends/legacy/legacy.h"
 #include "svc.h"
 #include "xsrclient.h"
@@ -59,15 +61,15 @@ static void bu_teardown(void)
     }
 }
 
+/* A handle of domain domid (the simulator's per-thread identity). */
 static struct xs_handle *open_as(unsigned int domid)
 {
-    char buf[16];
     struct xs_handle *h;
 
-    snprintf(buf, sizeof(buf), "%u", domid);
-    setenv("NOXS_SIM_DOMID", buf, 1);
+    if (noxs_open_as((int)domid, NULL) < 0)
+        return NULL;
     h = xs_open(0);
-    setenv("NOXS_SIM_DOMID", "0", 1);
+    noxs_open_as(0, NULL);
     return h;
 }
 

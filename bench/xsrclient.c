@@ -15,6 +15,7 @@
 #include "../compat-xs/wire.h"
 #include "../compat-xs/xsringd_ring.h"
 #include "../sim/sim.h"
+#include <noxs/noxs.h>
 /* legacy_parse_int: the legacy pair's reading of a node as an int. */
 #include "../frontends/legacy/legacy.h"
 
@@ -47,9 +48,9 @@ static void st(uint32_t *p, uint32_t v)
 int xsrc_open(struct xsrc *c, unsigned int domid, unsigned int gfn)
 {
     const char *dir = getenv("NOXS_SIM_DIR");
-    char path[4096], id[16], *old;
+    char path[4096];
     xenevtchn_port_or_error_t p;
-    int fd, saved;
+    int fd, saved, prev = -1;
 
     memset(c, 0, sizeof(*c));
     c->domid = domid;
@@ -59,19 +60,13 @@ int xsrc_open(struct xsrc *c, unsigned int domid, unsigned int gfn)
         errno = EINVAL;
         return -1;
     }
-    /* The handle acts as the guest: NOXS_SIM_DOMID is read at open. */
-    old = getenv("NOXS_SIM_DOMID");
-    old = old ? strdup(old) : NULL;
-    snprintf(id, sizeof(id), "%u", domid);
-    setenv("NOXS_SIM_DOMID", id, 1);
+    /* The handle acts as the guest (the simulator's per-thread
+     * identity; the environment is left alone). */
+    if (noxs_open_as((int)domid, &prev) < 0)
+        return -1;
     c->xce = xenevtchn_open(NULL, 0);
     saved = errno;
-    if (old) {
-        setenv("NOXS_SIM_DOMID", old, 1);
-        free(old);
-    } else {
-        unsetenv("NOXS_SIM_DOMID");
-    }
+    noxs_open_as(prev, NULL);
     if (!c->xce) {
         errno = saved;
         return -1;

@@ -39,6 +39,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <noxs/io/sysctl.h>
+
 #include "private.h"
 
 #define CXS_SHUTDOWN_DELIVER_MS 300
@@ -47,10 +49,10 @@ static const struct {
     const char *name;
     uint64_t bit;
 } reasons[] = {
-    {"poweroff", NOXS_SYSCTL_POWEROFF},
-    {"reboot", NOXS_SYSCTL_REBOOT},
-    {"suspend", NOXS_SYSCTL_SUSPEND},
-    {"crash", NOXS_SYSCTL_CRASH},
+    {NOXS_SYSCTL_REASON_POWEROFF, NOXS_SYSCTL_POWEROFF},
+    {NOXS_SYSCTL_REASON_REBOOT, NOXS_SYSCTL_REBOOT},
+    {NOXS_SYSCTL_REASON_SUSPEND, NOXS_SYSCTL_SUSPEND},
+    {NOXS_SYSCTL_REASON_CRASH, NOXS_SYSCTL_CRASH},
 };
 #define NREASONS (sizeof(reasons) / sizeof(reasons[0]))
 
@@ -93,12 +95,12 @@ static const char *guest_shutdown(struct cxs_ctx *ctx, char *buf, size_t len)
     if (!ctx->sys || noxs_dev_state(ctx->sys) != NOXS_STATE_CONNECTED ||
         noxs_dev_peer_state(ctx->sys) != NOXS_STATE_CONNECTED)
         return buf;
-    if (noxs_dev_peer_kv(ctx->sys, "shutdown", buf, len) < 0 ||
+    if (noxs_dev_peer_kv(ctx->sys, NOXS_SYSCTL_KEY_SHUTDOWN, buf, len) < 0 ||
         !reason_bit(buf)) {
         buf[0] = '\0';
         return buf;
     }
-    ack = noxs_dev_get_own_kv(ctx->sys, "shutdown-ack");
+    ack = noxs_dev_get_own_kv(ctx->sys, NOXS_SYSCTL_KEY_SHUTDOWN_ACK);
     if (ack && strcmp(ack, buf) == 0)
         buf[0] = '\0';
     return buf;
@@ -190,7 +192,7 @@ static void guest_attach(struct cxs_ctx *ctx)
     if (!d)
         return; /* listed before its backend published: next time */
     ctx->sys = d;
-    noxs_dev_del_kv(d, "shutdown-ack");
+    noxs_dev_del_kv(d, NOXS_SYSCTL_KEY_SHUTDOWN_ACK);
     if (guest_stage_features(ctx) < 0) {
         cxs_log("domain %u: control/feature-*: %s", ctx->domid,
                 strerror(errno));
@@ -279,7 +281,7 @@ static int guest_ack(struct cxs_ctx *ctx)
     guest_shutdown(ctx, r, sizeof(r));
     if (!r[0])
         return 0; /* nothing pending: clearing "" is a no-op */
-    if (noxs_dev_set_kv(ctx->sys, "shutdown-ack", r) < 0 ||
+    if (noxs_dev_set_kv(ctx->sys, NOXS_SYSCTL_KEY_SHUTDOWN_ACK, r) < 0 ||
         noxs_dev_publish(ctx->sys) < 0)
         return -errno;
     /* As noxs-sysctl-front: the guest acts on it, the device closes. */
@@ -381,12 +383,12 @@ static int tool_write(struct cxs_ctx *ctx, const struct cxs_path *p, int op,
     c = cxs_ctx_client(ctx);
     if (!c)
         return -ENOENT;
-    if (noxs_dev_control(c, p->domid, NOXS_DEV_SYSCTL, 0, "shutdown", buf,
+    if (noxs_dev_control(c, p->domid, NOXS_DEV_SYSCTL, 0, NOXS_SYSCTL_KEY_SHUTDOWN, buf,
                          CXS_SHUTDOWN_DELIVER_MS, reply, sizeof(reply)) == 0) {
         cxs_kvlist_del(&ctx->sys_requests, key); /* acknowledged already */
         return 0;
     }
-    if (errno == ENOTSUP && strcmp(buf, "suspend") == 0) {
+    if (errno == ENOTSUP && strcmp(buf, NOXS_SYSCTL_REASON_SUSPEND) == 0) {
         /* xl save / migrate: say what is missing rather than let the
          * toolstack wait for a suspend that cannot come. */
         cxs_log("domain %u is a noxs guest whose sysctl frontend does not "

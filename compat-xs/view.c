@@ -3,7 +3,8 @@
  * domain, built on libnoxs.
  *
  * A process may act as several domains (one per xs_open under a
- * different NOXS_SIM_DOMID on the simulator), so state is kept per
+ * different identity on the simulator: NOXS_SIM_DOMID or
+ * noxs_open_as), so state is kept per
  * (process, domain) in a cxs_ctx shared by every handle opened as that
  * domain; two handles of one domain therefore write the same staged half
  * and see each other's writes, as two xenstored connections would.
@@ -478,43 +479,27 @@ void cxs_ctx_put(struct cxs_ctx *ctx)
 }
 
 /*
- * The simulator's Xen handles take their domain from $NOXS_SIM_DOMID when
- * they are opened (noxs.h). A context's roles open lazily, possibly long
- * after xs_open() and after the program changed the variable (a process
- * acting as several domains, like bench/compat), so the context's domain
- * is put back in place around the open. Called under cxs_lock.
+ * A context's roles open lazily, possibly long after xs_open() and
+ * after the program switched to acting as another domain (a process
+ * playing several domains on the simulator, like bench/compat), so the
+ * simulator is told the context's domain around the open
+ * (noxs_open_as: per thread, the environment is left alone). On Xen it
+ * fails with ENOTSUP and nothing is needed: the process is one domain.
+ * Returns what as_ctx_leave restores. Called under cxs_lock.
  */
-struct domid_env {
-    char *saved;
-    bool changed;
-};
-
-static void domid_env_enter(struct cxs_ctx *ctx, struct domid_env *e)
+static int as_ctx_enter(const struct cxs_ctx *ctx)
 {
-    const char *cur = getenv("NOXS_SIM_DOMID");
-    char buf[16];
+    int prev = -1;
 
-    e->saved = NULL;
-    e->changed = false;
-    snprintf(buf, sizeof(buf), "%u", ctx->domid);
-    if (cur ? strcmp(cur, buf) == 0 : ctx->domid == 0)
-        return;
-    if (cur && !(e->saved = strdup(cur)))
-        return;
-    e->changed = setenv("NOXS_SIM_DOMID", buf, 1) == 0;
+    return noxs_open_as((int)ctx->domid, &prev) == 0 ? prev : -2;
 }
 
-static void domid_env_leave(struct domid_env *e)
+static void as_ctx_leave(int prev)
 {
     int saved_errno = errno;
 
-    if (e->changed) {
-        if (e->saved)
-            setenv("NOXS_SIM_DOMID", e->saved, 1);
-        else
-            unsetenv("NOXS_SIM_DOMID");
-    }
-    free(e->saved);
+    if (prev >= -1)
+        noxs_open_as(prev, NULL);
     errno = saved_errno;
 }
 
@@ -682,8 +667,7 @@ noxs_frontend *cxs_ctx_frontend(struct cxs_ctx *ctx)
             return NULL;
         }
     }
-    struct domid_env env;
-    domid_env_enter(ctx, &env);
+    int prev = as_ctx_enter(ctx);
     ctx->front = noxs_frontend_open(&boot);
     if (!ctx->front && cached) {
         /* Stale (the domain was recreated elsewhere): ask noxsd. */
@@ -691,7 +675,7 @@ noxs_frontend *cxs_ctx_frontend(struct cxs_ctx *ctx)
         if (boot_fetch(ctx) == 0 && boot_lookup(ctx->domid, &boot))
             ctx->front = noxs_frontend_open(&boot);
     }
-    domid_env_leave(&env);
+    as_ctx_leave(prev);
     if (!ctx->front) {
         ctx->front_err = errno ? errno : ENODEV;
         return NULL;
@@ -897,10 +881,9 @@ noxs_backend *cxs_ctx_backend(struct cxs_ctx *ctx)
         errno = ctx->back_err;
         return ctx->back;
     }
-    struct domid_env env;
-    domid_env_enter(ctx, &env);
+    int prev = as_ctx_enter(ctx);
     ctx->back = noxs_backend_open(NULL, types, 1, &back_ops, ctx);
-    domid_env_leave(&env);
+    as_ctx_leave(prev);
     if (!ctx->back) {
         ctx->back_err = errno ? errno : ECONNREFUSED;
         return NULL;

@@ -125,22 +125,21 @@ int cxs_proxy(struct xs_handle *h, const struct cxs_path *p,
 
 /* ---- open / close ---- */
 
-/* Which domain we are: libnoxs's one answer (noxs_self_domid). A value
- * that is not a domain id counts as 0, as xs_open has no way to fail
- * with a reason; libnoxs logs it. */
-static unsigned int own_domid(void)
-{
-    uint16_t d;
-
-    return noxs_self_domid(&d) < 0 ? 0 : d;
-}
-
 CXS_EXPORT struct xs_handle *xs_open(unsigned long flags)
 {
     struct xs_handle *h = calloc(1, sizeof(*h));
     struct epoll_event ev = {.events = EPOLLIN};
+    uint16_t self;
     int saved;
 
+    /* Which domain we are: libnoxs's one answer, which has logged why a
+     * value is not a domain id; acting as dom0 instead would give a
+     * guest's tools the wrong tree. */
+    if (noxs_self_domid(&self) < 0) {
+        free(h);
+        errno = EINVAL;
+        return NULL;
+    }
     if (!h)
         return NULL;
     h->readonly = flags & XS_OPEN_READONLY;
@@ -155,7 +154,7 @@ CXS_EXPORT struct xs_handle *xs_open(unsigned long flags)
         errno = saved;
         goto err;
     }
-    h->ctx = cxs_ctx_get(own_domid());
+    h->ctx = cxs_ctx_get(self);
     if (!h->ctx) {
         cxs_leave();
         errno = ENOMEM;

@@ -7,6 +7,7 @@
  * sign, no leading zeros (so every value has one spelling), no spaces
  * inside the word, every field range-checked against <noxs/abi.h>.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -346,8 +347,47 @@ NOXS_EXPORT int noxs_boot_find(struct noxs_boot *out)
 /* ------------------------------------------------------------------ */
 
 /*
- * Which domain am I: $NOXS_DOMID, else the simulator's $NOXS_SIM_DOMID,
- * else 0 (dom0). A guest's own device page names its domain too, but a
+ * The calling thread's noxs_open_as() setting, -1 for none. Only the
+ * simulator has per-thread identities; on Xen a process is one domain.
+ */
+static _Thread_local int open_as = -1;
+
+typedef int sim_open_as_fn(int domid);
+
+/*
+ * The simulator's Xen libraries take a new handle's domain from the
+ * thread's setting in libnoxs-sim.so.0 (found with dlsym, as the gntalloc
+ * hook in svc.c), so a process that plays several domains (a test, a
+ * benchmark, compat-xs under one) never writes its environment: setenv
+ * in a library races every other thread's getenv.
+ */
+NOXS_EXPORT int noxs_open_as(int domid, int *prev)
+{
+    void *sym;
+    sim_open_as_fn *fn;
+    int old;
+
+    if (domid < -1 || domid > (int)NOXS_DOMID_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    if ((sym = dlsym(RTLD_DEFAULT, "noxs_sim_open_as")) == NULL) {
+        errno = ENOTSUP;
+        return -1;
+    }
+    memcpy(&fn, &sym, sizeof(sym));
+    if ((old = fn(domid)) < -1)
+        return -1;
+    open_as = domid;
+    if (prev)
+        *prev = old;
+    return 0;
+}
+
+/*
+ * Which domain am I: the thread's noxs_open_as() setting (simulator
+ * only), else $NOXS_DOMID, else the simulator's $NOXS_SIM_DOMID, else 0
+ * (dom0). A guest's own device page names its domain too, but a
  * backend, noxsd or compat-xs must know before any page is mapped. A
  * variable that is set must be a domain id in the one form every noxs
  * program reads (decimal, no leading zero): "010" is refused, not read
@@ -360,6 +400,10 @@ NOXS_EXPORT int noxs_self_domid(uint16_t *domid)
     size_t i;
 
     *domid = 0;
+    if (open_as >= 0) {
+        *domid = (uint16_t)open_as;
+        return 1;
+    }
     for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         const char *s = getenv(names[i]);
 

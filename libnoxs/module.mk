@@ -11,6 +11,8 @@ LIBNOXS_SRCS := $(sort $(wildcard libnoxs/*.c))
 LIBNOXS_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,$(LIBNOXS_SRCS)) \
 	$(OBJDIR)/common/parse.o
 LIBNOXS_HEADERS := $(sort $(wildcard include/noxs/*.h))
+# The device protocols (like Xen's public/io): <noxs/io/*.h>.
+LIBNOXS_IO_HEADERS := $(sort $(wildcard include/noxs/io/*.h))
 LIBNOXS := $(LIBOUT)/$(LIBNOXS_SONAME)
 
 MODULE_CFLAGS_libnoxs := -fvisibility=hidden
@@ -27,13 +29,17 @@ $(LIBNOXS): $(LIBNOXS_OBJS) libnoxs/libnoxs.map
 $(LIBOUT)/libnoxs.so: $(LIBNOXS)
 	ln -sf $(LIBNOXS_SONAME) $@
 
-# Every public header compiles on its own.
-$(BUILD)/stamp/headers: $(LIBNOXS_HEADERS)
+# Every public header compiles on its own, as C and as C++.
+CXX ?= c++
+$(BUILD)/stamp/headers: $(LIBNOXS_HEADERS) $(LIBNOXS_IO_HEADERS)
 	@mkdir -p $(@D)
-	@set -e; for h in $(LIBNOXS_HEADERS); do \
+	@set -e; for h in $(LIBNOXS_HEADERS) $(LIBNOXS_IO_HEADERS); do \
 		echo "  HDR   $$h"; \
 		printf '#include <noxs/%s>\n' "$${h#include/noxs/}" | \
 			$(CC) -std=c11 -Iinclude $(WARNINGS) -Werror -fsyntax-only -x c -; \
+		printf '#include <noxs/%s>\n' "$${h#include/noxs/}" | \
+			$(CXX) -std=c++11 -Iinclude -Wall -Wextra -Wpedantic -Werror \
+			-fsyntax-only -x c++ -; \
 	done
 	@touch $@
 
@@ -56,12 +62,16 @@ install-libnoxs: $(LIBNOXS)
 	install -m 0755 $(LIBNOXS) $(DESTDIR)$(LIBDIR)/$(LIBNOXS_SONAME)
 	ln -sf $(LIBNOXS_SONAME) $(DESTDIR)$(LIBDIR)/libnoxs.so
 	install -m 0644 $(LIBNOXS_HEADERS) $(DESTDIR)$(INCLUDEDIR)/noxs/
+	install -d $(DESTDIR)$(INCLUDEDIR)/noxs/io
+	install -m 0644 $(LIBNOXS_IO_HEADERS) $(DESTDIR)$(INCLUDEDIR)/noxs/io/
 	$(LIBNOXS_PC_SED) libnoxs/noxs.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/noxs.pc
 	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/noxs.pc
 
 INSTALL_TARGETS += install-libnoxs
 INSTALL_FILES += $(LIBDIR)/$(LIBNOXS_SONAME) $(LIBDIR)/libnoxs.so \
 	$(PKGCONFIGDIR)/noxs.pc \
-	$(patsubst include/noxs/%,$(INCLUDEDIR)/noxs/%,$(LIBNOXS_HEADERS))
-INSTALL_OWN_DIRS += $(INCLUDEDIR)/noxs
+	$(patsubst include/noxs/%,$(INCLUDEDIR)/noxs/%,$(LIBNOXS_HEADERS) \
+		$(LIBNOXS_IO_HEADERS))
+# io/ first: a directory is removed only once empty.
+INSTALL_OWN_DIRS += $(INCLUDEDIR)/noxs/io $(INCLUDEDIR)/noxs
 .PHONY: install-libnoxs

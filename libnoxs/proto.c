@@ -12,76 +12,6 @@
 
 #include "proto.h"
 
-static const struct {
-    unsigned int type;
-    const char *name;
-} msg_names[] = {
-    {NOXS_MSG_ERROR, "ERROR"},
-    {NOXS_MSG_END, "END"},
-    {NOXS_MSG_DOMAIN_CREATE, "DOMAIN_CREATE"},
-    {NOXS_MSG_DOMAIN_DESTROY, "DOMAIN_DESTROY"},
-    {NOXS_MSG_DOMAIN_LIST, "DOMAIN_LIST"},
-    {NOXS_MSG_DOMAIN_ITEM, "DOMAIN_ITEM"},
-    {NOXS_MSG_DEV_ADD, "DEV_ADD"},
-    {NOXS_MSG_DEV_REMOVE, "DEV_REMOVE"},
-    {NOXS_MSG_DEV_LIST, "DEV_LIST"},
-    {NOXS_MSG_DEV_ITEM, "DEV_ITEM"},
-    {NOXS_MSG_STATUS, "STATUS"},
-    {NOXS_MSG_DEV_CONTROL, "DEV_CONTROL"},
-    {NOXS_MSG_WATCH, "WATCH"},
-    {NOXS_MSG_EVENT, "EVENT"},
-    {NOXS_MSG_BACKEND_REGISTER, "BACKEND_REGISTER"},
-    {NOXS_MSG_BACKEND_SYNC, "BACKEND_SYNC"},
-    {NOXS_MSG_BACKEND_CREATE, "BACKEND_CREATE"},
-    {NOXS_MSG_BACKEND_REMOVE, "BACKEND_REMOVE"},
-    {NOXS_MSG_BACKEND_CONTROL, "BACKEND_CONTROL"},
-    {NOXS_MSG_BACKEND_STATE, "BACKEND_STATE"},
-};
-
-/* Request types that have a REPLY form (lists answer with items + END). */
-static int has_reply(unsigned int type)
-{
-    switch (type) {
-    case NOXS_MSG_DOMAIN_CREATE:
-    case NOXS_MSG_DOMAIN_DESTROY:
-    case NOXS_MSG_DEV_ADD:
-    case NOXS_MSG_DEV_REMOVE:
-    case NOXS_MSG_STATUS:
-    case NOXS_MSG_DEV_CONTROL:
-    case NOXS_MSG_WATCH:
-    case NOXS_MSG_BACKEND_REGISTER:
-    case NOXS_MSG_BACKEND_SYNC:
-    case NOXS_MSG_BACKEND_CREATE:
-    case NOXS_MSG_BACKEND_REMOVE:
-    case NOXS_MSG_BACKEND_CONTROL:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-int noxs_proto_type_known(unsigned int type)
-{
-    size_t i;
-
-    if (type & NOXS_MSG_REPLY)
-        return has_reply(type & ~NOXS_MSG_REPLY);
-    for (i = 0; i < sizeof(msg_names) / sizeof(msg_names[0]); i++)
-        if (msg_names[i].type == type)
-            return 1;
-    return 0;
-}
-
-const char *noxs_proto_type_name(unsigned int type)
-{
-    size_t i;
-
-    for (i = 0; i < sizeof(msg_names) / sizeof(msg_names[0]); i++)
-        if (msg_names[i].type == (type & ~NOXS_MSG_REPLY))
-            return msg_names[i].name;
-    return "UNKNOWN";
-}
-
 int noxs_proto_check_key(const char *key, size_t len)
 {
     size_t i;
@@ -199,13 +129,83 @@ static int decode_params(struct cursor *c, struct noxs_proto_msg *m,
     return bad ? -EINVAL : 0;
 }
 
-static int decode_control(struct cursor *c, struct noxs_proto_msg *m,
+/*
+ * Body checks, one per type that has more than its fixed part: called by
+ * noxs_proto_decode() once the fixed part is in m->u (and, for types
+ * without a variable part, once the body is known to be exactly that).
+ * Framing errors are -EPROTO, out-of-range values -EINVAL.
+ */
+typedef int body_fn(struct cursor *c, struct noxs_proto_msg *m, size_t *used);
+
+static int body_error(struct cursor *c, struct noxs_proto_msg *m,
+                      size_t *used)
+{
+    return m->hdr.error > 0 && m->hdr.error < 4096 ? 0 : -EPROTO;
+}
+
+static int body_domid(struct noxs_proto_msg *m, int any_ok)
+{
+    if (m->u.domid.reserved != 0)
+        return -EPROTO;
+    return check_domid(m->u.domid.domid, any_ok);
+}
+
+/* DOMAIN_CREATE, DOMAIN_DESTROY: one real domain. */
+static int body_domid_one(struct cursor *c, struct noxs_proto_msg *m,
                           size_t *used)
+{
+    return body_domid(m, 0);
+}
+
+/* DEV_LIST, WATCH: a domain or NOXS_DOMID_ANY. */
+static int body_domid_any(struct cursor *c, struct noxs_proto_msg *m,
+                          size_t *used)
+{
+    return body_domid(m, 1);
+}
+
+static int body_dev_id(struct cursor *c, struct noxs_proto_msg *m,
+                       size_t *used)
+{
+    return check_domid(m->u.dev_id.domid, 0) || check_type(m->u.dev_id.type)
+               ? -EINVAL
+               : 0;
+}
+
+static int body_dev(struct cursor *c, struct noxs_proto_msg *m, size_t *used)
+{
+    return check_dev(&m->u.dev);
+}
+
+static int body_event(struct cursor *c, struct noxs_proto_msg *m,
+                      size_t *used)
+{
+    return m->u.event.reserved != 0 ? -EPROTO : 0;
+}
+
+static int body_dev_add(struct cursor *c, struct noxs_proto_msg *m,
+                        size_t *used)
+{
+    int rc;
+
+    if (m->u.dev_add.reserved != 0)
+        return -EPROTO;
+    rc = decode_params(c, m, used, m->u.dev_add.nparams);
+    if (rc == -EPROTO || c->left != 0)
+        return -EPROTO;
+    if (check_domid(m->u.dev_add.domid, 0) ||
+        check_type(m->u.dev_add.type) ||
+        check_domid(m->u.dev_add.backend_domid, 0))
+        return -EINVAL;
+    return rc;
+}
+
+static int body_control(struct cursor *c, struct noxs_proto_msg *m,
+                        size_t *used)
 {
     const struct noxs_msg_control *ctl = &m->u.control;
 
-    if (take(c, &m->u.control, sizeof(m->u.control)) < 0 ||
-        ctl->key_len == 0 || ctl->key_len > NOXS_CTRL_KEY_MAX ||
+    if (ctl->key_len == 0 || ctl->key_len > NOXS_CTRL_KEY_MAX ||
         ctl->value_len > NOXS_CTRL_VALUE_MAX)
         return -EPROTO;
     m->key = take_text(c, m, used, ctl->key_len);
@@ -221,13 +221,12 @@ static int decode_control(struct cursor *c, struct noxs_proto_msg *m,
     return 0;
 }
 
-static int decode_control_reply(struct cursor *c, struct noxs_proto_msg *m,
-                                size_t *used)
+static int body_control_reply(struct cursor *c, struct noxs_proto_msg *m,
+                              size_t *used)
 {
     const struct noxs_msg_control_reply *r = &m->u.control_reply;
 
-    if (take(c, &m->u.control_reply, sizeof(*r)) < 0 || r->reserved != 0 ||
-        r->len > NOXS_PROTO_MAX_REPLY)
+    if (r->reserved != 0 || r->len > NOXS_PROTO_MAX_REPLY)
         return -EPROTO;
     m->value = take_text(c, m, used, r->len);
     if (!m->value || c->left != 0)
@@ -235,45 +234,204 @@ static int decode_control_reply(struct cursor *c, struct noxs_proto_msg *m,
     return noxs_proto_check_value(m->value, r->len) < 0 ? -EINVAL : 0;
 }
 
-/* Fixed-size body: exactly n bytes. */
-static int fixed(struct cursor *c, void *out, size_t n)
+static int body_register(struct cursor *c, struct noxs_proto_msg *m,
+                         size_t *used)
 {
-    if (c->left != n)
-        return -EPROTO;
-    return take(c, out, n);
-}
+    const struct noxs_msg_register *r = &m->u.reg;
+    unsigned int i, j;
 
-static int decode_reply(struct cursor *c, struct noxs_proto_msg *m,
-                        size_t *used)
-{
-    unsigned int req = m->hdr.type & ~NOXS_MSG_REPLY;
-
-    if (m->hdr.error != 0 &&
-        !(req == NOXS_MSG_DOMAIN_CREATE && m->hdr.error == EEXIST))
+    if (r->ntypes == 0 || r->ntypes > NOXS_PROTO_MAX_TYPES ||
+        (c->left != r->ntypes * sizeof(uint16_t) &&
+         c->left != r->ntypes * sizeof(uint16_t) + sizeof(uint32_t)))
         return -EPROTO;
-    switch (req) {
-    case NOXS_MSG_DOMAIN_CREATE:
-        return fixed(c, &m->u.domain, sizeof(m->u.domain));
-    case NOXS_MSG_DEV_ADD:
-        return fixed(c, &m->u.dev, sizeof(m->u.dev));
-    case NOXS_MSG_STATUS:
-        return fixed(c, &m->u.status, sizeof(m->u.status));
-    case NOXS_MSG_BACKEND_CREATE:
-        return fixed(c, &m->u.dev_ref, sizeof(m->u.dev_ref));
-    case NOXS_MSG_DEV_CONTROL:
-    case NOXS_MSG_BACKEND_CONTROL:
-        return decode_control_reply(c, m, used);
-    default: /* the rest have empty replies */
-        return c->left == 0 ? 0 : -EPROTO;
+    for (i = 0; i < r->ntypes; i++)
+        take(c, &m->types[i], sizeof(uint16_t));
+    m->reg_flags = 0;
+    if (c->left && (take(c, &m->reg_flags, sizeof(m->reg_flags)) < 0 ||
+                    (m->reg_flags & ~NOXS_REGISTER_KEEP) != 0))
+        return -EPROTO;
+    if (check_domid(r->domid, 0))
+        return -EINVAL;
+    for (i = 0; i < r->ntypes; i++) {
+        if (check_type(m->types[i]))
+            return -EINVAL;
+        for (j = 0; j < i; j++)
+            if (m->types[j] == m->types[i])
+                return -EINVAL;
     }
+    return 0;
 }
 
+static int body_sync(struct cursor *c, struct noxs_proto_msg *m,
+                     size_t *used)
+{
+    struct noxs_msg_dev d;
+    size_t i;
+
+    if ((m->u.sync.flags & ~NOXS_SYNC_FINAL) != 0 ||
+        m->u.sync.count > NOXS_PROTO_MAX_SYNC ||
+        c->left != m->u.sync.count * sizeof(struct noxs_msg_dev))
+        return -EPROTO;
+    m->sync_items = c->p;
+    for (i = 0; i < m->u.sync.count; i++) {
+        noxs_proto_sync_item(m, i, &d);
+        if (check_dev(&d))
+            return -EINVAL;
+    }
+    return 0;
+}
+
+/* ---- the table ---- */
+
+struct msg_row {
+    struct noxs_msg_desc d;
+    body_fn *body;  /* the request's (or item's) checks, or NULL */
+    body_fn *reply; /* the reply's checks, or NULL */
+};
+
+#define TO NOXS_MSGD_TO_NOXSD
+#define FROM NOXS_MSGD_FROM_NOXSD
+#define ANYONE NOXS_MSGA_ANYONE
+#define PRIV NOXS_MSGA_PRIVILEGED
+#define BACKEND NOXS_MSGA_BACKEND
+#define NONE NOXS_MSGV_NONE
+#define SZ(s) ((uint16_t)sizeof(struct s))
+
+/*
+ * {type, direction, access, name, body, variable, has_reply, reply body,
+ * reply variable}, then the checks. Messages noxsd sends have access
+ * ANYONE (noxsd never receives them as requests). A reply with an
+ * empty body has reply size 0 and no check.
+ */
+static const struct msg_row msgs[] = {
+    {{NOXS_MSG_ERROR, NOXS_MSGD_ANY, ANYONE, "ERROR", 0, NONE, 0, 0, NONE, 0},
+     body_error, NULL},
+    {{NOXS_MSG_END, FROM, ANYONE, "END", 0, NONE, 0, 0, NONE, 0}, NULL, NULL},
+    {{NOXS_MSG_DOMAIN_CREATE, TO, PRIV, "DOMAIN_CREATE", SZ(noxs_msg_domid),
+      NONE, 1, SZ(noxs_msg_domain), NONE, 0},
+     body_domid_one, NULL},
+    {{NOXS_MSG_DOMAIN_DESTROY, TO, PRIV, "DOMAIN_DESTROY",
+      SZ(noxs_msg_domid), NONE, 1, 0, NONE, 0},
+     body_domid_one, NULL},
+    {{NOXS_MSG_DOMAIN_LIST, TO, ANYONE, "DOMAIN_LIST", 0, NONE, 0, 0, NONE,
+      0},
+     NULL, NULL},
+    {{NOXS_MSG_DOMAIN_ITEM, FROM, ANYONE, "DOMAIN_ITEM", SZ(noxs_msg_domain),
+      NONE, 0, 0, NONE, 0},
+     NULL, NULL},
+    {{NOXS_MSG_DEV_ADD, TO, PRIV, "DEV_ADD", SZ(noxs_msg_dev_add),
+      NOXS_MSGV_PARAMS, 1, SZ(noxs_msg_dev), NONE, 0},
+     body_dev_add, NULL},
+    {{NOXS_MSG_DEV_REMOVE, TO, PRIV, "DEV_REMOVE", SZ(noxs_msg_dev_id), NONE,
+      1, 0, NONE, 0},
+     body_dev_id, NULL},
+    {{NOXS_MSG_DEV_LIST, TO, ANYONE, "DEV_LIST", SZ(noxs_msg_domid), NONE, 0,
+      0, NONE, 0},
+     body_domid_any, NULL},
+    {{NOXS_MSG_DEV_ITEM, FROM, ANYONE, "DEV_ITEM", SZ(noxs_msg_dev), NONE, 0,
+      0, NONE, 0},
+     NULL, NULL},
+    {{NOXS_MSG_STATUS, TO, ANYONE, "STATUS", 0, NONE, 1, SZ(noxs_msg_status),
+      NONE, 0},
+     NULL, NULL},
+    {{NOXS_MSG_DEV_CONTROL, TO, PRIV, "DEV_CONTROL", SZ(noxs_msg_control),
+      NOXS_MSGV_KEYVAL, 1, SZ(noxs_msg_control_reply), NOXS_MSGV_TEXT, 0},
+     body_control, body_control_reply},
+    {{NOXS_MSG_WATCH, TO, ANYONE, "WATCH", SZ(noxs_msg_domid), NONE, 1, 0,
+      NONE, 0},
+     body_domid_any, NULL},
+    {{NOXS_MSG_EVENT, FROM, ANYONE, "EVENT", SZ(noxs_msg_event), NONE, 0, 0,
+      NONE, 0},
+     body_event, NULL},
+    {{NOXS_MSG_BACKEND_REGISTER, TO, PRIV, "BACKEND_REGISTER",
+      SZ(noxs_msg_register), NOXS_MSGV_TYPES, 1, 0, NONE, 0},
+     body_register, NULL},
+    {{NOXS_MSG_BACKEND_SYNC, TO, BACKEND, "BACKEND_SYNC", SZ(noxs_msg_sync),
+      NOXS_MSGV_DEVS, 1, 0, NONE, 0},
+     body_sync, NULL},
+    {{NOXS_MSG_BACKEND_CREATE, FROM, ANYONE, "BACKEND_CREATE",
+      SZ(noxs_msg_dev_add), NOXS_MSGV_PARAMS, 1, SZ(noxs_msg_dev_ref), NONE,
+      0},
+     body_dev_add, NULL},
+    {{NOXS_MSG_BACKEND_REMOVE, FROM, ANYONE, "BACKEND_REMOVE",
+      SZ(noxs_msg_dev_id), NONE, 1, 0, NONE, 0},
+     body_dev_id, NULL},
+    {{NOXS_MSG_BACKEND_CONTROL, FROM, ANYONE, "BACKEND_CONTROL",
+      SZ(noxs_msg_control), NOXS_MSGV_KEYVAL, 1, SZ(noxs_msg_control_reply),
+      NOXS_MSGV_TEXT, 0},
+     body_control, body_control_reply},
+    {{NOXS_MSG_BACKEND_STATE, TO, BACKEND, "BACKEND_STATE", SZ(noxs_msg_dev),
+      NONE, 0, 0, NONE, 0},
+     body_dev, NULL},
+};
+
+#undef TO
+#undef FROM
+#undef ANYONE
+#undef PRIV
+#undef BACKEND
+#undef NONE
+#undef SZ
+
+#define NMSGS (sizeof(msgs) / sizeof(msgs[0]))
+
+static const struct msg_row *row(unsigned int type)
+{
+    size_t i;
+
+    for (i = 0; i < NMSGS; i++)
+        if (msgs[i].d.type == type)
+            return &msgs[i];
+    return NULL;
+}
+
+const struct noxs_msg_desc *noxs_proto_desc(unsigned int type)
+{
+    const struct msg_row *r = row(type & ~NOXS_MSG_REPLY);
+
+    return r ? &r->d : NULL;
+}
+
+const struct noxs_msg_desc *noxs_proto_desc_at(size_t i)
+{
+    return i < NMSGS ? &msgs[i].d : NULL;
+}
+
+size_t noxs_proto_ndesc(void)
+{
+    return NMSGS;
+}
+
+int noxs_proto_type_known(unsigned int type)
+{
+    const struct msg_row *r = row(type & ~NOXS_MSG_REPLY);
+
+    if (!r)
+        return 0;
+    return (type & NOXS_MSG_REPLY) ? r->d.has_reply : 1;
+}
+
+const char *noxs_proto_type_name(unsigned int type)
+{
+    const struct msg_row *r = row(type & ~NOXS_MSG_REPLY);
+
+    return r ? r->d.name : "UNKNOWN";
+}
+
+/*
+ * The header rules, then the row: the fixed part is copied into m->u
+ * (every union member starts at its beginning), a body without a
+ * variable part must be exactly that long, and the row's check does the
+ * rest.
+ */
 int noxs_proto_decode(const void *buf, size_t len, struct noxs_proto_msg *m)
 {
     struct cursor c = {buf, len};
-    size_t used = 0;
-    int rc;
-    unsigned int i, j;
+    const struct msg_row *r;
+    size_t used = 0, fixed;
+    unsigned int variable;
+    int reply;
+    body_fn *check;
 
     memset(&m->hdr, 0, sizeof(m->hdr));
     memset(&m->u, 0, sizeof(m->u));
@@ -286,106 +444,24 @@ int noxs_proto_decode(const void *buf, size_t len, struct noxs_proto_msg *m)
     if (m->hdr.version != NOXS_PROTO_VERSION || m->hdr.length != len ||
         !noxs_proto_type_known(m->hdr.type))
         return -EPROTO;
-    if (m->hdr.type & NOXS_MSG_REPLY)
-        return decode_reply(&c, m, &used);
-    if (m->hdr.type == NOXS_MSG_ERROR)
-        return c.left == 0 && m->hdr.error > 0 && m->hdr.error < 4096
-                   ? 0
-                   : -EPROTO;
-    if (m->hdr.error != 0)
+    reply = (m->hdr.type & NOXS_MSG_REPLY) != 0;
+    r = row(m->hdr.type & ~NOXS_MSG_REPLY);
+    /* Only ERROR carries an error, and DOMAIN_CREATE's EEXIST reply,
+     * which still gives the caller the bootstrap. */
+    if (m->hdr.error != 0 && r->d.type != NOXS_MSG_ERROR &&
+        !(reply && r->d.type == NOXS_MSG_DOMAIN_CREATE &&
+          m->hdr.error == EEXIST))
         return -EPROTO;
-
-    switch (m->hdr.type) {
-    case NOXS_MSG_END:
-    case NOXS_MSG_DOMAIN_LIST:
-    case NOXS_MSG_STATUS:
-        return c.left == 0 ? 0 : -EPROTO;
-    case NOXS_MSG_DOMAIN_CREATE:
-    case NOXS_MSG_DOMAIN_DESTROY:
-    case NOXS_MSG_DEV_LIST:
-    case NOXS_MSG_WATCH:
-        if (fixed(&c, &m->u.domid, sizeof(m->u.domid)) < 0 ||
-            m->u.domid.reserved != 0)
-            return -EPROTO;
-        return check_domid(m->u.domid.domid,
-                           m->hdr.type == NOXS_MSG_DEV_LIST ||
-                               m->hdr.type == NOXS_MSG_WATCH);
-    case NOXS_MSG_DOMAIN_ITEM:
-        return fixed(&c, &m->u.domain, sizeof(m->u.domain));
-    case NOXS_MSG_DEV_REMOVE:
-    case NOXS_MSG_BACKEND_REMOVE:
-        if (fixed(&c, &m->u.dev_id, sizeof(m->u.dev_id)) < 0)
-            return -EPROTO;
-        return check_domid(m->u.dev_id.domid, 0) ||
-                       check_type(m->u.dev_id.type)
-                   ? -EINVAL
-                   : 0;
-    case NOXS_MSG_DEV_ITEM:
-        return fixed(&c, &m->u.dev, sizeof(m->u.dev));
-    case NOXS_MSG_BACKEND_STATE:
-        if (fixed(&c, &m->u.dev, sizeof(m->u.dev)) < 0)
-            return -EPROTO;
-        return check_dev(&m->u.dev);
-    case NOXS_MSG_EVENT:
-        if (fixed(&c, &m->u.event, sizeof(m->u.event)) < 0 ||
-            m->u.event.reserved != 0)
-            return -EPROTO;
-        return 0;
-    case NOXS_MSG_DEV_ADD:
-    case NOXS_MSG_BACKEND_CREATE:
-        if (take(&c, &m->u.dev_add, sizeof(m->u.dev_add)) < 0 ||
-            m->u.dev_add.reserved != 0)
-            return -EPROTO;
-        rc = decode_params(&c, m, &used, m->u.dev_add.nparams);
-        if (rc == -EPROTO || c.left != 0)
-            return -EPROTO;
-        if (check_domid(m->u.dev_add.domid, 0) ||
-            check_type(m->u.dev_add.type) ||
-            check_domid(m->u.dev_add.backend_domid, 0))
-            return -EINVAL;
-        return rc;
-    case NOXS_MSG_DEV_CONTROL:
-    case NOXS_MSG_BACKEND_CONTROL:
-        return decode_control(&c, m, &used);
-    case NOXS_MSG_BACKEND_REGISTER:
-        if (take(&c, &m->u.reg, sizeof(m->u.reg)) < 0 ||
-            m->u.reg.ntypes == 0 || m->u.reg.ntypes > NOXS_PROTO_MAX_TYPES ||
-            (c.left != m->u.reg.ntypes * sizeof(uint16_t) &&
-             c.left != m->u.reg.ntypes * sizeof(uint16_t) + sizeof(uint32_t)))
-            return -EPROTO;
-        for (i = 0; i < m->u.reg.ntypes; i++)
-            take(&c, &m->types[i], sizeof(uint16_t));
-        m->reg_flags = 0;
-        if (c.left && (take(&c, &m->reg_flags, sizeof(m->reg_flags)) < 0 ||
-                       (m->reg_flags & ~NOXS_REGISTER_KEEP) != 0))
-            return -EPROTO;
-        if (check_domid(m->u.reg.domid, 0))
-            return -EINVAL;
-        for (i = 0; i < m->u.reg.ntypes; i++) {
-            if (check_type(m->types[i]))
-                return -EINVAL;
-            for (j = 0; j < i; j++)
-                if (m->types[j] == m->types[i])
-                    return -EINVAL;
-        }
-        return 0;
-    case NOXS_MSG_BACKEND_SYNC:
-        if (take(&c, &m->u.sync, sizeof(m->u.sync)) < 0 ||
-            (m->u.sync.flags & ~NOXS_SYNC_FINAL) != 0 ||
-            m->u.sync.count > NOXS_PROTO_MAX_SYNC ||
-            c.left != m->u.sync.count * sizeof(struct noxs_msg_dev))
-            return -EPROTO;
-        m->sync_items = c.p;
-        for (i = 0; i < m->u.sync.count; i++) {
-            struct noxs_msg_dev d;
-            noxs_proto_sync_item(m, i, &d);
-            if (check_dev(&d))
-                return -EINVAL;
-        }
-        return 0;
-    default:
+    fixed = reply ? r->d.reply_body : r->d.body;
+    variable = reply ? r->d.reply_variable : r->d.variable;
+    check = reply ? r->reply : r->body;
+    if (variable == NOXS_MSGV_NONE ? c.left != fixed : c.left < fixed)
         return -EPROTO;
-    }
+    if (take(&c, &m->u, fixed) < 0)
+        return -EPROTO;
+    if (check)
+        return check(&c, m, &used);
+    return c.left == 0 ? 0 : -EPROTO;
 }
 
 void noxs_proto_sync_item(const struct noxs_proto_msg *m, size_t i,

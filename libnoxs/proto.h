@@ -247,6 +247,48 @@ int noxs_proto_decode(const void *buf, size_t len, struct noxs_proto_msg *m);
 void noxs_proto_sync_item(const struct noxs_proto_msg *m, size_t i,
                           struct noxs_msg_dev *out);
 
+/*
+ * One row per message type (libnoxs/proto.c): everything the decoder,
+ * the type names and noxsd's dispatch need to know about a type, so a new
+ * message is added in one place. noxsd refuses a request whose access is
+ * not NOXS_MSGA_ANYONE to a client without that right before any handler
+ * runs: a new mutating message is closed unless its row says otherwise.
+ */
+#define NOXS_MSGD_ANY 0u        /* both ways (ERROR) */
+#define NOXS_MSGD_TO_NOXSD 1u   /* a client or a backend sends it to noxsd */
+#define NOXS_MSGD_FROM_NOXSD 2u /* noxsd sends it (items, events, orders) */
+
+#define NOXS_MSGA_ANYONE 0u     /* read-only: any client that can connect */
+#define NOXS_MSGA_PRIVILEGED 1u /* root or the toolstack uid */
+#define NOXS_MSGA_BACKEND 2u    /* a connection that registered a backend */
+
+/* What follows the fixed part of a body. */
+#define NOXS_MSGV_NONE 0u   /* nothing: the body is exactly the fixed part */
+#define NOXS_MSGV_PARAMS 1u /* nparams parameter records */
+#define NOXS_MSGV_KEYVAL 2u /* key bytes, value bytes */
+#define NOXS_MSGV_TYPES 3u  /* ntypes uint16_t, then optional flags */
+#define NOXS_MSGV_DEVS 4u   /* count struct noxs_msg_dev */
+#define NOXS_MSGV_TEXT 5u   /* len bytes of reply text */
+
+struct noxs_msg_desc {
+    uint16_t type;           /* NOXS_MSG_*, never with NOXS_MSG_REPLY */
+    uint8_t direction;       /* NOXS_MSGD_* */
+    uint8_t access;          /* NOXS_MSGA_*: who may send it to noxsd */
+    const char *name;
+    uint16_t body;           /* size of the fixed part of the body */
+    uint8_t variable;        /* NOXS_MSGV_* */
+    uint8_t has_reply;       /* 1: answered by type | NOXS_MSG_REPLY */
+    uint16_t reply_body;     /* size of the fixed part of the reply */
+    uint8_t reply_variable;  /* NOXS_MSGV_* */
+    uint8_t reserved;
+};
+
+/* The row of a type (a reply type gives its request's row), or NULL. */
+const struct noxs_msg_desc *noxs_proto_desc(unsigned int type);
+/* Row i of the table, i < noxs_proto_ndesc(), in type order. */
+const struct noxs_msg_desc *noxs_proto_desc_at(size_t i);
+size_t noxs_proto_ndesc(void);
+
 /* True for types a receiver may see (requests, replies, items). */
 int noxs_proto_type_known(unsigned int type);
 const char *noxs_proto_type_name(unsigned int type);

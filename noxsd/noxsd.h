@@ -25,6 +25,9 @@
 /* Logging: common/log.h (stderr, the journal or syslog). */
 #include "common/log.h"
 
+/* The wire protocol: the broker keeps messages and type lists. */
+#include "proto.h"
+
 /* ---- registry.c ---- */
 
 /* One device as noxsd knows it (an entry of a device page, plus states). */
@@ -367,7 +370,7 @@ void conn_set_backend(struct conn *c, uint16_t domid, const uint16_t *types,
                       size_t ntypes);
 uint64_t now_ms(void);
 
-/* ---- broker.c: requests, brokering, reconciliation ---- */
+/* ---- broker*.c: requests, brokering, reconciliation ---- */
 
 struct noxs_proto_msg;
 
@@ -391,7 +394,7 @@ void broker_keeper_event(void);
 int broker_keeper_fd(void);
 
 /*
- * Domain death (domwatch.c reports, broker.c acts). state[domid] is the
+ * Domain death (domwatch.c reports, broker_domain.c acts). state[domid] is the
  * hypervisor's word on every domid: DW_ABSENT, DW_ALIVE or DW_DYING, with
  * handle[domid] (Xen's domain handle) for listed ones. Registered domains
  * that died are reaped: their devices removed through their backends and
@@ -407,6 +410,144 @@ int broker_keeper_fd(void);
 void broker_domain_exception(uint16_t domid);
 size_t broker_domains_check(const uint8_t *state,
                             const uint8_t (*handle)[16]);
+
+/*
+ * ---- broker*.c: shared between the broker's files ----
+ * broker.c: the state, helpers, dispatch, timeouts; broker_domain.c:
+ * domains; broker_dev.c: devices; broker_backend.c: backends;
+ * broker_query.c: the open (read-only) requests; broker_start.c: start,
+ * reconciliation, compaction, stop.
+ */
+
+/* What a pending request to a backend is. */
+#define P_CREATE 1
+#define P_REMOVE 2
+#define P_CONTROL 3
+
+
+struct destroy {
+    struct destroy *next;
+    uint16_t domid;
+    uint64_t client;
+    uint32_t client_req;
+    unsigned int outstanding;
+    int reaped; /* the hypervisor said the domain died (domwatch.c) */
+};
+
+struct pending {
+    struct pending *next;
+    uint32_t id; /* our request id towards the backend */
+    int kind;
+    uint64_t backend;
+    uint64_t client; /* 0: nobody to answer */
+    uint32_t client_req;
+    uint16_t domid, type, backend_domid;
+    uint32_t devid;
+    uint64_t deadline;
+    int zombie; /* create whose client already got ETIMEDOUT */
+    struct destroy *destroy;
+};
+
+/* A backend's BACKEND_SYNC in progress: the devices it listed so far. */
+struct sync_state {
+    struct sync_state *next;
+    uint64_t conn;
+    uint16_t domid;
+    uint16_t types[NOXS_PROTO_MAX_TYPES];
+    size_t ntypes;
+    struct noxs_msg_dev *seen;
+    size_t nseen, cap;
+    int registered;
+    int synced;
+    int keep;             /* NOXS_REGISTER_KEEP: devices outlive it */
+    uint64_t grace_until; /* departed: its devices wait until then */
+};
+
+struct broker_state {
+    const struct noxsd_opts *o;
+    struct registry *reg;
+    struct store *store;
+    struct keeper_conn *keeper;
+    struct pending *pending;
+    struct destroy *destroys;
+    struct sync_state *backends;
+    struct sync_state *departed; /* backends whose devices wait for them */
+    uint32_t next_id;
+    uint64_t start_ms;
+    struct noxs_proto_buf *buf;
+    struct reg_domain_info *info; /* scratch */
+};
+extern struct broker_state broker;
+
+/* Devices a backend serves that it did not list (stale_fn's result). */
+struct stale_arg {
+    struct sync_state *s;
+    uint16_t *domids;
+    uint16_t *types;
+    uint32_t *devids;
+    size_t n, cap;
+};
+
+struct reg_dev;
+struct store_rec;
+struct reg_domain_info;
+struct noxs_msg_dev;
+
+/* broker.c */
+void send_buf(struct conn *c);
+void reply_error(uint64_t client, uint32_t req, int error);
+void reply_empty(uint64_t client, unsigned int type, uint32_t req);
+void dev_to_msg(uint16_t domid, const struct reg_dev *d,
+                struct noxs_msg_dev *m);
+/* An EVENT to every connection watching domid (d: NULL for domain
+ * events). */
+void tell_watchers(uint32_t kind, uint16_t domid, const struct reg_dev *d);
+void keeper_lost(int rc) __attribute__((noreturn));
+int write_page(uint16_t domid);
+int store_rec(const struct store_rec *r);
+int store_dev(uint16_t op, uint16_t domid, const struct reg_dev *d);
+struct destroy *find_destroy(uint16_t domid);
+struct pending *find_pending_dev(uint16_t domid, uint16_t type,
+                                 uint32_t devid, int kind);
+unsigned int pending_creates(uint16_t domid);
+struct pending *new_pending(int kind, uint64_t backend, int timeout_ms);
+void free_pending(struct pending *p);
+struct sync_state *backend_state(uint64_t conn);
+int backend_serves(const struct sync_state *s, uint16_t domid,
+                   uint16_t type);
+
+/* broker_domain.c */
+void domain_create(struct conn *c, const struct noxs_proto_msg *m);
+void domain_destroy(struct conn *c, const struct noxs_proto_msg *m);
+void finish_destroy(struct destroy *d);
+
+/* broker_dev.c */
+void dev_add(struct conn *c, const struct noxs_proto_msg *m);
+void dev_remove(struct conn *c, const struct noxs_proto_msg *m);
+void dev_control(struct conn *c, const struct noxs_proto_msg *m);
+void create_done(struct pending *p, const struct noxs_proto_msg *m);
+void control_done(struct pending *p, const struct noxs_proto_msg *m);
+void remove_done(struct pending *p, int err);
+struct pending *send_backend_remove(struct conn *be, uint16_t domid,
+                                    uint16_t type, uint32_t devid,
+                                    uint64_t client, uint32_t req);
+struct reg_dev live_dev(uint16_t type, uint32_t devid, uint16_t backend_domid,
+                        uint32_t gref, uint32_t port);
+int drop_dev(uint16_t domid, uint16_t type, uint32_t devid);
+
+/* broker_backend.c */
+void backend_register(struct conn *c, const struct noxs_proto_msg *m);
+void backend_sync(struct conn *c, const struct noxs_proto_msg *m);
+void backend_state_report(struct conn *c, const struct noxs_proto_msg *m);
+void backend_answer(struct conn *c, const struct noxs_proto_msg *m);
+int stale_fn(const struct reg_domain_info *info, void *arg);
+void expire_departed(uint64_t now, uint64_t *next);
+
+/* broker_query.c */
+void domain_list(struct conn *c, const struct noxs_proto_msg *m);
+void dev_list(struct conn *c, const struct noxs_proto_msg *m);
+void status_request(struct conn *c, const struct noxs_proto_msg *m);
+void watch_request(struct conn *c, const struct noxs_proto_msg *m);
 
 /* ---- domwatch.c: noticing that domains died ---- */
 

@@ -114,11 +114,30 @@ const char *noxs_sim_dir(void)
 	return sim_dir_path;
 }
 
+/* The calling thread's noxs_sim_open_as() setting, -1 for none. */
+static _Thread_local int open_as = -1;
+
+int noxs_sim_open_as(int domid)
+{
+	int old = open_as;
+
+	if (domid < -1 || (domid >= 0 && (uint32_t)domid >= SIM_DOMID_LIMIT)) {
+		errno = EINVAL;
+		return -2;
+	}
+	open_as = domid;
+	return old;
+}
+
 int noxs_sim_env_domid(uint32_t *domid)
 {
 	const char *env = getenv("NOXS_SIM_DOMID");
 	uint64_t v;
 
+	if (open_as >= 0) {
+		*domid = (uint32_t)open_as;
+		return 0;
+	}
 	if (!env || !*env) {
 		*domid = 0;
 		return 0;

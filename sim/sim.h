@@ -212,8 +212,19 @@ struct sim_self {
 
 /* Sim directory (created on demand); NULL with errno on failure. */
 NOXS_SIM_API const char *noxs_sim_dir(void);
-/* Domain id for a new handle from NOXS_SIM_DOMID; -1 with EINVAL if bad. */
+/*
+ * Domain id for a new handle: the calling thread's noxs_sim_open_as()
+ * setting, else NOXS_SIM_DOMID; -1 with EINVAL if bad.
+ */
 NOXS_SIM_API int noxs_sim_env_domid(uint32_t *domid);
+/*
+ * Handles the calling thread opens from now on act as domain domid (-1:
+ * as NOXS_SIM_DOMID says again). Returns the previous setting (-1:
+ * none), or -2 with EINVAL for a domid out of range. One process may so
+ * play many domains without changing its environment, which other
+ * threads may be reading. libnoxs's noxs_open_as() finds it with dlsym.
+ */
+NOXS_SIM_API int noxs_sim_open_as(int domid);
 /*
  * The domain's tables, mapped once per process. create: make the domain
  * exist if it does not (the caller acts as it); otherwise NULL with ESRCH

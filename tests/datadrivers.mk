@@ -3,13 +3,11 @@
 # backends/ and frontends/ module files; tests/module.mk includes it.
 
 # Logging, options and detaching come from common/ ($(COMMON_LIB)); the
-# ring protocol headers live beside the frontends and are included by
-# the backends.
-DRV_CFLAGS := -Ibackends/blk -Ifrontends/blk -Ifrontends/console
-$(OBJDIR)/backends/blk/%.o: BASE_CFLAGS += $(DRV_CFLAGS)
-$(OBJDIR)/backends/console/%.o: BASE_CFLAGS += $(DRV_CFLAGS)
-$(OBJDIR)/frontends/blk/%.o: BASE_CFLAGS += $(DRV_CFLAGS)
-$(OBJDIR)/frontends/console/%.o: BASE_CFLAGS += $(DRV_CFLAGS)
+# ring protocols are the installed headers <noxs/io/blkif.h> and
+# <noxs/io/consif.h>, so neither half reaches into the other's folder.
+DRV_CFLAGS := -Ibackends/blk -Ifrontends/blk
+$(OBJDIR)/backends/blk/%.o: BASE_CFLAGS += -Ibackends/blk
+$(OBJDIR)/frontends/blk/%.o: BASE_CFLAGS += -Ifrontends/blk
 $(OBJDIR)/tests/integration/blk_%.o: BASE_CFLAGS += $(DRV_CFLAGS)
 $(OBJDIR)/bench/blk.o $(OBJDIR)/bench/console.o: BASE_CFLAGS += $(DRV_CFLAGS)
 
@@ -126,5 +124,5 @@ INSTALL_FILES += $(addprefix $(SBINDIR)/,noxs-blk-back noxs-console-back \
 
 # libFuzzer target for the blk request validation.
 $(eval $(call fuzz_target,fuzz_blkreq,backends/blk/blkreq.c,\
-	backends/blk/blkreq.h frontends/blk/blkring.h,\
-	-Ibackends/blk -Ifrontends/blk))
+	backends/blk/blkreq.h include/noxs/io/blkif.h common/spin.h,\
+	-I. -Ibackends/blk))

@@ -8,7 +8,7 @@
 # This script only looks: it never runs make. Every problem is reported
 # (FAIL lines), then the exit status is 1 if there was any.
 #
-# Environment (set by the Makefile): NOXS_INSTALL_CHECK, NOXS_BUILD, CC,
+# Environment (set by the Makefile): NOXS_INSTALL_CHECK, NOXS_BUILD, CC, CXX,
 # PKG_CONFIG, NOXS_SAN_FLAGS (the build's -fsanitize flags: the test
 # program links against the staged, possibly instrumented, libnoxs),
 # NOXS_VERSION (libnoxs's version, expected in noxs.pc).
@@ -17,6 +17,7 @@ set -u
 top=${NOXS_INSTALL_CHECK:?run through "make check-install"}
 build=${NOXS_BUILD:?run through "make check-install"}
 CC=${CC:-cc}
+CXX=${CXX:-c++}
 PKG_CONFIG=${PKG_CONFIG:-pkg-config}
 san_flags=${NOXS_SAN_FLAGS:-}
 version=${NOXS_VERSION:-}
@@ -220,18 +221,37 @@ else
 		fail "pkg-config --libs noxs gives \"$libs\", not -L$libdir -lnoxs"
 	fi
 
-	# Every installed header compiles on its own, with only pkg-config's flags.
-	for h in "$sp"/include/noxs/*.h; do
-		[ -f "$h" ] || continue
-		hn=noxs/$(basename "$h")
+	# Every installed header (the device protocols in io/ included)
+	# compiles on its own with only pkg-config's flags, as C and as C++
+	# (extern "C", no C-only constructs), and all of them together.
+	hdrs=()
+	for h in "$sp"/include/noxs/*.h "$sp"/include/noxs/io/*.h; do
+		[ -f "$h" ] && hdrs+=("noxs/${h#"$sp"/include/noxs/}")
+	done
+	for want in noxs/noxs.h noxs/io/blkif.h noxs/io/consif.h noxs/io/sysctl.h; do
+		[ -f "$sp/include/$want" ] && ok || fail "<$want> is not installed"
+	done
+	for hn in "${hdrs[@]}" all; do
+		if [ "$hn" = all ]; then
+			printf '#include <%s>\n' "${hdrs[@]}"
+		else
+			printf '#include <%s>\n' "$hn"
+		fi >"$work/hdr.h"
 		# shellcheck disable=SC2086
-		if printf '#include <%s>\n' "$hn" |
-			"$CC" -std=c11 -Wall -Wextra -Werror $cflags -fsyntax-only \
-				-x c - >"$work/cc" 2>&1; then
+		if "$CC" -std=c11 -Wall -Wextra -Werror $cflags -fsyntax-only \
+			-x c "$work/hdr.h" >"$work/cc" 2>&1; then
 			ok
 		else
-			fail "<$hn> does not compile on its own:"
+			fail "<$hn> does not compile as C:"
 			show "$work/cc"
+		fi
+		# shellcheck disable=SC2086
+		if "$CXX" -std=c++11 -Wall -Wextra -Wpedantic -Werror $cflags \
+			-fsyntax-only -x c++ "$work/hdr.h" >"$work/cxx" 2>&1; then
+			ok
+		else
+			fail "<$hn> does not compile as C++:"
+			show "$work/cxx"
 		fi
 	done
 

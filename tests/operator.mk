@@ -3,9 +3,10 @@
 # (tests/module.mk includes every tests/*.mk.)
 
 OP_TESTS := $(addprefix tests/integration/,op-commands.sh op-daemon-start.sh \
-	op-readme.sh)
+	op-identity.sh op-readme.sh)
 $(OP_TESTS): $(NOXSD_BIN) $(NOXSCTL_BIN) $(SYSCTL_BACK) $(SYSCTL_FRONT) \
-	$(DRIVER_BINS) $(SIM_TARGETS) $(LIB_TARGETS)
+	$(DRIVER_BINS) $(SIM_TARGETS) $(LIB_TARGETS) $(COMPAT_XS) \
+	$(TESTOUT)/integration/xswatch
 INTEGRATION_TESTS += $(OP_TESTS)
 
 # The one number parser and noxs_self_domid (Check).

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <noxs/noxs.h>
+#include <noxs/io/sysctl.h>
 
 #include "common/parse.h"
 
@@ -577,13 +578,12 @@ static int cmd_watch(int argc, char **argv)
 
 static int cmd_shutdown(int argc, char **argv)
 {
-    static const char *reasons[] = {"poweroff", "reboot", "suspend", "crash"};
-    const char *reason = NULL, *why = NULL;
+    const char *reason = NULL, *why = NULL, *name;
     uint64_t wait_s = 30;
     char reply[NOXS_CTRL_VALUE_MAX + 1], subject[64], whybuf[160];
     int64_t deadline;
     uint16_t domid;
-    size_t r;
+    unsigned int r;
     int i, rc, ok = 0;
 
     if (argc < 1)
@@ -600,8 +600,8 @@ static int cmd_shutdown(int argc, char **argv)
             return usage_error("shutdown: unexpected %s", argv[i]);
         }
     }
-    for (r = 0; reason && r < sizeof(reasons) / sizeof(reasons[0]); r++)
-        if (strcmp(reason, reasons[r]) == 0)
+    for (r = 0; reason && (name = noxs_sysctl_reason(r, NULL)) != NULL; r++)
+        if (strcmp(reason, name) == 0)
             ok = 1;
     if (!ok)
         return usage_error("--reason poweroff|reboot|suspend|crash");
@@ -619,8 +619,9 @@ static int cmd_shutdown(int argc, char **argv)
         if (left < 1)
             left = 1;
         noxs_client_set_timeout(client(), (int)left);
-        rc = noxs_dev_control(client(), domid, NOXS_DEV_SYSCTL, 0, "shutdown",
-                              reason, (int)left, reply, sizeof(reply));
+        rc = noxs_dev_control(client(), domid, NOXS_DEV_SYSCTL, 0,
+                              NOXS_SYSCTL_KEY_SHUTDOWN, reason, (int)left,
+                              reply, sizeof(reply));
         if (rc == 0 || errno != ENOTCONN || now_ms() + 100 >= deadline)
             break;
         usleep(100 * 1000);

@@ -12,7 +12,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "blkring.h"
+#include <noxs/io/blkif.h>
+
+#include "common/spin.h"
 
 /* What a device offers, fixed when it is created. */
 struct blkreq_geometry {

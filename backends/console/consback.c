@@ -53,8 +53,8 @@
 #include <xengnttab.h>
 
 #include <noxs/noxs.h>
+#include <noxs/io/consif.h>
 
-#include "consring.h"
 #include "common/daemon.h"
 #include "common/log.h"
 #include "common/parse.h"

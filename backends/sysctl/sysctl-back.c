@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include <noxs/noxs.h>
+#include <noxs/io/sysctl.h>
 
 #include "common/daemon.h"
 #include "common/log.h"
@@ -47,10 +48,10 @@ struct reason {
 };
 
 static const struct reason reasons[] = {
-    {"poweroff", NOXS_SYSCTL_POWEROFF},
-    {"reboot", NOXS_SYSCTL_REBOOT},
-    {"suspend", NOXS_SYSCTL_SUSPEND},
-    {"crash", NOXS_SYSCTL_CRASH},
+    {NOXS_SYSCTL_REASON_POWEROFF, NOXS_SYSCTL_POWEROFF},
+    {NOXS_SYSCTL_REASON_REBOOT, NOXS_SYSCTL_REBOOT},
+    {NOXS_SYSCTL_REASON_SUSPEND, NOXS_SYSCTL_SUSPEND},
+    {NOXS_SYSCTL_REASON_CRASH, NOXS_SYSCTL_CRASH},
 };
 #define NREASONS (sizeof(reasons) / sizeof(reasons[0]))
 
@@ -135,7 +136,7 @@ static bool acknowledged(noxs_dev *d, const struct reason *r)
 {
     char ack[32];
 
-    return noxs_dev_peer_kv(d, "shutdown-ack", ack, sizeof(ack)) >= 0 &&
+    return noxs_dev_peer_kv(d, NOXS_SYSCTL_KEY_SHUTDOWN_ACK, ack, sizeof(ack)) >= 0 &&
            strcmp(ack, r->name) == 0;
 }
 
@@ -196,7 +197,7 @@ static void sysctl_disconnect(noxs_backend *b, noxs_dev *d, int why,
 
     if (s != NULL)
         answer(s, why == ENODEV ? ENODEV : ECONNRESET);
-    noxs_dev_del_kv(d, "shutdown");
+    noxs_dev_del_kv(d, NOXS_SYSCTL_KEY_SHUTDOWN);
     log_info("domain %u: sysctl device %u %s", noxs_dev_frontend_domid(d),
              noxs_dev_id(d), why == ECONNRESET ? "closed: the frontend died"
                                                : "closed");
@@ -221,7 +222,7 @@ static int sysctl_control(noxs_backend *b, noxs_dev *d, const char *key,
 
     if (s == NULL)
         return -ENODEV;
-    if (strcmp(key, "shutdown") != 0)
+    if (strcmp(key, NOXS_SYSCTL_KEY_SHUTDOWN) != 0)
         return -EINVAL;
     r = reason_by_name(value);
     if (r == NULL)
@@ -234,7 +235,7 @@ static int sysctl_control(noxs_backend *b, noxs_dev *d, const char *key,
                  noxs_state_name(noxs_dev_peer_state(d)));
         return -ENOTCONN;
     }
-    snprintf(fkey, sizeof(fkey), "feature-%s", r->name);
+    snprintf(fkey, sizeof(fkey), NOXS_SYSCTL_KEY_FEATURE_PREFIX "%s", r->name);
     if (!(noxs_dev_peer_features(d) & r->feature) &&
         !(noxs_dev_peer_kv(d, fkey, flag, sizeof(flag)) >= 0 &&
           strcmp(flag, "1") == 0)) {
@@ -243,7 +244,7 @@ static int sysctl_control(noxs_backend *b, noxs_dev *d, const char *key,
         return -ENOTSUP;
     }
     answer(s, ECANCELED);
-    if (noxs_dev_set_kv(d, "shutdown", r->name) < 0 ||
+    if (noxs_dev_set_kv(d, NOXS_SYSCTL_KEY_SHUTDOWN, r->name) < 0 ||
         noxs_dev_publish(d) < 0)
         return -errno;
     log_info("domain %u: shutdown %s requested", noxs_dev_frontend_domid(d),

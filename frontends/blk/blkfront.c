@@ -20,7 +20,7 @@
  * and the spin would take a core from the backend's copying), then by
  * arming rsp_event and sleeping on our event
  * channel in slices of SLICE_MS, checking the control page and the
- * liveness page (blkring.h) between slices. That is how a backend that
+ * liveness page (libnoxs's, see noxs.h) between slices. That is how a backend that
  * closes (Closing/Closed) or dies (its unmap notification zeroes its
  * byte of the liveness page and wakes us) is seen:
  * every request in flight then fails with ENOTCONN, and a request that
@@ -42,8 +42,10 @@
 #include <xenevtchn.h>
 #include <xengnttab.h>
 
+#include <noxs/io/blkif.h>
+
 #include "blkfront.h"
-#include "blkring.h"
+#include "common/spin.h"
 
 #define MAX_QUEUE 512u  /* slots of an order-4 ring */
 #define POOL_SLOTS 128u /* slots with pages of the copying pool */

@@ -3,7 +3,7 @@
  *
  * A handle connects to one blk device listed in the guest's device page,
  * does the xenbus-style handshake on its control page, and then moves
- * data through a shared ring (frontends/blk/blkring.h) and a pool of data
+ * data through a shared ring (<noxs/io/blkif.h>) and a pool of data
  * pages granted once to the backend ("feature-persistent"): the API
  * copies user buffers into and out of those pages, so user buffers need
  * no alignment. Offsets and lengths must be multiples of the device's

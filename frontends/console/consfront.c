@@ -10,11 +10,11 @@
  *       expose the console as a pty and print the pty's path.
  *
  * One poll loop moves bytes between the local end (socket or pty master)
- * and the two rings of consring.h: local input -> "out" ring while it has
+ * and the two rings of <noxs/io/consif.h>: local input -> "out" ring while it has
  * room, "in" ring -> local output while the local end accepts it. A full
  * ring or a local end that does not accept stops reading the other side
  * (back-pressure); nothing is dropped. We sleep only after setting the
- * matching *_wanted word and re-checking (see consring.h), and notify the
+ * matching *_wanted word and re-checking (see consif.h), and notify the
  * backend only when its own word says it sleeps.
  *
  * The backend going away (Closing/Closed, or its byte of the library's
@@ -43,8 +43,8 @@
 #include <xengnttab.h>
 
 #include <noxs/noxs.h>
+#include <noxs/io/consif.h>
 
-#include "consring.h"
 #include "common/parse.h"
 
 #define SLICE_MS 500

@@ -10,9 +10,9 @@
  * with a status that names the reason (see usage()).
  *
  * One process may also act as many guest domains (--domains): the
- * simulator takes the domain id from NOXS_SIM_DOMID at every *_open, so
- * each domain gets its own frontend handle, opened with that variable
- * set. Thousands of domains are served by one epoll loop over the
+ * simulator takes the domain id of every *_open from the thread's
+ * noxs_open_as() setting, so each domain gets its own frontend handle,
+ * opened as that domain. Thousands of domains are served by one epoll loop over the
  * frontends' event-channel fds: a domain's state machine only ever runs
  * when its fd was readable (or just after it was opened), never on a
  * timer. Why step after consuming events rather than before: events are
@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include <noxs/noxs.h>
+#include <noxs/io/sysctl.h>
 
 #include "common/parse.h"
 
@@ -71,10 +72,10 @@ struct reason {
 };
 
 static const struct reason reasons[] = {
-    {"poweroff", NOXS_SYSCTL_POWEROFF, EXIT_POWEROFF},
-    {"reboot", NOXS_SYSCTL_REBOOT, EXIT_REBOOT},
-    {"suspend", NOXS_SYSCTL_SUSPEND, EXIT_SUSPEND},
-    {"crash", NOXS_SYSCTL_CRASH, EXIT_CRASH},
+    {NOXS_SYSCTL_REASON_POWEROFF, NOXS_SYSCTL_POWEROFF, EXIT_POWEROFF},
+    {NOXS_SYSCTL_REASON_REBOOT, NOXS_SYSCTL_REBOOT, EXIT_REBOOT},
+    {NOXS_SYSCTL_REASON_SUSPEND, NOXS_SYSCTL_SUSPEND, EXIT_SUSPEND},
+    {NOXS_SYSCTL_REASON_CRASH, NOXS_SYSCTL_CRASH, EXIT_CRASH},
 };
 #define NREASONS (sizeof(reasons) / sizeof(reasons[0]))
 
@@ -141,14 +142,12 @@ static const struct reason *reason_by_name(const char *name)
     return NULL;
 }
 
-/* The simulator reads the domain id at every *_open; NOXS_DOMID would
- * override it, so a many-domain process clears that once at start. */
+/* The simulator takes the domain of each *_open from the thread's
+ * noxs_open_as setting, which also outranks NOXS_DOMID. */
 static void become(uint16_t domid)
 {
-    char buf[16];
-
-    snprintf(buf, sizeof(buf), "%u", domid);
-    setenv("NOXS_SIM_DOMID", buf, 1);
+    if (noxs_open_as(domid, NULL) < 0)
+        warnx_("acting as domain %u: %s", domid, strerror(errno));
 }
 
 /* Detach (publishing Closed, ending the liveness share). */
@@ -234,12 +233,12 @@ static int attach(struct guest *g)
     for (size_t i = 0; i < NREASONS; i++) {
         char key[32];
 
-        snprintf(key, sizeof(key), "feature-%s", reasons[i].name);
+        snprintf(key, sizeof(key), NOXS_SYSCTL_KEY_FEATURE_PREFIX "%s", reasons[i].name);
         if ((supported & reasons[i].feature) &&
             noxs_dev_set_kv(d, key, "1") < 0)
             return -1;
     }
-    noxs_dev_del_kv(d, "shutdown-ack");
+    noxs_dev_del_kv(d, NOXS_SYSCTL_KEY_SHUTDOWN_ACK);
     noxs_dev_set_features(d, NOXS_FEATURE_KV | supported);
     /*
      * On a first connection the backend is already waiting for us: go
@@ -286,7 +285,7 @@ static bool listed(struct guest *g)
 
 static void acknowledge(struct guest *g, const struct reason *r)
 {
-    if (noxs_dev_set_kv(g->dev, "shutdown-ack", r->name) < 0 ||
+    if (noxs_dev_set_kv(g->dev, NOXS_SYSCTL_KEY_SHUTDOWN_ACK, r->name) < 0 ||
         noxs_dev_publish(g->dev) < 0) {
         fail(g, "acknowledge");
         return;
@@ -390,7 +389,7 @@ static void step(struct guest *g)
             char value[64];
             const struct reason *r;
 
-            if (noxs_dev_peer_kv(g->dev, "shutdown", value, sizeof(value)) < 0)
+            if (noxs_dev_peer_kv(g->dev, NOXS_SYSCTL_KEY_SHUTDOWN, value, sizeof(value)) < 0)
                 return;
             r = reason_by_name(value);
             if (r == NULL || !(supported & r->feature)) {
@@ -729,7 +728,6 @@ int main(int argc, char **argv)
 
     if (domains != NULL) {
         many = true;
-        unsetenv("NOXS_DOMID");
         lr.fd = strcmp(domains, "-") == 0 ? STDIN_FILENO
                                            : open(domains, O_RDONLY | O_CLOEXEC);
         if (lr.fd < 0) {

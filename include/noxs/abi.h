@@ -17,6 +17,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * A compile-time check that C and C++ both accept (the public headers
+ * are included from C++ too).
+ */
+#ifdef __cplusplus
+#define NOXS_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define NOXS_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "noxs pages are little-endian; big-endian hosts need byte swapping"
 #endif
@@ -115,15 +125,15 @@ struct noxs_devpage {
     struct noxs_devpage_entry entries[NOXS_DEVPAGE_MAX_ENTRIES];
 };
 
-_Static_assert(sizeof(struct noxs_devpage_header) == 64, "devpage header");
-_Static_assert(sizeof(struct noxs_devpage_entry) == 32, "devpage entry");
-_Static_assert(sizeof(struct noxs_devpage) <= NOXS_PAGE_SIZE, "devpage");
-_Static_assert(NOXS_DEVPAGE_MAX_ENTRIES == 126, "devpage capacity");
-_Static_assert(offsetof(struct noxs_devpage_header, seq) == 8, "seq");
-_Static_assert(offsetof(struct noxs_devpage_header, notify_port) == 16,
-               "notify_port");
-_Static_assert(offsetof(struct noxs_devpage_entry, control_gref) == 12,
-               "control_gref");
+NOXS_STATIC_ASSERT(sizeof(struct noxs_devpage_header) == 64, "devpage header");
+NOXS_STATIC_ASSERT(sizeof(struct noxs_devpage_entry) == 32, "devpage entry");
+NOXS_STATIC_ASSERT(sizeof(struct noxs_devpage) <= NOXS_PAGE_SIZE, "devpage");
+NOXS_STATIC_ASSERT(NOXS_DEVPAGE_MAX_ENTRIES == 126, "devpage capacity");
+NOXS_STATIC_ASSERT(offsetof(struct noxs_devpage_header, seq) == 8, "seq");
+NOXS_STATIC_ASSERT(offsetof(struct noxs_devpage_header, notify_port) == 16,
+                   "notify_port");
+NOXS_STATIC_ASSERT(offsetof(struct noxs_devpage_entry, control_gref) == 12,
+                   "control_gref");
 
 /* -------------------------------------------------------------------- */
 /* Control page: one per device, granted read-write by the backend to the */
@@ -179,24 +189,21 @@ struct noxs_ctrlpage {
     struct noxs_ctrl_half half[2]; /* [NOXS_CTRL_BACKEND], [..._FRONTEND] */
 };
 
-_Static_assert(offsetof(struct noxs_ctrl_half, kv) == NOXS_CTRL_HALF_HEADER,
-               "ctrl half header");
-_Static_assert(sizeof(struct noxs_ctrl_half) == NOXS_CTRL_HALF_SIZE,
-               "ctrl half");
-_Static_assert(sizeof(struct noxs_ctrlpage) == NOXS_PAGE_SIZE, "ctrl page");
-_Static_assert(offsetof(struct noxs_ctrl_half, seq) == 16, "ctrl seq");
-_Static_assert(offsetof(struct noxs_ctrl_half, features) == 120,
-               "ctrl features");
+NOXS_STATIC_ASSERT(offsetof(struct noxs_ctrl_half, kv) ==
+                       NOXS_CTRL_HALF_HEADER,
+                   "ctrl half header");
+NOXS_STATIC_ASSERT(sizeof(struct noxs_ctrl_half) == NOXS_CTRL_HALF_SIZE,
+                   "ctrl half");
+NOXS_STATIC_ASSERT(sizeof(struct noxs_ctrlpage) == NOXS_PAGE_SIZE,
+                   "ctrl page");
+NOXS_STATIC_ASSERT(offsetof(struct noxs_ctrl_half, seq) == 16, "ctrl seq");
+NOXS_STATIC_ASSERT(offsetof(struct noxs_ctrl_half, features) == 120,
+                   "ctrl features");
 
 /* Generic feature bits (low 32 bits); the high 32 are device-specific. */
 #define NOXS_FEATURE_KV 0x1ull /* this side publishes key/value records */
 
-/* sysctl device: backend-half keys "shutdown" (request, one of the reason
- * names) and frontend-half keys "feature-<reason>" = "1" and
- * "shutdown-ack" (the reason acknowledged). */
-#define NOXS_SYSCTL_POWEROFF 0x100000000ull
-#define NOXS_SYSCTL_REBOOT 0x200000000ull
-#define NOXS_SYSCTL_SUSPEND 0x400000000ull
-#define NOXS_SYSCTL_CRASH 0x800000000ull
+/* Device-specific keys and feature bits: <noxs/io/sysctl.h>,
+ * <noxs/io/consif.h>, <noxs/io/blkif.h>. */
 
 #endif /* NOXS_ABI_H */

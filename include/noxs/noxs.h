@@ -90,14 +90,27 @@ int noxs_boot_format(const struct noxs_boot *b, char *buf, size_t len);
 int noxs_boot_find(struct noxs_boot *out);
 
 /*
- * Which domain this process runs in: $NOXS_DOMID, else $NOXS_SIM_DOMID
- * (the simulator's), else 0. Sets *domid and returns 1 if a variable
+ * Which domain this process runs in: the thread's noxs_open_as() setting
+ * (simulator only), else $NOXS_DOMID, else $NOXS_SIM_DOMID (the
+ * simulator's), else 0. Sets *domid and returns 1 if a variable
  * named the domain, 0 if the default 0 applies, or -1 with errno EINVAL
  * if the variable that applies is not a domain id (decimal 0..32751
  * without a leading zero: "010" is refused, not read as 8). Every noxs
  * program and compat-xs answer the question through this call.
  */
 int noxs_self_domid(uint16_t *domid);
+
+/*
+ * On the simulator, one process may play several domains: handles the
+ * calling thread opens from now on (Xen handles, noxs_frontend_open,
+ * noxs_backend_open, ...) act as domain domid, and noxs_self_domid()
+ * answers domid on this thread; -1 goes back to the environment. The
+ * previous setting (-1: none) is stored in *prev if prev is not NULL.
+ * Returns 0, or -1 with errno ENOTSUP when the Xen libraries are not the
+ * simulator's (on Xen a process is one domain) or EINVAL for a domid out
+ * of range. The environment is never changed.
+ */
+int noxs_open_as(int domid, int *prev);
 
 /* ------------------------------------------------------------------ */
 /* Key/value parameters (device-add parameters, control-page keys)     */

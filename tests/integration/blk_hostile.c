@@ -1,6 +1,6 @@
 /*
  * blk_hostile: a malicious blk frontend, speaking the ring protocol of
- * frontends/blk/blkring.h by hand, to show that noxs-blk-back answers
+ * <noxs/io/blkif.h> by hand, to show that noxs-blk-back answers
  * every bad request with an error, survives floods and walks away from a
  * ring with garbage indices, without crashing or touching the file.
  *
@@ -43,7 +43,7 @@
 
 #include <noxs/noxs.h>
 
-#include "blkring.h"
+#include <noxs/io/blkif.h>
 
 #define NDATA 12u
 #define WAIT_MS 10000

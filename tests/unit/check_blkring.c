@@ -9,9 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <noxs/io/blkif.h>
+#include <noxs/io/consif.h>
+
 #include "blkreq.h"
-#include "blkring.h"
-#include "consring.h"
 #include "check_main.h"
 
 static const struct blkreq_geometry g512 = {

@@ -20,6 +20,7 @@
 
 #include <noxs/noxs.h>
 #include <noxs/page.h>
+#include <noxs/io/sysctl.h>
 
 #include "check_main.h"
 

@@ -4,6 +4,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -118,6 +119,49 @@ START_TEST(test_self_domid)
 }
 END_TEST
 
+static void *other_thread(void *arg)
+{
+    uint16_t *d = arg;
+
+    if (noxs_self_domid(d) != 1)
+        *d = 0xffff;
+    return NULL;
+}
+
+/*
+ * noxs_open_as: the simulator's per-thread identity outranks the
+ * environment on the calling thread only, and never writes the
+ * environment (other threads may be reading it).
+ */
+START_TEST(test_open_as)
+{
+    uint16_t d = 99, seen = 99;
+    pthread_t t;
+    int prev = 5;
+
+    setenv("NOXS_DOMID", "7", 1);
+    ck_assert_int_eq(noxs_open_as(3, &prev), 0);
+    ck_assert_int_eq(prev, -1);
+    ck_assert_int_eq(noxs_self_domid(&d), 1);
+    ck_assert_uint_eq(d, 3);
+    ck_assert_str_eq(getenv("NOXS_DOMID"), "7");
+    ck_assert_ptr_null(getenv("NOXS_SIM_DOMID"));
+    ck_assert_int_eq(pthread_create(&t, NULL, other_thread, &seen), 0);
+    pthread_join(t, NULL);
+    ck_assert_uint_eq(seen, 7);
+    ck_assert_int_eq(noxs_open_as(4, &prev), 0);
+    ck_assert_int_eq(prev, 3);
+    errno = 0;
+    ck_assert_int_eq(noxs_open_as(32752, NULL), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(noxs_open_as(-1, &prev), 0);
+    ck_assert_int_eq(prev, 4);
+    ck_assert_int_eq(noxs_self_domid(&d), 1);
+    ck_assert_uint_eq(d, 7);
+    unsetenv("NOXS_DOMID");
+}
+END_TEST
+
 static Suite *parse_suite(void)
 {
     Suite *s = suite_create("parse");
@@ -128,6 +172,7 @@ static Suite *parse_suite(void)
     tcase_add_test(tc, test_mode);
     tcase_add_test(tc, test_uid);
     tcase_add_test(tc, test_self_domid);
+    tcase_add_test(tc, test_open_as);
     suite_add_tcase(s, tc);
     return s;
 }

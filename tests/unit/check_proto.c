@@ -462,6 +462,100 @@ START_TEST(test_bad_header)
 }
 END_TEST
 
+/*
+ * The requests any client may send to noxsd: they change nothing. Every
+ * other request noxsd accepts must need a right (privilege, or being a
+ * registered backend, which only a privileged client can become). This
+ * list is kept here, apart from the table, so that a row marked open by
+ * mistake, or a new request left open, fails the test: adding a type
+ * here is a security decision.
+ */
+static const unsigned int open_requests[] = {
+    NOXS_MSG_DOMAIN_LIST,
+    NOXS_MSG_DEV_LIST,
+    NOXS_MSG_STATUS,
+    NOXS_MSG_WATCH,
+};
+
+static int is_open_request(unsigned int type)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(open_requests) / sizeof(open_requests[0]); i++)
+        if (open_requests[i] == type)
+            return 1;
+    return 0;
+}
+
+START_TEST(test_access)
+{
+    const struct noxs_msg_desc *d;
+    size_t i, nto = 0;
+
+    ck_assert_uint_gt(noxs_proto_ndesc(), 0);
+    for (i = 0; i < noxs_proto_ndesc(); i++) {
+        d = noxs_proto_desc_at(i);
+        if (d->direction != NOXS_MSGD_TO_NOXSD)
+            continue;
+        nto++;
+        if (is_open_request(d->type))
+            ck_assert_msg(d->access == NOXS_MSGA_ANYONE,
+                          "%s: read-only but closed", d->name);
+        else
+            ck_assert_msg(d->access == NOXS_MSGA_PRIVILEGED ||
+                              d->access == NOXS_MSGA_BACKEND,
+                          "%s changes the registry but is open to anyone",
+                          d->name);
+    }
+    ck_assert_uint_ge(nto, 4);
+    /* Becoming a backend is what BACKEND access rests on. */
+    d = noxs_proto_desc(NOXS_MSG_BACKEND_REGISTER);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_uint_eq(d->access, NOXS_MSGA_PRIVILEGED);
+    for (i = 0; i < sizeof(open_requests) / sizeof(open_requests[0]); i++) {
+        d = noxs_proto_desc(open_requests[i]);
+        ck_assert_ptr_nonnull(d);
+        ck_assert_uint_eq(d->direction, NOXS_MSGD_TO_NOXSD);
+    }
+}
+END_TEST
+
+/* The table agrees with itself and with the type functions. */
+START_TEST(test_table)
+{
+    const struct noxs_msg_desc *d, *e;
+    size_t i, j;
+    unsigned int t;
+
+    for (i = 0; i < noxs_proto_ndesc(); i++) {
+        d = noxs_proto_desc_at(i);
+        ck_assert_uint_eq(d->type & NOXS_MSG_REPLY, 0);
+        ck_assert_ptr_eq(noxs_proto_desc(d->type), d);
+        ck_assert_ptr_eq(noxs_proto_desc(d->type | NOXS_MSG_REPLY), d);
+        ck_assert_str_eq(noxs_proto_type_name(d->type), d->name);
+        ck_assert(noxs_proto_type_known(d->type));
+        ck_assert_int_eq(noxs_proto_type_known(d->type | NOXS_MSG_REPLY),
+                         d->has_reply);
+        ck_assert_uint_le(d->body, sizeof(((struct noxs_proto_msg *)0)->u));
+        ck_assert_uint_le(d->reply_body,
+                          sizeof(((struct noxs_proto_msg *)0)->u));
+        if (!d->has_reply)
+            ck_assert_uint_eq(d->reply_body, 0);
+        for (j = 0; j < i; j++) {
+            e = noxs_proto_desc_at(j);
+            ck_assert_uint_lt(e->type, d->type);
+            ck_assert_str_ne(e->name, d->name);
+        }
+    }
+    ck_assert_ptr_null(noxs_proto_desc_at(noxs_proto_ndesc()));
+    for (t = 0; t < 0x10000; t++)
+        if (noxs_proto_type_known(t))
+            ck_assert_ptr_nonnull(noxs_proto_desc(t));
+        else if (!(t & NOXS_MSG_REPLY))
+            ck_assert_ptr_null(noxs_proto_desc(t));
+}
+END_TEST
+
 START_TEST(test_builder_overflow)
 {
     static char chunk[4096];
@@ -489,6 +583,8 @@ static Suite *proto_suite(void)
     tcase_add_test(tc, test_sync);
     tcase_add_test(tc, test_bad_header);
     tcase_add_test(tc, test_builder_overflow);
+    tcase_add_test(tc, test_access);
+    tcase_add_test(tc, test_table);
     suite_add_tcase(s, tc);
     return s;
 }

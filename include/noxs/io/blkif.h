@@ -1,5 +1,7 @@
 /*
- * noxs blk ring protocol: what a blk frontend and backend share.
+ * noxs blk ring protocol: what a blk frontend and backend share (device
+ * type NOXS_DEV_BLK). Installed, so that a driver written elsewhere, in C
+ * or C++, needs nothing else; docs/DRIVERS.md describes the keys.
  *
  * The frontend shares 2^ring-page-order pages (the "shared ring") with the
  * backend's domain, read-write. The ring starts with a 64-byte header of
@@ -28,13 +30,16 @@
  * Nothing read from the ring is trusted by the backend: a request is
  * copied out of its slot once and only the copy is validated and used.
  */
-#ifndef NOXS_BLKRING_H
-#define NOXS_BLKRING_H
+#ifndef NOXS_IO_BLKIF_H
+#define NOXS_IO_BLKIF_H
 
-#include <sched.h>
-#include <stdbool.h>
 #include <stdint.h>
-#include <time.h>
+
+#include <noxs/abi.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 #define NOXS_BLK_PAGE_SIZE 4096u
 #define NOXS_BLK_SECTOR_SHIFT 9
@@ -101,14 +106,23 @@ struct noxs_blk_sring {
     uint32_t rsp_prod;
     uint32_t rsp_event;
     uint8_t pad[48];
-    union noxs_blk_slot slot[];
+#ifndef __cplusplus
+    union noxs_blk_slot slot[]; /* C only: C++ has no flexible arrays */
+#endif
 };
 
-_Static_assert(sizeof(struct noxs_blk_segment) == 8, "blk segment");
-_Static_assert(sizeof(struct noxs_blk_request) == 112, "blk request");
-_Static_assert(sizeof(struct noxs_blk_response) == 16, "blk response");
-_Static_assert(sizeof(union noxs_blk_slot) == 112, "blk slot");
-_Static_assert(sizeof(struct noxs_blk_sring) == 64, "blk sring header");
+NOXS_STATIC_ASSERT(sizeof(struct noxs_blk_segment) == 8, "blk segment");
+NOXS_STATIC_ASSERT(sizeof(struct noxs_blk_request) == 112, "blk request");
+NOXS_STATIC_ASSERT(sizeof(struct noxs_blk_response) == 16, "blk response");
+NOXS_STATIC_ASSERT(sizeof(union noxs_blk_slot) == 112, "blk slot");
+NOXS_STATIC_ASSERT(sizeof(struct noxs_blk_sring) == 64, "blk sring header");
+
+/* Slot i of the ring that starts at s (the same as s->slot[i] in C). */
+static inline union noxs_blk_slot *noxs_blk_slot_at(struct noxs_blk_sring *s,
+                                                    uint32_t i)
+{
+    return (union noxs_blk_slot *)(void *)((uint8_t *)s + sizeof(*s)) + i;
+}
 
 /*
  * Liveness page ("alive-ref" key): one page the frontend shares with an
@@ -168,73 +182,8 @@ static inline int noxs_blk_need_notify(uint32_t old, uint32_t new_prod,
     return (uint32_t)(new_prod - event) < (uint32_t)(new_prod - old);
 }
 
-/*
- * Bounded busy-waits on the peer's index (both sides): one pause per look.
- * sched_yield() is a system call per turn, which on a busy machine costs
- * the peer more than it gives it; it only helps when the peer may need
- * this very CPU, i.e. when we can run on one CPU only
- * (noxs_blk_single_cpu(), read once per connection).
- */
-static inline void noxs_blk_cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield" ::: "memory");
-#else
-    __asm__ __volatile__("" ::: "memory");
+#ifdef __cplusplus
+}
 #endif
-}
 
-/*
- * A bounded spin, one step per look at the peer:
- *
- *   struct noxs_blk_spin sp;
- *   noxs_blk_spin_start(&sp, SPIN_NS, single_cpu);
- *   while (!ready())
- *       if (!noxs_blk_spin_step(&sp))
- *           return false;  (spin_ns passed: go to sleep)
- *
- * Every 64 looks it reads the clock (and yields on one CPU); otherwise it
- * pauses.
- */
-struct noxs_blk_spin {
-    struct timespec start;
-    long spin_ns;
-    unsigned int looks;
-    bool single_cpu;
-};
-
-static inline void noxs_blk_spin_start(struct noxs_blk_spin *sp, long spin_ns,
-                                       bool single_cpu)
-{
-    clock_gettime(CLOCK_MONOTONIC, &sp->start);
-    sp->spin_ns = spin_ns;
-    sp->looks = 0;
-    sp->single_cpu = single_cpu;
-}
-
-static inline bool noxs_blk_spin_step(struct noxs_blk_spin *sp)
-{
-    if ((++sp->looks & 63) == 0) {
-        struct timespec t;
-
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        if ((t.tv_sec - sp->start.tv_sec) * 1000000000L +
-                (t.tv_nsec - sp->start.tv_nsec) > sp->spin_ns)
-            return false;
-        if (sp->single_cpu)
-            sched_yield();
-    }
-    noxs_blk_cpu_relax();
-    return true;
-}
-
-static inline bool noxs_blk_single_cpu(void)
-{
-    cpu_set_t set;
-
-    return sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) <= 1;
-}
-
-#endif /* NOXS_BLKRING_H */
+#endif /* NOXS_IO_BLKIF_H */

@@ -28,10 +28,16 @@
  * dropped or reordered. The backend trusts nothing: indices it reads are
  * checked (prod - cons <= S), and a violation abandons the connection.
  */
-#ifndef NOXS_CONSRING_H
-#define NOXS_CONSRING_H
+#ifndef NOXS_IO_CONSIF_H
+#define NOXS_IO_CONSIF_H
 
 #include <stdint.h>
+
+#include <noxs/abi.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 #define NOXS_CONS_PAGE_SIZE 4096u
 #define NOXS_CONS_MAX_RING_ORDER 3u
@@ -56,13 +62,15 @@ struct noxs_cons_header {
 #define NOXS_CONS_ALIVE_FRONTEND 128u
 #define NOXS_CONS_ALIVE_BACKEND 192u
 
-_Static_assert(sizeof(struct noxs_cons_header) == 256, "cons header");
-_Static_assert(__builtin_offsetof(struct noxs_cons_header, frontend_alive) ==
-                   NOXS_CONS_ALIVE_FRONTEND,
-               "frontend_alive");
-_Static_assert(__builtin_offsetof(struct noxs_cons_header, backend_alive) ==
-                   NOXS_CONS_ALIVE_BACKEND,
-               "backend_alive");
+NOXS_STATIC_ASSERT(sizeof(struct noxs_cons_header) == 256, "cons header");
+NOXS_STATIC_ASSERT(__builtin_offsetof(struct noxs_cons_header,
+                                      frontend_alive) ==
+                       NOXS_CONS_ALIVE_FRONTEND,
+                   "frontend_alive");
+NOXS_STATIC_ASSERT(__builtin_offsetof(struct noxs_cons_header,
+                                      backend_alive) ==
+                       NOXS_CONS_ALIVE_BACKEND,
+                   "backend_alive");
 
 #define noxs_cons_load(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define noxs_cons_store(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
@@ -105,4 +113,8 @@ static inline uint32_t noxs_cons_write(uint8_t *ring, uint32_t size,
     return n;
 }
 
-#endif /* NOXS_CONSRING_H */
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NOXS_IO_CONSIF_H */
