@@ -465,9 +465,7 @@ static double run_direct(bool write, bool random, size_t bs, unsigned int qd)
     cpu_at_start = cpu_both();
     start = now_s();
     for (unsigned int i = 0; i < qd; i++) {
-        w[i] = (struct worker){.buf = bufs[i], .fd = fd, .write = write,
-                               .random = random, .bs = bs,
-                               .end = start + seconds, .seed = i + 1};
+        w[i] = (struct worker){.buf = bufs[i], .fd = fd, .write = write, .random = random, .bs = bs, .end = start + seconds, .seed = i + 1};
         pthread_create(&w[i].t, NULL, direct_worker, &w[i]);
     }
     for (unsigned int i = 0; i < qd; i++) {
@@ -557,13 +555,16 @@ static void run_case(noxs_blkfront *b, size_t t, size_t q, unsigned int qd,
     ratios[t][q][0][rep] = n / d;
     ratios[t][q][1][rep] = z / d;
     printf("blk path=noxs-copy op=%s bs=%zu qd=%u iops=%.0f "
-           "mib_s=%.1f cpu_us_op=%.2f\n", tests[t].name, bs, qd, n, n * mib,
+           "mib_s=%.1f cpu_us_op=%.2f\n",
+           tests[t].name, bs, qd, n, n * mib,
            nc * 1e6);
     printf("blk path=noxs-zerocopy op=%s bs=%zu qd=%u iops=%.0f "
-           "mib_s=%.1f cpu_us_op=%.2f\n", tests[t].name, bs, qd, z, z * mib,
+           "mib_s=%.1f cpu_us_op=%.2f\n",
+           tests[t].name, bs, qd, z, z * mib,
            zc * 1e6);
     printf("blk path=direct op=%s bs=%zu qd=%u iops=%.0f "
-           "mib_s=%.1f cpu_us_op=%.2f\n", tests[t].name, bs, qd, d, d * mib,
+           "mib_s=%.1f cpu_us_op=%.2f\n",
+           tests[t].name, bs, qd, d, d * mib,
            dc * 1e6);
     printf("blk ratio op=%s bs=%zu qd=%u path=noxs-copy noxs_over_direct=%.2f\n",
            tests[t].name, bs, qd, n / d);
@@ -671,7 +672,8 @@ int main(int argc, char **argv)
         noxs_blkfront_get_info(b, &in);
         cpu_model(model, sizeof(model));
         printf("blk setup ring_order=%u queue_depth=%u backend_args=\"%s\" "
-               "cpu=\"%s\" ncpu=%ld\n", in.ring_order, in.queue_depth,
+               "cpu=\"%s\" ncpu=%ld\n",
+               in.ring_order, in.queue_depth,
                extra != NULL ? extra : "", model, sysconf(_SC_NPROCESSORS_ONLN));
     }
     for (int rep = 0; rep < reps; rep++) {

@@ -85,7 +85,8 @@ static double bu_proc_cpu_us(long pid)
     /* after ")": state(3) ppid pgrp session tty tpgid flags minflt
      * cminflt majflt cmajflt utime(14) stime(15) */
     if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
-                            "%lu %lu", &ut, &st) != 2)
+                            "%lu %lu",
+                     &ut, &st) != 2)
         return -1;
     return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
 }
@@ -153,7 +154,8 @@ static long bu_shared_pages(void)
     if (!build || !getenv("NOXS_SIM_DIR"))
         return 0;
     snprintf(cmd, sizeof(cmd), "'%s/sim/noxs-simstat' --json --no-reap 2>/dev/null"
-             " | tail -c 4000", build);
+                               " | tail -c 4000",
+             build);
     p = popen(cmd, "r");
     if (!p)
         return 0;

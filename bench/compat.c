@@ -65,9 +65,11 @@
 
 static const char *label;
 static int iter = ITER, rtt_iter = ITER / 4;
-static enum { GUEST_SOCKET, GUEST_RING, GUEST_RING_IDLE } guests;
+static enum { GUEST_SOCKET,
+              GUEST_RING,
+              GUEST_RING_IDLE } guests;
 static struct xsrc *rings; /* per domain, --ring and --sockets */
-static pid_t backend_pid; /* legacy-back, stopped on every exit */
+static pid_t backend_pid;  /* legacy-back, stopped on every exit */
 
 static double now_us(void)
 {
@@ -163,7 +165,9 @@ static int fe_write(const char *path, const char *value)
     if (lat_ring)
         return xsrc_write(lat_ring, 0, path, value);
     return xs_write(lat_xs, XBT_NULL, path, value,
-                    (unsigned)strlen(value)) ? 0 : -1;
+                    (unsigned)strlen(value))
+               ? 0
+               : -1;
 }
 
 static int fe_directory(const char *path)
@@ -184,7 +188,9 @@ static int fe_watch(const char *path, const char *token, bool on)
         return on ? xsrc_watch(lat_ring, path, token)
                   : xsrc_unwatch(lat_ring, path, token);
     return (on ? xs_watch(lat_xs, path, token)
-               : xs_unwatch(lat_xs, path, token)) ? 0 : -1;
+               : xs_unwatch(lat_xs, path, token))
+               ? 0
+               : -1;
 }
 
 /* Block for the next watch event (bounded on the ring). */

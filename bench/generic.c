@@ -493,7 +493,8 @@ static int env_int(const char *name, int def, int max)
     const char *s = getenv(name);
     int v = s && *s ? atoi(s) : def;
 
-    return v < 1 ? 1 : v > max ? max : v;
+    return v < 1 ? 1 : v > max ? max
+                               : v;
 }
 
 int main(int argc, char **argv)
@@ -558,7 +559,7 @@ int main(int argc, char **argv)
             if (!xs_introduce_domain(h, (unsigned int)d, 0, 1) &&
                 intro_failed++ == 0)
                 fprintf(stderr, "generic-bench %s: xs_introduce_domain"
-                        "(%d): %s (counted in introduce_failed=)\n",
+                                "(%d): %s (counted in introduce_failed=)\n",
                         label, d, strerror(errno));
             /* Timed whatever the outcome (the output says how many
              * failed). */

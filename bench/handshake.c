@@ -209,8 +209,8 @@ static void start_services(char *sock, size_t socklen)
 
     if (!base)
         base = access("/dev/shm", W_OK) == 0 ? "/dev/shm"
-               : getenv("TMPDIR")          ? getenv("TMPDIR")
-                                           : "/tmp";
+               : getenv("TMPDIR")            ? getenv("TMPDIR")
+                                             : "/tmp";
 
     snprintf(tmpdir, sizeof(tmpdir), "%s/noxs-handshake.XXXXXX", base);
     if (mkdtemp(tmpdir) == NULL) {
@@ -425,10 +425,10 @@ static void lookups(noxs_client *c, unsigned int n)
 static void usage(FILE *out)
 {
     fprintf(out,
-        "usage: handshake [--socket PATH] [--keep] [--first-domid D]\n"
-        "                 [--per-process K] N...\n"
-        "Measure dev-add -> both halves Connected for domains 1..max(N),\n"
-        "reporting the last tenth before each N (e.g. 10 100 1000 10000).\n");
+            "usage: handshake [--socket PATH] [--keep] [--first-domid D]\n"
+            "                 [--per-process K] N...\n"
+            "Measure dev-add -> both halves Connected for domains 1..max(N),\n"
+            "reporting the last tenth before each N (e.g. 10 100 1000 10000).\n");
 }
 
 int main(int argc, char **argv)

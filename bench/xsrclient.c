@@ -254,12 +254,24 @@ static const struct {
     const char *name;
     int e;
 } errs[] = {
-    {"EINVAL", EINVAL}, {"EACCES", EACCES},       {"EEXIST", EEXIST},
-    {"EISDIR", EISDIR}, {"ENOENT", ENOENT},       {"ENOMEM", ENOMEM},
-    {"ENOSPC", ENOSPC}, {"EIO", EIO},             {"ENOTEMPTY", ENOTEMPTY},
-    {"ENOSYS", ENOSYS}, {"EROFS", EROFS},         {"EBUSY", EBUSY},
-    {"EAGAIN", EAGAIN}, {"EISCONN", EISCONN},     {"E2BIG", E2BIG},
-    {"EPERM", EPERM},   {"EQUOTA", EDQUOT},       {"ENOTCONN", ENOTCONN},
+    {"EINVAL", EINVAL},
+    {"EACCES", EACCES},
+    {"EEXIST", EEXIST},
+    {"EISDIR", EISDIR},
+    {"ENOENT", ENOENT},
+    {"ENOMEM", ENOMEM},
+    {"ENOSPC", ENOSPC},
+    {"EIO", EIO},
+    {"ENOTEMPTY", ENOTEMPTY},
+    {"ENOSYS", ENOSYS},
+    {"EROFS", EROFS},
+    {"EBUSY", EBUSY},
+    {"EAGAIN", EAGAIN},
+    {"EISCONN", EISCONN},
+    {"E2BIG", E2BIG},
+    {"EPERM", EPERM},
+    {"EQUOTA", EDQUOT},
+    {"ENOTCONN", ENOTCONN},
 };
 
 static int err_of(const char *name)
@@ -518,9 +530,12 @@ static int wait_state(struct xsrc *c, const char *path, int want,
 static int publish(struct xsrc *c, const char *dir)
 {
     static const char *const keys[][2] = {
-        {"tx-ring-ref", "8"},     {"rx-ring-ref", "9"},
-        {"event-channel", "5"},   {"request-rx-copy", "1"},
-        {"feature-rx-notify", "1"}, {"state", "4"},
+        {"tx-ring-ref", "8"},
+        {"rx-ring-ref", "9"},
+        {"event-channel", "5"},
+        {"request-rx-copy", "1"},
+        {"feature-rx-notify", "1"},
+        {"state", "4"},
     };
     char path[512];
 

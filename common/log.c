@@ -14,7 +14,7 @@
 
 static const char *ident = "noxs";
 static int verbosity;
-static int to_syslog;  /* 1: syslog only; 2: also errors on stderr */
+static int to_syslog; /* 1: syslog only; 2: also errors on stderr */
 static int to_journal;
 
 /*

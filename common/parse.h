@@ -49,7 +49,6 @@ void print_version(const char *prog);
 const char *version_string(void);
 
 
-
 /*
  * Command-line options, for programs (common/opt.c): the value of
  * --name, or a message naming the option, the value and what is

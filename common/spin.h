@@ -22,9 +22,11 @@ static inline void noxs_blk_cpu_relax(void)
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
-    __asm__ __volatile__("yield" ::: "memory");
+    __asm__ __volatile__("yield" ::
+                             : "memory");
 #else
-    __asm__ __volatile__("" ::: "memory");
+    __asm__ __volatile__("" ::
+                             : "memory");
 #endif
 }
 
@@ -63,7 +65,8 @@ static inline bool noxs_blk_spin_step(struct noxs_blk_spin *sp)
 
         clock_gettime(CLOCK_MONOTONIC, &t);
         if ((t.tv_sec - sp->start.tv_sec) * 1000000000L +
-                (t.tv_nsec - sp->start.tv_nsec) > sp->spin_ns)
+                (t.tv_nsec - sp->start.tv_nsec) >
+            sp->spin_ns)
             return false;
         if (sp->single_cpu)
             sched_yield();

@@ -201,9 +201,9 @@ static void guest_attach(struct cxs_ctx *ctx)
      * waits for us, else a new session starts at Initialising (the
      * features go out with it either way). */
     noxs_dev_set_state(d, noxs_dev_refresh(d) >= 0 &&
-                              noxs_dev_peer_state(d) == NOXS_STATE_INITWAIT
-                          ? NOXS_STATE_CONNECTED
-                          : NOXS_STATE_INITIALISING);
+                                  noxs_dev_peer_state(d) == NOXS_STATE_INITWAIT
+                              ? NOXS_STATE_CONNECTED
+                              : NOXS_STATE_INITIALISING);
     noxs_dev_publish(d);
 }
 

@@ -197,8 +197,7 @@ static int listed_class(struct xs_handle *h, const struct noxs_dev_info *di,
                         char *cls)
 {
     const char *known = cxs_devid_class(di->devid);
-    struct cxs_path p = {.kind = CXS_BACKEND, .fe = di->domid,
-                         .domid = di->backend_domid};
+    struct cxs_path p = {.kind = CXS_BACKEND, .fe = di->domid, .domid = di->backend_domid};
     char reply[NOXS_CTRL_VALUE_MAX + 1];
     noxs_client *c;
 
@@ -240,7 +239,7 @@ int cxs_gather(struct xs_handle *h, const struct cxs_path *p,
     int fe = p->kind == CXS_DEVICE_ROOT || p->kind == CXS_DEVICE_CLASS
                  ? p->domid
              : p->kind == CXS_BACKEND_FE ? p->fe
-                                          : -1;
+                                         : -1;
     for (struct cxs_dev *d = fe < 0 ? ctx->devs
                                     : cxs_ctx_fe_first(ctx, (uint16_t)fe);
          d; d = fe < 0 ? d->next : cxs_ctx_fe_next(d)) {

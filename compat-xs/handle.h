@@ -52,16 +52,16 @@ struct xs_handle {
     struct event *head, *tail;
     struct tx *txs;
     uint32_t next_tx;
-    struct cxs_gconn *g;  /* the generic store; NULL in noxs mode */
-    int gdead;            /* its errno once it failed, else 0 */
+    struct cxs_gconn *g;   /* the generic store; NULL in noxs mode */
+    int gdead;             /* its errno once it failed, else 0 */
     struct cxs_adds *adds; /* set while a transaction's batch applies */
     /* Once xs_fileno was called (watch.c): a pipe readable exactly while
      * an event is queued (or the store was lost), kept so by a thread
      * that takes the sources' events as they come. */
     bool fmode;
     int fpipe[2];
-    int fstop;          /* eventfd: the thread ends */
-    pid_t fpid;         /* the process that started the thread */
+    int fstop;  /* eventfd: the thread ends */
+    pid_t fpid; /* the process that started the thread */
     pthread_t fthread;
     struct xs_handle *anext, **apprev; /* every open handle (cxs_handles) */
 };

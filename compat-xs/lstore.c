@@ -66,22 +66,22 @@ int ls_mdb_errno(int rc)
 /* ---- keys ------------------------------------------------------------ */
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                             \
-    do {                                                                     \
-        v0 += v1;                                                            \
-        v1 = ROTL(v1, 13);                                                   \
-        v1 ^= v0;                                                            \
-        v0 = ROTL(v0, 32);                                                   \
-        v2 += v3;                                                            \
-        v3 = ROTL(v3, 16);                                                   \
-        v3 ^= v2;                                                            \
-        v0 += v3;                                                            \
-        v3 = ROTL(v3, 21);                                                   \
-        v3 ^= v0;                                                            \
-        v2 += v1;                                                            \
-        v1 = ROTL(v1, 17);                                                   \
-        v1 ^= v2;                                                            \
-        v2 = ROTL(v2, 32);                                                   \
+#define SIPROUND           \
+    do {                   \
+        v0 += v1;          \
+        v1 = ROTL(v1, 13); \
+        v1 ^= v0;          \
+        v0 = ROTL(v0, 32); \
+        v2 += v3;          \
+        v3 = ROTL(v3, 16); \
+        v3 ^= v2;          \
+        v0 += v3;          \
+        v3 = ROTL(v3, 21); \
+        v3 ^= v0;          \
+        v2 += v1;          \
+        v1 = ROTL(v1, 17); \
+        v1 ^= v2;          \
+        v2 = ROTL(v2, 32); \
     } while (0)
 
 /* SipHash-2-4: keyed, so paths cannot be chosen to collide. */
@@ -223,7 +223,7 @@ int ls_node_get(struct ls_x *x, const char *path, struct ls_node *n)
     memcpy(&r, d.mv_data, sizeof(r));
     if (r.nperms == 0 || r.nperms > 4096 || r.plen != plen ||
         d.mv_size != sizeof(r) + (size_t)r.nperms * sizeof(struct ls_perm) +
-                          r.plen + r.vlen)
+                         r.plen + r.vlen)
         return EIO;
     n->mem = malloc(d.mv_size + 1);
     if (!n->mem)
@@ -268,8 +268,7 @@ int ls_node_put(struct ls_x *x, const char *path, uint64_t kidseq,
 {
     unsigned char kb[16];
     size_t plen = strlen(path);
-    struct ls_rec r = {.gen = x->gen, .kidseq = kidseq, .nperms = nperms,
-                       .plen = plen, .vlen = vlen};
+    struct ls_rec r = {.gen = x->gen, .kidseq = kidseq, .nperms = nperms, .plen = plen, .vlen = vlen};
     size_t sz = sizeof(r) + nperms * sizeof(*perms) + plen + vlen;
     MDB_val k = {16, kb}, d = {sz, NULL};
     int rc;
@@ -509,7 +508,7 @@ static char *arg_path(struct ls_x *x, const char *s)
 }
 
 int ls_create(struct ls_x *x, const char *path, const char *val,
-                  uint32_t vlen)
+              uint32_t vlen)
 {
     struct ls_node p;
     char *pp = parent_of(path);

@@ -36,12 +36,12 @@
 #include "gstore.h"
 
 /* xenstored's defaults for unprivileged connections. */
-#define LS_QUOTA_ENTRIES 1000u  /* nodes a domain owns */
-#define LS_QUOTA_VALUE 2048u    /* bytes of one value */
-#define LS_QUOTA_WATCHES 128u   /* watches of one connection */
-#define LS_QUOTA_TX 10u         /* open transactions of one connection */
-#define LS_QUOTA_PERMS 5u       /* entries of one node's permission list */
-#define LS_QUOTA_PATH 2048u     /* path length below /local/domain/N/ */
+#define LS_QUOTA_ENTRIES 1000u /* nodes a domain owns */
+#define LS_QUOTA_VALUE 2048u   /* bytes of one value */
+#define LS_QUOTA_WATCHES 128u  /* watches of one connection */
+#define LS_QUOTA_TX 10u        /* open transactions of one connection */
+#define LS_QUOTA_PERMS 5u      /* entries of one node's permission list */
+#define LS_QUOTA_PATH 2048u    /* path length below /local/domain/N/ */
 
 /* Journal entries kept for watchers that are behind. */
 #define LS_JOURNAL_KEEP 4096u
@@ -96,8 +96,8 @@ struct ls_x {
     struct ls_env *e;
     MDB_txn *t;
     unsigned int domid;
-    uint64_t gen;         /* stamped on what this commit changes */
-    struct ls_buf *chg;   /* journal records of this commit, or NULL */
+    uint64_t gen;       /* stamped on what this commit changes */
+    struct ls_buf *chg; /* journal records of this commit, or NULL */
 };
 
 struct ls_node {
@@ -111,7 +111,7 @@ struct ls_node {
 };
 
 struct ls_watch {
-    char *path;  /* canonical */
+    char *path; /* canonical */
     char *token;
     size_t strip; /* bytes of the implicit prefix to strip, 0 if absolute */
     uint64_t since;

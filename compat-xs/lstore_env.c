@@ -345,9 +345,7 @@ static int lreq(struct cxs_gconn *g, uint32_t type, uint32_t tx,
         err = t ? EBUSY : ls_tx_start(c, payload, len, &out);
     else if (type == XSW_TRANSACTION_END)
         err = t ? ls_tx_end(c, t, payload, len, &out) : ENOENT;
-    else if (t && (ls_is_modify(type) || type == XSW_READ ||
-                   type == XSW_DIRECTORY || type == XSW_DIRECTORY_PART ||
-                   type == XSW_GET_PERMS) &&
+    else if (t && (ls_is_modify(type) || type == XSW_READ || type == XSW_DIRECTORY || type == XSW_DIRECTORY_PART || type == XSW_GET_PERMS) &&
              type != XSW_INTRODUCE && type != XSW_RELEASE)
         err = ls_tx_op(c, t, type, payload, len, &out);
     else {

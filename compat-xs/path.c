@@ -18,9 +18,27 @@
  * upper range (docs/COMPAT.md: two unknown classes may collide, then the
  * second device add fails with EEXIST). */
 static const char *const known_classes[] = {
-    NULL,   "vif",  "vbd",   "console", "vkbd", "vfb",  "pci",   "vtpm",
-    "9pfs", "vusb", "qusb",  "vsnd",    "vdispl", "qdisk", "vscsi", "pvcalls",
-    "vif2", "tap",  "tap2",  "vxbt",    "sysctl",
+    NULL,
+    "vif",
+    "vbd",
+    "console",
+    "vkbd",
+    "vfb",
+    "pci",
+    "vtpm",
+    "9pfs",
+    "vusb",
+    "qusb",
+    "vsnd",
+    "vdispl",
+    "qdisk",
+    "vscsi",
+    "pvcalls",
+    "vif2",
+    "tap",
+    "tap2",
+    "vxbt",
+    "sysctl",
 };
 #define NKNOWN (sizeof(known_classes) / sizeof(known_classes[0]))
 #define CLASS_CODE_MAX ((1u << (32 - CXS_ID_BITS)) - 1)

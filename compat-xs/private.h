@@ -65,29 +65,29 @@
 
 enum cxs_kind {
     CXS_UNSUPPORTED = 0,
-    CXS_ROOT,           /* / */
-    CXS_LOCAL,          /* /local */
-    CXS_LOCAL_DOMAIN,   /* /local/domain */
-    CXS_DOMAIN,         /* /local/domain/<d> */
-    CXS_DEVICE_ROOT,    /* /local/domain/<fe>/device */
-    CXS_DEVICE_CLASS,   /* .../device/<class> */
-    CXS_DEVICE,         /* .../device/<class>/<id> */
-    CXS_DEVICE_KEY,     /* .../device/<class>/<id>/<key> */
-    CXS_BACKEND_ROOT,   /* /local/domain/<be>/backend */
-    CXS_BACKEND_CLASS,  /* .../backend/<class> */
-    CXS_BACKEND_FE,     /* .../backend/<class>/<fe> */
-    CXS_BACKEND,        /* .../backend/<class>/<fe>/<id> */
-    CXS_BACKEND_KEY,    /* .../backend/<class>/<fe>/<id>/<key> */
-    CXS_CONTROL,        /* /local/domain/<d>/control */
-    CXS_CONTROL_KEY,    /* .../control/shutdown, .../control/feature-* */
-    CXS_SPECIAL,        /* @introduceDomain, @releaseDomain (watches) */
+    CXS_ROOT,          /* / */
+    CXS_LOCAL,         /* /local */
+    CXS_LOCAL_DOMAIN,  /* /local/domain */
+    CXS_DOMAIN,        /* /local/domain/<d> */
+    CXS_DEVICE_ROOT,   /* /local/domain/<fe>/device */
+    CXS_DEVICE_CLASS,  /* .../device/<class> */
+    CXS_DEVICE,        /* .../device/<class>/<id> */
+    CXS_DEVICE_KEY,    /* .../device/<class>/<id>/<key> */
+    CXS_BACKEND_ROOT,  /* /local/domain/<be>/backend */
+    CXS_BACKEND_CLASS, /* .../backend/<class> */
+    CXS_BACKEND_FE,    /* .../backend/<class>/<fe> */
+    CXS_BACKEND,       /* .../backend/<class>/<fe>/<id> */
+    CXS_BACKEND_KEY,   /* .../backend/<class>/<fe>/<id>/<key> */
+    CXS_CONTROL,       /* /local/domain/<d>/control */
+    CXS_CONTROL_KEY,   /* .../control/shutdown, .../control/feature-* */
+    CXS_SPECIAL,       /* @introduceDomain, @releaseDomain (watches) */
 };
 
 struct cxs_path {
     enum cxs_kind kind;
-    uint16_t domid;     /* the <d> after /local/domain */
-    uint16_t fe;        /* frontend domain (device and backend paths) */
-    uint32_t id;        /* device id */
+    uint16_t domid; /* the <d> after /local/domain */
+    uint16_t fe;    /* frontend domain (device and backend paths) */
+    uint32_t id;    /* device id */
     char cls[CXS_CLASS_MAX + 1];
     char key[NOXS_CTRL_KEY_MAX + 1];
 };
@@ -131,8 +131,8 @@ struct cxs_htab {
     struct cxs_hent **b;
     size_t nb, n;
 };
-#define CXS_CONTAINER(ptr, type, member)                                      \
-    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define CXS_CONTAINER(ptr, type, member) \
+    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 uint64_t cxs_hash_bytes(const void *p, size_t len);
 uint64_t cxs_hash_u64(uint64_t v);
 struct cxs_hent *cxs_htab_find(const struct cxs_htab *t, uint64_t hash);
@@ -205,13 +205,13 @@ struct cxs_ctx;
 struct cxs_dev {
     struct cxs_dev *next, *prev; /* ctx->devs */
     struct cxs_ctx *ctx;
-    struct cxs_hent by_fe;       /* ctx->dev_by_fe, hash of fe */
+    struct cxs_hent by_fe;                     /* ctx->dev_by_fe, hash of fe */
     struct cxs_dev *front_next, **front_pprev; /* ctx->front_devs */
-    struct cxs_dev *dirty_next;  /* ctx->dirty while queued */
-    struct cxs_dev *touched_next; /* tx.c: written by the batch applied */
-    uint64_t seq;                /* creation order: higher is newer */
+    struct cxs_dev *dirty_next;                /* ctx->dirty while queued */
+    struct cxs_dev *touched_next;              /* tx.c: written by the batch applied */
+    uint64_t seq;                              /* creation order: higher is newer */
     int role;
-    noxs_dev *dev;          /* NULL once libnoxs removed it */
+    noxs_dev *dev; /* NULL once libnoxs removed it */
     uint16_t fe, be;
     uint32_t id, devid;
     char cls[CXS_CLASS_MAX + 1];
@@ -219,8 +219,8 @@ struct cxs_dev {
     struct cxs_kvlist last; /* the view last reported to watches */
     uint32_t seen_gen;      /* peer generation of `last` */
     bool dirty, gone;
-    bool queued;            /* on ctx->dirty */
-    bool touched;           /* on the applying batch's touched list */
+    bool queued;  /* on ctx->dirty */
+    bool touched; /* on the applying batch's touched list */
 };
 
 struct xs_handle;
@@ -231,23 +231,23 @@ struct cxs_ctx {
     unsigned int domid;
     int refs;
     noxs_frontend *front;
-    int front_err;         /* errno of the failed open, 0 if untried */
+    int front_err; /* errno of the failed open, 0 if untried */
     noxs_backend *back;
     int back_err;
     noxs_client *client;
     int client_err;
-    struct cxs_dev *devs;          /* every device, newest first */
-    struct cxs_htab dev_by_fe;     /* struct cxs_dev.by_fe */
-    struct cxs_dev *front_devs;    /* role FRONT (a device page's few) */
-    struct cxs_dev *dirty;         /* changed or gone since the flush */
-    struct cxs_htab watches;       /* watch.c: watch paths and their parents */
+    struct cxs_dev *devs;       /* every device, newest first */
+    struct cxs_htab dev_by_fe;  /* struct cxs_dev.by_fe */
+    struct cxs_dev *front_devs; /* role FRONT (a device page's few) */
+    struct cxs_dev *dirty;      /* changed or gone since the flush */
+    struct cxs_htab watches;    /* watch.c: watch paths and their parents */
     uint32_t devpage_gen;
     bool devpage_seen;
     struct xs_handle *handles; /* linked through xs_handle.ctx_next */
     /* control/ on the sysctl device (control.c) */
-    bool sys_want;          /* guest: watched/wrote its control tree */
-    bool sys_done;          /* guest: acknowledged a request, closed */
-    noxs_dev *sys;          /* guest: sysctl device 0, frontend end */
+    bool sys_want;                  /* guest: watched/wrote its control tree */
+    bool sys_done;                  /* guest: acknowledged a request, closed */
+    noxs_dev *sys;                  /* guest: sysctl device 0, frontend end */
     struct cxs_kvlist sys_keys;     /* guest: its control/feature-* */
     struct cxs_kvlist sys_last;     /* guest: control view last reported */
     struct cxs_kvlist sys_requests; /* toolstack: domid -> reason sent */

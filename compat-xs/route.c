@@ -172,7 +172,7 @@ int cxs_mode(unsigned int self)
 const char *cxs_mode_name(int m)
 {
     return m == CXS_MODE_MIXED ? "mixed" : m == CXS_MODE_LOCAL ? "local"
-                                                                : "noxs";
+                                                               : "noxs";
 }
 
 struct cxs_gconn *cxs_gopen(unsigned int self, bool readonly)

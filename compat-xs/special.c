@@ -25,8 +25,8 @@
 struct special {
     struct special *next;
     struct cxs_ctx *ctx;
-    noxs_client *c;       /* NULL: not connected (retry later) */
-    int64_t retry_ms;     /* CLOCK_MONOTONIC ms of the next attempt */
+    noxs_client *c;   /* NULL: not connected (retry later) */
+    int64_t retry_ms; /* CLOCK_MONOTONIC ms of the next attempt */
     struct {
         uint16_t domid;
         bool release;

@@ -27,7 +27,7 @@ struct cxs_adds {
     struct {
         uint16_t fe;
         uint32_t devid;
-    } *v;
+    } * v;
     size_t n, cap;
 };
 
@@ -218,7 +218,7 @@ static int batch_key(struct xs_handle *h, struct cxs_groups *gs,
         }
         if ((half == CXS_HALF_FRONT && strcmp(p->key, "backend") == 0) ||
             (half == CXS_HALF_BACK && (strcmp(p->key, "frontend") == 0 ||
-                                      strcmp(p->key, "frontend-id") == 0)))
+                                       strcmp(p->key, "frontend-id") == 0)))
             return 0;
         if (memchr(o->value, '\0', o->len))
             return -EINVAL;
@@ -240,8 +240,7 @@ static int batch_rm_below(struct xs_handle *h, struct cxs_groups *gs,
 
     for (size_t j = 0; rc == 0 && j < n; j++) {
         char dir[CXS_ABS_PATH_MAX];
-        struct cxs_path q = {.kind = CXS_DEVICE, .fe = devs[j].fe,
-                             .domid = devs[j].fe, .id = devs[j].id};
+        struct cxs_path q = {.kind = CXS_DEVICE, .fe = devs[j].fe, .domid = devs[j].fe, .id = devs[j].id};
         memcpy(q.cls, devs[j].cls, sizeof(q.cls));
         cxs_path_device_dir(dir, sizeof(dir), q.fe, q.cls, q.id);
         bool under = cxs_is_child(dir, o->path);
@@ -324,7 +323,7 @@ static int apply_ops(struct xs_handle *h, struct op *ops, size_t nops)
         case CXS_CONTROL:
         case CXS_CONTROL_KEY:
             rc = cxs_ctl_write(h->ctx, &p,
-                               o->kind == OP_RM ? CXS_CTL_RM
+                               o->kind == OP_RM      ? CXS_CTL_RM
                                : o->kind == OP_MKDIR ? CXS_CTL_MKDIR
                                                      : CXS_CTL_WRITE,
                                o->value, o->len);

@@ -262,7 +262,7 @@ state:
 
 struct collect {
     struct cxs_kvlist *out;
-    const char *prefix;    /* only keys with this prefix (stripped) */
+    const char *prefix; /* only keys with this prefix (stripped) */
     bool skip_hidden;
     const char *dir;
     int rc;
@@ -613,7 +613,8 @@ int cxs_noxs_domain(struct cxs_ctx *ctx, unsigned int domid)
     }
     clock_gettime(CLOCK_MONOTONIC, &ts);
     now = (uint32_t)((ts.tv_sec - epoch.tv_sec) * 1000 +
-                     (ts.tv_nsec - epoch.tv_nsec) / 1000000) + 1;
+                     (ts.tv_nsec - epoch.tv_nsec) / 1000000) +
+          1;
     if (next_fetch && next_fetch[domid] && now < next_fetch[domid])
         return 0;
     if (boots_load(cxs_ctx_client(ctx)) < 0) {
@@ -1012,7 +1013,8 @@ static int newest_first(const void *a, const void *b)
     const struct cxs_dev *x = *(const struct cxs_dev *const *)a;
     const struct cxs_dev *y = *(const struct cxs_dev *const *)b;
 
-    return x->seq < y->seq ? 1 : x->seq > y->seq ? -1 : 0;
+    return x->seq < y->seq ? 1 : x->seq > y->seq ? -1
+                                                 : 0;
 }
 
 /* Report one queued device: its removal, or the differences of its view. */

@@ -51,18 +51,18 @@
  * removed directory are its node's subtree.
  */
 struct wnode {
-    struct cxs_hent hent;        /* ctx->watches, hash of path */
+    struct cxs_hent hent; /* ctx->watches, hash of path */
     struct wnode *parent;
     struct wnode *child, *sib_next, **sib_pprev;
-    struct watch *watches;       /* at exactly this path, newest first */
-    size_t refs;                 /* watches here + children */
+    struct watch *watches; /* at exactly this path, newest first */
+    size_t refs;           /* watches here + children */
     size_t len;
     char path[];
 };
 
 /* Tokens of one handle's watches, counted (xs_unwatch's question). */
 struct tokent {
-    struct cxs_hent hent;        /* xs_handle.tokens, hash of token */
+    struct cxs_hent hent; /* xs_handle.tokens, hash of token */
     size_t count;
     char token[];
 };
@@ -73,7 +73,7 @@ struct watch {
     struct wnode *node;
     struct tokent *tok;
     struct xs_handle *h;
-    uint64_t seq;                  /* higher is newer */
+    uint64_t seq; /* higher is newer */
     char *path;   /* absolute */
     char *token;
     size_t strip; /* relative watch: bytes of domain path to strip */
@@ -473,7 +473,8 @@ static int newest_first(const void *a, const void *b)
 {
     const struct match *x = a, *y = b;
 
-    return x->w->seq < y->w->seq ? 1 : x->w->seq > y->w->seq ? -1 : 0;
+    return x->w->seq < y->w->seq ? 1 : x->w->seq > y->w->seq ? -1
+                                                             : 0;
 }
 
 /*

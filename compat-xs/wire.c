@@ -9,12 +9,24 @@ static const struct {
     int e;
     const char *name;
 } errors[] = {
-    {EINVAL, "EINVAL"},   {EACCES, "EACCES"},       {EEXIST, "EEXIST"},
-    {EISDIR, "EISDIR"},   {ENOENT, "ENOENT"},       {ENOMEM, "ENOMEM"},
-    {ENOSPC, "ENOSPC"},   {EIO, "EIO"},             {ENOTEMPTY, "ENOTEMPTY"},
-    {ENOSYS, "ENOSYS"},   {EROFS, "EROFS"},         {EBUSY, "EBUSY"},
-    {EAGAIN, "EAGAIN"},   {EISCONN, "EISCONN"},     {E2BIG, "E2BIG"},
-    {EPERM, "EPERM"},     {ENOTDIR, "ENOTDIR"},     {EDQUOT, "EDQUOT"},
+    {EINVAL, "EINVAL"},
+    {EACCES, "EACCES"},
+    {EEXIST, "EEXIST"},
+    {EISDIR, "EISDIR"},
+    {ENOENT, "ENOENT"},
+    {ENOMEM, "ENOMEM"},
+    {ENOSPC, "ENOSPC"},
+    {EIO, "EIO"},
+    {ENOTEMPTY, "ENOTEMPTY"},
+    {ENOSYS, "ENOSYS"},
+    {EROFS, "EROFS"},
+    {EBUSY, "EBUSY"},
+    {EAGAIN, "EAGAIN"},
+    {EISCONN, "EISCONN"},
+    {E2BIG, "E2BIG"},
+    {EPERM, "EPERM"},
+    {ENOTDIR, "ENOTDIR"},
+    {EDQUOT, "EDQUOT"},
 };
 
 static const char *const types[XSW_TYPE_COUNT] = {

@@ -296,8 +296,7 @@ int cxs_node_read(struct xs_handle *h, const char *abs,
     case CXS_BACKEND_KEY:
         d = cxs_local_dev(h, p);
         if (d)
-            return cxs_dev_read(d, p->kind == CXS_DEVICE_KEY ? CXS_HALF_FRONT
-                                                             : CXS_HALF_BACK,
+            return cxs_dev_read(d, p->kind == CXS_DEVICE_KEY ? CXS_HALF_FRONT : CXS_HALF_BACK,
                                 p->key, out, len);
         rc = cxs_proxy(h, p, "xs-read", p->key, reply, sizeof(reply));
         if (rc < 0)

@@ -66,8 +66,8 @@ struct xsd_conn {
     struct cxs_gconn base;
     int fd;
     bool sock;
-    int efd;  /* eventfd: 1 while events are queued */
-    int pfd;  /* epoll over fd and efd: the event fd */
+    int efd;                  /* eventfd: 1 while events are queued */
+    int pfd;                  /* epoll over fd and efd: the event fd */
     pthread_mutex_t req_lock; /* one request in flight */
     pthread_mutex_t lock;     /* everything below */
     pthread_cond_t cond;
@@ -252,7 +252,8 @@ static int read_some(struct xsd_conn *c, bool block)
     if (n == 0)
         return -ECONNRESET;
     if (n < 0)
-        return saved == EAGAIN ? 0 : saved == EPIPE ? -ECONNRESET : -saved;
+        return saved == EAGAIN ? 0 : saved == EPIPE ? -ECONNRESET
+                                                    : -saved;
     cxs_xsd_reader_filled(&c->rd, (size_t)n);
     while ((rc = cxs_xsd_reader_next(&c->rd, &h, &p)) > 0)
         if ((rc = file_frame(c, &h, p)) < 0)

@@ -141,10 +141,10 @@ static void quiet_set(unsigned int domid, bool on)
         quiet[nquiet++] = domid;
 }
 
-#define alog(d, ...)                                                        \
-    do {                                                                    \
-        if (!quiet_has((d)->domid))                                         \
-            log_warnx(__VA_ARGS__);                                         \
+#define alog(d, ...)                \
+    do {                            \
+        if (!quiet_has((d)->domid)) \
+            log_warnx(__VA_ARGS__); \
     } while (0)
 
 /* A domain to serve on its store port, not yet mapped or bound. */
@@ -223,7 +223,7 @@ static struct conn *dom_attach(const struct cxs_ldom *l)
     }
     quiet_set(d->domid, false);
     log_info("domain %u: serving its ring (%s, port %u)", d->domid,
-           d->by_grant ? "grant" : "frame", d->port);
+             d->by_grant ? "grant" : "frame", d->port);
     return d;
 fail:
     quiet_set(d->domid, true);
@@ -259,7 +259,7 @@ struct conn *kernel_attach(const char *kva, const char *portfile)
     buf[n > 0 ? n : 0] = '\0';
     if (n <= 0 || parse_u64n(buf, strcspn(buf, "\n"), 1, 0xfffff, &port) < 0) {
         log_warnx("dom0's kernel: %s: not a port number: '%.20s'", portfile,
-               buf);
+                  buf);
         return NULL;
     }
     if ((fd = open(kva, O_RDWR | O_CLOEXEC)) < 0) {
@@ -282,17 +282,17 @@ struct conn *kernel_attach(const char *kva, const char *portfile)
      * (a mixed host) keeps its connection. */
     if ((lport = xenevtchn_bind_interdomain(xce, 0, d->port)) < 0) {
         log_warnx("dom0's kernel: cannot bind its port %u: %s%s", d->port,
-               strerror(errno),
-               errno == EINVAL || errno == EBUSY
-                   ? " (does xenstored serve it? then this host is mixed "
-                     "and needs no ring service for dom0)"
-                   : "");
+                  strerror(errno),
+                  errno == EINVAL || errno == EBUSY
+                      ? " (does xenstored serve it? then this host is mixed "
+                        "and needs no ring service for dom0)"
+                      : "");
         conn_free(d);
         return NULL;
     }
     if (dom_connect(d, lport) < 0) {
         log_warnx("dom0's kernel: cannot connect it to the local store: %s",
-               strerror(errno));
+                  strerror(errno));
         conn_free(d);
         return NULL;
     }
@@ -405,4 +405,3 @@ void rescan(bool first)
         prune(l, n);
     free(l);
 }
-

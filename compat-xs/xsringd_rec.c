@@ -17,14 +17,14 @@
 
 /* One request on a connection; the reply's type, its payload (malloc'd). */
 int call(struct cxs_gconn *g, uint32_t type, const void *p, uint32_t len,
-                uint32_t *rtype, char **reply, uint32_t *rlen)
+         uint32_t *rtype, char **reply, uint32_t *rlen)
 {
     return g->ops->request(g, type, 0, p, len, rtype, reply, rlen);
 }
 
 /* A dom0 request on the service's own connection; 0 or -errno. */
 int ctl_call(uint32_t type, const void *p, uint32_t len, char **reply,
-                    uint32_t *rlen)
+             uint32_t *rlen)
 {
     uint32_t rt, rl;
     char *r = NULL;
@@ -115,7 +115,7 @@ void rec_watch(struct conn *d, const char *p, uint32_t len)
     if (ctl_write(path, p, len) < 0 || pw_add(d, id, p, len) < 0)
         log_warnx("domain %u: cannot record a watch: it is lost if the "
                   "service restarts",
-               d->domid);
+                  d->domid);
 }
 
 void rec_unwatch(struct conn *d, const char *p, uint32_t len)
@@ -199,8 +199,7 @@ void rec_restore(struct conn *d)
         if (ctl_call(XSW_READ, path, (uint32_t)strlen(path) + 1, &w, &wl) < 0)
             continue;
         if (call(d->g, XSW_WATCH, w, wl, &rt, &r, &rl) == 0 &&
-            rt == XSW_WATCH && pw_add(d, (uint32_t)strtoul(name, NULL, 10),
-                                      w, wl) == 0)
+            rt == XSW_WATCH && pw_add(d, (uint32_t)strtoul(name, NULL, 10), w, wl) == 0)
             watch_fd_on(d);
         else
             ctl_rm(path);
@@ -210,4 +209,3 @@ void rec_restore(struct conn *d)
     free(list);
     log_info("domain %u: %zu watches set again", d->domid, d->npw);
 }
-

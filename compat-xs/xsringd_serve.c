@@ -126,8 +126,8 @@ static void broken(struct conn *d, uint32_t err)
     if (!d->broken)
         log_warnx("domain %u broke the ring protocol (%s): not served until "
                   "it reconnects",
-               d->domid,
-               err == XSR_ERROR_RINGIDX ? "ring index" : "message");
+                  d->domid,
+                  err == XSR_ERROR_RINGIDX ? "ring index" : "message");
     d->broken = true;
     __atomic_store_n(&d->ring->error, err, __ATOMIC_RELEASE);
 }
@@ -230,4 +230,3 @@ bool serve(struct conn *d)
         notify(d);
     return more;
 }
-

@@ -299,7 +299,8 @@ void bk_finish_close(noxs_backend *b, struct bdev *x, int timed_out)
     noxs_dev_set_state(d, NOXS_STATE_CLOSED);
     if (noxs_dev_publish(d) < 0)
         noxs_i_debug("noxs backend: domain %u device %u/%u: publish "
-                     "Closed: %s", noxs_dev_frontend_domid(d),
+                     "Closed: %s",
+                     noxs_dev_frontend_domid(d),
                      noxs_dev_type(d), noxs_dev_id(d), strerror(errno));
     /*
      * The final states (ours Closed, the frontend's as last read), before
@@ -408,7 +409,8 @@ static void defer_torn(noxs_backend *b, struct bdev *x)
         x->tnext = b->torn;
         b->torn = x;
         noxs_i_debug("noxs backend: domain %u device %u/%u: half torn; "
-                     "deferring it", noxs_dev_frontend_domid(x->d),
+                     "deferring it",
+                     noxs_dev_frontend_domid(x->d),
                      noxs_dev_type(x->d), noxs_dev_id(x->d));
     } else if (x->torn_ms < BACKEND_TORN_MAX_MS) {
         x->torn_ms *= 2;
@@ -416,7 +418,8 @@ static void defer_torn(noxs_backend *b, struct bdev *x)
             x->torn_ms = BACKEND_TORN_MAX_MS;
             noxs_i_warn("noxs backend: domain %u device %u/%u: the "
                         "frontend keeps its half torn; reading it once a "
-                        "second", noxs_dev_frontend_domid(x->d),
+                        "second",
+                        noxs_dev_frontend_domid(x->d),
                         noxs_dev_type(x->d), noxs_dev_id(x->d));
         }
     }

@@ -37,29 +37,29 @@
 
 struct bdev {
     noxs_dev *d;
-    struct bdev *hnext;        /* (domid, type, devid) hash chain */
-    struct bdev *next, *prev;  /* all devices */
+    struct bdev *hnext;       /* (domid, type, devid) hash chain */
+    struct bdev *next, *prev; /* all devices */
     struct bdev *dirty_next;
-    struct bdev *cnext;        /* closing list */
+    struct bdev *cnext; /* closing list */
     int dirty;
-    int closing;               /* removed: walking Closing -> Closed */
-    int has_req;               /* noxsd waits for the remove answer */
+    int closing; /* removed: walking Closing -> Closed */
+    int has_req; /* noxsd waits for the remove answer */
     uint32_t remove_req, remove_session;
-    int64_t close_deadline;    /* noxs_i_now_ms() */
+    int64_t close_deadline;           /* noxs_i_now_ms() */
     uint8_t reported_be, reported_fe; /* last states handed to report() */
     /* Torn frontend half: no read before torn_until (torn_ms > 0). */
-    struct bdev *tnext;        /* torn list */
+    struct bdev *tnext; /* torn list */
     int torn_ms;
     int64_t torn_until;
-    int masked;                /* its port left masked while deferred */
+    int masked; /* its port left masked while deferred */
     /* A state report waiting for room or for the rate limit. */
-    struct bdev *rnext;        /* pending-report list */
+    struct bdev *rnext; /* pending-report list */
     int report_pending;
-    int tokens;                /* reports allowed right now */
-    int64_t tokens_ms;         /* when the bucket last refilled */
-    struct brec *rec;          /* fd store: the device's record */
-    int connected;             /* ops->connect succeeded, not yet ended */
-    int resuming;              /* adopted Connected: connect it again */
+    int tokens;        /* reports allowed right now */
+    int64_t tokens_ms; /* when the bucket last refilled */
+    struct brec *rec;  /* fd store: the device's record */
+    int connected;     /* ops->connect succeeded, not yet ended */
+    int resuming;      /* adopted Connected: connect it again */
 };
 
 /*
@@ -74,7 +74,9 @@ struct bdev {
 #define BSTORE_RECS_OFF 4096u
 #define BSTORE_NFDS 3
 
-enum { BREC_FREE, BREC_CREATING, BREC_LIVE };
+enum { BREC_FREE,
+       BREC_CREATING,
+       BREC_LIVE };
 
 struct bstore_hdr {
     uint32_t magic, version;
@@ -88,9 +90,9 @@ struct brec {
     uint16_t type;
     uint32_t devid;
     uint32_t gref;
-    uint32_t port;  /* 0 until bound */
+    uint32_t port; /* 0 until bound */
     uint32_t pad;
-    uint64_t index; /* gntalloc mmap offset */
+    uint64_t index;            /* gntalloc mmap offset */
     struct noxs_ctrl_half own; /* our half as last published */
 };
 
@@ -119,26 +121,26 @@ struct noxs_backend {
     size_t ntypes;
     xengntshr_handle *gs;
     xenevtchn_handle *xce;
-    int sock;      /* -1 while disconnected */
+    int sock; /* -1 while disconnected */
     uint32_t session;
     int epfd, timerfd, strayfd, closefd, tornfd, reportfd;
     int retry_ms;
     uint32_t next_request;
     uint32_t next_local;
     struct bdev *hash[BACKEND_HASH];
-    struct bdev *all;          /* live devices (not closing) */
-    struct bdev *closing;      /* devices walking to Closed */
+    struct bdev *all;     /* live devices (not closing) */
+    struct bdev *closing; /* devices walking to Closed */
     struct bdev **by_port;
     size_t nports;
     struct bdev *dirty;
-    struct bdev *torn;         /* devices waiting out a torn half */
-    struct bdev *reports;      /* devices with a pending report */
+    struct bdev *torn;    /* devices waiting out a torn half */
+    struct bdev *reports; /* devices with a pending report */
     struct txmsg *txq, **txq_tail;
     size_t txq_len;
-    uint32_t sock_events;      /* as registered with epoll; 0: not yet */
-    int congested;             /* the socket was full: logged once */
-    int reports_blocked;       /* a report found the socket full */
-    int64_t report_due;        /* the report timer, -1 when disarmed */
+    uint32_t sock_events; /* as registered with epoll; 0: not yet */
+    int congested;        /* the socket was full: logged once */
+    int reports_blocked;  /* a report found the socket full */
+    int64_t report_due;   /* the report timer, -1 when disarmed */
     struct pending_control *controls;
     struct noxs_proto_buf tx;
     struct noxs_proto_buf rtx; /* state reports */
@@ -146,13 +148,13 @@ struct noxs_backend {
     struct noxs_proto_msg msg;
     /* fd store (0: none; 1: files stored; 2: and devices adopted) */
     int fdstore;
-    int gfd;                   /* the gntalloc file */
-    int sfd;                   /* the state memfd */
+    int gfd; /* the gntalloc file */
+    int sfd; /* the state memfd */
     void *smap;
     struct brec *recs;
     uint32_t rec_hint;
     noxs_i_gntalloc_ioctl_fn *gntalloc_ioctl;
-    xengnttab_handle *gt;      /* maps liveness pages (opened on first use) */
+    xengnttab_handle *gt; /* maps liveness pages (opened on first use) */
 };
 
 /* epoll tags (backend.c) */

@@ -287,7 +287,8 @@ void bk_bstore_adopt(noxs_backend *b)
                     b->gfd, (off_t)r->index);
         if (page == MAP_FAILED) {
             noxs_i_warn("noxs backend: device %u/%u/%u: its page is gone: "
-                        "%s", r->domid, r->type, r->devid, strerror(errno));
+                        "%s",
+                        r->domid, r->type, r->devid, strerror(errno));
             xenevtchn_unbind(b->xce, r->port);
             bk_rec_free(b, r);
             continue;
@@ -310,4 +311,3 @@ void bk_bstore_adopt(noxs_backend *b)
     }
     noxs_i_info("noxs backend: resumed %u device(s) from the fd store", n);
 }
-

@@ -50,7 +50,8 @@ static void liveness_sync(noxs_backend *b, struct bdev *x)
     }
     if (noxs_i_liveness_map(d, b->gt, ref, b->fdstore == 0) < 0)
         noxs_i_warn("noxs backend: domain %u device %u/%u: cannot map "
-                    "liveness page %u: %s", noxs_dev_frontend_domid(d),
+                    "liveness page %u: %s",
+                    noxs_dev_frontend_domid(d),
                     noxs_dev_type(d), noxs_dev_id(d), ref, strerror(errno));
 }
 

@@ -50,9 +50,9 @@ static int parse_triple(const char *s, size_t len, struct noxs_boot *out)
         return -1;
     if (parse_u64n(s, (size_t)(c1 - s), 0, NOXS_DOMID_MAX, &owner) < 0 ||
         parse_u64n(c1 + 1, (size_t)(c2 - c1 - 1), NOXS_GREF_MIN,
-                      UINT32_MAX, &gref) < 0 ||
+                   UINT32_MAX, &gref) < 0 ||
         parse_u64n(c2 + 1, len - (size_t)(c2 + 1 - s), 1, NOXS_PORT_MAX,
-                      &port) < 0)
+                   &port) < 0)
         return -1;
     out->owner_domid = (uint16_t)owner;
     out->gref = (uint32_t)gref;
@@ -411,7 +411,8 @@ NOXS_EXPORT int noxs_self_domid(uint16_t *domid)
             continue;
         if (parse_u64(s, 0, NOXS_DOMID_MAX, &v) < 0) {
             noxs_i_log(NOXS_LOG_ERR, "%s=%s: not a domain id (0..%u, "
-                       "decimal, no leading zero)", names[i], s,
+                                     "decimal, no leading zero)",
+                       names[i], s,
                        (unsigned int)NOXS_DOMID_MAX);
             errno = EINVAL;
             return -1;

@@ -46,9 +46,11 @@
 #if defined(__x86_64__) || defined(__i386__)
 #define cpu_relax() __builtin_ia32_pause()
 #elif defined(__aarch64__)
-#define cpu_relax() __asm__ __volatile__("yield" ::: "memory")
+#define cpu_relax() __asm__ __volatile__("yield" :: \
+                                             : "memory")
 #else
-#define cpu_relax() __asm__ __volatile__("" ::: "memory")
+#define cpu_relax() __asm__ __volatile__("" :: \
+                                             : "memory")
 #endif
 
 /* Spin budget before sleeping on the event channel. */

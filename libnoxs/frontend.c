@@ -36,10 +36,10 @@ struct noxs_frontend {
     xengntshr_handle *gs; /* liveness pages; NULL if the platform has none */
     struct noxs_boot boot;
     uint16_t domid;
-    void *page;          /* the device page, mapped read-only */
-    uint32_t port;       /* local port bound to noxsd's notify port */
-    bool poll_page;      /* another process of the domain holds it */
-    noxs_dev *devs;      /* attached devices */
+    void *page;     /* the device page, mapped read-only */
+    uint32_t port;  /* local port bound to noxsd's notify port */
+    bool poll_page; /* another process of the domain holds it */
+    noxs_dev *devs; /* attached devices */
 };
 
 #define NOXS_PAGE_POLL_MS 50

@@ -4,8 +4,10 @@
 #include "private.h"
 
 static const char *const type_names[NOXS_DEV_TYPE_MAX + 1] = {
-    [NOXS_DEV_SYSCTL] = "sysctl", [NOXS_DEV_CONSOLE] = "console",
-    [NOXS_DEV_BLK] = "blk",       [NOXS_DEV_NET] = "net",
+    [NOXS_DEV_SYSCTL] = "sysctl",
+    [NOXS_DEV_CONSOLE] = "console",
+    [NOXS_DEV_BLK] = "blk",
+    [NOXS_DEV_NET] = "net",
     [NOXS_DEV_LEGACY] = "legacy",
 };
 

@@ -40,9 +40,11 @@
 #if defined(__x86_64__) || defined(__i386__)
 #define cpu_relax() __builtin_ia32_pause()
 #elif defined(__aarch64__)
-#define cpu_relax() __asm__ __volatile__("yield" ::: "memory")
+#define cpu_relax() __asm__ __volatile__("yield" :: \
+                                             : "memory")
 #else
-#define cpu_relax() __asm__ __volatile__("" ::: "memory")
+#define cpu_relax() __asm__ __volatile__("" :: \
+                                             : "memory")
 #endif
 
 #define WORD sizeof(uint32_t)
@@ -347,8 +349,8 @@ static int key_check(const char *key, size_t *len_out)
 }
 
 struct kv_record {
-    size_t offset;    /* of the record header in kv[] */
-    size_t size;      /* whole record, padded */
+    size_t offset; /* of the record header in kv[] */
+    size_t size;   /* whole record, padded */
     size_t key_len;
     size_t value_len;
     const uint8_t *key;

@@ -47,26 +47,26 @@ void noxs_i_log(int priority, const char *fmt, ...)
 typedef void noxs_i_stray_fn(void *arg, uint32_t port);
 
 struct noxs_dev {
-    unsigned int role;       /* NOXS_I_ROLE_* */
-    unsigned int own_half;   /* NOXS_CTRL_BACKEND or NOXS_CTRL_FRONTEND */
+    unsigned int role;     /* NOXS_I_ROLE_* */
+    unsigned int own_half; /* NOXS_CTRL_BACKEND or NOXS_CTRL_FRONTEND */
     unsigned int peer_half;
-    void *page;              /* the mapped control page */
-    xengntshr_handle *gs;    /* backend: the sharing handle (not owned) */
-    xengnttab_handle *gt;    /* frontend: the mapping handle (not owned) */
-    xenevtchn_handle *xce;   /* shared per domain (not owned) */
-    uint32_t port;           /* our local port */
-    uint32_t remote_port;    /* frontend: the backend's port */
-    uint32_t gref;           /* the control page's grant ref */
+    void *page;            /* the mapped control page */
+    xengntshr_handle *gs;  /* backend: the sharing handle (not owned) */
+    xengnttab_handle *gt;  /* frontend: the mapping handle (not owned) */
+    xenevtchn_handle *xce; /* shared per domain (not owned) */
+    uint32_t port;         /* our local port */
+    uint32_t remote_port;  /* frontend: the backend's port */
+    uint32_t gref;         /* the control page's grant ref */
     uint16_t backend_domid;
     uint16_t frontend_domid;
     unsigned int type;
     uint32_t devid;
-    bool peer_valid;         /* peer holds a validated snapshot */
+    bool peer_valid; /* peer holds a validated snapshot */
     uint32_t peer_generation_seen;
-    unsigned int spin_misses; /* adaptive spinning in noxs_dev_wait */
+    unsigned int spin_misses;   /* adaptive spinning in noxs_dev_wait */
     struct noxs_ctrl_half own;  /* authoritative copy of our half */
     struct noxs_ctrl_half peer; /* last validated snapshot of the peer */
-    char *own_value;         /* buffer behind noxs_dev_get_own_kv */
+    char *own_value;            /* buffer behind noxs_dev_get_own_kv */
     void *user;
     struct noxs_frontend *frontend; /* frontend role: the owner */
     struct noxs_dev *next;          /* in the frontend's list */
@@ -86,8 +86,8 @@ struct noxs_dev {
      */
     volatile uint8_t *alive;
     uint32_t alive_ref;
-    bool alive_notify;       /* backend: mapped with an unmap notification */
-    bool peer_seen_alive;    /* the peer's byte was 1 once */
+    bool alive_notify;    /* backend: mapped with an unmap notification */
+    bool peer_seen_alive; /* the peer's byte was 1 once */
     xengntshr_handle *alive_gs;
     xengnttab_handle *alive_gt;
 };

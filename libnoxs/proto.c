@@ -303,6 +303,7 @@ struct msg_row {
  * ANYONE (noxsd never receives them as requests). A reply with an
  * empty body has reply size 0 and no check.
  */
+/* clang-format off */
 static const struct msg_row msgs[] = {
     {{NOXS_MSG_ERROR, NOXS_MSGD_ANY, ANYONE, "ERROR", 0, NONE, 0, 0, NONE, 0},
      body_error, NULL},
@@ -364,6 +365,7 @@ static const struct msg_row msgs[] = {
       NONE, 0, 0, NONE, 0},
      body_dev, NULL},
 };
+/* clang-format on */
 
 #undef TO
 #undef FROM

@@ -39,20 +39,20 @@
 /* Message types. Replies set NOXS_MSG_REPLY on the request's type. */
 #define NOXS_MSG_REPLY 0x8000u
 
-#define NOXS_MSG_ERROR 1u           /* any -> any: header only, error > 0 */
-#define NOXS_MSG_END 2u             /* ends a list: header only */
-#define NOXS_MSG_DOMAIN_CREATE 16u  /* toolstack -> noxsd */
-#define NOXS_MSG_DOMAIN_DESTROY 17u /* toolstack -> noxsd */
-#define NOXS_MSG_DOMAIN_LIST 18u    /* anyone -> noxsd */
-#define NOXS_MSG_DOMAIN_ITEM 19u    /* noxsd -> anyone (list item) */
-#define NOXS_MSG_DEV_ADD 20u        /* toolstack -> noxsd */
-#define NOXS_MSG_DEV_REMOVE 21u     /* toolstack -> noxsd */
-#define NOXS_MSG_DEV_LIST 22u       /* anyone -> noxsd */
-#define NOXS_MSG_DEV_ITEM 23u       /* noxsd -> anyone (list item) */
-#define NOXS_MSG_STATUS 24u         /* anyone -> noxsd */
-#define NOXS_MSG_DEV_CONTROL 25u    /* toolstack -> noxsd */
-#define NOXS_MSG_WATCH 26u          /* anyone -> noxsd */
-#define NOXS_MSG_EVENT 27u          /* noxsd -> watcher, unsolicited */
+#define NOXS_MSG_ERROR 1u             /* any -> any: header only, error > 0 */
+#define NOXS_MSG_END 2u               /* ends a list: header only */
+#define NOXS_MSG_DOMAIN_CREATE 16u    /* toolstack -> noxsd */
+#define NOXS_MSG_DOMAIN_DESTROY 17u   /* toolstack -> noxsd */
+#define NOXS_MSG_DOMAIN_LIST 18u      /* anyone -> noxsd */
+#define NOXS_MSG_DOMAIN_ITEM 19u      /* noxsd -> anyone (list item) */
+#define NOXS_MSG_DEV_ADD 20u          /* toolstack -> noxsd */
+#define NOXS_MSG_DEV_REMOVE 21u       /* toolstack -> noxsd */
+#define NOXS_MSG_DEV_LIST 22u         /* anyone -> noxsd */
+#define NOXS_MSG_DEV_ITEM 23u         /* noxsd -> anyone (list item) */
+#define NOXS_MSG_STATUS 24u           /* anyone -> noxsd */
+#define NOXS_MSG_DEV_CONTROL 25u      /* toolstack -> noxsd */
+#define NOXS_MSG_WATCH 26u            /* anyone -> noxsd */
+#define NOXS_MSG_EVENT 27u            /* noxsd -> watcher, unsolicited */
 #define NOXS_MSG_BACKEND_REGISTER 32u /* backend -> noxsd */
 #define NOXS_MSG_BACKEND_SYNC 33u     /* backend -> noxsd */
 #define NOXS_MSG_BACKEND_CREATE 34u   /* noxsd -> backend */
@@ -168,9 +168,9 @@ struct noxs_msg_register {
 
 /* BACKEND_SYNC: fixed part, then count struct noxs_msg_dev. */
 #define NOXS_SYNC_FINAL 0x1u
-#define NOXS_PROTO_MAX_SYNC                                                   \
-    ((NOXS_PROTO_MAX_MSG - sizeof(struct noxs_msg_hdr) -                      \
-      sizeof(struct noxs_msg_sync)) /                                         \
+#define NOXS_PROTO_MAX_SYNC                              \
+    ((NOXS_PROTO_MAX_MSG - sizeof(struct noxs_msg_hdr) - \
+      sizeof(struct noxs_msg_sync)) /                    \
      sizeof(struct noxs_msg_dev))
 struct noxs_msg_sync {
     uint32_t count;
@@ -228,7 +228,7 @@ struct noxs_proto_msg {
     const char *key;   /* *_CONTROL */
     const char *value; /* *_CONTROL; control replies: the reply text */
     uint16_t types[NOXS_PROTO_MAX_TYPES];
-    uint32_t reg_flags; /* BACKEND_REGISTER: NOXS_REGISTER_* */
+    uint32_t reg_flags;        /* BACKEND_REGISTER: NOXS_REGISTER_* */
     const uint8_t *sync_items; /* count * sizeof(struct noxs_msg_dev) */
     char text[NOXS_PROTO_MAX_MSG + 2 * NOXS_PROTO_MAX_PARAMS + 2];
 };
@@ -271,15 +271,15 @@ void noxs_proto_sync_item(const struct noxs_proto_msg *m, size_t i,
 #define NOXS_MSGV_TEXT 5u   /* len bytes of reply text */
 
 struct noxs_msg_desc {
-    uint16_t type;           /* NOXS_MSG_*, never with NOXS_MSG_REPLY */
-    uint8_t direction;       /* NOXS_MSGD_* */
-    uint8_t access;          /* NOXS_MSGA_*: who may send it to noxsd */
+    uint16_t type;     /* NOXS_MSG_*, never with NOXS_MSG_REPLY */
+    uint8_t direction; /* NOXS_MSGD_* */
+    uint8_t access;    /* NOXS_MSGA_*: who may send it to noxsd */
     const char *name;
-    uint16_t body;           /* size of the fixed part of the body */
-    uint8_t variable;        /* NOXS_MSGV_* */
-    uint8_t has_reply;       /* 1: answered by type | NOXS_MSG_REPLY */
-    uint16_t reply_body;     /* size of the fixed part of the reply */
-    uint8_t reply_variable;  /* NOXS_MSGV_* */
+    uint16_t body;          /* size of the fixed part of the body */
+    uint8_t variable;       /* NOXS_MSGV_* */
+    uint8_t has_reply;      /* 1: answered by type | NOXS_MSG_REPLY */
+    uint16_t reply_body;    /* size of the fixed part of the reply */
+    uint8_t reply_variable; /* NOXS_MSGV_* */
     uint8_t reserved;
 };
 

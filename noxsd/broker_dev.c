@@ -253,7 +253,7 @@ void dev_control(struct conn *c, const struct noxs_proto_msg *m)
         conn_reply_error(c, m->hdr.request, ENODEV);
         return;
     }
-    timeout = ctl.timeout_ms == 0 ? broker.o->backend_timeout_ms
+    timeout = ctl.timeout_ms == 0                       ? broker.o->backend_timeout_ms
               : ctl.timeout_ms > CONTROL_MAX_TIMEOUT_MS ? CONTROL_MAX_TIMEOUT_MS
                                                         : (int)ctl.timeout_ms;
     if ((p = new_pending(P_CONTROL, id, timeout)) == NULL) {

@@ -114,8 +114,8 @@ struct conn {
     pid_t pid;
     int privileged;
     int dead;
-    int failed;              /* on C.failed, to be closed by the loop */
-    struct conn *fail_next;  /* C.failed list */
+    int failed;             /* on C.failed, to be closed by the loop */
+    struct conn *fail_next; /* C.failed list */
     int close_after_flush;
     int refusal_logged; /* one "refusing" line per connection */
     int watching;
@@ -141,8 +141,8 @@ static struct {
     unsigned int nunpriv; /* unprivileged connections */
     struct uid_count *uids;
     size_t nuids, uids_cap;
-    int base_fds;       /* descriptors open before any connection */
-    int reserve_fd;     /* given up to accept at EMFILE; -1 if in use */
+    int base_fds;                 /* descriptors open before any connection */
+    int reserve_fd;               /* given up to accept at EMFILE; -1 if in use */
     uint64_t listen_paused_until; /* 0: listening */
     struct ratelimit rl_accept, rl_refuse, rl_drop, rl_request, rl_malformed;
     uint64_t next_id;
@@ -887,8 +887,8 @@ int control_run(void)
                     conn_paused(c))
                     conn_fail(c); /* gone, and we read no more from it */
                 else if (!c->failed && (evs[i].events & (EPOLLIN |
-                                                          EPOLLHUP |
-                                                          EPOLLERR)))
+                                                         EPOLLHUP |
+                                                         EPOLLERR)))
                     read_conn(c);
                 if (!c->failed && c->close_after_flush && !c->outq)
                     conn_fail(c);

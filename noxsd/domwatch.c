@@ -50,14 +50,14 @@ static struct {
     int on;
     xc_interface *xc;
     xenevtchn_handle *xce;
-    int port;         /* VIRQ_DOM_EXC, or -1: polling */
+    int port; /* VIRQ_DOM_EXC, or -1: polling */
     int poll_ms;
     size_t unseen;    /* registered domains not listed yet */
     uint64_t next_ms; /* next scan due (0: none) */
     xc_domaininfo_t *info;
     uint8_t *state;
-    uint8_t *exc;  /* EXC_* bits of each domid at the last scan */
-    uint8_t *cur;  /* and at this one */
+    uint8_t *exc; /* EXC_* bits of each domid at the last scan */
+    uint8_t *cur; /* and at this one */
     uint8_t (*handle)[16];
 } W = {.port = -1};
 

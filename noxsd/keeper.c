@@ -69,7 +69,7 @@
 #define KSTATE_VERSION 1u
 
 #define KREC_FREE 0u
-#define KREC_CREATING 1u   /* allocated, maybe bound; not yet handed out */
+#define KREC_CREATING 1u /* allocated, maybe bound; not yet handed out */
 #define KREC_LIVE 2u
 #define KREC_DESTROYING 3u /* being ended */
 
@@ -551,7 +551,8 @@ static int serve(int i, struct keeper_msg *req, struct keeper_msg *rep)
 
         path[sizeof(req->entries) - 1] = '\0';
         if (K.worker != i || path[0] != '/' || access(path, X_OK) < 0) {
-            rep->error = K.worker != i ? EPERM : errno ? errno : EINVAL;
+            rep->error = K.worker != i ? EPERM : errno ? errno
+                                                       : EINVAL;
             break;
         }
         keeper_send(fd, rep);

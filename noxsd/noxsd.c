@@ -44,8 +44,7 @@ static void usage(FILE *f)
             "  -v                   log debug messages too\n"
             "  --socket PATH        control socket (default "
             "STATE-DIR/" NOXSD_SOCKET_NAME ")\n"
-            "  --state-dir DIR      store, pidfiles, keeper socket (default "
-            NOXSD_DEFAULT_STATE_DIR ")\n"
+            "  --state-dir DIR      store, pidfiles, keeper socket (default " NOXSD_DEFAULT_STATE_DIR ")\n"
             "  --toolstack-uid UID  also allow UID to change the registry\n"
             "  --socket-mode MODE   control socket mode (default 0660)\n"
             "  --domid DOMID        the domain noxsd runs in (default "
@@ -326,7 +325,7 @@ static void listen_fds_take(int fds[KEEPER_NFDS])
     static const char *const names[KEEPER_NFDS] = KEEPER_FDNAMES;
     const char *spid = getenv("LISTEN_PID"), *sn = getenv("LISTEN_FDS");
     char *fdnames = getenv("LISTEN_FDNAMES") ? strdup(getenv("LISTEN_FDNAMES"))
-                                            : NULL;
+                                             : NULL;
     char *name, *save = NULL;
     uint64_t pid, n, i;
     int j;
@@ -408,7 +407,8 @@ int main(int argc, char *argv[])
         case 'u':
             if (parse_uid(optarg, &o.toolstack_uid) < 0) {
                 fprintf(stderr, "noxsd: --toolstack-uid %s: no such user "
-                                "(a user name or a decimal uid)\n", optarg);
+                                "(a user name or a decimal uid)\n",
+                        optarg);
                 return EXIT_USAGE;
             }
             break;
@@ -417,7 +417,8 @@ int main(int argc, char *argv[])
 
             if (parse_mode(optarg, &m) < 0) {
                 fprintf(stderr, "noxsd: --socket-mode %s: not a mode "
-                                "(octal, as for chmod: 660, 0666)\n", optarg);
+                                "(octal, as for chmod: 660, 0666)\n",
+                        optarg);
                 return EXIT_USAGE;
             }
             o.socket_mode = m;

@@ -204,9 +204,9 @@ uint32_t store_crc32(const void *p, size_t n);
 #define KEEPER_DUMP 5u         /* -> DUMP_ITEM per page, then DUMP_END */
 #define KEEPER_DUMP_ITEM 6u
 #define KEEPER_DUMP_END 7u
-#define KEEPER_STATUS 8u /* -> pid, rss, restarts */
-#define KEEPER_EXIT 9u   /* end every page and port, and exit */
-#define KEEPER_FDS 10u   /* -> reply with the keeper's 3 files (SCM_RIGHTS) */
+#define KEEPER_STATUS 8u  /* -> pid, rss, restarts */
+#define KEEPER_EXIT 9u    /* end every page and port, and exit */
+#define KEEPER_FDS 10u    /* -> reply with the keeper's 3 files (SCM_RIGHTS) */
 #define KEEPER_REEXEC 11u /* exec the binary named in entries, keeping them */
 #define KEEPER_REPLY 0x80u
 
@@ -223,8 +223,11 @@ uint32_t store_crc32(const void *p, size_t n);
 #define KEEPER_FD_STATE 5    /* what the keeper knows (memfd) */
 #define KEEPER_FD_LISTEN 6
 #define KEEPER_NFDS 3
-#define KEEPER_FDNAMES {"noxsd-keeper-gntalloc", "noxsd-keeper-evtchn", \
-                        "noxsd-keeper-state"}
+#define KEEPER_FDNAMES                                  \
+    {                                                   \
+        "noxsd-keeper-gntalloc", "noxsd-keeper-evtchn", \
+            "noxsd-keeper-state"                        \
+    }
 
 /*
  * Every keeper message has exactly this size (checked on receipt). A new
@@ -240,10 +243,10 @@ struct keeper_msg {
     uint32_t pid;
     uint32_t restarts;
     uint64_t rss_bytes;
-    uint32_t count; /* entries in use */
-    uint32_t flags; /* KEEPER_F_* */
+    uint32_t count;            /* entries in use */
+    uint32_t flags;            /* KEEPER_F_* */
     uint64_t exe_dev, exe_ino; /* HELLO: the worker's program image */
-    uint32_t keepers; /* keepers that held the pages (1: never replaced) */
+    uint32_t keepers;          /* keepers that held the pages (1: never replaced) */
     uint32_t reserved1;
     uint64_t heap_bytes; /* STATUS: the keeper's noxsd_heap_bytes() */
     uint32_t reserved[4];
@@ -328,8 +331,8 @@ struct noxsd_opts {
     uint16_t domid;
     int backend_timeout_ms;
     int backend_grace_ms; /* keep a departed backend's devices this long */
-    int domain_poll_ms; /* domwatch.c: 0 never looks at the hypervisor */
-    int no_dom_exc;     /* poll even if VIRQ_DOM_EXC could be bound */
+    int domain_poll_ms;   /* domwatch.c: 0 never looks at the hypervisor */
+    int no_dom_exc;       /* poll even if VIRQ_DOM_EXC could be bound */
     int foreground;
     int verbose;
     int rebuild_store; /* --rebuild-store: rebuild from the keeper, exit */

@@ -58,8 +58,8 @@ struct reg_domain {
     struct reg_domain_info info; /* last */
 };
 
-#define INFO_SIZE(ndevs)                                                      \
-    (offsetof(struct reg_domain_info, devs) +                                 \
+#define INFO_SIZE(ndevs)                      \
+    (offsetof(struct reg_domain_info, devs) + \
      (size_t)(ndevs) * sizeof(struct reg_dev))
 
 struct reg_backend {
@@ -180,7 +180,8 @@ void registry_free(struct registry *r)
         return;
     if (r->domains) {
         urcu_memb_read_lock();
-        cds_lfht_for_each(r->domains, &it, node) {
+        cds_lfht_for_each(r->domains, &it, node)
+        {
             if (cds_lfht_del(r->domains, node) == 0)
                 retire_domain(
                     caa_container_of(node, struct reg_domain, node));
@@ -189,7 +190,8 @@ void registry_free(struct registry *r)
     }
     if (r->backends) {
         urcu_memb_read_lock();
-        cds_lfht_for_each(r->backends, &it, node) {
+        cds_lfht_for_each(r->backends, &it, node)
+        {
             if (cds_lfht_del(r->backends, node) == 0)
                 retire_backend(
                     caa_container_of(node, struct reg_backend, node));
@@ -503,7 +505,8 @@ size_t registry_domids(struct registry *r, uint16_t *out, size_t max)
     size_t n = 0;
 
     urcu_memb_read_lock();
-    cds_lfht_for_each(r->domains, &it, node) {
+    cds_lfht_for_each(r->domains, &it, node)
+    {
         struct reg_domain *d = caa_container_of(node, struct reg_domain, node);
 
         if (n == max)

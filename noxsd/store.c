@@ -239,9 +239,9 @@ static const char *check_rec(const struct store_rec *r, char *why,
 }
 
 enum replay_end {
-    R_END,      /* every record read */
-    R_TORN,     /* a short record at the end: a write cut by a crash */
-    R_DAMAGED,  /* anything else that stopped the replay (in why) */
+    R_END,     /* every record read */
+    R_TORN,    /* a short record at the end: a write cut by a crash */
+    R_DAMAGED, /* anything else that stopped the replay (in why) */
 };
 
 struct replay {
@@ -494,7 +494,7 @@ struct store *store_open(const char *dir, store_apply_fn *apply, void *arg)
                        (unsigned long long)s->epoch);
         else
             set_damage(s, "%s is from epoch %llu but there is no %s (a log "
-                       "after epoch 0 follows a snapshot)",
+                          "after epoch 0 follows a snapshot)",
                        STORE_LOG, (unsigned long long)rp.epoch, STORE_SNAP);
         return s;
     }

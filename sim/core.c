@@ -735,8 +735,7 @@ static void send_token(uint32_t domid, uint32_t slot, uint32_t gen, int fd)
 	noxs_sim_slot_name(domid, slot, gen, &sun, &len);
 	if (fd < 0)
 		fd = process_sender();
-	if (fd >= 0 && sendto(fd, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL,
-			       (struct sockaddr *)&sun, len) == 1)
+	if (fd >= 0 && sendto(fd, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&sun, len) == 1)
 		goto out;
 	if (errno == EAGAIN || errno == ENOBUFS || fd < 0) {
 		/*
@@ -830,7 +829,7 @@ void noxs_sim_port_raise(struct sim_domain *dom, uint32_t port, int sendfd)
 			}
 		}
 		if (atomic_compare_exchange_weak_explicit(&p->flags, &f, nf,
-			memory_order_acq_rel, memory_order_relaxed))
+			    memory_order_acq_rel, memory_order_relaxed))
 			break;
 	}
 	if (push)
@@ -859,7 +858,7 @@ void noxs_sim_port_unmask(struct sim_domain *dom, uint32_t port, int sendfd)
 			nf = f & ~SIM_PF_MASKED;
 		}
 		if (atomic_compare_exchange_weak_explicit(&p->flags, &f, nf,
-			memory_order_acq_rel, memory_order_relaxed))
+			    memory_order_acq_rel, memory_order_relaxed))
 			break;
 	}
 	if (push)
@@ -945,7 +944,7 @@ int noxs_sim_port_close(struct sim_domain *dom, uint32_t port,
 	}
 	if (st == SIM_PORT_INTERDOMAIN && rp && rp < SIM_NR_PORTS) {
 		struct sim_domain *peer = rd == dom->domid ? dom :
-							      noxs_sim_domain(rd, 0);
+							     noxs_sim_domain(rd, 0);
 		if (peer) {
 			struct sim_port *r = &peer->ports[rp];
 			if (atomic_load(&r->state) == SIM_PORT_INTERDOMAIN &&
@@ -1444,13 +1443,15 @@ static void guard_spawn(void)
 			const char *cap = getenv("NOXS_SIM_LEDGER_SLOTS");
 			char *end;
 			unsigned long v = cap && *cap ?
-				strtoul(cap, &end, 10) : SIM_GUARD_LEDGER_SLOTS;
+				strtoul(cap, &end, 10) :
+				SIM_GUARD_LEDGER_SLOTS;
 
 			guard_ledger = l;
 			/* Tests lower it to run the fallback to messages. */
 			guard_ledger->cap = cap && *cap && *end == '\0' &&
-						v < SIM_GUARD_LEDGER_SLOTS ?
-				(uint32_t)v : SIM_GUARD_LEDGER_SLOTS;
+					v < SIM_GUARD_LEDGER_SLOTS ?
+				(uint32_t)v :
+				SIM_GUARD_LEDGER_SLOTS;
 		}
 	}
 	snprintf(pidbuf, sizeof(pidbuf), "%u", (unsigned)me->pid);
@@ -1476,8 +1477,7 @@ static void guard_spawn(void)
 	posix_spawnattr_setsigmask(&attr, &none);
 	posix_spawnattr_setsigdefault(&attr, &deflt);
 	posix_spawnattr_setpgroup(&attr, 0);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
-		POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
 	int rc = posix_spawn(&child, path, &fa, &attr, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
@@ -1567,7 +1567,8 @@ void noxs_sim_guard_slot(uint32_t domid, uint32_t slot, uint32_t gen)
 	if (guard_fd >= 0) {
 		struct sim_guard_ledger *l = guard_ledger;
 		uint32_t n = l ? atomic_load_explicit(&l->nslots,
-					 memory_order_relaxed) : 0;
+					 memory_order_relaxed) :
+				 0;
 		if (l && n < l->cap) {
 			l->slots[n] = msg;
 			atomic_store_explicit(&l->nslots, n + 1,

@@ -57,7 +57,7 @@ static int owns(xenevtchn_handle *h, uint32_t port)
 	return (st == SIM_PORT_UNBOUND || st == SIM_PORT_INTERDOMAIN ||
 		       st == SIM_PORT_VIRQ) &&
 		atomic_load_explicit(&p->slot, memory_order_relaxed) ==
-			h->slot &&
+		h->slot &&
 		atomic_load_explicit(&p->gen, memory_order_relaxed) == h->gen;
 }
 

@@ -137,7 +137,8 @@ static void *map_pages(uint32_t count, const uint32_t *doms,
 
 	if (count == 1) {
 		fd = own_fd >= 0 && doms[0] == own_dom ?
-			own_fd : noxs_sim_domain_fd(doms[0]);
+			own_fd :
+			noxs_sim_domain_fd(doms[0]);
 		if (fd < 0)
 			return NULL;
 		base = mmap(NULL, len, prot, MAP_SHARED, fd, (off_t)offs[0]);
@@ -160,7 +161,8 @@ static void *map_pages(uint32_t count, const uint32_t *doms,
 			if (fd >= 0 && fd != own_fd)
 				close(fd);
 			fd = own_fd >= 0 && doms[i] == own_dom ?
-				own_fd : noxs_sim_domain_fd(doms[i]);
+				own_fd :
+				noxs_sim_domain_fd(doms[i]);
 			fd_dom = doms[i];
 			if (fd < 0)
 				goto fail;
@@ -175,7 +177,7 @@ static void *map_pages(uint32_t count, const uint32_t *doms,
 	if (fd >= 0 && fd != own_fd)
 		close(fd);
 	return base;
-fail: {
+fail : {
 	int e = errno;
 	if (fd >= 0 && fd != own_fd)
 		close(fd);

@@ -298,7 +298,7 @@ NOXS_SIM_API void noxs_sim_map_release(struct sim_domain *m, uint32_t idx);
  */
 #define SIM_IMAGE_FILE 2u /* real images are odd */
 #define SIM_GRANT_LOCK_OFF(ref) \
-	(SIM_GRANTS_OFF + (uint64_t)(ref) * 64 + 63)
+	(SIM_GRANTS_OFF + (uint64_t)(ref)*64 + 63)
 /* 1 if some open file still owns the grant (ref of dom), else 0. */
 NOXS_SIM_API int noxs_sim_grant_file_alive(struct sim_domain *dom,
 	uint32_t ref);

@@ -60,8 +60,7 @@ static int list(void)
 		struct sim_domain *dom = noxs_sim_domain(d, 0);
 		uint32_t life;
 
-		if (!dom || (life = noxs_sim_domain_settle(dom)) ==
-				SIM_LIFE_DEAD)
+		if (!dom || (life = noxs_sim_domain_settle(dom)) == SIM_LIFE_DEAD)
 			continue;
 		printf("%u %s\n", (unsigned)d,
 			life == SIM_LIFE_DYING ? "dying" : "alive");

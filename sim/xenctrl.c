@@ -80,12 +80,12 @@ int xc_domain_getinfolist(xc_interface *xch, uint32_t first_domain,
 		memset(&info[n], 0, sizeof(info[n]));
 		info[n].domain = (domid_t)d;
 		info[n].flags = life == SIM_LIFE_DYING ?
-			XEN_DOMINF_dying : XEN_DOMINF_running;
+			XEN_DOMINF_dying :
+			XEN_DOMINF_running;
 		if ((sd = atomic_load(&dom->hdr->shutdown)) != 0)
 			info[n].flags = (info[n].flags & ~XEN_DOMINF_running) |
 				XEN_DOMINF_shutdown |
-				((sd - 1) & XEN_DOMINF_shutdownmask) <<
-					XEN_DOMINF_shutdownshift;
+				((sd - 1) & XEN_DOMINF_shutdownmask) << XEN_DOMINF_shutdownshift;
 		info[n].tot_pages = dom->hdr->mem_pages;
 		info[n].max_pages = dom->hdr->mem_pages;
 		info[n].nr_online_vcpus = 1;

@@ -125,7 +125,8 @@ static int failed(const char *subject, const char *why)
         warnx("%s: %s", subject, why);
     else if (e == EPERM || e == EACCES)
         warnx("%s: %s (noxsd takes changes from root and its "
-              "--toolstack-uid only)", subject, strerror(e));
+              "--toolstack-uid only)",
+              subject, strerror(e));
     else
         warnx("%s: %s", subject, strerror(e));
     return EXIT_FAILED;
@@ -173,7 +174,8 @@ static unsigned int arg_type(const char *s)
     if (parse_u64(s, 1, NOXS_DEV_TYPE_MAX, &v) == 0)
         return (unsigned int)v;
     usage_error("unknown device type %s (sysctl, console, blk, net, legacy, "
-                "or 1..%u)", s, (unsigned int)NOXS_DEV_TYPE_MAX);
+                "or 1..%u)",
+                s, (unsigned int)NOXS_DEV_TYPE_MAX);
     exit(EXIT_USAGE);
 }
 
@@ -245,7 +247,8 @@ static int cmd_domain_create(int argc, char **argv)
     e = errno;
     if (rc < 0 && e != EEXIST)
         return failed(subject, e == EBUSY ? "the domain of that id has died "
-                      "and noxsd is releasing it; try again" : NULL);
+                                            "and noxsd is releasing it; try again"
+                                          : NULL);
     if (noxs_boot_format(&boot, buf, sizeof(buf)) < 0) {
         warnx("cannot format the bootstrap string");
         return EXIT_FAILED;
@@ -313,13 +316,15 @@ static const char *dev_add_why(int e, uint16_t domid, unsigned int type,
 {
     if (e == ENOENT && !domain_exists(domid)) {
         snprintf(buf, len, "no such domain (noxsctl domain-create %u "
-                 "first)", domid);
+                           "first)",
+                 domid);
         return buf;
     }
     switch (e) {
     case ENODEV:
         snprintf(buf, len, "%s: no backend for %s devices is registered in "
-                 "domain %u (is noxs-%s-back running?)", strerror(e),
+                           "domain %u (is noxs-%s-back running?)",
+                 strerror(e),
                  type_name(type), backend, type_name(type));
         return buf;
     case EEXIST:
@@ -327,7 +332,8 @@ static const char *dev_add_why(int e, uint16_t domid, unsigned int type,
         return buf;
     case ENOSPC:
         snprintf(buf, len, "%s: the domain's device page is full, or the "
-                 "backend has no room", strerror(e));
+                           "backend has no room",
+                 strerror(e));
         return buf;
     case ETIMEDOUT:
         snprintf(buf, len, "%s: the %s backend did not answer in time",
@@ -350,14 +356,16 @@ static const char *dev_add_why(int e, uint16_t domid, unsigned int type,
          * spec): said here; the backend's log names any other key. */
         if (e == EINVAL && type == NOXS_DEV_BLK && path == NULL) {
             snprintf(buf, len, "the blk backend refused it: %s: no path= "
-                     "parameter (path=FILE: the image file or block "
-                     "device)", strerror(e));
+                               "parameter (path=FILE: the image file or block "
+                               "device)",
+                     strerror(e));
             return buf;
         }
         /* fall through */
     case EBUSY:
         snprintf(buf, len, "the %s backend refused it: %s (its log names the "
-                 "parameter or the device in the way)", type_name(type),
+                           "parameter or the device in the way)",
+                 type_name(type),
                  strerror(e));
         return buf;
     default:
@@ -439,7 +447,7 @@ static int cmd_dev_rm(int argc, char **argv)
     snprintf(subject, sizeof(subject), "dev-rm: domain %u %s %u", domid,
              type_name(type), devid);
     if (noxs_dev_remove(client(), domid, type, devid) < 0)
-        return failed(subject, errno != ENOENT ? NULL
+        return failed(subject, errno != ENOENT        ? NULL
                                : domain_exists(domid) ? "no such device"
                                                       : "no such domain");
     return 0;
@@ -643,8 +651,8 @@ static int cmd_shutdown(int argc, char **argv)
         case EOPNOTSUPP:
         case ENODEV:
             snprintf(whybuf, sizeof(whybuf), "%s: %s", strerror(errno),
-                     errno == ECONNRESET ? "the guest's sysctl frontend "
-                                           "closed without acknowledging"
+                     errno == ECONNRESET   ? "the guest's sysctl frontend "
+                                             "closed without acknowledging"
                      : errno == EOPNOTSUPP ? "the guest does not support "
                                              "that reason"
                                            : "no sysctl backend serves the "

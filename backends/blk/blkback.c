@@ -417,10 +417,11 @@ static int open_backing(struct blkdev *bd, const struct noxs_kv *params,
 
     if (unknown != NULL)
         return refuse(bd, EINVAL, "unknown parameter %s= (known: path, "
-                      "mode, sector-size, sectors)", unknown);
+                                  "mode, sector-size, sectors)",
+                      unknown);
     if (path == NULL || path[0] == '\0')
         return refuse(bd, EINVAL, "no path= parameter (the image file or "
-                      "block device)");
+                                  "block device)");
     /* Ours is not the toolstack's current directory. */
     if (path[0] != '/')
         return refuse(bd, EINVAL, "path=%s is not an absolute path", path);
@@ -439,7 +440,8 @@ static int open_backing(struct blkdev *bd, const struct noxs_kv *params,
     if (sectors != NULL &&
         parse_u64(sectors, 1, UINT64_MAX >> 10, &v) < 0)
         return refuse(bd, EINVAL, "sectors=%s (a decimal number of 512-byte "
-                      "sectors)", sectors);
+                                  "sectors)",
+                      sectors);
 
     bd->fd = open(path, (bd->geom.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
     if (bd->fd < 0) {
@@ -451,8 +453,9 @@ static int open_backing(struct blkdev *bd, const struct noxs_kv *params,
         return -errno;
     if ((other = sharing(bd, &st)) != NULL)
         return refuse(bd, EBUSY, "%s is attached %s as domain %u blk %u; "
-                      "two domains never share a file when either may "
-                      "write it", path,
+                                 "two domains never share a file when either may "
+                                 "write it",
+                      path,
                       other->geom.readonly ? "read-only" : "read-write",
                       other->fe_domid, other->devid);
     if (S_ISREG(st.st_mode)) {
@@ -467,7 +470,8 @@ static int open_backing(struct blkdev *bd, const struct noxs_kv *params,
         return refuse(bd, EISDIR, "path=%s is a directory", path);
     } else if (sectors == NULL) {
         return refuse(bd, EINVAL, "path=%s is neither a file nor a block "
-                      "device; give sectors=", path);
+                                  "device; give sectors=",
+                      path);
     }
     if (sectors != NULL) {
         /*
@@ -477,8 +481,7 @@ static int open_backing(struct blkdev *bd, const struct noxs_kv *params,
          */
         if ((S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) && bytes > 0 &&
             v > bytes >> NOXS_BLK_SECTOR_SHIFT)
-            return refuse(bd, EINVAL, "sectors=%s is more than the %" PRIu64
-                          " sectors of %s", sectors,
+            return refuse(bd, EINVAL, "sectors=%s is more than the %" PRIu64 " sectors of %s", sectors,
                           bytes >> NOXS_BLK_SECTOR_SHIFT, path);
         bytes = v << NOXS_BLK_SECTOR_SHIFT;
     }
@@ -868,9 +871,9 @@ int main(int argc, char **argv)
     conf.backend = noxs_backend_open_flags(socket_path, types, 1, &ops, NULL,
                                            NOXS_BACKEND_RESUMABLE);
     if (conf.backend == NULL)
-        fatal("cannot register with noxsd at %s", socket_path ? socket_path
-              : getenv("NOXS_SOCKET") ? getenv("NOXS_SOCKET")
-                                      : NOXS_DEFAULT_SOCKET);
+        fatal("cannot register with noxsd at %s", socket_path             ? socket_path
+                                                  : getenv("NOXS_SOCKET") ? getenv("NOXS_SOCKET")
+                                                                          : NOXS_DEFAULT_SOCKET);
     conf.resumable = noxs_backend_restartable(conf.backend) != 0;
     if (noxs_backend_restartable(conf.backend) == 2)
         resume_devices();
@@ -882,4 +885,3 @@ int main(int argc, char **argv)
     noxs_backend_close(conf.backend);
     return status;
 }
-

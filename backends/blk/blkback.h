@@ -65,7 +65,7 @@ struct ioq;
 struct uring;
 
 struct gcache_entry {
-    uint32_t gref; /* 0: empty (refs below NOXS_GREF_MIN are never valid) */
+    uint32_t gref;    /* 0: empty (refs below NOXS_GREF_MIN are never valid) */
     unsigned int idx; /* page in the chunk */
     struct gchunk *chunk;
 };
@@ -111,9 +111,9 @@ struct blkdev {
     uint32_t nslots;     /* st->slot[] in use: twice the ring */
     uint16_t *slot_free; /* stack of free slots */
     unsigned int nslot_free;
-    uint16_t *slot_ans;  /* by response index: the slot it answered */
+    uint16_t *slot_ans; /* by response index: the slot it answered */
     struct gcache_entry *gcache;
-    uint32_t gcache_slots; /* power of two, at least twice max_grants */
+    uint32_t gcache_slots;    /* power of two, at least twice max_grants */
     unsigned int gcache_used; /* pages in cached chunks */
     unsigned int temp_used;   /* pages mapped for one request, in flight */
     struct gchunk *lru_head, *lru_tail;
@@ -131,9 +131,9 @@ struct blkdev {
  */
 struct blkback_conf {
     /* Settings (main() only writes them, before any ring thread). */
-    unsigned int max_grants;  /* --max-grants */
-    unsigned int io_threads;  /* --io-threads */
-    bool use_uring;           /* not --no-uring */
+    unsigned int max_grants; /* --max-grants */
+    unsigned int io_threads; /* --io-threads */
+    bool use_uring;          /* not --no-uring */
 
     /* Shared by the ring threads. */
     atomic_uint grants_mapped;   /* cached pages, all devices */
@@ -193,7 +193,9 @@ extern struct blkback_conf conf;
 #define BLKST_VERSION 1u
 #define BLKST_PATH 4096
 #define BLKST_SLOTS (2u * 512u) /* twice the biggest ring */
-enum { SLOT_FREE, SLOT_TAKEN, SLOT_ANSWERED };
+enum { SLOT_FREE,
+       SLOT_TAKEN,
+       SLOT_ANSWERED };
 
 struct blkst_slot {
     uint32_t state;   /* SLOT_* */
@@ -274,7 +276,7 @@ struct ioq {
     unsigned int ntodo;    /* jobs in the FIFO */
     unsigned int nworkers; /* worker threads running */
     pthread_t threads[MAX_WORKERS];
-    int done_fd;  /* eventfd: worker -> ring thread */
+    int done_fd;           /* eventfd: worker -> ring thread */
     struct iojob *free;    /* ring thread only */
     struct iojob *open;    /* ring thread only: the job being gathered */
     struct iojob *small;   /* ring thread only: small reads to batch */

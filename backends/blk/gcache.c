@@ -25,7 +25,7 @@
 struct gchunk {
     void *addr;
     unsigned int npages;
-    unsigned int pinned; /* segments of the request in service using it */
+    unsigned int pinned;        /* segments of the request in service using it */
     struct gchunk *prev, *next; /* LRU: head most recently used */
     uint32_t grefs[NOXS_BLK_MAX_SEGMENTS];
 };
@@ -193,7 +193,7 @@ void gcache_clear(struct blkdev *bd)
 
 
 void unmap_segments(struct blkdev *bd, const struct blkreq *r,
-                           struct seg_maps *m)
+                    struct seg_maps *m)
 {
     for (unsigned int i = 0; i < r->nr_segments; i++) {
         if (m->pin[i] != NULL)
@@ -222,7 +222,7 @@ void unmap_segments(struct blkdev *bd, const struct blkreq *r,
  * read-only they are mapped read-only for this request only.
  */
 int map_segments(struct blkdev *bd, const struct blkreq *r,
-                        void **addr, struct seg_maps *m)
+                 void **addr, struct seg_maps *m)
 {
     uint32_t miss[NOXS_BLK_MAX_SEGMENTS];
     unsigned int which[NOXS_BLK_MAX_SEGMENTS], nmiss = 0;
@@ -319,4 +319,3 @@ int map_segments(struct blkdev *bd, const struct blkreq *r,
     }
     return NOXS_BLK_RSP_OKAY;
 }
-

@@ -153,8 +153,7 @@ static void job_run(struct blkdev *bd, struct iojob *j)
         struct iojob *first = run_gather(&j, iov, JOB_MAX_SEGS, &cnt, &bytes);
         bool write = first->operation == NOXS_BLK_OP_WRITE;
 
-        run_status(first, j, rw_status(bd, write, iov, (int)cnt,
-                                       first->r.offset));
+        run_status(first, j, rw_status(bd, write, iov, (int)cnt, first->r.offset));
     }
 }
 
@@ -215,7 +214,8 @@ static struct uring *uring_new(struct blkdev *bd)
         r = io_uring_queue_init(URING_DEPTH, &u->ring, 0);
     if (r < 0) {
         log_info("domain %u blk %u: io_uring unavailable (%s): using "
-                 "preadv/pwritev", bd->fe_domid, bd->devid, strerror(-r));
+                 "preadv/pwritev",
+                 bd->fe_domid, bd->devid, strerror(-r));
         free(u);
         return NULL;
     }
@@ -289,7 +289,8 @@ static void uring_flush(struct blkdev *bd)
             submitted += (unsigned int)ret;
         } else if (ret != -EINTR) {
             log_warnx("domain %u blk %u: io_uring_enter: %s: using "
-                      "preadv/pwritev", bd->fe_domid, bd->devid,
+                      "preadv/pwritev",
+                      bd->fe_domid, bd->devid,
                       strerror(ret < 0 ? -ret : EAGAIN));
             broken = true;
             break;
@@ -305,7 +306,7 @@ static void uring_flush(struct blkdev *bd)
             /* The kernel may still be writing into these pages: we
              * cannot answer them, and must not go on. */
             fatalx("domain %u blk %u: io_uring_wait_cqe: %s",
-                         bd->fe_domid, bd->devid, strerror(-ret));
+                   bd->fe_domid, bd->devid, strerror(-ret));
         }
         uint64_t i = io_uring_cqe_get_data64(cqe);
 
@@ -370,8 +371,7 @@ static void job_run_uring(struct blkdev *bd, struct iojob *j)
 
             if (uring_conflict(u, first->r.offset, bytes))
                 uring_flush(bd);
-            run_status(first, j, rw_status(bd, true, wiov, (int)cnt,
-                                           first->r.offset));
+            run_status(first, j, rw_status(bd, true, wiov, (int)cnt, first->r.offset));
             continue;
         }
         /* Room for the longest run (JOB_MAX_SEGS iovecs) in this batch? */

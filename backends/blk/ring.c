@@ -167,7 +167,8 @@ static int serve_ring(struct blkdev *bd)
 
         memcpy(&req, &s->slot[bd->req_cons & mask].req, sizeof(req));
         /* From here on only the copy is used, never the shared slot. */
-        __asm__ __volatile__("" ::: "memory");
+        __asm__ __volatile__("" ::
+                                 : "memory");
         if ((slot = slot_take(bd, &req)) < 0)
             return -1;
         bd->req_cons++;
@@ -266,12 +267,14 @@ static int redo_stored(struct blkdev *bd)
     }
     if (n > cons - shown) {
         log_warnx("domain %u blk %u: %u requests to redo, but only %u "
-                  "unanswered", bd->fe_domid, bd->devid, n, cons - shown);
+                  "unanswered",
+                  bd->fe_domid, bd->devid, n, cons - shown);
         return -1;
     }
     if (n < cons - shown)
         log_warnx("domain %u blk %u: %u requests were not kept: they will "
-                  "time out", bd->fe_domid, bd->devid, cons - shown - n);
+                  "time out",
+                  bd->fe_domid, bd->devid, cons - shown - n);
     /* Oldest first (insertion sort: at most twice the ring). */
     for (unsigned int i = 1; i < n; i++) {
         uint16_t x = redo[i];
@@ -286,7 +289,8 @@ static int redo_stored(struct blkdev *bd)
     }
     if (n > 0)
         log_info("domain %u blk %u: redoing %u requests the last instance "
-                 "left unanswered", bd->fe_domid, bd->devid, n);
+                 "left unanswered",
+                 bd->fe_domid, bd->devid, n);
     for (unsigned int i = 0; i < n; i++) {
         struct blkst_slot *s = &st->slot[redo[i]];
         struct noxs_blk_request req;
@@ -359,7 +363,8 @@ static int ring_loop(struct blkdev *bd)
     for (;;) {
         if (serve_ring(bd) < 0) {
             log_warnx("domain %u blk %u: ring indices out of range, "
-                      "abandoning the ring", bd->fe_domid, bd->devid);
+                      "abandoning the ring",
+                      bd->fe_domid, bd->devid);
             atomic_store(&bd->broken, true);
             if (write(conf.wake_fd, &one, sizeof(one)) < 0) {
                 /* the main loop rescans on its next wake-up anyway */
@@ -448,4 +453,3 @@ void *ring_thread(void *arg)
     ioq_stop(bd);
     return NULL;
 }
-

@@ -18,7 +18,7 @@
 #include "svc.h"
 
 void stored_name(char *buf, size_t n, const char *what, uint16_t domid,
-                        uint32_t devid)
+                 uint32_t devid)
 {
     snprintf(buf, n, "noxs-blk-%s-%u-%u", what, domid, devid);
 }
@@ -39,7 +39,8 @@ int st_new(struct blkdev *bd)
             return 0;
         }
         log_warnx("domain %u blk %u: state memfd: %s: the device will not "
-                  "survive a restart", bd->fe_domid, bd->devid,
+                  "survive a restart",
+                  bd->fe_domid, bd->devid,
                   strerror(errno));
         if (fd >= 0)
             close(fd);
@@ -78,7 +79,8 @@ void store_files(struct blkdev *bd)
     }
     if (!bd->stored)
         log_warnx("domain %u blk %u: cannot store its files (%s): the "
-                  "device will not survive a restart", bd->fe_domid,
+                  "device will not survive a restart",
+                  bd->fe_domid,
                   bd->devid, strerror(errno));
 }
 
@@ -194,4 +196,3 @@ const char *resume_files(struct blkdev *bd)
         return "out of resources";
     return NULL;
 }
-

@@ -125,7 +125,8 @@ static int connect_rings(struct console *c, const char **why, bool resume)
     uint32_t refs[MAX_DATA_PAGES];
 
     if (noxs_dev_peer_u32(d, "ring-page-order", 0, NOXS_CONS_MAX_RING_ORDER,
-                          &order) < 0 && errno != ENOENT) {
+                          &order) < 0 &&
+        errno != ENOENT) {
         *why = "bad ring-page-order";
         return -1;
     }
@@ -523,7 +524,8 @@ static int cons_create(noxs_backend *b, noxs_dev *d,
 
     if (unknown != NULL) {
         log_warnx("domain %u console %u: refused: unknown parameter %s= "
-                  "(it takes none)", noxs_dev_frontend_domid(d),
+                  "(it takes none)",
+                  noxs_dev_frontend_domid(d),
                   noxs_dev_id(d), unknown);
         return -EINVAL;
     }
@@ -815,9 +817,9 @@ int main(int argc, char **argv)
     backend = noxs_backend_open_flags(socket_path, types, 1, &ops, NULL,
                                       NOXS_BACKEND_RESUMABLE);
     if (backend == NULL)
-        fatal("cannot register with noxsd at %s", socket_path ? socket_path
-              : getenv("NOXS_SOCKET") ? getenv("NOXS_SOCKET")
-                                      : NOXS_DEFAULT_SOCKET);
+        fatal("cannot register with noxsd at %s", socket_path             ? socket_path
+                                                  : getenv("NOXS_SOCKET") ? getenv("NOXS_SOCKET")
+                                                                          : NOXS_DEFAULT_SOCKET);
     log_info("noxs-console-back %s: serving console devices, sockets in %s",
              version_string(), sock_dir);
     daemon_ready();

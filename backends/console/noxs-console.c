@@ -138,7 +138,8 @@ int main(int argc, char **argv)
     if (argc - optind == 2) {
         if (parse_u64(argv[optind + 1], 0, UINT32_MAX, &v) < 0) {
             fprintf(stderr, "noxs-console: console %s: not a device id "
-                            "(decimal 0..%u)\n", argv[optind + 1],
+                            "(decimal 0..%u)\n",
+                    argv[optind + 1],
                     UINT32_MAX);
             return 2;
         }
@@ -156,7 +157,8 @@ int main(int argc, char **argv)
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         if (errno == ENOENT || errno == ECONNREFUSED)
             fprintf(stderr, "noxs-console: domain %lu has no console %lu "
-                            "served in %s (%s: %s)\n", domid, devid, dir,
+                            "served in %s (%s: %s)\n",
+                    domid, devid, dir,
                     sa.sun_path, strerror(errno));
         else
             fprintf(stderr, "noxs-console: %s: %s\n", sa.sun_path,
@@ -205,7 +207,8 @@ int main(int argc, char **argv)
             if (n <= 0) {
                 if (want > 0 && got < want) {
                     fprintf(stderr, "noxs-console: console closed after %llu "
-                                    "of %llu bytes\r\n", got, want);
+                                    "of %llu bytes\r\n",
+                            got, want);
                     rc = 1;
                 }
                 break;

@@ -81,8 +81,12 @@ static int set_state(struct device *d, const char *dir, int state)
 static int publish_features(const char *dir)
 {
     static const char *const features[] = {
-        "feature-sg", "feature-gso-tcpv4", "feature-gso-tcpv6",
-        "feature-ipv6-csum-offload", "feature-rx-copy", "feature-split-event-channels",
+        "feature-sg",
+        "feature-gso-tcpv4",
+        "feature-gso-tcpv6",
+        "feature-ipv6-csum-offload",
+        "feature-rx-copy",
+        "feature-split-event-channels",
     };
     char path[2 * LEGACY_PATH_MAX];
 

@@ -160,7 +160,8 @@ static int sysctl_create(noxs_backend *b, noxs_dev *d,
 
     if (unknown != NULL) {
         log_warnx("domain %u: sysctl device %u refused: unknown parameter "
-                  "%s= (it takes none)", noxs_dev_frontend_domid(d),
+                  "%s= (it takes none)",
+                  noxs_dev_frontend_domid(d),
                   noxs_dev_id(d), unknown);
         return -EINVAL;
     }
@@ -199,8 +200,7 @@ static void sysctl_disconnect(noxs_backend *b, noxs_dev *d, int why,
         answer(s, why == ENODEV ? ENODEV : ECONNRESET);
     noxs_dev_del_kv(d, NOXS_SYSCTL_KEY_SHUTDOWN);
     log_info("domain %u: sysctl device %u %s", noxs_dev_frontend_domid(d),
-             noxs_dev_id(d), why == ECONNRESET ? "closed: the frontend died"
-                                               : "closed");
+             noxs_dev_id(d), why == ECONNRESET ? "closed: the frontend died" : "closed");
 }
 
 /* After our restart: our bookkeeping for a device we kept. */
@@ -288,16 +288,16 @@ static const struct noxs_backend_ops ops = {
 static void usage(FILE *out)
 {
     fprintf(out,
-        "usage: noxs-sysctl-back [-dv] [--socket PATH] [--timeout SECONDS]\n"
-        "\n"
-        "Serve the sysctl device (shutdown requests) of every guest.\n"
-        "  -d, --foreground  stay in the foreground and log to stderr\n"
-        "  -v                log debug messages too\n"
-        "  --version         print the version and exit\n"
-        "  --pidfile PATH    write the pid there (removed at exit)\n"
-        "  --socket PATH     noxsd's control socket (default $NOXS_SOCKET,\n"
-        "                    else " NOXS_DEFAULT_SOCKET ")\n"
-        "  --timeout SECONDS how long a guest may take to acknowledge (60)\n");
+            "usage: noxs-sysctl-back [-dv] [--socket PATH] [--timeout SECONDS]\n"
+            "\n"
+            "Serve the sysctl device (shutdown requests) of every guest.\n"
+            "  -d, --foreground  stay in the foreground and log to stderr\n"
+            "  -v                log debug messages too\n"
+            "  --version         print the version and exit\n"
+            "  --pidfile PATH    write the pid there (removed at exit)\n"
+            "  --socket PATH     noxsd's control socket (default $NOXS_SOCKET,\n"
+            "                    else " NOXS_DEFAULT_SOCKET ")\n"
+            "  --timeout SECONDS how long a guest may take to acknowledge (60)\n");
 }
 
 /* The loop: noxsd's requests, the devices' events, deadlines, signals.
@@ -369,7 +369,8 @@ int main(int argc, char **argv)
             if (*end != '\0' || !(secs > 0) || secs > 86400) {
                 fprintf(stderr, "noxs-sysctl-back: --timeout %s: not a "
                                 "number of seconds (more than 0, at most "
-                                "86400)\n", optarg);
+                                "86400)\n",
+                        optarg);
                 return EXIT_USAGE;
             }
             timeout_ms = (int64_t)(secs * 1000);
@@ -413,7 +414,7 @@ int main(int argc, char **argv)
                                       NOXS_BACKEND_RESUMABLE);
     if (backend == NULL) {
         log_warnx("cannot register with noxsd at %s: %s",
-                  socket_path ? socket_path
+                  socket_path             ? socket_path
                   : getenv("NOXS_SOCKET") ? getenv("NOXS_SOCKET")
                                           : NOXS_DEFAULT_SOCKET,
                   strerror(errno));

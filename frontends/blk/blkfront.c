@@ -100,7 +100,7 @@ struct noxs_blkfront {
     unsigned int *free_bare; /* free slots from npool on */
     unsigned int nfree_bare;
     uint64_t inflight_bytes; /* data of the requests in flight */
-    bool single_cpu; /* spins yield the CPU: it may be the backend's */
+    bool single_cpu;         /* spins yield the CPU: it may be the backend's */
     uint32_t req_prod_pvt, req_pushed, rsp_cons;
     struct noxs_blkfront_info info;
     int timeout_ms;
@@ -180,7 +180,8 @@ static int process_responses(noxs_blkfront *b)
             int err;
 
             memcpy(&rsp, &s->slot[b->rsp_cons & mask].rsp, sizeof(rsp));
-            __asm__ __volatile__("" ::: "memory");
+            __asm__ __volatile__("" ::
+                                     : "memory");
             b->rsp_cons++;
             if (rsp.id >= b->nslots || !b->slots[rsp.id].busy) {
                 kill_connection(b, EPROTO);
@@ -404,8 +405,7 @@ static int submit_common(noxs_blkfront *b, struct noxs_blkfront_io *io,
         errno = EINVAL;
         return -1;
     }
-    if (zerocopy && (io->op == NOXS_BLKFRONT_READ ||
-                     io->op == NOXS_BLKFRONT_WRITE) && io->len > 0) {
+    if (zerocopy && (io->op == NOXS_BLKFRONT_READ || io->op == NOXS_BLKFRONT_WRITE) && io->len > 0) {
         z = find_zbuf(b, io->buf, io->len);
         if (z == NULL) {
             errno = EINVAL;
@@ -586,8 +586,12 @@ static int run_sync(noxs_blkfront *b, unsigned int op, void *buf, size_t len,
 {
     int result = -1;
     struct noxs_blkfront_io io = {
-        .op = op, .buf = buf, .len = len, .offset = offset,
-        .done = sync_done, .user = &result,
+        .op = op,
+        .buf = buf,
+        .len = len,
+        .offset = offset,
+        .done = sync_done,
+        .user = &result,
     };
     int64_t deadline;
 
@@ -666,7 +670,8 @@ static int left_ms(int64_t deadline)
 {
     int64_t left = deadline - now_ms();
 
-    return left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
+    return left < 0 ? 0 : left > INT32_MAX ? INT32_MAX
+                                           : (int)left;
 }
 
 static int read_backend_keys(noxs_blkfront *b, unsigned int ring_order)

@@ -36,8 +36,8 @@ struct noxs_blkfront_info {
     uint64_t size;        /* bytes */
     uint32_t sector_size; /* 512 or 4096 */
     bool readonly;
-    bool flush;       /* feature-flush-cache */
-    bool discard;     /* feature-discard */
+    bool flush;   /* feature-flush-cache */
+    bool discard; /* feature-discard */
     unsigned int ring_order;
     unsigned int queue_depth; /* ring requests that may be in flight */
 };
@@ -75,11 +75,11 @@ struct noxs_blkfront_io;
 typedef void noxs_blkfront_done_fn(struct noxs_blkfront_io *io, int err);
 
 struct noxs_blkfront_io {
-    unsigned int op;   /* NOXS_BLKFRONT_* */
-    void *buf;         /* read: filled; write: source (not needed after
+    unsigned int op; /* NOXS_BLKFRONT_* */
+    void *buf;       /* read: filled; write: source (not needed after
                           submit returns) */
-    size_t len;        /* bytes (read/write/discard) */
-    uint64_t offset;   /* bytes */
+    size_t len;      /* bytes (read/write/discard) */
+    uint64_t offset; /* bytes */
     noxs_blkfront_done_fn *done;
     void *user;
     /* private to blkfront */

@@ -80,7 +80,8 @@ static int left_ms(int64_t deadline)
 {
     int64_t left = deadline - now_ms();
 
-    return left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
+    return left < 0 ? 0 : left > INT32_MAX ? INT32_MAX
+                                           : (int)left;
 }
 
 static void die(const char *what)
@@ -415,13 +416,15 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "+td:o:w:h", longopts, NULL)) != -1) {
         switch (c) {
         case 't': use_pty = true; break;
-        case 'd': devid = (unsigned long)opt_u64("d", optarg, 0, UINT32_MAX);
+        case 'd':
+            devid = (unsigned long)opt_u64("d", optarg, 0, UINT32_MAX);
             break;
         case 'o':
             fr.order = (unsigned int)opt_u64("o", optarg, 0,
                                              NOXS_CONS_MAX_RING_ORDER);
             break;
-        case 'w': wait_s = (unsigned long)opt_u64("w", optarg, 1, 86400);
+        case 'w':
+            wait_s = (unsigned long)opt_u64("w", optarg, 1, 86400);
             break;
         case 'h': usage(stdout); return 0;
         case 'V': print_version("noxs-console-front"); return 0;

@@ -80,11 +80,11 @@ static const struct reason reasons[] = {
 #define NREASONS (sizeof(reasons) / sizeof(reasons[0]))
 
 enum phase {
-    PHASE_WAIT_DEVICE,   /* device not (yet) in the device page */
-    PHASE_WAIT_INITWAIT, /* published Initialising, backend not ready */
+    PHASE_WAIT_DEVICE,    /* device not (yet) in the device page */
+    PHASE_WAIT_INITWAIT,  /* published Initialising, backend not ready */
     PHASE_WAIT_CONNECTED, /* published Connected, backend not yet */
-    PHASE_RUNNING,       /* both Connected: waiting for a request */
-    PHASE_DONE,          /* shut down, closed or failed */
+    PHASE_RUNNING,        /* both Connected: waiting for a request */
+    PHASE_DONE,           /* shut down, closed or failed */
 };
 
 struct guest {
@@ -102,8 +102,8 @@ static bool reattach;
 static bool many;          /* --domains: one process, many domains */
 static uint64_t supported; /* NOXS_SYSCTL_* bits */
 static int epfd = -1;
-static size_t nactive;     /* guests not yet DONE */
-static int worst_status;   /* many-domain mode: 0 or 1 */
+static size_t nactive;   /* guests not yet DONE */
+static int worst_status; /* many-domain mode: 0 or 1 */
 
 static void warnx_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void warnx_(const char *fmt, ...)
@@ -190,7 +190,10 @@ static int publish_state(struct guest *g, unsigned int state)
 }
 
 /* Our entry on the device page: what it says about the device. */
-enum entry { ENTRY_ABSENT, ENTRY_LISTED, ENTRY_CLOSING, ENTRY_UNREADABLE };
+enum entry { ENTRY_ABSENT,
+             ENTRY_LISTED,
+             ENTRY_CLOSING,
+             ENTRY_UNREADABLE };
 
 static enum entry sysctl_entry(struct guest *g)
 {
@@ -377,7 +380,8 @@ static void step(struct guest *g)
              * after Connected, in a second publish. */
             if (noxs_dev_liveness_start(g->dev, 0) < 0)
                 warnx_("domain %u: no liveness page (%s): a dead backend "
-                       "will go unnoticed", g->domid, strerror(errno));
+                       "will go unnoticed",
+                       g->domid, strerror(errno));
             else if (noxs_dev_publish(g->dev) < 0) {
                 fail(g, "publish the liveness page");
                 return;
@@ -571,25 +575,25 @@ static void raise_fd_limit(void)
 static void usage(FILE *out)
 {
     fprintf(out,
-        "usage: noxs-sysctl-front [-v] [--support LIST] [--report] [--reattach]\n"
-        "                         [--boot noxs=O:G:P | --domains FILE|-]\n"
-        "\n"
-        "The guest side of the noxs sysctl device: attach to sysctl device 0,\n"
-        "advertise the shutdown reasons in LIST (default\n"
-        "poweroff,reboot,suspend,crash), connect, wait for a shutdown request,\n"
-        "acknowledge it and close.\n"
-        "\n"
-        "  --boot STR      bootstrap string (default $NOXS_BOOT, else /proc/cmdline)\n"
-        "  --domains FILE  act as many domains: lines \"DOMID noxs=O:G:P\" from\n"
-        "                  FILE or - (stdin), read as they arrive\n"
-        "  --report        print connected/shutdown/closed/error lines on stdout\n"
-        "  --reattach      when the backend closes the device, wait for it again\n"
-        "  -v              verbose\n"
-        "  --version       print the version and exit\n"
-        "\n"
-        "Exit status (one domain): 0 poweroff, 10 reboot, 11 suspend, 12 crash,\n"
-        "3 the backend closed or removed the device, 1 error, 2 usage. With\n"
-        "--domains: 0 once every domain was shut down by request, else 1.\n");
+            "usage: noxs-sysctl-front [-v] [--support LIST] [--report] [--reattach]\n"
+            "                         [--boot noxs=O:G:P | --domains FILE|-]\n"
+            "\n"
+            "The guest side of the noxs sysctl device: attach to sysctl device 0,\n"
+            "advertise the shutdown reasons in LIST (default\n"
+            "poweroff,reboot,suspend,crash), connect, wait for a shutdown request,\n"
+            "acknowledge it and close.\n"
+            "\n"
+            "  --boot STR      bootstrap string (default $NOXS_BOOT, else /proc/cmdline)\n"
+            "  --domains FILE  act as many domains: lines \"DOMID noxs=O:G:P\" from\n"
+            "                  FILE or - (stdin), read as they arrive\n"
+            "  --report        print connected/shutdown/closed/error lines on stdout\n"
+            "  --reattach      when the backend closes the device, wait for it again\n"
+            "  -v              verbose\n"
+            "  --version       print the version and exit\n"
+            "\n"
+            "Exit status (one domain): 0 poweroff, 10 reboot, 11 suspend, 12 crash,\n"
+            "3 the backend closed or removed the device, 1 error, 2 usage. With\n"
+            "--domains: 0 once every domain was shut down by request, else 1.\n");
 }
 
 /*
@@ -729,7 +733,7 @@ int main(int argc, char **argv)
     if (domains != NULL) {
         many = true;
         lr.fd = strcmp(domains, "-") == 0 ? STDIN_FILENO
-                                           : open(domains, O_RDONLY | O_CLOEXEC);
+                                          : open(domains, O_RDONLY | O_CLOEXEC);
         if (lr.fd < 0) {
             warnx_("%s: %s", domains, strerror(errno));
             return 1;

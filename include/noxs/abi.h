@@ -54,7 +54,7 @@
 #define NOXS_DEV_SYSCTL 1u
 #define NOXS_DEV_CONSOLE 2u
 #define NOXS_DEV_BLK 3u
-#define NOXS_DEV_NET 4u   /* reserved; no reference driver yet */
+#define NOXS_DEV_NET 4u    /* reserved; no reference driver yet */
 #define NOXS_DEV_LEGACY 5u /* compat-xs devices of any xenbus class */
 #define NOXS_DEV_TYPE_MAX 5u
 
@@ -89,16 +89,16 @@
 /* grant to the guest).                                                  */
 
 struct noxs_devpage_header {
-    uint32_t magic;        /* NOXS_DEVPAGE_MAGIC */
-    uint16_t version;      /* NOXS_ABI_VERSION */
-    uint16_t header_size;  /* sizeof(struct noxs_devpage_header) */
-    uint32_t seq;          /* seqlock: odd while noxsd writes */
-    uint16_t domid;        /* the guest this page describes */
-    uint16_t owner_domid;  /* the domain noxsd runs in */
-    uint32_t notify_port;  /* owner's port noxsd notifies this guest on */
-    uint32_t entry_count;  /* valid entries, <= NOXS_DEVPAGE_MAX_ENTRIES */
-    uint32_t entry_size;   /* sizeof(struct noxs_devpage_entry) */
-    uint32_t generation;   /* bumped on every change of the entry table */
+    uint32_t magic;       /* NOXS_DEVPAGE_MAGIC */
+    uint16_t version;     /* NOXS_ABI_VERSION */
+    uint16_t header_size; /* sizeof(struct noxs_devpage_header) */
+    uint32_t seq;         /* seqlock: odd while noxsd writes */
+    uint16_t domid;       /* the guest this page describes */
+    uint16_t owner_domid; /* the domain noxsd runs in */
+    uint32_t notify_port; /* owner's port noxsd notifies this guest on */
+    uint32_t entry_count; /* valid entries, <= NOXS_DEVPAGE_MAX_ENTRIES */
+    uint32_t entry_size;  /* sizeof(struct noxs_devpage_entry) */
+    uint32_t generation;  /* bumped on every change of the entry table */
     uint8_t reserved[32];
 };
 
@@ -111,13 +111,13 @@ struct noxs_devpage_entry {
     uint32_t devid;         /* device id within (domain, type) */
     uint16_t backend_domid; /* domain that serves the device */
     uint16_t reserved0;
-    uint32_t control_gref;  /* backend's grant of the control page */
-    uint32_t backend_port;  /* backend's unbound port for this guest */
+    uint32_t control_gref; /* backend's grant of the control page */
+    uint32_t backend_port; /* backend's unbound port for this guest */
     uint32_t reserved[3];
 };
 
-#define NOXS_DEVPAGE_MAX_ENTRIES                                              \
-    ((NOXS_PAGE_SIZE - sizeof(struct noxs_devpage_header)) /                  \
+#define NOXS_DEVPAGE_MAX_ENTRIES                             \
+    ((NOXS_PAGE_SIZE - sizeof(struct noxs_devpage_header)) / \
      sizeof(struct noxs_devpage_entry))
 
 struct noxs_devpage {
@@ -144,7 +144,7 @@ NOXS_STATIC_ASSERT(offsetof(struct noxs_devpage_entry, control_gref) == 12,
 #define NOXS_CTRL_HALF_SIZE 2048u
 #define NOXS_CTRL_HALF_HEADER 128u
 #define NOXS_CTRL_KV_SIZE (NOXS_CTRL_HALF_SIZE - NOXS_CTRL_HALF_HEADER)
-#define NOXS_CTRL_KEY_MAX 63u    /* bytes, no NUL stored */
+#define NOXS_CTRL_KEY_MAX 63u     /* bytes, no NUL stored */
 #define NOXS_CTRL_VALUE_MAX 1024u /* bytes, no NUL stored */
 
 /* Which half. */
@@ -157,21 +157,21 @@ NOXS_STATIC_ASSERT(offsetof(struct noxs_devpage_entry, control_gref) == 12,
  * and ignored.
  */
 struct noxs_ctrl_half {
-    uint32_t magic;          /* NOXS_CTRLPAGE_MAGIC (backend half) */
-    uint16_t version;        /* NOXS_ABI_VERSION (backend half) */
-    uint16_t type;           /* NOXS_DEV_* (backend half) */
-    uint32_t devid;          /* (backend half) */
-    uint16_t backend_domid;  /* (backend half) */
-    uint16_t frontend_domid; /* (backend half) */
-    uint32_t seq;            /* seqlock of this half: odd while writing */
-    uint32_t state;          /* NOXS_STATE_*, 1..8 */
-    uint32_t generation;     /* bumped on every committed change */
-    uint32_t nr_ports;       /* <= NOXS_CTRL_MAX_PORTS */
-    uint32_t ports[NOXS_CTRL_MAX_PORTS];    /* writer's own ports */
-    uint32_t nr_refs;        /* <= NOXS_CTRL_MAX_REFS */
-    uint32_t refs[NOXS_CTRL_MAX_REFS];      /* ring/data grant refs */
-    uint32_t kv_used;        /* bytes of kv[] in use, <= NOXS_CTRL_KV_SIZE */
-    uint64_t features;       /* NOXS_FEATURE_* / device-specific bits */
+    uint32_t magic;                      /* NOXS_CTRLPAGE_MAGIC (backend half) */
+    uint16_t version;                    /* NOXS_ABI_VERSION (backend half) */
+    uint16_t type;                       /* NOXS_DEV_* (backend half) */
+    uint32_t devid;                      /* (backend half) */
+    uint16_t backend_domid;              /* (backend half) */
+    uint16_t frontend_domid;             /* (backend half) */
+    uint32_t seq;                        /* seqlock of this half: odd while writing */
+    uint32_t state;                      /* NOXS_STATE_*, 1..8 */
+    uint32_t generation;                 /* bumped on every committed change */
+    uint32_t nr_ports;                   /* <= NOXS_CTRL_MAX_PORTS */
+    uint32_t ports[NOXS_CTRL_MAX_PORTS]; /* writer's own ports */
+    uint32_t nr_refs;                    /* <= NOXS_CTRL_MAX_REFS */
+    uint32_t refs[NOXS_CTRL_MAX_REFS];   /* ring/data grant refs */
+    uint32_t kv_used;                    /* bytes of kv[] in use, <= NOXS_CTRL_KV_SIZE */
+    uint64_t features;                   /* NOXS_FEATURE_* / device-specific bits */
     /*
      * Key/value records, back to back from kv[0] to kv[kv_used]:
      *   uint8_t key_len (1..NOXS_CTRL_KEY_MAX), uint8_t reserved (0),

@@ -192,16 +192,16 @@ int noxs_domain_list(noxs_client *c, struct noxs_domain_info **out,
                      size_t *count);
 
 struct noxs_status {
-    uint32_t version;      /* protocol version of the daemon */
-    uint32_t pid;          /* worker pid */
-    uint32_t keeper_pid;   /* page keeper pid */
+    uint32_t version;    /* protocol version of the daemon */
+    uint32_t pid;        /* worker pid */
+    uint32_t keeper_pid; /* page keeper pid */
     uint32_t ndomains;
     uint32_t ndevices;
     uint32_t nbackends;
-    uint64_t uptime_ms;    /* of the worker */
-    uint64_t rss_bytes;    /* worker + keeper resident memory */
-    uint32_t restarts;     /* worker restarts seen by the keeper */
-    uint32_t heap_kib;     /* worker + keeper heap in use (0: not known) */
+    uint64_t uptime_ms; /* of the worker */
+    uint64_t rss_bytes; /* worker + keeper resident memory */
+    uint32_t restarts;  /* worker restarts seen by the keeper */
+    uint32_t heap_kib;  /* worker + keeper heap in use (0: not known) */
 };
 int noxs_status_get(noxs_client *c, struct noxs_status *out);
 

@@ -138,15 +138,22 @@ static const struct {
     const char *name;
     uint32_t type;
 } ops[] = {
-    {"read", XSW_READ},         {"write", XSW_WRITE},
-    {"mkdir", XSW_MKDIR},       {"rm", XSW_RM},
-    {"dir", XSW_DIRECTORY},     {"dirpart", XSW_DIRECTORY_PART},
-    {"getperms", XSW_GET_PERMS}, {"setperms", XSW_SET_PERMS},
-    {"watch", XSW_WATCH},       {"unwatch", XSW_UNWATCH},
-    {"txstart", XSW_TRANSACTION_START}, {"txend", XSW_TRANSACTION_END},
+    {"read", XSW_READ},
+    {"write", XSW_WRITE},
+    {"mkdir", XSW_MKDIR},
+    {"rm", XSW_RM},
+    {"dir", XSW_DIRECTORY},
+    {"dirpart", XSW_DIRECTORY_PART},
+    {"getperms", XSW_GET_PERMS},
+    {"setperms", XSW_SET_PERMS},
+    {"watch", XSW_WATCH},
+    {"unwatch", XSW_UNWATCH},
+    {"txstart", XSW_TRANSACTION_START},
+    {"txend", XSW_TRANSACTION_END},
     {"domainpath", XSW_GET_DOMAIN_PATH},
     {"introduced", XSW_IS_DOMAIN_INTRODUCED},
-    {"release", XSW_RELEASE},   {"writen", XSW_WRITE},
+    {"release", XSW_RELEASE},
+    {"writen", XSW_WRITE},
     {"readlen", XSW_READ},
 };
 
@@ -178,7 +185,8 @@ static void run(struct conn *c, char *line)
         const char *res = "ok";
         for (long i = 0; i < strtol(words[2], NULL, 10); i++) {
             len = snprintf(payload, sizeof(payload),
-                           "%s/child-with-a-long-name-%ld", words[1], i) + 1;
+                           "%s/child-with-a-long-name-%ld", words[1], i) +
+                  1;
             char *r = request(c, XSW_WRITE, 0, payload, len, &rt, &rl);
             free(r);
             if (rt != XSW_WRITE)

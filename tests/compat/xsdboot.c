@@ -16,9 +16,10 @@ int main(void)
 
     if (noxs_boot_find(&b) < 0) {
         int e = errno;
-        printf("%s\n", e == ENOENT ? "ENOENT" : e == EINVAL ? "EINVAL"
-                       : e == ETIMEDOUT ? "ETIMEDOUT" : e == EPROTO ? "EPROTO"
-                       : strerror(e));
+        printf("%s\n", e == ENOENT ? "ENOENT" : e == EINVAL  ? "EINVAL"
+                                            : e == ETIMEDOUT ? "ETIMEDOUT"
+                                            : e == EPROTO    ? "EPROTO"
+                                                             : strerror(e));
         return 1;
     }
     if (noxs_boot_format(&b, buf, sizeof(buf)) < 0)

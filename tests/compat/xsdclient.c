@@ -176,7 +176,8 @@ static void expect_events2(struct cxs_gconn *c, const char *path,
         rc = c->ops->next_event(c, &p, &len);
         if (rc == 0) {
             const char *tok = p + strlen(p) + 1;
-            int bit = strcmp(tok, t1) == 0 ? 1 : strcmp(tok, t2) == 0 ? 2 : 0;
+            int bit = strcmp(tok, t1) == 0 ? 1 : strcmp(tok, t2) == 0 ? 2
+                                                                      : 0;
             if (strcmp(p, path) != 0 || !bit || (seen & bit))
                 fail("event %s/%s, want %s/%s or /%s", p, tok, path, t1, t2);
             seen |= bit;
@@ -327,7 +328,9 @@ static void watches(struct cxs_gconn *c, struct cxs_gconn *c2)
     expect_ok(c2, XSW_MKDIR, 0, S("/w\0"), OK);
     expect_ok(c, XSW_WATCH, 0, S("/w\0tok\0"), OK);
     expect_event(c, "/w", "tok"); /* the event a new watch fires */
-    expect_ok(c2, XSW_WRITE, 0, S("/w/x\0" "1"), OK);
+    expect_ok(c2, XSW_WRITE, 0, S("/w/x\0"
+                                  "1"),
+              OK);
     expect_event(c, "/w/x", "tok");
     expect_no_event(c);
 
@@ -375,12 +378,16 @@ static void watches(struct cxs_gconn *c, struct cxs_gconn *c2)
     /* A second token on a subtree; then both removed. */
     expect_ok(c, XSW_WATCH, 0, S("/w/x\0two\0"), OK);
     expect_event(c, "/w/x", "two");
-    expect_ok(c2, XSW_WRITE, 0, S("/w/x\0" "2"), OK);
+    expect_ok(c2, XSW_WRITE, 0, S("/w/x\0"
+                                  "2"),
+              OK);
     expect_events2(c, "/w/x", "tok", "two");
     expect_ok(c, XSW_UNWATCH, 0, S("/w\0tok\0"), OK);
     expect_ok(c, XSW_UNWATCH, 0, S("/w/x\0two\0"), OK);
     expect_err(c, XSW_UNWATCH, 0, S("/w\0tok\0"), "ENOENT");
-    expect_ok(c2, XSW_WRITE, 0, S("/w/x\0" "3"), OK);
+    expect_ok(c2, XSW_WRITE, 0, S("/w/x\0"
+                                  "3"),
+              OK);
     expect_ok(c, XSW_READ, 0, S("/w/x\0"), S("3"));
     expect_no_event(c);
     if (readable(c, 0))
@@ -396,7 +403,10 @@ static void domains(struct cxs_gconn *c, struct cxs_gconn *c2)
     expect_ok(c, XSW_IS_DOMAIN_INTRODUCED, 0, S("5\0"), S("F\0"));
     /* domid, the ring's frame, the event channel (the harness fakes
      * the ring and the channel). */
-    expect_ok(c, XSW_INTRODUCE, 0, S("5\0" "12345\0" "9\0"), OK);
+    expect_ok(c, XSW_INTRODUCE, 0, S("5\0"
+                                     "12345\0"
+                                     "9\0"),
+              OK);
     expect_event(c2, "@introduceDomain", "in");
     expect_ok(c, XSW_IS_DOMAIN_INTRODUCED, 0, S("5\0"), S("T\0"));
     expect_ok(c, XSW_RELEASE, 0, S("5\0"), OK);
@@ -509,11 +519,11 @@ static int broken(void)
 
     /* A client that missed a broken stream would wait for ever. */
     alarm(60);
-#define CASE(what, t, id, l, payload, want)                                   \
-    do {                                                                      \
-        f.h = (struct xsw_hdr){.type = (t), .req_id = (id), .len = (l)};      \
-        memcpy(f.p, payload, sizeof(payload));                                \
-        broken_case(what, &f, sizeof(f.h) + sizeof(payload) - 1, want);       \
+#define CASE(what, t, id, l, payload, want)                              \
+    do {                                                                 \
+        f.h = (struct xsw_hdr){.type = (t), .req_id = (id), .len = (l)}; \
+        memcpy(f.p, payload, sizeof(payload));                           \
+        broken_case(what, &f, sizeof(f.h) + sizeof(payload) - 1, want);  \
     } while (0)
     CASE("len over 4096", XSW_READ, 1, XSW_PAYLOAD_MAX + 1, "", -EIO);
     CASE("unknown type", 20, 1, 0, "", -EIO);

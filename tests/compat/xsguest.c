@@ -25,7 +25,10 @@ static const struct {
     const char *name;
     int status;
 } reasons[] = {
-    {"poweroff", 0}, {"reboot", 10}, {"suspend", 11}, {"crash", 12},
+    {"poweroff", 0},
+    {"reboot", 10},
+    {"suspend", 11},
+    {"crash", 12},
 };
 
 static void die(const char *what)

@@ -287,19 +287,19 @@ static void boot(void)
     int bad = 0;
     uint32_t len, tx;
 
-#define STEP(ty, tx_, a, b, want_ok)                                      \
-    do {                                                                    \
-        len = args2(buf, sizeof(buf), a, b, ty != XSW_WRITE);             \
-        if (request(ty, tx_, buf, len, &m) < 0) {                         \
-            printf("timeout at %s %s\n", xsw_type_name(ty), a);           \
-            return;                                                         \
-        }                                                                   \
-        if (want_ok && m.h.type == XSW_ERROR) {                             \
-            fprintf(stderr, "xsring: %s %s: %s\n", xsw_type_name(ty), a,   \
-                    m.p);                                                   \
-            bad++;                                                          \
-        }                                                                   \
-        free(m.p);                                                          \
+#define STEP(ty, tx_, a, b, want_ok)                                     \
+    do {                                                                 \
+        len = args2(buf, sizeof(buf), a, b, ty != XSW_WRITE);            \
+        if (request(ty, tx_, buf, len, &m) < 0) {                        \
+            printf("timeout at %s %s\n", xsw_type_name(ty), a);          \
+            return;                                                      \
+        }                                                                \
+        if (want_ok && m.h.type == XSW_ERROR) {                          \
+            fprintf(stderr, "xsring: %s %s: %s\n", xsw_type_name(ty), a, \
+                    m.p);                                                \
+            bad++;                                                       \
+        }                                                                \
+        free(m.p);                                                       \
     } while (0)
 
     STEP(XSW_WATCH, 0, "memory/target", "balloon", true);

@@ -44,10 +44,10 @@ typedef int open_fn(const char *, int, ...);
 typedef FILE *fopen_fn(const char *, const char *);
 typedef int setrlimit_fn(__rlimit_resource_t, const struct rlimit *);
 
-#define REAL(name, type)                                                      \
-    static type *real_##name;                                                 \
-    if (!real_##name)                                                         \
-        real_##name = (type *)dlsym(RTLD_NEXT, #name)
+#define REAL(name, type)      \
+    static type *real_##name; \
+    if (!real_##name)         \
+    real_##name = (type *)dlsym(RTLD_NEXT, #name)
 
 static mode_t mode_arg(int flags, va_list ap)
 {

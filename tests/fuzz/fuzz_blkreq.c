@@ -15,8 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct noxs_blk_request req;
     struct blkreq out;
-    struct blkreq_geometry g = {.sectors = 1u << 20, .sector_size = 512,
-                                .readonly = false, .discard = true};
+    struct blkreq_geometry g = {.sectors = 1u << 20, .sector_size = 512, .readonly = false, .discard = true};
     uint32_t idx[4] = {0};
 
     if (size < sizeof(req) + 1)
@@ -35,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     memcpy(idx, data + sizeof(req) + 1,
            size - sizeof(req) - 1 < sizeof(idx) ? size - sizeof(req) - 1
-                                                 : sizeof(idx));
+                                                : sizeof(idx));
     int64_t n = blkreq_ring_available(idx[0], idx[1], idx[1] - (idx[2] & 63), 32);
     if (n > 32)
         abort();

@@ -17,10 +17,10 @@
 static struct xsr_intf ring;
 static struct xsr_in in;
 
-#define CHECK(c)                                                            \
-    do {                                                                    \
-        if (!(c))                                                           \
-            abort();                                                        \
+#define CHECK(c)     \
+    do {             \
+        if (!(c))    \
+            abort(); \
     } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

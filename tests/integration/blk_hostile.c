@@ -57,7 +57,7 @@ static struct noxs_blk_sring *sring;
 static uint32_t ring_size, req_prod, rsp_cons;
 static uint32_t data_refs[NDATA];
 static uint64_t sectors;
-static uint8_t *data;      /* the NDATA pages behind data_refs */
+static uint8_t *data; /* the NDATA pages behind data_refs */
 static bool persistent = true;
 static int failures;
 

@@ -169,8 +169,7 @@ static void submit(struct job *j, unsigned int op, uint64_t off, size_t len,
                    uint64_t block)
 {
     j->io = (struct noxs_blkfront_io){
-        .op = op, .buf = j->buf, .len = len, .offset = off,
-        .done = job_done, .user = j};
+        .op = op, .buf = j->buf, .len = len, .offset = off, .done = job_done, .user = j};
     j->done = 0;
     j->block = block;
     inflight++;
@@ -277,9 +276,15 @@ static const struct {
     const char *name;
     int err;
 } errnames[] = {
-    {"OK", 0}, {"ERANGE", ERANGE}, {"EROFS", EROFS}, {"EINVAL", EINVAL},
-    {"EIO", EIO}, {"EOPNOTSUPP", EOPNOTSUPP}, {"EFAULT", EFAULT},
-    {"ENOTCONN", ENOTCONN}, {"ETIMEDOUT", ETIMEDOUT},
+    {"OK", 0},
+    {"ERANGE", ERANGE},
+    {"EROFS", EROFS},
+    {"EINVAL", EINVAL},
+    {"EIO", EIO},
+    {"EOPNOTSUPP", EOPNOTSUPP},
+    {"EFAULT", EFAULT},
+    {"ENOTCONN", ENOTCONN},
+    {"ETIMEDOUT", ETIMEDOUT},
 };
 
 static int cmd_expect(const char *op, uint64_t off, uint64_t len,
@@ -356,8 +361,7 @@ static int cmd_zerocopy(uint64_t seed, const char *out)
         pattern(j->buf + at, len, seed, off);
         memcpy(shadow + off, j->buf + at, len);
         j->io = (struct noxs_blkfront_io){
-            .op = NOXS_BLKFRONT_WRITE, .buf = j->buf + at, .len = len,
-            .offset = off, .done = job_done, .user = j};
+            .op = NOXS_BLKFRONT_WRITE, .buf = j->buf + at, .len = len, .offset = off, .done = job_done, .user = j};
         j->done = 0;
         j->block = UINT64_MAX;
         inflight++;
@@ -391,8 +395,7 @@ static int cmd_zerocopy(uint64_t seed, const char *out)
             len = (size_t)(span - off);
         memset(j->buf, 0xee, bufsz); /* reap compares io.buf, the shadow */
         j->io = (struct noxs_blkfront_io){
-            .op = NOXS_BLKFRONT_READ, .buf = j->buf + at, .len = len,
-            .offset = off, .done = job_done, .user = j};
+            .op = NOXS_BLKFRONT_READ, .buf = j->buf + at, .len = len, .offset = off, .done = job_done, .user = j};
         j->done = 0;
         j->block = UINT64_MAX;
         inflight++;
@@ -418,8 +421,7 @@ static int cmd_zerocopy(uint64_t seed, const char *out)
         die("%s", "zerocopy: write_buf/read mismatch");
 
     /* What submit_buf must refuse. */
-    struct noxs_blkfront_io io = {.op = NOXS_BLKFRONT_READ, .len = ss,
-                                  .offset = 0, .done = job_done};
+    struct noxs_blkfront_io io = {.op = NOXS_BLKFRONT_READ, .len = ss, .offset = 0, .done = job_done};
     io.buf = check;
     zc_expect_einval(&io, "a malloc'd buffer");
     io.buf = jobs[2].buf + 256;

@@ -203,8 +203,7 @@ static int case_sync(void)
         struct noxs_msg_sync s;
         struct noxs_msg_dev d;
     } body = {{1, NOXS_SYNC_FINAL},
-              {.domid = 1, .type = TYPE, .devid = 7, .control_gref = 100,
-               .backend_port = 5}};
+              {.domid = 1, .type = TYPE, .devid = 7, .control_gref = 100, .backend_port = 5}};
     int be = backend_register();
 
     noxsd_stop();
@@ -248,7 +247,7 @@ static int case_destroy(void)
     req = dev_add(ts, be, 2, &ts_req);
     create_reply(be, req, 100);
     if ((m = rx(ts)) == NULL || m->hdr.type != (NOXS_MSG_DEV_ADD |
-                                               NOXS_MSG_REPLY))
+                                                NOXS_MSG_REPLY))
         die("dev-add 2");
     /* The destroy is queued before the hang-up: noxsd handles it first and
      * its BACKEND_REMOVE meets a closed connection. */

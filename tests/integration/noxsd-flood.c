@@ -42,8 +42,7 @@ static uint64_t ms_now(void)
 static int conn_open(int nonblock)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC |
-                                 (nonblock ? SOCK_NONBLOCK : 0),
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0),
                     0);
 
     snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock_path);

@@ -36,13 +36,13 @@
 
 static int failures;
 
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            fprintf(stderr, "noxsd-probe: FAIL: " __VA_ARGS__);              \
-            fputc('\n', stderr);                                              \
-            failures++;                                                       \
-        }                                                                     \
+#define CHECK(cond, ...)                                        \
+    do {                                                        \
+        if (!(cond)) {                                          \
+            fprintf(stderr, "noxsd-probe: FAIL: " __VA_ARGS__); \
+            fputc('\n', stderr);                                \
+            failures++;                                         \
+        }                                                       \
     } while (0)
 
 static int raw_connect(const char *path)
@@ -156,8 +156,7 @@ static int malformed(const char *path)
 static void refused_raw(const char *path)
 {
     struct noxs_proto_buf *b = malloc(sizeof(*b));
-    struct noxs_msg_control ctl = {.domid = 1, .type = NOXS_DEV_SYSCTL,
-                                   .key_len = 1, .value_len = 1};
+    struct noxs_msg_control ctl = {.domid = 1, .type = NOXS_DEV_SYSCTL, .key_len = 1, .value_len = 1};
     struct noxs_msg_register reg = {.domid = 0, .ntypes = 1};
     struct noxs_msg_sync sync = {.count = 0, .flags = NOXS_SYNC_FINAL};
     uint16_t type = NOXS_DEV_SYSCTL;

@@ -30,7 +30,7 @@ static struct {
 } maps[MAXMAPS];
 static unsigned int nmaps_live, pages_live, map_calls;
 static unsigned int maps_high; /* maps[] in use lie below */
-static uint32_t fail_ref; /* a map of this ref fails */
+static uint32_t fail_ref;      /* a map of this ref fails */
 
 void *xengnttab_map_domain_grant_refs(xengnttab_handle *xgt, uint32_t count,
                                       uint32_t domid, uint32_t *refs,
@@ -418,8 +418,12 @@ END_TEST
 static Suite *gcache_suite(void)
 {
     const TTest *const tests[] = {
-        test_hit_after_miss, test_not_persistent, test_bad_refs,
-        test_lru_eviction,   test_fair_share,     test_pinned_and_temp,
+        test_hit_after_miss,
+        test_not_persistent,
+        test_bad_refs,
+        test_lru_eviction,
+        test_fair_share,
+        test_pinned_and_temp,
         test_random_churn,
     };
     Suite *s = suite_create("blkgcache");

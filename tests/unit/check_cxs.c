@@ -53,8 +53,7 @@ END_TEST
 
 static struct cxs_path dev_path(uint16_t fe, uint32_t id)
 {
-    struct cxs_path p = {.kind = CXS_BACKEND_KEY, .domid = 0, .fe = fe,
-                         .id = id};
+    struct cxs_path p = {.kind = CXS_BACKEND_KEY, .domid = 0, .fe = fe, .id = id};
 
     snprintf(p.cls, sizeof(p.cls), "vif");
     snprintf(p.key, sizeof(p.key), "foo");

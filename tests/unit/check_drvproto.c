@@ -116,16 +116,26 @@ static unsigned int next_state(noxs_dev *d)
 /* Typed reads                                                         */
 
 static const char *const hostile[][2] = {
-    {"ok", "42"},          {"zero", "0"},      {"neg", "-1"},
-    {"lead", "010"},       {"plus", "+5"},     {"space", " 5"},
-    {"trail", "5 "},       {"alpha", "12a"},   {"hex", "0x10"},
-    {"empty", ""},         {"u32max", "4294967295"},
+    {"ok", "42"},
+    {"zero", "0"},
+    {"neg", "-1"},
+    {"lead", "010"},
+    {"plus", "+5"},
+    {"space", " 5"},
+    {"trail", "5 "},
+    {"alpha", "12a"},
+    {"hex", "0x10"},
+    {"empty", ""},
+    {"u32max", "4294967295"},
     {"u32over", "4294967296"},
     {"u64max", "18446744073709551615"},
     {"u64over", "18446744073709551616"},
     {"huge", "999999999999999999999999999999"},
-    {"gref7", "7"},        {"gref8", "8"},     {"port0", "0"},
-    {"portmax", "131071"}, {"portover", "131072"},
+    {"gref7", "7"},
+    {"gref8", "8"},
+    {"port0", "0"},
+    {"portmax", "131071"},
+    {"portover", "131072"},
 };
 #define NHOSTILE (sizeof(hostile) / sizeof(hostile[0]))
 

@@ -254,7 +254,9 @@ START_TEST(directory_part)
     /* The whole list does not fit one message. */
     EQ(RQ1(c, XSW_DIRECTORY, 0, "/dp"), "E:E2BIG");
     ck_assert_uint_eq(total, 300 * 27);
-    r = rq(c, XSW_DIRECTORY_PART, 0, "/dp\0" "99999", 10);
+    r = rq(c, XSW_DIRECTORY_PART, 0, "/dp\0"
+                                     "99999",
+           10);
     ck_assert_str_eq(strchr(r, '|'), "||");
     EQ(RQ1(c, XSW_DIRECTORY_PART, 0, "/dp"), "E:EINVAL");
     c->ops->close(c);
@@ -303,7 +305,10 @@ START_TEST(permissions)
     /* Removal needs write permission. */
     EQ(RQ1(g6, XSW_RM, 0, "/local/domain/5/data/v"), "E:EACCES");
     /* Privileged requests. */
-    EQ(RQN(g5, XSW_INTRODUCE, 0, "7\0" "1\0" "2"), "E:EACCES");
+    EQ(RQN(g5, XSW_INTRODUCE, 0, "7\0"
+                                 "1\0"
+                                 "2"),
+       "E:EACCES");
     EQ(RQ1(g5, XSW_IS_DOMAIN_INTRODUCED, 0, "0"), "E:EACCES");
     EQ(RQ1(g5, XSW_GET_DOMAIN_PATH, 0, "5"), "/local/domain/5|");
     c->ops->close(c);
@@ -459,8 +464,8 @@ START_TEST(watch_rules)
     EQ(event(w), "");
     EQ(RQN(w, XSW_WATCH, 0, "/a/b\0tok"), "E:EEXIST");
     EQ(wr(c, 0, "/a/b/c", "1"), "OK|");
-    EQ(wr(c, 0, "/a/bc", "1"), "OK|");  /* not below /a/b */
-    EQ(wr(c, 0, "/a", "1"), "OK|");     /* above: no */
+    EQ(wr(c, 0, "/a/bc", "1"), "OK|"); /* not below /a/b */
+    EQ(wr(c, 0, "/a", "1"), "OK|");    /* above: no */
     EQ(wr(c, 0, "/a/b", "1"), "OK|");
     EQ(event(w), "/a/b/c|tok|");
     EQ(event(w), "/a/b|tok|");
@@ -487,9 +492,15 @@ START_TEST(watch_rules)
     EQ(RQN(w, XSW_WATCH, 0, "@releaseDomain\0r"), "OK|");
     EQ(event(w), "@introduceDomain|i|");
     EQ(event(w), "@releaseDomain|r|");
-    EQ(RQN(c, XSW_INTRODUCE, 0, "3\0" "1234\0" "5"), "OK|");
+    EQ(RQN(c, XSW_INTRODUCE, 0, "3\0"
+                                "1234\0"
+                                "5"),
+       "OK|");
     EQ(event(w), "@introduceDomain|i|");
-    EQ(RQN(c, XSW_INTRODUCE, 0, "3\0" "1234\0" "5"), "OK|"); /* again: no */
+    EQ(RQN(c, XSW_INTRODUCE, 0, "3\0"
+                                "1234\0"
+                                "5"),
+       "OK|"); /* again: no */
     EQ(RQ1(c, XSW_IS_DOMAIN_INTRODUCED, 0, "3"), "T|");
     EQ(RQ1(c, XSW_RELEASE, 0, "3"), "OK|");
     EQ(event(w), "@releaseDomain|r|");
@@ -498,7 +509,10 @@ START_TEST(watch_rules)
     EQ(RQ1(c, XSW_IS_DOMAIN_INTRODUCED, 0, "0"), "T|");
     EQ(RQ1(c, XSW_RELEASE, 0, "3"), "E:ENOENT");
     EQ(RQ1(c, XSW_RELEASE, 0, "0"), "E:EINVAL");
-    EQ(RQN(c, XSW_INTRODUCE, 0, "4\0" "1\0" "0"), "E:EINVAL");
+    EQ(RQN(c, XSW_INTRODUCE, 0, "4\0"
+                                "1\0"
+                                "0"),
+       "E:EINVAL");
     /* Unwatch. */
     EQ(RQN(w, XSW_UNWATCH, 0, "/a/b\0tok"), "OK|");
     EQ(RQN(w, XSW_UNWATCH, 0, "/a/b\0tok"), "E:ENOENT");

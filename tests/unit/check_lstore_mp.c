@@ -282,7 +282,8 @@ static size_t walk(struct cxs_gconn *c, const char *path)
                  strcmp(path, "/") ? path : "", r + i);
         char *v;
         ck_assert_int_eq(req_err(c, XSW_READ, 0, child, strlen(child) + 1,
-                                 &v), 0);
+                                 &v),
+                         0);
         free(v);
         n += walk(c, child);
     }
@@ -396,7 +397,10 @@ START_TEST(watch_across_processes)
     }
     ck_assert_int_eq(read(ready[0], &b, 1), 1);
     ck_assert_int_eq(write_kv(c, 0, "/xp/k", "v"), 0);
-    ck_assert_int_eq(req_err(c, XSW_INTRODUCE, 0, "9\0" "1\0" "2", 6, NULL),
+    ck_assert_int_eq(req_err(c, XSW_INTRODUCE, 0, "9\0"
+                                                  "1\0"
+                                                  "2",
+                             6, NULL),
                      0);
     ck_assert_int_eq(req_err(c, XSW_RELEASE, 0, "9", 2, NULL), 0);
     int st;

@@ -26,10 +26,10 @@ static inline int check_run(Suite *s)
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
-#define CHECK_MAIN(suite_fn)                                                   \
-    int main(void)                                                             \
-    {                                                                          \
-        return check_run(suite_fn());                                          \
+#define CHECK_MAIN(suite_fn)          \
+    int main(void)                    \
+    {                                 \
+        return check_run(suite_fn()); \
     }
 
 #endif

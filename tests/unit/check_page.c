@@ -521,7 +521,7 @@ END_TEST
 
 typedef void mutate_half_fn(struct noxs_ctrl_half *h);
 
-#define HALF_MUTATION(name, body)                                             \
+#define HALF_MUTATION(name, body) \
     static void mut_##name(struct noxs_ctrl_half *h) { body; }
 
 HALF_MUTATION(magic, h->magic ^= 1)
@@ -558,14 +558,35 @@ HALF_MUTATION(kv_duplicate, {
 })
 
 static mutate_half_fn *const half_mutations[] = {
-    mut_magic,        mut_version,       mut_type0,       mut_type_big,
-    mut_be_domid,     mut_fe_domid,      mut_state0,      mut_state9,
-    mut_state_huge,   mut_nr_ports,      mut_nr_ports_huge, mut_port0,
-    mut_port_big,     mut_nr_refs,       mut_ref_reserved, mut_kv_used_big,
-    mut_kv_used_unaligned, mut_kv_used_cut, mut_kv_used_short,
-    mut_kv_key_len0,  mut_kv_key_len64,  mut_kv_reserved, mut_kv_value_len,
-    mut_kv_key_slash, mut_kv_key_space,  mut_kv_key_nul,  mut_kv_key_high,
-    mut_kv_padding,   mut_kv_duplicate,
+    mut_magic,
+    mut_version,
+    mut_type0,
+    mut_type_big,
+    mut_be_domid,
+    mut_fe_domid,
+    mut_state0,
+    mut_state9,
+    mut_state_huge,
+    mut_nr_ports,
+    mut_nr_ports_huge,
+    mut_port0,
+    mut_port_big,
+    mut_nr_refs,
+    mut_ref_reserved,
+    mut_kv_used_big,
+    mut_kv_used_unaligned,
+    mut_kv_used_cut,
+    mut_kv_used_short,
+    mut_kv_key_len0,
+    mut_kv_key_len64,
+    mut_kv_reserved,
+    mut_kv_value_len,
+    mut_kv_key_slash,
+    mut_kv_key_space,
+    mut_kv_key_nul,
+    mut_kv_key_high,
+    mut_kv_padding,
+    mut_kv_duplicate,
 };
 /* Mutations 0..5 touch identity fields that only the backend half has. */
 #define IDENTITY_MUTATIONS 6
@@ -655,7 +676,7 @@ START_TEST(ctrl_validation_unpublished)
 END_TEST
 
 typedef void mutate_dev_fn(struct noxs_devpage *p);
-#define DEV_MUTATION(name, body)                                              \
+#define DEV_MUTATION(name, body) \
     static void dmut_##name(struct noxs_devpage *p) { body; }
 
 DEV_MUTATION(magic, p->hdr.magic = NOXS_CTRLPAGE_MAGIC)
@@ -678,11 +699,24 @@ DEV_MUTATION(port_big, p->entries[1].backend_port = 1u << 17)
 DEV_MUTATION(duplicate, p->entries[1].devid = p->entries[0].devid)
 
 static mutate_dev_fn *const dev_mutations[] = {
-    dmut_magic,   dmut_version,  dmut_header_size, dmut_entry_size,
-    dmut_count,   dmut_count_huge, dmut_domid,     dmut_owner,
-    dmut_notify0, dmut_notify_big, dmut_type0,     dmut_type_big,
-    dmut_flags,   dmut_be_domid, dmut_gref,        dmut_port0,
-    dmut_port_big, dmut_duplicate,
+    dmut_magic,
+    dmut_version,
+    dmut_header_size,
+    dmut_entry_size,
+    dmut_count,
+    dmut_count_huge,
+    dmut_domid,
+    dmut_owner,
+    dmut_notify0,
+    dmut_notify_big,
+    dmut_type0,
+    dmut_type_big,
+    dmut_flags,
+    dmut_be_domid,
+    dmut_gref,
+    dmut_port0,
+    dmut_port_big,
+    dmut_duplicate,
 };
 
 START_TEST(devpage_validation_rejects)
@@ -1007,16 +1041,16 @@ START_TEST(boot_invalid)
 {
     struct noxs_boot b = {.owner_domid = 77, .gref = 77, .port = 77};
     const char *einval[] = {
-        "noxs=",          "noxs=1",          "noxs=1:2",
-        "noxs=1:8:",      "noxs=:8:1",       "noxs=1:8:1:",
-        "noxs=1:8:1:4",   "noxs=-1:8:1",     "noxs=+1:8:1",
-        "noxs= 1:8:1",    "noxs=1 :8:1",     "noxs=0x1:8:1",
-        "noxs=01:8:1",    "noxs=1:08:1",     "noxs=1:8:01",
-        "noxs=32752:8:1", "noxs=65535:8:1",  "noxs=1:7:1",
-        "noxs=1:0:1",     "noxs=1:8:0",      "noxs=1:8:131072",
+        "noxs=", "noxs=1", "noxs=1:2",
+        "noxs=1:8:", "noxs=:8:1", "noxs=1:8:1:",
+        "noxs=1:8:1:4", "noxs=-1:8:1", "noxs=+1:8:1",
+        "noxs= 1:8:1", "noxs=1 :8:1", "noxs=0x1:8:1",
+        "noxs=01:8:1", "noxs=1:08:1", "noxs=1:8:01",
+        "noxs=32752:8:1", "noxs=65535:8:1", "noxs=1:7:1",
+        "noxs=1:0:1", "noxs=1:8:0", "noxs=1:8:131072",
         "noxs=1:4294967296:1", "noxs=1:99999999999999999999:1",
-        "noxs=1:8:1x",    "noxs=a:b:c",      "noxs=1;8;1",
-        "ro noxs=1:8 quiet", "1:8",          "noxs=1:8:1\xff",
+        "noxs=1:8:1x", "noxs=a:b:c", "noxs=1;8;1",
+        "ro noxs=1:8 quiet", "1:8", "noxs=1:8:1\xff",
         "NOXS=1:8:1", /* a lone word with colons is taken as the triple */
     };
     const char *enoent[] = {"", "   ", "\n", "quiet", "root=/dev/xvda ro",

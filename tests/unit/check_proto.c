@@ -204,9 +204,9 @@ END_TEST
 START_TEST(test_empty_replies)
 {
     static const unsigned int types[] = {
-        NOXS_MSG_DOMAIN_DESTROY,   NOXS_MSG_DEV_REMOVE,
-        NOXS_MSG_WATCH,            NOXS_MSG_BACKEND_REGISTER,
-        NOXS_MSG_BACKEND_SYNC,     NOXS_MSG_BACKEND_REMOVE};
+        NOXS_MSG_DOMAIN_DESTROY, NOXS_MSG_DEV_REMOVE,
+        NOXS_MSG_WATCH, NOXS_MSG_BACKEND_REGISTER,
+        NOXS_MSG_BACKEND_SYNC, NOXS_MSG_BACKEND_REMOVE};
     size_t i;
 
     for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {

@@ -17,284 +17,284 @@
 
 static void fresh_dir(void)
 {
-	sim_fresh_dir("evt");
+    sim_fresh_dir("evt");
 }
 
 static xenevtchn_handle *open_as(unsigned domid)
 {
-	sim_as(domid);
-	return xenevtchn_open(NULL, 0);
+    sim_as(domid);
+    return xenevtchn_open(NULL, 0);
 }
 
 /* a (dom 1) and b (dom 2) connected: *pa in dom 1, *pb in dom 2. */
 static void connect_pair(xenevtchn_handle **a, xenevtchn_handle **b, int *pa,
-	int *pb)
+                         int *pb)
 {
-	*a = open_as(1);
-	*b = open_as(2);
-	ck_assert_ptr_nonnull(*a);
-	ck_assert_ptr_nonnull(*b);
-	*pa = xenevtchn_bind_unbound_port(*a, 2);
-	ck_assert_int_gt(*pa, 0);
-	*pb = xenevtchn_bind_interdomain(*b, 1, (evtchn_port_t)*pa);
-	ck_assert_int_gt(*pb, 0);
-	/* Xen raises the new local port once at bind: take it. */
-	ck_assert(sim_readable(*b, 5000));
-	ck_assert_int_eq(xenevtchn_pending(*b), *pb);
-	ck_assert_int_eq(xenevtchn_unmask(*b, (evtchn_port_t)*pb), 0);
-	ck_assert(!sim_readable(*b, 0));
-	ck_assert(!sim_readable(*a, 0));
+    *a = open_as(1);
+    *b = open_as(2);
+    ck_assert_ptr_nonnull(*a);
+    ck_assert_ptr_nonnull(*b);
+    *pa = xenevtchn_bind_unbound_port(*a, 2);
+    ck_assert_int_gt(*pa, 0);
+    *pb = xenevtchn_bind_interdomain(*b, 1, (evtchn_port_t)*pa);
+    ck_assert_int_gt(*pb, 0);
+    /* Xen raises the new local port once at bind: take it. */
+    ck_assert(sim_readable(*b, 5000));
+    ck_assert_int_eq(xenevtchn_pending(*b), *pb);
+    ck_assert_int_eq(xenevtchn_unmask(*b, (evtchn_port_t)*pb), 0);
+    ck_assert(!sim_readable(*b, 0));
+    ck_assert(!sim_readable(*a, 0));
 }
 
 START_TEST(notify_both_ways)
 {
-	xenevtchn_handle *a, *b;
-	int pa, pb;
+    xenevtchn_handle *a, *b;
+    int pa, pb;
 
-	connect_pair(&a, &b, &pa, &pb);
-	ck_assert_int_eq(pa, 1); /* ports start at 1 in each domain */
-	ck_assert_int_eq(xenevtchn_notify(a, (evtchn_port_t)pa), 0);
-	ck_assert(sim_readable(b, 5000));
-	ck_assert_int_eq(xenevtchn_pending(b), pb);
-	ck_assert(!sim_readable(b, 0));
-	xenevtchn_unmask(b, (evtchn_port_t)pb);
-	ck_assert_int_eq(xenevtchn_notify(b, (evtchn_port_t)pb), 0);
-	ck_assert(sim_readable(a, 5000));
-	ck_assert_int_eq(xenevtchn_pending(a), pa);
-	xenevtchn_unmask(a, (evtchn_port_t)pa);
-	ck_assert_int_eq(xenevtchn_close(a), 0);
-	ck_assert_int_eq(xenevtchn_close(b), 0);
+    connect_pair(&a, &b, &pa, &pb);
+    ck_assert_int_eq(pa, 1); /* ports start at 1 in each domain */
+    ck_assert_int_eq(xenevtchn_notify(a, (evtchn_port_t)pa), 0);
+    ck_assert(sim_readable(b, 5000));
+    ck_assert_int_eq(xenevtchn_pending(b), pb);
+    ck_assert(!sim_readable(b, 0));
+    xenevtchn_unmask(b, (evtchn_port_t)pb);
+    ck_assert_int_eq(xenevtchn_notify(b, (evtchn_port_t)pb), 0);
+    ck_assert(sim_readable(a, 5000));
+    ck_assert_int_eq(xenevtchn_pending(a), pa);
+    xenevtchn_unmask(a, (evtchn_port_t)pa);
+    ck_assert_int_eq(xenevtchn_close(a), 0);
+    ck_assert_int_eq(xenevtchn_close(b), 0);
 }
 END_TEST
 
 START_TEST(mask_and_coalesce)
 {
-	xenevtchn_handle *a, *b;
-	int pa, pb;
+    xenevtchn_handle *a, *b;
+    int pa, pb;
 
-	connect_pair(&a, &b, &pa, &pb);
-	xenevtchn_notify(a, (evtchn_port_t)pa);
-	ck_assert(sim_readable(b, 5000));
-	ck_assert_int_eq(xenevtchn_pending(b), pb);
-	/* Delivered, so masked: more events only set pending. */
-	for (int i = 0; i < 5; i++)
-		xenevtchn_notify(a, (evtchn_port_t)pa);
-	ck_assert(!sim_readable(b, 50));
-	xenevtchn_unmask(b, (evtchn_port_t)pb);
-	ck_assert(sim_readable(b, 5000));
-	ck_assert_int_eq(xenevtchn_pending(b), pb);
-	ck_assert(!sim_readable(b, 0));
-	xenevtchn_unmask(b, (evtchn_port_t)pb);
-	ck_assert(!sim_readable(b, 50));
-	/*
+    connect_pair(&a, &b, &pa, &pb);
+    xenevtchn_notify(a, (evtchn_port_t)pa);
+    ck_assert(sim_readable(b, 5000));
+    ck_assert_int_eq(xenevtchn_pending(b), pb);
+    /* Delivered, so masked: more events only set pending. */
+    for (int i = 0; i < 5; i++)
+        xenevtchn_notify(a, (evtchn_port_t)pa);
+    ck_assert(!sim_readable(b, 50));
+    xenevtchn_unmask(b, (evtchn_port_t)pb);
+    ck_assert(sim_readable(b, 5000));
+    ck_assert_int_eq(xenevtchn_pending(b), pb);
+    ck_assert(!sim_readable(b, 0));
+    xenevtchn_unmask(b, (evtchn_port_t)pb);
+    ck_assert(!sim_readable(b, 50));
+    /*
 	 * Several events before the reader looks: the first is delivered
 	 * (and masks the port), the rest collapse into one more delivery
 	 * at unmask, as on Xen.
 	 */
-	for (int i = 0; i < 5; i++)
-		xenevtchn_notify(a, (evtchn_port_t)pa);
-	ck_assert(sim_readable(b, 5000));
-	ck_assert_int_eq(xenevtchn_pending(b), pb);
-	ck_assert(!sim_readable(b, 0));
-	xenevtchn_unmask(b, (evtchn_port_t)pb);
-	ck_assert(sim_readable(b, 5000));
-	ck_assert_int_eq(xenevtchn_pending(b), pb);
-	xenevtchn_unmask(b, (evtchn_port_t)pb);
-	ck_assert(!sim_readable(b, 50));
-	/* Unmasking an unmasked or foreign port is a no-op. */
-	ck_assert_int_eq(xenevtchn_unmask(b, (evtchn_port_t)pb), 0);
-	ck_assert_int_eq(xenevtchn_unmask(b, 12345), 0);
-	xenevtchn_close(a);
-	xenevtchn_close(b);
+    for (int i = 0; i < 5; i++)
+        xenevtchn_notify(a, (evtchn_port_t)pa);
+    ck_assert(sim_readable(b, 5000));
+    ck_assert_int_eq(xenevtchn_pending(b), pb);
+    ck_assert(!sim_readable(b, 0));
+    xenevtchn_unmask(b, (evtchn_port_t)pb);
+    ck_assert(sim_readable(b, 5000));
+    ck_assert_int_eq(xenevtchn_pending(b), pb);
+    xenevtchn_unmask(b, (evtchn_port_t)pb);
+    ck_assert(!sim_readable(b, 50));
+    /* Unmasking an unmasked or foreign port is a no-op. */
+    ck_assert_int_eq(xenevtchn_unmask(b, (evtchn_port_t)pb), 0);
+    ck_assert_int_eq(xenevtchn_unmask(b, 12345), 0);
+    xenevtchn_close(a);
+    xenevtchn_close(b);
 }
 END_TEST
 
 START_TEST(nonblocking_pending)
 {
-	xenevtchn_handle *a = open_as(1);
-	int fd = xenevtchn_fd(a);
+    xenevtchn_handle *a = open_as(1);
+    int fd = xenevtchn_fd(a);
 
-	ck_assert_int_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
-	errno = 0;
-	ck_assert_int_eq(xenevtchn_pending(a), -1);
-	ck_assert_int_eq(errno, EAGAIN);
-	xenevtchn_close(a);
+    ck_assert_int_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+    errno = 0;
+    ck_assert_int_eq(xenevtchn_pending(a), -1);
+    ck_assert_int_eq(errno, EAGAIN);
+    xenevtchn_close(a);
 }
 END_TEST
 
 START_TEST(bind_errors)
 {
-	xenevtchn_handle *a = open_as(1), *b = open_as(2), *c = open_as(3);
-	int pa = xenevtchn_bind_unbound_port(a, 2);
+    xenevtchn_handle *a = open_as(1), *b = open_as(2), *c = open_as(3);
+    int pa = xenevtchn_bind_unbound_port(a, 2);
 
-	ck_assert_int_gt(pa, 0);
-	/* Meant for domain 2: domain 3 may not bind it. */
-	errno = 0;
-	ck_assert_int_eq(xenevtchn_bind_interdomain(c, 1, (evtchn_port_t)pa), -1);
-	ck_assert_int_eq(errno, EINVAL);
-	/* Not an unbound port / out of range / unknown domain. */
-	ck_assert_int_eq(xenevtchn_bind_interdomain(b, 1, 77), -1);
-	ck_assert_int_eq(errno, EINVAL);
-	ck_assert_int_eq(xenevtchn_bind_interdomain(b, 1, 0), -1);
-	ck_assert_int_eq(errno, EINVAL);
-	ck_assert_int_eq(xenevtchn_bind_interdomain(b, 4242, 1), -1);
-	ck_assert_int_eq(errno, ESRCH);
-	/* Bound once: a second bind fails. */
-	int pb = xenevtchn_bind_interdomain(b, 1, (evtchn_port_t)pa);
-	ck_assert_int_gt(pb, 0);
-	ck_assert_int_eq(xenevtchn_bind_interdomain(b, 1, (evtchn_port_t)pa), -1);
-	ck_assert_int_eq(errno, EINVAL);
-	/* Ports belong to their handle. */
-	ck_assert_int_eq(xenevtchn_notify(c, (evtchn_port_t)pa), -1);
-	ck_assert_int_eq(errno, ENOTCONN);
-	ck_assert_int_eq(xenevtchn_unbind(c, (evtchn_port_t)pa), -1);
-	ck_assert_int_eq(errno, ENOTCONN);
-	ck_assert_int_eq(xenevtchn_unbind(c, 0), -1);
-	ck_assert_int_eq(errno, EINVAL);
-	ck_assert_int_eq(xenevtchn_bind_virq(a, 1), -1);
-	ck_assert_int_eq(errno, EOPNOTSUPP);
-	xenevtchn_close(a);
-	xenevtchn_close(b);
-	xenevtchn_close(c);
+    ck_assert_int_gt(pa, 0);
+    /* Meant for domain 2: domain 3 may not bind it. */
+    errno = 0;
+    ck_assert_int_eq(xenevtchn_bind_interdomain(c, 1, (evtchn_port_t)pa), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    /* Not an unbound port / out of range / unknown domain. */
+    ck_assert_int_eq(xenevtchn_bind_interdomain(b, 1, 77), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(xenevtchn_bind_interdomain(b, 1, 0), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(xenevtchn_bind_interdomain(b, 4242, 1), -1);
+    ck_assert_int_eq(errno, ESRCH);
+    /* Bound once: a second bind fails. */
+    int pb = xenevtchn_bind_interdomain(b, 1, (evtchn_port_t)pa);
+    ck_assert_int_gt(pb, 0);
+    ck_assert_int_eq(xenevtchn_bind_interdomain(b, 1, (evtchn_port_t)pa), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    /* Ports belong to their handle. */
+    ck_assert_int_eq(xenevtchn_notify(c, (evtchn_port_t)pa), -1);
+    ck_assert_int_eq(errno, ENOTCONN);
+    ck_assert_int_eq(xenevtchn_unbind(c, (evtchn_port_t)pa), -1);
+    ck_assert_int_eq(errno, ENOTCONN);
+    ck_assert_int_eq(xenevtchn_unbind(c, 0), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(xenevtchn_bind_virq(a, 1), -1);
+    ck_assert_int_eq(errno, EOPNOTSUPP);
+    xenevtchn_close(a);
+    xenevtchn_close(b);
+    xenevtchn_close(c);
 }
 END_TEST
 
 START_TEST(restrict_rules)
 {
-	xenevtchn_handle *a = open_as(1), *b = open_as(2);
-	int pa = xenevtchn_bind_unbound_port(a, 2);
+    xenevtchn_handle *a = open_as(1), *b = open_as(2);
+    int pa = xenevtchn_bind_unbound_port(a, 2);
 
-	ck_assert_int_eq(xenevtchn_restrict(b, 0), -1);
-	ck_assert_int_eq(errno, EINVAL);
-	ck_assert_int_eq(xenevtchn_restrict(b, 5), 0);
-	ck_assert_int_eq(xenevtchn_restrict(b, 1), -1);
-	ck_assert_int_eq(errno, EACCES);
-	ck_assert_int_eq(xenevtchn_bind_unbound_port(b, 1), -1);
-	ck_assert_int_eq(errno, EACCES);
-	ck_assert_int_eq(xenevtchn_bind_interdomain(b, 1, (evtchn_port_t)pa), -1);
-	ck_assert_int_eq(errno, EACCES);
-	ck_assert_int_eq(xenevtchn_bind_virq(b, 1), -1);
-	ck_assert_int_eq(errno, EACCES);
-	xenevtchn_close(a);
-	xenevtchn_close(b);
+    ck_assert_int_eq(xenevtchn_restrict(b, 0), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(xenevtchn_restrict(b, 5), 0);
+    ck_assert_int_eq(xenevtchn_restrict(b, 1), -1);
+    ck_assert_int_eq(errno, EACCES);
+    ck_assert_int_eq(xenevtchn_bind_unbound_port(b, 1), -1);
+    ck_assert_int_eq(errno, EACCES);
+    ck_assert_int_eq(xenevtchn_bind_interdomain(b, 1, (evtchn_port_t)pa), -1);
+    ck_assert_int_eq(errno, EACCES);
+    ck_assert_int_eq(xenevtchn_bind_virq(b, 1), -1);
+    ck_assert_int_eq(errno, EACCES);
+    xenevtchn_close(a);
+    xenevtchn_close(b);
 }
 END_TEST
 
 START_TEST(close_tells_peer)
 {
-	xenevtchn_handle *a, *b;
-	int pa, pb;
-	uint32_t st, rd, rp;
+    xenevtchn_handle *a, *b;
+    int pa, pb;
+    uint32_t st, rd, rp;
 
-	connect_pair(&a, &b, &pa, &pb);
-	ck_assert_int_eq(noxs_simstat_port(2, (uint32_t)pb, &st, &rd, &rp), 0);
-	ck_assert_uint_eq(st, NOXS_SIMSTAT_PORT_INTERDOMAIN);
-	ck_assert_uint_eq(rd, 1);
-	ck_assert_uint_eq(rp, (uint32_t)pa);
-	ck_assert_int_eq(xenevtchn_unbind(a, (evtchn_port_t)pa), 0);
-	/* The peer is woken and its port is unbound again, for domain 1. */
-	ck_assert(sim_readable(b, 5000));
-	ck_assert_int_eq(xenevtchn_pending(b), pb);
-	xenevtchn_unmask(b, (evtchn_port_t)pb);
-	ck_assert_int_eq(noxs_simstat_port(2, (uint32_t)pb, &st, &rd, NULL), 0);
-	ck_assert_uint_eq(st, NOXS_SIMSTAT_PORT_UNBOUND);
-	ck_assert_uint_eq(rd, 1);
-	/* Notifying an unbound port is silently dropped, as in Xen. */
-	ck_assert_int_eq(xenevtchn_notify(b, (evtchn_port_t)pb), 0);
-	/* Domain 1 can bind to it again. */
-	int pa2 = xenevtchn_bind_interdomain(a, 2, (evtchn_port_t)pb);
-	ck_assert_int_gt(pa2, 0);
-	ck_assert_int_eq(xenevtchn_pending(a), pa2);
-	xenevtchn_unmask(a, (evtchn_port_t)pa2);
-	xenevtchn_notify(a, (evtchn_port_t)pa2);
-	ck_assert(sim_readable(b, 5000));
-	ck_assert_int_eq(xenevtchn_pending(b), pb);
-	/* Closing the whole handle does the same. */
-	xenevtchn_unmask(b, (evtchn_port_t)pb);
-	xenevtchn_close(a);
-	ck_assert(sim_readable(b, 5000));
-	ck_assert_int_eq(xenevtchn_pending(b), pb);
-	ck_assert_int_eq(noxs_simstat_port(2, (uint32_t)pb, &st, NULL, NULL), 0);
-	ck_assert_uint_eq(st, NOXS_SIMSTAT_PORT_UNBOUND);
-	xenevtchn_close(b);
-	struct noxs_simstat s;
-	ck_assert_int_eq(noxs_simstat_wait_idle(10000, &s), 0);
+    connect_pair(&a, &b, &pa, &pb);
+    ck_assert_int_eq(noxs_simstat_port(2, (uint32_t)pb, &st, &rd, &rp), 0);
+    ck_assert_uint_eq(st, NOXS_SIMSTAT_PORT_INTERDOMAIN);
+    ck_assert_uint_eq(rd, 1);
+    ck_assert_uint_eq(rp, (uint32_t)pa);
+    ck_assert_int_eq(xenevtchn_unbind(a, (evtchn_port_t)pa), 0);
+    /* The peer is woken and its port is unbound again, for domain 1. */
+    ck_assert(sim_readable(b, 5000));
+    ck_assert_int_eq(xenevtchn_pending(b), pb);
+    xenevtchn_unmask(b, (evtchn_port_t)pb);
+    ck_assert_int_eq(noxs_simstat_port(2, (uint32_t)pb, &st, &rd, NULL), 0);
+    ck_assert_uint_eq(st, NOXS_SIMSTAT_PORT_UNBOUND);
+    ck_assert_uint_eq(rd, 1);
+    /* Notifying an unbound port is silently dropped, as in Xen. */
+    ck_assert_int_eq(xenevtchn_notify(b, (evtchn_port_t)pb), 0);
+    /* Domain 1 can bind to it again. */
+    int pa2 = xenevtchn_bind_interdomain(a, 2, (evtchn_port_t)pb);
+    ck_assert_int_gt(pa2, 0);
+    ck_assert_int_eq(xenevtchn_pending(a), pa2);
+    xenevtchn_unmask(a, (evtchn_port_t)pa2);
+    xenevtchn_notify(a, (evtchn_port_t)pa2);
+    ck_assert(sim_readable(b, 5000));
+    ck_assert_int_eq(xenevtchn_pending(b), pb);
+    /* Closing the whole handle does the same. */
+    xenevtchn_unmask(b, (evtchn_port_t)pb);
+    xenevtchn_close(a);
+    ck_assert(sim_readable(b, 5000));
+    ck_assert_int_eq(xenevtchn_pending(b), pb);
+    ck_assert_int_eq(noxs_simstat_port(2, (uint32_t)pb, &st, NULL, NULL), 0);
+    ck_assert_uint_eq(st, NOXS_SIMSTAT_PORT_UNBOUND);
+    xenevtchn_close(b);
+    struct noxs_simstat s;
+    ck_assert_int_eq(noxs_simstat_wait_idle(10000, &s), 0);
 }
 END_TEST
 
 /* More ports pending at once than the kernel's datagram queue holds. */
 START_TEST(many_ports_pending)
 {
-	enum { N = 2000 };
-	xenevtchn_handle *a = open_as(1), *b = open_as(2);
-	static int pa[N], pb[N];
-	static char seen[N + 8];
+    enum { N = 2000 };
+    xenevtchn_handle *a = open_as(1), *b = open_as(2);
+    static int pa[N], pb[N];
+    static char seen[N + 8];
 
-	for (int i = 0; i < N; i++) {
-		pa[i] = xenevtchn_bind_unbound_port(a, 2);
-		ck_assert_int_gt(pa[i], 0);
-		pb[i] = xenevtchn_bind_interdomain(b, 1, (evtchn_port_t)pa[i]);
-		ck_assert_int_gt(pb[i], 0);
-	}
-	/* Drain the bind-time events. */
-	for (int i = 0; i < N; i++) {
-		int p = xenevtchn_pending(b);
-		ck_assert_int_gt(p, 0);
-		xenevtchn_unmask(b, (evtchn_port_t)p);
-	}
-	ck_assert(!sim_readable(b, 0));
-	for (int r = 0; r < 3; r++)
-		for (int i = 0; i < N; i++)
-			xenevtchn_notify(a, (evtchn_port_t)pa[i]);
-	memset(seen, 0, sizeof(seen));
-	for (int i = 0; i < N; i++) {
-		ck_assert(sim_readable(b, 5000));
-		int p = xenevtchn_pending(b);
-		ck_assert_int_gt(p, 0);
-		ck_assert_int_le(p, N);
-		ck_assert_int_eq(seen[p], 0);
-		seen[p] = 1;
-	}
-	ck_assert(!sim_readable(b, 0));
-	xenevtchn_close(a);
-	xenevtchn_close(b);
+    for (int i = 0; i < N; i++) {
+        pa[i] = xenevtchn_bind_unbound_port(a, 2);
+        ck_assert_int_gt(pa[i], 0);
+        pb[i] = xenevtchn_bind_interdomain(b, 1, (evtchn_port_t)pa[i]);
+        ck_assert_int_gt(pb[i], 0);
+    }
+    /* Drain the bind-time events. */
+    for (int i = 0; i < N; i++) {
+        int p = xenevtchn_pending(b);
+        ck_assert_int_gt(p, 0);
+        xenevtchn_unmask(b, (evtchn_port_t)p);
+    }
+    ck_assert(!sim_readable(b, 0));
+    for (int r = 0; r < 3; r++)
+        for (int i = 0; i < N; i++)
+            xenevtchn_notify(a, (evtchn_port_t)pa[i]);
+    memset(seen, 0, sizeof(seen));
+    for (int i = 0; i < N; i++) {
+        ck_assert(sim_readable(b, 5000));
+        int p = xenevtchn_pending(b);
+        ck_assert_int_gt(p, 0);
+        ck_assert_int_le(p, N);
+        ck_assert_int_eq(seen[p], 0);
+        seen[p] = 1;
+    }
+    ck_assert(!sim_readable(b, 0));
+    xenevtchn_close(a);
+    xenevtchn_close(b);
 }
 END_TEST
 
 START_TEST(loopback_same_domain)
 {
-	xenevtchn_handle *a = open_as(4), *b = open_as(4);
-	int pa = xenevtchn_bind_unbound_port(a, 4);
-	int pb = xenevtchn_bind_interdomain(b, DOMID_SELF, (evtchn_port_t)pa);
+    xenevtchn_handle *a = open_as(4), *b = open_as(4);
+    int pa = xenevtchn_bind_unbound_port(a, 4);
+    int pb = xenevtchn_bind_interdomain(b, DOMID_SELF, (evtchn_port_t)pa);
 
-	ck_assert_int_gt(pb, 0);
-	ck_assert_int_ne(pa, pb);
-	ck_assert_int_eq(xenevtchn_pending(b), pb);
-	xenevtchn_unmask(b, (evtchn_port_t)pb);
-	xenevtchn_notify(b, (evtchn_port_t)pb);
-	ck_assert(sim_readable(a, 5000));
-	ck_assert_int_eq(xenevtchn_pending(a), pa);
-	xenevtchn_close(a);
-	xenevtchn_close(b);
+    ck_assert_int_gt(pb, 0);
+    ck_assert_int_ne(pa, pb);
+    ck_assert_int_eq(xenevtchn_pending(b), pb);
+    xenevtchn_unmask(b, (evtchn_port_t)pb);
+    xenevtchn_notify(b, (evtchn_port_t)pb);
+    ck_assert(sim_readable(a, 5000));
+    ck_assert_int_eq(xenevtchn_pending(a), pa);
+    xenevtchn_close(a);
+    xenevtchn_close(b);
 }
 END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("sim_evtchn");
-	TCase *tc = tcase_create("evtchn");
+    Suite *s = suite_create("sim_evtchn");
+    TCase *tc = tcase_create("evtchn");
 
-	tcase_add_checked_fixture(tc, fresh_dir, NULL);
-	tcase_add_test(tc, notify_both_ways);
-	tcase_add_test(tc, mask_and_coalesce);
-	tcase_add_test(tc, nonblocking_pending);
-	tcase_add_test(tc, bind_errors);
-	tcase_add_test(tc, restrict_rules);
-	tcase_add_test(tc, close_tells_peer);
-	tcase_add_test(tc, many_ports_pending);
-	tcase_add_test(tc, loopback_same_domain);
-	suite_add_tcase(s, tc);
-	return s;
+    tcase_add_checked_fixture(tc, fresh_dir, NULL);
+    tcase_add_test(tc, notify_both_ways);
+    tcase_add_test(tc, mask_and_coalesce);
+    tcase_add_test(tc, nonblocking_pending);
+    tcase_add_test(tc, bind_errors);
+    tcase_add_test(tc, restrict_rules);
+    tcase_add_test(tc, close_tells_peer);
+    tcase_add_test(tc, many_ports_pending);
+    tcase_add_test(tc, loopback_same_domain);
+    suite_add_tcase(s, tc);
+    return s;
 }
 
 CHECK_MAIN(suite)

@@ -24,204 +24,204 @@
 
 static void fresh_dir(void)
 {
-	sim_fresh_dir("life");
+    sim_fresh_dir("life");
 }
 
 /* noxs-simctl ARGS; its exit status. */
 static int simctl(const char *args)
 {
-	char cmd[1024];
-	const char *build = getenv("NOXS_BUILD");
-	int st;
+    char cmd[1024];
+    const char *build = getenv("NOXS_BUILD");
+    int st;
 
-	snprintf(cmd, sizeof(cmd), "%s/sim/noxs-simctl %s",
-		build ? build : "build", args);
-	st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    snprintf(cmd, sizeof(cmd), "%s/sim/noxs-simctl %s",
+             build ? build : "build", args);
+    st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 static int wait_virq(xenevtchn_handle *h, int port, int ms)
 {
-	struct pollfd p = { .fd = xenevtchn_fd(h), .events = POLLIN };
+    struct pollfd p = {.fd = xenevtchn_fd(h), .events = POLLIN};
 
-	if (poll(&p, 1, ms) != 1)
-		return -1;
-	int got = xenevtchn_pending(h);
-	if (got > 0)
-		xenevtchn_unmask(h, (evtchn_port_t)got);
-	return got == port ? 0 : -1;
+    if (poll(&p, 1, ms) != 1)
+        return -1;
+    int got = xenevtchn_pending(h);
+    if (got > 0)
+        xenevtchn_unmask(h, (evtchn_port_t)got);
+    return got == port ? 0 : -1;
 }
 
 /* The list's entry for domid: 1 alive, 2 dying, 0 not listed. */
 static int listed(xc_interface *xc, unsigned domid, xen_domain_handle_t h)
 {
-	xc_domaininfo_t info[64];
-	int n = xc_domain_getinfolist(xc, 0, 64, info);
+    xc_domaininfo_t info[64];
+    int n = xc_domain_getinfolist(xc, 0, 64, info);
 
-	ck_assert_int_ge(n, 1);
-	for (int i = 0; i < n; i++) {
-		if (info[i].domain != domid)
-			continue;
-		if (h)
-			memcpy(h, info[i].handle, sizeof(xen_domain_handle_t));
-		return (info[i].flags & XEN_DOMINF_dying) ? 2 : 1;
-	}
-	return 0;
+    ck_assert_int_ge(n, 1);
+    for (int i = 0; i < n; i++) {
+        if (info[i].domain != domid)
+            continue;
+        if (h)
+            memcpy(h, info[i].handle, sizeof(xen_domain_handle_t));
+        return (info[i].flags & XEN_DOMINF_dying) ? 2 : 1;
+    }
+    return 0;
 }
 
 START_TEST(virq_binding)
 {
-	xenevtchn_handle *a, *b, *g;
-	int port;
+    xenevtchn_handle *a, *b, *g;
+    int port;
 
-	fresh_dir();
-	sim_as(0);
-	a = xenevtchn_open(NULL, 0);
-	b = xenevtchn_open(NULL, 0);
-	ck_assert_ptr_nonnull(a);
-	ck_assert_ptr_nonnull(b);
-	port = xenevtchn_bind_virq(a, VIRQ_DOM_EXC);
-	ck_assert_int_gt(port, 0);
-	/* One binding per domain, as in Xen. */
-	ck_assert_int_eq(xenevtchn_bind_virq(b, VIRQ_DOM_EXC), -1);
-	ck_assert_int_eq(errno, EEXIST);
-	ck_assert_int_eq(xenevtchn_bind_virq(b, VIRQ_TIMER), -1);
-	ck_assert_int_eq(errno, EOPNOTSUPP);
-	/* Only domain 0 receives global VIRQs here. */
-	sim_as(4);
-	g = xenevtchn_open(NULL, 0);
-	ck_assert_ptr_nonnull(g);
-	ck_assert_int_eq(xenevtchn_bind_virq(g, VIRQ_DOM_EXC), -1);
-	ck_assert_int_eq(errno, EPERM);
-	/* Unbinding frees it for another handle; so does closing. */
-	ck_assert_int_eq(xenevtchn_unbind(a, (evtchn_port_t)port), 0);
-	port = xenevtchn_bind_virq(b, VIRQ_DOM_EXC);
-	ck_assert_int_gt(port, 0);
-	xenevtchn_close(b);
-	port = xenevtchn_bind_virq(a, VIRQ_DOM_EXC);
-	ck_assert_int_gt(port, 0);
-	xenevtchn_close(a);
-	xenevtchn_close(g);
+    fresh_dir();
+    sim_as(0);
+    a = xenevtchn_open(NULL, 0);
+    b = xenevtchn_open(NULL, 0);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    port = xenevtchn_bind_virq(a, VIRQ_DOM_EXC);
+    ck_assert_int_gt(port, 0);
+    /* One binding per domain, as in Xen. */
+    ck_assert_int_eq(xenevtchn_bind_virq(b, VIRQ_DOM_EXC), -1);
+    ck_assert_int_eq(errno, EEXIST);
+    ck_assert_int_eq(xenevtchn_bind_virq(b, VIRQ_TIMER), -1);
+    ck_assert_int_eq(errno, EOPNOTSUPP);
+    /* Only domain 0 receives global VIRQs here. */
+    sim_as(4);
+    g = xenevtchn_open(NULL, 0);
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(xenevtchn_bind_virq(g, VIRQ_DOM_EXC), -1);
+    ck_assert_int_eq(errno, EPERM);
+    /* Unbinding frees it for another handle; so does closing. */
+    ck_assert_int_eq(xenevtchn_unbind(a, (evtchn_port_t)port), 0);
+    port = xenevtchn_bind_virq(b, VIRQ_DOM_EXC);
+    ck_assert_int_gt(port, 0);
+    xenevtchn_close(b);
+    port = xenevtchn_bind_virq(a, VIRQ_DOM_EXC);
+    ck_assert_int_gt(port, 0);
+    xenevtchn_close(a);
+    xenevtchn_close(g);
 }
 END_TEST
 
 /* A binder killed -9: the next process binds (its handle died with it). */
 START_TEST(virq_binder_killed)
 {
-	xenevtchn_handle *a;
-	int fd[2], port = 0;
-	pid_t pid;
-	char c;
+    xenevtchn_handle *a;
+    int fd[2], port = 0;
+    pid_t pid;
+    char c;
 
-	fresh_dir();
-	sim_as(0);
-	ck_assert_int_eq(pipe(fd), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		xenevtchn_handle *h = xenevtchn_open(NULL, 0);
-		c = h && xenevtchn_bind_virq(h, VIRQ_DOM_EXC) > 0 ? 'y' : 'n';
-		if (write(fd[1], &c, 1) != 1)
-			_exit(1);
-		pause();
-		_exit(0);
-	}
-	ck_assert_int_eq(read(fd[0], &c, 1), 1);
-	ck_assert_int_eq(c, 'y');
-	a = xenevtchn_open(NULL, 0);
-	ck_assert_ptr_nonnull(a);
-	ck_assert_int_eq(xenevtchn_bind_virq(a, VIRQ_DOM_EXC), -1);
-	ck_assert_int_eq(errno, EEXIST);
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	for (int i = 0; i < 500 && port <= 0; i++) {
-		port = xenevtchn_bind_virq(a, VIRQ_DOM_EXC);
-		if (port <= 0)
-			usleep(10000);
-	}
-	ck_assert_int_gt(port, 0);
-	xenevtchn_close(a);
+    fresh_dir();
+    sim_as(0);
+    ck_assert_int_eq(pipe(fd), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        xenevtchn_handle *h = xenevtchn_open(NULL, 0);
+        c = h && xenevtchn_bind_virq(h, VIRQ_DOM_EXC) > 0 ? 'y' : 'n';
+        if (write(fd[1], &c, 1) != 1)
+            _exit(1);
+        pause();
+        _exit(0);
+    }
+    ck_assert_int_eq(read(fd[0], &c, 1), 1);
+    ck_assert_int_eq(c, 'y');
+    a = xenevtchn_open(NULL, 0);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_int_eq(xenevtchn_bind_virq(a, VIRQ_DOM_EXC), -1);
+    ck_assert_int_eq(errno, EEXIST);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    for (int i = 0; i < 500 && port <= 0; i++) {
+        port = xenevtchn_bind_virq(a, VIRQ_DOM_EXC);
+        if (port <= 0)
+            usleep(10000);
+    }
+    ck_assert_int_gt(port, 0);
+    xenevtchn_close(a);
 }
 END_TEST
 
 START_TEST(destroy_list_reuse)
 {
-	xen_domain_handle_t h1, h2;
-	xenevtchn_handle *v, *g;
-	xenforeignmemory_handle *fm;
-	xc_interface *xc;
-	uint32_t *mem;
-	xen_pfn_t pfn = 0;
-	int port, err = 0;
+    xen_domain_handle_t h1, h2;
+    xenevtchn_handle *v, *g;
+    xenforeignmemory_handle *fm;
+    xc_interface *xc;
+    uint32_t *mem;
+    xen_pfn_t pfn = 0;
+    int port, err = 0;
 
-	fresh_dir();
-	sim_as(0);
-	v = xenevtchn_open(NULL, 0);
-	ck_assert_ptr_nonnull(v);
-	port = xenevtchn_bind_virq(v, VIRQ_DOM_EXC);
-	ck_assert_int_gt(port, 0);
-	xc = xc_interface_open(NULL, NULL, 0);
-	ck_assert_ptr_nonnull(xc);
-	fm = xenforeignmemory_open(NULL, 0);
-	ck_assert_ptr_nonnull(fm);
+    fresh_dir();
+    sim_as(0);
+    v = xenevtchn_open(NULL, 0);
+    ck_assert_ptr_nonnull(v);
+    port = xenevtchn_bind_virq(v, VIRQ_DOM_EXC);
+    ck_assert_int_gt(port, 0);
+    xc = xc_interface_open(NULL, NULL, 0);
+    ck_assert_ptr_nonnull(xc);
+    fm = xenforeignmemory_open(NULL, 0);
+    ck_assert_ptr_nonnull(fm);
 
-	/* Domain 3 appears when a process first acts as it. */
-	ck_assert_int_eq(listed(xc, 3, NULL), 0);
-	sim_as(3);
-	g = xenevtchn_open(NULL, 0);
-	sim_as(0);
-	ck_assert_ptr_nonnull(g);
-	ck_assert_int_eq(listed(xc, 3, h1), 1);
-	ck_assert_int_eq(listed(xc, 0, NULL), 1);
-	mem = xenforeignmemory_map(fm, 3, PROT_READ | PROT_WRITE, 1, &pfn,
-		&err);
-	ck_assert_ptr_nonnull(mem);
-	mem[0] = 0xdeadbeef;
-	xenforeignmemory_unmap(fm, mem, 1);
+    /* Domain 3 appears when a process first acts as it. */
+    ck_assert_int_eq(listed(xc, 3, NULL), 0);
+    sim_as(3);
+    g = xenevtchn_open(NULL, 0);
+    sim_as(0);
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(listed(xc, 3, h1), 1);
+    ck_assert_int_eq(listed(xc, 0, NULL), 1);
+    mem = xenforeignmemory_map(fm, 3, PROT_READ | PROT_WRITE, 1, &pfn,
+                               &err);
+    ck_assert_ptr_nonnull(mem);
+    mem[0] = 0xdeadbeef;
+    xenforeignmemory_unmap(fm, mem, 1);
 
-	/* Destroyed while its process holds a handle: dying, VIRQ raised. */
-	ck_assert_int_eq(simctl("destroy 3 --no-kill"), 0);
-	ck_assert_int_eq(wait_virq(v, port, 5000), 0);
-	ck_assert_int_eq(listed(xc, 3, NULL), 2);
-	/* A dying domain cannot be entered. */
-	sim_as(3);
-	ck_assert_ptr_null(xenevtchn_open(NULL, 0));
-	ck_assert_int_eq(errno, ESRCH);
-	sim_as(0);
-	ck_assert_int_eq(simctl("destroy 3 --no-kill --wait 100"), 4);
+    /* Destroyed while its process holds a handle: dying, VIRQ raised. */
+    ck_assert_int_eq(simctl("destroy 3 --no-kill"), 0);
+    ck_assert_int_eq(wait_virq(v, port, 5000), 0);
+    ck_assert_int_eq(listed(xc, 3, NULL), 2);
+    /* A dying domain cannot be entered. */
+    sim_as(3);
+    ck_assert_ptr_null(xenevtchn_open(NULL, 0));
+    ck_assert_int_eq(errno, ESRCH);
+    sim_as(0);
+    ck_assert_int_eq(simctl("destroy 3 --no-kill --wait 100"), 4);
 
-	/* Its last handle goes: gone (not listed), VIRQ raised again. */
-	xenevtchn_close(g);
-	ck_assert_int_eq(listed(xc, 3, NULL), 0);
-	ck_assert_int_eq(wait_virq(v, port, 5000), 0);
-	ck_assert_int_ne(simctl("destroy 3"), 0); /* dead already */
+    /* Its last handle goes: gone (not listed), VIRQ raised again. */
+    xenevtchn_close(g);
+    ck_assert_int_eq(listed(xc, 3, NULL), 0);
+    ck_assert_int_eq(wait_virq(v, port, 5000), 0);
+    ck_assert_int_ne(simctl("destroy 3"), 0); /* dead already */
 
-	/* The domid comes back as a new domain: new handle, zeroed memory. */
-	sim_as(3);
-	g = xenevtchn_open(NULL, 0);
-	sim_as(0);
-	ck_assert_ptr_nonnull(g);
-	ck_assert_int_eq(listed(xc, 3, h2), 1);
-	ck_assert_int_ne(memcmp(h1, h2, sizeof(h1)), 0);
-	mem = xenforeignmemory_map(fm, 3, PROT_READ, 1, &pfn, &err);
-	ck_assert_ptr_nonnull(mem);
-	ck_assert_uint_eq(mem[0], 0);
-	xenforeignmemory_unmap(fm, mem, 1);
-	xenevtchn_close(g);
+    /* The domid comes back as a new domain: new handle, zeroed memory. */
+    sim_as(3);
+    g = xenevtchn_open(NULL, 0);
+    sim_as(0);
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(listed(xc, 3, h2), 1);
+    ck_assert_int_ne(memcmp(h1, h2, sizeof(h1)), 0);
+    mem = xenforeignmemory_map(fm, 3, PROT_READ, 1, &pfn, &err);
+    ck_assert_ptr_nonnull(mem);
+    ck_assert_uint_eq(mem[0], 0);
+    xenforeignmemory_unmap(fm, mem, 1);
+    xenevtchn_close(g);
 
-	/* Domain 0 cannot be destroyed; only domain 0 may list. */
-	ck_assert_int_ne(simctl("destroy 0"), 0);
-	sim_as(3);
-	xc_interface *xg = xc_interface_open(NULL, NULL, 0);
-	sim_as(0);
-	ck_assert_ptr_nonnull(xg);
-	xc_domaininfo_t info;
-	ck_assert_int_eq(xc_domain_getinfolist(xg, 0, 1, &info), -1);
-	ck_assert_int_eq(errno, EPERM);
-	xc_interface_close(xg);
-	xc_interface_close(xc);
-	xenforeignmemory_close(fm);
-	xenevtchn_close(v);
+    /* Domain 0 cannot be destroyed; only domain 0 may list. */
+    ck_assert_int_ne(simctl("destroy 0"), 0);
+    sim_as(3);
+    xc_interface *xg = xc_interface_open(NULL, NULL, 0);
+    sim_as(0);
+    ck_assert_ptr_nonnull(xg);
+    xc_domaininfo_t info;
+    ck_assert_int_eq(xc_domain_getinfolist(xg, 0, 1, &info), -1);
+    ck_assert_int_eq(errno, EPERM);
+    xc_interface_close(xg);
+    xc_interface_close(xc);
+    xenforeignmemory_close(fm);
+    xenevtchn_close(v);
 }
 END_TEST
 
@@ -231,50 +231,50 @@ END_TEST
  */
 static pid_t domain_process(unsigned domid)
 {
-	int fd[2];
-	pid_t pid;
-	char c;
+    int fd[2];
+    pid_t pid;
+    char c;
 
-	ck_assert_int_eq(pipe(fd), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		sim_as(domid);
-		xenevtchn_handle *h = xenevtchn_open(NULL, 0);
-		c = h && xenevtchn_bind_unbound_port(h, 0) > 0 ? 'y' : 'n';
-		if (write(fd[1], &c, 1) != 1)
-			_exit(1);
-		pause();
-		_exit(0);
-	}
-	ck_assert_int_eq(read(fd[0], &c, 1), 1);
-	ck_assert_int_eq(c, 'y');
-	close(fd[0]);
-	close(fd[1]);
-	return pid;
+    ck_assert_int_eq(pipe(fd), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        sim_as(domid);
+        xenevtchn_handle *h = xenevtchn_open(NULL, 0);
+        c = h && xenevtchn_bind_unbound_port(h, 0) > 0 ? 'y' : 'n';
+        if (write(fd[1], &c, 1) != 1)
+            _exit(1);
+        pause();
+        _exit(0);
+    }
+    ck_assert_int_eq(read(fd[0], &c, 1), 1);
+    ck_assert_int_eq(c, 'y');
+    close(fd[0]);
+    close(fd[1]);
+    return pid;
 }
 
 /* Resident kB of this process's mappings of domain domid's file. */
 static long dom_rss_kb(unsigned domid)
 {
-	char line[1024], suffix[32];
-	FILE *f = fopen("/proc/self/smaps", "r");
-	long kb = 0, v;
-	unsigned long lo, hi;
-	int in = 0;
+    char line[1024], suffix[32];
+    FILE *f = fopen("/proc/self/smaps", "r");
+    long kb = 0, v;
+    unsigned long lo, hi;
+    int in = 0;
 
-	ck_assert_ptr_nonnull(f);
-	snprintf(suffix, sizeof(suffix), "/dom-%u\n", domid);
-	while (fgets(line, sizeof(line), f)) {
-		size_t n = strlen(line), m = strlen(suffix);
+    ck_assert_ptr_nonnull(f);
+    snprintf(suffix, sizeof(suffix), "/dom-%u\n", domid);
+    while (fgets(line, sizeof(line), f)) {
+        size_t n = strlen(line), m = strlen(suffix);
 
-		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
-			in = n > m && strcmp(line + n - m, suffix) == 0;
-		else if (in && sscanf(line, "Rss: %ld kB", &v) == 1)
-			kb += v;
-	}
-	fclose(f);
-	return kb;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+            in = n > m && strcmp(line + n - m, suffix) == 0;
+        else if (in && sscanf(line, "Rss: %ld kB", &v) == 1)
+            kb += v;
+    }
+    fclose(f);
+    return kb;
 }
 
 /*
@@ -284,57 +284,57 @@ static long dom_rss_kb(unsigned domid)
  */
 START_TEST(list_maps_header_only)
 {
-	xc_interface *xc;
-	pid_t pid;
+    xc_interface *xc;
+    pid_t pid;
 
-	fresh_dir();
-	pid = domain_process(5);
-	sim_as(0);
-	xc = xc_interface_open(NULL, NULL, 0);
-	ck_assert_ptr_nonnull(xc);
-	ck_assert_int_eq(listed(xc, 5, NULL), 1);
-	ck_assert_int_eq(dom_rss_kb(5), 4);
-	kill(pid, SIGKILL);
-	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
-	xc_interface_close(xc);
+    fresh_dir();
+    pid = domain_process(5);
+    sim_as(0);
+    xc = xc_interface_open(NULL, NULL, 0);
+    ck_assert_ptr_nonnull(xc);
+    ck_assert_int_eq(listed(xc, 5, NULL), 1);
+    ck_assert_int_eq(dom_rss_kb(5), 4);
+    kill(pid, SIGKILL);
+    ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+    xc_interface_close(xc);
 }
 END_TEST
 
 /* destroy kills the processes acting as the domain, as its vCPUs stop. */
 START_TEST(destroy_kills)
 {
-	xc_interface *xc;
-	pid_t pid;
-	int st;
+    xc_interface *xc;
+    pid_t pid;
+    int st;
 
-	fresh_dir();
-	sim_as(0);
-	xc = xc_interface_open(NULL, NULL, 0);
-	ck_assert_ptr_nonnull(xc);
-	pid = domain_process(5);
-	sim_as(0);
-	ck_assert_int_eq(listed(xc, 5, NULL), 1);
-	ck_assert_int_eq(simctl("destroy 5 --wait 10000"), 0);
-	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-	ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-	ck_assert_int_eq(listed(xc, 5, NULL), 0);
-	xc_interface_close(xc);
+    fresh_dir();
+    sim_as(0);
+    xc = xc_interface_open(NULL, NULL, 0);
+    ck_assert_ptr_nonnull(xc);
+    pid = domain_process(5);
+    sim_as(0);
+    ck_assert_int_eq(listed(xc, 5, NULL), 1);
+    ck_assert_int_eq(simctl("destroy 5 --wait 10000"), 0);
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    ck_assert_int_eq(listed(xc, 5, NULL), 0);
+    xc_interface_close(xc);
 }
 END_TEST
 
 static Suite *sim_life_suite(void)
 {
-	Suite *s = suite_create("sim_life");
-	TCase *tc = tcase_create("life");
+    Suite *s = suite_create("sim_life");
+    TCase *tc = tcase_create("life");
 
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, virq_binding);
-	tcase_add_test(tc, virq_binder_killed);
-	tcase_add_test(tc, destroy_list_reuse);
-	tcase_add_test(tc, destroy_kills);
-	tcase_add_test(tc, list_maps_header_only);
-	suite_add_tcase(s, tc);
-	return s;
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, virq_binding);
+    tcase_add_test(tc, virq_binder_killed);
+    tcase_add_test(tc, destroy_list_reuse);
+    tcase_add_test(tc, destroy_kills);
+    tcase_add_test(tc, list_maps_header_only);
+    suite_add_tcase(s, tc);
+    return s;
 }
 
 CHECK_MAIN(sim_life_suite)

@@ -26,16 +26,16 @@
 
 static void fresh_dir(void)
 {
-	sim_fresh_dir("proc");
+    sim_fresh_dir("proc");
 }
 
 /* Poll the stat library until cond holds (guardians reap asynchronously). */
-#define WAIT_UNTIL(cond)                                                   \
-	do {                                                                   \
-		for (int w_ = 0; w_ < 1000 && !(cond); w_++)                       \
-			usleep(10000);                                             \
-		ck_assert(cond);                                                   \
-	} while (0)
+#define WAIT_UNTIL(cond)                             \
+    do {                                             \
+        for (int w_ = 0; w_ < 1000 && !(cond); w_++) \
+            usleep(10000);                           \
+        ck_assert(cond);                             \
+    } while (0)
 
 /*
  * The domain-2 side of the ping-pong, run in an exec'd child: map the
@@ -44,155 +44,155 @@ static void fresh_dir(void)
  */
 static int child_pong(unsigned ref, unsigned port)
 {
-	sim_as(2);
-	xengnttab_handle *t = xengnttab_open(NULL, 0);
-	xenevtchn_handle *e = xenevtchn_open(NULL, 0);
-	if (!t || !e)
-		return 10;
-	volatile uint32_t *page = (uint32_t *)xengnttab_map_grant_ref(t, 1,
-		ref, PROT_READ | PROT_WRITE);
-	if (!page)
-		return 11;
-	int local = xenevtchn_bind_interdomain(e, 1, port);
-	if (local < 0)
-		return 12;
-	if (sim_wait_event(e, 10000) != local) /* the bind-time event */
-		return 13;
-	xenevtchn_notify(e, (evtchn_port_t)local); /* ready */
-	for (;;) {
-		if (sim_wait_event(e, 10000) != local)
-			return 14;
-		uint32_t v = page[0];
-		if (v == UINT32_MAX)
-			break;
-		page[1] = v + 1;
-		xenevtchn_notify(e, (evtchn_port_t)local);
-	}
-	xengnttab_unmap(t, (void *)page, 1);
-	xengnttab_close(t);
-	xenevtchn_close(e);
-	return 0;
+    sim_as(2);
+    xengnttab_handle *t = xengnttab_open(NULL, 0);
+    xenevtchn_handle *e = xenevtchn_open(NULL, 0);
+    if (!t || !e)
+        return 10;
+    volatile uint32_t *page = (uint32_t *)xengnttab_map_grant_ref(t, 1,
+                                                                  ref, PROT_READ | PROT_WRITE);
+    if (!page)
+        return 11;
+    int local = xenevtchn_bind_interdomain(e, 1, port);
+    if (local < 0)
+        return 12;
+    if (sim_wait_event(e, 10000) != local) /* the bind-time event */
+        return 13;
+    xenevtchn_notify(e, (evtchn_port_t)local); /* ready */
+    for (;;) {
+        if (sim_wait_event(e, 10000) != local)
+            return 14;
+        uint32_t v = page[0];
+        if (v == UINT32_MAX)
+            break;
+        page[1] = v + 1;
+        xenevtchn_notify(e, (evtchn_port_t)local);
+    }
+    xengnttab_unmap(t, (void *)page, 1);
+    xengnttab_close(t);
+    xenevtchn_close(e);
+    return 0;
 }
 
 START_TEST(pingpong_exec)
 {
-	sim_as(1);
-	xengntshr_handle *s = xengntshr_open(NULL, 0);
-	xenevtchn_handle *e = xenevtchn_open(NULL, 0);
-	uint32_t ref;
-	volatile uint32_t *page = (uint32_t *)xengntshr_share_pages(s, 2, 1,
-		&ref, 1);
-	int port = xenevtchn_bind_unbound_port(e, 2);
+    sim_as(1);
+    xengntshr_handle *s = xengntshr_open(NULL, 0);
+    xenevtchn_handle *e = xenevtchn_open(NULL, 0);
+    uint32_t ref;
+    volatile uint32_t *page = (uint32_t *)xengntshr_share_pages(s, 2, 1,
+                                                                &ref, 1);
+    int port = xenevtchn_bind_unbound_port(e, 2);
 
-	ck_assert_ptr_nonnull((void *)page);
-	ck_assert_int_gt(port, 0);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		char r[16], p[16];
-		snprintf(r, sizeof(r), "%u", ref);
-		snprintf(p, sizeof(p), "%d", port);
-		execl("/proc/self/exe", "check_sim_proc", "--pong", r, p,
-			(char *)NULL);
-		_exit(127);
-	}
-	ck_assert_int_eq(sim_wait_event(e, 10000), port); /* child ready */
-	for (uint32_t i = 0; i < ROUNDS; i++) {
-		page[0] = i;
-		xenevtchn_notify(e, (evtchn_port_t)port);
-		ck_assert_int_eq(sim_wait_event(e, 10000), port);
-		ck_assert_uint_eq(page[1], i + 1);
-	}
-	page[0] = UINT32_MAX;
-	xenevtchn_notify(e, (evtchn_port_t)port);
-	int st;
-	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-	ck_assert(WIFEXITED(st));
-	ck_assert_int_eq(WEXITSTATUS(st), 0);
-	xengntshr_unshare(s, (void *)page, 1);
-	xengntshr_close(s);
-	xenevtchn_close(e);
-	ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
+    ck_assert_ptr_nonnull((void *)page);
+    ck_assert_int_gt(port, 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char r[16], p[16];
+        snprintf(r, sizeof(r), "%u", ref);
+        snprintf(p, sizeof(p), "%d", port);
+        execl("/proc/self/exe", "check_sim_proc", "--pong", r, p,
+              (char *)NULL);
+        _exit(127);
+    }
+    ck_assert_int_eq(sim_wait_event(e, 10000), port); /* child ready */
+    for (uint32_t i = 0; i < ROUNDS; i++) {
+        page[0] = i;
+        xenevtchn_notify(e, (evtchn_port_t)port);
+        ck_assert_int_eq(sim_wait_event(e, 10000), port);
+        ck_assert_uint_eq(page[1], i + 1);
+    }
+    page[0] = UINT32_MAX;
+    xenevtchn_notify(e, (evtchn_port_t)port);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st));
+    ck_assert_int_eq(WEXITSTATUS(st), 0);
+    xengntshr_unshare(s, (void *)page, 1);
+    xengntshr_close(s);
+    xenevtchn_close(e);
+    ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
 }
 END_TEST
 
 START_TEST(guardian_is_not_our_child)
 {
-	sim_as(1);
-	xenevtchn_handle *e = xenevtchn_open(NULL, 0);
-	ck_assert_ptr_nonnull(e);
-	errno = 0;
-	ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
-	ck_assert_int_eq(errno, ECHILD);
-	xenevtchn_close(e);
+    sim_as(1);
+    xenevtchn_handle *e = xenevtchn_open(NULL, 0);
+    ck_assert_ptr_nonnull(e);
+    errno = 0;
+    ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+    ck_assert_int_eq(errno, ECHILD);
+    xenevtchn_close(e);
 }
 END_TEST
 
 START_TEST(kill_grantee)
 {
-	sim_as(1);
-	xengntshr_handle *s = xengntshr_open(NULL, 0);
-	xenevtchn_handle *e = xenevtchn_open(NULL, 0);
-	uint32_t ref, st, maps;
-	volatile char *page = xengntshr_share_pages(s, 2, 1, &ref, 1);
-	int port = xenevtchn_bind_unbound_port(e, 2);
-	int ready[2];
+    sim_as(1);
+    xengntshr_handle *s = xengntshr_open(NULL, 0);
+    xenevtchn_handle *e = xenevtchn_open(NULL, 0);
+    uint32_t ref, st, maps;
+    volatile char *page = xengntshr_share_pages(s, 2, 1, &ref, 1);
+    int port = xenevtchn_bind_unbound_port(e, 2);
+    int ready[2];
 
-	ck_assert_int_eq(pipe(ready), 0);
-	page[8] = 1;
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		sim_as(2);
-		xengnttab_handle *t = xengnttab_open(NULL, 0);
-		xenevtchn_handle *ce = xenevtchn_open(NULL, 0);
-		int local = xenevtchn_bind_interdomain(ce, 1, (evtchn_port_t)port);
-		void *m = xengnttab_map_grant_ref_notify(t, 1, ref,
-			PROT_READ | PROT_WRITE, 8, (evtchn_port_t)local);
-		char ok = m && local > 0;
-		if (write(ready[1], &ok, 1) != 1)
-			_exit(1);
-		pause();
-		_exit(0);
-	}
-	char ok = 0;
-	ck_assert_int_eq(read(ready[0], &ok, 1), 1);
-	ck_assert_int_eq(ok, 1);
-	/* Xen raises the binder's new port, not ours: nothing yet. */
-	ck_assert_int_eq(sim_wait_event(e, 0), -1);
-	ck_assert_int_eq(kill(pid, SIGKILL), 0);
-	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
-	/* Woken; the port is unbound again; the mapping and its notify gone. */
-	ck_assert_int_eq(sim_wait_event(e, 10000), port);
-	WAIT_UNTIL(noxs_simstat_port(1, (uint32_t)port, &st, NULL, NULL) == 0 &&
-		st == NOXS_SIMSTAT_PORT_UNBOUND);
-	WAIT_UNTIL(noxs_simstat_grant(1, ref, &st, NULL, &maps) == 0 &&
-		maps == 0);
-	ck_assert_int_eq(page[8], 0);
-	/* The next process of domain 2 works. */
-	pid = fork();
-	if (pid == 0) {
-		sim_as(2);
-		xenevtchn_handle *ce = xenevtchn_open(NULL, 0);
-		xengnttab_handle *t = xengnttab_open(NULL, 0);
-		int local = xenevtchn_bind_interdomain(ce, 1, (evtchn_port_t)port);
-		volatile char *m = xengnttab_map_grant_ref(t, 1, ref,
-			PROT_READ | PROT_WRITE);
-		if (local < 0 || !m)
-			_exit(2);
-		m[100] = 42;
-		xenevtchn_notify(ce, (evtchn_port_t)local);
-		_exit(0); /* no cleanup: the guardian does it */
-	}
-	int status;
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_int_eq(WEXITSTATUS(status), 0);
-	ck_assert_int_eq(page[100], 42);
-	WAIT_UNTIL(noxs_simstat_grant(1, ref, &st, NULL, &maps) == 0 &&
-		maps == 0);
-	xengntshr_close(s);
-	xenevtchn_close(e);
-	ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
+    ck_assert_int_eq(pipe(ready), 0);
+    page[8] = 1;
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        sim_as(2);
+        xengnttab_handle *t = xengnttab_open(NULL, 0);
+        xenevtchn_handle *ce = xenevtchn_open(NULL, 0);
+        int local = xenevtchn_bind_interdomain(ce, 1, (evtchn_port_t)port);
+        void *m = xengnttab_map_grant_ref_notify(t, 1, ref,
+                                                 PROT_READ | PROT_WRITE, 8, (evtchn_port_t)local);
+        char ok = m && local > 0;
+        if (write(ready[1], &ok, 1) != 1)
+            _exit(1);
+        pause();
+        _exit(0);
+    }
+    char ok = 0;
+    ck_assert_int_eq(read(ready[0], &ok, 1), 1);
+    ck_assert_int_eq(ok, 1);
+    /* Xen raises the binder's new port, not ours: nothing yet. */
+    ck_assert_int_eq(sim_wait_event(e, 0), -1);
+    ck_assert_int_eq(kill(pid, SIGKILL), 0);
+    ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+    /* Woken; the port is unbound again; the mapping and its notify gone. */
+    ck_assert_int_eq(sim_wait_event(e, 10000), port);
+    WAIT_UNTIL(noxs_simstat_port(1, (uint32_t)port, &st, NULL, NULL) == 0 &&
+               st == NOXS_SIMSTAT_PORT_UNBOUND);
+    WAIT_UNTIL(noxs_simstat_grant(1, ref, &st, NULL, &maps) == 0 &&
+               maps == 0);
+    ck_assert_int_eq(page[8], 0);
+    /* The next process of domain 2 works. */
+    pid = fork();
+    if (pid == 0) {
+        sim_as(2);
+        xenevtchn_handle *ce = xenevtchn_open(NULL, 0);
+        xengnttab_handle *t = xengnttab_open(NULL, 0);
+        int local = xenevtchn_bind_interdomain(ce, 1, (evtchn_port_t)port);
+        volatile char *m = xengnttab_map_grant_ref(t, 1, ref,
+                                                   PROT_READ | PROT_WRITE);
+        if (local < 0 || !m)
+            _exit(2);
+        m[100] = 42;
+        xenevtchn_notify(ce, (evtchn_port_t)local);
+        _exit(0); /* no cleanup: the guardian does it */
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+    ck_assert_int_eq(page[100], 42);
+    WAIT_UNTIL(noxs_simstat_grant(1, ref, &st, NULL, &maps) == 0 &&
+               maps == 0);
+    xengntshr_close(s);
+    xenevtchn_close(e);
+    ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
 }
 END_TEST
 
@@ -204,142 +204,142 @@ END_TEST
  */
 START_TEST(rebind_after_kill)
 {
-	sim_as(1);
-	xenevtchn_handle *e = xenevtchn_open(NULL, 0);
-	int port = xenevtchn_bind_unbound_port(e, 2);
+    sim_as(1);
+    xenevtchn_handle *e = xenevtchn_open(NULL, 0);
+    int port = xenevtchn_bind_unbound_port(e, 2);
 
-	ck_assert_int_gt(port, 0);
-	for (int round = 0; round < 20; round++) {
-		int ready[2], status;
-		char ok = 0;
+    ck_assert_int_gt(port, 0);
+    for (int round = 0; round < 20; round++) {
+        int ready[2], status;
+        char ok = 0;
 
-		ck_assert_int_eq(pipe(ready), 0);
-		pid_t pid = fork();
-		ck_assert_int_ge(pid, 0);
-		if (pid == 0) {
-			sim_as(2);
-			xenevtchn_handle *ce = xenevtchn_open(NULL, 0);
-			ok = ce && xenevtchn_bind_interdomain(ce, 1,
-				(evtchn_port_t)port) > 0;
-			if (write(ready[1], &ok, 1) != 1)
-				_exit(1);
-			pause();
-			_exit(0);
-		}
-		ck_assert_int_eq(read(ready[0], &ok, 1), 1);
-		ck_assert_msg(ok == 1, "bind failed in round %d", round);
-		close(ready[0]);
-		close(ready[1]);
-		ck_assert_int_eq(kill(pid, SIGKILL), 0);
-		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	}
-	xenevtchn_close(e);
-	ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
+        ck_assert_int_eq(pipe(ready), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            sim_as(2);
+            xenevtchn_handle *ce = xenevtchn_open(NULL, 0);
+            ok = ce && xenevtchn_bind_interdomain(ce, 1,
+                                                  (evtchn_port_t)port) > 0;
+            if (write(ready[1], &ok, 1) != 1)
+                _exit(1);
+            pause();
+            _exit(0);
+        }
+        ck_assert_int_eq(read(ready[0], &ok, 1), 1);
+        ck_assert_msg(ok == 1, "bind failed in round %d", round);
+        close(ready[0]);
+        close(ready[1]);
+        ck_assert_int_eq(kill(pid, SIGKILL), 0);
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    }
+    xenevtchn_close(e);
+    ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
 }
 END_TEST
 
 START_TEST(kill_granter)
 {
-	sim_as(2);
-	xengnttab_handle *t = xengnttab_open(NULL, 0);
-	xenevtchn_handle *e = xenevtchn_open(NULL, 0);
-	int fds[2];
-	uint32_t msg[2], st, maps;
+    sim_as(2);
+    xengnttab_handle *t = xengnttab_open(NULL, 0);
+    xenevtchn_handle *e = xenevtchn_open(NULL, 0);
+    int fds[2];
+    uint32_t msg[2], st, maps;
 
-	ck_assert_int_eq(pipe(fds), 0);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		sim_as(1);
-		xengntshr_handle *s = xengntshr_open(NULL, 0);
-		xenevtchn_handle *ce = xenevtchn_open(NULL, 0);
-		int port = xenevtchn_bind_unbound_port(ce, 2);
-		uint32_t ref;
-		char *g = xengntshr_share_page_notify(s, 2, &ref, 1, 16,
-			(evtchn_port_t)port);
-		if (!g || port < 0)
-			_exit(1);
-		strcpy(g + 100, "still here");
-		g[16] = 1;
-		msg[0] = ref;
-		msg[1] = (uint32_t)port;
-		if (write(fds[1], msg, sizeof(msg)) != sizeof(msg))
-			_exit(1);
-		pause();
-		_exit(0);
-	}
-	ck_assert_int_eq(read(fds[0], msg, sizeof(msg)), (ssize_t)sizeof(msg));
-	char *m = xengnttab_map_grant_ref(t, 1, msg[0], PROT_READ | PROT_WRITE);
-	ck_assert_ptr_nonnull(m);
-	int local = xenevtchn_bind_interdomain(e, 1, msg[1]);
-	ck_assert_int_gt(local, 0);
-	ck_assert_int_eq(sim_wait_event(e, 10000), local);
-	ck_assert_int_eq(m[16], 1);
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	ck_assert_int_eq(sim_wait_event(e, 10000), local);
-	/* The grant outlives its granter while we map it (Xen/gntalloc). */
-	WAIT_UNTIL(noxs_simstat_grant(1, msg[0], &st, NULL, &maps) == 0 &&
-		st == NOXS_SIMSTAT_GRANT_ENDING);
-	ck_assert_int_eq(maps, 1);
-	ck_assert_str_eq(m + 100, "still here");
-	ck_assert_int_eq(m[16], 0);
-	m[200] = 1;
-	WAIT_UNTIL(noxs_simstat_port(2, (uint32_t)local, &st, NULL, NULL) == 0 &&
-		st == NOXS_SIMSTAT_PORT_UNBOUND);
-	ck_assert_int_eq(xengnttab_unmap(t, m, 1), 0);
-	ck_assert_uint_eq(noxs_simstat_grant(1, msg[0], &st, NULL, NULL), 0);
-	ck_assert_uint_eq(st, NOXS_SIMSTAT_GRANT_FREE);
-	xengnttab_close(t);
-	xenevtchn_close(e);
-	ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        sim_as(1);
+        xengntshr_handle *s = xengntshr_open(NULL, 0);
+        xenevtchn_handle *ce = xenevtchn_open(NULL, 0);
+        int port = xenevtchn_bind_unbound_port(ce, 2);
+        uint32_t ref;
+        char *g = xengntshr_share_page_notify(s, 2, &ref, 1, 16,
+                                              (evtchn_port_t)port);
+        if (!g || port < 0)
+            _exit(1);
+        strcpy(g + 100, "still here");
+        g[16] = 1;
+        msg[0] = ref;
+        msg[1] = (uint32_t)port;
+        if (write(fds[1], msg, sizeof(msg)) != sizeof(msg))
+            _exit(1);
+        pause();
+        _exit(0);
+    }
+    ck_assert_int_eq(read(fds[0], msg, sizeof(msg)), (ssize_t)sizeof(msg));
+    char *m = xengnttab_map_grant_ref(t, 1, msg[0], PROT_READ | PROT_WRITE);
+    ck_assert_ptr_nonnull(m);
+    int local = xenevtchn_bind_interdomain(e, 1, msg[1]);
+    ck_assert_int_gt(local, 0);
+    ck_assert_int_eq(sim_wait_event(e, 10000), local);
+    ck_assert_int_eq(m[16], 1);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    ck_assert_int_eq(sim_wait_event(e, 10000), local);
+    /* The grant outlives its granter while we map it (Xen/gntalloc). */
+    WAIT_UNTIL(noxs_simstat_grant(1, msg[0], &st, NULL, &maps) == 0 &&
+               st == NOXS_SIMSTAT_GRANT_ENDING);
+    ck_assert_int_eq(maps, 1);
+    ck_assert_str_eq(m + 100, "still here");
+    ck_assert_int_eq(m[16], 0);
+    m[200] = 1;
+    WAIT_UNTIL(noxs_simstat_port(2, (uint32_t)local, &st, NULL, NULL) == 0 &&
+               st == NOXS_SIMSTAT_PORT_UNBOUND);
+    ck_assert_int_eq(xengnttab_unmap(t, m, 1), 0);
+    ck_assert_uint_eq(noxs_simstat_grant(1, msg[0], &st, NULL, NULL), 0);
+    ck_assert_uint_eq(st, NOXS_SIMSTAT_GRANT_FREE);
+    xengnttab_close(t);
+    xenevtchn_close(e);
+    ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
 }
 END_TEST
 
 /* Kill a busy process at random moments: nothing may stay wedged. */
 START_TEST(kill_anywhere)
 {
-	struct timespec ts;
+    struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	srand((unsigned)ts.tv_nsec);
-	sim_as(0);
-	xenevtchn_handle *e0 = xenevtchn_open(NULL, 0);
-	for (int round = 0; round < 20; round++) {
-		pid_t pid = fork();
-		ck_assert_int_ge(pid, 0);
-		if (pid == 0) {
-			sim_as(3);
-			xenevtchn_handle *e = xenevtchn_open(NULL, 0);
-			xengntshr_handle *s = xengntshr_open(NULL, 0);
-			xengnttab_handle *t = xengnttab_open(NULL, 0);
-			for (;;) {
-				uint32_t ref;
-				int p = xenevtchn_bind_unbound_port(e, 0);
-				void *g = xengntshr_share_pages(s, 3, 1, &ref, 1);
-				void *m = g ? xengnttab_map_grant_ref(t, 3, ref,
-						      PROT_READ) :
-					      NULL;
-				if (m)
-					xengnttab_unmap(t, m, 1);
-				if (g)
-					xengntshr_unshare(s, g, 1);
-				if (p > 0)
-					xenevtchn_unbind(e, (evtchn_port_t)p);
-			}
-		}
-		usleep((useconds_t)(rand() % 20000));
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-	}
-	/* Still usable afterwards by anyone, and everything is reaped. */
-	xenevtchn_close(e0);
-	sim_as(3);
-	xenevtchn_handle *e = xenevtchn_open(NULL, 0);
-	ck_assert_ptr_nonnull(e);
-	ck_assert_int_gt(xenevtchn_bind_unbound_port(e, 0), 0);
-	xenevtchn_close(e);
-	ck_assert_int_eq(noxs_simstat_wait_idle(20000, NULL), 0);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    srand((unsigned)ts.tv_nsec);
+    sim_as(0);
+    xenevtchn_handle *e0 = xenevtchn_open(NULL, 0);
+    for (int round = 0; round < 20; round++) {
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            sim_as(3);
+            xenevtchn_handle *e = xenevtchn_open(NULL, 0);
+            xengntshr_handle *s = xengntshr_open(NULL, 0);
+            xengnttab_handle *t = xengnttab_open(NULL, 0);
+            for (;;) {
+                uint32_t ref;
+                int p = xenevtchn_bind_unbound_port(e, 0);
+                void *g = xengntshr_share_pages(s, 3, 1, &ref, 1);
+                void *m = g ? xengnttab_map_grant_ref(t, 3, ref,
+                                                      PROT_READ)
+                            : NULL;
+                if (m)
+                    xengnttab_unmap(t, m, 1);
+                if (g)
+                    xengntshr_unshare(s, g, 1);
+                if (p > 0)
+                    xenevtchn_unbind(e, (evtchn_port_t)p);
+            }
+        }
+        usleep((useconds_t)(rand() % 20000));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    /* Still usable afterwards by anyone, and everything is reaped. */
+    xenevtchn_close(e0);
+    sim_as(3);
+    xenevtchn_handle *e = xenevtchn_open(NULL, 0);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_gt(xenevtchn_bind_unbound_port(e, 0), 0);
+    xenevtchn_close(e);
+    ck_assert_int_eq(noxs_simstat_wait_idle(20000, NULL), 0);
 }
 END_TEST
 
@@ -350,68 +350,68 @@ END_TEST
  */
 START_TEST(ledger_full)
 {
-	int pipefd[2];
-	char ok;
+    int pipefd[2];
+    char ok;
 
-	ck_assert_int_eq(pipe(pipefd), 0);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		setenv("NOXS_SIM_LEDGER_SLOTS", "2", 1);
-		sim_as(3);
-		for (int i = 0; i < 6; i++) {
-			xenevtchn_handle *e = xenevtchn_open(NULL, 0);
-			if (e == NULL || xenevtchn_bind_unbound_port(e, 0) <= 0)
-				_exit(1);
-		}
-		if (write(pipefd[1], "k", 1) != 1)
-			_exit(1);
-		pause();
-		_exit(0); /* no cleanup: the guardian does it */
-	}
-	close(pipefd[1]);
-	ck_assert_int_eq(read(pipefd[0], &ok, 1), 1);
-	close(pipefd[0]);
-	struct noxs_simstat st;
-	ck_assert_int_eq(noxs_simstat_domain(3, 0, &st), 0);
-	ck_assert_uint_eq(st.evtchn_handles, 6);
-	ck_assert_uint_eq(st.ports_unbound, 6);
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	/* Without reaping here (reap 0): the guardian alone must do it. */
-	int i;
-	for (i = 0; i < 2000; i++) {
-		ck_assert_int_eq(noxs_simstat_domain(3, 0, &st), 0);
-		if (st.evtchn_handles == 0 && st.ports_unbound == 0)
-			break;
-		usleep(10000);
-	}
-	ck_assert_msg(i < 2000, "guardian left %u handles, %u ports",
-		st.evtchn_handles, st.ports_unbound);
+    ck_assert_int_eq(pipe(pipefd), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        setenv("NOXS_SIM_LEDGER_SLOTS", "2", 1);
+        sim_as(3);
+        for (int i = 0; i < 6; i++) {
+            xenevtchn_handle *e = xenevtchn_open(NULL, 0);
+            if (e == NULL || xenevtchn_bind_unbound_port(e, 0) <= 0)
+                _exit(1);
+        }
+        if (write(pipefd[1], "k", 1) != 1)
+            _exit(1);
+        pause();
+        _exit(0); /* no cleanup: the guardian does it */
+    }
+    close(pipefd[1]);
+    ck_assert_int_eq(read(pipefd[0], &ok, 1), 1);
+    close(pipefd[0]);
+    struct noxs_simstat st;
+    ck_assert_int_eq(noxs_simstat_domain(3, 0, &st), 0);
+    ck_assert_uint_eq(st.evtchn_handles, 6);
+    ck_assert_uint_eq(st.ports_unbound, 6);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    /* Without reaping here (reap 0): the guardian alone must do it. */
+    int i;
+    for (i = 0; i < 2000; i++) {
+        ck_assert_int_eq(noxs_simstat_domain(3, 0, &st), 0);
+        if (st.evtchn_handles == 0 && st.ports_unbound == 0)
+            break;
+        usleep(10000);
+    }
+    ck_assert_msg(i < 2000, "guardian left %u handles, %u ports",
+                  st.evtchn_handles, st.ports_unbound);
 }
 END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("sim_proc");
-	TCase *tc = tcase_create("proc");
+    Suite *s = suite_create("sim_proc");
+    TCase *tc = tcase_create("proc");
 
-	tcase_add_checked_fixture(tc, fresh_dir, NULL);
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, pingpong_exec);
-	tcase_add_test(tc, guardian_is_not_our_child);
-	tcase_add_test(tc, kill_grantee);
-	tcase_add_test(tc, kill_granter);
-	tcase_add_test(tc, rebind_after_kill);
-	tcase_add_test(tc, kill_anywhere);
-	tcase_add_test(tc, ledger_full);
-	suite_add_tcase(s, tc);
-	return s;
+    tcase_add_checked_fixture(tc, fresh_dir, NULL);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, pingpong_exec);
+    tcase_add_test(tc, guardian_is_not_our_child);
+    tcase_add_test(tc, kill_grantee);
+    tcase_add_test(tc, kill_granter);
+    tcase_add_test(tc, rebind_after_kill);
+    tcase_add_test(tc, kill_anywhere);
+    tcase_add_test(tc, ledger_full);
+    suite_add_tcase(s, tc);
+    return s;
 }
 
 int main(int argc, char **argv)
 {
-	if (argc == 4 && strcmp(argv[1], "--pong") == 0)
-		return child_pong((unsigned)atoi(argv[2]), (unsigned)atoi(argv[3]));
-	return check_run(suite());
+    if (argc == 4 && strcmp(argv[1], "--pong") == 0)
+        return child_pong((unsigned)atoi(argv[2]), (unsigned)atoi(argv[3]));
+    return check_run(suite());
 }

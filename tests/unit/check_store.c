@@ -96,8 +96,7 @@ static struct store *open_damaged(struct model *m, const char *what)
 {
     struct store *s;
     const char *d;
-    struct store_rec r = {.op = STORE_DOMAIN_ADD, .domid = 1, .gref = 8,
-                          .port = 1};
+    struct store_rec r = {.op = STORE_DOMAIN_ADD, .domid = 1, .gref = 8, .port = 1};
 
     memset(m, 0, sizeof(*m));
     s = store_open(dir, apply, m);
@@ -169,22 +168,19 @@ static void raw_append(const char *name, const struct store_rec *r)
 
 static void add_dom(struct store *s, uint16_t domid, uint32_t gref)
 {
-    struct store_rec r = {.op = STORE_DOMAIN_ADD, .domid = domid, .gref = gref,
-                          .port = 1};
+    struct store_rec r = {.op = STORE_DOMAIN_ADD, .domid = domid, .gref = gref, .port = 1};
     ck_assert_int_eq(store_append(s, &r), 0);
 }
 
 static void add_dev(struct store *s, uint16_t domid, uint32_t devid)
 {
-    struct store_rec r = {.op = STORE_DEV_ADD, .domid = domid, .devid = devid,
-                          .type = 1, .gref = 100, .port = 7};
+    struct store_rec r = {.op = STORE_DEV_ADD, .domid = domid, .devid = devid, .type = 1, .gref = 100, .port = 7};
     ck_assert_int_eq(store_append(s, &r), 0);
 }
 
 static void del_dev(struct store *s, uint16_t domid, uint32_t devid)
 {
-    struct store_rec r = {.op = STORE_DEV_DEL, .domid = domid, .devid = devid,
-                          .type = 1, .gref = 100, .port = 7};
+    struct store_rec r = {.op = STORE_DEV_DEL, .domid = domid, .devid = devid, .type = 1, .gref = 100, .port = 7};
     ck_assert_int_eq(store_append(s, &r), 0);
 }
 
@@ -288,15 +284,12 @@ static void compact_model(struct store *s, const struct model *m)
     for (int d = 0; d < MAXD; d++) {
         if (!m->dom[d])
             continue;
-        struct store_rec r = {.op = STORE_DOMAIN_ADD, .domid = (uint16_t)d,
-                              .gref = m->dom_gref[d], .port = 1};
+        struct store_rec r = {.op = STORE_DOMAIN_ADD, .domid = (uint16_t)d, .gref = m->dom_gref[d], .port = 1};
         ck_assert_int_eq(store_compact_put(s, &r), 0);
         for (int i = 0; i < 8; i++) {
             if (!m->dev[d][i])
                 continue;
-            struct store_rec v = {.op = STORE_DEV_ADD, .domid = (uint16_t)d,
-                                  .devid = (uint32_t)i, .type = 1,
-                                  .gref = 100, .port = 7};
+            struct store_rec v = {.op = STORE_DEV_ADD, .domid = (uint16_t)d, .devid = (uint32_t)i, .type = 1, .gref = 100, .port = 7};
             ck_assert_int_eq(store_compact_put(s, &v), 0);
         }
     }
@@ -371,8 +364,7 @@ START_TEST(test_new_store)
     struct model m;
     struct store *s;
     size_t len;
-    struct store_rec r = {.op = STORE_DOMAIN_ADD, .domid = 1, .gref = 8,
-                          .port = 1};
+    struct store_rec r = {.op = STORE_DOMAIN_ADD, .domid = 1, .gref = 8, .port = 1};
 
     memset(&m, 0, sizeof(m));
     s = store_open(dir, apply, &m);
@@ -558,8 +550,7 @@ START_TEST(test_invalid_records)
          "domain id 65535 out of range"},
         {{.op = STORE_DOMAIN_ADD, .domid = 0x7ff0, .gref = 8, .port = 1},
          "domain id 32752 out of range"},
-        {{.op = STORE_DOMAIN_ADD, .domid = 4, .owner_domid = 0x8000,
-          .gref = 8, .port = 1},
+        {{.op = STORE_DOMAIN_ADD, .domid = 4, .owner_domid = 0x8000, .gref = 8, .port = 1},
          "owner 32768 out of range"},
         {{.op = STORE_DOMAIN_ADD, .domid = 4, .gref = 7, .port = 1},
          "grant reference 7 out of range"},
@@ -567,34 +558,25 @@ START_TEST(test_invalid_records)
          "port 0 out of range"},
         {{.op = STORE_DOMAIN_ADD, .domid = 4, .gref = 8, .port = 1u << 17},
          "port 131072 out of range"},
-        {{.op = STORE_DOMAIN_ADD, .domid = 4, .gref = 8, .port = 1,
-          .type = 1},
+        {{.op = STORE_DOMAIN_ADD, .domid = 4, .gref = 8, .port = 1, .type = 1},
          "with device fields set"},
         {{.op = STORE_DOMAIN_DEL, .domid = 4, .gref = 8},
          "DOMAIN_DEL of domain 4 with fields set"},
-        {{.op = STORE_DEV_ADD, .domid = 1, .type = 9, .devid = 1,
-          .gref = 100, .port = 5},
+        {{.op = STORE_DEV_ADD, .domid = 1, .type = 9, .devid = 1, .gref = 100, .port = 5},
          "unknown device type 9"},
-        {{.op = STORE_DEV_ADD, .domid = 1, .type = 0, .devid = 1,
-          .gref = 100, .port = 5},
+        {{.op = STORE_DEV_ADD, .domid = 1, .type = 0, .devid = 1, .gref = 100, .port = 5},
          "unknown device type 0"},
-        {{.op = STORE_DEV_ADD, .domid = 1, .type = 1, .devid = 1,
-          .backend_domid = 0x7ff0, .gref = 100, .port = 5},
+        {{.op = STORE_DEV_ADD, .domid = 1, .type = 1, .devid = 1, .backend_domid = 0x7ff0, .gref = 100, .port = 5},
          "backend domain 32752 out of range"},
-        {{.op = STORE_DEV_ADD, .domid = 1, .type = 1, .devid = 1, .gref = 0,
-          .port = 5},
+        {{.op = STORE_DEV_ADD, .domid = 1, .type = 1, .devid = 1, .gref = 0, .port = 5},
          "grant reference 0 out of range"},
-        {{.op = STORE_DEV_DEL, .domid = 1, .type = 1, .devid = 1,
-          .gref = 100, .port = 0},
+        {{.op = STORE_DEV_DEL, .domid = 1, .type = 1, .devid = 1, .gref = 100, .port = 0},
          "port 0 out of range"},
-        {{.op = STORE_DEV_ADD, .domid = 1, .type = 1, .devid = 1,
-          .owner_domid = 3, .gref = 100, .port = 5},
+        {{.op = STORE_DEV_ADD, .domid = 1, .type = 1, .devid = 1, .owner_domid = 3, .gref = 100, .port = 5},
          "with an owner set"},
-        {{.op = STORE_DEV_ADD, .domid = 1, .type = 1, .devid = 1,
-          .flags = 1, .gref = 100, .port = 5},
+        {{.op = STORE_DEV_ADD, .domid = 1, .type = 1, .devid = 1, .flags = 1, .gref = 100, .port = 5},
          "with unused fields set"},
-        {{.op = STORE_DEV_ADD, .domid = 1, .type = 1, .devid = 1,
-          .gref = 100, .port = 5, .epoch = 3},
+        {{.op = STORE_DEV_ADD, .domid = 1, .type = 1, .devid = 1, .gref = 100, .port = 5, .epoch = 3},
          "with unused fields set"},
         {{.op = 77, .domid = 1}, "unknown op 77"},
         {{.op = 0}, "unknown op 0"},

@@ -55,12 +55,12 @@ extern "C" {
 
 /* Response status (int16). 0 and -1/-2 are blkif's; the rest are ours. */
 #define NOXS_BLK_RSP_OKAY 0
-#define NOXS_BLK_RSP_ERROR (-1)         /* I/O error (EIO) */
-#define NOXS_BLK_RSP_NOTSUPP (-2)       /* operation not supported */
-#define NOXS_BLK_RSP_RANGE (-3)         /* beyond the end of the device */
-#define NOXS_BLK_RSP_READONLY (-4)      /* write/discard on a r/o device */
-#define NOXS_BLK_RSP_INVALID (-5)       /* malformed request */
-#define NOXS_BLK_RSP_BADGREF (-6)       /* a data grant could not be mapped */
+#define NOXS_BLK_RSP_ERROR (-1)    /* I/O error (EIO) */
+#define NOXS_BLK_RSP_NOTSUPP (-2)  /* operation not supported */
+#define NOXS_BLK_RSP_RANGE (-3)    /* beyond the end of the device */
+#define NOXS_BLK_RSP_READONLY (-4) /* write/discard on a r/o device */
+#define NOXS_BLK_RSP_INVALID (-5)  /* malformed request */
+#define NOXS_BLK_RSP_BADGREF (-6)  /* a data grant could not be mapped */
 
 /* "info" key bits (VDISK_* in blkif.h). */
 #define NOXS_BLK_INFO_READONLY 0x4u

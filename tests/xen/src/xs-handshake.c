@@ -31,14 +31,14 @@
 #define TOKEN "hs"
 
 static const char *failed_at = "";
-#define STEP_OR_FAIL(expr, what)                                              \
-    do {                                                                      \
-        if (!(expr)) {                                                        \
-            failed_at = (what);                                               \
-            fprintf(stderr, "xs-handshake: %s failed: %s\n", (what),          \
-                    strerror(errno));                                         \
-            return -1;                                                        \
-        }                                                                     \
+#define STEP_OR_FAIL(expr, what)                                     \
+    do {                                                             \
+        if (!(expr)) {                                               \
+            failed_at = (what);                                      \
+            fprintf(stderr, "xs-handshake: %s failed: %s\n", (what), \
+                    strerror(errno));                                \
+            return -1;                                               \
+        }                                                            \
     } while (0)
 
 static double now_us(void)
