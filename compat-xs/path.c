@@ -120,19 +120,33 @@ static bool parse_uint(const char *s, size_t len, uint32_t max, uint32_t *out)
 
 #define MAX_COMPONENTS 9
 
-int cxs_path_parse(const char *path, struct cxs_path *out)
-{
+/* A path's components after the leading '/', as pointers into it. */
+struct components {
     const char *comp[MAX_COMPONENTS];
-    size_t clen[MAX_COMPONENTS], n = 0, len;
-    uint32_t v;
+    size_t clen[MAX_COMPONENTS], n;
+};
 
-    memset(out, 0, sizeof(*out));
+static bool comp_is(const struct components *c, size_t i, const char *s)
+{
+    size_t l = strlen(s);
+
+    return c->clen[i] == l && memcmp(c->comp[i], s, l) == 0;
+}
+
+/*
+ * The checks every path passes before its components mean anything:
+ * length, characters, the two special watch paths, the root. -EINVAL,
+ * 0 when that decided the kind, 1 when the path is absolute and has
+ * components (len is its length then).
+ */
+static int check_syntax(const char *path, struct cxs_path *out, size_t *len)
+{
     if (!path)
         return -EINVAL;
-    len = strnlen(path, CXS_ABS_PATH_MAX + 1);
-    if (len == 0 || len > CXS_ABS_PATH_MAX)
+    *len = strnlen(path, CXS_ABS_PATH_MAX + 1);
+    if (*len == 0 || *len > CXS_ABS_PATH_MAX)
         return -EINVAL;
-    for (size_t i = 0; i < len; i++)
+    for (size_t i = 0; i < *len; i++)
         if (!valid_char(path[i]))
             return -EINVAL;
     if (path[0] == '@') {
@@ -145,83 +159,80 @@ int cxs_path_parse(const char *path, struct cxs_path *out)
     }
     if (path[0] != '/')
         return -EINVAL;
-    if (len == 1) {
+    if (*len == 1) {
         out->kind = CXS_ROOT;
         return 0;
     }
-    if (path[len - 1] == '/')
+    if (path[*len - 1] == '/')
         return -EINVAL;
+    return 1;
+}
+
+/*
+ * Split an absolute path of len bytes into c. -EINVAL on an empty
+ * component, 0 when it is deeper than anything supported, 1 on success.
+ */
+static int split_components(const char *path, size_t len,
+                            struct components *c)
+{
+    c->n = 0;
     for (const char *p = path + 1;;) {
         const char *slash = memchr(p, '/', len - (size_t)(p - path));
         size_t l = slash ? (size_t)(slash - p) : len - (size_t)(p - path);
 
         if (l == 0)
             return -EINVAL; /* "//" */
-        if (n == MAX_COMPONENTS)
+        if (c->n == MAX_COMPONENTS)
             return 0; /* deeper than anything supported */
-        comp[n] = p;
-        clen[n++] = l;
+        c->comp[c->n] = p;
+        c->clen[c->n++] = l;
         if (!slash)
             break;
         p = slash + 1;
     }
+    return 1;
+}
 
-#define IS(i, s) (clen[i] == sizeof(s) - 1 && memcmp(comp[i], s, clen[i]) == 0)
-    if (!IS(0, "local"))
-        return 0;
-    if (n == 1) {
-        out->kind = CXS_LOCAL;
-        return 0;
-    }
-    if (!IS(1, "domain"))
-        return 0;
-    if (n == 2) {
-        out->kind = CXS_LOCAL_DOMAIN;
+/* /local/domain/N/control and its keys. */
+static int classify_control(const struct components *c, struct cxs_path *out)
+{
+    if (c->n == 4) {
+        out->kind = CXS_CONTROL;
         return 0;
     }
-    if (!parse_uint(comp[2], clen[2], NOXS_DOMID_MAX, &v))
+    if (c->n != 5 || c->clen[4] > NOXS_CTRL_KEY_MAX)
+        return c->n == 5 ? -E2BIG : 0;
+    if (!comp_is(c, 4, "shutdown") &&
+        !(c->clen[4] > 8 && memcmp(c->comp[4], "feature-", 8) == 0))
         return 0;
-    out->domid = (uint16_t)v;
-    if (n == 3) {
-        out->kind = CXS_DOMAIN;
-        return 0;
-    }
+    memcpy(out->key, c->comp[4], c->clen[4]);
+    out->kind = CXS_CONTROL_KEY;
+    return 0;
+}
 
-    if (IS(3, "control")) {
-        if (n == 4) {
-            out->kind = CXS_CONTROL;
-            return 0;
-        }
-        if (n != 5 || clen[4] > NOXS_CTRL_KEY_MAX)
-            return n == 5 ? -E2BIG : 0;
-        if (!IS(4, "shutdown") &&
-            !(clen[4] > 8 && memcmp(comp[4], "feature-", 8) == 0))
-            return 0;
-        memcpy(out->key, comp[4], clen[4]);
-        out->kind = CXS_CONTROL_KEY;
-        return 0;
-    }
+/* /local/domain/N/backend/... and /local/domain/N/device/... */
+static int classify_device(const struct components *c, bool backend,
+                           struct cxs_path *out)
+{
+    size_t i = 5;
+    uint32_t v;
 
-    bool backend = IS(3, "backend");
-    if (!backend && !IS(3, "device"))
-        return 0;
-    if (n == 4) {
+    if (c->n == 4) {
         out->kind = backend ? CXS_BACKEND_ROOT : CXS_DEVICE_ROOT;
         return 0;
     }
-    if (clen[4] > CXS_CLASS_MAX || comp[4][0] == '@')
+    if (c->clen[4] > CXS_CLASS_MAX || c->comp[4][0] == '@')
         return 0;
-    memcpy(out->cls, comp[4], clen[4]);
-    if (n == 5) {
+    memcpy(out->cls, c->comp[4], c->clen[4]);
+    if (c->n == 5) {
         out->kind = backend ? CXS_BACKEND_CLASS : CXS_DEVICE_CLASS;
         return 0;
     }
-    size_t i = 5;
     if (backend) {
-        if (!parse_uint(comp[5], clen[5], NOXS_DOMID_MAX, &v))
+        if (!parse_uint(c->comp[5], c->clen[5], NOXS_DOMID_MAX, &v))
             return 0;
         out->fe = (uint16_t)v;
-        if (n == 6) {
+        if (c->n == 6) {
             out->kind = CXS_BACKEND_FE;
             return 0;
         }
@@ -229,18 +240,55 @@ int cxs_path_parse(const char *path, struct cxs_path *out)
     } else {
         out->fe = out->domid;
     }
-    if (!parse_uint(comp[i], clen[i], CXS_ID_MAX, &out->id))
+    if (!parse_uint(c->comp[i], c->clen[i], CXS_ID_MAX, &out->id))
         return 0;
-    if (n == i + 1) {
+    if (c->n == i + 1) {
         out->kind = backend ? CXS_BACKEND : CXS_DEVICE;
         return 0;
     }
-    if (n != i + 2 || comp[i + 1][0] == CXS_HIDDEN_PREFIX)
+    if (c->n != i + 2 || c->comp[i + 1][0] == CXS_HIDDEN_PREFIX)
         return 0; /* nested keys: not representable in a page half */
-    if (clen[i + 1] > NOXS_CTRL_KEY_MAX)
+    if (c->clen[i + 1] > NOXS_CTRL_KEY_MAX)
         return -E2BIG;
-    memcpy(out->key, comp[i + 1], clen[i + 1]);
+    memcpy(out->key, c->comp[i + 1], c->clen[i + 1]);
     out->kind = backend ? CXS_BACKEND_KEY : CXS_DEVICE_KEY;
     return 0;
-#undef IS
+}
+
+int cxs_path_parse(const char *path, struct cxs_path *out)
+{
+    struct components c;
+    size_t len;
+    uint32_t v;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if ((rc = check_syntax(path, out, &len)) <= 0)
+        return rc;
+    if ((rc = split_components(path, len, &c)) <= 0)
+        return rc;
+    if (!comp_is(&c, 0, "local"))
+        return 0;
+    if (c.n == 1) {
+        out->kind = CXS_LOCAL;
+        return 0;
+    }
+    if (!comp_is(&c, 1, "domain"))
+        return 0;
+    if (c.n == 2) {
+        out->kind = CXS_LOCAL_DOMAIN;
+        return 0;
+    }
+    if (!parse_uint(c.comp[2], c.clen[2], NOXS_DOMID_MAX, &v))
+        return 0;
+    out->domid = (uint16_t)v;
+    if (c.n == 3) {
+        out->kind = CXS_DOMAIN;
+        return 0;
+    }
+    if (comp_is(&c, 3, "control"))
+        return classify_control(&c, out);
+    if (!comp_is(&c, 3, "backend") && !comp_is(&c, 3, "device"))
+        return 0;
+    return classify_device(&c, comp_is(&c, 3, "backend"), out);
 }
