@@ -358,7 +358,108 @@ static void listen_fds_take(int fds[KEEPER_NFDS])
 /* Static, so that they live as long as the process. */
 static char *abs_state_dir, *abs_socket_path;
 
-int main(int argc, char *argv[])
+/* What the command line asks for besides running a worker. */
+struct mode {
+    int stop, teardown, keeper, adopt, domid_given;
+};
+
+/*
+ * One option from getopt_long: -1 to go on, else the exit status (0
+ * after --help or --version, EXIT_USAGE after saying why).
+ */
+static int parse_option(int ch, struct noxsd_opts *o, struct mode *m)
+{
+    switch (ch) {
+    case 'd':
+        o->foreground = 1;
+        break;
+    case 'v':
+        o->verbose++;
+        break;
+    case 's':
+        o->socket_path = optarg;
+        break;
+    case 'S':
+        o->state_dir = optarg;
+        break;
+    case 'u':
+        if (parse_uid(optarg, &o->toolstack_uid) < 0) {
+            fprintf(stderr, "noxsd: --toolstack-uid %s: no such user "
+                            "(a user name or a decimal uid)\n",
+                    optarg);
+            return EXIT_USAGE;
+        }
+        break;
+    case 'm': {
+        mode_t mode;
+
+        if (parse_mode(optarg, &mode) < 0) {
+            fprintf(stderr, "noxsd: --socket-mode %s: not a mode "
+                            "(octal, as for chmod: 660, 0666)\n",
+                    optarg);
+            return EXIT_USAGE;
+        }
+        o->socket_mode = mode;
+        break;
+    }
+    case 'D':
+        if (parse_domid(optarg, &o->domid) < 0) {
+            fprintf(stderr, "noxsd: --domid %s: not a domain id "
+                            "(decimal 0..%u, no leading zero)\n",
+                    optarg, (unsigned int)NOXS_DOMID_MAX);
+            return EXIT_USAGE;
+        }
+        m->domid_given = 1;
+        break;
+    case 't':
+        o->backend_timeout_ms = (int)opt_u64("backend-timeout", optarg, 1,
+                                             3600000);
+        break;
+    case 'G':
+        o->backend_grace_ms = (int)opt_u64("backend-grace", optarg, 0,
+                                           3600000);
+        break;
+    case 'P':
+        o->domain_poll_ms = (int)opt_u64("domain-poll", optarg, 0, 3600000);
+        break;
+    case 'E':
+        o->no_dom_exc = 1;
+        break;
+    case 'X':
+        m->stop = 1;
+        break;
+    case 'T':
+        m->teardown = 1;
+        break;
+    case 'K':
+        m->keeper = 1;
+        break;
+    case 'R':
+        o->rebuild_store = 1;
+        o->foreground = 1; /* a one-shot: report on stderr */
+        break;
+    case 'A':
+        m->adopt = (int)opt_u64("adopt", optarg, 3, 4);
+        break;
+    case 'h':
+        usage(stdout);
+        return 0;
+    case 'V':
+        print_version("noxsd");
+        return 0;
+    default:
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    return -1;
+}
+
+/*
+ * The command line into o and m, the domain from the environment if no
+ * --domid: -1 to go on, else the exit status, as for parse_option.
+ */
+static int parse_options(int argc, char *argv[], struct noxsd_opts *o,
+                         struct mode *m)
 {
     static const struct option longopts[] = {
         {"socket", required_argument, NULL, 's'},
@@ -379,158 +480,142 @@ int main(int argc, char *argv[])
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
+    int ch, rc;
+
+    while ((ch = getopt_long(argc, argv, "dvh", longopts, NULL)) != -1)
+        if ((rc = parse_option(ch, o, m)) >= 0)
+            return rc;
+    if (optind != argc || (m->teardown && !m->stop)) {
+        if (optind != argc)
+            fprintf(stderr, "noxsd: unexpected argument: %s\n", argv[optind]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!m->domid_given && noxs_self_domid(&o->domid) < 0) {
+        fprintf(stderr, "noxsd: $NOXS_DOMID or $NOXS_SIM_DOMID is not a "
+                        "domain id (decimal 0..%u, no leading zero)\n",
+                (unsigned int)NOXS_DOMID_MAX);
+        return EXIT_USAGE;
+    }
+    return -1;
+}
+
+/*
+ * Paths are kept and used after detaching (which leaves the current
+ * directory) and by the keeper: made absolute here. 0, or -1 after
+ * saying why.
+ */
+static int make_paths_absolute(struct noxsd_opts *o)
+{
+    if ((abs_state_dir = path_absolute(o->state_dir)) == NULL ||
+        (o->socket_path &&
+         (abs_socket_path = path_absolute(o->socket_path)) == NULL)) {
+        fprintf(stderr, "noxsd: current directory: %s\n", strerror(errno));
+        return -1;
+    }
+    o->state_dir = abs_state_dir;
+    if (o->socket_path)
+        o->socket_path = abs_socket_path;
+    return 0;
+}
+
+/*
+ * The worker's files before it detaches: the socket path (socket_buf,
+ * PATH_MAX bytes, holds the default), its own executable for the keeper
+ * (exe, PATH_MAX bytes), the state directory and the socket's. -1 to go
+ * on, else the exit status after saying why.
+ */
+static int prepare_files(struct noxsd_opts *o, char *socket_buf, char *exe)
+{
+    ssize_t n;
+
+    if (!o->socket_path) {
+        if ((size_t)snprintf(socket_buf, PATH_MAX, "%s/%s", o->state_dir,
+                             NOXSD_SOCKET_NAME) >= PATH_MAX) {
+            fprintf(stderr, "noxsd: state directory path too long\n");
+            return EXIT_USAGE;
+        }
+        o->socket_path = socket_buf;
+    }
+    if ((n = readlink("/proc/self/exe", exe, PATH_MAX - 1)) < 0) {
+        fprintf(stderr, "noxsd: cannot find my own executable: %s\n",
+                strerror(errno));
+        return 1;
+    }
+    exe[n] = '\0';
+    o->self_exe = exe;
+    if (make_state_dir(o->state_dir) < 0)
+        return 1;
+    if (o->socket_path != socket_buf && check_socket_dir(o->socket_path) < 0)
+        return 1;
+    return -1;
+}
+
+/*
+ * Before any thread starts (liburcu's call_rcu thread starts with the
+ * store's replay): a thread that does not block them would take
+ * SIGTERM's default action and kill the worker instead of letting
+ * control.c's signalfd see it.
+ */
+static void block_stop_signals(void)
+{
+    sigset_t mask;
+
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+}
+
+/* The worker, set up, until it stops: its exit status. */
+static int run_worker(struct noxsd_opts *o)
+{
+    int n, status;
+
+    /* The keeper has them now (or had them all along). */
+    for (n = 0; n < KEEPER_NFDS; n++)
+        if (o->keeper_fds[n] >= 0)
+            close(o->keeper_fds[n]);
+    daemon_ready();
+    notify_ready();
+    status = control_run();
+    control_cleanup();
+    broker_cleanup();
+    return status;
+}
+
+int main(int argc, char *argv[])
+{
     struct noxsd_opts o = {.state_dir = NOXSD_DEFAULT_STATE_DIR,
                            .toolstack_uid = (uid_t)-1,
                            .socket_mode = 0660,
                            .backend_timeout_ms = 10000,
                            .backend_grace_ms = 30000,
                            .domain_poll_ms = 1000};
+    struct mode m = {0};
     char socket_buf[PATH_MAX], exe[PATH_MAX], pidpath[PATH_MAX];
-    int ch, do_stop = 0, teardown = 0, keeper = 0, adopt = 0, pidfd, status;
-    int domid_given = 0;
-    ssize_t n;
+    int pidfd, status;
 
-    while ((ch = getopt_long(argc, argv, "dvh", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'd':
-            o.foreground = 1;
-            break;
-        case 'v':
-            o.verbose++;
-            break;
-        case 's':
-            o.socket_path = optarg;
-            break;
-        case 'S':
-            o.state_dir = optarg;
-            break;
-        case 'u':
-            if (parse_uid(optarg, &o.toolstack_uid) < 0) {
-                fprintf(stderr, "noxsd: --toolstack-uid %s: no such user "
-                                "(a user name or a decimal uid)\n",
-                        optarg);
-                return EXIT_USAGE;
-            }
-            break;
-        case 'm': {
-            mode_t m;
-
-            if (parse_mode(optarg, &m) < 0) {
-                fprintf(stderr, "noxsd: --socket-mode %s: not a mode "
-                                "(octal, as for chmod: 660, 0666)\n",
-                        optarg);
-                return EXIT_USAGE;
-            }
-            o.socket_mode = m;
-            break;
-        }
-        case 'D':
-            if (parse_domid(optarg, &o.domid) < 0) {
-                fprintf(stderr, "noxsd: --domid %s: not a domain id "
-                                "(decimal 0..%u, no leading zero)\n",
-                        optarg, (unsigned int)NOXS_DOMID_MAX);
-                return EXIT_USAGE;
-            }
-            domid_given = 1;
-            break;
-        case 't':
-            o.backend_timeout_ms = (int)opt_u64("backend-timeout", optarg, 1,
-                                                3600000);
-            break;
-        case 'G':
-            o.backend_grace_ms = (int)opt_u64("backend-grace", optarg, 0,
-                                              3600000);
-            break;
-        case 'P':
-            o.domain_poll_ms = (int)opt_u64("domain-poll", optarg, 0, 3600000);
-            break;
-        case 'E':
-            o.no_dom_exc = 1;
-            break;
-        case 'X':
-            do_stop = 1;
-            break;
-        case 'T':
-            teardown = 1;
-            break;
-        case 'K':
-            keeper = 1;
-            break;
-        case 'R':
-            o.rebuild_store = 1;
-            o.foreground = 1; /* a one-shot: report on stderr */
-            break;
-        case 'A':
-            adopt = (int)opt_u64("adopt", optarg, 3, 4);
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'V':
-            print_version("noxsd");
-            return 0;
-        default:
-            usage(stderr);
-            return EXIT_USAGE;
-        }
-    }
-    if (optind != argc || (teardown && !do_stop)) {
-        if (optind != argc)
-            fprintf(stderr, "noxsd: unexpected argument: %s\n", argv[optind]);
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    if (!domid_given && noxs_self_domid(&o.domid) < 0) {
-        fprintf(stderr, "noxsd: $NOXS_DOMID or $NOXS_SIM_DOMID is not a "
-                        "domain id (decimal 0..%u, no leading zero)\n",
-                (unsigned int)NOXS_DOMID_MAX);
-        return EXIT_USAGE;
-    }
-    /* Paths are kept and used after detaching (which leaves the
-     * current directory) and by the keeper: made absolute here. */
-    if ((abs_state_dir = path_absolute(o.state_dir)) == NULL ||
-        (o.socket_path &&
-         (abs_socket_path = path_absolute(o.socket_path)) == NULL)) {
-        fprintf(stderr, "noxsd: current directory: %s\n", strerror(errno));
+    if ((status = parse_options(argc, argv, &o, &m)) >= 0)
+        return status;
+    if (make_paths_absolute(&o) < 0)
         return 1;
-    }
-    o.state_dir = abs_state_dir;
-    if (o.socket_path)
-        o.socket_path = abs_socket_path;
-    log_init(keeper ? "noxsd-keeper" : "noxsd", o.verbose);
+    log_init(m.keeper ? "noxsd-keeper" : "noxsd", o.verbose);
     noxs_set_logger(log_library);
-    if (keeper) {
+    if (m.keeper) {
         struct keeper_opts ko = {.state_dir = o.state_dir,
                                  .owner_domid = o.domid,
                                  .foreground = o.foreground,
                                  .verbose = o.verbose,
-                                 .adopt = adopt};
+                                 .adopt = m.adopt};
         keeper_main(&ko);
     }
-    if (do_stop)
-        return stop(o.state_dir, teardown);
+    if (m.stop)
+        return stop(o.state_dir, m.teardown);
     listen_fds_take(o.keeper_fds);
-
-    if (!o.socket_path) {
-        if ((size_t)snprintf(socket_buf, sizeof(socket_buf), "%s/%s",
-                             o.state_dir,
-                             NOXSD_SOCKET_NAME) >= sizeof(socket_buf)) {
-            fprintf(stderr, "noxsd: state directory path too long\n");
-            return EXIT_USAGE;
-        }
-        o.socket_path = socket_buf;
-    }
-    if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) < 0) {
-        fprintf(stderr, "noxsd: cannot find my own executable: %s\n",
-                strerror(errno));
-        return 1;
-    }
-    exe[n] = '\0';
-    o.self_exe = exe;
-    if (make_state_dir(o.state_dir) < 0)
-        return 1;
-    if (o.socket_path != socket_buf && check_socket_dir(o.socket_path) < 0)
-        return 1;
+    if ((status = prepare_files(&o, socket_buf, exe)) >= 0)
+        return status;
 
     /* Set-up (pidfile, store, keeper, socket) before detaching: a noxsd
      * that cannot run says why on stderr and exits non-zero. */
@@ -551,32 +636,10 @@ int main(int argc, char *argv[])
         return status;
     }
     notify_take();
-    /*
-     * Before any thread starts (liburcu's call_rcu thread starts with
-     * the store's replay): a thread that does not block them would take
-     * SIGTERM's default action and kill the worker instead of letting
-     * control.c's signalfd see it.
-     */
-    {
-        sigset_t mask;
-
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGHUP);
-        sigprocmask(SIG_BLOCK, &mask, NULL);
-    }
+    block_stop_signals();
     if (broker_init(&o) < 0 || control_init(&o) < 0)
         return 1;
-    /* The keeper has them now (or had them all along). */
-    for (n = 0; n < KEEPER_NFDS; n++)
-        if (o.keeper_fds[n] >= 0)
-            close(o.keeper_fds[n]);
-    daemon_ready();
-    notify_ready();
-    status = control_run();
-    control_cleanup();
-    broker_cleanup();
+    status = run_worker(&o);
     unlink(pidpath);
     close(pidfd);
     log_info("exiting");
