@@ -94,7 +94,20 @@ static int parse_escape(const char *s)
     return -2;
 }
 
-int main(int argc, char **argv)
+/* What the command line chose, and the relay's state. */
+struct console {
+    const char *dir;
+    unsigned long domid, devid;
+    int escape; /* -1: none */
+    bool tty;
+    unsigned long long want, got; /* want 0: until stdin and the guest end */
+    bool stdin_open;
+    int fd, rc;
+    char buf[65536];
+};
+
+/* -1 to go on, else the exit status (0 after --help or --version). */
+static int parse_args(int argc, char **argv, struct console *con)
 {
     static const struct option longopts[] = {
         {"dir", required_argument, NULL, 'D'},
@@ -102,29 +115,25 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    const char *dir = getenv("NOXS_CONSOLE_DIR");
-    bool tty = isatty(STDIN_FILENO), escape_given = false, stdin_open = true;
-    unsigned long long want = 0, got = 0;
-    unsigned long domid, devid = 0;
+    bool escape_given = false;
     uint64_t v;
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int escape = 0x1d, c, fd, rc = 0;
-    char buf[65536];
+    int c;
 
-    if (dir == NULL)
-        dir = DEFAULT_DIR;
+    con->dir = getenv("NOXS_CONSOLE_DIR");
+    if (con->dir == NULL)
+        con->dir = DEFAULT_DIR;
     while ((c = getopt_long(argc, argv, "e:n:h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'D': dir = optarg; break;
+        case 'D': con->dir = optarg; break;
         case 'e':
-            escape = parse_escape(optarg);
-            if (escape == -2) {
+            con->escape = parse_escape(optarg);
+            if (con->escape == -2) {
                 usage(stderr);
                 return 2;
             }
             escape_given = true;
             break;
-        case 'n': want = opt_u64("n", optarg, 0, UINT64_MAX); break;
+        case 'n': con->want = opt_u64("n", optarg, 0, UINT64_MAX); break;
         case 'h': usage(stdout); return 0;
         case 'V': print_version("noxs-console"); return 0;
         default: usage(stderr); return 2;
@@ -134,7 +143,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    domid = opt_domid("domid", argv[optind]);
+    con->domid = opt_domid("domid", argv[optind]);
     if (argc - optind == 2) {
         if (parse_u64(argv[optind + 1], 0, UINT32_MAX, &v) < 0) {
             fprintf(stderr, "noxs-console: console %s: not a device id "
@@ -143,126 +152,181 @@ int main(int argc, char **argv)
                     UINT32_MAX);
             return 2;
         }
-        devid = (unsigned long)v;
+        con->devid = (unsigned long)v;
     }
-    if (!tty && !escape_given)
-        escape = -1;
+    if (!con->tty && !escape_given)
+        con->escape = -1;
+    return -1;
+}
+
+/* The backend's socket for this console: an fd, or -1 after saying why. */
+static int connect_console(const struct console *con)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd;
 
     if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/console-%lu.%lu.sock",
-                 dir, domid, devid) >= (int)sizeof(sa.sun_path)) {
+                 con->dir, con->domid,
+                 con->devid) >= (int)sizeof(sa.sun_path)) {
         fprintf(stderr, "noxs-console: socket path too long\n");
-        return 1;
+        return -1;
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         if (errno == ENOENT || errno == ECONNREFUSED)
             fprintf(stderr, "noxs-console: domain %lu has no console %lu "
                             "served in %s (%s: %s)\n",
-                    domid, devid, dir,
+                    con->domid, con->devid, con->dir,
                     sa.sun_path, strerror(errno));
         else
             fprintf(stderr, "noxs-console: %s: %s\n", sa.sun_path,
                     strerror(errno));
-        return 1;
+        return -1;
     }
-    signal(SIGPIPE, SIG_IGN);
-    if (tty) {
-        struct termios tio;
+    return fd;
+}
 
-        if (tcgetattr(STDIN_FILENO, &saved_tio) == 0) {
-            tio = saved_tio;
-            cfmakeraw(&tio);
-            if (tcsetattr(STDIN_FILENO, TCSADRAIN, &tio) == 0) {
-                raw_mode = true;
-                atexit(restore_terminal);
-            }
+/* The terminal to raw mode (restored at exit), and the greeting. */
+static void enter_raw_mode(const struct console *con)
+{
+    struct termios tio;
+
+    if (tcgetattr(STDIN_FILENO, &saved_tio) == 0) {
+        tio = saved_tio;
+        cfmakeraw(&tio);
+        if (tcsetattr(STDIN_FILENO, TCSADRAIN, &tio) == 0) {
+            raw_mode = true;
+            atexit(restore_terminal);
         }
-        if (escape >= 0)
-            fprintf(stderr, "Connected to domain %lu console %lu; escape "
-                            "character is '^%c'\r\n",
-                    domid, devid, escape + '@');
     }
+    if (con->escape >= 0)
+        fprintf(stderr, "Connected to domain %lu console %lu; escape "
+                        "character is '^%c'\r\n",
+                con->domid, con->devid, con->escape + '@');
+}
+
+/* What one relay step tells the loop: go on, poll again, or stop. */
+enum step { STEP_ON,
+            STEP_AGAIN,
+            STEP_END };
+
+/* The guest's output, readable on the socket, to stdout. */
+static enum step from_guest(struct console *con)
+{
+    size_t room = sizeof(con->buf);
+    ssize_t n;
+
+    if (con->want > 0 && con->want - con->got < room)
+        room = (size_t)(con->want - con->got);
+    n = read(con->fd, con->buf, room);
+    if (n < 0 && errno == EINTR)
+        return STEP_AGAIN;
+    if (n <= 0) {
+        if (con->want > 0 && con->got < con->want) {
+            fprintf(stderr, "noxs-console: console closed after %llu "
+                            "of %llu bytes\r\n",
+                    con->got, con->want);
+            con->rc = 1;
+        }
+        return STEP_END;
+    }
+    /* The backend's refusal is its whole answer: say it where errors go
+     * and fail, so that a script sees rc 1. */
+    if (con->got == 0 && (size_t)n == sizeof(BUSY) - 1 &&
+        memcmp(con->buf, BUSY, (size_t)n) == 0) {
+        fprintf(stderr, "noxs-console: domain %lu console %lu is "
+                        "busy: another client is attached\n",
+                con->domid, con->devid);
+        con->rc = 1;
+        return STEP_END;
+    }
+    if (write_all(STDOUT_FILENO, con->buf, (size_t)n) < 0) {
+        con->rc = 1;
+        return STEP_END;
+    }
+    con->got += (unsigned long long)n;
+    if (con->want > 0 && con->got >= con->want)
+        return STEP_END;
+    return STEP_ON;
+}
+
+/* What was typed, readable on stdin, to the guest, up to the escape. */
+static enum step from_user(struct console *con)
+{
+    ssize_t n = read(STDIN_FILENO, con->buf, sizeof(con->buf));
+    bool detach = false;
+
+    if (n < 0 && errno == EINTR)
+        return STEP_AGAIN;
+    if (n <= 0) {
+        con->stdin_open = false;
+        /* The backend detaches us when it reads our EOF. */
+        if (con->want == 0 && shutdown(con->fd, SHUT_WR) < 0)
+            return STEP_END;
+        return STEP_AGAIN;
+    }
+    if (con->escape >= 0) {
+        char *e = memchr(con->buf, con->escape, (size_t)n);
+
+        if (e != NULL) {
+            n = e - con->buf;
+            detach = true;
+        }
+    }
+    if (n > 0 && write_all(con->fd, con->buf, (size_t)n) < 0) {
+        con->rc = 1;
+        return STEP_END;
+    }
+    return detach ? STEP_END : STEP_ON;
+}
+
+/* Both directions until either side ends or the user detaches. */
+static void relay(struct console *con)
+{
+    enum step st;
 
     for (;;) {
         struct pollfd p[2] = {
-            {.fd = stdin_open ? STDIN_FILENO : -1, .events = POLLIN},
-            {.fd = fd, .events = POLLIN},
+            {.fd = con->stdin_open ? STDIN_FILENO : -1, .events = POLLIN},
+            {.fd = con->fd, .events = POLLIN},
         };
 
         if (poll(p, 2, -1) < 0) {
             if (errno == EINTR)
                 continue;
-            rc = 1;
-            break;
+            con->rc = 1;
+            return;
         }
         if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-            size_t room = sizeof(buf);
-            ssize_t n;
-
-            if (want > 0 && want - got < room)
-                room = (size_t)(want - got);
-            n = read(fd, buf, room);
-            if (n < 0 && errno == EINTR)
+            if ((st = from_guest(con)) == STEP_END)
+                return;
+            if (st == STEP_AGAIN)
                 continue;
-            if (n <= 0) {
-                if (want > 0 && got < want) {
-                    fprintf(stderr, "noxs-console: console closed after %llu "
-                                    "of %llu bytes\r\n",
-                            got, want);
-                    rc = 1;
-                }
-                break;
-            }
-            /* The backend's refusal is its whole answer: say it where
-             * errors go and fail, so that a script sees rc 1. */
-            if (got == 0 && (size_t)n == sizeof(BUSY) - 1 &&
-                memcmp(buf, BUSY, (size_t)n) == 0) {
-                fprintf(stderr, "noxs-console: domain %lu console %lu is "
-                                "busy: another client is attached\n",
-                        domid, devid);
-                rc = 1;
-                break;
-            }
-            if (write_all(STDOUT_FILENO, buf, (size_t)n) < 0) {
-                rc = 1;
-                break;
-            }
-            got += (unsigned long long)n;
-            if (want > 0 && got >= want)
-                break;
         }
         if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-            ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
-            bool detach = false;
-
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0) {
-                stdin_open = false;
-                /* The backend detaches us when it reads our EOF. */
-                if (want == 0 && shutdown(fd, SHUT_WR) < 0)
-                    break;
-                continue;
-            }
-            if (escape >= 0) {
-                char *e = memchr(buf, escape, (size_t)n);
-
-                if (e != NULL) {
-                    n = e - buf;
-                    detach = true;
-                }
-            }
-            if (n > 0 && write_all(fd, buf, (size_t)n) < 0) {
-                rc = 1;
-                break;
-            }
-            if (detach)
-                break;
+            if (from_user(con) == STEP_END)
+                return;
         }
     }
+}
+
+int main(int argc, char **argv)
+{
+    static struct console con = {.escape = 0x1d, .stdin_open = true};
+    int rc;
+
+    con.tty = isatty(STDIN_FILENO);
+    if ((rc = parse_args(argc, argv, &con)) >= 0)
+        return rc;
+    if ((con.fd = connect_console(&con)) < 0)
+        return 1;
+    signal(SIGPIPE, SIG_IGN);
+    if (con.tty)
+        enter_raw_mode(&con);
+    relay(&con);
     restore_terminal();
-    if (tty)
+    if (con.tty)
         fprintf(stderr, "\n");
-    close(fd);
-    return rc;
+    close(con.fd);
+    return con.rc;
 }
