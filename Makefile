@@ -4,6 +4,7 @@
 #   make            build everything into build/
 #   make check      build and run every test suite (installs deps as root)
 #                   and check-install (what "make install" installs)
+#   make size-check no file over 1,000 lines, no function over 120
 #   make demo       run the main job on the simulator
 #   make SAN=address,undefined check   the same under sanitizers (build/san-*)
 #   make SAN=thread check-tsan         the concurrent parts under TSan
@@ -181,7 +182,8 @@ RUN_ENV = LD_LIBRARY_PATH=$(abspath $(SIMOUT)):$(abspath $(LIBOUT)) \
 check: all $(UNIT_TESTS) $(INTEGRATION_TESTS)
 	$(install_check_trees)
 	@$(RUN_ENV) $(INSTALL_CHECK_ENV) scripts/run-tests.sh $(UNIT_TESTS) \
-		$(INTEGRATION_TESTS) tests/install-check.sh tests/build-deps.sh
+		$(INTEGRATION_TESTS) tests/install-check.sh tests/build-deps.sh \
+		tests/size-check.sh
 	+@$(check_deb_if_possible)
 
 # The Debian packages (debian/): built from a copy of this tree by
@@ -254,6 +256,12 @@ INSTALL_CHECK_ENV = NOXS_INSTALL_CHECK=$(INSTALL_CHECK) CC="$(CC)" CXX="$(CXX)" 
 check-install: all
 	$(install_check_trees)
 	@$(RUN_ENV) $(INSTALL_CHECK_ENV) scripts/run-tests.sh tests/install-check.sh
+
+# size-check: no .c/.h file of the product over 1,000 lines, no function
+# over 120 (scripts/size-check.sh names each offender). make check runs
+# tests/size-check.sh, which tests the script and then runs it on the tree.
+size-check:
+	@scripts/size-check.sh
 
 # Build and run just the named test programs: make run T="build/tests/x ..."
 run: $(SIM_TARGETS) $(LIB_TARGETS) $(T)
@@ -331,7 +339,7 @@ format-check: format-deps
 clean:
 	rm -rf build
 
-.PHONY: all run check check-install check-unit check-tsan tsan-run demo bench \
+.PHONY: all run check check-install check-unit size-check check-tsan tsan-run demo bench \
 	bench-full fuzz install uninstall format format-check clean deps \
 	deps-stamp test-deps fuzz-deps format-deps deb-deps deb check-deb
 
