@@ -61,8 +61,16 @@ struct sysdev {
     const struct reason *pending; /* request waiting for the guest */
     uint32_t request;
     int64_t deadline_ms;
-    struct sysdev *prev, *next; /* in the pending FIFO */
+    struct sysdev *prev, *next;         /* in the pending FIFO */
+    struct sysdev *all_prev, *all_next; /* in devs: every device we serve */
 };
+
+/*
+ * Every device's bookkeeping, so that an exit that keeps the devices for
+ * our next run (noxs_backend_close of a resumable backend calls no
+ * remove) still frees it.
+ */
+static struct sysdev *devs;
 
 static struct {
     struct sysdev *head, *tail;
@@ -147,8 +155,24 @@ static struct sysdev *attach(noxs_dev *d)
     if (s == NULL)
         return NULL;
     s->dev = d;
+    s->all_next = devs;
+    if (devs != NULL)
+        devs->all_prev = s;
+    devs = s;
     noxs_dev_set_user(d, s);
     return s;
+}
+
+static void detach(struct sysdev *s)
+{
+    if (s->all_prev != NULL)
+        s->all_prev->all_next = s->all_next;
+    else
+        devs = s->all_next;
+    if (s->all_next != NULL)
+        s->all_next->all_prev = s->all_prev;
+    noxs_dev_set_user(s->dev, NULL);
+    free(s);
 }
 
 static int sysctl_create(noxs_backend *b, noxs_dev *d,
@@ -271,8 +295,7 @@ static void sysctl_remove(noxs_backend *b, noxs_dev *d, void *arg)
     answer(s, ENODEV);
     log_info("domain %u: sysctl device %u removed", noxs_dev_frontend_domid(d),
              noxs_dev_id(d));
-    noxs_dev_set_user(d, NULL);
-    free(s);
+    detach(s);
 }
 
 static const struct noxs_backend_ops ops = {
@@ -426,6 +449,8 @@ int main(int argc, char **argv)
     status = serve(sfd);
     while (fifo.head != NULL)
         answer(fifo.head, ECANCELED);
+    while (devs != NULL)
+        detach(devs);
     noxs_backend_close(backend);
     return status;
 }
