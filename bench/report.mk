@@ -1,4 +1,4 @@
-# The benchmark report (issue 7): bring-up / concurrency programs, and
+# The benchmark report: bring-up / concurrency programs, and
 # what `make bench` needs beyond `all` (included from bench/module.mk).
 #   build/bench/noxs-bringup IMPL N K   native libnoxs, K toolstack clients
 #   build/bench/xs-bringup IMPL N K     legacy xs_* pair, K toolstack clients
