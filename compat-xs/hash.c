@@ -6,7 +6,7 @@
  * (cxs_htab_find / cxs_htab_next) and compare their own keys. Entries of
  * one hash stay in insertion order, newest first, also across growth, so
  * a chain can stand in for a newest-first list of everything with that
- * key (view.c's devices of one frontend domain).
+ * key (ctx.c's devices of one frontend domain).
  *
  * Keys are domain ids, paths and tokens this process chose or noxsd
  * reported, never bytes a peer wrote into a page, so an unkeyed hash is

@@ -4,7 +4,8 @@
 
 COMPAT_XS_DIR := $(LIBOUT)/compat-xs
 COMPAT_XS := $(COMPAT_XS_DIR)/libxenstore.so.4
-COMPAT_XS_SRCS := compat-xs/path.c compat-xs/view.c compat-xs/xs.c compat-xs/dir.c \
+COMPAT_XS_SRCS := compat-xs/path.c compat-xs/view.c compat-xs/ctx.c \
+	compat-xs/change.c compat-xs/xs.c compat-xs/dir.c \
 	compat-xs/watch.c compat-xs/special.c compat-xs/tx.c compat-xs/domain.c \
 	compat-xs/wire.c compat-xs/route.c compat-xs/xsd.c \
 	compat-xs/hash.c compat-xs/group.c \

@@ -3,9 +3,11 @@
  *
  *   path.c   the XenStore path parser: which page half (if any) a path
  *            names. Pure, no I/O, fuzzed by tests/fuzz/fuzz_xspath.c.
- *   view.c   per-process domain contexts: the frontend, backend and
- *            toolstack roles on libnoxs, each device's key/value view,
- *            change detection and watch-event fan-out.
+ *   ctx.c    per-process domain contexts: the frontend, backend and
+ *            toolstack roles on libnoxs, their devices;
+ *   view.c   each device's key/value view: reads of both halves,
+ *            writes staged in our own;
+ *   change.c change detection and watch-event fan-out (the flush).
  *   xs.c     the libxenstore API (every VERS_4.0 symbol): handles,
  *            reads, writes, permissions, the xenstore_lib.h helpers;
  *            the rest of the API, by concern (handle.h has what these
@@ -152,7 +154,7 @@ void cxs_htab_free(struct cxs_htab *t); /* the buckets, not the entries */
  */
 int cxs_grow(void *vp, size_t *cap, size_t n, size_t size);
 
-/* ---- view.c ---- */
+/* ---- view.c, ctx.c, change.c ---- */
 
 #include <pthread.h>
 #include <noxs/noxs.h>
@@ -291,6 +293,19 @@ int cxs_dev_write(struct cxs_dev *d, int half, const char *key,
                   const char *value, unsigned int len);
 int cxs_dev_remove_key(struct cxs_dev *d, int half, const char *key);
 int cxs_dev_publish(struct cxs_dev *d);
+
+/* d has something to report: queue it for the next flush (once). */
+void cxs_dev_queue(struct cxs_dev *d);
+/* d's view may have changed: recompute it at the next flush. */
+void cxs_dev_mark(struct cxs_dev *d);
+/* libnoxs dropped d (removed or detached): its nodes go at the flush. */
+void cxs_dev_gone(struct cxs_dev *d);
+/* Snapshot d's peer half, marking d if it moved; -1 with errno. */
+int cxs_dev_refresh(struct cxs_dev *d);
+/* A new device of ctx for libnoxs's nd, marked; NULL on ENOMEM. */
+struct cxs_dev *cxs_dev_new(struct cxs_ctx *ctx, int role, noxs_dev *nd);
+/* Take d out of its context (it must not be queued) and free it. */
+void cxs_dev_delete(struct cxs_ctx *ctx, struct cxs_dev *d);
 
 /* ---- group.c ---- */
 

@@ -4,7 +4,7 @@
  * paths, the errnos and what differs from xenstored.
  *
  * This file: handles (xs_open/xs_close: a handle belongs to a domain
- * context, view.c, and holds an epoll fd, its watches, its transactions
+ * context, ctx.c, and holds an epoll fd, its watches, its transactions
  * and its connection to the generic store), reads, the write calls,
  * permissions and the xenstore_lib.h helpers. The rest of the API, by
  * concern (handle.h has what these files share):

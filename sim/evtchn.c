@@ -6,8 +6,8 @@
  * live in the domain's port table and name their handle by (slot, gen).
  * Delivery, masking and coalescing follow the Linux evtchn driver on Xen:
  * a delivered port is masked until xenevtchn_unmask(); events raised while
- * masked collapse into one delivery at unmask. See core.c for the wake-up
- * token protocol that keeps xenevtchn_fd() readable exactly while
+ * masked collapse into one delivery at unmask. See core_event.c for the
+ * wake-up token protocol that keeps xenevtchn_fd() readable exactly while
  * something is pending.
  */
 #pragma GCC visibility push(default)

@@ -7,7 +7,7 @@
  * copy. A handle owns no fd (one is made only if *_fd() is called) and
  * keeps a list of the regions it mapped. Grant and map records live in
  * the shared tables, owned by the process, so a dead process's grants
- * and mappings are released by its guardian (see core.c).
+ * and mappings are released by its guardian (see core_guard.c).
  *
  * Errors follow Linux gntdev/gntalloc on Xen: a map that Xen refuses (ref
  * not granted, granted to another domain, read-only grant mapped

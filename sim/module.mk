@@ -26,16 +26,23 @@ $(SIM_STATIC_OBJDIR)/%.o: sim/%.c | deps-stamp
 	$(CC) $(BASE_CFLAGS) -fvisibility=hidden -DNOXS_SIM_STATIC \
 		-MMD -MP -c $< -o $@
 
+# The core, by concern (sim.h lists what each file holds).
+SIM_CORE_SRCS := sim/core.c sim/core_domain.c sim/core_event.c \
+	sim/core_grant.c sim/core_reap.c sim/core_guard.c
+SIM_CORE_OBJS := $(patsubst sim/%.c,$(OBJDIR)/sim/%.o,$(SIM_CORE_SRCS))
+SIM_CORE_STATIC_OBJS := $(patsubst sim/%.c,$(SIM_STATIC_OBJDIR)/%.o,$(SIM_CORE_SRCS))
+
 SIM_SO_LDFLAGS = -shared $(BASE_LDFLAGS) -Wl,-rpath,'$$ORIGIN'
 
 # common/parse.o: $NOXS_SIM_DOMID is read with the rule every noxs
 # program reads a domain id with (hidden in the library).
 SIM_PARSE_OBJ := $(OBJDIR)/common/parse.o
 
-$(SIM_CORE_LIB): $(OBJDIR)/sim/core.o $(SIM_PARSE_OBJ) sim/libnoxs-sim.map
+$(SIM_CORE_LIB): $(SIM_CORE_OBJS) $(SIM_PARSE_OBJ) sim/libnoxs-sim.map
 	@mkdir -p $(@D)
 	$(CC) $(SIM_SO_LDFLAGS) -Wl,-soname,libnoxs-sim.so.0 \
-		-Wl,--version-script=sim/libnoxs-sim.map -o $@ $< $(SIM_PARSE_OBJ)
+		-Wl,--version-script=sim/libnoxs-sim.map -o $@ $(SIM_CORE_OBJS) \
+		$(SIM_PARSE_OBJ)
 
 $(SIMOUT)/libxen%.so.1: $(OBJDIR)/sim/%.o sim/libxen%.map $(SIM_CORE_LIB)
 	@mkdir -p $(@D)
@@ -52,17 +59,17 @@ $(SIM_CTRL_LIB): $(OBJDIR)/sim/xenctrl.o sim/libxenctrl.map $(SIM_CORE_LIB)
 		-Wl,--version-script=sim/libxenctrl.map -o $@ $< $(SIM_CORE_LIB)
 
 # noxs-simctl: the toolstack's view of simulated domains (destroy, list).
-$(SIMCTL_TOOL): $(SIM_STATIC_OBJDIR)/simctl.o $(SIM_STATIC_OBJDIR)/core.o \
+$(SIMCTL_TOOL): $(SIM_STATIC_OBJDIR)/simctl.o $(SIM_CORE_STATIC_OBJS) \
 		$(SIM_PARSE_OBJ)
 	@mkdir -p $(@D)
 	$(CC) -o $@ $^ $(BASE_LDFLAGS)
 
-$(SIM_GUARDIAN): $(SIM_STATIC_OBJDIR)/guardian.o $(SIM_STATIC_OBJDIR)/core.o \
+$(SIM_GUARDIAN): $(SIM_STATIC_OBJDIR)/guardian.o $(SIM_CORE_STATIC_OBJS) \
 		$(SIM_PARSE_OBJ)
 	@mkdir -p $(@D)
 	$(CC) -o $@ $^ $(BASE_LDFLAGS)
 
-$(SIMSTAT_LIB): $(SIM_STATIC_OBJDIR)/simstat.o $(SIM_STATIC_OBJDIR)/core.o \
+$(SIMSTAT_LIB): $(SIM_STATIC_OBJDIR)/simstat.o $(SIM_CORE_STATIC_OBJS) \
 		$(SIM_PARSE_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@

@@ -208,7 +208,33 @@ struct sim_self {
 	uint64_t start;
 };
 
-/* ---- core.c ---- */
+/*
+ * ---- the core, libnoxs-sim.so.0 ----
+ *
+ * core.c         the sim directory, the table of mapped domains, the
+ *                calling thread's domain, process identity, locking,
+ *                the liveness of evtchn handles;
+ * core_domain.c  domain files, their mapping, a domain's life;
+ * core_event.c   event channels and their delivery;
+ * core_grant.c   releasing grants and mappings, grants owned by a file;
+ * core_reap.c    reaping what dead owners held;
+ * core_guard.c   spawning and telling this process's guardian.
+ */
+
+/* Shared by the core's files only: hidden in the library and absent
+ * from its version map. */
+#define SIM_CORE_HIDDEN __attribute__((visibility("hidden")))
+/* The sim directory's real path, set once by noxs_sim_dir(). */
+SIM_CORE_HIDDEN extern char sim_dir_path[];
+/* This process's mapping of each domain, NULL until first used. */
+SIM_CORE_HIDDEN extern _Atomic(struct sim_domain *) *sim_domains;
+/* The path of domid's file into buf. */
+SIM_CORE_HIDDEN void sim_domain_path(uint32_t domid, char *buf, size_t len);
+/* Free a port of dom (call with dom's lock). */
+SIM_CORE_HIDDEN void sim_port_free_locked(struct sim_domain *dom,
+	uint32_t port);
+
+/* ---- core.c, core_domain.c ---- */
 
 /* Sim directory (created on demand); NULL with errno on failure. */
 NOXS_SIM_API const char *noxs_sim_dir(void);
@@ -248,12 +274,12 @@ NOXS_SIM_API int noxs_sim_slot_alive(uint32_t domid, uint32_t slot,
 NOXS_SIM_API void noxs_sim_slot_name(uint32_t domid, uint32_t slot,
 	uint32_t gen, void *sockaddr_un, unsigned *len);
 
-/* Guardian registration (no-ops if the guardian cannot run). */
+/* Guardian registration (no-ops if the guardian cannot run; core_guard.c). */
 NOXS_SIM_API void noxs_sim_guard_domain(uint32_t domid);
 NOXS_SIM_API void noxs_sim_guard_slot(uint32_t domid, uint32_t slot,
 	uint32_t gen);
 
-/* ---- events (core.c) ---- */
+/* ---- events (core_event.c) ---- */
 
 /* Allocate a port in dom (locked by caller); 0 with errno if full. */
 NOXS_SIM_API uint32_t noxs_sim_port_alloc(struct sim_domain *dom);
@@ -280,7 +306,7 @@ NOXS_SIM_API void noxs_sim_port_send(struct sim_domain *dom, uint32_t port,
 NOXS_SIM_API int noxs_sim_port_close(struct sim_domain *dom, uint32_t port,
 	uint32_t expect_slot, uint32_t expect_gen);
 
-/* ---- grants (core.c) ---- */
+/* ---- grants (core_grant.c) ---- */
 
 /* Release one grant ref held by the granter (notify, then end or free). */
 NOXS_SIM_API void noxs_sim_grant_end(struct sim_domain *g, uint32_t ref,
@@ -310,14 +336,14 @@ NOXS_SIM_API int noxs_sim_grant_file_alive(struct sim_domain *dom,
 NOXS_SIM_API int noxs_sim_gntalloc_ioctl(int fd, unsigned long request,
 	void *arg);
 
-/* ---- reaping (core.c) ---- */
+/* ---- reaping (core_reap.c) ---- */
 
 /* Reap everything in dom owned by dead owners; returns number reaped. */
 NOXS_SIM_API unsigned noxs_sim_reap_domain(struct sim_domain *dom);
 /* Reap what process (pid, start) owned in dom (it is known to be dead). */
 NOXS_SIM_API unsigned noxs_sim_reap_process(struct sim_domain *dom,
 	uint32_t pid, uint64_t start, uint32_t image);
-/* ---- domain life (core.c) ---- */
+/* ---- domain life (core_domain.c) ---- */
 
 /*
  * Mark a domain destroyed (DYING), as `xl destroy` does: with kill, every
