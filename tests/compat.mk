@@ -129,7 +129,8 @@ $(COMPAT_TESTOUT)/xsintro: $(OBJDIR)/tests/compat/xsintro.o
 	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore
 $(COMPAT_TESTOUT)/test-xsringd.sh $(COMPAT_TESTOUT)/test-xsringd-sock.sh \
 	$(COMPAT_TESTOUT)/test-xsringd-fair.sh \
-	$(COMPAT_TESTOUT)/test-xsringd-split.sh: $(COMPAT_TESTOUT)/xsring \
+	$(COMPAT_TESTOUT)/test-xsringd-split.sh \
+	$(COMPAT_TESTOUT)/test-bench-ring.sh: $(COMPAT_TESTOUT)/xsring \
 	$(COMPAT_TESTOUT)/xsintro $(XSRINGD)
 # A raw client of the service's Unix socket: malformed frames.
 $(COMPAT_TESTOUT)/xsockraw: $(OBJDIR)/tests/compat/xsockraw.o
