@@ -61,6 +61,7 @@
 #include <noxs/noxs.h>
 
 #include "../frontends/legacy/legacy.h"
+#include "procrss.h"
 #include "svc.h"
 #include "xsrclient.h"
 
@@ -317,20 +318,8 @@ static int daemon_fds(void)
 static long daemon_rss_kib(void)
 {
     const char *pid = getenv("BENCH_DAEMON_PID");
-    char path[64], line[256];
-    long kib = -1;
-    FILE *f;
 
-    if (!pid || !*pid)
-        return -1;
-    snprintf(path, sizeof(path), "/proc/%s/status", pid);
-    if (!(f = fopen(path, "r")))
-        return -1;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    fclose(f);
-    return kib;
+    return pid && *pid ? bench_proc_rss_kb(atol(pid)) : -1;
 }
 
 /* Memory of the daemon before the first domain (KiB, -1 if unknown). */
