@@ -37,6 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "procrss.h"
+
 #define BU_MAX_K 64
 
 static const char *bu_impl = "?";
@@ -91,23 +93,6 @@ static double bu_proc_cpu_us(long pid)
     return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
 }
 
-static long bu_proc_rss_kb(long pid)
-{
-    char path[64], line[256];
-    long kb = -1;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%ld/status", pid);
-    f = fopen(path, "r");
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld", &kb) == 1)
-            break;
-    fclose(f);
-    return kb;
-}
-
 /* Sum over $BENCH_DAEMON_PIDS. */
 static void bu_daemons(double *cpu_us, long *rss_kb)
 {
@@ -122,7 +107,7 @@ static void bu_daemons(double *cpu_us, long *rss_kb)
     for (tok = strtok_r(s, " ,", &save); tok; tok = strtok_r(NULL, " ,", &save)) {
         long pid = atol(tok);
         double c = bu_proc_cpu_us(pid);
-        long r = bu_proc_rss_kb(pid);
+        long r = bench_proc_rss_kb(pid);
 
         if (c > 0)
             *cpu_us += c;

@@ -37,9 +37,13 @@
  *
  * One line per result:
  *   compat daemon=LABEL op=OP n=N samples=S median_us=M p99_us=P
+ *       min_us=A max_us=Z
  * (op=handshake_total: total_ms=T). With BENCH_DAEMON_PID set, also at
  * each N the daemon's open file descriptors, which show how many
- * connections it polls (op=daemon_fds: fds=F guests=ring|sockets).
+ * connections it polls (op=daemon_fds: fds=F guests=ring|sockets), and
+ * its resident memory and growth per domain since before the first
+ * domain (op=daemon_rss: rss_kib=R base_kib=B per_domain_b=P).
+ * BENCH_LAT=0 skips the latency runs (handshakes only, bench/ringd.sh).
  * Nothing here asserts a timing.
  */
 #include <dirent.h>
@@ -57,6 +61,7 @@
 #include <noxs/noxs.h>
 
 #include "../frontends/legacy/legacy.h"
+#include "procrss.h"
 #include "svc.h"
 #include "xsrclient.h"
 
@@ -85,7 +90,7 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void report(const char *op, int n, double *v, size_t count)
+static void report(const char *op, int n, const double *v, size_t count)
 {
     double *s = malloc(count * sizeof(*s));
     size_t p99;
@@ -100,8 +105,8 @@ static void report(const char *op, int n, double *v, size_t count)
     if (p99 >= count)
         p99 = count - 1;
     printf("compat daemon=%s op=%s n=%d samples=%zu median_us=%.2f "
-           "p99_us=%.2f\n",
-           label, op, n, count, s[count / 2], s[p99]);
+           "p99_us=%.2f min_us=%.2f max_us=%.2f\n",
+           label, op, n, count, s[count / 2], s[p99], s[0], s[count - 1]);
     fflush(stdout);
     free(s);
 }
@@ -309,6 +314,53 @@ static int daemon_fds(void)
     return n;
 }
 
+/* The daemon's resident memory in KiB (VmRSS), -1 if unknown. */
+static long daemon_rss_kib(void)
+{
+    const char *pid = getenv("BENCH_DAEMON_PID");
+
+    return pid && *pid ? bench_proc_rss_kb(atol(pid)) : -1;
+}
+
+/* Memory of the daemon before the first domain (KiB, -1 if unknown). */
+static long rss_base = -1;
+/* Every latency run is skipped with BENCH_LAT=0 (handshakes only). */
+static bool no_latencies;
+
+/*
+ * Domain d is one of the N asked for: report the handshakes of the last
+ * ten domains, the running total, the daemon's fds and memory, then the
+ * latency runs (not counted in the total).
+ */
+static void at_n(int d, const double *hs, double *total_start,
+                 struct xs_handle *fe1, double *lat)
+{
+    int from = d > 10 ? d - 9 : 1, nfd = daemon_fds();
+    long rss = daemon_rss_kib();
+    double l0;
+
+    report("handshake", d, &hs[from], (size_t)(d - from + 1));
+    printf("compat daemon=%s op=handshake_total n=%d total_ms=%.1f\n", label,
+           d, (now_us() - *total_start) / 1e3);
+    if (nfd >= 0)
+        printf("compat daemon=%s op=daemon_fds n=%d fds=%d guests=%s\n",
+               label, d, nfd, guests == GUEST_RING ? "ring" : "sockets");
+    /* Growth since before the first domain, per domain: what N guests
+     * cost the daemon (its store, connections and mappings). */
+    if (rss >= 0 && rss_base >= 0)
+        printf("compat daemon=%s op=daemon_rss n=%d rss_kib=%ld "
+               "base_kib=%ld per_domain_b=%ld\n",
+               label, d, rss, rss_base, (rss - rss_base) * 1024 / d);
+    fflush(stdout);
+    if (no_latencies)
+        return;
+    l0 = now_us();
+    lat_ring = guests == GUEST_RING ? &rings[1] : NULL;
+    lat_xs = fe1;
+    latencies(d, lat);
+    *total_start += now_us() - l0; /* not part of the total */
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: compat-bench [--ring|--sockets] LABEL [N ...]\n");
@@ -365,6 +417,8 @@ int main(int argc, char **argv)
     if (!fe || !front || !rings || !hs || !lat)
         die("calloc");
 
+    no_latencies = getenv("BENCH_LAT") && strcmp(getenv("BENCH_LAT"), "0") == 0;
+    rss_base = daemon_rss_kib();
     double total_start = now_us();
     for (int d = 1; d <= maxn; d++) {
         unsigned long frame = 0;
@@ -398,25 +452,8 @@ int main(int argc, char **argv)
         }
         hs[d] = now_us() - t0;
         for (int i = 0; i < nn; i++)
-            if (d == ns[i]) {
-                int from = d > 10 ? d - 9 : 1;
-                report("handshake", d, &hs[from], (size_t)(d - from + 1));
-                printf("compat daemon=%s op=handshake_total n=%d "
-                       "total_ms=%.1f\n",
-                       label, d, (now_us() - total_start) / 1e3);
-                int nfd = daemon_fds();
-                if (nfd >= 0)
-                    printf("compat daemon=%s op=daemon_fds n=%d fds=%d "
-                           "guests=%s\n",
-                           label, d, nfd,
-                           guests == GUEST_RING ? "ring" : "sockets");
-                fflush(stdout);
-                double l0 = now_us();
-                lat_ring = guests == GUEST_RING ? &rings[1] : NULL;
-                lat_xs = fe[1];
-                latencies(d, lat);
-                total_start += now_us() - l0; /* not part of the total */
-            }
+            if (d == ns[i])
+                at_n(d, hs, &total_start, fe[1], lat);
     }
 
     if (guests == GUEST_RING)

@@ -4,6 +4,8 @@
 # With --ring the guests' frontends speak the store ring protocol
 # (bench/xsrclient.c) to a daemon started by tests/compat/xsd.sh with
 # XSD_SIM=1, which preloads bench/xsdsim.so and the simulator.
+# bench/ringd.sh runs --ring against xenstored, oxenstored and
+# noxs-xsringd (the ring service of a noxs-only dom0).
 
 COMPAT_BENCH := $(BENCHOUT)/compat-bench
 XSDSIM_SHIM := $(BENCHOUT)/xsdsim.so

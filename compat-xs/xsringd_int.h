@@ -59,6 +59,12 @@ struct conn {
     struct xsr_out out;
     bool broken; /* protocol error: not read until it reconnects */
     bool busy;
+    /* A request was half written when last read: xenbus notifies only
+     * when the service had taken everything before, and the service
+     * takes a request only once whole (so a restarted service finds it
+     * in the ring), so the rest comes with no notification: the ring is
+     * looked at again 1 ms later. */
+    bool partial;
     bool seen;
     uint32_t wseq;
     struct pwatch *pw;

@@ -193,6 +193,7 @@ bool serve(struct conn *d)
     bool kick = false, more = false;
     long w;
 
+    d->partial = false;
     if (__atomic_load_n(&d->ring->connection, __ATOMIC_ACQUIRE) ==
         XSR_RECONNECT)
         reconnect(d);
@@ -214,8 +215,10 @@ bool serve(struct conn *d)
             notify(d);
             return false;
         }
-        if (rc == 0)
+        if (rc == 0) {
+            d->partial = d->in.have == 0 && xsr_req_avail(d->ring) > 0;
             break;
+        }
         handle(d, &h, (const char *)d->in.buf + sizeof(h));
         if ((w = xsr_flush(d->ring, &d->out, &err)) < 0) {
             broken(d, err);

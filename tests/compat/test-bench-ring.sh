@@ -8,6 +8,8 @@
 # guest also holds a dom0 socket. Either way each handshake ends with
 # both ends Connected and the frontend's nodes in the store. xs-bringup
 # brings ring-connected guests up from two toolstack clients at once.
+# Then the same ring guests through noxs-xsringd, with the toolstack and
+# the backend on compat-xs in local mode (bench/ringd.sh's third daemon).
 . "$(dirname "$0")/lib-compat.sh"
 need_xen_tools
 
@@ -92,5 +94,30 @@ for daemon in xenstored oxenstored; do
 			"$(env "$line" xenstore-read /local/domain/$dom/device/vif/0/state)" 4
 	done
 	"$COMPAT_DIR/xsd.sh" stop "$d"
+done
+
+nx_log "noxs-xsringd, guests on ring (compat-xs in local mode)"
+unset XENSTORED_PATH
+export NOXS_SIM_DIR=$NX_DIR/ringd-sim
+mkdir -p "$NOXS_SIM_DIR"
+. "$COMPAT_DIR/xsringd-lib.sh"
+RINGD_V= RINGD_ARGS=--no-kernel ringd_start 1
+out=$NX_DIR/ringd.out
+BENCH_LAT=0 BENCH_DAEMON_PID=$_ringd COMPAT_XS_QUIET=1 \
+	LD_LIBRARY_PATH="$NOXS_BUILD/lib/compat-xs:$NOXS_BUILD/sim:$NOXS_BUILD/lib" \
+	timeout 120 "$CB" --ring noxs-xsringd 1 3 >"$out" 2>"$NX_DIR/ringd.err" ||
+	nx_fail "noxs-xsringd: exit $?: $(cat "$NX_DIR/ringd.err" "$RINGD_LOG")"
+grep -q "^compat daemon=noxs-xsringd op=handshake n=3 samples=3 .* min_us=.* max_us=" "$out" ||
+	nx_fail "noxs-xsringd: not 3 handshakes: $(cat "$out")"
+grep -q "^compat daemon=noxs-xsringd op=daemon_rss n=3 rss_kib=[1-9]" "$out" ||
+	nx_fail "noxs-xsringd: no daemon memory: $(cat "$out")"
+grep -q "op=read" "$out" && nx_fail "BENCH_LAT=0 still ran the latencies: $(cat "$out")"
+for dom in 1 2 3; do
+	fe=/local/domain/$dom/device/vif/0 be=/local/domain/0/backend/vif/$dom/0
+	nx_expect_eq "noxs-xsringd domain $dom frontend state" "$(dom0 xenstore-read $fe/state)" 4
+	nx_expect_eq "noxs-xsringd domain $dom backend state" "$(dom0 xenstore-read $be/state)" 4
+	nx_expect_eq "noxs-xsringd domain $dom ring ref" "$(dom0 xenstore-read $fe/tx-ring-ref)" 8
+	# The frontend's requests came over its ring, served by the service.
+	grep -q "domain $dom: serving its ring" "$RINGD_LOG" || nx_fail "domain $dom not on a ring: $(cat "$RINGD_LOG")"
 done
 echo "PASS: bench-ring"

@@ -32,6 +32,9 @@
  *   watches N | txs N        N watches / open transactions: "ok OK ERR"
  *   badtype | badlen | badidx   hostile messages
  *   reconnect                the ring's reconnection handshake
+ *   split PATH               a read whose payload comes after the service
+ *                            saw its header, with no notification (as
+ *                            xenbus may write it)
  *
  * Answers: "ok [VALUE]", "err ENAME", "timeout". Every wait is bounded
  * (20 s).
@@ -252,6 +255,37 @@ static int simple(uint32_t type, uint32_t tx, const char *a, const char *b,
     uint32_t len = args2(buf, sizeof(buf), a, b, trail);
 
     return answer(request(type, tx, buf, len, &m), &m, list);
+}
+
+/*
+ * A read written as Linux's xenbus may write it: the header, notified,
+ * then, once the service has had time to see the header alone, the
+ * payload, notified only if the service had taken everything before
+ * (xb_write's rule), which it has not: it takes a request once whole.
+ */
+static void split(const char *path)
+{
+    uint32_t len = (uint32_t)strlen(path) + 1, prod;
+    struct xsw_hdr h = {XSW_READ, next_id++, 0, len};
+    struct timespec pause = {0, 100 * 1000000};
+    struct msg m;
+
+    if (ring_write(&h, sizeof(h), now_ms() + WAIT_MS) < 0) {
+        printf("timeout\n");
+        return;
+    }
+    nanosleep(&pause, NULL);
+    prod = R->req_prod;
+    if (len > XSR_RING_SIZE - (prod - ld(&R->req_cons))) {
+        printf("err full\n");
+        return;
+    }
+    for (uint32_t i = 0; i < len; i++)
+        R->req[(prod + i) & (XSR_RING_SIZE - 1)] = path[i];
+    __atomic_store_n(&R->req_prod, prod + len, __ATOMIC_RELEASE);
+    if (prod == ld(&R->req_cons))
+        kick();
+    answer(wait_reply(h.req_id, &m), &m, false);
 }
 
 static void next_event(void)
@@ -679,6 +713,8 @@ int main(int argc, char **argv)
             many(false, (unsigned)atoi(v[1]));
         else if (IS("badtype", 1) || IS("badlen", 1) || IS("badidx", 1))
             hostile(v[0]);
+        else if (IS("split", 2))
+            split(v[1]);
         else if (IS("reconnect", 1))
             reconnect();
         else
