@@ -2,7 +2,7 @@
  * noxs-sim-guardian: reaps one process's simulator resources when it dies.
  *
  * Spawned by the simulator libraries in a process the first time it owns
- * something (see guard_spawn() in core.c), with:
+ * something (see guard_spawn() in core_guard.c), with:
  *   fd 3  a pidfd of that process (readable once it has exited)
  *   fd 4  a stream socket: EOF when the process dies or execs; carries
  *         announcements (struct sim_guard_msg) only when the ledger is
