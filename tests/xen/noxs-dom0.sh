@@ -45,6 +45,17 @@ status_field() {
 		sed -n "s/^ *\"$1\" *: *\([0-9]*\).*/\1/p" | head -n 1
 }
 
+# A process's resident memory in KiB (VmRSS), or "?".
+rss_kib() {
+	r=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/${1:-none}/status" 2>/dev/null)
+	echo "${r:-?}"
+}
+
+# noxsd's memory now: worker and keeper RSS and the worker's heap in use.
+noxsd_mem() {
+	echo "worker=$(rss_kib "$(status_field pid)") keeper=$(rss_kib "$(status_field keeper_pid)") heap=$(status_field heap_kib)"
+}
+
 dev_state_line() { noxsctl dev-list $GUEST_DOMID 2>/dev/null | grep -i sysctl | head -n 1; }
 dev_connected() { dev_state_line | grep -q 'Connected.*Connected'; }
 
@@ -64,6 +75,7 @@ noxs_before_guest() {
 		case $c in "" | *[!0]*) bad="$bad ${kv%%=*}=${c:-gone}" ;; esac
 	done
 	if [ -z "$bad" ]; then pass "dom0.noxs-no-capabilities -$caps"; else fail "dom0.noxs-no-capabilities:$bad"; fi
+	mem_before=$(noxsd_mem)
 	boot=$(noxsctl domain-create $GUEST_DOMID 2>/tmp/domain-create.err)
 	case $boot in
 	noxs=*:*:*) pass "dom0.noxs-domain-create - $boot"; extra="$extra $boot" ;;
@@ -133,6 +145,9 @@ noxs_with_guest() {
 	# The guest runs its probes first, then its sysctl frontend connects.
 	if wait_for 240 dev_connected; then
 		pass "dom0.noxs-guest-connected - $(dev_state_line)"
+		# On Xen, not the simulator: what one guest with its devices
+		# costs noxsd (KiB; heap is the worker's malloc in use).
+		echo "RESULT noxsd-memory-one-guest before: $mem_before; after domain-create, xl create and $(noxsctl dev-list $GUEST_DOMID 2>/dev/null | grep -c Connected) connected devices: $(noxsd_mem)"
 	else
 		fail "dom0.noxs-guest-connected: $(dev_state_line)"; noxsctl dev-list all
 	fi
