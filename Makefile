@@ -142,7 +142,7 @@ $$(BUILD)/fuzz/$(1): tests/fuzz/$(1).c $(2) $(3)
 FUZZ_TARGETS += $$(BUILD)/fuzz/$(1)
 endef
 
-MODULES := common sim libnoxs noxsd tools backends frontends examples compat-xs \
+MODULES := common sim libnoxs noxsd tools drivers examples compat-xs \
 	tests bench docs dist
 -include $(foreach m,$(MODULES),$(wildcard $(m)/module.mk))
 

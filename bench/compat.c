@@ -60,7 +60,7 @@
 
 #include <noxs/noxs.h>
 
-#include "../frontends/legacy/legacy.h"
+#include "../tests/legacy/legacy.h"
 #include "procrss.h"
 #include "svc.h"
 #include "xsrclient.h"

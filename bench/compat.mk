@@ -11,7 +11,7 @@ COMPAT_BENCH := $(BENCHOUT)/compat-bench
 XSDSIM_SHIM := $(BENCHOUT)/xsdsim.so
 
 $(COMPAT_BENCH): $(OBJDIR)/bench/compat.o $(OBJDIR)/bench/svc.o \
-		$(OBJDIR)/bench/xsrclient.o $(OBJDIR)/frontends/legacy/legacy.o \
+		$(OBJDIR)/bench/xsrclient.o $(OBJDIR)/tests/legacy/legacy.o \
 		$(LIBOUT)/libnoxs.so
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -o $@ $(filter %.o,$^) -lxenstore \

@@ -5,7 +5,7 @@
 # Both start their own noxsd and backend (they need the driver binaries).
 
 $(BENCHOUT)/blk: $(OBJDIR)/bench/blk.o $(OBJDIR)/bench/svc.o \
-		$(OBJDIR)/frontends/blk/blkfront.o \
+		$(OBJDIR)/drivers/blk/blkfront.o \
 		$(LIBOUT)/libnoxs.so | $(BINOUT)/noxs-blk-back
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -o $@ $(filter %.o,$^) -L$(LIBOUT) -lnoxs $(XEN_LIBS)

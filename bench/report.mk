@@ -12,7 +12,7 @@ $(BENCHOUT)/noxs-bringup: $(OBJDIR)/bench/bringup.o $(LIBOUT)/libnoxs.so
 		-lnoxs $(XEN_LIBS)
 
 $(BENCHOUT)/xs-bringup: $(OBJDIR)/bench/xsbringup.o $(OBJDIR)/bench/svc.o \
-		$(OBJDIR)/bench/xsrclient.o $(OBJDIR)/frontends/legacy/legacy.o \
+		$(OBJDIR)/bench/xsrclient.o $(OBJDIR)/tests/legacy/legacy.o \
 		$(LIBOUT)/libnoxs.so
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -o $@ $(filter %.o,$^) -lxenstore \

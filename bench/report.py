@@ -519,7 +519,7 @@ if NS and NS_CX and max(NS_CX) < max(NS):
 w("Each daemon is started fresh for each program run: Debian's "
   "`/usr/lib/xen-4.17/bin/xenstored` and `oxenstored` through "
   "`tests/compat/xsd.sh`, or `build/bin/noxsd` with its own simulator "
-  "directory. The legacy pair (`frontends/legacy`, `backends/legacy`) is the "
+  "directory. The legacy pair (`tests/legacy`) is the "
   "same binary code for the three xs_* implementations: only the "
   "`libxenstore.so.4` the dynamic linker finds differs (Debian's, talking to "
   "the daemon's Unix socket, or compat-xs's). With Debian's daemons' "

@@ -1,6 +1,6 @@
 /*
  * xs-bringup: bring up N domains with one vif-style device each through
- * the legacy xs_* pair (frontends/legacy), with K toolstack processes at
+ * the legacy xs_* pair (tests/legacy), with K toolstack processes at
  * once (see bringup-common.h for what is measured and printed). The same
  * binary measures Debian's xenstored and oxenstored (XENSTORED_PATH) and
  * compat-xs + noxsd (LD_LIBRARY_PATH=build/lib/compat-xs first).
@@ -28,7 +28,7 @@
 
 #include <noxs/noxs.h>
 
-#include "../frontends/legacy/legacy.h"
+#include "../tests/legacy/legacy.h"
 #include "svc.h"
 #include "xsrclient.h"
 #include "bringup-common.h"

@@ -17,7 +17,7 @@
 #include "../sim/sim.h"
 #include <noxs/noxs.h>
 /* legacy_parse_int: the legacy pair's reading of a node as an int. */
-#include "../frontends/legacy/legacy.h"
+#include "../tests/legacy/legacy.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
 /* A wait on the event channel is cut into slices this long, after each

@@ -86,7 +86,7 @@ void xsrc_drop_events(struct xsrc *c);
 
 /*
  * The frontend half of the legacy pair's handshake
- * (frontends/legacy/legacy.c, legacy_front_connect) over the ring: read
+ * (tests/legacy/legacy.c, legacy_front_connect) over the ring: read
  * the backend path, wait for its InitWait, read its features, publish
  * the rings and Connected in one transaction (retried on EAGAIN), wait
  * for the backend's Connected.

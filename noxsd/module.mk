@@ -23,7 +23,7 @@ $(NOXSD_BIN): $(NOXSD_OBJS) $(NOXS_PROTO_OBJ) $(LIBOUT)/libnoxs.so $(COMMON_LIB)
 ALL_TARGETS += $(NOXSD_BIN)
 
 # systemd units: @SBINDIR@ becomes the installed path (noxsd's unit here,
-# the backends' in backends/module.mk and tests/datadrivers.mk).
+# the drivers' in drivers/*/module.mk).
 NOXS_UNIT_SED = sed -e 's|@SBINDIR@|$(SBINDIR)|g'
 
 install-noxsd: $(NOXSD_BIN)

@@ -16,15 +16,15 @@ $(COMPAT_TESTOUT)/xsshim.so: tests/compat/xsshim.c tests/compat/xsshim-libc.h
 # LD_LIBRARY_PATH).
 LEGACY_BINS := $(BINOUT)/legacy-back $(BINOUT)/legacy-front \
 	$(BINOUT)/legacy-toolstack
-LEGACY_COMMON := $(OBJDIR)/frontends/legacy/legacy.o
+LEGACY_COMMON := $(OBJDIR)/tests/legacy/legacy.o
 
-$(BINOUT)/legacy-back: $(OBJDIR)/backends/legacy/xsback.o $(LEGACY_COMMON)
+$(BINOUT)/legacy-back: $(OBJDIR)/tests/legacy/xsback.o $(LEGACY_COMMON)
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore
-$(BINOUT)/legacy-toolstack: $(OBJDIR)/backends/legacy/xstoolstack.o $(LEGACY_COMMON)
+$(BINOUT)/legacy-toolstack: $(OBJDIR)/tests/legacy/xstoolstack.o $(LEGACY_COMMON)
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore
-$(BINOUT)/legacy-front: $(OBJDIR)/frontends/legacy/xsfront.o $(LEGACY_COMMON)
+$(BINOUT)/legacy-front: $(OBJDIR)/tests/legacy/xsfront.o $(LEGACY_COMMON)
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore
 

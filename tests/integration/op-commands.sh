@@ -104,12 +104,12 @@ nx_log "blk refuses to share an image read-write"
 
 # --- man pages: render without warnings, list every option of --help
 for pair in noxsd:noxsd/noxsd.8 noxsctl:tools/noxsctl.8 \
-	noxs-sysctl-back:backends/sysctl/noxs-sysctl-back.8 \
-	noxs-sysctl-front:frontends/sysctl/noxs-sysctl-front.8 \
-	noxs-blk-back:backends/blk/noxs-blk-back.8 noxs-blk:frontends/blk/noxs-blk.1 \
-	noxs-console-back:backends/console/noxs-console-back.8 \
-	noxs-console-front:frontends/console/noxs-console-front.8 \
-	noxs-console:backends/console/noxs-console.1; do
+	noxs-sysctl-back:drivers/sysctl/noxs-sysctl-back.8 \
+	noxs-sysctl-front:drivers/sysctl/noxs-sysctl-front.8 \
+	noxs-blk-back:drivers/blk/noxs-blk-back.8 noxs-blk:drivers/blk/noxs-blk.1 \
+	noxs-console-back:drivers/console/noxs-console-back.8 \
+	noxs-console-front:drivers/console/noxs-console-front.8 \
+	noxs-console:drivers/console/noxs-console.1; do
 	p=${pair%%:*}
 	m=$SRC/${pair#*:}
 	w=$(LC_ALL=C groff -mandoc -ww -z "$m" 2>&1)

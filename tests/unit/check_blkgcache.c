@@ -1,5 +1,5 @@
 /*
- * Check suite for noxs-blk-back's grant cache (backends/blk/gcache.c):
+ * Check suite for noxs-blk-back's grant cache (drivers/blk/gcache.c):
  * data pages mapped per request, kept mapped as persistent grants in an
  * open-addressing table and an LRU list, evicted past the device's share
  * of the process-wide budget, pinned while a request uses them, mapped

@@ -1,7 +1,7 @@
 /*
  * Check suite for the blk and console ring protocols: ring sizes, the
  * notify rule, index sanity and every verdict of the backend's request
- * validation (backends/blk/blkreq.c), plus the console ring copy helpers
+ * validation (drivers/blk/blkreq.c), plus the console ring copy helpers
  * across the wrap.
  */
 #include <check.h>

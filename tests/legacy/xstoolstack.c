@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../frontends/legacy/legacy.h"
+#include "legacy.h"
 
 static void usage(void)
 {

@@ -28,7 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../frontends/legacy/legacy.h"
+#include "legacy.h"
 
 struct device {
     unsigned int fe, id;
