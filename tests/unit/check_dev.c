@@ -722,22 +722,12 @@ END_TEST
 
 static Suite *dev_suite(void)
 {
-    Suite *s = suite_create("dev");
-    TCase *tc = tcase_create("sim");
-
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, handshake);
-    tcase_add_test(tc, pingpong);
-    tcase_add_test(tc, hostile_frontend);
-    tcase_add_test(tc, wait_rides_out_torn_half);
-    tcase_add_test(tc, devpage_readonly);
-    tcase_add_test(tc, identity_mismatch);
-    tcase_add_test(tc, page_for_other_domain);
-    tcase_add_test(tc, timeouts);
-    tcase_add_test(tc, close_times_out);
-    tcase_add_test(tc, many_domains_one_process);
-    suite_add_tcase(s, tc);
-    return s;
+    return check_suite("dev", "sim", NULL, NULL, 120,
+                       CHECK_TESTS(handshake, pingpong, hostile_frontend,
+                                   wait_rides_out_torn_half, devpage_readonly,
+                                   identity_mismatch, page_for_other_domain,
+                                   timeouts, close_times_out,
+                                   many_domains_one_process));
 }
 
 CHECK_MAIN(dev_suite)

@@ -21,6 +21,7 @@
 #include <xenevtchn.h>
 #include <xengnttab.h>
 
+#include "check_main.h"
 #include "simchild.h"
 #include "../../libnoxs/backend.h"
 
@@ -481,25 +482,9 @@ END_TEST
 
 static Suite *drvproto_suite(void)
 {
-    Suite *s = suite_create("drvproto");
-    TCase *tc = tcase_create("sim");
-
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, typed_reads);
-    tcase_add_test(tc, walk);
-    tcase_add_test(tc, walk_connect_fails);
-    tcase_add_test(tc, frontend_sees_backend_death);
-    suite_add_tcase(s, tc);
-    return s;
+    return check_suite("drvproto", "sim", NULL, NULL, 120,
+                       CHECK_TESTS(typed_reads, walk, walk_connect_fails,
+                                   frontend_sees_backend_death));
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(drvproto_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(drvproto_suite)

@@ -164,17 +164,9 @@ END_TEST
 
 static Suite *parse_suite(void)
 {
-    Suite *s = suite_create("parse");
-    TCase *tc = tcase_create("core");
-
-    tcase_add_test(tc, test_decimal);
-    tcase_add_test(tc, test_domid);
-    tcase_add_test(tc, test_mode);
-    tcase_add_test(tc, test_uid);
-    tcase_add_test(tc, test_self_domid);
-    tcase_add_test(tc, test_open_as);
-    suite_add_tcase(s, tc);
-    return s;
+    return check_suite("parse", "core", NULL, NULL, 0,
+                       CHECK_TESTS(test_decimal, test_domid, test_mode, test_uid,
+                                   test_self_domid, test_open_as));
 }
 
 CHECK_MAIN(parse_suite)

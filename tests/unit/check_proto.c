@@ -569,24 +569,13 @@ END_TEST
 
 static Suite *proto_suite(void)
 {
-    Suite *s = suite_create("proto");
-    TCase *tc = tcase_create("core");
-
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, test_header_only);
-    tcase_add_test(tc, test_domid_requests);
-    tcase_add_test(tc, test_fixed_bodies);
-    tcase_add_test(tc, test_empty_replies);
-    tcase_add_test(tc, test_dev_add);
-    tcase_add_test(tc, test_control);
-    tcase_add_test(tc, test_register);
-    tcase_add_test(tc, test_sync);
-    tcase_add_test(tc, test_bad_header);
-    tcase_add_test(tc, test_builder_overflow);
-    tcase_add_test(tc, test_access);
-    tcase_add_test(tc, test_table);
-    suite_add_tcase(s, tc);
-    return s;
+    return check_suite("proto", "core", setup, teardown, 0,
+                       CHECK_TESTS(test_header_only, test_domid_requests,
+                                   test_fixed_bodies, test_empty_replies,
+                                   test_dev_add, test_control, test_register,
+                                   test_sync, test_bad_header,
+                                   test_builder_overflow, test_access,
+                                   test_table));
 }
 
 CHECK_MAIN(proto_suite)

@@ -281,20 +281,11 @@ END_TEST
 
 static Suite *suite(void)
 {
-    Suite *s = suite_create("sim_evtchn");
-    TCase *tc = tcase_create("evtchn");
-
-    tcase_add_checked_fixture(tc, fresh_dir, NULL);
-    tcase_add_test(tc, notify_both_ways);
-    tcase_add_test(tc, mask_and_coalesce);
-    tcase_add_test(tc, nonblocking_pending);
-    tcase_add_test(tc, bind_errors);
-    tcase_add_test(tc, restrict_rules);
-    tcase_add_test(tc, close_tells_peer);
-    tcase_add_test(tc, many_ports_pending);
-    tcase_add_test(tc, loopback_same_domain);
-    suite_add_tcase(s, tc);
-    return s;
+    return check_suite("sim_evtchn", "evtchn", fresh_dir, NULL, 0,
+                       CHECK_TESTS(notify_both_ways, mask_and_coalesce,
+                                   nonblocking_pending, bind_errors,
+                                   restrict_rules, close_tells_peer,
+                                   many_ports_pending, loopback_same_domain));
 }
 
 CHECK_MAIN(suite)

@@ -110,15 +110,8 @@ END_TEST
 
 static Suite *suite(void)
 {
-    Suite *s = suite_create("sim_foreignmem");
-    TCase *tc = tcase_create("foreignmem");
-
-    tcase_add_checked_fixture(tc, fresh_dir, NULL);
-    tcase_add_test(tc, dom0_maps_guest);
-    tcase_add_test(tc, errors);
-    tcase_add_test(tc, bad_domid_env);
-    suite_add_tcase(s, tc);
-    return s;
+    return check_suite("sim_foreignmem", "foreignmem", fresh_dir, NULL, 0,
+                       CHECK_TESTS(dom0_maps_guest, errors, bad_domid_env));
 }
 
 CHECK_MAIN(suite)

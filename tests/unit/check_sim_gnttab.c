@@ -441,22 +441,11 @@ END_TEST
 
 static Suite *suite(void)
 {
-    Suite *s = suite_create("sim_gnttab");
-
-    TCase *tc = tcase_create("gnttab");
-
-    tcase_add_checked_fixture(tc, fresh_dir, NULL);
-    tcase_add_test(tc, share_and_map);
-    tcase_add_test(tc, map_errors);
-    tcase_add_test(tc, readonly_grant);
-    tcase_add_test(tc, unshare_while_mapped);
-    tcase_add_test(tc, unmap_notify_both_sides);
-    tcase_add_test(tc, grant_copy);
-    tcase_add_test(tc, max_grants);
-    tcase_add_test(tc, partial_unshare);
-    tcase_add_test(tc, gntalloc_fd_outlives_process);
-    suite_add_tcase(s, tc);
-    return s;
+    return check_suite("sim_gnttab", "gnttab", fresh_dir, NULL, 0,
+                       CHECK_TESTS(share_and_map, map_errors, readonly_grant,
+                                   unshare_while_mapped, unmap_notify_both_sides,
+                                   grant_copy, max_grants, partial_unshare,
+                                   gntalloc_fd_outlives_process));
 }
 
 CHECK_MAIN(suite)

@@ -324,17 +324,10 @@ END_TEST
 
 static Suite *sim_life_suite(void)
 {
-    Suite *s = suite_create("sim_life");
-    TCase *tc = tcase_create("life");
-
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, virq_binding);
-    tcase_add_test(tc, virq_binder_killed);
-    tcase_add_test(tc, destroy_list_reuse);
-    tcase_add_test(tc, destroy_kills);
-    tcase_add_test(tc, list_maps_header_only);
-    suite_add_tcase(s, tc);
-    return s;
+    return check_suite("sim_life", "life", NULL, NULL, 60,
+                       CHECK_TESTS(virq_binding, virq_binder_killed,
+                                   destroy_list_reuse, destroy_kills,
+                                   list_maps_header_only));
 }
 
 CHECK_MAIN(sim_life_suite)

@@ -108,14 +108,8 @@ END_TEST
 
 static Suite *suite(void)
 {
-    Suite *s = suite_create("sim_scale");
-    TCase *tc = tcase_create("scale");
-
-    tcase_add_checked_fixture(tc, fresh_dir, NULL);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, ten_thousand_domains);
-    suite_add_tcase(s, tc);
-    return s;
+    return check_suite("sim_scale", "scale", fresh_dir, NULL, 120,
+                       CHECK_TESTS(ten_thousand_domains));
 }
 
 CHECK_MAIN(suite)

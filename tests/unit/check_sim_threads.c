@@ -177,16 +177,9 @@ END_TEST
 
 static Suite *suite(void)
 {
-    Suite *s = suite_create("sim_threads");
-    TCase *tc = tcase_create("threads");
-
-    tcase_add_checked_fixture(tc, fresh_dir, NULL);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, pingpong_threads);
-    tcase_add_test(tc, many_notifiers);
-    tcase_add_test(tc, map_while_sharing);
-    suite_add_tcase(s, tc);
-    return s;
+    return check_suite("sim_threads", "threads", fresh_dir, NULL, 120,
+                       CHECK_TESTS(pingpong_threads, many_notifiers,
+                                   map_while_sharing));
 }
 
 CHECK_MAIN(suite)

@@ -16,6 +16,7 @@
 
 #include "noxsd.h"
 #include "check_main.h"
+#include "check_tmpdir.h"
 
 /* Bytes of one record on disk: length, CRC, payload. */
 #define REC (8 + (int)sizeof(struct store_rec))
@@ -64,18 +65,12 @@ static int apply(const struct store_rec *r, void *arg)
 
 static void setup(void)
 {
-    const char *base = getenv("TMPDIR");
-
-    snprintf(dir, sizeof(dir), "%s/check_store.XXXXXX", base ? base : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    check_tmpdir_make(dir, sizeof(dir), "TMPDIR", "check_store");
 }
 
 static void teardown(void)
 {
-    char cmd[300];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    check_tmpdir_remove(dir);
 }
 
 static struct store *open_model(struct model *m)
@@ -691,24 +686,13 @@ END_TEST
 
 static Suite *store_suite(void)
 {
-    Suite *su = suite_create("store");
-    TCase *tc = tcase_create("core");
-
     log_init("check_store", 0);
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, test_append_replay);
-    tcase_add_test(tc, test_torn_tail);
-    tcase_add_test(tc, test_compaction);
-    tcase_add_test(tc, test_crash_between_renames);
-    tcase_add_test(tc, test_new_store);
-    tcase_add_test(tc, test_snapshot_damage);
-    tcase_add_test(tc, test_log_damage);
-    tcase_add_test(tc, test_invalid_records);
-    tcase_add_test(tc, test_apply_rejects);
-    tcase_add_test(tc, test_reset);
-    tcase_add_test(tc, test_crc);
-    suite_add_tcase(su, tc);
-    return su;
+    return check_suite("store", "core", setup, teardown, 0,
+                       CHECK_TESTS(test_append_replay, test_torn_tail,
+                                   test_compaction, test_crash_between_renames,
+                                   test_new_store, test_snapshot_damage,
+                                   test_log_damage, test_invalid_records,
+                                   test_apply_rejects, test_reset, test_crc));
 }
 
 CHECK_MAIN(store_suite)
