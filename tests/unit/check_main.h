@@ -20,9 +20,26 @@
 #ifndef NOXS_CHECK_MAIN_H
 #define NOXS_CHECK_MAIN_H
 
+#include <errno.h>
 #include <stdlib.h>
 
 #include <check.h>
+
+/* CALL, which returns a pointer, fails: NULL and errno ERR. */
+#define CHECK_NULL_ERRNO(call, err)     \
+    do {                                \
+        errno = 0;                      \
+        ck_assert_ptr_null(call);       \
+        ck_assert_int_eq(errno, (err)); \
+    } while (0)
+
+/* CALL, which returns an int, fails: -1 and errno ERR. */
+#define CHECK_FAIL_ERRNO(call, err)     \
+    do {                                \
+        errno = 0;                      \
+        ck_assert_int_eq((call), -1);   \
+        ck_assert_int_eq(errno, (err)); \
+    } while (0)
 
 /* A NULL-ended list of tests (the names START_TEST defined), in the
  * order they run. */

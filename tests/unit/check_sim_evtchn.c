@@ -115,9 +115,7 @@ START_TEST(nonblocking_pending)
     int fd = xenevtchn_fd(a);
 
     ck_assert_int_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
-    errno = 0;
-    ck_assert_int_eq(xenevtchn_pending(a), -1);
-    ck_assert_int_eq(errno, EAGAIN);
+    CHECK_FAIL_ERRNO(xenevtchn_pending(a), EAGAIN);
     xenevtchn_close(a);
 }
 END_TEST
@@ -129,30 +127,22 @@ START_TEST(bind_errors)
 
     ck_assert_int_gt(pa, 0);
     /* Meant for domain 2: domain 3 may not bind it. */
-    errno = 0;
-    ck_assert_int_eq(xenevtchn_bind_interdomain(c, 1, (evtchn_port_t)pa), -1);
-    ck_assert_int_eq(errno, EINVAL);
+    CHECK_FAIL_ERRNO(xenevtchn_bind_interdomain(c, 1, (evtchn_port_t)pa),
+                     EINVAL);
     /* Not an unbound port / out of range / unknown domain. */
-    ck_assert_int_eq(xenevtchn_bind_interdomain(b, 1, 77), -1);
-    ck_assert_int_eq(errno, EINVAL);
-    ck_assert_int_eq(xenevtchn_bind_interdomain(b, 1, 0), -1);
-    ck_assert_int_eq(errno, EINVAL);
-    ck_assert_int_eq(xenevtchn_bind_interdomain(b, 4242, 1), -1);
-    ck_assert_int_eq(errno, ESRCH);
+    CHECK_FAIL_ERRNO(xenevtchn_bind_interdomain(b, 1, 77), EINVAL);
+    CHECK_FAIL_ERRNO(xenevtchn_bind_interdomain(b, 1, 0), EINVAL);
+    CHECK_FAIL_ERRNO(xenevtchn_bind_interdomain(b, 4242, 1), ESRCH);
     /* Bound once: a second bind fails. */
     int pb = xenevtchn_bind_interdomain(b, 1, (evtchn_port_t)pa);
     ck_assert_int_gt(pb, 0);
-    ck_assert_int_eq(xenevtchn_bind_interdomain(b, 1, (evtchn_port_t)pa), -1);
-    ck_assert_int_eq(errno, EINVAL);
+    CHECK_FAIL_ERRNO(xenevtchn_bind_interdomain(b, 1, (evtchn_port_t)pa),
+                     EINVAL);
     /* Ports belong to their handle. */
-    ck_assert_int_eq(xenevtchn_notify(c, (evtchn_port_t)pa), -1);
-    ck_assert_int_eq(errno, ENOTCONN);
-    ck_assert_int_eq(xenevtchn_unbind(c, (evtchn_port_t)pa), -1);
-    ck_assert_int_eq(errno, ENOTCONN);
-    ck_assert_int_eq(xenevtchn_unbind(c, 0), -1);
-    ck_assert_int_eq(errno, EINVAL);
-    ck_assert_int_eq(xenevtchn_bind_virq(a, 1), -1);
-    ck_assert_int_eq(errno, EOPNOTSUPP);
+    CHECK_FAIL_ERRNO(xenevtchn_notify(c, (evtchn_port_t)pa), ENOTCONN);
+    CHECK_FAIL_ERRNO(xenevtchn_unbind(c, (evtchn_port_t)pa), ENOTCONN);
+    CHECK_FAIL_ERRNO(xenevtchn_unbind(c, 0), EINVAL);
+    CHECK_FAIL_ERRNO(xenevtchn_bind_virq(a, 1), EOPNOTSUPP);
     xenevtchn_close(a);
     xenevtchn_close(b);
     xenevtchn_close(c);
@@ -164,17 +154,13 @@ START_TEST(restrict_rules)
     xenevtchn_handle *a = open_as(1), *b = open_as(2);
     int pa = xenevtchn_bind_unbound_port(a, 2);
 
-    ck_assert_int_eq(xenevtchn_restrict(b, 0), -1);
-    ck_assert_int_eq(errno, EINVAL);
+    CHECK_FAIL_ERRNO(xenevtchn_restrict(b, 0), EINVAL);
     ck_assert_int_eq(xenevtchn_restrict(b, 5), 0);
-    ck_assert_int_eq(xenevtchn_restrict(b, 1), -1);
-    ck_assert_int_eq(errno, EACCES);
-    ck_assert_int_eq(xenevtchn_bind_unbound_port(b, 1), -1);
-    ck_assert_int_eq(errno, EACCES);
-    ck_assert_int_eq(xenevtchn_bind_interdomain(b, 1, (evtchn_port_t)pa), -1);
-    ck_assert_int_eq(errno, EACCES);
-    ck_assert_int_eq(xenevtchn_bind_virq(b, 1), -1);
-    ck_assert_int_eq(errno, EACCES);
+    CHECK_FAIL_ERRNO(xenevtchn_restrict(b, 1), EACCES);
+    CHECK_FAIL_ERRNO(xenevtchn_bind_unbound_port(b, 1), EACCES);
+    CHECK_FAIL_ERRNO(xenevtchn_bind_interdomain(b, 1, (evtchn_port_t)pa),
+                     EACCES);
+    CHECK_FAIL_ERRNO(xenevtchn_bind_virq(b, 1), EACCES);
     xenevtchn_close(a);
     xenevtchn_close(b);
 }

@@ -64,9 +64,8 @@ START_TEST(errors)
     int err[3];
 
     /* Only domain 0 maps other domains' memory. */
-    errno = 0;
-    ck_assert_ptr_null(xenforeignmemory_map(g, 0, PROT_READ, 1, pfns, NULL));
-    ck_assert_int_eq(errno, EPERM);
+    CHECK_NULL_ERRNO(xenforeignmemory_map(g, 0, PROT_READ, 1, pfns, NULL),
+                     EPERM);
     /* Out of range gfn: per-page error, or the whole call. */
     char *a = xenforeignmemory_map(f, 7, PROT_READ, 3, pfns, err);
     ck_assert_ptr_nonnull(a);
@@ -74,25 +73,25 @@ START_TEST(errors)
     ck_assert_int_eq(err[1], -EINVAL);
     ck_assert_int_eq(err[2], 0);
     xenforeignmemory_unmap(f, a, 3);
-    ck_assert_ptr_null(xenforeignmemory_map(f, 7, PROT_READ, 3, pfns, NULL));
-    ck_assert_int_eq(errno, EINVAL);
-    ck_assert_ptr_null(xenforeignmemory_map(f, 999, PROT_READ, 1, pfns, NULL));
-    ck_assert_int_eq(errno, ESRCH);
+    CHECK_NULL_ERRNO(xenforeignmemory_map(f, 7, PROT_READ, 3, pfns, NULL),
+                     EINVAL);
+    CHECK_NULL_ERRNO(xenforeignmemory_map(f, 999, PROT_READ, 1, pfns, NULL),
+                     ESRCH);
     /* Restriction. */
     ck_assert_int_eq(xenforeignmemory_restrict(f, 7), 0);
-    ck_assert_ptr_null(xenforeignmemory_map(f, 0, PROT_READ, 1, pfns, NULL));
-    ck_assert_int_eq(errno, EPERM);
+    CHECK_NULL_ERRNO(xenforeignmemory_map(f, 0, PROT_READ, 1, pfns, NULL),
+                     EPERM);
     a = xenforeignmemory_map(f, 7, PROT_READ, 1, pfns, NULL);
     ck_assert_ptr_nonnull(a);
     xenforeignmemory_unmap(f, a, 1);
     /* Resources are not simulated. */
     void *addr = NULL;
     size_t size;
-    ck_assert_ptr_null(xenforeignmemory_map_resource(f, 7, 0, 0, 0, 1, &addr,
-                                                     PROT_READ, 0));
-    ck_assert_int_eq(errno, EOPNOTSUPP);
-    ck_assert_int_eq(xenforeignmemory_resource_size(f, 7, 0, 0, &size), -1);
-    ck_assert_int_eq(errno, EOPNOTSUPP);
+    CHECK_NULL_ERRNO(xenforeignmemory_map_resource(f, 7, 0, 0, 0, 1, &addr,
+                                                   PROT_READ, 0),
+                     EOPNOTSUPP);
+    CHECK_FAIL_ERRNO(xenforeignmemory_resource_size(f, 7, 0, 0, &size),
+                     EOPNOTSUPP);
     ck_assert_int_eq(xenforeignmemory_unmap_resource(f, NULL), 0);
     xenforeignmemory_close(f);
     xenforeignmemory_close(g);
@@ -102,9 +101,7 @@ END_TEST
 START_TEST(bad_domid_env)
 {
     setenv("NOXS_SIM_DOMID", "70000", 1);
-    errno = 0;
-    ck_assert_ptr_null(xenforeignmemory_open(NULL, 0));
-    ck_assert_int_eq(errno, EINVAL);
+    CHECK_NULL_ERRNO(xenforeignmemory_open(NULL, 0), EINVAL);
 }
 END_TEST
 

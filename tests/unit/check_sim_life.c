@@ -83,16 +83,13 @@ START_TEST(virq_binding)
     port = xenevtchn_bind_virq(a, VIRQ_DOM_EXC);
     ck_assert_int_gt(port, 0);
     /* One binding per domain, as in Xen. */
-    ck_assert_int_eq(xenevtchn_bind_virq(b, VIRQ_DOM_EXC), -1);
-    ck_assert_int_eq(errno, EEXIST);
-    ck_assert_int_eq(xenevtchn_bind_virq(b, VIRQ_TIMER), -1);
-    ck_assert_int_eq(errno, EOPNOTSUPP);
+    CHECK_FAIL_ERRNO(xenevtchn_bind_virq(b, VIRQ_DOM_EXC), EEXIST);
+    CHECK_FAIL_ERRNO(xenevtchn_bind_virq(b, VIRQ_TIMER), EOPNOTSUPP);
     /* Only domain 0 receives global VIRQs here. */
     sim_as(4);
     g = xenevtchn_open(NULL, 0);
     ck_assert_ptr_nonnull(g);
-    ck_assert_int_eq(xenevtchn_bind_virq(g, VIRQ_DOM_EXC), -1);
-    ck_assert_int_eq(errno, EPERM);
+    CHECK_FAIL_ERRNO(xenevtchn_bind_virq(g, VIRQ_DOM_EXC), EPERM);
     /* Unbinding frees it for another handle; so does closing. */
     ck_assert_int_eq(xenevtchn_unbind(a, (evtchn_port_t)port), 0);
     port = xenevtchn_bind_virq(b, VIRQ_DOM_EXC);
@@ -106,34 +103,41 @@ START_TEST(virq_binding)
 END_TEST
 
 /* A binder killed -9: the next process binds (its handle died with it). */
+/* A handle bound to VIRQ_DOM_EXC ('y'), or not ('n'), in C. */
+static int virq_setup(void *arg, void *c)
+{
+    xenevtchn_handle *h = xenevtchn_open(NULL, 0);
+
+    (void)arg;
+    *(char *)c = h && xenevtchn_bind_virq(h, VIRQ_DOM_EXC) > 0 ? 'y' : 'n';
+    return 0;
+}
+
+/* A handle with a bound port ('y'), or not ('n'), in C. */
+static int port_setup(void *arg, void *c)
+{
+    xenevtchn_handle *h = xenevtchn_open(NULL, 0);
+
+    (void)arg;
+    *(char *)c = h && xenevtchn_bind_unbound_port(h, 0) > 0 ? 'y' : 'n';
+    return 0;
+}
+
 START_TEST(virq_binder_killed)
 {
     xenevtchn_handle *a;
-    int fd[2], port = 0;
+    int port = 0;
     pid_t pid;
     char c;
 
     fresh_dir();
     sim_as(0);
-    ck_assert_int_eq(pipe(fd), 0);
-    pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        xenevtchn_handle *h = xenevtchn_open(NULL, 0);
-        c = h && xenevtchn_bind_virq(h, VIRQ_DOM_EXC) > 0 ? 'y' : 'n';
-        if (write(fd[1], &c, 1) != 1)
-            _exit(1);
-        pause();
-        _exit(0);
-    }
-    ck_assert_int_eq(read(fd[0], &c, 1), 1);
+    pid = sim_spawn(0, virq_setup, NULL, &c, 1);
     ck_assert_int_eq(c, 'y');
     a = xenevtchn_open(NULL, 0);
     ck_assert_ptr_nonnull(a);
-    ck_assert_int_eq(xenevtchn_bind_virq(a, VIRQ_DOM_EXC), -1);
-    ck_assert_int_eq(errno, EEXIST);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
+    CHECK_FAIL_ERRNO(xenevtchn_bind_virq(a, VIRQ_DOM_EXC), EEXIST);
+    sim_kill(pid);
     for (int i = 0; i < 500 && port <= 0; i++) {
         port = xenevtchn_bind_virq(a, VIRQ_DOM_EXC);
         if (port <= 0)
@@ -185,8 +189,7 @@ START_TEST(destroy_list_reuse)
     ck_assert_int_eq(listed(xc, 3, NULL), 2);
     /* A dying domain cannot be entered. */
     sim_as(3);
-    ck_assert_ptr_null(xenevtchn_open(NULL, 0));
-    ck_assert_int_eq(errno, ESRCH);
+    CHECK_NULL_ERRNO(xenevtchn_open(NULL, 0), ESRCH);
     sim_as(0);
     ck_assert_int_eq(simctl("destroy 3 --no-kill --wait 100"), 4);
 
@@ -216,8 +219,7 @@ START_TEST(destroy_list_reuse)
     sim_as(0);
     ck_assert_ptr_nonnull(xg);
     xc_domaininfo_t info;
-    ck_assert_int_eq(xc_domain_getinfolist(xg, 0, 1, &info), -1);
-    ck_assert_int_eq(errno, EPERM);
+    CHECK_FAIL_ERRNO(xc_domain_getinfolist(xg, 0, 1, &info), EPERM);
     xc_interface_close(xg);
     xc_interface_close(xc);
     xenforeignmemory_close(fm);
@@ -231,26 +233,10 @@ END_TEST
  */
 static pid_t domain_process(unsigned domid)
 {
-    int fd[2];
-    pid_t pid;
     char c;
+    pid_t pid = sim_spawn(domid, port_setup, NULL, &c, 1);
 
-    ck_assert_int_eq(pipe(fd), 0);
-    pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        sim_as(domid);
-        xenevtchn_handle *h = xenevtchn_open(NULL, 0);
-        c = h && xenevtchn_bind_unbound_port(h, 0) > 0 ? 'y' : 'n';
-        if (write(fd[1], &c, 1) != 1)
-            _exit(1);
-        pause();
-        _exit(0);
-    }
-    ck_assert_int_eq(read(fd[0], &c, 1), 1);
     ck_assert_int_eq(c, 'y');
-    close(fd[0]);
-    close(fd[1]);
     return pid;
 }
 
@@ -294,8 +280,7 @@ START_TEST(list_maps_header_only)
     ck_assert_ptr_nonnull(xc);
     ck_assert_int_eq(listed(xc, 5, NULL), 1);
     ck_assert_int_eq(dom_rss_kb(5), 4);
-    kill(pid, SIGKILL);
-    ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+    sim_kill(pid);
     xc_interface_close(xc);
 }
 END_TEST
@@ -305,7 +290,6 @@ START_TEST(destroy_kills)
 {
     xc_interface *xc;
     pid_t pid;
-    int st;
 
     fresh_dir();
     sim_as(0);
@@ -315,8 +299,7 @@ START_TEST(destroy_kills)
     sim_as(0);
     ck_assert_int_eq(listed(xc, 5, NULL), 1);
     ck_assert_int_eq(simctl("destroy 5 --wait 10000"), 0);
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-    ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    sim_reap_signal(pid, SIGKILL);
     ck_assert_int_eq(listed(xc, 5, NULL), 0);
     xc_interface_close(xc);
 }

@@ -118,9 +118,7 @@ START_TEST(guardian_is_not_our_child)
     sim_as(1);
     xenevtchn_handle *e = xenevtchn_open(NULL, 0);
     ck_assert_ptr_nonnull(e);
-    errno = 0;
-    ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
-    ck_assert_int_eq(errno, ECHILD);
+    CHECK_FAIL_ERRNO(waitpid(-1, NULL, WNOHANG), ECHILD);
     xenevtchn_close(e);
 }
 END_TEST
@@ -196,12 +194,6 @@ START_TEST(kill_grantee)
 }
 END_TEST
 
-/*
- * A process of domain 2 binds domain 1's port and is killed; the next
- * one binds again right after waitpid(), before the guardian may have
- * reaped: with Xen the dead process's port closed with its fd, so the
- * bind must work at once (no EINVAL), repeatedly.
- */
 /* Domain 2 binds domain 1's port: ok or not, in OK. */
 static int binder_setup(void *port, void *ok)
 {
@@ -212,6 +204,12 @@ static int binder_setup(void *port, void *ok)
     return 0;
 }
 
+/*
+ * A process of domain 2 binds domain 1's port and is killed; the next
+ * one binds again right after waitpid(), before the guardian may have
+ * reaped: with Xen the dead process's port closed with its fd, so the
+ * bind must work at once (no EINVAL), repeatedly.
+ */
 START_TEST(rebind_after_kill)
 {
     sim_as(1);
