@@ -41,14 +41,6 @@ static const char *failed_at = "";
         }                                                            \
     } while (0)
 
-static double now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
 static int put(struct xs_handle *xs, xs_transaction_t t, const char *path,
                const char *val)
 {
@@ -160,12 +152,6 @@ static int frontend(struct xs_handle *xs, int i)
     return 0;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 int main(int argc, char **argv)
 {
     int n = argc > 1 ? atoi(argv[1]) : 20, i, status, ok = 1;
@@ -199,12 +185,6 @@ int main(int argc, char **argv)
     if (!check(ok, "dom0.xs-handshake", "%d iterations through xenstored%s%s",
                n, failed_at[0] ? ", failed at " : "", failed_at))
         return 1;
-    qsort(t, (size_t)n, sizeof(*t), cmp_double);
-    printf("HANDSHAKE %s median_us=%.0f min_us=%.0f n=%d\n", "xenstored", t[n / 2],
-           t[0], n);
-    printf("SAMPLES %s", "xenstored");
-    for (i = 0; i < n; i++)
-        printf(" %.0f", t[i]);
-    printf("\n");
+    report_samples("xenstored", t, n);
     return 0;
 }
