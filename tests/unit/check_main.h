@@ -15,7 +15,8 @@
  *                            CHECK_TESTS(test_a, test_b));
  *     }
  *
- * and a suite of several test cases adds each with check_add_case().
+ * and a suite of several test cases adds each with check_add_case(), or
+ * check_add_loop() for a test run once per row of a table.
  */
 #ifndef NOXS_CHECK_MAIN_H
 #define NOXS_CHECK_MAIN_H
@@ -61,6 +62,18 @@ static inline TCase *check_add_case(Suite *s, const char *name,
         tcase_set_timeout(tc, timeout);
     for (; *tests != NULL; tests++)
         tcase_add_test(tc, *tests);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
+/* Adds to S a test case NAME of one loop test: TEST runs once for each
+ * _i from START to END - 1 (a row of a table of cases). */
+static inline TCase *check_add_loop(Suite *s, const char *name,
+                                    const TTest *test, int start, int end)
+{
+    TCase *tc = tcase_create(name);
+
+    tcase_add_loop_test(tc, test, start, end);
     suite_add_tcase(s, tc);
     return tc;
 }
