@@ -33,69 +33,12 @@
 #define TMO 10000 /* ms: generous, only to end a broken test */
 
 /* ------------------------------------------------------------------ */
-/* Domain 0 side: a stand-in for noxsd plus a backend                  */
-
-struct env {
-    xengntshr_handle *gs;
-    xenevtchn_handle *xce;
-    void *devpage;
-    uint32_t devpage_gref;
-    uint32_t notify_port;
-    uint16_t guest;
-    struct noxs_boot boot;
-    struct noxs_devpage_entry entries[8];
-    uint32_t nentries;
-};
-
-
-static void env_open(struct env *e)
-{
-    memset(e, 0, sizeof(*e));
-    set_domid(0);
-    e->xce = xenevtchn_open(NULL, 0);
-    ck_assert_ptr_nonnull(e->xce);
-    e->gs = xengntshr_open(NULL, 0);
-    ck_assert_ptr_nonnull(e->gs);
-}
-
-static void env_add_domain(struct env *e, uint16_t guest, uint16_t page_domid)
-{
-    int port;
-
-    e->guest = guest;
-    e->devpage = xengntshr_share_pages(e->gs, guest, 1, &e->devpage_gref, 0);
-    ck_assert_ptr_nonnull(e->devpage);
-    port = xenevtchn_bind_unbound_port(e->xce, guest);
-    ck_assert_int_gt(port, 0);
-    e->notify_port = (uint32_t)port;
-    noxs_devpage_init(e->devpage, page_domid, 0, e->notify_port);
-    e->boot.owner_domid = 0;
-    e->boot.gref = e->devpage_gref;
-    e->boot.port = e->notify_port;
-    e->nentries = 0;
-}
+/* Domain 0 side: the device page (simchild.h) plus a backend          */
 
 static void env_setup(struct env *e)
 {
     env_open(e);
     env_add_domain(e, GUEST, GUEST);
-}
-
-/* List d in the device page (as devid entry_devid) and notify the guest. */
-static void env_list(struct env *e, noxs_dev *d, uint32_t entry_devid)
-{
-    struct noxs_devpage_entry *x = &e->entries[e->nentries++];
-
-    memset(x, 0, sizeof(*x));
-    x->type = (uint16_t)noxs_dev_type(d);
-    x->flags = NOXS_DEVPAGE_ENTRY_VALID;
-    x->devid = entry_devid;
-    x->backend_domid = 0;
-    x->control_gref = noxs_dev_gref(d);
-    x->backend_port = noxs_dev_port(d);
-    ck_assert_int_eq(noxs_devpage_write(e->devpage, e->entries, e->nentries),
-                     0);
-    ck_assert_int_eq(xenevtchn_notify(e->xce, e->notify_port), 0);
 }
 
 /* A backend device at InitWait with one feature key. */
@@ -117,34 +60,8 @@ static noxs_dev *env_backend(struct env *e, unsigned int type, uint32_t devid)
     return d;
 }
 
-static void env_close(struct env *e)
-{
-    if (e->devpage)
-        xengntshr_unshare(e->gs, e->devpage, 1);
-    xengntshr_close(e->gs);
-    xenevtchn_close(e->xce);
-}
-
 /* ------------------------------------------------------------------ */
 /* Guest side (child process)                                          */
-
-
-typedef void child_fn(struct env *e);
-
-static pid_t spawn(struct env *e, child_fn *fn)
-{
-    pid_t pid = fork();
-
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        /* Inherited handles are the parent's: never touched here. */
-        set_domid(e->guest);
-        fn(e);
-        _exit(0);
-    }
-    return pid;
-}
-
 
 static noxs_frontend *guest_open(struct env *e)
 {

@@ -28,71 +28,25 @@
 #define GUEST 1
 #define TMO 10000 /* ms: generous, only to end a broken test */
 
-struct env {
-    xengntshr_handle *gs;
-    xenevtchn_handle *xce;
-    void *devpage;
-    uint32_t devpage_gref, notify_port;
-    struct noxs_boot boot;
-};
-
-
 /* Domain 0 with a device page for GUEST listing one sysctl device. */
 static noxs_dev *env_setup(struct env *e)
 {
-    struct noxs_devpage_entry x = {0};
     noxs_dev *d;
-    int port;
 
-    memset(e, 0, sizeof(*e));
-    set_domid(0);
-    e->xce = xenevtchn_open(NULL, 0);
-    e->gs = xengntshr_open(NULL, 0);
-    ck_assert_ptr_nonnull(e->xce);
-    ck_assert_ptr_nonnull(e->gs);
-    e->devpage = xengntshr_share_pages(e->gs, GUEST, 1, &e->devpage_gref, 0);
-    ck_assert_ptr_nonnull(e->devpage);
-    port = xenevtchn_bind_unbound_port(e->xce, GUEST);
-    ck_assert_int_gt(port, 0);
-    e->notify_port = (uint32_t)port;
-    noxs_devpage_init(e->devpage, GUEST, 0, e->notify_port);
-    e->boot.gref = e->devpage_gref;
-    e->boot.port = e->notify_port;
+    env_open(e);
+    env_add_domain(e, GUEST, GUEST);
     d = noxs_i_dev_backend_new(e->gs, e->xce, 0, GUEST, NOXS_DEV_SYSCTL, 0);
     ck_assert_ptr_nonnull(d);
     noxs_dev_set_state(d, NOXS_STATE_INITWAIT);
     ck_assert_int_eq(noxs_dev_publish(d), 0);
-    x.type = NOXS_DEV_SYSCTL;
-    x.flags = NOXS_DEVPAGE_ENTRY_VALID;
-    x.control_gref = noxs_dev_gref(d);
-    x.backend_port = noxs_dev_port(d);
-    ck_assert_int_eq(noxs_devpage_write(e->devpage, &x, 1), 0);
-    ck_assert_int_eq(xenevtchn_notify(e->xce, e->notify_port), 0);
+    env_list(e, d, 0);
     return d;
 }
-
-static void env_close(struct env *e, noxs_dev *d)
+static void env_end(struct env *e, noxs_dev *d)
 {
     noxs_i_dev_free(d);
-    xengntshr_unshare(e->gs, e->devpage, 1);
-    xengntshr_close(e->gs);
-    xenevtchn_close(e->xce);
+    env_close(e);
 }
-
-
-static pid_t spawn(struct env *e, void (*fn)(struct env *))
-{
-    pid_t pid = fork();
-
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        set_domid(GUEST);
-        fn(e);
-        _exit(0);
-    }
-    return pid;
-}
-
 
 static noxs_dev *guest_attach(struct env *e, noxs_frontend **fp)
 {
@@ -222,7 +176,7 @@ START_TEST(typed_reads)
 
     ck_assert_int_eq(noxs_dev_switch_state(d, NOXS_STATE_CLOSED), 0);
     reap(pid);
-    env_close(&e, d);
+    env_end(&e, d);
 }
 END_TEST
 
@@ -345,7 +299,7 @@ static void walk_end(struct walkfix *w)
     if (w->pid > 0)
         reap(w->pid);
     fake_backend_free(w->b);
-    env_close(&w->e, w->x.d);
+    env_end(&w->e, w->x.d);
 }
 
 START_TEST(walk)
