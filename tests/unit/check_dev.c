@@ -60,6 +60,36 @@ static noxs_dev *env_backend(struct env *e, unsigned int type, uint32_t devid)
     return d;
 }
 
+/* Console device 0 at InitWait, listed for the guest FN plays, which
+ * runs as *PID. */
+static noxs_dev *env_console(struct env *e, child_fn *fn, pid_t *pid)
+{
+    noxs_dev *d;
+
+    env_setup(e);
+    d = env_backend(e, NOXS_DEV_CONSOLE, 0);
+    env_list(e, d, 0);
+    *pid = spawn(e, fn);
+    return d;
+}
+
+/* The guest said Initialised: the backend goes Connected. */
+static void env_connect(noxs_dev *d)
+{
+    ck_assert_int_eq(noxs_dev_wait_state(d, NOXS_STATE_INITIALISED, TMO),
+                     NOXS_STATE_INITIALISED);
+    noxs_dev_set_state(d, NOXS_STATE_CONNECTED);
+    ck_assert_int_eq(noxs_dev_publish(d), 0);
+}
+
+/* The guest PID passed every check; the device and domain 0 go. */
+static void env_finish(struct env *e, noxs_dev *d, pid_t pid)
+{
+    reap(pid);
+    noxs_i_dev_free(d);
+    env_close(e);
+}
+
 /* ------------------------------------------------------------------ */
 /* Guest side (child process)                                          */
 
@@ -71,6 +101,35 @@ static noxs_frontend *guest_open(struct env *e)
     CHILD_CHECK(noxs_frontend_domid(f) == e->guest);
     CHILD_CHECK(noxs_frontend_fd(f) >= 0);
     return f;
+}
+
+/* Console device 0 attached by F, its half published in STATE. */
+static noxs_dev *guest_attach(noxs_frontend *f, unsigned int state)
+{
+    noxs_dev *d = noxs_frontend_attach(f, NOXS_DEV_CONSOLE, 0);
+
+    CHILD_CHECK(d != NULL);
+    noxs_dev_set_state(d, state);
+    CHILD_CHECK(noxs_dev_publish(d) == 0);
+    return d;
+}
+
+/* One half of D's control page, to scribble on as a hostile peer. */
+static struct noxs_ctrl_half *half_of(noxs_dev *d, int which)
+{
+    struct noxs_ctrlpage *pg = d->page;
+
+    return &pg->half[which];
+}
+
+/* Attached, Initialised, and the backend Connected. */
+static noxs_dev *guest_connected(struct env *e)
+{
+    noxs_dev *d = guest_attach(guest_open(e), NOXS_STATE_INITIALISED);
+
+    CHILD_CHECK(noxs_dev_wait_state(d, NOXS_STATE_CONNECTED, TMO) ==
+                NOXS_STATE_CONNECTED);
+    return d;
 }
 
 /* ------------------------------------------------------------------ */
@@ -166,9 +225,7 @@ START_TEST(handshake)
     ck_assert_int_eq(noxs_dev_state(d), NOXS_STATE_CLOSED);
     rc = noxs_dev_wait_state(d, NOXS_STATE_CLOSED, TMO);
     ck_assert_int_eq(rc, NOXS_STATE_CLOSED);
-    reap(pid);
-    noxs_i_dev_free(d);
-    env_close(&e);
+    env_finish(&e, d, pid);
 }
 END_TEST
 
@@ -229,9 +286,7 @@ START_TEST(pingpong)
     }
     ck_assert_int_eq(noxs_dev_wait_state(d, NOXS_STATE_CLOSED, TMO),
                      NOXS_STATE_CLOSED);
-    reap(pid);
-    noxs_i_dev_free(d);
-    env_close(&e);
+    env_finish(&e, d, pid);
 }
 END_TEST
 
@@ -240,20 +295,12 @@ END_TEST
 
 static void guest_hostile(struct env *e)
 {
-    noxs_frontend *f = guest_open(e);
-    noxs_dev *d = noxs_frontend_attach(f, NOXS_DEV_CONSOLE, 0);
-
-    CHILD_CHECK(d != NULL);
-    noxs_dev_set_state(d, NOXS_STATE_INITIALISED);
-    CHILD_CHECK(noxs_dev_publish(d) == 0);
-    CHILD_CHECK(noxs_dev_wait_state(d, NOXS_STATE_CONNECTED, TMO) ==
-                NOXS_STATE_CONNECTED);
+    noxs_dev *d = guest_connected(e);
 
     /* Scribble over the backend's half and put garbage (with a settled
      * seq and a new generation) in our own, then notify. */
-    struct noxs_ctrlpage *pg = d->page;
-    struct noxs_ctrl_half *mine = &pg->half[NOXS_CTRL_FRONTEND];
-    memset(&pg->half[NOXS_CTRL_BACKEND], 0x41, NOXS_CTRL_HALF_SIZE);
+    struct noxs_ctrl_half *mine = half_of(d, NOXS_CTRL_FRONTEND);
+    memset(half_of(d, NOXS_CTRL_BACKEND), 0x41, NOXS_CTRL_HALF_SIZE);
     memset(mine, 0x5a, NOXS_CTRL_HALF_SIZE);
     __atomic_store_n(&mine->seq, 0x100u, __ATOMIC_RELEASE);
     __atomic_store_n(&mine->generation, 0x777u, __ATOMIC_RELEASE);
@@ -285,14 +332,8 @@ START_TEST(hostile_frontend)
     pid_t pid;
     int rc;
 
-    env_setup(&e);
-    d = env_backend(&e, NOXS_DEV_CONSOLE, 0);
-    env_list(&e, d, 0);
-    pid = spawn(&e, guest_hostile);
-    ck_assert_int_eq(noxs_dev_wait_state(d, NOXS_STATE_INITIALISED, TMO),
-                     NOXS_STATE_INITIALISED);
-    noxs_dev_set_state(d, NOXS_STATE_CONNECTED);
-    ck_assert_int_eq(noxs_dev_publish(d), 0);
+    d = env_console(&e, guest_hostile, &pid);
+    env_connect(d);
 
     /* Garbage in the frontend half: EPROTO, old snapshot kept. */
     errno = 0;
@@ -327,14 +368,9 @@ START_TEST(hostile_frontend)
                      0);
     ck_assert_int_eq(snap.state, NOXS_STATE_CLOSED);
     ck_assert_int_eq(noxs_kv_get(&snap, "feature-a", (char[8]){0}, 8), 1);
-    reap(pid);
-    noxs_i_dev_free(d);
-    env_close(&e);
+    env_finish(&e, d, pid);
 }
 END_TEST
-
-/* ------------------------------------------------------------------ */
-/* The device page is read-only to the guest                           */
 
 /*
  * A write that stalls mid-way (a writer preempted for a while): our half
@@ -343,17 +379,9 @@ END_TEST
  */
 static void guest_slow_writer(struct env *e)
 {
-    noxs_frontend *f = guest_open(e);
-    noxs_dev *d = noxs_frontend_attach(f, NOXS_DEV_CONSOLE, 0);
+    noxs_dev *d = guest_connected(e);
+    struct noxs_ctrl_half *mine = half_of(d, NOXS_CTRL_FRONTEND);
 
-    CHILD_CHECK(d != NULL);
-    noxs_dev_set_state(d, NOXS_STATE_INITIALISED);
-    CHILD_CHECK(noxs_dev_publish(d) == 0);
-    CHILD_CHECK(noxs_dev_wait_state(d, NOXS_STATE_CONNECTED, TMO) ==
-                NOXS_STATE_CONNECTED);
-
-    struct noxs_ctrlpage *pg = d->page;
-    struct noxs_ctrl_half *mine = &pg->half[NOXS_CTRL_FRONTEND];
     __atomic_store_n(&mine->seq, 2 * mine->generation + 1, __ATOMIC_RELEASE);
     __atomic_store_n(&mine->generation, mine->generation + 1,
                      __ATOMIC_RELEASE);
@@ -372,24 +400,19 @@ START_TEST(wait_rides_out_torn_half)
     noxs_dev *d;
     pid_t pid;
 
-    env_setup(&e);
-    d = env_backend(&e, NOXS_DEV_CONSOLE, 0);
-    env_list(&e, d, 0);
-    pid = spawn(&e, guest_slow_writer);
-    ck_assert_int_eq(noxs_dev_wait_state(d, NOXS_STATE_INITIALISED, TMO),
-                     NOXS_STATE_INITIALISED);
-    noxs_dev_set_state(d, NOXS_STATE_CONNECTED);
-    ck_assert_int_eq(noxs_dev_publish(d), 0);
+    d = env_console(&e, guest_slow_writer, &pid);
+    env_connect(d);
     /* Torn for 300 ms, then Connected: one wait sees it through. */
     errno = 0;
     ck_assert_int_eq(noxs_dev_wait_state(d, NOXS_STATE_CONNECTED, TMO),
                      NOXS_STATE_CONNECTED);
     noxs_i_dev_backend_close(d, TMO);
-    reap(pid);
-    noxs_i_dev_free(d);
-    env_close(&e);
+    env_finish(&e, d, pid);
 }
 END_TEST
+
+/* ------------------------------------------------------------------ */
+/* The device page is read-only to the guest                           */
 
 static void guest_readonly(struct env *e)
 {
@@ -522,11 +545,8 @@ END_TEST
 static void guest_silent(struct env *e)
 {
     noxs_frontend *f = guest_open(e);
-    noxs_dev *d = noxs_frontend_attach(f, NOXS_DEV_CONSOLE, 0);
+    noxs_dev *d = guest_attach(f, NOXS_STATE_CONNECTED);
 
-    CHILD_CHECK(d != NULL);
-    noxs_dev_set_state(d, NOXS_STATE_CONNECTED);
-    CHILD_CHECK(noxs_dev_publish(d) == 0);
     /* Then ignore the backend's Closing until it gives up. */
     int rc = noxs_dev_wait_state(d, NOXS_STATE_CLOSED, TMO);
     CHILD_CHECK(rc == NOXS_STATE_CLOSING || rc == NOXS_STATE_CLOSED);
@@ -543,19 +563,14 @@ START_TEST(close_times_out)
     noxs_dev *d;
     pid_t pid;
 
-    env_setup(&e);
-    d = env_backend(&e, NOXS_DEV_CONSOLE, 0);
-    env_list(&e, d, 0);
-    pid = spawn(&e, guest_silent);
+    d = env_console(&e, guest_silent, &pid);
     ck_assert_int_eq(noxs_dev_wait_state(d, NOXS_STATE_CONNECTED, TMO),
                      NOXS_STATE_CONNECTED);
     errno = 0;
     ck_assert_int_eq(noxs_i_dev_backend_close(d, 100), -1);
     ck_assert_int_eq(errno, ETIMEDOUT);
     ck_assert_int_eq(noxs_dev_state(d), NOXS_STATE_CLOSED);
-    reap(pid);
-    noxs_i_dev_free(d);
-    env_close(&e);
+    env_finish(&e, d, pid);
 }
 END_TEST
 

@@ -48,16 +48,24 @@ static void env_end(struct env *e, noxs_dev *d)
     env_close(e);
 }
 
-static noxs_dev *guest_attach(struct env *e, noxs_frontend **fp)
+/* The guest process's frontend (one a process). */
+static noxs_frontend *guest_f;
+
+static noxs_dev *guest_attach(struct env *e)
 {
-    noxs_frontend *f = noxs_frontend_open(&e->boot);
     noxs_dev *d;
 
-    CHILD_CHECK(f != NULL);
-    d = noxs_frontend_attach_wait(f, NOXS_DEV_SYSCTL, 0, TMO);
+    guest_f = noxs_frontend_open(&e->boot);
+    CHILD_CHECK(guest_f != NULL);
+    d = noxs_frontend_attach_wait(guest_f, NOXS_DEV_SYSCTL, 0, TMO);
     CHILD_CHECK(d != NULL);
-    *fp = f;
     return d;
+}
+
+static void guest_detach(noxs_dev *d)
+{
+    noxs_dev_detach(d);
+    noxs_frontend_close(guest_f);
 }
 
 /* Wait for the peer's half to change, then return its state. */
@@ -96,8 +104,7 @@ static const char *const hostile[][2] = {
 
 static void guest_hostile(struct env *e)
 {
-    noxs_frontend *f;
-    noxs_dev *d = guest_attach(e, &f);
+    noxs_dev *d = guest_attach(e);
 
     for (size_t i = 0; i < NHOSTILE; i++)
         CHILD_CHECK(noxs_dev_set_kv(d, hostile[i][0], hostile[i][1]) == 0);
@@ -105,8 +112,7 @@ static void guest_hostile(struct env *e)
     CHILD_CHECK(noxs_dev_publish(d) == 0);
     CHILD_CHECK(noxs_dev_wait_state(d, NOXS_STATE_CLOSED, TMO) ==
                 NOXS_STATE_CLOSED);
-    noxs_dev_detach(d);
-    noxs_frontend_close(f);
+    guest_detach(d);
 }
 
 /* errno of a failed read, 0 for success (then *v holds the value). */
@@ -220,8 +226,7 @@ static const struct noxs_backend_ops walk_ops = {
  */
 static void guest_walk(struct env *e)
 {
-    noxs_frontend *f;
-    noxs_dev *d = guest_attach(e, &f);
+    noxs_dev *d = guest_attach(e);
 
     CHILD_CHECK(noxs_dev_wait_peer(d, NOXS_STATE_INITWAIT, TMO) == 0);
     CHILD_CHECK(noxs_dev_liveness_start(d, 0) == 0);
@@ -234,7 +239,7 @@ static void guest_walk(struct env *e)
     CHILD_CHECK(noxs_dev_detach(d) == 0); /* Closed */
     /* A new session starts at Initialising; the backend, Closed, comes
      * back to InitWait (a wait for InitWait is not refused by it). */
-    d = noxs_frontend_attach(f, NOXS_DEV_SYSCTL, 0);
+    d = noxs_frontend_attach(guest_f, NOXS_DEV_SYSCTL, 0);
     CHILD_CHECK(d != NULL);
     /* (Once the backend followed us to Closed, so that it sees each.) */
     CHILD_CHECK(noxs_dev_wait_peer(d, NOXS_STATE_CLOSED, TMO) == 0);
@@ -302,6 +307,20 @@ static void walk_end(struct walkfix *w)
     env_end(&w->e, w->x.d);
 }
 
+/* The guest says Initialised: one walk of it. */
+static void walk_initialised(struct walkfix *w)
+{
+    ck_assert_uint_eq(next_state(w->x.d), NOXS_STATE_INITIALISED);
+    bk_walk(w->b, &w->x, 1);
+}
+
+/* The walk ended at Closed. */
+static void walk_end_closed(struct walkfix *w)
+{
+    ck_assert_uint_eq(noxs_dev_state(w->x.d), NOXS_STATE_CLOSED);
+    walk_end(w);
+}
+
 START_TEST(walk)
 {
     struct walkfix w;
@@ -309,8 +328,7 @@ START_TEST(walk)
     int64_t deadline;
 
     /* Initialised: connect, Connected, the liveness page mapped. */
-    ck_assert_uint_eq(next_state(d), NOXS_STATE_INITIALISED);
-    bk_walk(w.b, &w.x, 1);
+    walk_initialised(&w);
     ck_assert_int_eq(w.c.connects, 1);
     ck_assert_int_eq(w.x.connected, 1);
     ck_assert_uint_eq(noxs_dev_state(d), NOXS_STATE_CONNECTED);
@@ -351,30 +369,25 @@ START_TEST(walk)
     /* A stale Connected is no new session: no connect from Closed. */
     bk_walk(w.b, &w.x, 1);
     ck_assert_int_eq(w.c.connects, 2);
-    ck_assert_uint_eq(noxs_dev_state(d), NOXS_STATE_CLOSED);
-    walk_end(&w);
+    walk_end_closed(&w);
 }
 END_TEST
 
 static void guest_initialised(struct env *e)
 {
-    noxs_frontend *f;
-    noxs_dev *d = guest_attach(e, &f);
+    noxs_dev *d = guest_attach(e);
     char why[64];
 
     CHILD_CHECK(noxs_dev_switch_state(d, NOXS_STATE_INITIALISED) == 0);
     /* The backend refuses: Closing with its reason, which ends a wait
      * for Connected. */
-    errno = 0;
-    CHILD_CHECK(noxs_dev_wait_peer(d, NOXS_STATE_CONNECTED, TMO) == -1);
-    CHILD_CHECK(errno == ECONNREFUSED);
+    CHILD_FAILS(noxs_dev_wait_peer(d, NOXS_STATE_CONNECTED, TMO), ECONNREFUSED);
     CHILD_CHECK(noxs_dev_peer_state(d) == NOXS_STATE_CLOSING);
     CHILD_CHECK(noxs_dev_peer_kv(d, "error", why, sizeof(why)) > 0);
     CHILD_CHECK(strcmp(why, "bad ring-ref") == 0);
     CHILD_CHECK(noxs_dev_peer_gone(d));
     CHILD_CHECK(noxs_dev_switch_state(d, NOXS_STATE_CLOSED) == 0);
-    noxs_dev_detach(d);
-    noxs_frontend_close(f);
+    guest_detach(d);
 }
 
 START_TEST(walk_connect_fails)
@@ -382,8 +395,7 @@ START_TEST(walk_connect_fails)
     struct walkfix w;
     noxs_dev *d = walk_begin(&w, 1, guest_initialised);
 
-    ck_assert_uint_eq(next_state(d), NOXS_STATE_INITIALISED);
-    bk_walk(w.b, &w.x, 1);
+    walk_initialised(&w);
     ck_assert_int_eq(w.c.connects, 1);
     ck_assert_int_eq(w.x.connected, 0);
     ck_assert_uint_eq(noxs_dev_state(d), NOXS_STATE_CLOSING);
@@ -391,16 +403,14 @@ START_TEST(walk_connect_fails)
     ck_assert_uint_eq(next_state(d), NOXS_STATE_CLOSED);
     bk_walk(w.b, &w.x, 1);
     ck_assert_int_eq(w.c.disconnects, 0); /* never connected */
-    ck_assert_uint_eq(noxs_dev_state(d), NOXS_STATE_CLOSED);
-    walk_end(&w);
+    walk_end_closed(&w);
 }
 END_TEST
 
 /* The frontend sees the backend die through the liveness page. */
 static void guest_sees_death(struct env *e)
 {
-    noxs_frontend *f;
-    noxs_dev *d = guest_attach(e, &f);
+    noxs_dev *d = guest_attach(e);
     int i;
 
     CHILD_CHECK(noxs_dev_liveness_start(d, 0) == 0);
@@ -412,11 +422,8 @@ static void guest_sees_death(struct env *e)
     CHILD_CHECK(noxs_dev_peer_gone(d));
     /* Its half still says Connected: only the page told us. */
     CHILD_CHECK(noxs_dev_peer_state(d) == NOXS_STATE_CONNECTED);
-    errno = 0;
-    CHILD_CHECK(noxs_dev_wait_peer(d, NOXS_STATE_CLOSED, 0) == -1);
-    CHILD_CHECK(errno == ECONNREFUSED);
-    noxs_dev_detach(d);
-    noxs_frontend_close(f);
+    CHILD_FAILS(noxs_dev_wait_peer(d, NOXS_STATE_CLOSED, 0), ECONNREFUSED);
+    guest_detach(d);
 }
 
 START_TEST(frontend_sees_backend_death)
@@ -424,8 +431,7 @@ START_TEST(frontend_sees_backend_death)
     struct walkfix w;
     noxs_dev *d = walk_begin(&w, 0, guest_sees_death);
 
-    ck_assert_uint_eq(next_state(d), NOXS_STATE_INITIALISED);
-    bk_walk(w.b, &w.x, 1);
+    walk_initialised(&w);
     ck_assert(d->alive != NULL);
     ck_assert_uint_eq(next_state(d), NOXS_STATE_CONNECTED);
     /* Our mapping ends as at our death (an unmap notification). */

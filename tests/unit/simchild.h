@@ -31,6 +31,14 @@
         }                                                                     \
     } while (0)
 
+/* CALL fails in the child: -1 with errno ERR. */
+#define CHILD_FAILS(call, err)       \
+    do {                             \
+        errno = 0;                   \
+        CHILD_CHECK((call) == -1);   \
+        CHILD_CHECK(errno == (err)); \
+    } while (0)
+
 /* The simulator takes a handle's domain from here when it is opened. */
 static inline void set_domid(unsigned int domid)
 {
