@@ -31,6 +31,24 @@ static int decode(void)
     return noxs_proto_decode(b->data, b->len, m);
 }
 
+/* A message of TYPE (request 1) made of two bodies, as decode() sees it. */
+static int two_bodies(unsigned int type, const void *b1, size_t n1,
+                      const void *b2, size_t n2)
+{
+    noxs_proto_begin(b, type, 1, 0);
+    noxs_proto_put(b, b1, n1);
+    if (n2 > 0)
+        noxs_proto_put(b, b2, n2);
+    noxs_proto_finish(b);
+    return decode();
+}
+
+/* The same with one body. */
+static int one_body(unsigned int type, const void *body, size_t n)
+{
+    return two_bodies(type, body, n, NULL, 0);
+}
+
 static void fixed_msg(unsigned int type, const void *body, size_t n)
 {
     noxs_proto_begin(b, type, 77, 0);
@@ -349,11 +367,9 @@ START_TEST(test_register)
     struct noxs_msg_register r = {0, 2};
     uint16_t types[3] = {NOXS_DEV_SYSCTL, NOXS_DEV_BLK, NOXS_DEV_BLK};
 
-    noxs_proto_begin(b, NOXS_MSG_BACKEND_REGISTER, 1, 0);
-    noxs_proto_put(b, &r, sizeof(r));
-    noxs_proto_put(b, types, 4);
-    noxs_proto_finish(b);
-    ck_assert_int_eq(decode(), 0);
+    ck_assert_int_eq(two_bodies(NOXS_MSG_BACKEND_REGISTER, &r, sizeof(r), types,
+                                4),
+                     0);
     ck_assert_uint_eq(m->types[1], NOXS_DEV_BLK);
     ck_assert_uint_eq(m->reg_flags, 0);
     assert_length_exact();
@@ -384,21 +400,15 @@ START_TEST(test_register)
         ck_assert_int_eq(decode(), -EPROTO);
     }
     r.ntypes = 3; /* duplicate */
-    noxs_proto_begin(b, NOXS_MSG_BACKEND_REGISTER, 1, 0);
-    noxs_proto_put(b, &r, sizeof(r));
-    noxs_proto_put(b, types, 6);
-    noxs_proto_finish(b);
-    ck_assert_int_eq(decode(), -EINVAL);
+    ck_assert_int_eq(two_bodies(NOXS_MSG_BACKEND_REGISTER, &r, sizeof(r), types,
+                                6),
+                     -EINVAL);
     r.ntypes = 0;
-    noxs_proto_begin(b, NOXS_MSG_BACKEND_REGISTER, 1, 0);
-    noxs_proto_put(b, &r, sizeof(r));
-    noxs_proto_finish(b);
-    ck_assert_int_eq(decode(), -EPROTO);
+    ck_assert_int_eq(one_body(NOXS_MSG_BACKEND_REGISTER, &r, sizeof(r)),
+                     -EPROTO);
     r.ntypes = NOXS_PROTO_MAX_TYPES + 1;
-    noxs_proto_begin(b, NOXS_MSG_BACKEND_REGISTER, 1, 0);
-    noxs_proto_put(b, &r, sizeof(r));
-    noxs_proto_finish(b);
-    ck_assert_int_eq(decode(), -EPROTO);
+    ck_assert_int_eq(one_body(NOXS_MSG_BACKEND_REGISTER, &r, sizeof(r)),
+                     -EPROTO);
 }
 END_TEST
 
@@ -409,28 +419,21 @@ START_TEST(test_sync)
                                 {2, 3, 7, 0, 2, 1, 9, 4, 1}};
     struct noxs_msg_dev out;
 
-    noxs_proto_begin(b, NOXS_MSG_BACKEND_SYNC, 1, 0);
-    noxs_proto_put(b, &s, sizeof(s));
-    noxs_proto_put(b, d, sizeof(d));
-    noxs_proto_finish(b);
-    ck_assert_int_eq(decode(), 0);
+    ck_assert_int_eq(two_bodies(NOXS_MSG_BACKEND_SYNC, &s, sizeof(s), d,
+                                sizeof(d)),
+                     0);
     ck_assert_uint_eq(m->u.sync.count, 2);
     noxs_proto_sync_item(m, 1, &out);
     ck_assert_uint_eq(out.devid, 7);
     ck_assert_uint_eq(out.control_gref, 9);
     assert_length_exact();
     s.flags = 2;
-    noxs_proto_begin(b, NOXS_MSG_BACKEND_SYNC, 1, 0);
-    noxs_proto_put(b, &s, sizeof(s));
-    noxs_proto_put(b, d, sizeof(d));
-    noxs_proto_finish(b);
-    ck_assert_int_eq(decode(), -EPROTO);
+    ck_assert_int_eq(two_bodies(NOXS_MSG_BACKEND_SYNC, &s, sizeof(s), d,
+                                sizeof(d)),
+                     -EPROTO);
     s.flags = 0;
     s.count = 0xffffffffu;
-    noxs_proto_begin(b, NOXS_MSG_BACKEND_SYNC, 1, 0);
-    noxs_proto_put(b, &s, sizeof(s));
-    noxs_proto_finish(b);
-    ck_assert_int_eq(decode(), -EPROTO);
+    ck_assert_int_eq(one_body(NOXS_MSG_BACKEND_SYNC, &s, sizeof(s)), -EPROTO);
 }
 END_TEST
 
