@@ -49,11 +49,13 @@ static int one_body(unsigned int type, const void *body, size_t n)
     return two_bodies(type, body, n, NULL, 0);
 }
 
-static void fixed_msg(unsigned int type, const void *body, size_t n)
+/* A message of TYPE with one fixed-size body, as decode() sees it. */
+static int fixed_msg(unsigned int type, const void *body, size_t n)
 {
     noxs_proto_begin(b, type, 77, 0);
     noxs_proto_put(b, body, n);
     ck_assert_int_gt(noxs_proto_finish(b), 0);
+    return decode();
 }
 
 /* Each prefix, each extension by one byte, with a matching length
@@ -120,27 +122,33 @@ START_TEST(test_domid_requests)
     for (i = 0; i < 4; i++) {
         d.domid = 42;
         d.reserved = 0;
-        fixed_msg(types[i], &d, sizeof(d));
-        ck_assert_int_eq(decode(), 0);
+        ck_assert_int_eq(fixed_msg(types[i], &d, sizeof(d)), 0);
         ck_assert_uint_eq(m->u.domid.domid, 42);
         assert_length_exact();
         d.reserved = 1;
-        fixed_msg(types[i], &d, sizeof(d));
-        ck_assert_int_eq(decode(), -EPROTO);
+        ck_assert_int_eq(fixed_msg(types[i], &d, sizeof(d)), -EPROTO);
         d.reserved = 0;
         d.domid = NOXS_DOMID_MAX + 1;
-        fixed_msg(types[i], &d, sizeof(d));
-        ck_assert_int_eq(decode(), -EINVAL);
+        ck_assert_int_eq(fixed_msg(types[i], &d, sizeof(d)), -EINVAL);
         ck_assert_uint_eq(m->hdr.request, 77); /* still echoable */
         d.domid = NOXS_DOMID_ANY;
-        fixed_msg(types[i], &d, sizeof(d));
-        ck_assert_int_eq(decode(), types[i] == NOXS_MSG_DEV_LIST ||
-                                           types[i] == NOXS_MSG_WATCH
-                                       ? 0
-                                       : -EINVAL);
+        ck_assert_int_eq(fixed_msg(types[i], &d, sizeof(d)),
+                         types[i] == NOXS_MSG_DEV_LIST ||
+                                 types[i] == NOXS_MSG_WATCH
+                             ? 0
+                             : -EINVAL);
     }
 }
 END_TEST
+
+/* TYPE's reply with error EEXIST and BODY, as decode() sees it. */
+static int eexist_reply(unsigned int type, const void *body, size_t n)
+{
+    noxs_proto_begin(b, type | NOXS_MSG_REPLY, 1, EEXIST);
+    noxs_proto_put(b, body, n);
+    noxs_proto_finish(b);
+    return decode();
+}
 
 START_TEST(test_fixed_bodies)
 {
@@ -151,67 +159,58 @@ START_TEST(test_fixed_bodies)
     struct noxs_msg_dev_ref ref = {9, 7};
     struct noxs_msg_status st = {1, 100, 99, 1, 2, 3, 4, 5, 6, 7};
 
-    fixed_msg(NOXS_MSG_DOMAIN_ITEM, &dom, sizeof(dom));
-    ck_assert_int_eq(decode(), 0);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_DOMAIN_ITEM, &dom, sizeof(dom)), 0);
     ck_assert_uint_eq(m->u.domain.gref, 8);
     assert_length_exact();
 
-    fixed_msg(NOXS_MSG_DOMAIN_CREATE | NOXS_MSG_REPLY, &dom, sizeof(dom));
-    ck_assert_int_eq(decode(), 0);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_DOMAIN_CREATE | NOXS_MSG_REPLY, &dom,
+                               sizeof(dom)),
+                     0);
     ck_assert_uint_eq(m->u.domain.port, 5);
     assert_length_exact();
     /* EEXIST is the one error carried by a normal reply. */
-    noxs_proto_begin(b, NOXS_MSG_DOMAIN_CREATE | NOXS_MSG_REPLY, 1, EEXIST);
-    noxs_proto_put(b, &dom, sizeof(dom));
-    noxs_proto_finish(b);
-    ck_assert_int_eq(decode(), 0);
-    noxs_proto_begin(b, NOXS_MSG_DEV_ADD | NOXS_MSG_REPLY, 1, EEXIST);
-    noxs_proto_put(b, &dev, sizeof(dev));
-    noxs_proto_finish(b);
-    ck_assert_int_eq(decode(), -EPROTO);
+    ck_assert_int_eq(eexist_reply(NOXS_MSG_DOMAIN_CREATE, &dom, sizeof(dom)),
+                     0);
+    ck_assert_int_eq(eexist_reply(NOXS_MSG_DEV_ADD, &dev, sizeof(dev)),
+                     -EPROTO);
 
-    fixed_msg(NOXS_MSG_DEV_REMOVE, &id, sizeof(id));
-    ck_assert_int_eq(decode(), 0);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_DEV_REMOVE, &id, sizeof(id)), 0);
     assert_length_exact();
-    fixed_msg(NOXS_MSG_BACKEND_REMOVE, &id, sizeof(id));
-    ck_assert_int_eq(decode(), 0);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_BACKEND_REMOVE, &id, sizeof(id)), 0);
     ck_assert_uint_eq(m->u.dev_id.type, NOXS_DEV_SYSCTL);
     id.type = 0;
-    fixed_msg(NOXS_MSG_DEV_REMOVE, &id, sizeof(id));
-    ck_assert_int_eq(decode(), -EINVAL);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_DEV_REMOVE, &id, sizeof(id)), -EINVAL);
     id.type = NOXS_DEV_TYPE_MAX + 1;
-    fixed_msg(NOXS_MSG_DEV_REMOVE, &id, sizeof(id));
-    ck_assert_int_eq(decode(), -EINVAL);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_DEV_REMOVE, &id, sizeof(id)), -EINVAL);
 
-    fixed_msg(NOXS_MSG_DEV_ITEM, &dev, sizeof(dev));
-    ck_assert_int_eq(decode(), 0);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_DEV_ITEM, &dev, sizeof(dev)), 0);
     ck_assert_uint_eq(m->u.dev.devid, 51712);
     assert_length_exact();
-    fixed_msg(NOXS_MSG_DEV_ADD | NOXS_MSG_REPLY, &dev, sizeof(dev));
-    ck_assert_int_eq(decode(), 0);
-    fixed_msg(NOXS_MSG_BACKEND_STATE, &dev, sizeof(dev));
-    ck_assert_int_eq(decode(), 0);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_DEV_ADD | NOXS_MSG_REPLY, &dev,
+                               sizeof(dev)),
+                     0);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_BACKEND_STATE, &dev, sizeof(dev)), 0);
     assert_length_exact();
     dev.frontend_state = 9;
-    fixed_msg(NOXS_MSG_BACKEND_STATE, &dev, sizeof(dev));
-    ck_assert_int_eq(decode(), -EINVAL);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_BACKEND_STATE, &dev, sizeof(dev)),
+                     -EINVAL);
 
-    fixed_msg(NOXS_MSG_EVENT, &ev, sizeof(ev));
-    ck_assert_int_eq(decode(), 0);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_EVENT, &ev, sizeof(ev)), 0);
     ck_assert_uint_eq(m->u.event.kind, NOXS_EVENT_DEV_ADDED);
     ck_assert_uint_eq(m->u.event.dev.control_gref, 9);
     assert_length_exact();
     ev.reserved = 1;
-    fixed_msg(NOXS_MSG_EVENT, &ev, sizeof(ev));
-    ck_assert_int_eq(decode(), -EPROTO);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_EVENT, &ev, sizeof(ev)), -EPROTO);
 
-    fixed_msg(NOXS_MSG_BACKEND_CREATE | NOXS_MSG_REPLY, &ref, sizeof(ref));
-    ck_assert_int_eq(decode(), 0);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_BACKEND_CREATE | NOXS_MSG_REPLY, &ref,
+                               sizeof(ref)),
+                     0);
     ck_assert_uint_eq(m->u.dev_ref.backend_port, 7);
     assert_length_exact();
 
-    fixed_msg(NOXS_MSG_STATUS | NOXS_MSG_REPLY, &st, sizeof(st));
-    ck_assert_int_eq(decode(), 0);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_STATUS | NOXS_MSG_REPLY, &st,
+                               sizeof(st)),
+                     0);
     ck_assert_uint_eq(m->u.status.restarts, 6);
     ck_assert_uint_eq(m->u.status.rss_bytes, 5);
     ck_assert_uint_eq(m->u.status.heap_kib, 7);
