@@ -16,6 +16,10 @@
 
 #include <check.h>
 #include <xenevtchn.h>
+#include <xenforeignmemory.h>
+#include <xengnttab.h>
+
+#include "sim/simstat.h"
 
 /* A simulator state directory of this suite's own below the one the test
  * runner gave ($NOXS_SIM_DIR): TAG-PID, so that suites and runs never
@@ -37,6 +41,39 @@ static inline void sim_as(unsigned domid)
 
     snprintf(b, sizeof(b), "%u", domid);
     setenv("NOXS_SIM_DOMID", b, 1);
+}
+
+/* Handles of domain DOMID (and those opened after them, until the next
+ * sim_as). */
+static inline xenevtchn_handle *sim_evtchn_as(unsigned domid)
+{
+    sim_as(domid);
+    return xenevtchn_open(NULL, 0);
+}
+
+static inline xengntshr_handle *sim_gntshr_as(unsigned domid)
+{
+    sim_as(domid);
+    return xengntshr_open(NULL, 0);
+}
+
+static inline xengnttab_handle *sim_gnttab_as(unsigned domid)
+{
+    sim_as(domid);
+    return xengnttab_open(NULL, 0);
+}
+
+static inline xenforeignmemory_handle *sim_fmem_as(unsigned domid)
+{
+    sim_as(domid);
+    return xenforeignmemory_open(NULL, 0);
+}
+
+/* Everything released: the simulator's guardians reaped every handle,
+ * port and grant (they do so asynchronously; 10 s bound). */
+static inline void sim_assert_idle(void)
+{
+    ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
 }
 
 /* Is an event pending on H within MS milliseconds? */

@@ -20,18 +20,12 @@ static void fresh_dir(void)
     sim_fresh_dir("evt");
 }
 
-static xenevtchn_handle *open_as(unsigned domid)
-{
-    sim_as(domid);
-    return xenevtchn_open(NULL, 0);
-}
-
 /* a (dom 1) and b (dom 2) connected: *pa in dom 1, *pb in dom 2. */
 static void connect_pair(xenevtchn_handle **a, xenevtchn_handle **b, int *pa,
                          int *pb)
 {
-    *a = open_as(1);
-    *b = open_as(2);
+    *a = sim_evtchn_as(1);
+    *b = sim_evtchn_as(2);
     ck_assert_ptr_nonnull(*a);
     ck_assert_ptr_nonnull(*b);
     *pa = xenevtchn_bind_unbound_port(*a, 2);
@@ -111,7 +105,7 @@ END_TEST
 
 START_TEST(nonblocking_pending)
 {
-    xenevtchn_handle *a = open_as(1);
+    xenevtchn_handle *a = sim_evtchn_as(1);
     int fd = xenevtchn_fd(a);
 
     ck_assert_int_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
@@ -122,7 +116,7 @@ END_TEST
 
 START_TEST(bind_errors)
 {
-    xenevtchn_handle *a = open_as(1), *b = open_as(2), *c = open_as(3);
+    xenevtchn_handle *a = sim_evtchn_as(1), *b = sim_evtchn_as(2), *c = sim_evtchn_as(3);
     int pa = xenevtchn_bind_unbound_port(a, 2);
 
     ck_assert_int_gt(pa, 0);
@@ -151,7 +145,7 @@ END_TEST
 
 START_TEST(restrict_rules)
 {
-    xenevtchn_handle *a = open_as(1), *b = open_as(2);
+    xenevtchn_handle *a = sim_evtchn_as(1), *b = sim_evtchn_as(2);
     int pa = xenevtchn_bind_unbound_port(a, 2);
 
     CHECK_FAIL_ERRNO(xenevtchn_restrict(b, 0), EINVAL);
@@ -212,7 +206,7 @@ END_TEST
 START_TEST(many_ports_pending)
 {
     enum { N = 2000 };
-    xenevtchn_handle *a = open_as(1), *b = open_as(2);
+    xenevtchn_handle *a = sim_evtchn_as(1), *b = sim_evtchn_as(2);
     static int pa[N], pb[N];
     static char seen[N + 8];
 
@@ -249,7 +243,7 @@ END_TEST
 
 START_TEST(loopback_same_domain)
 {
-    xenevtchn_handle *a = open_as(4), *b = open_as(4);
+    xenevtchn_handle *a = sim_evtchn_as(4), *b = sim_evtchn_as(4);
     int pa = xenevtchn_bind_unbound_port(a, 4);
     int pb = xenevtchn_bind_interdomain(b, DOMID_SELF, (evtchn_port_t)pa);
 

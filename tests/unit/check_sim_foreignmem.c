@@ -19,16 +19,10 @@ static void fresh_dir(void)
     setenv("NOXS_SIM_MEM_PAGES", "16", 1);
 }
 
-static xenforeignmemory_handle *open_as(unsigned domid)
-{
-    sim_as(domid);
-    return xenforeignmemory_open(NULL, 0);
-}
-
 START_TEST(dom0_maps_guest)
 {
-    xenforeignmemory_handle *guest = open_as(5); /* domain 5 appears */
-    xenforeignmemory_handle *f = open_as(0);
+    xenforeignmemory_handle *guest = sim_fmem_as(5); /* domain 5 appears */
+    xenforeignmemory_handle *f = sim_fmem_as(0);
     xen_pfn_t pfns[3] = {3, 4, 15};
     int err[3] = {1, 1, 1};
 
@@ -58,8 +52,8 @@ END_TEST
 
 START_TEST(errors)
 {
-    xenforeignmemory_handle *g = open_as(7);
-    xenforeignmemory_handle *f = open_as(0);
+    xenforeignmemory_handle *g = sim_fmem_as(7);
+    xenforeignmemory_handle *f = sim_fmem_as(0);
     xen_pfn_t pfns[3] = {1, 16, 2};
     int err[3];
 

@@ -27,18 +27,6 @@ static void fresh_dir(void)
     sim_fresh_dir("gnt");
 }
 
-static xengntshr_handle *shr_as(unsigned domid)
-{
-    sim_as(domid);
-    return xengntshr_open(NULL, 0);
-}
-
-static xengnttab_handle *tab_as(unsigned domid)
-{
-    sim_as(domid);
-    return xengnttab_open(NULL, 0);
-}
-
 static uint32_t grant_state(unsigned dom, uint32_t ref, uint32_t *maps)
 {
     uint32_t st;
@@ -49,8 +37,8 @@ static uint32_t grant_state(unsigned dom, uint32_t ref, uint32_t *maps)
 
 START_TEST(share_and_map)
 {
-    xengntshr_handle *s = shr_as(1);
-    xengnttab_handle *t = tab_as(2);
+    xengntshr_handle *s = sim_gntshr_as(1);
+    xengnttab_handle *t = sim_gnttab_as(2);
     uint32_t refs[3];
     char *g = xengntshr_share_pages(s, 2, 3, refs, 1);
 
@@ -87,14 +75,14 @@ START_TEST(share_and_map)
     ck_assert_uint_eq(grant_state(1, refs[0], NULL), NOXS_SIMSTAT_GRANT_FREE);
     xengnttab_close(t);
     xengntshr_close(s);
-    ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
+    sim_assert_idle();
 }
 END_TEST
 
 START_TEST(map_errors)
 {
-    xengntshr_handle *s = shr_as(1);
-    xengnttab_handle *t2 = tab_as(2), *t3 = tab_as(3);
+    xengntshr_handle *s = sim_gntshr_as(1);
+    xengnttab_handle *t2 = sim_gnttab_as(2), *t3 = sim_gnttab_as(3);
     uint32_t ref, bad[2];
     char *g = xengntshr_share_pages(s, 2, 1, &ref, 1);
 
@@ -132,8 +120,8 @@ END_TEST
 
 START_TEST(readonly_grant)
 {
-    xengntshr_handle *s = shr_as(1);
-    xengnttab_handle *t = tab_as(2);
+    xengntshr_handle *s = sim_gntshr_as(1);
+    xengnttab_handle *t = sim_gnttab_as(2);
     uint32_t ref;
     char *g = xengntshr_share_pages(s, 2, 1, &ref, 0);
 
@@ -159,8 +147,8 @@ END_TEST
 
 START_TEST(unshare_while_mapped)
 {
-    xengntshr_handle *s = shr_as(1);
-    xengnttab_handle *t = tab_as(2);
+    xengntshr_handle *s = sim_gntshr_as(1);
+    xengnttab_handle *t = sim_gnttab_as(2);
     uint32_t ref, ref2;
     char *g = xengntshr_share_pages(s, 2, 1, &ref, 1);
     char *m = xengnttab_map_grant_ref(t, 1, ref, PROT_READ | PROT_WRITE);
@@ -182,18 +170,16 @@ START_TEST(unshare_while_mapped)
     xengntshr_unshare(s, g2, 1);
     xengnttab_close(t);
     xengntshr_close(s);
-    ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
+    sim_assert_idle();
 }
 END_TEST
 
 START_TEST(unmap_notify_both_sides)
 {
-    xengntshr_handle *s = shr_as(1);
-    xengnttab_handle *t = tab_as(2);
-    sim_as(1);
-    xenevtchn_handle *e1 = xenevtchn_open(NULL, 0);
-    sim_as(2);
-    xenevtchn_handle *e2 = xenevtchn_open(NULL, 0);
+    xengntshr_handle *s = sim_gntshr_as(1);
+    xengnttab_handle *t = sim_gnttab_as(2);
+    xenevtchn_handle *e1 = sim_evtchn_as(1);
+    xenevtchn_handle *e2 = sim_evtchn_as(2);
     int p1 = xenevtchn_bind_unbound_port(e1, 2);
     int p2 = xenevtchn_bind_interdomain(e2, 1, (evtchn_port_t)p1);
     ck_assert_int_eq(xenevtchn_pending(e2), p2);
@@ -234,14 +220,14 @@ START_TEST(unmap_notify_both_sides)
     xengntshr_close(s);
     xenevtchn_close(e1);
     xenevtchn_close(e2);
-    ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
+    sim_assert_idle();
 }
 END_TEST
 
 START_TEST(grant_copy)
 {
-    xengntshr_handle *s = shr_as(1);
-    xengnttab_handle *t = tab_as(2);
+    xengntshr_handle *s = sim_gntshr_as(1);
+    xengnttab_handle *t = sim_gnttab_as(2);
     uint32_t refs[2];
     char *g = xengntshr_share_pages(s, 2, 1, &refs[0], 1);
     char *ro = xengntshr_share_pages(s, 2, 1, &refs[1], 0);
@@ -285,8 +271,8 @@ END_TEST
 
 START_TEST(max_grants)
 {
-    xengntshr_handle *s = shr_as(1);
-    xengnttab_handle *t = tab_as(2);
+    xengntshr_handle *s = sim_gntshr_as(1);
+    xengnttab_handle *t = sim_gnttab_as(2);
     uint32_t refs[3];
     char *g = xengntshr_share_pages(s, 2, 3, refs, 1);
 
@@ -300,13 +286,13 @@ START_TEST(max_grants)
     xengnttab_close(t);
     xengntshr_unshare(s, g, 3);
     xengntshr_close(s);
-    ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
+    sim_assert_idle();
 }
 END_TEST
 
 START_TEST(partial_unshare)
 {
-    xengntshr_handle *s = shr_as(1);
+    xengntshr_handle *s = sim_gntshr_as(1);
     uint32_t refs[4];
     char *g = xengntshr_share_pages(s, 2, 4, refs, 1);
     struct noxs_simstat st;
@@ -360,7 +346,7 @@ START_TEST(gntalloc_fd_outlives_process)
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         struct ioctl_gntalloc_alloc_gref op = {.domid = 1, .count = 1};
-        xengntshr_handle *s = shr_as(0);
+        xengntshr_handle *s = sim_gntshr_as(0);
         struct cmsghdr *c;
 
         fd = s ? xengntshr_fd(s) : -1;
@@ -391,7 +377,7 @@ START_TEST(gntalloc_fd_outlives_process)
     ck_assert_int_eq(noxs_simstat_domain(0, 1, &st), 0);
     ck_assert_uint_eq(grant_state(0, info.ref, NULL),
                       NOXS_SIMSTAT_GRANT_ACTIVE);
-    t = tab_as(1);
+    t = sim_gnttab_as(1);
     q = xengnttab_map_grant_ref(t, 0, info.ref, PROT_READ);
     ck_assert_ptr_nonnull(q);
     ck_assert_str_eq(q, "kept");

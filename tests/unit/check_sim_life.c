@@ -75,8 +75,7 @@ START_TEST(virq_binding)
     int port;
 
     fresh_dir();
-    sim_as(0);
-    a = xenevtchn_open(NULL, 0);
+    a = sim_evtchn_as(0);
     b = xenevtchn_open(NULL, 0);
     ck_assert_ptr_nonnull(a);
     ck_assert_ptr_nonnull(b);
@@ -86,8 +85,7 @@ START_TEST(virq_binding)
     CHECK_FAIL_ERRNO(xenevtchn_bind_virq(b, VIRQ_DOM_EXC), EEXIST);
     CHECK_FAIL_ERRNO(xenevtchn_bind_virq(b, VIRQ_TIMER), EOPNOTSUPP);
     /* Only domain 0 receives global VIRQs here. */
-    sim_as(4);
-    g = xenevtchn_open(NULL, 0);
+    g = sim_evtchn_as(4);
     ck_assert_ptr_nonnull(g);
     CHECK_FAIL_ERRNO(xenevtchn_bind_virq(g, VIRQ_DOM_EXC), EPERM);
     /* Unbinding frees it for another handle; so does closing. */
@@ -159,8 +157,7 @@ START_TEST(destroy_list_reuse)
     int port, err = 0;
 
     fresh_dir();
-    sim_as(0);
-    v = xenevtchn_open(NULL, 0);
+    v = sim_evtchn_as(0);
     ck_assert_ptr_nonnull(v);
     port = xenevtchn_bind_virq(v, VIRQ_DOM_EXC);
     ck_assert_int_gt(port, 0);
@@ -171,8 +168,7 @@ START_TEST(destroy_list_reuse)
 
     /* Domain 3 appears when a process first acts as it. */
     ck_assert_int_eq(listed(xc, 3, NULL), 0);
-    sim_as(3);
-    g = xenevtchn_open(NULL, 0);
+    g = sim_evtchn_as(3);
     sim_as(0);
     ck_assert_ptr_nonnull(g);
     ck_assert_int_eq(listed(xc, 3, h1), 1);
@@ -200,8 +196,7 @@ START_TEST(destroy_list_reuse)
     ck_assert_int_ne(simctl("destroy 3"), 0); /* dead already */
 
     /* The domid comes back as a new domain: new handle, zeroed memory. */
-    sim_as(3);
-    g = xenevtchn_open(NULL, 0);
+    g = sim_evtchn_as(3);
     sim_as(0);
     ck_assert_ptr_nonnull(g);
     ck_assert_int_eq(listed(xc, 3, h2), 1);

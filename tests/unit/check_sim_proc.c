@@ -44,8 +44,7 @@ static void fresh_dir(void)
  */
 static int child_pong(unsigned ref, unsigned port)
 {
-    sim_as(2);
-    xengnttab_handle *t = xengnttab_open(NULL, 0);
+    xengnttab_handle *t = sim_gnttab_as(2);
     xenevtchn_handle *e = xenevtchn_open(NULL, 0);
     if (!t || !e)
         return 10;
@@ -74,10 +73,80 @@ static int child_pong(unsigned ref, unsigned port)
     return 0;
 }
 
+/* What the children of the kill tests set up before they are killed
+ * (sim_spawn). */
+
+/* Domain 1's grant and port of the kill tests, as its peer sees them. */
+struct peer_of_1 {
+    uint32_t ref;
+    int port;
+};
+
+/* Domain 2 maps domain 1's grant (unmap notify on byte 8 and the port)
+ * and binds its port: ok or not, in OK. */
+static int grantee_setup(void *arg, void *ok)
+{
+    const struct peer_of_1 *p = arg;
+    xengnttab_handle *t = xengnttab_open(NULL, 0);
+    xenevtchn_handle *ce = xenevtchn_open(NULL, 0);
+    int local = xenevtchn_bind_interdomain(ce, 1, (evtchn_port_t)p->port);
+    void *m = xengnttab_map_grant_ref_notify(t, 1, p->ref,
+                                             PROT_READ | PROT_WRITE, 8,
+                                             (evtchn_port_t)local);
+
+    *(char *)ok = m && local > 0;
+    return 0;
+}
+
+/* Domain 2 binds domain 1's port: ok or not, in OK. */
+static int binder_setup(void *port, void *ok)
+{
+    xenevtchn_handle *ce = xenevtchn_open(NULL, 0);
+
+    *(char *)ok = ce && xenevtchn_bind_interdomain(ce, 1,
+                                                   *(evtchn_port_t *)port) > 0;
+    return 0;
+}
+
+/* Domain 1 shares a page with domain 2 (unmap notify on byte 16 and an
+ * unbound port for 2): its ref and port in MSG. */
+static int granter_setup(void *arg, void *out)
+{
+    xengntshr_handle *s = xengntshr_open(NULL, 0);
+    xenevtchn_handle *ce = xenevtchn_open(NULL, 0);
+    int port = xenevtchn_bind_unbound_port(ce, 2);
+    uint32_t ref, *msg = out;
+    char *g = xengntshr_share_page_notify(s, 2, &ref, 1, 16,
+                                          (evtchn_port_t)port);
+
+    (void)arg;
+    if (!g || port < 0)
+        return -1;
+    strcpy(g + 100, "still here");
+    g[16] = 1;
+    msg[0] = ref;
+    msg[1] = (uint32_t)port;
+    return 0;
+}
+
+/* Six handles with a port each, in a ledger of two slots; no cleanup
+ * when killed: the guardian does it. */
+static int six_handles_setup(void *arg, void *ok)
+{
+    (void)arg;
+    setenv("NOXS_SIM_LEDGER_SLOTS", "2", 1);
+    for (int i = 0; i < 6; i++) {
+        xenevtchn_handle *e = xenevtchn_open(NULL, 0);
+        if (e == NULL || xenevtchn_bind_unbound_port(e, 0) <= 0)
+            return -1;
+    }
+    *(char *)ok = 'k';
+    return 0;
+}
+
 START_TEST(pingpong_exec)
 {
-    sim_as(1);
-    xengntshr_handle *s = xengntshr_open(NULL, 0);
+    xengntshr_handle *s = sim_gntshr_as(1);
     xenevtchn_handle *e = xenevtchn_open(NULL, 0);
     uint32_t ref;
     volatile uint32_t *page = (uint32_t *)xengntshr_share_pages(s, 2, 1,
@@ -109,46 +178,22 @@ START_TEST(pingpong_exec)
     xengntshr_unshare(s, (void *)page, 1);
     xengntshr_close(s);
     xenevtchn_close(e);
-    ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
+    sim_assert_idle();
 }
 END_TEST
 
 START_TEST(guardian_is_not_our_child)
 {
-    sim_as(1);
-    xenevtchn_handle *e = xenevtchn_open(NULL, 0);
+    xenevtchn_handle *e = sim_evtchn_as(1);
     ck_assert_ptr_nonnull(e);
     CHECK_FAIL_ERRNO(waitpid(-1, NULL, WNOHANG), ECHILD);
     xenevtchn_close(e);
 }
 END_TEST
 
-/* Domain 1's grant and port of the kill tests, as its peer sees them. */
-struct peer_of_1 {
-    uint32_t ref;
-    int port;
-};
-
-/* Domain 2 maps domain 1's grant (unmap notify on byte 8 and the port)
- * and binds its port: ok or not, in OK. */
-static int grantee_setup(void *arg, void *ok)
-{
-    const struct peer_of_1 *p = arg;
-    xengnttab_handle *t = xengnttab_open(NULL, 0);
-    xenevtchn_handle *ce = xenevtchn_open(NULL, 0);
-    int local = xenevtchn_bind_interdomain(ce, 1, (evtchn_port_t)p->port);
-    void *m = xengnttab_map_grant_ref_notify(t, 1, p->ref,
-                                             PROT_READ | PROT_WRITE, 8,
-                                             (evtchn_port_t)local);
-
-    *(char *)ok = m && local > 0;
-    return 0;
-}
-
 START_TEST(kill_grantee)
 {
-    sim_as(1);
-    xengntshr_handle *s = xengntshr_open(NULL, 0);
+    xengntshr_handle *s = sim_gntshr_as(1);
     xenevtchn_handle *e = xenevtchn_open(NULL, 0);
     uint32_t st, maps;
     struct peer_of_1 p1;
@@ -190,19 +235,9 @@ START_TEST(kill_grantee)
                maps == 0);
     xengntshr_close(s);
     xenevtchn_close(e);
-    ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
+    sim_assert_idle();
 }
 END_TEST
-
-/* Domain 2 binds domain 1's port: ok or not, in OK. */
-static int binder_setup(void *port, void *ok)
-{
-    xenevtchn_handle *ce = xenevtchn_open(NULL, 0);
-
-    *(char *)ok = ce && xenevtchn_bind_interdomain(ce, 1,
-                                                   *(evtchn_port_t *)port) > 0;
-    return 0;
-}
 
 /*
  * A process of domain 2 binds domain 1's port and is killed; the next
@@ -212,8 +247,7 @@ static int binder_setup(void *port, void *ok)
  */
 START_TEST(rebind_after_kill)
 {
-    sim_as(1);
-    xenevtchn_handle *e = xenevtchn_open(NULL, 0);
+    xenevtchn_handle *e = sim_evtchn_as(1);
     int port = xenevtchn_bind_unbound_port(e, 2);
     evtchn_port_t remote = (evtchn_port_t)port;
 
@@ -226,35 +260,13 @@ START_TEST(rebind_after_kill)
         sim_kill(pid);
     }
     xenevtchn_close(e);
-    ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
+    sim_assert_idle();
 }
 END_TEST
 
-/* Domain 1 shares a page with domain 2 (unmap notify on byte 16 and an
- * unbound port for 2): its ref and port in MSG. */
-static int granter_setup(void *arg, void *out)
-{
-    xengntshr_handle *s = xengntshr_open(NULL, 0);
-    xenevtchn_handle *ce = xenevtchn_open(NULL, 0);
-    int port = xenevtchn_bind_unbound_port(ce, 2);
-    uint32_t ref, *msg = out;
-    char *g = xengntshr_share_page_notify(s, 2, &ref, 1, 16,
-                                          (evtchn_port_t)port);
-
-    (void)arg;
-    if (!g || port < 0)
-        return -1;
-    strcpy(g + 100, "still here");
-    g[16] = 1;
-    msg[0] = ref;
-    msg[1] = (uint32_t)port;
-    return 0;
-}
-
 START_TEST(kill_granter)
 {
-    sim_as(2);
-    xengnttab_handle *t = xengnttab_open(NULL, 0);
+    xengnttab_handle *t = sim_gnttab_as(2);
     xenevtchn_handle *e = xenevtchn_open(NULL, 0);
     uint32_t msg[2], st, maps;
     pid_t pid = sim_spawn(1, granter_setup, NULL, msg, sizeof(msg));
@@ -281,7 +293,7 @@ START_TEST(kill_granter)
     ck_assert_uint_eq(st, NOXS_SIMSTAT_GRANT_FREE);
     xengnttab_close(t);
     xenevtchn_close(e);
-    ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
+    sim_assert_idle();
 }
 END_TEST
 
@@ -292,8 +304,7 @@ START_TEST(kill_anywhere)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     srand((unsigned)ts.tv_nsec);
-    sim_as(0);
-    xenevtchn_handle *e0 = xenevtchn_open(NULL, 0);
+    xenevtchn_handle *e0 = sim_evtchn_as(0);
     for (int round = 0; round < 20; round++) {
         pid_t pid = sim_fork_as(3);
         if (pid == 0) {
@@ -320,8 +331,7 @@ START_TEST(kill_anywhere)
     }
     /* Still usable afterwards by anyone, and everything is reaped. */
     xenevtchn_close(e0);
-    sim_as(3);
-    xenevtchn_handle *e = xenevtchn_open(NULL, 0);
+    xenevtchn_handle *e = sim_evtchn_as(3);
     ck_assert_ptr_nonnull(e);
     ck_assert_int_gt(xenevtchn_bind_unbound_port(e, 0), 0);
     xenevtchn_close(e);
@@ -334,21 +344,6 @@ END_TEST
  * announces its further evtchn handles as socket messages: killed, it
  * must still have every handle and port reaped by its guardian.
  */
-/* Six handles with a port each, in a ledger of two slots; no cleanup
- * when killed: the guardian does it. */
-static int six_handles_setup(void *arg, void *ok)
-{
-    (void)arg;
-    setenv("NOXS_SIM_LEDGER_SLOTS", "2", 1);
-    for (int i = 0; i < 6; i++) {
-        xenevtchn_handle *e = xenevtchn_open(NULL, 0);
-        if (e == NULL || xenevtchn_bind_unbound_port(e, 0) <= 0)
-            return -1;
-    }
-    *(char *)ok = 'k';
-    return 0;
-}
-
 START_TEST(ledger_full)
 {
     char ok;

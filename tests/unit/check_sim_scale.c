@@ -43,13 +43,11 @@ START_TEST(ten_thousand_domains)
     fds_before = dup(0);
     close(fds_before);
 
-    sim_as(0);
-    xenevtchn_handle *e0 = xenevtchn_open(NULL, 0);
+    xenevtchn_handle *e0 = sim_evtchn_as(0);
     xengntshr_handle *s0 = xengntshr_open(NULL, 0);
     ck_assert_ptr_nonnull(e0);
     for (unsigned d = 1; d <= NDOM; d++) {
-        sim_as(d);
-        ev[d] = xenevtchn_open(NULL, 0);
+        ev[d] = sim_evtchn_as(d);
         ck_assert_msg(ev[d] != NULL, "evtchn open dom %u: %s", d,
                       strerror(errno));
         gt[d] = xengnttab_open(NULL, 0);
