@@ -43,31 +43,18 @@ static inline void sim_as(unsigned domid)
     setenv("NOXS_SIM_DOMID", b, 1);
 }
 
-/* Handles of domain DOMID (and those opened after them, until the next
- * sim_as). */
-static inline xenevtchn_handle *sim_evtchn_as(unsigned domid)
-{
-    sim_as(domid);
-    return xenevtchn_open(NULL, 0);
-}
-
-static inline xengntshr_handle *sim_gntshr_as(unsigned domid)
-{
-    sim_as(domid);
-    return xengntshr_open(NULL, 0);
-}
-
-static inline xengnttab_handle *sim_gnttab_as(unsigned domid)
-{
-    sim_as(domid);
-    return xengnttab_open(NULL, 0);
-}
-
-static inline xenforeignmemory_handle *sim_fmem_as(unsigned domid)
-{
-    sim_as(domid);
-    return xenforeignmemory_open(NULL, 0);
-}
+/* NAME(domid): a handle of library LIB of domain DOMID's (as are those
+ * opened after it, until the next sim_as). */
+#define SIM_OPEN_AS(name, lib)                       \
+    static inline lib##_handle *name(unsigned domid) \
+    {                                                \
+        sim_as(domid);                               \
+        return lib##_open(NULL, 0);                  \
+    }
+SIM_OPEN_AS(sim_evtchn_as, xenevtchn)
+SIM_OPEN_AS(sim_gntshr_as, xengntshr)
+SIM_OPEN_AS(sim_gnttab_as, xengnttab)
+SIM_OPEN_AS(sim_fmem_as, xenforeignmemory)
 
 /* Everything released: the simulator's guardians reaped every handle,
  * port and grant (they do so asynchronously; 10 s bound). */
