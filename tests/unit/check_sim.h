@@ -9,6 +9,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -55,6 +56,17 @@ SIM_OPEN_AS(sim_evtchn_as, xenevtchn)
 SIM_OPEN_AS(sim_gntshr_as, xengntshr)
 SIM_OPEN_AS(sim_gnttab_as, xengnttab)
 SIM_OPEN_AS(sim_fmem_as, xenforeignmemory)
+
+/* Closes the event channel handles given (a NULL-ended list). */
+static inline void sim_evtchn_close_all(xenevtchn_handle *h, ...)
+{
+    va_list ap;
+
+    va_start(ap, h);
+    for (; h != NULL; h = va_arg(ap, xenevtchn_handle *))
+        xenevtchn_close(h);
+    va_end(ap);
+}
 
 /* Everything released: the simulator's guardians reaped every handle,
  * port and grant (they do so asynchronously; 10 s bound). */

@@ -98,8 +98,7 @@ START_TEST(mask_and_coalesce)
     /* Unmasking an unmasked or foreign port is a no-op. */
     ck_assert_int_eq(xenevtchn_unmask(b, (evtchn_port_t)pb), 0);
     ck_assert_int_eq(xenevtchn_unmask(b, 12345), 0);
-    xenevtchn_close(a);
-    xenevtchn_close(b);
+    sim_evtchn_close_all(a, b, NULL);
 }
 END_TEST
 
@@ -137,9 +136,7 @@ START_TEST(bind_errors)
     CHECK_FAIL_ERRNO(xenevtchn_unbind(c, (evtchn_port_t)pa), ENOTCONN);
     CHECK_FAIL_ERRNO(xenevtchn_unbind(c, 0), EINVAL);
     CHECK_FAIL_ERRNO(xenevtchn_bind_virq(a, 1), EOPNOTSUPP);
-    xenevtchn_close(a);
-    xenevtchn_close(b);
-    xenevtchn_close(c);
+    sim_evtchn_close_all(a, b, c, NULL);
 }
 END_TEST
 
@@ -155,8 +152,7 @@ START_TEST(restrict_rules)
     CHECK_FAIL_ERRNO(xenevtchn_bind_interdomain(b, 1, (evtchn_port_t)pa),
                      EACCES);
     CHECK_FAIL_ERRNO(xenevtchn_bind_virq(b, 1), EACCES);
-    xenevtchn_close(a);
-    xenevtchn_close(b);
+    sim_evtchn_close_all(a, b, NULL);
 }
 END_TEST
 
@@ -236,8 +232,7 @@ START_TEST(many_ports_pending)
         seen[p] = 1;
     }
     ck_assert(!sim_readable(b, 0));
-    xenevtchn_close(a);
-    xenevtchn_close(b);
+    sim_evtchn_close_all(a, b, NULL);
 }
 END_TEST
 
@@ -254,8 +249,7 @@ START_TEST(loopback_same_domain)
     xenevtchn_notify(b, (evtchn_port_t)pb);
     ck_assert(sim_readable(a, 5000));
     ck_assert_int_eq(xenevtchn_pending(a), pa);
-    xenevtchn_close(a);
-    xenevtchn_close(b);
+    sim_evtchn_close_all(a, b, NULL);
 }
 END_TEST
 

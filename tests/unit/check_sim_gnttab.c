@@ -218,8 +218,7 @@ START_TEST(unmap_notify_both_sides)
                      EINVAL);
     xengnttab_close(t);
     xengntshr_close(s);
-    xenevtchn_close(e1);
-    xenevtchn_close(e2);
+    sim_evtchn_close_all(e1, e2, NULL);
     sim_assert_idle();
 }
 END_TEST

@@ -95,8 +95,7 @@ START_TEST(virq_binding)
     xenevtchn_close(b);
     port = xenevtchn_bind_virq(a, VIRQ_DOM_EXC);
     ck_assert_int_gt(port, 0);
-    xenevtchn_close(a);
-    xenevtchn_close(g);
+    sim_evtchn_close_all(a, g, NULL);
 }
 END_TEST
 

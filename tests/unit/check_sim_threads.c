@@ -64,8 +64,7 @@ START_TEST(pingpong_threads)
     pthread_join(ta, NULL);
     pthread_join(tb, NULL);
     ck_assert(sa.ok && sb.ok);
-    xenevtchn_close(a);
-    xenevtchn_close(b);
+    sim_evtchn_close_all(a, b, NULL);
 }
 END_TEST
 
