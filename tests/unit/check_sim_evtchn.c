@@ -115,7 +115,8 @@ END_TEST
 
 START_TEST(bind_errors)
 {
-    xenevtchn_handle *a = sim_evtchn_as(1), *b = sim_evtchn_as(2), *c = sim_evtchn_as(3);
+    xenevtchn_handle *a = sim_evtchn_as(1), *b = sim_evtchn_as(2);
+    xenevtchn_handle *c = sim_evtchn_as(3);
     int pa = xenevtchn_bind_unbound_port(a, 2);
 
     ck_assert_int_gt(pa, 0);

@@ -153,7 +153,8 @@ START_TEST(readonly_grant)
 
     ck_assert_ptr_nonnull(g);
     strcpy(g, "ro");
-    CHECK_NULL_ERRNO(xengnttab_map_grant_ref(tab, 1, ref, PROT_READ | PROT_WRITE),
+    CHECK_NULL_ERRNO(xengnttab_map_grant_ref(tab, 1, ref,
+                                             PROT_READ | PROT_WRITE),
                      EINVAL);
     char *m = xengnttab_map_grant_ref(tab, 1, ref, PROT_READ);
     ck_assert_ptr_nonnull(m);
@@ -289,7 +290,8 @@ START_TEST(max_grants)
     ck_assert_int_eq(xengnttab_set_max_grants(tab, 2), 0);
     char *m = xengnttab_map_domain_grant_refs(tab, 2, 1, refs, PROT_READ);
     ck_assert_ptr_nonnull(m);
-    CHECK_NULL_ERRNO(xengnttab_map_grant_ref(tab, 1, refs[2], PROT_READ), ENOMEM);
+    CHECK_NULL_ERRNO(xengnttab_map_grant_ref(tab, 1, refs[2], PROT_READ),
+                     ENOMEM);
     xengnttab_unmap(tab, m, 2);
     m = xengnttab_map_grant_ref(tab, 1, refs[2], PROT_READ);
     ck_assert_ptr_nonnull(m);

@@ -86,7 +86,8 @@ static inline void env_open(struct env *e)
 
 /* A device page of domain PAGE_DOMID's shared with GUEST, and the port
  * to notify it on: what the guest's bootstrap (e->boot) names. */
-static inline void env_add_domain(struct env *e, uint16_t guest, uint16_t page_domid)
+static inline void env_add_domain(struct env *e, uint16_t guest,
+                                  uint16_t page_domid)
 {
     int port;
 
