@@ -30,17 +30,14 @@ $(BINOUT)/legacy-front: $(OBJDIR)/tests/legacy/xsfront.o $(LEGACY_COMMON)
 
 ALL_TARGETS += $(LEGACY_BINS)
 
-$(COMPAT_TESTOUT)/xssem: $(OBJDIR)/tests/compat/xssem.o
-	@mkdir -p $(@D)
-	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore
-
-# A toolstack step on both stores of a mixed host (test-mixed.sh).
-$(COMPAT_TESTOUT)/xsmixed: $(OBJDIR)/tests/compat/xsmixed.o
-	@mkdir -p $(@D)
-	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore
-
-# The legacy guest shutdown agent (control/shutdown, xs_* only).
-$(COMPAT_TESTOUT)/xsguest: $(OBJDIR)/tests/compat/xsguest.o
+# Test programs of the xs_* API alone, one source file each, linked as
+# the legacy pair is: xssem (semantics), xsmixed (a toolstack step on
+# both stores of a mixed host, test-mixed.sh), xsguest (the legacy guest
+# shutdown agent, control/shutdown), xsfileno (a poller of xs_fileno),
+# xsintro (xs_introduce_domain with a ring, for noxs-xsringd).
+XS_TEST_PROGS := $(addprefix $(COMPAT_TESTOUT)/,xssem xsmixed xsguest \
+	xsfileno xsintro)
+$(XS_TEST_PROGS): $(COMPAT_TESTOUT)/%: $(OBJDIR)/tests/compat/%.o
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore
 
@@ -121,12 +118,6 @@ $(OBJDIR)/tests/compat/xsring.o: BASE_CFLAGS += -Icompat-xs
 $(COMPAT_TESTOUT)/xsring: $(OBJDIR)/tests/compat/xsring.o $(OBJDIR)/compat-xs/wire.o
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenevtchn
-$(COMPAT_TESTOUT)/xsfileno: $(OBJDIR)/tests/compat/xsfileno.o
-	@mkdir -p $(@D)
-	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore
-$(COMPAT_TESTOUT)/xsintro: $(OBJDIR)/tests/compat/xsintro.o
-	@mkdir -p $(@D)
-	$(CC) $(BASE_LDFLAGS) -o $@ $^ -lxenstore
 $(COMPAT_TESTOUT)/test-xsringd.sh $(COMPAT_TESTOUT)/test-xsringd-sock.sh \
 	$(COMPAT_TESTOUT)/test-xsringd-fair.sh \
 	$(COMPAT_TESTOUT)/test-xsringd-split.sh \

@@ -25,14 +25,7 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
 
-failures=0
-checks=0
-ok() { checks=$((checks + 1)); }
-fail() {
-	checks=$((checks + 1))
-	failures=$((failures + 1))
-	echo "FAIL: $*"
-}
+. "$src/tests/tally.sh"
 step() { echo "deb-check: $*"; }
 finish() {
 	echo "deb-check: $checks checks, $failures failed"

@@ -37,14 +37,7 @@ mkdir -p "$work"
 # Programs built into $NOXS_BUILD/bin that are test drivers, not installed.
 not_installed="legacy-back legacy-front legacy-toolstack"
 
-failures=0
-checks=0
-ok() { checks=$((checks + 1)); }
-fail() {
-	checks=$((checks + 1))
-	failures=$((failures + 1))
-	echo "FAIL: $*"
-}
+. "$(dirname "$0")/tally.sh"
 note() { echo "note: $*"; }
 # Indented copy of a command's output under a FAIL line.
 show() { sed 's/^/    | /' "$1" | head -n 20; }

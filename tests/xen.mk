@@ -25,6 +25,8 @@ XL_LIB ?= compat
 XL_NOXS_GUEST ?= 1
 XEN_READY := $(XEN_DIR)/root/.complete
 XEN_CC := $(CC) -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-format-zero-length -Wno-unused-parameter
+# The programs' shared headers (result lines, event waits).
+XEN_SRC_H := $(wildcard tests/xen/src/*.h)
 XEN_STATIC_LIBS := -lxenforeignmemory -lxengnttab -lxenevtchn -lxencall \
 	-lxentoolcore -lxentoollog -lpthread -ldl
 
@@ -44,15 +46,15 @@ XEN_NOXS_DEPS := $(BINOUT)/noxsd $(BINOUT)/noxsctl $(BINOUT)/noxs-sysctl-back \
 $(XEN_READY): tests/xen/fetch.sh tests/xen/common.sh
 	@XEN_DIR=$(XEN_DIR) tests/xen/fetch.sh
 
-$(XEN_PROGDIR)/%: tests/xen/src/%.c tests/xen/src/report.h | $(XEN_READY)
+$(XEN_PROGDIR)/%: tests/xen/src/%.c $(XEN_SRC_H) | $(XEN_READY)
 	@mkdir -p $(@D)
 	$(XEN_CC) -static -o $@ $< $(XEN_STATIC_LIBS)
 
-$(XEN_DYN_PROGS): $(XEN_PROGDIR)/%: tests/xen/src/%.c tests/xen/src/report.h | $(XEN_READY)
+$(XEN_DYN_PROGS): $(XEN_PROGDIR)/%: tests/xen/src/%.c $(XEN_SRC_H) | $(XEN_READY)
 	@mkdir -p $(@D)
 	$(XEN_CC) -o $@ $< -lxenstore
 
-$(XEN_NOXS_PROGS): $(XEN_PROGDIR)/%: tests/xen/src/%.c tests/xen/src/report.h \
+$(XEN_NOXS_PROGS): $(XEN_PROGDIR)/%: tests/xen/src/%.c $(XEN_SRC_H) \
 		$(LIBOUT)/libnoxs.so.1 | $(XEN_READY)
 	@mkdir -p $(@D)
 	$(XEN_CC) -Iinclude -o $@ $< -L$(LIBOUT) -l:libnoxs.so.1 $(XEN_LIBS) -pthread

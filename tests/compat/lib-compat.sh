@@ -154,3 +154,26 @@ legacy_back() {
 	nx_at_exit "kill $LEGACY_BACK"
 	nx_wait_line "$_lb_log" '^ready'
 }
+
+# legacy_xenstored_vif: xenstored started, the legacy backend on it
+# (logging to back.xs) and device vif 0 of domain 1 added by the legacy
+# toolstack; waits for the backend's InitWait.
+legacy_xenstored_vif() {
+	nx_log xenstored
+	xsd_start xenstored xenstored
+	legacy_back "$NX_DIR/back.xs"
+	"$NX_BIN/legacy-toolstack" add 1 vif 0 || nx_fail "toolstack add (xenstored)"
+	nx_wait_line "$NX_DIR/back.xs" '^initwait 1/0'
+}
+
+# legacy_compat_start PROGRAM...: the second half of a comparison with
+# xenstored: xenstored stopped, noxsd started and the legacy backend on
+# compat-xs (logging to back.noxs); each PROGRAM must load compat-xs's
+# libxenstore (expect_compat).
+legacy_compat_start() {
+	nx_log compat-xs
+	xsd_stop xenstored
+	expect_compat "$@"
+	nx_start_noxsd
+	legacy_back "$NX_DIR/back.noxs" --compat
+}

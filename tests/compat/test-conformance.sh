@@ -66,13 +66,10 @@ RUNNER=plain
 scenario >"$NX_DIR/xenstored.out"
 exec 7>&-
 
-nx_log compat-xs
-xsd_stop xenstored
-expect_compat "$NX_BIN/legacy-back" "$NX_BIN/legacy-front" "$NX_BIN/legacy-toolstack" \
-	"$COMPAT_DIR/xssem" $(command -v xenstore-read xenstore-write xenstore-ls \
-	xenstore-list xenstore-exists xenstore-rm xenstore-watch xenstore-chmod)
-nx_start_noxsd
-legacy_back "$NX_DIR/back.noxs" --compat
+legacy_compat_start "$NX_BIN/legacy-back" "$NX_BIN/legacy-front" \
+	"$NX_BIN/legacy-toolstack" "$COMPAT_DIR/xssem" $(command -v xenstore-read \
+	xenstore-write xenstore-ls xenstore-list xenstore-exists xenstore-rm \
+	xenstore-watch xenstore-chmod)
 with_compat "$NX_BIN/legacy-toolstack" introduce 1 &&
 	with_compat "$NX_BIN/legacy-toolstack" add 1 vif 0 || nx_fail "toolstack (compat-xs)"
 mkfifo "$NX_DIR/hold.noxs"

@@ -30,12 +30,8 @@ nx_wait_line "$NX_DIR/rel.log" '@releaseDomain'
 loc "$NX_BIN/legacy-toolstack" introduce 9 || nx_fail "introduce 9"
 "$NX_BIN/noxsctl" domain-list | awk '{print $1}' | grep -qx 9 || nx_fail "no page for domain 9"
 loc "$NX_BIN/legacy-toolstack" release 9 || nx_fail "release 9"
-i=0
-while kill -0 $wr 2>/dev/null; do
-	i=$((i + 1))
-	[ $i -gt 1000 ] && nx_fail "no @releaseDomain: $(cat "$NX_DIR/rel.log")"
-	sleep 0.01
-done
+nx_exit_status $wr 200
+[ "$NX_STATUS" = timeout ] && nx_fail "no @releaseDomain: $(cat "$NX_DIR/rel.log")"
 grep -q '@introduceDomain' "$NX_DIR/intro.log" || nx_fail "no @introduceDomain"
 "$NX_BIN/noxsctl" domain-list | awk '{print $1}' | grep -qx 9 && nx_fail "domain 9's page left"
 nx_log "xs_fileno: readable exactly when an event is queued"

@@ -32,6 +32,12 @@ view='  device/vif/0/backend dir
   device/vif/0/handle dir
   device/vif/0/mac dir
   device/vif/0/state dir'
+# A write below k and its removal: each watch of k fires once.
+k_events='events:
+  /local/domain/D/device/vif/0/k key
+  /local/domain/D/device/vif/0/k key2
+  device/vif/0/k dir
+  others: none'
 cat >"$NX_DIR/many.want" <<END
 initial:
   /local/domain/D/device/vif/0/k key
@@ -41,17 +47,9 @@ initial:
 $view
   the same for $N of $N domains
 write: ok
-events:
-  /local/domain/D/device/vif/0/k key
-  /local/domain/D/device/vif/0/k key2
-  device/vif/0/k dir
-  others: none
+$k_events
 rm: ok
-events:
-  /local/domain/D/device/vif/0/k key
-  /local/domain/D/device/vif/0/k key2
-  device/vif/0/k dir
-  others: none
+$k_events
 unwatch key: ok
 write: ok
 events:

@@ -7,20 +7,13 @@
 . "$(dirname "$0")/lib-compat.sh"
 need_xen_tools
 
-nx_log xenstored
-xsd_start xenstored xenstored
-legacy_back "$NX_DIR/back.xs"
-"$NX_BIN/legacy-toolstack" add 1 vif 0 || nx_fail "toolstack add (xenstored)"
-nx_wait_line "$NX_DIR/back.xs" '^initwait 1/0'
+legacy_xenstored_vif
 "$COMPAT_DIR/xssem" 1 >"$NX_DIR/xenstored.out" 2>&1 || nx_fail "xssem (xenstored): $(cat "$NX_DIR/xenstored.out")"
 
-nx_log compat-xs
-xsd_stop xenstored
-expect_compat "$NX_BIN/legacy-back" "$NX_BIN/legacy-front" "$NX_BIN/legacy-toolstack" \
-	"$COMPAT_DIR/xssem" $(command -v xenstore-read xenstore-write xenstore-ls \
-	xenstore-list xenstore-exists xenstore-rm xenstore-watch xenstore-chmod)
-nx_start_noxsd
-legacy_back "$NX_DIR/back.noxs" --compat
+legacy_compat_start "$NX_BIN/legacy-back" "$NX_BIN/legacy-front" \
+	"$NX_BIN/legacy-toolstack" "$COMPAT_DIR/xssem" $(command -v xenstore-read \
+	xenstore-write xenstore-ls xenstore-list xenstore-exists xenstore-rm \
+	xenstore-watch xenstore-chmod)
 with_compat "$NX_BIN/legacy-toolstack" introduce 1 || nx_fail "introduce (compat-xs)"
 with_compat "$NX_BIN/legacy-toolstack" add 1 vif 0 || nx_fail "toolstack add (compat-xs)"
 nx_wait_line "$NX_DIR/back.noxs" '^initwait 1/0'

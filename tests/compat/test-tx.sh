@@ -10,19 +10,12 @@
 . "$(dirname "$0")/lib-compat.sh"
 need_xen_tools
 
-nx_log xenstored
-xsd_start xenstored xenstored
-legacy_back "$NX_DIR/back.xs"
-"$NX_BIN/legacy-toolstack" add 1 vif 0 || nx_fail "toolstack add (xenstored)"
-nx_wait_line "$NX_DIR/back.xs" '^initwait 1/0'
+legacy_xenstored_vif
 "$COMPAT_DIR/xssem" -t 1 >"$NX_DIR/xenstored.out" 2>&1 ||
 	nx_fail "xssem -t (xenstored): $(cat "$NX_DIR/xenstored.out")"
 
-nx_log compat-xs
-xsd_stop xenstored
-expect_compat "$NX_BIN/legacy-back" "$NX_BIN/legacy-toolstack" "$COMPAT_DIR/xssem"
-nx_start_noxsd
-legacy_back "$NX_DIR/back.noxs" --compat
+legacy_compat_start "$NX_BIN/legacy-back" "$NX_BIN/legacy-toolstack" \
+	"$COMPAT_DIR/xssem"
 for dom in 1 2; do
 	with_compat "$NX_BIN/legacy-toolstack" introduce $dom || nx_fail "introduce $dom"
 done

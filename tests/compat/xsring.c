@@ -100,6 +100,15 @@ static void pause_io(void)
     }
 }
 
+/* Bytes to copy at offset O of a ring: LEN wanted, AVAIL there, none
+ * past the ring's end (the rest comes round again). */
+static uint32_t chunk(uint32_t o, uint32_t avail, uint32_t len)
+{
+    uint32_t n = avail < len ? avail : len;
+
+    return n > XSR_RING_SIZE - o ? XSR_RING_SIZE - o : n;
+}
+
 static int ring_write(const void *buf, uint32_t len, long deadline)
 {
     const char *b = buf;
@@ -115,10 +124,8 @@ static int ring_write(const void *buf, uint32_t len, long deadline)
             pause_io();
             continue;
         }
-        n = room < len ? room : len;
         o = prod & (XSR_RING_SIZE - 1);
-        if (n > XSR_RING_SIZE - o)
-            n = XSR_RING_SIZE - o;
+        n = chunk(o, room, len);
         memcpy(R->req + o, b, n);
         __atomic_store_n(&R->req_prod, prod + n, __ATOMIC_RELEASE);
         b += n;
@@ -142,10 +149,8 @@ static int ring_read(void *buf, uint32_t len, long deadline)
             pause_io();
             continue;
         }
-        n = avail < len ? avail : len;
         o = cons & (XSR_RING_SIZE - 1);
-        if (n > XSR_RING_SIZE - o)
-            n = XSR_RING_SIZE - o;
+        n = chunk(o, avail, len);
         memcpy(b, R->rsp + o, n);
         __atomic_store_n(&R->rsp_cons, cons + n, __ATOMIC_RELEASE);
         b += n;

@@ -54,37 +54,26 @@ static mode_t mode_arg(int flags, va_list ap)
     return (flags & (O_CREAT | O_TMPFILE)) ? va_arg(ap, mode_t) : 0;
 }
 
-SHIM_EXPORT int open(const char *path, int flags, ...);
-SHIM_EXPORT int open(const char *path, int flags, ...)
-{
-    int fd = fake_proc_xen(path);
-    mode_t mode;
-    va_list ap;
+/* open() and open64(): a /proc/xen file of ours, or the real call. */
+#define SHIM_OPEN(name)                                     \
+    SHIM_EXPORT int name(const char *path, int flags, ...); \
+    SHIM_EXPORT int name(const char *path, int flags, ...)  \
+    {                                                       \
+        int fd = fake_proc_xen(path);                       \
+        mode_t mode;                                        \
+        va_list ap;                                         \
+                                                            \
+        if (fd != -2)                                       \
+            return fd;                                      \
+        va_start(ap, flags);                                \
+        mode = mode_arg(flags, ap);                         \
+        va_end(ap);                                         \
+        REAL(name, open_fn);                                \
+        return real_##name(path, flags, mode);              \
+    }
 
-    if (fd != -2)
-        return fd;
-    va_start(ap, flags);
-    mode = mode_arg(flags, ap);
-    va_end(ap);
-    REAL(open, open_fn);
-    return real_open(path, flags, mode);
-}
-
-SHIM_EXPORT int open64(const char *path, int flags, ...);
-SHIM_EXPORT int open64(const char *path, int flags, ...)
-{
-    int fd = fake_proc_xen(path);
-    mode_t mode;
-    va_list ap;
-
-    if (fd != -2)
-        return fd;
-    va_start(ap, flags);
-    mode = mode_arg(flags, ap);
-    va_end(ap);
-    REAL(open64, open_fn);
-    return real_open64(path, flags, mode);
-}
+SHIM_OPEN(open)
+SHIM_OPEN(open64)
 
 SHIM_EXPORT FILE *fopen(const char *path, const char *mode);
 SHIM_EXPORT FILE *fopen(const char *path, const char *mode)

@@ -174,15 +174,34 @@ static void create_reply(int be, uint32_t req, uint32_t gref)
     tx(be);
 }
 
+/* A backend BE and a toolstack TS; domain DOMID created and a device of
+ * it being added: the request BE is to answer (the toolstack's in
+ * *TS_REQ). */
+static uint32_t add_in_flight(int *be, int *ts, uint16_t domid,
+                              uint32_t *ts_req)
+{
+    *be = backend_register();
+    *ts = conn_open();
+    if (domain_create(*ts, domid) != 0)
+        die("domain-create");
+    return dev_add(*ts, *be, domid, ts_req);
+}
+
+/* One message of TYPE (request REQ) with BODY on FD. */
+static void send_one(int fd, unsigned int type, uint32_t req,
+                     const void *body, size_t len)
+{
+    noxs_proto_begin(&txb, type, req, 0);
+    noxs_proto_put(&txb, body, len);
+    tx(fd);
+}
+
 static int case_create(void)
 {
     const struct noxs_proto_msg *m;
-    int be = backend_register(), ts = conn_open();
-    uint32_t req, ts_req;
+    int be, ts;
+    uint32_t ts_req, req = add_in_flight(&be, &ts, 1, &ts_req);
 
-    if (domain_create(ts, 1) != 0)
-        die("domain-create 1");
-    req = dev_add(ts, be, 1, &ts_req);
     noxsd_stop();
     create_reply(be, req, 1); /* below NOXS_GREF_MIN */
     close(be);
@@ -207,9 +226,7 @@ static int case_sync(void)
     int be = backend_register();
 
     noxsd_stop();
-    noxs_proto_begin(&txb, NOXS_MSG_BACKEND_SYNC, next_req++, 0);
-    noxs_proto_put(&txb, &body, sizeof(body));
-    tx(be);
+    send_one(be, NOXS_MSG_BACKEND_SYNC, next_req++, &body, sizeof(body));
     close(be);
     noxsd_cont();
     printf("sync: sent an unknown device and closed\n");
@@ -226,9 +243,8 @@ static int case_register(void)
 
     noxsd_stop();
     be = conn_open(); /* queued in the listen backlog meanwhile */
-    noxs_proto_begin(&txb, NOXS_MSG_BACKEND_REGISTER, next_req++, 0);
-    noxs_proto_put(&txb, &body, sizeof(body));
-    tx(be);
+    send_one(be, NOXS_MSG_BACKEND_REGISTER, next_req++, &body,
+             sizeof(body));
     close(be);
     noxsd_cont();
     printf("register: registered and closed\n");
@@ -239,12 +255,9 @@ static int case_destroy(void)
 {
     struct noxs_msg_domid d = {.domid = 2};
     const struct noxs_proto_msg *m;
-    int be = backend_register(), ts = conn_open();
-    uint32_t req, ts_req;
+    int be, ts;
+    uint32_t ts_req, req = add_in_flight(&be, &ts, 2, &ts_req);
 
-    if (domain_create(ts, 2) != 0)
-        die("domain-create 2");
-    req = dev_add(ts, be, 2, &ts_req);
     create_reply(be, req, 100);
     if ((m = rx(ts)) == NULL || m->hdr.type != (NOXS_MSG_DEV_ADD |
                                                 NOXS_MSG_REPLY))
@@ -253,9 +266,7 @@ static int case_destroy(void)
      * its BACKEND_REMOVE meets a closed connection. */
     noxsd_stop();
     ts_req = next_req++;
-    noxs_proto_begin(&txb, NOXS_MSG_DOMAIN_DESTROY, ts_req, 0);
-    noxs_proto_put(&txb, &d, sizeof(d));
-    tx(ts);
+    send_one(ts, NOXS_MSG_DOMAIN_DESTROY, ts_req, &d, sizeof(d));
     close(be);
     noxsd_cont();
     if ((m = rx(ts)) == NULL)

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,51 @@ static uint32_t crc32_ieee(const void *p, size_t n)
             c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
     }
     return ~c;
+}
+
+/* The record's fields by name. */
+#define FIELD(name, member)                         \
+    {                                               \
+        name, offsetof(struct store_rec, member),   \
+            sizeof(((struct store_rec *)0)->member) \
+    }
+static const struct field {
+    const char *name;
+    size_t off, size;
+} fields[] = {
+    FIELD("op", op),
+    FIELD("domid", domid),
+    FIELD("owner", owner_domid),
+    FIELD("type", type),
+    FIELD("devid", devid),
+    FIELD("backend", backend_domid),
+    FIELD("flags", flags),
+    FIELD("gref", gref),
+    FIELD("port", port),
+    FIELD("reserved", reserved),
+    FIELD("epoch", epoch),
+};
+
+/* Field NAME of R set to V (cut to the field's width); -1 if no such
+ * field. */
+static int set_field(struct store_rec *r, const char *name,
+                     unsigned long long v)
+{
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        const struct field *f = &fields[i];
+        char *p = (char *)r + f->off;
+
+        if (strcmp(name, f->name) != 0)
+            continue;
+        if (f->size == 2)
+            *(uint16_t *)p = (uint16_t)v;
+        else if (f->size == 4)
+            *(uint32_t *)p = (uint32_t)v;
+        else
+            *(uint64_t *)p = (uint64_t)v;
+        return 0;
+    }
+    return -1;
 }
 
 int main(int argc, char **argv)
@@ -52,29 +98,7 @@ int main(int argc, char **argv)
         v = strtoull(eq + 1, &end, 0);
         if (errno || *end != '\0')
             goto bad;
-        if (!strcmp(argv[i], "op"))
-            d.rec.op = (uint16_t)v;
-        else if (!strcmp(argv[i], "domid"))
-            d.rec.domid = (uint16_t)v;
-        else if (!strcmp(argv[i], "owner"))
-            d.rec.owner_domid = (uint16_t)v;
-        else if (!strcmp(argv[i], "type"))
-            d.rec.type = (uint16_t)v;
-        else if (!strcmp(argv[i], "devid"))
-            d.rec.devid = (uint32_t)v;
-        else if (!strcmp(argv[i], "backend"))
-            d.rec.backend_domid = (uint16_t)v;
-        else if (!strcmp(argv[i], "flags"))
-            d.rec.flags = (uint16_t)v;
-        else if (!strcmp(argv[i], "gref"))
-            d.rec.gref = (uint32_t)v;
-        else if (!strcmp(argv[i], "port"))
-            d.rec.port = (uint32_t)v;
-        else if (!strcmp(argv[i], "reserved"))
-            d.rec.reserved = (uint32_t)v;
-        else if (!strcmp(argv[i], "epoch"))
-            d.rec.epoch = (uint64_t)v;
-        else
+        if (set_field(&d.rec, argv[i], v) < 0)
             goto bad;
     }
     d.length = sizeof(d.rec);

@@ -45,6 +45,15 @@ static int failures;
         }                                                       \
     } while (0)
 
+/* A client of noxsd at PATH as WHO (NULL, a failure, if refused). */
+static noxs_client *connect_as(const char *path, const char *who)
+{
+    noxs_client *c = noxs_client_open(path);
+
+    CHECK(c != NULL, "connect as %s: %s", who, strerror(errno));
+    return c;
+}
+
 static int raw_connect(const char *path)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
@@ -200,8 +209,7 @@ static int nonroot(const char *path)
             perror("setuid");
             _exit(3);
         }
-        c = noxs_client_open(path);
-        CHECK(c != NULL, "connect as uid 65534: %s", strerror(errno));
+        c = connect_as(path, "uid 65534");
         if (!c)
             _exit(1);
         CHECK(noxs_domain_create(c, 7, &boot) < 0 && errno == EPERM,
@@ -246,10 +254,9 @@ static int as_uid(unsigned int id, int (*fn)(const char *), const char *path)
 
 static int toolstack_allowed(const char *path)
 {
-    noxs_client *c = noxs_client_open(path);
+    noxs_client *c = connect_as(path, "the toolstack uid");
     struct noxs_boot boot;
 
-    CHECK(c != NULL, "connect as the toolstack uid: %s", strerror(errno));
     if (!c)
         return 1;
     CHECK(noxs_domain_create(c, 8, &boot) == 0,
@@ -262,10 +269,9 @@ static int toolstack_allowed(const char *path)
 
 static int toolstack_other(const char *path)
 {
-    noxs_client *c = noxs_client_open(path);
+    noxs_client *c = connect_as(path, "uid 65533");
     struct noxs_boot boot;
 
-    CHECK(c != NULL, "connect as uid 65533: %s", strerror(errno));
     if (!c)
         return 1;
     CHECK(noxs_domain_create(c, 9, &boot) < 0 && errno == EPERM,

@@ -199,19 +199,13 @@ END_TEST
 
 static Suite *cxs_suite(void)
 {
-    Suite *s = suite_create("compat-xs");
-    TCase *tc = tcase_create("tables");
-
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, grow_keeps_elements);
-    tcase_add_test(tc, grow_refuses_overflow);
-    tcase_add_test(tc, group_rewrites_one_node);
-    tcase_add_test(tc, group_many_devices_and_nodes);
-    tcase_add_test(tc, group_front_key_too_long);
-    tcase_add_test(tc, tx_one_key_rewritten);
-    tcase_add_test(tc, tx_many_keys_and_devices);
-    suite_add_tcase(s, tc);
-    return s;
+    return check_suite("compat-xs", "tables", NULL, NULL, 60,
+                       CHECK_TESTS(grow_keeps_elements, grow_refuses_overflow,
+                                   group_rewrites_one_node,
+                                   group_many_devices_and_nodes,
+                                   group_front_key_too_long,
+                                   tx_one_key_rewritten,
+                                   tx_many_keys_and_devices));
 }
 
 CHECK_MAIN(cxs_suite)

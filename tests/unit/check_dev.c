@@ -33,69 +33,12 @@
 #define TMO 10000 /* ms: generous, only to end a broken test */
 
 /* ------------------------------------------------------------------ */
-/* Domain 0 side: a stand-in for noxsd plus a backend                  */
-
-struct env {
-    xengntshr_handle *gs;
-    xenevtchn_handle *xce;
-    void *devpage;
-    uint32_t devpage_gref;
-    uint32_t notify_port;
-    uint16_t guest;
-    struct noxs_boot boot;
-    struct noxs_devpage_entry entries[8];
-    uint32_t nentries;
-};
-
-
-static void env_open(struct env *e)
-{
-    memset(e, 0, sizeof(*e));
-    set_domid(0);
-    e->xce = xenevtchn_open(NULL, 0);
-    ck_assert_ptr_nonnull(e->xce);
-    e->gs = xengntshr_open(NULL, 0);
-    ck_assert_ptr_nonnull(e->gs);
-}
-
-static void env_add_domain(struct env *e, uint16_t guest, uint16_t page_domid)
-{
-    int port;
-
-    e->guest = guest;
-    e->devpage = xengntshr_share_pages(e->gs, guest, 1, &e->devpage_gref, 0);
-    ck_assert_ptr_nonnull(e->devpage);
-    port = xenevtchn_bind_unbound_port(e->xce, guest);
-    ck_assert_int_gt(port, 0);
-    e->notify_port = (uint32_t)port;
-    noxs_devpage_init(e->devpage, page_domid, 0, e->notify_port);
-    e->boot.owner_domid = 0;
-    e->boot.gref = e->devpage_gref;
-    e->boot.port = e->notify_port;
-    e->nentries = 0;
-}
+/* Domain 0 side: the device page (simchild.h) plus a backend          */
 
 static void env_setup(struct env *e)
 {
     env_open(e);
     env_add_domain(e, GUEST, GUEST);
-}
-
-/* List d in the device page (as devid entry_devid) and notify the guest. */
-static void env_list(struct env *e, noxs_dev *d, uint32_t entry_devid)
-{
-    struct noxs_devpage_entry *x = &e->entries[e->nentries++];
-
-    memset(x, 0, sizeof(*x));
-    x->type = (uint16_t)noxs_dev_type(d);
-    x->flags = NOXS_DEVPAGE_ENTRY_VALID;
-    x->devid = entry_devid;
-    x->backend_domid = 0;
-    x->control_gref = noxs_dev_gref(d);
-    x->backend_port = noxs_dev_port(d);
-    ck_assert_int_eq(noxs_devpage_write(e->devpage, e->entries, e->nentries),
-                     0);
-    ck_assert_int_eq(xenevtchn_notify(e->xce, e->notify_port), 0);
 }
 
 /* A backend device at InitWait with one feature key. */
@@ -117,34 +60,38 @@ static noxs_dev *env_backend(struct env *e, unsigned int type, uint32_t devid)
     return d;
 }
 
-static void env_close(struct env *e)
+/* Console device 0 at InitWait, listed for the guest FN plays, which
+ * runs as *PID. */
+static noxs_dev *env_console(struct env *e, child_fn *fn, pid_t *pid)
 {
-    if (e->devpage)
-        xengntshr_unshare(e->gs, e->devpage, 1);
-    xengntshr_close(e->gs);
-    xenevtchn_close(e->xce);
+    noxs_dev *d;
+
+    env_setup(e);
+    d = env_backend(e, NOXS_DEV_CONSOLE, 0);
+    env_list(e, d, 0);
+    *pid = spawn(e, fn);
+    return d;
+}
+
+/* The guest said Initialised: the backend goes Connected. */
+static void env_connect(noxs_dev *d)
+{
+    ck_assert_int_eq(noxs_dev_wait_state(d, NOXS_STATE_INITIALISED, TMO),
+                     NOXS_STATE_INITIALISED);
+    noxs_dev_set_state(d, NOXS_STATE_CONNECTED);
+    ck_assert_int_eq(noxs_dev_publish(d), 0);
+}
+
+/* The guest PID passed every check; the device and domain 0 go. */
+static void env_finish(struct env *e, noxs_dev *d, pid_t pid)
+{
+    reap(pid);
+    noxs_i_dev_free(d);
+    env_close(e);
 }
 
 /* ------------------------------------------------------------------ */
 /* Guest side (child process)                                          */
-
-
-typedef void child_fn(struct env *e);
-
-static pid_t spawn(struct env *e, child_fn *fn)
-{
-    pid_t pid = fork();
-
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        /* Inherited handles are the parent's: never touched here. */
-        set_domid(e->guest);
-        fn(e);
-        _exit(0);
-    }
-    return pid;
-}
-
 
 static noxs_frontend *guest_open(struct env *e)
 {
@@ -154,6 +101,35 @@ static noxs_frontend *guest_open(struct env *e)
     CHILD_CHECK(noxs_frontend_domid(f) == e->guest);
     CHILD_CHECK(noxs_frontend_fd(f) >= 0);
     return f;
+}
+
+/* Console device 0 attached by F, its half published in STATE. */
+static noxs_dev *guest_attach(noxs_frontend *f, unsigned int state)
+{
+    noxs_dev *d = noxs_frontend_attach(f, NOXS_DEV_CONSOLE, 0);
+
+    CHILD_CHECK(d != NULL);
+    noxs_dev_set_state(d, state);
+    CHILD_CHECK(noxs_dev_publish(d) == 0);
+    return d;
+}
+
+/* One half of D's control page, to scribble on as a hostile peer. */
+static struct noxs_ctrl_half *half_of(noxs_dev *d, int which)
+{
+    struct noxs_ctrlpage *pg = d->page;
+
+    return &pg->half[which];
+}
+
+/* Attached, Initialised, and the backend Connected. */
+static noxs_dev *guest_connected(struct env *e)
+{
+    noxs_dev *d = guest_attach(guest_open(e), NOXS_STATE_INITIALISED);
+
+    CHILD_CHECK(noxs_dev_wait_state(d, NOXS_STATE_CONNECTED, TMO) ==
+                NOXS_STATE_CONNECTED);
+    return d;
 }
 
 /* ------------------------------------------------------------------ */
@@ -249,9 +225,7 @@ START_TEST(handshake)
     ck_assert_int_eq(noxs_dev_state(d), NOXS_STATE_CLOSED);
     rc = noxs_dev_wait_state(d, NOXS_STATE_CLOSED, TMO);
     ck_assert_int_eq(rc, NOXS_STATE_CLOSED);
-    reap(pid);
-    noxs_i_dev_free(d);
-    env_close(&e);
+    env_finish(&e, d, pid);
 }
 END_TEST
 
@@ -312,9 +286,7 @@ START_TEST(pingpong)
     }
     ck_assert_int_eq(noxs_dev_wait_state(d, NOXS_STATE_CLOSED, TMO),
                      NOXS_STATE_CLOSED);
-    reap(pid);
-    noxs_i_dev_free(d);
-    env_close(&e);
+    env_finish(&e, d, pid);
 }
 END_TEST
 
@@ -323,20 +295,12 @@ END_TEST
 
 static void guest_hostile(struct env *e)
 {
-    noxs_frontend *f = guest_open(e);
-    noxs_dev *d = noxs_frontend_attach(f, NOXS_DEV_CONSOLE, 0);
-
-    CHILD_CHECK(d != NULL);
-    noxs_dev_set_state(d, NOXS_STATE_INITIALISED);
-    CHILD_CHECK(noxs_dev_publish(d) == 0);
-    CHILD_CHECK(noxs_dev_wait_state(d, NOXS_STATE_CONNECTED, TMO) ==
-                NOXS_STATE_CONNECTED);
+    noxs_dev *d = guest_connected(e);
 
     /* Scribble over the backend's half and put garbage (with a settled
      * seq and a new generation) in our own, then notify. */
-    struct noxs_ctrlpage *pg = d->page;
-    struct noxs_ctrl_half *mine = &pg->half[NOXS_CTRL_FRONTEND];
-    memset(&pg->half[NOXS_CTRL_BACKEND], 0x41, NOXS_CTRL_HALF_SIZE);
+    struct noxs_ctrl_half *mine = half_of(d, NOXS_CTRL_FRONTEND);
+    memset(half_of(d, NOXS_CTRL_BACKEND), 0x41, NOXS_CTRL_HALF_SIZE);
     memset(mine, 0x5a, NOXS_CTRL_HALF_SIZE);
     __atomic_store_n(&mine->seq, 0x100u, __ATOMIC_RELEASE);
     __atomic_store_n(&mine->generation, 0x777u, __ATOMIC_RELEASE);
@@ -368,14 +332,8 @@ START_TEST(hostile_frontend)
     pid_t pid;
     int rc;
 
-    env_setup(&e);
-    d = env_backend(&e, NOXS_DEV_CONSOLE, 0);
-    env_list(&e, d, 0);
-    pid = spawn(&e, guest_hostile);
-    ck_assert_int_eq(noxs_dev_wait_state(d, NOXS_STATE_INITIALISED, TMO),
-                     NOXS_STATE_INITIALISED);
-    noxs_dev_set_state(d, NOXS_STATE_CONNECTED);
-    ck_assert_int_eq(noxs_dev_publish(d), 0);
+    d = env_console(&e, guest_hostile, &pid);
+    env_connect(d);
 
     /* Garbage in the frontend half: EPROTO, old snapshot kept. */
     errno = 0;
@@ -410,14 +368,9 @@ START_TEST(hostile_frontend)
                      0);
     ck_assert_int_eq(snap.state, NOXS_STATE_CLOSED);
     ck_assert_int_eq(noxs_kv_get(&snap, "feature-a", (char[8]){0}, 8), 1);
-    reap(pid);
-    noxs_i_dev_free(d);
-    env_close(&e);
+    env_finish(&e, d, pid);
 }
 END_TEST
-
-/* ------------------------------------------------------------------ */
-/* The device page is read-only to the guest                           */
 
 /*
  * A write that stalls mid-way (a writer preempted for a while): our half
@@ -426,17 +379,9 @@ END_TEST
  */
 static void guest_slow_writer(struct env *e)
 {
-    noxs_frontend *f = guest_open(e);
-    noxs_dev *d = noxs_frontend_attach(f, NOXS_DEV_CONSOLE, 0);
+    noxs_dev *d = guest_connected(e);
+    struct noxs_ctrl_half *mine = half_of(d, NOXS_CTRL_FRONTEND);
 
-    CHILD_CHECK(d != NULL);
-    noxs_dev_set_state(d, NOXS_STATE_INITIALISED);
-    CHILD_CHECK(noxs_dev_publish(d) == 0);
-    CHILD_CHECK(noxs_dev_wait_state(d, NOXS_STATE_CONNECTED, TMO) ==
-                NOXS_STATE_CONNECTED);
-
-    struct noxs_ctrlpage *pg = d->page;
-    struct noxs_ctrl_half *mine = &pg->half[NOXS_CTRL_FRONTEND];
     __atomic_store_n(&mine->seq, 2 * mine->generation + 1, __ATOMIC_RELEASE);
     __atomic_store_n(&mine->generation, mine->generation + 1,
                      __ATOMIC_RELEASE);
@@ -455,24 +400,19 @@ START_TEST(wait_rides_out_torn_half)
     noxs_dev *d;
     pid_t pid;
 
-    env_setup(&e);
-    d = env_backend(&e, NOXS_DEV_CONSOLE, 0);
-    env_list(&e, d, 0);
-    pid = spawn(&e, guest_slow_writer);
-    ck_assert_int_eq(noxs_dev_wait_state(d, NOXS_STATE_INITIALISED, TMO),
-                     NOXS_STATE_INITIALISED);
-    noxs_dev_set_state(d, NOXS_STATE_CONNECTED);
-    ck_assert_int_eq(noxs_dev_publish(d), 0);
+    d = env_console(&e, guest_slow_writer, &pid);
+    env_connect(d);
     /* Torn for 300 ms, then Connected: one wait sees it through. */
     errno = 0;
     ck_assert_int_eq(noxs_dev_wait_state(d, NOXS_STATE_CONNECTED, TMO),
                      NOXS_STATE_CONNECTED);
     noxs_i_dev_backend_close(d, TMO);
-    reap(pid);
-    noxs_i_dev_free(d);
-    env_close(&e);
+    env_finish(&e, d, pid);
 }
 END_TEST
+
+/* ------------------------------------------------------------------ */
+/* The device page is read-only to the guest                           */
 
 static void guest_readonly(struct env *e)
 {
@@ -605,11 +545,8 @@ END_TEST
 static void guest_silent(struct env *e)
 {
     noxs_frontend *f = guest_open(e);
-    noxs_dev *d = noxs_frontend_attach(f, NOXS_DEV_CONSOLE, 0);
+    noxs_dev *d = guest_attach(f, NOXS_STATE_CONNECTED);
 
-    CHILD_CHECK(d != NULL);
-    noxs_dev_set_state(d, NOXS_STATE_CONNECTED);
-    CHILD_CHECK(noxs_dev_publish(d) == 0);
     /* Then ignore the backend's Closing until it gives up. */
     int rc = noxs_dev_wait_state(d, NOXS_STATE_CLOSED, TMO);
     CHILD_CHECK(rc == NOXS_STATE_CLOSING || rc == NOXS_STATE_CLOSED);
@@ -626,19 +563,14 @@ START_TEST(close_times_out)
     noxs_dev *d;
     pid_t pid;
 
-    env_setup(&e);
-    d = env_backend(&e, NOXS_DEV_CONSOLE, 0);
-    env_list(&e, d, 0);
-    pid = spawn(&e, guest_silent);
+    d = env_console(&e, guest_silent, &pid);
     ck_assert_int_eq(noxs_dev_wait_state(d, NOXS_STATE_CONNECTED, TMO),
                      NOXS_STATE_CONNECTED);
     errno = 0;
     ck_assert_int_eq(noxs_i_dev_backend_close(d, 100), -1);
     ck_assert_int_eq(errno, ETIMEDOUT);
     ck_assert_int_eq(noxs_dev_state(d), NOXS_STATE_CLOSED);
-    reap(pid);
-    noxs_i_dev_free(d);
-    env_close(&e);
+    env_finish(&e, d, pid);
 }
 END_TEST
 
@@ -722,22 +654,12 @@ END_TEST
 
 static Suite *dev_suite(void)
 {
-    Suite *s = suite_create("dev");
-    TCase *tc = tcase_create("sim");
-
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, handshake);
-    tcase_add_test(tc, pingpong);
-    tcase_add_test(tc, hostile_frontend);
-    tcase_add_test(tc, wait_rides_out_torn_half);
-    tcase_add_test(tc, devpage_readonly);
-    tcase_add_test(tc, identity_mismatch);
-    tcase_add_test(tc, page_for_other_domain);
-    tcase_add_test(tc, timeouts);
-    tcase_add_test(tc, close_times_out);
-    tcase_add_test(tc, many_domains_one_process);
-    suite_add_tcase(s, tc);
-    return s;
+    return check_suite("dev", "sim", NULL, NULL, 120,
+                       CHECK_TESTS(handshake, pingpong, hostile_frontend,
+                                   wait_rides_out_torn_half, devpage_readonly,
+                                   identity_mismatch, page_for_other_domain,
+                                   timeouts, close_times_out,
+                                   many_domains_one_process));
 }
 
 CHECK_MAIN(dev_suite)

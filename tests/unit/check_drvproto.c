@@ -21,88 +21,51 @@
 #include <xenevtchn.h>
 #include <xengnttab.h>
 
+#include "check_main.h"
 #include "simchild.h"
 #include "../../libnoxs/backend.h"
 
 #define GUEST 1
 #define TMO 10000 /* ms: generous, only to end a broken test */
 
-struct env {
-    xengntshr_handle *gs;
-    xenevtchn_handle *xce;
-    void *devpage;
-    uint32_t devpage_gref, notify_port;
-    struct noxs_boot boot;
-};
-
-
 /* Domain 0 with a device page for GUEST listing one sysctl device. */
 static noxs_dev *env_setup(struct env *e)
 {
-    struct noxs_devpage_entry x = {0};
     noxs_dev *d;
-    int port;
 
-    memset(e, 0, sizeof(*e));
-    set_domid(0);
-    e->xce = xenevtchn_open(NULL, 0);
-    e->gs = xengntshr_open(NULL, 0);
-    ck_assert_ptr_nonnull(e->xce);
-    ck_assert_ptr_nonnull(e->gs);
-    e->devpage = xengntshr_share_pages(e->gs, GUEST, 1, &e->devpage_gref, 0);
-    ck_assert_ptr_nonnull(e->devpage);
-    port = xenevtchn_bind_unbound_port(e->xce, GUEST);
-    ck_assert_int_gt(port, 0);
-    e->notify_port = (uint32_t)port;
-    noxs_devpage_init(e->devpage, GUEST, 0, e->notify_port);
-    e->boot.gref = e->devpage_gref;
-    e->boot.port = e->notify_port;
+    env_open(e);
+    env_add_domain(e, GUEST, GUEST);
     d = noxs_i_dev_backend_new(e->gs, e->xce, 0, GUEST, NOXS_DEV_SYSCTL, 0);
     ck_assert_ptr_nonnull(d);
     noxs_dev_set_state(d, NOXS_STATE_INITWAIT);
     ck_assert_int_eq(noxs_dev_publish(d), 0);
-    x.type = NOXS_DEV_SYSCTL;
-    x.flags = NOXS_DEVPAGE_ENTRY_VALID;
-    x.control_gref = noxs_dev_gref(d);
-    x.backend_port = noxs_dev_port(d);
-    ck_assert_int_eq(noxs_devpage_write(e->devpage, &x, 1), 0);
-    ck_assert_int_eq(xenevtchn_notify(e->xce, e->notify_port), 0);
+    env_list(e, d, 0);
     return d;
 }
-
-static void env_close(struct env *e, noxs_dev *d)
+static void env_end(struct env *e, noxs_dev *d)
 {
     noxs_i_dev_free(d);
-    xengntshr_unshare(e->gs, e->devpage, 1);
-    xengntshr_close(e->gs);
-    xenevtchn_close(e->xce);
+    env_close(e);
 }
 
+/* The guest process's frontend (one a process). */
+static noxs_frontend *guest_f;
 
-static pid_t spawn(struct env *e, void (*fn)(struct env *))
+static noxs_dev *guest_attach(struct env *e)
 {
-    pid_t pid = fork();
-
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        set_domid(GUEST);
-        fn(e);
-        _exit(0);
-    }
-    return pid;
-}
-
-
-static noxs_dev *guest_attach(struct env *e, noxs_frontend **fp)
-{
-    noxs_frontend *f = noxs_frontend_open(&e->boot);
     noxs_dev *d;
 
-    CHILD_CHECK(f != NULL);
-    d = noxs_frontend_attach_wait(f, NOXS_DEV_SYSCTL, 0, TMO);
+    guest_f = noxs_frontend_open(&e->boot);
+    CHILD_CHECK(guest_f != NULL);
+    d = noxs_frontend_attach_wait(guest_f, NOXS_DEV_SYSCTL, 0, TMO);
     CHILD_CHECK(d != NULL);
-    *fp = f;
     return d;
+}
+
+static void guest_detach(noxs_dev *d)
+{
+    noxs_dev_detach(d);
+    noxs_frontend_close(guest_f);
 }
 
 /* Wait for the peer's half to change, then return its state. */
@@ -141,8 +104,7 @@ static const char *const hostile[][2] = {
 
 static void guest_hostile(struct env *e)
 {
-    noxs_frontend *f;
-    noxs_dev *d = guest_attach(e, &f);
+    noxs_dev *d = guest_attach(e);
 
     for (size_t i = 0; i < NHOSTILE; i++)
         CHILD_CHECK(noxs_dev_set_kv(d, hostile[i][0], hostile[i][1]) == 0);
@@ -150,8 +112,7 @@ static void guest_hostile(struct env *e)
     CHILD_CHECK(noxs_dev_publish(d) == 0);
     CHILD_CHECK(noxs_dev_wait_state(d, NOXS_STATE_CLOSED, TMO) ==
                 NOXS_STATE_CLOSED);
-    noxs_dev_detach(d);
-    noxs_frontend_close(f);
+    guest_detach(d);
 }
 
 /* errno of a failed read, 0 for success (then *v holds the value). */
@@ -221,7 +182,7 @@ START_TEST(typed_reads)
 
     ck_assert_int_eq(noxs_dev_switch_state(d, NOXS_STATE_CLOSED), 0);
     reap(pid);
-    env_close(&e, d);
+    env_end(&e, d);
 }
 END_TEST
 
@@ -265,8 +226,7 @@ static const struct noxs_backend_ops walk_ops = {
  */
 static void guest_walk(struct env *e)
 {
-    noxs_frontend *f;
-    noxs_dev *d = guest_attach(e, &f);
+    noxs_dev *d = guest_attach(e);
 
     CHILD_CHECK(noxs_dev_wait_peer(d, NOXS_STATE_INITWAIT, TMO) == 0);
     CHILD_CHECK(noxs_dev_liveness_start(d, 0) == 0);
@@ -279,7 +239,7 @@ static void guest_walk(struct env *e)
     CHILD_CHECK(noxs_dev_detach(d) == 0); /* Closed */
     /* A new session starts at Initialising; the backend, Closed, comes
      * back to InitWait (a wait for InitWait is not refused by it). */
-    d = noxs_frontend_attach(f, NOXS_DEV_SYSCTL, 0);
+    d = noxs_frontend_attach(guest_f, NOXS_DEV_SYSCTL, 0);
     CHILD_CHECK(d != NULL);
     /* (Once the backend followed us to Closed, so that it sees each.) */
     CHILD_CHECK(noxs_dev_wait_peer(d, NOXS_STATE_CLOSED, TMO) == 0);
@@ -344,7 +304,21 @@ static void walk_end(struct walkfix *w)
     if (w->pid > 0)
         reap(w->pid);
     fake_backend_free(w->b);
-    env_close(&w->e, w->x.d);
+    env_end(&w->e, w->x.d);
+}
+
+/* The guest says Initialised: one walk of it. */
+static void walk_initialised(struct walkfix *w)
+{
+    ck_assert_uint_eq(next_state(w->x.d), NOXS_STATE_INITIALISED);
+    bk_walk(w->b, &w->x, 1);
+}
+
+/* The walk ended at Closed. */
+static void walk_end_closed(struct walkfix *w)
+{
+    ck_assert_uint_eq(noxs_dev_state(w->x.d), NOXS_STATE_CLOSED);
+    walk_end(w);
 }
 
 START_TEST(walk)
@@ -354,8 +328,7 @@ START_TEST(walk)
     int64_t deadline;
 
     /* Initialised: connect, Connected, the liveness page mapped. */
-    ck_assert_uint_eq(next_state(d), NOXS_STATE_INITIALISED);
-    bk_walk(w.b, &w.x, 1);
+    walk_initialised(&w);
     ck_assert_int_eq(w.c.connects, 1);
     ck_assert_int_eq(w.x.connected, 1);
     ck_assert_uint_eq(noxs_dev_state(d), NOXS_STATE_CONNECTED);
@@ -396,30 +369,25 @@ START_TEST(walk)
     /* A stale Connected is no new session: no connect from Closed. */
     bk_walk(w.b, &w.x, 1);
     ck_assert_int_eq(w.c.connects, 2);
-    ck_assert_uint_eq(noxs_dev_state(d), NOXS_STATE_CLOSED);
-    walk_end(&w);
+    walk_end_closed(&w);
 }
 END_TEST
 
 static void guest_initialised(struct env *e)
 {
-    noxs_frontend *f;
-    noxs_dev *d = guest_attach(e, &f);
+    noxs_dev *d = guest_attach(e);
     char why[64];
 
     CHILD_CHECK(noxs_dev_switch_state(d, NOXS_STATE_INITIALISED) == 0);
     /* The backend refuses: Closing with its reason, which ends a wait
      * for Connected. */
-    errno = 0;
-    CHILD_CHECK(noxs_dev_wait_peer(d, NOXS_STATE_CONNECTED, TMO) == -1);
-    CHILD_CHECK(errno == ECONNREFUSED);
+    CHILD_FAILS(noxs_dev_wait_peer(d, NOXS_STATE_CONNECTED, TMO), ECONNREFUSED);
     CHILD_CHECK(noxs_dev_peer_state(d) == NOXS_STATE_CLOSING);
     CHILD_CHECK(noxs_dev_peer_kv(d, "error", why, sizeof(why)) > 0);
     CHILD_CHECK(strcmp(why, "bad ring-ref") == 0);
     CHILD_CHECK(noxs_dev_peer_gone(d));
     CHILD_CHECK(noxs_dev_switch_state(d, NOXS_STATE_CLOSED) == 0);
-    noxs_dev_detach(d);
-    noxs_frontend_close(f);
+    guest_detach(d);
 }
 
 START_TEST(walk_connect_fails)
@@ -427,8 +395,7 @@ START_TEST(walk_connect_fails)
     struct walkfix w;
     noxs_dev *d = walk_begin(&w, 1, guest_initialised);
 
-    ck_assert_uint_eq(next_state(d), NOXS_STATE_INITIALISED);
-    bk_walk(w.b, &w.x, 1);
+    walk_initialised(&w);
     ck_assert_int_eq(w.c.connects, 1);
     ck_assert_int_eq(w.x.connected, 0);
     ck_assert_uint_eq(noxs_dev_state(d), NOXS_STATE_CLOSING);
@@ -436,16 +403,14 @@ START_TEST(walk_connect_fails)
     ck_assert_uint_eq(next_state(d), NOXS_STATE_CLOSED);
     bk_walk(w.b, &w.x, 1);
     ck_assert_int_eq(w.c.disconnects, 0); /* never connected */
-    ck_assert_uint_eq(noxs_dev_state(d), NOXS_STATE_CLOSED);
-    walk_end(&w);
+    walk_end_closed(&w);
 }
 END_TEST
 
 /* The frontend sees the backend die through the liveness page. */
 static void guest_sees_death(struct env *e)
 {
-    noxs_frontend *f;
-    noxs_dev *d = guest_attach(e, &f);
+    noxs_dev *d = guest_attach(e);
     int i;
 
     CHILD_CHECK(noxs_dev_liveness_start(d, 0) == 0);
@@ -457,11 +422,8 @@ static void guest_sees_death(struct env *e)
     CHILD_CHECK(noxs_dev_peer_gone(d));
     /* Its half still says Connected: only the page told us. */
     CHILD_CHECK(noxs_dev_peer_state(d) == NOXS_STATE_CONNECTED);
-    errno = 0;
-    CHILD_CHECK(noxs_dev_wait_peer(d, NOXS_STATE_CLOSED, 0) == -1);
-    CHILD_CHECK(errno == ECONNREFUSED);
-    noxs_dev_detach(d);
-    noxs_frontend_close(f);
+    CHILD_FAILS(noxs_dev_wait_peer(d, NOXS_STATE_CLOSED, 0), ECONNREFUSED);
+    guest_detach(d);
 }
 
 START_TEST(frontend_sees_backend_death)
@@ -469,8 +431,7 @@ START_TEST(frontend_sees_backend_death)
     struct walkfix w;
     noxs_dev *d = walk_begin(&w, 0, guest_sees_death);
 
-    ck_assert_uint_eq(next_state(d), NOXS_STATE_INITIALISED);
-    bk_walk(w.b, &w.x, 1);
+    walk_initialised(&w);
     ck_assert(d->alive != NULL);
     ck_assert_uint_eq(next_state(d), NOXS_STATE_CONNECTED);
     /* Our mapping ends as at our death (an unmap notification). */
@@ -481,25 +442,9 @@ END_TEST
 
 static Suite *drvproto_suite(void)
 {
-    Suite *s = suite_create("drvproto");
-    TCase *tc = tcase_create("sim");
-
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, typed_reads);
-    tcase_add_test(tc, walk);
-    tcase_add_test(tc, walk_connect_fails);
-    tcase_add_test(tc, frontend_sees_backend_death);
-    suite_add_tcase(s, tc);
-    return s;
+    return check_suite("drvproto", "sim", NULL, NULL, 120,
+                       CHECK_TESTS(typed_reads, walk, walk_connect_fails,
+                                   frontend_sees_backend_death));
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(drvproto_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(drvproto_suite)

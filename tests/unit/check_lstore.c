@@ -15,23 +15,18 @@
 
 #include "../../compat-xs/lstore.h"
 #include "check_main.h"
+#include "check_tmpdir.h"
 
 static char dir[256];
 
 static void setup(void)
 {
-    const char *base = getenv("NOXS_TEST_DIR");
-
-    snprintf(dir, sizeof(dir), "%s/lstore.XXXXXX", base ? base : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    check_tmpdir_make(dir, sizeof(dir), "NOXS_TEST_DIR", "lstore");
 }
 
 static void teardown(void)
 {
-    char cmd[300];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    check_tmpdir_remove(dir);
 }
 
 static struct cxs_gconn *open_as(unsigned int domid)
@@ -621,27 +616,12 @@ END_TEST
 
 static Suite *suite(void)
 {
-    Suite *s = suite_create("lstore");
-    TCase *tc = tcase_create("requests");
-
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, initial_tree);
-    tcase_add_test(tc, write_read_rm);
-    tcase_add_test(tc, paths);
-    tcase_add_test(tc, long_names);
-    tcase_add_test(tc, directory_part);
-    tcase_add_test(tc, permissions);
-    tcase_add_test(tc, quotas);
-    tcase_add_test(tc, tx_basic);
-    tcase_add_test(tc, tx_conflict);
-    tcase_add_test(tc, watch_rules);
-    tcase_add_test(tc, watch_fd);
-    tcase_add_test(tc, journal_trim);
-    tcase_add_test(tc, misc_requests);
-    tcase_add_test(tc, reopen_keeps_tree);
-    suite_add_tcase(s, tc);
-    return s;
+    return check_suite("lstore", "requests", setup, teardown, 120,
+                       CHECK_TESTS(initial_tree, write_read_rm, paths,
+                                   long_names, directory_part, permissions,
+                                   quotas, tx_basic, tx_conflict, watch_rules,
+                                   watch_fd, journal_trim, misc_requests,
+                                   reopen_keeps_tree));
 }
 
 CHECK_MAIN(suite)

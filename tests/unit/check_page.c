@@ -254,7 +254,26 @@ struct flipper {
     void *page;
     int stop;
     unsigned long writes;
+    /* One write of pattern v to the page (flip() calls it). */
+    void (*write)(struct flipper *f, uint32_t v);
+    struct noxs_ctrl_half h; /* the control-half writer's */
 };
+
+/* A thread that writes pattern after pattern until told to stop. */
+static void *flip(void *arg)
+{
+    struct flipper *f = arg;
+
+    for (uint32_t v = 1; !__atomic_load_n(&f->stop, __ATOMIC_ACQUIRE); v++) {
+        f->write(f, v);
+        f->writes++;
+        /* Let readers in now and then, as a real peer would. */
+        if ((v & 15) == 0)
+            for (volatile int i = 0; i < 2000; i++)
+                ;
+    }
+    return NULL;
+}
 
 /* Every field of pattern v is derived from v; check_pattern() tells. */
 static void make_pattern(struct noxs_ctrl_half *h, uint32_t v)
@@ -300,34 +319,21 @@ static int check_pattern(const struct noxs_ctrl_half *h)
     return 1;
 }
 
-static void *ctrl_flipper(void *arg)
+static void ctrl_write(struct flipper *f, uint32_t v)
 {
-    struct flipper *f = arg;
-    struct noxs_ctrl_half h;
-    uint32_t v = 1;
-
-    memset(&h, 0, sizeof(h));
-    while (!__atomic_load_n(&f->stop, __ATOMIC_ACQUIRE)) {
-        make_pattern(&h, v++);
-        noxs_ctrl_half_write(f->page, NOXS_CTRL_FRONTEND, &h);
-        f->writes++;
-        /* Let readers in now and then, as a real peer would. */
-        if ((v & 15) == 0)
-            for (volatile int i = 0; i < 2000; i++)
-                ;
-    }
-    return NULL;
+    make_pattern(&f->h, v);
+    noxs_ctrl_half_write(f->page, NOXS_CTRL_FRONTEND, &f->h);
 }
 
 START_TEST(ctrl_torn_writes_never_seen)
 {
-    struct flipper f = {.page = page_alloc()};
+    struct flipper f = {.page = page_alloc(), .write = ctrl_write};
     struct noxs_ctrl_half snap;
     unsigned long ok = 0, busy = 0;
     pthread_t t;
     int64_t end = mono_ns() + 700000000;
 
-    ck_assert_int_eq(pthread_create(&t, NULL, ctrl_flipper, &f), 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, flip, &f), 0);
     do {
         for (int i = 0; i < 20; i++) {
             if (noxs_ctrl_half_snapshot(f.page, NOXS_CTRL_FRONTEND, &snap) ==
@@ -352,36 +358,25 @@ START_TEST(ctrl_torn_writes_never_seen)
 }
 END_TEST
 
-static void *devpage_flipper(void *arg)
+static void devpage_write(struct flipper *f, uint32_t v)
 {
-    struct flipper *f = arg;
     struct noxs_devpage_entry e[NOXS_DEVPAGE_MAX_ENTRIES];
-    uint32_t v = 1;
+    uint32_t n = 1 + v % NOXS_DEVPAGE_MAX_ENTRIES;
 
-    while (!__atomic_load_n(&f->stop, __ATOMIC_ACQUIRE)) {
-        uint32_t n = 1 + v % NOXS_DEVPAGE_MAX_ENTRIES;
-
-        for (uint32_t i = 0; i < n; i++)
-            e[i] = mkentry(NOXS_DEV_BLK, i, NOXS_GREF_MIN + v, 1 + v % 1000);
-        noxs_devpage_write(f->page, e, n);
-        v++;
-        f->writes++;
-        if ((v & 15) == 0)
-            for (volatile int i = 0; i < 2000; i++)
-                ;
-    }
-    return NULL;
+    for (uint32_t i = 0; i < n; i++)
+        e[i] = mkentry(NOXS_DEV_BLK, i, NOXS_GREF_MIN + v, 1 + v % 1000);
+    noxs_devpage_write(f->page, e, n);
 }
 
 START_TEST(devpage_torn_writes_never_seen)
 {
-    struct flipper f = {.page = page_alloc()};
+    struct flipper f = {.page = page_alloc(), .write = devpage_write};
     struct noxs_devpage *snap = malloc(sizeof(*snap));
     unsigned long ok = 0;
     pthread_t t;
 
     noxs_devpage_init(f.page, 3, 0, 9);
-    ck_assert_int_eq(pthread_create(&t, NULL, devpage_flipper, &f), 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, flip, &f), 0);
     int64_t end = mono_ns() + 700000000;
     for (int i = 0; mono_ns() < end || ok == 0; i++) {
         ck_assert_int_lt(i, 10000000);

@@ -14,80 +14,114 @@
 #include "common/parse.h"
 #include "check_main.h"
 
-START_TEST(test_decimal)
+/* One number parser, called the same way for each: the value it gives
+ * (zero-extended) in *out. */
+enum parser { U64,
+              DOMID,
+              MODE,
+              UID };
+
+static int parse(enum parser p, const char *in, uint64_t lo, uint64_t hi,
+                 uint64_t *out)
+{
+    uint16_t d;
+    mode_t m;
+    uid_t u;
+    int rc;
+
+    switch (p) {
+    case U64:
+        return parse_u64(in, lo, hi, out);
+    case DOMID:
+        rc = parse_domid(in, &d);
+        *out = d;
+        return rc;
+    case MODE:
+        rc = parse_mode(in, &m);
+        *out = m;
+        return rc;
+    case UID:
+        rc = parse_uid(in, &u);
+        *out = u;
+        return rc;
+    }
+    return -1;
+}
+
+/* A parser's answer for one input: the value, or failure with errno ERR
+ * (ANY_ERR: any errno). */
+#define ANY_ERR (-1)
+static const struct number_case {
+    enum parser p;
+    const char *in;
+    uint64_t lo, hi;
+    int err; /* 0: accepted */
+    uint64_t want;
+} numbers[] = {
+    {U64, "0", 0, 10, 0, 0},
+    {U64, "10", 0, 10, 0, 10},
+    {U64, "18446744073709551615", 0, UINT64_MAX, 0, UINT64_MAX},
+    /* Junk: EINVAL. */
+    {U64, "", 0, UINT64_MAX, EINVAL, 0},
+    {U64, "010", 0, UINT64_MAX, EINVAL, 0},
+    {U64, "00", 0, UINT64_MAX, EINVAL, 0},
+    {U64, "-1", 0, UINT64_MAX, EINVAL, 0},
+    {U64, "+1", 0, UINT64_MAX, EINVAL, 0},
+    {U64, " 1", 0, UINT64_MAX, EINVAL, 0},
+    {U64, "1 ", 0, UINT64_MAX, EINVAL, 0},
+    {U64, "0x10", 0, UINT64_MAX, EINVAL, 0},
+    {U64, "1e3", 0, UINT64_MAX, EINVAL, 0},
+    {U64, "abc", 0, UINT64_MAX, EINVAL, 0},
+    {U64, "3x", 0, UINT64_MAX, EINVAL, 0},
+    /* Out of range: ERANGE, overflow included. */
+    {U64, "11", 0, 10, ERANGE, 0},
+    {U64, "0", 1, 10, ERANGE, 0},
+    {U64, "18446744073709551616", 0, UINT64_MAX, ERANGE, 0},
+    {U64, "99999999999999999999x", 0, UINT64_MAX, EINVAL, 0},
+    {DOMID, "32751", 0, 0, 0, 32751},
+    {DOMID, "32752", 0, 0, ERANGE, 0},
+    {DOMID, "010", 0, 0, EINVAL, 0},
+    {MODE, "666", 0, 0, 0, 0666},
+    {MODE, "0660", 0, 0, 0, 0660},
+    {MODE, "07777", 0, 0, 0, 07777},
+    {MODE, "8", 0, 0, EINVAL, 0},
+    {MODE, "", 0, 0, EINVAL, 0},
+    {MODE, "17777", 0, 0, ERANGE, 0},
+    {MODE, "0x1ff", 0, 0, EINVAL, 0},
+    {UID, "root", 0, 0, 0, 0},
+    {UID, "1000", 0, 0, 0, 1000},
+    {UID, "no-such-user-at-all", 0, 0, EINVAL, 0},
+    {UID, "4294967295", 0, 0, ERANGE, 0},
+    {UID, "", 0, 0, ANY_ERR, 0},
+};
+
+/* Row _i of numbers (a loop test). */
+START_TEST(test_number)
+{
+    const struct number_case *c = &numbers[_i];
+    uint64_t v = 0;
+    int rc;
+
+    errno = 0;
+    rc = parse(c->p, c->in, c->lo, c->hi, &v);
+    if (c->err == 0) {
+        ck_assert_msg(rc == 0, "'%s' (parser %d) refused", c->in, c->p);
+        ck_assert_msg(v == c->want, "'%s': %ju", c->in, (uintmax_t)v);
+    } else {
+        ck_assert_msg(rc < 0, "'%s' (parser %d) accepted", c->in, c->p);
+        ck_assert_msg(c->err == ANY_ERR || errno == c->err,
+                      "'%s': errno %d, want %d", c->in, errno, c->err);
+    }
+}
+END_TEST
+
+/* The first of N numbers. */
+START_TEST(test_decimal_n)
 {
     uint64_t v;
 
-    ck_assert_int_eq(parse_u64("0", 0, 10, &v), 0);
-    ck_assert_uint_eq(v, 0);
-    ck_assert_int_eq(parse_u64("10", 0, 10, &v), 0);
-    ck_assert_uint_eq(v, 10);
-    ck_assert_int_eq(parse_u64("18446744073709551615", 0, UINT64_MAX, &v), 0);
-    ck_assert(v == UINT64_MAX);
-    /* Junk: EINVAL. */
-    static const char *const junk[] = {"", "010", "00", "-1", "+1", " 1",
-                                       "1 ", "0x10", "1e3", "abc", "3x"};
-    for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++) {
-        errno = 0;
-        ck_assert_msg(parse_u64(junk[i], 0, UINT64_MAX, &v) < 0 &&
-                          errno == EINVAL,
-                      "'%s' accepted", junk[i]);
-    }
-    /* Out of range: ERANGE, overflow included. */
-    errno = 0;
-    ck_assert(parse_u64("11", 0, 10, &v) < 0 && errno == ERANGE);
-    errno = 0;
-    ck_assert(parse_u64("0", 1, 10, &v) < 0 && errno == ERANGE);
-    errno = 0;
-    ck_assert(parse_u64("18446744073709551616", 0, UINT64_MAX, &v) < 0 &&
-              errno == ERANGE);
-    errno = 0;
-    ck_assert(parse_u64("99999999999999999999x", 0, UINT64_MAX, &v) < 0 &&
-              errno == EINVAL);
     ck_assert_int_eq(parse_u64n("12:34", 2, 0, 99, &v), 0);
     ck_assert_uint_eq(v, 12);
-}
-END_TEST
-
-START_TEST(test_domid)
-{
-    uint16_t d;
-
-    ck_assert_int_eq(parse_domid("32751", &d), 0);
-    ck_assert_uint_eq(d, 32751);
-    ck_assert(parse_domid("32752", &d) < 0 && errno == ERANGE);
-    ck_assert(parse_domid("010", &d) < 0 && errno == EINVAL);
-}
-END_TEST
-
-START_TEST(test_mode)
-{
-    mode_t m;
-
-    ck_assert_int_eq(parse_mode("666", &m), 0);
-    ck_assert_uint_eq(m, 0666);
-    ck_assert_int_eq(parse_mode("0660", &m), 0);
-    ck_assert_uint_eq(m, 0660);
-    ck_assert_int_eq(parse_mode("07777", &m), 0);
-    ck_assert_uint_eq(m, 07777);
-    ck_assert(parse_mode("8", &m) < 0 && errno == EINVAL);
-    ck_assert(parse_mode("", &m) < 0 && errno == EINVAL);
-    ck_assert(parse_mode("17777", &m) < 0 && errno == ERANGE);
-    ck_assert(parse_mode("0x1ff", &m) < 0 && errno == EINVAL);
-}
-END_TEST
-
-START_TEST(test_uid)
-{
-    uid_t u;
-
-    ck_assert_int_eq(parse_uid("root", &u), 0);
-    ck_assert_uint_eq(u, 0);
-    ck_assert_int_eq(parse_uid("1000", &u), 0);
-    ck_assert_uint_eq(u, 1000);
-    ck_assert(parse_uid("no-such-user-at-all", &u) < 0 && errno == EINVAL);
-    ck_assert(parse_uid("4294967295", &u) < 0 && errno == ERANGE);
-    ck_assert(parse_uid("", &u) < 0);
 }
 END_TEST
 
@@ -164,16 +198,12 @@ END_TEST
 
 static Suite *parse_suite(void)
 {
-    Suite *s = suite_create("parse");
-    TCase *tc = tcase_create("core");
+    Suite *s = check_suite("parse", "core", NULL, NULL, 0,
+                           CHECK_TESTS(test_decimal_n, test_self_domid,
+                                       test_open_as));
 
-    tcase_add_test(tc, test_decimal);
-    tcase_add_test(tc, test_domid);
-    tcase_add_test(tc, test_mode);
-    tcase_add_test(tc, test_uid);
-    tcase_add_test(tc, test_self_domid);
-    tcase_add_test(tc, test_open_as);
-    suite_add_tcase(s, tc);
+    check_add_loop(s, "numbers", test_number, 0,
+                   (int)(sizeof(numbers) / sizeof(numbers[0])));
     return s;
 }
 

@@ -31,11 +31,31 @@ static int decode(void)
     return noxs_proto_decode(b->data, b->len, m);
 }
 
-static void fixed_msg(unsigned int type, const void *body, size_t n)
+/* A message of TYPE (request 1) made of two bodies, as decode() sees it. */
+static int two_bodies(unsigned int type, const void *b1, size_t n1,
+                      const void *b2, size_t n2)
+{
+    noxs_proto_begin(b, type, 1, 0);
+    noxs_proto_put(b, b1, n1);
+    if (n2 > 0)
+        noxs_proto_put(b, b2, n2);
+    noxs_proto_finish(b);
+    return decode();
+}
+
+/* The same with one body. */
+static int one_body(unsigned int type, const void *body, size_t n)
+{
+    return two_bodies(type, body, n, NULL, 0);
+}
+
+/* A message of TYPE with one fixed-size body, as decode() sees it. */
+static int fixed_msg(unsigned int type, const void *body, size_t n)
 {
     noxs_proto_begin(b, type, 77, 0);
     noxs_proto_put(b, body, n);
     ck_assert_int_gt(noxs_proto_finish(b), 0);
+    return decode();
 }
 
 /* Each prefix, each extension by one byte, with a matching length
@@ -102,27 +122,33 @@ START_TEST(test_domid_requests)
     for (i = 0; i < 4; i++) {
         d.domid = 42;
         d.reserved = 0;
-        fixed_msg(types[i], &d, sizeof(d));
-        ck_assert_int_eq(decode(), 0);
+        ck_assert_int_eq(fixed_msg(types[i], &d, sizeof(d)), 0);
         ck_assert_uint_eq(m->u.domid.domid, 42);
         assert_length_exact();
         d.reserved = 1;
-        fixed_msg(types[i], &d, sizeof(d));
-        ck_assert_int_eq(decode(), -EPROTO);
+        ck_assert_int_eq(fixed_msg(types[i], &d, sizeof(d)), -EPROTO);
         d.reserved = 0;
         d.domid = NOXS_DOMID_MAX + 1;
-        fixed_msg(types[i], &d, sizeof(d));
-        ck_assert_int_eq(decode(), -EINVAL);
+        ck_assert_int_eq(fixed_msg(types[i], &d, sizeof(d)), -EINVAL);
         ck_assert_uint_eq(m->hdr.request, 77); /* still echoable */
         d.domid = NOXS_DOMID_ANY;
-        fixed_msg(types[i], &d, sizeof(d));
-        ck_assert_int_eq(decode(), types[i] == NOXS_MSG_DEV_LIST ||
-                                           types[i] == NOXS_MSG_WATCH
-                                       ? 0
-                                       : -EINVAL);
+        ck_assert_int_eq(fixed_msg(types[i], &d, sizeof(d)),
+                         types[i] == NOXS_MSG_DEV_LIST ||
+                                 types[i] == NOXS_MSG_WATCH
+                             ? 0
+                             : -EINVAL);
     }
 }
 END_TEST
+
+/* TYPE's reply with error EEXIST and BODY, as decode() sees it. */
+static int eexist_reply(unsigned int type, const void *body, size_t n)
+{
+    noxs_proto_begin(b, type | NOXS_MSG_REPLY, 1, EEXIST);
+    noxs_proto_put(b, body, n);
+    noxs_proto_finish(b);
+    return decode();
+}
 
 START_TEST(test_fixed_bodies)
 {
@@ -133,67 +159,58 @@ START_TEST(test_fixed_bodies)
     struct noxs_msg_dev_ref ref = {9, 7};
     struct noxs_msg_status st = {1, 100, 99, 1, 2, 3, 4, 5, 6, 7};
 
-    fixed_msg(NOXS_MSG_DOMAIN_ITEM, &dom, sizeof(dom));
-    ck_assert_int_eq(decode(), 0);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_DOMAIN_ITEM, &dom, sizeof(dom)), 0);
     ck_assert_uint_eq(m->u.domain.gref, 8);
     assert_length_exact();
 
-    fixed_msg(NOXS_MSG_DOMAIN_CREATE | NOXS_MSG_REPLY, &dom, sizeof(dom));
-    ck_assert_int_eq(decode(), 0);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_DOMAIN_CREATE | NOXS_MSG_REPLY, &dom,
+                               sizeof(dom)),
+                     0);
     ck_assert_uint_eq(m->u.domain.port, 5);
     assert_length_exact();
     /* EEXIST is the one error carried by a normal reply. */
-    noxs_proto_begin(b, NOXS_MSG_DOMAIN_CREATE | NOXS_MSG_REPLY, 1, EEXIST);
-    noxs_proto_put(b, &dom, sizeof(dom));
-    noxs_proto_finish(b);
-    ck_assert_int_eq(decode(), 0);
-    noxs_proto_begin(b, NOXS_MSG_DEV_ADD | NOXS_MSG_REPLY, 1, EEXIST);
-    noxs_proto_put(b, &dev, sizeof(dev));
-    noxs_proto_finish(b);
-    ck_assert_int_eq(decode(), -EPROTO);
+    ck_assert_int_eq(eexist_reply(NOXS_MSG_DOMAIN_CREATE, &dom, sizeof(dom)),
+                     0);
+    ck_assert_int_eq(eexist_reply(NOXS_MSG_DEV_ADD, &dev, sizeof(dev)),
+                     -EPROTO);
 
-    fixed_msg(NOXS_MSG_DEV_REMOVE, &id, sizeof(id));
-    ck_assert_int_eq(decode(), 0);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_DEV_REMOVE, &id, sizeof(id)), 0);
     assert_length_exact();
-    fixed_msg(NOXS_MSG_BACKEND_REMOVE, &id, sizeof(id));
-    ck_assert_int_eq(decode(), 0);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_BACKEND_REMOVE, &id, sizeof(id)), 0);
     ck_assert_uint_eq(m->u.dev_id.type, NOXS_DEV_SYSCTL);
     id.type = 0;
-    fixed_msg(NOXS_MSG_DEV_REMOVE, &id, sizeof(id));
-    ck_assert_int_eq(decode(), -EINVAL);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_DEV_REMOVE, &id, sizeof(id)), -EINVAL);
     id.type = NOXS_DEV_TYPE_MAX + 1;
-    fixed_msg(NOXS_MSG_DEV_REMOVE, &id, sizeof(id));
-    ck_assert_int_eq(decode(), -EINVAL);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_DEV_REMOVE, &id, sizeof(id)), -EINVAL);
 
-    fixed_msg(NOXS_MSG_DEV_ITEM, &dev, sizeof(dev));
-    ck_assert_int_eq(decode(), 0);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_DEV_ITEM, &dev, sizeof(dev)), 0);
     ck_assert_uint_eq(m->u.dev.devid, 51712);
     assert_length_exact();
-    fixed_msg(NOXS_MSG_DEV_ADD | NOXS_MSG_REPLY, &dev, sizeof(dev));
-    ck_assert_int_eq(decode(), 0);
-    fixed_msg(NOXS_MSG_BACKEND_STATE, &dev, sizeof(dev));
-    ck_assert_int_eq(decode(), 0);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_DEV_ADD | NOXS_MSG_REPLY, &dev,
+                               sizeof(dev)),
+                     0);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_BACKEND_STATE, &dev, sizeof(dev)), 0);
     assert_length_exact();
     dev.frontend_state = 9;
-    fixed_msg(NOXS_MSG_BACKEND_STATE, &dev, sizeof(dev));
-    ck_assert_int_eq(decode(), -EINVAL);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_BACKEND_STATE, &dev, sizeof(dev)),
+                     -EINVAL);
 
-    fixed_msg(NOXS_MSG_EVENT, &ev, sizeof(ev));
-    ck_assert_int_eq(decode(), 0);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_EVENT, &ev, sizeof(ev)), 0);
     ck_assert_uint_eq(m->u.event.kind, NOXS_EVENT_DEV_ADDED);
     ck_assert_uint_eq(m->u.event.dev.control_gref, 9);
     assert_length_exact();
     ev.reserved = 1;
-    fixed_msg(NOXS_MSG_EVENT, &ev, sizeof(ev));
-    ck_assert_int_eq(decode(), -EPROTO);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_EVENT, &ev, sizeof(ev)), -EPROTO);
 
-    fixed_msg(NOXS_MSG_BACKEND_CREATE | NOXS_MSG_REPLY, &ref, sizeof(ref));
-    ck_assert_int_eq(decode(), 0);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_BACKEND_CREATE | NOXS_MSG_REPLY, &ref,
+                               sizeof(ref)),
+                     0);
     ck_assert_uint_eq(m->u.dev_ref.backend_port, 7);
     assert_length_exact();
 
-    fixed_msg(NOXS_MSG_STATUS | NOXS_MSG_REPLY, &st, sizeof(st));
-    ck_assert_int_eq(decode(), 0);
+    ck_assert_int_eq(fixed_msg(NOXS_MSG_STATUS | NOXS_MSG_REPLY, &st,
+                               sizeof(st)),
+                     0);
     ck_assert_uint_eq(m->u.status.restarts, 6);
     ck_assert_uint_eq(m->u.status.rss_bytes, 5);
     ck_assert_uint_eq(m->u.status.heap_kib, 7);
@@ -349,11 +366,9 @@ START_TEST(test_register)
     struct noxs_msg_register r = {0, 2};
     uint16_t types[3] = {NOXS_DEV_SYSCTL, NOXS_DEV_BLK, NOXS_DEV_BLK};
 
-    noxs_proto_begin(b, NOXS_MSG_BACKEND_REGISTER, 1, 0);
-    noxs_proto_put(b, &r, sizeof(r));
-    noxs_proto_put(b, types, 4);
-    noxs_proto_finish(b);
-    ck_assert_int_eq(decode(), 0);
+    ck_assert_int_eq(two_bodies(NOXS_MSG_BACKEND_REGISTER, &r, sizeof(r), types,
+                                4),
+                     0);
     ck_assert_uint_eq(m->types[1], NOXS_DEV_BLK);
     ck_assert_uint_eq(m->reg_flags, 0);
     assert_length_exact();
@@ -384,21 +399,15 @@ START_TEST(test_register)
         ck_assert_int_eq(decode(), -EPROTO);
     }
     r.ntypes = 3; /* duplicate */
-    noxs_proto_begin(b, NOXS_MSG_BACKEND_REGISTER, 1, 0);
-    noxs_proto_put(b, &r, sizeof(r));
-    noxs_proto_put(b, types, 6);
-    noxs_proto_finish(b);
-    ck_assert_int_eq(decode(), -EINVAL);
+    ck_assert_int_eq(two_bodies(NOXS_MSG_BACKEND_REGISTER, &r, sizeof(r), types,
+                                6),
+                     -EINVAL);
     r.ntypes = 0;
-    noxs_proto_begin(b, NOXS_MSG_BACKEND_REGISTER, 1, 0);
-    noxs_proto_put(b, &r, sizeof(r));
-    noxs_proto_finish(b);
-    ck_assert_int_eq(decode(), -EPROTO);
+    ck_assert_int_eq(one_body(NOXS_MSG_BACKEND_REGISTER, &r, sizeof(r)),
+                     -EPROTO);
     r.ntypes = NOXS_PROTO_MAX_TYPES + 1;
-    noxs_proto_begin(b, NOXS_MSG_BACKEND_REGISTER, 1, 0);
-    noxs_proto_put(b, &r, sizeof(r));
-    noxs_proto_finish(b);
-    ck_assert_int_eq(decode(), -EPROTO);
+    ck_assert_int_eq(one_body(NOXS_MSG_BACKEND_REGISTER, &r, sizeof(r)),
+                     -EPROTO);
 }
 END_TEST
 
@@ -409,28 +418,21 @@ START_TEST(test_sync)
                                 {2, 3, 7, 0, 2, 1, 9, 4, 1}};
     struct noxs_msg_dev out;
 
-    noxs_proto_begin(b, NOXS_MSG_BACKEND_SYNC, 1, 0);
-    noxs_proto_put(b, &s, sizeof(s));
-    noxs_proto_put(b, d, sizeof(d));
-    noxs_proto_finish(b);
-    ck_assert_int_eq(decode(), 0);
+    ck_assert_int_eq(two_bodies(NOXS_MSG_BACKEND_SYNC, &s, sizeof(s), d,
+                                sizeof(d)),
+                     0);
     ck_assert_uint_eq(m->u.sync.count, 2);
     noxs_proto_sync_item(m, 1, &out);
     ck_assert_uint_eq(out.devid, 7);
     ck_assert_uint_eq(out.control_gref, 9);
     assert_length_exact();
     s.flags = 2;
-    noxs_proto_begin(b, NOXS_MSG_BACKEND_SYNC, 1, 0);
-    noxs_proto_put(b, &s, sizeof(s));
-    noxs_proto_put(b, d, sizeof(d));
-    noxs_proto_finish(b);
-    ck_assert_int_eq(decode(), -EPROTO);
+    ck_assert_int_eq(two_bodies(NOXS_MSG_BACKEND_SYNC, &s, sizeof(s), d,
+                                sizeof(d)),
+                     -EPROTO);
     s.flags = 0;
     s.count = 0xffffffffu;
-    noxs_proto_begin(b, NOXS_MSG_BACKEND_SYNC, 1, 0);
-    noxs_proto_put(b, &s, sizeof(s));
-    noxs_proto_finish(b);
-    ck_assert_int_eq(decode(), -EPROTO);
+    ck_assert_int_eq(one_body(NOXS_MSG_BACKEND_SYNC, &s, sizeof(s)), -EPROTO);
 }
 END_TEST
 
@@ -569,24 +571,13 @@ END_TEST
 
 static Suite *proto_suite(void)
 {
-    Suite *s = suite_create("proto");
-    TCase *tc = tcase_create("core");
-
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, test_header_only);
-    tcase_add_test(tc, test_domid_requests);
-    tcase_add_test(tc, test_fixed_bodies);
-    tcase_add_test(tc, test_empty_replies);
-    tcase_add_test(tc, test_dev_add);
-    tcase_add_test(tc, test_control);
-    tcase_add_test(tc, test_register);
-    tcase_add_test(tc, test_sync);
-    tcase_add_test(tc, test_bad_header);
-    tcase_add_test(tc, test_builder_overflow);
-    tcase_add_test(tc, test_access);
-    tcase_add_test(tc, test_table);
-    suite_add_tcase(s, tc);
-    return s;
+    return check_suite("proto", "core", setup, teardown, 0,
+                       CHECK_TESTS(test_header_only, test_domid_requests,
+                                   test_fixed_bodies, test_empty_replies,
+                                   test_dev_add, test_control, test_register,
+                                   test_sync, test_bad_header,
+                                   test_builder_overflow, test_access,
+                                   test_table));
 }
 
 CHECK_MAIN(proto_suite)

@@ -254,18 +254,9 @@ END_TEST
 
 static Suite *registry_suite(void)
 {
-    Suite *su = suite_create("registry");
-    TCase *tc = tcase_create("core");
-
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, test_domains);
-    tcase_add_test(tc, test_devices);
-    tcase_add_test(tc, test_backends);
-    tcase_add_test(tc, test_foreach);
-    tcase_add_test(tc, test_threaded);
-    tcase_set_timeout(tc, 120);
-    suite_add_tcase(su, tc);
-    return su;
+    return check_suite("registry", "core", setup, teardown, 120,
+                       CHECK_TESTS(test_domains, test_devices, test_backends,
+                                   test_foreach, test_threaded));
 }
 
 CHECK_MAIN(registry_suite)

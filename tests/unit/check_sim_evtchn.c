@@ -20,18 +20,12 @@ static void fresh_dir(void)
     sim_fresh_dir("evt");
 }
 
-static xenevtchn_handle *open_as(unsigned domid)
-{
-    sim_as(domid);
-    return xenevtchn_open(NULL, 0);
-}
-
 /* a (dom 1) and b (dom 2) connected: *pa in dom 1, *pb in dom 2. */
 static void connect_pair(xenevtchn_handle **a, xenevtchn_handle **b, int *pa,
                          int *pb)
 {
-    *a = open_as(1);
-    *b = open_as(2);
+    *a = sim_evtchn_as(1);
+    *b = sim_evtchn_as(2);
     ck_assert_ptr_nonnull(*a);
     ck_assert_ptr_nonnull(*b);
     *pa = xenevtchn_bind_unbound_port(*a, 2);
@@ -104,79 +98,62 @@ START_TEST(mask_and_coalesce)
     /* Unmasking an unmasked or foreign port is a no-op. */
     ck_assert_int_eq(xenevtchn_unmask(b, (evtchn_port_t)pb), 0);
     ck_assert_int_eq(xenevtchn_unmask(b, 12345), 0);
-    xenevtchn_close(a);
-    xenevtchn_close(b);
+    sim_evtchn_close_all(a, b, NULL);
 }
 END_TEST
 
 START_TEST(nonblocking_pending)
 {
-    xenevtchn_handle *a = open_as(1);
+    xenevtchn_handle *a = sim_evtchn_as(1);
     int fd = xenevtchn_fd(a);
 
     ck_assert_int_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
-    errno = 0;
-    ck_assert_int_eq(xenevtchn_pending(a), -1);
-    ck_assert_int_eq(errno, EAGAIN);
+    CHECK_FAIL_ERRNO(xenevtchn_pending(a), EAGAIN);
     xenevtchn_close(a);
 }
 END_TEST
 
 START_TEST(bind_errors)
 {
-    xenevtchn_handle *a = open_as(1), *b = open_as(2), *c = open_as(3);
+    xenevtchn_handle *a = sim_evtchn_as(1), *b = sim_evtchn_as(2);
+    xenevtchn_handle *c = sim_evtchn_as(3);
     int pa = xenevtchn_bind_unbound_port(a, 2);
 
     ck_assert_int_gt(pa, 0);
     /* Meant for domain 2: domain 3 may not bind it. */
-    errno = 0;
-    ck_assert_int_eq(xenevtchn_bind_interdomain(c, 1, (evtchn_port_t)pa), -1);
-    ck_assert_int_eq(errno, EINVAL);
+    CHECK_FAIL_ERRNO(xenevtchn_bind_interdomain(c, 1, (evtchn_port_t)pa),
+                     EINVAL);
     /* Not an unbound port / out of range / unknown domain. */
-    ck_assert_int_eq(xenevtchn_bind_interdomain(b, 1, 77), -1);
-    ck_assert_int_eq(errno, EINVAL);
-    ck_assert_int_eq(xenevtchn_bind_interdomain(b, 1, 0), -1);
-    ck_assert_int_eq(errno, EINVAL);
-    ck_assert_int_eq(xenevtchn_bind_interdomain(b, 4242, 1), -1);
-    ck_assert_int_eq(errno, ESRCH);
+    CHECK_FAIL_ERRNO(xenevtchn_bind_interdomain(b, 1, 77), EINVAL);
+    CHECK_FAIL_ERRNO(xenevtchn_bind_interdomain(b, 1, 0), EINVAL);
+    CHECK_FAIL_ERRNO(xenevtchn_bind_interdomain(b, 4242, 1), ESRCH);
     /* Bound once: a second bind fails. */
     int pb = xenevtchn_bind_interdomain(b, 1, (evtchn_port_t)pa);
     ck_assert_int_gt(pb, 0);
-    ck_assert_int_eq(xenevtchn_bind_interdomain(b, 1, (evtchn_port_t)pa), -1);
-    ck_assert_int_eq(errno, EINVAL);
+    CHECK_FAIL_ERRNO(xenevtchn_bind_interdomain(b, 1, (evtchn_port_t)pa),
+                     EINVAL);
     /* Ports belong to their handle. */
-    ck_assert_int_eq(xenevtchn_notify(c, (evtchn_port_t)pa), -1);
-    ck_assert_int_eq(errno, ENOTCONN);
-    ck_assert_int_eq(xenevtchn_unbind(c, (evtchn_port_t)pa), -1);
-    ck_assert_int_eq(errno, ENOTCONN);
-    ck_assert_int_eq(xenevtchn_unbind(c, 0), -1);
-    ck_assert_int_eq(errno, EINVAL);
-    ck_assert_int_eq(xenevtchn_bind_virq(a, 1), -1);
-    ck_assert_int_eq(errno, EOPNOTSUPP);
-    xenevtchn_close(a);
-    xenevtchn_close(b);
-    xenevtchn_close(c);
+    CHECK_FAIL_ERRNO(xenevtchn_notify(c, (evtchn_port_t)pa), ENOTCONN);
+    CHECK_FAIL_ERRNO(xenevtchn_unbind(c, (evtchn_port_t)pa), ENOTCONN);
+    CHECK_FAIL_ERRNO(xenevtchn_unbind(c, 0), EINVAL);
+    CHECK_FAIL_ERRNO(xenevtchn_bind_virq(a, 1), EOPNOTSUPP);
+    sim_evtchn_close_all(a, b, c, NULL);
 }
 END_TEST
 
 START_TEST(restrict_rules)
 {
-    xenevtchn_handle *a = open_as(1), *b = open_as(2);
+    xenevtchn_handle *a = sim_evtchn_as(1), *b = sim_evtchn_as(2);
     int pa = xenevtchn_bind_unbound_port(a, 2);
 
-    ck_assert_int_eq(xenevtchn_restrict(b, 0), -1);
-    ck_assert_int_eq(errno, EINVAL);
+    CHECK_FAIL_ERRNO(xenevtchn_restrict(b, 0), EINVAL);
     ck_assert_int_eq(xenevtchn_restrict(b, 5), 0);
-    ck_assert_int_eq(xenevtchn_restrict(b, 1), -1);
-    ck_assert_int_eq(errno, EACCES);
-    ck_assert_int_eq(xenevtchn_bind_unbound_port(b, 1), -1);
-    ck_assert_int_eq(errno, EACCES);
-    ck_assert_int_eq(xenevtchn_bind_interdomain(b, 1, (evtchn_port_t)pa), -1);
-    ck_assert_int_eq(errno, EACCES);
-    ck_assert_int_eq(xenevtchn_bind_virq(b, 1), -1);
-    ck_assert_int_eq(errno, EACCES);
-    xenevtchn_close(a);
-    xenevtchn_close(b);
+    CHECK_FAIL_ERRNO(xenevtchn_restrict(b, 1), EACCES);
+    CHECK_FAIL_ERRNO(xenevtchn_bind_unbound_port(b, 1), EACCES);
+    CHECK_FAIL_ERRNO(xenevtchn_bind_interdomain(b, 1, (evtchn_port_t)pa),
+                     EACCES);
+    CHECK_FAIL_ERRNO(xenevtchn_bind_virq(b, 1), EACCES);
+    sim_evtchn_close_all(a, b, NULL);
 }
 END_TEST
 
@@ -226,7 +203,7 @@ END_TEST
 START_TEST(many_ports_pending)
 {
     enum { N = 2000 };
-    xenevtchn_handle *a = open_as(1), *b = open_as(2);
+    xenevtchn_handle *a = sim_evtchn_as(1), *b = sim_evtchn_as(2);
     static int pa[N], pb[N];
     static char seen[N + 8];
 
@@ -256,14 +233,13 @@ START_TEST(many_ports_pending)
         seen[p] = 1;
     }
     ck_assert(!sim_readable(b, 0));
-    xenevtchn_close(a);
-    xenevtchn_close(b);
+    sim_evtchn_close_all(a, b, NULL);
 }
 END_TEST
 
 START_TEST(loopback_same_domain)
 {
-    xenevtchn_handle *a = open_as(4), *b = open_as(4);
+    xenevtchn_handle *a = sim_evtchn_as(4), *b = sim_evtchn_as(4);
     int pa = xenevtchn_bind_unbound_port(a, 4);
     int pb = xenevtchn_bind_interdomain(b, DOMID_SELF, (evtchn_port_t)pa);
 
@@ -274,27 +250,17 @@ START_TEST(loopback_same_domain)
     xenevtchn_notify(b, (evtchn_port_t)pb);
     ck_assert(sim_readable(a, 5000));
     ck_assert_int_eq(xenevtchn_pending(a), pa);
-    xenevtchn_close(a);
-    xenevtchn_close(b);
+    sim_evtchn_close_all(a, b, NULL);
 }
 END_TEST
 
 static Suite *suite(void)
 {
-    Suite *s = suite_create("sim_evtchn");
-    TCase *tc = tcase_create("evtchn");
-
-    tcase_add_checked_fixture(tc, fresh_dir, NULL);
-    tcase_add_test(tc, notify_both_ways);
-    tcase_add_test(tc, mask_and_coalesce);
-    tcase_add_test(tc, nonblocking_pending);
-    tcase_add_test(tc, bind_errors);
-    tcase_add_test(tc, restrict_rules);
-    tcase_add_test(tc, close_tells_peer);
-    tcase_add_test(tc, many_ports_pending);
-    tcase_add_test(tc, loopback_same_domain);
-    suite_add_tcase(s, tc);
-    return s;
+    return check_suite("sim_evtchn", "evtchn", fresh_dir, NULL, 0,
+                       CHECK_TESTS(notify_both_ways, mask_and_coalesce,
+                                   nonblocking_pending, bind_errors,
+                                   restrict_rules, close_tells_peer,
+                                   many_ports_pending, loopback_same_domain));
 }
 
 CHECK_MAIN(suite)

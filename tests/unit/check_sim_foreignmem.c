@@ -19,16 +19,10 @@ static void fresh_dir(void)
     setenv("NOXS_SIM_MEM_PAGES", "16", 1);
 }
 
-static xenforeignmemory_handle *open_as(unsigned domid)
-{
-    sim_as(domid);
-    return xenforeignmemory_open(NULL, 0);
-}
-
 START_TEST(dom0_maps_guest)
 {
-    xenforeignmemory_handle *guest = open_as(5); /* domain 5 appears */
-    xenforeignmemory_handle *f = open_as(0);
+    xenforeignmemory_handle *guest = sim_fmem_as(5); /* domain 5 appears */
+    xenforeignmemory_handle *f = sim_fmem_as(0);
     xen_pfn_t pfns[3] = {3, 4, 15};
     int err[3] = {1, 1, 1};
 
@@ -58,15 +52,14 @@ END_TEST
 
 START_TEST(errors)
 {
-    xenforeignmemory_handle *g = open_as(7);
-    xenforeignmemory_handle *f = open_as(0);
+    xenforeignmemory_handle *g = sim_fmem_as(7);
+    xenforeignmemory_handle *f = sim_fmem_as(0);
     xen_pfn_t pfns[3] = {1, 16, 2};
     int err[3];
 
     /* Only domain 0 maps other domains' memory. */
-    errno = 0;
-    ck_assert_ptr_null(xenforeignmemory_map(g, 0, PROT_READ, 1, pfns, NULL));
-    ck_assert_int_eq(errno, EPERM);
+    CHECK_NULL_ERRNO(xenforeignmemory_map(g, 0, PROT_READ, 1, pfns, NULL),
+                     EPERM);
     /* Out of range gfn: per-page error, or the whole call. */
     char *a = xenforeignmemory_map(f, 7, PROT_READ, 3, pfns, err);
     ck_assert_ptr_nonnull(a);
@@ -74,25 +67,25 @@ START_TEST(errors)
     ck_assert_int_eq(err[1], -EINVAL);
     ck_assert_int_eq(err[2], 0);
     xenforeignmemory_unmap(f, a, 3);
-    ck_assert_ptr_null(xenforeignmemory_map(f, 7, PROT_READ, 3, pfns, NULL));
-    ck_assert_int_eq(errno, EINVAL);
-    ck_assert_ptr_null(xenforeignmemory_map(f, 999, PROT_READ, 1, pfns, NULL));
-    ck_assert_int_eq(errno, ESRCH);
+    CHECK_NULL_ERRNO(xenforeignmemory_map(f, 7, PROT_READ, 3, pfns, NULL),
+                     EINVAL);
+    CHECK_NULL_ERRNO(xenforeignmemory_map(f, 999, PROT_READ, 1, pfns, NULL),
+                     ESRCH);
     /* Restriction. */
     ck_assert_int_eq(xenforeignmemory_restrict(f, 7), 0);
-    ck_assert_ptr_null(xenforeignmemory_map(f, 0, PROT_READ, 1, pfns, NULL));
-    ck_assert_int_eq(errno, EPERM);
+    CHECK_NULL_ERRNO(xenforeignmemory_map(f, 0, PROT_READ, 1, pfns, NULL),
+                     EPERM);
     a = xenforeignmemory_map(f, 7, PROT_READ, 1, pfns, NULL);
     ck_assert_ptr_nonnull(a);
     xenforeignmemory_unmap(f, a, 1);
     /* Resources are not simulated. */
     void *addr = NULL;
     size_t size;
-    ck_assert_ptr_null(xenforeignmemory_map_resource(f, 7, 0, 0, 0, 1, &addr,
-                                                     PROT_READ, 0));
-    ck_assert_int_eq(errno, EOPNOTSUPP);
-    ck_assert_int_eq(xenforeignmemory_resource_size(f, 7, 0, 0, &size), -1);
-    ck_assert_int_eq(errno, EOPNOTSUPP);
+    CHECK_NULL_ERRNO(xenforeignmemory_map_resource(f, 7, 0, 0, 0, 1, &addr,
+                                                   PROT_READ, 0),
+                     EOPNOTSUPP);
+    CHECK_FAIL_ERRNO(xenforeignmemory_resource_size(f, 7, 0, 0, &size),
+                     EOPNOTSUPP);
     ck_assert_int_eq(xenforeignmemory_unmap_resource(f, NULL), 0);
     xenforeignmemory_close(f);
     xenforeignmemory_close(g);
@@ -102,23 +95,14 @@ END_TEST
 START_TEST(bad_domid_env)
 {
     setenv("NOXS_SIM_DOMID", "70000", 1);
-    errno = 0;
-    ck_assert_ptr_null(xenforeignmemory_open(NULL, 0));
-    ck_assert_int_eq(errno, EINVAL);
+    CHECK_NULL_ERRNO(xenforeignmemory_open(NULL, 0), EINVAL);
 }
 END_TEST
 
 static Suite *suite(void)
 {
-    Suite *s = suite_create("sim_foreignmem");
-    TCase *tc = tcase_create("foreignmem");
-
-    tcase_add_checked_fixture(tc, fresh_dir, NULL);
-    tcase_add_test(tc, dom0_maps_guest);
-    tcase_add_test(tc, errors);
-    tcase_add_test(tc, bad_domid_env);
-    suite_add_tcase(s, tc);
-    return s;
+    return check_suite("sim_foreignmem", "foreignmem", fresh_dir, NULL, 0,
+                       CHECK_TESTS(dom0_maps_guest, errors, bad_domid_env));
 }
 
 CHECK_MAIN(suite)

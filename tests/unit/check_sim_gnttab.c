@@ -27,18 +27,6 @@ static void fresh_dir(void)
     sim_fresh_dir("gnt");
 }
 
-static xengntshr_handle *shr_as(unsigned domid)
-{
-    sim_as(domid);
-    return xengntshr_open(NULL, 0);
-}
-
-static xengnttab_handle *tab_as(unsigned domid)
-{
-    sim_as(domid);
-    return xengnttab_open(NULL, 0);
-}
-
 static uint32_t grant_state(unsigned dom, uint32_t ref, uint32_t *maps)
 {
     uint32_t st;
@@ -47,12 +35,42 @@ static uint32_t grant_state(unsigned dom, uint32_t ref, uint32_t *maps)
     return st;
 }
 
+/*
+ * What most tests use: domain 1 shares (shr), domain 2 maps (tab). The
+ * fixture opens them; the test closes them (pair_close) where it wants
+ * to see everything released, or leaves that to the fixture.
+ */
+static xengntshr_handle *shr;
+static xengnttab_handle *tab;
+
+static void pair_setup(void)
+{
+    fresh_dir();
+    shr = sim_gntshr_as(1);
+    tab = sim_gnttab_as(2);
+}
+
+static void pair_close(void)
+{
+    if (tab != NULL)
+        xengnttab_close(tab);
+    if (shr != NULL)
+        xengntshr_close(shr);
+    tab = NULL;
+    shr = NULL;
+}
+
+/* The pair closed, everything the test used must be released. */
+static void pair_released(void)
+{
+    pair_close();
+    sim_assert_idle();
+}
+
 START_TEST(share_and_map)
 {
-    xengntshr_handle *s = shr_as(1);
-    xengnttab_handle *t = tab_as(2);
     uint32_t refs[3];
-    char *g = xengntshr_share_pages(s, 2, 3, refs, 1);
+    char *g = xengntshr_share_pages(shr, 2, 3, refs, 1);
 
     ck_assert_ptr_nonnull(g);
     for (int i = 0; i < 3; i++) {
@@ -61,71 +79,63 @@ START_TEST(share_and_map)
     }
     strcpy(g, "hello");
     strcpy(g + 2 * 4096, "third");
-    char *m = xengnttab_map_grant_ref(t, 1, refs[0], PROT_READ | PROT_WRITE);
+    char *m = xengnttab_map_grant_ref(tab, 1, refs[0], PROT_READ | PROT_WRITE);
     ck_assert_ptr_nonnull(m);
     ck_assert_str_eq(m, "hello");
     strcpy(m + 100, "back");
     ck_assert_str_eq(g + 100, "back");
-    char *mm = xengnttab_map_domain_grant_refs(t, 3, 1, refs, PROT_READ);
+    char *mm = xengnttab_map_domain_grant_refs(tab, 3, 1, refs, PROT_READ);
     ck_assert_ptr_nonnull(mm);
     ck_assert_str_eq(mm + 2 * 4096, "third");
     uint32_t doms[2] = {1, 1}, two[2] = {refs[2], refs[0]};
-    char *m2 = xengnttab_map_grant_refs(t, 2, doms, two, PROT_READ);
+    char *m2 = xengnttab_map_grant_refs(tab, 2, doms, two, PROT_READ);
     ck_assert_ptr_nonnull(m2);
     ck_assert_str_eq(m2, "third");
     ck_assert_str_eq(m2 + 4096, "hello");
     uint32_t maps;
     ck_assert_uint_eq(grant_state(1, refs[0], &maps), NOXS_SIMSTAT_GRANT_ACTIVE);
     ck_assert_uint_eq(maps, 3);
-    ck_assert_int_eq(xengnttab_unmap(t, m, 1), 0);
-    ck_assert_int_eq(xengnttab_unmap(t, mm, 3), 0);
-    ck_assert_int_eq(xengnttab_unmap(t, m2, 2), 0);
-    ck_assert_int_eq(xengnttab_unmap(t, m2, 2), -1);
-    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(xengnttab_unmap(tab, m, 1), 0);
+    ck_assert_int_eq(xengnttab_unmap(tab, mm, 3), 0);
+    ck_assert_int_eq(xengnttab_unmap(tab, m2, 2), 0);
+    CHECK_FAIL_ERRNO(xengnttab_unmap(tab, m2, 2), EINVAL);
     grant_state(1, refs[0], &maps);
     ck_assert_uint_eq(maps, 0);
-    ck_assert_int_eq(xengntshr_unshare(s, g, 3), 0);
+    ck_assert_int_eq(xengntshr_unshare(shr, g, 3), 0);
     ck_assert_uint_eq(grant_state(1, refs[0], NULL), NOXS_SIMSTAT_GRANT_FREE);
-    xengnttab_close(t);
-    xengntshr_close(s);
-    ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
+    pair_released();
 }
 END_TEST
 
 START_TEST(map_errors)
 {
-    xengntshr_handle *s = shr_as(1);
-    xengnttab_handle *t2 = tab_as(2), *t3 = tab_as(3);
+    xengntshr_handle *s = sim_gntshr_as(1);
+    xengnttab_handle *t2 = sim_gnttab_as(2), *t3 = sim_gnttab_as(3);
     uint32_t ref, bad[2];
     char *g = xengntshr_share_pages(s, 2, 1, &ref, 1);
 
     ck_assert_ptr_nonnull(g);
     /* Granted to domain 2: domain 3 may not map it. */
-    errno = 0;
-    ck_assert_ptr_null(xengnttab_map_grant_ref(t3, 1, ref, PROT_READ));
-    ck_assert_int_eq(errno, EINVAL);
+    CHECK_NULL_ERRNO(xengnttab_map_grant_ref(t3, 1, ref, PROT_READ), EINVAL);
     /* Not granted, reserved, out of range, unknown domain. */
-    ck_assert_ptr_null(xengnttab_map_grant_ref(t2, 1, ref + 1, PROT_READ));
-    ck_assert_int_eq(errno, EINVAL);
-    ck_assert_ptr_null(xengnttab_map_grant_ref(t2, 1, 3, PROT_READ));
-    ck_assert_int_eq(errno, EINVAL);
-    ck_assert_ptr_null(xengnttab_map_grant_ref(t2, 1, 1u << 30, PROT_READ));
-    ck_assert_int_eq(errno, EINVAL);
-    ck_assert_ptr_null(xengnttab_map_grant_ref(t2, 999, ref, PROT_READ));
-    ck_assert_int_eq(errno, EINVAL);
+    CHECK_NULL_ERRNO(xengnttab_map_grant_ref(t2, 1, ref + 1, PROT_READ),
+                     EINVAL);
+    CHECK_NULL_ERRNO(xengnttab_map_grant_ref(t2, 1, 3, PROT_READ), EINVAL);
+    CHECK_NULL_ERRNO(xengnttab_map_grant_ref(t2, 1, 1u << 30, PROT_READ),
+                     EINVAL);
+    CHECK_NULL_ERRNO(xengnttab_map_grant_ref(t2, 999, ref, PROT_READ), EINVAL);
     /* A partly bad batch maps nothing and leaves nothing behind. */
     bad[0] = ref;
     bad[1] = ref + 1;
-    ck_assert_ptr_null(xengnttab_map_domain_grant_refs(t2, 2, 1, bad,
-                                                       PROT_READ));
-    ck_assert_int_eq(errno, EINVAL);
+    CHECK_NULL_ERRNO(xengnttab_map_domain_grant_refs(t2, 2, 1, bad, PROT_READ),
+                     EINVAL);
     uint32_t maps;
     grant_state(1, ref, &maps);
     ck_assert_uint_eq(maps, 0);
     /* Unsupported calls fail cleanly. */
     uint32_t fd;
-    ck_assert_int_eq(xengnttab_dmabuf_exp_from_refs(t2, 1, 0, 1, &ref, &fd), -1);
-    ck_assert_int_eq(errno, EOPNOTSUPP);
+    CHECK_FAIL_ERRNO(xengnttab_dmabuf_exp_from_refs(t2, 1, 0, 1, &ref, &fd),
+                     EOPNOTSUPP);
     ck_assert_int_eq(xengnttab_dmabuf_imp_release(t2, 0), -1);
     ck_assert_int_ge(xengnttab_fd(t2), 0);
     ck_assert_int_ge(xengntshr_fd(s), 0);
@@ -138,81 +148,57 @@ END_TEST
 
 START_TEST(readonly_grant)
 {
-    xengntshr_handle *s = shr_as(1);
-    xengnttab_handle *t = tab_as(2);
     uint32_t ref;
-    char *g = xengntshr_share_pages(s, 2, 1, &ref, 0);
+    char *g = xengntshr_share_pages(shr, 2, 1, &ref, 0);
 
     ck_assert_ptr_nonnull(g);
     strcpy(g, "ro");
-    errno = 0;
-    ck_assert_ptr_null(xengnttab_map_grant_ref(t, 1, ref,
-                                               PROT_READ | PROT_WRITE));
-    ck_assert_int_eq(errno, EINVAL);
-    char *m = xengnttab_map_grant_ref(t, 1, ref, PROT_READ);
+    CHECK_NULL_ERRNO(xengnttab_map_grant_ref(tab, 1, ref,
+                                             PROT_READ | PROT_WRITE),
+                     EINVAL);
+    char *m = xengnttab_map_grant_ref(tab, 1, ref, PROT_READ);
     ck_assert_ptr_nonnull(m);
     ck_assert_str_eq(m, "ro");
     /* A clear-byte notify needs a writable mapping. */
-    ck_assert_ptr_null(xengnttab_map_grant_ref_notify(t, 1, ref, PROT_READ,
-                                                      0, (evtchn_port_t)-1));
-    ck_assert_int_eq(errno, EINVAL);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        signal(SIGSEGV, SIG_DFL);
-        ((volatile char *)m)[0] = 'x';
-        _exit(0);
-    }
-    int st;
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-    ck_assert(WIFSIGNALED(st));
-    ck_assert_int_eq(WTERMSIG(st), SIGSEGV);
+    CHECK_NULL_ERRNO(xengnttab_map_grant_ref_notify(tab, 1, ref, PROT_READ, 0,
+                                                    (evtchn_port_t)-1),
+                     EINVAL);
+    sim_assert_write_faults(m);
     ck_assert_str_eq(m, "ro");
-    xengnttab_unmap(t, m, 1);
-    xengntshr_unshare(s, g, 1);
-    xengnttab_close(t);
-    xengntshr_close(s);
+    xengnttab_unmap(tab, m, 1);
+    xengntshr_unshare(shr, g, 1);
 }
 END_TEST
 
 START_TEST(unshare_while_mapped)
 {
-    xengntshr_handle *s = shr_as(1);
-    xengnttab_handle *t = tab_as(2);
     uint32_t ref, ref2;
-    char *g = xengntshr_share_pages(s, 2, 1, &ref, 1);
-    char *m = xengnttab_map_grant_ref(t, 1, ref, PROT_READ | PROT_WRITE);
+    char *g = xengntshr_share_pages(shr, 2, 1, &ref, 1);
+    char *m = xengnttab_map_grant_ref(tab, 1, ref, PROT_READ | PROT_WRITE);
 
     ck_assert_ptr_nonnull(m);
     strcpy(g, "kept");
-    ck_assert_int_eq(xengntshr_unshare(s, g, 1), 0);
+    ck_assert_int_eq(xengntshr_unshare(shr, g, 1), 0);
     /* Xen: the ref stays in use until the grantee unmaps; its map stays. */
     ck_assert_uint_eq(grant_state(1, ref, NULL), NOXS_SIMSTAT_GRANT_ENDING);
     ck_assert_str_eq(m, "kept");
     m[0] = 'K';
-    char *g2 = xengntshr_share_pages(s, 2, 1, &ref2, 1);
+    char *g2 = xengntshr_share_pages(shr, 2, 1, &ref2, 1);
     ck_assert_ptr_nonnull(g2);
     ck_assert_uint_ne(ref2, ref);
     /* No new mapping of an ended grant. */
-    ck_assert_ptr_null(xengnttab_map_grant_ref(t, 1, ref, PROT_READ));
-    ck_assert_int_eq(errno, EINVAL);
-    ck_assert_int_eq(xengnttab_unmap(t, m, 1), 0);
+    CHECK_NULL_ERRNO(xengnttab_map_grant_ref(tab, 1, ref, PROT_READ), EINVAL);
+    ck_assert_int_eq(xengnttab_unmap(tab, m, 1), 0);
     ck_assert_uint_eq(grant_state(1, ref, NULL), NOXS_SIMSTAT_GRANT_FREE);
-    xengntshr_unshare(s, g2, 1);
-    xengnttab_close(t);
-    xengntshr_close(s);
-    ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
+    xengntshr_unshare(shr, g2, 1);
+    pair_released();
 }
 END_TEST
 
 START_TEST(unmap_notify_both_sides)
 {
-    xengntshr_handle *s = shr_as(1);
-    xengnttab_handle *t = tab_as(2);
-    sim_as(1);
-    xenevtchn_handle *e1 = xenevtchn_open(NULL, 0);
-    sim_as(2);
-    xenevtchn_handle *e2 = xenevtchn_open(NULL, 0);
+    xenevtchn_handle *e1 = sim_evtchn_as(1);
+    xenevtchn_handle *e2 = sim_evtchn_as(2);
     int p1 = xenevtchn_bind_unbound_port(e1, 2);
     int p2 = xenevtchn_bind_interdomain(e2, 1, (evtchn_port_t)p1);
     ck_assert_int_eq(xenevtchn_pending(e2), p2);
@@ -220,50 +206,46 @@ START_TEST(unmap_notify_both_sides)
 
     /* Grantee side: unmap clears byte 10 and notifies domain 1. */
     uint32_t ref;
-    char *g = xengntshr_share_page_notify(s, 2, &ref, 1, 20,
+    char *g = xengntshr_share_page_notify(shr, 2, &ref, 1, 20,
                                           (evtchn_port_t)p1);
     ck_assert_ptr_nonnull(g);
-    char *m = xengnttab_map_grant_ref_notify(t, 1, ref,
+    char *m = xengnttab_map_grant_ref_notify(tab, 1, ref,
                                              PROT_READ | PROT_WRITE, 10, (evtchn_port_t)p2);
     ck_assert_ptr_nonnull(m);
     g[10] = 1;
     g[20] = 1;
     ck_assert(!sim_readable(e1, 0));
-    ck_assert_int_eq(xengnttab_unmap(t, m, 1), 0);
+    ck_assert_int_eq(xengnttab_unmap(tab, m, 1), 0);
     ck_assert_int_eq(g[10], 0);
     ck_assert(sim_readable(e1, 5000));
     ck_assert_int_eq(xenevtchn_pending(e1), p1);
     xenevtchn_unmask(e1, (evtchn_port_t)p1);
     /* Granter side: unshare clears byte 20 and notifies domain 2. */
-    m = xengnttab_map_grant_ref(t, 1, ref, PROT_READ);
+    m = xengnttab_map_grant_ref(tab, 1, ref, PROT_READ);
     ck_assert_ptr_nonnull(m);
     ck_assert_int_eq(m[20], 1);
-    ck_assert_int_eq(xengntshr_unshare(s, g, 1), 0);
+    ck_assert_int_eq(xengntshr_unshare(shr, g, 1), 0);
     ck_assert_int_eq(m[20], 0);
     ck_assert(sim_readable(e2, 5000));
     ck_assert_int_eq(xenevtchn_pending(e2), p2);
-    xengnttab_unmap(t, m, 1);
+    xengnttab_unmap(tab, m, 1);
     /* Bad notify arguments. */
-    ck_assert_ptr_null(xengntshr_share_page_notify(s, 2, &ref, 1, 5000,
-                                                   (evtchn_port_t)-1));
-    ck_assert_int_eq(errno, EINVAL);
-    ck_assert_ptr_null(xengntshr_share_page_notify(s, 2, &ref, 1, 0, 999));
-    ck_assert_int_eq(errno, EINVAL);
-    xengnttab_close(t);
-    xengntshr_close(s);
-    xenevtchn_close(e1);
-    xenevtchn_close(e2);
-    ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
+    CHECK_NULL_ERRNO(xengntshr_share_page_notify(shr, 2, &ref, 1, 5000,
+                                                 (evtchn_port_t)-1),
+                     EINVAL);
+    CHECK_NULL_ERRNO(xengntshr_share_page_notify(shr, 2, &ref, 1, 0, 999),
+                     EINVAL);
+    pair_close();
+    sim_evtchn_close_all(e1, e2, NULL);
+    sim_assert_idle();
 }
 END_TEST
 
 START_TEST(grant_copy)
 {
-    xengntshr_handle *s = shr_as(1);
-    xengnttab_handle *t = tab_as(2);
     uint32_t refs[2];
-    char *g = xengntshr_share_pages(s, 2, 1, &refs[0], 1);
-    char *ro = xengntshr_share_pages(s, 2, 1, &refs[1], 0);
+    char *g = xengntshr_share_pages(shr, 2, 1, &refs[0], 1);
+    char *ro = xengntshr_share_pages(shr, 2, 1, &refs[1], 0);
     char buf[64] = "copied in";
     xengnttab_grant_copy_segment_t seg[3];
 
@@ -278,7 +260,7 @@ START_TEST(grant_copy)
     seg[1].dest.foreign.ref = refs[1]; /* read-only: no writes */
     seg[2] = seg[0];
     seg[2].dest.foreign.ref = refs[1] + 1; /* not granted */
-    ck_assert_int_eq(xengnttab_grant_copy(t, 3, seg), 0);
+    ck_assert_int_eq(xengnttab_grant_copy(tab, 3, seg), 0);
     ck_assert_int_eq(seg[0].status, GNTST_okay);
     ck_assert_int_ne(seg[1].status, GNTST_okay);
     ck_assert_int_ne(seg[2].status, GNTST_okay);
@@ -292,42 +274,37 @@ START_TEST(grant_copy)
     seg[0].dest.virt = out;
     seg[0].len = 8;
     seg[0].flags = GNTCOPY_source_gref;
-    ck_assert_int_eq(xengnttab_grant_copy(t, 1, seg), 0);
+    ck_assert_int_eq(xengnttab_grant_copy(tab, 1, seg), 0);
     ck_assert_int_eq(seg[0].status, GNTST_okay);
     ck_assert_str_eq(out, "from ro");
     seg[0].source.foreign.offset = 4090; /* crosses the page */
-    ck_assert_int_eq(xengnttab_grant_copy(t, 1, seg), -1);
-    ck_assert_int_eq(errno, EINVAL);
-    xengntshr_close(s);
-    xengnttab_close(t);
+    CHECK_FAIL_ERRNO(xengnttab_grant_copy(tab, 1, seg), EINVAL);
 }
 END_TEST
 
 START_TEST(max_grants)
 {
-    xengntshr_handle *s = shr_as(1);
-    xengnttab_handle *t = tab_as(2);
     uint32_t refs[3];
-    char *g = xengntshr_share_pages(s, 2, 3, refs, 1);
+    char *g = xengntshr_share_pages(shr, 2, 3, refs, 1);
 
-    ck_assert_int_eq(xengnttab_set_max_grants(t, 2), 0);
-    char *m = xengnttab_map_domain_grant_refs(t, 2, 1, refs, PROT_READ);
+    ck_assert_int_eq(xengnttab_set_max_grants(tab, 2), 0);
+    char *m = xengnttab_map_domain_grant_refs(tab, 2, 1, refs, PROT_READ);
     ck_assert_ptr_nonnull(m);
-    ck_assert_ptr_null(xengnttab_map_grant_ref(t, 1, refs[2], PROT_READ));
-    ck_assert_int_eq(errno, ENOMEM);
-    xengnttab_unmap(t, m, 2);
-    m = xengnttab_map_grant_ref(t, 1, refs[2], PROT_READ);
+    CHECK_NULL_ERRNO(xengnttab_map_grant_ref(tab, 1, refs[2], PROT_READ),
+                     ENOMEM);
+    xengnttab_unmap(tab, m, 2);
+    m = xengnttab_map_grant_ref(tab, 1, refs[2], PROT_READ);
     ck_assert_ptr_nonnull(m);
-    xengnttab_close(t);
-    xengntshr_unshare(s, g, 3);
-    xengntshr_close(s);
-    ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
+    xengnttab_close(tab);
+    tab = NULL;
+    xengntshr_unshare(shr, g, 3);
+    pair_released();
 }
 END_TEST
 
 START_TEST(partial_unshare)
 {
-    xengntshr_handle *s = shr_as(1);
+    xengntshr_handle *s = sim_gntshr_as(1);
     uint32_t refs[4];
     char *g = xengntshr_share_pages(s, 2, 4, refs, 1);
     struct noxs_simstat st;
@@ -381,7 +358,7 @@ START_TEST(gntalloc_fd_outlives_process)
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         struct ioctl_gntalloc_alloc_gref op = {.domid = 1, .count = 1};
-        xengntshr_handle *s = shr_as(0);
+        xengntshr_handle *s = sim_gntshr_as(0);
         struct cmsghdr *c;
 
         fd = s ? xengntshr_fd(s) : -1;
@@ -412,7 +389,7 @@ START_TEST(gntalloc_fd_outlives_process)
     ck_assert_int_eq(noxs_simstat_domain(0, 1, &st), 0);
     ck_assert_uint_eq(grant_state(0, info.ref, NULL),
                       NOXS_SIMSTAT_GRANT_ACTIVE);
-    t = tab_as(1);
+    t = sim_gnttab_as(1);
     q = xengnttab_map_grant_ref(t, 0, info.ref, PROT_READ);
     ck_assert_ptr_nonnull(q);
     ck_assert_str_eq(q, "kept");
@@ -441,21 +418,14 @@ END_TEST
 
 static Suite *suite(void)
 {
-    Suite *s = suite_create("sim_gnttab");
+    Suite *s = check_suite("sim_gnttab", "gnttab", fresh_dir, NULL, 0,
+                           CHECK_TESTS(map_errors, partial_unshare,
+                                       gntalloc_fd_outlives_process));
 
-    TCase *tc = tcase_create("gnttab");
-
-    tcase_add_checked_fixture(tc, fresh_dir, NULL);
-    tcase_add_test(tc, share_and_map);
-    tcase_add_test(tc, map_errors);
-    tcase_add_test(tc, readonly_grant);
-    tcase_add_test(tc, unshare_while_mapped);
-    tcase_add_test(tc, unmap_notify_both_sides);
-    tcase_add_test(tc, grant_copy);
-    tcase_add_test(tc, max_grants);
-    tcase_add_test(tc, partial_unshare);
-    tcase_add_test(tc, gntalloc_fd_outlives_process);
-    suite_add_tcase(s, tc);
+    check_add_case(s, "pair", pair_setup, pair_close, 0,
+                   CHECK_TESTS(share_and_map, readonly_grant,
+                               unshare_while_mapped, unmap_notify_both_sides,
+                               grant_copy, max_grants));
     return s;
 }
 

@@ -75,24 +75,19 @@ START_TEST(virq_binding)
     int port;
 
     fresh_dir();
-    sim_as(0);
-    a = xenevtchn_open(NULL, 0);
+    a = sim_evtchn_as(0);
     b = xenevtchn_open(NULL, 0);
     ck_assert_ptr_nonnull(a);
     ck_assert_ptr_nonnull(b);
     port = xenevtchn_bind_virq(a, VIRQ_DOM_EXC);
     ck_assert_int_gt(port, 0);
     /* One binding per domain, as in Xen. */
-    ck_assert_int_eq(xenevtchn_bind_virq(b, VIRQ_DOM_EXC), -1);
-    ck_assert_int_eq(errno, EEXIST);
-    ck_assert_int_eq(xenevtchn_bind_virq(b, VIRQ_TIMER), -1);
-    ck_assert_int_eq(errno, EOPNOTSUPP);
+    CHECK_FAIL_ERRNO(xenevtchn_bind_virq(b, VIRQ_DOM_EXC), EEXIST);
+    CHECK_FAIL_ERRNO(xenevtchn_bind_virq(b, VIRQ_TIMER), EOPNOTSUPP);
     /* Only domain 0 receives global VIRQs here. */
-    sim_as(4);
-    g = xenevtchn_open(NULL, 0);
+    g = sim_evtchn_as(4);
     ck_assert_ptr_nonnull(g);
-    ck_assert_int_eq(xenevtchn_bind_virq(g, VIRQ_DOM_EXC), -1);
-    ck_assert_int_eq(errno, EPERM);
+    CHECK_FAIL_ERRNO(xenevtchn_bind_virq(g, VIRQ_DOM_EXC), EPERM);
     /* Unbinding frees it for another handle; so does closing. */
     ck_assert_int_eq(xenevtchn_unbind(a, (evtchn_port_t)port), 0);
     port = xenevtchn_bind_virq(b, VIRQ_DOM_EXC);
@@ -100,40 +95,46 @@ START_TEST(virq_binding)
     xenevtchn_close(b);
     port = xenevtchn_bind_virq(a, VIRQ_DOM_EXC);
     ck_assert_int_gt(port, 0);
-    xenevtchn_close(a);
-    xenevtchn_close(g);
+    sim_evtchn_close_all(a, g, NULL);
 }
 END_TEST
 
 /* A binder killed -9: the next process binds (its handle died with it). */
+/* A handle bound to VIRQ_DOM_EXC ('y'), or not ('n'), in C. */
+static int virq_setup(void *arg, void *c)
+{
+    xenevtchn_handle *h = xenevtchn_open(NULL, 0);
+
+    (void)arg;
+    *(char *)c = h && xenevtchn_bind_virq(h, VIRQ_DOM_EXC) > 0 ? 'y' : 'n';
+    return 0;
+}
+
+/* A handle with a bound port ('y'), or not ('n'), in C. */
+static int port_setup(void *arg, void *c)
+{
+    xenevtchn_handle *h = xenevtchn_open(NULL, 0);
+
+    (void)arg;
+    *(char *)c = h && xenevtchn_bind_unbound_port(h, 0) > 0 ? 'y' : 'n';
+    return 0;
+}
+
 START_TEST(virq_binder_killed)
 {
     xenevtchn_handle *a;
-    int fd[2], port = 0;
+    int port = 0;
     pid_t pid;
     char c;
 
     fresh_dir();
     sim_as(0);
-    ck_assert_int_eq(pipe(fd), 0);
-    pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        xenevtchn_handle *h = xenevtchn_open(NULL, 0);
-        c = h && xenevtchn_bind_virq(h, VIRQ_DOM_EXC) > 0 ? 'y' : 'n';
-        if (write(fd[1], &c, 1) != 1)
-            _exit(1);
-        pause();
-        _exit(0);
-    }
-    ck_assert_int_eq(read(fd[0], &c, 1), 1);
+    pid = sim_spawn(0, virq_setup, NULL, &c, 1);
     ck_assert_int_eq(c, 'y');
     a = xenevtchn_open(NULL, 0);
     ck_assert_ptr_nonnull(a);
-    ck_assert_int_eq(xenevtchn_bind_virq(a, VIRQ_DOM_EXC), -1);
-    ck_assert_int_eq(errno, EEXIST);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
+    CHECK_FAIL_ERRNO(xenevtchn_bind_virq(a, VIRQ_DOM_EXC), EEXIST);
+    sim_kill(pid);
     for (int i = 0; i < 500 && port <= 0; i++) {
         port = xenevtchn_bind_virq(a, VIRQ_DOM_EXC);
         if (port <= 0)
@@ -155,8 +156,7 @@ START_TEST(destroy_list_reuse)
     int port, err = 0;
 
     fresh_dir();
-    sim_as(0);
-    v = xenevtchn_open(NULL, 0);
+    v = sim_evtchn_as(0);
     ck_assert_ptr_nonnull(v);
     port = xenevtchn_bind_virq(v, VIRQ_DOM_EXC);
     ck_assert_int_gt(port, 0);
@@ -167,8 +167,7 @@ START_TEST(destroy_list_reuse)
 
     /* Domain 3 appears when a process first acts as it. */
     ck_assert_int_eq(listed(xc, 3, NULL), 0);
-    sim_as(3);
-    g = xenevtchn_open(NULL, 0);
+    g = sim_evtchn_as(3);
     sim_as(0);
     ck_assert_ptr_nonnull(g);
     ck_assert_int_eq(listed(xc, 3, h1), 1);
@@ -185,8 +184,7 @@ START_TEST(destroy_list_reuse)
     ck_assert_int_eq(listed(xc, 3, NULL), 2);
     /* A dying domain cannot be entered. */
     sim_as(3);
-    ck_assert_ptr_null(xenevtchn_open(NULL, 0));
-    ck_assert_int_eq(errno, ESRCH);
+    CHECK_NULL_ERRNO(xenevtchn_open(NULL, 0), ESRCH);
     sim_as(0);
     ck_assert_int_eq(simctl("destroy 3 --no-kill --wait 100"), 4);
 
@@ -197,8 +195,7 @@ START_TEST(destroy_list_reuse)
     ck_assert_int_ne(simctl("destroy 3"), 0); /* dead already */
 
     /* The domid comes back as a new domain: new handle, zeroed memory. */
-    sim_as(3);
-    g = xenevtchn_open(NULL, 0);
+    g = sim_evtchn_as(3);
     sim_as(0);
     ck_assert_ptr_nonnull(g);
     ck_assert_int_eq(listed(xc, 3, h2), 1);
@@ -216,8 +213,7 @@ START_TEST(destroy_list_reuse)
     sim_as(0);
     ck_assert_ptr_nonnull(xg);
     xc_domaininfo_t info;
-    ck_assert_int_eq(xc_domain_getinfolist(xg, 0, 1, &info), -1);
-    ck_assert_int_eq(errno, EPERM);
+    CHECK_FAIL_ERRNO(xc_domain_getinfolist(xg, 0, 1, &info), EPERM);
     xc_interface_close(xg);
     xc_interface_close(xc);
     xenforeignmemory_close(fm);
@@ -231,26 +227,10 @@ END_TEST
  */
 static pid_t domain_process(unsigned domid)
 {
-    int fd[2];
-    pid_t pid;
     char c;
+    pid_t pid = sim_spawn(domid, port_setup, NULL, &c, 1);
 
-    ck_assert_int_eq(pipe(fd), 0);
-    pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        sim_as(domid);
-        xenevtchn_handle *h = xenevtchn_open(NULL, 0);
-        c = h && xenevtchn_bind_unbound_port(h, 0) > 0 ? 'y' : 'n';
-        if (write(fd[1], &c, 1) != 1)
-            _exit(1);
-        pause();
-        _exit(0);
-    }
-    ck_assert_int_eq(read(fd[0], &c, 1), 1);
     ck_assert_int_eq(c, 'y');
-    close(fd[0]);
-    close(fd[1]);
     return pid;
 }
 
@@ -294,8 +274,7 @@ START_TEST(list_maps_header_only)
     ck_assert_ptr_nonnull(xc);
     ck_assert_int_eq(listed(xc, 5, NULL), 1);
     ck_assert_int_eq(dom_rss_kb(5), 4);
-    kill(pid, SIGKILL);
-    ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+    sim_kill(pid);
     xc_interface_close(xc);
 }
 END_TEST
@@ -305,7 +284,6 @@ START_TEST(destroy_kills)
 {
     xc_interface *xc;
     pid_t pid;
-    int st;
 
     fresh_dir();
     sim_as(0);
@@ -315,8 +293,7 @@ START_TEST(destroy_kills)
     sim_as(0);
     ck_assert_int_eq(listed(xc, 5, NULL), 1);
     ck_assert_int_eq(simctl("destroy 5 --wait 10000"), 0);
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-    ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    sim_reap_signal(pid, SIGKILL);
     ck_assert_int_eq(listed(xc, 5, NULL), 0);
     xc_interface_close(xc);
 }
@@ -324,17 +301,10 @@ END_TEST
 
 static Suite *sim_life_suite(void)
 {
-    Suite *s = suite_create("sim_life");
-    TCase *tc = tcase_create("life");
-
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, virq_binding);
-    tcase_add_test(tc, virq_binder_killed);
-    tcase_add_test(tc, destroy_list_reuse);
-    tcase_add_test(tc, destroy_kills);
-    tcase_add_test(tc, list_maps_header_only);
-    suite_add_tcase(s, tc);
-    return s;
+    return check_suite("sim_life", "life", NULL, NULL, 60,
+                       CHECK_TESTS(virq_binding, virq_binder_killed,
+                                   destroy_list_reuse, destroy_kills,
+                                   list_maps_header_only));
 }
 
 CHECK_MAIN(sim_life_suite)

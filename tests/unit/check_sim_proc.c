@@ -44,8 +44,7 @@ static void fresh_dir(void)
  */
 static int child_pong(unsigned ref, unsigned port)
 {
-    sim_as(2);
-    xengnttab_handle *t = xengnttab_open(NULL, 0);
+    xengnttab_handle *t = sim_gnttab_as(2);
     xenevtchn_handle *e = xenevtchn_open(NULL, 0);
     if (!t || !e)
         return 10;
@@ -74,10 +73,80 @@ static int child_pong(unsigned ref, unsigned port)
     return 0;
 }
 
+/* What the children of the kill tests set up before they are killed
+ * (sim_spawn). */
+
+/* Domain 1's grant and port of the kill tests, as its peer sees them. */
+struct peer_of_1 {
+    uint32_t ref;
+    int port;
+};
+
+/* Domain 2 maps domain 1's grant (unmap notify on byte 8 and the port)
+ * and binds its port: ok or not, in OK. */
+static int grantee_setup(void *arg, void *ok)
+{
+    const struct peer_of_1 *p = arg;
+    xengnttab_handle *t = xengnttab_open(NULL, 0);
+    xenevtchn_handle *ce = xenevtchn_open(NULL, 0);
+    int local = xenevtchn_bind_interdomain(ce, 1, (evtchn_port_t)p->port);
+    void *m = xengnttab_map_grant_ref_notify(t, 1, p->ref,
+                                             PROT_READ | PROT_WRITE, 8,
+                                             (evtchn_port_t)local);
+
+    *(char *)ok = m && local > 0;
+    return 0;
+}
+
+/* Domain 2 binds domain 1's port: ok or not, in OK. */
+static int binder_setup(void *port, void *ok)
+{
+    xenevtchn_handle *ce = xenevtchn_open(NULL, 0);
+
+    *(char *)ok = ce && xenevtchn_bind_interdomain(ce, 1,
+                                                   *(evtchn_port_t *)port) > 0;
+    return 0;
+}
+
+/* Domain 1 shares a page with domain 2 (unmap notify on byte 16 and an
+ * unbound port for 2): its ref and port in MSG. */
+static int granter_setup(void *arg, void *out)
+{
+    xengntshr_handle *s = xengntshr_open(NULL, 0);
+    xenevtchn_handle *ce = xenevtchn_open(NULL, 0);
+    int port = xenevtchn_bind_unbound_port(ce, 2);
+    uint32_t ref, *msg = out;
+    char *g = xengntshr_share_page_notify(s, 2, &ref, 1, 16,
+                                          (evtchn_port_t)port);
+
+    (void)arg;
+    if (!g || port < 0)
+        return -1;
+    strcpy(g + 100, "still here");
+    g[16] = 1;
+    msg[0] = ref;
+    msg[1] = (uint32_t)port;
+    return 0;
+}
+
+/* Six handles with a port each, in a ledger of two slots; no cleanup
+ * when killed: the guardian does it. */
+static int six_handles_setup(void *arg, void *ok)
+{
+    (void)arg;
+    setenv("NOXS_SIM_LEDGER_SLOTS", "2", 1);
+    for (int i = 0; i < 6; i++) {
+        xenevtchn_handle *e = xenevtchn_open(NULL, 0);
+        if (e == NULL || xenevtchn_bind_unbound_port(e, 0) <= 0)
+            return -1;
+    }
+    *(char *)ok = 'k';
+    return 0;
+}
+
 START_TEST(pingpong_exec)
 {
-    sim_as(1);
-    xengntshr_handle *s = xengntshr_open(NULL, 0);
+    xengntshr_handle *s = sim_gntshr_as(1);
     xenevtchn_handle *e = xenevtchn_open(NULL, 0);
     uint32_t ref;
     volatile uint32_t *page = (uint32_t *)xengntshr_share_pages(s, 2, 1,
@@ -105,63 +174,40 @@ START_TEST(pingpong_exec)
     }
     page[0] = UINT32_MAX;
     xenevtchn_notify(e, (evtchn_port_t)port);
-    int st;
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-    ck_assert(WIFEXITED(st));
-    ck_assert_int_eq(WEXITSTATUS(st), 0);
+    sim_reap(pid);
     xengntshr_unshare(s, (void *)page, 1);
     xengntshr_close(s);
     xenevtchn_close(e);
-    ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
+    sim_assert_idle();
 }
 END_TEST
 
 START_TEST(guardian_is_not_our_child)
 {
-    sim_as(1);
-    xenevtchn_handle *e = xenevtchn_open(NULL, 0);
+    xenevtchn_handle *e = sim_evtchn_as(1);
     ck_assert_ptr_nonnull(e);
-    errno = 0;
-    ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
-    ck_assert_int_eq(errno, ECHILD);
+    CHECK_FAIL_ERRNO(waitpid(-1, NULL, WNOHANG), ECHILD);
     xenevtchn_close(e);
 }
 END_TEST
 
 START_TEST(kill_grantee)
 {
-    sim_as(1);
-    xengntshr_handle *s = xengntshr_open(NULL, 0);
+    xengntshr_handle *s = sim_gntshr_as(1);
     xenevtchn_handle *e = xenevtchn_open(NULL, 0);
-    uint32_t ref, st, maps;
-    volatile char *page = xengntshr_share_pages(s, 2, 1, &ref, 1);
-    int port = xenevtchn_bind_unbound_port(e, 2);
-    int ready[2];
-
-    ck_assert_int_eq(pipe(ready), 0);
-    page[8] = 1;
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        sim_as(2);
-        xengnttab_handle *t = xengnttab_open(NULL, 0);
-        xenevtchn_handle *ce = xenevtchn_open(NULL, 0);
-        int local = xenevtchn_bind_interdomain(ce, 1, (evtchn_port_t)port);
-        void *m = xengnttab_map_grant_ref_notify(t, 1, ref,
-                                                 PROT_READ | PROT_WRITE, 8, (evtchn_port_t)local);
-        char ok = m && local > 0;
-        if (write(ready[1], &ok, 1) != 1)
-            _exit(1);
-        pause();
-        _exit(0);
-    }
+    uint32_t st, maps;
+    struct peer_of_1 p1;
+    volatile char *page = xengntshr_share_pages(s, 2, 1, &p1.ref, 1);
+    uint32_t ref = p1.ref;
+    int port = p1.port = xenevtchn_bind_unbound_port(e, 2);
     char ok = 0;
-    ck_assert_int_eq(read(ready[0], &ok, 1), 1);
+
+    page[8] = 1;
+    pid_t pid = sim_spawn(2, grantee_setup, &p1, &ok, 1);
     ck_assert_int_eq(ok, 1);
     /* Xen raises the binder's new port, not ours: nothing yet. */
     ck_assert_int_eq(sim_wait_event(e, 0), -1);
-    ck_assert_int_eq(kill(pid, SIGKILL), 0);
-    ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+    sim_kill(pid);
     /* Woken; the port is unbound again; the mapping and its notify gone. */
     ck_assert_int_eq(sim_wait_event(e, 10000), port);
     WAIT_UNTIL(noxs_simstat_port(1, (uint32_t)port, &st, NULL, NULL) == 0 &&
@@ -170,9 +216,8 @@ START_TEST(kill_grantee)
                maps == 0);
     ck_assert_int_eq(page[8], 0);
     /* The next process of domain 2 works. */
-    pid = fork();
+    pid = sim_fork_as(2);
     if (pid == 0) {
-        sim_as(2);
         xenevtchn_handle *ce = xenevtchn_open(NULL, 0);
         xengnttab_handle *t = xengnttab_open(NULL, 0);
         int local = xenevtchn_bind_interdomain(ce, 1, (evtchn_port_t)port);
@@ -184,15 +229,13 @@ START_TEST(kill_grantee)
         xenevtchn_notify(ce, (evtchn_port_t)local);
         _exit(0); /* no cleanup: the guardian does it */
     }
-    int status;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    ck_assert_int_eq(WEXITSTATUS(status), 0);
+    sim_reap(pid);
     ck_assert_int_eq(page[100], 42);
     WAIT_UNTIL(noxs_simstat_grant(1, ref, &st, NULL, &maps) == 0 &&
                maps == 0);
     xengntshr_close(s);
     xenevtchn_close(e);
-    ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
+    sim_assert_idle();
 }
 END_TEST
 
@@ -204,79 +247,37 @@ END_TEST
  */
 START_TEST(rebind_after_kill)
 {
-    sim_as(1);
-    xenevtchn_handle *e = xenevtchn_open(NULL, 0);
+    xenevtchn_handle *e = sim_evtchn_as(1);
     int port = xenevtchn_bind_unbound_port(e, 2);
+    evtchn_port_t remote = (evtchn_port_t)port;
 
     ck_assert_int_gt(port, 0);
     for (int round = 0; round < 20; round++) {
-        int ready[2], status;
         char ok = 0;
+        pid_t pid = sim_spawn(2, binder_setup, &remote, &ok, 1);
 
-        ck_assert_int_eq(pipe(ready), 0);
-        pid_t pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-            sim_as(2);
-            xenevtchn_handle *ce = xenevtchn_open(NULL, 0);
-            ok = ce && xenevtchn_bind_interdomain(ce, 1,
-                                                  (evtchn_port_t)port) > 0;
-            if (write(ready[1], &ok, 1) != 1)
-                _exit(1);
-            pause();
-            _exit(0);
-        }
-        ck_assert_int_eq(read(ready[0], &ok, 1), 1);
         ck_assert_msg(ok == 1, "bind failed in round %d", round);
-        close(ready[0]);
-        close(ready[1]);
-        ck_assert_int_eq(kill(pid, SIGKILL), 0);
-        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        sim_kill(pid);
     }
     xenevtchn_close(e);
-    ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
+    sim_assert_idle();
 }
 END_TEST
 
 START_TEST(kill_granter)
 {
-    sim_as(2);
-    xengnttab_handle *t = xengnttab_open(NULL, 0);
+    xengnttab_handle *t = sim_gnttab_as(2);
     xenevtchn_handle *e = xenevtchn_open(NULL, 0);
-    int fds[2];
     uint32_t msg[2], st, maps;
+    pid_t pid = sim_spawn(1, granter_setup, NULL, msg, sizeof(msg));
 
-    ck_assert_int_eq(pipe(fds), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        sim_as(1);
-        xengntshr_handle *s = xengntshr_open(NULL, 0);
-        xenevtchn_handle *ce = xenevtchn_open(NULL, 0);
-        int port = xenevtchn_bind_unbound_port(ce, 2);
-        uint32_t ref;
-        char *g = xengntshr_share_page_notify(s, 2, &ref, 1, 16,
-                                              (evtchn_port_t)port);
-        if (!g || port < 0)
-            _exit(1);
-        strcpy(g + 100, "still here");
-        g[16] = 1;
-        msg[0] = ref;
-        msg[1] = (uint32_t)port;
-        if (write(fds[1], msg, sizeof(msg)) != sizeof(msg))
-            _exit(1);
-        pause();
-        _exit(0);
-    }
-    ck_assert_int_eq(read(fds[0], msg, sizeof(msg)), (ssize_t)sizeof(msg));
     char *m = xengnttab_map_grant_ref(t, 1, msg[0], PROT_READ | PROT_WRITE);
     ck_assert_ptr_nonnull(m);
     int local = xenevtchn_bind_interdomain(e, 1, msg[1]);
     ck_assert_int_gt(local, 0);
     ck_assert_int_eq(sim_wait_event(e, 10000), local);
     ck_assert_int_eq(m[16], 1);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
+    sim_kill(pid);
     ck_assert_int_eq(sim_wait_event(e, 10000), local);
     /* The grant outlives its granter while we map it (Xen/gntalloc). */
     WAIT_UNTIL(noxs_simstat_grant(1, msg[0], &st, NULL, &maps) == 0 &&
@@ -292,7 +293,7 @@ START_TEST(kill_granter)
     ck_assert_uint_eq(st, NOXS_SIMSTAT_GRANT_FREE);
     xengnttab_close(t);
     xenevtchn_close(e);
-    ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
+    sim_assert_idle();
 }
 END_TEST
 
@@ -303,13 +304,10 @@ START_TEST(kill_anywhere)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     srand((unsigned)ts.tv_nsec);
-    sim_as(0);
-    xenevtchn_handle *e0 = xenevtchn_open(NULL, 0);
+    xenevtchn_handle *e0 = sim_evtchn_as(0);
     for (int round = 0; round < 20; round++) {
-        pid_t pid = fork();
-        ck_assert_int_ge(pid, 0);
+        pid_t pid = sim_fork_as(3);
         if (pid == 0) {
-            sim_as(3);
             xenevtchn_handle *e = xenevtchn_open(NULL, 0);
             xengntshr_handle *s = xengntshr_open(NULL, 0);
             xengnttab_handle *t = xengnttab_open(NULL, 0);
@@ -329,13 +327,11 @@ START_TEST(kill_anywhere)
             }
         }
         usleep((useconds_t)(rand() % 20000));
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+        sim_kill(pid);
     }
     /* Still usable afterwards by anyone, and everything is reaped. */
     xenevtchn_close(e0);
-    sim_as(3);
-    xenevtchn_handle *e = xenevtchn_open(NULL, 0);
+    xenevtchn_handle *e = sim_evtchn_as(3);
     ck_assert_ptr_nonnull(e);
     ck_assert_int_gt(xenevtchn_bind_unbound_port(e, 0), 0);
     xenevtchn_close(e);
@@ -350,34 +346,14 @@ END_TEST
  */
 START_TEST(ledger_full)
 {
-    int pipefd[2];
     char ok;
+    pid_t pid = sim_spawn(3, six_handles_setup, NULL, &ok, 1);
 
-    ck_assert_int_eq(pipe(pipefd), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        setenv("NOXS_SIM_LEDGER_SLOTS", "2", 1);
-        sim_as(3);
-        for (int i = 0; i < 6; i++) {
-            xenevtchn_handle *e = xenevtchn_open(NULL, 0);
-            if (e == NULL || xenevtchn_bind_unbound_port(e, 0) <= 0)
-                _exit(1);
-        }
-        if (write(pipefd[1], "k", 1) != 1)
-            _exit(1);
-        pause();
-        _exit(0); /* no cleanup: the guardian does it */
-    }
-    close(pipefd[1]);
-    ck_assert_int_eq(read(pipefd[0], &ok, 1), 1);
-    close(pipefd[0]);
     struct noxs_simstat st;
     ck_assert_int_eq(noxs_simstat_domain(3, 0, &st), 0);
     ck_assert_uint_eq(st.evtchn_handles, 6);
     ck_assert_uint_eq(st.ports_unbound, 6);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
+    sim_kill(pid);
     /* Without reaping here (reap 0): the guardian alone must do it. */
     int i;
     for (i = 0; i < 2000; i++) {
@@ -393,20 +369,10 @@ END_TEST
 
 static Suite *suite(void)
 {
-    Suite *s = suite_create("sim_proc");
-    TCase *tc = tcase_create("proc");
-
-    tcase_add_checked_fixture(tc, fresh_dir, NULL);
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, pingpong_exec);
-    tcase_add_test(tc, guardian_is_not_our_child);
-    tcase_add_test(tc, kill_grantee);
-    tcase_add_test(tc, kill_granter);
-    tcase_add_test(tc, rebind_after_kill);
-    tcase_add_test(tc, kill_anywhere);
-    tcase_add_test(tc, ledger_full);
-    suite_add_tcase(s, tc);
-    return s;
+    return check_suite("sim_proc", "proc", fresh_dir, NULL, 60,
+                       CHECK_TESTS(pingpong_exec, guardian_is_not_our_child,
+                                   kill_grantee, kill_granter, rebind_after_kill,
+                                   kill_anywhere, ledger_full));
 }
 
 int main(int argc, char **argv)

@@ -43,13 +43,11 @@ START_TEST(ten_thousand_domains)
     fds_before = dup(0);
     close(fds_before);
 
-    sim_as(0);
-    xenevtchn_handle *e0 = xenevtchn_open(NULL, 0);
+    xenevtchn_handle *e0 = sim_evtchn_as(0);
     xengntshr_handle *s0 = xengntshr_open(NULL, 0);
     ck_assert_ptr_nonnull(e0);
     for (unsigned d = 1; d <= NDOM; d++) {
-        sim_as(d);
-        ev[d] = xenevtchn_open(NULL, 0);
+        ev[d] = sim_evtchn_as(d);
         ck_assert_msg(ev[d] != NULL, "evtchn open dom %u: %s", d,
                       strerror(errno));
         gt[d] = xengnttab_open(NULL, 0);
@@ -108,14 +106,8 @@ END_TEST
 
 static Suite *suite(void)
 {
-    Suite *s = suite_create("sim_scale");
-    TCase *tc = tcase_create("scale");
-
-    tcase_add_checked_fixture(tc, fresh_dir, NULL);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, ten_thousand_domains);
-    suite_add_tcase(s, tc);
-    return s;
+    return check_suite("sim_scale", "scale", fresh_dir, NULL, 120,
+                       CHECK_TESTS(ten_thousand_domains));
 }
 
 CHECK_MAIN(suite)

@@ -26,12 +26,6 @@ static void fresh_dir(void)
     sim_fresh_dir("thr");
 }
 
-static xenevtchn_handle *open_as(unsigned domid)
-{
-    sim_as(domid);
-    return xenevtchn_open(NULL, 0);
-}
-
 struct side {
     xenevtchn_handle *h;
     int port;
@@ -58,7 +52,7 @@ static void *pinger(void *arg)
 
 START_TEST(pingpong_threads)
 {
-    xenevtchn_handle *a = open_as(1), *b = open_as(2);
+    xenevtchn_handle *a = sim_evtchn_as(1), *b = sim_evtchn_as(2);
     int pa = xenevtchn_bind_unbound_port(a, 2);
     int pb = xenevtchn_bind_interdomain(b, 1, (evtchn_port_t)pa);
     ck_assert_int_eq(sim_wait_event(b, 5000), pb);
@@ -70,8 +64,7 @@ START_TEST(pingpong_threads)
     pthread_join(ta, NULL);
     pthread_join(tb, NULL);
     ck_assert(sa.ok && sb.ok);
-    xenevtchn_close(a);
-    xenevtchn_close(b);
+    sim_evtchn_close_all(a, b, NULL);
 }
 END_TEST
 
@@ -92,7 +85,7 @@ static void *notify_loop(void *arg)
 
 START_TEST(many_notifiers)
 {
-    xenevtchn_handle *b = open_as(2);
+    xenevtchn_handle *b = sim_evtchn_as(2);
     xenevtchn_handle *a[4];
     struct notifier n[4];
     pthread_t t[4];
@@ -100,7 +93,7 @@ START_TEST(many_notifiers)
     int pb[4];
 
     for (int i = 0; i < 4; i++) {
-        a[i] = open_as(1);
+        a[i] = sim_evtchn_as(1);
         int pa = xenevtchn_bind_unbound_port(a[i], 2);
         pb[i] = xenevtchn_bind_interdomain(b, 1, (evtchn_port_t)pa);
         n[i] = (struct notifier){a[i], pa, &stop};
@@ -171,22 +164,15 @@ START_TEST(map_while_sharing)
     pthread_join(th, NULL);
     xengnttab_close(t);
     xengntshr_close(s);
-    ck_assert_int_eq(noxs_simstat_wait_idle(10000, NULL), 0);
+    sim_assert_idle();
 }
 END_TEST
 
 static Suite *suite(void)
 {
-    Suite *s = suite_create("sim_threads");
-    TCase *tc = tcase_create("threads");
-
-    tcase_add_checked_fixture(tc, fresh_dir, NULL);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, pingpong_threads);
-    tcase_add_test(tc, many_notifiers);
-    tcase_add_test(tc, map_while_sharing);
-    suite_add_tcase(s, tc);
-    return s;
+    return check_suite("sim_threads", "threads", fresh_dir, NULL, 120,
+                       CHECK_TESTS(pingpong_threads, many_notifiers,
+                                   map_while_sharing));
 }
 
 CHECK_MAIN(suite)

@@ -16,6 +16,7 @@
 
 #include "noxsd.h"
 #include "check_main.h"
+#include "check_tmpdir.h"
 
 /* Bytes of one record on disk: length, CRC, payload. */
 #define REC (8 + (int)sizeof(struct store_rec))
@@ -64,18 +65,12 @@ static int apply(const struct store_rec *r, void *arg)
 
 static void setup(void)
 {
-    const char *base = getenv("TMPDIR");
-
-    snprintf(dir, sizeof(dir), "%s/check_store.XXXXXX", base ? base : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    check_tmpdir_make(dir, sizeof(dir), "TMPDIR", "check_store");
 }
 
 static void teardown(void)
 {
-    char cmd[300];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    check_tmpdir_remove(dir);
 }
 
 static struct store *open_model(struct model *m)
@@ -89,6 +84,14 @@ static struct store *open_model(struct model *m)
     if (store_is_new(s))
         ck_assert_int_eq(store_reset(s), 0);
     return s;
+}
+
+/* Closes S and opens the store again, as a restart does: M holds what
+ * the replay applied. */
+static struct store *reopen(struct store *s, struct model *m)
+{
+    store_close(s);
+    return open_model(m);
 }
 
 /* Open a store that must be found damaged; the reason must contain what. */
@@ -184,6 +187,18 @@ static void del_dev(struct store *s, uint16_t domid, uint32_t devid)
     ck_assert_int_eq(store_append(s, &r), 0);
 }
 
+/* Device DOMID/DEVID appended to S is there after a restart, the
+ * APPLIED-th record replayed; the store is closed after. */
+static void add_dev_survives(struct store *s, struct model *m, uint16_t domid,
+                             uint32_t devid, int applied)
+{
+    add_dev(s, domid, devid);
+    s = reopen(s, m);
+    ck_assert_int_eq(m->applied, applied);
+    ck_assert(m->dev[domid][devid]);
+    store_close(s);
+}
+
 static off_t log_size(void)
 {
     char p[300];
@@ -205,21 +220,15 @@ START_TEST(test_append_replay)
     add_dev(s, 1, 1);
     del_dev(s, 1, 0);
     add_dom(s, 2, 9);
-    store_close(s);
 
-    s = open_model(&m);
+    s = reopen(s, &m);
     ck_assert_int_eq(m.applied, 5);
     ck_assert_int_eq(store_records_replayed(s), 5);
     ck_assert(m.dom[1] && m.dom[2] && !m.dom[3]);
     ck_assert_uint_eq(m.dom_gref[2], 9);
     ck_assert(!m.dev[1][0] && m.dev[1][1]);
     /* Appends after a replay go to the end. */
-    add_dev(s, 2, 3);
-    store_close(s);
-    s = open_model(&m);
-    ck_assert_int_eq(m.applied, 6);
-    ck_assert(m.dev[2][3]);
-    store_close(s);
+    add_dev_survives(s, &m, 2, 3, 6);
 }
 END_TEST
 
@@ -244,12 +253,7 @@ START_TEST(test_torn_tail)
     ck_assert_int_eq(m.applied, 2);
     ck_assert(m.dev[1][0] && !m.dev[1][1]);
     ck_assert_int_lt(log_size(), full - 10); /* truncated to a boundary */
-    add_dev(s, 1, 5);
-    store_close(s);
-    s = open_model(&m);
-    ck_assert_int_eq(m.applied, 3);
-    ck_assert(m.dev[1][5]);
-    store_close(s);
+    add_dev_survives(s, &m, 1, 5, 3);
 
     /* Flip a byte of the last record: a whole record with a bad CRC is
      * not what a crash leaves. Reported, and the file is left alone. */
@@ -309,16 +313,14 @@ START_TEST(test_compaction)
         if (i % 3 == 0)
             del_dev(s, 3, (uint32_t)((i + 1) % 8));
     }
-    store_close(s);
-    s = open_model(&m);
+    s = reopen(s, &m);
     live = m;
     ck_assert_uint_gt(store_log_bytes(s), 10000);
     compact_model(s, &live);
     ck_assert_uint_lt(store_log_bytes(s), 100);
     add_dev(s, 4, 1); /* domain 4 unknown to the model: fine here */
-    store_close(s);
 
-    s = open_model(&m);
+    s = reopen(s, &m);
     ck_assert(m.dom[3]);
     ck_assert_int_eq(memcmp(m.dev[3], live.dev[3], sizeof(m.dev[3])), 0);
     ck_assert(m.dev[4][1]);
@@ -350,12 +352,7 @@ START_TEST(test_crash_between_renames)
     /* Snapshot applied once; the stale log ignored (not re-applied). */
     ck_assert_int_eq(m.applied, 2);
     ck_assert(m.dom[1] && m.dev[1][2]);
-    add_dev(s, 1, 3);
-    store_close(s);
-    s = open_model(&m);
-    ck_assert_int_eq(m.applied, 3);
-    ck_assert(m.dev[1][3]);
-    store_close(s);
+    add_dev_survives(s, &m, 1, 3, 3);
 }
 END_TEST
 
@@ -376,8 +373,7 @@ START_TEST(test_new_store)
     ck_assert_int_eq(store_append(s, &r), -EROFS);
     ck_assert_int_eq(store_reset(s), 0);
     ck_assert_int_eq(store_append(s, &r), 0);
-    store_close(s);
-    s = open_model(&m);
+    s = reopen(s, &m);
     ck_assert(!store_is_new(s));
     ck_assert(m.dom[1]);
     store_close(s);
@@ -404,8 +400,7 @@ static char *make_snapshot(size_t *len)
     add_dev(s, 2, 1);
     add_dom(s, 3, 10);
     add_dev(s, 3, 2);
-    store_close(s);
-    s = open_model(&m);
+    s = reopen(s, &m);
     compact_model(s, &m);
     store_close(s);
     return slurp("state.snap", len);
@@ -674,8 +669,7 @@ START_TEST(test_reset)
     ck_assert_int_eq(m.applied, 1);
     ck_assert(m.dom[5] && !m.dom[1]);
     compact_model(s, &m);
-    store_close(s);
-    s = open_model(&m);
+    s = reopen(s, &m);
     ck_assert(m.dom[5]);
     store_close(s);
     free(snap);
@@ -691,24 +685,13 @@ END_TEST
 
 static Suite *store_suite(void)
 {
-    Suite *su = suite_create("store");
-    TCase *tc = tcase_create("core");
-
     log_init("check_store", 0);
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, test_append_replay);
-    tcase_add_test(tc, test_torn_tail);
-    tcase_add_test(tc, test_compaction);
-    tcase_add_test(tc, test_crash_between_renames);
-    tcase_add_test(tc, test_new_store);
-    tcase_add_test(tc, test_snapshot_damage);
-    tcase_add_test(tc, test_log_damage);
-    tcase_add_test(tc, test_invalid_records);
-    tcase_add_test(tc, test_apply_rejects);
-    tcase_add_test(tc, test_reset);
-    tcase_add_test(tc, test_crc);
-    suite_add_tcase(su, tc);
-    return su;
+    return check_suite("store", "core", setup, teardown, 0,
+                       CHECK_TESTS(test_append_replay, test_torn_tail,
+                                   test_compaction, test_crash_between_renames,
+                                   test_new_store, test_snapshot_damage,
+                                   test_log_damage, test_invalid_records,
+                                   test_apply_rejects, test_reset, test_crc));
 }
 
 CHECK_MAIN(store_suite)

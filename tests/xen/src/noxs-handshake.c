@@ -37,14 +37,6 @@
 
 static int report_fd = -1; /* backend -> toolstack: "devid t_us\n" */
 
-static double now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
 static int be_create(noxs_backend *b, noxs_dev *d, const struct noxs_kv *kv,
                      size_t n, void *arg)
 {
@@ -159,12 +151,6 @@ static int read_line(int fd, char *buf, size_t len)
     return 0;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 int main(int argc, char **argv)
 {
     int n = argc > 1 ? atoi(argv[1]) : 20, pfd[2], qfd[2], ok = 1, i;
@@ -228,12 +214,6 @@ int main(int argc, char **argv)
     waitpid(be, NULL, 0);
     if (!check(ok, "dom0.noxs-handshake", "%d iterations through noxs", n))
         return 1;
-    qsort(t, (size_t)n, sizeof(*t), cmp_double);
-    printf("HANDSHAKE %s median_us=%.0f min_us=%.0f n=%d\n", "noxs", t[n / 2],
-           t[0], n);
-    printf("SAMPLES %s", "noxs");
-    for (i = 0; i < n; i++)
-        printf(" %.0f", t[i]);
-    printf("\n");
+    report_samples("noxs", t, n);
     return 0;
 }

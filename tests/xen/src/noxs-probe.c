@@ -26,21 +26,6 @@
 
 #include "report.h"
 
-static int write_faults(volatile char *addr)
-{
-    int status;
-    pid_t pid = fork();
-
-    if (pid == 0) {
-        addr[0] ^= 1;
-        _exit(0);
-    }
-    if (pid < 0 || waitpid(pid, &status, 0) != pid)
-        return 0;
-    return WIFSIGNALED(status) &&
-           (WTERMSIG(status) == SIGSEGV || WTERMSIG(status) == SIGBUS);
-}
-
 static void refused(const char *name, const struct noxs_boot *b)
 {
     noxs_frontend *f;

@@ -24,43 +24,12 @@
 #include <xenevtchn.h>
 #include <xengnttab.h>
 
+#include "evwait.h"
 #include "report.h"
 
 #define PING "xcross-ping-from-dom0"
 #define PONG "xcross-pong-from-guest"
 #define ROTEXT "xcross-read-only"
-
-static int wait_port(xenevtchn_handle *h, evtchn_port_t port, int ms)
-{
-    struct pollfd p = {.fd = xenevtchn_fd(h), .events = POLLIN};
-    xenevtchn_port_or_error_t got;
-
-    for (;;) {
-        if (poll(&p, 1, ms) != 1)
-            return -1;
-        got = xenevtchn_pending(h);
-        if (got < 0)
-            return -1;
-        xenevtchn_unmask(h, (evtchn_port_t)got);
-        if ((evtchn_port_t)got == port)
-            return 0;
-    }
-}
-
-static int write_faults(volatile char *addr)
-{
-    int status;
-    pid_t pid = fork();
-
-    if (pid == 0) {
-        addr[0] = 'X';
-        _exit(0);
-    }
-    if (pid < 0 || waitpid(pid, &status, 0) != pid)
-        return 0;
-    return WIFSIGNALED(status) &&
-           (WTERMSIG(status) == SIGSEGV || WTERMSIG(status) == SIGBUS);
-}
 
 static int serve(uint32_t domid, const char *bootfile, int timeout_s)
 {
@@ -89,7 +58,8 @@ static int serve(uint32_t domid, const char *bootfile, int timeout_s)
         check(0, "dom0.xcross-bootfile", "%s", bootfile);
         return 1;
     }
-    if (check(wait_port(ev, (evtchn_port_t)port, timeout_s * 1000) == 0,
+    if (check(wait_port(ev, (evtchn_port_t)port, timeout_s * 1000,
+                        false) == 0,
               "dom0.xcross-guest-notified", "")) {
         check(strcmp(rw, PONG) == 0, "dom0.xcross-guest-wrote", "'%.24s'", rw);
         check(strcmp(ro, ROTEXT) == 0, "dom0.xcross-ro-page-intact", "");
@@ -173,7 +143,7 @@ static int guest(void)
         return 1;
     strcpy(rw, PONG);
     check(xenevtchn_notify(ev, (evtchn_port_t)lport) == 0 &&
-              wait_port(ev, (evtchn_port_t)lport, 60000) == 0,
+              wait_port(ev, (evtchn_port_t)lport, 60000, false) == 0,
           "guest.xcross-evtchn-roundtrip", "");
     xengnttab_unmap(tab, rw, 1);
     return report_failures != 0;

@@ -41,38 +41,38 @@ static const char *failed_at = "";
         }                                                            \
     } while (0)
 
-static double now_us(void)
+/* DIR/KEY, in a buffer of the caller's (a device's directory is short). */
+#define AT(dir, key) at((char[192]){0}, (dir), (key))
+static const char *at(char *buf, const char *dir, const char *key)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+    snprintf(buf, 192, "%s/%s", dir, key);
+    return buf;
 }
 
-static int put(struct xs_handle *xs, xs_transaction_t t, const char *path,
-               const char *val)
+static int put(struct xs_handle *xs, xs_transaction_t t, const char *dir,
+               const char *key, const char *val)
 {
-    return xs_write(xs, t, path, val, strlen(val)) ? 0 : -1;
+    return xs_write(xs, t, AT(dir, key), val, strlen(val)) ? 0 : -1;
 }
 
-static int read_int(struct xs_handle *xs, const char *path)
+static int read_int(struct xs_handle *xs, const char *dir, const char *key)
 {
     unsigned int len;
-    char *v = xs_read(xs, XBT_NULL, path, &len);
+    char *v = xs_read(xs, XBT_NULL, AT(dir, key), &len);
     int r = v ? atoi(v) : -1;
 
     free(v);
     return r;
 }
 
-/* Wait (through the watch on path) until its integer value is >= want. */
-static int wait_state(struct xs_handle *xs, const char *path, int want)
+/* Wait (through the watch on DIR/state) until the state is >= want. */
+static int wait_state(struct xs_handle *xs, const char *dir, int want)
 {
     for (;;) {
         char **ev;
         struct pollfd p = {.fd = xs_fileno(xs), .events = POLLIN};
 
-        if (read_int(xs, path) >= want)
+        if (read_int(xs, dir, "state") >= want)
             return 0;
         STEP_OR_FAIL(poll(&p, 1, 30000) == 1, "poll on xs_fileno");
         /* Drain every queued event, as xenstore.h asks. */
@@ -84,86 +84,57 @@ static int wait_state(struct xs_handle *xs, const char *path, int want)
 
 static int toolstack_and_backend(struct xs_handle *xs, int i)
 {
-    char be[128], fe[128], p[192], v[64];
+    char be[128], fe[128], v[64];
     xs_transaction_t t;
 
     snprintf(be, sizeof(be), BE "/%d", i);
     snprintf(fe, sizeof(fe), FE "/%d", i);
-    snprintf(p, sizeof(p), "%s/state", fe);
-    STEP_OR_FAIL(xs_watch(xs, p, TOKEN), "backend xs_watch");
+    STEP_OR_FAIL(xs_watch(xs, AT(fe, "state"), TOKEN), "backend xs_watch");
     do {
         t = xs_transaction_start(xs);
-        snprintf(p, sizeof(p), "%s/frontend", be);
-        put(xs, t, p, fe);
-        snprintf(p, sizeof(p), "%s/frontend-id", be);
-        put(xs, t, p, "0");
-        snprintf(p, sizeof(p), "%s/online", be);
-        put(xs, t, p, "1");
-        snprintf(p, sizeof(p), "%s/state", be);
-        put(xs, t, p, "1");
-        snprintf(p, sizeof(p), "%s/backend", fe);
-        put(xs, t, p, be);
-        snprintf(p, sizeof(p), "%s/backend-id", fe);
-        put(xs, t, p, "0");
-        snprintf(p, sizeof(p), "%s/state", fe);
-        put(xs, t, p, "1");
+        put(xs, t, be, "frontend", fe);
+        put(xs, t, be, "frontend-id", "0");
+        put(xs, t, be, "online", "1");
+        put(xs, t, be, "state", "1");
+        put(xs, t, fe, "backend", be);
+        put(xs, t, fe, "backend-id", "0");
+        put(xs, t, fe, "state", "1");
     } while (!xs_transaction_end(xs, t, false) && errno == EAGAIN);
-    snprintf(p, sizeof(p), "%s/feature-barrier", be);
-    put(xs, XBT_NULL, p, "1");
-    snprintf(p, sizeof(p), "%s/state", be);
-    put(xs, XBT_NULL, p, "2");
-    snprintf(p, sizeof(p), "%s/state", fe);
-    if (wait_state(xs, p, 3) < 0)
+    put(xs, XBT_NULL, be, "feature-barrier", "1");
+    put(xs, XBT_NULL, be, "state", "2");
+    if (wait_state(xs, fe, 3) < 0)
         return -1;
-    snprintf(p, sizeof(p), "%s/ring-ref", fe);
-    snprintf(v, sizeof(v), "%d", read_int(xs, p));
-    snprintf(p, sizeof(p), "%s/event-channel", fe);
-    snprintf(v, sizeof(v), "%d", read_int(xs, p));
-    snprintf(p, sizeof(p), "%s/state", be);
-    put(xs, XBT_NULL, p, "4");
-    snprintf(p, sizeof(p), "%s/state", fe);
-    if (wait_state(xs, p, 4) < 0)
+    snprintf(v, sizeof(v), "%d", read_int(xs, fe, "ring-ref"));
+    snprintf(v, sizeof(v), "%d", read_int(xs, fe, "event-channel"));
+    put(xs, XBT_NULL, be, "state", "4");
+    if (wait_state(xs, fe, 4) < 0)
         return -1;
-    xs_unwatch(xs, p, TOKEN);
+    xs_unwatch(xs, AT(fe, "state"), TOKEN);
     return 0;
 }
 
 static int frontend(struct xs_handle *xs, int i)
 {
-    char be[128], fe[128], p[192];
+    char be[128], fe[128];
     xs_transaction_t t;
 
     snprintf(be, sizeof(be), BE "/%d", i);
     snprintf(fe, sizeof(fe), FE "/%d", i);
-    snprintf(p, sizeof(p), "%s/state", be);
-    STEP_OR_FAIL(xs_watch(xs, p, TOKEN), "frontend xs_watch");
-    if (wait_state(xs, p, 2) < 0)
+    STEP_OR_FAIL(xs_watch(xs, AT(be, "state"), TOKEN), "frontend xs_watch");
+    if (wait_state(xs, be, 2) < 0)
         return -1;
-    snprintf(p, sizeof(p), "%s/feature-barrier", be);
-    read_int(xs, p);
+    read_int(xs, be, "feature-barrier");
     do {
         t = xs_transaction_start(xs);
-        snprintf(p, sizeof(p), "%s/ring-ref", fe);
-        put(xs, t, p, "8");
-        snprintf(p, sizeof(p), "%s/event-channel", fe);
-        put(xs, t, p, "5");
-        snprintf(p, sizeof(p), "%s/state", fe);
-        put(xs, t, p, "3");
+        put(xs, t, fe, "ring-ref", "8");
+        put(xs, t, fe, "event-channel", "5");
+        put(xs, t, fe, "state", "3");
     } while (!xs_transaction_end(xs, t, false) && errno == EAGAIN);
-    snprintf(p, sizeof(p), "%s/state", be);
-    if (wait_state(xs, p, 4) < 0)
+    if (wait_state(xs, be, 4) < 0)
         return -1;
-    snprintf(p, sizeof(p), "%s/state", fe);
-    put(xs, XBT_NULL, p, "4");
-    snprintf(p, sizeof(p), "%s/state", be);
-    xs_unwatch(xs, p, TOKEN);
+    put(xs, XBT_NULL, fe, "state", "4");
+    xs_unwatch(xs, AT(be, "state"), TOKEN);
     return 0;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 int main(int argc, char **argv)
@@ -199,12 +170,6 @@ int main(int argc, char **argv)
     if (!check(ok, "dom0.xs-handshake", "%d iterations through xenstored%s%s",
                n, failed_at[0] ? ", failed at " : "", failed_at))
         return 1;
-    qsort(t, (size_t)n, sizeof(*t), cmp_double);
-    printf("HANDSHAKE %s median_us=%.0f min_us=%.0f n=%d\n", "xenstored", t[n / 2],
-           t[0], n);
-    printf("SAMPLES %s", "xenstored");
-    for (i = 0; i < n; i++)
-        printf(" %.0f", t[i]);
-    printf("\n");
+    report_samples("xenstored", t, n);
     return 0;
 }

@@ -20,40 +20,10 @@
 #include <xenforeignmemory.h>
 #include <xengnttab.h>
 
+#include "evwait.h"
 #include "report.h"
 
 #define SELF 0u
-
-/* Wait for an event on port; returns 0 when exactly that port fired. */
-static int wait_port(xenevtchn_handle *h, evtchn_port_t port, int ms)
-{
-    struct pollfd p = {.fd = xenevtchn_fd(h), .events = POLLIN};
-    xenevtchn_port_or_error_t got;
-
-    if (poll(&p, 1, ms) != 1)
-        return -1;
-    got = xenevtchn_pending(h);
-    if (got < 0)
-        return -1;
-    xenevtchn_unmask(h, (evtchn_port_t)got);
-    return (evtchn_port_t)got == port ? 0 : -1;
-}
-
-/* Fork a child that writes to addr; 1 if the child died of SIGSEGV/SIGBUS. */
-static int write_faults(volatile char *addr)
-{
-    int status;
-    pid_t pid = fork();
-
-    if (pid == 0) {
-        addr[0] = 'X';
-        _exit(0);
-    }
-    if (pid < 0 || waitpid(pid, &status, 0) != pid)
-        return 0;
-    return WIFSIGNALED(status) &&
-           (WTERMSIG(status) == SIGSEGV || WTERMSIG(status) == SIGBUS);
-}
 
 static void test_evtchn(void)
 {
@@ -68,10 +38,10 @@ static void test_evtchn(void)
         pb = xenevtchn_bind_interdomain(b, SELF, (evtchn_port_t)pa);
     if (check(pb >= 0, "dom0.evtchn-bind-interdomain", "%d <-> %d", pa, pb)) {
         check(xenevtchn_notify(b, (evtchn_port_t)pb) == 0 &&
-                  wait_port(a, (evtchn_port_t)pa, 5000) == 0,
+                  wait_port(a, (evtchn_port_t)pa, 5000, true) == 0,
               "dom0.evtchn-notify-ab", "");
         check(xenevtchn_notify(a, (evtchn_port_t)pa) == 0 &&
-                  wait_port(b, (evtchn_port_t)pb, 5000) == 0,
+                  wait_port(b, (evtchn_port_t)pb, 5000, true) == 0,
               "dom0.evtchn-notify-ba", "");
         xenevtchn_unbind(b, (evtchn_port_t)pb);
     }
