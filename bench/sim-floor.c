@@ -50,16 +50,18 @@
  * the frontend sees the backend Connected), counted from the code; keep
  * in step with docs/NOXSD.md "Where the time goes".
  *   Seqpacket hops: toolstack -> worker (DEV_ADD), worker -> backend
- *   (the create request), backend -> worker (its answer), worker ->
- *   keeper (write the guest's device page, after the store append).
- *   Notifies: keeper -> guest (the page changed), guest -> backend (its
+ *   (the create request), backend -> worker (its answer). The worker then
+ *   appends to its store and writes the guest's device page itself, in
+ *   memory it shares with the keeper (noxsd/keeper_pages.c), so no hop
+ *   to the keeper is on the path.
+ *   Notifies: worker -> guest (the page changed), guest -> backend (its
  *   half of the control page is published), backend -> guest (Connected).
  *   One share (the backend shares the control page) and one map (the
  *   guest maps it).
  * The worker's acknowledgement to the toolstack runs beside the guest's
  * part and is not on this path.
  */
-#define PATH_SOCKET_HOPS 4
+#define PATH_SOCKET_HOPS 3
 #define PATH_NOTIFIES 3
 #define PATH_SHARES 1
 #define PATH_MAPS 1

@@ -27,6 +27,12 @@
  * own program image in place (exec with the files inherited) when a worker
  * of a newer binary attaches. docs/DESIGN.md says why.
  *
+ * The worker writes the pages' contents itself, through its own
+ * descriptors of our gntalloc and evtchn files (KEEPER_FDS, then
+ * keeper_pages.c); PAGE_WRITE remains for a page it could not map. We
+ * create, keep and end the pages and ports, and tell the next worker of a
+ * page left mid-write (KEEPER_F_TORN in DUMP).
+ *
  * Lifetime: started by the first worker (fork, setsid, exec of the same
  * binary with --keeper); it outlives workers and counts their restarts.
  * KEEPER_EXIT (noxsd --stop --teardown) ends every page and port, then
@@ -198,6 +204,7 @@ static int page_create(uint16_t domid, struct keeper_msg *rep)
     }
     rep->gref = r->gref;
     rep->port = r->port;
+    rep->index = r->index;
     return 0;
 }
 
@@ -387,11 +394,21 @@ static int dump(int fd, uint32_t request_pid)
         m->domid = (uint16_t)d;
         m->gref = K.st->rec[d].gref;
         m->port = K.st->rec[d].port;
-        /* Our own page: we are its only writer, so this always settles. */
+        m->index = K.st->rec[d].index;
+        /*
+         * The worker that asked is blocked on this dump, and it writes the
+         * pages only while attached, so a page that does not settle now
+         * never will: a writer died mid-write. Say so; the worker
+         * rewrites it from its store.
+         */
         if (noxs_devpage_snapshot(page, &copy, (uint16_t)d) == 0) {
             m->count = copy.hdr.entry_count;
             memcpy(m->entries, copy.entries,
                    m->count * sizeof(m->entries[0]));
+        } else {
+            m->flags |= KEEPER_F_TORN;
+            log_info("keeper: the page of domain %u does not read back "
+                     "settled (a write left unfinished?)", d);
         }
         if (keeper_send(fd, m) < 0) {
             free(m);
