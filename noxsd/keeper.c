@@ -349,29 +349,21 @@ static void open_fresh(void)
 }
 
 /* The reply to KEEPER_FDS, with our three files attached. */
-static int send_fds(int fd, const struct keeper_msg *m)
+static int send_fds(int fd, struct keeper_msg *m)
 {
-    int fds[3] = {K.gfd, K.efd, K.sfd};
-    union {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(fds))];
-    } u;
-    struct iovec iov = {.iov_base = (void *)m, .iov_len = sizeof(*m)};
-    struct msghdr mh = {.msg_iov = &iov,
-                        .msg_iovlen = 1,
-                        .msg_control = u.buf,
-                        .msg_controllen = sizeof(u.buf)};
+    int fds[KEEPER_NFDS] = {K.gfd, K.efd, K.sfd};
+    struct keeper_fdmsg f;
     struct cmsghdr *c;
     ssize_t n;
 
-    memset(&u, 0, sizeof(u));
-    c = CMSG_FIRSTHDR(&mh);
+    keeper_fdmsg_init(&f, m);
+    c = CMSG_FIRSTHDR(&f.mh);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(fds));
     memcpy(CMSG_DATA(c), fds, sizeof(fds));
     do
-        n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        n = sendmsg(fd, &f.mh, MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
     return n == (ssize_t)sizeof(*m) ? 0 : -1;
 }

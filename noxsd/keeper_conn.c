@@ -55,6 +55,17 @@ int keeper_send(int fd, const struct keeper_msg *m)
     return n == (ssize_t)sizeof(*m) ? 0 : -1;
 }
 
+void keeper_fdmsg_init(struct keeper_fdmsg *f, struct keeper_msg *m)
+{
+    memset(f, 0, sizeof(*f));
+    f->iov.iov_base = m;
+    f->iov.iov_len = sizeof(*m);
+    f->mh.msg_iov = &f->iov;
+    f->mh.msg_iovlen = 1;
+    f->mh.msg_control = f->u.buf;
+    f->mh.msg_controllen = sizeof(f->u.buf);
+}
+
 struct keeper_conn {
     int fd;
     struct keeper_pages *pages; /* NULL: every page write goes to the keeper */
@@ -234,26 +245,19 @@ static int reexec_keeper(struct keeper_conn *k, const char *self_exe)
 /* KEEPER_FDS: the keeper's three files (KEEPER_FD_* order). 0, or -1. */
 static int fetch_fds(struct keeper_conn *k, int fds[KEEPER_NFDS])
 {
-    union {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE(KEEPER_NFDS * sizeof(int))];
-    } u;
-    struct iovec iov = {.iov_base = &k->msg, .iov_len = sizeof(k->msg)};
-    struct msghdr mh = {.msg_iov = &iov,
-                        .msg_iovlen = 1,
-                        .msg_control = u.buf,
-                        .msg_controllen = sizeof(u.buf)};
+    struct keeper_fdmsg f;
     struct cmsghdr *c;
     ssize_t n;
 
+    keeper_fdmsg_init(&f, &k->msg);
     memset(&k->msg, 0, sizeof(k->msg));
     k->msg.type = KEEPER_FDS;
     if (keeper_send(k->fd, &k->msg) < 0)
         return -1;
     do
-        n = recvmsg(k->fd, &mh, MSG_CMSG_CLOEXEC);
+        n = recvmsg(k->fd, &f.mh, MSG_CMSG_CLOEXEC);
     while (n < 0 && errno == EINTR);
-    c = n == (ssize_t)sizeof(k->msg) ? CMSG_FIRSTHDR(&mh) : NULL;
+    c = n == (ssize_t)sizeof(k->msg) ? CMSG_FIRSTHDR(&f.mh) : NULL;
     if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
         c->cmsg_len != CMSG_LEN(KEEPER_NFDS * sizeof(int)) ||
         k->msg.type != (KEEPER_FDS | KEEPER_REPLY))

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <noxs/abi.h>
 
@@ -318,6 +320,16 @@ int keeper_stop(const char *state_dir, int timeout_ms);
 int keeper_socket_path(const char *dir, char *out, size_t len);
 void keeper_set_timeouts(int fd);
 int keeper_send(int fd, const struct keeper_msg *m);
+/* One keeper_msg with room for the keeper's files (KEEPER_FDS's answer). */
+struct keeper_fdmsg {
+    struct iovec iov;
+    struct msghdr mh;
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(KEEPER_NFDS * sizeof(int))];
+    } u;
+};
+void keeper_fdmsg_init(struct keeper_fdmsg *f, struct keeper_msg *m);
 
 /* ---- memstat.c: what the process's memory is, for status ---- */
 
