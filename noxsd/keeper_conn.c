@@ -383,6 +383,7 @@ void keeper_disconnect(struct keeper_conn *k)
 {
     if (!k)
         return;
+    kpages_close(k->pages);
     close(k->fd);
     free(k);
 }

@@ -57,6 +57,9 @@ struct keeper_pages {
     unsigned long kill_dom, kill_at, writes;
 };
 
+/* Closed handles, kept (volatile: the store must stay) rather than closed. */
+static xenevtchn_handle *volatile kept_xce;
+
 struct keeper_pages *kpages_open(int gntalloc_fd, int evtchn_fd)
 {
     struct keeper_pages *p = calloc(1, sizeof(*p));
@@ -77,6 +80,26 @@ fail:
     close(gntalloc_fd);
     close(evtchn_fd);
     return NULL;
+}
+
+/*
+ * Unmap every page and drop the gntalloc descriptor. The evtchn handle is
+ * not closed (see above): it stays reachable here, its descriptor open,
+ * until the process ends.
+ */
+void kpages_close(struct keeper_pages *p)
+{
+    unsigned int d;
+
+    if (!p)
+        return;
+    for (d = 0; d <= NOXS_DOMID_MAX; d++)
+        if (p->dom[d].page)
+            munmap(p->dom[d].page, NOXS_PAGE_SIZE);
+    close(p->gfd);
+    kept_xce = p->xce;
+    free(p->dom);
+    free(p);
 }
 
 int kpages_map(struct keeper_pages *p, uint16_t domid, uint64_t index,

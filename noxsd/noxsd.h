@@ -306,6 +306,7 @@ uint32_t keeper_generations(const struct keeper_conn *k);
  */
 struct keeper_pages;
 struct keeper_pages *kpages_open(int gntalloc_fd, int evtchn_fd);
+void kpages_close(struct keeper_pages *p);
 int kpages_map(struct keeper_pages *p, uint16_t domid, uint64_t index,
                uint32_t port);
 void kpages_unmap(struct keeper_pages *p, uint16_t domid);
