@@ -12,6 +12,20 @@
  *       xengnttab_map_grant_ref + xengnttab_unmap of one page (N/10).
  *   sim-floor unix_dgram_rtt median_us=.. p99_us=.. n=..
  *       the same round trip over a plain Unix datagram socket pair.
+ *   sim-floor seqpacket_rtt median_us=.. p99_us=.. n=..
+ *       the same over a Unix seqpacket socket pair, the kind every hop
+ *       between noxs processes uses (control socket, backend connection,
+ *       keeper socket).
+ *   sim-floor grant_share median_us=.. p99_us=.. n=..
+ *       xengntshr_share_pages of one page (the unshare is not timed).
+ *   sim-floor grant_map median_us=.. p99_us=.. n=..
+ *       xengnttab_map_grant_ref of one page and its first touch (the
+ *       unmap is not timed).
+ *   sim-floor handshake_floor median_us=.. p99_us=.. socket_hops=..
+ *             notifies=.. shares=.. maps=..
+ *       the native handshake's critical path with no work at all: each
+ *       one-way wake-up costed at half its round trip's median (p99),
+ *       plus one share and one map. The counts are the path's, below.
  * Run with LD_LIBRARY_PATH=build/sim (or on Xen). Uses NOXS_SIM_DIR if
  * set, else a private directory under /dev/shm removed at exit.
  */
@@ -31,7 +45,34 @@
 #include <xenevtchn.h>
 #include <xengnttab.h>
 
+/*
+ * The native handshake's critical path (bench/handshake: dev-add ->
+ * the frontend sees the backend Connected), counted from the code; keep
+ * in step with docs/NOXSD.md "Where the time goes".
+ *   Seqpacket hops: toolstack -> worker (DEV_ADD), worker -> backend
+ *   (the create request), backend -> worker (its answer). The worker then
+ *   appends to its store and writes the guest's device page itself, in
+ *   memory it shares with the keeper (noxsd/keeper_pages.c), so no hop
+ *   to the keeper is on the path.
+ *   Notifies: worker -> guest (the page changed), guest -> backend (its
+ *   half of the control page is published), backend -> guest (Connected).
+ *   One share (the backend shares the control page) and one map (the
+ *   guest maps it).
+ * The worker's acknowledgement to the toolstack runs beside the guest's
+ * part and is not on this path.
+ */
+#define PATH_SOCKET_HOPS 3
+#define PATH_NOTIFIES 3
+#define PATH_SHARES 1
+#define PATH_MAPS 1
+
 static char private_dir[256];
+
+/* median and p99 of the last report(), for the floor. */
+struct stat2 {
+    double med, p99;
+};
+static struct stat2 st_notify, st_seqpacket, st_share, st_map;
 
 static uint64_t now_ns(void)
 {
@@ -48,12 +89,17 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void report(const char *name, uint64_t *ns, size_t n)
+static struct stat2 report(const char *name, uint64_t *ns, size_t n)
 {
+    struct stat2 r;
+
     qsort(ns, n, sizeof(*ns), cmp_u64);
-    printf("sim-floor %s median_us=%.2f p99_us=%.2f n=%zu\n", name,
-           ns[n / 2] / 1000.0, ns[(n * 99) / 100] / 1000.0, n);
+    r.med = ns[n / 2] / 1000.0;
+    r.p99 = ns[(n * 99) / 100] / 1000.0;
+    printf("sim-floor %s median_us=%.2f p99_us=%.2f n=%zu\n", name, r.med,
+           r.p99, n);
     fflush(stdout);
+    return r;
 }
 
 static void die(const char *what)
@@ -125,7 +171,7 @@ static void bench_notify(size_t n)
     }
     waitpid(pid, NULL, 0);
     xenevtchn_close(e);
-    report("notify_rtt", ns, n);
+    st_notify = report("notify_rtt", ns, n);
     free(ns);
 }
 
@@ -160,13 +206,51 @@ static void bench_grant(size_t n)
     free(ns);
 }
 
-static void bench_unix(size_t n)
+/* The two parts of a handshake's grant work, each timed on its own. */
+static void bench_share_map(size_t n)
+{
+    uint64_t *share_ns = calloc(n, sizeof(uint64_t));
+    uint64_t *map_ns = calloc(n, sizeof(uint64_t));
+    uint32_t ref;
+
+    as(1);
+    xengntshr_handle *s = xengntshr_open(NULL, 0);
+    as(2);
+    xengnttab_handle *t = xengnttab_open(NULL, 0);
+    if (!share_ns || !map_ns || !s || !t)
+        die("share/map setup");
+    for (size_t i = 0; i < n; i++) {
+        uint64_t t0 = now_ns();
+        void *g = xengntshr_share_pages(s, 2, 1, &ref, 1);
+        if (!g)
+            die("share");
+        share_ns[i] = now_ns() - t0;
+        t0 = now_ns();
+        volatile char *m = xengnttab_map_grant_ref(t, 1, ref,
+                                                   PROT_READ | PROT_WRITE);
+        if (!m)
+            die("map");
+        m[0] = 1;
+        map_ns[i] = now_ns() - t0;
+        xengnttab_unmap(t, (void *)m, 1);
+        xengntshr_unshare(s, g, 1);
+    }
+    xengnttab_close(t);
+    xengntshr_close(s);
+    st_share = report("grant_share", share_ns, n);
+    st_map = report("grant_map", map_ns, n);
+    free(share_ns);
+    free(map_ns);
+}
+
+static struct stat2 bench_unix(size_t n, int type, const char *name)
 {
     uint64_t *ns = calloc(n, sizeof(*ns));
+    struct stat2 r;
     int sv[2];
     char b = 0;
 
-    if (!ns || socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) < 0)
+    if (!ns || socketpair(AF_UNIX, type, 0, sv) < 0)
         die("socketpair");
     pid_t pid = fork();
     if (pid < 0)
@@ -189,8 +273,27 @@ static void bench_unix(size_t n)
         ns[i] = now_ns() - t0;
     }
     waitpid(pid, NULL, 0);
-    report("unix_dgram_rtt", ns, n);
+    r = report(name, ns, n);
     free(ns);
+    return r;
+}
+
+/* Half a round trip is one wake-up of the other process. */
+static void floor_report(void)
+{
+    struct stat2 f;
+
+    f.med = PATH_SOCKET_HOPS * st_seqpacket.med / 2 +
+            PATH_NOTIFIES * st_notify.med / 2 + PATH_SHARES * st_share.med +
+            PATH_MAPS * st_map.med;
+    f.p99 = PATH_SOCKET_HOPS * st_seqpacket.p99 / 2 +
+            PATH_NOTIFIES * st_notify.p99 / 2 + PATH_SHARES * st_share.p99 +
+            PATH_MAPS * st_map.p99;
+    printf("sim-floor handshake_floor median_us=%.2f p99_us=%.2f "
+           "socket_hops=%d notifies=%d shares=%d maps=%d\n",
+           f.med, f.p99, PATH_SOCKET_HOPS, PATH_NOTIFIES, PATH_SHARES,
+           PATH_MAPS);
+    fflush(stdout);
 }
 
 static void cleanup(void)
@@ -225,6 +328,9 @@ int main(int argc, char **argv)
     }
     bench_notify(n);
     bench_grant(n / 10);
-    bench_unix(n);
+    bench_unix(n, SOCK_DGRAM, "unix_dgram_rtt");
+    st_seqpacket = bench_unix(n, SOCK_SEQPACKET, "seqpacket_rtt");
+    bench_share_map(n / 10);
+    floor_report();
     return 0;
 }

@@ -6,8 +6,9 @@
  *     it, then the toolstack is answered. A page without a store record is
  *     unacknowledged and is destroyed when a restarted worker reconciles.
  *   - device add: the backend creates the device, then the store records
- *     it, then the keeper writes the entry (and notifies the guest), then
- *     the toolstack is answered. A restarted worker rewrites every page
+ *     it, then the page gets the entry and the guest is notified (by the
+ *     worker itself, in memory it shares with the keeper: keeper_pages.c),
+ *     then the toolstack is answered. A restarted worker rewrites every page
  *     from the store, and a backend's device the store does not know is
  *     removed when that backend re-synchronises.
  *   - removals: the entry is marked Closing in the page, the backend walks

@@ -118,7 +118,10 @@ static int reconcile_fn(const struct keeper_msg *page, void *arg)
         return 0;
     }
     rc->alive[page->domid] = 1;
-    same = page->count == broker.info->ndevs;
+    /* A torn page (a writer killed mid-write) is rewritten whatever it
+     * held: that also closes its seqlock, which readers wait on. */
+    same = !(page->flags & KEEPER_F_TORN) &&
+           page->count == broker.info->ndevs;
     for (i = 0; same && i < page->count; i++) {
         const struct noxs_devpage_entry *e = &page->entries[i];
         const struct reg_dev *d = &broker.info->devs[i];

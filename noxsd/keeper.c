@@ -27,6 +27,12 @@
  * own program image in place (exec with the files inherited) when a worker
  * of a newer binary attaches. docs/DESIGN.md says why.
  *
+ * The worker writes the pages' contents itself, through its own
+ * descriptors of our gntalloc and evtchn files (KEEPER_FDS, then
+ * keeper_pages.c); PAGE_WRITE remains for a page it could not map. We
+ * create, keep and end the pages and ports, and tell the next worker of a
+ * page left mid-write (KEEPER_F_TORN in DUMP).
+ *
  * Lifetime: started by the first worker (fork, setsid, exec of the same
  * binary with --keeper); it outlives workers and counts their restarts.
  * KEEPER_EXIT (noxsd --stop --teardown) ends every page and port, then
@@ -198,6 +204,7 @@ static int page_create(uint16_t domid, struct keeper_msg *rep)
     }
     rep->gref = r->gref;
     rep->port = r->port;
+    rep->index = r->index;
     return 0;
 }
 
@@ -342,29 +349,21 @@ static void open_fresh(void)
 }
 
 /* The reply to KEEPER_FDS, with our three files attached. */
-static int send_fds(int fd, const struct keeper_msg *m)
+static int send_fds(int fd, struct keeper_msg *m)
 {
-    int fds[3] = {K.gfd, K.efd, K.sfd};
-    union {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(fds))];
-    } u;
-    struct iovec iov = {.iov_base = (void *)m, .iov_len = sizeof(*m)};
-    struct msghdr mh = {.msg_iov = &iov,
-                        .msg_iovlen = 1,
-                        .msg_control = u.buf,
-                        .msg_controllen = sizeof(u.buf)};
+    int fds[KEEPER_NFDS] = {K.gfd, K.efd, K.sfd};
+    struct keeper_fdmsg f;
     struct cmsghdr *c;
     ssize_t n;
 
-    memset(&u, 0, sizeof(u));
-    c = CMSG_FIRSTHDR(&mh);
+    keeper_fdmsg_init(&f, m);
+    c = CMSG_FIRSTHDR(&f.mh);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(fds));
     memcpy(CMSG_DATA(c), fds, sizeof(fds));
     do
-        n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        n = sendmsg(fd, &f.mh, MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
     return n == (ssize_t)sizeof(*m) ? 0 : -1;
 }
@@ -387,11 +386,21 @@ static int dump(int fd, uint32_t request_pid)
         m->domid = (uint16_t)d;
         m->gref = K.st->rec[d].gref;
         m->port = K.st->rec[d].port;
-        /* Our own page: we are its only writer, so this always settles. */
+        m->index = K.st->rec[d].index;
+        /*
+         * The worker that asked is blocked on this dump, and it writes the
+         * pages only while attached, so a page that does not settle now
+         * never will: a writer died mid-write. Say so; the worker
+         * rewrites it from its store.
+         */
         if (noxs_devpage_snapshot(page, &copy, (uint16_t)d) == 0) {
             m->count = copy.hdr.entry_count;
             memcpy(m->entries, copy.entries,
                    m->count * sizeof(m->entries[0]));
+        } else {
+            m->flags |= KEEPER_F_TORN;
+            log_info("keeper: the page of domain %u does not read back "
+                     "settled (a write left unfinished?)", d);
         }
         if (keeper_send(fd, m) < 0) {
             free(m);

@@ -55,8 +55,20 @@ int keeper_send(int fd, const struct keeper_msg *m)
     return n == (ssize_t)sizeof(*m) ? 0 : -1;
 }
 
+void keeper_fdmsg_init(struct keeper_fdmsg *f, struct keeper_msg *m)
+{
+    memset(f, 0, sizeof(*f));
+    f->iov.iov_base = m;
+    f->iov.iov_len = sizeof(*m);
+    f->mh.msg_iov = &f->iov;
+    f->mh.msg_iovlen = 1;
+    f->mh.msg_control = f->u.buf;
+    f->mh.msg_controllen = sizeof(f->u.buf);
+}
+
 struct keeper_conn {
     int fd;
+    struct keeper_pages *pages; /* NULL: every page write goes to the keeper */
     pid_t pid;
     uint32_t restarts;
     uint32_t keepers;
@@ -230,6 +242,48 @@ static int reexec_keeper(struct keeper_conn *k, const char *self_exe)
     return request(k, KEEPER_REEXEC);
 }
 
+/* KEEPER_FDS: the keeper's three files (KEEPER_FD_* order). 0, or -1. */
+static int fetch_fds(struct keeper_conn *k, int fds[KEEPER_NFDS])
+{
+    struct keeper_fdmsg f;
+    struct cmsghdr *c;
+    ssize_t n;
+
+    keeper_fdmsg_init(&f, &k->msg);
+    memset(&k->msg, 0, sizeof(k->msg));
+    k->msg.type = KEEPER_FDS;
+    if (keeper_send(k->fd, &k->msg) < 0)
+        return -1;
+    do
+        n = recvmsg(k->fd, &f.mh, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    c = n == (ssize_t)sizeof(k->msg) ? CMSG_FIRSTHDR(&f.mh) : NULL;
+    if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+        c->cmsg_len != CMSG_LEN(KEEPER_NFDS * sizeof(int)) ||
+        k->msg.type != (KEEPER_FDS | KEEPER_REPLY))
+        return -1;
+    memcpy(fds, CMSG_DATA(c), KEEPER_NFDS * sizeof(int));
+    return 0;
+}
+
+/*
+ * Map the keeper's pages ourselves (keeper_pages.c). Without that (an
+ * error), every page write goes through the keeper as before.
+ */
+static void attach_pages(struct keeper_conn *k)
+{
+    int fds[KEEPER_NFDS];
+
+    if (fetch_fds(k, fds) < 0) {
+        log_warnx("keeper: no files in its answer; it writes the pages");
+        return;
+    }
+    close(fds[KEEPER_FD_STATE - KEEPER_FD_GNTALLOC]);
+    k->pages = kpages_open(fds[0], fds[KEEPER_FD_EVTCHN - KEEPER_FD_GNTALLOC]);
+    if (!k->pages)
+        log_warn("keeper: cannot use its files; it writes the pages");
+}
+
 struct keeper_conn *keeper_connect(const struct keeper_opts *o,
                                    const char *self_exe)
 {
@@ -276,8 +330,10 @@ struct keeper_conn *keeper_connect(const struct keeper_opts *o,
             sleep_ms(10);
             continue;
         }
-        if (rc == 0)
+        if (rc == 0) {
+            attach_pages(k);
             return k;
+        }
         close(fd);
         fd = rc;
         if (rc != -EBUSY && rc != -EPIPE)
@@ -304,36 +360,14 @@ uint32_t keeper_generations(const struct keeper_conn *k)
 void keeper_store_fds(struct keeper_conn *k)
 {
     static const char *const names[KEEPER_NFDS] = KEEPER_FDNAMES;
-    union {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE(KEEPER_NFDS * sizeof(int))];
-    } u;
-    struct iovec iov = {.iov_base = &k->msg, .iov_len = sizeof(k->msg)};
-    struct msghdr mh = {.msg_iov = &iov,
-                        .msg_iovlen = 1,
-                        .msg_control = u.buf,
-                        .msg_controllen = sizeof(u.buf)};
     int fds[KEEPER_NFDS], i, stored = 0;
-    struct cmsghdr *c;
-    ssize_t n;
 
     if (sd_notify_fd(NULL, -1) < 0)
         return; /* no notification socket: nobody to store them */
-    memset(&k->msg, 0, sizeof(k->msg));
-    k->msg.type = KEEPER_FDS;
-    if (keeper_send(k->fd, &k->msg) < 0)
-        return;
-    do
-        n = recvmsg(k->fd, &mh, MSG_CMSG_CLOEXEC);
-    while (n < 0 && errno == EINTR);
-    c = n == (ssize_t)sizeof(k->msg) ? CMSG_FIRSTHDR(&mh) : NULL;
-    if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
-        c->cmsg_len != CMSG_LEN(sizeof(fds)) ||
-        k->msg.type != (KEEPER_FDS | KEEPER_REPLY)) {
+    if (fetch_fds(k, fds) < 0) {
         log_warnx("keeper: no files in its answer; not stored");
         return;
     }
-    memcpy(fds, CMSG_DATA(c), sizeof(fds));
     for (i = 0; i < KEEPER_NFDS; i++) {
         if (sd_fdstore(names[i], fds[i]) == 0)
             stored++;
@@ -349,6 +383,7 @@ void keeper_disconnect(struct keeper_conn *k)
 {
     if (!k)
         return;
+    kpages_close(k->pages);
     close(k->fd);
     free(k);
 }
@@ -379,6 +414,11 @@ int keeper_page_create(struct keeper_conn *k, uint16_t domid, uint32_t *gref,
         return rc;
     *gref = k->msg.gref;
     *port = k->msg.port;
+    if (k->pages &&
+        (rc = kpages_map(k->pages, domid, k->msg.index, *port)) < 0)
+        log_warnx("keeper: map the page of domain %u: %s; the keeper "
+                  "writes it",
+                  domid, strerror(-rc));
     return 0;
 }
 
@@ -386,8 +426,14 @@ int keeper_page_write(struct keeper_conn *k, uint16_t domid,
                       const struct noxs_devpage_entry *entries,
                       uint32_t count)
 {
+    int rc;
+
     if (count > NOXS_DEVPAGE_MAX_ENTRIES)
         return -ENOSPC;
+    /* Written here and visible when this returns, as through the keeper. */
+    if (k->pages && (rc = kpages_write(k->pages, domid, entries, count)) !=
+                        -ENOENT)
+        return rc;
     memset(&k->msg, 0, sizeof(k->msg));
     k->msg.domid = domid;
     k->msg.count = count;
@@ -397,6 +443,9 @@ int keeper_page_write(struct keeper_conn *k, uint16_t domid,
 
 int keeper_page_destroy(struct keeper_conn *k, uint16_t domid)
 {
+    /* Our mapping would keep the page allocated past its DEALLOC. */
+    if (k->pages)
+        kpages_unmap(k->pages, domid);
     memset(&k->msg, 0, offsetof(struct keeper_msg, entries));
     k->msg.domid = domid;
     return request(k, KEEPER_PAGE_DESTROY);
@@ -459,8 +508,14 @@ int keeper_dump(struct keeper_conn *k,
         goto out;
     }
     rc = 0;
-    for (i = 0; i < n && rc == 0; i++)
+    for (i = 0; i < n && rc == 0; i++) {
+        if (k->pages && kpages_map(k->pages, items[i]->domid, items[i]->index,
+                                   items[i]->port) < 0)
+            log_warn("keeper: map the page of domain %u; the keeper writes "
+                     "it",
+                     items[i]->domid);
         rc = fn(items[i], arg);
+    }
 out:
     for (i = 0; i < n; i++)
         free(items[i]);

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <noxs/abi.h>
 
@@ -212,6 +214,9 @@ uint32_t store_crc32(const void *p, size_t n);
 
 /* HELLO reply: the keeper runs another program image than the worker. */
 #define KEEPER_F_OTHER_IMAGE 1u
+/* DUMP_ITEM: the page's seqlock did not settle (a writer died mid-write):
+ * its entries are unknown and the page must be rewritten. */
+#define KEEPER_F_TORN 2u
 
 /*
  * The keeper's files, in the order KEEPER_FDS sends them and at the fds
@@ -249,7 +254,9 @@ struct keeper_msg {
     uint32_t keepers;          /* keepers that held the pages (1: never replaced) */
     uint32_t reserved1;
     uint64_t heap_bytes; /* STATUS: the keeper's noxsd_heap_bytes() */
-    uint32_t reserved[4];
+    uint64_t index;      /* CREATE reply, DUMP_ITEM: the page's offset in
+                          * the gntalloc file (where the worker maps it) */
+    uint32_t reserved[2];
     struct noxs_devpage_entry entries[NOXS_DEVPAGE_MAX_ENTRIES];
 };
 
@@ -291,6 +298,21 @@ int keeper_dump(struct keeper_conn *k,
                 void *arg);
 int keeper_status(struct keeper_conn *k, struct keeper_msg *out);
 uint32_t keeper_generations(const struct keeper_conn *k);
+/*
+ * keeper_pages.c: the worker's own mapping of the keeper's pages (the
+ * keeper's gntalloc and evtchn files, handed over by KEEPER_FDS), so that
+ * it writes pages and notifies guests without a round trip to the keeper.
+ * kpages_open() owns both descriptors (closed on failure).
+ */
+struct keeper_pages;
+struct keeper_pages *kpages_open(int gntalloc_fd, int evtchn_fd);
+void kpages_close(struct keeper_pages *p);
+int kpages_map(struct keeper_pages *p, uint16_t domid, uint64_t index,
+               uint32_t port);
+void kpages_unmap(struct keeper_pages *p, uint16_t domid);
+/* 0; -ENOENT if domid's page is not mapped here (the keeper writes it). */
+int kpages_write(struct keeper_pages *p, uint16_t domid,
+                 const struct noxs_devpage_entry *entries, uint32_t count);
 /* Hand the keeper's files to systemd's fd store (no-op without one). */
 void keeper_store_fds(struct keeper_conn *k);
 /* Ask a keeper (no worker attached) to exit: used by noxsd --stop. */
@@ -299,6 +321,16 @@ int keeper_stop(const char *state_dir, int timeout_ms);
 int keeper_socket_path(const char *dir, char *out, size_t len);
 void keeper_set_timeouts(int fd);
 int keeper_send(int fd, const struct keeper_msg *m);
+/* One keeper_msg with room for the keeper's files (KEEPER_FDS's answer). */
+struct keeper_fdmsg {
+    struct iovec iov;
+    struct msghdr mh;
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(KEEPER_NFDS * sizeof(int))];
+    } u;
+};
+void keeper_fdmsg_init(struct keeper_fdmsg *f, struct keeper_msg *m);
 
 /* ---- memstat.c: what the process's memory is, for status ---- */
 

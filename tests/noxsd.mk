@@ -24,7 +24,8 @@ $(NOXSD_IT_BINS): $(TESTOUT)/integration/%: tests/integration/%.c \
 
 NOXSD_IT_SCRIPTS := $(addprefix tests/integration/,noxsd-basic.sh \
 	noxsd-crash.sh noxsd-deferclose.sh noxsd-keeper.sh noxsd-limits.sh \
-	noxsd-malformed.sh noxsd-memory.sh noxsd-notify.sh noxsd-perm.sh noxsd-restart.sh \
+	noxsd-malformed.sh noxsd-memory.sh noxsd-notify.sh noxsd-pagewrite.sh \
+	noxsd-perm.sh noxsd-restart.sh \
 	noxsd-statedir.sh noxsd-store-damage.sh noxsd-store-enospc.sh \
 	noxsd-store-invalid.sh noxsd-timeout.sh)
 NOXSD_IT_DEPS := $(NOXSD_IT_BINS) $(NOXSD_BIN) $(NOXSCTL_BIN)
