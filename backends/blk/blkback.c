@@ -195,8 +195,9 @@ static int ring_keys(struct blkdev *bd, const char **why, bool resume)
 }
 
 /*
- * Map the frontend's ring, bind its port, start the ring thread. resume: the ring the last instance served (bd->st says
- * where it stopped); the frontend must still offer that same ring.
+ * Map the frontend's ring, bind its port, start the ring thread.
+ * resume: the ring the last instance served (bd->st says where it
+ * stopped); the frontend must still offer that same ring.
  */
 static int connect_ring(struct blkdev *bd, const char **why, bool resume)
 {
