@@ -230,6 +230,9 @@ END_TEST
 
 struct calls {
     int connects, disconnects, last_why, fail_connect;
+    /* At the last disconnect, the frontend could still see us alive:
+     * what a driver answers on its way out reaches a live peer. */
+    int alive_at_disconnect;
 };
 
 static int t_connect(noxs_backend *b, noxs_dev *d, const char **why,
@@ -251,6 +254,8 @@ static void t_disconnect(noxs_backend *b, noxs_dev *d, int why, void *arg)
 
     c->disconnects++;
     c->last_why = why;
+    c->alive_at_disconnect =
+        d->alive != NULL && d->alive[NOXS_LIVENESS_BACKEND] == 1;
 }
 
 static const struct noxs_backend_ops walk_ops = {
@@ -367,6 +372,7 @@ START_TEST(walk)
     ck_assert_int_eq(w.c.connects, 1);
     ck_assert_int_eq(w.c.disconnects, 1);
     ck_assert_int_eq(w.c.last_why, 0);
+    ck_assert_int_eq(w.c.alive_at_disconnect, 1);
     ck_assert_int_eq(w.x.connected, 0);
     ck_assert(d->alive == NULL);
     ck_assert_uint_eq(noxs_dev_state(d), NOXS_STATE_CLOSED);
