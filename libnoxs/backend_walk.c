@@ -55,14 +55,17 @@ static void liveness_sync(noxs_backend *b, struct bdev *x)
                     noxs_dev_type(d), noxs_dev_id(d), ref, strerror(errno));
 }
 
+/* The driver's teardown first: what it answers on its way out (blk's
+ * ring thread answers every request it took) reaches a frontend that
+ * still sees us alive, and only then do we clear our byte. */
 static void end_session(noxs_backend *b, struct bdev *x, int why)
 {
+    if (x->connected) {
+        x->connected = 0;
+        if (b->ops->disconnect)
+            b->ops->disconnect(b, x->d, why, b->arg);
+    }
     noxs_i_liveness_end(x->d, true);
-    if (!x->connected)
-        return;
-    x->connected = 0;
-    if (b->ops->disconnect)
-        b->ops->disconnect(b, x->d, why, b->arg);
 }
 
 static void try_connect(noxs_backend *b, struct bdev *x)
@@ -156,6 +159,10 @@ void bk_walk_resume(noxs_backend *b)
 
         if (b->ops->resume)
             b->ops->resume(b, d, b->arg);
+        /* Killed inside create, after its record was made: finish what
+         * create's caller would have published. */
+        if (walking(b) && noxs_dev_state(d) == NOXS_STATE_INITIALISING)
+            noxs_dev_switch_state(d, NOXS_STATE_INITWAIT);
         if (!walking(b) || noxs_dev_state(d) != NOXS_STATE_CONNECTED)
             continue;
         /* The session goes on: connect picks it up on the frontend's

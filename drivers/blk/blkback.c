@@ -7,16 +7,12 @@
  * noxsd brokers; create() opens the file named by the toolstack's
  * parameters (path=, mode=r|w, sector-size=512|4096, optional sectors=)
  * and publishes the xenbus-style keys blkfront reads (sectors,
- * sector-size, info, feature-flush-cache, feature-discard, ...). The
- * device then follows the frontend's state, as blkback does:
- *
- *   frontend Initialising/Unknown -> drop any connection, InitWait
- *   frontend Initialised/Connected -> map its ring (ring-ref or
- *        ring-ref0..N-1, ring-page-order), bind its event-channel,
- *        start the ring thread, Connected
- *   frontend Closing -> drop the connection, Closing
- *   frontend Closed -> drop the connection, Closed (a restarted frontend
- *        comes back through Initialising)
+ * sector-size, info, feature-flush-cache, feature-discard, ...). libnoxs
+ * walks the device's states and watches the frontend's liveness page
+ * (noxs.h, docs/DRIVERS.md): a session is the ring, mapped by blk_connect
+ * when the frontend is Initialised (ring-ref or ring-ref0..N-1,
+ * ring-page-order, event-channel, protocol) and dropped by blk_disconnect,
+ * which stops the ring thread after it has answered what it took.
  *
  * Data (a ring thread per connected device). The thread owns the
  * device's ring, its event channel and its data-page mappings; it copies
@@ -106,21 +102,10 @@ static void disconnect(struct blkdev *bd)
     free(bd->slot_free);
     free(bd->slot_ans);
     bd->slot_free = bd->slot_ans = NULL;
-    if (conf.resumable && !conf.leaving) {
-        /* We let go of this ring: no next instance takes it over, and
-         * no unmap notification tells the frontend in this mode. */
+    /* We let go of this ring: no next instance takes it over. (The
+     * library tells the frontend, on the liveness page.) */
+    if (conf.resumable && !conf.leaving)
         st_store(&bd->st->active, 0u);
-        if (bd->alive != NULL) {
-            __atomic_store_n(bd->alive + NOXS_BLK_ALIVE_BACKEND, 0,
-                             __ATOMIC_RELEASE);
-            noxs_blk_ring_mb();
-            if (bd->port != 0)
-                xenevtchn_notify(bd->xce, bd->port);
-        }
-    }
-    if (bd->alive != NULL)
-        xengnttab_unmap(bd->xgt, bd->alive, 1); /* zeroes our byte */
-    bd->alive = NULL;
     if (bd->sring != NULL)
         xengnttab_unmap(bd->xgt, bd->sring, bd->ring_pages);
     bd->sring = NULL;
@@ -139,25 +124,6 @@ static void disconnect(struct blkdev *bd)
     bd->connected = false;
 }
 
-static int peer_u32(noxs_dev *d, const char *key, uint32_t *out,
-                    uint32_t min, uint32_t max)
-{
-    char buf[32], *end;
-    unsigned long v;
-
-    if (noxs_dev_peer_kv(d, key, buf, sizeof(buf)) < 0)
-        return -1;
-    errno = 0;
-    v = strtoul(buf, &end, 10);
-    if (errno != 0 || end == buf || *end != '\0' || buf[0] == '-' ||
-        v < min || v > max) {
-        errno = EINVAL;
-        return -1;
-    }
-    *out = (uint32_t)v;
-    return 0;
-}
-
 /*
  * The ring the frontend offers (its keys) into bd->st: a new session, or
  * (resume) the one bd->st holds, which the frontend must still offer.
@@ -166,17 +132,18 @@ static int ring_keys(struct blkdev *bd, const char **why, bool resume)
 {
     noxs_dev *d = bd->dev;
     struct blkst *st = bd->st;
-    uint32_t order = 0, port, alive_ref, refs[1u << NOXS_BLK_MAX_RING_ORDER];
-    char flag[8];
+    uint32_t order = 0, port, refs[1u << NOXS_BLK_MAX_RING_ORDER];
+    char flag[16];
 
-    if (peer_u32(d, "ring-page-order", &order, 0, NOXS_BLK_MAX_RING_ORDER) < 0 &&
+    if (noxs_dev_peer_u32(d, "ring-page-order", 0, NOXS_BLK_MAX_RING_ORDER,
+                          &order) < 0 &&
         errno != ENOENT) {
         *why = "bad ring-page-order";
         return -1;
     }
     bd->ring_pages = 1u << order;
     if (order == 0) {
-        if (peer_u32(d, "ring-ref", &refs[0], NOXS_GREF_MIN, UINT32_MAX) < 0) {
+        if (noxs_dev_peer_gref(d, "ring-ref", &refs[0]) < 0) {
             *why = "missing or bad ring-ref";
             return -1;
         }
@@ -185,18 +152,22 @@ static int ring_keys(struct blkdev *bd, const char **why, bool resume)
             char key[24];
 
             snprintf(key, sizeof(key), "ring-ref%u", i);
-            if (peer_u32(d, key, &refs[i], NOXS_GREF_MIN, UINT32_MAX) < 0) {
+            if (noxs_dev_peer_gref(d, key, &refs[i]) < 0) {
                 *why = "missing or bad ring-refN";
                 return -1;
             }
         }
     }
-    if (peer_u32(d, "event-channel", &port, 1, NOXS_PORT_MAX) < 0) {
+    if (noxs_dev_peer_port(d, "event-channel", &port) < 0) {
         *why = "missing or bad event-channel";
         return -1;
     }
-    if (peer_u32(d, "alive-ref", &alive_ref, NOXS_GREF_MIN, UINT32_MAX) < 0) {
-        *why = "missing or bad alive-ref";
+    /* One ring layout (blkif.h) whatever the guest's word size: the
+     * 64-bit name, or none, which means the same. */
+    if (noxs_dev_peer_kv(d, "protocol", flag, sizeof(flag)) < 0
+            ? errno != ENOENT
+            : strcmp(flag, "x86_64-abi") != 0) {
+        *why = "unsupported protocol";
         return -1;
     }
     bd->persistent = noxs_dev_peer_kv(d, "feature-persistent", flag,
@@ -204,8 +175,7 @@ static int ring_keys(struct blkdev *bd, const char **why, bool resume)
                      strcmp(flag, "1") == 0;
     if (resume) {
         bool same = st_load(&st->active) == 1 && st->order == order &&
-                    st->port == port && st->alive_ref == alive_ref &&
-                    st->persistent == (uint32_t)bd->persistent;
+                    st->port == port && st->persistent == (uint32_t)bd->persistent;
 
         for (unsigned int i = 0; same && i < bd->ring_pages; i++)
             same = st->refs[i] == refs[i];
@@ -218,7 +188,6 @@ static int ring_keys(struct blkdev *bd, const char **why, bool resume)
         st_store(&st->active, 0u);
         st->order = order;
         st->port = port;
-        st->alive_ref = alive_ref;
         st->persistent = bd->persistent;
         memcpy(st->refs, refs, bd->ring_pages * sizeof(refs[0]));
     }
@@ -226,20 +195,19 @@ static int ring_keys(struct blkdev *bd, const char **why, bool resume)
 }
 
 /*
- * Map the frontend's ring and liveness page, bind its port, start the
- * ring thread. resume: the ring the last instance served (bd->st says
- * where it stopped); the frontend must still offer that same ring.
+ * Map the frontend's ring, bind its port, start the ring thread.
+ * resume: the ring the last instance served (bd->st says where it
+ * stopped); the frontend must still offer that same ring.
  */
 static int connect_ring(struct blkdev *bd, const char **why, bool resume)
 {
     struct blkst *st = bd->st;
-    uint32_t order, port, alive_ref, *refs = st->refs;
+    uint32_t order, port, *refs = st->refs;
 
     if (ring_keys(bd, why, resume) < 0)
         return -1;
     order = st->order;
     port = st->port;
-    alive_ref = st->alive_ref;
 
     bd->xgt = xengnttab_open(NULL, 0);
     bd->xce = xenevtchn_open(NULL, 0);
@@ -267,21 +235,6 @@ static int connect_ring(struct blkdev *bd, const char **why, bool resume)
         return -1;
     }
     bd->port = (uint32_t)p;
-    /* Resumable: our death is not the end of the device, so no unmap
-     * notification (it would tell the frontend we are gone); we clear
-     * our byte ourselves when we let go of the ring. */
-    if (conf.resumable)
-        bd->alive = xengnttab_map_grant_ref(bd->xgt, bd->fe_domid, alive_ref,
-                                            PROT_READ | PROT_WRITE);
-    else
-        bd->alive = xengnttab_map_grant_ref_notify(
-            bd->xgt, bd->fe_domid, alive_ref, PROT_READ | PROT_WRITE,
-            NOXS_BLK_ALIVE_BACKEND, bd->port);
-    if (bd->alive == NULL) {
-        *why = "cannot map the liveness page";
-        return -1;
-    }
-    noxs_blk_set_alive(bd->alive, NOXS_BLK_ALIVE_BACKEND);
     bd->ring_size = noxs_blk_ring_size(order);
     bd->ioq = ioq_new(bd->ring_size, put_response);
     bd->slot_free = calloc(2 * bd->ring_size, sizeof(*bd->slot_free));
@@ -307,7 +260,6 @@ static int connect_ring(struct blkdev *bd, const char **why, bool resume)
     bd->nr_requests = bd->nr_errors = bd->nr_maps = bd->nr_evictions = 0;
     atomic_store(&bd->stopping, false);
     atomic_store(&bd->broken, false);
-    atomic_store(&bd->peer_gone, false);
     if (pthread_create(&bd->thread, NULL, ring_thread, bd) != 0) {
         *why = "cannot start the ring thread";
         return -1;
@@ -320,25 +272,23 @@ static int connect_ring(struct blkdev *bd, const char **why, bool resume)
     return 0;
 }
 
-static void set_state(noxs_dev *d, unsigned int state)
+/* Closing with "error" = why, for a device we cannot serve. */
+static void close_with_error(noxs_dev *d, const char *why)
 {
-    if (noxs_dev_state(d) == state)
-        return;
-    noxs_dev_set_state(d, state);
-    if (noxs_dev_publish(d) < 0)
-        log_warnx("domain %u: publish %s: %s", noxs_dev_frontend_domid(d),
-                  noxs_state_name(state), strerror(errno));
-    noxs_backend_report(conf.backend, d);
+    noxs_dev_set_kv(d, "error", why);
+    /* Closing already: the switch would publish nothing. */
+    if (noxs_dev_state(d) == NOXS_STATE_CLOSING)
+        noxs_dev_publish(d);
+    noxs_dev_switch_state(d, NOXS_STATE_CLOSING);
 }
 
+/* The ring thread gave up on the ring: end the session ourselves. The
+ * library's walk goes on from Closing when the frontend follows. */
 static void fail_device(struct blkdev *bd, const char *why)
 {
     log_warnx("domain %u blk %u: %s", bd->fe_domid, bd->devid, why);
     disconnect(bd);
-    noxs_dev_set_kv(bd->dev, "error", why);
-    if (noxs_dev_state(bd->dev) == NOXS_STATE_CLOSING)
-        noxs_dev_publish(bd->dev);
-    set_state(bd->dev, NOXS_STATE_CLOSING);
+    close_with_error(bd->dev, why);
 }
 
 /* ---- device creation ---- */
@@ -584,47 +534,36 @@ static int blk_create(noxs_backend *b, noxs_dev *d,
     return 0;
 }
 
-static void blk_changed(noxs_backend *b, noxs_dev *d, void *arg)
+/*
+ * The frontend is ready, or we restarted while it was Connected: then
+ * its ring goes on where the last instance left it (bd->st).
+ */
+static int blk_connect(noxs_backend *b, noxs_dev *d, const char **why,
+                       void *arg)
 {
     struct blkdev *bd = noxs_dev_user(d);
-    unsigned int own = noxs_dev_state(d);
-    const char *why = NULL;
+    bool resume = noxs_dev_state(d) == NOXS_STATE_CONNECTED;
+
+    if (bd == NULL) {
+        *why = "the backend lost the device";
+        return -ENODEV;
+    }
+    if (connect_ring(bd, why, resume) < 0) {
+        disconnect(bd);
+        return -EPROTO;
+    }
+    return 0;
+}
+
+static void blk_disconnect(noxs_backend *b, noxs_dev *d, int why, void *arg)
+{
+    struct blkdev *bd = noxs_dev_user(d);
 
     if (bd == NULL)
         return;
-    switch (noxs_dev_peer_state(d)) {
-    case NOXS_STATE_UNKNOWN:
-    case NOXS_STATE_INITIALISING:
-        /* A new frontend session (also after a frontend restart). */
-        disconnect(bd);
-        if (own != NOXS_STATE_INITWAIT) {
-            noxs_dev_del_kv(d, "error");
-            set_state(d, NOXS_STATE_INITWAIT);
-        }
-        break;
-    case NOXS_STATE_INITIALISED:
-    case NOXS_STATE_CONNECTED:
-        if (bd->connected || (own != NOXS_STATE_INITWAIT &&
-                              own != NOXS_STATE_INITIALISING))
-            break;
-        if (connect_ring(bd, &why, false) < 0) {
-            fail_device(bd, why);
-            break;
-        }
-        set_state(d, NOXS_STATE_CONNECTED);
-        break;
-    case NOXS_STATE_CLOSING:
-        disconnect(bd);
-        if (own != NOXS_STATE_CLOSED)
-            set_state(d, NOXS_STATE_CLOSING);
-        break;
-    case NOXS_STATE_CLOSED:
-        disconnect(bd);
-        set_state(d, NOXS_STATE_CLOSED);
-        break;
-    default:
-        break;
-    }
+    if (why == ECONNRESET)
+        log_info("domain %u blk %u: frontend gone", bd->fe_domid, bd->devid);
+    disconnect(bd);
 }
 
 static int blk_control(noxs_backend *b, noxs_dev *d, const char *key,
@@ -644,83 +583,59 @@ static void blk_remove(noxs_backend *b, noxs_dev *d, void *arg)
     free_blkdev(bd);
 }
 
-static const struct noxs_backend_ops ops = {
-    .create = blk_create,
-    .changed = blk_changed,
-    .control = blk_control,
-    .remove = blk_remove,
-};
-
 /*
- * The devices libnoxs resumed from the fd store: each gets its image and
- * settings back from its own stored files, and a Connected one its ring,
- * where the last instance left it (connect_ring, redo_stored); anything
- * else follows the frontend as usual.
+ * A device libnoxs resumed from the fd store: its image and settings
+ * come back from its own stored files; the library then calls
+ * blk_connect for a Connected one, whose ring goes on.
  */
-static void resume_devices(void)
+static void blk_resume(noxs_backend *b, noxs_dev *d, void *arg)
 {
-    for (noxs_dev *d = noxs_backend_next_dev(conf.backend, NULL); d != NULL;
-         d = noxs_backend_next_dev(conf.backend, d)) {
-        unsigned int own = noxs_dev_state(d), fe = noxs_dev_peer_state(d);
-        const char *why;
-        struct blkdev *bd;
-        char name[64];
+    const char *why;
+    struct blkdev *bd;
+    char name[64];
 
-        if (noxs_dev_user(d) != NULL || (bd = blkdev_new(d)) == NULL)
-            continue;
-        stored_name(name, sizeof(name), "img", bd->fe_domid, bd->devid);
-        bd->fd = take_kept(name);
-        stored_name(name, sizeof(name), "state", bd->fe_domid, bd->devid);
-        bd->st_fd = take_kept(name);
-        bd->stored = bd->fd >= 0 || bd->st_fd >= 0;
-        if ((why = resume_files(bd)) != NULL || set_keys(bd) < 0) {
-            /* Nothing to serve it from: the toolstack must add it again. */
-            log_warnx("domain %u blk %u: cannot resume: %s", bd->fe_domid,
-                      bd->devid, why != NULL ? why : strerror(errno));
-            free_blkdev(bd);
-            noxs_dev_set_kv(d, "error", "the backend lost the device");
-            if (own == NOXS_STATE_CLOSING)
-                noxs_dev_publish(d);
-            set_state(d, NOXS_STATE_CLOSING);
-            continue;
-        }
-        noxs_dev_set_user(d, bd);
-        log_info("domain %u blk %u: resumed (%s), %s", bd->fe_domid,
-                 bd->devid, noxs_state_name(own), bd->path);
-        if (own == NOXS_STATE_CONNECTED &&
-            (fe == NOXS_STATE_INITIALISED || fe == NOXS_STATE_CONNECTED)) {
-            if (connect_ring(bd, &why, true) < 0)
-                fail_device(bd, why);
-            continue;
-        }
-        if (own == NOXS_STATE_INITIALISING) /* killed inside dev-add */
-            set_state(d, NOXS_STATE_INITWAIT);
-        blk_changed(conf.backend, d, NULL);
+    /* Only a store brings devices back, and it keeps them across our
+     * restarts. */
+    conf.resumable = true;
+    if (noxs_dev_user(d) != NULL || (bd = blkdev_new(d)) == NULL)
+        return;
+    stored_name(name, sizeof(name), "img", bd->fe_domid, bd->devid);
+    bd->fd = take_kept(name);
+    stored_name(name, sizeof(name), "state", bd->fe_domid, bd->devid);
+    bd->st_fd = take_kept(name);
+    bd->stored = bd->fd >= 0 || bd->st_fd >= 0;
+    if ((why = resume_files(bd)) != NULL || set_keys(bd) < 0) {
+        /* Nothing to serve it from: the toolstack must add it again. */
+        log_warnx("domain %u blk %u: cannot resume: %s", bd->fe_domid,
+                  bd->devid, why != NULL ? why : strerror(errno));
+        free_blkdev(bd);
+        close_with_error(d, "the backend lost the device");
+        return;
     }
+    noxs_dev_set_user(d, bd);
+    log_info("domain %u blk %u: resumed (%s), %s", bd->fe_domid, bd->devid,
+             noxs_state_name(noxs_dev_state(d)), bd->path);
 }
 
-/* Ring threads that stopped on their own: a hostile ring or a dead peer. */
+static const struct noxs_backend_ops ops = {
+    .create = blk_create,
+    .control = blk_control,
+    .remove = blk_remove,
+    .connect = blk_connect,
+    .disconnect = blk_disconnect,
+    .resume = blk_resume,
+};
+
+/* Ring threads that gave up on a hostile ring. */
 static void reap_broken(void)
 {
     uint64_t v;
 
     if (read(conf.wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
         log_warnx("wake: %s", strerror(errno));
-    for (struct blkdev *bd = conf.devices; bd != NULL; bd = bd->next) {
-        if (!bd->connected)
-            continue;
-        if (atomic_load(&bd->broken)) {
+    for (struct blkdev *bd = conf.devices; bd != NULL; bd = bd->next)
+        if (bd->connected && atomic_load(&bd->broken))
             fail_device(bd, "ring protocol violation");
-        } else if (atomic_load(&bd->peer_gone)) {
-            /* Nobody to wait for: Closing, then Closed at once. A
-             * restarted frontend comes back through Initialising. */
-            log_info("domain %u blk %u: frontend gone", bd->fe_domid,
-                     bd->devid);
-            disconnect(bd);
-            set_state(bd->dev, NOXS_STATE_CLOSING);
-            set_state(bd->dev, NOXS_STATE_CLOSED);
-        }
-    }
 }
 
 static void usage(FILE *out)
@@ -786,15 +701,15 @@ static int serve(int sfd)
             }
         }
     }
-    /* With an fd store the devices are the next instance's: their ring
-     * threads answer what they took, and nothing closes. */
+    /*
+     * With an fd store the devices are the next instance's: their ring
+     * threads answer what they took, and nothing closes. Without one,
+     * noxs_backend_close() ends every session and removes every device.
+     */
     conf.leaving = conf.resumable;
-    while (conf.devices != NULL) {
+    while (conf.leaving && conf.devices != NULL) {
         struct blkdev *bd = conf.devices;
 
-        disconnect(bd);
-        if (!conf.leaving)
-            set_state(bd->dev, NOXS_STATE_CLOSED);
         noxs_dev_set_user(bd->dev, NULL);
         free_blkdev(bd);
     }
@@ -875,8 +790,6 @@ int main(int argc, char **argv)
                                                   : getenv("NOXS_SOCKET") ? getenv("NOXS_SOCKET")
                                                                           : NOXS_DEFAULT_SOCKET);
     conf.resumable = noxs_backend_restartable(conf.backend) != 0;
-    if (noxs_backend_restartable(conf.backend) == 2)
-        resume_devices();
     drop_kept();
     log_info("noxs-blk-back %s: serving blk devices", version_string());
     daemon_ready();

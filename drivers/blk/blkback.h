@@ -2,7 +2,8 @@
  * noxs-blk-back's internals, shared by its files:
  *
  *   blkback.c  control (main thread): devices from dev-add, the
- *              frontend's state, connect and disconnect, main()
+ *              session libnoxs's state walk asks for (connect,
+ *              disconnect, resume), main()
  *   store.c    our own restarts: the device's files in the fd store
  *   ring.c     the ring thread: requests in, responses out, the
  *              request copies that survive a restart
@@ -94,13 +95,11 @@ struct blkdev {
     xengnttab_handle *xgt;
     uint32_t port; /* our port, bound to the frontend's event-channel */
     struct noxs_blk_sring *sring;
-    uint8_t *alive; /* the frontend's liveness page */
     unsigned int ring_pages;
     uint32_t ring_size;
     bool persistent;
     atomic_bool stopping;
-    atomic_bool broken;    /* ring thread gave up on a hostile ring */
-    atomic_bool peer_gone; /* the frontend died or let go of the ring */
+    atomic_bool broken; /* ring thread gave up on a hostile ring */
 
     /* Owned by the ring thread while it runs. */
     bool single_cpu; /* spins yield the CPU: it may be the frontend's */
@@ -169,7 +168,7 @@ extern struct blkback_conf conf;
  * offers the same ring) and the ring thread's indices and a copy of
  * every request it took off the ring and has not answered to the
  * frontend yet. A new instance (a restart, kill -9, a new binary) maps
- * the ring and the liveness page again, binds the frontend's port
+ * the ring again (libnoxs its liveness page), binds the frontend's port
  * again, and redoes those requests before it reads on: reads and writes
  * are idempotent, and the frontend never saw their first answers. Data
  * grants are mapped again on demand, as after a cache eviction.
@@ -215,7 +214,9 @@ struct blkst {
     char path[BLKST_PATH]; /* for the log only: the fd is the file */
     /* The ring session: valid while active is 1. */
     uint32_t active;
-    uint32_t order, port, alive_ref, persistent;
+    uint32_t order, port;
+    uint32_t unused; /* zero; keeps the layout older binaries wrote */
+    uint32_t persistent;
     uint32_t refs[1u << NOXS_BLK_MAX_RING_ORDER];
     /* The ring thread's indices. */
     uint32_t req_cons, rsp_prod_pvt, rsp_pushed;

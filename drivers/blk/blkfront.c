@@ -19,10 +19,11 @@
  * flight: with SPIN_MAX_BYTES or more outstanding, an answer is far off
  * and the spin would take a core from the backend's copying), then by
  * arming rsp_event and sleeping on our event
- * channel in slices of SLICE_MS, checking the control page and the
- * liveness page (libnoxs's, see noxs.h) between slices. That is how a backend that
- * closes (Closing/Closed) or dies (its unmap notification zeroes its
- * byte of the liveness page and wakes us) is seen:
+ * channel and the control page's (the domain's fd) in slices of
+ * SLICE_MS, checking the control page and the liveness page (libnoxs's,
+ * see noxs.h) after each wake-up. That is how a backend that closes
+ * (Closing/Closed) or dies (its unmap notification zeroes its byte of
+ * the liveness page and notifies the control page's channel) is seen:
  * every request in flight then fails with ENOTCONN, and a request that
  * gets no answer within the handle's timeout fails with ETIMEDOUT. After
  * either, the handle is dead (its data pages may still be in the
@@ -272,19 +273,26 @@ int noxs_blkfront_poll(noxs_blkfront *b, int timeout_ms)
         noxs_blk_ring_mb();
         if (noxs_blk_load(&b->sring->rsp_prod) != b->rsp_cons)
             continue;
-        struct pollfd p = {.fd = xenevtchn_fd(b->xce), .events = POLLIN};
-        int r = poll(&p, 1, left < SLICE_MS ? (int)left : SLICE_MS);
+        struct pollfd p[2] = {
+            {.fd = xenevtchn_fd(b->xce), .events = POLLIN},
+            {.fd = noxs_frontend_fd(b->frontend), .events = POLLIN},
+        };
+        int r = poll(p, 2, left < SLICE_MS ? (int)left : SLICE_MS);
 
         if (r < 0 && errno != EINTR) {
             kill_connection(b, errno);
             continue;
         }
-        if (r > 0 && (p.revents & POLLIN)) {
+        if (r > 0 && (p[0].revents & POLLIN)) {
             int port = xenevtchn_pending(b->xce);
 
             if (port >= 0)
                 xenevtchn_unmask(b->xce, (evtchn_port_t)port);
         }
+        /* The control page's channel: the backend closing or dying (the
+         * library's notification) wakes us there at once. */
+        if (r > 0 && (p[1].revents & POLLIN))
+            noxs_frontend_handle_events(b->frontend);
         if (noxs_blk_load(&b->sring->rsp_prod) == b->rsp_cons)
             check_backend(b);
     }
@@ -714,9 +722,9 @@ static int setup_ring(noxs_blkfront *b)
     if (port < 0)
         return -1;
     b->port = (uint32_t)port;
-    /* Our death is signalled on the ring's channel, which the backend's
-     * ring thread sleeps on. */
-    if (noxs_dev_liveness_start(b->dev, b->port) < 0)
+    /* Our death is signalled on the device's channel, where the backend
+     * library watches for it. */
+    if (noxs_dev_liveness_start(b->dev, 0) < 0)
         return -1;
     b->sring = xengntshr_share_pages(b->xgs, b->backend_domid, pages,
                                      b->ring_refs, 1);

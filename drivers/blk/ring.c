@@ -336,25 +336,6 @@ static bool spin_for_requests(struct blkdev *bd)
     }
 }
 
-/*
- * Nothing to consume, nothing in flight and the frontend's liveness byte
- * is zero: it died or let go of the ring. Tell the main thread.
- */
-static bool frontend_gone(struct blkdev *bd)
-{
-    uint64_t one = 1;
-
-    if (noxs_blk_load(&bd->sring->req_prod) != bd->req_cons ||
-        bd->ioq->inflight != 0 ||
-        noxs_blk_alive(bd->alive, NOXS_BLK_ALIVE_FRONTEND))
-        return false;
-    atomic_store(&bd->peer_gone, true);
-    if (write(conf.wake_fd, &one, sizeof(one)) < 0) {
-        /* the main loop rescans on its next wake-up anyway */
-    }
-    return true;
-}
-
 static int ring_loop(struct blkdev *bd)
 {
     struct noxs_blk_sring *s = bd->sring;
@@ -381,10 +362,6 @@ static int ring_loop(struct blkdev *bd)
          * through done_fd. */
         if (bd->ioq->nbig == 0 && spin_for_requests(bd))
             continue;
-        /* A death seen while jobs were in flight (its notification is
-         * consumed by then) is acted on once they are done. */
-        if (frontend_gone(bd))
-            return 0;
         /* Ask for a notification only now, about to sleep: while we run
          * or spin, the frontend's pushes need no system call. */
         noxs_blk_store(&s->req_event, bd->req_cons + 1);
@@ -420,8 +397,6 @@ static int ring_loop(struct blkdev *bd)
             if (port >= 0)
                 xenevtchn_unmask(bd->xce, (evtchn_port_t)port);
         }
-        if (frontend_gone(bd))
-            return 0;
         if (p[1].revents & POLLIN) {
             /* Answer what is already queued, then leave. */
             if (serve_ring(bd) < 0)

@@ -4,7 +4,8 @@
 # against noxs-blk-back, while an honest guest uses another device of the
 # same backend. The backend must answer every bad request with an error,
 # keep serving the other guest, never touch the hostile guest's file, and
-# take a normal frontend again afterwards.
+# take a normal frontend again afterwards; and refuse a ring offered in
+# a layout (protocol) it does not speak.
 . "$(dirname "$0")/../lib.sh"
 
 S=$NX_TESTBIN/blk_stress
@@ -36,3 +37,13 @@ nx_log "$(grep -c '^ok:' "$NX_DIR/hostile.log") hostile checks passed, honest gu
 nx_guest 1 "$boot1" "$NX_BIN/noxs-blk" read 0 65536 "$NX_DIR/head" || nx_fail "reconnect after the attack"
 head -c 65536 "$NX_DIR/evil.orig" | cmp -s - "$NX_DIR/head" || nx_fail "read after reconnect differs"
 nx_log "normal frontend reconnected"
+
+# A ring offered in a layout the backend does not speak is refused
+# (Closing with "error"), not served; the device then serves a
+# well-behaved frontend again.
+nx_guest 1 "$boot1" "$NX_TESTBIN/blk_hostile" -P x86_32-abi >"$NX_DIR/proto.log" 2>&1 ||
+	nx_fail "foreign protocol: $(tail -n 3 "$NX_DIR/proto.log")"
+grep -q 'unsupported protocol' "$NX_DIR/blk-back.log" || nx_fail "no refusal logged"
+nx_guest 1 "$boot1" "$NX_BIN/noxs-blk" read 0 65536 "$NX_DIR/head2" || nx_fail "reconnect after the refusal"
+cmp -s "$NX_DIR/head" "$NX_DIR/head2" || nx_fail "read after the refusal differs"
+nx_log "foreign protocol refused, normal frontend reconnected"

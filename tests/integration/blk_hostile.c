@@ -7,6 +7,7 @@
  *   blk_hostile [-d DEVID] [ROUNDS]
  *   blk_hostile -R [-n] [-d DEVID]
  *   blk_hostile -K FILE | -C FILE [-d DEVID]
+ *   blk_hostile -P PROTOCOL [-d DEVID]
  *
  * Phases: (1) bad requests, each with its expected status; (2) ROUNDS
  * (default 1000) full rings of valid reads as fast as the backend takes
@@ -19,6 +20,10 @@
  * and req_prod far off), -C: a new ring-ref key; print "scribbled" and
  * expect the backend that comes back (the caller kills the stopped one)
  * to close the device with an "error" key rather than serve the ring.
+ *
+ * -P PROTOCOL: offer the ring with that "protocol" key; the backend,
+ * which knows one ring layout, must refuse it (Closing with "error")
+ * rather than connect. Exit 0 when it did.
  *
  * -R: read-only grants instead. A write whose page is granted read-only
  * succeeds (sector 0 becomes RO_PATTERN repeated, which the caller checks
@@ -59,6 +64,7 @@ static uint32_t data_refs[NDATA];
 static uint64_t sectors;
 static uint8_t *data; /* the NDATA pages behind data_refs */
 static bool persistent = true;
+static const char *protocol; /* -P */
 static int failures;
 
 static int64_t now_ms(void)
@@ -100,11 +106,28 @@ static void set_u32(const char *key, uint32_t v)
         die(key);
 }
 
-static void connect_raw(noxs_frontend *f, uint32_t devid)
+/* The backend's state once it is at least want, or Closing/Closed. */
+static unsigned int wait_state_min(unsigned int want)
+{
+    int64_t deadline = now_ms() + WAIT_MS;
+
+    for (;;) {
+        noxs_dev_refresh(dev);
+        if (noxs_dev_peer_state(dev) >= want)
+            return noxs_dev_peer_state(dev);
+        if (now_ms() > deadline) {
+            errno = ETIMEDOUT;
+            die("waiting for a backend state");
+        }
+        noxs_dev_wait(dev, 100);
+    }
+}
+
+/* Share the ring and publish its keys: Initialised. */
+static void offer_ring(noxs_frontend *f, uint32_t devid)
 {
     uint16_t be;
-    uint32_t ring_ref, alive_ref;
-    uint8_t *alive;
+    uint32_t ring_ref;
     char buf[32];
 
     dev = noxs_frontend_attach_wait(f, NOXS_DEV_BLK, devid, WAIT_MS);
@@ -125,23 +148,29 @@ static void connect_raw(noxs_frontend *f, uint32_t devid)
     if (p < 0)
         die("bind");
     port = (uint32_t)p;
-    alive = xengntshr_share_page_notify(xgs, be, &alive_ref, 1,
-                                        NOXS_BLK_ALIVE_FRONTEND, port);
+    /* The library's liveness page, as every frontend shares it. */
+    if (noxs_dev_liveness_start(dev, 0) < 0)
+        die("liveness page");
     sring = xengntshr_share_pages(xgs, be, 1, &ring_ref, 1);
     data = xengntshr_share_pages(xgs, be, NDATA, data_refs, 1);
-    if (alive == NULL || sring == NULL || data == NULL)
+    if (sring == NULL || data == NULL)
         die("share");
-    alive[NOXS_BLK_ALIVE_FRONTEND] = 1;
     memset(sring, 0, NOXS_BLK_PAGE_SIZE);
     sring->req_event = sring->rsp_event = 1;
     ring_size = noxs_blk_ring_size(0);
     set_u32("ring-ref", ring_ref);
     set_u32("ring-page-order", 0);
     set_u32("event-channel", port);
-    set_u32("alive-ref", alive_ref);
+    if (protocol != NULL && noxs_dev_set_kv(dev, "protocol", protocol) < 0)
+        die("protocol");
     noxs_dev_set_kv(dev, "feature-persistent", persistent ? "1" : "0");
     noxs_dev_set_state(dev, NOXS_STATE_INITIALISED);
     noxs_dev_publish(dev);
+}
+
+static void connect_raw(noxs_frontend *f, uint32_t devid)
+{
+    offer_ring(f, devid);
     wait_state(NOXS_STATE_CONNECTED);
     noxs_dev_set_state(dev, NOXS_STATE_CONNECTED);
     noxs_dev_publish(dev);
@@ -276,6 +305,28 @@ static int scribble(noxs_frontend *f, char mode, const char *file)
     return failures == 0 ? 0 : 1;
 }
 
+/* -P: a ring the backend cannot serve. */
+static int foreign_protocol(noxs_frontend *f, uint32_t devid)
+{
+    char err[128];
+
+    offer_ring(f, devid);
+    if (wait_state_min(NOXS_STATE_CONNECTED) == NOXS_STATE_CONNECTED) {
+        fprintf(stderr, "blk_hostile: the backend connected a ring with "
+                        "protocol %s\n",
+                protocol);
+        return 1;
+    }
+    if (noxs_dev_peer_kv(dev, "error", err, sizeof(err)) < 0) {
+        fprintf(stderr, "blk_hostile: backend closed without an error key\n");
+        return 1;
+    }
+    printf("ok: protocol %s -> Closing (%s)\n", protocol, err);
+    noxs_dev_detach(dev);
+    noxs_frontend_close(f);
+    return 0;
+}
+
 /* -R: data the frontend only lets the backend read. */
 static int readonly_grants(void)
 {
@@ -326,6 +377,8 @@ int main(int argc, char **argv)
             ro_mode = true;
         else if (strcmp(argv[a], "-n") == 0)
             persistent = false;
+        else if (strcmp(argv[a], "-P") == 0 && a + 1 < argc)
+            protocol = argv[++a];
         else if ((strcmp(argv[a], "-K") == 0 || strcmp(argv[a], "-C") == 0) &&
                  a + 1 < argc) {
             mode = argv[a][1];
@@ -340,6 +393,8 @@ int main(int argc, char **argv)
     f = noxs_frontend_open(NULL);
     if (f == NULL)
         die("frontend");
+    if (protocol != NULL)
+        return foreign_protocol(f, devid);
     connect_raw(f, devid);
     if (mode != 0)
         return scribble(f, mode, go);

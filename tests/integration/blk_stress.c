@@ -26,10 +26,15 @@
  *       through zero-copy buffers (async and read_buf), compare each
  *       byte with a shadow copy, check the EINVAL cases of submit_buf and
  *       buffer re-use after buf_free; write the shadow to SHADOW.
+ *   blk_stress [-d DEVID] hold
+ *       stay connected, reading a block now and then, until SIGTERM
+ *       (close cleanly, exit 0) or an error (exit 3): a guest for the
+ *       lifecycle tests.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -519,6 +524,34 @@ static int cmd_verify_file(const char *path, uint64_t seed, long acked)
     return 0;
 }
 
+static volatile sig_atomic_t stop;
+
+static void on_term(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+static int cmd_hold(void)
+{
+    static uint8_t buf[4096];
+    struct sigaction sa = {.sa_handler = on_term};
+
+    sigaction(SIGTERM, &sa, NULL);
+    printf("holding\n");
+    fflush(stdout);
+    while (!stop) {
+        if (noxs_blkfront_read(blk, buf, sizeof(buf), 0) < 0) {
+            fprintf(stderr, "blk_stress: hold: %s\n", strerror(errno));
+            noxs_blkfront_close(blk); /* Closing -> Closed, bounded */
+            noxs_frontend_close(fe);
+            exit(3);
+        }
+        usleep(20000);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     uint32_t devid = 0;
@@ -545,6 +578,8 @@ int main(int argc, char **argv)
         rc = cmd_crashwriter(strtoull(argv[a], NULL, 0));
     else if (strcmp(cmd, "zerocopy") == 0 && argc - a == 2)
         rc = cmd_zerocopy(strtoull(argv[a], NULL, 0), argv[a + 1]);
+    else if (strcmp(cmd, "hold") == 0 && argc - a == 0)
+        rc = cmd_hold();
     else if (strcmp(cmd, "zeros") == 0 && argc - a == 2)
         rc = cmd_zeros(strtoull(argv[a], NULL, 0), strtoull(argv[a + 1], NULL, 0));
     else

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # One device lifecycle, run against any driver on libnoxs's driver
-# protocol (sourced by lifecycle-example.sh, lifecycle-console.sh and
-# lifecycle-sysctl-walk.sh, which set the DRV_* variables and functions):
+# protocol (sourced by lifecycle-example.sh, lifecycle-console.sh,
+# lifecycle-blk.sh and lifecycle-sysctl-walk.sh, which set the DRV_*
+# variables and functions):
 #   connect; restart the frontend (SIGTERM) and reconnect; kill -9 the
 #   frontend: the backend walks to Closed on its own, a new frontend
 #   reconnects; kill -9 the backend: the frontend sees it go, noxsd drops
@@ -16,6 +17,8 @@
 #                     run directly, never in a subshell, so that its pid
 #                     is the backend's)
 #   drv_front BOOT    start a frontend of domain 1 (nx_spawn; front.log)
+#   drv_dev_add       (optional) add device 1/TYPE/0 with the driver's
+#                     parameters; without it, a plain noxsctl dev-add
 . "$(dirname "$0")/../lib.sh"
 
 T_BACK=
@@ -48,7 +51,11 @@ no_device() { [ -z "$(nx_dev_states 1 "$DRV_TYPE" 0)" ]; }
 add_and_connect() {
 	local n
 	n=$(conns)
-	noxsctl dev-add 1 "$DRV_TYPE" 0 >/dev/null || nx_fail "dev-add"
+	if declare -F drv_dev_add >/dev/null; then
+		drv_dev_add >/dev/null || nx_fail "dev-add"
+	else
+		noxsctl dev-add 1 "$DRV_TYPE" 0 >/dev/null || nx_fail "dev-add"
+	fi
 	start_front
 	nx_wait 400 "$1" new_conn "$n"
 }

@@ -191,6 +191,9 @@ END_TEST
 
 struct calls {
     int connects, disconnects, last_why, fail_connect;
+    /* At the last disconnect, the frontend could still see us alive:
+     * what a driver answers on its way out reaches a live peer. */
+    int alive_at_disconnect;
 };
 
 static int t_connect(noxs_backend *b, noxs_dev *d, const char **why,
@@ -212,12 +215,28 @@ static void t_disconnect(noxs_backend *b, noxs_dev *d, int why, void *arg)
 
     c->disconnects++;
     c->last_why = why;
+    c->alive_at_disconnect =
+        d->alive != NULL && d->alive[NOXS_LIVENESS_BACKEND] == 1;
 }
 
 static const struct noxs_backend_ops walk_ops = {
     .connect = t_connect,
     .disconnect = t_disconnect,
 };
+
+/* The guest: wait (bounded) for the backend's key; 0 once it is there. */
+static int wait_peer_key(noxs_dev *d, const char *key)
+{
+    int64_t deadline = noxs_i_now_ms() + TMO;
+    char v[8];
+
+    while (noxs_dev_peer_kv(d, key, v, sizeof(v)) < 0) {
+        if (noxs_i_now_ms() > deadline)
+            return -1;
+        noxs_dev_wait(d, 100);
+    }
+    return 0;
+}
 
 /*
  * The guest: connect with a liveness page, close, start a new session
@@ -236,6 +255,8 @@ static void guest_walk(struct env *e)
     CHILD_CHECK(!noxs_dev_peer_gone(d));
     CHILD_CHECK(d->peer_seen_alive); /* mapped before Connected */
     CHILD_CHECK(noxs_dev_switch_state(d, NOXS_STATE_CONNECTED) == 0);
+    /* Not before the backend has looked at our byte. */
+    CHILD_CHECK(wait_peer_key(d, "go") == 0);
     CHILD_CHECK(noxs_dev_detach(d) == 0); /* Closed */
     /* A new session starts at Initialising; the backend, Closed, comes
      * back to InitWait (a wait for InitWait is not refused by it). */
@@ -335,11 +356,18 @@ START_TEST(walk)
     ck_assert(d->alive != NULL);
     ck_assert_uint_eq(d->alive[NOXS_LIVENESS_BACKEND], 1);
     ck_assert_uint_eq(d->alive[NOXS_LIVENESS_FRONTEND], 1);
+    /* Its Connected seen first: a later snapshot is the Closed one, never
+     * a Connected read after its byte cleared (a death). Then the guest
+     * may close (it waited, so that its byte was set above). */
+    walk_to(w.b, &w.x, NOXS_STATE_CONNECTED);
+    ck_assert_int_eq(noxs_dev_set_kv(d, "go", "1"), 0);
+    ck_assert_int_eq(noxs_dev_publish(d), 0);
     /* Closed (through Connected, maybe unseen): the session ends. */
     walk_to(w.b, &w.x, NOXS_STATE_CLOSED);
     ck_assert_int_eq(w.c.connects, 1);
     ck_assert_int_eq(w.c.disconnects, 1);
     ck_assert_int_eq(w.c.last_why, 0);
+    ck_assert_int_eq(w.c.alive_at_disconnect, 1);
     ck_assert_int_eq(w.x.connected, 0);
     ck_assert(d->alive == NULL);
     ck_assert_uint_eq(noxs_dev_state(d), NOXS_STATE_CLOSED);
