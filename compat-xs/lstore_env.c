@@ -155,6 +155,7 @@ static struct ls_env *env_open(const char *dir, const struct stat *st)
     if (!e)
         return NULL;
     e->bellfd = -1;
+    e->inofd = -1;
     e->pid = getpid();
     e->dev = st->st_dev;
     e->ino = st->st_ino;
@@ -230,6 +231,7 @@ static struct ls_env *env_open(const char *dir, const struct stat *st)
         goto fail;
     }
     close(lockfd);
+    pthread_mutex_init(&e->blk, NULL);
     e->refs = 1;
     return e;
 fail:
@@ -281,6 +283,7 @@ void ls_env_put(struct ls_env *e)
             *pp = e->next;
         mdb_env_close(e->env);
         close(e->bellfd);
+        ls_bell_close(e);
         free(e->dir);
         free(e->bell);
         free(e);
@@ -297,8 +300,9 @@ int ls_env_sync(struct ls_conn *c)
         return 0;
     if (!(e = ls_env_get(c->dir)))
         return -errno;
-    c->e = e;
+    /* The event fds follow the parent's bell: made anew on demand. */
     ls_events_close(c, false);
+    c->e = e;
     return 0;
 }
 
@@ -420,7 +424,7 @@ struct cxs_gconn *cxs_lstore_open(const char *dir, unsigned int domid)
     c->base.ops = &lstore_ops;
     c->domid = domid;
     c->next_txid = 1;
-    c->epfd = c->inofd = c->evfd = -1;
+    c->epfd = c->evfd = -1;
     c->evtail = &c->evhead;
     pthread_mutex_init(&c->lock, NULL);
     if (!(c->dir = strdup(dir)) || !(c->e = ls_env_get(dir))) {

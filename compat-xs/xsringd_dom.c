@@ -84,8 +84,6 @@ void conn_free(struct conn *d)
         else
             xenforeignmemory_unmap(xfm, d->ring, 1);
     }
-    if (d->evfd >= 0)
-        epoll_ctl(epfd, EPOLL_CTL_DEL, d->evfd, NULL);
     if (d->sfd >= 0) {
         epoll_ctl(epfd, EPOLL_CTL_DEL, d->sfd, NULL);
         close(d->sfd);
@@ -158,7 +156,6 @@ struct conn *conn_new(unsigned int domid, uint32_t port)
     d->port = port;
     d->lport = -1;
     d->sfd = -1;
-    d->evfd = -1;
     d->out.cap = OUT_CAP;
     d->txnext = tx_base;
     return d;
