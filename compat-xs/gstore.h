@@ -106,7 +106,10 @@ int cxs_lstore_domains(struct cxs_gconn *g, struct cxs_ldom **out, size_t *n);
  * drain that found a commit, by this call or by any connection's
  * next_event in the process; while it is unchanged, a connection that
  * never asked for its event_fd has no new event (other than a watch's
- * first one, queued by the WATCH itself).
+ * first one, queued by the WATCH itself). Once the bell's fd was asked
+ * for, such a connection's next_event no longer drains the bell itself:
+ * it sees the commits of the drains before it (the caller drains, then
+ * looks at its connections).
  */
 int cxs_lstore_bell_fd(struct cxs_gconn *g);
 uint64_t cxs_lstore_bell_drain(struct cxs_gconn *g);

@@ -92,6 +92,9 @@ struct ls_env {
     pthread_mutex_t blk;
     int inofd;
     uint64_t seen, gen;
+    /* A caller polls the bell itself (cxs_lstore_bell_fd) and drains it:
+     * a connection without an event fd leaves the draining to it. */
+    bool polled;
     struct ls_conn *fds;
     MDB_env *env;
     MDB_dbi node, kid, meta, journal, dom, quota;

@@ -27,6 +27,31 @@
 static pthread_mutex_t envs_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ls_env *envs;
 
+/*
+ * getpid() as of the last fork(): ls_env_sync asks at every request and
+ * event, and getpid is a system call (a service with thousands of
+ * connections asked it thousands of times per commit).
+ */
+static pid_t self_pid;
+static pthread_once_t self_once = PTHREAD_ONCE_INIT;
+
+static void self_child(void)
+{
+    __atomic_store_n(&self_pid, getpid(), __ATOMIC_RELAXED);
+}
+
+static void self_init(void)
+{
+    __atomic_store_n(&self_pid, getpid(), __ATOMIC_RELAXED);
+    pthread_atfork(NULL, NULL, self_child);
+}
+
+static pid_t self(void)
+{
+    pthread_once(&self_once, self_init);
+    return __atomic_load_n(&self_pid, __ATOMIC_RELAXED);
+}
+
 /* ---- environment ------------------------------------------------------- */
 
 int ls_txn_begin(struct ls_env *e, bool rdonly, MDB_txn **t)
@@ -296,7 +321,7 @@ int ls_env_sync(struct ls_conn *c)
 {
     struct ls_env *e;
 
-    if (c->e->pid == getpid())
+    if (c->e->pid == self())
         return 0;
     if (!(e = ls_env_get(c->dir)))
         return -errno;

@@ -24,7 +24,10 @@
  * in the connection or a ring it has not looked at was drained by
  * another: readiness is level-triggered as the interface wants. A
  * caller that serves many connections from one loop polls the bell
- * itself (cxs_lstore_bell_fd) and its connections need no fd at all.
+ * itself (cxs_lstore_bell_fd) and its connections need no fd at all;
+ * they do not drain the bell either (one read per connection and commit
+ * was most of such a service's work): the caller's drains keep seen
+ * current before it looks at them.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -523,7 +526,8 @@ int ls_next_event(struct cxs_gconn *g, char **payload, uint32_t *len)
      * drain in another thread after this point is kept (after taking
      * the last event the fd may stay readable: one spurious wake-up,
      * which the interface allows). */
-    bell_drain(c->e);
+    if (c->want_fd || !__atomic_load_n(&c->e->polled, __ATOMIC_ACQUIRE))
+        bell_drain(c->e);
     if (!c->evhead)
         ev_signal(c, false);
     if (!skip_scan(c) && (rc = scan(c))) {
@@ -557,8 +561,10 @@ int cxs_lstore_bell_fd(struct cxs_gconn *g)
     pthread_mutex_lock(&c->lock);
     if (!(rc = ls_env_sync(c)))
         rc = -bell_follow(c->e);
-    if (!rc)
+    if (!rc) {
+        __atomic_store_n(&c->e->polled, true, __ATOMIC_RELEASE);
         rc = c->e->inofd;
+    }
     pthread_mutex_unlock(&c->lock);
     return rc;
 }
