@@ -553,31 +553,37 @@ out:
     return rc;
 }
 
-int cxs_lstore_bell_fd(struct cxs_gconn *g)
+/* The bell's fd (made if need be), drained first if drain; the bell's
+ * generation in *gen. The fd or -errno. */
+static int bell_access(struct cxs_gconn *g, bool drain, uint64_t *gen)
 {
     struct ls_conn *c = (struct ls_conn *)g;
     int rc;
 
     pthread_mutex_lock(&c->lock);
-    if (!(rc = ls_env_sync(c)))
-        rc = -bell_follow(c->e);
-    if (!rc) {
-        __atomic_store_n(&c->e->polled, true, __ATOMIC_RELEASE);
+    if (!(rc = ls_env_sync(c)) && !(rc = -bell_follow(c->e))) {
+        if (drain)
+            bell_drain(c->e);
+        else
+            __atomic_store_n(&c->e->polled, true, __ATOMIC_RELEASE);
+        *gen = __atomic_load_n(&c->e->gen, __ATOMIC_ACQUIRE);
         rc = c->e->inofd;
     }
     pthread_mutex_unlock(&c->lock);
     return rc;
 }
 
-uint64_t cxs_lstore_bell_drain(struct cxs_gconn *g)
+int cxs_lstore_bell_fd(struct cxs_gconn *g)
 {
-    struct ls_conn *c = (struct ls_conn *)g;
     uint64_t gen;
 
-    pthread_mutex_lock(&c->lock);
-    ls_env_sync(c);
-    bell_drain(c->e);
-    gen = __atomic_load_n(&c->e->gen, __ATOMIC_ACQUIRE);
-    pthread_mutex_unlock(&c->lock);
+    return bell_access(g, false, &gen);
+}
+
+uint64_t cxs_lstore_bell_drain(struct cxs_gconn *g)
+{
+    uint64_t gen = 0;
+
+    bell_access(g, true, &gen);
     return gen;
 }
