@@ -20,7 +20,8 @@
 # and the load average at the start and the end.
 #
 # An N is skipped, with a message, when the fd limit cannot hold it
-# (about 3 fds per guest in noxs-xsringd on the simulator) or, for
+# (one fd per guest in the bench's own process: the guest's
+# event-channel handle on the simulator; none in noxs-xsringd) or, for
 # Debian's daemons, above BENCH_RING_XSD_MAX (default 1000: their
 # handshake grows with N, so 10000 would take hours).
 # Needs: make, scripts/deps.sh compat. NOXS_BUILD names the build dir.
@@ -50,8 +51,8 @@ sizes() {
 	_d=$1
 	shift
 	for _n in "$@"; do
-		if [ $((3 * _n + 200)) -gt "$fdmax" ]; then
-			echo "ring skip daemon=$_d n=$_n: $((3 * _n + 200)) fds needed, hard limit $fdmax" >&2
+		if [ $((_n + 200)) -gt "$fdmax" ]; then
+			echo "ring skip daemon=$_d n=$_n: $((_n + 200)) fds needed, hard limit $fdmax" >&2
 		elif [ "$_d" != noxs-xsringd ] && [ "$_n" -gt "$xsd_max" ]; then
 			echo "ring skip daemon=$_d n=$_n: above BENCH_RING_XSD_MAX=$xsd_max (hours)" >&2
 		else

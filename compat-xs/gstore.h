@@ -94,4 +94,24 @@ struct cxs_ldom {
 };
 int cxs_lstore_domains(struct cxs_gconn *g, struct cxs_ldom **out, size_t *n);
 
+/*
+ * lstore.c: the store's bell as this process follows it, for a caller
+ * that serves many connections from one loop (noxs-xsringd) instead of
+ * polling each connection's event_fd: one fd per store and process,
+ * however many connections (an inotify instance on the store's bell
+ * file), readable when some process committed since it was last
+ * drained. g: any connection on the store. cxs_lstore_bell_fd: the fd
+ * (the store's: not to be closed) or -errno. cxs_lstore_bell_drain:
+ * drains it and returns the bell's generation, which grows at every
+ * drain that found a commit, by this call or by any connection's
+ * next_event in the process; while it is unchanged, a connection that
+ * never asked for its event_fd has no new event (other than a watch's
+ * first one, queued by the WATCH itself). Once the bell's fd was asked
+ * for, such a connection's next_event no longer drains the bell itself:
+ * it sees the commits of the drains before it (the caller drains, then
+ * looks at its connections).
+ */
+int cxs_lstore_bell_fd(struct cxs_gconn *g);
+uint64_t cxs_lstore_bell_drain(struct cxs_gconn *g);
+
 #endif /* COMPAT_XS_GSTORE_H */

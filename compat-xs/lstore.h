@@ -80,6 +80,22 @@ struct ls_env {
     char *dir;
     char *bell;
     int bellfd;
+    /*
+     * The bell as this process follows it (lstore_watch.c): one inotify
+     * instance for every connection on the store, made at the first
+     * watch or event fd. Whoever drains it notes the store's sequence
+     * in seen, counts the drain in gen and signals every connection in
+     * fds (those with an event fd of their own), so that no connection
+     * misses a ring another one took. blk guards inofd's creation and
+     * the list; seen, gen and inofd are read atomically.
+     */
+    pthread_mutex_t blk;
+    int inofd;
+    uint64_t seen, gen;
+    /* A caller polls the bell itself (cxs_lstore_bell_fd) and drains it:
+     * a connection without an event fd leaves the draining to it. */
+    bool polled;
+    struct ls_conn *fds;
     MDB_env *env;
     MDB_dbi node, kid, meta, journal, dom, quota;
     uint64_t hkey[4];
@@ -164,7 +180,12 @@ struct ls_conn {
     size_t nwatches, capwatches;
     struct ls_event *evhead, **evtail;
     uint64_t last_seq;
-    int epfd, inofd, evfd;
+    /* The event fd a caller polls: an epoll set of the env's inotify fd
+     * and an eventfd readable while this connection may have events;
+     * -1 until asked for (want_fd). Changed under lock and e->blk. */
+    int epfd, evfd;
+    bool want_fd;
+    struct ls_conn *fnext, **fprev; /* in e->fds while it has them */
 };
 
 /* lstore_env.c */
@@ -217,5 +238,6 @@ int ls_event_fd(struct cxs_gconn *g);
 int ls_next_event(struct cxs_gconn *g, char **payload, uint32_t *len);
 void ls_events_close(struct ls_conn *c, bool free_queue);
 int ls_bell(struct ls_env *e, uint64_t seq);
+void ls_bell_close(struct ls_env *e);
 
 #endif /* COMPAT_XS_LSTORE_H */

@@ -27,6 +27,31 @@
 static pthread_mutex_t envs_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ls_env *envs;
 
+/*
+ * getpid() as of the last fork(): ls_env_sync asks at every request and
+ * event, and getpid is a system call (a service with thousands of
+ * connections asked it thousands of times per commit).
+ */
+static pid_t self_pid;
+static pthread_once_t self_once = PTHREAD_ONCE_INIT;
+
+static void self_child(void)
+{
+    __atomic_store_n(&self_pid, getpid(), __ATOMIC_RELAXED);
+}
+
+static void self_init(void)
+{
+    __atomic_store_n(&self_pid, getpid(), __ATOMIC_RELAXED);
+    pthread_atfork(NULL, NULL, self_child);
+}
+
+static pid_t self(void)
+{
+    pthread_once(&self_once, self_init);
+    return __atomic_load_n(&self_pid, __ATOMIC_RELAXED);
+}
+
 /* ---- environment ------------------------------------------------------- */
 
 int ls_txn_begin(struct ls_env *e, bool rdonly, MDB_txn **t)
@@ -155,6 +180,7 @@ static struct ls_env *env_open(const char *dir, const struct stat *st)
     if (!e)
         return NULL;
     e->bellfd = -1;
+    e->inofd = -1;
     e->pid = getpid();
     e->dev = st->st_dev;
     e->ino = st->st_ino;
@@ -230,6 +256,7 @@ static struct ls_env *env_open(const char *dir, const struct stat *st)
         goto fail;
     }
     close(lockfd);
+    pthread_mutex_init(&e->blk, NULL);
     e->refs = 1;
     return e;
 fail:
@@ -281,6 +308,7 @@ void ls_env_put(struct ls_env *e)
             *pp = e->next;
         mdb_env_close(e->env);
         close(e->bellfd);
+        ls_bell_close(e);
         free(e->dir);
         free(e->bell);
         free(e);
@@ -293,12 +321,13 @@ int ls_env_sync(struct ls_conn *c)
 {
     struct ls_env *e;
 
-    if (c->e->pid == getpid())
+    if (c->e->pid == self())
         return 0;
     if (!(e = ls_env_get(c->dir)))
         return -errno;
-    c->e = e;
+    /* The event fds follow the parent's bell: made anew on demand. */
     ls_events_close(c, false);
+    c->e = e;
     return 0;
 }
 
@@ -420,7 +449,7 @@ struct cxs_gconn *cxs_lstore_open(const char *dir, unsigned int domid)
     c->base.ops = &lstore_ops;
     c->domid = domid;
     c->next_txid = 1;
-    c->epfd = c->inofd = c->evfd = -1;
+    c->epfd = c->evfd = -1;
     c->evtail = &c->evhead;
     pthread_mutex_init(&c->lock, NULL);
     if (!(c->dir = strdup(dir)) || !(c->e = ls_env_get(dir))) {

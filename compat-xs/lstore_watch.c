@@ -10,11 +10,27 @@
  * @releaseDomain) for exactly their name. The journal is trimmed; a
  * connection that fell behind the trim gets one event per watch.
  *
- * The fd a caller polls is an epoll set of the inotify fd and an
- * eventfd that stays readable while events wait in the connection, so
- * readiness is level-triggered as the interface wants.
+ * A process follows the bell with one inotify instance per store,
+ * however many connections it has (Linux allows a user 128 instances:
+ * one per connection would cap a service that keeps a connection per
+ * guest). Draining it is shared work: whoever drains a ring (any
+ * connection's next_event, or a caller of cxs_lstore_bell_drain) reads
+ * the store's sequence into the environment's seen, counts the drain in
+ * its generation and signals the eventfd of every connection that has
+ * an event fd, so a connection whose ring another took still wakes.
+ *
+ * The fd a caller polls (event_fd) is an epoll set of that inotify fd
+ * and the connection's eventfd, which stays readable while events wait
+ * in the connection or a ring it has not looked at was drained by
+ * another: readiness is level-triggered as the interface wants. A
+ * caller that serves many connections from one loop polls the bell
+ * itself (cxs_lstore_bell_fd) and its connections need no fd at all;
+ * they do not drain the bell either (one read per connection and commit
+ * was most of such a service's work): the caller's drains keep seen
+ * current before it looks at them.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,23 +62,134 @@ static void ev_signal(struct ls_conn *c, bool on)
     }
 }
 
+/* An fd that could not be made, as the wire says it: a watch whose
+ * events could not be delivered is refused with xenstored's "no room". */
+static int fd_errno(int e)
+{
+    return e == ENOMEM ? ENOMEM : ENOSPC;
+}
+
+/* The process's inotify instance on the store's bell: 0 or an errno. */
+static int bell_follow(struct ls_env *e)
+{
+    int fd, rc = 0;
+
+    if (__atomic_load_n(&e->inofd, __ATOMIC_ACQUIRE) >= 0)
+        return 0;
+    pthread_mutex_lock(&e->blk);
+    if (e->inofd < 0) {
+        fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (fd < 0 || inotify_add_watch(fd, e->bell, IN_MODIFY) < 0) {
+            rc = errno;
+            if (fd >= 0)
+                close(fd);
+        } else {
+            __atomic_store_n(&e->inofd, fd, __ATOMIC_RELEASE);
+        }
+    }
+    pthread_mutex_unlock(&e->blk);
+    return rc;
+}
+
+void ls_bell_close(struct ls_env *e)
+{
+    if (e->inofd >= 0)
+        close(e->inofd);
+    e->inofd = -1;
+    pthread_mutex_destroy(&e->blk);
+}
+
+static uint64_t store_seq(struct ls_env *e)
+{
+    struct ls_x x = {.e = e};
+    uint64_t seq = 0;
+
+    /* Unknown: every connection with watches scans (see skip_scan). */
+    if (ls_txn_begin(e, true, &x.t) != 0)
+        return UINT64_MAX;
+    if (ls_meta_get(&x, "seq", &seq) != 0)
+        seq = UINT64_MAX;
+    mdb_txn_abort(x.t);
+    return seq;
+}
+
+/*
+ * Drain the bell. If it rang: the store's sequence read afterwards goes
+ * into seen (every commit the drained rings announced is at or below
+ * it), the generation grows and every connection with an event fd is
+ * signalled, in that order, so that one that skips its scan on seen
+ * before the update is woken after it.
+ */
+static void bell_drain(struct ls_env *e)
+{
+    int fd = __atomic_load_n(&e->inofd, __ATOMIC_ACQUIRE);
+    char buf[4096];
+    bool rang = false;
+    uint64_t seq, v = 1;
+
+    if (fd < 0)
+        return;
+    while (read(fd, buf, sizeof(buf)) > 0)
+        rang = true;
+    if (!rang)
+        return;
+    seq = store_seq(e);
+    uint64_t old = __atomic_load_n(&e->seen, __ATOMIC_RELAXED);
+    while (old < seq &&
+           !__atomic_compare_exchange_n(&e->seen, &old, seq, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+        ;
+    __atomic_add_fetch(&e->gen, 1, __ATOMIC_ACQ_REL);
+    pthread_mutex_lock(&e->blk);
+    for (struct ls_conn *c = e->fds; c; c = c->fnext)
+        if (write(c->evfd, &v, sizeof(v)) < 0) {
+            /* EAGAIN: the counter is already non-zero, readable anyway. */
+        }
+    pthread_mutex_unlock(&e->blk);
+}
+
+/* Nothing new for c: no queued event and no commit past its scan that a
+ * drain has seen (a commit not yet drained leaves the bell readable). */
+static bool skip_scan(struct ls_conn *c)
+{
+    if (c->nwatches == 0)
+        return true;
+    if (__atomic_load_n(&c->e->inofd, __ATOMIC_ACQUIRE) < 0)
+        return false;
+    return c->last_seq >= __atomic_load_n(&c->e->seen, __ATOMIC_ACQUIRE);
+}
+
+/* c's event fd (c->lock held): 0 or an errno. */
 static int ensure_fds(struct ls_conn *c)
 {
     struct epoll_event ev = {.events = EPOLLIN};
+    struct ls_env *e = c->e;
+    int rc;
 
     if (c->epfd >= 0)
         return 0;
-    c->inofd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    c->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    c->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (c->inofd < 0 || c->evfd < 0 || c->epfd < 0 ||
-        inotify_add_watch(c->inofd, c->e->bell, IN_MODIFY) < 0 ||
-        epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->inofd, &ev) < 0 ||
-        epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->evfd, &ev) < 0) {
-        int e = errno;
-        ls_events_close(c, false);
-        return e;
+    if ((rc = bell_follow(e)))
+        return rc;
+    int evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    int epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (evfd < 0 || epfd < 0 ||
+        epoll_ctl(epfd, EPOLL_CTL_ADD, e->inofd, &ev) < 0 ||
+        epoll_ctl(epfd, EPOLL_CTL_ADD, evfd, &ev) < 0) {
+        rc = errno;
+        if (evfd >= 0)
+            close(evfd);
+        if (epfd >= 0)
+            close(epfd);
+        return rc;
     }
+    pthread_mutex_lock(&e->blk);
+    c->evfd = evfd;
+    c->epfd = epfd;
+    if ((c->fnext = e->fds))
+        e->fds->fprev = &c->fnext;
+    c->fprev = &e->fds;
+    e->fds = c;
+    pthread_mutex_unlock(&e->blk);
     /* Whatever happened before the fd existed is scanned on first use. */
     if (c->evhead || c->nwatches)
         ev_signal(c, true);
@@ -71,13 +198,24 @@ static int ensure_fds(struct ls_conn *c)
 
 void ls_events_close(struct ls_conn *c, bool free_queue)
 {
+    if (c->fprev) {
+        /* An environment inherited through fork() is left alone: its
+         * lock may be held by a thread that does not exist here. */
+        bool own = c->e->pid == getpid();
+        if (own)
+            pthread_mutex_lock(&c->e->blk);
+        if ((*c->fprev = c->fnext))
+            c->fnext->fprev = c->fprev;
+        if (own)
+            pthread_mutex_unlock(&c->e->blk);
+        c->fprev = NULL;
+        c->fnext = NULL;
+    }
     if (c->epfd >= 0)
         close(c->epfd);
-    if (c->inofd >= 0)
-        close(c->inofd);
     if (c->evfd >= 0)
         close(c->evfd);
-    c->epfd = c->inofd = c->evfd = -1;
+    c->epfd = c->evfd = -1;
     while (free_queue && c->evhead) {
         struct ls_event *ev = c->evhead;
         c->evhead = ev->next;
@@ -284,6 +422,11 @@ int ls_watch(struct ls_conn *c, const char *payload, uint32_t len,
         rc = EEXIST;
     else if (c->domid != 0 && c->nwatches >= LS_QUOTA_WATCHES)
         rc = E2BIG;
+    /* No OK for a watch whose events nobody would be woken for: the
+     * bell must be followed, and the connection's own fd made if its
+     * caller polls one. */
+    else if ((rc = bell_follow(c->e)) || (c->want_fd && (rc = ensure_fds(c))))
+        rc = fd_errno(rc);
     else if (c->nwatches == c->capwatches) {
         size_t cap = c->capwatches ? 2 * c->capwatches : 8;
         struct ls_watch *w = realloc(c->watches, cap * sizeof(*w));
@@ -359,6 +502,7 @@ int ls_event_fd(struct cxs_gconn *g)
     int rc;
 
     pthread_mutex_lock(&c->lock);
+    c->want_fd = true;
     rc = ls_env_sync(c);
     if (!rc)
         rc = -ensure_fds(c);
@@ -371,23 +515,26 @@ int ls_event_fd(struct cxs_gconn *g)
 int ls_next_event(struct cxs_gconn *g, char **payload, uint32_t *len)
 {
     struct ls_conn *c = (struct ls_conn *)g;
-    char buf[4096];
     struct ls_event *ev;
     int rc = 0;
 
     pthread_mutex_lock(&c->lock);
     if ((rc = ls_env_sync(c)))
         goto out;
-    /* Drain the bell first: a commit after this rings it again. */
-    if (c->inofd >= 0)
-        while (read(c->inofd, buf, sizeof(buf)) > 0)
-            ;
-    if (c->nwatches && (rc = scan(c))) {
+    /* Drain the bell first: a commit after this rings it again. Then
+     * clear c's signal, only here, before the scan: a signal from a
+     * drain in another thread after this point is kept (after taking
+     * the last event the fd may stay readable: one spurious wake-up,
+     * which the interface allows). */
+    if (c->want_fd || !__atomic_load_n(&c->e->polled, __ATOMIC_ACQUIRE))
+        bell_drain(c->e);
+    if (!c->evhead)
+        ev_signal(c, false);
+    if (!skip_scan(c) && (rc = scan(c))) {
         rc = -rc;
         goto out;
     }
     if (!(ev = c->evhead)) {
-        ev_signal(c, false);
         rc = -EAGAIN;
         goto out;
     }
@@ -398,12 +545,45 @@ int ls_next_event(struct cxs_gconn *g, char **payload, uint32_t *len)
     memcpy(*payload, ev->payload, ev->len);
     (*payload)[ev->len] = '\0';
     *len = ev->len;
-    if (!(c->evhead = ev->next)) {
+    if (!(c->evhead = ev->next))
         c->evtail = &c->evhead;
-        ev_signal(c, false);
-    }
     free(ev);
 out:
     pthread_mutex_unlock(&c->lock);
     return rc;
+}
+
+/* The bell's fd (made if need be), drained first if drain; the bell's
+ * generation in *gen. The fd or -errno. */
+static int bell_access(struct cxs_gconn *g, bool drain, uint64_t *gen)
+{
+    struct ls_conn *c = (struct ls_conn *)g;
+    int rc;
+
+    pthread_mutex_lock(&c->lock);
+    if (!(rc = ls_env_sync(c)) && !(rc = -bell_follow(c->e))) {
+        if (drain)
+            bell_drain(c->e);
+        else
+            __atomic_store_n(&c->e->polled, true, __ATOMIC_RELEASE);
+        *gen = __atomic_load_n(&c->e->gen, __ATOMIC_ACQUIRE);
+        rc = c->e->inofd;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+int cxs_lstore_bell_fd(struct cxs_gconn *g)
+{
+    uint64_t gen;
+
+    return bell_access(g, false, &gen);
+}
+
+uint64_t cxs_lstore_bell_drain(struct cxs_gconn *g)
+{
+    uint64_t gen = 0;
+
+    bell_access(g, true, &gen);
+    return gen;
 }

@@ -606,6 +606,11 @@ CXS_EXPORT bool xs_watch(struct xs_handle *h, const char *path,
             cxs_leave();
             return fail(-rc);
         }
+        /* The store refuses a watch it could not wake the handle for;
+         * its event fd may be new (none could be made at xs_open). */
+        struct epoll_event ev = {.events = EPOLLIN};
+        if (!h->gdead && (ev.data.fd = h->g->ops->event_fd(h->g)) >= 0)
+            epoll_ctl(h->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
     } else if (p.kind == CXS_UNSUPPORTED) {
         cxs_unsupported("watch", abs); /* allowed: it just never fires */
     }

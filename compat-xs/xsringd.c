@@ -8,7 +8,10 @@
  * on its own dom0 connection and compares. Per domain: the ring page
  * (grant table's reserved xenstore entry, else a foreign map of the
  * frame), the store event channel, and one local-store connection that
- * runs the domain's requests with its identity and permissions.
+ * runs the domain's requests with its identity and permissions. The
+ * watch events of every connection come from one fd: the store's bell,
+ * which the service polls once for all (cxs_lstore_bell_fd), so a guest
+ * costs no fd of its own for its watches.
  *
  * dom0's own kernel is served the same way when no xenstored holds its
  * connection: the page and event channel Linux sets up in dom0 for a
@@ -64,7 +67,9 @@ uint32_t tx_base;
 
 static volatile sig_atomic_t stopping;
 static int verbose;
-static int ctlfd = -1, evtfd = -1, lsock = -1;
+static int bellfd = -1, evtfd = -1, lsock = -1;
+/* The bell's generation when the service last looked at its events. */
+static uint64_t bell_gen;
 
 struct opts {
     const char *kva, *kport;
@@ -163,9 +168,14 @@ static int setup(void)
                   strerror(errno));
         return -1;
     }
+    /* Without the bell no watch event would ever be delivered. */
+    if ((bellfd = cxs_lstore_bell_fd(ctl)) < 0) {
+        log_warnx("cannot follow the local store's commits (inotify): %s",
+                  strerror(-bellfd));
+        return -1;
+    }
     if ((epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
-        (ctlfd = ctl->ops->event_fd(ctl)) < 0 ||
-        (evtfd = xenevtchn_fd(xce)) < 0 || watch_fd(ctlfd, &ctl) < 0 ||
+        (evtfd = xenevtchn_fd(xce)) < 0 || watch_fd(bellfd, &ctl) < 0 ||
         watch_fd(evtfd, &xce) < 0)
         return -1;
     /* Records readable by dom0 only. */
@@ -180,6 +190,34 @@ static int setup(void)
     return 0;
 }
 
+/*
+ * The store's bell: if it rang since the last look (whoever drained it:
+ * this, or a connection's next_event in the last turn), the service's
+ * own events and every watching connection get a look. True if the
+ * domain table may have changed.
+ */
+static bool bell_check(void)
+{
+    uint64_t gen = cxs_lstore_bell_drain(ctl);
+    bool scan = false;
+    char *p;
+    uint32_t len;
+
+    if (gen == bell_gen)
+        return false;
+    bell_gen = gen;
+    /* @introduceDomain, @releaseDomain: one is enough to rescan. */
+    for (int k = 0; k < 64 && ctl->ops->next_event(ctl, &p, &len) == 0;
+         k++) {
+        free(p);
+        scan = true;
+    }
+    for (size_t i = 0; i < ndoms; i++)
+        if (doms[i]->watching)
+            doms[i]->busy = true;
+    return scan;
+}
+
 /* What epoll reported; true if the domain table may have changed. */
 static bool dispatch(const struct epoll_event *evs, int n)
 {
@@ -187,13 +225,7 @@ static bool dispatch(const struct epoll_event *evs, int n)
 
     for (int i = 0; i < n; i++) {
         if (evs[i].data.ptr == &ctl) {
-            char *p;
-            uint32_t len;
-            for (int k = 0;
-                 k < 64 && ctl->ops->next_event(ctl, &p, &len) == 0; k++) {
-                free(p);
-                scan = true;
-            }
+            /* The bell: bell_check, after every wake-up. */
         } else if (evs[i].data.ptr == &xce) {
             /* xenevtchn_pending blocks when nothing is pending: take
              * one port per readiness of its fd. */
@@ -278,6 +310,7 @@ static void loop(void)
         if (n < 0 && errno != EINTR)
             break;
         scan = dispatch(evs, n < 0 ? 0 : n);
+        scan |= bell_check();
         if (now_ms() - last_sweep >= sweep) {
             /* Every second, however busy: look at every ring (a lost
              * notification, a domain that could not be attached). */
@@ -289,6 +322,9 @@ static void loop(void)
         if (scan)
             rescan(false);
         busy = turn(&partial);
+        /* A connection's next_event in that turn may have drained the
+         * bell: its fd no longer wakes the loop, so look again now. */
+        busy |= cxs_lstore_bell_drain(ctl) != bell_gen;
     }
 }
 
@@ -329,7 +365,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
-    /* A store connection and an event fd per domain. */
+    /* Socket clients (up to SOCK_MAX) take an fd each; rings none. */
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);

@@ -27,6 +27,11 @@
 /* Local event channel port -> its ring. */
 static struct conn **byport;
 static size_t nbyport;
+/* Domid -> its ring (rescan looks every introduced domain up at every
+ * @introduceDomain and @releaseDomain: a scan of the table would make
+ * that O(rings^2)). Made at the first ring; without it, the scan. */
+#define BYDOM_MAX 0x7ff0u /* DOMID_FIRST_RESERVED */
+static struct conn **bydom;
 
 int conns_add(struct conn *d)
 {
@@ -40,12 +45,19 @@ int conns_add(struct conn *d)
         capdoms = c;
     }
     doms[ndoms++] = d;
+    if (d->sfd < 0 && d->domid < BYDOM_MAX &&
+        (bydom || (bydom = calloc(BYDOM_MAX, sizeof(*bydom)))))
+        bydom[d->domid] = d;
     return 0;
 }
 
 /* Take connection i out of the table (not freed). */
 void conn_remove(size_t i)
 {
+    struct conn *d = doms[i];
+
+    if (bydom && d->domid < BYDOM_MAX && bydom[d->domid] == d)
+        bydom[d->domid] = NULL;
     doms[i] = doms[--ndoms];
 }
 
@@ -61,6 +73,8 @@ void ports_free(void)
     free(byport);
     byport = NULL;
     nbyport = 0;
+    free(bydom);
+    bydom = NULL;
 }
 
 void notify(struct conn *d)
@@ -84,8 +98,6 @@ void conn_free(struct conn *d)
         else
             xenforeignmemory_unmap(xfm, d->ring, 1);
     }
-    if (d->evfd >= 0)
-        epoll_ctl(epfd, EPOLL_CTL_DEL, d->evfd, NULL);
     if (d->sfd >= 0) {
         epoll_ctl(epfd, EPOLL_CTL_DEL, d->sfd, NULL);
         close(d->sfd);
@@ -158,7 +170,6 @@ struct conn *conn_new(unsigned int domid, uint32_t port)
     d->port = port;
     d->lport = -1;
     d->sfd = -1;
-    d->evfd = -1;
     d->out.cap = OUT_CAP;
     d->txnext = tx_base;
     return d;
@@ -305,6 +316,8 @@ struct conn *kernel_attach(const char *kva, const char *portfile)
 /* The ring of domid (a socket client runs as 0 but is no ring). */
 static struct conn *dom_find(unsigned int domid)
 {
+    if (bydom && domid < BYDOM_MAX)
+        return bydom[domid];
     for (size_t i = 0; i < ndoms; i++)
         if (doms[i]->domid == domid && doms[i]->sfd < 0)
             return doms[i];
@@ -321,8 +334,8 @@ void dom_detach(size_t i, bool released)
         rec_dir(d, path, sizeof(path));
         ctl_rm(path);
     }
-    conn_free(d);
     conn_remove(i);
+    conn_free(d);
 }
 
 /* At start: drop the records of domains released while it was away. */

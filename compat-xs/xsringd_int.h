@@ -54,7 +54,12 @@ struct conn {
     bool wpoll;  /* sfd is polled for room to write */
     bool gone;   /* the socket client went away: to be freed */
     struct cxs_gconn *g;
-    int evfd; /* g's event fd once it has watches, else -1 */
+    /* g has watches: its events are looked at whenever the store's bell
+     * rang (the service polls the bell, not one fd per connection). */
+    bool watching;
+    /* Events may wait in g (a watch's first one, or more than a turn
+     * takes): looked at next turn if the peer has room for them. */
+    bool evq;
     struct xsr_in in;
     struct xsr_out out;
     bool broken; /* protocol error: not read until it reconnects */
@@ -106,7 +111,6 @@ void rec_unwatch(struct conn *d, const char *p, uint32_t len);
 void rec_reset(struct conn *d);
 void rec_restore(struct conn *d);
 void pw_clear(struct conn *d);
-int watch_fd_on(struct conn *d);
 
 /* Rings (xsringd_dom.c). */
 struct conn *conn_new(unsigned int domid, uint32_t port);
@@ -124,6 +128,7 @@ void port_pending(int port);
 void handle(struct conn *d, const struct xsw_hdr *h, const char *p);
 void queue_error(struct conn *d, const struct xsw_hdr *h, int e);
 int serve_events(struct conn *d, bool *more);
+bool events_due(const struct conn *d);
 bool out_pending(const struct conn *d);
 bool serve(struct conn *d);
 

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 
 #include "common/log.h"
 #include "xsringd_int.h"
@@ -150,21 +149,6 @@ void rec_reset(struct conn *d)
     ctl_write(path, tag, (uint32_t)strlen(tag));
 }
 
-int watch_fd_on(struct conn *d)
-{
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = d};
-    int fd;
-
-    if (d->evfd >= 0)
-        return 0;
-    if ((fd = d->g->ops->event_fd(d->g)) < 0)
-        return fd;
-    if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-        return -errno;
-    d->evfd = fd;
-    return 0;
-}
-
 /*
  * Set again the watches recorded for d, if the records are of this ring
  * (the same frame and port); otherwise start d's records afresh.
@@ -199,10 +183,16 @@ void rec_restore(struct conn *d)
         if (ctl_call(XSW_READ, path, (uint32_t)strlen(path) + 1, &w, &wl) < 0)
             continue;
         if (call(d->g, XSW_WATCH, w, wl, &rt, &r, &rl) == 0 &&
-            rt == XSW_WATCH && pw_add(d, (uint32_t)strtoul(name, NULL, 10), w, wl) == 0)
-            watch_fd_on(d);
-        else
+            rt == XSW_WATCH) {
+            d->watching = d->evq = true;
+            if (pw_add(d, (uint32_t)strtoul(name, NULL, 10), w, wl) < 0)
+                ctl_rm(path);
+        } else {
+            log_warnx("domain %u: a watch could not be set again (%s): "
+                      "its events are lost",
+                      d->domid, r && rt == XSW_ERROR ? r : "no reply");
             ctl_rm(path);
+        }
         free(r);
         free(w);
     }

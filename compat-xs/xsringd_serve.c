@@ -85,11 +85,13 @@ void handle(struct conn *d, const struct xsw_hdr *h, const char *p)
     }
     if (rtype == XSW_WATCH) {
         rec_watch(d, p, h->len);
-        watch_fd_on(d);
+        /* Its first event waits in the store connection. */
+        d->watching = d->evq = true;
     } else if (rtype == XSW_UNWATCH) {
         rec_unwatch(d, p, h->len);
     } else if (rtype == XSW_RESET_WATCHES) {
         rec_reset(d);
+        d->watching = false;
         d->ntx = 0;
     } else if (rtype == XSW_TRANSACTION_START) {
         if (d->ntx == TX_MAX) {
@@ -141,6 +143,7 @@ static void reconnect(struct conn *d)
     call(d->g, XSW_RESET_WATCHES, "", 0, &rt, &r, &rl);
     free(r);
     rec_reset(d);
+    d->watching = false;
     d->ntx = 0;
     d->in.have = d->in.peeked = 0;
     d->out.len = d->out.off = 0;
@@ -158,31 +161,45 @@ bool out_pending(const struct conn *d)
     return d->out.len > d->out.off;
 }
 
+/* No room for an event and a reply: the peer is not reading. */
+static bool out_full(const struct conn *d)
+{
+    return d->out.len - d->out.off + 2 * XSR_MSG_MAX > d->out.cap;
+}
+
 /*
  * Watch events of d's store connection into its queue, at most EV_BUDGET
  * and while there is room for them and a reply; *more is set if the
- * budget ran out. The number queued.
+ * budget ran out. The number queued. A full queue waits for the peer to
+ * read (its notification, or the sweep), not for a busy loop.
  */
 int serve_events(struct conn *d, bool *more)
 {
     int i;
 
-    for (i = 0; d->evfd >= 0 && i < EV_BUDGET; i++) {
+    for (i = 0; (d->watching || d->evq) && i < EV_BUDGET; i++) {
         char *ev = NULL;
         uint32_t len = 0;
 
-        /* Full: the peer is not reading; reading resumes it. */
-        if (d->out.len - d->out.off + 2 * XSR_MSG_MAX > d->out.cap)
+        if (out_full(d))
             break;
-        if (d->g->ops->next_event(d->g, &ev, &len) < 0)
+        if (d->g->ops->next_event(d->g, &ev, &len) < 0) {
+            d->evq = false;
             break;
+        }
         if (len <= XSW_PAYLOAD_MAX)
             queue_msg(d, XSW_WATCH_EVENT, 0, 0, ev, len);
         free(ev);
         if (i + 1 == EV_BUDGET)
-            *more = true;
+            *more = d->evq = true;
     }
     return i;
+}
+
+/* Events may wait in d's store connection and the peer has room. */
+bool events_due(const struct conn *d)
+{
+    return d->evq && !out_full(d);
 }
 
 /* One turn for d: true if it has more to do right away. */
@@ -231,5 +248,5 @@ bool serve(struct conn *d)
     }
     if (kick)
         notify(d);
-    return more;
+    return more || events_due(d);
 }

@@ -276,7 +276,7 @@ bool sock_serve(struct conn *d)
         return false;
     }
     sock_poll_out(d);
-    return more;
+    return more || events_due(d);
 }
 
 void sock_close_all(void)

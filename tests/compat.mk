@@ -55,7 +55,7 @@ COMPAT_SCRIPTS := $(addprefix $(COMPAT_TESTOUT)/,test-bench-generic.sh \
 	test-lstore-conformance.sh test-many.sh test-mixed.sh test-semantics.sh \
 	test-symbols.sh test-tx.sh test-xsd-boot.sh test-xsd-client.sh \
 	test-xsd-harness.sh test-xsringd.sh test-xsringd-sock.sh \
-	test-xsringd-fair.sh test-xsringd-split.sh)
+	test-xsringd-fair.sh test-xsringd-split.sh test-xsringd-many.sh)
 
 $(COMPAT_TESTOUT)/xsd.sh $(COMPAT_TESTOUT)/lib-compat.sh $(COMPAT_TESTOUT)/xsringd-lib.sh: \
 		$(COMPAT_TESTOUT)/%: tests/compat/%
@@ -122,6 +122,16 @@ $(COMPAT_TESTOUT)/test-xsringd.sh $(COMPAT_TESTOUT)/test-xsringd-sock.sh \
 	$(COMPAT_TESTOUT)/test-xsringd-fair.sh \
 	$(COMPAT_TESTOUT)/test-xsringd-split.sh \
 	$(COMPAT_TESTOUT)/test-bench-ring.sh: $(COMPAT_TESTOUT)/xsring \
+	$(COMPAT_TESTOUT)/xsintro $(XSRINGD)
+# Hundreds of ring guests in one process (bench/xsrclient.c's client,
+# each guest with its simulated domain's identity) against the service.
+$(COMPAT_TESTOUT)/xsrmany: $(OBJDIR)/tests/compat/xsrmany.o \
+		$(OBJDIR)/bench/xsrclient.o $(OBJDIR)/frontends/legacy/legacy.o \
+		$(LIBOUT)/libnoxs.so
+	@mkdir -p $(@D)
+	$(CC) $(BASE_LDFLAGS) -o $@ $(filter %.o,$^) -lxenstore \
+		-L$(LIBOUT) -lnoxs -lxenevtchn
+$(COMPAT_TESTOUT)/test-xsringd-many.sh: $(COMPAT_TESTOUT)/xsrmany \
 	$(COMPAT_TESTOUT)/xsintro $(XSRINGD)
 # A raw client of the service's Unix socket: malformed frames.
 $(COMPAT_TESTOUT)/xsockraw: $(OBJDIR)/tests/compat/xsockraw.o

@@ -12,9 +12,12 @@ RINGD_LOG=$NX_DIR/xsringd.log
 
 dom0() { with_compat 0 "$@"; }
 
+# ringd_start COUNT: start the service (RINGD_WRAP: a command it runs
+# under, e.g. unshare; RINGD_V, RINGD_ARGS: its options) and wait for
+# its COUNTth "serving" line.
 ringd_start() {
 	env NOXS_SIM_DOMID=0 LD_LIBRARY_PATH=$NOXS_BUILD/sim:$NOXS_BUILD/lib \
-		"$NX_BIN/noxs-xsringd" ${RINGD_V--v} --store "$NOXS_XS_DIR" ${RINGD_ARGS:-} >>"$RINGD_LOG" 2>&1 &
+		${RINGD_WRAP:-} "$NX_BIN/noxs-xsringd" ${RINGD_V--v} --store "$NOXS_XS_DIR" ${RINGD_ARGS:-} >>"$RINGD_LOG" 2>&1 &
 	_ringd=$!
 	nx_at_exit "kill -9 $_ringd"
 	i=0

@@ -2,15 +2,18 @@
  * check_lstore: compat-xs's local store driven with XenStore requests
  * (compat-xs/gstore.h): xenstored's semantics, permissions, quotas,
  * transactions and their EAGAIN, watch matching across connections and
- * the journal's trim. Each test has its own store in a temporary
- * directory.
+ * the journal's trim, the event fds of many connections sharing the
+ * process's one inotify instance, and watches refused when no fd could
+ * wake them. Each test has its own store in a temporary directory.
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "../../compat-xs/lstore.h"
@@ -547,6 +550,164 @@ START_TEST(watch_fd)
 }
 END_TEST
 
+/* The inotify instances this process holds. */
+static int inotify_count(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    char p[300], l[64];
+    int n = 0;
+
+    ck_assert_ptr_nonnull(d);
+    while ((e = readdir(d))) {
+        ssize_t k;
+        snprintf(p, sizeof(p), "/proc/self/fd/%s", e->d_name);
+        if ((k = readlink(p, l, sizeof(l) - 1)) < 0)
+            continue;
+        l[k] = '\0';
+        n += strcmp(l, "anon_inode:inotify") == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+/* p's fd is readable within ms, and c's next event is want. */
+static void woke(struct pollfd *p, int ms, struct cxs_gconn *c,
+                 const char *want)
+{
+    ck_assert_msg(poll(p, 1, ms) == 1, "asleep, waiting for %s", want);
+    EQ(event(c), want);
+}
+
+#define NSHARE 100
+
+/*
+ * Many connections of one store in one process: one inotify instance
+ * between them, and each connection's fd wakes for its own event even
+ * after another connection took the bell's ring.
+ */
+START_TEST(shared_bell)
+{
+    struct cxs_gconn *c = open_as(0), *w[NSHARE];
+    struct pollfd p[NSHARE];
+    char buf[64], want[64];
+
+    for (int i = 0; i < NSHARE; i++) {
+        w[i] = open_as(0);
+        p[i] = (struct pollfd){.fd = w[i]->ops->event_fd(w[i]),
+                               .events = POLLIN};
+        ck_assert_int_ge(p[i].fd, 0);
+        snprintf(buf, sizeof(buf), "/many/%d%ct%d", i, '\0', i);
+        EQ(rq(w[i], XSW_WATCH, 0, buf, strlen(buf) + strlen(buf + strlen(buf) + 1) + 2),
+           "OK|");
+        snprintf(want, sizeof(want), "/many/%d|t%d|", i, i);
+        EQ(event(w[i]), want);
+        EQ(event(w[i]), "");
+    }
+    ck_assert_int_eq(inotify_count(), 1);
+    for (int i = 0; i < NSHARE; i++) {
+        snprintf(buf, sizeof(buf), "/many/%d", i);
+        EQ(wr(c, 0, buf, "x"), "OK|");
+    }
+    /* The first connection drains the ring; the others still wake. */
+    for (int i = 0; i < NSHARE; i++) {
+        snprintf(want, sizeof(want), "/many/%d|t%d|", i, i);
+        woke(&p[i], 10000, w[i], want);
+        EQ(event(w[i]), "");
+        ck_assert_int_eq(poll(&p[i], 1, 0), 0);
+    }
+    ck_assert_int_eq(inotify_count(), 1);
+    for (int i = 0; i < NSHARE; i++)
+        w[i]->ops->close(w[i]);
+    c->ops->close(c);
+}
+END_TEST
+
+/* A connection's fd stays readable (level) after another connection
+ * consumed the shared ring, until its own event is taken. */
+START_TEST(level_after_drain)
+{
+    struct cxs_gconn *c = open_as(0), *a = open_as(0), *b = open_as(0);
+    struct pollfd pa = {.fd = a->ops->event_fd(a), .events = POLLIN};
+    struct pollfd pb = {.fd = b->ops->event_fd(b), .events = POLLIN};
+
+    ck_assert_int_ge(pa.fd, 0);
+    ck_assert_int_ge(pb.fd, 0);
+    EQ(RQN(a, XSW_WATCH, 0, "/x\0ta"), "OK|");
+    EQ(RQN(b, XSW_WATCH, 0, "/x\0tb"), "OK|");
+    EQ(event(a), "/x|ta|");
+    EQ(event(a), "");
+    EQ(event(b), "/x|tb|");
+    EQ(event(b), "");
+    ck_assert_int_eq(poll(&pa, 1, 0), 0);
+    ck_assert_int_eq(poll(&pb, 1, 0), 0);
+    EQ(wr(c, 0, "/x", "1"), "OK|");
+    woke(&pb, 10000, b, "/x|tb|");
+    EQ(event(b), "");
+    /* b drained the bell: a is readable still, and again. */
+    ck_assert_int_eq(poll(&pa, 1, 0), 1);
+    woke(&pa, 0, a, "/x|ta|");
+    EQ(event(a), "");
+    ck_assert_int_eq(poll(&pa, 1, 0), 0);
+    /* A second commit: the same the other way round. */
+    EQ(wr(c, 0, "/x", "2"), "OK|");
+    woke(&pa, 10000, a, "/x|ta|");
+    woke(&pb, 0, b, "/x|tb|");
+    EQ(event(a), "");
+    EQ(event(b), "");
+    struct cxs_gconn *all[] = {a, b, c};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        all[i]->ops->close(all[i]);
+}
+END_TEST
+
+/*
+ * No fd left for the bell or a connection's event fd: a WATCH is
+ * refused (ENOSPC, as xenstored says "no room"), never answered OK with
+ * events nobody would be woken for. It works once fds are back.
+ */
+START_TEST(watch_refused_without_fds)
+{
+    struct cxs_gconn *w = open_as(0), *f = open_as(0);
+    struct rlimit old, none;
+    int lowest = dup(0);
+
+    ck_assert_int_ge(lowest, 0);
+    close(lowest);
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    none = old;
+    none.rlim_cur = (rlim_t)lowest; /* every fd below it is in use */
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &none), 0);
+    int fd = f->ops->event_fd(f);
+    uint32_t rt, rl;
+    char *r1 = NULL, *r2 = NULL;
+    int rc1 = w->ops->request(w, XSW_WATCH, 0, "/q\0t", 5, &rt, &r1, &rl);
+    uint32_t rt1 = rt;
+    int rc2 = f->ops->request(f, XSW_WATCH, 0, "/q\0t", 5, &rt, &r2, &rl);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    ck_assert_int_lt(fd, 0);
+    ck_assert_int_eq(rc1, 0);
+    ck_assert_int_eq(rc2, 0);
+    ck_assert_uint_eq(rt1, XSW_ERROR);
+    ck_assert_str_eq(r1, "ENOSPC");
+    ck_assert_uint_eq(rt, XSW_ERROR);
+    ck_assert_str_eq(r2, "ENOSPC");
+    free(r1);
+    free(r2);
+    EQ(event(w), "");
+    /* With fds again: both watch, f's fd is made at its WATCH. */
+    EQ(RQN(w, XSW_WATCH, 0, "/q\0t"), "OK|");
+    EQ(RQN(f, XSW_WATCH, 0, "/q\0t"), "OK|");
+    struct pollfd p = {.fd = f->ops->event_fd(f), .events = POLLIN};
+    ck_assert_int_ge(p.fd, 0);
+    ck_assert_int_eq(poll(&p, 1, 0), 1);
+    EQ(event(f), "/q|t|");
+    EQ(event(w), "/q|t|");
+    w->ops->close(w);
+    f->ops->close(f);
+}
+END_TEST
+
 START_TEST(journal_trim)
 {
     struct cxs_gconn *c = open_as(0), *w = open_as(0);
@@ -620,8 +781,9 @@ static Suite *suite(void)
                        CHECK_TESTS(initial_tree, write_read_rm, paths,
                                    long_names, directory_part, permissions,
                                    quotas, tx_basic, tx_conflict, watch_rules,
-                                   watch_fd, journal_trim, misc_requests,
-                                   reopen_keeps_tree));
+                                   watch_fd, shared_bell, level_after_drain,
+                                   watch_refused_without_fds, journal_trim,
+                                   misc_requests, reopen_keeps_tree));
 }
 
 CHECK_MAIN(suite)

@@ -9,7 +9,10 @@
  *    the log written in the same transactions, every listed child
  *    exists, no orphaned records) and a new process can write;
  *  - a watch in one process sees another process's writes and
- *    @releaseDomain, through the fd it polls.
+ *    @releaseDomain, through the fd it polls;
+ *  - threads, each with a connection of its own polling its own fd,
+ *    drain the process's one bell at the same time: none misses a
+ *    wake-up (a poll that sleeps 10 s with events due fails).
  */
 #include <check.h>
 #include <errno.h>
@@ -270,6 +273,79 @@ START_TEST(threads_share_connection)
 }
 END_TEST
 
+#define WTHREADS 6
+#define WROUNDS 40
+
+struct wthr {
+    struct cxs_gconn *c;
+    int id;
+    int got;
+    const char *err;
+};
+
+/* Wait on its own fd only: a lost wake-up shows as a 10 s sleep. */
+static void *watcher_main(void *arg)
+{
+    struct wthr *t = arg;
+    struct pollfd p = {.fd = t->c->ops->event_fd(t->c), .events = POLLIN};
+    char *ev;
+    uint32_t len;
+
+    while (t->got < WROUNDS) {
+        if (poll(&p, 1, 10000) != 1) {
+            t->err = "asleep with events due";
+            return NULL;
+        }
+        while (t->c->ops->next_event(t->c, &ev, &len) == 0) {
+            t->got++;
+            free(ev);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(threads_own_connections)
+{
+    struct cxs_gconn *w = cxs_lstore_open(dir, 0);
+    struct wthr t[WTHREADS];
+    pthread_t th[WTHREADS];
+    char path[64], tok[16], buf[96];
+
+    ck_assert_ptr_nonnull(w);
+    for (int i = 0; i < WTHREADS; i++) {
+        t[i] = (struct wthr){.c = cxs_lstore_open(dir, 0), .id = i};
+        ck_assert_ptr_nonnull(t[i].c);
+        ck_assert_int_ge(t[i].c->ops->event_fd(t[i].c), 0);
+        snprintf(path, sizeof(path), "/thr/%d", i);
+        snprintf(tok, sizeof(tok), "t%d", i);
+        size_t pl = strlen(path) + 1, tl = strlen(tok) + 1;
+        memcpy(buf, path, pl);
+        memcpy(buf + pl, tok, tl);
+        ck_assert_int_eq(req_err(t[i].c, XSW_WATCH, 0, buf, pl + tl, NULL), 0);
+        char *ev;
+        uint32_t len;
+        ck_assert_int_eq(t[i].c->ops->next_event(t[i].c, &ev, &len), 0);
+        free(ev);
+    }
+    for (int i = 0; i < WTHREADS; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, watcher_main, &t[i]),
+                         0);
+    for (int r = 0; r < WROUNDS; r++)
+        for (int i = 0; i < WTHREADS; i++) {
+            snprintf(path, sizeof(path), "/thr/%d", i);
+            ck_assert_int_eq(write_kv(w, 0, path, "x"), 0);
+        }
+    for (int i = 0; i < WTHREADS; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_msg(!t[i].err, "thread %d: %s after %d events", i,
+                      t[i].err, t[i].got);
+        ck_assert_int_eq(t[i].got, WROUNDS);
+        t[i].c->ops->close(t[i].c);
+    }
+    w->ops->close(w);
+}
+END_TEST
+
 /* Every listed child exists; returns the number of nodes below path. */
 static size_t walk(struct cxs_gconn *c, const char *path)
 {
@@ -422,6 +498,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, concurrent_transactions);
     tcase_add_test(tc, threads_share_connection);
+    tcase_add_test(tc, threads_own_connections);
     tcase_add_test(tc, kill9_writers);
     tcase_add_test(tc, watch_across_processes);
     suite_add_tcase(s, tc);
