@@ -126,7 +126,7 @@ $(COMPAT_TESTOUT)/test-xsringd.sh $(COMPAT_TESTOUT)/test-xsringd-sock.sh \
 # Hundreds of ring guests in one process (bench/xsrclient.c's client,
 # each guest with its simulated domain's identity) against the service.
 $(COMPAT_TESTOUT)/xsrmany: $(OBJDIR)/tests/compat/xsrmany.o \
-		$(OBJDIR)/bench/xsrclient.o $(OBJDIR)/frontends/legacy/legacy.o \
+		$(OBJDIR)/bench/xsrclient.o $(OBJDIR)/tests/legacy/legacy.o \
 		$(LIBOUT)/libnoxs.so
 	@mkdir -p $(@D)
 	$(CC) $(BASE_LDFLAGS) -o $@ $(filter %.o,$^) -lxenstore \
