@@ -408,9 +408,7 @@ int main(int argc, char **argv)
     sigset_t mask;
 
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        OPT_HELP_VERSION,
     };
 
     while ((c = getopt_long(argc, argv, "+td:o:w:h", longopts, NULL)) != -1) {
@@ -426,9 +424,7 @@ int main(int argc, char **argv)
         case 'w':
             wait_s = (unsigned long)opt_u64("w", optarg, 1, 86400);
             break;
-        case 'h': usage(stdout); return 0;
-        case 'V': print_version("noxs-console-front"); return 0;
-        default: usage(stderr); return 2;
+        default: return opt_other(c, "noxs-console-front", usage);
         }
     }
     signal(SIGPIPE, SIG_IGN);

@@ -682,9 +682,7 @@ int main(int argc, char **argv)
         {"domains", required_argument, NULL, 'D'},
         {"report", no_argument, NULL, 'r'},
         {"reattach", no_argument, NULL, 'a'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        OPT_HELP_VERSION,
     };
     const char *boot_str = NULL, *domains = NULL;
     struct line_reader lr = {.fd = -1};
@@ -705,9 +703,7 @@ int main(int argc, char **argv)
         case 'r': report = true; break;
         case 'a': reattach = true; break;
         case 'v': verbose = true; break;
-        case 'h': usage(stdout); return 0;
-        case 'V': print_version("noxs-sysctl-front"); return 0;
-        default: usage(stderr); return EXIT_USAGE;
+        default: return opt_other(c, "noxs-sysctl-front", usage);
         }
     }
     if (optind != argc || (boot_str && domains)) {
