@@ -170,27 +170,6 @@ static void cpu_model(char *out, size_t n)
         fclose(f);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static pid_t spawn(char **argv)
-{
-    pid_t pid = fork();
-
-    if (pid < 0)
-        die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
-
 static void bindir(char *out, size_t len)
 {
     const char *build = getenv("NOXS_BUILD");
@@ -260,7 +239,7 @@ static noxs_blkfront *setup(unsigned int size_mb, noxs_frontend **fe)
 
     snprintf(path, sizeof(path), "%s/noxsd", bin);
     char *noxsd_argv[] = {path, "-d", "--socket", sock, "--state-dir", state, NULL};
-    pids[0] = spawn(noxsd_argv);
+    pids[0] = bench_spawn(noxsd_argv, 0);
     for (int i = 0; (c = noxs_client_open(sock)) == NULL; i++) {
         if (i > 1000)
             die("noxsd did not start");
@@ -281,7 +260,7 @@ static noxs_blkfront *setup(unsigned int size_mb, noxs_frontend **fe)
             back_argv[n++] = tok;
         back_argv[n] = NULL;
     }
-    pids[1] = spawn(back_argv);
+    pids[1] = bench_spawn(back_argv, 0);
     for (int i = 0; noxs_status_get(c, &st) < 0 || st.nbackends == 0; i++) {
         if (i > 1000)
             die("the blk backend did not register");
@@ -364,11 +343,11 @@ static double run_noxs(noxs_blkfront *b, bool write, bool random, size_t bs,
      * (32 x 1 MiB of first-touched pages took longer than a whole
      * 1-second result on a busy machine). */
     cpu_at_start = cpu_both();
-    start = now_s();
+    start = bench_now_s();
     end = start + seconds;
     completed = 0;
     for (;;) {
-        bool more = now_s() < end;
+        bool more = bench_now_s() < end;
 
         inflight = 0;
         for (unsigned int i = 0; i < qd; i++) {
@@ -392,7 +371,7 @@ static double run_noxs(noxs_blkfront *b, bool write, bool random, size_t bs,
         if (noxs_blkfront_poll(b, -1) < 0)
             die("poll: %s", strerror(errno));
     }
-    double elapsed = now_s() - start;
+    double elapsed = bench_now_s() - start;
     last_ops = completed;
     for (unsigned int i = 0; i < qd; i++) {
         if (zerocopy)
@@ -422,7 +401,7 @@ static void *direct_worker(void *arg)
     char *buf = w->buf;
     uint64_t cursor = (w->seed * 7919 * w->bs) % dev_size, x = w->seed * 2654435761u + 1;
 
-    while (now_s() < w->end) {
+    while (bench_now_s() < w->end) {
         for (int k = 0; k < 16; k++) {
             uint64_t off;
 
@@ -463,7 +442,7 @@ static double run_direct(bool write, bool random, size_t bs, unsigned int qd)
         memset(bufs[i], 0x5a, bs);
     }
     cpu_at_start = cpu_both();
-    start = now_s();
+    start = bench_now_s();
     for (unsigned int i = 0; i < qd; i++) {
         w[i] = (struct worker){.buf = bufs[i], .fd = fd, .write = write, .random = random, .bs = bs, .end = start + seconds, .seed = i + 1};
         pthread_create(&w[i].t, NULL, direct_worker, &w[i]);
@@ -475,7 +454,7 @@ static double run_direct(bool write, bool random, size_t bs, unsigned int qd)
     }
     close(fd);
     last_ops = ops;
-    return (double)ops / (now_s() - start);
+    return (double)ops / (bench_now_s() - start);
 }
 
 #define NOPS 4

@@ -55,30 +55,6 @@ static void die(const char *fmt, ...)
     exit(1);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static pid_t spawn(char **argv)
-{
-    pid_t pid = fork();
-
-    if (pid < 0)
-        die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-
-        dup2(null, STDIN_FILENO);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
-
 static int attach(const char *dir, unsigned int domid)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -173,7 +149,7 @@ int main(int argc, char **argv)
 
     snprintf(p0, sizeof(p0), "%s/noxsd", bin);
     char *a0[] = {p0, "-d", "--socket", sock, "--state-dir", state, NULL};
-    pids[0] = spawn(a0);
+    pids[0] = bench_spawn(a0, 1);
     for (int i = 0; (c = noxs_client_open(sock)) == NULL; i++) {
         if (i > 1000)
             die("noxsd did not start");
@@ -181,7 +157,7 @@ int main(int argc, char **argv)
     }
     snprintf(p1, sizeof(p1), "%s/noxs-console-back", bin);
     char *a1[] = {p1, "-d", "--socket", sock, "--dir", cons, NULL};
-    pids[1] = spawn(a1);
+    pids[1] = bench_spawn(a1, 1);
     for (int i = 0; noxs_status_get(c, &st) < 0 || st.nbackends == 0; i++) {
         if (i > 1000)
             die("the console backend did not register");
@@ -199,18 +175,18 @@ int main(int argc, char **argv)
     snprintf(p2, sizeof(p2), "%s/noxs-console-front", bin);
     snprintf(bytes, sizeof(bytes), "%zu", (size_t)mb << 20);
     char *a2[] = {p2, "--", "cat", NULL};
-    pids[2] = spawn(a2);
+    pids[2] = bench_spawn(a2, 1);
     noxs_boot_format(&boot2, bootstr, sizeof(bootstr));
     setenv("NOXS_SIM_DOMID", "2", 1);
     setenv("NOXS_BOOT", bootstr, 1);
     char *a3[] = {p2, "--", "head", "-c", bytes, "/dev/zero", NULL};
-    pids[3] = spawn(a3);
+    pids[3] = bench_spawn(a3, 1);
 
     /* guest -> client */
     int out = attach(cons, 2);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     read_exactly(out, (size_t)mb << 20);
-    double t1 = now_s();
+    double t1 = bench_now_s();
     printf("console op=out mib=%u mib_s=%.1f\n", mb, mb / (t1 - t0));
     fflush(stdout);
     close(out);
@@ -220,12 +196,12 @@ int main(int argc, char **argv)
     double *lat = calloc(rounds, sizeof(*lat));
     for (unsigned int i = 0; i < rounds; i++) {
         char ch = 'p';
-        double s = now_s();
+        double s = bench_now_s();
 
         if (write(echo, &ch, 1) != 1)
             die("write: %s", strerror(errno));
         read_exactly(echo, 1);
-        lat[i] = (now_s() - s) * 1e6;
+        lat[i] = (bench_now_s() - s) * 1e6;
     }
     qsort(lat, rounds, sizeof(*lat), cmp_double);
     printf("console op=rtt n=%u median_us=%.1f p99_us=%.1f\n", rounds,
@@ -235,11 +211,11 @@ int main(int argc, char **argv)
     /* client -> guest -> client */
     pthread_t t;
     total = ((size_t)mb << 20) / 4;
-    t0 = now_s();
+    t0 = bench_now_s();
     pthread_create(&t, NULL, sender, &echo);
     read_exactly(echo, total);
     pthread_join(t, NULL);
-    t1 = now_s();
+    t1 = bench_now_s();
     printf("console op=echo mib=%zu mib_s=%.1f\n", total >> 20,
            (double)(total >> 20) / (t1 - t0));
     close(echo);

@@ -17,6 +17,9 @@ import re
 import statistics
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reportlib import cell, fmt, kv, summ  # noqa: E402
+
 RES, DOCS = sys.argv[1], sys.argv[2]
 IMPLS = ["xenstored", "oxenstored", "compat-xs", "noxs"]
 LABEL = {
@@ -30,10 +33,6 @@ LABEL = {
 # Debian's daemons in their second configuration (compat-bench
 # --sockets): every guest also holds a dom0 socket carrying its requests.
 SOCK = ["xenstored-sockets", "oxenstored-sockets"]
-
-
-def kv(line):
-    return dict(f.split("=", 1) for f in line.split() if "=" in f)
 
 
 def raw(prefix):
@@ -161,14 +160,6 @@ if os.path.exists(fpath):
 
 
 # ---- summaries ----
-def summ(values):
-    """(median, min, max, count) of a list, or None."""
-    v = [x for x in values if x is not None]
-    if not v:
-        return None
-    return statistics.median(v), min(v), max(v), len(v)
-
-
 def ratio(a, b, pick=lambda x: x):
     """Per-repetition ratio a[rep]/b[rep] over the reps both have."""
     if not a or not b:
@@ -177,30 +168,8 @@ def ratio(a, b, pick=lambda x: x):
     return summ(r)
 
 
-def fmt(x, unit=""):
-    if x is None:
-        return "n/a"
-    if abs(x) >= 100:
-        s = f"{x:,.0f}"
-    elif abs(x) >= 10:
-        s = f"{x:.1f}"
-    else:
-        s = f"{x:.2f}"
-    return s + unit
-
-
 def ms_or_us(us):
     return fmt(us / 1000, " ms") if us >= 1000 else fmt(us, " us")
-
-
-def cell(s, conv=lambda x: x, unit=""):
-    """'median [min-max]' with n/a, for a summ() result."""
-    if s is None:
-        return "n/a"
-    med, lo, hi, n = s
-    if n == 1:
-        return f"{fmt(conv(med), unit)} (1 run)"
-    return f"{fmt(conv(med), unit)} [{fmt(conv(lo))}-{fmt(conv(hi))}]"
 
 
 def rcell(s):
@@ -609,6 +578,17 @@ for impl in ("noxs", "compat-xs"):
     if t:
         w(f"{t}.\n")
 
+def bring_rows(ncols):
+    """(impl, its bring-up runs at BN) for each implementation that has
+    some; an n/a row (ncols cells) for the others."""
+    for i in IMPLS:
+        d = bring.get((i, BN, 1), {})
+        if d:
+            yield i, d
+        else:
+            w(f"| {LABEL[i]} | " + " | ".join(["n/a"] * ncols) + " |")
+
+
 # (b)
 w("## (b) Bringing up N domains with one device each\n")
 w(f"`xs-bringup` / `noxs-bringup`, one toolstack client, N = {BN}: per domain, "
@@ -617,11 +597,7 @@ w(f"`xs-bringup` / `noxs-bringup`, one toolstack client, N = {BN}: per domain, "
   "them, and the per-domain time (median and p99 over all domains).\n")
 w("| implementation | total | per domain median | per domain p99 | total vs noxs |")
 w("|---|---|---|---|---|")
-for i in IMPLS:
-    d = bring.get((i, BN, 1), {})
-    if not d:
-        w(f"| {LABEL[i]} | n/a | n/a | n/a | n/a |")
-        continue
+for i, d in bring_rows(4):
     t = summ([x["total_ms"] for x in d.values()])
     r = ratio({k: v["total_ms"] for k, v in d.items()},
               {k: v["total_ms"] for k, v in bring.get(("noxs", BN, 1), {}).items()})
@@ -699,11 +675,7 @@ w(f"Resident memory of the daemon(s) before and after bringing up {BN} "
 w("![memory per domain](bench/memory.png)\n")
 w("| implementation | daemon RSS before | after | growth per domain | shared pages per domain |")
 w("|---|---|---|---|---|")
-for i in IMPLS:
-    d = bring.get((i, BN, 1), {})
-    if not d:
-        w(f"| {LABEL[i]} | n/a | n/a | n/a | n/a |")
-        continue
+for i, d in bring_rows(4):
     sp = summ([x["shared_pages"] / BN for x in d.values()])
     w(f"| {LABEL[i]} | {cell(summ([x['daemon_rss0_kb'] for x in d.values()]), lambda k: k / 1024, ' MiB')} | "
       f"{cell(summ([x['daemon_rss1_kb'] for x in d.values()]), lambda k: k / 1024, ' MiB')} | "
@@ -724,11 +696,7 @@ w(f"CPU time (user + system) spent during the bring-up of {BN} domains, "
   "for native noxs).\n")
 w("| implementation | daemon CPU per device | client CPU per device | total |")
 w("|---|---|---|---|")
-for i in IMPLS:
-    d = bring.get((i, BN, 1), {})
-    if not d:
-        w(f"| {LABEL[i]} | n/a | n/a | n/a |")
-        continue
+for i, d in bring_rows(3):
     dc = summ([x["daemon_cpu_us_per_dev"] for x in d.values()])
     cc = summ([x["client_cpu_us_per_dev"] for x in d.values()])
     tc = summ([x["daemon_cpu_us_per_dev"] + x["client_cpu_us_per_dev"] for x in d.values()])
@@ -780,7 +748,6 @@ w("")
 
 # Generic paths (bench/report_generic.py, also run alone by
 # `make bench-generic`).
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import report_generic  # noqa: E402
 
 gmeta = dict(meta)

@@ -2,6 +2,7 @@
 #include "svc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 void bench_services_stop(const pid_t *pids, size_t n, const char *tmpdir,
@@ -91,4 +93,33 @@ pid_t bench_legacy_back_start(char *const *args)
         }
     errno = EPIPE;
     return -1;
+}
+
+double bench_now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+pid_t bench_spawn(char **argv, int null_stdin)
+{
+    pid_t pid = fork();
+
+    if (pid < 0) {
+        fprintf(stderr, "%s: fork: %s\n", program_invocation_short_name,
+                strerror(errno));
+        exit(1);
+    }
+    if (pid == 0) {
+        if (null_stdin) {
+            int null = open("/dev/null", O_RDWR);
+
+            dup2(null, STDIN_FILENO);
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
 }

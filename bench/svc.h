@@ -29,4 +29,13 @@ void bench_services_stop(const pid_t *pids, size_t n, const char *tmpdir,
  */
 pid_t bench_legacy_back_start(char *const *args);
 
+/* The monotonic clock in seconds. */
+double bench_now_s(void);
+/*
+ * Run argv[0] (a path) with argv, its stdin /dev/null if null_stdin (a
+ * daemon that must not take the benchmark's terminal). The pid; exits 1,
+ * saying why, if it cannot fork.
+ */
+pid_t bench_spawn(char **argv, int null_stdin);
+
 #endif

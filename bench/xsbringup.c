@@ -35,7 +35,6 @@
 
 #define TIMEOUT_MS 60000
 
-static pid_t backend = -1;
 static struct xs_handle *ts, **fe;
 static int nfe, worker_k;
 static bool ring_guests, ring_idle;
@@ -46,19 +45,6 @@ static int bu_setup(void)
 {
     backend = bench_legacy_back_start(NULL);
     return backend < 0 ? -1 : 0;
-}
-
-static double bu_helpers_cpu_us(void)
-{
-    return bu_proc_cpu_us(backend);
-}
-
-static void bu_teardown(void)
-{
-    if (backend > 0) {
-        kill(backend, SIGTERM);
-        waitpid(backend, NULL, 0);
-    }
 }
 
 /* A handle of domain domid (the simulator's per-thread identity). */

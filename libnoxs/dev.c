@@ -42,16 +42,7 @@
 
 #include "private.h"
 #include "common/parse.h"
-
-#if defined(__x86_64__) || defined(__i386__)
-#define cpu_relax() __builtin_ia32_pause()
-#elif defined(__aarch64__)
-#define cpu_relax() __asm__ __volatile__("yield" :: \
-                                             : "memory")
-#else
-#define cpu_relax() __asm__ __volatile__("" :: \
-                                             : "memory")
-#endif
+#include "common/spin.h"
 
 /* Spin budget before sleeping on the event channel. */
 #define NOXS_SPIN_NS 30000

@@ -35,17 +35,8 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "common/spin.h"
 #include "private.h"
-
-#if defined(__x86_64__) || defined(__i386__)
-#define cpu_relax() __builtin_ia32_pause()
-#elif defined(__aarch64__)
-#define cpu_relax() __asm__ __volatile__("yield" :: \
-                                             : "memory")
-#else
-#define cpu_relax() __asm__ __volatile__("" :: \
-                                             : "memory")
-#endif
 
 #define WORD sizeof(uint32_t)
 /* Attempts that only pause before the seqlock reader starts yielding. */
