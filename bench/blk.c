@@ -191,9 +191,8 @@ static void bindir(char *out, size_t len)
 static noxs_blkfront *setup(unsigned int size_mb, noxs_frontend **fe)
 {
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    char bin[PATH_MAX / 2], path[PATH_MAX], sock[PATH_MAX], state[PATH_MAX],
-        sim[PATH_MAX], param[PATH_MAX + 8], bootstr[64];
-    struct noxs_status st;
+    char bin[PATH_MAX / 2], sock[PATH_MAX], sim[PATH_MAX],
+        param[PATH_MAX + 8], bootstr[64];
     struct noxs_boot boot;
     noxs_client *c = NULL;
     int fd;
@@ -203,8 +202,6 @@ static noxs_blkfront *setup(unsigned int size_mb, noxs_frontend **fe)
     if (mkdtemp(tmpdir) == NULL)
         die("mkdtemp: %s", strerror(errno));
     atexit(cleanup);
-    snprintf(sock, sizeof(sock), "%s/noxsd.sock", tmpdir);
-    snprintf(state, sizeof(state), "%s/state", tmpdir);
     /* Guest memory is RAM: the simulator's state on tmpfs (see above). */
     struct stat shm;
     if (stat("/dev/shm", &shm) == 0 && S_ISDIR(shm.st_mode)) {
@@ -217,11 +214,9 @@ static noxs_blkfront *setup(unsigned int size_mb, noxs_frontend **fe)
     else
         snprintf(sim, sizeof(sim), "%s/sim", tmpdir);
     snprintf(img, sizeof(img), "%s/disk.img", tmpdir);
-    mkdir(state, 0700);
     if (simdir[0] == '\0')
         mkdir(sim, 0700);
     setenv("NOXS_SIM_DIR", sim, 1);
-    setenv("NOXS_SOCKET", sock, 1);
     dev_size = (uint64_t)size_mb << 20;
     fd = open(img, O_RDWR | O_CREAT, 0600);
     if (fd < 0)
@@ -237,14 +232,7 @@ static noxs_blkfront *setup(unsigned int size_mb, noxs_frontend **fe)
     free(chunk);
     close(fd);
 
-    snprintf(path, sizeof(path), "%s/noxsd", bin);
-    char *noxsd_argv[] = {path, "-d", "--socket", sock, "--state-dir", state, NULL};
-    pids[0] = bench_spawn(noxsd_argv, 0);
-    for (int i = 0; (c = noxs_client_open(sock)) == NULL; i++) {
-        if (i > 1000)
-            die("noxsd did not start");
-        usleep(10000);
-    }
+    c = bench_noxsd_start(bin, tmpdir, 0, sock, &pids[0]);
     char bpath[PATH_MAX];
     snprintf(bpath, sizeof(bpath), "%s/noxs-blk-back", bin);
     /* Extra backend options (e.g. "--io-threads 2") from the environment. */
@@ -260,12 +248,7 @@ static noxs_blkfront *setup(unsigned int size_mb, noxs_frontend **fe)
             back_argv[n++] = tok;
         back_argv[n] = NULL;
     }
-    pids[1] = bench_spawn(back_argv, 0);
-    for (int i = 0; noxs_status_get(c, &st) < 0 || st.nbackends == 0; i++) {
-        if (i > 1000)
-            die("the blk backend did not register");
-        usleep(10000);
-    }
+    pids[1] = bench_backend_start(c, back_argv, 0);
     if (noxs_domain_create(c, 1, &boot) < 0)
         die("domain-create: %s", strerror(errno));
     snprintf(param, sizeof(param), "%s", img);

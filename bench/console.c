@@ -121,10 +121,8 @@ int main(int argc, char **argv)
     unsigned int rounds = argc > 2 ? (unsigned int)atoi(argv[2]) : 2000;
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     const char *build = getenv("NOXS_BUILD");
-    char bin[PATH_MAX / 2], sock[PATH_MAX], state[PATH_MAX], sim[PATH_MAX],
-        cons[PATH_MAX], p0[PATH_MAX], p1[PATH_MAX], p2[PATH_MAX], bytes[32],
-        bootstr[64];
-    struct noxs_status st;
+    char bin[PATH_MAX / 2], sock[PATH_MAX], sim[PATH_MAX], cons[PATH_MAX],
+        p1[PATH_MAX], p2[PATH_MAX], bytes[32], bootstr[64];
     struct noxs_boot boot, boot2;
     noxs_client *c;
 
@@ -138,31 +136,15 @@ int main(int argc, char **argv)
     if (mkdtemp(tmpdir) == NULL)
         die("mkdtemp: %s", strerror(errno));
     atexit(cleanup);
-    snprintf(sock, sizeof(sock), "%s/noxsd.sock", tmpdir);
-    snprintf(state, sizeof(state), "%s/state", tmpdir);
     snprintf(sim, sizeof(sim), "%s/sim", tmpdir);
     snprintf(cons, sizeof(cons), "%s/cons", tmpdir);
-    mkdir(state, 0700);
     mkdir(sim, 0700);
     setenv("NOXS_SIM_DIR", sim, 1);
-    setenv("NOXS_SOCKET", sock, 1);
 
-    snprintf(p0, sizeof(p0), "%s/noxsd", bin);
-    char *a0[] = {p0, "-d", "--socket", sock, "--state-dir", state, NULL};
-    pids[0] = bench_spawn(a0, 1);
-    for (int i = 0; (c = noxs_client_open(sock)) == NULL; i++) {
-        if (i > 1000)
-            die("noxsd did not start");
-        usleep(10000);
-    }
+    c = bench_noxsd_start(bin, tmpdir, 1, sock, &pids[0]);
     snprintf(p1, sizeof(p1), "%s/noxs-console-back", bin);
     char *a1[] = {p1, "-d", "--socket", sock, "--dir", cons, NULL};
-    pids[1] = bench_spawn(a1, 1);
-    for (int i = 0; noxs_status_get(c, &st) < 0 || st.nbackends == 0; i++) {
-        if (i > 1000)
-            die("the console backend did not register");
-        usleep(10000);
-    }
+    pids[1] = bench_backend_start(c, a1, 1);
     if (noxs_domain_create(c, 1, &boot) < 0 ||
         noxs_dev_add(c, 1, NOXS_DEV_CONSOLE, 0, 0, NULL, 0) < 0 ||
         noxs_domain_create(c, 2, &boot2) < 0 ||

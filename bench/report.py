@@ -183,6 +183,14 @@ def med_of(d, i=0):
     return summ([v[i] if isinstance(v, tuple) else v for v in d.values()]) if d else None
 
 
+def med_p99_cell(d, div, unit):
+    """'median [min-max] / p99' of {rep: (median_us, p99_us)}, in us / div."""
+    m, p = med_of(d, 0), med_of(d, 1)
+    if m is None:
+        return "n/a"
+    return f"{cell(m, lambda us: us / div, unit)} / {fmt(p[0] / div, unit)}"
+
+
 # ---- CSV files ----
 def write_csv(name, header, rows):
     with open(os.path.join(RES, name), "w", newline="") as f:
@@ -546,12 +554,7 @@ hdr = "| N | " + " | ".join(f"{LABEL[i]} median / p99" for i in IMPLS) + \
 w(hdr)
 w("|" + "---|" * (1 + len(IMPLS) + 4))
 for n in hs_ns:
-    cells = []
-    for i in IMPLS:
-        d = hs.get((i, n), {})
-        m, p = med_of(d, 0), med_of(d, 1)
-        cells.append("n/a" if m is None else
-                     f"{cell(m, lambda us: us / 1000, ' ms')} / {fmt(p[0] / 1000, ' ms')}")
+    cells = [med_p99_cell(hs.get((i, n), {}), 1000, " ms") for i in IMPLS]
     rs = [rcell(hsr("oxenstored", "noxs", n)), rcell(hsr("xenstored", "noxs", n)),
           rcell(hsr("oxenstored", "compat-xs", n)), rcell(hsr("xenstored", "compat-xs", n))]
     w(f"| {n} | " + " | ".join(cells + rs) + " |")
@@ -563,12 +566,7 @@ if sock_ns:
       " | oxenstored sockets / rings | xenstored sockets / rings |")
     w("|" + "---|" * (1 + len(SOCK) + 2))
     for n in sock_ns:
-        cells = []
-        for b in SOCK:
-            d = hs.get((b, n), {})
-            m, p = med_of(d, 0), med_of(d, 1)
-            cells.append("n/a" if m is None else
-                         f"{cell(m, lambda us: us / 1000, ' ms')} / {fmt(p[0] / 1000, ' ms')}")
+        cells = [med_p99_cell(hs.get((b, n), {}), 1000, " ms") for b in SOCK]
         rs = [rcell(hsr("oxenstored-sockets", "oxenstored", n)),
               rcell(hsr("xenstored-sockets", "xenstored", n))]
         w(f"| {n} | " + " | ".join(cells + rs) + " |")
@@ -643,11 +641,7 @@ for title, table in ((f"with {OPS_SMALL} domains up", ops),
       " | xenstored / compat-xs | oxenstored / compat-xs |")
     w("|---|" + "---|" * 5)
     for o in OPS:
-        cells = []
-        for i in IMPLS[:3]:
-            d = table.get((i, o), {})
-            m, p = med_of(d, 0), med_of(d, 1)
-            cells.append("n/a" if m is None else f"{cell(m, unit=' us')} / {fmt(p[0], ' us')}")
+        cells = [med_p99_cell(table.get((i, o), {}), 1, " us") for i in IMPLS[:3]]
         rs = [rcell(ratio(table.get((b, o)), table.get(("compat-xs", o)), lambda x: x[0]))
               for b in ("xenstored", "oxenstored")]
         w(f"| {OPNAME[o]} | " + " | ".join(cells + rs) + " |")

@@ -9,9 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <noxs/noxs.h>
 
 void bench_services_stop(const pid_t *pids, size_t n, const char *tmpdir,
                          const char *prog)
@@ -120,6 +123,48 @@ pid_t bench_spawn(char **argv, int null_stdin)
         }
         execv(argv[0], argv);
         _exit(127);
+    }
+    return pid;
+}
+
+/* The end of a benchmark whose services did not start. */
+static void bench_fail(const char *what)
+{
+    fprintf(stderr, "%s: %s\n", program_invocation_short_name, what);
+    exit(1);
+}
+
+struct noxs_client *bench_noxsd_start(const char *bin, const char *tmpdir,
+                                      int null_stdin, char *sock, pid_t *pid)
+{
+    char path[PATH_MAX], state[PATH_MAX];
+    noxs_client *c;
+
+    snprintf(sock, PATH_MAX, "%s/noxsd.sock", tmpdir);
+    snprintf(state, sizeof(state), "%s/state", tmpdir);
+    snprintf(path, sizeof(path), "%s/noxsd", bin);
+    mkdir(state, 0700);
+    setenv("NOXS_SOCKET", sock, 1);
+    char *argv[] = {path, "-d", "--socket", sock, "--state-dir", state, NULL};
+    *pid = bench_spawn(argv, null_stdin);
+    for (int i = 0; (c = noxs_client_open(sock)) == NULL; i++) {
+        if (i > 1000)
+            bench_fail("noxsd did not start");
+        usleep(10000);
+    }
+    return c;
+}
+
+pid_t bench_backend_start(struct noxs_client *c, char **argv,
+                          int null_stdin)
+{
+    struct noxs_status st;
+    pid_t pid = bench_spawn(argv, null_stdin);
+
+    for (int i = 0; noxs_status_get(c, &st) < 0 || st.nbackends == 0; i++) {
+        if (i > 1000)
+            bench_fail("the backend did not register");
+        usleep(10000);
     }
     return pid;
 }

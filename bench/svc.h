@@ -38,4 +38,22 @@ double bench_now_s(void);
  */
 pid_t bench_spawn(char **argv, int null_stdin);
 
+/*
+ * Start BIN/noxsd on TMPDIR/noxsd.sock (exported as NOXS_SOCKET; its path
+ * into sock[PATH_MAX]) with its state in TMPDIR/state, its pid in *pid,
+ * and wait until it answers: a client of it. Exits 1, saying why, if it
+ * does not start within about 10 s.
+ */
+struct noxs_client;
+struct noxs_client *bench_noxsd_start(const char *bin, const char *tmpdir,
+                                      int null_stdin, char *sock,
+                                      pid_t *pid);
+/*
+ * Start the backend argv and wait until noxsd (client c) counts a
+ * registered backend: its pid. Exits 1, saying why, if none registers
+ * within about 10 s.
+ */
+pid_t bench_backend_start(struct noxs_client *c, char **argv,
+                          int null_stdin);
+
 #endif

@@ -50,6 +50,7 @@
 
 #include "gstore.h"
 #include "xsdframe.h"
+#include "common/unixsock.h"
 
 #define XSD_DEV "/dev/xen/xenbus"
 /* Debian builds its library and daemon with /var/run/xenstored (where
@@ -478,9 +479,7 @@ fail:
 
 static int connect_path(const char *path, bool *sock)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
     struct stat st;
-    int fd, saved;
 
     if (stat(path, &st) < 0)
         return -1;
@@ -490,21 +489,7 @@ static int connect_path(const char *path, bool *sock)
         return open(path, O_RDWR | O_CLOEXEC);
     }
     *sock = true;
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    strcpy(sa.sun_path, path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
-    }
-    return fd;
+    return unix_connect(path, SOCK_STREAM);
 }
 
 const char *cxs_xsd_default_socket(void)

@@ -1,0 +1,15 @@
+# Sourced by scripts/bench.sh and bench/generic.sh: bench_meta TOP prints
+# the KEY=VALUE lines of meta.txt that describe the machine and the tree
+# at TOP (each script adds its own settings and versions).
+bench_meta() {
+	echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo "nproc=$(nproc)"
+	echo "cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+	echo "kernel=$(uname -sr)"
+	echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
+	_rev=$(git -C "$1" rev-parse --short HEAD 2>/dev/null || echo unknown)
+	if [ -n "$(git -C "$1" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+		_rev="$_rev (with uncommitted changes)"
+	fi
+	echo "git=$_rev"
+}
