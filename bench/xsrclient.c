@@ -16,7 +16,7 @@
 #include "../compat-xs/xsringd_ring.h"
 #include "../sim/sim.h"
 #include <noxs/noxs.h>
-/* legacy_parse_int: the legacy pair's reading of a node as an int. */
+/* legacy_take_int: the legacy pair's reading of a node as an int. */
 #include "../tests/legacy/legacy.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
@@ -355,14 +355,18 @@ char *xsrc_read(struct xsrc *c, uint32_t tx, const char *path, uint32_t *len)
 
 int xsrc_read_int(struct xsrc *c, uint32_t tx, const char *path, int *out)
 {
-    char *v = xsrc_read(c, tx, path, NULL);
-    int rc;
+    return legacy_take_int(xsrc_read(c, tx, path, NULL), out);
+}
 
-    if (!v)
-        return -1;
-    rc = legacy_parse_int(v, out);
-    free(v);
-    return rc;
+struct xs_handle *xsrc_xs_open_as(unsigned int domid)
+{
+    struct xs_handle *h;
+
+    if (noxs_open_as((int)domid, NULL) < 0)
+        return NULL;
+    h = xs_open(0);
+    noxs_open_as(0, NULL);
+    return h;
 }
 
 int xsrc_write(struct xsrc *c, uint32_t tx, const char *path,

@@ -297,6 +297,28 @@ out:
     return rc;
 }
 
+/*
+ * Publish node in ht under hash, unless a node matching key is there
+ * (-EEXIST), and count it in *count: the writer's side of a table.
+ */
+static int add_unique(struct registry *r, struct cds_lfht *ht,
+                      unsigned long hash,
+                      int (*match)(struct cds_lfht_node *, const void *),
+                      const void *key, struct cds_lfht_node *node,
+                      atomic_size_t *count)
+{
+    struct cds_lfht_node *ret;
+
+    pthread_mutex_lock(&r->lock);
+    urcu_memb_read_lock();
+    ret = cds_lfht_add_unique(ht, hash, match, key, node);
+    urcu_memb_read_unlock();
+    if (ret == node)
+        atomic_fetch_add(count, 1);
+    pthread_mutex_unlock(&r->lock);
+    return ret == node ? 0 : -EEXIST;
+}
+
 int registry_domain_add(struct registry *r, uint16_t domid,
                         uint16_t owner_domid, uint32_t gref, uint32_t port)
 {
@@ -305,24 +327,16 @@ int registry_domain_add(struct registry *r, uint16_t domid,
                                    .gref = gref,
                                    .port = port};
     struct reg_domain *d;
-    struct cds_lfht_node *ret;
+    int rc;
 
     if ((d = node_new(&info)) == NULL)
         return -ENOMEM;
     TSAN_RELEASE(d);
-    pthread_mutex_lock(&r->lock);
-    urcu_memb_read_lock();
-    ret = cds_lfht_add_unique(r->domains, hash32(domid), match_domain,
-                              &domid, &d->node);
-    urcu_memb_read_unlock();
-    if (ret != &d->node) {
-        pthread_mutex_unlock(&r->lock);
+    rc = add_unique(r, r->domains, hash32(domid), match_domain, &domid,
+                    &d->node, &r->ndomains);
+    if (rc < 0)
         free(d);
-        return -EEXIST;
-    }
-    atomic_fetch_add(&r->ndomains, 1);
-    pthread_mutex_unlock(&r->lock);
-    return 0;
+    return rc;
 }
 
 int registry_domain_remove(struct registry *r, uint16_t domid)
@@ -563,7 +577,6 @@ int registry_backend_add(struct registry *r, uint16_t domid, uint16_t type,
                          uint64_t conn)
 {
     struct reg_backend *b = calloc(1, sizeof(*b));
-    struct cds_lfht_node *ret;
     uint32_t key = backend_key(domid, type);
 
     if (!b)
@@ -572,18 +585,11 @@ int registry_backend_add(struct registry *r, uint16_t domid, uint16_t type,
     b->conn = conn;
     cds_lfht_node_init(&b->node);
     TSAN_RELEASE(b);
-    pthread_mutex_lock(&r->lock);
-    urcu_memb_read_lock();
-    ret = cds_lfht_add_unique(r->backends, hash32(key), match_backend, &key,
-                              &b->node);
-    urcu_memb_read_unlock();
-    if (ret != &b->node) {
-        pthread_mutex_unlock(&r->lock);
+    if (add_unique(r, r->backends, hash32(key), match_backend, &key,
+                   &b->node, &r->nbackends) < 0) {
         free(b);
         return -EADDRINUSE;
     }
-    atomic_fetch_add(&r->nbackends, 1);
-    pthread_mutex_unlock(&r->lock);
     return 0;
 }
 

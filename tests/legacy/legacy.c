@@ -11,17 +11,21 @@
 
 #include "legacy.h"
 
-int legacy_parse_int(const char *v, int *out)
+int legacy_take_int(char *v, int *out)
 {
     char *end;
     long n;
 
+    if (!v)
+        return -1;
     errno = 0;
     n = strtol(v, &end, 10);
     if (end == v || *end || errno || n < -0x7fffffffL || n > 0x7fffffffL) {
+        free(v);
         errno = ERANGE;
         return -1;
     }
+    free(v);
     *out = (int)n;
     return 0;
 }
@@ -30,14 +34,8 @@ int legacy_read_int(struct xs_handle *xs, xs_transaction_t t,
                     const char *path, int *out)
 {
     unsigned int len;
-    char *v = xs_read(xs, t, path, &len);
-    int rc;
 
-    if (!v)
-        return -1;
-    rc = legacy_parse_int(v, out);
-    free(v);
-    return rc;
+    return legacy_take_int(xs_read(xs, t, path, &len), out);
 }
 
 int legacy_write_str(struct xs_handle *xs, xs_transaction_t t,
