@@ -9,8 +9,13 @@
 #include "common/daemon.h"
 #include "common/log.h"
 
-int backend_start(const struct opt_daemon *d, int hup)
+int backend_start(int argc, char **argv, const struct option *longopts,
+                  struct opt_daemon *d, int hup)
 {
+    int status = opt_daemon_parse(argc, argv, longopts, d);
+
+    if (status >= 0)
+        exit(status);
     log_init(d->prog, d->verbose);
     noxs_set_logger(log_library);
     daemon_start(d->foreground);

@@ -1,8 +1,9 @@
 /*
  * The start of a backend daemon, the same in every reference backend:
  *
- *     sfd = backend_start(&opts, hup);     logging, detaching, pidfile,
- *                                          fd limit, signals
+ *     sfd = backend_start(argc, argv, longopts, &opts, hup);
+ *                          options, logging, detaching, pidfile, fd
+ *                          limit, signals
  *     ... the backend's own set-up ...
  *     b = backend_register(opts.socket, type, &ops);
  *     daemon_ready();
@@ -17,8 +18,15 @@
 
 #include "common/parse.h"
 
-/* The signalfd of daemon_signals(hup); exits 1 on failure. */
-int backend_start(const struct opt_daemon *d, int hup);
+/*
+ * The command line (opt_daemon_parse with longopts; exits with its
+ * status if it ends there: --help, --version, a usage error), then the
+ * daemon's start: the signalfd of daemon_signals(hup). Exits 1 on
+ * failure.
+ */
+struct option;
+int backend_start(int argc, char **argv, const struct option *longopts,
+                  struct opt_daemon *d, int hup);
 /*
  * Registered with noxsd at socket (NULL: $NOXS_SOCKET, else the default)
  * for one device type, resumable (a restarted backend takes its devices

@@ -764,6 +764,10 @@ static int option(int ch, const char *arg)
     return -1;
 }
 
+/* Static: its paths live as long as the process (no leak at exit). */
+static struct opt_daemon opts = {
+    .prog = "noxs-console-back", .usage = usage, .own = option};
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -772,18 +776,12 @@ int main(int argc, char **argv)
         {"buffer", required_argument, NULL, 'b'},
         OPT_DAEMON,
     };
-    /* Static: its paths live as long as the process (no leak at exit). */
-    static struct opt_daemon d = {
-        .prog = "noxs-console-back", .usage = usage, .own = option};
-    int sfd, status;
-
-    if ((status = opt_daemon_parse(argc, argv, longopts, &d)) >= 0)
-        return status;
     /* Registration before detaching: failing to, it says why and exits 1. */
-    sfd = backend_start(&d, 1);
+    int sfd = backend_start(argc, argv, longopts, &opts, 1), status;
+
     if (mkdirs(sock_dir, 0700) < 0)
         fatal("console socket directory %s", sock_dir);
-    backend = backend_register(d.socket, NOXS_DEV_CONSOLE, &ops);
+    backend = backend_register(opts.socket, NOXS_DEV_CONSOLE, &ops);
     log_info("noxs-console-back %s: serving console devices, sockets in %s",
              version_string(), sock_dir);
     daemon_ready();

@@ -376,25 +376,23 @@ static int option(int ch, const char *arg)
     return -1;
 }
 
+/* Static: its paths live as long as the process (no leak at exit). */
+static struct opt_daemon opts = {
+    .prog = "noxs-sysctl-back", .usage = usage, .own = option};
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"timeout", required_argument, NULL, 't'},
         OPT_DAEMON,
     };
-    /* Static: its paths live as long as the process (no leak at exit). */
-    static struct opt_daemon d = {
-        .prog = "noxs-sysctl-back", .usage = usage, .own = option};
-    int sfd, status;
+    /* Each guest's device holds a grant and a port: backend_start raises
+     * the fd limit. */
+    int sfd = backend_start(argc, argv, longopts, &opts, 0), status;
 
-    if ((status = opt_daemon_parse(argc, argv, longopts, &d)) >= 0)
-        return status;
     /* Registration before detaching: failing to, it says why and exits 1.
-     * Each guest's device holds a grant and a port: backend_start raises
-     * the fd limit. We resume our devices after a restart
-     * (sysctl_resume). */
-    sfd = backend_start(&d, 0);
-    backend = backend_register(d.socket, NOXS_DEV_SYSCTL, &ops);
+     * We resume our devices after a restart (sysctl_resume). */
+    backend = backend_register(opts.socket, NOXS_DEV_SYSCTL, &ops);
     log_info("noxs-sysctl-back %s: serving sysctl devices", version_string());
     daemon_ready();
 
