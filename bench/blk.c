@@ -109,19 +109,6 @@ static void cleanup(void)
     }
 }
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    fprintf(stderr, "blk: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
-
 /* The CPU time (user + system, all threads) process pid has used, in s. */
 static double cpu_s(pid_t pid)
 {
@@ -182,7 +169,7 @@ static void bindir(char *out, size_t len)
     }
     n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (n < 0)
-        die("set NOXS_BUILD");
+        bench_die("set NOXS_BUILD");
     self[n] = '\0';
     *strrchr(self, '/') = '\0';
     snprintf(out, len, "%.*s/../bin", (int)(len - 8), self);
@@ -200,7 +187,7 @@ static noxs_blkfront *setup(unsigned int size_mb, noxs_frontend **fe)
     bindir(bin, sizeof(bin));
     snprintf(tmpdir, sizeof(tmpdir), "%s/noxs-bench-blk.XXXXXX", base);
     if (mkdtemp(tmpdir) == NULL)
-        die("mkdtemp: %s", strerror(errno));
+        bench_die("mkdtemp: %s", strerror(errno));
     atexit(cleanup);
     /* Guest memory is RAM: the simulator's state on tmpfs (see above). */
     struct stat shm;
@@ -220,7 +207,7 @@ static noxs_blkfront *setup(unsigned int size_mb, noxs_frontend **fe)
     dev_size = (uint64_t)size_mb << 20;
     fd = open(img, O_RDWR | O_CREAT, 0600);
     if (fd < 0)
-        die("%s: %s", img, strerror(errno));
+        bench_die("%s: %s", img, strerror(errno));
     /* Real data, not a hole: reads then cost what they cost on a disk
      * image in the page cache. */
     char *chunk = malloc(1 << 20);
@@ -228,7 +215,7 @@ static noxs_blkfront *setup(unsigned int size_mb, noxs_frontend **fe)
         chunk[i] = (char)(i * 131 + 7);
     for (unsigned int i = 0; i < size_mb; i++)
         if (write(fd, chunk, 1 << 20) != (1 << 20))
-            die("writing the image");
+            bench_die("writing the image");
     free(chunk);
     close(fd);
 
@@ -250,21 +237,21 @@ static noxs_blkfront *setup(unsigned int size_mb, noxs_frontend **fe)
     }
     pids[1] = bench_backend_start(c, back_argv, 0);
     if (noxs_domain_create(c, 1, &boot) < 0)
-        die("domain-create: %s", strerror(errno));
+        bench_die("domain-create: %s", strerror(errno));
     snprintf(param, sizeof(param), "%s", img);
     struct noxs_kv kv[] = {{"path", param}, {"mode", "w"}};
     if (noxs_dev_add(c, 1, NOXS_DEV_BLK, 0, 0, kv, 2) < 0)
-        die("dev-add: %s", strerror(errno));
+        bench_die("dev-add: %s", strerror(errno));
     noxs_client_close(c);
 
     noxs_boot_format(&boot, bootstr, sizeof(bootstr));
     setenv("NOXS_SIM_DOMID", "1", 1);
     *fe = noxs_frontend_open(&boot);
     if (*fe == NULL)
-        die("frontend: %s", strerror(errno));
+        bench_die("frontend: %s", strerror(errno));
     noxs_blkfront *b = noxs_blkfront_open(*fe, 0, ring_order, 20000);
     if (b == NULL)
-        die("connect: %s", strerror(errno));
+        bench_die("connect: %s", strerror(errno));
     return b;
 }
 
@@ -302,7 +289,7 @@ static void io_done(struct noxs_blkfront_io *io, int err)
     struct slot *s = io->user;
 
     if (err != 0)
-        die("request failed: %s", strerror(err));
+        bench_die("request failed: %s", strerror(err));
     s->busy = false;
     completed++;
 }
@@ -319,7 +306,7 @@ static double run_noxs(noxs_blkfront *b, bool write, bool random, size_t bs,
     for (unsigned int i = 0; i < qd; i++) {
         slots[i].io.buf = zerocopy ? noxs_blkfront_buf_alloc(b, bs) : malloc(bs);
         if (slots[i].io.buf == NULL)
-            die("buffer: %s", strerror(errno));
+            bench_die("buffer: %s", strerror(errno));
         memset(slots[i].io.buf, 0x5a, bs);
     }
     /* The clock starts with the I/O: setting up QD buffers is not I/O
@@ -345,14 +332,14 @@ static double run_noxs(noxs_blkfront *b, bool write, bool random, size_t bs,
                 s->busy = true;
                 if ((zerocopy ? noxs_blkfront_submit_buf(b, &s->io)
                               : noxs_blkfront_submit(b, &s->io)) < 0)
-                    die("submit: %s", strerror(errno));
+                    bench_die("submit: %s", strerror(errno));
             }
             inflight += s->busy;
         }
         if (inflight == 0)
             break;
         if (noxs_blkfront_poll(b, -1) < 0)
-            die("poll: %s", strerror(errno));
+            bench_die("poll: %s", strerror(errno));
     }
     double elapsed = bench_now_s() - start;
     last_ops = completed;
@@ -400,7 +387,7 @@ static void *direct_worker(void *arg)
             ssize_t n = w->write ? pwrite(w->fd, buf, w->bs, (off_t)off)
                                  : pread(w->fd, buf, w->bs, (off_t)off);
             if (n != (ssize_t)w->bs)
-                die("direct I/O: %s", strerror(errno));
+                bench_die("direct I/O: %s", strerror(errno));
             w->ops++;
         }
     }
@@ -416,12 +403,12 @@ static double run_direct(bool write, bool random, size_t bs, unsigned int qd)
     uint64_t ops = 0;
 
     if (fd < 0)
-        die("%s: %s", img, strerror(errno));
+        bench_die("%s: %s", img, strerror(errno));
     /* As for noxs: the buffers are ready before the clock starts. */
     for (unsigned int i = 0; i < qd; i++) {
         bufs[i] = aligned_alloc(4096, bs);
         if (bufs[i] == NULL)
-            die("buffer: %s", strerror(errno));
+            bench_die("buffer: %s", strerror(errno));
         memset(bufs[i], 0x5a, bs);
     }
     cpu_at_start = cpu_both();
@@ -578,7 +565,7 @@ int main(int argc, char **argv)
         case 'n':
             reps = atoi(optarg);
             if (reps < 1 || reps > MAXREPS)
-                die("-n: 1..%d", MAXREPS);
+                bench_die("-n: 1..%d", MAXREPS);
             break;
         case 'o':
             memset(want, 0, sizeof(want));
@@ -589,7 +576,7 @@ int main(int argc, char **argv)
                 for (t = 0; t < NOPS && strcmp(tests[t].name, tok) != 0; t++)
                     ;
                 if (t == NOPS)
-                    die("-o: unknown op %s", tok);
+                    bench_die("-o: unknown op %s", tok);
                 want[t] = true;
             }
             break;
@@ -600,14 +587,14 @@ int main(int argc, char **argv)
                 int q = atoi(tok);
 
                 if (q < 1 || q > MAXQD || nqd == MAXQD)
-                    die("-q: 1..%d", MAXQD);
+                    bench_die("-q: 1..%d", MAXQD);
                 qds[nqd++] = (unsigned int)q;
             }
             break;
         case 'r':
             ring_order = (unsigned int)atoi(optarg);
             if (ring_order > NOXS_BLK_MAX_RING_ORDER)
-                die("-r: 0..%u", NOXS_BLK_MAX_RING_ORDER);
+                bench_die("-r: 0..%u", NOXS_BLK_MAX_RING_ORDER);
             break;
         case 'h':
             usage(stdout);

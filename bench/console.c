@@ -42,19 +42,6 @@ static void cleanup(void)
     bench_services_stop(pids, 4, tmpdir, "console");
 }
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    fprintf(stderr, "console: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
-
 static int attach(const char *dir, unsigned int domid)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -68,7 +55,7 @@ static int attach(const char *dir, unsigned int domid)
         close(fd);
         usleep(10000);
     }
-    die("cannot attach to %s", sa.sun_path);
+    bench_die("cannot attach to %s", sa.sun_path);
 }
 
 static size_t total;
@@ -84,7 +71,7 @@ static void *sender(void *arg)
         ssize_t w = write(fd, buf, n);
 
         if (w <= 0)
-            die("send: %s", strerror(errno));
+            bench_die("send: %s", strerror(errno));
         sent += (size_t)w;
     }
     return NULL;
@@ -100,10 +87,10 @@ static void read_exactly(int fd, size_t n)
 
         /* A guest that never answers must not hang the benchmark. */
         if (poll(&p, 1, 10000) != 1)
-            die("no console data within 10 s");
+            bench_die("no console data within 10 s");
         r = read(fd, buf, n < sizeof(buf) ? n : sizeof(buf));
         if (r <= 0)
-            die("console closed early");
+            bench_die("console closed early");
         n -= (size_t)r;
     }
 }
@@ -127,14 +114,14 @@ int main(int argc, char **argv)
     noxs_client *c;
 
     if (mb == 0 || rounds == 0)
-        die("usage: console [MB [ROUNDTRIPS]]");
+        bench_die("usage: console [MB [ROUNDTRIPS]]");
     signal(SIGPIPE, SIG_IGN);
     if (build == NULL)
-        die("set NOXS_BUILD (make bench does)");
+        bench_die("set NOXS_BUILD (make bench does)");
     snprintf(bin, sizeof(bin), "%s/bin", build);
     snprintf(tmpdir, sizeof(tmpdir), "%s/noxs-bench-cons.XXXXXX", base);
     if (mkdtemp(tmpdir) == NULL)
-        die("mkdtemp: %s", strerror(errno));
+        bench_die("mkdtemp: %s", strerror(errno));
     atexit(cleanup);
     snprintf(sim, sizeof(sim), "%s/sim", tmpdir);
     snprintf(cons, sizeof(cons), "%s/cons", tmpdir);
@@ -149,7 +136,7 @@ int main(int argc, char **argv)
         noxs_dev_add(c, 1, NOXS_DEV_CONSOLE, 0, 0, NULL, 0) < 0 ||
         noxs_domain_create(c, 2, &boot2) < 0 ||
         noxs_dev_add(c, 2, NOXS_DEV_CONSOLE, 0, 0, NULL, 0) < 0)
-        die("domain/device setup: %s", strerror(errno));
+        bench_die("domain/device setup: %s", strerror(errno));
     noxs_client_close(c);
     noxs_boot_format(&boot, bootstr, sizeof(bootstr));
     setenv("NOXS_SIM_DOMID", "1", 1);
@@ -181,7 +168,7 @@ int main(int argc, char **argv)
         double s = bench_now_s();
 
         if (write(echo, &ch, 1) != 1)
-            die("write: %s", strerror(errno));
+            bench_die("write: %s", strerror(errno));
         read_exactly(echo, 1);
         lat[i] = (bench_now_s() - s) * 1e6;
     }

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,9 +112,7 @@ pid_t bench_spawn(char **argv, int null_stdin)
     pid_t pid = fork();
 
     if (pid < 0) {
-        fprintf(stderr, "%s: fork: %s\n", program_invocation_short_name,
-                strerror(errno));
-        exit(1);
+        bench_die("fork: %s", strerror(errno));
     }
     if (pid == 0) {
         if (null_stdin) {
@@ -127,10 +126,15 @@ pid_t bench_spawn(char **argv, int null_stdin)
     return pid;
 }
 
-/* The end of a benchmark whose services did not start. */
-static void bench_fail(const char *what)
+void bench_die(const char *fmt, ...)
 {
-    fprintf(stderr, "%s: %s\n", program_invocation_short_name, what);
+    va_list ap;
+
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", program_invocation_short_name);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
     exit(1);
 }
 
@@ -149,7 +153,7 @@ struct noxs_client *bench_noxsd_start(const char *bin, const char *tmpdir,
     *pid = bench_spawn(argv, null_stdin);
     for (int i = 0; (c = noxs_client_open(sock)) == NULL; i++) {
         if (i > 1000)
-            bench_fail("noxsd did not start");
+            bench_die("noxsd did not start");
         usleep(10000);
     }
     return c;
@@ -163,7 +167,7 @@ pid_t bench_backend_start(struct noxs_client *c, char **argv,
 
     for (int i = 0; noxs_status_get(c, &st) < 0 || st.nbackends == 0; i++) {
         if (i > 1000)
-            bench_fail("the backend did not register");
+            bench_die("the backend did not register");
         usleep(10000);
     }
     return pid;

@@ -29,6 +29,9 @@ void bench_services_stop(const pid_t *pids, size_t n, const char *tmpdir,
  */
 pid_t bench_legacy_back_start(char *const *args);
 
+/* "PROG: " fmt on stderr, and exit(1). */
+void bench_die(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
 /* The monotonic clock in seconds. */
 double bench_now_s(void);
 /*

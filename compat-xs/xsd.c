@@ -262,6 +262,22 @@ static int read_some(struct xsd_conn *c, bool block)
     return rc;
 }
 
+/*
+ * Take the reader's turn (c->lock held, no other reader): read_some, then
+ * wake the waiters, failing the connection on an error.
+ */
+static void read_turn(struct xsd_conn *c, bool block)
+{
+    int rc;
+
+    c->reading = true;
+    rc = read_some(c, block);
+    c->reading = false;
+    pthread_cond_broadcast(&c->cond);
+    if (rc < 0)
+        fail_locked(c, rc);
+}
+
 static int send_all(struct xsd_conn *c, const void *buf, size_t len)
 {
     const char *p = buf;
@@ -334,12 +350,7 @@ static int xsd_request(struct cxs_gconn *g, uint32_t type, uint32_t tx,
             pthread_cond_wait(&c->cond, &c->lock);
             continue;
         }
-        c->reading = true;
-        rc = read_some(c, true);
-        c->reading = false;
-        pthread_cond_broadcast(&c->cond);
-        if (rc < 0)
-            fail_locked(c, rc);
+        read_turn(c, true);
     }
 done:
     if (c->replied) {
@@ -374,12 +385,7 @@ static int xsd_next_event(struct cxs_gconn *g, char **payload, uint32_t *len)
     pthread_mutex_lock(&c->lock);
     if (!c->ev_head && !c->err && !c->reading) {
         /* Only what is there already: the fd is non-blocking. */
-        c->reading = true;
-        rc = read_some(c, false);
-        c->reading = false;
-        pthread_cond_broadcast(&c->cond);
-        if (rc < 0)
-            fail_locked(c, rc);
+        read_turn(c, false);
     }
     e = c->ev_head;
     if (!e) {

@@ -593,26 +593,32 @@ int registry_backend_add(struct registry *r, uint16_t domid, uint16_t type,
     return 0;
 }
 
-int registry_backend_remove(struct registry *r, uint16_t domid, uint16_t type,
-                            uint64_t conn)
+/* Call with the read lock held. */
+static struct reg_backend *find_backend(struct registry *r, uint16_t domid,
+                                        uint16_t type)
 {
     struct cds_lfht_iter it;
     struct cds_lfht_node *node;
     uint32_t key = backend_key(domid, type);
+
+    cds_lfht_lookup(r->backends, hash32(key), match_backend, &key, &it);
+    node = cds_lfht_iter_get_node(&it);
+    return node ? caa_container_of(node, struct reg_backend, node) : NULL;
+}
+
+int registry_backend_remove(struct registry *r, uint16_t domid, uint16_t type,
+                            uint64_t conn)
+{
+    struct reg_backend *b;
     int rc = -ENOENT;
 
     pthread_mutex_lock(&r->lock);
     urcu_memb_read_lock();
-    cds_lfht_lookup(r->backends, hash32(key), match_backend, &key, &it);
-    node = cds_lfht_iter_get_node(&it);
-    if (node) {
-        struct reg_backend *b =
-            caa_container_of(node, struct reg_backend, node);
-        if (b->conn == conn && cds_lfht_del(r->backends, node) == 0) {
-            atomic_fetch_sub(&r->nbackends, 1);
-            retire_backend(b);
-            rc = 0;
-        }
+    if ((b = find_backend(r, domid, type)) != NULL && b->conn == conn &&
+        cds_lfht_del(r->backends, &b->node) == 0) {
+        atomic_fetch_sub(&r->nbackends, 1);
+        retire_backend(b);
+        rc = 0;
     }
     urcu_memb_read_unlock();
     pthread_mutex_unlock(&r->lock);
@@ -622,17 +628,11 @@ int registry_backend_remove(struct registry *r, uint16_t domid, uint16_t type,
 int registry_backend_get(struct registry *r, uint16_t domid, uint16_t type,
                          uint64_t *conn)
 {
-    struct cds_lfht_iter it;
-    struct cds_lfht_node *node;
-    uint32_t key = backend_key(domid, type);
+    struct reg_backend *b;
     int rc = -ENODEV;
 
     urcu_memb_read_lock();
-    cds_lfht_lookup(r->backends, hash32(key), match_backend, &key, &it);
-    node = cds_lfht_iter_get_node(&it);
-    if (node) {
-        struct reg_backend *b =
-            caa_container_of(node, struct reg_backend, node);
+    if ((b = find_backend(r, domid, type)) != NULL) {
         *conn = b->conn;
         TSAN_RELEASE(b);
         rc = 0;
