@@ -26,7 +26,7 @@
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-. "$top/bench/meta.sh"
+. "$top/bench/lib.sh"
 B=$(cd "${NOXS_BUILD:-$top/build}" && pwd)
 export NOXS_BUILD=$B
 export XSSHIM=${XSSHIM:-$B/tests/compat/xsshim.so}
@@ -92,12 +92,7 @@ start_noxsd() {
 		--socket "$work/noxsd.sock" --state-dir "$work/state" \
 		>"$work/noxsd.log" 2>&1 </dev/null &
 	noxsd=$!
-	i=0
-	until [ -S "$work/noxsd.sock" ] && [ -s "$work/state/keeper.pid" ]; do
-		i=$((i + 1))
-		if [ $i -gt 1000 ]; then cat "$work/noxsd.log" >&2; exit 1; fi
-		sleep 0.01
-	done
+	bench_wait_noxsd "$work" || exit 1
 	noxsd="$noxsd $(cat "$work/state/keeper.pid")"
 }
 

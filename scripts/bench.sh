@@ -59,7 +59,7 @@ set -eu
 
 mode=${1:-short}
 top=$(cd "$(dirname "$0")/.." && pwd)
-. "$top/bench/meta.sh"
+. "$top/bench/lib.sh"
 B=$(cd "${NOXS_BUILD:-$top/build}" && pwd)
 export NOXS_BUILD=$B
 case $mode in
@@ -246,12 +246,7 @@ start_noxsd() {
 		--state-dir "$d/state" >"$d/noxsd.log" 2>&1 </dev/null &
 	worker=$!
 	noxsd_pids="$noxsd_pids $worker"
-	i=0
-	until [ -S "$d/noxsd.sock" ] && [ -s "$d/state/keeper.pid" ]; do
-		i=$((i + 1))
-		if [ $i -gt 1000 ]; then cat "$d/noxsd.log" >&2; return 1; fi
-		sleep 0.01
-	done
+	bench_wait_noxsd "$d" || return 1
 	keeper=$(cat "$d/state/keeper.pid")
 	noxsd_pids="$noxsd_pids $keeper"
 	DPIDS="$worker $keeper"
