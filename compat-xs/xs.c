@@ -245,14 +245,20 @@ static void handle_free(struct xs_handle *h, bool release_ctx)
     free(h);
 }
 
-CXS_EXPORT void xs_close(struct xs_handle *h)
+/* xs_close, and after a fork without the libnoxs handles (!ours). */
+static void handle_close(struct xs_handle *h, bool ours)
 {
     if (!h)
         return;
     cxs_fileno_stop(h);
     cxs_enter();
-    handle_free(h, true);
+    handle_free(h, ours);
     cxs_leave();
+}
+
+CXS_EXPORT void xs_close(struct xs_handle *h)
+{
+    handle_close(h, true);
 }
 
 CXS_EXPORT struct xs_handle *xs_daemon_open(void)
@@ -279,12 +285,7 @@ CXS_EXPORT void xs_daemon_close(struct xs_handle *h)
  * handles (the child must not use them). */
 CXS_EXPORT void xs_daemon_destroy_postfork(struct xs_handle *h)
 {
-    if (!h)
-        return;
-    cxs_fileno_stop(h);
-    cxs_enter();
-    handle_free(h, false);
-    cxs_leave();
+    handle_close(h, false);
 }
 
 CXS_EXPORT int xs_fileno(struct xs_handle *h)

@@ -45,6 +45,7 @@
 #include <noxs/noxs.h>
 #include <noxs/io/consif.h>
 
+#include "common/daemon.h"
 #include "common/parse.h"
 
 #define SLICE_MS 500
@@ -405,7 +406,6 @@ int main(int argc, char **argv)
     bool use_pty = false;
     int fd, sfd, c, status = 0, slave = -1;
     pid_t child = -1;
-    sigset_t mask;
 
     static const struct option longopts[] = {
         OPT_HELP_VERSION,
@@ -427,15 +427,7 @@ int main(int argc, char **argv)
         default: return opt_other(c, "noxs-console-front", usage);
         }
     }
-    signal(SIGPIPE, SIG_IGN);
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd < 0)
-        die("signalfd");
+    sfd = daemon_signals(1);
 
     fr.f = noxs_frontend_open(NULL);
     if (fr.f == NULL)
