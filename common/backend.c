@@ -32,8 +32,11 @@ noxs_backend *backend_register(const char *socket, unsigned int type,
 
     b = noxs_backend_open_flags(socket, &type, 1, ops, NULL,
                                 NOXS_BACKEND_RESUMABLE);
-    if (b == NULL)
-        fatal("cannot register with noxsd at %s",
-              socket ? socket : env ? env : NOXS_DEFAULT_SOCKET);
+    if (b == NULL) {
+        /* An error the operator can fix (LOG_ERR), not a crash. */
+        log_warn("cannot register with noxsd at %s",
+                 socket ? socket : env ? env : NOXS_DEFAULT_SOCKET);
+        exit(1);
+    }
     return b;
 }
