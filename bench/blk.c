@@ -109,19 +109,6 @@ static void cleanup(void)
     }
 }
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    fprintf(stderr, "blk: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
-
 /* The CPU time (user + system, all threads) process pid has used, in s. */
 static double cpu_s(pid_t pid)
 {
@@ -170,27 +157,6 @@ static void cpu_model(char *out, size_t n)
         fclose(f);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static pid_t spawn(char **argv)
-{
-    pid_t pid = fork();
-
-    if (pid < 0)
-        die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
-
 static void bindir(char *out, size_t len)
 {
     const char *build = getenv("NOXS_BUILD");
@@ -203,7 +169,7 @@ static void bindir(char *out, size_t len)
     }
     n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (n < 0)
-        die("set NOXS_BUILD");
+        bench_die("set NOXS_BUILD");
     self[n] = '\0';
     *strrchr(self, '/') = '\0';
     snprintf(out, len, "%.*s/../bin", (int)(len - 8), self);
@@ -212,9 +178,8 @@ static void bindir(char *out, size_t len)
 static noxs_blkfront *setup(unsigned int size_mb, noxs_frontend **fe)
 {
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    char bin[PATH_MAX / 2], path[PATH_MAX], sock[PATH_MAX], state[PATH_MAX],
-        sim[PATH_MAX], param[PATH_MAX + 8], bootstr[64];
-    struct noxs_status st;
+    char bin[PATH_MAX / 2], sock[PATH_MAX], sim[PATH_MAX],
+        param[PATH_MAX + 8], bootstr[64];
     struct noxs_boot boot;
     noxs_client *c = NULL;
     int fd;
@@ -222,10 +187,8 @@ static noxs_blkfront *setup(unsigned int size_mb, noxs_frontend **fe)
     bindir(bin, sizeof(bin));
     snprintf(tmpdir, sizeof(tmpdir), "%s/noxs-bench-blk.XXXXXX", base);
     if (mkdtemp(tmpdir) == NULL)
-        die("mkdtemp: %s", strerror(errno));
+        bench_die("mkdtemp: %s", strerror(errno));
     atexit(cleanup);
-    snprintf(sock, sizeof(sock), "%s/noxsd.sock", tmpdir);
-    snprintf(state, sizeof(state), "%s/state", tmpdir);
     /* Guest memory is RAM: the simulator's state on tmpfs (see above). */
     struct stat shm;
     if (stat("/dev/shm", &shm) == 0 && S_ISDIR(shm.st_mode)) {
@@ -238,15 +201,13 @@ static noxs_blkfront *setup(unsigned int size_mb, noxs_frontend **fe)
     else
         snprintf(sim, sizeof(sim), "%s/sim", tmpdir);
     snprintf(img, sizeof(img), "%s/disk.img", tmpdir);
-    mkdir(state, 0700);
     if (simdir[0] == '\0')
         mkdir(sim, 0700);
     setenv("NOXS_SIM_DIR", sim, 1);
-    setenv("NOXS_SOCKET", sock, 1);
     dev_size = (uint64_t)size_mb << 20;
     fd = open(img, O_RDWR | O_CREAT, 0600);
     if (fd < 0)
-        die("%s: %s", img, strerror(errno));
+        bench_die("%s: %s", img, strerror(errno));
     /* Real data, not a hole: reads then cost what they cost on a disk
      * image in the page cache. */
     char *chunk = malloc(1 << 20);
@@ -254,18 +215,11 @@ static noxs_blkfront *setup(unsigned int size_mb, noxs_frontend **fe)
         chunk[i] = (char)(i * 131 + 7);
     for (unsigned int i = 0; i < size_mb; i++)
         if (write(fd, chunk, 1 << 20) != (1 << 20))
-            die("writing the image");
+            bench_die("writing the image");
     free(chunk);
     close(fd);
 
-    snprintf(path, sizeof(path), "%s/noxsd", bin);
-    char *noxsd_argv[] = {path, "-d", "--socket", sock, "--state-dir", state, NULL};
-    pids[0] = spawn(noxsd_argv);
-    for (int i = 0; (c = noxs_client_open(sock)) == NULL; i++) {
-        if (i > 1000)
-            die("noxsd did not start");
-        usleep(10000);
-    }
+    c = bench_noxsd_start(bin, tmpdir, 0, sock, &pids[0]);
     char bpath[PATH_MAX];
     snprintf(bpath, sizeof(bpath), "%s/noxs-blk-back", bin);
     /* Extra backend options (e.g. "--io-threads 2") from the environment. */
@@ -281,28 +235,23 @@ static noxs_blkfront *setup(unsigned int size_mb, noxs_frontend **fe)
             back_argv[n++] = tok;
         back_argv[n] = NULL;
     }
-    pids[1] = spawn(back_argv);
-    for (int i = 0; noxs_status_get(c, &st) < 0 || st.nbackends == 0; i++) {
-        if (i > 1000)
-            die("the blk backend did not register");
-        usleep(10000);
-    }
+    pids[1] = bench_backend_start(c, back_argv, 0);
     if (noxs_domain_create(c, 1, &boot) < 0)
-        die("domain-create: %s", strerror(errno));
+        bench_die("domain-create: %s", strerror(errno));
     snprintf(param, sizeof(param), "%s", img);
     struct noxs_kv kv[] = {{"path", param}, {"mode", "w"}};
     if (noxs_dev_add(c, 1, NOXS_DEV_BLK, 0, 0, kv, 2) < 0)
-        die("dev-add: %s", strerror(errno));
+        bench_die("dev-add: %s", strerror(errno));
     noxs_client_close(c);
 
     noxs_boot_format(&boot, bootstr, sizeof(bootstr));
     setenv("NOXS_SIM_DOMID", "1", 1);
     *fe = noxs_frontend_open(&boot);
     if (*fe == NULL)
-        die("frontend: %s", strerror(errno));
+        bench_die("frontend: %s", strerror(errno));
     noxs_blkfront *b = noxs_blkfront_open(*fe, 0, ring_order, 20000);
     if (b == NULL)
-        die("connect: %s", strerror(errno));
+        bench_die("connect: %s", strerror(errno));
     return b;
 }
 
@@ -340,7 +289,7 @@ static void io_done(struct noxs_blkfront_io *io, int err)
     struct slot *s = io->user;
 
     if (err != 0)
-        die("request failed: %s", strerror(err));
+        bench_die("request failed: %s", strerror(err));
     s->busy = false;
     completed++;
 }
@@ -357,18 +306,18 @@ static double run_noxs(noxs_blkfront *b, bool write, bool random, size_t bs,
     for (unsigned int i = 0; i < qd; i++) {
         slots[i].io.buf = zerocopy ? noxs_blkfront_buf_alloc(b, bs) : malloc(bs);
         if (slots[i].io.buf == NULL)
-            die("buffer: %s", strerror(errno));
+            bench_die("buffer: %s", strerror(errno));
         memset(slots[i].io.buf, 0x5a, bs);
     }
     /* The clock starts with the I/O: setting up QD buffers is not I/O
      * (32 x 1 MiB of first-touched pages took longer than a whole
      * 1-second result on a busy machine). */
     cpu_at_start = cpu_both();
-    start = now_s();
+    start = bench_now_s();
     end = start + seconds;
     completed = 0;
     for (;;) {
-        bool more = now_s() < end;
+        bool more = bench_now_s() < end;
 
         inflight = 0;
         for (unsigned int i = 0; i < qd; i++) {
@@ -383,16 +332,16 @@ static double run_noxs(noxs_blkfront *b, bool write, bool random, size_t bs,
                 s->busy = true;
                 if ((zerocopy ? noxs_blkfront_submit_buf(b, &s->io)
                               : noxs_blkfront_submit(b, &s->io)) < 0)
-                    die("submit: %s", strerror(errno));
+                    bench_die("submit: %s", strerror(errno));
             }
             inflight += s->busy;
         }
         if (inflight == 0)
             break;
         if (noxs_blkfront_poll(b, -1) < 0)
-            die("poll: %s", strerror(errno));
+            bench_die("poll: %s", strerror(errno));
     }
-    double elapsed = now_s() - start;
+    double elapsed = bench_now_s() - start;
     last_ops = completed;
     for (unsigned int i = 0; i < qd; i++) {
         if (zerocopy)
@@ -422,7 +371,7 @@ static void *direct_worker(void *arg)
     char *buf = w->buf;
     uint64_t cursor = (w->seed * 7919 * w->bs) % dev_size, x = w->seed * 2654435761u + 1;
 
-    while (now_s() < w->end) {
+    while (bench_now_s() < w->end) {
         for (int k = 0; k < 16; k++) {
             uint64_t off;
 
@@ -438,7 +387,7 @@ static void *direct_worker(void *arg)
             ssize_t n = w->write ? pwrite(w->fd, buf, w->bs, (off_t)off)
                                  : pread(w->fd, buf, w->bs, (off_t)off);
             if (n != (ssize_t)w->bs)
-                die("direct I/O: %s", strerror(errno));
+                bench_die("direct I/O: %s", strerror(errno));
             w->ops++;
         }
     }
@@ -454,16 +403,16 @@ static double run_direct(bool write, bool random, size_t bs, unsigned int qd)
     uint64_t ops = 0;
 
     if (fd < 0)
-        die("%s: %s", img, strerror(errno));
+        bench_die("%s: %s", img, strerror(errno));
     /* As for noxs: the buffers are ready before the clock starts. */
     for (unsigned int i = 0; i < qd; i++) {
         bufs[i] = aligned_alloc(4096, bs);
         if (bufs[i] == NULL)
-            die("buffer: %s", strerror(errno));
+            bench_die("buffer: %s", strerror(errno));
         memset(bufs[i], 0x5a, bs);
     }
     cpu_at_start = cpu_both();
-    start = now_s();
+    start = bench_now_s();
     for (unsigned int i = 0; i < qd; i++) {
         w[i] = (struct worker){.buf = bufs[i], .fd = fd, .write = write, .random = random, .bs = bs, .end = start + seconds, .seed = i + 1};
         pthread_create(&w[i].t, NULL, direct_worker, &w[i]);
@@ -475,7 +424,7 @@ static double run_direct(bool write, bool random, size_t bs, unsigned int qd)
     }
     close(fd);
     last_ops = ops;
-    return (double)ops / (now_s() - start);
+    return (double)ops / (bench_now_s() - start);
 }
 
 #define NOPS 4
@@ -616,7 +565,7 @@ int main(int argc, char **argv)
         case 'n':
             reps = atoi(optarg);
             if (reps < 1 || reps > MAXREPS)
-                die("-n: 1..%d", MAXREPS);
+                bench_die("-n: 1..%d", MAXREPS);
             break;
         case 'o':
             memset(want, 0, sizeof(want));
@@ -627,7 +576,7 @@ int main(int argc, char **argv)
                 for (t = 0; t < NOPS && strcmp(tests[t].name, tok) != 0; t++)
                     ;
                 if (t == NOPS)
-                    die("-o: unknown op %s", tok);
+                    bench_die("-o: unknown op %s", tok);
                 want[t] = true;
             }
             break;
@@ -638,14 +587,14 @@ int main(int argc, char **argv)
                 int q = atoi(tok);
 
                 if (q < 1 || q > MAXQD || nqd == MAXQD)
-                    die("-q: 1..%d", MAXQD);
+                    bench_die("-q: 1..%d", MAXQD);
                 qds[nqd++] = (unsigned int)q;
             }
             break;
         case 'r':
             ring_order = (unsigned int)atoi(optarg);
             if (ring_order > NOXS_BLK_MAX_RING_ORDER)
-                die("-r: 0..%u", NOXS_BLK_MAX_RING_ORDER);
+                bench_die("-r: 0..%u", NOXS_BLK_MAX_RING_ORDER);
             break;
         case 'h':
             usage(stdout);

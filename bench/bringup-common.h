@@ -167,14 +167,28 @@ static double bu_pct(double *v, size_t n, double p)
     return v[i < n ? i : n - 1];
 }
 
+/* The one helper each program starts in bu_setup (its backend). */
+static pid_t backend = -1;
+
+/* Parent, after the workers were released: the backend's CPU so far (us). */
+static double bu_helpers_cpu_us(void)
+{
+    return bu_proc_cpu_us(backend);
+}
+
+/* Parent, at the end: stop the backend. */
+static void bu_teardown(void)
+{
+    if (backend > 0) {
+        kill(backend, SIGTERM);
+        waitpid(backend, NULL, 0);
+    }
+}
+
 /* ---- what each program provides ---- */
 
-/* Parent, before forking: start helpers (backends); returns 0 or -1. */
+/* Parent, before forking: start the backend; returns 0 or -1. */
 static int bu_setup(void);
-/* Parent, after the workers were released: helpers' CPU so far (us). */
-static double bu_helpers_cpu_us(void);
-/* Parent, at the end: stop helpers. */
-static void bu_teardown(void);
 /* Worker: open the toolstack handle etc. (before "ready"). */
 static int bu_worker_init(int k, int K, int ndom);
 /* Worker: bring up domid with one device; 0 or -1. */

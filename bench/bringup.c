@@ -24,7 +24,6 @@
 
 static char bindir[PATH_MAX];
 static const char *sock;
-static pid_t backend = -1;
 
 struct front {
     pid_t pid;
@@ -76,19 +75,6 @@ static int bu_setup(void)
     }
     errno = ETIMEDOUT;
     return -1;
-}
-
-static double bu_helpers_cpu_us(void)
-{
-    return bu_proc_cpu_us(backend);
-}
-
-static void bu_teardown(void)
-{
-    if (backend > 0) {
-        kill(backend, SIGTERM);
-        waitpid(backend, NULL, 0);
-    }
 }
 
 static int new_front(void)

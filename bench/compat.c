@@ -131,18 +131,6 @@ static pid_t start_backend(void)
     return pid;
 }
 
-/* A handle of domain domid (the simulator's per-thread identity). */
-static struct xs_handle *open_as(unsigned int domid)
-{
-    struct xs_handle *h;
-
-    if (noxs_open_as((int)domid, NULL) < 0)
-        return NULL;
-    h = xs_open(0);
-    noxs_open_as(0, NULL);
-    return h;
-}
-
 /*
  * Domain 1's frontend for the latency runs: its xs handle, or its ring.
  * Each returns 0 or -1 (die() on the caller's side).
@@ -406,7 +394,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     back = backend_pid = start_backend();
-    ts = open_as(0);
+    ts = xsrc_xs_open_as(0);
     if (!ts)
         die("xs_open (toolstack)");
     fe = calloc((size_t)maxn + 1, sizeof(*fe));
@@ -443,7 +431,7 @@ int main(int argc, char **argv)
             if (xsrc_front_connect(&rings[d], "vif", 0, TIMEOUT_MS) < 0)
                 die("frontend connect (ring)");
         } else {
-            fe[d] = open_as((unsigned)d);
+            fe[d] = xsrc_xs_open_as((unsigned)d);
             if (!fe[d])
                 die("xs_open (frontend)");
             if (legacy_front_connect(&front[d], fe[d], (unsigned)d, "vif", 0,

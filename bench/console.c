@@ -42,43 +42,6 @@ static void cleanup(void)
     bench_services_stop(pids, 4, tmpdir, "console");
 }
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    fprintf(stderr, "console: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static pid_t spawn(char **argv)
-{
-    pid_t pid = fork();
-
-    if (pid < 0)
-        die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-
-        dup2(null, STDIN_FILENO);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
-
 static int attach(const char *dir, unsigned int domid)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -92,7 +55,7 @@ static int attach(const char *dir, unsigned int domid)
         close(fd);
         usleep(10000);
     }
-    die("cannot attach to %s", sa.sun_path);
+    bench_die("cannot attach to %s", sa.sun_path);
 }
 
 static size_t total;
@@ -108,7 +71,7 @@ static void *sender(void *arg)
         ssize_t w = write(fd, buf, n);
 
         if (w <= 0)
-            die("send: %s", strerror(errno));
+            bench_die("send: %s", strerror(errno));
         sent += (size_t)w;
     }
     return NULL;
@@ -124,10 +87,10 @@ static void read_exactly(int fd, size_t n)
 
         /* A guest that never answers must not hang the benchmark. */
         if (poll(&p, 1, 10000) != 1)
-            die("no console data within 10 s");
+            bench_die("no console data within 10 s");
         r = read(fd, buf, n < sizeof(buf) ? n : sizeof(buf));
         if (r <= 0)
-            die("console closed early");
+            bench_die("console closed early");
         n -= (size_t)r;
     }
 }
@@ -145,53 +108,35 @@ int main(int argc, char **argv)
     unsigned int rounds = argc > 2 ? (unsigned int)atoi(argv[2]) : 2000;
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     const char *build = getenv("NOXS_BUILD");
-    char bin[PATH_MAX / 2], sock[PATH_MAX], state[PATH_MAX], sim[PATH_MAX],
-        cons[PATH_MAX], p0[PATH_MAX], p1[PATH_MAX], p2[PATH_MAX], bytes[32],
-        bootstr[64];
-    struct noxs_status st;
+    char bin[PATH_MAX / 2], sock[PATH_MAX], sim[PATH_MAX], cons[PATH_MAX],
+        p1[PATH_MAX], p2[PATH_MAX], bytes[32], bootstr[64];
     struct noxs_boot boot, boot2;
     noxs_client *c;
 
     if (mb == 0 || rounds == 0)
-        die("usage: console [MB [ROUNDTRIPS]]");
+        bench_die("usage: console [MB [ROUNDTRIPS]]");
     signal(SIGPIPE, SIG_IGN);
     if (build == NULL)
-        die("set NOXS_BUILD (make bench does)");
+        bench_die("set NOXS_BUILD (make bench does)");
     snprintf(bin, sizeof(bin), "%s/bin", build);
     snprintf(tmpdir, sizeof(tmpdir), "%s/noxs-bench-cons.XXXXXX", base);
     if (mkdtemp(tmpdir) == NULL)
-        die("mkdtemp: %s", strerror(errno));
+        bench_die("mkdtemp: %s", strerror(errno));
     atexit(cleanup);
-    snprintf(sock, sizeof(sock), "%s/noxsd.sock", tmpdir);
-    snprintf(state, sizeof(state), "%s/state", tmpdir);
     snprintf(sim, sizeof(sim), "%s/sim", tmpdir);
     snprintf(cons, sizeof(cons), "%s/cons", tmpdir);
-    mkdir(state, 0700);
     mkdir(sim, 0700);
     setenv("NOXS_SIM_DIR", sim, 1);
-    setenv("NOXS_SOCKET", sock, 1);
 
-    snprintf(p0, sizeof(p0), "%s/noxsd", bin);
-    char *a0[] = {p0, "-d", "--socket", sock, "--state-dir", state, NULL};
-    pids[0] = spawn(a0);
-    for (int i = 0; (c = noxs_client_open(sock)) == NULL; i++) {
-        if (i > 1000)
-            die("noxsd did not start");
-        usleep(10000);
-    }
+    c = bench_noxsd_start(bin, tmpdir, 1, sock, &pids[0]);
     snprintf(p1, sizeof(p1), "%s/noxs-console-back", bin);
     char *a1[] = {p1, "-d", "--socket", sock, "--dir", cons, NULL};
-    pids[1] = spawn(a1);
-    for (int i = 0; noxs_status_get(c, &st) < 0 || st.nbackends == 0; i++) {
-        if (i > 1000)
-            die("the console backend did not register");
-        usleep(10000);
-    }
+    pids[1] = bench_backend_start(c, a1, 1);
     if (noxs_domain_create(c, 1, &boot) < 0 ||
         noxs_dev_add(c, 1, NOXS_DEV_CONSOLE, 0, 0, NULL, 0) < 0 ||
         noxs_domain_create(c, 2, &boot2) < 0 ||
         noxs_dev_add(c, 2, NOXS_DEV_CONSOLE, 0, 0, NULL, 0) < 0)
-        die("domain/device setup: %s", strerror(errno));
+        bench_die("domain/device setup: %s", strerror(errno));
     noxs_client_close(c);
     noxs_boot_format(&boot, bootstr, sizeof(bootstr));
     setenv("NOXS_SIM_DOMID", "1", 1);
@@ -199,18 +144,18 @@ int main(int argc, char **argv)
     snprintf(p2, sizeof(p2), "%s/noxs-console-front", bin);
     snprintf(bytes, sizeof(bytes), "%zu", (size_t)mb << 20);
     char *a2[] = {p2, "--", "cat", NULL};
-    pids[2] = spawn(a2);
+    pids[2] = bench_spawn(a2, 1);
     noxs_boot_format(&boot2, bootstr, sizeof(bootstr));
     setenv("NOXS_SIM_DOMID", "2", 1);
     setenv("NOXS_BOOT", bootstr, 1);
     char *a3[] = {p2, "--", "head", "-c", bytes, "/dev/zero", NULL};
-    pids[3] = spawn(a3);
+    pids[3] = bench_spawn(a3, 1);
 
     /* guest -> client */
     int out = attach(cons, 2);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     read_exactly(out, (size_t)mb << 20);
-    double t1 = now_s();
+    double t1 = bench_now_s();
     printf("console op=out mib=%u mib_s=%.1f\n", mb, mb / (t1 - t0));
     fflush(stdout);
     close(out);
@@ -220,12 +165,12 @@ int main(int argc, char **argv)
     double *lat = calloc(rounds, sizeof(*lat));
     for (unsigned int i = 0; i < rounds; i++) {
         char ch = 'p';
-        double s = now_s();
+        double s = bench_now_s();
 
         if (write(echo, &ch, 1) != 1)
-            die("write: %s", strerror(errno));
+            bench_die("write: %s", strerror(errno));
         read_exactly(echo, 1);
-        lat[i] = (now_s() - s) * 1e6;
+        lat[i] = (bench_now_s() - s) * 1e6;
     }
     qsort(lat, rounds, sizeof(*lat), cmp_double);
     printf("console op=rtt n=%u median_us=%.1f p99_us=%.1f\n", rounds,
@@ -235,11 +180,11 @@ int main(int argc, char **argv)
     /* client -> guest -> client */
     pthread_t t;
     total = ((size_t)mb << 20) / 4;
-    t0 = now_s();
+    t0 = bench_now_s();
     pthread_create(&t, NULL, sender, &echo);
     read_exactly(echo, total);
     pthread_join(t, NULL);
-    t1 = now_s();
+    t1 = bench_now_s();
     printf("console op=echo mib=%zu mib_s=%.1f\n", total >> 20,
            (double)(total >> 20) / (t1 - t0));
     close(echo);

@@ -338,10 +338,104 @@ static bool budget_left(int i, int max, double start)
     return budget_left_min(i, max, start, 20);
 }
 
+/*
+ * Round i took from t0 to now; a warm-up round (i < 0) only moves the
+ * start of the time budget.
+ */
+static void note(double *lat, int i, double t0, double *start)
+{
+    double t1 = now_us();
+
+    if (i < 0)
+        *start = t1;
+    else
+        lat[i] = t1 - t0;
+}
+
+/* The writes of one round of a timed transaction. */
+struct round {
+    const char *target, *smax, *name, *vmname;
+    unsigned int m;
+    int i, kw; /* kw > 0: K writes under data/ instead of the four */
+};
+
+static bool round_writes(struct xs_handle *h, xs_transaction_t t,
+                         const struct round *r)
+{
+    char v[32], p[128];
+
+    if (r->kw > 0) {
+        snprintf(v, sizeof(v), "%d", r->i);
+        for (int k = 0; k < r->kw; k++) {
+            snprintf(p, sizeof(p), "/local/domain/%u/data/k%d", r->m, k);
+            if (!put(h, t, p, v))
+                return false;
+        }
+        return true;
+    }
+    snprintf(v, sizeof(v), "%d", 524288 - (r->i & 1023));
+    if (!put(h, t, r->target, v) || !put(h, t, r->smax, v))
+        return false;
+    snprintf(v, sizeof(v), "bench-%u-%d", r->m, r->i & 1);
+    return put(h, t, r->name, v) && put(h, t, r->vmname, v);
+}
+
+/* One round in a transaction, retried while it ends in EAGAIN (counted). */
+static void round_txn(struct xs_handle *h, const struct round *r,
+                      long *eagain)
+{
+    for (;;) {
+        xs_transaction_t t = xs_transaction_start(h);
+
+        if (t == XBT_NULL || !round_writes(h, t, r))
+            die(r->kw > 0 ? "transaction (K writes)" : "transaction");
+        if (xs_transaction_end(h, t, false))
+            return;
+        if (errno != EAGAIN)
+            die("xs_transaction_end");
+        (*eagain)++;
+    }
+}
+
+/* Transactions of K writes for each K of BENCH_TXN_SIZES="16 64 ...". */
+static void measure_txn_sizes(struct xs_handle *h, int n, double *lat,
+                              struct round *r)
+{
+    for (int s = 0; s < ntxn_sizes; s++) {
+        char op[32];
+        long eagain = 0;
+        double start;
+
+        r->kw = txn_sizes[s];
+        for (r->i = -2, start = now_us();
+             budget_left_min(r->i, iter, start, 5); r->i++) {
+            double t0 = now_us();
+
+            round_txn(h, r, &eagain);
+            note(lat, r->i, t0, &start);
+        }
+        snprintf(op, sizeof(op), "txn%d", r->kw);
+        report(op, n, lat, (size_t)r->i, eagain);
+    }
+}
+
+/* A write the watcher times: from now to its xs_read_watch. */
+static void watched_write(struct xs_handle *h, const char *path,
+                          const char *v)
+{
+    atomic_store(&sh->t0, now_us());
+    atomic_fetch_add(&sh->posted, 1);
+    if (!put(h, XBT_NULL, path, v))
+        die("xs_write (watch)");
+    wait_ack();
+}
+
 static void measure(struct xs_handle *h, int n, double *lat)
 {
     unsigned int m = ((unsigned int)n + 1) / 2, len;
     char target[96], smax[96], name[96], vmname[128], uuid[40], v[32];
+    struct round r = {target, smax, name, vmname, m, 0, 0};
+    long eagain = 0;
     double start;
     int i;
 
@@ -353,99 +447,35 @@ static void measure(struct xs_handle *h, int n, double *lat)
 
     for (i = -WARMUP, start = now_us(); budget_left(i, iter, start); i++) {
         double t0 = now_us();
-        char *r = xs_read(h, XBT_NULL, target, &len);
-        double t1 = now_us();
+        char *got = xs_read(h, XBT_NULL, target, &len);
 
-        if (!r)
+        note(lat, i, t0, &start);
+        if (!got)
             die("xs_read");
-        free(r);
-        if (i < 0)
-            start = t1;
-        else
-            lat[i] = t1 - t0;
+        free(got);
     }
     report("read", n, lat, (size_t)i, -1);
 
     for (i = -WARMUP, start = now_us(); budget_left(i, iter, start); i++) {
-        double t0, t1;
+        double t0;
 
         snprintf(v, sizeof(v), "%d", 524288 - (i & 1023));
         t0 = now_us();
         if (!put(h, XBT_NULL, target, v))
             die("xs_write");
-        t1 = now_us();
-        if (i < 0)
-            start = t1;
-        else
-            lat[i] = t1 - t0;
+        note(lat, i, t0, &start);
     }
     report("write", n, lat, (size_t)i, -1);
 
-    long eagain = 0;
-    for (i = -WARMUP, start = now_us(); budget_left(i, iter, start); i++) {
-        double t0 = now_us(), t1;
+    for (r.i = -WARMUP, start = now_us(); budget_left(r.i, iter, start);
+         r.i++) {
+        double t0 = now_us();
 
-        for (;;) {
-            xs_transaction_t t = xs_transaction_start(h);
-            bool ok = t != XBT_NULL;
-
-            snprintf(v, sizeof(v), "%d", 524288 - (i & 1023));
-            ok = ok && put(h, t, target, v) && put(h, t, smax, v);
-            snprintf(v, sizeof(v), "bench-%u-%d", m, i & 1);
-            ok = ok && put(h, t, name, v) && put(h, t, vmname, v);
-            if (!ok)
-                die("transaction");
-            if (xs_transaction_end(h, t, false))
-                break;
-            if (errno != EAGAIN)
-                die("xs_transaction_end");
-            eagain++;
-        }
-        t1 = now_us();
-        if (i < 0)
-            start = t1;
-        else
-            lat[i] = t1 - t0;
+        round_txn(h, &r, &eagain);
+        note(lat, r.i, t0, &start);
     }
-    report("txn4", n, lat, (size_t)i, eagain);
-
-    /* Larger transactions (BENCH_TXN_SIZES="16 64 ..."): K writes of
-     * distinct nodes under the domain's data/ directory. */
-    for (int s = 0; s < ntxn_sizes; s++) {
-        int kw = txn_sizes[s];
-        char op[32], p[128];
-
-        eagain = 0;
-        for (i = -2, start = now_us(); budget_left_min(i, iter, start, 5);
-             i++) {
-            double t0 = now_us(), t1;
-
-            for (;;) {
-                xs_transaction_t t = xs_transaction_start(h);
-                bool ok = t != XBT_NULL;
-
-                snprintf(v, sizeof(v), "%d", i);
-                for (int k = 0; ok && k < kw; k++) {
-                    snprintf(p, sizeof(p), "/local/domain/%u/data/k%d", m, k);
-                    ok = put(h, t, p, v);
-                }
-                if (!ok)
-                    die("transaction (K writes)");
-                if (xs_transaction_end(h, t, false))
-                    break;
-                if (errno != EAGAIN)
-                    die("xs_transaction_end");
-                eagain++;
-            }
-            t1 = now_us();
-            if (i < 0)
-                start = t1;
-            else
-                lat[i] = t1 - t0;
-        }
-        snprintf(op, sizeof(op), "txn%d", kw);
-        report(op, n, lat, (size_t)i, eagain);
-    }
+    report("txn4", n, lat, (size_t)r.i, eagain);
+    measure_txn_sizes(h, n, lat, &r);
 
     /* Watch: our write -> the watcher's xs_read_watch returns. */
     struct cmd c = {.op = 'w', .count = watch_iter};
@@ -460,11 +490,7 @@ static void measure(struct xs_handle *h, int n, double *lat)
     start = now_us();
     for (i = 0; i < watch_iter; i++) {
         snprintf(v, sizeof(v), "%d", 524288 - (i & 1023));
-        atomic_store(&sh->t0, now_us());
-        atomic_fetch_add(&sh->posted, 1);
-        if (!put(h, XBT_NULL, target, v))
-            die("xs_write (watch)");
-        wait_ack();
+        watched_write(h, target, v);
         done++;
         if (i >= WARMUP + 20 && now_us() - start >= budget_us &&
             i + 1 < watch_iter)
@@ -474,11 +500,7 @@ static void measure(struct xs_handle *h, int n, double *lat)
      * rest as untimed writes (their latencies are dropped). */
     for (i = done; i < watch_iter; i++) {
         snprintf(v, sizeof(v), "x%d", i);
-        atomic_store(&sh->t0, now_us());
-        atomic_fetch_add(&sh->posted, 1);
-        if (!put(h, XBT_NULL, target, v))
-            die("xs_write (watch)");
-        wait_ack();
+        watched_write(h, target, v);
     }
     wait_ack(); /* unwatched */
     /* The first WARMUP events are warm-up. */

@@ -26,6 +26,7 @@
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/bench/lib.sh"
 B=$(cd "${NOXS_BUILD:-$top/build}" && pwd)
 export NOXS_BUILD=$B
 export XSSHIM=${XSSHIM:-$B/tests/compat/xsshim.so}
@@ -91,12 +92,7 @@ start_noxsd() {
 		--socket "$work/noxsd.sock" --state-dir "$work/state" \
 		>"$work/noxsd.log" 2>&1 </dev/null &
 	noxsd=$!
-	i=0
-	until [ -S "$work/noxsd.sock" ] && [ -s "$work/state/keeper.pid" ]; do
-		i=$((i + 1))
-		if [ $i -gt 1000 ]; then cat "$work/noxsd.log" >&2; exit 1; fi
-		sleep 0.01
-	done
+	bench_wait_noxsd "$work" || exit 1
 	noxsd="$noxsd $(cat "$work/state/keeper.pid")"
 }
 
@@ -116,18 +112,9 @@ run)
 	# creation writes about 30 nodes in one).
 	export BENCH_TXN_SIZES="${BENCH_TXN_SIZES-16 64}"
 	{
-		echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
-		echo "nproc=$(nproc)"
-		echo "cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
-		echo "kernel=$(uname -sr)"
-		echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
+		bench_meta "$top"
 		echo "libxenstore=$(dpkg-query -W -f='${Version}' libxenstore4 2>/dev/null || echo ?)"
 		echo "lmdb=$(dpkg-query -W -f='${Version}' liblmdb0 2>/dev/null || echo ?)"
-		rev=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)
-		if [ -n "$(git -C "$top" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
-			rev="$rev (with uncommitted changes)"
-		fi
-		echo "git=$rev"
 		echo "generic_reps=$reps"
 		echo "generic_ns=$*"
 		echo "generic_impls=$impls"

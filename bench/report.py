@@ -17,6 +17,9 @@ import re
 import statistics
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reportlib import cell, fmt, kv, summ  # noqa: E402
+
 RES, DOCS = sys.argv[1], sys.argv[2]
 IMPLS = ["xenstored", "oxenstored", "compat-xs", "noxs"]
 LABEL = {
@@ -30,10 +33,6 @@ LABEL = {
 # Debian's daemons in their second configuration (compat-bench
 # --sockets): every guest also holds a dom0 socket carrying its requests.
 SOCK = ["xenstored-sockets", "oxenstored-sockets"]
-
-
-def kv(line):
-    return dict(f.split("=", 1) for f in line.split() if "=" in f)
 
 
 def raw(prefix):
@@ -165,14 +164,6 @@ if os.path.exists(fpath):
 
 
 # ---- summaries ----
-def summ(values):
-    """(median, min, max, count) of a list, or None."""
-    v = [x for x in values if x is not None]
-    if not v:
-        return None
-    return statistics.median(v), min(v), max(v), len(v)
-
-
 def ratio(a, b, pick=lambda x: x):
     """Per-repetition ratio a[rep]/b[rep] over the reps both have."""
     if not a or not b:
@@ -181,30 +172,8 @@ def ratio(a, b, pick=lambda x: x):
     return summ(r)
 
 
-def fmt(x, unit=""):
-    if x is None:
-        return "n/a"
-    if abs(x) >= 100:
-        s = f"{x:,.0f}"
-    elif abs(x) >= 10:
-        s = f"{x:.1f}"
-    else:
-        s = f"{x:.2f}"
-    return s + unit
-
-
 def ms_or_us(us):
     return fmt(us / 1000, " ms") if us >= 1000 else fmt(us, " us")
-
-
-def cell(s, conv=lambda x: x, unit=""):
-    """'median [min-max]' with n/a, for a summ() result."""
-    if s is None:
-        return "n/a"
-    med, lo, hi, n = s
-    if n == 1:
-        return f"{fmt(conv(med), unit)} (1 run)"
-    return f"{fmt(conv(med), unit)} [{fmt(conv(lo))}-{fmt(conv(hi))}]"
 
 
 def rcell(s):
@@ -216,6 +185,14 @@ def rcell(s):
 
 def med_of(d, i=0):
     return summ([v[i] if isinstance(v, tuple) else v for v in d.values()]) if d else None
+
+
+def med_p99_cell(d, div, unit):
+    """'median [min-max] / p99' of {rep: (median_us, p99_us)}, in us / div."""
+    m, p = med_of(d, 0), med_of(d, 1)
+    if m is None:
+        return "n/a"
+    return f"{cell(m, lambda us: us / div, unit)} / {fmt(p[0] / div, unit)}"
 
 
 # ---- CSV files ----
@@ -603,12 +580,7 @@ hdr = "| N | " + " | ".join(f"{LABEL[i]} median / p99" for i in IMPLS) + \
 w(hdr)
 w("|" + "---|" * (1 + len(IMPLS) + 4))
 for n in hs_ns:
-    cells = []
-    for i in IMPLS:
-        d = hs.get((i, n), {})
-        m, p = med_of(d, 0), med_of(d, 1)
-        cells.append("n/a" if m is None else
-                     f"{cell(m, lambda us: us / 1000, ' ms')} / {fmt(p[0] / 1000, ' ms')}")
+    cells = [med_p99_cell(hs.get((i, n), {}), 1000, " ms") for i in IMPLS]
     rs = [rcell(hsr("oxenstored", "noxs", n)), rcell(hsr("xenstored", "noxs", n)),
           rcell(hsr("oxenstored", "compat-xs", n)), rcell(hsr("xenstored", "compat-xs", n))]
     w(f"| {n} | " + " | ".join(cells + rs) + " |")
@@ -622,12 +594,7 @@ if sock_ns:
       " | oxenstored sockets / rings | xenstored sockets / rings |")
     w("|" + "---|" * (1 + len(SOCK) + 2))
     for n in sock_ns:
-        cells = []
-        for b in SOCK:
-            d = hs.get((b, n), {})
-            m, p = med_of(d, 0), med_of(d, 1)
-            cells.append("n/a" if m is None else
-                         f"{cell(m, lambda us: us / 1000, ' ms')} / {fmt(p[0] / 1000, ' ms')}")
+        cells = [med_p99_cell(hs.get((b, n), {}), 1000, " ms") for b in SOCK]
         rs = [rcell(hsr("oxenstored-sockets", "oxenstored", n)),
               rcell(hsr("xenstored-sockets", "xenstored", n))]
         w(f"| {n} | " + " | ".join(cells + rs) + " |")
@@ -637,6 +604,17 @@ for impl in ("noxs", "compat-xs"):
     if t:
         w(f"{t}.\n")
 
+def bring_rows(ncols):
+    """(impl, its bring-up runs at BN) for each implementation that has
+    some; an n/a row (ncols cells) for the others."""
+    for i in IMPLS:
+        d = bring.get((i, BN, 1), {})
+        if d:
+            yield i, d
+        else:
+            w(f"| {LABEL[i]} | " + " | ".join(["n/a"] * ncols) + " |")
+
+
 # (b)
 w("## (b) Bringing up N domains with one device each\n")
 w(f"`xs-bringup` / `noxs-bringup`, one toolstack client, N = {BN}: per domain, "
@@ -645,11 +623,7 @@ w(f"`xs-bringup` / `noxs-bringup`, one toolstack client, N = {BN}: per domain, "
   "them, and the per-domain time (median and p99 over all domains).\n")
 w("| implementation | total | per domain median | per domain p99 | total vs noxs |")
 w("|---|---|---|---|---|")
-for i in IMPLS:
-    d = bring.get((i, BN, 1), {})
-    if not d:
-        w(f"| {LABEL[i]} | n/a | n/a | n/a | n/a |")
-        continue
+for i, d in bring_rows(4):
     t = summ([x["total_ms"] for x in d.values()])
     r = ratio({k: v["total_ms"] for k, v in d.items()},
               {k: v["total_ms"] for k, v in bring.get(("noxs", BN, 1), {}).items()})
@@ -695,11 +669,7 @@ for title, table in ((f"with {OPS_SMALL} domains up", ops),
       " | xenstored / compat-xs | oxenstored / compat-xs |")
     w("|---|" + "---|" * 5)
     for o in OPS:
-        cells = []
-        for i in IMPLS[:3]:
-            d = table.get((i, o), {})
-            m, p = med_of(d, 0), med_of(d, 1)
-            cells.append("n/a" if m is None else f"{cell(m, unit=' us')} / {fmt(p[0], ' us')}")
+        cells = [med_p99_cell(table.get((i, o), {}), 1, " us") for i in IMPLS[:3]]
         rs = [rcell(ratio(table.get((b, o)), table.get(("compat-xs", o)), lambda x: x[0]))
               for b in ("xenstored", "oxenstored")]
         w(f"| {OPNAME[o]} | " + " | ".join(cells + rs) + " |")
@@ -727,11 +697,7 @@ w(f"Resident memory of the daemon(s) before and after bringing up {BN} "
 w("![memory per domain](bench/memory.png)\n")
 w("| implementation | daemon RSS before | after | growth per domain | shared pages per domain |")
 w("|---|---|---|---|---|")
-for i in IMPLS:
-    d = bring.get((i, BN, 1), {})
-    if not d:
-        w(f"| {LABEL[i]} | n/a | n/a | n/a | n/a |")
-        continue
+for i, d in bring_rows(4):
     sp = summ([x["shared_pages"] / BN for x in d.values()])
     w(f"| {LABEL[i]} | {cell(summ([x['daemon_rss0_kb'] for x in d.values()]), lambda k: k / 1024, ' MiB')} | "
       f"{cell(summ([x['daemon_rss1_kb'] for x in d.values()]), lambda k: k / 1024, ' MiB')} | "
@@ -752,11 +718,7 @@ w(f"CPU time (user + system) spent during the bring-up of {BN} domains, "
   "for native noxs).\n")
 w("| implementation | daemon CPU per device | client CPU per device | total |")
 w("|---|---|---|---|")
-for i in IMPLS:
-    d = bring.get((i, BN, 1), {})
-    if not d:
-        w(f"| {LABEL[i]} | n/a | n/a | n/a |")
-        continue
+for i, d in bring_rows(3):
     dc = summ([x["daemon_cpu_us_per_dev"] for x in d.values()])
     cc = summ([x["client_cpu_us_per_dev"] for x in d.values()])
     tc = summ([x["daemon_cpu_us_per_dev"] + x["client_cpu_us_per_dev"] for x in d.values()])
@@ -812,7 +774,6 @@ w("")
 
 # Generic paths (bench/report_generic.py, also run alone by
 # `make bench-generic`).
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import report_generic  # noqa: E402
 
 gmeta = dict(meta)

@@ -16,6 +16,10 @@ import os
 import statistics
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import reportlib  # noqa: E402
+from reportlib import fmt, kv, summ  # noqa: E402
+
 BEGIN, END = "<!-- bench:generic:begin -->", "<!-- bench:generic:end -->"
 IMPLS = ["compat-xs-local", "compat-xs-local-disk", "xenstored", "oxenstored",
          "compat-xs-mixed"]
@@ -28,10 +32,6 @@ LABEL = {
 }
 OPNAME = {"read": "xs_read", "write": "xs_write", "txn4": "4-write transaction",
           "watch": "watch (write -> event)"}
-
-
-def kv(line):
-    return dict(f.split("=", 1) for f in line.split() if "=" in f)
 
 
 def load(res):
@@ -53,30 +53,24 @@ def load(res):
     return ops, pop
 
 
-def summ(v):
-    v = [x for x in v if x is not None]
-    if not v:
-        return None
-    return statistics.median(v), min(v), max(v), len(v)
-
-
-def fmt(x):
-    if x is None:
-        return "n/a"
-    if abs(x) >= 100:
-        return f"{x:,.0f}"
-    if abs(x) >= 10:
-        return f"{x:.1f}"
-    return f"{x:.2f}"
-
-
 def cell(s, unit=" us"):
-    if s is None:
-        return "n/a"
-    med, lo, hi, n = s
-    if n == 1:
-        return f"{fmt(med)}{unit} (1 run)"
-    return f"{fmt(med)}{unit} [{fmt(lo)}-{fmt(hi)}]"
+    return reportlib.cell(s, unit=unit)
+
+
+def local_above(ops, base, rat, named_ops, ns, key):
+    """'NAME at N=n: local X us, B Y us' for each (op, NAME) of named_ops,
+    N of ns and daemon B of rat where the local store's key (median over
+    repetitions) is above B's."""
+    out = []
+    for o, nm in named_ops:
+        for n in ns:
+            lv = summ([x[key] for x in ops.get((base, o, n), {}).values()])
+            for b in rat:
+                bv = summ([x[key] for x in ops.get((b, o, n), {}).values()])
+                if lv and bv and lv[0] > bv[0]:
+                    out.append(f"{nm} at N={n}: local {fmt(lv[0])} us, "
+                               f"{b} {fmt(bv[0])} us")
+    return out
 
 
 def ratio(a, b):
@@ -218,15 +212,8 @@ def section(res, meta, command, where="build/bench/generic/"):
                          for i in impls) + " |")
         w("")
     # The tails: where the local store's p90 is above a daemon's.
-    tails = []
-    for o in allops:
-        for n in ns:
-            lp = summ([x["p90_us"] for x in ops.get((base, o, n), {}).values()])
-            for b in rat:
-                bp = summ([x["p90_us"] for x in ops.get((b, o, n), {}).values()])
-                if lp and bp and lp[0] > bp[0]:
-                    tails.append(f"{OPNAME.get(o, o)} at N={n}: local "
-                                 f"{fmt(lp[0])} us, {b} {fmt(bp[0])} us")
+    tails = local_above(ops, base, rat, [(o, OPNAME.get(o, o)) for o in allops],
+                        ns, "p90_us")
     if slower:
         w("**Where the local store is slower** in this run (ratio below 1, "
           "median over repetitions): " + "; ".join(
@@ -336,16 +323,9 @@ def section(res, meta, command, where="build/bench/generic/"):
                     cells.append("n/a" if m is None else f"{cell(m)} / {fmt(p[0])} us")
                 w(f"| {nm} | {n} | " + " | ".join(cells) + " |")
         w("")
-        sl = []
-        for o, nm in (("records", "the records transaction"),
-                      ("introduce", "xs_introduce_domain")):
-            for n in ns:
-                lm = summ([x["median_us"] for x in ops.get((base, o, n), {}).values()])
-                for b in rat:
-                    bm = summ([x["median_us"] for x in ops.get((b, o, n), {}).values()])
-                    if lm and bm and lm[0] > bm[0]:
-                        sl.append(f"{nm} at N={n}: local {fmt(lm[0])} us, "
-                                  f"{b} {fmt(bm[0])} us")
+        sl = local_above(ops, base, rat,
+                         (("records", "the records transaction"),
+                          ("introduce", "xs_introduce_domain")), ns, "median_us")
         if sl:
             w("**Slower with compat-xs in local mode:** " + "; ".join(sl) +
               ". An introduction there is compat-xs asking noxsd for the "

@@ -2,14 +2,20 @@
 #include "svc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <noxs/noxs.h>
 
 void bench_services_stop(const pid_t *pids, size_t n, const char *tmpdir,
                          const char *prog)
@@ -91,4 +97,78 @@ pid_t bench_legacy_back_start(char *const *args)
         }
     errno = EPIPE;
     return -1;
+}
+
+double bench_now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+pid_t bench_spawn(char **argv, int null_stdin)
+{
+    pid_t pid = fork();
+
+    if (pid < 0) {
+        bench_die("fork: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        if (null_stdin) {
+            int null = open("/dev/null", O_RDWR);
+
+            dup2(null, STDIN_FILENO);
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+void bench_die(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", program_invocation_short_name);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(1);
+}
+
+struct noxs_client *bench_noxsd_start(const char *bin, const char *tmpdir,
+                                      int null_stdin, char *sock, pid_t *pid)
+{
+    char path[PATH_MAX], state[PATH_MAX];
+    noxs_client *c;
+
+    snprintf(sock, PATH_MAX, "%s/noxsd.sock", tmpdir);
+    snprintf(state, sizeof(state), "%s/state", tmpdir);
+    snprintf(path, sizeof(path), "%s/noxsd", bin);
+    mkdir(state, 0700);
+    setenv("NOXS_SOCKET", sock, 1);
+    char *argv[] = {path, "-d", "--socket", sock, "--state-dir", state, NULL};
+    *pid = bench_spawn(argv, null_stdin);
+    for (int i = 0; (c = noxs_client_open(sock)) == NULL; i++) {
+        if (i > 1000)
+            bench_die("noxsd did not start");
+        usleep(10000);
+    }
+    return c;
+}
+
+pid_t bench_backend_start(struct noxs_client *c, char **argv,
+                          int null_stdin)
+{
+    struct noxs_status st;
+    pid_t pid = bench_spawn(argv, null_stdin);
+
+    for (int i = 0; noxs_status_get(c, &st) < 0 || st.nbackends == 0; i++) {
+        if (i > 1000)
+            bench_die("the backend did not register");
+        usleep(10000);
+    }
+    return pid;
 }

@@ -29,4 +29,34 @@ void bench_services_stop(const pid_t *pids, size_t n, const char *tmpdir,
  */
 pid_t bench_legacy_back_start(char *const *args);
 
+/* "PROG: " fmt on stderr, and exit(1). */
+void bench_die(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+/* The monotonic clock in seconds. */
+double bench_now_s(void);
+/*
+ * Run argv[0] (a path) with argv, its stdin /dev/null if null_stdin (a
+ * daemon that must not take the benchmark's terminal). The pid; exits 1,
+ * saying why, if it cannot fork.
+ */
+pid_t bench_spawn(char **argv, int null_stdin);
+
+/*
+ * Start BIN/noxsd on TMPDIR/noxsd.sock (exported as NOXS_SOCKET; its path
+ * into sock[PATH_MAX]) with its state in TMPDIR/state, its pid in *pid,
+ * and wait until it answers: a client of it. Exits 1, saying why, if it
+ * does not start within about 10 s.
+ */
+struct noxs_client;
+struct noxs_client *bench_noxsd_start(const char *bin, const char *tmpdir,
+                                      int null_stdin, char *sock,
+                                      pid_t *pid);
+/*
+ * Start the backend argv and wait until noxsd (client c) counts a
+ * registered backend: its pid. Exits 1, saying why, if none registers
+ * within about 10 s.
+ */
+pid_t bench_backend_start(struct noxs_client *c, char **argv,
+                          int null_stdin);
+
 #endif

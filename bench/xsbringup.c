@@ -35,7 +35,6 @@
 
 #define TIMEOUT_MS 60000
 
-static pid_t backend = -1;
 static struct xs_handle *ts, **fe;
 static int nfe, worker_k;
 static bool ring_guests, ring_idle;
@@ -48,31 +47,6 @@ static int bu_setup(void)
     return backend < 0 ? -1 : 0;
 }
 
-static double bu_helpers_cpu_us(void)
-{
-    return bu_proc_cpu_us(backend);
-}
-
-static void bu_teardown(void)
-{
-    if (backend > 0) {
-        kill(backend, SIGTERM);
-        waitpid(backend, NULL, 0);
-    }
-}
-
-/* A handle of domain domid (the simulator's per-thread identity). */
-static struct xs_handle *open_as(unsigned int domid)
-{
-    struct xs_handle *h;
-
-    if (noxs_open_as((int)domid, NULL) < 0)
-        return NULL;
-    h = xs_open(0);
-    noxs_open_as(0, NULL);
-    return h;
-}
-
 static int bu_worker_init(int k, int K, int ndom)
 {
     const char *g = getenv("BENCH_GUESTS");
@@ -80,7 +54,7 @@ static int bu_worker_init(int k, int K, int ndom)
     worker_k = k;
     ring_guests = g && strcmp(g, "ring") == 0;
     ring_idle = g && strcmp(g, "sockets") == 0;
-    ts = open_as(0);
+    ts = xsrc_xs_open_as(0);
     fe = calloc((size_t)ndom + 1, sizeof(*fe));
     rings = calloc((size_t)ndom + 1, sizeof(*rings));
     return ts && fe && rings ? 0 : -1;
@@ -115,7 +89,7 @@ static int bu_bring_up(unsigned int domid)
     }
     if (legacy_toolstack_add(ts, domid, "vif", 0, 0) < 0)
         return -1;
-    h = open_as(domid);
+    h = xsrc_xs_open_as(domid);
     if (!h)
         return -1;
     if (nfe == 0)

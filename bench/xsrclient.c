@@ -16,7 +16,7 @@
 #include "../compat-xs/xsringd_ring.h"
 #include "../sim/sim.h"
 #include <noxs/noxs.h>
-/* legacy_parse_int: the legacy pair's reading of a node as an int. */
+/* legacy_take_int: the legacy pair's reading of a node as an int. */
 #include "../tests/legacy/legacy.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
@@ -339,56 +339,65 @@ static uint32_t args(char *buf, size_t n, const char *a, const char *b,
     return (uint32_t)(la + lb);
 }
 
-char *xsrc_read(struct xsrc *c, uint32_t tx, const char *path, uint32_t *len)
+/*
+ * A request of arguments a and b (as args() lays them out); toolong: the
+ * errno when they do not fit a message. Reply as xsrc_request.
+ */
+static int request_args(struct xsrc *c, uint32_t type, uint32_t tx,
+                        const char *a, const char *b, bool trail, int toolong,
+                        char **reply, uint32_t *rlen)
 {
-    char buf[XSW_PAYLOAD_MAX], *v;
-    uint32_t n = args(buf, sizeof(buf), path, NULL, false);
+    char buf[XSW_PAYLOAD_MAX];
+    uint32_t n = args(buf, sizeof(buf), a, b, trail);
 
     if (n == 0) {
-        errno = ENAMETOOLONG;
-        return NULL;
+        errno = toolong;
+        return -1;
     }
-    if (xsrc_request(c, XSW_READ, tx, buf, n, &v, len) < 0)
+    return xsrc_request(c, type, tx, buf, n, reply, rlen);
+}
+
+char *xsrc_read(struct xsrc *c, uint32_t tx, const char *path, uint32_t *len)
+{
+    char *v;
+
+    if (request_args(c, XSW_READ, tx, path, NULL, false, ENAMETOOLONG, &v,
+                     len) < 0)
         return NULL;
     return v;
 }
 
 int xsrc_read_int(struct xsrc *c, uint32_t tx, const char *path, int *out)
 {
-    char *v = xsrc_read(c, tx, path, NULL);
-    int rc;
+    return legacy_take_int(xsrc_read(c, tx, path, NULL), out);
+}
 
-    if (!v)
-        return -1;
-    rc = legacy_parse_int(v, out);
-    free(v);
-    return rc;
+struct xs_handle *xsrc_xs_open_as(unsigned int domid)
+{
+    struct xs_handle *h;
+
+    if (noxs_open_as((int)domid, NULL) < 0)
+        return NULL;
+    h = xs_open(0);
+    noxs_open_as(0, NULL);
+    return h;
 }
 
 int xsrc_write(struct xsrc *c, uint32_t tx, const char *path,
                const char *value)
 {
-    char buf[XSW_PAYLOAD_MAX];
-    uint32_t n = args(buf, sizeof(buf), path, value, false);
-
-    if (n == 0) {
-        errno = E2BIG;
-        return -1;
-    }
-    return xsrc_request(c, XSW_WRITE, tx, buf, n, NULL, NULL);
+    return request_args(c, XSW_WRITE, tx, path, value, false, E2BIG, NULL,
+                        NULL);
 }
 
 int xsrc_directory(struct xsrc *c, uint32_t tx, const char *path)
 {
-    char buf[XSW_PAYLOAD_MAX], *v;
-    uint32_t n = args(buf, sizeof(buf), path, NULL, false), rlen;
+    char *v;
+    uint32_t rlen;
     int count = 0;
 
-    if (n == 0) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    if (xsrc_request(c, XSW_DIRECTORY, tx, buf, n, &v, &rlen) < 0)
+    if (request_args(c, XSW_DIRECTORY, tx, path, NULL, false, ENAMETOOLONG,
+                     &v, &rlen) < 0)
         return -1;
     for (uint32_t i = 0; i < rlen; i++)
         if (v[i] == '\0')
@@ -400,14 +409,7 @@ int xsrc_directory(struct xsrc *c, uint32_t tx, const char *path)
 static int watch_op(struct xsrc *c, uint32_t type, const char *path,
                     const char *token)
 {
-    char buf[XSW_PAYLOAD_MAX];
-    uint32_t n = args(buf, sizeof(buf), path, token, true);
-
-    if (n == 0) {
-        errno = E2BIG;
-        return -1;
-    }
-    return xsrc_request(c, type, 0, buf, n, NULL, NULL);
+    return request_args(c, type, 0, path, token, true, E2BIG, NULL, NULL);
 }
 
 int xsrc_watch(struct xsrc *c, const char *path, const char *token)

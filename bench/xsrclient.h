@@ -64,6 +64,15 @@ int xsrc_request(struct xsrc *c, uint32_t type, uint32_t tx,
 char *xsrc_read(struct xsrc *c, uint32_t tx, const char *path,
                 uint32_t *len);
 int xsrc_read_int(struct xsrc *c, uint32_t tx, const char *path, int *out);
+
+/*
+ * A libxenstore handle (xs_open) of simulated domain domid, for guests
+ * that speak through the library instead of a ring: the simulator's
+ * identity is per thread, so the thread's is set for the open and put
+ * back to 0. NULL with errno.
+ */
+struct xs_handle;
+struct xs_handle *xsrc_xs_open_as(unsigned int domid);
 int xsrc_write(struct xsrc *c, uint32_t tx, const char *path,
                const char *value);
 /* The number of entries of path (their names are not kept). */

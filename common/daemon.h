@@ -30,4 +30,17 @@ void daemon_pidfile(const char *path);
  * and the current directory, log to syslog from now on. */
 void daemon_ready(void);
 
+/*
+ * The open-file limit raised to its hard limit: a backend or a frontend
+ * serving many guests holds a grant, a port and perhaps a socket each.
+ */
+void raise_fd_limit(void);
+/*
+ * SIGPIPE ignored (a peer that went away is an error return, not
+ * death), and SIGTERM, SIGINT and, if hup, SIGHUP blocked and delivered
+ * to the returned signalfd (non-blocking, close-on-exec), so that a
+ * poll loop ends cleanly. fatal() if it cannot.
+ */
+int daemon_signals(int hup);
+
 #endif /* NOXS_COMMON_DAEMON_H */

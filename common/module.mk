@@ -1,7 +1,10 @@
-# common/: what every noxs program shares (logging, the number parser,
-# detaching after set-up, the version). A static archive linked into
-# each program; parse.o also goes into libnoxs.so (hidden there), whose
-# exported noxs_self_domid() reads its environment with the same rule.
+# common/: what every noxs program shares (logging, the number and
+# option parser, detaching after set-up, a backend daemon's start, the
+# Unix-socket connect, the version). A static archive linked into each
+# program (a program pulls only the objects it calls: backend.o, which
+# calls libnoxs, only into the backends); parse.o and unixsock.o also go
+# into libnoxs.so (hidden there, noxs_self_domid() reads its environment
+# with parse.c's rule) and unixsock.o into compat-xs's libxenstore.so.4.
 
 COMMON_SRCS := $(sort $(wildcard common/*.c))
 COMMON_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,$(COMMON_SRCS))

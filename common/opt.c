@@ -2,6 +2,7 @@
  * Option values for the programs' command lines (see parse.h).
  */
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,4 +49,60 @@ char *opt_path(const char *name, const char *arg)
         exit(1);
     }
     return p;
+}
+
+int opt_other(int ch, const char *prog, void (*usage)(FILE *))
+{
+    switch (ch) {
+    case 'h':
+        usage(stdout);
+        return 0;
+    case 'V':
+        print_version(prog);
+        return 0;
+    default:
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+}
+
+/* One option: -1 to go on, else the exit status. */
+static int opt_daemon_one(int ch, struct opt_daemon *d)
+{
+    switch (ch) {
+    case 'd':
+        d->foreground = true;
+        return -1;
+    case 'v':
+        d->verbose++;
+        return -1;
+    case 's':
+        d->socket = opt_path("socket", optarg);
+        return -1;
+    case 'p':
+        d->pidfile = opt_path("pidfile", optarg);
+        return -1;
+    case 'h':
+    case 'V':
+    case '?':
+    case ':':
+        return opt_other(ch, d->prog, d->usage);
+    default:
+        return d->own(ch, optarg);
+    }
+}
+
+int opt_daemon_parse(int argc, char **argv, const struct option *longopts,
+                     struct opt_daemon *d)
+{
+    int ch, rc;
+
+    while ((ch = getopt_long(argc, argv, "dvh", longopts, NULL)) != -1)
+        if ((rc = opt_daemon_one(ch, d)) >= 0)
+            return rc;
+    if (optind == argc)
+        return -1;
+    fprintf(stderr, "%s: unexpected argument: %s\n", d->prog, argv[optind]);
+    d->usage(stderr);
+    return EXIT_USAGE;
 }

@@ -14,8 +14,10 @@
 #ifndef NOXS_COMMON_PARSE_H
 #define NOXS_COMMON_PARSE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
@@ -61,4 +63,49 @@ uint64_t opt_u64(const char *name, const char *arg, uint64_t min,
 uint16_t opt_domid(const char *name, const char *arg);
 /* A path option, made absolute (path_absolute); exits 1 on failure. */
 char *opt_path(const char *name, const char *arg);
+
+/*
+ * The end of every program's long-option table: --help and --version
+ * (its short option string carries 'h'; -V is taken by getopt_long
+ * from the table's val).
+ */
+#define OPT_HELP_VERSION                                                    \
+    {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, \
+    {NULL, 0, NULL, 0}
+/*
+ * An option the program's own switch does not handle: 'h' prints usage
+ * on stdout and 'V' the version (status 0); anything else is a usage
+ * error (usage on stderr, EXIT_USAGE). Returns that exit status.
+ */
+int opt_other(int ch, const char *prog, void (*usage)(FILE *));
+
+/*
+ * What every daemon takes: -d/--foreground, -v (more each time),
+ * --socket PATH (noxsd's) and --pidfile PATH, then --help and
+ * --version. The daemon's own options go before OPT_DAEMON in its
+ * table, its short option string is "dvh" plus its own.
+ */
+#define OPT_DAEMON                                                          \
+    {"foreground", no_argument, NULL, 'd'},                                 \
+        {"socket", required_argument, NULL, 's'},                           \
+        {"pidfile", required_argument, NULL, 'p'}, OPT_HELP_VERSION
+struct option;
+struct opt_daemon {
+    const char *prog;
+    void (*usage)(FILE *);
+    /* The daemon's own options: -1 to go on, else the exit status. */
+    int (*own)(int ch, const char *arg);
+    /* What the shared options said. */
+    bool foreground;
+    int verbose;
+    /* Made absolute: a daemon uses them after detaching. */
+    const char *socket, *pidfile;
+};
+/*
+ * The command line of a daemon that takes no operands: -1 to go on,
+ * else the exit status (0 after --help or --version, EXIT_USAGE after
+ * saying what is wrong).
+ */
+int opt_daemon_parse(int argc, char **argv, const struct option *longopts,
+                     struct opt_daemon *d);
 #endif /* NOXS_COMMON_PARSE_H */

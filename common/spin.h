@@ -1,7 +1,7 @@
 /*
- * Bounded busy-waits for the ring drivers: a pause per look at the peer's
- * index, the clock every 64 looks. Not part of any wire protocol, so not
- * installed.
+ * Bounded busy-waits for the ring drivers and libnoxs's page readers: a
+ * pause per look at the peer's index, the clock every 64 looks. Not
+ * part of any wire protocol, so not installed.
  */
 #ifndef NOXS_COMMON_SPIN_H
 #define NOXS_COMMON_SPIN_H
@@ -17,7 +17,7 @@
  * this very CPU, i.e. when we can run on one CPU only
  * (noxs_blk_single_cpu(), read once per connection).
  */
-static inline void noxs_blk_cpu_relax(void)
+static inline void cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -28,6 +28,11 @@ static inline void noxs_blk_cpu_relax(void)
     __asm__ __volatile__("" ::
                              : "memory");
 #endif
+}
+
+static inline void noxs_blk_cpu_relax(void)
+{
+    cpu_relax();
 }
 
 /*

@@ -430,9 +430,7 @@ CXS_EXPORT char **xs_directory(struct xs_handle *h, xs_transaction_t t,
     if (!h || !num)
         return fail_ptr(EINVAL);
     cxs_enter();
-    rc = cxs_parse(h, path, abs, &p);
-    if (rc == 0 && t != XBT_NULL && !(x = cxs_find_tx(h, t)))
-        rc = -ENOENT;
+    rc = cxs_parse_tx(h, t, path, abs, &p, &x);
     if (rc == 0 && (r = cxs_route(h, &p, OPK_DIR)) != R_NOXS) {
         struct names ns = {0};
         bool exists = false;

@@ -121,6 +121,10 @@ int cxs_absolute(struct xs_handle *h, const char *path, char *buf,
 /* cxs_absolute into abs (CXS_ABS_PATH_MAX + 1 bytes), then parsed. */
 int cxs_parse(struct xs_handle *h, const char *path, char *abs,
               struct cxs_path *p);
+/* cxs_parse, and *x the transaction t names (NULL for XBT_NULL):
+ * -ENOENT if t names none. */
+int cxs_parse_tx(struct xs_handle *h, xs_transaction_t t, const char *path,
+                 char *abs, struct cxs_path *p, struct tx **x);
 /* The local device a device/backend path names, or NULL. */
 struct cxs_dev *cxs_local_dev(struct xs_handle *h, const struct cxs_path *p);
 /* A control request to the backend of a device this process is not an

@@ -13,7 +13,9 @@ COMPAT_XS_SRCS := compat-xs/path.c compat-xs/view.c compat-xs/ctx.c \
 	compat-xs/lstore.c compat-xs/lstore_env.c compat-xs/lstore_tx.c \
 	compat-xs/lstore_watch.c \
 	compat-xs/xsringd_lock.c
-COMPAT_XS_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,$(COMPAT_XS_SRCS))
+# common/unixsock.o: connecting to xenstored (hidden inside the library).
+COMPAT_XS_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,$(COMPAT_XS_SRCS)) \
+	$(OBJDIR)/common/unixsock.o
 
 # LMDB (Debian's liblmdb-dev) holds the local store (docs/COMPAT.md).
 LMDB_CFLAGS = $(shell $(PKG_CONFIG) --cflags lmdb 2>/dev/null)

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "handle.h"
+#include "common/unixsock.h"
 
 #define CONF_DEFAULT "/etc/noxs/compat-xs.conf"
 #define LSTORE_DIR_DEFAULT "/var/lib/noxs/xenstore"
@@ -116,17 +117,12 @@ bool cxs_class_in_xenstored(const char *cls)
 static bool xenstored_up(void)
 {
     const char *path = cxs_xsd_default_socket();
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int fd, rc;
+    int fd;
 
-    if (!path || strlen(path) >= sizeof(sa.sun_path))
+    if (!path || (fd = unix_connect(path, SOCK_STREAM)) < 0)
         return false;
-    strcpy(sa.sun_path, path);
-    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-        return false;
-    rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
     close(fd);
-    return rc == 0;
+    return true;
 }
 
 static const char *lstore_dir(void)

@@ -81,6 +81,17 @@ int cxs_parse(struct xs_handle *h, const char *path, char *abs,
     return rc < 0 ? rc : cxs_path_parse(abs, p);
 }
 
+int cxs_parse_tx(struct xs_handle *h, xs_transaction_t t, const char *path,
+                 char *abs, struct cxs_path *p, struct tx **x)
+{
+    int rc = cxs_parse(h, path, abs, p);
+
+    *x = NULL;
+    if (rc == 0 && t != XBT_NULL && !(*x = cxs_find_tx(h, t)))
+        rc = -ENOENT; /* xenstored: unknown transaction id */
+    return rc;
+}
+
 /* The local device a device/backend path names, syncing the roles that
  * could know it first. */
 struct cxs_dev *cxs_local_dev(struct xs_handle *h, const struct cxs_path *p)
@@ -234,14 +245,20 @@ static void handle_free(struct xs_handle *h, bool release_ctx)
     free(h);
 }
 
-CXS_EXPORT void xs_close(struct xs_handle *h)
+/* xs_close, and after a fork without the libnoxs handles (!ours). */
+static void handle_close(struct xs_handle *h, bool ours)
 {
     if (!h)
         return;
     cxs_fileno_stop(h);
     cxs_enter();
-    handle_free(h, true);
+    handle_free(h, ours);
     cxs_leave();
+}
+
+CXS_EXPORT void xs_close(struct xs_handle *h)
+{
+    handle_close(h, true);
 }
 
 CXS_EXPORT struct xs_handle *xs_daemon_open(void)
@@ -268,12 +285,7 @@ CXS_EXPORT void xs_daemon_close(struct xs_handle *h)
  * handles (the child must not use them). */
 CXS_EXPORT void xs_daemon_destroy_postfork(struct xs_handle *h)
 {
-    if (!h)
-        return;
-    cxs_fileno_stop(h);
-    cxs_enter();
-    handle_free(h, false);
-    cxs_leave();
+    handle_close(h, false);
 }
 
 CXS_EXPORT int xs_fileno(struct xs_handle *h)
@@ -344,9 +356,7 @@ CXS_EXPORT void *xs_read(struct xs_handle *h, xs_transaction_t t,
     if (!h)
         return fail_ptr(EINVAL);
     cxs_enter();
-    rc = cxs_parse(h, path, abs, &p);
-    if (rc == 0 && t != XBT_NULL && !(x = cxs_find_tx(h, t)))
-        rc = -ENOENT; /* xenstored: unknown transaction id */
+    rc = cxs_parse_tx(h, t, path, abs, &p, &x);
     if (rc == 0 && cxs_route(h, &p, OPK_READ) == R_GENERIC) {
         uint32_t gtx, n = 0;
 
@@ -431,9 +441,7 @@ CXS_EXPORT struct xs_permissions *xs_get_permissions(struct xs_handle *h,
     if (!h || !num)
         return fail_ptr(EINVAL);
     cxs_enter();
-    rc = cxs_parse(h, path, abs, &p);
-    if (rc == 0 && t != XBT_NULL && !(x = cxs_find_tx(h, t)))
-        rc = -ENOENT;
+    rc = cxs_parse_tx(h, t, path, abs, &p, &x);
     if (rc == 0 && cxs_route(h, &p, OPK_READ) == R_GENERIC) {
         uint32_t gtx, n = 0;
         char **strs = NULL;
@@ -504,9 +512,7 @@ CXS_EXPORT bool xs_set_permissions(struct xs_handle *h, xs_transaction_t t,
     if (!h || (!perms && num_perms))
         return fail(EINVAL);
     cxs_enter();
-    rc = cxs_parse(h, path, abs, &p);
-    if (rc == 0 && t != XBT_NULL && !(x = cxs_find_tx(h, t)))
-        rc = -ENOENT;
+    rc = cxs_parse_tx(h, t, path, abs, &p, &x);
     if (rc == 0 && h->readonly)
         rc = -EACCES;
     if (rc == 0 && cxs_route(h, &p, OPK_WRITE) == R_GENERIC) {

@@ -50,6 +50,7 @@
 
 #include "gstore.h"
 #include "xsdframe.h"
+#include "common/unixsock.h"
 
 #define XSD_DEV "/dev/xen/xenbus"
 /* Debian builds its library and daemon with /var/run/xenstored (where
@@ -261,6 +262,22 @@ static int read_some(struct xsd_conn *c, bool block)
     return rc;
 }
 
+/*
+ * Take the reader's turn (c->lock held, no other reader): read_some, then
+ * wake the waiters, failing the connection on an error.
+ */
+static void read_turn(struct xsd_conn *c, bool block)
+{
+    int rc;
+
+    c->reading = true;
+    rc = read_some(c, block);
+    c->reading = false;
+    pthread_cond_broadcast(&c->cond);
+    if (rc < 0)
+        fail_locked(c, rc);
+}
+
 static int send_all(struct xsd_conn *c, const void *buf, size_t len)
 {
     const char *p = buf;
@@ -333,12 +350,7 @@ static int xsd_request(struct cxs_gconn *g, uint32_t type, uint32_t tx,
             pthread_cond_wait(&c->cond, &c->lock);
             continue;
         }
-        c->reading = true;
-        rc = read_some(c, true);
-        c->reading = false;
-        pthread_cond_broadcast(&c->cond);
-        if (rc < 0)
-            fail_locked(c, rc);
+        read_turn(c, true);
     }
 done:
     if (c->replied) {
@@ -373,12 +385,7 @@ static int xsd_next_event(struct cxs_gconn *g, char **payload, uint32_t *len)
     pthread_mutex_lock(&c->lock);
     if (!c->ev_head && !c->err && !c->reading) {
         /* Only what is there already: the fd is non-blocking. */
-        c->reading = true;
-        rc = read_some(c, false);
-        c->reading = false;
-        pthread_cond_broadcast(&c->cond);
-        if (rc < 0)
-            fail_locked(c, rc);
+        read_turn(c, false);
     }
     e = c->ev_head;
     if (!e) {
@@ -478,9 +485,7 @@ fail:
 
 static int connect_path(const char *path, bool *sock)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
     struct stat st;
-    int fd, saved;
 
     if (stat(path, &st) < 0)
         return -1;
@@ -490,21 +495,7 @@ static int connect_path(const char *path, bool *sock)
         return open(path, O_RDWR | O_CLOEXEC);
     }
     *sock = true;
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    strcpy(sa.sun_path, path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
-    }
-    return fd;
+    return unix_connect(path, SOCK_STREAM);
 }
 
 const char *cxs_xsd_default_socket(void)

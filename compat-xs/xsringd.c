@@ -113,7 +113,7 @@ static void usage(FILE *out)
             "  -h, --help       this text\n");
 }
 
-/* 0, or the exit status to return now. */
+/* -1 to go on, else the exit status. */
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
     static const struct option opts[] = {
@@ -122,9 +122,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"xsd-port", required_argument, NULL, 'P'},
         {"no-kernel", no_argument, NULL, 'N'},
         {"socket", optional_argument, NULL, 'S'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        OPT_HELP_VERSION,
     };
     int c;
 
@@ -137,16 +135,14 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'N': o->kernel = false; break;
         case 'S': o->sock = optarg ? optarg : cxs_xsd_default_socket(); break;
         case 'v': verbose++; break;
-        case 'h': usage(stdout); return 1;
-        case 'V': print_version("noxs-xsringd"); return 1;
-        default: usage(stderr); return 2;
+        default: return opt_other(c, "noxs-xsringd", usage);
         }
     }
     if (optind != argc) {
         usage(stderr);
-        return 2;
+        return EXIT_USAGE;
     }
-    return 0;
+    return -1;
 }
 
 static int watch_fd(int fd, void *tag)
@@ -355,8 +351,8 @@ int main(int argc, char **argv)
     struct timespec ts;
     int rc, lockfd;
 
-    if ((rc = parse_opts(argc, argv, &o)) != 0)
-        return rc == 1 ? 0 : rc;
+    if ((rc = parse_opts(argc, argv, &o)) >= 0)
+        return rc;
     /* One line per domain served, released or broken; -v: each request. */
     log_init("noxs-xsringd", verbose);
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -566,12 +566,58 @@ NOXS_EXPORT noxs_backend *noxs_backend_open(const char *path,
     return noxs_backend_open_flags(path, types, ntypes, ops, arg, 0);
 }
 
+/*
+ * The epoll set, the timers and the eventfd of a new backend, each fd in
+ * the set with the tag dispatch knows it by: 0 or -errno.
+ */
+static int open_fds(noxs_backend *b)
+{
+    struct epoll_event ev = {.events = EPOLLIN};
+
+    if ((b->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+        (b->timerfd = timerfd_create(CLOCK_MONOTONIC,
+                                     TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
+        (b->strayfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
+        (b->closefd = timerfd_create(CLOCK_MONOTONIC,
+                                     TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
+        (b->tornfd = timerfd_create(CLOCK_MONOTONIC,
+                                    TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
+        (b->reportfd = timerfd_create(CLOCK_MONOTONIC,
+                                      TFD_NONBLOCK | TFD_CLOEXEC)) < 0)
+        return -errno;
+
+    const struct {
+        int fd;
+        void *tag;
+    } watched[] = {
+        {xenevtchn_fd(b->xce), &bk_tag_evtchn}, {b->timerfd, &bk_tag_timer},
+        {b->strayfd, &bk_tag_stray},           {b->closefd, &bk_tag_close},
+        {b->tornfd, &bk_tag_torn},             {b->reportfd, &bk_tag_report},
+    };
+
+    for (size_t i = 0; i < sizeof(watched) / sizeof(watched[0]); i++) {
+        ev.data.ptr = watched[i].tag;
+        if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, watched[i].fd, &ev) < 0)
+            return -errno;
+    }
+    return 0;
+}
+
+static void close_fds(noxs_backend *b)
+{
+    const int fds[] = {b->strayfd, b->timerfd,  b->closefd,
+                       b->tornfd,  b->reportfd, b->epfd};
+
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
 NOXS_EXPORT noxs_backend *
 noxs_backend_open_flags(const char *path, const unsigned int *types,
                         size_t ntypes, const struct noxs_backend_ops *ops,
                         void *arg, unsigned int flags)
 {
-    struct epoll_event ev = {.events = EPOLLIN};
     noxs_backend *b;
     uint16_t self;
     size_t i, j;
@@ -621,35 +667,8 @@ noxs_backend_open_flags(const char *path, const unsigned int *types,
 
     if ((rc = bk_bstore_open(b, flags)) < 0)
         goto fail;
-    if ((b->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
-        (b->timerfd = timerfd_create(CLOCK_MONOTONIC,
-                                     TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
-        (b->strayfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
-        (b->closefd = timerfd_create(CLOCK_MONOTONIC,
-                                     TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
-        (b->tornfd = timerfd_create(CLOCK_MONOTONIC,
-                                    TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
-        (b->reportfd = timerfd_create(CLOCK_MONOTONIC,
-                                      TFD_NONBLOCK | TFD_CLOEXEC)) < 0)
-        goto fail_errno;
-    ev.data.ptr = &bk_tag_evtchn;
-    if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, xenevtchn_fd(b->xce), &ev) < 0)
-        goto fail_errno;
-    ev.data.ptr = &bk_tag_timer;
-    if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->timerfd, &ev) < 0)
-        goto fail_errno;
-    ev.data.ptr = &bk_tag_stray;
-    if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->strayfd, &ev) < 0)
-        goto fail_errno;
-    ev.data.ptr = &bk_tag_close;
-    if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->closefd, &ev) < 0)
-        goto fail_errno;
-    ev.data.ptr = &bk_tag_torn;
-    if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->tornfd, &ev) < 0)
-        goto fail_errno;
-    ev.data.ptr = &bk_tag_report;
-    if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->reportfd, &ev) < 0)
-        goto fail_errno;
+    if ((rc = open_fds(b)) < 0)
+        goto fail;
     if (b->fdstore == 2)
         bk_bstore_adopt(b);
     if ((rc = bk_connect_noxsd(b)) < 0)
@@ -658,8 +677,6 @@ noxs_backend_open_flags(const char *path, const unsigned int *types,
         bk_walk_resume(b);
     return b;
 
-fail_errno:
-    rc = -(errno ? errno : EIO);
 fail:
     noxs_backend_close(b);
     errno = -rc;
@@ -700,18 +717,7 @@ NOXS_EXPORT int noxs_backend_close(noxs_backend *b)
         b->controls = pc->next;
         free(pc);
     }
-    if (b->strayfd >= 0)
-        close(b->strayfd);
-    if (b->timerfd >= 0)
-        close(b->timerfd);
-    if (b->closefd >= 0)
-        close(b->closefd);
-    if (b->tornfd >= 0)
-        close(b->tornfd);
-    if (b->reportfd >= 0)
-        close(b->reportfd);
-    if (b->epfd >= 0)
-        close(b->epfd);
+    close_fds(b);
     if (b->fdstore) {
         /*
          * Not xenevtchn_close(): it may unbind the ports explicitly (the

@@ -21,6 +21,7 @@
 #include "svc.h"
 
 #include "backend.h"
+#include "common/unixsock.h"
 
 /* ---------------------------------------------------------------- */
 /* Talking to noxsd                                                  */
@@ -407,21 +408,13 @@ static int register_and_sync(noxs_backend *b)
 
 int bk_connect_noxsd(noxs_backend *b)
 {
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP,
                              .data.ptr = &bk_tag_sock};
     int fd, rc;
 
-    memcpy(sun.sun_path, b->path, sizeof(b->path));
     /* Non-blocking: the loop never waits for noxsd to read. */
-    fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
+    if ((fd = unix_connect(b->path, SOCK_SEQPACKET | SOCK_NONBLOCK)) < 0)
         return -errno;
-    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-        rc = -errno;
-        close(fd);
-        return rc;
-    }
     b->sock = fd;
     b->session++;
     if ((rc = register_and_sync(b)) < 0) {

@@ -25,6 +25,7 @@
 #include "common/parse.h"
 /* The XenStore wire numbers; internal to the project, not installed. */
 #include "../compat-xs/wire.h"
+#include "common/unixsock.h"
 
 #define PREFIX_LEN (sizeof(NOXS_BOOT_PREFIX) - 1)
 
@@ -161,9 +162,7 @@ static bool is_dom0(void)
 
 static int xenbus_open(const char *path, bool *sock)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
     struct stat st;
-    int fd, saved;
 
     if (stat(path, &st) < 0)
         return -1;
@@ -174,21 +173,7 @@ static int xenbus_open(const char *path, bool *sock)
     }
     if (!*sock)
         return open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK);
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    strcpy(sa.sun_path, path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
-    }
-    return fd;
+    return unix_connect(path, SOCK_STREAM | SOCK_NONBLOCK);
 }
 
 static int64_t now_ms(void)

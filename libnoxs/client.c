@@ -17,6 +17,7 @@
 
 #include "private.h"
 #include "proto.h"
+#include "common/unixsock.h"
 
 #define CLIENT_DEFAULT_TIMEOUT_MS 30000
 /* Extra time we give noxsd beyond a control request's own timeout. */
@@ -33,7 +34,6 @@ struct noxs_client {
 
 NOXS_EXPORT noxs_client *noxs_client_open(const char *path)
 {
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
     noxs_client *c;
     int e;
 
@@ -41,20 +41,11 @@ NOXS_EXPORT noxs_client *noxs_client_open(const char *path)
         path = getenv("NOXS_SOCKET");
     if (!path || !*path)
         path = NOXS_DEFAULT_SOCKET;
-    if (strlen(path) >= sizeof(sun.sun_path)) {
-        errno = ENAMETOOLONG;
-        return NULL;
-    }
-    memcpy(sun.sun_path, path, strlen(path) + 1);
     if ((c = calloc(1, sizeof(*c))) == NULL)
         return NULL;
     c->timeout_ms = CLIENT_DEFAULT_TIMEOUT_MS;
-    c->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (c->fd < 0 ||
-        connect(c->fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+    if ((c->fd = unix_connect(path, SOCK_SEQPACKET)) < 0) {
         e = errno;
-        if (c->fd >= 0)
-            close(c->fd);
         free(c);
         errno = e;
         return NULL;
@@ -202,15 +193,21 @@ static int fail(int rc)
     return -1;
 }
 
+/* A request whose body is one domain id, answered by a plain reply. */
+static int transact_domid(noxs_client *c, unsigned int type, uint16_t domid)
+{
+    struct noxs_msg_domid d = {.domid = domid};
+    uint32_t req = begin(c, type);
+
+    noxs_proto_put(&c->tx, &d, sizeof(d));
+    return transact(c, req, type, deadline_for(c, 0));
+}
+
 NOXS_EXPORT int noxs_domain_create(noxs_client *c, uint16_t domid,
                                    struct noxs_boot *boot)
 {
-    struct noxs_msg_domid d = {.domid = domid};
-    uint32_t req = begin(c, NOXS_MSG_DOMAIN_CREATE);
-    int rc;
+    int rc = transact_domid(c, NOXS_MSG_DOMAIN_CREATE, domid);
 
-    noxs_proto_put(&c->tx, &d, sizeof(d));
-    rc = transact(c, req, NOXS_MSG_DOMAIN_CREATE, deadline_for(c, 0));
     if (rc < 0)
         return fail(rc);
     if (boot) {
@@ -225,12 +222,8 @@ NOXS_EXPORT int noxs_domain_create(noxs_client *c, uint16_t domid,
 
 NOXS_EXPORT int noxs_domain_destroy(noxs_client *c, uint16_t domid)
 {
-    struct noxs_msg_domid d = {.domid = domid};
-    uint32_t req = begin(c, NOXS_MSG_DOMAIN_DESTROY);
-    int rc;
+    int rc = transact_domid(c, NOXS_MSG_DOMAIN_DESTROY, domid);
 
-    noxs_proto_put(&c->tx, &d, sizeof(d));
-    rc = transact(c, req, NOXS_MSG_DOMAIN_DESTROY, deadline_for(c, 0));
     return rc < 0 ? fail(rc) : 0;
 }
 
@@ -431,12 +424,8 @@ NOXS_EXPORT int noxs_dev_control(noxs_client *c, uint16_t domid,
 
 NOXS_EXPORT int noxs_watch(noxs_client *c, uint16_t domid)
 {
-    struct noxs_msg_domid d = {.domid = domid};
-    uint32_t req = begin(c, NOXS_MSG_WATCH);
-    int rc;
+    int rc = transact_domid(c, NOXS_MSG_WATCH, domid);
 
-    noxs_proto_put(&c->tx, &d, sizeof(d));
-    rc = transact(c, req, NOXS_MSG_WATCH, deadline_for(c, 0));
     return rc < 0 ? fail(rc) : 0;
 }
 

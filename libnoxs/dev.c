@@ -42,16 +42,7 @@
 
 #include "private.h"
 #include "common/parse.h"
-
-#if defined(__x86_64__) || defined(__i386__)
-#define cpu_relax() __builtin_ia32_pause()
-#elif defined(__aarch64__)
-#define cpu_relax() __asm__ __volatile__("yield" :: \
-                                             : "memory")
-#else
-#define cpu_relax() __asm__ __volatile__("" :: \
-                                             : "memory")
-#endif
+#include "common/spin.h"
 
 /* Spin budget before sleeping on the event channel. */
 #define NOXS_SPIN_NS 30000
@@ -358,44 +349,44 @@ NOXS_EXPORT const char *noxs_dev_get_own_kv(const noxs_dev *d,
     return d->own_value;
 }
 
-NOXS_EXPORT int noxs_dev_set_refs(noxs_dev *d, const uint32_t *refs,
-                                  unsigned int n)
+/*
+ * vals[0..n) into the array dst of cap entries (the rest zeroed) and n
+ * into *count, each value in lo..hi: 0, or -1 with errno E2BIG (n > cap)
+ * or EINVAL.
+ */
+static int set_u32s(uint32_t *dst, size_t cap, uint32_t *count,
+                    const uint32_t *vals, unsigned int n, uint32_t lo,
+                    uint32_t hi)
 {
-    if (n > NOXS_CTRL_MAX_REFS) {
+    if (n > cap) {
         errno = E2BIG;
         return -1;
     }
     for (unsigned int i = 0; i < n; i++) {
-        if (refs[i] < NOXS_GREF_MIN) {
+        if (vals[i] < lo || vals[i] > hi) {
             errno = EINVAL;
             return -1;
         }
     }
-    memset(d->own.refs, 0, sizeof(d->own.refs));
+    memset(dst, 0, cap * sizeof(dst[0]));
     if (n)
-        memcpy(d->own.refs, refs, n * sizeof(refs[0]));
-    d->own.nr_refs = n;
+        memcpy(dst, vals, n * sizeof(vals[0]));
+    *count = n;
     return 0;
+}
+
+NOXS_EXPORT int noxs_dev_set_refs(noxs_dev *d, const uint32_t *refs,
+                                  unsigned int n)
+{
+    return set_u32s(d->own.refs, NOXS_CTRL_MAX_REFS, &d->own.nr_refs, refs, n,
+                    NOXS_GREF_MIN, UINT32_MAX);
 }
 
 NOXS_EXPORT int noxs_dev_set_ports(noxs_dev *d, const uint32_t *ports,
                                    unsigned int n)
 {
-    if (n > NOXS_CTRL_MAX_PORTS) {
-        errno = E2BIG;
-        return -1;
-    }
-    for (unsigned int i = 0; i < n; i++) {
-        if (ports[i] < 1 || ports[i] > NOXS_PORT_MAX) {
-            errno = EINVAL;
-            return -1;
-        }
-    }
-    memset(d->own.ports, 0, sizeof(d->own.ports));
-    if (n)
-        memcpy(d->own.ports, ports, n * sizeof(ports[0]));
-    d->own.nr_ports = n;
-    return 0;
+    return set_u32s(d->own.ports, NOXS_CTRL_MAX_PORTS, &d->own.nr_ports,
+                    ports, n, 1, NOXS_PORT_MAX);
 }
 
 NOXS_EXPORT void noxs_dev_set_features(noxs_dev *d, uint64_t features)

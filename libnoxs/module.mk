@@ -7,9 +7,10 @@
 LIBNOXS_SONAME := libnoxs.so.1
 LIBNOXS_VERSION := $(NOXS_VERSION)
 LIBNOXS_SRCS := $(sort $(wildcard libnoxs/*.c))
-# common/parse.o: the one number parser (hidden inside the library).
+# common/parse.o: the one number parser; common/unixsock.o: connecting to
+# noxsd (both hidden inside the library).
 LIBNOXS_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,$(LIBNOXS_SRCS)) \
-	$(OBJDIR)/common/parse.o
+	$(OBJDIR)/common/parse.o $(OBJDIR)/common/unixsock.o
 LIBNOXS_HEADERS := $(sort $(wildcard include/noxs/*.h))
 # The device protocols (like Xen's public/io): <noxs/io/*.h>.
 LIBNOXS_IO_HEADERS := $(sort $(wildcard include/noxs/io/*.h))

@@ -35,17 +35,8 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "common/spin.h"
 #include "private.h"
-
-#if defined(__x86_64__) || defined(__i386__)
-#define cpu_relax() __builtin_ia32_pause()
-#elif defined(__aarch64__)
-#define cpu_relax() __asm__ __volatile__("yield" :: \
-                                             : "memory")
-#else
-#define cpu_relax() __asm__ __volatile__("" :: \
-                                             : "memory")
-#endif
 
 #define WORD sizeof(uint32_t)
 /* Attempts that only pause before the seqlock reader starts yielding. */
@@ -442,22 +433,35 @@ static int kv_validate(const struct noxs_ctrl_half *h)
     return rc;
 }
 
-NOXS_EXPORT int noxs_kv_get(const struct noxs_ctrl_half *h, const char *key,
-                            char *buf, size_t len)
+/*
+ * The record of key, which must be there: 0, or -1 with errno bad_key
+ * (key is not a valid key), ENOENT or EPROTO (a malformed half).
+ */
+static int kv_lookup(const struct noxs_ctrl_half *h, const char *key,
+                     int bad_key, struct kv_record *r)
 {
-    struct kv_record r;
     size_t key_len;
-    int rc = key_check(key, &key_len);
+    int rc;
 
-    if (rc < 0) {
-        errno = EINVAL;
+    if (key_check(key, &key_len) < 0) {
+        errno = bad_key;
         return -1;
     }
-    rc = kv_find(h, key, key_len, &r);
+    rc = kv_find(h, key, key_len, r);
     if (rc <= 0) {
         errno = rc < 0 ? EPROTO : ENOENT;
         return -1;
     }
+    return 0;
+}
+
+NOXS_EXPORT int noxs_kv_get(const struct noxs_ctrl_half *h, const char *key,
+                            char *buf, size_t len)
+{
+    struct kv_record r;
+
+    if (kv_lookup(h, key, EINVAL, &r) < 0)
+        return -1;
     if (!buf || len < r.value_len + 1) {
         errno = ENOSPC;
         return -1;
@@ -527,18 +531,10 @@ NOXS_EXPORT int noxs_kv_set(struct noxs_ctrl_half *h, const char *key,
 NOXS_EXPORT int noxs_kv_del(struct noxs_ctrl_half *h, const char *key)
 {
     struct kv_record r;
-    size_t key_len, used = h->kv_used;
-    int rc = key_check(key, &key_len);
+    size_t used = h->kv_used;
 
-    if (rc < 0) {
-        errno = ENOENT;
+    if (kv_lookup(h, key, ENOENT, &r) < 0)
         return -1;
-    }
-    rc = kv_find(h, key, key_len, &r);
-    if (rc <= 0) {
-        errno = rc < 0 ? EPROTO : ENOENT;
-        return -1;
-    }
     memmove(h->kv + r.offset, h->kv + r.offset + r.size,
             used - r.offset - r.size);
     memset(h->kv + used - r.size, 0, r.size);

@@ -441,15 +441,8 @@ static int parse_option(int ch, struct noxsd_opts *o, struct mode *m)
     case 'A':
         m->adopt = (int)opt_u64("adopt", optarg, 3, 4);
         break;
-    case 'h':
-        usage(stdout);
-        return 0;
-    case 'V':
-        print_version("noxsd");
-        return 0;
     default:
-        usage(stderr);
-        return EXIT_USAGE;
+        return opt_other(ch, "noxsd", usage);
     }
     return -1;
 }
@@ -476,9 +469,7 @@ static int parse_options(int argc, char *argv[], struct noxsd_opts *o,
         {"keeper", no_argument, NULL, 'K'},
         {"rebuild-store", no_argument, NULL, 'R'},
         {"adopt", required_argument, NULL, 'A'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        OPT_HELP_VERSION,
     };
     int ch, rc;
 

@@ -171,33 +171,40 @@ struct registry *registry_new(void)
     return r;
 }
 
-void registry_free(struct registry *r)
+static void retire_domain_node(struct cds_lfht_node *node)
+{
+    retire_domain(caa_container_of(node, struct reg_domain, node));
+}
+
+static void retire_backend_node(struct cds_lfht_node *node)
+{
+    retire_backend(caa_container_of(node, struct reg_backend, node));
+}
+
+/* Unlink every node of ht (if any) and retire it. */
+static void drain(struct cds_lfht *ht,
+                  void (*retire)(struct cds_lfht_node *node))
 {
     struct cds_lfht_iter it;
     struct cds_lfht_node *node;
 
+    if (!ht)
+        return;
+    urcu_memb_read_lock();
+    cds_lfht_for_each(ht, &it, node)
+    {
+        if (cds_lfht_del(ht, node) == 0)
+            retire(node);
+    }
+    urcu_memb_read_unlock();
+}
+
+void registry_free(struct registry *r)
+{
     if (!r)
         return;
-    if (r->domains) {
-        urcu_memb_read_lock();
-        cds_lfht_for_each(r->domains, &it, node)
-        {
-            if (cds_lfht_del(r->domains, node) == 0)
-                retire_domain(
-                    caa_container_of(node, struct reg_domain, node));
-        }
-        urcu_memb_read_unlock();
-    }
-    if (r->backends) {
-        urcu_memb_read_lock();
-        cds_lfht_for_each(r->backends, &it, node)
-        {
-            if (cds_lfht_del(r->backends, node) == 0)
-                retire_backend(
-                    caa_container_of(node, struct reg_backend, node));
-        }
-        urcu_memb_read_unlock();
-    }
+    drain(r->domains, retire_domain_node);
+    drain(r->backends, retire_backend_node);
     urcu_memb_barrier(); /* run the frees queued above */
     if (r->domains)
         cds_lfht_destroy(r->domains, NULL);
@@ -290,6 +297,28 @@ out:
     return rc;
 }
 
+/*
+ * Publish node in ht under hash, unless a node matching key is there
+ * (-EEXIST), and count it in *count: the writer's side of a table.
+ */
+static int add_unique(struct registry *r, struct cds_lfht *ht,
+                      unsigned long hash,
+                      int (*match)(struct cds_lfht_node *, const void *),
+                      const void *key, struct cds_lfht_node *node,
+                      atomic_size_t *count)
+{
+    struct cds_lfht_node *ret;
+
+    pthread_mutex_lock(&r->lock);
+    urcu_memb_read_lock();
+    ret = cds_lfht_add_unique(ht, hash, match, key, node);
+    urcu_memb_read_unlock();
+    if (ret == node)
+        atomic_fetch_add(count, 1);
+    pthread_mutex_unlock(&r->lock);
+    return ret == node ? 0 : -EEXIST;
+}
+
 int registry_domain_add(struct registry *r, uint16_t domid,
                         uint16_t owner_domid, uint32_t gref, uint32_t port)
 {
@@ -298,24 +327,16 @@ int registry_domain_add(struct registry *r, uint16_t domid,
                                    .gref = gref,
                                    .port = port};
     struct reg_domain *d;
-    struct cds_lfht_node *ret;
+    int rc;
 
     if ((d = node_new(&info)) == NULL)
         return -ENOMEM;
     TSAN_RELEASE(d);
-    pthread_mutex_lock(&r->lock);
-    urcu_memb_read_lock();
-    ret = cds_lfht_add_unique(r->domains, hash32(domid), match_domain,
-                              &domid, &d->node);
-    urcu_memb_read_unlock();
-    if (ret != &d->node) {
-        pthread_mutex_unlock(&r->lock);
+    rc = add_unique(r, r->domains, hash32(domid), match_domain, &domid,
+                    &d->node, &r->ndomains);
+    if (rc < 0)
         free(d);
-        return -EEXIST;
-    }
-    atomic_fetch_add(&r->ndomains, 1);
-    pthread_mutex_unlock(&r->lock);
-    return 0;
+    return rc;
 }
 
 int registry_domain_remove(struct registry *r, uint16_t domid)
@@ -358,76 +379,68 @@ int registry_dev_put(struct registry *r, uint16_t domid,
     return update_domain(r, domid, edit_put, (void *)dev);
 }
 
+/* One change to one device of a domain, by update_domain. */
 struct dev_edit {
+    enum { DEV_REMOVE, DEV_SET_STATE, DEV_SET_FLAGS } what;
     uint16_t type;
     uint32_t devid;
     uint16_t flags;
     uint8_t backend_state, frontend_state;
 };
 
-static int edit_remove(struct reg_domain_info *info, void *arg)
+static int edit_dev(struct reg_domain_info *info, void *arg)
 {
     const struct dev_edit *e = arg;
     int i = find_dev(info, e->type, e->devid);
 
     if (i < 0)
         return -ENOENT;
-    /* Keep the order: the device page lists devices in add order. */
-    memmove(&info->devs[i], &info->devs[i + 1],
-            (info->ndevs - (uint32_t)i - 1) * sizeof(info->devs[0]));
-    info->ndevs--;
-    return 0;
-}
-
-static int edit_state(struct reg_domain_info *info, void *arg)
-{
-    const struct dev_edit *e = arg;
-    int i = find_dev(info, e->type, e->devid);
-
-    if (i < 0)
-        return -ENOENT;
-    info->devs[i].backend_state = e->backend_state;
-    info->devs[i].frontend_state = e->frontend_state;
-    return 0;
-}
-
-static int edit_flags(struct reg_domain_info *info, void *arg)
-{
-    const struct dev_edit *e = arg;
-    int i = find_dev(info, e->type, e->devid);
-
-    if (i < 0)
-        return -ENOENT;
-    info->devs[i].flags = e->flags;
+    switch (e->what) {
+    case DEV_REMOVE:
+        /* Keep the order: the device page lists devices in add order. */
+        memmove(&info->devs[i], &info->devs[i + 1],
+                (info->ndevs - (uint32_t)i - 1) * sizeof(info->devs[0]));
+        info->ndevs--;
+        break;
+    case DEV_SET_STATE:
+        info->devs[i].backend_state = e->backend_state;
+        info->devs[i].frontend_state = e->frontend_state;
+        break;
+    case DEV_SET_FLAGS:
+        info->devs[i].flags = e->flags;
+        break;
+    }
     return 0;
 }
 
 int registry_dev_remove(struct registry *r, uint16_t domid, uint16_t type,
                         uint32_t devid)
 {
-    struct dev_edit e = {.type = type, .devid = devid};
+    struct dev_edit e = {.what = DEV_REMOVE, .type = type, .devid = devid};
 
-    return update_domain(r, domid, edit_remove, &e);
+    return update_domain(r, domid, edit_dev, &e);
 }
 
 int registry_dev_set_state(struct registry *r, uint16_t domid, uint16_t type,
                            uint32_t devid, uint8_t backend_state,
                            uint8_t frontend_state)
 {
-    struct dev_edit e = {.type = type,
+    struct dev_edit e = {.what = DEV_SET_STATE,
+                         .type = type,
                          .devid = devid,
                          .backend_state = backend_state,
                          .frontend_state = frontend_state};
 
-    return update_domain(r, domid, edit_state, &e);
+    return update_domain(r, domid, edit_dev, &e);
 }
 
 int registry_dev_set_flags(struct registry *r, uint16_t domid, uint16_t type,
                            uint32_t devid, uint16_t flags)
 {
-    struct dev_edit e = {.type = type, .devid = devid, .flags = flags};
+    struct dev_edit e = {
+        .what = DEV_SET_FLAGS, .type = type, .devid = devid, .flags = flags};
 
-    return update_domain(r, domid, edit_flags, &e);
+    return update_domain(r, domid, edit_dev, &e);
 }
 
 static int edit_seen(struct reg_domain_info *info, void *arg)
@@ -564,7 +577,6 @@ int registry_backend_add(struct registry *r, uint16_t domid, uint16_t type,
                          uint64_t conn)
 {
     struct reg_backend *b = calloc(1, sizeof(*b));
-    struct cds_lfht_node *ret;
     uint32_t key = backend_key(domid, type);
 
     if (!b)
@@ -573,41 +585,40 @@ int registry_backend_add(struct registry *r, uint16_t domid, uint16_t type,
     b->conn = conn;
     cds_lfht_node_init(&b->node);
     TSAN_RELEASE(b);
-    pthread_mutex_lock(&r->lock);
-    urcu_memb_read_lock();
-    ret = cds_lfht_add_unique(r->backends, hash32(key), match_backend, &key,
-                              &b->node);
-    urcu_memb_read_unlock();
-    if (ret != &b->node) {
-        pthread_mutex_unlock(&r->lock);
+    if (add_unique(r, r->backends, hash32(key), match_backend, &key,
+                   &b->node, &r->nbackends) < 0) {
         free(b);
         return -EADDRINUSE;
     }
-    atomic_fetch_add(&r->nbackends, 1);
-    pthread_mutex_unlock(&r->lock);
     return 0;
+}
+
+/* Call with the read lock held. */
+static struct reg_backend *find_backend(struct registry *r, uint16_t domid,
+                                        uint16_t type)
+{
+    struct cds_lfht_iter it;
+    struct cds_lfht_node *node;
+    uint32_t key = backend_key(domid, type);
+
+    cds_lfht_lookup(r->backends, hash32(key), match_backend, &key, &it);
+    node = cds_lfht_iter_get_node(&it);
+    return node ? caa_container_of(node, struct reg_backend, node) : NULL;
 }
 
 int registry_backend_remove(struct registry *r, uint16_t domid, uint16_t type,
                             uint64_t conn)
 {
-    struct cds_lfht_iter it;
-    struct cds_lfht_node *node;
-    uint32_t key = backend_key(domid, type);
+    struct reg_backend *b;
     int rc = -ENOENT;
 
     pthread_mutex_lock(&r->lock);
     urcu_memb_read_lock();
-    cds_lfht_lookup(r->backends, hash32(key), match_backend, &key, &it);
-    node = cds_lfht_iter_get_node(&it);
-    if (node) {
-        struct reg_backend *b =
-            caa_container_of(node, struct reg_backend, node);
-        if (b->conn == conn && cds_lfht_del(r->backends, node) == 0) {
-            atomic_fetch_sub(&r->nbackends, 1);
-            retire_backend(b);
-            rc = 0;
-        }
+    if ((b = find_backend(r, domid, type)) != NULL && b->conn == conn &&
+        cds_lfht_del(r->backends, &b->node) == 0) {
+        atomic_fetch_sub(&r->nbackends, 1);
+        retire_backend(b);
+        rc = 0;
     }
     urcu_memb_read_unlock();
     pthread_mutex_unlock(&r->lock);
@@ -617,17 +628,11 @@ int registry_backend_remove(struct registry *r, uint16_t domid, uint16_t type,
 int registry_backend_get(struct registry *r, uint16_t domid, uint16_t type,
                          uint64_t *conn)
 {
-    struct cds_lfht_iter it;
-    struct cds_lfht_node *node;
-    uint32_t key = backend_key(domid, type);
+    struct reg_backend *b;
     int rc = -ENODEV;
 
     urcu_memb_read_lock();
-    cds_lfht_lookup(r->backends, hash32(key), match_backend, &key, &it);
-    node = cds_lfht_iter_get_node(&it);
-    if (node) {
-        struct reg_backend *b =
-            caa_container_of(node, struct reg_backend, node);
+    if ((b = find_backend(r, domid, type)) != NULL) {
         *conn = b->conn;
         TSAN_RELEASE(b);
         rc = 0;

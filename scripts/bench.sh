@@ -59,6 +59,7 @@ set -eu
 
 mode=${1:-short}
 top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/bench/lib.sh"
 B=$(cd "${NOXS_BUILD:-$top/build}" && pwd)
 export NOXS_BUILD=$B
 case $mode in
@@ -140,22 +141,13 @@ kill_step() {
 pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "not installed"; }
 {
 	echo "mode=$mode"
-	echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
-	echo "nproc=$(nproc)"
-	echo "cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
-	echo "kernel=$(uname -sr)"
+	bench_meta "$top"
 	echo "mem=$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
-	echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "xen_utils=$(pkgver xen-utils-4.17)"
 	echo "xenstore_utils=$(pkgver xenstore-utils)"
 	echo "libxenstore=$(pkgver libxenstore4)"
 	echo "gnuplot=$(pkgver gnuplot-nox)"
 	echo "gcc=$(gcc -dumpfullversion 2>/dev/null || echo ?)"
-	rev=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)
-	if [ -n "$(git -C "$top" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
-		rev="$rev (with uncommitted changes)"
-	fi
-	echo "git=$rev"
 	echo "reps=$REPS"
 	echo "ns=$NS"
 	echo "ns_xenstored=$NS_XS"
@@ -254,12 +246,7 @@ start_noxsd() {
 		--state-dir "$d/state" >"$d/noxsd.log" 2>&1 </dev/null &
 	worker=$!
 	noxsd_pids="$noxsd_pids $worker"
-	i=0
-	until [ -S "$d/noxsd.sock" ] && [ -s "$d/state/keeper.pid" ]; do
-		i=$((i + 1))
-		if [ $i -gt 1000 ]; then cat "$d/noxsd.log" >&2; return 1; fi
-		sleep 0.01
-	done
+	bench_wait_noxsd "$d" || return 1
 	keeper=$(cat "$d/state/keeper.pid")
 	noxsd_pids="$noxsd_pids $keeper"
 	DPIDS="$worker $keeper"

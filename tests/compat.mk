@@ -89,7 +89,8 @@ $(eval $(call unit_test,check_cxs,$(COMPAT_XS_OBJS) $(LIBOUT)/libnoxs.so,\
 
 # compat-xs's xenstored client against the real daemons; linked with the
 # client's own objects (hidden in the library).
-XSDCLIENT_OBJS := $(OBJDIR)/compat-xs/xsd.o $(OBJDIR)/compat-xs/wire.o
+XSDCLIENT_OBJS := $(OBJDIR)/compat-xs/xsd.o $(OBJDIR)/compat-xs/wire.o \
+	$(OBJDIR)/common/unixsock.o
 $(OBJDIR)/tests/compat/xsdclient.o: BASE_CFLAGS += -Icompat-xs
 $(COMPAT_TESTOUT)/xsdclient: $(OBJDIR)/tests/compat/xsdclient.o $(XSDCLIENT_OBJS)
 	@mkdir -p $(@D)

@@ -58,16 +58,24 @@ static void usage(FILE *f)
             "reachable.\n");
 }
 
+/* "noxsctl: " fmt, then tail, on stderr. */
+static void vsay(const char *tail, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+static void vsay(const char *tail, const char *fmt, va_list ap)
+{
+    fputs("noxsctl: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs(tail, stderr);
+}
+
 static void warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void warnx(const char *fmt, ...)
 {
     va_list ap;
 
-    fputs("noxsctl: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsay("\n", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -75,11 +83,9 @@ static int usage_error(const char *fmt, ...)
 {
     va_list ap;
 
-    fputs("noxsctl: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsay("\n(noxsctl --help for usage)\n", fmt, ap);
     va_end(ap);
-    fputs("\n(noxsctl --help for usage)\n", stderr);
     return EXIT_USAGE;
 }
 

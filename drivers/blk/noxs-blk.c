@@ -184,9 +184,7 @@ int main(int argc, char **argv)
         {"ring-order", required_argument, NULL, 'o'},
         {"timeout", required_argument, NULL, 't'},
         {"flush", no_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        OPT_HELP_VERSION,
     };
     uint64_t devid = 0, order = 1, timeout_s = 30, a = 0, l = 0;
     bool flush = false;
@@ -211,9 +209,7 @@ int main(int argc, char **argv)
                 goto bad;
             break;
         case 'f': flush = true; break;
-        case 'h': usage(stdout); return 0;
-        case 'V': print_version("noxs-blk"); return 0;
-        default: goto bad;
+        default: return opt_other(c, "noxs-blk", usage);
         }
     }
     if (optind >= argc)

@@ -42,7 +42,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -55,6 +54,7 @@
 #include <noxs/noxs.h>
 #include <noxs/io/consif.h>
 
+#include "common/backend.h"
 #include "common/daemon.h"
 #include "common/log.h"
 #include "common/parse.h"
@@ -749,77 +749,39 @@ static int serve(int sfd)
     return status;
 }
 
+/* Our options besides the daemon's (OPT_DAEMON). */
+static int option(int ch, const char *arg)
+{
+    switch (ch) {
+    /* Paths are used after detaching, which leaves the current
+     * directory: made absolute here. */
+    case 'D': sock_dir = opt_path("dir", arg); break;
+    case 'L': log_dir = opt_path("log-dir", arg); break;
+    case 'b':
+        buf_size = (uint32_t)opt_u64("buffer", arg, 4096, 64u << 20);
+        break;
+    }
+    return -1;
+}
+
+/* Static: its paths live as long as the process (no leak at exit). */
+static struct opt_daemon opts = {
+    .prog = "noxs-console-back", .usage = usage, .own = option};
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"foreground", no_argument, NULL, 'd'},
-        {"socket", required_argument, NULL, 's'},
         {"dir", required_argument, NULL, 'D'},
         {"log-dir", required_argument, NULL, 'L'},
         {"buffer", required_argument, NULL, 'b'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {"pidfile", required_argument, NULL, 'p'},
-        {NULL, 0, NULL, 0},
+        OPT_DAEMON,
     };
-    const unsigned int types[] = {NOXS_DEV_CONSOLE};
-    /* Static: they live as long as the process (no leak at exit). */
-    static const char *socket_path, *pidfile;
-    bool foreground = false;
-    int verbosity = 0, c, sfd, status = 0;
-    struct rlimit rl;
-    sigset_t mask;
+    /* Registration before detaching: failing to, it says why and exits 1. */
+    int sfd = backend_start(argc, argv, longopts, &opts, 1), status;
 
-    while ((c = getopt_long(argc, argv, "dvh", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'd': foreground = true; break;
-        case 'v': verbosity++; break;
-        /* Paths are used after detaching, which leaves the current
-         * directory: made absolute here. */
-        case 's': socket_path = opt_path("socket", optarg); break;
-        case 'D': sock_dir = opt_path("dir", optarg); break;
-        case 'L': log_dir = opt_path("log-dir", optarg); break;
-        case 'b':
-            buf_size = (uint32_t)opt_u64("buffer", optarg, 4096, 64u << 20);
-            break;
-        case 'h': usage(stdout); return 0;
-        case 'V': print_version("noxs-console-back"); return 0;
-        case 'p': pidfile = opt_path("pidfile", optarg); break;
-        default: usage(stderr); return EXIT_USAGE;
-        }
-    }
-    if (optind != argc) {
-        fprintf(stderr, "noxs-console-back: unexpected argument: %s\n",
-                argv[optind]);
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    log_init("noxs-console-back", verbosity);
-    noxs_set_logger(log_library);
     if (mkdirs(sock_dir, 0700) < 0)
         fatal("console socket directory %s", sock_dir);
-    /* Registration before detaching: failing to, it says why and exits 1. */
-    daemon_start(foreground);
-    daemon_pidfile(pidfile);
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    signal(SIGPIPE, SIG_IGN);
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd < 0)
-        fatalx("signalfd: %s", strerror(errno));
-    backend = noxs_backend_open_flags(socket_path, types, 1, &ops, NULL,
-                                      NOXS_BACKEND_RESUMABLE);
-    if (backend == NULL)
-        fatal("cannot register with noxsd at %s", socket_path             ? socket_path
-                                                  : getenv("NOXS_SOCKET") ? getenv("NOXS_SOCKET")
-                                                                          : NOXS_DEFAULT_SOCKET);
+    backend = backend_register(opts.socket, NOXS_DEV_CONSOLE, &ops);
     log_info("noxs-console-back %s: serving console devices, sockets in %s",
              version_string(), sock_dir);
     daemon_ready();

@@ -45,6 +45,7 @@
 #include <noxs/noxs.h>
 #include <noxs/io/consif.h>
 
+#include "common/daemon.h"
 #include "common/parse.h"
 
 #define SLICE_MS 500
@@ -405,12 +406,9 @@ int main(int argc, char **argv)
     bool use_pty = false;
     int fd, sfd, c, status = 0, slave = -1;
     pid_t child = -1;
-    sigset_t mask;
 
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        OPT_HELP_VERSION,
     };
 
     while ((c = getopt_long(argc, argv, "+td:o:w:h", longopts, NULL)) != -1) {
@@ -426,20 +424,10 @@ int main(int argc, char **argv)
         case 'w':
             wait_s = (unsigned long)opt_u64("w", optarg, 1, 86400);
             break;
-        case 'h': usage(stdout); return 0;
-        case 'V': print_version("noxs-console-front"); return 0;
-        default: usage(stderr); return 2;
+        default: return opt_other(c, "noxs-console-front", usage);
         }
     }
-    signal(SIGPIPE, SIG_IGN);
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd < 0)
-        die("signalfd");
+    sfd = daemon_signals(1);
 
     fr.f = noxs_frontend_open(NULL);
     if (fr.f == NULL)

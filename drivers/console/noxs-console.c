@@ -111,9 +111,7 @@ static int parse_args(int argc, char **argv, struct console *con)
 {
     static const struct option longopts[] = {
         {"dir", required_argument, NULL, 'D'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        OPT_HELP_VERSION,
     };
     bool escape_given = false;
     uint64_t v;
@@ -134,9 +132,7 @@ static int parse_args(int argc, char **argv, struct console *con)
             escape_given = true;
             break;
         case 'n': con->want = opt_u64("n", optarg, 0, UINT64_MAX); break;
-        case 'h': usage(stdout); return 0;
-        case 'V': print_version("noxs-console"); return 0;
-        default: usage(stderr); return 2;
+        default: return opt_other(c, "noxs-console", usage);
         }
     }
     if (optind >= argc || argc - optind > 2) {

@@ -29,8 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/signalfd.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,6 +36,7 @@
 #include <noxs/noxs.h>
 #include <noxs/io/sysctl.h>
 
+#include "common/backend.h"
 #include "common/daemon.h"
 #include "common/log.h"
 #include "common/parse.h"
@@ -360,89 +359,40 @@ static int serve(int sfd)
     }
 }
 
+/* --timeout, our one option besides the daemon's (OPT_DAEMON). */
+static int option(int ch, const char *arg)
+{
+    char *end;
+    double secs = strtod(arg, &end);
+
+    (void)ch;
+    if (*end != '\0' || !(secs > 0) || secs > 86400) {
+        fprintf(stderr, "noxs-sysctl-back: --timeout %s: not a number of "
+                        "seconds (more than 0, at most 86400)\n",
+                arg);
+        return EXIT_USAGE;
+    }
+    timeout_ms = (int64_t)(secs * 1000);
+    return -1;
+}
+
+/* Static: its paths live as long as the process (no leak at exit). */
+static struct opt_daemon opts = {
+    .prog = "noxs-sysctl-back", .usage = usage, .own = option};
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"foreground", no_argument, NULL, 'd'},
-        {"socket", required_argument, NULL, 's'},
         {"timeout", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {"pidfile", required_argument, NULL, 'p'},
-        {NULL, 0, NULL, 0},
+        OPT_DAEMON,
     };
-    const unsigned int types[] = {NOXS_DEV_SYSCTL};
-    bool foreground = false;
-    int verbosity = 0;
-    /* Static: they live as long as the process (no leak at exit). */
-    static const char *socket_path, *pidfile;
-    struct rlimit rl;
-    sigset_t mask;
-    int sfd, c, status = 0;
+    /* Each guest's device holds a grant and a port: backend_start raises
+     * the fd limit. */
+    int sfd = backend_start(argc, argv, longopts, &opts, 0), status;
 
-    while ((c = getopt_long(argc, argv, "dvh", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'd': foreground = true; break;
-        case 'v': verbosity++; break;
-        case 's': socket_path = opt_path("socket", optarg); break;
-        case 't': {
-            char *end;
-            double secs = strtod(optarg, &end);
-
-            if (*end != '\0' || !(secs > 0) || secs > 86400) {
-                fprintf(stderr, "noxs-sysctl-back: --timeout %s: not a "
-                                "number of seconds (more than 0, at most "
-                                "86400)\n",
-                        optarg);
-                return EXIT_USAGE;
-            }
-            timeout_ms = (int64_t)(secs * 1000);
-            break;
-        }
-        case 'h': usage(stdout); return 0;
-        case 'V': print_version("noxs-sysctl-back"); return 0;
-        case 'p': pidfile = opt_path("pidfile", optarg); break;
-        default: usage(stderr); return EXIT_USAGE;
-        }
-    }
-    if (optind != argc) {
-        fprintf(stderr, "noxs-sysctl-back: unexpected argument: %s\n",
-                argv[optind]);
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    log_init("noxs-sysctl-back", verbosity);
-    noxs_set_logger(log_library);
-    /* Registration before detaching: failing to, it says why and exits 1. */
-    daemon_start(foreground);
-    daemon_pidfile(pidfile);
-    /* Each guest's device holds a grant and a port; allow thousands. */
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    signal(SIGPIPE, SIG_IGN);
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd < 0) {
-        log_warnx("signalfd: %s", strerror(errno));
-        return 1;
-    }
-
-    /* We resume our devices after a restart (sysctl_resume). */
-    backend = noxs_backend_open_flags(socket_path, types, 1, &ops, NULL,
-                                      NOXS_BACKEND_RESUMABLE);
-    if (backend == NULL) {
-        log_warnx("cannot register with noxsd at %s: %s",
-                  socket_path             ? socket_path
-                  : getenv("NOXS_SOCKET") ? getenv("NOXS_SOCKET")
-                                          : NOXS_DEFAULT_SOCKET,
-                  strerror(errno));
-        return 1;
-    }
+    /* Registration before detaching: failing to, it says why and exits 1.
+     * We resume our devices after a restart (sysctl_resume). */
+    backend = backend_register(opts.socket, NOXS_DEV_SYSCTL, &ops);
     log_info("noxs-sysctl-back %s: serving sysctl devices", version_string());
     daemon_ready();
 

@@ -53,6 +53,7 @@
 #include <noxs/noxs.h>
 #include <noxs/io/sysctl.h>
 
+#include "common/daemon.h"
 #include "common/parse.h"
 
 #define SYSCTL_DEVID 0u
@@ -562,16 +563,6 @@ static int parse_support(const char *list)
     return 0;
 }
 
-static void raise_fd_limit(void)
-{
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -682,14 +673,11 @@ int main(int argc, char **argv)
         {"domains", required_argument, NULL, 'D'},
         {"report", no_argument, NULL, 'r'},
         {"reattach", no_argument, NULL, 'a'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        OPT_HELP_VERSION,
     };
     const char *boot_str = NULL, *domains = NULL;
     struct line_reader lr = {.fd = -1};
     struct guest *single = NULL;
-    sigset_t mask;
     int sfd, c;
 
     supported = NOXS_SYSCTL_POWEROFF | NOXS_SYSCTL_REBOOT |
@@ -705,9 +693,7 @@ int main(int argc, char **argv)
         case 'r': report = true; break;
         case 'a': reattach = true; break;
         case 'v': verbose = true; break;
-        case 'h': usage(stdout); return 0;
-        case 'V': print_version("noxs-sysctl-front"); return 0;
-        default: usage(stderr); return EXIT_USAGE;
+        default: return opt_other(c, "noxs-sysctl-front", usage);
         }
     }
     if (optind != argc || (boot_str && domains)) {
@@ -715,17 +701,12 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
-    signal(SIGPIPE, SIG_IGN);
     noxs_set_logger(library_log);
     raise_fd_limit();
 
     epfd = epoll_create1(EPOLL_CLOEXEC);
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (epfd < 0 || sfd < 0 || watch_fd(sfd, &sfd) < 0) {
+    sfd = daemon_signals(0);
+    if (epfd < 0 || watch_fd(sfd, &sfd) < 0) {
         warnx_("epoll/signalfd: %s", strerror(errno));
         return 1;
     }

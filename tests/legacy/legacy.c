@@ -11,17 +11,21 @@
 
 #include "legacy.h"
 
-int legacy_parse_int(const char *v, int *out)
+int legacy_take_int(char *v, int *out)
 {
     char *end;
     long n;
 
+    if (!v)
+        return -1;
     errno = 0;
     n = strtol(v, &end, 10);
     if (end == v || *end || errno || n < -0x7fffffffL || n > 0x7fffffffL) {
+        free(v);
         errno = ERANGE;
         return -1;
     }
+    free(v);
     *out = (int)n;
     return 0;
 }
@@ -30,14 +34,8 @@ int legacy_read_int(struct xs_handle *xs, xs_transaction_t t,
                     const char *path, int *out)
 {
     unsigned int len;
-    char *v = xs_read(xs, t, path, &len);
-    int rc;
 
-    if (!v)
-        return -1;
-    rc = legacy_parse_int(v, out);
-    free(v);
-    return rc;
+    return legacy_take_int(xs_read(xs, t, path, &len), out);
 }
 
 int legacy_write_str(struct xs_handle *xs, xs_transaction_t t,
@@ -132,10 +130,46 @@ static int write_node(struct xs_handle *xs, xs_transaction_t t,
     return legacy_write_str(xs, t, path, value);
 }
 
-static int toolstack_add_once(struct xs_handle *xs, xs_transaction_t t,
-                              unsigned int fe, const char *cls,
-                              unsigned int devid, unsigned int be)
+/*
+ * body(xs, t, arg) in a transaction, retried while the transaction ends
+ * in EAGAIN: 0, or -1 with errno (the transaction aborted if body failed).
+ */
+static int in_transaction(struct xs_handle *xs,
+                          int (*body)(struct xs_handle *, xs_transaction_t,
+                                      const void *),
+                          const void *arg)
 {
+    for (;;) {
+        xs_transaction_t t = xs_transaction_start(xs);
+
+        if (t == XBT_NULL)
+            return -1;
+        if (body(xs, t, arg) < 0) {
+            int saved = errno;
+
+            xs_transaction_end(xs, t, true);
+            errno = saved;
+            return -1;
+        }
+        if (xs_transaction_end(xs, t, false))
+            return 0;
+        if (errno != EAGAIN)
+            return -1;
+    }
+}
+
+/* One device, as the toolstack names it. */
+struct legacy_dev {
+    unsigned int fe, devid, be;
+    const char *cls;
+};
+
+static int toolstack_add_once(struct xs_handle *xs, xs_transaction_t t,
+                              const void *arg)
+{
+    const struct legacy_dev *d = arg;
+    unsigned int fe = d->fe, devid = d->devid, be = d->be;
+    const char *cls = d->cls;
     char fe_dir[LEGACY_PATH_MAX], be_dir[LEGACY_PATH_MAX], mac[32];
     char handle[16], fe_id[16], be_id[16];
     struct xs_permissions fe_perms[2] = {
@@ -176,86 +210,53 @@ static int toolstack_add_once(struct xs_handle *xs, xs_transaction_t t,
 int legacy_toolstack_add(struct xs_handle *xs, unsigned int fe,
                          const char *cls, unsigned int devid, unsigned int be)
 {
-    for (;;) {
-        xs_transaction_t t = xs_transaction_start(xs);
-        int saved;
+    struct legacy_dev d = {fe, devid, be, cls};
 
-        if (t == XBT_NULL)
-            return -1;
-        if (toolstack_add_once(xs, t, fe, cls, devid, be) < 0) {
-            saved = errno;
-            xs_transaction_end(xs, t, true);
-            errno = saved;
-            return -1;
-        }
-        if (xs_transaction_end(xs, t, false))
-            return 0;
-        if (errno != EAGAIN)
-            return -1;
-    }
+    return in_transaction(xs, toolstack_add_once, &d);
+}
+
+static int toolstack_remove_once(struct xs_handle *xs, xs_transaction_t t,
+                                 const void *arg)
+{
+    const struct legacy_dev *d = arg;
+    char fe_dir[LEGACY_PATH_MAX], be_dir[LEGACY_PATH_MAX];
+
+    dev_paths(fe_dir, be_dir, d->fe, d->cls, d->devid, d->be);
+    return xs_rm(xs, t, be_dir) && xs_rm(xs, t, fe_dir) ? 0 : -1;
 }
 
 int legacy_toolstack_remove(struct xs_handle *xs, unsigned int fe,
                             const char *cls, unsigned int devid,
                             unsigned int be)
 {
-    char fe_dir[LEGACY_PATH_MAX], be_dir[LEGACY_PATH_MAX];
+    struct legacy_dev d = {fe, devid, be, cls};
 
-    dev_paths(fe_dir, be_dir, fe, cls, devid, be);
-    for (;;) {
-        xs_transaction_t t = xs_transaction_start(xs);
-
-        if (t == XBT_NULL)
-            return -1;
-        if (!xs_rm(xs, t, be_dir) || !xs_rm(xs, t, fe_dir)) {
-            int saved = errno;
-            xs_transaction_end(xs, t, true);
-            errno = saved;
-            return -1;
-        }
-        if (xs_transaction_end(xs, t, false))
-            return 0;
-        if (errno != EAGAIN)
-            return -1;
-    }
+    return in_transaction(xs, toolstack_remove_once, &d);
 }
 
 /* ---- frontend ---- */
 
-static int front_publish_rings(struct legacy_front *f)
+static int front_rings_once(struct xs_handle *xs, xs_transaction_t t,
+                            const void *arg)
 {
+    const struct legacy_front *f = arg;
     char path[2 * LEGACY_PATH_MAX];
 
-    for (;;) {
-        xs_transaction_t t = xs_transaction_start(f->xs);
-        int saved;
+    /* Ring refs and the channel would come from xengntshr/xenevtchn in a
+     * real netfront; the values only have to round-trip. */
+    if (write_node(xs, t, f->dir, "tx-ring-ref", "8") ||
+        write_node(xs, t, f->dir, "rx-ring-ref", "9") ||
+        write_node(xs, t, f->dir, "event-channel", "5") ||
+        write_node(xs, t, f->dir, "request-rx-copy", "1") ||
+        write_node(xs, t, f->dir, "feature-rx-notify", "1"))
+        return -1;
+    snprintf(path, sizeof(path), "%s/state", f->dir);
+    return legacy_write_int(xs, t, path, LEGACY_CONNECTED);
+}
 
-        if (t == XBT_NULL)
-            return -1;
-        /* Ring refs and the channel would come from xengntshr/xenevtchn
-         * in a real netfront; the values only have to round-trip. */
-        if (write_node(f->xs, t, f->dir, "tx-ring-ref", "8") ||
-            write_node(f->xs, t, f->dir, "rx-ring-ref", "9") ||
-            write_node(f->xs, t, f->dir, "event-channel", "5") ||
-            write_node(f->xs, t, f->dir, "request-rx-copy", "1") ||
-            write_node(f->xs, t, f->dir, "feature-rx-notify", "1")) {
-            saved = errno;
-            xs_transaction_end(f->xs, t, true);
-            errno = saved;
-            return -1;
-        }
-        snprintf(path, sizeof(path), "%s/state", f->dir);
-        if (legacy_write_int(f->xs, t, path, LEGACY_CONNECTED) < 0) {
-            saved = errno;
-            xs_transaction_end(f->xs, t, true);
-            errno = saved;
-            return -1;
-        }
-        if (xs_transaction_end(f->xs, t, false))
-            return 0;
-        if (errno != EAGAIN)
-            return -1;
-    }
+static int front_publish_rings(struct legacy_front *f)
+{
+    return in_transaction(f->xs, front_rings_once, f);
 }
 
 int legacy_front_connect(struct legacy_front *f, struct xs_handle *xs,

@@ -24,8 +24,12 @@
 
 #define LEGACY_PATH_MAX 256
 
-/* A node's value as a decimal int (-1/ERANGE if it is not one). */
-int legacy_parse_int(const char *v, int *out);
+/*
+ * A node's value v, as a read returned it (malloc'd; NULL: the read
+ * failed, -1 with its errno), as a decimal int (-1/ERANGE if it is not
+ * one); v is freed.
+ */
+int legacy_take_int(char *v, int *out);
 /* Read path as an integer (-1/errno on failure, ERANGE if malformed). */
 int legacy_read_int(struct xs_handle *xs, xs_transaction_t t,
                     const char *path, int *out);
