@@ -125,27 +125,10 @@ static inline union noxs_blk_slot *noxs_blk_slot_at(struct noxs_blk_sring *s,
 }
 
 /*
- * Liveness page ("alive-ref" key): one page the frontend shares with an
- * unshare notification (xengntshr_share_page_notify) that zeroes byte
- * NOXS_BLK_ALIVE_FRONTEND, and that the backend maps with an unmap
- * notification (xengnttab_map_grant_ref_notify) that zeroes byte
- * NOXS_BLK_ALIVE_BACKEND; each side sets its byte to 1 once connected.
- * When a side dies, Xen (or the simulator) zeroes its byte and notifies
- * the peer through the device's event channel, so the peer sees the death
- * without any daemon and fails or drops what is in flight.
+ * Peer death is not part of this protocol: the frontend shares the
+ * library's liveness page (<noxs/abi.h>, NOXS_LIVENESS_KEY), as every
+ * driver does.
  */
-#define NOXS_BLK_ALIVE_FRONTEND 0u
-#define NOXS_BLK_ALIVE_BACKEND 64u
-
-static inline uint8_t noxs_blk_alive(const void *page, unsigned int offset)
-{
-    return __atomic_load_n((const uint8_t *)page + offset, __ATOMIC_ACQUIRE);
-}
-
-static inline void noxs_blk_set_alive(void *page, unsigned int offset)
-{
-    __atomic_store_n((uint8_t *)page + offset, 1, __ATOMIC_RELEASE);
-}
 
 /* Slots in a ring of 2^order pages: the largest power of two that fits. */
 static inline uint32_t noxs_blk_ring_size(unsigned int order)
