@@ -34,8 +34,9 @@ noxs_backend *backend_register(const char *socket, unsigned int type,
                                 NOXS_BACKEND_RESUMABLE);
     if (b == NULL) {
         /* An error the operator can fix (LOG_ERR), not a crash. */
-        log_warn("cannot register with noxsd at %s",
-                 socket ? socket : env ? env : NOXS_DEFAULT_SOCKET);
+        if (socket == NULL)
+            socket = env != NULL ? env : NOXS_DEFAULT_SOCKET;
+        log_warn("cannot register with noxsd at %s", socket);
         exit(1);
     }
     return b;

@@ -69,9 +69,14 @@ char *opt_path(const char *name, const char *arg);
  * (its short option string carries 'h'; -V is taken by getopt_long
  * from the table's val).
  */
-#define OPT_HELP_VERSION                                                    \
-    {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, \
-    {NULL, 0, NULL, 0}
+/* clang-format off: one table entry a line reads best. */
+#define OPT_HELP_VERSION                     \
+    {"help", no_argument, NULL, 'h'},        \
+        {"version", no_argument, NULL, 'V'}, \
+    {                                        \
+        NULL, 0, NULL, 0                     \
+    }
+/* clang-format on */
 /*
  * An option the program's own switch does not handle: 'h' prints usage
  * on stdout and 'V' the version (status 0); anything else is a usage
@@ -85,10 +90,13 @@ int opt_other(int ch, const char *prog, void (*usage)(FILE *));
  * --version. The daemon's own options go before OPT_DAEMON in its
  * table, its short option string is "dvh" plus its own.
  */
-#define OPT_DAEMON                                                          \
-    {"foreground", no_argument, NULL, 'd'},                                 \
-        {"socket", required_argument, NULL, 's'},                           \
-        {"pidfile", required_argument, NULL, 'p'}, OPT_HELP_VERSION
+/* clang-format off */
+#define OPT_DAEMON                              \
+    {"foreground", no_argument, NULL, 'd'},     \
+    {"socket", required_argument, NULL, 's'},   \
+    {"pidfile", required_argument, NULL, 'p'},  \
+    OPT_HELP_VERSION
+/* clang-format on */
 struct option;
 struct opt_daemon {
     const char *prog;

@@ -590,9 +590,12 @@ static int open_fds(noxs_backend *b)
         int fd;
         void *tag;
     } watched[] = {
-        {xenevtchn_fd(b->xce), &bk_tag_evtchn}, {b->timerfd, &bk_tag_timer},
-        {b->strayfd, &bk_tag_stray},           {b->closefd, &bk_tag_close},
-        {b->tornfd, &bk_tag_torn},             {b->reportfd, &bk_tag_report},
+        {xenevtchn_fd(b->xce), &bk_tag_evtchn},
+        {b->timerfd, &bk_tag_timer},
+        {b->strayfd, &bk_tag_stray},
+        {b->closefd, &bk_tag_close},
+        {b->tornfd, &bk_tag_torn},
+        {b->reportfd, &bk_tag_report},
     };
 
     for (size_t i = 0; i < sizeof(watched) / sizeof(watched[0]); i++) {
@@ -605,8 +608,8 @@ static int open_fds(noxs_backend *b)
 
 static void close_fds(noxs_backend *b)
 {
-    const int fds[] = {b->strayfd, b->timerfd,  b->closefd,
-                       b->tornfd,  b->reportfd, b->epfd};
+    const int fds[] = {b->strayfd, b->timerfd, b->closefd,
+                       b->tornfd, b->reportfd, b->epfd};
 
     for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
         if (fds[i] >= 0)

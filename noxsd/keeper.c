@@ -400,7 +400,8 @@ static int dump(int fd, uint32_t request_pid)
         } else {
             m->flags |= KEEPER_F_TORN;
             log_info("keeper: the page of domain %u does not read back "
-                     "settled (a write left unfinished?)", d);
+                     "settled (a write left unfinished?)",
+                     d);
         }
         if (keeper_send(fd, m) < 0) {
             free(m);

@@ -380,8 +380,13 @@ int registry_dev_put(struct registry *r, uint16_t domid,
 }
 
 /* One change to one device of a domain, by update_domain. */
+enum dev_edit_kind {
+    DEV_REMOVE,
+    DEV_SET_STATE,
+    DEV_SET_FLAGS,
+};
 struct dev_edit {
-    enum { DEV_REMOVE, DEV_SET_STATE, DEV_SET_FLAGS } what;
+    enum dev_edit_kind what;
     uint16_t type;
     uint32_t devid;
     uint16_t flags;
