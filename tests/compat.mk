@@ -103,8 +103,9 @@ $(COMPAT_TESTOUT)/xsdboot: $(OBJDIR)/tests/compat/xsdboot.o $(LIBOUT)/libnoxs.so
 
 # libFuzzer target for the client's frame reader and its filing of what
 # a daemon sends (fed through a socket pair).
-$(eval $(call fuzz_target,fuzz_xsdframe,compat-xs/xsd.c compat-xs/wire.c,\
-	compat-xs/xsdframe.h compat-xs/gstore.h compat-xs/wire.h,-Icompat-xs))
+$(eval $(call fuzz_target,fuzz_xsdframe,compat-xs/xsd.c compat-xs/wire.c \
+	common/unixsock.c,compat-xs/xsdframe.h compat-xs/gstore.h \
+	compat-xs/wire.h common/unixsock.h,-I. -Icompat-xs))
 
 # The client's threads (a request in flight while another thread takes
 # events) under TSan.

@@ -14,6 +14,6 @@ TSAN_TESTS += $(TESTOUT)/check_page $(TESTOUT)/check_dev \
 
 # libFuzzer target: the page code.
 $(eval $(call fuzz_target,fuzz_page,libnoxs/page.c libnoxs/boot.c \
-	libnoxs/log.c libnoxs/names.c common/parse.c,libnoxs/private.h \
-	include/noxs/abi.h include/noxs/page.h include/noxs/noxs.h \
-	common/parse.h VERSION,-I. -DNOXS_VERSION='"$(NOXS_VERSION)"'))
+	libnoxs/log.c libnoxs/names.c common/parse.c common/unixsock.c,\
+	libnoxs/private.h include/noxs/abi.h include/noxs/page.h \
+	include/noxs/noxs.h common/parse.h common/unixsock.h VERSION,-I. -DNOXS_VERSION='"$(NOXS_VERSION)"'))
