@@ -167,9 +167,40 @@ static int read_stat(uint32_t pid, char *state, uint64_t *start)
 	return 0;
 }
 
+/*
+ * glibc makes every getpid() a system call, and the simulator asks on
+ * every share, map and notify (is this still the process that owns its
+ * tables, or a fork child?). A fork handler forgets the cached value in
+ * the child instead.
+ */
+static _Atomic uint32_t cached_pid;
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+
+static void pid_forget(void)
+{
+	atomic_store_explicit(&cached_pid, 0, memory_order_relaxed);
+}
+
+static void pid_init(void)
+{
+	pthread_atfork(NULL, NULL, pid_forget);
+}
+
+uint32_t noxs_sim_pid(void)
+{
+	uint32_t pid = atomic_load_explicit(&cached_pid, memory_order_relaxed);
+
+	if (pid == 0) {
+		pthread_once(&pid_once, pid_init);
+		pid = (uint32_t)getpid();
+		atomic_store_explicit(&cached_pid, pid, memory_order_relaxed);
+	}
+	return pid;
+}
+
 const struct sim_self *noxs_sim_self(void)
 {
-	uint32_t pid = (uint32_t)getpid();
+	uint32_t pid = noxs_sim_pid();
 
 	if (atomic_load_explicit(&self_pid, memory_order_acquire) == pid)
 		return &self_cache;

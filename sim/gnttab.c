@@ -138,13 +138,13 @@ static void *map_pages(uint32_t count, const uint32_t *doms,
 	if (count == 1) {
 		fd = own_fd >= 0 && doms[0] == own_dom ?
 			own_fd :
-			noxs_sim_domain_fd(doms[0]);
+			noxs_sim_pages_fd_get(doms[0]);
 		if (fd < 0)
 			return NULL;
 		base = mmap(NULL, len, prot, MAP_SHARED, fd, (off_t)offs[0]);
 		int e = errno;
 		if (fd != own_fd)
-			close(fd);
+			noxs_sim_pages_fd_put(doms[0], fd);
 		errno = e;
 		return base == MAP_FAILED ? NULL : base;
 	}
@@ -159,10 +159,10 @@ static void *map_pages(uint32_t count, const uint32_t *doms,
 			run++;
 		if (fd_dom != doms[i]) {
 			if (fd >= 0 && fd != own_fd)
-				close(fd);
+				noxs_sim_pages_fd_put(fd_dom, fd);
 			fd = own_fd >= 0 && doms[i] == own_dom ?
 				own_fd :
-				noxs_sim_domain_fd(doms[i]);
+				noxs_sim_pages_fd_get(doms[i]);
 			fd_dom = doms[i];
 			if (fd < 0)
 				goto fail;
@@ -175,12 +175,12 @@ static void *map_pages(uint32_t count, const uint32_t *doms,
 		i += run;
 	}
 	if (fd >= 0 && fd != own_fd)
-		close(fd);
+		noxs_sim_pages_fd_put(fd_dom, fd);
 	return base;
 fail : {
 	int e = errno;
 	if (fd >= 0 && fd != own_fd)
-		close(fd);
+		noxs_sim_pages_fd_put(fd_dom, fd);
 	munmap(base, len);
 	errno = e;
 	return NULL;
@@ -497,7 +497,7 @@ static int copy_side(struct xengntdev_handle *h, uint32_t domid, uint32_t ref,
 
 	if (!g)
 		return GNTST_bad_domain;
-	fd = noxs_sim_domain_fd(domid);
+	fd = noxs_sim_pages_fd_get(domid);
 	if (fd < 0)
 		return GNTST_general_error;
 	noxs_sim_lock(g, NULL);
@@ -511,7 +511,7 @@ static int copy_side(struct xengntdev_handle *h, uint32_t domid, uint32_t ref,
 			st = GNTST_general_error;
 	}
 	noxs_sim_unlock(g, NULL);
-	close(fd);
+	noxs_sim_pages_fd_put(domid, fd);
 	return st;
 }
 
@@ -652,7 +652,7 @@ static void *share(struct xengntdev_handle *h, uint32_t domid, int count,
 	r = region_new(NULL, (uint32_t)count);
 	doms = calloc((size_t)count, sizeof(*doms));
 	offs = calloc((size_t)count, sizeof(*offs));
-	fd = noxs_sim_domain_fd(h->domid);
+	fd = noxs_sim_pages_fd_get(h->domid);
 	if (!r || !doms || !offs || fd < 0) {
 		e = fd < 0 ? errno : ENOMEM;
 		goto fail;
@@ -705,7 +705,7 @@ static void *share(struct xengntdev_handle *h, uint32_t domid, int count,
 	r->next = h->regions;
 	h->regions = r;
 	pthread_mutex_unlock(&h->lock);
-	close(fd);
+	noxs_sim_pages_fd_put(h->domid, fd);
 	free(doms);
 	free(offs);
 	return addr;
@@ -718,7 +718,7 @@ fail_locked:
 	pthread_mutex_unlock(&h->lock);
 fail:
 	if (fd >= 0)
-		close(fd);
+		noxs_sim_pages_fd_put(h->domid, fd);
 	if (r)
 		region_free(r);
 	free(doms);
