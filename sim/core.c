@@ -18,6 +18,8 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +28,7 @@ static pthread_mutex_t core_lock = PTHREAD_MUTEX_INITIALIZER;
 char sim_dir_path[PATH_MAX];
 static uint64_t sim_dir_hash;
 static _Atomic int sim_dir_ready;
+int sim_dir_tmpfs; /* set with sim_dir_path */
 _Atomic(struct sim_domain *) *sim_domains; /* [SIM_DOMID_LIMIT] */
 
 /* ---- directory ---- */
@@ -81,6 +84,9 @@ const char *noxs_sim_dir(void)
 		h = (h ^ (uint64_t)st.st_dev) * 1099511628211ull;
 		sim_dir_hash = h;
 		snprintf(sim_dir_path, sizeof(sim_dir_path), "%s", real);
+		struct statfs sfs;
+		sim_dir_tmpfs = statfs(real, &sfs) == 0 &&
+			sfs.f_type == TMPFS_MAGIC;
 		sim_domains = calloc(SIM_DOMID_LIMIT, sizeof(*sim_domains));
 		if (!sim_domains) {
 			pthread_mutex_unlock(&core_lock);

@@ -399,8 +399,13 @@ struct sim_domain *noxs_sim_domain(uint32_t domid, int create)
 	/*
 	 * The tables are sparse and touched a page at a time; without this a
 	 * disk-backed sim dir reads ahead (and zero-fills) megabytes per fault.
+	 * Not on tmpfs (the default): there is no read-ahead, and the advice
+	 * would only turn off fault-around, which maps the neighbouring table
+	 * pages already in memory with the first fault instead of one fault
+	 * each (faults are what a virtual machine's guest pays most for).
 	 */
-	madvise(meta, SIM_META_SIZE, MADV_RANDOM);
+	if (!sim_dir_tmpfs)
+		madvise(meta, SIM_META_SIZE, MADV_RANDOM);
 	dom = calloc(1, sizeof(*dom));
 	if (!dom) {
 		munmap(meta, SIM_META_SIZE);

@@ -229,6 +229,8 @@ struct sim_self {
 #define SIM_CORE_HIDDEN __attribute__((visibility("hidden")))
 /* The sim directory's real path, set once by noxs_sim_dir(). */
 SIM_CORE_HIDDEN extern char sim_dir_path[];
+/* Whether it is on tmpfs (no read-ahead to turn off), set with it. */
+SIM_CORE_HIDDEN extern int sim_dir_tmpfs;
 /* This process's mapping of each domain, NULL until first used. */
 SIM_CORE_HIDDEN extern _Atomic(struct sim_domain *) *sim_domains;
 /* The path of domid's file into buf. */
