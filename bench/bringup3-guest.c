@@ -51,8 +51,7 @@ static int sysctl_start(struct b3_dom *d)
                                           B3_TIMEOUT_MS);
     if (d->sysctl == NULL)
         return -1;
-    if (noxs_dev_set_kv(d->sysctl, NOXS_SYSCTL_KEY_FEATURE_PREFIX
-                        NOXS_SYSCTL_REASON_POWEROFF,
+    if (noxs_dev_set_kv(d->sysctl, NOXS_SYSCTL_KEY_FEATURE_PREFIX NOXS_SYSCTL_REASON_POWEROFF,
                         "1") < 0)
         return -1;
     noxs_dev_set_features(d->sysctl, NOXS_FEATURE_KV | NOXS_SYSCTL_POWEROFF);

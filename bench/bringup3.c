@@ -119,7 +119,7 @@ static void services_start(struct run *r)
         bench_die("set NOXS_BUILD (make bench does)");
     if (base == NULL)
         base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) ? "/dev/shm"
-                                                                  : "/tmp";
+                                                                 : "/tmp";
     snprintf(bin, sizeof(bin), "%s/bin", build);
     snprintf(r->tmpdir, sizeof(r->tmpdir), "%s/noxs-bringup3.XXXXXX", base);
     if (mkdtemp(r->tmpdir) == NULL)

@@ -26,7 +26,7 @@
 #define B3_CONSOLE_BYTE 'b'
 /* Byte i of the shared image (so that a read of sector 0 can be
  * checked without a copy of it). */
-#define B3_IMAGE_BYTE(i) ((uint8_t)((i) * 131u + 7u))
+#define B3_IMAGE_BYTE(i) ((uint8_t)((i)*131u + 7u))
 #define B3_IMAGE_BYTES (1u << 20)
 /* Liveness bound of every wait, per domain, in ms. */
 #define B3_TIMEOUT_MS 60000

@@ -782,6 +782,11 @@ if gen:
     out.extend(gen)
     w("")
 
+# Bring-up with three devices per domain (bench/report_bringup3.py).
+import report_bringup3  # noqa: E402
+
+report_bringup3.section(RES, w)
+
 w("## Failures\n")
 if failures:
     w("Steps that failed in this run (their numbers are n/a above):\n")
@@ -799,7 +804,8 @@ w("`build/bench/results/`: `meta.txt` (machine, versions, sizes), `steps.tsv` "
   "(every step's duration in seconds and exit status), `raw/` (every "
   "program's output, per repetition), `log/` (their stderr), "
   "`handshake.csv`, `handshake_total.csv`, `ops.csv`, `bringup.csv` "
-  "(bring-up and concurrency runs), `floor.csv`, `failures.tsv`, and the "
+  "(bring-up and concurrency runs), `bringup3.csv` (three devices per "
+  "domain), `floor.csv`, `failures.tsv`, and the "
   "`plot-*.dat` files that `bench/plot.gp` draws.\n")
 
 # ---- README's headline paragraph ----

@@ -36,5 +36,7 @@ for d in 1 10; do
 done
 [ "$(grep -c 'noxsd: domain [0-9]*: destroyed' "$NX_DIR/bringup3.log")" = 10 ] ||
 	nx_fail "not 10 domains destroyed"
-[ -z "$(ls "$NX_DIR" | grep noxs-bringup3)" ] || nx_fail "temporary directory left behind"
+for d in "$NX_DIR"/noxs-bringup3.*; do
+	[ ! -e "$d" ] || nx_fail "temporary directory left behind: $d"
+done
 nx_log "$line"
