@@ -34,17 +34,16 @@ static int set_u32(noxs_dev *d, const char *key, uint32_t v)
 /* Our half of the rings: pages shared, keys published. */
 static int share_rings(struct cons_front *fr, const char **what)
 {
+    xenevtchn_port_or_error_t port;
+
     fr->data_pages = 2u << fr->order;
     fr->ring_bytes = noxs_cons_ring_bytes(fr->order);
     *what = "opening grant/event channel handles";
-    fr->xgs = xengntshr_open(NULL, 0);
-    fr->xce = xenevtchn_open(NULL, 0);
-    if (fr->xgs == NULL || fr->xce == NULL)
+    if ((fr->xgs = xengntshr_open(NULL, 0)) == NULL ||
+        (fr->xce = xenevtchn_open(NULL, 0)) == NULL)
         return -1;
     *what = "allocating an event channel";
-    xenevtchn_port_or_error_t port =
-        xenevtchn_bind_unbound_port(fr->xce, fr->backend_domid);
-    if (port < 0)
+    if ((port = xenevtchn_bind_unbound_port(fr->xce, fr->backend_domid)) < 0)
         return -1;
     fr->port = (uint32_t)port;
     *what = "sharing the ring pages";
