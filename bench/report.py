@@ -460,6 +460,10 @@ w(f"build/bench/xs-bringup IMPL {CN} K    # (g) K = {' '.join(map(str, KS))}: xe
 w(f"build/bench/noxs-bringup noxs {CN} K  # (g) native" +
   ("; K = 1 is also (b)(d)(e)" if BN == CN else ""))
 w(f"# with K = 1 and {BN} domains, xs-bringup also runs 1000 4-write transactions (c)")
+if meta.get("bring3_ns"):
+    w(f"build/bench/bringup3 {meta.get('bring3_ns')}  # (h) native, three devices per domain")
+    w(f"build/bench/xs-bringup3 xenstored|oxenstored {meta.get('bring3_ns_xs')}  "
+      "# (h) Debian's daemons, when built")
 if meta.get("generic_ns"):
     w(f"bench/generic.sh one IMPL {meta.get('generic_ns')}  # generic paths: "
       "compat-xs local (tmpfs, ext4), xenstored, oxenstored, compat-xs mixed")

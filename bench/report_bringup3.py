@@ -20,6 +20,46 @@ KEYS = ["connect_median_us", "connect_p99_us", "byte_median_us",
         "byte_p99_us", "total_s", "daemon_rss_per_domain_kb", "teardown_s"]
 
 
+# The section's text before its plots and table; docs/BENCHMARKS.md
+# carries the same until a run writes it.
+METHOD = [
+    "## (h) Bring-up with three devices per domain\n",
+    "`bringup3` (native noxs) and `xs-bringup3` (Debian's daemons): "
+    "domains 1..N brought up one after another by one toolstack client, "
+    "each with a sysctl (shutdown), a console and a blk device, every "
+    "earlier domain kept up, every N from a fresh start (its own daemon, "
+    "backends and simulator directory on tmpfs). The three dev-adds of a "
+    "domain are issued back to back, as a toolstack does, once the guest "
+    "has mapped its device page; the clock starts just before the first. "
+    "*connect* ends when the guest sees all three devices Connected; "
+    "*first byte* when the guest has also read sector 0 (4 KiB) back "
+    "right through blk and one byte it put on its console has arrived "
+    "at domain 0, on the console backend's client socket "
+    "(`console-DOMID.0.sock`, what `noxs-console` attaches to). Both are "
+    "the median over the last tenth of the domains before N (all of "
+    "them below 100). *total* runs from the first domain's dev-adds to "
+    "the Nth domain's first byte. *memory* is the growth of the resident "
+    "memory (VmRSS) of the store daemon (noxsd: worker and page keeper) "
+    "and the three backends from before the first domain to after the "
+    "Nth, per domain. *teardown*: the domains die (their guests are "
+    "killed, as the hypervisor ends a destroyed domain), then each is "
+    "destroyed through the toolstack API, from 64 clients at once, until "
+    "the daemon lists no domain and the backends hold no mapping of "
+    "guest memory any more.\n",
+    "The guests are a few processes that act as up to 1000 domains each "
+    "(the simulator takes each handle's domain from the thread's "
+    "setting), fed bootstrap lines on a pipe; they connect a domain's "
+    "devices in order, with the library's frontend API (sysctl), the "
+    "console ring protocol and the blk frontend library. The blk devices "
+    "share one 1 MiB image, read-only (the blk backend lets domains share "
+    "a file that none of them may write). A device whose guest died is "
+    "removed only at the backend library's close deadline (2 s: a dead "
+    "frontend never walks to Closed), which is why the destroys run in "
+    "parallel and why the teardown is a few seconds even for ten "
+    "domains.\n",
+]
+
+
 def load(res):
     """(impl, n) -> [dict per line], from every RESULTS/raw/bringup3.*."""
     runs = {}
@@ -74,27 +114,8 @@ def section(res, w):
          "byte_median_us", lambda us: us / 1000)
     _dat(os.path.join(res, "plot-bringup3-teardown.dat"), runs, IMPLS,
          "teardown_s", lambda s: s)
-    w("## (h) Bring-up with three devices per domain\n")
-    w("`bringup3` (native noxs) and `xs-bringup3` (Debian's daemons): "
-      "domains 1..N brought up one after another by one toolstack "
-      "client, each with a sysctl (shutdown), a console and a blk device, "
-      "every earlier domain kept up. Per domain the clock starts just "
-      "before the first of the three dev-adds, which are issued back to "
-      "back; *connect* ends when the guest sees all three Connected, "
-      "*first byte* when the guest has also read sector 0 (4 KiB) back "
-      "right through blk and one byte it wrote to its console has "
-      "arrived at domain 0's side of the console. Both are the median "
-      "over the last tenth of the domains before N (all of them below "
-      "100). *total* runs from the first domain's dev-adds to the Nth "
-      "domain's first byte; *memory* is the growth of the resident "
-      "memory of the store daemon and the three backends from before "
-      "the first domain to after the Nth, per domain; *teardown* is the "
-      "time to destroy all N domains (the domains die, then one "
-      "domain-destroy each) until the daemon lists none and every "
-      "backend has let go of its devices. Every N from a fresh start. "
-      "The guests are a few processes that act as up to 1000 domains "
-      "each. Method: docs/BENCHMARKS.md, \"Bring-up with three devices "
-      "per domain\".\n")
+    for line in METHOD:
+        w(line)
     w("![bring-up to the first byte](bench/bringup3.png)\n")
     w("![teardown](bench/bringup3-teardown.png)\n")
     w("| implementation | N | connect | first byte | total | memory per "
