@@ -24,10 +24,15 @@
  *           and the one byte it put on its console arrived at domain 0,
  *           read from the console backend's client socket
  *           (console-DOMID.0.sock, which noxs-console attaches to)
- * Then the teardown: domain-destroy of each domain through libnoxs, until
- * noxsd counts no domain and the backends have unmapped every page of
- * the guests (domain 0's grant mappings in the simulator back to what
- * they were before the first domain).
+ * Then the teardown: the domains die (the guest processes are killed, as
+ * the hypervisor ends a destroyed domain), then domain-destroy of each
+ * through libnoxs from B3_DESTROYERS clients at once, until noxsd counts
+ * no domain and the backends have unmapped every page of the guests
+ * (domain 0's grant mappings in the simulator back to what they were
+ * before the first domain). The destroys run in parallel because the
+ * backend library removes a device whose frontend died only at its
+ * close deadline (BACKEND_CLOSE_TIMEOUT_MS, 2 s): one after another,
+ * 10,000 domains would take hours.
  *
  * One line per N and repetition (bench/report.py reads the keys):
  *   bringup3 impl=noxs n=N rep=R connect_median_us=.. connect_p99_us=..
