@@ -116,6 +116,19 @@ def section(res, w):
          "teardown_s", lambda s: s)
     for line in METHOD:
         w(line)
+    meta = {}
+    try:
+        with open(os.path.join(res, "meta.txt")) as f:
+            meta = dict(x.rstrip("\n").split("=", 1) for x in f if "=" in x)
+    except OSError:
+        pass
+    if meta.get("bring3_cap"):
+        w(f"noxs's N is capped at {meta['bring3_cap']} on this host: "
+          "noxs-blk-back serves every blk device from one process with 5 "
+          "file descriptors and about 14 memory mappings per device, "
+          f"against a hard RLIMIT_NOFILE of {meta.get('nofile_hard', '?')} "
+          f"and a vm.max_map_count of {meta.get('max_map_count', '?')} "
+          "(scripts/bench.sh).\n")
     w("![bring-up to the first byte](bench/bringup3.png)\n")
     w("![teardown](bench/bringup3-teardown.png)\n")
     w("| implementation | N | connect | first byte | total | memory per "
