@@ -1,0 +1,52 @@
+#!/bin/sh
+# bench/xs-bringup3.sh IMPL N...: the three-device bring-up of
+# build/bench/xs-bringup3 on Debian's IMPL (xenstored or oxenstored),
+# each N from a fresh daemon: the daemon runs as domain 0 of a fresh
+# simulator directory (tests/compat/xsd.sh with XSD_SIM=1, as
+# scripts/bench.sh starts it for xs-bringup), the guests on their store
+# rings, and is stopped after the N. Prints xs-bringup3's line per N.
+# BENCH_REP is passed on (the rep= field). NOXS_BUILD names the build
+# dir (default build). Needs: make, scripts/deps.sh compat.
+set -eu
+[ $# -ge 2 ] || { echo "usage: xs-bringup3.sh xenstored|oxenstored N..." >&2; exit 2; }
+impl=$1
+shift
+case $impl in
+xenstored | oxenstored) ;;
+*) echo "xs-bringup3.sh: unknown daemon $impl" >&2; exit 2 ;;
+esac
+B=$(cd "${NOXS_BUILD:-build}" && pwd)
+export NOXS_BUILD=$B
+top=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d "${TMPDIR:-/tmp}/noxs-xs-bringup3.XXXXXX")
+d=
+cleanup() {
+	[ -n "$d" ] && [ -f "$d/daemon.pid" ] && "$top/tests/compat/xsd.sh" stop "$d"
+	rm -rf "$work" /dev/shm/"$(basename "$work")"-*
+}
+trap cleanup EXIT
+
+# The simulator's pages are shared-memory files: on tmpfs when there is
+# one, as the other benchmarks have them.
+simdir() {
+	if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+		echo "/dev/shm/$(basename "$work")-$1"
+	else
+		echo "$work/$1/sim"
+	fi
+}
+
+rc=0
+for n in "$@"; do
+	d=$work/$impl-$n
+	sim=$(simdir "$impl-$n")
+	mkdir -p "$d" "$sim"
+	env=$(NOXS_SIM_DIR=$sim XSD_SIM=1 "$top/tests/compat/xsd.sh" start "$impl" "$d")
+	env "$env" NOXS_SIM_DIR="$sim" BENCH_DAEMON_PIDS="$(cat "$d/daemon.pid")" \
+		LD_LIBRARY_PATH="$B/sim:$B/lib" "$B/bench/xs-bringup3" "$impl" "$n" || rc=1
+	"$top/tests/compat/xsd.sh" stop "$d"
+	rm -f "$d/daemon.pid"
+	rm -rf "$sim"
+	[ $rc = 0 ] || break
+done
+exit $rc
