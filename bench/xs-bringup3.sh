@@ -17,11 +17,15 @@ xenstored | oxenstored) ;;
 esac
 B=$(cd "${NOXS_BUILD:-build}" && pwd)
 export NOXS_BUILD=$B
-top=$(cd "$(dirname "$0")/.." && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+# tests/compat/xsd.sh of the tree, or beside this script (where the
+# compat tests copy both).
+xsd=$here/../tests/compat/xsd.sh
+[ -f "$xsd" ] || xsd=$here/xsd.sh
 work=$(mktemp -d "${TMPDIR:-/tmp}/noxs-xs-bringup3.XXXXXX")
 d=
 cleanup() {
-	[ -n "$d" ] && [ -f "$d/daemon.pid" ] && "$top/tests/compat/xsd.sh" stop "$d"
+	[ -n "$d" ] && [ -f "$d/daemon.pid" ] && "$xsd" stop "$d"
 	rm -rf "$work" /dev/shm/"$(basename "$work")"-*
 }
 trap cleanup EXIT
@@ -41,10 +45,10 @@ for n in "$@"; do
 	d=$work/$impl-$n
 	sim=$(simdir "$impl-$n")
 	mkdir -p "$d" "$sim"
-	env=$(NOXS_SIM_DIR=$sim XSD_SIM=1 "$top/tests/compat/xsd.sh" start "$impl" "$d")
+	env=$(NOXS_SIM_DIR=$sim XSD_SIM=1 "$xsd" start "$impl" "$d")
 	env "$env" NOXS_SIM_DIR="$sim" BENCH_DAEMON_PIDS="$(cat "$d/daemon.pid")" \
 		LD_LIBRARY_PATH="$B/sim:$B/lib" "$B/bench/xs-bringup3" "$impl" "$n" || rc=1
-	"$top/tests/compat/xsd.sh" stop "$d"
+	"$xsd" stop "$d"
 	rm -f "$d/daemon.pid"
 	rm -rf "$sim"
 	[ $rc = 0 ] || break

@@ -103,11 +103,16 @@ static int vbd_connect_once(struct xs_handle *h, xs_transaction_t t,
 {
     /* blkback's connect(): 8192 sectors of 512 bytes (4 MiB). */
     static const char *const keys[][2] = {
-        {"feature-flush-cache", "1"},  {"discard-granularity", "4096"},
-        {"discard-alignment", "0"},    {"discard-secure", "0"},
-        {"feature-discard", "1"},      {"feature-barrier", "1"},
-        {"feature-persistent", "1"},   {"sectors", "8192"},
-        {"info", "0"},                 {"sector-size", "512"},
+        {"feature-flush-cache", "1"},
+        {"discard-granularity", "4096"},
+        {"discard-alignment", "0"},
+        {"discard-secure", "0"},
+        {"feature-discard", "1"},
+        {"feature-barrier", "1"},
+        {"feature-persistent", "1"},
+        {"sectors", "8192"},
+        {"info", "0"},
+        {"sector-size", "512"},
         {"physical-sector-size", "512"},
     };
 

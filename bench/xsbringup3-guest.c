@@ -137,8 +137,10 @@ static int vbd_initialise(struct x3_guest *g, struct x3_gdev *d)
     snprintf(ref, sizeof(ref), "%u", d->ref);
     snprintf(port, sizeof(port), "%u", d->port);
     const char *const keys[][2] = {
-        {"ring-ref", ref},     {"event-channel", port},
-        {"protocol", "x86_64-abi"}, {"feature-persistent", "1"},
+        {"ring-ref", ref},
+        {"event-channel", port},
+        {"protocol", "x86_64-abi"},
+        {"feature-persistent", "1"},
         {"state", "3"},
     };
     return xsrc_write_keys(&g->c, d->dir, keys, sizeof(keys) / sizeof(keys[0]));
@@ -149,8 +151,11 @@ static int vbd_connect(struct x3_guest *g, struct x3_gdev *d)
 {
     static const char *const need[] = {"sectors", "info", "sector-size"};
     static const char *const optional[] = {
-        "physical-sector-size", "feature-flush-cache", "feature-barrier",
-        "feature-discard",      "feature-persistent",
+        "physical-sector-size",
+        "feature-flush-cache",
+        "feature-barrier",
+        "feature-discard",
+        "feature-persistent",
         "feature-max-indirect-segments",
     };
     char path[160];

@@ -111,19 +111,28 @@ static int add_vbd_console(xs_transaction_t t, unsigned int domid)
     snprintf(params, sizeof(params), "/dev/bench/%u", domid);
     dev_paths(&p, domid, X3_VBD);
     const char *const vbd_be[][2] = {
-        {"frontend", p.fe},      {"params", params},
+        {"frontend", p.fe},
+        {"params", params},
         {"script", "/etc/xen/scripts/block"},
-        {"frontend-id", id},     {"online", "1"},
-        {"removable", "0"},      {"bootable", "1"},
-        {"state", "1"},          {"dev", "xvda"},
-        {"type", "phy"},         {"mode", "w"},
-        {"device-type", "disk"}, {"discard-enable", "1"},
+        {"frontend-id", id},
+        {"online", "1"},
+        {"removable", "0"},
+        {"bootable", "1"},
+        {"state", "1"},
+        {"dev", "xvda"},
+        {"type", "phy"},
+        {"mode", "w"},
+        {"device-type", "disk"},
+        {"discard-enable", "1"},
         {"specification", "xen"},
     };
     const char *const vbd_fe[][2] = {
-        {"backend", p.be},       {"backend-id", "0"},
-        {"state", "1"},          {"virtual-device", "51712"},
-        {"device-type", "disk"}, {"trusted", "1"},
+        {"backend", p.be},
+        {"backend-id", "0"},
+        {"state", "1"},
+        {"virtual-device", "51712"},
+        {"device-type", "disk"},
+        {"trusted", "1"},
     };
     const char *const vbd_lx[][2] = {{"frontend", p.fe}, {"backend", p.be}};
     if (tx_dir(t, p.be, be_perm) < 0 ||
@@ -134,8 +143,11 @@ static int add_vbd_console(xs_transaction_t t, unsigned int domid)
         return -1;
     dev_paths(&p, domid, X3_CONSOLE);
     const char *const con_be[][2] = {
-        {"frontend", p.fe}, {"frontend-id", id},  {"online", "1"},
-        {"state", "1"},     {"protocol", "vt100"},
+        {"frontend", p.fe},
+        {"frontend-id", id},
+        {"online", "1"},
+        {"state", "1"},
+        {"protocol", "vt100"},
     };
     const char *const con_fe[][2] = {
         {"backend", p.be}, {"backend-id", "0"}, {"state", "1"}};
@@ -205,8 +217,7 @@ static int back_wait(int count, int timeout_ms)
             errno = ETIMEDOUT;
             return -1;
         }
-        m = read(back_fd, buf, (size_t)count < sizeof(buf) ? (size_t)count
-                                                           : sizeof(buf));
+        m = read(back_fd, buf, (size_t)count < sizeof(buf) ? (size_t)count : sizeof(buf));
         if (m <= 0) {
             errno = m == 0 ? EPIPE : errno;
             if (m < 0 && errno == EINTR)
@@ -352,8 +363,8 @@ int main(int argc, char **argv)
         x3_guest_close(&guests[i]);
     xs_close(ts);
     back_stop();
-    (void)bu_self_cpu_us;   /* of bringup-common.h's helpers, only */
-    (void)bu_shared_pages;  /* the clock, daemons and percentiles */
+    (void)bu_self_cpu_us;  /* of bringup-common.h's helpers, only */
+    (void)bu_shared_pages; /* the clock, daemons and percentiles */
     free(guests);
     free(s);
     return 0;

@@ -20,7 +20,10 @@
 #include "xsrclient.h"
 
 /* The devices of every domain, in this order. */
-enum { X3_VBD, X3_CONSOLE, X3_VIF, X3_NDEV };
+enum { X3_VBD,
+       X3_CONSOLE,
+       X3_VIF,
+       X3_NDEV };
 
 /* xvda, as libxl numbers it (202 << 8). */
 #define X3_VBD_DEVID 51712u
@@ -68,7 +71,7 @@ struct x3_gdev {
 
 struct x3_guest {
     unsigned int domid;
-    struct xsrc c; /* the store ring */
+    struct xsrc c;         /* the store ring */
     xenevtchn_handle *xce; /* the data channels */
     xengntshr_handle *gs;
     struct x3_gdev dev[X3_NDEV];
