@@ -23,12 +23,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 xsd=$here/../tests/compat/xsd.sh
 [ -f "$xsd" ] || xsd=$here/xsd.sh
 work=$(mktemp -d "${TMPDIR:-/tmp}/noxs-xs-bringup3.XXXXXX")
-d=
+d= run=
 cleanup() {
+	[ -n "$run" ] && kill "$run" 2>/dev/null
 	[ -n "$d" ] && [ -f "$d/daemon.pid" ] && "$xsd" stop "$d"
 	rm -rf "$work" /dev/shm/"$(basename "$work")"-*
 }
 trap cleanup EXIT
+# A step timeout's signal stops the run in hand and the daemon too.
+trap 'exit 143' TERM INT HUP
 
 # The simulator's pages are shared-memory files: on tmpfs when there is
 # one, as the other benchmarks have them.
@@ -47,7 +50,10 @@ for n in "$@"; do
 	mkdir -p "$d" "$sim"
 	env=$(NOXS_SIM_DIR=$sim XSD_SIM=1 "$xsd" start "$impl" "$d")
 	env "$env" NOXS_SIM_DIR="$sim" BENCH_DAEMON_PIDS="$(cat "$d/daemon.pid")" \
-		LD_LIBRARY_PATH="$B/sim:$B/lib" "$B/bench/xs-bringup3" "$impl" "$n" || rc=1
+		LD_LIBRARY_PATH="$B/sim:$B/lib" "$B/bench/xs-bringup3" "$impl" "$n" &
+	run=$!
+	wait $run || rc=1
+	run=
 	"$xsd" stop "$d"
 	rm -f "$d/daemon.pid"
 	rm -rf "$sim"
