@@ -82,41 +82,51 @@ static int write_keys(xs_transaction_t t, const char *dir,
     return 0;
 }
 
-static int vbd_probe_once(struct xs_handle *h, xs_transaction_t t,
-                          const void *dir)
-{
-    /* blkback's probe, then what the block hotplug script writes. */
-    static const char *const keys[][2] = {
-        {"feature-max-indirect-segments", "256"},
-        {"multi-queue-max-queues", "2"},
-        {"max-ring-page-order", "4"},
-        {"physical-device", "7:0"},
-        {"physical-device-path", "/dev/loop0"},
-        {"hotplug-status", "connected"},
-    };
+/* blkback's probe, then what the block hotplug script writes. */
+static const char *const vbd_probe[][2] = {
+    {"feature-max-indirect-segments", "256"},
+    {"multi-queue-max-queues", "2"},
+    {"max-ring-page-order", "4"},
+    {"physical-device", "7:0"},
+    {"physical-device-path", "/dev/loop0"},
+    {"hotplug-status", "connected"},
+};
 
-    return write_keys(t, dir, keys, sizeof(keys) / sizeof(keys[0]));
+/* blkback's connect(): 8192 sectors of 512 bytes (4 MiB). */
+static const char *const vbd_connect[][2] = {
+    {"feature-flush-cache", "1"},
+    {"discard-granularity", "4096"},
+    {"discard-alignment", "0"},
+    {"discard-secure", "0"},
+    {"feature-discard", "1"},
+    {"feature-barrier", "1"},
+    {"feature-persistent", "1"},
+    {"sectors", "8192"},
+    {"info", "0"},
+    {"sector-size", "512"},
+    {"physical-sector-size", "512"},
+};
+
+struct keyset {
+    const char *dir;
+    const char *const (*keys)[2];
+    size_t n;
+};
+
+static int keyset_once(struct xs_handle *h, xs_transaction_t t,
+                       const void *arg)
+{
+    const struct keyset *k = arg;
+
+    return write_keys(t, k->dir, k->keys, k->n);
 }
 
-static int vbd_connect_once(struct xs_handle *h, xs_transaction_t t,
-                            const void *dir)
+/* The keys under dir in one transaction (retried on EAGAIN). */
+static int write_set(const char *dir, const char *const (*keys)[2], size_t n)
 {
-    /* blkback's connect(): 8192 sectors of 512 bytes (4 MiB). */
-    static const char *const keys[][2] = {
-        {"feature-flush-cache", "1"},
-        {"discard-granularity", "4096"},
-        {"discard-alignment", "0"},
-        {"discard-secure", "0"},
-        {"feature-discard", "1"},
-        {"feature-barrier", "1"},
-        {"feature-persistent", "1"},
-        {"sectors", "8192"},
-        {"info", "0"},
-        {"sector-size", "512"},
-        {"physical-sector-size", "512"},
-    };
+    struct keyset k = {dir, keys, n};
 
-    return write_keys(t, dir, keys, sizeof(keys) / sizeof(keys[0]));
+    return legacy_in_transaction(xs, keyset_once, &k);
 }
 
 static int set_state(struct bdev *d, int state)
@@ -171,7 +181,8 @@ static int connect_dev(struct bdev *d)
         return -1;
     d->lport = (evtchn_port_t)lp;
     if (d->k == X3_VBD)
-        return legacy_in_transaction(xs, vbd_connect_once, d->dir);
+        return write_set(d->dir, vbd_connect,
+                         sizeof(vbd_connect) / sizeof(vbd_connect[0]));
     return 0;
 }
 
@@ -218,7 +229,8 @@ static void check(int k, unsigned int fe, unsigned int id)
         return;
     d->state = state;
     if (state == LEGACY_INITIALISING) {
-        if (k == X3_VBD && legacy_in_transaction(xs, vbd_probe_once, dir) < 0)
+        if (k == X3_VBD &&
+            write_set(dir, vbd_probe, sizeof(vbd_probe) / sizeof(vbd_probe[0])) < 0)
             return;
         if (k == X3_VIF && legacy_back_features(xs, dir) < 0)
             return;
