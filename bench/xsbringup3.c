@@ -25,6 +25,8 @@
  * connect and byte over the last tenth of the domains (t_conn - t0,
  * t_byte - t0), total from the first t0 to the last t_byte, memory the
  * daemon's ($BENCH_DAEMON_PIDS) and the backend's VmRSS growth.
+ * On stderr, per phase (bring-up, teardown), the CPU seconds of the
+ * daemon, the backend and this process, to tell where the time went.
  * BENCH_AT_PEAK=CMD runs CMD through the shell while every domain is up
  * (as in bringup-common.h).
  */
@@ -273,17 +275,50 @@ static int bring_up(struct x3_guest *g, unsigned int domid, struct sample *s)
     return 0;
 }
 
+/* CPU seconds so far of the daemons, the backend and this process (the
+ * toolstack and every guest). */
+struct cpu3 {
+    double daemon, backend, self;
+};
+
+static struct cpu3 cpu_now(void)
+{
+    struct cpu3 c;
+    long rss;
+
+    bu_daemons(&c.daemon, &rss);
+    c.backend = bu_proc_cpu_us(backend);
+    c.self = bu_self_cpu_us();
+    return c;
+}
+
+/* Where a phase's time went, on stderr (the line on stdout stays as
+ * bench/report.py reads it). */
+static void cpu_note(const char *phase, int n, struct cpu3 a, struct cpu3 b)
+{
+    fprintf(stderr,
+            "bringup3 impl=%s n=%d %s cpu_s daemon=%.3f backend=%.3f "
+            "toolstack+guests=%.3f\n",
+            bu_impl, n, phase, (b.daemon - a.daemon) / 1e6,
+            (b.backend - a.backend) / 1e6, (b.self - a.self) / 1e6);
+}
+
 /* Destroy domains 1..n as xl does; seconds until the backend let go. */
 static double tear_down(int n)
 {
-    double t0 = bu_now_us();
+    struct cpu3 c0 = cpu_now();
+    double t0 = bu_now_us(), t1;
 
     for (unsigned int domid = 1; domid <= (unsigned int)n; domid++)
         if (legacy_in_transaction(ts, destroy_once, &domid) < 0 ||
             !xs_release_domain(ts, domid))
             bu_die("destroy");
+    t1 = bu_now_us();
     if (back_wait(X3_NDEV * n, TEARDOWN_MS) < 0)
         bu_die("backend letting go of the devices");
+    cpu_note("teardown", n, c0, cpu_now());
+    fprintf(stderr, "bringup3 impl=%s n=%d teardown toolstack_s=%.3f\n",
+            bu_impl, n, (t1 - t0) / 1e6);
     return (bu_now_us() - t0) / 1e6;
 }
 
@@ -320,6 +355,7 @@ int main(int argc, char **argv)
     struct x3_guest *guests;
     struct sample *s;
     struct rlimit rl;
+    struct cpu3 c0;
     long rss0, rss1;
     double teardown_s;
     int n, rep = r ? atoi(r) : 1;
@@ -343,6 +379,7 @@ int main(int argc, char **argv)
     if (!(ts = xsrc_xs_open_as(0)))
         bu_die("toolstack xs_open");
     rss0 = rss_kb();
+    c0 = cpu_now();
     for (int i = 0; i < n; i++)
         if (bring_up(&guests[i], (unsigned int)i + 1, &s[i]) < 0) {
             fprintf(stderr, "bringup3 %s: domain %d: %s\n", bu_impl, i + 1,
@@ -351,6 +388,7 @@ int main(int argc, char **argv)
             return 1;
         }
     rss1 = rss_kb();
+    cpu_note("bring-up", n, c0, cpu_now());
     /* Development and tests: look at the store while every domain is up. */
     if (getenv("BENCH_AT_PEAK") && system(getenv("BENCH_AT_PEAK")) != 0)
         fprintf(stderr, "bringup3: BENCH_AT_PEAK failed\n");
@@ -363,8 +401,7 @@ int main(int argc, char **argv)
         x3_guest_close(&guests[i]);
     xs_close(ts);
     back_stop();
-    (void)bu_self_cpu_us;  /* of bringup-common.h's helpers, only */
-    (void)bu_shared_pages; /* the clock, daemons and percentiles */
+    (void)bu_shared_pages; /* the one helper of bringup-common.h unused */
     free(guests);
     free(s);
     return 0;
