@@ -326,6 +326,27 @@ static void serve(evtchn_port_t lport)
     }
 }
 
+/*
+ * Serve every data ring whose channel fired. Called between any two
+ * store events too: on a Xen dom0 the data path (blkback's ring thread,
+ * xenconsoled's loop) does not wait behind the xenbus watch handling of
+ * other devices, so a request here waits at most for the one store event
+ * in hand.
+ */
+static void serve_pending(void)
+{
+    struct pollfd p = {.fd = xenevtchn_fd(xce), .events = POLLIN};
+
+    while (poll(&p, 1, 0) > 0 && (p.revents & POLLIN)) {
+        xenevtchn_port_or_error_t port = xenevtchn_pending(xce);
+
+        if (port < 0)
+            return;
+        xenevtchn_unmask(xce, (evtchn_port_t)port);
+        serve((evtchn_port_t)port);
+    }
+}
+
 static int loop(void)
 {
     struct pollfd pfd[3] = {
@@ -341,17 +362,11 @@ static int loop(void)
             return 1;
         if (pfd[2].revents)
             return 0;
-        if (pfd[1].revents & POLLIN) {
-            xenevtchn_port_or_error_t p = xenevtchn_pending(xce);
-
-            if (p >= 0) {
-                xenevtchn_unmask(xce, (evtchn_port_t)p);
-                serve((evtchn_port_t)p);
-            }
-        }
+        serve_pending();
         while ((ev = xs_check_watch(xs)) != NULL) {
             event(ev[XS_WATCH_PATH], ev[XS_WATCH_TOKEN]);
             free(ev);
+            serve_pending();
         }
     }
 }
