@@ -357,16 +357,17 @@ bringup3() {
 	# bringup3 starts its own noxsd and backends in $work (tmpfs).
 	run "noxs bringup3 $tag" "bringup3.$rep" env NOXS_BENCH_TMPDIR="$work" \
 		LD_LIBRARY_PATH="$LIBS" "$B/bench/bringup3" $BRING3_NS
-	# ---- Debian's daemons: build/bench/xs-bringup3 IMPL N... ----
-	# The same figures for xenstored and oxenstored, from a program that
-	# starts its own daemon (as domain 0 of its own simulator directory
-	# under NOXS_BENCH_TMPDIR) and prints bringup3's line with
-	# impl=IMPL. Skipped while that program is not built.
+	# ---- Debian's daemons: bench/xs-bringup3.sh IMPL N... ----
+	# The same figures for xenstored and oxenstored: the script starts
+	# each daemon afresh for every N as domain 0 of its own simulator
+	# directory (guests on their store rings) and prints bringup3's line
+	# with impl=IMPL (rep= from BENCH_REP). Skipped while xs-bringup3 is
+	# not built.
 	if [ -x "$XS_BRING3" ]; then
 		for impl in $IMPLS_XS; do
 			run "$impl bringup3 $tag" "bringup3.$rep" env \
-				NOXS_BENCH_TMPDIR="$work" LD_LIBRARY_PATH="$LIBS" \
-				"$XS_BRING3" "$impl" $BRING3_NS_XS
+				TMPDIR="$work" "$top/bench/xs-bringup3.sh" \
+				"$impl" $BRING3_NS_XS
 		done
 	fi
 	STEP_TIMEOUT=$saved
