@@ -167,6 +167,10 @@ static double bu_pct(double *v, size_t n, double p)
     return v[i < n ? i : n - 1];
 }
 
+#ifndef BU_MEASURE_ONLY
+/* What follows drives K workers; BU_MEASURE_ONLY takes only the
+ * measuring helpers above (bench/xsbringup3.c has a driver of its own). */
+
 /* The one helper each program starts in bu_setup (its backend). */
 static pid_t backend = -1;
 
@@ -364,5 +368,7 @@ static int bu_main(int argc, char **argv)
     free(lat);
     return 0;
 }
+
+#endif /* BU_MEASURE_ONLY */
 
 #endif

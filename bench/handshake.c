@@ -20,6 +20,15 @@
  *   lookup n=1000 op=dev_list median_us=.. p99_us=..
  *   lookup n=1000 op=status median_us=.. p99_us=..
  *
+ * With --count, each handshake is also counted (outside its timed
+ * window, so the figures above are perturbed a little: use it on its
+ * own): the page faults and the voluntary context switches (sleeps,
+ * i.e. wake-ups) of the processes on the path, from /proc, per handshake
+ * of the last block:
+ *   handshake_count n=1000 faults_worker=.. faults_keeper=..
+ *             faults_backend=.. faults_frontend=.. sleeps_worker=..
+ *             sleeps_keeper=.. sleeps_backend=.. sleeps_frontend=..
+ *
  * Guests are noxs-sysctl-front processes in many-domain mode (--per-process
  * domains each, fed their bootstrap lines on stdin), so that 10000 domains
  * fit the per-process descriptor and mapping limits.
@@ -422,11 +431,84 @@ static void lookups(noxs_client *c, unsigned int n)
            pct(status_ns, ROUNDS, 0.99) / 1e3);
 }
 
+/* ---- --count: faults and sleeps of the processes on the path ---- */
+
+enum { P_WORKER,
+       P_KEEPER,
+       P_BACKEND,
+       P_FRONTEND,
+       NPROC };
+static const char *const proc_name[NPROC] = {"worker", "keeper", "backend",
+                                             "frontend"};
+
+struct counts {
+    long long faults[NPROC], sleeps[NPROC];
+};
+
+/* Minor faults (stat field 10) and voluntary switches of pid; 0 if gone. */
+static void proc_counts(pid_t pid, long long *faults, long long *sleeps)
+{
+    char path[64], buf[2048], *p;
+    FILE *f;
+
+    *faults = *sleeps = 0;
+    if (pid <= 0)
+        return;
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if ((f = fopen(path, "r")) != NULL) {
+        if (fgets(buf, sizeof(buf), f) != NULL &&
+            (p = strrchr(buf, ')')) != NULL) {
+            long long v = 0;
+            /* After ")": state ppid pgrp session tty tpgid flags minflt */
+            if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %lld", &v) == 1)
+                *faults = v;
+        }
+        fclose(f);
+    }
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    if ((f = fopen(path, "r")) != NULL) {
+        while (fgets(buf, sizeof(buf), f) != NULL)
+            if (sscanf(buf, "voluntary_ctxt_switches: %lld", sleeps) == 1)
+                break;
+        fclose(f);
+    }
+}
+
+static void counts_now(struct counts *c, pid_t frontend)
+{
+    const pid_t pids[NPROC] = {noxsd_pid, keeper_pid, backend_pid, frontend};
+
+    for (int i = 0; i < NPROC; i++)
+        proc_counts(pids[i], &c->faults[i], &c->sleeps[i]);
+}
+
+static void counts_add(struct counts *sum, const struct counts *before,
+                       const struct counts *after)
+{
+    for (int i = 0; i < NPROC; i++) {
+        sum->faults[i] += after->faults[i] - before->faults[i];
+        sum->sleeps[i] += after->sleeps[i] - before->sleeps[i];
+    }
+}
+
+static void counts_print(unsigned int n, const struct counts *sum,
+                         unsigned int block)
+{
+    printf("handshake_count n=%u", n);
+    for (int i = 0; i < NPROC; i++)
+        printf(" faults_%s=%.1f", proc_name[i],
+               (double)sum->faults[i] / block);
+    for (int i = 0; i < NPROC; i++)
+        printf(" sleeps_%s=%.1f", proc_name[i],
+               (double)sum->sleeps[i] / block);
+    printf("\n");
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: handshake [--socket PATH] [--keep] [--first-domid D]\n"
-            "                 [--per-process K] N...\n"
+            "                 [--per-process K] [--count] N...\n"
             "Measure dev-add -> both halves Connected for domains 1..max(N),\n"
             "reporting the last tenth before each N (e.g. 10 100 1000 10000).\n");
 }
@@ -438,11 +520,13 @@ int main(int argc, char **argv)
         {"keep", no_argument, NULL, 'k'},
         {"first-domid", required_argument, NULL, 'f'},
         {"per-process", required_argument, NULL, 'p'},
+        {"count", no_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     char sock[PATH_MAX + 16] = "";
-    bool keep = false;
+    bool keep = false, count = false;
+    struct counts sum;
     unsigned int first = 1, max_n = 0, *ns = NULL;
     size_t nns = 0, next_n = 0;
     long long *us, *add_us;
@@ -456,6 +540,7 @@ int main(int argc, char **argv)
         case 'k': keep = true; break;
         case 'f': first = (unsigned int)atoi(optarg); break;
         case 'p': per_process = (unsigned int)atoi(optarg); break;
+        case 'c': count = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -473,6 +558,7 @@ int main(int argc, char **argv)
         ns[nns++] = n;
         max_n = n;
     }
+    memset(&sum, 0, sizeof(sum));
     us = calloc(max_n, sizeof(*us));
     add_us = calloc(max_n, sizeof(*add_us));
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -514,6 +600,12 @@ int main(int argc, char **argv)
         if (read_until(f, "opened", domid, WAIT_MS) < 0)
             die("domain %u: the frontend did not open its device page",
                 domid);
+        struct counts before, after;
+        unsigned int blk = ns[next_n] >= 100 ? ns[next_n] / 10 : ns[next_n];
+        bool counted = count && i + blk >= ns[next_n];
+
+        if (counted)
+            counts_now(&before, f->pid);
         t0 = now_ns();
         if (noxs_dev_add(c, domid, NOXS_DEV_SYSCTL, 0, 0, NULL, 0) < 0)
             die("dev-add %u sysctl 0: %s", domid, strerror(errno));
@@ -522,6 +614,10 @@ int main(int argc, char **argv)
         if (t1 < 0)
             die("domain %u: not Connected within %d ms", domid, WAIT_MS);
         us[i] = (t1 - t0) / 1000;
+        if (counted) {
+            counts_now(&after, f->pid);
+            counts_add(&sum, &before, &after);
+        }
 
         if (i + 1 == ns[next_n]) {
             unsigned int n = ns[next_n++];
@@ -542,6 +638,10 @@ int main(int argc, char **argv)
                    n, n - block + 1, n, med, p99, mx, add_med,
                    (unsigned long long)st.rss_bytes / 1024);
             free(v);
+            if (count) {
+                counts_print(n, &sum, block);
+                memset(&sum, 0, sizeof(sum));
+            }
             lookups(c, n);
         }
     }

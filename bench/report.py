@@ -460,6 +460,10 @@ w(f"build/bench/xs-bringup IMPL {CN} K    # (g) K = {' '.join(map(str, KS))}: xe
 w(f"build/bench/noxs-bringup noxs {CN} K  # (g) native" +
   ("; K = 1 is also (b)(d)(e)" if BN == CN else ""))
 w(f"# with K = 1 and {BN} domains, xs-bringup also runs 1000 4-write transactions (c)")
+if meta.get("bring3_ns"):
+    w(f"build/bench/bringup3 {meta.get('bring3_ns')}  # (h) native, three devices per domain")
+    w(f"build/bench/xs-bringup3 xenstored|oxenstored {meta.get('bring3_ns_xs')}  "
+      "# (h) Debian's daemons, when built")
 if meta.get("generic_ns"):
     w(f"bench/generic.sh one IMPL {meta.get('generic_ns')}  # generic paths: "
       "compat-xs local (tmpfs, ext4), xenstored, oxenstored, compat-xs mixed")
@@ -782,6 +786,11 @@ if gen:
     out.extend(gen)
     w("")
 
+# Bring-up with three devices per domain (bench/report_bringup3.py).
+import report_bringup3  # noqa: E402
+
+report_bringup3.section(RES, w)
+
 w("## Failures\n")
 if failures:
     w("Steps that failed in this run (their numbers are n/a above):\n")
@@ -799,7 +808,8 @@ w("`build/bench/results/`: `meta.txt` (machine, versions, sizes), `steps.tsv` "
   "(every step's duration in seconds and exit status), `raw/` (every "
   "program's output, per repetition), `log/` (their stderr), "
   "`handshake.csv`, `handshake_total.csv`, `ops.csv`, `bringup.csv` "
-  "(bring-up and concurrency runs), `floor.csv`, `failures.tsv`, and the "
+  "(bring-up and concurrency runs), `bringup3.csv` (three devices per "
+  "domain), `floor.csv`, `failures.tsv`, and the "
   "`plot-*.dat` files that `bench/plot.gp` draws.\n")
 
 # ---- README's headline paragraph ----

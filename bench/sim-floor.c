@@ -26,6 +26,15 @@
  *       the native handshake's critical path with no work at all: each
  *       one-way wake-up costed at half its round trip's median (p99),
  *       plus one share and one map. The counts are the path's, below.
+ *   sim-floor syscall median_us=.. p99_us=.. n=..
+ *       one system call that does nothing (getppid): what every other
+ *       system call on a path pays at least, on top of its own work.
+ *   sim-floor page_fault median_us=.. p99_us=.. n=..
+ *       the first write to a freshly mapped page of a tmpfs file (the
+ *       mmap and munmap are not timed): what the first touch of any new
+ *       mapping, table page or heap page pays.
+ *   The last two are not in the floor; docs/NOXSD.md ("Where the time
+ *   goes") counts them on the handshake's path (handshake --count).
  * Run with LD_LIBRARY_PATH=build/sim (or on Xen). Uses NOXS_SIM_DIR if
  * set, else a private directory under /dev/shm removed at exit.
  */
@@ -39,6 +48,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -278,6 +289,52 @@ static struct stat2 bench_unix(size_t n, int type, const char *name)
     return r;
 }
 
+/* The price of entering the kernel at all. */
+static void bench_syscall(size_t n)
+{
+    uint64_t *ns = calloc(n, sizeof(*ns));
+
+    if (!ns)
+        die("calloc");
+    for (size_t i = 0; i < n; i++) {
+        uint64_t t0 = now_ns();
+        syscall(SYS_getppid);
+        ns[i] = now_ns() - t0;
+    }
+    report("syscall", ns, n);
+    free(ns);
+}
+
+/* The first write to a fresh page of a shared tmpfs mapping. */
+static void bench_fault(size_t n)
+{
+    char path[300];
+    uint64_t *ns = calloc(n, sizeof(*ns));
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/.fault-%d", getenv("NOXS_SIM_DIR"),
+             (int)getpid());
+    fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (!ns || fd < 0 || ftruncate(fd, 4096) < 0)
+        die("fault setup");
+    unlink(path);
+    for (size_t i = 0; i < n; i++) {
+        /* A fresh page each time, as a new grant page is. */
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096);
+        volatile char *p =
+            mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED)
+            die("mmap");
+        uint64_t t0 = now_ns();
+        p[0] = 1;
+        ns[i] = now_ns() - t0;
+        munmap((void *)p, 4096);
+    }
+    close(fd);
+    report("page_fault", ns, n);
+    free(ns);
+}
+
 /* Half a round trip is one wake-up of the other process. */
 static void floor_report(void)
 {
@@ -332,5 +389,7 @@ int main(int argc, char **argv)
     st_seqpacket = bench_unix(n, SOCK_SEQPACKET, "seqpacket_rtt");
     bench_share_map(n / 10);
     floor_report();
+    bench_syscall(n);
+    bench_fault(n / 10);
     return 0;
 }

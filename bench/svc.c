@@ -162,10 +162,16 @@ struct noxs_client *bench_noxsd_start(const char *bin, const char *tmpdir,
 pid_t bench_backend_start(struct noxs_client *c, char **argv,
                           int null_stdin)
 {
+    return bench_backend_start_nth(c, argv, null_stdin, 1);
+}
+
+pid_t bench_backend_start_nth(struct noxs_client *c, char **argv,
+                              int null_stdin, unsigned int nth)
+{
     struct noxs_status st;
     pid_t pid = bench_spawn(argv, null_stdin);
 
-    for (int i = 0; noxs_status_get(c, &st) < 0 || st.nbackends == 0; i++) {
+    for (int i = 0; noxs_status_get(c, &st) < 0 || st.nbackends < nth; i++) {
         if (i > 1000)
             bench_die("the backend did not register");
         usleep(10000);

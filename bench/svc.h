@@ -58,5 +58,9 @@ struct noxs_client *bench_noxsd_start(const char *bin, const char *tmpdir,
  */
 pid_t bench_backend_start(struct noxs_client *c, char **argv,
                           int null_stdin);
+/* The same for the nth backend of a benchmark that starts several: wait
+ * until noxsd counts nth registered backends. */
+pid_t bench_backend_start_nth(struct noxs_client *c, char **argv,
+                              int null_stdin, unsigned int nth);
 
 #endif

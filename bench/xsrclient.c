@@ -529,16 +529,9 @@ static int wait_state(struct xsrc *c, const char *path, int want,
     return rc;
 }
 
-static int publish(struct xsrc *c, const char *dir)
+int xsrc_write_keys(struct xsrc *c, const char *dir,
+                    const char *const (*keys)[2], size_t n)
 {
-    static const char *const keys[][2] = {
-        {"tx-ring-ref", "8"},
-        {"rx-ring-ref", "9"},
-        {"event-channel", "5"},
-        {"request-rx-copy", "1"},
-        {"feature-rx-notify", "1"},
-        {"state", "4"},
-    };
     char path[512];
 
     for (;;) {
@@ -547,12 +540,12 @@ static int publish(struct xsrc *c, const char *dir)
 
         if (xsrc_tx_start(c, &tx) < 0)
             return -1;
-        for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        for (i = 0; i < n; i++) {
             snprintf(path, sizeof(path), "%s/%s", dir, keys[i][0]);
             if (xsrc_write(c, tx, path, keys[i][1]) < 0)
                 break;
         }
-        if (i < sizeof(keys) / sizeof(keys[0])) {
+        if (i < n) {
             int saved = errno;
             xsrc_tx_end(c, tx, true);
             errno = saved;
@@ -563,6 +556,20 @@ static int publish(struct xsrc *c, const char *dir)
         if (errno != EAGAIN)
             return -1;
     }
+}
+
+int xsrc_front_publish(struct xsrc *c, const char *dir)
+{
+    static const char *const keys[][2] = {
+        {"tx-ring-ref", "8"},
+        {"rx-ring-ref", "9"},
+        {"event-channel", "5"},
+        {"request-rx-copy", "1"},
+        {"feature-rx-notify", "1"},
+        {"state", "4"},
+    };
+
+    return xsrc_write_keys(c, dir, keys, sizeof(keys) / sizeof(keys[0]));
 }
 
 int xsrc_front_connect(struct xsrc *c, const char *cls, unsigned int devid,
@@ -595,7 +602,7 @@ int xsrc_front_connect(struct xsrc *c, const char *cls, unsigned int devid,
         errno = EOPNOTSUPP;
         return -1;
     }
-    if (publish(c, dir) < 0)
+    if (xsrc_front_publish(c, dir) < 0)
         return -1;
     snprintf(path, sizeof(path), "%s/state", be);
     return wait_state(c, path, ST_CONNECTED, timeout_ms);

@@ -94,6 +94,16 @@ extern unsigned long xsrc_slow_wakeups;
 void xsrc_drop_events(struct xsrc *c);
 
 /*
+ * Write n (key, value) pairs under dir in one transaction, retried on
+ * EAGAIN.
+ */
+int xsrc_write_keys(struct xsrc *c, const char *dir,
+                    const char *const (*keys)[2], size_t n);
+/* The legacy frontend's rings, channel and Connected under dir (its
+ * device directory), in one transaction. */
+int xsrc_front_publish(struct xsrc *c, const char *dir);
+
+/*
  * The frontend half of the legacy pair's handshake
  * (tests/legacy/legacy.c, legacy_front_connect) over the ring: read
  * the backend path, wait for its InitWait, read its features, publish

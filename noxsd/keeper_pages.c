@@ -110,8 +110,15 @@ int kpages_map(struct keeper_pages *p, uint16_t domid, uint64_t index,
 
     if (d->page)
         return 0;
-    page = mmap(NULL, NOXS_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
-                p->gfd, (off_t)index);
+    /*
+     * Populated now, at domain creation: Linux's gntalloc inserts the
+     * page when it is mapped, and the simulator's file would otherwise
+     * take the fault at the first write, on the path of the domain's
+     * first dev-add. (Populating is best effort: mmap ignores its
+     * failures.)
+     */
+    page = mmap(NULL, NOXS_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                MAP_SHARED | MAP_POPULATE, p->gfd, (off_t)index);
     if (page == MAP_FAILED)
         return -errno;
     d->page = page;

@@ -21,11 +21,16 @@
 #          generic paths (bench/generic.sh) at N = 10 1000 in every
 #          configuration, in the first repetition only (about 6 minutes
 #          more)
+#          bring-up with three devices per domain (build/bench/bringup3)
+#          at N = 10 100 1000 (Debian's daemons: 10 100)
 #   full:  handshake at N = 10 ... 10000 (Debian's daemons: up to 1000;
 #          compat-xs: up to what its fd limit allows, see below); the
 #          bring-up, memory and CPU figure at 1000 domains (K = 1); K = 1 2
 #          8 at 300 domains; generic paths at N = 10 1000 in every
-#          repetition; 3 repetitions; about an hour on 2 cores (the
+#          repetition; bring-up with three devices per domain at
+#          N = 10 100 1000 10000 (Debian's daemons: 10 100 1000; noxs:
+#          capped by what noxs-blk-back may hold, see below);
+#          3 repetitions; about an hour on 2 cores (the
 #          per-domain-socket configuration adds about 20 minutes)
 # Debian's daemons run as domain 0 of the simulator (tests/compat/xsd.sh
 # with XSD_SIM=1): every guest's frontend talks to them over its own
@@ -54,7 +59,8 @@
 # the sizes; BENCH_BASE_BRING_REPS the number of repetitions of Debian's
 # daemons' bring-up at BRING_N (full mode, when it differs from CONC_N);
 # BENCH_NO_DOCS=1 writes the report under the results directory instead
-# of docs/.
+# of docs/. BENCH_BRING3_NS and BENCH_BRING3_NS_XS override the sizes of
+# the three-device bring-up (noxs, Debian's daemons).
 set -eu
 
 mode=${1:-short}
@@ -69,6 +75,15 @@ full) NS="10 100 300 1000 3000 10000"; NS_XS="10 100 300 1000"; BRING_N=1000
 	CONC_N=300; REPS=3; BASE_BRING_REPS=3; STEP_TIMEOUT=2400; GEN_REPS=3 ;;
 *) echo "usage: $0 short|full" >&2; exit 2 ;;
 esac
+# The three-device bring-up: every N from a fresh start in one step per
+# implementation and repetition, so its timeout covers them all.
+case $mode in
+short) BRING3_NS="10 100 1000"; BRING3_NS_XS="10 100"; BRING3_TIMEOUT=1800 ;;
+full) BRING3_NS="10 100 1000 10000"; BRING3_NS_XS="10 100 1000"
+	BRING3_TIMEOUT=7200 ;;
+esac
+BRING3_NS=${BENCH_BRING3_NS:-$BRING3_NS}
+BRING3_NS_XS=${BENCH_BRING3_NS_XS:-${BENCH_BRING3_NS:-$BRING3_NS_XS}}
 REPS=${BENCH_REPS:-$REPS}
 NS=${BENCH_NS:-$NS}
 NS_XS=${BENCH_NS_XS:-${BENCH_NS:-$NS_XS}}
@@ -91,6 +106,24 @@ for n in $NS; do
 	case " $NS_CX " in *" $n "*) ;; *) NS_CX="$NS_CX $n" ;; esac
 done
 NS_CX=${NS_CX# }
+# noxs-blk-back serves every blk device from one process, with 5 file
+# descriptors and about 14 memory mappings per device (measured on the
+# simulator: its grant and event-channel handles, the image, the ring
+# and liveness pages): the three-device bring-up's largest N is capped by
+# the hard RLIMIT_NOFILE and vm.max_map_count (3900 with 20000 and
+# 65530), rounded down to 100; meta.txt records the cap where it bit.
+MAXMAP=$(cat /proc/sys/vm/max_map_count 2>/dev/null || echo 65530)
+B3_CAP=$(((MAXMAP - 1024) / 14))
+if [ "$NOFILE" != unlimited ] && [ $(((NOFILE - 128) / 5)) -lt "$B3_CAP" ]; then
+	B3_CAP=$(((NOFILE - 128) / 5))
+fi
+B3_CAP=$((B3_CAP / 100 * 100))
+B3_NS="" B3_CAPPED=""
+for n in $BRING3_NS; do
+	if [ "$n" -gt "$B3_CAP" ]; then n=$B3_CAP B3_CAPPED=$B3_CAP; fi
+	case " $B3_NS " in *" $n "*) ;; *) B3_NS="$B3_NS $n" ;; esac
+done
+BRING3_NS=${B3_NS# }
 FLOOR_N=20000
 IMPLS_XS="xenstored oxenstored"
 # The second configuration of Debian's daemons (see above).
@@ -162,6 +195,10 @@ pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "not installed
 	echo "base_bring_reps=$BASE_BRING_REPS"
 	echo "ks=$KS"
 	echo "floor_n=$FLOOR_N"
+	echo "bring3_ns=$BRING3_NS"
+	echo "bring3_cap=$B3_CAPPED"
+	echo "max_map_count=$MAXMAP"
+	echo "bring3_ns_xs=$BRING3_NS_XS"
 	echo "generic_ns=$GEN_NS"
 	echo "generic_reps=$GEN_REPS"
 	echo "generic_impls=$GEN_IMPLS"
@@ -172,7 +209,10 @@ pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "not installed
 	echo "generic_disk=${BENCH_DISK_DIR:-/var/tmp} ($(df -T "${BENCH_DISK_DIR:-/var/tmp}" | awk 'NR == 2 { print $2 }'))"
 } >"$res/meta.txt"
 
-nsteps=$((REPS * (1 + 1 + 3 + $(echo $SOCK_XS | wc -w) + 4 * 3) + GEN_REPS * 5))
+XS_BRING3=$B/bench/xs-bringup3
+B3_STEPS=1
+[ ! -x "$XS_BRING3" ] || B3_STEPS=3
+nsteps=$((REPS * (1 + 1 + 3 + $(echo $SOCK_XS | wc -w) + 4 * 3 + B3_STEPS) + GEN_REPS * 5))
 if [ "$CONC_N" != "$BRING_N" ]; then
 	nsteps=$((nsteps + 2 * REPS + 2 * BASE_BRING_REPS))
 fi
@@ -310,6 +350,29 @@ compat() {
 	esac
 }
 
+# (h) bring-up with three devices per domain, and the teardown
+bringup3() {
+	saved=$STEP_TIMEOUT
+	STEP_TIMEOUT=$BRING3_TIMEOUT
+	# bringup3 starts its own noxsd and backends in $work (tmpfs).
+	run "noxs bringup3 $tag" "bringup3.$rep" env NOXS_BENCH_TMPDIR="$work" \
+		LD_LIBRARY_PATH="$LIBS" "$B/bench/bringup3" $BRING3_NS
+	# ---- Debian's daemons: bench/xs-bringup3.sh IMPL N... ----
+	# The same figures for xenstored and oxenstored: the script starts
+	# each daemon afresh for every N as domain 0 of its own simulator
+	# directory (guests on their store rings) and prints bringup3's line
+	# with impl=IMPL (rep= from BENCH_REP). Skipped while xs-bringup3 is
+	# not built.
+	if [ -x "$XS_BRING3" ]; then
+		for impl in $IMPLS_XS; do
+			run "$impl bringup3 $tag" "bringup3.$rep" env \
+				TMPDIR="$work" "$top/bench/xs-bringup3.sh" \
+				"$impl" $BRING3_NS_XS
+		done
+	fi
+	STEP_TIMEOUT=$saved
+}
+
 echo "noxs bench ($mode): $REPS repetitions, N = $NS (Debian's daemons: $NS_XS;" \
 	"compat-xs: $NS_CX); bring-up $BRING_N, K = $KS at $CONC_N; results in $res"
 while [ $rep -lt "$REPS" ]; do
@@ -357,6 +420,7 @@ while [ $rep -lt "$REPS" ]; do
 			bringup "$impl" "$CONC_N" "$k" "conc.$rep"
 		done
 	done
+	bringup3
 done
 
 echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$res/meta.txt"

@@ -18,6 +18,8 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +28,7 @@ static pthread_mutex_t core_lock = PTHREAD_MUTEX_INITIALIZER;
 char sim_dir_path[PATH_MAX];
 static uint64_t sim_dir_hash;
 static _Atomic int sim_dir_ready;
+int sim_dir_tmpfs; /* set with sim_dir_path */
 _Atomic(struct sim_domain *) *sim_domains; /* [SIM_DOMID_LIMIT] */
 
 /* ---- directory ---- */
@@ -81,6 +84,9 @@ const char *noxs_sim_dir(void)
 		h = (h ^ (uint64_t)st.st_dev) * 1099511628211ull;
 		sim_dir_hash = h;
 		snprintf(sim_dir_path, sizeof(sim_dir_path), "%s", real);
+		struct statfs sfs;
+		sim_dir_tmpfs = statfs(real, &sfs) == 0 &&
+			sfs.f_type == TMPFS_MAGIC;
 		sim_domains = calloc(SIM_DOMID_LIMIT, sizeof(*sim_domains));
 		if (!sim_domains) {
 			pthread_mutex_unlock(&core_lock);
@@ -167,9 +173,40 @@ static int read_stat(uint32_t pid, char *state, uint64_t *start)
 	return 0;
 }
 
+/*
+ * glibc makes every getpid() a system call, and the simulator asks on
+ * every share, map and notify (is this still the process that owns its
+ * tables, or a fork child?). A fork handler forgets the cached value in
+ * the child instead.
+ */
+static _Atomic uint32_t cached_pid;
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+
+static void pid_forget(void)
+{
+	atomic_store_explicit(&cached_pid, 0, memory_order_relaxed);
+}
+
+static void pid_init(void)
+{
+	pthread_atfork(NULL, NULL, pid_forget);
+}
+
+uint32_t noxs_sim_pid(void)
+{
+	uint32_t pid = atomic_load_explicit(&cached_pid, memory_order_relaxed);
+
+	if (pid == 0) {
+		pthread_once(&pid_once, pid_init);
+		pid = (uint32_t)getpid();
+		atomic_store_explicit(&cached_pid, pid, memory_order_relaxed);
+	}
+	return pid;
+}
+
 const struct sim_self *noxs_sim_self(void)
 {
-	uint32_t pid = (uint32_t)getpid();
+	uint32_t pid = noxs_sim_pid();
 
 	if (atomic_load_explicit(&self_pid, memory_order_acquire) == pid)
 		return &self_cache;

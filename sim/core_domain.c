@@ -301,6 +301,52 @@ int noxs_sim_domain_destroy(uint32_t domid, int kill_procs)
 	return 0;
 }
 
+/*
+ * Page operations on domain 0's file keep one open file of it per
+ * process instead of an open and a close each. The close was the cost:
+ * closing any open file of an inode walks every POSIX lock on it, and
+ * gntalloc's emulation holds one per live grant of its file (noxsd's
+ * keeper: one per domain's device page, all on domain 0's file), so each
+ * share and map of a domain 0 page paid for every domain. Other domains'
+ * files carry no such locks and are opened per operation, as before (a
+ * process mapping pages of thousands of guests holds no descriptor for
+ * each). The kept one is checked before each use, since a program may
+ * close descriptors it did not open: one whose inode changed is
+ * forgotten, never closed (the number may be somebody else's now).
+ */
+int noxs_sim_pages_fd_get(uint32_t domid)
+{
+	struct sim_domain *d = domid == 0 ? noxs_sim_domain(0, 0) : NULL;
+	struct stat st;
+	int fd, kept;
+
+	if (!d)
+		return noxs_sim_domain_fd(domid);
+	kept = atomic_load(&d->pages_fd) - 1;
+	if (kept >= 0 && fstat(kept, &st) == 0 && st.st_ino == d->ino &&
+		st.st_dev == d->dev)
+		return kept;
+	fd = noxs_sim_domain_fd(domid);
+	if (fd < 0)
+		return -1;
+	{
+		int expect = kept >= 0 ? kept + 1 : 0;
+		atomic_compare_exchange_strong(&d->pages_fd, &expect, fd + 1);
+	}
+	return fd;
+}
+
+void noxs_sim_pages_fd_put(uint32_t domid, int fd)
+{
+	struct sim_domain *d = sim_domains && domid < SIM_DOMID_LIMIT ?
+		atomic_load_explicit(&sim_domains[domid],
+			memory_order_acquire) :
+		NULL;
+
+	if (fd >= 0 && (!d || atomic_load(&d->pages_fd) != fd + 1))
+		close(fd);
+}
+
 int noxs_sim_domain_fd(uint32_t domid)
 {
 	char path[PATH_MAX + 32];
@@ -353,8 +399,13 @@ struct sim_domain *noxs_sim_domain(uint32_t domid, int create)
 	/*
 	 * The tables are sparse and touched a page at a time; without this a
 	 * disk-backed sim dir reads ahead (and zero-fills) megabytes per fault.
+	 * Not on tmpfs (the default): there is no read-ahead, and the advice
+	 * would only turn off fault-around, which maps the neighbouring table
+	 * pages already in memory with the first fault instead of one fault
+	 * each (faults are what a virtual machine's guest pays most for).
 	 */
-	madvise(meta, SIM_META_SIZE, MADV_RANDOM);
+	if (!sim_dir_tmpfs)
+		madvise(meta, SIM_META_SIZE, MADV_RANDOM);
 	dom = calloc(1, sizeof(*dom));
 	if (!dom) {
 		munmap(meta, SIM_META_SIZE);
@@ -362,6 +413,8 @@ struct sim_domain *noxs_sim_domain(uint32_t domid, int create)
 		return NULL;
 	}
 	dom->domid = domid;
+	dom->dev = st.st_dev;
+	dom->ino = st.st_ino;
 	dom->hdr = meta;
 	dom->slots = (struct sim_slot *)((char *)meta + SIM_SLOTS_OFF);
 	dom->ports = (struct sim_port *)((char *)meta + SIM_PORTS_OFF);

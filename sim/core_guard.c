@@ -208,7 +208,7 @@ void noxs_sim_guard_domain(uint32_t domid)
 	pthread_mutex_lock(&guard_lock);
 	if (!guard_domains)
 		guard_domains = calloc(SIM_DOMID_LIMIT / 8, 1);
-	if (guard_pid != getpid())
+	if (guard_pid != (pid_t)noxs_sim_pid())
 		guard_spawn();
 	if (guard_fd >= 0 && guard_domains &&
 		!(guard_domains[domid / 8] & (1u << (domid % 8)))) {

@@ -125,7 +125,10 @@ static struct region *region_find(struct xengntdev_handle *h, void *addr,
  * domain doms[i] at file offset offs[i]. Runs of consecutive pages of one
  * file take one mmap each. own_fd (or -1) is an open file of domain
  * own_dom that the caller already has (a share maps its own domain's
- * file: no second open).
+ * file: no second open). Populated at once, as Linux's gntdev and
+ * gntalloc map grant pages when mmap() returns: without it each page's
+ * first touch took a page fault, which Xen's drivers do not have (and
+ * which a virtual machine's guest pays dearly for).
  */
 static void *map_pages(uint32_t count, const uint32_t *doms,
 	const uint64_t *offs, int prot, int own_fd, uint32_t own_dom)
@@ -138,13 +141,14 @@ static void *map_pages(uint32_t count, const uint32_t *doms,
 	if (count == 1) {
 		fd = own_fd >= 0 && doms[0] == own_dom ?
 			own_fd :
-			noxs_sim_domain_fd(doms[0]);
+			noxs_sim_pages_fd_get(doms[0]);
 		if (fd < 0)
 			return NULL;
-		base = mmap(NULL, len, prot, MAP_SHARED, fd, (off_t)offs[0]);
+		base = mmap(NULL, len, prot, MAP_SHARED | MAP_POPULATE, fd,
+			(off_t)offs[0]);
 		int e = errno;
 		if (fd != own_fd)
-			close(fd);
+			noxs_sim_pages_fd_put(doms[0], fd);
 		errno = e;
 		return base == MAP_FAILED ? NULL : base;
 	}
@@ -159,28 +163,28 @@ static void *map_pages(uint32_t count, const uint32_t *doms,
 			run++;
 		if (fd_dom != doms[i]) {
 			if (fd >= 0 && fd != own_fd)
-				close(fd);
+				noxs_sim_pages_fd_put(fd_dom, fd);
 			fd = own_fd >= 0 && doms[i] == own_dom ?
 				own_fd :
-				noxs_sim_domain_fd(doms[i]);
+				noxs_sim_pages_fd_get(doms[i]);
 			fd_dom = doms[i];
 			if (fd < 0)
 				goto fail;
 		}
 		if (mmap(base + (size_t)i * SIM_PAGE_SIZE,
 			    (size_t)run * SIM_PAGE_SIZE, prot,
-			    MAP_SHARED | MAP_FIXED, fd,
+			    MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd,
 			    (off_t)offs[i]) == MAP_FAILED)
 			goto fail;
 		i += run;
 	}
 	if (fd >= 0 && fd != own_fd)
-		close(fd);
+		noxs_sim_pages_fd_put(fd_dom, fd);
 	return base;
 fail : {
 	int e = errno;
 	if (fd >= 0 && fd != own_fd)
-		close(fd);
+		noxs_sim_pages_fd_put(fd_dom, fd);
 	munmap(base, len);
 	errno = e;
 	return NULL;
@@ -497,7 +501,7 @@ static int copy_side(struct xengntdev_handle *h, uint32_t domid, uint32_t ref,
 
 	if (!g)
 		return GNTST_bad_domain;
-	fd = noxs_sim_domain_fd(domid);
+	fd = noxs_sim_pages_fd_get(domid);
 	if (fd < 0)
 		return GNTST_general_error;
 	noxs_sim_lock(g, NULL);
@@ -511,7 +515,7 @@ static int copy_side(struct xengntdev_handle *h, uint32_t domid, uint32_t ref,
 			st = GNTST_general_error;
 	}
 	noxs_sim_unlock(g, NULL);
-	close(fd);
+	noxs_sim_pages_fd_put(domid, fd);
 	return st;
 }
 
@@ -652,7 +656,7 @@ static void *share(struct xengntdev_handle *h, uint32_t domid, int count,
 	r = region_new(NULL, (uint32_t)count);
 	doms = calloc((size_t)count, sizeof(*doms));
 	offs = calloc((size_t)count, sizeof(*offs));
-	fd = noxs_sim_domain_fd(h->domid);
+	fd = noxs_sim_pages_fd_get(h->domid);
 	if (!r || !doms || !offs || fd < 0) {
 		e = fd < 0 ? errno : ENOMEM;
 		goto fail;
@@ -705,7 +709,7 @@ static void *share(struct xengntdev_handle *h, uint32_t domid, int count,
 	r->next = h->regions;
 	h->regions = r;
 	pthread_mutex_unlock(&h->lock);
-	close(fd);
+	noxs_sim_pages_fd_put(h->domid, fd);
 	free(doms);
 	free(offs);
 	return addr;
@@ -718,7 +722,7 @@ fail_locked:
 	pthread_mutex_unlock(&h->lock);
 fail:
 	if (fd >= 0)
-		close(fd);
+		noxs_sim_pages_fd_put(h->domid, fd);
 	if (r)
 		region_free(r);
 	free(doms);

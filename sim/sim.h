@@ -194,6 +194,9 @@ _Static_assert(sizeof(struct sim_map) == 64, "map size");
 /* One simulated domain as seen by this process (mapped once, never freed). */
 struct sim_domain {
 	uint32_t domid;
+	dev_t dev; /* the domain file's identity, to check a kept fd */
+	ino_t ino;
+	_Atomic int pages_fd; /* kept fd for page operations, plus one; 0: none */
 	struct sim_domain_hdr *hdr;
 	struct sim_slot *slots;
 	struct sim_port *ports;
@@ -226,6 +229,8 @@ struct sim_self {
 #define SIM_CORE_HIDDEN __attribute__((visibility("hidden")))
 /* The sim directory's real path, set once by noxs_sim_dir(). */
 SIM_CORE_HIDDEN extern char sim_dir_path[];
+/* Whether it is on tmpfs (no read-ahead to turn off), set with it. */
+SIM_CORE_HIDDEN extern int sim_dir_tmpfs;
 /* This process's mapping of each domain, NULL until first used. */
 SIM_CORE_HIDDEN extern _Atomic(struct sim_domain *) *sim_domains;
 /* The path of domid's file into buf. */
@@ -259,6 +264,16 @@ NOXS_SIM_API int noxs_sim_open_as(int domid);
 NOXS_SIM_API struct sim_domain *noxs_sim_domain(uint32_t domid, int create);
 /* A new O_RDWR fd of the domain's file (caller closes), -1 with errno. */
 NOXS_SIM_API int noxs_sim_domain_fd(uint32_t domid);
+/*
+ * An fd of the domain's file for page operations (share, map, copy):
+ * the process's kept one when it has one (see core_domain.c), else a new
+ * one. Hand it back with noxs_sim_pages_fd_put(), which closes only a
+ * new one. -1 with errno.
+ */
+NOXS_SIM_API int noxs_sim_pages_fd_get(uint32_t domid);
+NOXS_SIM_API void noxs_sim_pages_fd_put(uint32_t domid, int fd);
+/* getpid(), without a system call after the first (reset in a fork child). */
+NOXS_SIM_API uint32_t noxs_sim_pid(void);
 NOXS_SIM_API const struct sim_self *noxs_sim_self(void);
 NOXS_SIM_API void noxs_sim_owner_set(struct sim_owner *o);
 NOXS_SIM_API int noxs_sim_owner_is_self(const struct sim_owner *o);

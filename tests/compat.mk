@@ -50,7 +50,8 @@ COMPAT_HELPERS := $(COMPAT_TESTOUT)/xsshim.so $(COMPAT_TESTOUT)/xsd.sh \
 	$(BINOUT)/noxs-sysctl-back $(BINOUT)/noxsctl $(COMPAT_TESTOUT)/xsdclient \
 	$(COMPAT_TESTOUT)/xsdboot $(COMPAT_TESTOUT)/xsringd-lib.sh
 COMPAT_SCRIPTS := $(addprefix $(COMPAT_TESTOUT)/,test-bench-generic.sh \
-	test-bench-ring.sh test-conformance.sh test-control.sh \
+	test-bench-ring.sh test-bench-bringup3.sh test-conformance.sh \
+	test-control.sh \
 	test-legacy-noxs.sh test-legacy-xenstored.sh test-local.sh \
 	test-lstore-conformance.sh test-many.sh test-mixed.sh test-semantics.sh \
 	test-symbols.sh test-tx.sh test-xsd-boot.sh test-xsd-client.sh \
@@ -144,3 +145,11 @@ $(COMPAT_TESTOUT)/test-xsringd-sock.sh: $(COMPAT_TESTOUT)/xsockraw
 # libFuzzer target: the ring parser against a ring a guest fills at will.
 $(eval $(call fuzz_target,fuzz_xsring,compat-xs/xsringd_ring.c,\
 	compat-xs/xsringd_ring.h compat-xs/wire.h,-Icompat-xs))
+
+# The three-device bring-up of Debian's daemons (bench/xs-bringup3.sh,
+# copied beside xsd.sh) at N=10.
+$(COMPAT_TESTOUT)/xs-bringup3.sh: bench/xs-bringup3.sh
+	@mkdir -p $(@D)
+	cp $< $@
+$(COMPAT_TESTOUT)/test-bench-bringup3.sh: $(COMPAT_TESTOUT)/xs-bringup3.sh \
+	$(BENCHOUT)/xs-bringup3 $(BENCHOUT)/xsdsim.so

@@ -45,45 +45,14 @@
 #include <noxs/noxs.h>
 #include <noxs/io/consif.h>
 
+#include "consring.h"
+
 #include "common/daemon.h"
 #include "common/parse.h"
 
 #define SLICE_MS 500
 
 static const char *prog = "noxs-console-front";
-
-struct front {
-    noxs_frontend *f;
-    noxs_dev *dev;
-    uint16_t backend_domid;
-    xengntshr_handle *xgs;
-    xenevtchn_handle *xce;
-    uint32_t port;
-    struct noxs_cons_header *hdr;
-    uint32_t hdr_ref;
-    uint8_t *data;
-    uint32_t data_refs[2u << NOXS_CONS_MAX_RING_ORDER];
-    unsigned int order, data_pages;
-    uint32_t ring_bytes;
-    uint32_t out_prod, in_cons; /* private indices */
-};
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* What is left of deadline, never "forever" (< 0) for a late caller. */
-static int left_ms(int64_t deadline)
-{
-    int64_t left = deadline - now_ms();
-
-    return left < 0 ? 0 : left > INT32_MAX ? INT32_MAX
-                                           : (int)left;
-}
 
 static void die(const char *what)
 {
@@ -93,81 +62,15 @@ static void die(const char *what)
 
 /* ---- connection ---- */
 
-static int set_u32(noxs_dev *d, const char *key, uint32_t v)
+static void connect_console(struct cons_front *fr, uint32_t devid, int timeout_ms)
 {
-    char buf[16];
+    const char *what;
 
-    snprintf(buf, sizeof(buf), "%u", v);
-    return noxs_dev_set_kv(d, key, buf);
+    if (cons_front_connect(fr, devid, timeout_ms, &what) < 0)
+        die(what);
 }
 
-static void connect_console(struct front *fr, uint32_t devid, int timeout_ms)
-{
-    int64_t deadline = now_ms() + timeout_ms;
-
-    fr->dev = noxs_frontend_attach_wait(fr->f, NOXS_DEV_CONSOLE, devid,
-                                        timeout_ms);
-    if (fr->dev == NULL)
-        die("cannot attach to the console device");
-    fr->backend_domid = noxs_dev_backend_domid(fr->dev);
-    noxs_dev_set_state(fr->dev, NOXS_STATE_INITIALISING);
-    if (noxs_dev_publish(fr->dev) < 0 ||
-        noxs_dev_wait_peer(fr->dev, NOXS_STATE_INITWAIT, left_ms(deadline)) < 0)
-        die("waiting for the backend");
-
-    fr->data_pages = 2u << fr->order;
-    fr->ring_bytes = noxs_cons_ring_bytes(fr->order);
-    fr->xgs = xengntshr_open(NULL, 0);
-    fr->xce = xenevtchn_open(NULL, 0);
-    if (fr->xgs == NULL || fr->xce == NULL)
-        die("opening grant/event channel handles");
-    xenevtchn_port_or_error_t port =
-        xenevtchn_bind_unbound_port(fr->xce, fr->backend_domid);
-    if (port < 0)
-        die("allocating an event channel");
-    fr->port = (uint32_t)port;
-    fr->hdr = xengntshr_share_pages(fr->xgs, fr->backend_domid, 1,
-                                    &fr->hdr_ref, 1);
-    fr->data = xengntshr_share_pages(fr->xgs, fr->backend_domid,
-                                     (int)fr->data_pages, fr->data_refs, 1);
-    if (fr->hdr == NULL || fr->data == NULL)
-        die("sharing the ring pages");
-    memset(fr->hdr, 0, NOXS_CONS_PAGE_SIZE);
-
-    if (set_u32(fr->dev, "ring-ref", fr->hdr_ref) < 0 ||
-        set_u32(fr->dev, "ring-page-order", fr->order) < 0 ||
-        set_u32(fr->dev, "event-channel", fr->port) < 0)
-        die("publishing the rings");
-    for (unsigned int i = 0; i < fr->data_pages; i++) {
-        char key[24];
-
-        snprintf(key, sizeof(key), "data-ref%u", i);
-        if (set_u32(fr->dev, key, fr->data_refs[i]) < 0)
-            die("publishing the rings");
-    }
-    if (noxs_dev_liveness_start(fr->dev, 0) < 0)
-        die("sharing the liveness page");
-    noxs_dev_set_state(fr->dev, NOXS_STATE_INITIALISED);
-    if (noxs_dev_publish(fr->dev) < 0 ||
-        noxs_dev_wait_peer(fr->dev, NOXS_STATE_CONNECTED, left_ms(deadline)) < 0)
-        die("connecting to the backend");
-    if (noxs_dev_switch_state(fr->dev, NOXS_STATE_CONNECTED) < 0)
-        die("publishing Connected");
-}
-
-static void close_console(struct front *fr)
-{
-    if (noxs_dev_switch_state(fr->dev, NOXS_STATE_CLOSING) == 0)
-        noxs_dev_wait_state(fr->dev, NOXS_STATE_CLOSING, 5000);
-    noxs_dev_detach(fr->dev);
-    xengntshr_unshare(fr->xgs, fr->hdr, 1); /* while the port is bound */
-    xengntshr_unshare(fr->xgs, fr->data, fr->data_pages);
-    xenevtchn_unbind(fr->xce, fr->port);
-    xenevtchn_close(fr->xce);
-    xengntshr_close(fr->xgs);
-}
-
-static bool backend_gone(struct front *fr)
+static bool backend_gone(struct cons_front *fr)
 {
     if (noxs_dev_wait(fr->dev, 0) < 0 && errno == EPIPE)
         return true;
@@ -178,7 +81,7 @@ static bool backend_gone(struct front *fr)
 /* ---- moving bytes ---- */
 
 /* Local input -> out ring. Returns false at EOF/error of the local end. */
-static bool take_local(struct front *fr, int fd, bool *progress, bool *full)
+static bool take_local(struct cons_front *fr, int fd, bool *progress, bool *full)
 {
     struct noxs_cons_header *h = fr->hdr;
 
@@ -215,7 +118,7 @@ static bool take_local(struct front *fr, int fd, bool *progress, bool *full)
 }
 
 /* In ring -> local output. *blocked: the local end does not accept more. */
-static void give_local(struct front *fr, int fd, bool discard, bool *progress,
+static void give_local(struct cons_front *fr, int fd, bool discard, bool *progress,
                        bool *blocked)
 {
     struct noxs_cons_header *h = fr->hdr;
@@ -328,7 +231,7 @@ static void usage(FILE *out)
  * Move bytes both ways until the local end is done and the backend took
  * all its output (0), or a signal or the backend's going (1).
  */
-static int run(struct front *fr, int fd, int sfd)
+static int run(struct cons_front *fr, int fd, int sfd)
 {
     bool local_eof = false, local_blocked = false;
 
@@ -401,7 +304,7 @@ static int run(struct front *fr, int fd, int sfd)
 
 int main(int argc, char **argv)
 {
-    struct front fr = {.order = NOXS_CONS_DEFAULT_RING_ORDER};
+    struct cons_front fr = {.order = NOXS_CONS_DEFAULT_RING_ORDER};
     unsigned long devid = 0, wait_s = 30;
     bool use_pty = false;
     int fd, sfd, c, status = 0, slave = -1;
@@ -464,7 +367,7 @@ int main(int argc, char **argv)
         if (slave >= 0)
             close(slave);
     }
-    close_console(&fr);
+    cons_front_close(&fr);
     noxs_frontend_close(fr.f);
     return status;
 }

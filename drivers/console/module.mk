@@ -5,13 +5,16 @@
 CONS_BACK := $(BINOUT)/noxs-console-back
 CONS_FRONT := $(BINOUT)/noxs-console-front
 CONS_CLIENT := $(BINOUT)/noxs-console
+# The guest side of a connection, also linked by the bring-up benchmark.
+CONSRING_OBJS := $(OBJDIR)/drivers/console/consring.o
 
 $(CONS_BACK): $(OBJDIR)/drivers/console/consback.o $(COMMON_LIB) \
 		$(LIBOUT)/libnoxs.so
 	@mkdir -p $(@D)
 	$(DRV_LINK)
 
-$(CONS_FRONT): $(OBJDIR)/drivers/console/consfront.o $(COMMON_LIB) \
+$(CONS_FRONT): $(OBJDIR)/drivers/console/consfront.o $(CONSRING_OBJS) \
+		$(COMMON_LIB) \
 		$(LIBOUT)/libnoxs.so
 	@mkdir -p $(@D)
 	$(DRV_LINK)

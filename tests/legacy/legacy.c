@@ -130,11 +130,7 @@ static int write_node(struct xs_handle *xs, xs_transaction_t t,
     return legacy_write_str(xs, t, path, value);
 }
 
-/*
- * body(xs, t, arg) in a transaction, retried while the transaction ends
- * in EAGAIN: 0, or -1 with errno (the transaction aborted if body failed).
- */
-static int in_transaction(struct xs_handle *xs,
+int legacy_in_transaction(struct xs_handle *xs,
                           int (*body)(struct xs_handle *, xs_transaction_t,
                                       const void *),
                           const void *arg)
@@ -212,7 +208,16 @@ int legacy_toolstack_add(struct xs_handle *xs, unsigned int fe,
 {
     struct legacy_dev d = {fe, devid, be, cls};
 
-    return in_transaction(xs, toolstack_add_once, &d);
+    return legacy_in_transaction(xs, toolstack_add_once, &d);
+}
+
+int legacy_toolstack_add_in(struct xs_handle *xs, xs_transaction_t t,
+                            unsigned int fe, const char *cls,
+                            unsigned int devid, unsigned int be)
+{
+    struct legacy_dev d = {fe, devid, be, cls};
+
+    return toolstack_add_once(xs, t, &d);
 }
 
 static int toolstack_remove_once(struct xs_handle *xs, xs_transaction_t t,
@@ -231,7 +236,34 @@ int legacy_toolstack_remove(struct xs_handle *xs, unsigned int fe,
 {
     struct legacy_dev d = {fe, devid, be, cls};
 
-    return in_transaction(xs, toolstack_remove_once, &d);
+    return legacy_in_transaction(xs, toolstack_remove_once, &d);
+}
+
+/* ---- backend ---- */
+
+static int back_features_once(struct xs_handle *xs, xs_transaction_t t,
+                              const void *arg)
+{
+    static const char *const features[] = {
+        "feature-sg",
+        "feature-gso-tcpv4",
+        "feature-gso-tcpv6",
+        "feature-ipv6-csum-offload",
+        "feature-rx-copy",
+        "feature-split-event-channels",
+    };
+    const char *dir = arg;
+
+    for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++)
+        if (write_node(xs, t, dir, features[i], "1") < 0)
+            return -1;
+    /* What the hotplug script writes when the interface is up. */
+    return write_node(xs, t, dir, "hotplug-status", "connected");
+}
+
+int legacy_back_features(struct xs_handle *xs, const char *dir)
+{
+    return legacy_in_transaction(xs, back_features_once, dir);
 }
 
 /* ---- frontend ---- */
@@ -256,7 +288,7 @@ static int front_rings_once(struct xs_handle *xs, xs_transaction_t t,
 
 static int front_publish_rings(struct legacy_front *f)
 {
-    return in_transaction(f->xs, front_rings_once, f);
+    return legacy_in_transaction(f->xs, front_rings_once, f);
 }
 
 int legacy_front_connect(struct legacy_front *f, struct xs_handle *xs,

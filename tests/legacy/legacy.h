@@ -47,16 +47,35 @@ int legacy_write_str(struct xs_handle *xs, xs_transaction_t t,
 int legacy_wait_state(struct xs_handle *xs, const char *path, int min,
                       bool accept_closing, int timeout_ms, int *out);
 
+/*
+ * body(xs, t, arg) in a transaction, retried while the transaction ends
+ * in EAGAIN: 0, or -1 with errno (the transaction aborted if body failed).
+ */
+int legacy_in_transaction(struct xs_handle *xs,
+                          int (*body)(struct xs_handle *, xs_transaction_t,
+                                      const void *),
+                          const void *arg);
+
 /* ---- toolstack (what libxl does for a vif) ---- */
 
 /* Write the backend and frontend nodes of (fe, class, devid) served by
  * be in one transaction (retried on EAGAIN), with libxl's permissions. */
 int legacy_toolstack_add(struct xs_handle *xs, unsigned int fe,
                          const char *cls, unsigned int devid, unsigned int be);
+/* The same writes inside the caller's transaction t (not retried). */
+int legacy_toolstack_add_in(struct xs_handle *xs, xs_transaction_t t,
+                            unsigned int fe, const char *cls,
+                            unsigned int devid, unsigned int be);
 /* Remove both directories in one transaction. */
 int legacy_toolstack_remove(struct xs_handle *xs, unsigned int fe,
                             const char *cls, unsigned int devid,
                             unsigned int be);
+
+/* ---- backend (netback-like) ---- */
+
+/* netback's features and the hotplug script's hotplug-status under the
+ * backend directory dir, in one transaction. */
+int legacy_back_features(struct xs_handle *xs, const char *dir);
 
 /* ---- frontend (netfront-like) ---- */
 

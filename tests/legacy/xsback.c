@@ -77,47 +77,6 @@ static int set_state(struct device *d, const char *dir, int state)
     return 0;
 }
 
-/* netback's features, written in one transaction as netback does. */
-static int publish_features(const char *dir)
-{
-    static const char *const features[] = {
-        "feature-sg",
-        "feature-gso-tcpv4",
-        "feature-gso-tcpv6",
-        "feature-ipv6-csum-offload",
-        "feature-rx-copy",
-        "feature-split-event-channels",
-    };
-    char path[2 * LEGACY_PATH_MAX];
-
-    for (;;) {
-        xs_transaction_t t = xs_transaction_start(xs);
-        size_t i;
-
-        if (t == XBT_NULL)
-            return -1;
-        for (i = 0; i < sizeof(features) / sizeof(features[0]); i++) {
-            snprintf(path, sizeof(path), "%s/%s", dir, features[i]);
-            if (legacy_write_str(xs, t, path, "1") < 0)
-                break;
-        }
-        if (i == sizeof(features) / sizeof(features[0])) {
-            snprintf(path, sizeof(path), "%s/hotplug-status", dir);
-            if (legacy_write_str(xs, t, path, "connected") == 0) {
-                if (xs_transaction_end(xs, t, false))
-                    return 0;
-                if (errno == EAGAIN)
-                    continue;
-                return -1;
-            }
-        }
-        int saved = errno;
-        xs_transaction_end(xs, t, true);
-        errno = saved;
-        return -1;
-    }
-}
-
 static void count_done(void)
 {
     done++;
@@ -177,7 +136,7 @@ static void check_device(unsigned int fe, unsigned int id)
     }
     d->state = state;
     if (d->state == LEGACY_INITIALISING) {
-        if (publish_features(dir) < 0 ||
+        if (legacy_back_features(xs, dir) < 0 ||
             set_state(d, dir, LEGACY_INITWAIT) < 0)
             return;
         printf("initwait %u/%u\n", fe, id);

@@ -3,7 +3,9 @@
  */
 #include <check.h>
 #include <dlfcn.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -416,11 +418,105 @@ START_TEST(gntalloc_fd_outlives_process)
 }
 END_TEST
 
+/*
+ * Descriptors of domain 0's file this process holds, by number (up to
+ * max); returns how many.
+ */
+static int dom0_fds(int *fds, int max)
+{
+    char want[600], link[600], p[64];
+    struct dirent *e;
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+
+    snprintf(want, sizeof(want), "%s/dom-0", getenv("NOXS_SIM_DIR"));
+    ck_assert_ptr_nonnull(d);
+    while ((e = readdir(d)) != NULL && n < max) {
+        ssize_t len;
+
+        snprintf(p, sizeof(p), "/proc/self/fd/%s", e->d_name);
+        len = readlink(p, link, sizeof(link) - 1);
+        if (len <= 0)
+            continue;
+        link[len] = '\0';
+        if (strcmp(link, want) == 0)
+            fds[n++] = atoi(e->d_name);
+    }
+    closedir(d);
+    return n;
+}
+
+/*
+ * Page operations keep one descriptor of domain 0's file per process (so
+ * that they do not open and close it, which walks every grant lock on
+ * it). A program may close that number or reuse it (a daemon closing
+ * what it did not open, a dup2): the next map must still map the right
+ * page, and the simulator must not close the number it no longer owns.
+ */
+START_TEST(kept_fd_replaced_behind_our_back)
+{
+    xengntshr_handle *s0 = sim_gntshr_as(0);
+    xengnttab_handle *t = sim_gnttab_as(2);
+    int fds[8], n, null;
+    uint32_t ref;
+    char *g, *m;
+
+    ck_assert_ptr_nonnull(s0);
+    ck_assert_ptr_nonnull(t);
+    g = xengntshr_share_pages(s0, 2, 1, &ref, 1);
+    ck_assert_ptr_nonnull(g);
+    strcpy(g, "domain 0's page");
+    for (int i = 0; i < 3; i++) {
+        m = xengnttab_map_grant_ref(t, 0, ref, PROT_READ);
+        ck_assert_ptr_nonnull(m);
+        ck_assert_str_eq(m, "domain 0's page");
+        ck_assert_int_eq(xengnttab_unmap(t, m, 1), 0);
+    }
+    /* One kept descriptor, not one per operation. */
+    n = dom0_fds(fds, 8);
+    ck_assert_int_eq(n, 1);
+
+    null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    ck_assert_int_ge(null, 0);
+    ck_assert_int_eq(dup2(null, fds[0]), fds[0]);
+    close(null);
+    m = xengnttab_map_grant_ref(t, 0, ref, PROT_READ);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_str_eq(m, "domain 0's page");
+    ck_assert_int_eq(xengnttab_unmap(t, m, 1), 0);
+    /* The number is still /dev/null's: ours to close, not the simulator's. */
+    {
+        char p[64], link[64];
+        ssize_t len;
+
+        snprintf(p, sizeof(p), "/proc/self/fd/%d", fds[0]);
+        len = readlink(p, link, sizeof(link) - 1);
+        ck_assert_int_gt(len, 0);
+        link[len] = '\0';
+        ck_assert_str_eq(link, "/dev/null");
+    }
+    ck_assert_int_eq(dom0_fds(fds + 1, 7), 1);
+    close(fds[0]);
+
+    /* Closed outright: the same. */
+    ck_assert_int_eq(dom0_fds(fds, 8), 1);
+    close(fds[0]);
+    m = xengnttab_map_grant_ref(t, 0, ref, PROT_READ);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_str_eq(m, "domain 0's page");
+    ck_assert_int_eq(xengnttab_unmap(t, m, 1), 0);
+    ck_assert_int_eq(xengntshr_unshare(s0, g, 1), 0);
+    xengnttab_close(t);
+    xengntshr_close(s0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = check_suite("sim_gnttab", "gnttab", fresh_dir, NULL, 0,
                            CHECK_TESTS(map_errors, partial_unshare,
-                                       gntalloc_fd_outlives_process));
+                                       gntalloc_fd_outlives_process,
+                                       kept_fd_replaced_behind_our_back));
 
     check_add_case(s, "pair", pair_setup, pair_close, 0,
                    CHECK_TESTS(share_and_map, readonly_grant,
