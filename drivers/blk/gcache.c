@@ -225,9 +225,9 @@ int map_segments(struct blkdev *bd, const struct blkreq *r,
                  void **addr, struct seg_maps *m)
 {
     uint32_t miss[NOXS_BLK_MAX_SEGMENTS];
-    unsigned int which[NOXS_BLK_MAX_SEGMENTS], nmiss = 0;
+    unsigned int which[NOXS_BLK_MAX_SEGMENTS], nmiss = 0, last_idx = 0;
     bool to_disk = r->operation == NOXS_BLK_OP_WRITE;
-    struct gchunk *c = NULL;
+    struct gchunk *c = NULL, *last = NULL;
     void *p = NULL;
 
     m->temp = NULL;
@@ -243,8 +243,23 @@ int map_segments(struct blkdev *bd, const struct blkreq *r,
             return NOXS_BLK_RSP_BADGREF;
         }
         if (bd->persistent) {
-            struct gchunk *hit = gcache_find_chunk(bd, gref, &idx);
+            struct gchunk *hit;
 
+            /* A request's pages are mostly the pages of one chunk in
+             * order (the same buffer as last time): look at the next
+             * page of the previous segment's chunk before the table,
+             * whose probes miss the CPU caches (it is sized for the
+             * whole budget). A ref lives in one chunk only, so a match
+             * there is what the table would answer. */
+            if (last != NULL && last_idx + 1 < last->npages &&
+                last->grefs[last_idx + 1] == gref) {
+                hit = last;
+                idx = last_idx + 1;
+            } else {
+                hit = gcache_find_chunk(bd, gref, &idx);
+            }
+            last = hit;
+            last_idx = idx;
             if (hit != NULL) {
                 hit->pinned++;
                 m->pin[i] = hit;
