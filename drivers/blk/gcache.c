@@ -279,7 +279,8 @@ int map_segments(struct blkdev *bd, const struct blkreq *r,
                 hit = gcache_find_chunk(bd, gref, &idx);
             }
             last = hit;
-            last_idx = idx;
+            if (hit != NULL)
+                last_idx = idx;
             if (hit != NULL) {
                 hit->pinned++;
                 m->pin[i] = hit;
