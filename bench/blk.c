@@ -653,9 +653,9 @@ int main(int argc, char **argv)
         cpu_model(model, sizeof(model));
         printf("blk setup ring_order=%u queue_depth=%u backend_args=\"%s\" "
                "direct_buffers=%s cpu=\"%s\" ncpu=%ld\n",
-               in.ring_order, in.queue_depth,
-               hot_buffers ? "per-thread" : "in-turn",
-               extra != NULL ? extra : "", model, sysconf(_SC_NPROCESSORS_ONLN));
+               in.ring_order, in.queue_depth, extra != NULL ? extra : "",
+               hot_buffers ? "per-thread" : "in-turn", model,
+               sysconf(_SC_NPROCESSORS_ONLN));
     }
     for (int rep = 0; rep < reps; rep++) {
         for (size_t t = 0; t < NOPS; t++) {
