@@ -1,5 +1,5 @@
 # Benchmarks of the console and blk drivers (included from bench/module.mk).
-#   build/bench/blk [-n REPS] [-o OPS] [-q QDS] [-r ORDER] [SIZE_MB [SECONDS]]
+#   build/bench/blk [-H] [-n REPS] [-o OPS] [-q QDS] [-r ORDER] [SIZE_MB [SECONDS]]
 #                                           noxs blk vs direct pread/pwrite
 #   build/bench/console [MB [ROUNDTRIPS]]   console throughput and latency
 # Both start their own noxsd and backend (they need the driver binaries).

@@ -1,7 +1,8 @@
 #!/bin/bash
 # blk data path: random write/read-back of a 64 MB file with up to 32
 # requests in flight (the file must then equal the guest's shadow copy),
-# the zero-copy buffer API (also on a 4k-sector device), discard, flush,
+# the zero-copy buffer API (also on a 4k-sector device), big reads waited
+# for oldest first while later ones are queued, discard, flush,
 # the noxs-blk CLI, and every per-request error: out of range,
 # misaligned, read-only, I/O errors on write and on read, and a device
 # add without a path.
@@ -29,8 +30,15 @@ truncate -s 16M "$zc"
 noxsctl dev-add 1 blk 6 "path=$zc" mode=w >/dev/null || nx_fail "dev-add blk 6"
 g "$S" -d 6 zerocopy 7 "$NX_DIR/shadow" || nx_fail "zero-copy write/read-back"
 cmp -s "$zc" "$NX_DIR/shadow" || nx_fail "the file differs from the zero-copy writes"
-rm -f "$NX_DIR/shadow" "$zc"
+rm -f "$NX_DIR/shadow"
 nx_log "16 MB zero-copy write, read back via both APIs, file matches"
+
+# Reads big enough for the backend's workers, several in flight, the
+# guest waiting for the oldest before it submits another (and flushing
+# among them): answers must not wait for requests it has not sent.
+g "$S" -d 6 oldest 11 || nx_fail "big reads answered while later ones are queued"
+rm -f "$zc"
+nx_log "256 KB reads, 8 in flight, each waited for oldest first: all answered and correct"
 
 # Errors of single requests, and discard reading back as zeros.
 size=$((64 << 20))

@@ -26,6 +26,14 @@
  *       through zero-copy buffers (async and read_buf), compare each
  *       byte with a shadow copy, check the EINVAL cases of submit_buf and
  *       buffer re-use after buf_free; write the shadow to SHADOW.
+ *   blk_stress [-d DEVID] oldest SEED
+ *       write the device (at most 16 MiB) with a pattern, then keep 8
+ *       zero-copy reads of 256 KiB in flight (requests big enough for
+ *       the backend's worker threads) and wait for the OLDEST each time
+ *       before submitting another, with a flush every 32 reads among
+ *       them: every answer must come while later requests stay queued
+ *       and the frontend submits nothing new; each read is compared
+ *       with the pattern.
  *   blk_stress [-d DEVID] hold
  *       stay connected, reading a block now and then, until SIGTERM
  *       (close cleanly, exit 0) or an error (exit 3): a guest for the
@@ -552,6 +560,86 @@ static int cmd_hold(void)
     return 0;
 }
 
+/* ---- waiting for the oldest of several big reads ---- */
+
+#define OLD_QD 8u
+#define OLD_LEN (256u * 1024)
+
+static void old_done(struct noxs_blkfront_io *io, int err)
+{
+    struct job *j = io->user;
+
+    j->done = 1;
+    j->err = err;
+}
+
+static void old_submit(struct job *j, uint64_t off)
+{
+    memset(j->buf, 0xee, OLD_LEN);
+    j->io = (struct noxs_blkfront_io){
+        .op = NOXS_BLKFRONT_READ, .buf = j->buf, .len = OLD_LEN, .offset = off, .done = old_done, .user = j};
+    j->done = 0;
+    if (noxs_blkfront_submit_buf(blk, &j->io) < 0)
+        die("oldest: submit_buf: %s", strerror(errno));
+}
+
+static int cmd_oldest(uint64_t seed)
+{
+    uint64_t span = info.size < (16u << 20) ? info.size : (16u << 20);
+    uint8_t *want = malloc(OLD_LEN);
+    struct job jobs[OLD_QD];
+    uint64_t next = 0;
+
+    span -= span % OLD_LEN;
+    if (want == NULL || span < OLD_QD * OLD_LEN)
+        die("%s", "oldest: device too small or no memory");
+    for (uint64_t off = 0; off < span; off += OLD_LEN) {
+        pattern(want, OLD_LEN, seed, off);
+        if (noxs_blkfront_write(blk, want, OLD_LEN, off) < 0)
+            die("oldest: write: %s", strerror(errno));
+    }
+    for (unsigned int i = 0; i < OLD_QD; i++) {
+        jobs[i].buf = noxs_blkfront_buf_alloc(blk, OLD_LEN);
+        if (jobs[i].buf == NULL)
+            die("oldest: buf_alloc: %s", strerror(errno));
+        old_submit(&jobs[i], next);
+        next = (next + OLD_LEN) % span;
+    }
+    for (unsigned int n = 0; n < 256; n++) {
+        struct job *j = &jobs[n % OLD_QD];
+        /* Liveness bound only (the handle's timeout fails a request
+         * that gets no answer well before this). */
+        unsigned int polls = 0;
+
+        while (!j->done) {
+            if (noxs_blkfront_poll(blk, 1000) < 0)
+                die("oldest: poll: %s", strerror(errno));
+            if (++polls > 120)
+                die("oldest: no answer to read %u", n);
+        }
+        if (j->err != 0)
+            die("oldest: read %u: %s", n, strerror(j->err));
+        pattern(want, OLD_LEN, seed, j->io.offset);
+        if (memcmp(j->buf, want, OLD_LEN) != 0)
+            die("oldest: read %u at %" PRIu64 " mismatch", n, j->io.offset);
+        if (n % 32 == 31 && info.flush && noxs_blkfront_flush(blk) < 0)
+            die("oldest: flush: %s", strerror(errno));
+        old_submit(j, next);
+        next = (next + OLD_LEN) % span;
+    }
+    for (unsigned int i = 0; i < OLD_QD; i++) {
+        unsigned int polls = 0;
+
+        while (!jobs[i].done) {
+            if (noxs_blkfront_poll(blk, 1000) < 0 || ++polls > 120)
+                die("%s", "oldest: the last reads got no answer");
+        }
+        noxs_blkfront_buf_free(blk, jobs[i].buf);
+    }
+    free(want);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     uint32_t devid = 0;
@@ -578,6 +666,8 @@ int main(int argc, char **argv)
         rc = cmd_crashwriter(strtoull(argv[a], NULL, 0));
     else if (strcmp(cmd, "zerocopy") == 0 && argc - a == 2)
         rc = cmd_zerocopy(strtoull(argv[a], NULL, 0), argv[a + 1]);
+    else if (strcmp(cmd, "oldest") == 0 && argc - a == 1)
+        rc = cmd_oldest(strtoull(argv[a], NULL, 0));
     else if (strcmp(cmd, "hold") == 0 && argc - a == 0)
         rc = cmd_hold();
     else if (strcmp(cmd, "zeros") == 0 && argc - a == 2)

@@ -215,6 +215,38 @@ START_TEST(test_hit_after_miss)
 }
 END_TEST
 
+/*
+ * A request whose pages run through cached chunks in and out of order:
+ * each segment gets its own ref's page and pins the chunk it lies in,
+ * whether the page follows the previous segment's in its chunk or not.
+ */
+START_TEST(test_runs_across_chunks)
+{
+    struct blkdev *bd = dev_new(true);
+    uint32_t a[3] = {100, 101, 102}, b[2] = {200, 201};
+    uint32_t mix[8] = {100, 101, 200, 201, 102, 101, 100, 101};
+    uint32_t grow[3] = {101, 102, 103};
+    struct blkreq r = req(NOXS_BLK_OP_READ, 8, mix);
+    struct seg_maps m;
+
+    serve_ok(bd, NOXS_BLK_OP_READ, 3, a, 1);
+    serve_ok(bd, NOXS_BLK_OP_READ, 2, b, 2);
+    ck_assert_int_eq(map_check(bd, &r, &m), NOXS_BLK_RSP_OKAY);
+    ck_assert_uint_eq(map_calls, 2);
+    for (unsigned int i = 0; i < 8; i++) {
+        ck_assert_ptr_nonnull(m.pin[i]);
+        ck_assert_ptr_eq(m.pin[i], m.pin[mix[i] < 200 ? 0 : 2]);
+    }
+    ck_assert_ptr_ne(m.pin[0], m.pin[2]);
+    unmap_segments(bd, &r, &m);
+    /* The last page of a chunk, then a ref no chunk holds: mapped anew. */
+    serve_ok(bd, NOXS_BLK_OP_READ, 3, grow, 3);
+    ck_assert_uint_eq(pages_live, 6);
+    table_check(bd);
+    dev_done(bd);
+}
+END_TEST
+
 START_TEST(test_not_persistent)
 {
     struct blkdev *bd = dev_new(false);
@@ -419,6 +451,7 @@ static Suite *gcache_suite(void)
 {
     const TTest *const tests[] = {
         test_hit_after_miss,
+        test_runs_across_chunks,
         test_not_persistent,
         test_bad_refs,
         test_lru_eviction,
