@@ -279,7 +279,9 @@ CONF_SOCK = ("every guest also holds a dom0 socket that "
              "carries its requests, as where xl leaves a monitor per domain")
 RUN_NOTE = (f"spread [min-max] over {REPS} repetition{'s' if REPS != 1 else ''}; load average "
             f"{meta.get('loadavg_start', '?')} at start, "
-            f"{meta.get('loadavg_end', '?')} at end; "
+            f"{meta.get('loadavg_end', '?')} at end"
+            + (f", at most {meta['loadavg_max']} at a step's start"
+               if meta.get('loadavg_max') else "") + "; "
             f"{meta.get('cpu', '?')}, {meta.get('nproc', '?')} cores")
 
 
@@ -336,7 +338,8 @@ def target_text(base, impl, want, n=1000):
         return (f"{base} / {LABEL[impl]} at N={n}: not measured in this run "
                 f"(target: {want}x)")
     ok = "met" if r[1] >= want else ("met at the median" if r[0] >= want
-                                     else "NOT met")
+                                     else "NOT met; why: docs/NOXSD.md, "
+                                     "\"Where the time goes\"")
     return (f"{base} / {LABEL[impl]} at N={n}: {rcell(r)} (target at least "
             f"{want}x: {ok}{', in every repetition' if r[1] >= want else ''})")
 
@@ -403,13 +406,13 @@ if nh:
       "Per-domain sockets: " + CONF_SOCK + ". See [How the baseline's "
       "guests reach the daemons](#how-the-baselines-guests-reach-the-daemons).\n")
 if 1000 in hs_ns and 1000 in NS_XS:
-    w("Issue #7's targets, at N=1000, each ratio paired within a repetition "
-      "of this run:\n")
+    w("The design's targets (docs/DESIGN.md), at N=1000, each ratio paired "
+      "within a repetition of this run:\n")
     for base, impl, want in TARGETS:
         w(f"- {target_text(base, impl, want)}")
     w("")
 elif 1000 in hs_ns:
-    w(f"Issue #7's targets (at N=1000: oxenstored / noxs at least 100x, "
+    w(f"The design's targets (at N=1000: oxenstored / noxs at least 100x, "
       f"oxenstored / compat-xs at least 10x) need Debian's daemons at 1000 "
       f"domains, which this run does not reach (it stops them at "
       f"{max(NS_XS) if NS_XS else 0}); `make bench-full` measures them.\n")

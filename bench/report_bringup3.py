@@ -98,9 +98,14 @@ def _dat(path, runs, impls, key, conv):
 
 def section(res, w):
     """Write the section with w (one Markdown line per call), the CSV and
-    the plot data; nothing if the run has no bringup3 lines."""
+    the plot data; the method alone if the run has no bringup3 lines."""
     runs = load(res)
     if not runs:
+        for line in METHOD:
+            w(line)
+        w("Not measured in this run (it predates `bringup3` or its step "
+          "failed); the figures of a separate run, if any, are in the "
+          "hand-kept part below.\n")
         return
     with open(os.path.join(res, "bringup3.csv"), "w", newline="") as f:
         c = csv.writer(f)

@@ -218,6 +218,7 @@ if [ "$CONC_N" != "$BRING_N" ]; then
 fi
 step=0
 failures=0
+load_max=0
 rep=0
 # ETA: from the second repetition on, the first one's duration (less its
 # first-repetition-only steps) per repetition still to run.
@@ -236,6 +237,12 @@ run() {
 	shift 2
 	step=$((step + 1))
 	t0=$(date +%s)
+	# The highest 1-minute load average seen at the start of a step, for
+	# the report: a run disturbed by other jobs says so.
+	l1=$(cut -d' ' -f1 /proc/loadavg)
+	if awk -v a="$l1" -v b="$load_max" 'BEGIN { exit !(a > b) }'; then
+		load_max=$l1
+	fi
 	printf '[%3d/%d %4ds %11s] %-44s ' "$step" "$nsteps" "$((t0 - started))" \
 		"$(eta "$t0")" "$name"
 	log=$res/log/$(echo "$name" | tr ' /=' '___').txt
@@ -424,6 +431,7 @@ while [ $rep -lt "$REPS" ]; do
 done
 
 echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$res/meta.txt"
+echo "loadavg_max=$load_max" >>"$res/meta.txt"
 echo "elapsed_s=$(($(date +%s) - started))" >>"$res/meta.txt"
 echo "failures=$failures" >>"$res/meta.txt"
 
