@@ -293,9 +293,10 @@ void bk_finish_close(noxs_backend *b, struct bdev *x, int timed_out)
     struct brec *rec;
 
     if (timed_out)
-        noxs_i_debug("noxs backend: domain %u did not close device %u/%u",
-                     noxs_dev_frontend_domid(d), noxs_dev_type(d),
-                     noxs_dev_id(d));
+        noxs_i_info("noxs backend: domain %u did not close device %u/%u "
+                    "in time",
+                    noxs_dev_frontend_domid(d), noxs_dev_type(d),
+                    noxs_dev_id(d));
     noxs_dev_set_state(d, NOXS_STATE_CLOSED);
     if (noxs_dev_publish(d) < 0)
         noxs_i_debug("noxs backend: domain %u device %u/%u: publish "
@@ -347,6 +348,13 @@ void bk_begin_close(noxs_backend *b, struct bdev *x, int wait_ms,
                     int has_req, uint32_t req)
 {
     noxs_dev *d = x->d;
+    /*
+     * A frontend that died (the walk saw its liveness byte cleared, or it
+     * is clear now) never follows to Closing: waiting the deadline for it
+     * cost each removal of a dead guest's device two seconds. Asked
+     * before the walk ends the session and its liveness mapping.
+     */
+    int dead = x->peer_died || !noxs_i_liveness_peer_alive(d);
 
     bk_walk_remove(b, x);
     if (b->ops->remove)
@@ -361,7 +369,8 @@ void bk_begin_close(noxs_backend *b, struct bdev *x, int wait_ms,
     x->cnext = b->closing;
     b->closing = x;
     noxs_dev_set_state(d, NOXS_STATE_CLOSING);
-    if (noxs_dev_publish(d) < 0 || wait_ms <= 0 || frontend_let_go(d)) {
+    if (noxs_dev_publish(d) < 0 || wait_ms <= 0 || dead ||
+        frontend_let_go(d)) {
         bk_finish_close(b, x, 0);
         return;
     }

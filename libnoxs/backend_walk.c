@@ -139,6 +139,7 @@ void bk_walk(noxs_backend *b, struct bdev *x, int changed)
         return;
     noxs_i_info("noxs backend: domain %u device %u/%u: the frontend died",
                 noxs_dev_frontend_domid(d), noxs_dev_type(d), noxs_dev_id(d));
+    x->peer_died = 1;
     end_session(b, x, ECONNRESET);
     noxs_dev_switch_state(d, NOXS_STATE_CLOSING);
     noxs_dev_switch_state(d, NOXS_STATE_CLOSED);

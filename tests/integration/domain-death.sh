@@ -106,7 +106,9 @@ guest 5
 "$SIMCTL" destroy 5 || nx_fail "noxs-simctl destroy 5 (again)"
 out=$(noxsctl domain-destroy 5 2>&1)
 rc=$?
-[ $rc = 0 ] || [[ $out == *"No such file"* ]] ||
+# (The release may also be over by then: a dead guest's devices are
+# removed at once, without waiting for a frontend that cannot close.)
+[ $rc = 0 ] || [[ $out == *"No such file"* ]] || [[ $out == *"no such domain"* ]] ||
 	nx_fail "domain-destroy during the release: $out"
 nx_wait 300 "domain 5 released again" nx_no_domain 5
 nx_wait 300 "domain 5 gone again" sim_gone 5

@@ -89,6 +89,22 @@ start_front
 nx_wait 400 "a reconnection after kill -9 of the frontend" new_conn "$n"
 nx_log "frontend kill -9: the backend closed on its own, reconnected"
 
+# Removal after the frontend died: it will never follow to Closing, and
+# the backend knows it, so the removal ends at once instead of at the
+# close deadline ("did not close ... in time").
+late=$(count "did not close device")
+kill -9 "$NX_FRONT"
+wait "$NX_FRONT" 2>/dev/null
+nx_wait 200 "the backend to see the frontend die" \
+	nx_dev_states_is 1 "$DRV_TYPE" 0 "Closed Connected"
+noxsctl dev-rm 1 "$DRV_TYPE" 0 >"$NX_DIR/rm.out" 2>&1 ||
+	nx_fail "dev-rm after the frontend died: $(cat "$NX_DIR/rm.out")"
+no_device || nx_fail "dev-list still shows the device after dev-rm"
+[ "$(count "did not close device")" = "$late" ] ||
+	nx_fail "the removal waited out the close deadline for a dead frontend"
+add_and_connect "a new device after the removal"
+nx_log "removal after the frontend died: no wait"
+
 # kill -9 of the backend: the frontend sees it go (not a hang), and noxsd
 # drops the device of a backend that does not resume its devices.
 kill -9 "$T_BACK"
