@@ -29,10 +29,9 @@
  * through libnoxs from B3_DESTROYERS clients at once, until noxsd counts
  * no domain and the backends have unmapped every page of the guests
  * (domain 0's grant mappings in the simulator back to what they were
- * before the first domain). The destroys run in parallel because the
- * backend library removes a device whose frontend died only at its
- * close deadline (BACKEND_CLOSE_TIMEOUT_MS, 2 s): one after another,
- * 10,000 domains would take hours.
+ * before the first domain). The destroys run in parallel, as a
+ * toolstack destroying many domains may; a device whose frontend died is
+ * removed at once (its backend saw the death on the liveness page).
  *
  * One line per N and repetition (bench/report.py reads the keys):
  *   bringup3 impl=noxs n=N rep=R connect_median_us=.. connect_p99_us=..

@@ -53,10 +53,8 @@ METHOD = [
     "console ring protocol and the blk frontend library. The blk devices "
     "share one 1 MiB image, read-only (the blk backend lets domains share "
     "a file that none of them may write). A device whose guest died is "
-    "removed only at the backend library's close deadline (2 s: a dead "
-    "frontend never walks to Closed), which is why the destroys run in "
-    "parallel and why the teardown is a few seconds even for ten "
-    "domains.\n",
+    "removed at once: its backend has seen the death on the liveness "
+    "page and does not wait for a Closed that cannot come.\n",
 ]
 
 
