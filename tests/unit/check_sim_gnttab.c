@@ -424,7 +424,7 @@ END_TEST
  */
 static int dom0_fds(int *fds, int max)
 {
-    char want[600], link[600], p[64];
+    char want[600], link[600], p[300];
     struct dirent *e;
     DIR *d = opendir("/proc/self/fd");
     int n = 0;
