@@ -59,7 +59,8 @@ struct bdev {
     int64_t tokens_ms; /* when the bucket last refilled */
     struct brec *rec;  /* fd store: the device's record */
     int connected;     /* ops->connect succeeded, not yet ended */
-    int peer_died;     /* the walk saw the frontend die: it will not close */
+    int peer_died;     /* the walk saw the frontend die (until a new one
+                        * starts): it will not close */
     int resuming;      /* adopted Connected: connect it again */
 };
 

@@ -99,6 +99,8 @@ static void walk_state(noxs_backend *b, struct bdev *x)
     switch (noxs_dev_peer_state(d)) {
     case NOXS_STATE_UNKNOWN:
     case NOXS_STATE_INITIALISING:
+        /* A frontend (re)starting: one that died before is gone. */
+        x->peer_died = 0;
         end_session(b, x, 0);
         if (own != NOXS_STATE_INITWAIT) {
             noxs_dev_del_kv(d, "error");

@@ -80,6 +80,16 @@ nx_log "frontend restart: reconnected"
 
 # kill -9 of the frontend: its half still says Connected; the backend
 # learns of the death from the liveness page and walks to Closed alone.
+# (A watch of noxsd's events, set up once it has reported one: a spare
+# domain is created and destroyed until it has.)
+noxsctl watch all >"$NX_DIR/watch.out" 2>&1 &
+NX_PIDS+=($!)
+watch_up() {
+	noxsctl domain-create 9 >/dev/null 2>&1
+	noxsctl domain-destroy 9 >/dev/null 2>&1
+	grep -q '^domain-created 9$' "$NX_DIR/watch.out"
+}
+nx_wait 200 "the watch to be set up" watch_up
 n=$(conns)
 kill -9 "$NX_FRONT"
 wait "$NX_FRONT" 2>/dev/null
@@ -88,6 +98,17 @@ nx_wait 200 "the backend to see the frontend die" \
 start_front
 nx_wait 400 "a reconnection after kill -9 of the frontend" new_conn "$n"
 nx_log "frontend kill -9: the backend closed on its own, reconnected"
+
+# The frontend that reconnected is alive: removing its device walks
+# Closing with it, so the frontend's half in the dev-removed event is
+# Closing or Closed, never the Connected of a frontend not waited for.
+noxsctl dev-rm 1 "$DRV_TYPE" 0 >"$NX_DIR/rm.out" 2>&1 ||
+	nx_fail "dev-rm after a reconnection: $(cat "$NX_DIR/rm.out")"
+nx_wait 200 "the dev-removed event" grep -q '^dev-removed 1 ' "$NX_DIR/watch.out"
+grep '^dev-removed 1 ' "$NX_DIR/watch.out" | grep -Eq 'state [A-Za-z]+/Clos(ing|ed)$' ||
+	nx_fail "the removal did not wait for the live frontend: $(grep '^dev-removed 1 ' "$NX_DIR/watch.out")"
+nx_exit_status "$NX_FRONT" 400
+add_and_connect "a new device after the removal"
 
 # Removal after the frontend died: it will never follow to Closing, and
 # the backend knows it, so the removal ends at once instead of at the
