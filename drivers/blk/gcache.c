@@ -192,26 +192,6 @@ void gcache_clear(struct blkdev *bd)
 }
 
 
-/*
- * Fault in the n pages just mapped at p in one system call: the I/O will
- * touch every one of them, and a page fault each cost more (on a PVM
- * guest, 11 pages mapped and touched took 150 us of CPU with a fault
- * each, 85 us populated first). Best effort: kernels before 5.14 and
- * mappings that are populated already (Xen's gntdev maps the grants
- * when they are mapped) refuse it, and the I/O then faults as before.
- */
-static void populate(void *p, unsigned int n, bool readonly)
-{
-#if defined(MADV_POPULATE_READ) && defined(MADV_POPULATE_WRITE)
-    (void)madvise(p, (size_t)n * 4096u,
-                  readonly ? MADV_POPULATE_READ : MADV_POPULATE_WRITE);
-#else
-    (void)p;
-    (void)n;
-    (void)readonly;
-#endif
-}
-
 void unmap_segments(struct blkdev *bd, const struct blkreq *r,
                     struct seg_maps *m)
 {
@@ -330,7 +310,6 @@ int map_segments(struct blkdev *bd, const struct blkreq *r,
             return NOXS_BLK_RSP_BADGREF;
         }
     }
-    populate(p, nmiss, to_disk && c == NULL);
     if (c != NULL) {
         c->addr = p;
         c->npages = nmiss;
