@@ -87,6 +87,7 @@
 #include <noxs/io/blkif.h>
 
 #include "blkfront.h"
+#include "procrss.h"
 #include "svc.h"
 
 #define MAXQD 32
@@ -115,19 +116,11 @@ static void cleanup(void)
 /* The CPU time (user + system, all threads) process pid has used, in s. */
 static double cpu_s(pid_t pid)
 {
-    char path[64], buf[1024], *p;
-    unsigned long long ut = 0, st = 0;
-    FILE *f;
+    unsigned long long t[2]; /* utime, stime */
 
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    f = fopen(path, "r");
-    if (f == NULL)
+    if (bench_proc_stat(pid, 14, t, 2) < 0)
         return 0;
-    if (fgets(buf, sizeof(buf), f) != NULL && (p = strrchr(buf, ')')) != NULL)
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-               &ut, &st);
-    fclose(f);
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    return (double)(t[0] + t[1]) / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* Ours and the backend's: what one case cost the machine. */

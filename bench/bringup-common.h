@@ -64,33 +64,16 @@ static double bu_now_us(void)
  */
 static double bu_proc_cpu_us(long pid)
 {
-    char path[64], buf[1024];
     clockid_t clk;
     struct timespec cts;
+    unsigned long long t[2]; /* utime, stime */
 
     if (clock_getcpuclockid((pid_t)pid, &clk) == 0 &&
         clock_gettime(clk, &cts) == 0)
         return (double)cts.tv_sec * 1e6 + (double)cts.tv_nsec / 1e3;
-    unsigned long ut, st;
-    FILE *f;
-    char *p;
-    size_t n;
-
-    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-    f = fopen(path, "r");
-    if (!f)
+    if (bench_proc_stat(pid, 14, t, 2) < 0)
         return -1;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    p = strrchr(buf, ')');
-    /* after ")": state(3) ppid pgrp session tty tpgid flags minflt
-     * cminflt majflt cmajflt utime(14) stime(15) */
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
-                            "%lu %lu",
-                     &ut, &st) != 2)
-        return -1;
-    return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+    return (double)(t[0] + t[1]) * 1e6 / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* Sum over $BENCH_DAEMON_PIDS. */

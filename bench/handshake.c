@@ -61,6 +61,8 @@
 #include <noxs/noxs.h>
 #include <noxs/io/sysctl.h>
 
+#include "procrss.h"
+
 #define WAIT_MS 20000 /* bound on every wait for a child */
 
 struct frontend {
@@ -448,30 +450,16 @@ struct counts {
 /* Minor faults (stat field 10) and voluntary switches of pid; 0 if gone. */
 static void proc_counts(pid_t pid, long long *faults, long long *sleeps)
 {
-    char path[64], buf[2048], *p;
-    FILE *f;
+    unsigned long long v = 0;
+    long sw;
 
     *faults = *sleeps = 0;
     if (pid <= 0)
         return;
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    if ((f = fopen(path, "r")) != NULL) {
-        if (fgets(buf, sizeof(buf), f) != NULL &&
-            (p = strrchr(buf, ')')) != NULL) {
-            long long v = 0;
-            /* After ")": state ppid pgrp session tty tpgid flags minflt */
-            if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %lld", &v) == 1)
-                *faults = v;
-        }
-        fclose(f);
-    }
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    if ((f = fopen(path, "r")) != NULL) {
-        while (fgets(buf, sizeof(buf), f) != NULL)
-            if (sscanf(buf, "voluntary_ctxt_switches: %lld", sleeps) == 1)
-                break;
-        fclose(f);
-    }
+    if (bench_proc_stat(pid, 10, &v, 1) == 0)
+        *faults = (long long)v;
+    sw = bench_proc_status(pid, "voluntary_ctxt_switches:");
+    *sleeps = sw < 0 ? 0 : sw;
 }
 
 static void counts_now(struct counts *c, pid_t frontend)
