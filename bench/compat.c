@@ -43,6 +43,12 @@
  * connections it polls (op=daemon_fds: fds=F guests=ring|sockets), and
  * its resident memory and growth per domain since before the first
  * domain (op=daemon_rss: rss_kib=R base_kib=B per_domain_b=P).
+ * Where this process holds every guest's handle (compat-xs, --sockets),
+ * after the hundredth guest (or half the largest N) it prints the fds a
+ * guest costs it
+ * (op=bench_fds: fds=F per_guest=G, from the 11th guest on) and stops at
+ * once, with the figures, if the largest N would not fit its
+ * RLIMIT_NOFILE.
  * BENCH_LAT=0 skips the latency runs (handshakes only, bench/ringd.sh).
  * Nothing here asserts a timing.
  */
@@ -281,17 +287,14 @@ static void latencies(int n, double *lat)
     fe_drop_events();
 }
 
-/* The daemon's open fds (-1 if unknown): its sockets show in them. */
-static int daemon_fds(void)
+/* The open fds of process PID ("self" for ours), -1 if unknown. */
+static int proc_fds(const char *pid)
 {
-    const char *pid = getenv("BENCH_DAEMON_PID");
     char path[64];
     struct dirent *e;
     DIR *d;
     int n = 0;
 
-    if (!pid || !*pid)
-        return -1;
     snprintf(path, sizeof(path), "/proc/%s/fd", pid);
     if (!(d = opendir(path)))
         return -1;
@@ -299,7 +302,15 @@ static int daemon_fds(void)
         if (e->d_name[0] != '.')
             n++;
     closedir(d);
-    return n;
+    return strcmp(pid, "self") == 0 ? n - 1 : n; /* not the stream's own */
+}
+
+/* The daemon's open fds (-1 if unknown): its sockets show in them. */
+static int daemon_fds(void)
+{
+    const char *pid = getenv("BENCH_DAEMON_PID");
+
+    return pid && *pid ? proc_fds(pid) : -1;
 }
 
 /* The daemon's resident memory in KiB (VmRSS), -1 if unknown. */
@@ -308,6 +319,49 @@ static long daemon_rss_kib(void)
     const char *pid = getenv("BENCH_DAEMON_PID");
 
     return pid && *pid ? bench_proc_rss_kb(atol(pid)) : -1;
+}
+
+/* Our own fds after the FD_MARK-th guest; at the FD_PROBE-th (or at
+ * half the largest N, if fewer), the marginal fds a guest costs this
+ * process. */
+static int fds_mark = -1;
+#define FD_MARK 10
+#define FD_PROBE 100
+
+/*
+ * Every guest's handle and frontend stay open, so the largest N must fit
+ * this process's RLIMIT_NOFILE. Measure what a guest costs between the
+ * FD_MARK-th and the FD_PROBE-th and stop now, with the figures, rather
+ * than after minutes of handshakes.
+ */
+static void check_fd_budget(int d, int maxn)
+{
+    struct rlimit rl;
+    int now = proc_fds("self");
+    double per;
+    long long need;
+
+    if (d == FD_MARK && maxn > FD_MARK) {
+        fds_mark = now;
+        return;
+    }
+    if (fds_mark < 0 || now < 0 || d <= FD_MARK ||
+        getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        return;
+    per = (double)(now - fds_mark) / (d - FD_MARK);
+    need = now + (long long)(per * (maxn - d) + 0.5) + 16;
+    printf("compat daemon=%s op=bench_fds n=%d fds=%d per_guest=%.2f\n",
+           label, d, now, per);
+    fflush(stdout);
+    if (need > (long long)rl.rlim_cur) {
+        fprintf(stderr,
+                "compat-bench %s: N=%d needs about %lld fds in this process "
+                "(%.2f per guest), RLIMIT_NOFILE is %llu\n",
+                label, maxn, need, per, (unsigned long long)rl.rlim_cur);
+        if (backend_pid > 0)
+            kill(backend_pid, SIGTERM);
+        exit(1);
+    }
 }
 
 /* Memory of the daemon before the first domain (KiB, -1 if unknown). */
@@ -408,6 +462,7 @@ int main(int argc, char **argv)
     no_latencies = getenv("BENCH_LAT") && strcmp(getenv("BENCH_LAT"), "0") == 0;
     rss_base = daemon_rss_kib();
     double total_start = now_us();
+    int probe = maxn / 2 < FD_PROBE ? maxn / 2 : FD_PROBE;
     for (int d = 1; d <= maxn; d++) {
         unsigned long frame = 0;
         unsigned int port = 1;
@@ -439,6 +494,8 @@ int main(int argc, char **argv)
                 die("frontend connect");
         }
         hs[d] = now_us() - t0;
+        if ((d == FD_MARK || d == probe) && guests != GUEST_RING)
+            check_fd_budget(d, maxn);
         for (int i = 0; i < nn; i++)
             if (d == ns[i])
                 at_n(d, hs, &total_start, fe[1], lat);

@@ -49,10 +49,13 @@
 # their concurrency runs use 300 domains in the full run.
 #
 # compat-bench impersonates every guest in one process: with compat-xs
-# each guest costs that process 2 fds (its handle's epoll fd and its
-# frontend's event-channel handle, docs/COMPAT.md), so compat-xs's largest
-# N is capped at (hard RLIMIT_NOFILE - 64) / 2, rounded down to 100
-# (9900 with a hard limit of 20000); meta.txt records the cap.
+# each guest costs that process 5 fds (its handle's epoll set, the pipe
+# and stop eventfd of xs_fileno(), which a xenbus-like frontend polls,
+# and its frontend's event-channel handle; docs/COMPAT.md), so
+# compat-xs's largest N is capped at (hard RLIMIT_NOFILE - 64) / 5,
+# rounded down to 100 (3900 with a hard limit of 20000); meta.txt records
+# the cap, and compat-bench itself measures the cost per guest and stops
+# early if its largest N would not fit.
 #
 # Environment (development only; `make bench` sets none of these):
 # BENCH_SOCKETS=0 skips the per-domain-socket configuration; BENCH_REPS, BENCH_NS, BENCH_NS_XS, BENCH_BRING_N, BENCH_CONC_N override
@@ -95,9 +98,10 @@ KS="1 2 8"
 
 # compat-xs's sizes: NS, capped by the fds one process may hold (above).
 NOFILE=$(ulimit -Hn)
+CX_FDS_PER_GUEST=5
 CX_CAP=""
 if [ "$NOFILE" != unlimited ]; then
-	CX_CAP=$(((NOFILE - 64) / 2))
+	CX_CAP=$(((NOFILE - 64) / CX_FDS_PER_GUEST))
 	[ "$CX_CAP" -lt 1000 ] || CX_CAP=$((CX_CAP / 100 * 100))
 fi
 NS_CX=""

@@ -50,7 +50,8 @@ COMPAT_HELPERS := $(COMPAT_TESTOUT)/xsshim.so $(COMPAT_TESTOUT)/xsd.sh \
 	$(BINOUT)/noxs-sysctl-back $(BINOUT)/noxsctl $(COMPAT_TESTOUT)/xsdclient \
 	$(COMPAT_TESTOUT)/xsdboot $(COMPAT_TESTOUT)/xsringd-lib.sh
 COMPAT_SCRIPTS := $(addprefix $(COMPAT_TESTOUT)/,test-bench-generic.sh \
-	test-bench-ring.sh test-bench-bringup3.sh test-conformance.sh \
+	test-bench-ring.sh test-bench-bringup3.sh test-bench-compat.sh \
+	test-conformance.sh \
 	test-control.sh \
 	test-legacy-noxs.sh test-legacy-xenstored.sh test-local.sh \
 	test-lstore-conformance.sh test-many.sh test-mixed.sh test-semantics.sh \
