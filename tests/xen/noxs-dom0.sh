@@ -46,14 +46,19 @@ status_field() {
 }
 
 # A process's resident memory in KiB (VmRSS), or "?".
-rss_kib() {
-	r=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/${1:-none}/status" 2>/dev/null)
-	echo "${r:-?}"
+# mem_kib PID: its RSS in KiB and what that is made of: anonymous
+# (heap, stacks: what the process itself holds), file (its code and
+# libraries as they are first run) and shared memory (grant mappings).
+mem_kib() {
+	awk '/^VmRSS:/ { r = $2 } /^RssAnon:/ { a = $2 } /^RssFile:/ { f = $2 }
+		/^RssShmem:/ { s = $2 }
+		END { if (r == "") print "?"; else printf "%s(anon=%s,file=%s,shmem=%s)", r, a, f, s }' \
+		"/proc/${1:-none}/status" 2>/dev/null || echo "?"
 }
 
 # noxsd's memory now: worker and keeper RSS and the worker's heap in use.
 noxsd_mem() {
-	echo "worker=$(rss_kib "$(status_field pid)") keeper=$(rss_kib "$(status_field keeper_pid)") heap=$(status_field heap_kib)"
+	echo "worker=$(mem_kib "$(status_field pid)") keeper=$(mem_kib "$(status_field keeper_pid)") heap=$(status_field heap_kib)"
 }
 
 dev_state_line() { noxsctl dev-list $GUEST_DOMID 2>/dev/null | grep -i sysctl | head -n 1; }
