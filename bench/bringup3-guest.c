@@ -101,14 +101,17 @@ static int bring_up(struct b3_dom *d, unsigned int domid,
     *what = "sysctl handshake";
     if (sysctl_start(d) < 0)
         return -1;
+    fprintf(out, "sysctl %u %lld\n", domid, now_ns());
     d->cons.f = d->fe;
     d->cons.order = 0; /* one page each way: a byte needs no more */
     if (cons_front_connect(&d->cons, 0, B3_TIMEOUT_MS, what) < 0)
         return -1;
+    fprintf(out, "console %u %lld\n", domid, now_ns());
     *what = "blk connect";
     d->blk = noxs_blkfront_open(d->fe, 0, 0, B3_TIMEOUT_MS);
     if (d->blk == NULL)
         return -1;
+    fprintf(out, "blk %u %lld\n", domid, now_ns());
     *what = "sysctl Connected";
     if (noxs_dev_wait_peer(d->sysctl, NOXS_STATE_CONNECTED, B3_TIMEOUT_MS) < 0)
         return -1;

@@ -43,7 +43,11 @@
  * daemon_rss_per_domain_kb the growth of noxsd's worker and keeper and
  * the three backends' resident memory from before the first domain to
  * after the Nth, per domain. rep counts from ($BENCH_REP - 1) * R + 1
- * when bench.sh sets BENCH_REP.
+ * when bench.sh sets BENCH_REP. On stderr, where the connect went, over
+ * the same domains (medians since t0 of the end of each step: the three
+ * dev-adds, and the guest's sysctl start, console and blk connects):
+ *   bringup3 steps n=N rep=R dev_add_median_us=.. sysctl_median_us=..
+ *     console_median_us=.. blk_median_us=..
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -71,6 +75,14 @@
 
 #define NSVC 4 /* noxsd and the three backends */
 
+/* The steps of a connect, each timed from t0 (the first dev-add) to its
+ * end: the three dev-adds (ours, back to back), then the guest's lines
+ * as it finishes starting sysctl's handshake, the console's and blk's
+ * (one after another, as a Linux guest probes them). */
+#define B3_NSTEPS 4
+static const char *const b3_steps[B3_NSTEPS] = {"dev_add", "sysctl",
+                                                "console", "blk"};
+
 struct guest {
     pid_t pid;
     FILE *in, *out;
@@ -86,7 +98,9 @@ struct run {
     struct guest *guests;
     unsigned int nguests;
     double *conn_us, *byte_us; /* per domain */
-    long maps0;                /* domain 0's grant mappings at the start */
+    /* per domain, each step's end since t0 (b3_steps; stderr only) */
+    double *step_us[B3_NSTEPS];
+    long maps0; /* domain 0's grant mappings at the start */
 };
 
 static struct run *current; /* for the exit handler */
@@ -287,6 +301,9 @@ static void bring_up(struct run *r, unsigned int domid, double *t0,
         noxs_dev_add(r->c, (uint16_t)domid, NOXS_DEV_CONSOLE, 0, 0, NULL, 0) < 0 ||
         noxs_dev_add(r->c, (uint16_t)domid, NOXS_DEV_BLK, 0, 0, kv, 2) < 0)
         bench_die("domain %u: dev-add: %s", domid, strerror(errno));
+    r->step_us[0][domid - 1] = now_us() - *t0;
+    for (int k = 1; k < B3_NSTEPS; k++)
+        r->step_us[k][domid - 1] = wait_line(g->out, b3_steps[k], domid) - *t0;
     t_conn = wait_line(g->out, "conn", domid);
     t_cons = console_byte(r, domid);
     t_blk = wait_line(g->out, "byte", domid);
@@ -439,6 +456,9 @@ static void one_run(unsigned int n, unsigned int rep)
     r.byte_us = calloc(n, sizeof(double));
     if (r.conn_us == NULL || r.byte_us == NULL)
         bench_die("calloc");
+    for (int k = 0; k < B3_NSTEPS; k++)
+        if ((r.step_us[k] = calloc(n, sizeof(double))) == NULL)
+            bench_die("calloc");
     services_start(&r);
     guests_start(&r);
     r.maps0 = dom0_maps();
@@ -463,6 +483,15 @@ static void one_run(unsigned int n, unsigned int rep)
            n, rep, cm, cp, bm, bp, (t_last - t_first) / 1e6,
            (double)(rss1 - rss0) / n, down);
     fflush(stdout);
+    /* Where the connect went, on stderr (bench/report.py reads stdout):
+     * the median of each step over the same domains. */
+    fprintf(stderr, "bringup3 steps n=%u rep=%u", n, rep);
+    for (int k = 0; k < B3_NSTEPS; k++) {
+        tail_stats(r.step_us[k], n, &cm, &cp);
+        fprintf(stderr, " %s_median_us=%.1f", b3_steps[k], cm);
+        free(r.step_us[k]);
+    }
+    fputc('\n', stderr);
     cleanup();
     free(r.conn_us);
     free(r.byte_us);
