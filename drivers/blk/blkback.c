@@ -318,17 +318,27 @@ static int publish_u64(noxs_dev *d, const char *key, uint64_t v)
  * Several devices of one domain may share a file, as Xen allows: one
  * kernel arbitrates them.
  */
-static struct blkdev *sharing(const struct blkdev *bd, const struct stat *st)
+static bool identity(struct blkdev *bd)
 {
-    struct stat other;
+    struct stat st;
 
+    if (!bd->id_known && bd->fd >= 0 && fstat(bd->fd, &st) == 0) {
+        bd->id_blk = S_ISBLK(st.st_mode);
+        bd->id_dev = bd->id_blk ? st.st_rdev : st.st_dev;
+        bd->id_ino = bd->id_blk ? 0 : st.st_ino;
+        bd->id_known = true;
+    }
+    return bd->id_known;
+}
+
+static struct blkdev *sharing(struct blkdev *bd)
+{
+    if (!identity(bd))
+        return NULL;
     for (struct blkdev *o = conf.devices; o != NULL; o = o->next) {
-        if (o == bd || o->fe_domid == bd->fe_domid || o->fd < 0 ||
-            fstat(o->fd, &other) < 0)
-            continue;
-        if (S_ISBLK(st->st_mode) ? other.st_rdev != st->st_rdev
-                                 : other.st_dev != st->st_dev ||
-                                       other.st_ino != st->st_ino)
+        if (o == bd || o->fe_domid == bd->fe_domid || !identity(o) ||
+            o->id_blk != bd->id_blk || o->id_dev != bd->id_dev ||
+            o->id_ino != bd->id_ino)
             continue;
         if (!bd->geom.readonly || !o->geom.readonly)
             return o;
@@ -401,7 +411,7 @@ static int open_backing(struct blkdev *bd, const struct noxs_kv *params,
     }
     if (fstat(bd->fd, &st) < 0)
         return -errno;
-    if ((other = sharing(bd, &st)) != NULL)
+    if ((other = sharing(bd)) != NULL)
         return refuse(bd, EBUSY, "%s is attached %s as domain %u blk %u; "
                                  "two domains never share a file when either may "
                                  "write it",

@@ -79,6 +79,12 @@ struct blkdev {
     bool is_blockdev;
     struct blkreq_geometry geom;
     char *path;
+    /* The file's identity (st_dev and st_ino, or a block device's
+     * st_rdev), kept so that a new device's sharing check walks the
+     * others without a system call each. */
+    bool id_known, id_blk;
+    dev_t id_dev;
+    ino_t id_ino;
     /* What survives us (see "our own restarts"): settings, the ring
      * session and every request taken off the ring and not yet answered
      * to the frontend. A memfd in the fd store, else anonymous memory. */
