@@ -100,6 +100,26 @@ static void bu_daemons(double *cpu_us, long *rss_kb)
     free(s);
 }
 
+/* Sum of a /proc/PID/status field (KiB: "VmRSS:", "RssAnon:") over
+ * $BENCH_DAEMON_PIDS. */
+static inline long bu_daemons_status(const char *key)
+{
+    const char *env = getenv("BENCH_DAEMON_PIDS");
+    char *s, *tok, *save = NULL;
+    long sum = 0;
+
+    if (!env || !(s = strdup(env)))
+        return 0;
+    for (tok = strtok_r(s, " ,", &save); tok; tok = strtok_r(NULL, " ,", &save)) {
+        long v = bench_proc_status(atol(tok), key);
+
+        if (v > 0)
+            sum += v;
+    }
+    free(s);
+    return sum;
+}
+
 static double bu_self_cpu_us(void)
 {
     struct rusage ru;

@@ -36,13 +36,15 @@
  * One line per N and repetition (bench/report.py reads the keys):
  *   bringup3 impl=noxs n=N rep=R connect_median_us=.. connect_p99_us=..
  *     byte_median_us=.. byte_p99_us=.. total_s=..
- *     daemon_rss_per_domain_kb=.. teardown_s=..
+ *     daemon_rss_per_domain_kb=.. teardown_s=.. daemon_anon_per_domain_kb=..
  * connect = t_conn - t0, byte = t_byte - t0, their median and 99th
  * percentile over the last tenth of the domains before N (all of them
  * below 100); total_s from the first domain's t0 to the Nth's t_byte;
  * daemon_rss_per_domain_kb the growth of noxsd's worker and keeper and
  * the three backends' resident memory from before the first domain to
- * after the Nth, per domain. rep counts from ($BENCH_REP - 1) * R + 1
+ * after the Nth, per domain, and of its anonymous part (RssAnon: heap
+ * and stacks, without the simulator's tables and the guests' granted
+ * pages, which count as shared memory). rep counts from ($BENCH_REP - 1) * R + 1
  * when bench.sh sets BENCH_REP. On stderr, where the connect went, over
  * the same domains (medians since t0 of the end of each step: the three
  * dev-adds, and the guest's sysctl start, console and blk connects):
@@ -335,13 +337,15 @@ static long dom0_maps(void)
     return maps;
 }
 
-static long daemons_rss_kb(const struct run *r)
+/* A /proc/PID/status field (KiB: "VmRSS:", "RssAnon:") summed over
+ * noxsd's worker and keeper and the three backends. */
+static long daemons_kb(const struct run *r, const char *key)
 {
     pid_t pids[] = {r->worker, r->keeper, r->svc[1], r->svc[2], r->svc[3]};
     long sum = 0;
 
     for (size_t i = 0; i < sizeof(pids) / sizeof(pids[0]); i++) {
-        long kb = bench_proc_rss_kb(pids[i]);
+        long kb = bench_proc_status(pids[i], key);
 
         if (kb > 0)
             sum += kb;
@@ -450,7 +454,7 @@ static void one_run(unsigned int n, unsigned int rep)
 {
     struct run r = {.n = n};
     double t_first = 0, t_last = 0, cm, cp, bm, bp, down;
-    long rss0, rss1;
+    long rss0, rss1, anon0, anon1;
 
     r.conn_us = calloc(n, sizeof(double));
     r.byte_us = calloc(n, sizeof(double));
@@ -464,7 +468,8 @@ static void one_run(unsigned int n, unsigned int rep)
     r.maps0 = dom0_maps();
     if (r.maps0 < 0)
         bench_die("cannot read the simulator's state (noxs-simstat)");
-    rss0 = daemons_rss_kb(&r);
+    rss0 = daemons_kb(&r, "VmRSS:");
+    anon0 = daemons_kb(&r, "RssAnon:");
     for (unsigned int d = 1; d <= n; d++) {
         double t0, tb;
 
@@ -473,15 +478,17 @@ static void one_run(unsigned int n, unsigned int rep)
             t_first = t0;
         t_last = tb;
     }
-    rss1 = daemons_rss_kb(&r);
+    rss1 = daemons_kb(&r, "VmRSS:");
+    anon1 = daemons_kb(&r, "RssAnon:");
     down = teardown(&r);
     tail_stats(r.conn_us, n, &cm, &cp);
     tail_stats(r.byte_us, n, &bm, &bp);
     printf("bringup3 impl=noxs n=%u rep=%u connect_median_us=%.1f "
            "connect_p99_us=%.1f byte_median_us=%.1f byte_p99_us=%.1f "
-           "total_s=%.3f daemon_rss_per_domain_kb=%.2f teardown_s=%.3f\n",
+           "total_s=%.3f daemon_rss_per_domain_kb=%.2f teardown_s=%.3f "
+           "daemon_anon_per_domain_kb=%.2f\n",
            n, rep, cm, cp, bm, bp, (t_last - t_first) / 1e6,
-           (double)(rss1 - rss0) / n, down);
+           (double)(rss1 - rss0) / n, down, (double)(anon1 - anon0) / n);
     fflush(stdout);
     /* Where the connect went, on stderr (bench/report.py reads stdout):
      * the median of each step over the same domains. */

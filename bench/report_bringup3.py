@@ -18,6 +18,8 @@ LABEL = {"noxs": "noxs native", "xenstored": "xenstored (C)",
          "oxenstored": "oxenstored (OCaml)"}
 KEYS = ["connect_median_us", "connect_p99_us", "byte_median_us",
         "byte_p99_us", "total_s", "daemon_rss_per_domain_kb", "teardown_s"]
+# Printed by newer programs only: a run of older ones leaves the cell "?".
+OPTIONAL = ["daemon_anon_per_domain_kb"]
 
 
 # The section's text before its plots and table; docs/BENCHMARKS.md
@@ -41,7 +43,11 @@ METHOD = [
     "the Nth domain's first byte. *memory* is the growth of the resident "
     "memory (VmRSS) of the store daemon (noxsd: worker and page keeper) "
     "and the three backends from before the first domain to after the "
-    "Nth, per domain. *teardown*: the domains die (their guests are "
+    "Nth, per domain; *of which anonymous* is the part in RssAnon (heap "
+    "and stacks), without what counts as shared memory: the guests' "
+    "granted pages, which a backend maps on Xen too, and the simulator's "
+    "tables of each guest, mapped by every process that sends it events "
+    "and a hypercall on Xen. *teardown*: the domains die (their guests are "
     "killed, as the hypervisor ends a destroyed domain), then each is "
     "destroyed through the toolstack API, from 64 clients at once, until "
     "the daemon lists no domain and the backends hold no mapping of "
@@ -69,6 +75,7 @@ def load(res):
                 d = kv(line)
                 try:
                     row = {k: float(d[k]) for k in KEYS}
+                    row.update({k: float(d[k]) for k in OPTIONAL if k in d})
                     row["rep"] = int(d.get("rep", "0"))
                     runs.setdefault((d["impl"], int(d["n"])), []).append(row)
                 except (KeyError, ValueError):
@@ -135,18 +142,19 @@ def section(res, w):
     w("![bring-up to the first byte](bench/bringup3.png)\n")
     w("![teardown](bench/bringup3-teardown.png)\n")
     w("| implementation | N | connect | first byte | total | memory per "
-      "domain | teardown |")
-    w("|---|---|---|---|---|---|---|")
+      "domain | of which anonymous | teardown |")
+    w("|---|---|---|---|---|---|---|---|")
     for i in impls_of(runs):
         for n in sorted(n for j, n in runs if j == i):
             rows = runs[(i, n)]
 
             def s(k, rows=rows):
-                return summ([r[k] for r in rows])
+                return summ([r[k] for r in rows if k in r])
             w(f"| {LABEL.get(i, i)} | {n} | "
               f"{cell(s('connect_median_us'), lambda us: us / 1000, ' ms')} | "
               f"{cell(s('byte_median_us'), lambda us: us / 1000, ' ms')} | "
               f"{cell(s('total_s'), unit=' s')} | "
               f"{cell(s('daemon_rss_per_domain_kb'), unit=' KiB')} | "
+              f"{cell(s('daemon_anon_per_domain_kb'), unit=' KiB')} | "
               f"{cell(s('teardown_s'), unit=' s')} |")
     w("")

@@ -21,10 +21,12 @@
  * One line (bench/report.py reads it):
  *   bringup3 impl=I n=N rep=R connect_median_us=.. connect_p99_us=..
  *     byte_median_us=.. byte_p99_us=.. total_s=..
- *     daemon_rss_per_domain_kb=.. teardown_s=..
+ *     daemon_rss_per_domain_kb=.. teardown_s=.. daemon_anon_per_domain_kb=..
  * connect and byte over the last tenth of the domains (t_conn - t0,
  * t_byte - t0), total from the first t0 to the last t_byte, memory the
- * daemon's ($BENCH_DAEMON_PIDS) and the backend's VmRSS growth.
+ * daemon's ($BENCH_DAEMON_PIDS) and the backend's VmRSS growth, and of
+ * its anonymous part (RssAnon: without the guests' ring pages and the
+ * simulator's tables they map, which count as shared memory).
  * On stderr, per phase (bring-up, teardown), the CPU seconds of the
  * daemon, the backend and this process, to tell where the time went.
  * BENCH_AT_PEAK=CMD runs CMD through the shell while every domain is up
@@ -250,13 +252,13 @@ static void back_stop(void)
     backend = -1;
 }
 
-static long rss_kb(void)
+/* A /proc/PID/status field (KiB) summed over the daemons and the
+ * backend. */
+static long mem_kb(const char *key)
 {
-    double cpu;
-    long rss, b = bench_proc_rss_kb(backend);
+    long b = bench_proc_status(backend, key);
 
-    bu_daemons(&cpu, &rss);
-    return rss + (b > 0 ? b : 0);
+    return bu_daemons_status(key) + (b > 0 ? b : 0);
 }
 
 static int bring_up(struct x3_guest *g, unsigned int domid, struct sample *s)
@@ -323,7 +325,8 @@ static double tear_down(int n)
 }
 
 static void report(int n, int rep, const struct sample *s, double total_s,
-                   double rss_per_domain, double teardown_s)
+                   double rss_per_domain, double anon_per_domain,
+                   double teardown_s)
 {
     size_t m = n / 10 > 0 ? (size_t)(n / 10) : 1;
     double *conn = calloc(m, sizeof(*conn)), *byte = calloc(m, sizeof(*byte));
@@ -340,10 +343,11 @@ static void report(int n, int rep, const struct sample *s, double total_s,
     qsort(byte, m, sizeof(*byte), bu_cmp);
     printf("bringup3 impl=%s n=%d rep=%d connect_median_us=%.1f "
            "connect_p99_us=%.1f byte_median_us=%.1f byte_p99_us=%.1f "
-           "total_s=%.3f daemon_rss_per_domain_kb=%.2f teardown_s=%.3f\n",
+           "total_s=%.3f daemon_rss_per_domain_kb=%.2f teardown_s=%.3f "
+           "daemon_anon_per_domain_kb=%.2f\n",
            bu_impl, n, rep, bu_pct(conn, m, 0.5), bu_pct(conn, m, 0.99),
            bu_pct(byte, m, 0.5), bu_pct(byte, m, 0.99), total_s,
-           rss_per_domain, teardown_s);
+           rss_per_domain, teardown_s, anon_per_domain);
     fflush(stdout);
     free(conn);
     free(byte);
@@ -356,7 +360,7 @@ int main(int argc, char **argv)
     struct sample *s;
     struct rlimit rl;
     struct cpu3 c0;
-    long rss0, rss1;
+    long rss0, rss1, anon0, anon1;
     double teardown_s;
     int n, rep = r ? atoi(r) : 1;
 
@@ -378,7 +382,8 @@ int main(int argc, char **argv)
         bu_die("backend");
     if (!(ts = xsrc_xs_open_as(0)))
         bu_die("toolstack xs_open");
-    rss0 = rss_kb();
+    rss0 = mem_kb("VmRSS:");
+    anon0 = mem_kb("RssAnon:");
     c0 = cpu_now();
     for (int i = 0; i < n; i++)
         if (bring_up(&guests[i], (unsigned int)i + 1, &s[i]) < 0) {
@@ -387,14 +392,15 @@ int main(int argc, char **argv)
             back_stop();
             return 1;
         }
-    rss1 = rss_kb();
+    rss1 = mem_kb("VmRSS:");
+    anon1 = mem_kb("RssAnon:");
     cpu_note("bring-up", n, c0, cpu_now());
     /* Development and tests: look at the store while every domain is up. */
     if (getenv("BENCH_AT_PEAK") && system(getenv("BENCH_AT_PEAK")) != 0)
         fprintf(stderr, "bringup3: BENCH_AT_PEAK failed\n");
     teardown_s = tear_down(n);
     report(n, rep, s, (s[n - 1].byte - s[0].t0) / 1e6,
-           (double)(rss1 - rss0) / n, teardown_s);
+           (double)(rss1 - rss0) / n, (double)(anon1 - anon0) / n, teardown_s);
     /* The guests' own handles go last: their pages stayed granted until
      * the backend had unmapped them. */
     for (int i = 0; i < n; i++)
