@@ -101,6 +101,20 @@ for rep, line in raw("floor"):
         if line.split()[1] == "handshake_floor":
             floor_path = {k: v for k, v in d.items()
                           if k not in ("median_us", "p99_us")}
+# The same two programs under a fixed background load (scripts/bench.sh's
+# loaded(): one CPU hog per core).
+hs_load = {}     # n -> {rep: (median, p99)}
+floor_load = {}  # metric -> {rep: (median, p99)}
+for rep, line in raw("handshake-load"):
+    if line.startswith("handshake "):
+        d = kv(line)
+        hs_load.setdefault(int(d["n"]), {})[rep] = (
+            float(d["median_us"]), float(d["p99_us"]))
+for rep, line in raw("floor-load"):
+    if line.startswith("sim-floor "):
+        d = kv(line)
+        floor_load.setdefault(line.split()[1], {})[rep] = (
+            float(d["median_us"]), float(d["p99_us"]))
 for prefix in ("bringup", "conc"):
     for rep, line in raw(prefix):
         d = kv(line)
@@ -222,6 +236,11 @@ write_csv("bringup.csv", ["impl", "n", "k", "rep"] + BKEYS,
           [(i, n, k, r) + tuple(d.get(x) for x in BKEYS)
            for (i, n, k), reps in sorted(bring.items())
            for r, d in sorted(reps.items())])
+write_csv("load.csv", ["program", "measure", "rep", "median_us", "p99_us"],
+          [("sim-floor", k, r, m, p) for k, reps in sorted(floor_load.items())
+           for r, (m, p) in sorted(reps.items())] +
+          [("handshake", f"n={n}", r, m, p) for n, reps in sorted(hs_load.items())
+           for r, (m, p) in sorted(reps.items())])
 
 # ---- gnuplot data ----
 def dat(name, rows):
@@ -756,6 +775,36 @@ w("")
 if floor_text(headline_n):
     w(floor_text(headline_n))
 
+# (f') under load
+w("## (f') The handshake and its floor under a fixed background load\n")
+if not hs_load and not floor_load:
+    w("Not measured in this run (it predates the step, or stress-ng was "
+      "not installed).\n")
+else:
+    w(f"The same `sim-floor` and `handshake {meta.get('load_ns', '')}` "
+      "right after the quiet ones, in every repetition, while one CPU hog "
+      f"per core runs beside them at the same priority "
+      f"(`{meta.get('load_hogs', '?')}`). Median [min-max] over the "
+      "repetitions of each one's median; *slowdown* is loaded / quiet, "
+      "paired per repetition; the last column is the loaded handshake "
+      "over the loaded floor (the target of 2x is for the quiet run).\n")
+    qf, lf = floor.get("handshake_floor"), floor_load.get("handshake_floor")
+    w("| measure | quiet | under load | slowdown | handshake / floor under load |")
+    w("|---|---|---|---|---|")
+    for k in ("notify_rtt", "seqpacket_rtt", "grant_share", "grant_map",
+              "handshake_floor"):
+        q, l = floor.get(k), floor_load.get(k)
+        w(f"| sim-floor {k} | {cell(med_of(q), unit=' us')} | "
+          f"{cell(med_of(l), unit=' us')} | "
+          f"{rcell(ratio(l, q, lambda x: x[0]))} | |")
+    for n in sorted(hs_load):
+        q, l = hs.get(("noxs", n)), hs_load[n]
+        w(f"| native handshake, N={n} | {cell(med_of(q), unit=' us')} | "
+          f"{cell(med_of(l), unit=' us')} | "
+          f"{rcell(ratio(l, q, lambda x: x[0]))} | "
+          f"{rcell(ratio(l, lf, lambda x: x[0]))} |")
+    w("")
+
 # (g)
 w("## (g) Concurrency: K toolstack clients at once\n")
 w(f"{CN} domains with one device each, brought up by K toolstack processes "
@@ -813,7 +862,7 @@ w("`build/bench/results/`: `meta.txt` (machine, versions, sizes), `steps.tsv` "
   "program's output, per repetition), `log/` (their stderr), "
   "`handshake.csv`, `handshake_total.csv`, `ops.csv`, `bringup.csv` "
   "(bring-up and concurrency runs), `bringup3.csv` (three devices per "
-  "domain), `floor.csv`, `failures.tsv`, and the "
+  "domain), `floor.csv`, `load.csv` (the runs under load), `failures.tsv`, and the "
   "`plot-*.dat` files that `bench/plot.gp` draws.\n")
 
 # ---- README's headline paragraph ----

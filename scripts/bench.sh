@@ -23,6 +23,9 @@
 #          more)
 #          bring-up with three devices per domain (build/bench/bringup3)
 #          at N = 10 100 1000 (Debian's daemons: 10 100)
+#          (both modes, each repetition) the simulator's floor and the
+#          native handshake at N = 10 100 1000 again under a fixed
+#          background load: one CPU hog per core (stress-ng --cpu)
 #   full:  handshake at N = 10 ... 10000 (Debian's daemons: up to 1000;
 #          compat-xs: up to what its fd limit allows, see below); the
 #          bring-up, memory and CPU figure at 1000 domains (K = 1); K = 1 2
@@ -129,6 +132,10 @@ for n in $BRING3_NS; do
 done
 BRING3_NS=${B3_NS# }
 FLOOR_N=20000
+# The handshake under load: its sizes, and one CPU hog per core.
+LOAD_NS=${BENCH_LOAD_NS:-"10 100 1000"}
+NCPU=$(nproc)
+HOG=""
 IMPLS_XS="xenstored oxenstored"
 # The second configuration of Debian's daemons (see above).
 SOCK_XS=""
@@ -143,6 +150,7 @@ GEN_IMPLS="compat-xs-local compat-xs-local-disk xenstored oxenstored compat-xs-m
 export BENCH_TXN_SIZES="${BENCH_TXN_SIZES-16 64}"
 
 "$top/scripts/deps.sh" bench
+command -v stress-ng >/dev/null || HOG=missing
 
 res=$B/bench/results
 rm -rf "$res"
@@ -161,6 +169,7 @@ started=$(date +%s)
 xsd_dirs=""
 noxsd_pids=""
 cleanup() {
+	[ -z "$HOG" ] || [ "$HOG" = missing ] || kill "-$HOG" 2>/dev/null || true
 	for d in $xsd_dirs; do "$top/tests/compat/xsd.sh" stop "$d" 2>/dev/null || true; done
 	for p in $noxsd_pids; do kill "$p" 2>/dev/null || true; done
 	rm -rf "$work"
@@ -199,6 +208,8 @@ pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "not installed
 	echo "base_bring_reps=$BASE_BRING_REPS"
 	echo "ks=$KS"
 	echo "floor_n=$FLOOR_N"
+	echo "load_ns=$LOAD_NS"
+	echo "load_hogs=stress-ng --cpu $NCPU --cpu-method loop (stress-ng $(pkgver stress-ng))"
 	echo "bring3_ns=$BRING3_NS"
 	echo "bring3_cap=$B3_CAPPED"
 	echo "max_map_count=$MAXMAP"
@@ -216,13 +227,14 @@ pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "not installed
 XS_BRING3=$B/bench/xs-bringup3
 B3_STEPS=1
 [ ! -x "$XS_BRING3" ] || B3_STEPS=3
-nsteps=$((REPS * (1 + 1 + 3 + $(echo $SOCK_XS | wc -w) + 4 * 3 + B3_STEPS) + GEN_REPS * 5))
+nsteps=$((REPS * (1 + 1 + 2 + 3 + $(echo $SOCK_XS | wc -w) + 4 * 3 + B3_STEPS) + GEN_REPS * 5))
 if [ "$CONC_N" != "$BRING_N" ]; then
 	nsteps=$((nsteps + 2 * REPS + 2 * BASE_BRING_REPS))
 fi
 step=0
 failures=0
 load_max=0
+own_load_until=0
 rep=0
 # ETA: from the second repetition on, the first one's duration (less its
 # first-repetition-only steps) per repetition still to run.
@@ -243,8 +255,11 @@ run() {
 	t0=$(date +%s)
 	# The highest 1-minute load average seen at the start of a step, for
 	# the report: a run disturbed by other jobs says so.
+	# Not while our own CPU hogs run, nor while the 1-minute average
+	# still carries them (own_load_until).
 	l1=$(cut -d' ' -f1 /proc/loadavg)
-	if awk -v a="$l1" -v b="$load_max" 'BEGIN { exit !(a > b) }'; then
+	if [ "$t0" -ge "$own_load_until" ] &&
+		awk -v a="$l1" -v b="$load_max" 'BEGIN { exit !(a > b) }'; then
 		load_max=$l1
 	fi
 	printf '[%3d/%d %4ds %11s] %-44s ' "$step" "$nsteps" "$((t0 - started))" \
@@ -361,6 +376,31 @@ compat() {
 	esac
 }
 
+# (f') the floor and the native handshake again under a fixed background
+# load: one CPU hog per core, at the benchmarks' own priority, for as long
+# as the two steps take. The machine's load average then carries the hogs
+# for a while, so it is not read for the report until 90 s after.
+loaded() {
+	if [ "$HOG" = missing ]; then
+		echo "noxs bench: stress-ng is not installed: no run under load" >&2
+		return 0
+	fi
+	own_load_until=2147483647
+	setsid stress-ng --cpu "$NCPU" --cpu-method loop --timeout "$((2 * STEP_TIMEOUT))s" \
+		--quiet </dev/null >/dev/null 2>&1 &
+	HOG=$!
+	sleep 2
+	run "sim-floor loaded $tag" "floor-load.$rep" env NOXS_SIM_DIR="$work/floor" \
+		LD_LIBRARY_PATH="$LIBS" "$B/bench/sim-floor" $FLOOR_N
+	rm -rf "$work/floor"
+	run "native handshake loaded $tag" "handshake-load.$rep" env \
+		NOXS_BENCH_TMPDIR="$work" LD_LIBRARY_PATH="$LIBS" "$B/bench/handshake" $LOAD_NS
+	kill "-$HOG" 2>/dev/null || kill "$HOG" 2>/dev/null || true
+	wait "$HOG" 2>/dev/null || true
+	HOG=""
+	own_load_until=$(($(date +%s) + 90))
+}
+
 # (h) bring-up with three devices per domain, and the teardown
 bringup3() {
 	saved=$STEP_TIMEOUT
@@ -400,6 +440,7 @@ while [ $rep -lt "$REPS" ]; do
 	# (a) native handshake per device as N grows
 	run "native handshake $tag" "handshake.$rep" env NOXS_BENCH_TMPDIR="$work" \
 		LD_LIBRARY_PATH="$LIBS" "$B/bench/handshake" $NS
+	loaded
 	# (a)(c) legacy pair handshake and xs_* latencies
 	for impl in $IMPLS_XS $SOCK_XS compat-xs; do
 		compat "$impl"

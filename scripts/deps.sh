@@ -5,7 +5,8 @@
 #   scripts/deps.sh fuzz     plus clang and its libFuzzer runtime (`make fuzz`)
 #   scripts/deps.sh format   clang-format (`make format`, `make format-check`)
 #   scripts/deps.sh compat   plus Check, Debian's xenstored and xenstore tools
-#   scripts/deps.sh bench    plus gnuplot for the plots
+#   scripts/deps.sh bench    plus gnuplot for the plots and stress-ng for
+#                            the runs under load
 #   scripts/deps.sh deb      plus Debian's packaging tools (`make deb`,
 #                            `make check-deb`)
 # Test-only packages are asked for only by the targets that use them, so
@@ -22,7 +23,7 @@ fuzz_pkgs="clang libclang-rt-14-dev"
 format_pkgs="clang-format git"
 deb_pkgs="dpkg-dev debhelper fakeroot lintian debootstrap"
 compat_pkgs="xen-utils-4.17 xenstore-utils"
-bench_pkgs="gnuplot-nox python3"
+bench_pkgs="gnuplot-nox python3 stress-ng"
 
 case "${1:-build}" in
 build) want="$build_pkgs" ;;
