@@ -1,5 +1,5 @@
 #!/bin/sh
-# scripts/bench.sh short|full: the benchmark report of issue 7.
+# scripts/bench.sh short|full: the benchmark report (docs/BENCHMARKS.md).
 #
 # Run by `make bench` / `make bench-full` (with LD_LIBRARY_PATH and
 # NOXS_BUILD set by the Makefile's RUN_ENV). In one session, on this
