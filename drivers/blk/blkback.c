@@ -84,11 +84,8 @@ static void disconnect(struct blkdev *bd)
     if (!bd->connected)
         return;
     if (bd->thread_running) {
-        uint64_t one = 1;
-
         atomic_store(&bd->stopping, true);
-        if (write(bd->stop_fd, &one, sizeof(one)) < 0)
-            log_warnx("stop ring thread: %s", strerror(errno));
+        bell_ring(bd);
         pthread_join(bd->thread, NULL);
         bd->thread_running = false;
     }
@@ -109,18 +106,7 @@ static void disconnect(struct blkdev *bd)
     if (bd->sring != NULL)
         xengnttab_unmap(bd->xgt, bd->sring, bd->ring_pages);
     bd->sring = NULL;
-    if (bd->port != 0)
-        xenevtchn_unbind(bd->xce, bd->port);
-    bd->port = 0;
-    if (bd->xce != NULL)
-        xenevtchn_close(bd->xce);
-    bd->xce = NULL;
-    if (bd->xgt != NULL)
-        xengnttab_close(bd->xgt);
-    bd->xgt = NULL;
-    if (bd->stop_fd >= 0)
-        close(bd->stop_fd);
-    bd->stop_fd = -1;
+    events_unbind(bd);
     bd->connected = false;
 }
 
@@ -209,18 +195,14 @@ static int connect_ring(struct blkdev *bd, const char **why, bool resume)
     order = st->order;
     port = st->port;
 
-    bd->xgt = xengnttab_open(NULL, 0);
-    bd->xce = xenevtchn_open(NULL, 0);
-    bd->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    /* The process's handles: no file descriptor of the device's own
+     * (the cached pages are bounded by --max-grants, see gcache.c). */
+    bd->xgt = conf.xgt;
     bd->connected = true; /* so that disconnect() releases what we got */
-    if (gcache_init(bd) < 0 || bd->xgt == NULL || bd->xce == NULL ||
-        bd->stop_fd < 0) {
+    if (gcache_init(bd) < 0) {
         *why = "out of resources";
         return -1;
     }
-    xengnttab_set_max_grants(bd->xgt, conf.max_grants + TEMP_MAX +
-                                          NOXS_BLK_MAX_SEGMENTS +
-                                          bd->ring_pages + 16);
     bd->sring = xengnttab_map_domain_grant_refs(bd->xgt, bd->ring_pages,
                                                 bd->fe_domid, refs,
                                                 PROT_READ | PROT_WRITE);
@@ -228,13 +210,10 @@ static int connect_ring(struct blkdev *bd, const char **why, bool resume)
         *why = "cannot map the ring";
         return -1;
     }
-    xenevtchn_port_or_error_t p =
-        xenevtchn_bind_interdomain(bd->xce, bd->fe_domid, port);
-    if (p < 0) {
+    if (events_bind(bd, port) < 0) {
         *why = "cannot bind the event channel";
         return -1;
     }
-    bd->port = (uint32_t)p;
     bd->ring_size = noxs_blk_ring_size(order);
     bd->ioq = ioq_new(bd->ring_size, put_response);
     bd->slot_free = calloc(2 * bd->ring_size, sizeof(*bd->slot_free));
@@ -260,11 +239,16 @@ static int connect_ring(struct blkdev *bd, const char **why, bool resume)
     bd->nr_requests = bd->nr_errors = bd->nr_maps = bd->nr_evictions = 0;
     atomic_store(&bd->stopping, false);
     atomic_store(&bd->broken, false);
-    if (pthread_create(&bd->thread, NULL, ring_thread, bd) != 0) {
+    pthread_attr_t attr;
+
+    thread_attr(&attr, RING_STACK);
+    bd->thread_running = pthread_create(&bd->thread, &attr, ring_thread,
+                                        bd) == 0;
+    pthread_attr_destroy(&attr);
+    if (!bd->thread_running) {
         *why = "cannot start the ring thread";
         return -1;
     }
-    bd->thread_running = true;
     log_info("domain %u blk %u: %s, %u-page ring (%u slots), port %u%s",
              bd->fe_domid, bd->devid, resume ? "resumed" : "connected",
              bd->ring_pages, bd->ring_size, bd->port,
@@ -499,7 +483,6 @@ static struct blkdev *blkdev_new(noxs_dev *d)
     bd->dev = d;
     bd->fd = -1;
     bd->st_fd = -1;
-    bd->stop_fd = -1;
     bd->fe_domid = noxs_dev_frontend_domid(d);
     bd->devid = noxs_dev_id(d);
     bd->next = conf.devices;
@@ -783,6 +766,7 @@ int main(int argc, char **argv)
         fatalx("signalfd/eventfd: %s", strerror(errno));
 
     take_stored();
+    events_start();
     conf.backend = noxs_backend_open_flags(socket_path, types, 1, &ops, NULL,
                                            NOXS_BACKEND_RESUMABLE);
     if (conf.backend == NULL)

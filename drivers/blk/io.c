@@ -432,7 +432,6 @@ static void *io_worker(void *arg)
 {
     struct blkdev *bd = arg;
     struct ioq *q = bd->ioq;
-    uint64_t one = 1;
 
     pthread_mutex_lock(&q->lock);
     for (;;) {
@@ -460,13 +459,34 @@ static void *io_worker(void *arg)
          * above). */
         unsigned int ndone = atomic_fetch_add(&q->ndone, 1) + 1;
 
-        if (atomic_load(&q->ring_sleeping) && ndone > q->ntodo &&
-            write(q->done_fd, &one, sizeof(one)) < 0) {
-            /* the ring thread also checks ndone before sleeping */
-        }
+        if (atomic_load(&q->ring_sleeping) && ndone > q->ntodo)
+            bell_ring(bd);
     }
     pthread_mutex_unlock(&q->lock);
     return NULL;
+}
+
+/*
+ * The device's workers, on its first big job: an idle device, or one
+ * that only ever reads and writes a little, has none (their stacks and
+ * threads are what most devices of a busy host would pay for nothing).
+ * With none (--io-threads 0, or none could start) big jobs run on the
+ * ring thread.
+ */
+static void workers_start(struct blkdev *bd)
+{
+    struct ioq *q = bd->ioq;
+    pthread_attr_t attr;
+
+    q->workers_tried = true;
+    thread_attr(&attr, WORKER_STACK);
+    while (q->nworkers < conf.io_threads &&
+           pthread_create(&q->threads[q->nworkers], &attr, io_worker, bd) == 0)
+        q->nworkers++;
+    pthread_attr_destroy(&attr);
+    if (q->nworkers < conf.io_threads)
+        log_warnx("domain %u blk %u: %u of %u I/O worker threads started",
+                  bd->fe_domid, bd->devid, q->nworkers, conf.io_threads);
 }
 
 static struct iojob *ioq_take(struct ioq *q)
@@ -567,9 +587,18 @@ void ioq_dispatch(struct blkdev *bd)
     q->open = NULL;
     j->next = NULL;
     j->big = false;
+    if (j->bytes >= INLINE_MAX && !q->workers_tried && conf.io_threads > 0)
+        workers_start(bd);
     if (j->bytes < INLINE_MAX || q->nworkers == 0) {
         struct iojob *s = q->small;
 
+        /* io_uring, on the first read to batch: a device that only
+         * writes, or does nothing, has none (its fd and mappings). */
+        if (q->uring == NULL && !q->uring_tried &&
+            j->operation == NOXS_BLK_OP_READ) {
+            q->uring_tried = true;
+            q->uring = uring_new(bd);
+        }
         if (q->uring == NULL) {
             /* Small: handing it over costs more than doing it. */
             job_run(bd, j);
@@ -647,12 +676,10 @@ void ioq_drain(struct blkdev *bd)
         job_complete(bd, j);
     }
     while (q->inflight > 0) {
-        struct pollfd p = {.fd = q->done_fd, .events = POLLIN};
-
         ioq_reap(bd);
         atomic_store(&q->ring_sleeping, true);
         if (q->inflight > 0 && atomic_load(&q->ndone) == 0)
-            poll(&p, 1, 10);
+            bell_wait(bd, 10);
         atomic_store(&q->ring_sleeping, false);
     }
 }
@@ -662,8 +689,6 @@ void ioq_free(struct ioq *q)
 {
     if (q == NULL)
         return;
-    if (q->done_fd >= 0)
-        close(q->done_fd);
     pthread_cond_destroy(&q->cond);
     pthread_mutex_destroy(&q->lock);
     free(q);
@@ -680,11 +705,6 @@ struct ioq *ioq_new(unsigned int njobs, blk_answer_fn *answer)
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->cond, NULL);
     q->answer = answer;
-    q->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (q->done_fd < 0) {
-        ioq_free(q);
-        return NULL;
-    }
     for (unsigned int i = 0; i < njobs; i++) {
         jobs[i].next = q->free;
         q->free = &jobs[i];
@@ -693,18 +713,9 @@ struct ioq *ioq_new(unsigned int njobs, blk_answer_fn *answer)
 }
 
 
-/* The device's workers and io_uring (ring thread, first thing). */
-void ioq_start(struct blkdev *bd)
-{
-    struct ioq *q = bd->ioq;
 
-    while (q->nworkers < conf.io_threads &&
-           pthread_create(&q->threads[q->nworkers], NULL, io_worker, bd) == 0)
-        q->nworkers++;
-    q->uring = uring_new(bd);
-}
-
-/* After ioq_drain: nothing in flight; the workers and io_uring go. */
+/* Nothing in flight (after ioq_drain, or an idle device's ring thread
+ * about to sleep): the workers and io_uring go. */
 void ioq_stop(struct blkdev *bd)
 {
     struct ioq *q = bd->ioq;
@@ -718,5 +729,8 @@ void ioq_stop(struct blkdev *bd)
         pthread_mutex_unlock(&q->lock);
         while (q->nworkers > 0)
             pthread_join(q->threads[--q->nworkers], NULL);
+        q->quit = false;
     }
+    /* Made again on the next request that needs them. */
+    q->workers_tried = q->uring_tried = false;
 }

@@ -10,7 +10,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
@@ -83,7 +82,7 @@ static void push_responses(struct blkdev *bd)
     bd->rsp_pushed = now;
     noxs_blk_ring_mb();
     if (noxs_blk_need_notify(old, now, noxs_blk_load(&bd->sring->rsp_event)))
-        xenevtchn_notify(bd->xce, bd->port);
+        xenevtchn_notify(conf.xce, bd->port);
     /* The frontend has these answers: their requests are done. */
     st_store(&bd->st->rsp_pushed, now);
     for (uint32_t k = old; k != now; k++) {
@@ -336,9 +335,17 @@ static bool spin_for_requests(struct blkdev *bd)
     }
 }
 
+/*
+ * Serve the ring till stopped. A device with nothing to do for IDLE_MS
+ * gives up its I/O workers and io_uring (ioq_stop; they come back with
+ * the next request that needs them), then sleeps with no timeout: an
+ * idle device costs its ring thread and its mappings, nothing that
+ * wakes up.
+ */
 static int ring_loop(struct blkdev *bd)
 {
     struct noxs_blk_sring *s = bd->sring;
+    bool idle = false;
     uint64_t one = 1;
 
     for (;;) {
@@ -358,8 +365,8 @@ static int ring_loop(struct blkdev *bd)
         if (noxs_blk_load(&s->req_prod) != bd->req_cons)
             continue;
         /* Spin only when no big job is in flight: while the workers copy
-         * those, the cores are theirs, and a finished job wakes us
-         * through done_fd. */
+         * those, the cores are theirs, and a finished job rings our
+         * bell. */
         if (bd->ioq->nbig == 0 && spin_for_requests(bd))
             continue;
         /* Ask for a notification only now, about to sleep: while we run
@@ -369,40 +376,15 @@ static int ring_loop(struct blkdev *bd)
         if (noxs_blk_load(&s->req_prod) != bd->req_cons)
             continue;
 
-        struct pollfd p[3] = {
-            {.fd = xenevtchn_fd(bd->xce), .events = POLLIN},
-            {.fd = bd->stop_fd, .events = POLLIN},
-            {.fd = bd->ioq->done_fd, .events = POLLIN},
-        };
+        /* Asleep till the frontend's event, a finished job or a stop
+         * rings the bell (events.c); then round again: a stop is seen
+         * after what is already queued has been served. */
         atomic_store(&bd->ioq->ring_sleeping, true);
-        if (atomic_load(&bd->ioq->ndone) != 0) {
-            atomic_store(&bd->ioq->ring_sleeping, false);
-            continue;
-        }
-        int pr = poll(p, 3, -1);
-
+        if (atomic_load(&bd->ioq->ndone) == 0)
+            idle = bell_wait(bd, idle || bd->ioq->inflight > 0 ? -1 : IDLE_MS);
         atomic_store(&bd->ioq->ring_sleeping, false);
-        if (pr < 0 && errno != EINTR)
-            return 0;
-        if (p[2].revents & POLLIN) {
-            uint64_t v;
-
-            if (read(bd->ioq->done_fd, &v, sizeof(v)) < 0) {
-                /* EAGAIN: already read */
-            }
-        }
-        if (p[0].revents & POLLIN) {
-            int port = xenevtchn_pending(bd->xce);
-
-            if (port >= 0)
-                xenevtchn_unmask(bd->xce, (evtchn_port_t)port);
-        }
-        if (p[1].revents & POLLIN) {
-            /* Answer what is already queued, then leave. */
-            if (serve_ring(bd) < 0)
-                atomic_store(&bd->broken, true);
-            return 0;
-        }
+        if (idle && bd->ioq->inflight == 0)
+            ioq_stop(bd);
     }
 }
 
@@ -410,7 +392,6 @@ void *ring_thread(void *arg)
 {
     struct blkdev *bd = arg;
 
-    ioq_start(bd);
     bd->single_cpu = noxs_blk_single_cpu();
     if (bd->resuming && redo_stored(bd) < 0) {
         uint64_t one = 1;
