@@ -15,7 +15,7 @@
  * which stops the ring thread after it has answered what it took.
  *
  * Data (a ring thread per connected device). The thread owns the
- * device's ring, its event channel and its data-page mappings; it copies
+ * device's ring, its port and its data-page mappings; it copies
  * each request out of the shared ring, validates the copy (blkreq.c),
  * maps its pages, does the I/O (small reads batched through io_uring,
  * preadv/pwritev/fdatasync/fallocate otherwise; contiguous requests

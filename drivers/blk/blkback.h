@@ -116,7 +116,7 @@ struct blkdev {
     /* The ring thread's wake-up: events, finished jobs, stop (events.c). */
     atomic_uint bell;
     xengnttab_handle *xgt; /* conf.xgt while connected */
-    uint32_t port; /* our port, bound to the frontend's event-channel */
+    uint32_t port;         /* our port, bound to the frontend's event-channel */
     struct noxs_blk_sring *sring;
     unsigned int ring_pages;
     uint32_t ring_size;

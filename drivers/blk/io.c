@@ -713,7 +713,6 @@ struct ioq *ioq_new(unsigned int njobs, blk_answer_fn *answer)
 }
 
 
-
 /* Nothing in flight (after ioq_drain, or an idle device's ring thread
  * about to sleep): the workers and io_uring go. */
 void ioq_stop(struct blkdev *bd)

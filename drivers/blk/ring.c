@@ -1,6 +1,7 @@
 /*
  * The ring thread of a connected device. It owns the device's ring, its
- * event channel and its data-page mappings; it copies each request out
+ * port (the event thread wakes it, events.c) and its data-page mappings;
+ * it copies each request out
  * of the shared ring, validates the copy (blkreq.c), maps its pages
  * (gcache.c), hands reads and writes to the device's I/O queue (io.c)
  * and answers each request with its status. Every request it takes off
