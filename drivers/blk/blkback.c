@@ -47,6 +47,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <linux/fs.h>
 #include <poll.h>
 #include <pthread.h>
@@ -442,8 +443,7 @@ static void free_blkdev(struct blkdev *bd)
     }
     if (bd->fd >= 0)
         close(bd->fd);
-    if (bd->st != NULL)
-        munmap(bd->st, sizeof(struct blkst));
+    st_free(bd);
     if (bd->st_fd >= 0)
         close(bd->st_fd);
     free(bd->path);
@@ -755,6 +755,13 @@ int main(int argc, char **argv)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+    /*
+     * Blocks up to 1 MiB from the heap: above glibc's default threshold
+     * (128 KiB) each is a mapping of its own, and a device has several
+     * (its state, 136 KiB; a big ring's jobs; its grant-cache table once
+     * it caches much), which counted against vm.max_map_count per device.
+     */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);

@@ -135,7 +135,7 @@ struct blkdev {
     unsigned int nslot_free;
     uint16_t *slot_ans; /* by response index: the slot it answered */
     struct gcache_entry *gcache;
-    uint32_t gcache_slots;    /* power of two, at least twice max_grants */
+    uint32_t gcache_slots;    /* power of two, at least twice gcache_used */
     unsigned int gcache_used; /* pages in cached chunks */
     unsigned int temp_used;   /* pages mapped for one request, in flight */
     struct gchunk *lru_head, *lru_tail;
@@ -349,6 +349,7 @@ void drop_kept(void);
 void stored_name(char *buf, size_t n, const char *what, uint16_t domid,
                  uint32_t devid);
 int st_new(struct blkdev *bd);
+void st_free(struct blkdev *bd);
 void store_files(struct blkdev *bd);
 void unstore_files(struct blkdev *bd);
 const char *resume_files(struct blkdev *bd);
