@@ -84,12 +84,7 @@ static void disconnect(struct blkdev *bd)
 {
     if (!bd->connected)
         return;
-    if (bd->thread_running) {
-        atomic_store(&bd->stopping, true);
-        bell_ring(bd);
-        pthread_join(bd->thread, NULL);
-        bd->thread_running = false;
-    }
+    ring_stop(bd);
     log_info("domain %u blk %u: disconnected (%" PRIu64 " requests, %" PRIu64
              " errors, %" PRIu64 " grant maps, %" PRIu64 " evictions)",
              bd->fe_domid, bd->devid, bd->nr_requests, bd->nr_errors,
@@ -240,13 +235,7 @@ static int connect_ring(struct blkdev *bd, const char **why, bool resume)
     bd->nr_requests = bd->nr_errors = bd->nr_maps = bd->nr_evictions = 0;
     atomic_store(&bd->stopping, false);
     atomic_store(&bd->broken, false);
-    pthread_attr_t attr;
-
-    thread_attr(&attr, RING_STACK);
-    bd->thread_running = pthread_create(&bd->thread, &attr, ring_thread,
-                                        bd) == 0;
-    pthread_attr_destroy(&attr);
-    if (!bd->thread_running) {
+    if (ring_start(bd) < 0) {
         *why = "cannot start the ring thread";
         return -1;
     }
@@ -447,6 +436,8 @@ static void free_blkdev(struct blkdev *bd)
     if (bd->st_fd >= 0)
         close(bd->st_fd);
     free(bd->path);
+    pthread_cond_destroy(&bd->rt_ended);
+    pthread_mutex_destroy(&bd->rt_lock);
     free(bd);
 }
 
@@ -483,6 +474,8 @@ static struct blkdev *blkdev_new(noxs_dev *d)
     bd->dev = d;
     bd->fd = -1;
     bd->st_fd = -1;
+    pthread_mutex_init(&bd->rt_lock, NULL);
+    pthread_cond_init(&bd->rt_ended, NULL);
     bd->fe_domid = noxs_dev_frontend_domid(d);
     bd->devid = noxs_dev_id(d);
     bd->next = conf.devices;

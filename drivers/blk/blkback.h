@@ -111,8 +111,14 @@ struct blkdev {
 
     /* Connection: set up and torn down by the main thread only. */
     bool connected;
-    bool thread_running;
-    pthread_t thread;
+    /* The ring thread's life (events.c), under rt_lock: an idle device
+     * parks it (the thread ends) and its next event starts it again. */
+    pthread_mutex_t rt_lock;
+    pthread_cond_t rt_ended; /* a stopping thread is done (rt_lock) */
+    enum { RT_NONE,
+           RT_RUNNING,
+           RT_PARKED,
+           RT_STOPPING } rt;
     /* The ring thread's wake-up: events, finished jobs, stop (events.c). */
     atomic_uint bell;
     xengnttab_handle *xgt; /* conf.xgt while connected */
@@ -332,6 +338,11 @@ void events_start(void);
 int events_bind(struct blkdev *bd, uint32_t remote_port);
 void events_unbind(struct blkdev *bd);
 void bell_ring(struct blkdev *bd);
+int ring_start(struct blkdev *bd);
+void ring_wake(struct blkdev *bd);
+bool ring_park(struct blkdev *bd);
+void ring_stop(struct blkdev *bd);
+void ring_end(struct blkdev *bd);
 bool bell_wait(struct blkdev *bd, int timeout_ms);
 void thread_attr(pthread_attr_t *attr, size_t stack);
 

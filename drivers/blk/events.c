@@ -70,6 +70,112 @@ bool bell_wait(struct blkdev *bd, int timeout_ms)
            errno == ETIMEDOUT;
 }
 
+/*
+ * The ring thread's life. A device idle for IDLE_MS parks its thread
+ * (ring_park: the thread ends; an idle device then holds no thread, no
+ * stack and nothing that wakes up), and the next event of its port
+ * starts a new one (ring_wake, on the event thread), which goes on
+ * where the last one stopped: the ring indices, the grant cache and the
+ * I/O queue are the device's, not the thread's. The thread parks only
+ * with nothing in flight and after asking the frontend for an event
+ * (req_event) and finding no request, and only while its bell is quiet
+ * and no stop is asked, under rt_lock: an event that came before is seen
+ * by the thread, one after by ring_wake. The main thread stops it for
+ * good (ring_stop) without holding rt_lock while it waits, so that the
+ * event thread never waits for a device's I/O. The threads are detached
+ * (a parked thread's stack goes at once, not when someone joins it):
+ * the last thing a stopped one does is to say so (ring_end), and it
+ * touches the device no more.
+ */
+
+/* Start bd's ring thread (rt_lock held). */
+static int rt_create(struct blkdev *bd)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+    int err;
+
+    thread_attr(&attr, RING_STACK);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    err = pthread_create(&t, &attr, ring_thread, bd);
+    pthread_attr_destroy(&attr);
+    if (err != 0)
+        return -1;
+    bd->rt = RT_RUNNING;
+    return 0;
+}
+
+/* A new session's ring thread (main). */
+int ring_start(struct blkdev *bd)
+{
+    int ret;
+
+    pthread_mutex_lock(&bd->rt_lock);
+    ret = rt_create(bd);
+    pthread_mutex_unlock(&bd->rt_lock);
+    return ret;
+}
+
+/* News for bd's ring thread: ring its bell, start it if it parked. */
+void ring_wake(struct blkdev *bd)
+{
+    uint64_t one = 1;
+
+    bell_ring(bd);
+    pthread_mutex_lock(&bd->rt_lock);
+    if (bd->rt == RT_PARKED && rt_create(bd) < 0) {
+        /* Nothing would serve the ring: the main thread ends the
+         * session (Closing, with an error) as for a broken ring. */
+        bd->rt = RT_NONE;
+        log_warnx("domain %u blk %u: cannot start the ring thread again",
+                  bd->fe_domid, bd->devid);
+        atomic_store(&bd->broken, true);
+        if (write(conf.wake_fd, &one, sizeof(one)) < 0) {
+            /* the main loop rescans on its next wake-up anyway */
+        }
+    }
+    pthread_mutex_unlock(&bd->rt_lock);
+}
+
+/* The ring thread, idle with nothing in flight: may it end? */
+bool ring_park(struct blkdev *bd)
+{
+    bool park;
+
+    pthread_mutex_lock(&bd->rt_lock);
+    park = atomic_load(&bd->bell) == 0 && !atomic_load(&bd->stopping);
+    if (park)
+        bd->rt = RT_PARKED;
+    pthread_mutex_unlock(&bd->rt_lock);
+    return park;
+}
+
+/* End the session's ring thread, running or parked (main). A running
+ * one answers what it took first. */
+void ring_stop(struct blkdev *bd)
+{
+    pthread_mutex_lock(&bd->rt_lock);
+    atomic_store(&bd->stopping, true);
+    /* Nothing starts it again now: ring_wake starts parked ones only. */
+    bd->rt = bd->rt == RT_RUNNING ? RT_STOPPING : RT_NONE;
+    pthread_mutex_unlock(&bd->rt_lock);
+    bell_ring(bd);
+    pthread_mutex_lock(&bd->rt_lock);
+    while (bd->rt == RT_STOPPING)
+        pthread_cond_wait(&bd->rt_ended, &bd->rt_lock);
+    pthread_mutex_unlock(&bd->rt_lock);
+}
+
+/* The ring thread's last act when it leaves for good (stopped, or a
+ * broken ring): everything answered; after this it touches bd no more. */
+void ring_end(struct blkdev *bd)
+{
+    pthread_mutex_lock(&bd->rt_lock);
+    bd->rt = RT_NONE;
+    pthread_cond_broadcast(&bd->rt_ended);
+    pthread_mutex_unlock(&bd->rt_lock);
+}
+
 /* Bind port (the frontend's) for bd: bd->port. -1 on failure. */
 int events_bind(struct blkdev *bd, uint32_t remote_port)
 {
@@ -139,7 +245,7 @@ static void *event_thread(void *arg)
         xenevtchn_unmask(conf.xce, (evtchn_port_t)port);
         pthread_mutex_lock(&ports_lock);
         if ((size_t)port < nports && by_port[port] != NULL)
-            bell_ring(by_port[port]);
+            ring_wake(by_port[port]);
         pthread_mutex_unlock(&ports_lock);
     }
     return NULL;

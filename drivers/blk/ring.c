@@ -337,11 +337,11 @@ static bool spin_for_requests(struct blkdev *bd)
 }
 
 /*
- * Serve the ring till stopped. A device with nothing to do for IDLE_MS
- * gives up its I/O workers and io_uring (ioq_stop; they come back with
- * the next request that needs them), then sleeps with no timeout: an
- * idle device costs its ring thread and its mappings, nothing that
- * wakes up.
+ * Serve the ring till stopped (0), the ring is garbage (-1) or the device
+ * is idle (1). A device with nothing to do for IDLE_MS gives up its I/O
+ * workers and io_uring (ioq_stop; they come back with the next request
+ * that needs them) and parks its thread (ring_park: the thread ends,
+ * and the next event starts another; events.c).
  */
 static int ring_loop(struct blkdev *bd)
 {
@@ -384,8 +384,11 @@ static int ring_loop(struct blkdev *bd)
         if (atomic_load(&bd->ioq->ndone) == 0)
             idle = bell_wait(bd, idle || bd->ioq->inflight > 0 ? -1 : IDLE_MS);
         atomic_store(&bd->ioq->ring_sleeping, false);
-        if (idle && bd->ioq->inflight == 0)
+        if (idle && bd->ioq->inflight == 0) {
             ioq_stop(bd);
+            if (ring_park(bd))
+                return 1;
+        }
     }
 }
 
@@ -401,12 +404,13 @@ void *ring_thread(void *arg)
         if (write(conf.wake_fd, &one, sizeof(one)) < 0) {
             /* the main loop rescans on its next wake-up anyway */
         }
-    } else {
-        ring_loop(bd);
+    } else if (ring_loop(bd) == 1) {
+        return NULL; /* parked: nothing in flight, nothing to answer */
     }
     /* Every request consumed gets its answer before we leave. */
     ioq_drain(bd);
     push_responses(bd);
     ioq_stop(bd);
+    ring_end(bd);
     return NULL;
 }
