@@ -194,6 +194,23 @@ static void job_run(struct blkdev *bd, struct iojob *j)
  * kernel, a seccomp filter, kernel.io_uring_disabled) or fails, the
  * device uses preadv only; --no-uring does so from the start.
  */
+/*
+ * liburing maps and unmaps its rings with raw system calls, which
+ * ThreadSanitizer does not see: a ring made where another device's ring
+ * was (its thread long gone) looked like a race on the same memory. The
+ * kernel orders the unmap before the new map; we tell TSan so.
+ */
+#if defined(__SANITIZE_THREAD__)
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+static char uring_reuse;
+#define URING_MAPPED() __tsan_acquire(&uring_reuse)
+#define URING_UNMAPPED() __tsan_release(&uring_reuse)
+#else
+#define URING_MAPPED() ((void)0)
+#define URING_UNMAPPED() ((void)0)
+#endif
+
 #define URING_DEPTH 64u
 #define URING_IOVS (URING_DEPTH * NOXS_BLK_MAX_SEGMENTS)
 #define URING_PENDING INT32_MIN
@@ -220,7 +237,11 @@ static struct uring *uring_new(struct blkdev *bd)
     struct uring *u;
     int r;
 
-    if (!conf.use_uring)
+    /* Not built in or turned off (kernel.io_uring_disabled, seccomp):
+     * no device tries again after the first has found it so. */
+    static atomic_bool unavailable;
+
+    if (!conf.use_uring || atomic_load(&unavailable))
         return NULL;
     u = calloc(1, sizeof(*u));
     if (u == NULL)
@@ -236,13 +257,16 @@ static struct uring *uring_new(struct blkdev *bd)
         log_info("domain %u blk %u: io_uring unavailable (%s): using "
                  "preadv/pwritev",
                  bd->fe_domid, bd->devid, strerror(-r));
+        if (r == -ENOSYS || r == -EPERM)
+            atomic_store(&unavailable, true);
         free(u);
         return NULL;
     }
+    URING_MAPPED();
     /* A registered file saves a lookup per request; optional. */
     u->fixed = io_uring_register_files(&u->ring, &bd->fd, 1) == 0;
-    log_info("domain %u blk %u: reads batched through io_uring",
-             bd->fe_domid, bd->devid);
+    log_debug("domain %u blk %u: reads batched through io_uring",
+              bd->fe_domid, bd->devid);
     return u;
 }
 
@@ -251,6 +275,7 @@ static void uring_free(struct uring *u)
     if (u == NULL)
         return;
     io_uring_queue_exit(&u->ring);
+    URING_UNMAPPED();
     free(u);
 }
 
