@@ -23,6 +23,10 @@
  * threads, see io.c) and answers with a per-request status. Why threads
  * per device: a frontend that floods its ring, or asks for a slow fsync,
  * then only delays itself; other devices are served by their own.
+ * An idle device gives its thread up and the next event of its port
+ * starts another; the process shares one grant and one event-channel
+ * handle between all devices (events.c, "Resources per device" in
+ * docs/DRIVERS.md).
  *
  * Trust: a frontend may be hostile. Ring indices that claim more
  * outstanding requests than the ring holds make us abandon the ring (the
