@@ -210,6 +210,7 @@ static int connect_ring(struct blkdev *bd, const char **why, bool resume)
         *why = "cannot map the ring";
         return -1;
     }
+    atomic_store(&bd->masked, false);
     if (events_bind(bd, port) < 0) {
         *why = "cannot bind the event channel";
         return -1;

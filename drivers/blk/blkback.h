@@ -121,6 +121,7 @@ struct blkdev {
            RT_STOPPING } rt;
     /* The ring thread's wake-up: events, finished jobs, stop (events.c). */
     atomic_uint bell;
+    atomic_bool masked;    /* its port was delivered; the ring thread unmasks */
     xengnttab_handle *xgt; /* conf.xgt while connected */
     uint32_t port;         /* our port, bound to the frontend's event-channel */
     struct noxs_blk_sring *sring;

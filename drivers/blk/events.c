@@ -5,8 +5,8 @@
  * whole process instead of one per device): the main thread binds and
  * unbinds the frontends' ports on it, the ring threads notify through it,
  * and the event thread alone takes the ports it delivers
- * (xenevtchn_pending), unmasks them and rings the bell of the device the
- * port belongs to. Linux's evtchn device and the simulator's
+ * (xenevtchn_pending) and rings the bell of the device the port belongs
+ * to, whose ring thread unmasks it. Linux's evtchn device and the simulator's
  * libxenevtchn both allow that use from several threads: bind, unbind
  * and notify are single calls on the handle, and only one thread reads
  * delivered ports.
@@ -240,12 +240,21 @@ static void *event_thread(void *arg)
         }
         if (!(p.revents & POLLIN) || (port = xenevtchn_pending(conf.xce)) < 0)
             continue;
-        /* Unmasked before the ring thread looks: a later event is
-         * delivered again, never lost. */
-        xenevtchn_unmask(conf.xce, (evtchn_port_t)port);
+        /*
+         * The port stays masked till its ring thread wakes and unmasks
+         * it (ring.c), before it looks at the ring: an event raised
+         * meanwhile is delivered at the unmask, none is lost, and a
+         * frontend that notifies in a loop gets one delivery per round
+         * of its own ring thread, never a busy event thread that the
+         * other devices' events would wait behind.
+         */
         pthread_mutex_lock(&ports_lock);
-        if ((size_t)port < nports && by_port[port] != NULL)
+        if ((size_t)port < nports && by_port[port] != NULL) {
+            atomic_store(&by_port[port]->masked, true);
             ring_wake(by_port[port]);
+        } else {
+            xenevtchn_unmask(conf.xce, (evtchn_port_t)port);
+        }
         pthread_mutex_unlock(&ports_lock);
     }
     return NULL;

@@ -350,6 +350,9 @@ static int ring_loop(struct blkdev *bd)
     uint64_t one = 1;
 
     for (;;) {
+        /* Delivered (events.c): unmasked before we look at the ring. */
+        if (atomic_load(&bd->masked) && atomic_exchange(&bd->masked, false))
+            xenevtchn_unmask(conf.xce, bd->port);
         if (serve_ring(bd) < 0) {
             log_warnx("domain %u blk %u: ring indices out of range, "
                       "abandoning the ring",
