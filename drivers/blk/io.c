@@ -274,8 +274,8 @@ static void uring_free(struct uring *u)
 {
     if (u == NULL)
         return;
+    URING_UNMAPPED(); /* before: the next map may follow the unmap */
     io_uring_queue_exit(&u->ring);
-    URING_UNMAPPED();
     free(u);
 }
 
