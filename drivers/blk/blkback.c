@@ -15,7 +15,7 @@
  * which stops the ring thread after it has answered what it took.
  *
  * Data (a ring thread per connected device). The thread owns the
- * device's ring, its event channel and its data-page mappings; it copies
+ * device's ring, its port and its data-page mappings; it copies
  * each request out of the shared ring, validates the copy (blkreq.c),
  * maps its pages, does the I/O (small reads batched through io_uring,
  * preadv/pwritev/fdatasync/fallocate otherwise; contiguous requests
@@ -23,6 +23,10 @@
  * threads, see io.c) and answers with a per-request status. Why threads
  * per device: a frontend that floods its ring, or asks for a slow fsync,
  * then only delays itself; other devices are served by their own.
+ * An idle device gives its thread up and the next event of its port
+ * starts another; the process shares one grant and one event-channel
+ * handle between all devices (events.c, "Resources per device" in
+ * docs/DRIVERS.md).
  *
  * Trust: a frontend may be hostile. Ring indices that claim more
  * outstanding requests than the ring holds make us abandon the ring (the
@@ -47,6 +51,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <linux/fs.h>
 #include <poll.h>
 #include <pthread.h>
@@ -83,15 +88,7 @@ static void disconnect(struct blkdev *bd)
 {
     if (!bd->connected)
         return;
-    if (bd->thread_running) {
-        uint64_t one = 1;
-
-        atomic_store(&bd->stopping, true);
-        if (write(bd->stop_fd, &one, sizeof(one)) < 0)
-            log_warnx("stop ring thread: %s", strerror(errno));
-        pthread_join(bd->thread, NULL);
-        bd->thread_running = false;
-    }
+    ring_stop(bd);
     log_info("domain %u blk %u: disconnected (%" PRIu64 " requests, %" PRIu64
              " errors, %" PRIu64 " grant maps, %" PRIu64 " evictions)",
              bd->fe_domid, bd->devid, bd->nr_requests, bd->nr_errors,
@@ -109,18 +106,7 @@ static void disconnect(struct blkdev *bd)
     if (bd->sring != NULL)
         xengnttab_unmap(bd->xgt, bd->sring, bd->ring_pages);
     bd->sring = NULL;
-    if (bd->port != 0)
-        xenevtchn_unbind(bd->xce, bd->port);
-    bd->port = 0;
-    if (bd->xce != NULL)
-        xenevtchn_close(bd->xce);
-    bd->xce = NULL;
-    if (bd->xgt != NULL)
-        xengnttab_close(bd->xgt);
-    bd->xgt = NULL;
-    if (bd->stop_fd >= 0)
-        close(bd->stop_fd);
-    bd->stop_fd = -1;
+    events_unbind(bd);
     bd->connected = false;
 }
 
@@ -209,18 +195,14 @@ static int connect_ring(struct blkdev *bd, const char **why, bool resume)
     order = st->order;
     port = st->port;
 
-    bd->xgt = xengnttab_open(NULL, 0);
-    bd->xce = xenevtchn_open(NULL, 0);
-    bd->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    /* The process's handles: no file descriptor of the device's own
+     * (the cached pages are bounded by --max-grants, see gcache.c). */
+    bd->xgt = conf.xgt;
     bd->connected = true; /* so that disconnect() releases what we got */
-    if (gcache_init(bd) < 0 || bd->xgt == NULL || bd->xce == NULL ||
-        bd->stop_fd < 0) {
+    if (gcache_init(bd) < 0) {
         *why = "out of resources";
         return -1;
     }
-    xengnttab_set_max_grants(bd->xgt, conf.max_grants + TEMP_MAX +
-                                          NOXS_BLK_MAX_SEGMENTS +
-                                          bd->ring_pages + 16);
     bd->sring = xengnttab_map_domain_grant_refs(bd->xgt, bd->ring_pages,
                                                 bd->fe_domid, refs,
                                                 PROT_READ | PROT_WRITE);
@@ -228,13 +210,11 @@ static int connect_ring(struct blkdev *bd, const char **why, bool resume)
         *why = "cannot map the ring";
         return -1;
     }
-    xenevtchn_port_or_error_t p =
-        xenevtchn_bind_interdomain(bd->xce, bd->fe_domid, port);
-    if (p < 0) {
+    atomic_store(&bd->masked, false);
+    if (events_bind(bd, port) < 0) {
         *why = "cannot bind the event channel";
         return -1;
     }
-    bd->port = (uint32_t)p;
     bd->ring_size = noxs_blk_ring_size(order);
     bd->ioq = ioq_new(bd->ring_size, put_response);
     bd->slot_free = calloc(2 * bd->ring_size, sizeof(*bd->slot_free));
@@ -260,11 +240,10 @@ static int connect_ring(struct blkdev *bd, const char **why, bool resume)
     bd->nr_requests = bd->nr_errors = bd->nr_maps = bd->nr_evictions = 0;
     atomic_store(&bd->stopping, false);
     atomic_store(&bd->broken, false);
-    if (pthread_create(&bd->thread, NULL, ring_thread, bd) != 0) {
+    if (ring_start(bd) < 0) {
         *why = "cannot start the ring thread";
         return -1;
     }
-    bd->thread_running = true;
     log_info("domain %u blk %u: %s, %u-page ring (%u slots), port %u%s",
              bd->fe_domid, bd->devid, resume ? "resumed" : "connected",
              bd->ring_pages, bd->ring_size, bd->port,
@@ -468,11 +447,12 @@ static void free_blkdev(struct blkdev *bd)
     }
     if (bd->fd >= 0)
         close(bd->fd);
-    if (bd->st != NULL)
-        munmap(bd->st, sizeof(struct blkst));
+    st_free(bd);
     if (bd->st_fd >= 0)
         close(bd->st_fd);
     free(bd->path);
+    pthread_cond_destroy(&bd->rt_ended);
+    pthread_mutex_destroy(&bd->rt_lock);
     free(bd);
 }
 
@@ -509,7 +489,8 @@ static struct blkdev *blkdev_new(noxs_dev *d)
     bd->dev = d;
     bd->fd = -1;
     bd->st_fd = -1;
-    bd->stop_fd = -1;
+    pthread_mutex_init(&bd->rt_lock, NULL);
+    pthread_cond_init(&bd->rt_ended, NULL);
     bd->fe_domid = noxs_dev_frontend_domid(d);
     bd->devid = noxs_dev_id(d);
     bd->next = conf.devices;
@@ -782,6 +763,13 @@ int main(int argc, char **argv)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+    /*
+     * Blocks up to 1 MiB from the heap: above glibc's default threshold
+     * (128 KiB) each is a mapping of its own, and a device has several
+     * (its state, 136 KiB; a big ring's jobs; its grant-cache table once
+     * it caches much), which counted against vm.max_map_count per device.
+     */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
@@ -793,6 +781,7 @@ int main(int argc, char **argv)
         fatalx("signalfd/eventfd: %s", strerror(errno));
 
     take_stored();
+    events_start();
     conf.backend = noxs_backend_open_flags(socket_path, types, 1, &ops, NULL,
                                            NOXS_BACKEND_RESUMABLE);
     if (conf.backend == NULL)

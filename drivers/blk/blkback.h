@@ -10,9 +10,12 @@
  *   io.c       the I/O of mapped requests: jobs, worker threads, reads
  *              from a mapping, io_uring batches
  *   gcache.c   the data pages: mapping them, the persistent-grant cache
+ *   events.c   the process's event channels, the event thread and the
+ *              ring threads' sleep (bells)
  *
- * Calls go one way: blkback.c -> store.c, ring.c, io.c, gcache.c;
- * ring.c -> io.c, gcache.c; io.c -> gcache.c. A finished job goes back
+ * Calls go one way: blkback.c -> store.c, ring.c, io.c, gcache.c,
+ * events.c; ring.c -> io.c, gcache.c, events.c; io.c -> gcache.c,
+ * events.c. A finished job goes back
  * to the ring through the answer callback the ring thread gives ioq_new.
  */
 #ifndef NOXS_BLKBACK_H
@@ -48,6 +51,9 @@
 #define MAP_RETRY 1
 /* Responses pushed to the frontend at least every this many requests. */
 #define PUSH_BATCH 8u
+/* A device with no request for this long gives up its I/O workers and
+ * io_uring (ring.c), till a request needs them again. */
+#define IDLE_MS 2000
 /* Bounded busy-wait before sleeping on the event channel. */
 #define SPIN_NS 30000
 /* Worker threads per device (--io-threads). Two: the measured best on a
@@ -59,6 +65,23 @@
 #define JOB_MAX_REQS 32u
 #define JOB_MAX_SEGS 256u
 #define JOB_MAX_BYTES (1u << 20)
+/*
+ * Thread stacks. A ring thread's deepest frames are a job's iovecs
+ * (JOB_MAX_SEGS of them, 4 KiB, twice when a write is gathered beside an
+ * io_uring batch), the request copies to redo after a restart (2 KiB),
+ * a log line and the grant and event-channel library calls: 256 KiB is
+ * many times that and a thirty-second of the default 8 MiB. Workers only
+ * gather iovecs and call preadv/pwritev. The sanitizers' frames are
+ * several times larger, and ThreadSanitizer's per-thread state lives on
+ * the stack: their builds keep the default.
+ */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define RING_STACK 0u
+#define WORKER_STACK 0u
+#else
+#define RING_STACK (256u * 1024)
+#define WORKER_STACK (128u * 1024)
+#endif
 
 struct gchunk;
 struct blkst;
@@ -94,12 +117,19 @@ struct blkdev {
 
     /* Connection: set up and torn down by the main thread only. */
     bool connected;
-    bool thread_running;
-    pthread_t thread;
-    int stop_fd; /* eventfd: main -> ring thread */
-    xenevtchn_handle *xce;
-    xengnttab_handle *xgt;
-    uint32_t port; /* our port, bound to the frontend's event-channel */
+    /* The ring thread's life (events.c), under rt_lock: an idle device
+     * parks it (the thread ends) and its next event starts it again. */
+    pthread_mutex_t rt_lock;
+    pthread_cond_t rt_ended; /* a stopping thread is done (rt_lock) */
+    enum { RT_NONE,
+           RT_RUNNING,
+           RT_PARKED,
+           RT_STOPPING } rt;
+    /* The ring thread's wake-up: events, finished jobs, stop (events.c). */
+    atomic_uint bell;
+    atomic_bool masked;    /* its port was delivered; the ring thread unmasks */
+    xengnttab_handle *xgt; /* conf.xgt while connected */
+    uint32_t port;         /* our port, bound to the frontend's event-channel */
     struct noxs_blk_sring *sring;
     unsigned int ring_pages;
     uint32_t ring_size;
@@ -118,7 +148,7 @@ struct blkdev {
     unsigned int nslot_free;
     uint16_t *slot_ans; /* by response index: the slot it answered */
     struct gcache_entry *gcache;
-    uint32_t gcache_slots;    /* power of two, at least twice max_grants */
+    uint32_t gcache_slots;    /* power of two, at least twice gcache_used */
     unsigned int gcache_used; /* pages in cached chunks */
     unsigned int temp_used;   /* pages mapped for one request, in flight */
     struct gchunk *lru_head, *lru_tail;
@@ -140,7 +170,10 @@ struct blkback_conf {
     unsigned int io_threads; /* --io-threads */
     bool use_uring;          /* not --no-uring */
 
-    /* Shared by the ring threads. */
+    /* Shared by the ring threads: the grant and event-channel handles
+     * (one each for the process, see events.c). */
+    xengnttab_handle *xgt;
+    xenevtchn_handle *xce;
     atomic_uint grants_mapped;   /* cached pages, all devices */
     atomic_uint persistent_devs; /* connected devices that cache */
     int wake_fd;                 /* eventfd: ring threads -> main */
@@ -283,7 +316,10 @@ struct ioq {
     unsigned int ntodo;    /* jobs in the FIFO */
     unsigned int nworkers; /* worker threads running */
     pthread_t threads[MAX_WORKERS];
-    int done_fd;           /* eventfd: worker -> ring thread */
+    /* Ring thread only: the workers and io_uring are made on the first
+     * request that needs them (an idle device has neither); tried once
+     * a session. */
+    bool workers_tried, uring_tried;
     struct iojob *free;    /* ring thread only */
     struct iojob *open;    /* ring thread only: the job being gathered */
     struct iojob *small;   /* ring thread only: small reads to batch */
@@ -295,7 +331,6 @@ struct ioq {
 
 struct ioq *ioq_new(unsigned int njobs, blk_answer_fn *answer);
 void ioq_free(struct ioq *q);
-void ioq_start(struct blkdev *bd);
 void ioq_stop(struct blkdev *bd);
 void ioq_add(struct blkdev *bd, struct iojob *j);
 void ioq_dispatch(struct blkdev *bd);
@@ -303,6 +338,20 @@ void ioq_flush_small(struct blkdev *bd);
 void ioq_reap(struct blkdev *bd);
 void ioq_drain(struct blkdev *bd);
 int do_discard(struct blkdev *bd, uint64_t off, uint64_t len);
+
+/* ---- events.c: event channels, bells, threads ---- */
+
+void events_start(void);
+int events_bind(struct blkdev *bd, uint32_t remote_port);
+void events_unbind(struct blkdev *bd);
+void bell_ring(struct blkdev *bd);
+int ring_start(struct blkdev *bd);
+void ring_wake(struct blkdev *bd);
+bool ring_park(struct blkdev *bd);
+void ring_stop(struct blkdev *bd);
+void ring_end(struct blkdev *bd);
+bool bell_wait(struct blkdev *bd, int timeout_ms);
+void thread_attr(pthread_attr_t *attr, size_t stack);
 
 /* ---- ring.c: the ring thread ---- */
 
@@ -318,6 +367,7 @@ void drop_kept(void);
 void stored_name(char *buf, size_t n, const char *what, uint16_t domid,
                  uint32_t devid);
 int st_new(struct blkdev *bd);
+void st_free(struct blkdev *bd);
 void store_files(struct blkdev *bd);
 void unstore_files(struct blkdev *bd);
 const char *resume_files(struct blkdev *bd);

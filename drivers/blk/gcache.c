@@ -62,6 +62,34 @@ static void gcache_insert(struct blkdev *bd, uint32_t gref,
     bd->gcache[i].idx = idx;
 }
 
+/*
+ * Room in the table for n more refs, at most half full: it starts small
+ * and doubles as the cache grows (a table for the whole budget, 2 x
+ * --max-grants entries, was 512 KiB, and a mapping of its own, for every
+ * device however little it caches). false: no memory for a bigger one
+ * (the pages are then mapped for one request).
+ */
+static bool gcache_reserve(struct blkdev *bd, unsigned int n)
+{
+    uint32_t slots = bd->gcache_slots;
+    struct gcache_entry *old = bd->gcache, *t;
+
+    while (2 * (bd->gcache_used + n) > slots)
+        slots <<= 1;
+    if (slots == bd->gcache_slots)
+        return true;
+    t = calloc(slots, sizeof(*t));
+    if (t == NULL)
+        return false;
+    bd->gcache = t;
+    bd->gcache_slots = slots;
+    for (struct gchunk *c = bd->lru_head; c != NULL; c = c->next)
+        for (unsigned int k = 0; k < c->npages; k++)
+            gcache_insert(bd, c->grefs[k], c, k);
+    free(old);
+    return true;
+}
+
 /* Linear probing delete with backward shift (no tombstones). */
 static void gcache_remove(struct blkdev *bd, uint32_t gref)
 {
@@ -167,9 +195,7 @@ static bool gcache_make_room(struct blkdev *bd, unsigned int n)
  * memory; gcache_clear() undoes either outcome. */
 int gcache_init(struct blkdev *bd)
 {
-    bd->gcache_slots = 64;
-    while (bd->gcache_slots < 2 * conf.max_grants)
-        bd->gcache_slots <<= 1;
+    bd->gcache_slots = 64; /* grows with the cache: gcache_reserve */
     bd->gcache = calloc(bd->gcache_slots, sizeof(*bd->gcache));
     if (bd->persistent) {
         atomic_fetch_add(&conf.persistent_devs, 1);
@@ -248,8 +274,8 @@ int map_segments(struct blkdev *bd, const struct blkreq *r,
             /* A request's pages are mostly the pages of one chunk in
              * order (the same buffer as last time): look at the next
              * page of the previous segment's chunk before the table,
-             * whose probes miss the CPU caches (it is sized for the
-             * whole budget). A ref lives in one chunk only, so a match
+             * whose probes miss the CPU caches (it may hold the whole
+             * budget). A ref lives in one chunk only, so a match
              * there is what the table would answer. */
             if (last != NULL && last_idx + 1 < last->npages &&
                 last->grefs[last_idx + 1] == gref) {
@@ -281,7 +307,8 @@ int map_segments(struct blkdev *bd, const struct blkreq *r,
     }
     if (nmiss == 0)
         return NOXS_BLK_RSP_OKAY;
-    if (bd->persistent && gcache_make_room(bd, nmiss))
+    if (bd->persistent && gcache_make_room(bd, nmiss) &&
+        gcache_reserve(bd, nmiss))
         c = calloc(1, sizeof(*c));
     if (c != NULL) {
         p = xengnttab_map_domain_grant_refs(bd->xgt, nmiss, bd->fe_domid,

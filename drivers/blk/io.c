@@ -194,6 +194,23 @@ static void job_run(struct blkdev *bd, struct iojob *j)
  * kernel, a seccomp filter, kernel.io_uring_disabled) or fails, the
  * device uses preadv only; --no-uring does so from the start.
  */
+/*
+ * liburing maps and unmaps its rings with raw system calls, which
+ * ThreadSanitizer does not see: a ring made where another device's ring
+ * was (its thread long gone) looked like a race on the same memory. The
+ * kernel orders the unmap before the new map; we tell TSan so.
+ */
+#if defined(__SANITIZE_THREAD__)
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+static char uring_reuse;
+#define URING_MAPPED() __tsan_acquire(&uring_reuse)
+#define URING_UNMAPPED() __tsan_release(&uring_reuse)
+#else
+#define URING_MAPPED() ((void)0)
+#define URING_UNMAPPED() ((void)0)
+#endif
+
 #define URING_DEPTH 64u
 #define URING_IOVS (URING_DEPTH * NOXS_BLK_MAX_SEGMENTS)
 #define URING_PENDING INT32_MIN
@@ -220,7 +237,11 @@ static struct uring *uring_new(struct blkdev *bd)
     struct uring *u;
     int r;
 
-    if (!conf.use_uring)
+    /* Not built in or turned off (kernel.io_uring_disabled, seccomp):
+     * no device tries again after the first has found it so. */
+    static atomic_bool unavailable;
+
+    if (!conf.use_uring || atomic_load(&unavailable))
         return NULL;
     u = calloc(1, sizeof(*u));
     if (u == NULL)
@@ -236,13 +257,16 @@ static struct uring *uring_new(struct blkdev *bd)
         log_info("domain %u blk %u: io_uring unavailable (%s): using "
                  "preadv/pwritev",
                  bd->fe_domid, bd->devid, strerror(-r));
+        if (r == -ENOSYS || r == -EPERM)
+            atomic_store(&unavailable, true);
         free(u);
         return NULL;
     }
+    URING_MAPPED();
     /* A registered file saves a lookup per request; optional. */
     u->fixed = io_uring_register_files(&u->ring, &bd->fd, 1) == 0;
-    log_info("domain %u blk %u: reads batched through io_uring",
-             bd->fe_domid, bd->devid);
+    log_debug("domain %u blk %u: reads batched through io_uring",
+              bd->fe_domid, bd->devid);
     return u;
 }
 
@@ -250,6 +274,7 @@ static void uring_free(struct uring *u)
 {
     if (u == NULL)
         return;
+    URING_UNMAPPED(); /* before: the next map may follow the unmap */
     io_uring_queue_exit(&u->ring);
     free(u);
 }
@@ -432,7 +457,6 @@ static void *io_worker(void *arg)
 {
     struct blkdev *bd = arg;
     struct ioq *q = bd->ioq;
-    uint64_t one = 1;
 
     pthread_mutex_lock(&q->lock);
     for (;;) {
@@ -460,13 +484,34 @@ static void *io_worker(void *arg)
          * above). */
         unsigned int ndone = atomic_fetch_add(&q->ndone, 1) + 1;
 
-        if (atomic_load(&q->ring_sleeping) && ndone > q->ntodo &&
-            write(q->done_fd, &one, sizeof(one)) < 0) {
-            /* the ring thread also checks ndone before sleeping */
-        }
+        if (atomic_load(&q->ring_sleeping) && ndone > q->ntodo)
+            bell_ring(bd);
     }
     pthread_mutex_unlock(&q->lock);
     return NULL;
+}
+
+/*
+ * The device's workers, on its first big job: an idle device, or one
+ * that only ever reads and writes a little, has none (their stacks and
+ * threads are what most devices of a busy host would pay for nothing).
+ * With none (--io-threads 0, or none could start) big jobs run on the
+ * ring thread.
+ */
+static void workers_start(struct blkdev *bd)
+{
+    struct ioq *q = bd->ioq;
+    pthread_attr_t attr;
+
+    q->workers_tried = true;
+    thread_attr(&attr, WORKER_STACK);
+    while (q->nworkers < conf.io_threads &&
+           pthread_create(&q->threads[q->nworkers], &attr, io_worker, bd) == 0)
+        q->nworkers++;
+    pthread_attr_destroy(&attr);
+    if (q->nworkers < conf.io_threads)
+        log_warnx("domain %u blk %u: %u of %u I/O worker threads started",
+                  bd->fe_domid, bd->devid, q->nworkers, conf.io_threads);
 }
 
 static struct iojob *ioq_take(struct ioq *q)
@@ -567,9 +612,18 @@ void ioq_dispatch(struct blkdev *bd)
     q->open = NULL;
     j->next = NULL;
     j->big = false;
+    if (j->bytes >= INLINE_MAX && !q->workers_tried && conf.io_threads > 0)
+        workers_start(bd);
     if (j->bytes < INLINE_MAX || q->nworkers == 0) {
         struct iojob *s = q->small;
 
+        /* io_uring, on the first read to batch: a device that only
+         * writes, or does nothing, has none (its fd and mappings). */
+        if (q->uring == NULL && !q->uring_tried &&
+            j->operation == NOXS_BLK_OP_READ) {
+            q->uring_tried = true;
+            q->uring = uring_new(bd);
+        }
         if (q->uring == NULL) {
             /* Small: handing it over costs more than doing it. */
             job_run(bd, j);
@@ -647,12 +701,10 @@ void ioq_drain(struct blkdev *bd)
         job_complete(bd, j);
     }
     while (q->inflight > 0) {
-        struct pollfd p = {.fd = q->done_fd, .events = POLLIN};
-
         ioq_reap(bd);
         atomic_store(&q->ring_sleeping, true);
         if (q->inflight > 0 && atomic_load(&q->ndone) == 0)
-            poll(&p, 1, 10);
+            bell_wait(bd, 10);
         atomic_store(&q->ring_sleeping, false);
     }
 }
@@ -662,8 +714,6 @@ void ioq_free(struct ioq *q)
 {
     if (q == NULL)
         return;
-    if (q->done_fd >= 0)
-        close(q->done_fd);
     pthread_cond_destroy(&q->cond);
     pthread_mutex_destroy(&q->lock);
     free(q);
@@ -680,11 +730,6 @@ struct ioq *ioq_new(unsigned int njobs, blk_answer_fn *answer)
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->cond, NULL);
     q->answer = answer;
-    q->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (q->done_fd < 0) {
-        ioq_free(q);
-        return NULL;
-    }
     for (unsigned int i = 0; i < njobs; i++) {
         jobs[i].next = q->free;
         q->free = &jobs[i];
@@ -693,18 +738,8 @@ struct ioq *ioq_new(unsigned int njobs, blk_answer_fn *answer)
 }
 
 
-/* The device's workers and io_uring (ring thread, first thing). */
-void ioq_start(struct blkdev *bd)
-{
-    struct ioq *q = bd->ioq;
-
-    while (q->nworkers < conf.io_threads &&
-           pthread_create(&q->threads[q->nworkers], NULL, io_worker, bd) == 0)
-        q->nworkers++;
-    q->uring = uring_new(bd);
-}
-
-/* After ioq_drain: nothing in flight; the workers and io_uring go. */
+/* Nothing in flight (after ioq_drain, or an idle device's ring thread
+ * about to sleep): the workers and io_uring go. */
 void ioq_stop(struct blkdev *bd)
 {
     struct ioq *q = bd->ioq;
@@ -718,5 +753,8 @@ void ioq_stop(struct blkdev *bd)
         pthread_mutex_unlock(&q->lock);
         while (q->nworkers > 0)
             pthread_join(q->threads[--q->nworkers], NULL);
+        q->quit = false;
     }
+    /* Made again on the next request that needs them. */
+    q->workers_tried = q->uring_tried = false;
 }

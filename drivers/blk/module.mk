@@ -7,7 +7,7 @@ BLK_CLI := $(BINOUT)/noxs-blk
 BLKFRONT_OBJS := $(OBJDIR)/drivers/blk/blkfront.o
 BLKREQ_OBJS := $(OBJDIR)/drivers/blk/blkreq.o
 BLKBACK_OBJS := $(addprefix $(OBJDIR)/drivers/blk/,blkback.o store.o ring.o \
-	io.o gcache.o)
+	io.o gcache.o events.o)
 
 # svc.o: the service manager's fd store, as for noxsd (hidden in libnoxs.so).
 $(OBJDIR)/drivers/blk/store.o: BASE_CFLAGS += -Ilibnoxs

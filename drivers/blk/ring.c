@@ -1,6 +1,7 @@
 /*
  * The ring thread of a connected device. It owns the device's ring, its
- * event channel and its data-page mappings; it copies each request out
+ * port (the event thread wakes it, events.c) and its data-page mappings;
+ * it copies each request out
  * of the shared ring, validates the copy (blkreq.c), maps its pages
  * (gcache.c), hands reads and writes to the device's I/O queue (io.c)
  * and answers each request with its status. Every request it takes off
@@ -10,7 +11,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
@@ -83,7 +83,7 @@ static void push_responses(struct blkdev *bd)
     bd->rsp_pushed = now;
     noxs_blk_ring_mb();
     if (noxs_blk_need_notify(old, now, noxs_blk_load(&bd->sring->rsp_event)))
-        xenevtchn_notify(bd->xce, bd->port);
+        xenevtchn_notify(conf.xce, bd->port);
     /* The frontend has these answers: their requests are done. */
     st_store(&bd->st->rsp_pushed, now);
     for (uint32_t k = old; k != now; k++) {
@@ -336,12 +336,23 @@ static bool spin_for_requests(struct blkdev *bd)
     }
 }
 
+/*
+ * Serve the ring till stopped (0), the ring is garbage (-1) or the device
+ * is idle (1). A device with nothing to do for IDLE_MS gives up its I/O
+ * workers and io_uring (ioq_stop; they come back with the next request
+ * that needs them) and parks its thread (ring_park: the thread ends,
+ * and the next event starts another; events.c).
+ */
 static int ring_loop(struct blkdev *bd)
 {
     struct noxs_blk_sring *s = bd->sring;
+    bool idle = false;
     uint64_t one = 1;
 
     for (;;) {
+        /* Delivered (events.c): unmasked before we look at the ring. */
+        if (atomic_load(&bd->masked) && atomic_exchange(&bd->masked, false))
+            xenevtchn_unmask(conf.xce, bd->port);
         if (serve_ring(bd) < 0) {
             log_warnx("domain %u blk %u: ring indices out of range, "
                       "abandoning the ring",
@@ -358,8 +369,8 @@ static int ring_loop(struct blkdev *bd)
         if (noxs_blk_load(&s->req_prod) != bd->req_cons)
             continue;
         /* Spin only when no big job is in flight: while the workers copy
-         * those, the cores are theirs, and a finished job wakes us
-         * through done_fd. */
+         * those, the cores are theirs, and a finished job rings our
+         * bell. */
         if (bd->ioq->nbig == 0 && spin_for_requests(bd))
             continue;
         /* Ask for a notification only now, about to sleep: while we run
@@ -369,39 +380,17 @@ static int ring_loop(struct blkdev *bd)
         if (noxs_blk_load(&s->req_prod) != bd->req_cons)
             continue;
 
-        struct pollfd p[3] = {
-            {.fd = xenevtchn_fd(bd->xce), .events = POLLIN},
-            {.fd = bd->stop_fd, .events = POLLIN},
-            {.fd = bd->ioq->done_fd, .events = POLLIN},
-        };
+        /* Asleep till the frontend's event, a finished job or a stop
+         * rings the bell (events.c); then round again: a stop is seen
+         * after what is already queued has been served. */
         atomic_store(&bd->ioq->ring_sleeping, true);
-        if (atomic_load(&bd->ioq->ndone) != 0) {
-            atomic_store(&bd->ioq->ring_sleeping, false);
-            continue;
-        }
-        int pr = poll(p, 3, -1);
-
+        if (atomic_load(&bd->ioq->ndone) == 0)
+            idle = bell_wait(bd, idle || bd->ioq->inflight > 0 ? -1 : IDLE_MS);
         atomic_store(&bd->ioq->ring_sleeping, false);
-        if (pr < 0 && errno != EINTR)
-            return 0;
-        if (p[2].revents & POLLIN) {
-            uint64_t v;
-
-            if (read(bd->ioq->done_fd, &v, sizeof(v)) < 0) {
-                /* EAGAIN: already read */
-            }
-        }
-        if (p[0].revents & POLLIN) {
-            int port = xenevtchn_pending(bd->xce);
-
-            if (port >= 0)
-                xenevtchn_unmask(bd->xce, (evtchn_port_t)port);
-        }
-        if (p[1].revents & POLLIN) {
-            /* Answer what is already queued, then leave. */
-            if (serve_ring(bd) < 0)
-                atomic_store(&bd->broken, true);
-            return 0;
+        if (idle && bd->ioq->inflight == 0) {
+            ioq_stop(bd);
+            if (ring_park(bd))
+                return 1;
         }
     }
 }
@@ -410,7 +399,6 @@ void *ring_thread(void *arg)
 {
     struct blkdev *bd = arg;
 
-    ioq_start(bd);
     bd->single_cpu = noxs_blk_single_cpu();
     if (bd->resuming && redo_stored(bd) < 0) {
         uint64_t one = 1;
@@ -419,12 +407,13 @@ void *ring_thread(void *arg)
         if (write(conf.wake_fd, &one, sizeof(one)) < 0) {
             /* the main loop rescans on its next wake-up anyway */
         }
-    } else {
-        ring_loop(bd);
+    } else if (ring_loop(bd) == 1) {
+        return NULL; /* parked: nothing in flight, nothing to answer */
     }
     /* Every request consumed gets its answer before we leave. */
     ioq_drain(bd);
     push_responses(bd);
     ioq_stop(bd);
+    ring_end(bd);
     return NULL;
 }

@@ -23,7 +23,8 @@ void stored_name(char *buf, size_t n, const char *what, uint16_t domid,
     snprintf(buf, n, "noxs-blk-%s-%u-%u", what, domid, devid);
 }
 
-/* bd->st: a memfd to store (resumable), else anonymous memory. */
+/* bd->st: a memfd to store (resumable), else the heap (one mapping for
+ * all devices, see main). st_free() undoes it. */
 int st_new(struct blkdev *bd)
 {
     void *p;
@@ -45,12 +46,21 @@ int st_new(struct blkdev *bd)
         if (fd >= 0)
             close(fd);
     }
-    p = mmap(NULL, sizeof(struct blkst), PROT_READ | PROT_WRITE,
-             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
+    if ((bd->st = calloc(1, sizeof(struct blkst))) == NULL)
         return -ENOMEM;
-    bd->st = p;
     return 0;
+}
+
+/* bd->st, mapped from its memfd (st_new, resume_files) or allocated. */
+void st_free(struct blkdev *bd)
+{
+    if (bd->st == NULL)
+        return;
+    if (bd->st_fd >= 0)
+        munmap(bd->st, sizeof(struct blkst));
+    else
+        free(bd->st);
+    bd->st = NULL;
 }
 
 /* Settings into bd->st, then the image and st into the fd store. */

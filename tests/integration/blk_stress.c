@@ -34,6 +34,11 @@
  *       them: every answer must come while later requests stay queued
  *       and the frontend submits nothing new; each read is compared
  *       with the pattern.
+ *   blk_stress [-d DEVID] many N
+ *       connect devices DEVID..DEVID+N-1 of this domain at once, read a
+ *       block from each, print "connected N"; on SIGTERM read a block
+ *       from each again (every device still served), close them all and
+ *       exit 0; exit 3 on an error.
  *   blk_stress [-d DEVID] hold
  *       stay connected, reading a block now and then, until SIGTERM
  *       (close cleanly, exit 0) or an error (exit 3): a guest for the
@@ -560,6 +565,63 @@ static int cmd_hold(void)
     return 0;
 }
 
+/* Read a block from each of the n devices. -1 and a message on error. */
+static int read_each(noxs_blkfront **b, unsigned int n, uint32_t first)
+{
+    static uint8_t buf[4096];
+
+    for (unsigned int i = 0; i < n; i++) {
+        if (noxs_blkfront_read(b[i], buf, sizeof(buf), 0) < 0) {
+            fprintf(stderr, "blk_stress: many: device %u: read: %s\n",
+                    first + i, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int cmd_many(uint32_t first, unsigned int n)
+{
+    struct sigaction sa = {.sa_handler = on_term};
+    noxs_blkfront **b = calloc(n ? n : 1, sizeof(*b));
+    sigset_t term, old;
+    int rc = 0;
+
+    if (b == NULL || n == 0)
+        die("many: %u devices", n);
+    /* Blocked but while waiting: a SIGTERM never slips in before it. */
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigprocmask(SIG_BLOCK, &term, &old);
+    sigaction(SIGTERM, &sa, NULL);
+    b[0] = blk;
+    for (unsigned int i = 1; i < n; i++) {
+        b[i] = noxs_blkfront_open(fe, first + i, 0, 20000);
+        if (b[i] == NULL) {
+            fprintf(stderr, "blk_stress: many: device %u: connect: %s\n",
+                    first + i, strerror(errno));
+            n = i;
+            rc = 3;
+            break;
+        }
+        noxs_blkfront_set_timeout(b[i], 20000);
+    }
+    if (rc == 0 && read_each(b, n, first) < 0)
+        rc = 3;
+    if (rc == 0) {
+        printf("connected %u\n", n);
+        fflush(stdout);
+        while (!stop)
+            sigsuspend(&old);
+        if (read_each(b, n, first) < 0)
+            rc = 3;
+    }
+    for (unsigned int i = 1; i < n; i++)
+        noxs_blkfront_close(b[i]);
+    free(b);
+    return rc;
+}
+
 /* ---- waiting for the oldest of several big reads ---- */
 
 #define OLD_QD 8u
@@ -670,6 +732,8 @@ int main(int argc, char **argv)
         rc = cmd_oldest(strtoull(argv[a], NULL, 0));
     else if (strcmp(cmd, "hold") == 0 && argc - a == 0)
         rc = cmd_hold();
+    else if (strcmp(cmd, "many") == 0 && argc - a == 1)
+        rc = cmd_many(devid, (unsigned int)strtoul(argv[a], NULL, 10));
     else if (strcmp(cmd, "zeros") == 0 && argc - a == 2)
         rc = cmd_zeros(strtoull(argv[a], NULL, 0), strtoull(argv[a + 1], NULL, 0));
     else
