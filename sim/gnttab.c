@@ -5,7 +5,9 @@
  * in D's file; the granter and every grantee map that same file page
  * MAP_SHARED, so data written by one side is seen by the other with no
  * copy. A handle owns no fd (one is made only if *_fd() is called) and
- * keeps a list of the regions it mapped. Grant and map records live in
+ * keeps a list of the regions it mapped, with every live page's address
+ * in a hash table: one process may share a handle among thousands of
+ * devices (noxs-blk-back does), and an unmap must not walk them all. Grant and map records live in
  * the shared tables, owned by the process, so a dead process's grants
  * and mappings are released by its guardian (see core_guard.c).
  *
@@ -30,7 +32,7 @@
 #include <unistd.h>
 
 struct region {
-	struct region *next;
+	struct region *next, *prev;
 	char *addr;
 	uint32_t count;
 	uint32_t nlive;
@@ -47,7 +49,132 @@ struct xengntdev_handle {
 	int fd; /* made on demand by xengnttab_fd()/xengntshr_fd() */
 	pthread_mutex_t lock;
 	struct region *regions;
+	/* Live pages by address: buckets of page_ent chains. */
+	struct page_ent **pages;
+	size_t npages_slots, npages;
 };
+
+struct page_ent {
+	struct page_ent *next;
+	char *addr;
+	struct region *r;
+	uint32_t i; /* page index in r */
+};
+
+static size_t page_slot(const struct xengntdev_handle *h, const char *addr)
+{
+	uint64_t k = (uint64_t)(uintptr_t)addr / SIM_PAGE_SIZE;
+
+	return (size_t)((k * 0x9E3779B97F4A7C15ull) >> 32) &
+		(h->npages_slots - 1);
+}
+
+static struct page_ent **page_link(struct xengntdev_handle *h,
+	const char *addr)
+{
+	struct page_ent **l;
+
+	if (!h->npages_slots)
+		return NULL;
+	for (l = &h->pages[page_slot(h, addr)]; *l; l = &(*l)->next)
+		if ((*l)->addr == addr)
+			return l;
+	return NULL;
+}
+
+/* Twice the slots when the table is full (a power of two); -1 if no
+ * memory, the table as it was. */
+static int pages_grow(struct xengntdev_handle *h)
+{
+	size_t n = h->npages_slots ? h->npages_slots * 2 : 64, old;
+	struct page_ent **t = calloc(n, sizeof(*t)), **ot = h->pages;
+
+	if (!t)
+		return -1;
+	old = h->npages_slots;
+	h->pages = t;
+	h->npages_slots = n;
+	for (size_t b = 0; b < old; b++)
+		while (ot[b]) {
+			struct page_ent *e = ot[b];
+			size_t k = page_slot(h, e->addr);
+			ot[b] = e->next;
+			e->next = t[k];
+			t[k] = e;
+		}
+	free(ot);
+	return 0;
+}
+
+/* Region r (its addr set) into the list and its pages into the table;
+ * -1 (ENOMEM) with nothing added. */
+static int region_link(struct xengntdev_handle *h, struct region *r)
+{
+	uint32_t i;
+
+	if (h->npages + r->count > h->npages_slots) {
+		while (h->npages + r->count > h->npages_slots)
+			if (pages_grow(h) < 0) {
+				errno = ENOMEM;
+				return -1;
+			}
+	}
+	for (i = 0; i < r->count; i++) {
+		struct page_ent *e = malloc(sizeof(*e));
+		if (!e)
+			break;
+		e->addr = r->addr + (size_t)i * SIM_PAGE_SIZE;
+		e->r = r;
+		e->i = i;
+		size_t k = page_slot(h, e->addr);
+		e->next = h->pages[k];
+		h->pages[k] = e;
+		h->npages++;
+	}
+	if (i < r->count) {
+		while (i-- > 0) {
+			struct page_ent **l =
+				page_link(h, r->addr + (size_t)i * SIM_PAGE_SIZE);
+			struct page_ent *e = *l;
+			*l = e->next;
+			free(e);
+			h->npages--;
+		}
+		errno = ENOMEM;
+		return -1;
+	}
+	r->prev = NULL;
+	r->next = h->regions;
+	if (h->regions)
+		h->regions->prev = r;
+	h->regions = r;
+	return 0;
+}
+
+/* Page i of r out of the table (if it is there). */
+static void page_forget(struct xengntdev_handle *h, struct region *r,
+	uint32_t i)
+{
+	struct page_ent **l = page_link(h, r->addr + (size_t)i * SIM_PAGE_SIZE);
+
+	if (l && (*l)->r == r) {
+		struct page_ent *e = *l;
+		*l = e->next;
+		free(e);
+		h->npages--;
+	}
+}
+
+/* r out of the list (its pages are out of the table already). */
+static void region_unlink(struct xengntdev_handle *h, struct region *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		h->regions = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+}
 
 static struct xengntdev_handle *handle_open(int shr)
 {
@@ -99,22 +226,31 @@ static void region_free(struct region *r)
 	free(r);
 }
 
-/* Find the region holding [addr, addr + count pages); h->lock held. */
+/* The region holding [addr, addr + count pages), and the index of its
+ * first page; h->lock held. A live page is found in the table; a page
+ * unmapped already (which, as with munmap(2), may be unmapped again) by
+ * walking the regions, which only that case pays for. */
 static struct region *region_find(struct xengntdev_handle *h, void *addr,
-	uint32_t count, uint32_t *first, struct region ***link)
+	uint32_t count, uint32_t *first)
 {
+	struct page_ent **l;
 	char *a = addr;
 
-	for (struct region **l = &h->regions; *l; l = &(*l)->next) {
-		struct region *r = *l;
+	if (count == 0 || (uintptr_t)a % SIM_PAGE_SIZE)
+		return NULL;
+	if ((l = page_link(h, a))) {
+		if ((*l)->i + (uint64_t)count > (*l)->r->count)
+			return NULL;
+		*first = (*l)->i;
+		return (*l)->r;
+	}
+	for (struct region *r = h->regions; r; r = r->next) {
 		if (a < r->addr || a >= r->addr + (size_t)r->count * SIM_PAGE_SIZE)
 			continue;
 		size_t off = (size_t)(a - r->addr);
-		if (off % SIM_PAGE_SIZE || count == 0 ||
-			off / SIM_PAGE_SIZE + count > r->count)
+		if (off / SIM_PAGE_SIZE + count > r->count)
 			return NULL;
 		*first = (uint32_t)(off / SIM_PAGE_SIZE);
-		*link = l;
 		return r;
 	}
 	return NULL;
@@ -218,30 +354,64 @@ static void region_release(struct xengntdev_handle *h, struct region *r,
 	}
 }
 
+/* munmap the live pages among count pages of r from first, in runs (a
+ * page unmapped before may be somebody else's mapping by now). */
+static void unmap_live(struct region *r, uint32_t first, uint32_t count)
+{
+	uint32_t i = first, end = first + count;
+
+	while (i < end) {
+		uint32_t j;
+		if (!r->live[i]) {
+			i++;
+			continue;
+		}
+		for (j = i; j < end && r->live[j]; j++)
+			;
+		munmap(r->addr + (size_t)i * SIM_PAGE_SIZE,
+			(size_t)(j - i) * SIM_PAGE_SIZE);
+		i = j;
+	}
+}
+
 static int unmap_common(struct xengntdev_handle *h, void *addr,
 	uint32_t count)
 {
-	struct region *r, **link;
+	struct region *r;
 	uint32_t first;
 
 	pthread_mutex_lock(&h->lock);
-	r = region_find(h, addr, count, &first, &link);
+	r = region_find(h, addr, count, &first);
 	if (!r) {
 		pthread_mutex_unlock(&h->lock);
 		errno = EINVAL;
 		return -1;
 	}
+	for (uint32_t i = first; i < first + count; i++)
+		if (r->live[i])
+			page_forget(h, r, i);
 	if (h->shr) {
-		/* gntalloc clears the byte and notifies, then the page goes. */
+		/* gntalloc clears the byte and notifies, then the page goes:
+		 * which pages are live is read before the release. */
+		uint8_t *was = malloc(count);
+		if (was)
+			memcpy(was, r->live + first, count);
 		region_release(h, r, first, count);
-		munmap(addr, (size_t)count * SIM_PAGE_SIZE);
+		if (was) {
+			memcpy(r->live + first, was, count);
+			unmap_live(r, first, count);
+			memset(r->live + first, 0, count);
+			free(was);
+		} else {
+			munmap(addr, (size_t)count * SIM_PAGE_SIZE);
+		}
 	} else {
 		/* gntdev: our mapping goes first, then the grant is let go. */
-		munmap(addr, (size_t)count * SIM_PAGE_SIZE);
+		unmap_live(r, first, count);
 		region_release(h, r, first, count);
 	}
 	if (r->nlive == 0) {
-		*link = r->next;
+		region_unlink(h, r);
 		region_free(r);
 	}
 	pthread_mutex_unlock(&h->lock);
@@ -256,10 +426,19 @@ static int close_common(struct xengntdev_handle *h)
 	while (h->regions) {
 		struct region *r = h->regions;
 		h->regions = r->next;
-		munmap(r->addr, (size_t)r->count * SIM_PAGE_SIZE);
+		unmap_live(r, 0, r->count);
 		region_release(h, r, 0, r->count);
 		region_free(r);
 	}
+	for (size_t b = 0; b < h->npages_slots; b++)
+		while (h->pages[b]) {
+			struct page_ent *e = h->pages[b];
+			h->pages[b] = e->next;
+			free(e);
+		}
+	free(h->pages);
+	h->pages = NULL;
+	h->npages_slots = h->npages = 0;
 	pthread_mutex_unlock(&h->lock);
 	if (h->fd >= 0)
 		close(h->fd);
@@ -403,8 +582,10 @@ static void *map_refs(struct xengntdev_handle *h, uint32_t count,
 	if (!addr)
 		goto fail;
 	r->addr = addr;
-	r->next = h->regions;
-	h->regions = r;
+	if (region_link(h, r) < 0) {
+		munmap(addr, (size_t)count * SIM_PAGE_SIZE);
+		goto fail;
+	}
 	pthread_mutex_unlock(&h->lock);
 	free(doms);
 	free(offs);
@@ -703,11 +884,14 @@ static void *share(struct xengntdev_handle *h, uint32_t domid, int count,
 		e = errno;
 		goto fail_locked;
 	}
+	r->addr = addr;
+	if (region_link(h, r) < 0) {
+		e = errno;
+		munmap(addr, (size_t)count * SIM_PAGE_SIZE);
+		goto fail_locked;
+	}
 	for (int i = 0; i < count; i++)
 		refs[i] = r->idx[i];
-	r->addr = addr;
-	r->next = h->regions;
-	h->regions = r;
 	pthread_mutex_unlock(&h->lock);
 	noxs_sim_pages_fd_put(h->domid, fd);
 	free(doms);

@@ -511,10 +511,61 @@ START_TEST(kept_fd_replaced_behind_our_back)
 }
 END_TEST
 
+/*
+ * One handle, many regions (one process serving thousands of devices
+ * shares one handle): shares and unshares in an order other than the
+ * one they were made in, addresses the kernel hands out again, a
+ * partial unshare among them; every page keeps its own contents and
+ * every grant is released once.
+ */
+START_TEST(many_regions)
+{
+    enum { N = 600 };
+    xengntshr_handle *s = sim_gntshr_as(1);
+    static char *p[N];
+    uint32_t ref;
+    struct noxs_simstat st;
+    char *two;
+    uint32_t refs2[2];
+
+    for (int i = 0; i < N; i++) {
+        p[i] = xengntshr_share_pages(s, 2, 1, &ref, 1);
+        ck_assert_ptr_nonnull(p[i]);
+        snprintf(p[i], 32, "page %d", i);
+    }
+    two = xengntshr_share_pages(s, 2, 2, refs2, 1);
+    ck_assert_ptr_nonnull(two);
+    for (int i = 0; i < N; i += 2)
+        ck_assert_int_eq(xengntshr_unshare(s, p[i], 1), 0);
+    /* Half of the second region goes, then the other half. */
+    ck_assert_int_eq(xengntshr_unshare(s, two + 4096, 1), 0);
+    for (int i = 0; i < N; i += 2) {
+        p[i] = xengntshr_share_pages(s, 2, 1, &ref, 1);
+        ck_assert_ptr_nonnull(p[i]);
+        snprintf(p[i], 32, "page %d", i);
+    }
+    noxs_simstat_domain(1, 1, &st);
+    ck_assert_uint_eq(st.grants_active, N + 1);
+    for (int i = N - 1; i >= 0; i--) {
+        char want[32];
+
+        snprintf(want, sizeof(want), "page %d", i);
+        ck_assert_str_eq(p[i], want);
+        ck_assert_int_eq(xengntshr_unshare(s, p[i], 1), 0);
+    }
+    ck_assert_int_eq(xengntshr_unshare(s, two, 1), 0);
+    noxs_simstat_domain(1, 1, &st);
+    ck_assert_uint_eq(st.grants_active, 0);
+    /* Nothing is left to unshare: an address no region ever had. */
+    ck_assert_int_eq(xengntshr_unshare(s, (void *)(uintptr_t)4096, 1), -1);
+    xengntshr_close(s);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = check_suite("sim_gnttab", "gnttab", fresh_dir, NULL, 0,
-                           CHECK_TESTS(map_errors, partial_unshare,
+                           CHECK_TESTS(map_errors, partial_unshare, many_regions,
                                        gntalloc_fd_outlives_process,
                                        kept_fd_replaced_behind_our_back));
 
