@@ -162,15 +162,18 @@ static void touch(struct console *c)
     visit_head = c;
 }
 
+/* The list is short: the consoles of one wake-up. */
 static void untouch(struct console *c)
 {
-    for (struct console **pp = &visit_head; c->queued && *pp != NULL;
-         pp = &(*pp)->qnext) {
+    if (!c->queued)
+        return;
+    for (struct console **pp = &visit_head; *pp != NULL; pp = &(*pp)->qnext) {
         if (*pp == c) {
             *pp = c->qnext;
-            c->queued = false;
+            break;
         }
     }
+    c->queued = false;
 }
 
 /* ---- connection ---- */
