@@ -844,6 +844,7 @@ static int serve(int sfd)
     if (watch_set(&be_w, noxs_backend_fd(backend), EPOLLIN) < 0 ||
         watch_set(&sig_w, sfd, EPOLLIN) < 0)
         fatalx("cannot watch noxsd's connection and signals");
+    visit_touched(); /* consoles resumed while we registered */
     for (;;) {
         bool be_ready = false, sig_ready = false;
         int n = epoll_wait(epfd, evs, (int)(sizeof(evs) / sizeof(evs[0])), -1);
