@@ -73,10 +73,12 @@
 #define MAX_DATA_PAGES (2u << NOXS_CONS_MAX_RING_ORDER)
 
 /* One fd of a console in the epoll set: what it is and what it waits for. */
-enum { W_LISTEN,
-       W_CLIENT,
-       W_EVTCHN,
-       W_COUNT };
+enum {
+    W_LISTEN, /* the console's socket */
+    W_CLIENT, /* the attached client */
+    W_EVTCHN, /* the guest's ring channel */
+    W_COUNT
+};
 struct watch {
     struct console *c; /* NULL: noxsd's or the signal fd */
     int fd;            /* in the set, or -1 */
@@ -787,7 +789,13 @@ static void visit(struct console *c)
 {
     n_visits++;
     pump(c);
-    if (c->client_hup && c->client_fd >= 0 && (!c->connected || in_room(c)))
+    /*
+     * pump() lets a hung-up client go once it has read all it could; with
+     * no rings it does not read, so we let it go here. Not by looking at
+     * the ring again: the guest may have made room since pump() found it
+     * full, and the client's last input, still unread, would be lost.
+     */
+    if (c->client_hup && c->client_fd >= 0 && !c->connected)
         drop_client(c);
     sync_client(c);
 }
