@@ -895,8 +895,6 @@ static int serve(int sfd)
     }
     watch_set(&be_w, -1, 0);
     watch_set(&sig_w, -1, 0);
-    log_info("%" PRIu64 " wake-ups, %" PRIu64 " console visits", n_wakeups,
-             n_visits);
     return status;
 }
 
@@ -950,5 +948,8 @@ int main(int argc, char **argv)
     while (consoles != NULL)
         free_console(consoles);
     close(epfd);
+    /* Last, so that it ends the log. */
+    log_info("exiting: %" PRIu64 " wake-ups, %" PRIu64 " console visits",
+             n_wakeups, n_visits);
     return status;
 }
