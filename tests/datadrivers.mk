@@ -28,7 +28,8 @@ $(DRV_IT)/blk_hostile: $(OBJDIR)/tests/integration/blk_hostile.o \
 DRV_IT_HELPERS := $(DRV_IT)/blk_stress $(DRV_IT)/blk_hostile
 DRV_IT_SCRIPTS := $(addprefix tests/integration/,blk-beside-console.sh \
 	blk-crash.sh blk-evict.sh blk-hostile.sh blk-io.sh blk-many.sh blk-rogrant.sh \
-	lifecycle-blk.sh console-attach.sh console-noxsd-stopped.sh console-stream.sh)
+	lifecycle-blk.sh console-attach.sh console-many.sh console-noxsd-stopped.sh \
+	console-stream.sh)
 INTEGRATION_TESTS += $(DRV_IT_SCRIPTS)
 # The blk backend's threads (ring, event, I/O workers) under TSan.
 TSAN_TESTS += tests/integration/blk-io.sh tests/integration/blk-many.sh

@@ -1,7 +1,7 @@
 /*
  * noxs-console-back: the backend of the console device for every guest.
  *
- * One single-threaded poll loop serves all consoles: consoles carry
+ * One single-threaded epoll loop serves all consoles: consoles carry
  * little data and non-blocking I/O everywhere means a slow client or a
  * silent guest never holds up another console. Per console we keep:
  *
@@ -30,17 +30,27 @@
  * calls cons_connect again for a console that was Connected: we map the
  * rings again, bind the guest's ring channel again and take the ring
  * indices from the header.
+ *
+ * A wake-up costs what fired, not the number of consoles. Each console's
+ * fds (listening socket, client, ring channel) sit in one epoll set from
+ * the moment they are opened until just before they are closed, and a
+ * wake-up visits only the consoles whose fds fired or whose state noxsd's
+ * requests changed (the "visit" list). Nothing else needs a visit: every
+ * wait is on an fd, since after a visit the only work left is a full
+ * ring (its "wanted" word makes the guest notify our channel), output
+ * the client cannot take yet (EPOLLOUT) or output nobody is attached for
+ * (the next client's connect).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -61,6 +71,19 @@
 
 #define DEFAULT_DIR "/run/noxs/console"
 #define MAX_DATA_PAGES (2u << NOXS_CONS_MAX_RING_ORDER)
+
+/* One fd of a console in the epoll set: what it is and what it waits for. */
+enum {
+    W_LISTEN, /* the console's socket */
+    W_CLIENT, /* the attached client */
+    W_EVTCHN, /* the guest's ring channel */
+    W_COUNT
+};
+struct watch {
+    struct console *c; /* NULL: noxsd's or the signal fd */
+    int fd;            /* in the set, or -1 */
+    uint32_t events;
+};
 
 struct console {
     noxs_dev *dev;
@@ -85,6 +108,9 @@ struct console {
     uint32_t ring_bytes;
     uint32_t out_cons, in_prod; /* our private indices */
 
+    struct watch w[W_COUNT];
+    bool queued; /* on the visit list */
+    struct console *qnext;
     struct console *next;
 };
 
@@ -93,12 +119,72 @@ static struct console *consoles;
 static const char *sock_dir = DEFAULT_DIR;
 static const char *log_dir;
 static uint32_t buf_size = 64 * 1024;
+static int epfd = -1;
+static struct console *visit_head;
+/* Wake-ups and console visits, logged at exit (tests compare them). */
+static uint64_t n_wakeups, n_visits;
+
+/* ---- the epoll set ---- */
+
+/*
+ * Make the set hold fd for w with events; fd < 0 or no events: take w's
+ * fd out. Called before any close of a watched fd, so the set never
+ * holds a closed fd (a number the kernel may hand out again).
+ * -1/errno when the kernel refuses to add it.
+ */
+static int watch_set(struct watch *w, int fd, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = w};
+
+    if (fd < 0)
+        events = 0;
+    if (w->fd >= 0 && (w->fd != fd || events == 0)) {
+        epoll_ctl(epfd, EPOLL_CTL_DEL, w->fd, NULL);
+        w->fd = -1;
+    }
+    if (events == 0 || (w->fd == fd && w->events == events))
+        return 0;
+    if (epoll_ctl(epfd, w->fd == fd ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd,
+                  &ev) < 0) {
+        log_warnx("epoll_ctl: %s", strerror(errno));
+        return -1;
+    }
+    w->fd = fd;
+    w->events = events;
+    return 0;
+}
+
+/* c needs a visit in this wake-up (pump, then its client's events). */
+static void touch(struct console *c)
+{
+    if (c->queued)
+        return;
+    c->queued = true;
+    c->qnext = visit_head;
+    visit_head = c;
+}
+
+/* The list is short: the consoles of one wake-up. */
+static void untouch(struct console *c)
+{
+    if (!c->queued)
+        return;
+    for (struct console **pp = &visit_head; *pp != NULL; pp = &(*pp)->qnext) {
+        if (*pp == c) {
+            *pp = c->qnext;
+            break;
+        }
+    }
+    c->queued = false;
+}
+
 /* ---- connection ---- */
 
 static void disconnect(struct console *c)
 {
     if (!c->connected)
         return;
+    watch_set(&c->w[W_EVTCHN], -1, 0);
     if (c->data != NULL)
         xengnttab_unmap(c->xgt, c->data, c->data_pages);
     if (c->hdr != NULL)
@@ -163,6 +249,10 @@ static int connect_rings(struct console *c, const char **why, bool resume)
         return -1;
     }
     c->port = (uint32_t)p;
+    if (watch_set(&c->w[W_EVTCHN], xenevtchn_fd(c->xce), EPOLLIN) < 0) {
+        *why = "out of resources";
+        return -1;
+    }
     c->hdr = xengnttab_map_grant_ref(c->xgt, c->fe_domid, hdr_ref,
                                      PROT_READ | PROT_WRITE);
     if (c->hdr == NULL) {
@@ -204,6 +294,7 @@ static void drop_client(struct console *c)
 {
     if (c->client_fd < 0)
         return;
+    watch_set(&c->w[W_CLIENT], -1, 0);
     close(c->client_fd);
     c->client_fd = -1;
     c->client_hup = false;
@@ -408,8 +499,10 @@ static void free_console(struct console *c)
             break;
         }
     }
+    untouch(c);
     disconnect(c);
     drop_client(c);
+    watch_set(&c->w[W_LISTEN], -1, 0);
     if (c->listen_fd >= 0)
         close(c->listen_fd);
     if (c->sock_path != NULL)
@@ -436,7 +529,8 @@ static int open_socket(struct console *c)
     c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (c->listen_fd < 0 ||
         bind(c->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        chmod(sa.sun_path, 0600) < 0 || listen(c->listen_fd, 4) < 0) {
+        chmod(sa.sun_path, 0600) < 0 || listen(c->listen_fd, 4) < 0 ||
+        watch_set(&c->w[W_LISTEN], c->listen_fd, EPOLLIN) < 0) {
         int err = errno;
 
         log_warnx("console socket %s: %s", sa.sun_path, strerror(err));
@@ -495,6 +589,8 @@ static int cons_attach(noxs_dev *d, struct console **out)
     c->fe_domid = noxs_dev_frontend_domid(d);
     c->devid = noxs_dev_id(d);
     c->listen_fd = c->client_fd = c->log_fd = -1;
+    for (int i = 0; i < W_COUNT; i++)
+        c->w[i] = (struct watch){.c = c, .fd = -1};
     c->next = consoles;
     consoles = c;
     c->buf = malloc(buf_size);
@@ -560,6 +656,7 @@ static int cons_connect(noxs_backend *b, noxs_dev *d, const char **why,
         return -EPROTO;
     }
     pump(c);
+    touch(c);
     return 0;
 }
 
@@ -578,6 +675,7 @@ static void cons_disconnect(noxs_backend *b, noxs_dev *d, int why, void *arg)
     if (why == ECONNRESET)
         log_info("domain %u console %u: frontend gone", c->fe_domid, c->devid);
     disconnect(c);
+    touch(c); /* what it left goes to the client; no more input */
 }
 
 static void cons_remove(noxs_backend *b, noxs_dev *d, void *arg)
@@ -615,7 +713,7 @@ static const struct noxs_backend_ops ops = {
     .resume = cons_resume,
 };
 
-/* ---- main loop ---- */
+/* ---- setup ---- */
 
 static int mkdirs(const char *path, mode_t mode)
 {
@@ -657,95 +755,146 @@ static void usage(FILE *out)
             "  --buffer BYTES    output kept for a client (default 65536)\n");
 }
 
+/* ---- main loop ---- */
+
+static bool in_room(const struct console *c)
+{
+    return c->connected &&
+           c->in_prod - noxs_cons_load(&c->hdr->in_cons) < c->ring_bytes;
+}
+
+/*
+ * What the client's fd waits for after a visit: input while the in ring
+ * has room, room for output we hold, its hang-up. A hung-up client we
+ * cannot read yet leaves the set (its EPOLLHUP, reported whatever we ask
+ * for, would spin us) until the guest's notify of ring space brings us
+ * back here.
+ */
+static void sync_client(struct console *c)
+{
+    bool room = in_room(c);
+    uint32_t ev = EPOLLRDHUP; /* a client that half-closed leaves */
+
+    if (room)
+        ev |= EPOLLIN;
+    if (c->buf_len > 0)
+        ev |= EPOLLOUT;
+    if (c->client_hup && !room)
+        ev = 0;
+    if (watch_set(&c->w[W_CLIENT], c->client_fd, ev) < 0)
+        drop_client(c);
+}
+
+static void visit(struct console *c)
+{
+    n_visits++;
+    pump(c);
+    /*
+     * pump() lets a hung-up client go once it has read all it could; with
+     * no rings it does not read, so we let it go here. Not by looking at
+     * the ring again: the guest may have made room since pump() found it
+     * full, and the client's last input, still unread, would be lost.
+     */
+    if (c->client_hup && c->client_fd >= 0 && !c->connected)
+        drop_client(c);
+    sync_client(c);
+}
+
+static void visit_touched(void)
+{
+    struct console *c;
+
+    while ((c = visit_head) != NULL) {
+        visit_head = c->qnext;
+        c->queued = false;
+        visit(c);
+    }
+}
+
+/* One of a console's fds fired: note what, visit it later. */
+static void console_event(struct watch *w, uint32_t events)
+{
+    struct console *c = w->c;
+
+    if (w == &c->w[W_LISTEN] && (events & EPOLLIN))
+        accept_client(c);
+    else if (w == &c->w[W_CLIENT] && c->client_fd == w->fd &&
+             (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)))
+        c->client_hup = true;
+    else if (w == &c->w[W_EVTCHN] && c->connected && (events & EPOLLIN))
+        handle_event(c);
+    touch(c);
+}
+
+/* The signalfd is readable: false if we are to quit. */
+static bool take_signals(int sfd)
+{
+    struct signalfd_siginfo si;
+    bool quit = false;
+
+    while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (si.ssi_signo == SIGHUP)
+            reopen_logs();
+        else
+            quit = true;
+    }
+    return !quit;
+}
+
 /* The loop: signals, clients, the guests' rings and noxsd's requests.
  * Returns the exit status. */
 static int serve(int sfd)
 {
-    struct pollfd *pfds = NULL;
-    size_t pfd_cap = 0;
+    static struct watch be_w = {.fd = -1}, sig_w = {.fd = -1};
+    struct epoll_event evs[64];
     int status = 0;
 
+    if (watch_set(&be_w, noxs_backend_fd(backend), EPOLLIN) < 0 ||
+        watch_set(&sig_w, sfd, EPOLLIN) < 0)
+        fatalx("cannot watch noxsd's connection and signals");
+    visit_touched(); /* consoles resumed while we registered */
     for (;;) {
-        size_t n = 2, ncons = 0;
+        bool be_ready = false, sig_ready = false;
+        int n = epoll_wait(epfd, evs, (int)(sizeof(evs) / sizeof(evs[0])), -1);
 
-        for (struct console *k = consoles; k != NULL; k = k->next)
-            ncons++;
-        if (pfd_cap < 2 + 3 * ncons) {
-            pfd_cap = 2 + 3 * ncons + 16;
-            free(pfds);
-            pfds = calloc(pfd_cap, sizeof(*pfds));
-            if (pfds == NULL)
-                fatalx("out of memory");
-        }
-        pfds[0] = (struct pollfd){.fd = noxs_backend_fd(backend), .events = POLLIN};
-        pfds[1] = (struct pollfd){.fd = sfd, .events = POLLIN};
-        for (struct console *k = consoles; k != NULL; k = k->next) {
-            bool in_room = k->connected &&
-                           k->in_prod - noxs_cons_load(&k->hdr->in_cons) <
-                               k->ring_bytes;
-            short cev = POLLRDHUP; /* a client that half-closed leaves */
-
-            if (in_room)
-                cev |= POLLIN;
-            if (k->buf_len > 0)
-                cev |= POLLOUT;
-            pfds[n++] = (struct pollfd){.fd = k->listen_fd, .events = POLLIN};
-            /* A hung-up client we cannot read yet is not polled (its
-             * POLLHUP would spin us) until the in ring has room. */
-            pfds[n++] = (struct pollfd){
-                .fd = k->client_hup && !in_room ? -1 : k->client_fd,
-                .events = cev};
-            pfds[n++] = (struct pollfd){
-                .fd = k->connected ? xenevtchn_fd(k->xce) : -1,
-                .events = POLLIN};
-        }
-        if (poll(pfds, n, -1) < 0) {
+        if (n < 0) {
             if (errno == EINTR)
                 continue;
-            fatalx("poll: %s", strerror(errno));
+            fatalx("epoll_wait: %s", strerror(errno));
         }
-        if (pfds[1].revents & POLLIN) {
-            struct signalfd_siginfo si;
-            bool quit = false;
+        n_wakeups++;
+        for (int i = 0; i < n; i++) {
+            struct watch *w = evs[i].data.ptr;
 
-            while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-                if (si.ssi_signo == SIGHUP)
-                    reopen_logs();
-                else
-                    quit = true;
-            }
-            if (quit) {
-                log_info("terminating");
-                break;
-            }
+            if (w == &be_w)
+                be_ready = true;
+            else if (w == &sig_w)
+                sig_ready = true;
         }
-        n = 2;
-        for (struct console *k = consoles; k != NULL; k = k->next) {
-            struct pollfd *lp = &pfds[n++], *cp = &pfds[n++], *ep = &pfds[n++];
+        if (sig_ready && !take_signals(sfd)) {
+            log_info("terminating");
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            struct watch *w = evs[i].data.ptr;
 
-            if (lp->revents & POLLIN)
-                accept_client(k);
-            if (cp->fd >= 0 && cp->fd == k->client_fd &&
-                (cp->revents & (POLLHUP | POLLERR | POLLRDHUP)))
-                k->client_hup = true;
-            if (ep->fd >= 0 && (ep->revents & POLLIN))
-                handle_event(k);
-            pump(k);
-            if (k->client_hup && k->client_fd >= 0 &&
-                !(k->connected && k->in_prod - noxs_cons_load(&k->hdr->in_cons) >=
-                                      k->ring_bytes))
-                drop_client(k);
+            if (w->c != NULL)
+                console_event(w, evs[i].events);
         }
-        if (pfds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+        visit_touched();
+        if (be_ready) {
             if (noxs_backend_dispatch(backend, 0) < 0 && errno != EAGAIN &&
                 errno != EINTR && errno != ETIMEDOUT) {
                 log_warnx("noxsd connection: %s", strerror(errno));
                 status = 1;
                 break;
             }
+            /* The consoles noxsd's requests connected or disconnected. */
+            visit_touched();
         }
     }
-    free(pfds);
+    watch_set(&be_w, -1, 0);
+    watch_set(&sig_w, -1, 0);
     return status;
 }
 
@@ -781,6 +930,9 @@ int main(int argc, char **argv)
 
     if (mkdirs(sock_dir, 0700) < 0)
         fatal("console socket directory %s", sock_dir);
+    /* Before registering: libnoxs hands us (resumed) consoles at once. */
+    if ((epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+        fatal("epoll_create1");
     backend = backend_register(opts.socket, NOXS_DEV_CONSOLE, &ops);
     log_info("noxs-console-back %s: serving console devices, sockets in %s",
              version_string(), sock_dir);
@@ -795,5 +947,9 @@ int main(int argc, char **argv)
     noxs_backend_close(backend);
     while (consoles != NULL)
         free_console(consoles);
+    close(epfd);
+    /* Last, so that it ends the log. */
+    log_info("exiting: %" PRIu64 " wake-ups, %" PRIu64 " console visits",
+             n_wakeups, n_visits);
     return status;
 }
