@@ -766,8 +766,9 @@ int main(int argc, char **argv)
     /*
      * Blocks up to 1 MiB from the heap: above glibc's default threshold
      * (128 KiB) each is a mapping of its own, and a device has several
-     * (its state, 136 KiB; a big ring's jobs; its grant-cache table once
-     * it caches much), which counted against vm.max_map_count per device.
+     * (its state, 136 KiB, which store.c does not clear whole; a big
+     * ring's jobs; its grant-cache table once it caches much), which
+     * counted against vm.max_map_count per device.
      */
     mallopt(M_MMAP_THRESHOLD, 1 << 20);
     signal(SIGPIPE, SIG_IGN);

@@ -4,6 +4,7 @@
  * taken back by the next instance. Main thread.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +24,14 @@ void stored_name(char *buf, size_t n, const char *what, uint16_t domid,
     snprintf(buf, n, "noxs-blk-%s-%u-%u", what, domid, devid);
 }
 
-/* bd->st: a memfd to store (resumable), else the heap (one mapping for
- * all devices, see main). st_free() undoes it. */
+/*
+ * bd->st: a memfd to store (resumable), else the heap (no mapping per
+ * device, see main). From the heap only its header is cleared: the rest
+ * is the slots of requests to redo after a restart (about 130 KiB), of
+ * which slots_setup() clears the ones the ring can use, so an idle device
+ * makes a page or two resident; calloc would clear all of it (a reused
+ * block is not known to be zero). st_free() undoes it.
+ */
 int st_new(struct blkdev *bd)
 {
     void *p;
@@ -46,8 +53,9 @@ int st_new(struct blkdev *bd)
         if (fd >= 0)
             close(fd);
     }
-    if ((bd->st = calloc(1, sizeof(struct blkst))) == NULL)
+    if ((bd->st = malloc(sizeof(struct blkst))) == NULL)
         return -ENOMEM;
+    memset(bd->st, 0, offsetof(struct blkst, slot));
     return 0;
 }
 
