@@ -134,9 +134,10 @@ def section(res, w):
         pass
     if meta.get("bring3_cap"):
         w(f"noxs's N is capped at {meta['bring3_cap']} on this host: "
-          "noxs-blk-back serves every blk device from one process with 5 "
-          "file descriptors and about 14 memory mappings per device, "
-          f"against a hard RLIMIT_NOFILE of {meta.get('nofile_hard', '?')} "
+          "each backend serves every device of its type from one process, "
+          "noxs-console-back with 2 file descriptors per console and "
+          "noxs-blk-back with about 6 memory mappings per disk, against a "
+          f"hard RLIMIT_NOFILE of {meta.get('nofile_hard', '?')} "
           f"and a vm.max_map_count of {meta.get('max_map_count', '?')} "
           "(scripts/bench.sh).\n")
     w("![bring-up to the first byte](bench/bringup3.png)\n")

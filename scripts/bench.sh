@@ -32,7 +32,7 @@
 #          8 at 300 domains; generic paths at N = 10 1000 in every
 #          repetition; bring-up with three devices per domain at
 #          N = 10 100 1000 10000 (Debian's daemons: 10 100 1000; noxs:
-#          capped by what noxs-blk-back may hold, see below);
+#          capped by what its backends may hold, see below);
 #          3 repetitions; about an hour on 2 cores (the
 #          per-domain-socket configuration adds about 20 minutes)
 # Debian's daemons run as domain 0 of the simulator (tests/compat/xsd.sh
@@ -113,16 +113,18 @@ for n in $NS; do
 	case " $NS_CX " in *" $n "*) ;; *) NS_CX="$NS_CX $n" ;; esac
 done
 NS_CX=${NS_CX# }
-# noxs-blk-back serves every blk device from one process, with 5 file
-# descriptors and about 14 memory mappings per device (measured on the
-# simulator: its grant and event-channel handles, the image, the ring
-# and liveness pages): the three-device bring-up's largest N is capped by
-# the hard RLIMIT_NOFILE and vm.max_map_count (3900 with 20000 and
-# 65530), rounded down to 100; meta.txt records the cap where it bit.
+# The backends serve every device of their type from one process each:
+# noxs-console-back holds 2 file descriptors per console (its socket and,
+# on the simulator, its event channel's socket) and noxs-blk-back about
+# 6 memory mappings per disk at the peak of a bring-up (ring and data
+# pages, the thread and io_uring of a disk in use; measured at N=1000).
+# So the three-device bring-up's largest N is capped by the hard
+# RLIMIT_NOFILE and vm.max_map_count (9900 with 20000 and 65530), rounded
+# down to 100; meta.txt records the cap where it bit.
 MAXMAP=$(cat /proc/sys/vm/max_map_count 2>/dev/null || echo 65530)
-B3_CAP=$(((MAXMAP - 1024) / 14))
-if [ "$NOFILE" != unlimited ] && [ $(((NOFILE - 128) / 5)) -lt "$B3_CAP" ]; then
-	B3_CAP=$(((NOFILE - 128) / 5))
+B3_CAP=$(((MAXMAP - 1024) / 6))
+if [ "$NOFILE" != unlimited ] && [ $(((NOFILE - 128) / 2)) -lt "$B3_CAP" ]; then
+	B3_CAP=$(((NOFILE - 128) / 2))
 fi
 B3_CAP=$((B3_CAP / 100 * 100))
 B3_NS="" B3_CAPPED=""
