@@ -138,8 +138,11 @@ def section(res, w):
           "noxs-console-back with 2 file descriptors per console and "
           "noxs-blk-back with about 6 memory mappings per disk, against a "
           f"hard RLIMIT_NOFILE of {meta.get('nofile_hard', '?')} "
-          f"and a vm.max_map_count of {meta.get('max_map_count', '?')} "
-          "(scripts/bench.sh).\n")
+          f"and a vm.max_map_count of {meta.get('max_map_count', '?')}; "
+          "and domain 0's grant table of 32768 entries (the simulator's, "
+          "and Xen's default `gnttab_max_frames`) holds each domain's "
+          "device page and its devices' control pages, 4 grants per "
+          "three-device domain (scripts/bench.sh).\n")
     w("![bring-up to the first byte](bench/bringup3.png)\n")
     w("![teardown](bench/bringup3-teardown.png)\n")
     w("| implementation | N | connect | first byte | total | memory per "
