@@ -76,48 +76,53 @@ static double bu_proc_cpu_us(long pid)
     return (double)(t[0] + t[1]) * 1e6 / (double)sysconf(_SC_CLK_TCK);
 }
 
-/* Sum over $BENCH_DAEMON_PIDS. */
-static void bu_daemons(double *cpu_us, long *rss_kb)
+/* The pids in $BENCH_DAEMON_PIDS (space or comma separated), at most
+ * max of them: how many. */
+static size_t bu_daemon_pids(long *pids, size_t max)
 {
     const char *env = getenv("BENCH_DAEMON_PIDS");
     char *s, *tok, *save = NULL;
+    size_t n = 0;
 
-    *cpu_us = 0;
-    *rss_kb = 0;
-    if (!env)
-        return;
-    s = strdup(env);
-    for (tok = strtok_r(s, " ,", &save); tok; tok = strtok_r(NULL, " ,", &save)) {
-        long pid = atol(tok);
-        double c = bu_proc_cpu_us(pid);
-        long r = bench_proc_rss_kb(pid);
-
-        if (c > 0)
-            *cpu_us += c;
-        if (r > 0)
-            *rss_kb += r;
-    }
+    if (!env || !(s = strdup(env)))
+        return 0;
+    for (tok = strtok_r(s, " ,", &save); tok && n < max;
+         tok = strtok_r(NULL, " ,", &save))
+        pids[n++] = atol(tok);
     free(s);
+    return n;
 }
 
 /* Sum of a /proc/PID/status field (KiB: "VmRSS:", "RssAnon:") over
  * $BENCH_DAEMON_PIDS. */
-static inline long bu_daemons_status(const char *key)
+static long bu_daemons_status(const char *key)
 {
-    const char *env = getenv("BENCH_DAEMON_PIDS");
-    char *s, *tok, *save = NULL;
-    long sum = 0;
+    long pids[16], sum = 0;
+    size_t n = bu_daemon_pids(pids, 16);
 
-    if (!env || !(s = strdup(env)))
-        return 0;
-    for (tok = strtok_r(s, " ,", &save); tok; tok = strtok_r(NULL, " ,", &save)) {
-        long v = bench_proc_status(atol(tok), key);
+    for (size_t i = 0; i < n; i++) {
+        long v = bench_proc_status(pids[i], key);
 
         if (v > 0)
             sum += v;
     }
-    free(s);
     return sum;
+}
+
+/* CPU time and VmRSS summed over $BENCH_DAEMON_PIDS. */
+static void bu_daemons(double *cpu_us, long *rss_kb)
+{
+    long pids[16];
+    size_t n = bu_daemon_pids(pids, 16);
+
+    *cpu_us = 0;
+    for (size_t i = 0; i < n; i++) {
+        double c = bu_proc_cpu_us(pids[i]);
+
+        if (c > 0)
+            *cpu_us += c;
+    }
+    *rss_kb = bu_daemons_status("VmRSS:");
 }
 
 static double bu_self_cpu_us(void)

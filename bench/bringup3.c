@@ -44,8 +44,9 @@
  * the three backends' resident memory from before the first domain to
  * after the Nth, per domain, and of its anonymous part (RssAnon: heap
  * and stacks, without the simulator's tables and the guests' granted
- * pages, which count as shared memory). rep counts from ($BENCH_REP - 1) * R + 1
- * when bench.sh sets BENCH_REP. On stderr, where the connect went, over
+ * pages, which count as shared memory). rep counts from
+ * ($BENCH_REP - 1) * R + 1 when bench.sh sets BENCH_REP. On stderr,
+ * where the connect went, over
  * the same domains (medians since t0 of the end of each step: the three
  * dev-adds, and the guest's sysctl start, console and blk connects):
  *   bringup3 steps n=N rep=R dev_add_median_us=.. sysctl_median_us=..

@@ -45,10 +45,9 @@
  * domain (op=daemon_rss: rss_kib=R base_kib=B per_domain_b=P).
  * Where this process holds every guest's handle (compat-xs, --sockets),
  * after the hundredth guest (or half the largest N) it prints the fds a
- * guest costs it
- * (op=bench_fds: fds=F per_guest=G, from the 11th guest on) and stops at
- * once, with the figures, if the largest N would not fit its
- * RLIMIT_NOFILE.
+ * guest costs it (op=bench_fds: fds=F per_guest=G, from the 11th guest
+ * on) and stops at once, with the figures, if the largest N would not
+ * fit its RLIMIT_NOFILE.
  * BENCH_LAT=0 skips the latency runs (handshakes only, bench/ringd.sh).
  * Nothing here asserts a timing.
  */

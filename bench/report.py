@@ -57,21 +57,46 @@ NS = [int(x) for x in meta.get("ns", "").split()]
 hs = {}      # (impl, n) -> {rep: (median, p99)}
 totals = {}  # (impl, n) -> {rep: total_ms}   (compat-bench)
 ops = {}     # (impl, op) -> {rep: (median, p99)}
-floor = {}   # metric -> {rep: (median, p99)}
 bring = {}   # (impl, n, k) -> {rep: dict}
 ops_all = {}  # (impl, op, n) -> {rep: (median, p99)}
 last_read_n = {}
-lookups = {}  # (n, op) -> {rep: (median, p99)}  (native registry lookups)
 
-for rep, line in raw("handshake"):
-    if line.startswith("handshake "):
-        d = kv(line)
-        hs.setdefault(("noxs", int(d["n"])), {})[rep] = (
-            float(d["median_us"]), float(d["p99_us"]))
-    elif line.startswith("lookup "):
-        d = kv(line)
-        lookups.setdefault((int(d["n"]), d["op"]), {})[rep] = (
-            float(d["median_us"]), float(d["p99_us"]))
+
+
+def med_p99(d):
+    return float(d["median_us"]), float(d["p99_us"])
+
+
+def read_handshake(prefix):
+    """bench/handshake's lines in RES/raw/PREFIX.*: its handshakes
+    (n -> {rep: (median, p99)}) and its registry lookups ((n, op) -> ...)."""
+    h, lk = {}, {}
+    for rep, line in raw(prefix):
+        if line.startswith("handshake "):
+            d = kv(line)
+            h.setdefault(int(d["n"]), {})[rep] = med_p99(d)
+        elif line.startswith("lookup "):
+            d = kv(line)
+            lk.setdefault((int(d["n"]), d["op"]), {})[rep] = med_p99(d)
+    return h, lk
+
+
+def read_floor(prefix):
+    """bench/sim-floor's lines in RES/raw/PREFIX.*: metric -> {rep:
+    (median, p99)}, and the handshake floor's path counts."""
+    f, path = {}, {}
+    for rep, line in raw(prefix):
+        if line.startswith("sim-floor "):
+            d = kv(line)
+            f.setdefault(line.split()[1], {})[rep] = med_p99(d)
+            if line.split()[1] == "handshake_floor":
+                path = {k: v for k, v in d.items()
+                        if k not in ("median_us", "p99_us")}
+    return f, path
+
+
+native_hs, lookups = read_handshake("handshake")
+hs.update({("noxs", n): v for n, v in native_hs.items()})
 for rep, line in raw("compat"):
     if not line.startswith("compat daemon="):
         continue
@@ -92,29 +117,12 @@ for rep, line in raw("compat"):
             n = last_read_n[(impl, rep)]
         ops_all.setdefault((impl, op, n), {})[rep] = (
             float(d["median_us"]), float(d["p99_us"]))
-floor_path = {}  # the handshake floor's counts (socket_hops, notifies, ...)
-for rep, line in raw("floor"):
-    if line.startswith("sim-floor "):
-        d = kv(line)
-        floor.setdefault(line.split()[1], {})[rep] = (
-            float(d["median_us"]), float(d["p99_us"]))
-        if line.split()[1] == "handshake_floor":
-            floor_path = {k: v for k, v in d.items()
-                          if k not in ("median_us", "p99_us")}
+# floor_path: the handshake floor's counts (socket_hops, notifies, ...)
+floor, floor_path = read_floor("floor")
 # The same two programs under a fixed background load (scripts/bench.sh's
 # loaded(): one CPU hog per core).
-hs_load = {}     # n -> {rep: (median, p99)}
-floor_load = {}  # metric -> {rep: (median, p99)}
-for rep, line in raw("handshake-load"):
-    if line.startswith("handshake "):
-        d = kv(line)
-        hs_load.setdefault(int(d["n"]), {})[rep] = (
-            float(d["median_us"]), float(d["p99_us"]))
-for rep, line in raw("floor-load"):
-    if line.startswith("sim-floor "):
-        d = kv(line)
-        floor_load.setdefault(line.split()[1], {})[rep] = (
-            float(d["median_us"]), float(d["p99_us"]))
+hs_load, _ = read_handshake("handshake-load")
+floor_load, _ = read_floor("floor-load")
 for prefix in ("bringup", "conc"):
     for rep, line in raw(prefix):
         d = kv(line)
@@ -788,7 +796,7 @@ else:
       "repetitions of each one's median; *slowdown* is loaded / quiet, "
       "paired per repetition; the last column is the loaded handshake "
       "over the loaded floor (the target of 2x is for the quiet run).\n")
-    qf, lf = floor.get("handshake_floor"), floor_load.get("handshake_floor")
+    lf = floor_load.get("handshake_floor")
     w("| measure | quiet | under load | slowdown | handshake / floor under load |")
     w("|---|---|---|---|---|")
     for k in ("notify_rtt", "seqpacket_rtt", "grant_share", "grant_map",

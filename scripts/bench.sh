@@ -383,6 +383,19 @@ compat() {
 	esac
 }
 
+# floor_handshake LABEL SUFFIX N...: the simulator's floor, then the native
+# handshake at N..., as steps "sim-floor$LABEL" and "native
+# handshake$LABEL" into raw/floor$SUFFIX.<rep> and raw/handshake$SUFFIX.<rep>.
+floor_handshake() {
+	label=$1 suffix=$2
+	shift 2
+	run "sim-floor$label $tag" "floor$suffix.$rep" env NOXS_SIM_DIR="$work/floor" \
+		LD_LIBRARY_PATH="$LIBS" "$B/bench/sim-floor" $FLOOR_N
+	rm -rf "$work/floor"
+	run "native handshake$label $tag" "handshake$suffix.$rep" env \
+		NOXS_BENCH_TMPDIR="$work" LD_LIBRARY_PATH="$LIBS" "$B/bench/handshake" "$@"
+}
+
 # (f') the floor and the native handshake again under a fixed background
 # load: one CPU hog per core, at the benchmarks' own priority, for as long
 # as the two steps take. The machine's load average then carries the hogs
@@ -397,11 +410,7 @@ loaded() {
 		--quiet </dev/null >/dev/null 2>&1 &
 	HOG=$!
 	sleep 2
-	run "sim-floor loaded $tag" "floor-load.$rep" env NOXS_SIM_DIR="$work/floor" \
-		LD_LIBRARY_PATH="$LIBS" "$B/bench/sim-floor" $FLOOR_N
-	rm -rf "$work/floor"
-	run "native handshake loaded $tag" "handshake-load.$rep" env \
-		NOXS_BENCH_TMPDIR="$work" LD_LIBRARY_PATH="$LIBS" "$B/bench/handshake" $LOAD_NS
+	floor_handshake " loaded" "-load" $LOAD_NS
 	kill "-$HOG" 2>/dev/null || kill "$HOG" 2>/dev/null || true
 	wait "$HOG" 2>/dev/null || true
 	HOG=""
@@ -440,13 +449,9 @@ while [ $rep -lt "$REPS" ]; do
 	if [ $rep = 2 ]; then rep1_s=$((now - rep_t0)); fi
 	rep_t0=$now
 	export BENCH_REP=$rep
-	# (f) the simulator's notify floor
-	run "sim-floor $tag" "floor.$rep" env NOXS_SIM_DIR="$work/floor" \
-		LD_LIBRARY_PATH="$LIBS" "$B/bench/sim-floor" $FLOOR_N
-	rm -rf "$work/floor"
-	# (a) native handshake per device as N grows
-	run "native handshake $tag" "handshake.$rep" env NOXS_BENCH_TMPDIR="$work" \
-		LD_LIBRARY_PATH="$LIBS" "$B/bench/handshake" $NS
+	# (f) the simulator's notify floor, (a) native handshake per device
+	# as N grows; (f') both again under load
+	floor_handshake "" "" $NS
 	loaded
 	# (a)(c) legacy pair handshake and xs_* latencies
 	for impl in $IMPLS_XS $SOCK_XS compat-xs; do
