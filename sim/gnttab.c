@@ -7,9 +7,10 @@
  * copy. A handle owns no fd (one is made only if *_fd() is called) and
  * keeps a list of the regions it mapped, with every live page's address
  * in a hash table: one process may share a handle among thousands of
- * devices (noxs-blk-back does), and an unmap must not walk them all. Grant and map records live in
- * the shared tables, owned by the process, so a dead process's grants
- * and mappings are released by its guardian (see core_guard.c).
+ * devices (noxs-blk-back does), and an unmap must not walk them all.
+ * Grant and map records live in the shared tables, owned by the process,
+ * so a dead process's grants and mappings are released by its guardian
+ * (see core_guard.c).
  *
  * Errors follow Linux gntdev/gntalloc on Xen: a map that Xen refuses (ref
  * not granted, granted to another domain, read-only grant mapped
@@ -112,13 +113,11 @@ static int region_link(struct xengntdev_handle *h, struct region *r)
 {
 	uint32_t i;
 
-	if (h->npages + r->count > h->npages_slots) {
-		while (h->npages + r->count > h->npages_slots)
-			if (pages_grow(h) < 0) {
-				errno = ENOMEM;
-				return -1;
-			}
-	}
+	while (h->npages + r->count > h->npages_slots)
+		if (pages_grow(h) < 0) {
+			errno = ENOMEM;
+			return -1;
+		}
 	for (i = 0; i < r->count; i++) {
 		struct page_ent *e = malloc(sizeof(*e));
 		if (!e)
@@ -354,9 +353,15 @@ static void region_release(struct xengntdev_handle *h, struct region *r,
 	}
 }
 
-/* munmap the live pages among count pages of r from first, in runs (a
- * page unmapped before may be somebody else's mapping by now). */
-static void unmap_live(struct region *r, uint32_t first, uint32_t count)
+/*
+ * Unmap the live pages among count pages of r from first, and release
+ * their grants, run by run of live pages (a page unmapped before may be
+ * somebody else's mapping by now): the release first where gntalloc
+ * does it first (it clears the byte and notifies, then the page goes),
+ * else our mapping first (gntdev: then the grant is let go).
+ */
+static void unmap_runs(struct xengntdev_handle *h, struct region *r,
+	uint32_t first, uint32_t count, int release_first)
 {
 	uint32_t i = first, end = first + count;
 
@@ -368,8 +373,12 @@ static void unmap_live(struct region *r, uint32_t first, uint32_t count)
 		}
 		for (j = i; j < end && r->live[j]; j++)
 			;
+		if (release_first)
+			region_release(h, r, i, j - i);
 		munmap(r->addr + (size_t)i * SIM_PAGE_SIZE,
 			(size_t)(j - i) * SIM_PAGE_SIZE);
+		if (!release_first)
+			region_release(h, r, i, j - i);
 		i = j;
 	}
 }
@@ -390,26 +399,7 @@ static int unmap_common(struct xengntdev_handle *h, void *addr,
 	for (uint32_t i = first; i < first + count; i++)
 		if (r->live[i])
 			page_forget(h, r, i);
-	if (h->shr) {
-		/* gntalloc clears the byte and notifies, then the page goes:
-		 * which pages are live is read before the release. */
-		uint8_t *was = malloc(count);
-		if (was)
-			memcpy(was, r->live + first, count);
-		region_release(h, r, first, count);
-		if (was) {
-			memcpy(r->live + first, was, count);
-			unmap_live(r, first, count);
-			memset(r->live + first, 0, count);
-			free(was);
-		} else {
-			munmap(addr, (size_t)count * SIM_PAGE_SIZE);
-		}
-	} else {
-		/* gntdev: our mapping goes first, then the grant is let go. */
-		unmap_live(r, first, count);
-		region_release(h, r, first, count);
-	}
+	unmap_runs(h, r, first, count, h->shr);
 	if (r->nlive == 0) {
 		region_unlink(h, r);
 		region_free(r);
@@ -426,8 +416,7 @@ static int close_common(struct xengntdev_handle *h)
 	while (h->regions) {
 		struct region *r = h->regions;
 		h->regions = r->next;
-		unmap_live(r, 0, r->count);
-		region_release(h, r, 0, r->count);
+		unmap_runs(h, r, 0, r->count, 0);
 		region_free(r);
 	}
 	for (size_t b = 0; b < h->npages_slots; b++)
