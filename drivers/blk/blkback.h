@@ -110,7 +110,7 @@ struct blkdev {
     ino_t id_ino;
     /* What survives us (see "our own restarts"): settings, the ring
      * session and every request taken off the ring and not yet answered
-     * to the frontend. A memfd in the fd store, else anonymous memory. */
+     * to the frontend. A memfd in the fd store, else the heap (store.c). */
     struct blkst *st;
     int st_fd;
     bool stored; /* the image and st_fd are in the fd store */
