@@ -18,7 +18,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reportlib import cell, fmt, kv, summ  # noqa: E402
+from reportlib import cell, fmt, kv, machine, summ  # noqa: E402
 
 RES, DOCS = sys.argv[1], sys.argv[2]
 IMPLS = ["xenstored", "oxenstored", "compat-xs", "noxs"]
@@ -309,7 +309,7 @@ RUN_NOTE = (f"spread [min-max] over {REPS} repetition{'s' if REPS != 1 else ''};
             f"{meta.get('loadavg_end', '?')} at end"
             + (f", at most {meta['loadavg_max']} at a step's start"
                if meta.get('loadavg_max') else "") + "; "
-            f"{meta.get('cpu', '?')}, {meta.get('nproc', '?')} cores")
+            f"{machine(meta)}, {meta.get('nproc', '?')} cores")
 
 
 def common_n(base):
@@ -456,7 +456,8 @@ if failures:
 
 w("## Machine and versions\n")
 w("| | |\n|---|---|")
-for k, name in [("cpu", "CPU"), ("nproc", "cores (nproc)"), ("mem", "memory"),
+for k, name in [("cpu", "CPU"), ("virt", "runs on (kernel log, or systemd-detect-virt)"),
+                ("cpuidle", "cpuidle driver"), ("nproc", "cores (nproc)"), ("mem", "memory"),
                 ("kernel", "kernel"), ("loadavg_start", "load average at start"),
                 ("loadavg_end", "load average at end"),
                 ("xen_utils", "xen-utils-4.17 (xenstored, oxenstored)"),
@@ -916,7 +917,7 @@ def headline_md():
     return ("## Headline ratios\n\n" + " ".join(parts) +
             " Debian's daemons with ring-connected guests, as on Xen."
             f" Medians of {REPS} repetitions, ratios paired within the run, on "
-            f"{meta.get('nproc')} cores of {meta.get('cpu', '?')} (load average "
+            f"{meta.get('nproc')} cores of {machine(meta)} (load average "
             f"{meta.get('loadavg_start', '?')} at start) "
             f"({meta.get('date')}, git {meta.get('git')}); "
             "all figures, spreads, the method and what the xenstored shim fakes: "

@@ -18,7 +18,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reportlib  # noqa: E402
-from reportlib import fmt, kv, summ  # noqa: E402
+from reportlib import fmt, kv, machine, summ  # noqa: E402
 
 BEGIN, END = "<!-- bench:generic:begin -->", "<!-- bench:generic:end -->"
 IMPLS = ["compat-xs-local", "compat-xs-local-disk", "xenstored", "oxenstored",
@@ -106,7 +106,7 @@ def section(res, meta, command, where="build/bench/generic/"):
     w(f"*From `{command}` on {meta.get('date')}, git {meta.get('git')}, " +
       (f"{reps} repetitions, every configuration in each, interleaved; "
        if reps != "1" else "one repetition; ") +
-      f"CPU: {meta.get('cpu')}, {meta.get('nproc')} cores, shared with "
+      f"CPU: {machine(meta)}, {meta.get('nproc')} cores, shared with "
       f"other jobs: load average {meta.get('loadavg_start')} at the start, "
       f"{meta.get('loadavg_end', '?')} at the end (1/5/15 min). "
       f"Raw lines and the machine's details: `{where}`.*\n")

@@ -8,6 +8,20 @@ def kv(line):
     return dict(f.split("=", 1) for f in line.split() if "=" in f)
 
 
+def machine(meta):
+    """The CPU and what it runs on: 'AMD EPYC, KVM guest'. The same CPU
+    model wakes, faults and enters the kernel at very different costs as
+    a KVM guest and as a PVM guest, so the report never names one without
+    the other (meta.txt's cpu= and virt=, from bench/lib.sh)."""
+    cpu = meta.get("cpu", "?")
+    virt = meta.get("virt", "")
+    if virt in ("", "unknown"):
+        return cpu
+    if virt in ("none", "bare hardware"):
+        return f"{cpu}, bare metal"
+    return f"{cpu}, {virt} guest"
+
+
 def summ(values):
     """(median, min, max, count) of a list, or None."""
     v = [x for x in values if x is not None]
