@@ -117,6 +117,12 @@ nx_log "cold file: read right"
 # (--no-uring: what a kernel without io_uring gets).
 if grep -q 'io_uring unavailable' "$NX_DIR/blk-back.log"; then
 	nx_log "io_uring unavailable here: small reads use preadv"
+elif [ "$(stat -f -c %T "$NX_DIR")" = tmpfs ]; then
+	# An image in memory is read by the ring thread's own preadv.
+	grep -q 'image in memory (tmpfs): reads by preadv' "$NX_DIR/blk-back.log" ||
+		nx_fail "the backend batched reads of a tmpfs image through io_uring"
+	! grep -q 'blk 0: reads batched through io_uring' "$NX_DIR/blk-back.log" ||
+		nx_fail "io_uring for an image on tmpfs"
 else
 	grep -q 'reads batched through io_uring' "$NX_DIR/blk-back.log" ||
 		nx_fail "the backend did not say how it does its reads"
