@@ -562,6 +562,44 @@ START_TEST(many_regions)
 }
 END_TEST
 
+/*
+ * A share takes the lowest free grants, which after unshares are not
+ * adjacent: each run of them is made fresh, and only they are (the
+ * pages still shared between the runs keep what was written there).
+ */
+START_TEST(reshare_runs_are_fresh)
+{
+    uint32_t refs[6], again[3];
+    char *g = xengntshr_share_pages(shr, 2, 6, refs, 1);
+
+    ck_assert_ptr_nonnull(g);
+    memset(g, 0xab, 6 * 4096);
+    ck_assert_int_eq(xengntshr_unshare(shr, g + 1 * 4096, 1), 0);
+    ck_assert_int_eq(xengntshr_unshare(shr, g + 3 * 4096, 1), 0);
+    char *h = xengntshr_share_pages(shr, 2, 3, again, 1);
+    ck_assert_ptr_nonnull(h);
+    ck_assert_uint_eq(again[0], refs[1]);
+    ck_assert_uint_eq(again[1], refs[3]);
+    for (int i = 0; i < 3 * 4096; i++)
+        ck_assert_int_eq(h[i], 0);
+    for (int i = 0; i < 6; i++) {
+        if (i == 1 || i == 3)
+            continue;
+        ck_assert_int_eq((unsigned char)g[i * 4096], 0xab);
+        ck_assert_int_eq((unsigned char)g[i * 4096 + 4095], 0xab);
+    }
+    /* The guest's view of a kept page is the same memory. */
+    char *m = xengnttab_map_grant_ref(tab, 1, refs[2], PROT_READ);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq((unsigned char)m[17], 0xab);
+    ck_assert_int_eq(xengnttab_unmap(tab, m, 1), 0);
+    ck_assert_int_eq(xengntshr_unshare(shr, h, 3), 0);
+    for (int i = 0; i < 6; i++)
+        if (i != 1 && i != 3)
+            ck_assert_int_eq(xengntshr_unshare(shr, g + i * 4096, 1), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = check_suite("sim_gnttab", "gnttab", fresh_dir, NULL, 0,
@@ -572,7 +610,7 @@ static Suite *suite(void)
     check_add_case(s, "pair", pair_setup, pair_close, 0,
                    CHECK_TESTS(share_and_map, readonly_grant,
                                unshare_while_mapped, unmap_notify_both_sides,
-                               grant_copy, max_grants));
+                               grant_copy, max_grants, reshare_runs_are_fresh));
     return s;
 }
 
