@@ -4,9 +4,12 @@
  * Layout. With a ring of S slots we use Q = min(S, MAX_QUEUE) of them
  * (all of them: MAX_QUEUE is the largest ring's size). The first
  * P = min(Q, POOL_SLOTS) slots each own NOXS_BLK_MAX_SEGMENTS consecutive
- * pages of one data pool that is shared with the backend once, at
- * connect time, so the backend can keep every data page mapped
- * (feature-persistent); the copying API uses only those, zero-copy
+ * pages of a data pool that is shared with the backend POOL_CHUNK slots
+ * at a time, as requests first need them, and kept till close, so the
+ * backend can keep every data page mapped (feature-persistent), as
+ * Linux's blkfront grants its persistent pages on first use: sharing the
+ * whole pool at connect (352 pages with a one-page ring) was most of a
+ * connect's time. The copying API uses only those slots, zero-copy
  * requests (whose pages are the caller's) take the others first. A
  * bigger ring therefore lets more zero-copy data be in flight without
  * growing the pool. A request's id is its slot number, which makes a
@@ -50,6 +53,7 @@
 
 #define MAX_QUEUE 512u  /* slots of an order-4 ring */
 #define POOL_SLOTS 128u /* slots with pages of the copying pool */
+#define POOL_CHUNK 4u   /* pool slots shared at a time (44 pages) */
 #define SLOT_BYTES (NOXS_BLK_MAX_SEGMENTS * NOXS_BLK_PAGE_SIZE)
 #define SLICE_MS 100
 #define SPIN_NS 20000
@@ -91,10 +95,11 @@ struct noxs_blkfront {
     unsigned int ring_order;
     uint32_t ring_size;
     uint32_t ring_refs[1u << NOXS_BLK_MAX_RING_ORDER];
-    uint8_t *pool;
+    uint8_t **pool_chunks; /* chunk c: the pages of slots [c, c + 1) * POOL_CHUNK */
     uint32_t *pool_refs;
     unsigned int nslots;
-    unsigned int npool; /* slots [0, npool) have pool pages */
+    unsigned int npool;       /* slots [0, npool) have pool pages */
+    unsigned int pool_shared; /* those of slots [0, pool_shared) are shared */
     struct slot *slots;
     unsigned int *free_pool; /* free slots below npool */
     unsigned int nfree_pool;
@@ -108,6 +113,12 @@ struct noxs_blkfront {
     int dead; /* errno once the connection is gone, else 0 */
     struct zbuf *zbufs;
 };
+
+/* Slot i's pool pages (i below pool_shared). */
+static uint8_t *pool_slot(const noxs_blkfront *b, unsigned int i)
+{
+    return b->pool_chunks[i / POOL_CHUNK] + (size_t)(i % POOL_CHUNK) * SLOT_BYTES;
+}
 
 static int64_t now_ms(void)
 {
@@ -192,7 +203,7 @@ static int process_responses(noxs_blkfront *b)
             err = status_errno(rsp.status);
             if (err == 0 && sl->op == NOXS_BLK_OP_READ && !sl->zerocopy)
                 memcpy((uint8_t *)sl->io->buf + sl->buf_off,
-                       b->pool + (size_t)rsp.id * SLOT_BYTES, sl->len);
+                       pool_slot(b, rsp.id), sl->len);
             complete_slot(b, (unsigned int)rsp.id, err);
             n++;
         }
@@ -300,7 +311,33 @@ int noxs_blkfront_poll(noxs_blkfront *b, int timeout_ms)
 
 unsigned int noxs_blkfront_inflight(const noxs_blkfront *b)
 {
-    return b->nslots - b->nfree_pool - b->nfree_bare;
+    return b->nslots - (b->npool - b->pool_shared) - b->nfree_pool -
+           b->nfree_bare;
+}
+
+/* Share the pages of the next POOL_CHUNK pool slots and free the slots.
+ * -1 with errno if the pool is whole or the share fails. */
+static int pool_grow(noxs_blkfront *b)
+{
+    unsigned int first = b->pool_shared;
+    unsigned int n = b->npool - first < POOL_CHUNK ? b->npool - first : POOL_CHUNK;
+    uint8_t *p;
+
+    if (n == 0) {
+        errno = ENOSPC;
+        return -1;
+    }
+    p = xengntshr_share_pages(b->xgs, b->backend_domid,
+                              (int)(n * NOXS_BLK_MAX_SEGMENTS),
+                              &b->pool_refs[(size_t)first * NOXS_BLK_MAX_SEGMENTS], 1);
+    if (p == NULL)
+        return -1;
+    b->pool_chunks[first / POOL_CHUNK] = p;
+    b->pool_shared = first + n;
+    /* Lowest first off the stack. */
+    for (unsigned int i = first + n; i-- > first;)
+        b->free_pool[b->nfree_pool++] = i;
+    return 0;
 }
 
 /*
@@ -312,6 +349,13 @@ static int get_slot(noxs_blkfront *b, unsigned int *out, bool pool)
     int64_t deadline = now_ms() + b->timeout_ms;
 
     while (b->nfree_pool + (pool ? 0 : b->nfree_bare) == 0) {
+        /* More of the pool, while some is still unshared. */
+        if (b->dead == 0 && b->pool_shared < b->npool) {
+            if (pool_grow(b) == 0)
+                break;
+            if (noxs_blkfront_inflight(b) == 0)
+                return -1; /* nothing to wait for: the share's errno */
+        }
         push_requests(b);
         if (noxs_blkfront_poll(b, (int)(deadline - now_ms())) < 0)
             return -1;
@@ -485,8 +529,7 @@ static int submit_common(noxs_blkfront *b, struct noxs_blkfront_io *io,
             b->slots[i].len = (uint32_t)chunk;
             b->inflight_bytes += chunk;
             if (write)
-                memcpy(b->pool + (size_t)i * SLOT_BYTES,
-                       (const uint8_t *)io->buf + off, chunk);
+                memcpy(pool_slot(b, i), (const uint8_t *)io->buf + off, chunk);
             req->nr_segments = (uint8_t)nseg;
             for (unsigned int j = 0; j < nseg; j++) {
                 size_t left = chunk - (size_t)j * NOXS_BLK_PAGE_SIZE;
@@ -742,16 +785,14 @@ static int setup_ring(noxs_blkfront *b)
     b->free_pool = calloc(b->npool, sizeof(*b->free_pool));
     b->free_bare = calloc(b->nslots - b->npool + 1, sizeof(*b->free_bare));
     b->pool_refs = calloc(npool, sizeof(*b->pool_refs));
+    b->pool_chunks = calloc((b->npool + POOL_CHUNK - 1) / POOL_CHUNK,
+                            sizeof(*b->pool_chunks));
     if (b->slots == NULL || b->free_pool == NULL || b->free_bare == NULL ||
-        b->pool_refs == NULL)
+        b->pool_refs == NULL || b->pool_chunks == NULL)
         return -1;
-    b->pool = xengntshr_share_pages(b->xgs, b->backend_domid, (int)npool,
-                                    b->pool_refs, 1);
-    if (b->pool == NULL)
-        return -1;
-    for (unsigned int i = 0; i < b->npool; i++)
-        b->free_pool[i] = b->npool - 1 - i;
-    b->nfree_pool = b->npool;
+    /* The pool's pages are shared as requests first need them. */
+    b->pool_shared = 0;
+    b->nfree_pool = 0;
     for (unsigned int i = b->npool; i < b->nslots; i++)
         b->free_bare[i - b->npool] = b->nslots - 1 - (i - b->npool);
     b->nfree_bare = b->nslots - b->npool;
@@ -795,9 +836,12 @@ static void release(noxs_blkfront *b)
 {
     if (b->dev != NULL)
         noxs_dev_detach(b->dev);
-    if (b->pool != NULL)
-        xengntshr_unshare(b->xgs, b->pool,
-                          (uint32_t)b->npool * NOXS_BLK_MAX_SEGMENTS);
+    for (unsigned int c = 0; c * POOL_CHUNK < b->pool_shared; c++) {
+        unsigned int n = b->pool_shared - c * POOL_CHUNK;
+
+        xengntshr_unshare(b->xgs, b->pool_chunks[c],
+                          (n < POOL_CHUNK ? n : POOL_CHUNK) * NOXS_BLK_MAX_SEGMENTS);
+    }
     /* Zero-copy buffers too, whether or not the caller freed them. */
     while (b->zbufs != NULL) {
         struct zbuf *z = b->zbufs;
@@ -819,6 +863,7 @@ static void release(noxs_blkfront *b)
     free(b->free_pool);
     free(b->free_bare);
     free(b->pool_refs);
+    free(b->pool_chunks);
     free(b);
 }
 

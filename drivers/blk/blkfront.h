@@ -4,7 +4,8 @@
  * A handle connects to one blk device listed in the guest's device page,
  * does the xenbus-style handshake on its control page, and then moves
  * data through a shared ring (<noxs/io/blkif.h>) and a pool of data
- * pages granted once to the backend ("feature-persistent"): the API
+ * pages granted to the backend as requests first need them, 4 slots of
+ * 11 pages at a time, and kept till close ("feature-persistent"): the API
  * copies user buffers into and out of those pages, so user buffers need
  * no alignment. Offsets and lengths must be multiples of the device's
  * sector size. For large I/O there is also a zero-copy path (below):
