@@ -446,7 +446,7 @@ if 1000 in hs_ns and 1000 in NS_XS:
       "within a repetition of this run:\n")
     for base, impl, want in TARGETS:
         w(f"- {target_text(base, impl, want)}")
-    ft = floor_text(1000) if 1000 in hs_ns else None
+    ft = floor_text(1000)
     if ft:
         w(f"- {ft.strip()}")
     w("")

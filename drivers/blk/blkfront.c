@@ -95,7 +95,7 @@ struct noxs_blkfront {
     unsigned int ring_order;
     uint32_t ring_size;
     uint32_t ring_refs[1u << NOXS_BLK_MAX_RING_ORDER];
-    uint8_t **pool_chunks; /* chunk c: the pages of slots [c, c + 1) * POOL_CHUNK */
+    uint8_t **pool_chunks; /* [c]: pages of the POOL_CHUNK slots from c * POOL_CHUNK */
     uint32_t *pool_refs;
     unsigned int nslots;
     unsigned int npool;       /* slots [0, npool) have pool pages */
@@ -315,21 +315,15 @@ unsigned int noxs_blkfront_inflight(const noxs_blkfront *b)
            b->nfree_bare;
 }
 
-/* Share the pages of the next POOL_CHUNK pool slots and free the slots.
- * -1 with errno if the pool is whole or the share fails. */
+/* Share the pages of the next POOL_CHUNK pool slots (some must be left
+ * unshared) and free the slots. -1 with errno if the share fails. */
 static int pool_grow(noxs_blkfront *b)
 {
     unsigned int first = b->pool_shared;
     unsigned int n = b->npool - first < POOL_CHUNK ? b->npool - first : POOL_CHUNK;
-    uint8_t *p;
-
-    if (n == 0) {
-        errno = ENOSPC;
-        return -1;
-    }
-    p = xengntshr_share_pages(b->xgs, b->backend_domid,
-                              (int)(n * NOXS_BLK_MAX_SEGMENTS),
-                              &b->pool_refs[(size_t)first * NOXS_BLK_MAX_SEGMENTS], 1);
+    uint8_t *p = xengntshr_share_pages(b->xgs, b->backend_domid,
+                                       (int)(n * NOXS_BLK_MAX_SEGMENTS),
+                                       &b->pool_refs[(size_t)first * NOXS_BLK_MAX_SEGMENTS], 1);
     if (p == NULL)
         return -1;
     b->pool_chunks[first / POOL_CHUNK] = p;
